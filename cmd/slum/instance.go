@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/desired"
+)
+
+func (a *app) instanceCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "instance", Short: "Spawn, stop, list and inspect tenant instances"}
+	cmd.AddCommand(a.instanceSpawn(), a.instanceStop(), a.instanceRemove(), a.instanceList(), a.instanceStatus())
+	return cmd
+}
+
+func (a *app) instanceSpawn() *cobra.Command {
+	var spec desired.InstanceSpec
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "spawn TENANT:INSTANCE --process P [--server S] [--memory-mb N] [--mode always|on-demand]",
+		Short: "Ask for an instance to run (placed by slum unless --server is given)",
+		Long: `Spawn declares that an instance should run; the controller starts it. It runs
+on its tenement server as PROCESS:TENANT--INSTANCE, so tenement routes
+TENANT--INSTANCE.PROCESS.DOMAIN to it. Spawning a stopped instance sets it
+running again.`,
+		Example: "  slum instance spawn alice:backup --process api --memory-mb 512",
+		Args:    exactArgs("TENANT:INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tenant, id, err := desired.ParseKey(args[0])
+			if err != nil {
+				return err
+			}
+			spec.TenantID, spec.ID, spec.Mode = tenant, id, desired.Mode(mode)
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				in, err := st.SpawnInstance(ctx, spec)
+				if err != nil {
+					return err
+				}
+				return a.say(in, "instance %s (%s) is to run on %s", in.Key(), in.TenementName(), in.ServerID)
+			})(cmd, args)
+		},
+	}
+	cmd.Flags().StringVar(&spec.Process, "process", "", "the tenement service to run (required)")
+	cmd.Flags().StringVar(&spec.ServerID, "server", "", "the server to run on (default: slum places it)")
+	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", desired.DefaultMemoryMB, "memory, counted against the server's capacity")
+	cmd.Flags().StringVar(&mode, "mode", string(desired.ModeAlways), "always (keep running) or on-demand (its service scales to zero)")
+	_ = cmd.MarkFlagRequired("process")
+	return cmd
+}
+
+func (a *app) instanceStop() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop TENANT:INSTANCE",
+		Short: "Set an instance's desired state to stopped (it keeps its placement)",
+		Args:  exactArgs("TENANT:INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				in, err := st.StopInstance(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return a.say(in, "instance %s is to stop on %s", in.Key(), in.ServerID)
+			})(cmd, args)
+		},
+	}
+}
+
+func (a *app) instanceRemove() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove TENANT:INSTANCE",
+		Short: "Remove an instance from the desired state; the controller stops it",
+		Args:  exactArgs("TENANT:INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				if err := st.RemoveInstance(ctx, args[0]); err != nil {
+					return err
+				}
+				return a.say(map[string]string{"removed": args[0]}, "instance %s removed", args[0])
+			})(cmd, args)
+		},
+	}
+}
+
+func (a *app) instanceList() *cobra.Command {
+	var server, tenant string
+	cmd := &cobra.Command{
+		Use:   "list [--server S | --tenant T]",
+		Short: "List desired instances with their last observed phase",
+		Args:  exactArgs(),
+		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+			var ins []desired.Instance
+			var err error
+			switch {
+			case server != "" && tenant != "":
+				return usageError{fmt.Errorf("give --server or --tenant, not both")}
+			case server != "":
+				ins, err = st.ListInstancesOnServer(ctx, server)
+			case tenant != "":
+				ins, err = st.ListInstancesOfTenant(ctx, tenant)
+			default:
+				ins, err = st.ListInstances(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			sts, err := st.ListInstanceStatus(ctx)
+			if err != nil {
+				return err
+			}
+			phase := make(map[string]string, len(sts))
+			for _, s := range sts {
+				phase[s.TenantID+":"+s.InstanceID] = s.Phase
+			}
+			rows := make([][]string, len(ins))
+			for i, in := range ins {
+				p := phase[in.Key()]
+				if p == "" {
+					p = "pending"
+				}
+				rows[i] = []string{in.Key(), in.Process, in.ServerID, fmt.Sprint(in.MemoryMB), string(in.Mode), string(in.DesiredState), p, fmt.Sprint(in.Generation)}
+			}
+			return a.table(append([]desired.Instance{}, ins...), []string{"INSTANCE", "PROCESS", "SERVER", "MEMORY_MB", "MODE", "DESIRED", "PHASE", "GEN"}, rows)
+		}),
+	}
+	cmd.Flags().StringVar(&server, "server", "", "only instances placed on this server")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's instances")
+	return cmd
+}
+
+func (a *app) instanceStatus() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status TENANT:INSTANCE",
+		Short: "Show what the controller last observed of an instance",
+		Args:  exactArgs("TENANT:INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				in, err := st.GetInstance(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				s, err := st.InstanceStatus(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return a.printJSON(struct {
+						Instance desired.Instance       `json:"instance"`
+						Status   desired.InstanceStatus `json:"status"`
+					}{in, s})
+				}
+				updated := "never"
+				if !s.UpdatedAt.IsZero() {
+					updated = s.UpdatedAt.Format("2006-01-02 15:04:05Z07:00")
+				}
+				fmt.Fprintf(a.stdout, "instance:            %s\ntenement name:       %s\nserver:              %s\ndesired:             %s (%s), generation %d\nphase:               %s\nhealth:              %s\nobserved generation: %d\nattempts:            %d\nlast error:          %s\nupdated:             %s\n",
+					in.Key(), in.TenementName(), in.ServerID, in.DesiredState, in.Mode, in.Generation,
+					s.Phase, dash(s.Health), s.ObservedGeneration, s.Attempts, dash(s.LastError), updated)
+				return nil
+			})(cmd, args)
+		},
+	}
+}

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/desired"
+)
+
+func (a *app) tenantCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "tenant", Short: "Add, inspect, move and remove tenants"}
+	cmd.AddCommand(a.tenantAdd(), a.tenantList(), a.tenantGet(), a.tenantUpdate(), a.tenantMove(), a.tenantRemove())
+	return cmd
+}
+
+func (a *app) tenantAdd() *cobra.Command {
+	var t desired.Tenant
+	var spec desired.InstanceSpec
+	cmd := &cobra.Command{
+		Use:   "add ID --domain D [--region R] [--process P [--server S] [--memory-mb N]]",
+		Short: "Add a tenant, and with --process its first instance 'prod'",
+		Example: `  slum tenant add alice --domain alice.example.com --region eu --process api
+  slum tenant add bob --domain bob.example.com   # then: slum instance spawn bob:prod --process api`,
+		Args: exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t.ID = args[0]
+			if spec.Process == "" && (cmd.Flags().Changed("server") || cmd.Flags().Changed("memory-mb")) {
+				return usageError{fmt.Errorf("--server and --memory-mb need --process")}
+			}
+			var first []desired.InstanceSpec
+			if spec.Process != "" {
+				spec.ID = "prod"
+				first = append(first, spec)
+			}
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				out, ins, err := st.AddTenant(ctx, t, first...)
+				if err != nil {
+					return err
+				}
+				if len(ins) == 0 {
+					return a.say(out, "tenant %s added for %s", out.ID, out.Domain)
+				}
+				return a.say(struct {
+					desired.Tenant
+					Instance desired.Instance `json:"instance"`
+				}{out, ins[0]}, "tenant %s added for %s; instance %s placed on %s", out.ID, out.Domain, ins[0].Key(), ins[0].ServerID)
+			})(cmd, args)
+		},
+	}
+	cmd.Flags().StringVar(&t.Domain, "domain", "", "the tenant's domain (required, unique)")
+	cmd.Flags().StringVar(&t.Region, "region", "", "preferred region for placement")
+	cmd.Flags().StringVar(&spec.Process, "process", "", "also spawn instance 'prod' of this tenement process")
+	cmd.Flags().StringVar(&spec.ServerID, "server", "", "server for that instance (default: slum places it)")
+	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", desired.DefaultMemoryMB, "memory for that instance, in MB")
+	_ = cmd.MarkFlagRequired("domain")
+	return cmd
+}
+
+func (a *app) tenantList() *cobra.Command {
+	var server string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants",
+		Args:  exactArgs(),
+		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+			var ts []desired.Tenant
+			var err error
+			if server != "" {
+				ts, err = st.ListTenantsOnServer(ctx, server)
+			} else {
+				ts, err = st.ListTenants(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			rows := make([][]string, len(ts))
+			for i, t := range ts {
+				rows[i] = []string{t.ID, t.Domain, dash(t.Region)}
+			}
+			return a.table(append([]desired.Tenant{}, ts...), []string{"ID", "DOMAIN", "REGION"}, rows)
+		}),
+	}
+	cmd.Flags().StringVar(&server, "server", "", "only tenants with an instance on this server")
+	return cmd
+}
+
+func (a *app) tenantGet() *cobra.Command {
+	var byDomain bool
+	cmd := &cobra.Command{
+		Use:   "get ID",
+		Short: "Show a tenant and its instances (--domain: look it up by domain)",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				var t desired.Tenant
+				var err error
+				if byDomain {
+					t, err = st.GetTenantByDomain(ctx, args[0])
+				} else {
+					t, err = st.GetTenant(ctx, args[0])
+				}
+				if err != nil {
+					return err
+				}
+				ins, err := st.ListInstancesOfTenant(ctx, t.ID)
+				if err != nil {
+					return err
+				}
+				if a.json() {
+					return a.printJSON(struct {
+						desired.Tenant
+						Instances []desired.Instance `json:"instances"`
+					}{t, append([]desired.Instance{}, ins...)})
+				}
+				parts := make([]string, len(ins))
+				for i, in := range ins {
+					parts[i] = fmt.Sprintf("%s (%s on %s, %s)", in.ID, in.Process, in.ServerID, in.DesiredState)
+				}
+				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\ninstances: %s\n", t.ID, t.Domain, dash(t.Region), dash(strings.Join(parts, "; ")))
+				return nil
+			})(cmd, args)
+		},
+	}
+	cmd.Flags().BoolVar(&byDomain, "domain", false, "the argument is a domain, not an id")
+	return cmd
+}
+
+func (a *app) tenantUpdate() *cobra.Command {
+	var domain, region string
+	cmd := &cobra.Command{
+		Use:   "update ID [--domain D] [--region R]",
+		Short: "Change a tenant's domain or region",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u desired.TenantUpdate
+			if cmd.Flags().Changed("domain") {
+				u.Domain = &domain
+			}
+			if cmd.Flags().Changed("region") {
+				u.Region = &region
+			}
+			if u == (desired.TenantUpdate{}) {
+				return usageError{fmt.Errorf("nothing to update: give --domain or --region")}
+			}
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				t, err := st.UpdateTenant(ctx, args[0], u)
+				if err != nil {
+					return err
+				}
+				return a.say(t, "tenant %s updated", t.ID)
+			})(cmd, args)
+		},
+	}
+	cmd.Flags().StringVar(&domain, "domain", "", "new domain")
+	cmd.Flags().StringVar(&region, "region", "", "new preferred region (empty for none)")
+	return cmd
+}
+
+func (a *app) tenantMove() *cobra.Command {
+	var to, instance string
+	cmd := &cobra.Command{
+		Use:   "move ID [--to SERVER] [--instance I]",
+		Short: "Move a tenant's instance to another server",
+		Long: `Move places a tenant's instance on another server: --to, or where slum
+chooses. The controller starts the new copy, then stops the old one.
+Stopping the old copy deletes its data where the tenement service has
+storage_persist = false: copy what must survive first.`,
+		Args: exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				if instance == "" {
+					ins, err := st.ListInstancesOfTenant(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					switch len(ins) {
+					case 0:
+						return fmt.Errorf("move tenant %s: %w: it has no instances", args[0], desired.ErrNotFound)
+					case 1:
+						instance = ins[0].ID
+					default:
+						ids := make([]string, len(ins))
+						for i, in := range ins {
+							ids[i] = in.ID
+						}
+						return usageError{fmt.Errorf("tenant %s has %d instances (%s): name one with --instance", args[0], len(ins), strings.Join(ids, ", "))}
+					}
+				}
+				mv, err := st.MoveInstance(ctx, args[0]+":"+instance, to)
+				if err != nil {
+					return err
+				}
+				return a.say(mv, "%s moves %s -> %s; the old copy is stopped once the new one runs (its data is deleted where storage_persist = false)", mv.Instance, mv.From, mv.To)
+			})(cmd, args)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the server to move to (default: slum chooses)")
+	cmd.Flags().StringVar(&instance, "instance", "", "which instance (default: the tenant's only one)")
+	return cmd
+}
+
+func (a *app) tenantRemove() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a tenant and its instances; the controller stops them",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+				if err := st.RemoveTenant(ctx, args[0]); err != nil {
+					return err
+				}
+				return a.say(map[string]string{"removed": args[0]}, "tenant %s removed; the controller stops its instances", args[0])
+			})(cmd, args)
+		},
+	}
+}

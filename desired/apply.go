@@ -1,0 +1,503 @@
+package desired
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/slum-fleet/slum/db"
+)
+
+// Op is what a change does.
+type Op string
+
+const (
+	OpCreate Op = "create"
+	OpUpdate Op = "update"
+	OpDelete Op = "delete"
+)
+
+// FieldChange is one field's old and new value. Tokens show as "(hidden)".
+type FieldChange struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
+}
+
+// Change is one object created, updated or deleted by an apply.
+type Change struct {
+	Op     Op            `json:"op"`
+	Kind   string        `json:"kind"` // server, tenant or instance
+	ID     string        `json:"id"`   // instances: tenant:instance
+	Fields []FieldChange `json:"fields,omitempty"`
+	Note   string        `json:"note,omitempty"`
+}
+
+func (c Change) String() string {
+	sign := map[Op]string{OpCreate: "+", OpUpdate: "~", OpDelete: "-"}[c.Op]
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s", sign, c.Kind, c.ID)
+	if len(c.Fields) > 0 {
+		parts := make([]string, len(c.Fields))
+		for i, f := range c.Fields {
+			if c.Op == OpCreate {
+				parts[i] = f.Field + "=" + f.New
+			} else {
+				parts[i] = fmt.Sprintf("%s: %s -> %s", f.Field, orNone(f.Old), orNone(f.New))
+			}
+		}
+		sep := ", "
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, sep))
+	}
+	if c.Note != "" {
+		b.WriteString("  # " + c.Note)
+	}
+	return b.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+// Plan is what an apply changes, in the order it changes it.
+type Plan struct {
+	Changes []Change `json:"changes"`
+	// Unlisted counts objects in the database the file does not name; they
+	// are kept unless the apply prunes.
+	Unlisted int `json:"unlisted"`
+
+	servers       []applyServer
+	tenants       []Tenant // created or updated
+	instances     []applyInstance
+	deleteTenants []string
+}
+
+type applyServer struct {
+	op Op
+	s  Server
+}
+
+type applyInstance struct {
+	op Op
+	i  Instance
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Counts returns how many objects are created, updated and deleted.
+func (p *Plan) Counts() (create, update, del int) {
+	for _, c := range p.Changes {
+		switch c.Op {
+		case OpCreate:
+			create++
+		case OpUpdate:
+			update++
+		case OpDelete:
+			del++
+		}
+	}
+	return
+}
+
+// Summary is a one-line account of the plan.
+func (p *Plan) Summary() string {
+	c, u, d := p.Counts()
+	return fmt.Sprintf("%d to create, %d to update, %d to delete", c, u, d)
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	Prune  bool // delete what the file does not name
+	DryRun bool // plan only
+}
+
+// Diff returns what Apply would change, changing nothing.
+func (s *Store) Diff(ctx context.Context, f *File, prune bool) (*Plan, error) {
+	return s.Apply(ctx, f, ApplyOptions{Prune: prune, DryRun: true})
+}
+
+// Apply makes the desired state match the fleet file, in one transaction:
+// either every change lands or none does.
+func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, error) {
+	var plan *Plan
+	err := s.db.InTx(ctx, func(q *db.Queries) error {
+		var err error
+		if plan, err = makePlan(ctx, q, f, opt.Prune); err != nil {
+			return err
+		}
+		if opt.DryRun || plan.Empty() {
+			return errDryRun
+		}
+		now := ms(s.now())
+		if err := execute(ctx, q, plan, now); err != nil {
+			return fmt.Errorf("apply %s: %w", f.Name, err)
+		}
+		c, u, d := plan.Counts()
+		if err := event(ctx, q, now, "fleet", "Applied", fmt.Sprintf("applied %s: %d created, %d updated, %d deleted", f.Name, c, u, d)); err != nil {
+			return err
+		}
+		return q.BumpRevision(ctx)
+	})
+	if err == errDryRun {
+		err = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// errDryRun rolls back a transaction that only planned.
+var errDryRun = fmt.Errorf("dry run")
+
+type current struct {
+	servers   map[string]Server
+	tenants   map[string]Tenant
+	instances map[string]Instance // by key
+	order     []string            // instance keys in database order
+}
+
+func loadCurrent(ctx context.Context, q *db.Queries) (*current, error) {
+	c := &current{servers: map[string]Server{}, tenants: map[string]Tenant{}, instances: map[string]Instance{}}
+	srv, err := q.ListServers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range srv {
+		c.servers[r.ID] = toServer(r)
+	}
+	ten, err := q.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range ten {
+		c.tenants[r.ID] = toTenant(r)
+	}
+	ins, err := q.ListInstances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.order = make([]string, 0, len(ins))
+	for _, r := range ins {
+		in := toInstance(r)
+		c.instances[in.Key()] = in
+		c.order = append(c.order, in.Key())
+	}
+	return c, nil
+}
+
+func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, error) {
+	cur, err := loadCurrent(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read desired state: %w", err)
+	}
+	plan := &Plan{}
+	where := func(line int) string { return fmt.Sprintf("%s:%d", f.Name, line) }
+
+	// Servers: the final set, and what changes.
+	final := map[string]Server{}
+	for _, fs := range f.Servers {
+		want := fs.Server
+		old, exists := cur.servers[want.ID]
+		if !fs.TokenSet {
+			want.Token = old.Token
+		}
+		if !fs.StateSet {
+			want.State = old.State
+			if want.State == "" {
+				want.State = ServerActive
+			}
+		}
+		final[want.ID] = want
+		if !exists {
+			plan.servers = append(plan.servers, applyServer{OpCreate, want})
+			plan.Changes = append(plan.Changes, Change{Op: OpCreate, Kind: "server", ID: want.ID, Fields: []FieldChange{
+				{Field: "url", New: want.URL}, {Field: "capacity_mb", New: itoa(want.CapacityMB)}}})
+			continue
+		}
+		var fc []FieldChange
+		diff := func(field, o, n string) {
+			if o != n {
+				fc = append(fc, FieldChange{Field: field, Old: o, New: n})
+			}
+		}
+		diff("url", old.URL, want.URL)
+		diff("region", old.Region, want.Region)
+		diff("capacity_mb", itoa(old.CapacityMB), itoa(want.CapacityMB))
+		diff("domain", old.Domain, want.Domain)
+		diff("state", string(old.State), string(want.State))
+		if old.Token != want.Token {
+			fc = append(fc, FieldChange{Field: "token", Old: "(hidden)", New: "(hidden)"})
+		}
+		if len(fc) > 0 {
+			want.CreatedAt = old.CreatedAt
+			plan.servers = append(plan.servers, applyServer{OpUpdate, want})
+			plan.Changes = append(plan.Changes, Change{Op: OpUpdate, Kind: "server", ID: want.ID, Fields: fc})
+		}
+	}
+	var deleteServers []string
+	for id, s := range cur.servers {
+		if _, named := final[id]; named {
+			continue
+		}
+		if prune {
+			deleteServers = append(deleteServers, id)
+		} else {
+			final[id] = s
+			plan.Unlisted++
+		}
+	}
+
+	// Tenants.
+	finalTenants := map[string]Tenant{}
+	fileInstances := map[string]bool{}
+	var tenantChanges, instanceChanges []Change
+	p := newPlacer()
+	for _, s := range final {
+		p.addServer(s)
+	}
+	var toPlace []applyInstance
+	for _, ft := range f.Tenants {
+		t := ft.Tenant
+		finalTenants[t.ID] = t
+		old, exists := cur.tenants[t.ID]
+		switch {
+		case !exists:
+			plan.tenants = append(plan.tenants, t)
+			tenantChanges = append(tenantChanges, Change{Op: OpCreate, Kind: "tenant", ID: t.ID, Fields: []FieldChange{{Field: "domain", New: t.Domain}}})
+		case old.Domain != t.Domain || old.Region != t.Region:
+			var fc []FieldChange
+			if old.Domain != t.Domain {
+				fc = append(fc, FieldChange{Field: "domain", Old: old.Domain, New: t.Domain})
+			}
+			if old.Region != t.Region {
+				fc = append(fc, FieldChange{Field: "region", Old: old.Region, New: t.Region})
+			}
+			plan.tenants = append(plan.tenants, t)
+			tenantChanges = append(tenantChanges, Change{Op: OpUpdate, Kind: "tenant", ID: t.ID, Fields: fc})
+		}
+		for _, fi := range ft.Instances {
+			want := fi.Instance
+			key := want.Key()
+			fileInstances[key] = true
+			if want.ServerID != "" {
+				if _, ok := final[want.ServerID]; !ok {
+					return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: want.ServerID, Reason: "is not a server of the fleet"}
+				}
+			}
+			old, exists := cur.instances[key]
+			if !exists {
+				if want.ServerID == "" {
+					toPlace = append(toPlace, applyInstance{OpCreate, want})
+					continue
+				}
+				if final[want.ServerID].State != ServerActive {
+					return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
+				}
+				if err := takeChecked(p, want, where(fi.Line)); err != nil {
+					return nil, err
+				}
+				plan.instances = append(plan.instances, applyInstance{OpCreate, want})
+				instanceChanges = append(instanceChanges, instanceCreated(want))
+				continue
+			}
+			if want.ServerID == "" {
+				want.ServerID = old.ServerID
+				if _, ok := final[want.ServerID]; !ok {
+					return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: "",
+						Reason: "its current server " + want.ServerID + " is pruned; name the server to move it to"}
+				}
+			}
+			if want.ServerID != old.ServerID && final[want.ServerID].State != ServerActive {
+				return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
+			}
+			want.Generation, want.CreatedAt = old.Generation, old.CreatedAt
+			if err := takeChecked(p, want, where(fi.Line)); err != nil {
+				return nil, err
+			}
+			var fc []FieldChange
+			diff := func(field, o, n string) {
+				if o != n {
+					fc = append(fc, FieldChange{Field: field, Old: o, New: n})
+				}
+			}
+			diff("process", old.Process, want.Process)
+			diff("server", old.ServerID, want.ServerID)
+			diff("memory_mb", itoa(old.MemoryMB), itoa(want.MemoryMB))
+			diff("state", string(old.DesiredState), string(want.DesiredState))
+			diff("mode", string(old.Mode), string(want.Mode))
+			if len(fc) > 0 {
+				note := ""
+				if old.ServerID != want.ServerID {
+					note = "moves: the old copy is stopped, which deletes its data where storage_persist = false"
+				}
+				plan.instances = append(plan.instances, applyInstance{OpUpdate, want})
+				instanceChanges = append(instanceChanges, Change{Op: OpUpdate, Kind: "instance", ID: key, Fields: fc, Note: note})
+			}
+		}
+	}
+
+	// What the file does not name is kept, or deleted when pruning.
+	var deleteTenants []string
+	for id, t := range cur.tenants {
+		if _, named := finalTenants[id]; named {
+			continue
+		}
+		if prune {
+			deleteTenants = append(deleteTenants, id)
+		} else {
+			finalTenants[id] = t
+			plan.Unlisted++
+		}
+	}
+	for _, key := range cur.order {
+		if fileInstances[key] {
+			continue
+		}
+		in := cur.instances[key]
+		if !prune {
+			plan.Unlisted++
+			if err := takeChecked(p, in, ""); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		plan.instances = append(plan.instances, applyInstance{OpDelete, in})
+		instanceChanges = append(instanceChanges, Change{Op: OpDelete, Kind: "instance", ID: key,
+			Note: "its copy on " + in.ServerID + " is stopped"})
+	}
+
+	// New instances without a server: placed after everything named is
+	// counted, in file order.
+	for _, ai := range toPlace {
+		t := finalTenants[ai.i.TenantID]
+		srv, err := p.place(ai.i.TenantID, t.Region, ai.i.Process, ai.i.MemoryMB, "")
+		if err != nil {
+			return nil, fmt.Errorf("place %s: %w", ai.i.Key(), err)
+		}
+		ai.i.ServerID = srv
+		p.take(ai.i)
+		plan.instances = append(plan.instances, ai)
+		instanceChanges = append(instanceChanges, instanceCreated(ai.i))
+	}
+
+	if over := p.overCommitted(); len(over) > 0 {
+		return nil, fmt.Errorf("%w: %s would hold more than its capacity: %s", ErrNoCapacity, f.Name, strings.Join(over, ", "))
+	}
+	if err := checkDomains(finalTenants); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+
+	sort.Strings(deleteTenants)
+	for _, id := range deleteTenants {
+		tenantChanges = append(tenantChanges, Change{Op: OpDelete, Kind: "tenant", ID: id})
+	}
+	sort.Strings(deleteServers)
+	for _, id := range deleteServers {
+		plan.servers = append(plan.servers, applyServer{OpDelete, cur.servers[id]})
+	}
+	plan.Changes = append(plan.Changes, tenantChanges...)
+	plan.Changes = append(plan.Changes, instanceChanges...)
+	for _, id := range deleteServers {
+		plan.Changes = append(plan.Changes, Change{Op: OpDelete, Kind: "server", ID: id})
+	}
+	plan.deleteTenants = deleteTenants
+	return plan, nil
+}
+
+// takeChecked counts an instance on its server, refusing a second instance
+// of a tenant's process there.
+func takeChecked(p *placer, in Instance, where string) error {
+	if _, dup := p.affinity[affinityKey{in.TenantID, in.Process, in.ServerID}]; dup {
+		return &FieldError{Where: where, Field: "instance " + in.Key() + " server", Value: in.ServerID,
+			Reason: "already runs another instance of " + in.TenantID + "'s " + in.Process + " (a tenant's instances of one process never share a server)"}
+	}
+	p.take(in)
+	return nil
+}
+
+func checkDomains(tenants map[string]Tenant) error {
+	owner := make(map[string]string, len(tenants))
+	for _, t := range tenants {
+		if other, dup := owner[t.Domain]; dup {
+			a, b := other, t.ID
+			if a > b {
+				a, b = b, a
+			}
+			return fmt.Errorf("%w: tenants %s and %s would both have domain %s", ErrConflict, a, b, t.Domain)
+		}
+		owner[t.Domain] = t.ID
+	}
+	return nil
+}
+
+// execute writes a plan: servers first, so instances can reference them;
+// instance deletions before creations, so capacity and anti-affinity hold
+// at every step; pruned tenants and servers last.
+func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
+	for _, as := range plan.servers {
+		switch as.op {
+		case OpCreate:
+			if err := q.InsertServer(ctx, serverParams(as.s, now)); err != nil {
+				return fmt.Errorf("create server %s: %w", as.s.ID, err)
+			}
+		case OpUpdate:
+			if _, err := q.UpdateServer(ctx, updateServerParams(as.s, now)); err != nil {
+				return fmt.Errorf("update server %s: %w", as.s.ID, err)
+			}
+		}
+	}
+	for _, t := range plan.tenants {
+		n, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, UpdatedAt: now})
+		if err != nil {
+			return fmt.Errorf("update tenant %s: %w", t.ID, err)
+		}
+		if n == 0 {
+			if err := q.InsertTenant(ctx, db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, CreatedAt: now, UpdatedAt: now}); err != nil {
+				return fmt.Errorf("create tenant %s: %w", t.ID, err)
+			}
+		}
+	}
+	for _, pass := range []Op{OpDelete, OpUpdate, OpCreate} {
+		for _, ai := range plan.instances {
+			if ai.op != pass {
+				continue
+			}
+			var err error
+			switch ai.op {
+			case OpDelete:
+				_, err = q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: ai.i.TenantID, ID: ai.i.ID})
+			case OpUpdate:
+				_, err = q.UpdateInstance(ctx, updateInstanceParams(ai.i, now))
+			case OpCreate:
+				err = q.InsertInstance(ctx, insertInstanceParams(ai.i, now))
+			}
+			if err != nil {
+				return fmt.Errorf("%s instance %s: %w", ai.op, ai.i.Key(), err)
+			}
+		}
+	}
+	for _, id := range plan.deleteTenants {
+		if _, err := q.DeleteTenant(ctx, id); err != nil {
+			return fmt.Errorf("delete tenant %s: %w", id, err)
+		}
+	}
+	for _, as := range plan.servers {
+		if as.op == OpDelete {
+			if _, err := q.DeleteServer(ctx, as.s.ID); err != nil {
+				return fmt.Errorf("delete server %s: %w", as.s.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func instanceCreated(i Instance) Change {
+	return Change{Op: OpCreate, Kind: "instance", ID: i.Key(), Fields: []FieldChange{
+		{Field: "process", New: i.Process}, {Field: "server", New: i.ServerID}, {Field: "memory_mb", New: itoa(i.MemoryMB)}}}
+}

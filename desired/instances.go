@@ -1,0 +1,360 @@
+package desired
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/slum-fleet/slum/db"
+)
+
+// DefaultMemoryMB is an instance's memory when none is given.
+const DefaultMemoryMB = 256
+
+// InstanceSpec asks for an instance. ServerID "" lets slum place it.
+type InstanceSpec struct {
+	TenantID string
+	ID       string
+	Process  string
+	ServerID string
+	MemoryMB int64
+	Mode     Mode
+}
+
+// ParseKey splits "tenant:instance".
+func ParseKey(key string) (tenant, instance string, err error) {
+	tenant, instance, ok := strings.Cut(key, ":")
+	if !ok {
+		return "", "", invalid("instance", key, "must be tenant:instance")
+	}
+	if err := ValidateID("tenant id", tenant); err != nil {
+		return "", "", err
+	}
+	if err := ValidateID("instance id", instance); err != nil {
+		return "", "", err
+	}
+	return tenant, instance, nil
+}
+
+func validateInstance(i Instance) error {
+	if err := ValidateID("tenant id", i.TenantID); err != nil {
+		return err
+	}
+	if err := ValidateID("instance id", i.ID); err != nil {
+		return err
+	}
+	if err := ValidateLabel("process", i.Process); err != nil {
+		return err
+	}
+	if id := TenementID(i.TenantID, i.ID); len(id) > MaxLabel {
+		return invalid("instance id", i.ID, fmt.Sprintf("with tenant %s makes tenement id %s longer than 63 characters", i.TenantID, id))
+	}
+	if i.ServerID != "" {
+		if err := ValidateID("server", i.ServerID); err != nil {
+			return err
+		}
+	}
+	if err := ValidatePositive("memory_mb", i.MemoryMB); err != nil {
+		return err
+	}
+	switch i.DesiredState {
+	case StateRunning, StateStopped:
+	default:
+		return invalid("state", string(i.DesiredState), "must be running or stopped")
+	}
+	switch i.Mode {
+	case ModeAlways, ModeOnDemand:
+	default:
+		return invalid("mode", string(i.Mode), "must be always or on-demand")
+	}
+	return nil
+}
+
+func toInstance(r db.Instance) Instance {
+	return Instance{
+		TenantID: r.TenantID, ID: r.ID, Process: r.Process, ServerID: r.ServerID, MemoryMB: r.MemoryMb,
+		DesiredState: DesiredState(r.DesiredState), Mode: Mode(r.Mode), Generation: r.Generation,
+		CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
+	}
+}
+
+func insertInstanceParams(i Instance, now int64) db.InsertInstanceParams {
+	return db.InsertInstanceParams{
+		TenantID: i.TenantID, ID: i.ID, Process: i.Process, ServerID: i.ServerID, MemoryMb: i.MemoryMB,
+		DesiredState: string(i.DesiredState), Mode: string(i.Mode), CreatedAt: now, UpdatedAt: now,
+	}
+}
+
+func updateInstanceParams(i Instance, now int64) db.UpdateInstanceParams {
+	return db.UpdateInstanceParams{
+		TenantID: i.TenantID, ID: i.ID, Process: i.Process, ServerID: i.ServerID, MemoryMb: i.MemoryMB,
+		DesiredState: string(i.DesiredState), Mode: string(i.Mode), UpdatedAt: now,
+	}
+}
+
+func getInstance(ctx context.Context, q *db.Queries, tenant, id string) (Instance, error) {
+	r, err := q.GetInstance(ctx, db.GetInstanceParams{TenantID: tenant, ID: id})
+	if errors.Is(err, sql.ErrNoRows) {
+		return Instance{}, fmt.Errorf("instance %s:%s %w", tenant, id, ErrNotFound)
+	}
+	if err != nil {
+		return Instance{}, fmt.Errorf("get instance %s:%s: %w", tenant, id, err)
+	}
+	return toInstance(r), nil
+}
+
+// checkFits verifies that server can take inst: it exists, takes new
+// placements, has the memory free and runs no other instance of the
+// tenant's process.
+func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
+	srv, err := getServer(ctx, q, inst.ServerID)
+	if err != nil {
+		return err
+	}
+	if srv.State != ServerActive {
+		return fmt.Errorf("%w: server %s is %s and takes no new instances", ErrConflict, srv.ID, srv.State)
+	}
+	use, err := q.ServerUsageOne(ctx, srv.ID)
+	if err != nil {
+		return err
+	}
+	if free := srv.CapacityMB - use.UsedMb; free < inst.MemoryMB {
+		return fmt.Errorf("%w: server %s has %d MB free, instance %s needs %d MB", ErrNoCapacity, srv.ID, free, inst.Key(), inst.MemoryMB)
+	}
+	siblings, err := q.ListInstancesOfTenant(ctx, inst.TenantID)
+	if err != nil {
+		return err
+	}
+	for _, r := range siblings {
+		if r.ID != inst.ID && r.Process == inst.Process && r.ServerID == inst.ServerID {
+			return fmt.Errorf("%w: server %s already runs %s:%s of process %s (a tenant's instances of one process never share a server)",
+				ErrConflict, srv.ID, inst.TenantID, r.ID, inst.Process)
+		}
+	}
+	return nil
+}
+
+// SpawnInstance asks for an instance to run. A new instance is placed on
+// spec.ServerID, or by slum when that is empty. Spawning an existing
+// instance sets it running again; it may not change its process or server
+// (use MoveInstance).
+func (s *Store) SpawnInstance(ctx context.Context, spec InstanceSpec) (Instance, error) {
+	inst, err := specInstance(spec)
+	if err != nil {
+		return Instance{}, fmt.Errorf("spawn instance: %w", err)
+	}
+	err = s.write(ctx, func(q *db.Queries, now int64) error {
+		inst, err = spawn(ctx, q, now, inst)
+		return err
+	})
+	if err != nil {
+		return Instance{}, err
+	}
+	return inst, nil
+}
+
+func specInstance(spec InstanceSpec) (Instance, error) {
+	inst := Instance{TenantID: spec.TenantID, ID: spec.ID, Process: spec.Process, ServerID: spec.ServerID,
+		MemoryMB: spec.MemoryMB, Mode: spec.Mode, DesiredState: StateRunning}
+	if inst.MemoryMB == 0 {
+		inst.MemoryMB = DefaultMemoryMB
+	}
+	if inst.Mode == "" {
+		inst.Mode = ModeAlways
+	}
+	return inst, validateInstance(inst)
+}
+
+func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance) (Instance, error) {
+	t, err := getTenant(ctx, q, inst.TenantID)
+	if err != nil {
+		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+	}
+	if old, err := getInstance(ctx, q, inst.TenantID, inst.ID); err == nil {
+		if old.Process != inst.Process || (inst.ServerID != "" && old.ServerID != inst.ServerID) {
+			return inst, fmt.Errorf("spawn instance: %w: %s exists as process %s on server %s; move it or remove it first",
+				ErrAlreadyExists, old.Key(), old.Process, old.ServerID)
+		}
+		if old.DesiredState == StateRunning && old.Mode == inst.Mode {
+			return old, nil
+		}
+		old.DesiredState, old.Mode = StateRunning, inst.Mode
+		if _, err := q.UpdateInstance(ctx, updateInstanceParams(old, now)); err != nil {
+			return inst, fmt.Errorf("spawn instance %s: %w", old.Key(), err)
+		}
+		if inst, err = getInstance(ctx, q, old.TenantID, old.ID); err != nil {
+			return inst, err
+		}
+		return inst, event(ctx, q, now, "instance/"+inst.Key(), "Started", "desired state set to running")
+	} else if !errors.Is(err, ErrNotFound) {
+		return inst, err
+	}
+	if inst.ServerID == "" {
+		p, err := loadPlacer(ctx, q)
+		if err != nil {
+			return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+		}
+		if inst.ServerID, err = p.place(inst.TenantID, t.Region, inst.Process, inst.MemoryMB, ""); err != nil {
+			return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+		}
+	} else if err := checkFits(ctx, q, inst); err != nil {
+		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+	}
+	if err := q.InsertInstance(ctx, insertInstanceParams(inst, now)); err != nil {
+		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+	}
+	inst.Generation, inst.CreatedAt, inst.UpdatedAt = 1, fromMS(now), fromMS(now)
+	return inst, event(ctx, q, now, "instance/"+inst.Key(), "Placed", "placed on "+inst.ServerID)
+}
+
+// StopInstance sets an instance's desired state to stopped; the instance
+// keeps its placement and can be spawned again.
+func (s *Store) StopInstance(ctx context.Context, key string) (Instance, error) {
+	tenant, id, err := ParseKey(key)
+	if err != nil {
+		return Instance{}, fmt.Errorf("stop instance: %w", err)
+	}
+	var out Instance
+	err = s.write(ctx, func(q *db.Queries, now int64) error {
+		in, err := getInstance(ctx, q, tenant, id)
+		if err != nil {
+			return fmt.Errorf("stop instance: %w", err)
+		}
+		if in.DesiredState == StateStopped {
+			out = in
+			return nil
+		}
+		in.DesiredState = StateStopped
+		if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
+			return fmt.Errorf("stop instance %s: %w", key, err)
+		}
+		if out, err = getInstance(ctx, q, tenant, id); err != nil {
+			return err
+		}
+		return event(ctx, q, now, "instance/"+key, "Stopped", "desired state set to stopped")
+	})
+	return out, err
+}
+
+// RemoveInstance deletes an instance from the desired state; the controller
+// stops it.
+func (s *Store) RemoveInstance(ctx context.Context, key string) error {
+	tenant, id, err := ParseKey(key)
+	if err != nil {
+		return fmt.Errorf("remove instance: %w", err)
+	}
+	return s.write(ctx, func(q *db.Queries, now int64) error {
+		if _, err := getInstance(ctx, q, tenant, id); err != nil {
+			return fmt.Errorf("remove instance: %w", err)
+		}
+		if _, err := q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: tenant, ID: id}); err != nil {
+			return fmt.Errorf("remove instance %s: %w", key, err)
+		}
+		return event(ctx, q, now, "instance/"+key, "Removed", "instance removed")
+	})
+}
+
+// MoveInstance places an instance on another server: toServer, or where
+// slum chooses when that is empty. The controller starts the new copy and
+// then stops the old one, which deletes the old copy's data when the
+// tenement service has storage_persist = false.
+func (s *Store) MoveInstance(ctx context.Context, key, toServer string) (Move, error) {
+	tenant, id, err := ParseKey(key)
+	if err != nil {
+		return Move{}, fmt.Errorf("move instance: %w", err)
+	}
+	if toServer != "" {
+		if err := ValidateID("server", toServer); err != nil {
+			return Move{}, fmt.Errorf("move instance: %w", err)
+		}
+	}
+	var mv Move
+	err = s.write(ctx, func(q *db.Queries, now int64) error {
+		in, err := getInstance(ctx, q, tenant, id)
+		if err != nil {
+			return fmt.Errorf("move instance: %w", err)
+		}
+		if in.ServerID == toServer {
+			return fmt.Errorf("move instance %s: %w: it is already placed on %s", key, ErrConflict, toServer)
+		}
+		mv = Move{Instance: key, From: in.ServerID}
+		if toServer == "" {
+			t, err := getTenant(ctx, q, tenant)
+			if err != nil {
+				return err
+			}
+			p, err := loadPlacer(ctx, q)
+			if err != nil {
+				return fmt.Errorf("move instance %s: %w", key, err)
+			}
+			p.release(in)
+			if toServer, err = p.place(tenant, t.Region, in.Process, in.MemoryMB, in.ServerID); err != nil {
+				return fmt.Errorf("move instance %s: %w", key, err)
+			}
+		} else {
+			in.ServerID = toServer
+			if err := checkFits(ctx, q, in); err != nil {
+				return fmt.Errorf("move instance %s: %w", key, err)
+			}
+		}
+		in.ServerID = toServer
+		mv.To = toServer
+		if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
+			return fmt.Errorf("move instance %s: %w", key, err)
+		}
+		return event(ctx, q, now, "instance/"+key, "Moved", "moved from "+mv.From+" to "+toServer)
+	})
+	return mv, err
+}
+
+// GetInstance returns one instance by "tenant:instance".
+func (s *Store) GetInstance(ctx context.Context, key string) (Instance, error) {
+	tenant, id, err := ParseKey(key)
+	if err != nil {
+		return Instance{}, err
+	}
+	return getInstance(ctx, s.db.Queries(), tenant, id)
+}
+
+func toInstances(rows []db.Instance) []Instance {
+	out := make([]Instance, len(rows))
+	for i, r := range rows {
+		out[i] = toInstance(r)
+	}
+	return out
+}
+
+// ListInstances returns every instance, by tenant and id.
+func (s *Store) ListInstances(ctx context.Context) ([]Instance, error) {
+	rows, err := s.db.Queries().ListInstances(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	return toInstances(rows), nil
+}
+
+// ListInstancesOfTenant returns one tenant's instances.
+func (s *Store) ListInstancesOfTenant(ctx context.Context, tenant string) ([]Instance, error) {
+	if _, err := s.GetTenant(ctx, tenant); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Queries().ListInstancesOfTenant(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("list instances of %s: %w", tenant, err)
+	}
+	return toInstances(rows), nil
+}
+
+// ListInstancesOnServer returns the instances placed on a server.
+func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]Instance, error) {
+	if _, err := s.GetServer(ctx, serverID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Queries().ListInstancesOnServer(ctx, serverID)
+	if err != nil {
+		return nil, fmt.Errorf("list instances on %s: %w", serverID, err)
+	}
+	return toInstances(rows), nil
+}

@@ -1,0 +1,205 @@
+package desired
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/slum-fleet/slum/db"
+)
+
+// TenantUpdate names the fields to change; nil leaves one as it is.
+type TenantUpdate struct {
+	Domain *string
+	Region *string
+}
+
+func validateTenant(t Tenant) error {
+	if err := ValidateID("tenant id", t.ID); err != nil {
+		return err
+	}
+	if err := ValidateDomain("domain", t.Domain); err != nil {
+		return err
+	}
+	return ValidateRegion("region", t.Region)
+}
+
+func toTenant(r db.Tenant) Tenant {
+	return Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+}
+
+func getTenant(ctx context.Context, q *db.Queries, id string) (Tenant, error) {
+	r, err := q.GetTenant(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("tenant %s %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
+	}
+	return toTenant(r), nil
+}
+
+// checkDomainFree fails when another tenant has the domain.
+func checkDomainFree(ctx context.Context, q *db.Queries, domain, self string) error {
+	r, err := q.GetTenantByDomain(ctx, domain)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if r.ID != self {
+		return fmt.Errorf("%w: domain %s belongs to tenant %s", ErrConflict, domain, r.ID)
+	}
+	return nil
+}
+
+// AddTenant adds a tenant, and with it, in the same transaction, the
+// instances of first (whose TenantID it fills in). More instances are added
+// with SpawnInstance.
+func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) (Tenant, []Instance, error) {
+	if err := validateTenant(t); err != nil {
+		return Tenant{}, nil, fmt.Errorf("add tenant: %w", err)
+	}
+	insts := make([]Instance, len(first))
+	for i, spec := range first {
+		spec.TenantID = t.ID
+		in, err := specInstance(spec)
+		if err != nil {
+			return Tenant{}, nil, fmt.Errorf("add tenant %s: %w", t.ID, err)
+		}
+		insts[i] = in
+	}
+	err := s.write(ctx, func(q *db.Queries, now int64) error {
+		if _, err := q.GetTenant(ctx, t.ID); err == nil {
+			return fmt.Errorf("add tenant: tenant %s %w", t.ID, ErrAlreadyExists)
+		}
+		if err := checkDomainFree(ctx, q, t.Domain, t.ID); err != nil {
+			return fmt.Errorf("add tenant %s: %w", t.ID, err)
+		}
+		t.CreatedAt, t.UpdatedAt = fromMS(now), fromMS(now)
+		if err := q.InsertTenant(ctx, db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, CreatedAt: now, UpdatedAt: now}); err != nil {
+			return fmt.Errorf("add tenant %s: %w", t.ID, err)
+		}
+		if err := event(ctx, q, now, "tenant/"+t.ID, "Added", "tenant added for "+t.Domain); err != nil {
+			return err
+		}
+		for i := range insts {
+			var err error
+			if insts[i], err = spawn(ctx, q, now, insts[i]); err != nil {
+				return fmt.Errorf("add tenant %s: %w", t.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Tenant{}, nil, err
+	}
+	return t, insts, nil
+}
+
+// GetTenant returns one tenant.
+func (s *Store) GetTenant(ctx context.Context, id string) (Tenant, error) {
+	if err := ValidateID("tenant id", id); err != nil {
+		return Tenant{}, err
+	}
+	return getTenant(ctx, s.db.Queries(), id)
+}
+
+// GetTenantByDomain returns the tenant that owns a domain.
+func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (Tenant, error) {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if err := ValidateDomain("domain", domain); err != nil {
+		return Tenant{}, err
+	}
+	r, err := s.db.Queries().GetTenantByDomain(ctx, domain)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Tenant{}, fmt.Errorf("tenant with domain %s %w", domain, ErrNotFound)
+	}
+	if err != nil {
+		return Tenant{}, fmt.Errorf("get tenant by domain %s: %w", domain, err)
+	}
+	return toTenant(r), nil
+}
+
+// ListTenants returns every tenant, by id.
+func (s *Store) ListTenants(ctx context.Context) ([]Tenant, error) {
+	rows, err := s.db.Queries().ListTenants(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	out := make([]Tenant, len(rows))
+	for i, r := range rows {
+		out[i] = toTenant(r)
+	}
+	return out, nil
+}
+
+// ListTenantsOnServer returns the tenants with an instance placed on a server.
+func (s *Store) ListTenantsOnServer(ctx context.Context, serverID string) ([]Tenant, error) {
+	if _, err := s.GetServer(ctx, serverID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Queries().ListTenantsOnServer(ctx, serverID)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants on %s: %w", serverID, err)
+	}
+	out := make([]Tenant, len(rows))
+	for i, r := range rows {
+		out[i] = toTenant(r)
+	}
+	return out, nil
+}
+
+// UpdateTenant changes a tenant's domain or region.
+func (s *Store) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (Tenant, error) {
+	var out Tenant
+	err := s.write(ctx, func(q *db.Queries, now int64) error {
+		t, err := getTenant(ctx, q, id)
+		if err != nil {
+			return fmt.Errorf("update tenant: %w", err)
+		}
+		if u.Domain != nil {
+			t.Domain = *u.Domain
+		}
+		if u.Region != nil {
+			t.Region = *u.Region
+		}
+		if err := validateTenant(t); err != nil {
+			return fmt.Errorf("update tenant %s: %w", id, err)
+		}
+		if err := checkDomainFree(ctx, q, t.Domain, id); err != nil {
+			return fmt.Errorf("update tenant %s: %w", id, err)
+		}
+		if _, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: id, Domain: t.Domain, Region: t.Region, UpdatedAt: now}); err != nil {
+			return fmt.Errorf("update tenant %s: %w", id, err)
+		}
+		t.UpdatedAt = fromMS(now)
+		out = t
+		return event(ctx, q, now, "tenant/"+id, "Updated", "tenant settings changed")
+	})
+	return out, err
+}
+
+// RemoveTenant deletes a tenant and all its instances. The controller stops
+// the copies it placed.
+func (s *Store) RemoveTenant(ctx context.Context, id string) error {
+	if err := ValidateID("tenant id", id); err != nil {
+		return fmt.Errorf("remove tenant: %w", err)
+	}
+	return s.write(ctx, func(q *db.Queries, now int64) error {
+		if _, err := getTenant(ctx, q, id); err != nil {
+			return fmt.Errorf("remove tenant: %w", err)
+		}
+		n, err := q.DeleteInstancesOfTenant(ctx, id)
+		if err != nil {
+			return fmt.Errorf("remove tenant %s: %w", id, err)
+		}
+		if _, err := q.DeleteTenant(ctx, id); err != nil {
+			return fmt.Errorf("remove tenant %s: %w", id, err)
+		}
+		return event(ctx, q, now, "tenant/"+id, "Removed", fmt.Sprintf("tenant removed with %d instances", n))
+	})
+}
