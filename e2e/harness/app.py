@@ -1,0 +1,33 @@
+"""A small tenant app for tests: one process per tenant, listening on
+127.0.0.1:$PORT, keeping a per-tenant SQLite file of the requests it served."""
+import http.server
+import json
+import os
+import sqlite3
+
+tenant = os.environ.get("TENANT_ID", "unknown")
+data_dir = os.path.join(os.environ.get("DATA_DIR", "."), "tenants", tenant)
+os.makedirs(data_dir, exist_ok=True)
+db = sqlite3.connect(os.path.join(data_dir, "app.db"), check_same_thread=False)
+db.execute("CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, path TEXT)")
+db.commit()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path != "/health":
+            db.execute("INSERT INTO hits (path) VALUES (?)", (self.path,))
+            db.commit()
+        hits = db.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+        body = json.dumps({"tenant": tenant, "hits": hits}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()

@@ -1,0 +1,384 @@
+// Package observed reads and changes the real state of tenement servers.
+// Client speaks tenement's HTTP API as it really is (see
+// ../shared/tenement-api.md) and classifies every failure as worth retrying
+// later or permanent. Package observed/sim holds a simulator of the same API.
+package observed
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Instance is one entry of a tenement server's instance list.
+type Instance struct {
+	Name              string `json:"id"` // process:id
+	Socket            string `json:"socket"`
+	UptimeSecs        uint64 `json:"uptime_secs"`
+	IdleSecs          uint64 `json:"idle_secs"`
+	Restarts          uint32 `json:"restarts"`
+	Health            string `json:"health"`
+	StorageUsedBytes  uint64 `json:"storage_used_bytes"`
+	StorageQuotaBytes *int64 `json:"storage_quota_bytes"`
+	Weight            int    `json:"weight"`
+}
+
+// SpawnResult is tenement's answer to a spawn or restart.
+type SpawnResult struct {
+	Instance string `json:"instance"`
+	Socket   string `json:"socket"`
+	Port     *int   `json:"port"`
+}
+
+// Error classes. Every error a Client returns wraps exactly one, and
+// permanent ones also wrap ErrPermanent.
+var (
+	// ErrPermanent errors will fail the same way until something changes
+	// (the token, the desired state, the server's configuration).
+	ErrPermanent = errors.New("permanent")
+	// ErrUnauthorized: the server rejected the token (401) or the token
+	// lacks admin rights (403). Never retried automatically: tenement
+	// locks every client out after 10 bad tokens.
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrUnknownProcess: the server's tenement.toml has no such service.
+	ErrUnknownProcess = errors.New("unknown process")
+	// ErrRateLimited: the server answered 429; wait RetryAfter.
+	ErrRateLimited = errors.New("rate limited")
+	// ErrUnavailable: network failure, timeout or 5xx; retry later.
+	ErrUnavailable = errors.New("unavailable")
+	// ErrMalformed: the server's answer could not be understood.
+	ErrMalformed = errors.New("malformed response")
+	// ErrBadRequest: a request the client refused to send (bad process or
+	// id) or the server refused as malformed (400).
+	ErrBadRequest = errors.New("bad request")
+)
+
+// Error is a failed call to a tenement server.
+type Error struct {
+	Op         string // list, spawn, stop, restart, health
+	Server     string // the server's base URL
+	Status     int    // HTTP status, 0 when none was received
+	Message    string // tenement's error text, or the transport error
+	Class      error  // one of the Err* classes
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s on %s: %s", e.Op, e.Server, e.Class)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	if e.Message != "" {
+		b.WriteString(": " + e.Message)
+	}
+	return b.String()
+}
+
+// Unwrap lets errors.Is see the class and, for permanent classes,
+// ErrPermanent.
+func (e *Error) Unwrap() []error {
+	if IsPermanentClass(e.Class) {
+		return []error{e.Class, ErrPermanent}
+	}
+	return []error{e.Class}
+}
+
+// IsPermanentClass reports whether errors of a class are permanent.
+func IsPermanentClass(class error) bool {
+	return class == ErrUnauthorized || class == ErrUnknownProcess || class == ErrBadRequest
+}
+
+// IsPermanent reports whether err will not go away by retrying.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
+
+// RetryAfter is how long err asks the caller to wait, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// LockoutWait is how long tenement refuses every authenticated request
+// after 10 failed authentications.
+const LockoutWait = 5 * time.Second
+
+// DefaultTimeout bounds one call.
+const DefaultTimeout = 10 * time.Second
+
+// Client calls one tenement server. It is safe for concurrent use. After the
+// server rejects its token it refuses to send anything more until the
+// token is replaced (a new Client): retrying a bad token would lock every
+// client of that server out.
+type Client struct {
+	base    string
+	token   string
+	http    *http.Client
+	timeout time.Duration
+	now     func() time.Time
+
+	mu          sync.Mutex
+	authErr     *Error
+	lockedUntil time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient shares one http.Client (and its connection pool) among
+// Clients.
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithTimeout sets the per-call timeout.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// NewTransport is an http.Transport tuned for polling many servers: short
+// dial timeout, kept-alive connections.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: DefaultTimeout,
+		ForceAttemptHTTP2:     false,
+	}
+}
+
+// NewClient returns a client for the tenement server at baseURL.
+func NewClient(baseURL, token string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tenement client: %w: url %q must be http[s]://host[:port]", ErrBadRequest, baseURL)
+	}
+	c := &Client{base: strings.TrimSuffix(baseURL, "/"), token: token, timeout: DefaultTimeout, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.http == nil {
+		c.http = &http.Client{Transport: NewTransport()}
+	}
+	return c, nil
+}
+
+// URL is the server's base URL.
+func (c *Client) URL() string { return c.base }
+
+// ValidName checks a process or id before it reaches a server, which uses
+// it as a path: a DNS label of lower-case letters, digits and '-'.
+func ValidName(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Client) checkName(op, process, id string) error {
+	if !ValidName(process) || !ValidName(id) {
+		return &Error{Op: op, Server: c.base, Class: ErrBadRequest,
+			Message: fmt.Sprintf("refusing to send process %q id %q: each must be a DNS label", process, id)}
+	}
+	return nil
+}
+
+// Ping checks the unauthenticated /health endpoint.
+func (c *Client) Ping(ctx context.Context) error {
+	var out struct {
+		Status string `json:"status"`
+	}
+	return c.do(ctx, "health", http.MethodGet, "/health", nil, false, &out)
+}
+
+// List returns every instance the server runs: one call, whatever their
+// number.
+func (c *Client) List(ctx context.Context) ([]Instance, error) {
+	var out []Instance
+	if err := c.do(ctx, "list", http.MethodGet, "/api/instances", nil, true, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Spawn starts process:id. Spawning a running instance is a no-op.
+func (c *Client) Spawn(ctx context.Context, process, id string) (SpawnResult, error) {
+	var out SpawnResult
+	if err := c.checkName("spawn", process, id); err != nil {
+		return out, err
+	}
+	body, _ := json.Marshal(map[string]string{"process": process, "id": id})
+	err := c.do(ctx, "spawn", http.MethodPost, "/api/instances/spawn", body, true, &out)
+	return out, err
+}
+
+// Stop stops process:id. Stopping an absent instance succeeds: it is
+// already stopped.
+func (c *Client) Stop(ctx context.Context, process, id string) error {
+	if err := c.checkName("stop", process, id); err != nil {
+		return err
+	}
+	err := c.do(ctx, "stop", http.MethodDelete, "/api/instances/"+process+":"+id, nil, true, nil)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
+}
+
+// Restart restarts process:id.
+func (c *Client) Restart(ctx context.Context, process, id string) (SpawnResult, error) {
+	var out SpawnResult
+	if err := c.checkName("restart", process, id); err != nil {
+		return out, err
+	}
+	err := c.do(ctx, "restart", http.MethodPost, "/api/instances/"+process+":"+id+"/restart", nil, true, &out)
+	return out, err
+}
+
+// Health returns tenement's health word for process:id.
+func (c *Client) Health(ctx context.Context, process, id string) (string, error) {
+	var out struct {
+		Health string `json:"health"`
+	}
+	if err := c.checkName("health", process, id); err != nil {
+		return "", err
+	}
+	err := c.do(ctx, "health", http.MethodGet, "/api/instances/"+process+":"+id+"/health", nil, true, &out)
+	return out.Health, err
+}
+
+// maxBody bounds what is read of an answer.
+const maxBody = 64 << 20
+
+func (c *Client) do(ctx context.Context, op, method, path string, body []byte, auth bool, out any) error {
+	if auth {
+		if err := c.refuseLocally(op); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return &Error{Op: op, Server: c.base, Class: ErrBadRequest, Message: err.Error()}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &Error{Op: op, Server: c.base, Class: ErrUnavailable, Message: transportMessage(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrUnavailable, Message: "reading the answer: " + transportMessage(err)}
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if out == nil || resp.StatusCode == http.StatusNoContent {
+			return nil
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			return &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrMalformed, Message: err.Error()}
+		}
+		return nil
+	}
+	e := &Error{Op: op, Server: c.base, Status: resp.StatusCode, Message: errorText(data)}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		e.Class = ErrUnauthorized
+		if e.Message == "" {
+			e.Message = "the server rejected slum's token; set the server's admin token with 'slum server update --token-file'"
+		}
+		c.mu.Lock()
+		c.authErr = e
+		c.mu.Unlock()
+	case resp.StatusCode == http.StatusTooManyRequests:
+		e.Class, e.RetryAfter = ErrRateLimited, LockoutWait
+		if e.Message == "" {
+			e.Message = "the server is refusing authenticated requests after repeated bad tokens"
+		}
+		c.mu.Lock()
+		c.lockedUntil = c.now().Add(LockoutWait)
+		c.mu.Unlock()
+	case op == "spawn" && resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(e.Message, "Unknown process"):
+		e.Class = ErrUnknownProcess
+	case resp.StatusCode == http.StatusBadRequest:
+		e.Class = ErrBadRequest
+	case resp.StatusCode == http.StatusNotFound:
+		e.Class = ErrBadRequest
+		if op == "list" {
+			e.Class = ErrMalformed
+		}
+	default:
+		e.Class = ErrUnavailable
+	}
+	return e
+}
+
+// refuseLocally answers without sending when the server has rejected this
+// client's token, or is locking clients out.
+func (c *Client) refuseLocally(op string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.authErr != nil {
+		e := *c.authErr
+		e.Op = op
+		e.Message = "not sent: the server rejected this token before; " + strings.TrimPrefix(e.Message, "not sent: the server rejected this token before; ")
+		return &e
+	}
+	if wait := c.lockedUntil.Sub(c.now()); wait > 0 {
+		return &Error{Op: op, Server: c.base, Class: ErrRateLimited, RetryAfter: wait,
+			Message: "not sent: the server is locking out authenticated requests"}
+	}
+	return nil
+}
+
+func errorText(data []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	s := strings.TrimSpace(string(data))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+func transportMessage(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return err.Error()
+}
