@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/observed/sim"
+)
+
+func (a *app) simCommand() *cobra.Command {
+	var listen, tokenFile string
+	var processes []string
+	var idle time.Duration
+	var idleProcesses []string
+	cmd := &cobra.Command{
+		Use:   "sim --listen ADDR --token-file F [--process api ...]",
+		Short: "Run a simulated tenement server (for demos and tests; not a tenement)",
+		Long: `Sim serves tenement's HTTP API with the behaviour slum relies on: spawn,
+stop, list, the 429 lock-out after repeated bad tokens, and idle reaping for
+--idle-process services. It runs no real processes. The token is read from
+--token-file, which is created (0600) with a new token when missing.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			token, err := simToken(tokenFile)
+			if err != nil {
+				return err
+			}
+			cfg := sim.Config{Token: token, Processes: map[string]sim.Process{}}
+			for _, p := range processes {
+				cfg.Processes[p] = sim.Process{}
+			}
+			for _, p := range idleProcesses {
+				cfg.Processes[p] = sim.Process{IdleTimeout: idle}
+			}
+			fmt.Fprintf(a.stderr, "simulated tenement on http://%s (processes: %s)\n", listen, strings.Join(append(processes, idleProcesses...), ", "))
+			return sim.Serve(cmd.Context(), listen, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "the admin token's file (required; created when missing)")
+	cmd.Flags().StringSliceVar(&processes, "process", []string{"api"}, "services of the simulated tenement.toml")
+	cmd.Flags().StringSliceVar(&idleProcesses, "idle-process", nil, "services that scale to zero after --idle-timeout")
+	cmd.Flags().DurationVar(&idle, "idle-timeout", 30*time.Second, "idle timeout of --idle-process services")
+	_ = cmd.MarkFlagRequired("token-file")
+	return cmd
+}
+
+// simToken reads a token file, or creates one 0600 with a random token.
+func simToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !os.IsNotExist(err) {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token file: %w", err)
+	}
+	return tok, nil
+}
