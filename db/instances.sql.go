@@ -222,6 +222,40 @@ func (q *Queries) ListInstancesOnServer(ctx context.Context, serverID string) ([
 	return items, nil
 }
 
+const restoreInstance = `-- name: RestoreInstance :exec
+INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+`
+
+type RestoreInstanceParams struct {
+	TenantID     string
+	ID           string
+	Process      string
+	ServerID     string
+	MemoryMb     int64
+	DesiredState string
+	Mode         string
+	Generation   int64
+	CreatedAt    int64
+	UpdatedAt    int64
+}
+
+func (q *Queries) RestoreInstance(ctx context.Context, arg RestoreInstanceParams) error {
+	_, err := q.exec(ctx, q.restoreInstanceStmt, restoreInstance,
+		arg.TenantID,
+		arg.ID,
+		arg.Process,
+		arg.ServerID,
+		arg.MemoryMb,
+		arg.DesiredState,
+		arg.Mode,
+		arg.Generation,
+		arg.CreatedAt,
+		arg.UpdatedAt,
+	)
+	return err
+}
+
 const updateInstance = `-- name: UpdateInstance :execrows
 UPDATE instances
 SET process = ?, server_id = ?, memory_mb = ?, desired_state = ?, mode = ?,

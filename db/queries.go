@@ -120,6 +120,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.recentEventsStmt, err = db.PrepareContext(ctx, recentEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query RecentEvents: %w", err)
 	}
+	if q.restoreInstanceStmt, err = db.PrepareContext(ctx, restoreInstance); err != nil {
+		return nil, fmt.Errorf("error preparing query RestoreInstance: %w", err)
+	}
 	if q.serverUsageStmt, err = db.PrepareContext(ctx, serverUsage); err != nil {
 		return nil, fmt.Errorf("error preparing query ServerUsage: %w", err)
 	}
@@ -309,6 +312,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing recentEventsStmt: %w", cerr)
 		}
 	}
+	if q.restoreInstanceStmt != nil {
+		if cerr := q.restoreInstanceStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing restoreInstanceStmt: %w", cerr)
+		}
+	}
 	if q.serverUsageStmt != nil {
 		if cerr := q.serverUsageStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing serverUsageStmt: %w", cerr)
@@ -420,6 +428,7 @@ type Queries struct {
 	listTenantsOnServerStmt     *sql.Stmt
 	maxEventIDStmt              *sql.Stmt
 	recentEventsStmt            *sql.Stmt
+	restoreInstanceStmt         *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
 	trimEventsStmt              *sql.Stmt
@@ -466,6 +475,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		listTenantsOnServerStmt:     q.listTenantsOnServerStmt,
 		maxEventIDStmt:              q.maxEventIDStmt,
 		recentEventsStmt:            q.recentEventsStmt,
+		restoreInstanceStmt:         q.restoreInstanceStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,
 		trimEventsStmt:              q.trimEventsStmt,

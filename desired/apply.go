@@ -71,7 +71,7 @@ type Plan struct {
 	Unlisted int `json:"unlisted"`
 
 	servers       []applyServer
-	tenants       []Tenant // created or updated
+	tenants       []applyTenant // created or updated
 	instances     []applyInstance
 	deleteTenants []string
 }
@@ -82,8 +82,15 @@ type applyServer struct {
 }
 
 type applyInstance struct {
-	op Op
-	i  Instance
+	op    Op
+	i     Instance
+	moved bool // an update that changes its server
+}
+
+type applyTenant struct {
+	Tenant
+	exists  bool
+	renamed bool // its domain changes
 }
 
 // Empty reports whether the plan changes nothing.
@@ -268,7 +275,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		old, exists := cur.tenants[t.ID]
 		switch {
 		case !exists:
-			plan.tenants = append(plan.tenants, t)
+			plan.tenants = append(plan.tenants, applyTenant{Tenant: t})
 			tenantChanges = append(tenantChanges, Change{Op: OpCreate, Kind: "tenant", ID: t.ID, Fields: []FieldChange{{Field: "domain", New: t.Domain}}})
 		case old.Domain != t.Domain || old.Region != t.Region:
 			var fc []FieldChange
@@ -278,7 +285,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			if old.Region != t.Region {
 				fc = append(fc, FieldChange{Field: "region", Old: old.Region, New: t.Region})
 			}
-			plan.tenants = append(plan.tenants, t)
+			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, exists: true, renamed: old.Domain != t.Domain})
 			tenantChanges = append(tenantChanges, Change{Op: OpUpdate, Kind: "tenant", ID: t.ID, Fields: fc})
 		}
 		for _, fi := range ft.Instances {
@@ -293,7 +300,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			old, exists := cur.instances[key]
 			if !exists {
 				if want.ServerID == "" {
-					toPlace = append(toPlace, applyInstance{OpCreate, want})
+					toPlace = append(toPlace, applyInstance{op: OpCreate, i: want})
 					continue
 				}
 				if final[want.ServerID].State != ServerActive {
@@ -302,7 +309,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 				if err := takeChecked(p, want, where(fi.Line)); err != nil {
 					return nil, err
 				}
-				plan.instances = append(plan.instances, applyInstance{OpCreate, want})
+				plan.instances = append(plan.instances, applyInstance{op: OpCreate, i: want})
 				instanceChanges = append(instanceChanges, instanceCreated(want))
 				continue
 			}
@@ -336,7 +343,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 				if old.ServerID != want.ServerID {
 					note = "moves: the old copy is stopped, which deletes its data where storage_persist = false"
 				}
-				plan.instances = append(plan.instances, applyInstance{OpUpdate, want})
+				plan.instances = append(plan.instances, applyInstance{OpUpdate, want, old.ServerID != want.ServerID})
 				instanceChanges = append(instanceChanges, Change{Op: OpUpdate, Kind: "instance", ID: key, Fields: fc, Note: note})
 			}
 		}
@@ -367,7 +374,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			}
 			continue
 		}
-		plan.instances = append(plan.instances, applyInstance{OpDelete, in})
+		plan.instances = append(plan.instances, applyInstance{op: OpDelete, i: in})
 		instanceChanges = append(instanceChanges, Change{Op: OpDelete, Kind: "instance", ID: key,
 			Note: "its copy on " + in.ServerID + " is stopped"})
 	}
@@ -436,9 +443,11 @@ func checkDomains(tenants map[string]Tenant) error {
 	return nil
 }
 
-// execute writes a plan: servers first, so instances can reference them;
-// instance deletions before creations, so capacity and anti-affinity hold
-// at every step; pruned tenants and servers last.
+// execute writes a plan. The order keeps every constraint true at every
+// statement: servers first, so instances can reference them; deletions of
+// instances and tenants before anything takes their capacity, server slot
+// or domain; pruned servers last. Moved instances are deleted and restored
+// on their new server (generation + 1), so two instances may swap servers.
 func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	for _, as := range plan.servers {
 		switch as.op {
@@ -452,39 +461,64 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 			}
 		}
 	}
-	for _, t := range plan.tenants {
-		n, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, UpdatedAt: now})
-		if err != nil {
-			return fmt.Errorf("update tenant %s: %w", t.ID, err)
+	var moved []Instance
+	for _, ai := range plan.instances {
+		switch {
+		case ai.op == OpDelete:
+		case ai.op == OpUpdate && ai.moved:
+			moved = append(moved, ai.i)
+		default:
+			continue
 		}
-		if n == 0 {
-			if err := q.InsertTenant(ctx, db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, CreatedAt: now, UpdatedAt: now}); err != nil {
-				return fmt.Errorf("create tenant %s: %w", t.ID, err)
-			}
-		}
-	}
-	for _, pass := range []Op{OpDelete, OpUpdate, OpCreate} {
-		for _, ai := range plan.instances {
-			if ai.op != pass {
-				continue
-			}
-			var err error
-			switch ai.op {
-			case OpDelete:
-				_, err = q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: ai.i.TenantID, ID: ai.i.ID})
-			case OpUpdate:
-				_, err = q.UpdateInstance(ctx, updateInstanceParams(ai.i, now))
-			case OpCreate:
-				err = q.InsertInstance(ctx, insertInstanceParams(ai.i, now))
-			}
-			if err != nil {
-				return fmt.Errorf("%s instance %s: %w", ai.op, ai.i.Key(), err)
-			}
+		if _, err := q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: ai.i.TenantID, ID: ai.i.ID}); err != nil {
+			return fmt.Errorf("delete instance %s: %w", ai.i.Key(), err)
 		}
 	}
 	for _, id := range plan.deleteTenants {
 		if _, err := q.DeleteTenant(ctx, id); err != nil {
 			return fmt.Errorf("delete tenant %s: %w", id, err)
+		}
+	}
+	// Domains may be swapped between tenants: park changed ones on names
+	// no tenant can have (validation forbids "_") before setting them.
+	for _, t := range plan.tenants {
+		if t.renamed {
+			if _, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, UpdatedAt: now}); err != nil {
+				return fmt.Errorf("update tenant %s: %w", t.ID, err)
+			}
+		}
+	}
+	for _, t := range plan.tenants {
+		if t.exists {
+			if _, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, UpdatedAt: now}); err != nil {
+				return fmt.Errorf("update tenant %s: %w", t.ID, err)
+			}
+			continue
+		}
+		if err := q.InsertTenant(ctx, db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, CreatedAt: now, UpdatedAt: now}); err != nil {
+			return fmt.Errorf("create tenant %s: %w", t.ID, err)
+		}
+	}
+	for _, ai := range plan.instances {
+		if ai.op == OpUpdate && !ai.moved {
+			if _, err := q.UpdateInstance(ctx, updateInstanceParams(ai.i, now)); err != nil {
+				return fmt.Errorf("update instance %s: %w", ai.i.Key(), err)
+			}
+		}
+	}
+	for _, in := range moved {
+		err := q.RestoreInstance(ctx, db.RestoreInstanceParams{TenantID: in.TenantID, ID: in.ID, Process: in.Process,
+			ServerID: in.ServerID, MemoryMb: in.MemoryMB, DesiredState: string(in.DesiredState), Mode: string(in.Mode),
+			Generation: in.Generation + 1, CreatedAt: ms(in.CreatedAt), UpdatedAt: now})
+		if err != nil {
+			return fmt.Errorf("move instance %s: %w", in.Key(), err)
+		}
+	}
+	for _, ai := range plan.instances {
+		if ai.op == OpCreate {
+			if err := q.InsertInstance(ctx, insertInstanceParams(ai.i, now)); err != nil {
+				return fmt.Errorf("create instance %s: %w", ai.i.Key(), err)
+			}
 		}
 	}
 	for _, as := range plan.servers {

@@ -28,3 +28,7 @@ DELETE FROM instances WHERE tenant_id = ?;
 
 -- name: CountInstancesOnServer :one
 SELECT COUNT(*) FROM instances WHERE server_id = ?;
+
+-- name: RestoreInstance :exec
+INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);

@@ -1,0 +1,311 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const fleetYAML = `version: 1
+servers:
+  - id: s1
+    url: http://10.0.0.1:8080
+    region: eu
+    capacity_mb: 1000
+    token_env: TOK_S1
+  - id: s2
+    url: http://10.0.0.2:8080
+    region: eu
+    capacity_mb: 1000
+    token_file: s2.token
+tenants:
+  - id: alice
+    domain: alice.example.com
+    region: eu
+    instances:
+      - id: prod
+        process: api
+        memory_mb: 300
+      - id: backup
+        process: api
+        memory_mb: 300
+  - id: bob
+    domain: bob.example.com
+    instances:
+      - {id: prod, process: api, server: s2, mode: on-demand}
+`
+
+func parseFleet(t testing.TB, text string) *File {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s2.token"), []byte("token-two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse("fleet.yaml", []byte(text))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	env := map[string]string{"TOK_S1": "token-one"}
+	if err := f.ResolveTokens(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, dir); err != nil {
+		t.Fatalf("tokens: %v", err)
+	}
+	return f
+}
+
+func TestApplyCreatesThenChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	f := parseFleet(t, fleetYAML)
+
+	dry, err := s.Diff(ctx, f, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, u, d := dry.Counts(); c != 7 || u != 0 || d != 0 {
+		t.Fatalf("diff counts %d %d %d: %v", c, u, d, dry.Changes)
+	}
+	if n, _ := s.ListServers(ctx); len(n) != 0 {
+		t.Fatal("diff wrote to the database")
+	}
+	plan, err := s.Apply(ctx, f, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Summary() != "7 to create, 0 to update, 0 to delete" {
+		t.Fatalf("summary %q", plan.Summary())
+	}
+	s1, _ := s.GetServer(ctx, "s1")
+	s2, _ := s.GetServer(ctx, "s2")
+	if s1.Token != "token-one" || s2.Token != "token-two" {
+		t.Fatalf("tokens %q %q", s1.Token, s2.Token)
+	}
+	prod, _ := s.GetInstance(ctx, "alice:prod")
+	backup, _ := s.GetInstance(ctx, "alice:backup")
+	if prod.ServerID == backup.ServerID {
+		t.Fatal("alice's prod and backup share a server")
+	}
+	bob, _ := s.GetInstance(ctx, "bob:prod")
+	if bob.ServerID != "s2" || bob.Mode != ModeOnDemand || bob.MemoryMB != DefaultMemoryMB {
+		t.Fatalf("bob:prod %+v", bob)
+	}
+	before := snapshot(t, s)
+	again, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Empty() {
+		t.Fatalf("second apply changes %v", again.Changes)
+	}
+	if snapshot(t, s) != before {
+		t.Fatal("second apply wrote to the database")
+	}
+}
+
+func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mustTenant(t, s, "carol", "") // not in the file
+	prod, _ := s.GetInstance(ctx, "alice:prod")
+	other := map[string]string{"s1": "s2", "s2": "s1"}
+	backup, _ := s.GetInstance(ctx, "alice:backup")
+
+	// Move alice:prod by naming a server: backup must move too (anti-affinity), drop bob.
+	text := strings.Replace(fleetYAML, "      - id: prod\n        process: api\n        memory_mb: 300",
+		"      - id: prod\n        process: api\n        memory_mb: 300\n        server: "+backup.ServerID, 1)
+	text = strings.Replace(text, "      - id: backup\n        process: api\n        memory_mb: 300",
+		"      - id: backup\n        process: api\n        memory_mb: 300\n        server: "+prod.ServerID, 1)
+	text = text[:strings.Index(text, "  - id: bob")]
+	f := parseFleet(t, text)
+
+	plan, err := s.Diff(ctx, f, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, u, d := plan.Counts(); c != 0 || u != 2 || d != 0 || plan.Unlisted != 3 {
+		t.Fatalf("diff without prune: %d %d %d unlisted %d: %v", c, u, d, plan.Unlisted, plan.Changes)
+	}
+	if !strings.Contains(plan.Changes[0].String(), "server: "+prod.ServerID+" -> "+backup.ServerID) ||
+		!strings.Contains(plan.Changes[0].String(), "storage_persist") {
+		t.Fatalf("move change reads %q", plan.Changes[0].String())
+	}
+	_ = other
+	// The swap crosses anti-affinity mid-way; apply must still land it whole.
+	if _, err := s.Apply(ctx, f, ApplyOptions{}); err != nil {
+		t.Fatalf("apply swap: %v", err)
+	}
+	moved, _ := s.GetInstance(ctx, "alice:prod")
+	if moved.ServerID != backup.ServerID || moved.Generation != prod.Generation+1 {
+		t.Fatalf("alice:prod after apply: %+v", moved)
+	}
+	if _, err := s.GetTenant(ctx, "bob"); err != nil {
+		t.Fatal("bob removed without --prune")
+	}
+
+	pruned, err := s.Apply(ctx, f, ApplyOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, d := pruned.Counts(); d != 3 {
+		t.Fatalf("prune deleted %d, want bob, bob:prod and carol: %v", d, pruned.Changes)
+	}
+	for _, id := range []string{"bob", "carol"} {
+		if _, err := s.GetTenant(ctx, id); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s after prune: %v", id, err)
+		}
+	}
+}
+
+func TestApplyRejectsAndChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		text string
+		want error
+		msg  string
+	}{
+		"unknown server": {strings.Replace(fleetYAML, "server: s2", "server: s9", 1), ErrInvalid, "fleet.yaml:27"},
+		"over capacity": {strings.Replace(fleetYAML, "memory_mb: 300\n      - id: backup", "memory_mb: 900\n      - id: backup", 1) +
+			"  - id: carol\n    domain: carol.example.com\n    instances:\n      - {id: prod, process: api, memory_mb: 900}\n      - {id: backup, process: api, memory_mb: 900}\n",
+			ErrNoCapacity, "no server can take"},
+		"affinity": {strings.Replace(fleetYAML, "memory_mb: 300\n      - id: backup\n        process: api\n        memory_mb: 300",
+			"memory_mb: 300\n        server: s1\n      - id: backup\n        process: api\n        memory_mb: 300\n        server: s1", 1), ErrInvalid, "never share a server"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := openStore(t)
+			mustTenant(t, s, "zed", "")
+			before := snapshot(t, s)
+			_, err := s.Apply(ctx, parseFleet(t, tc.text), ApplyOptions{Prune: true})
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("apply: %v, want %v mentioning %q", err, tc.want, tc.msg)
+			}
+			if snapshot(t, s) != before {
+				t.Fatal("a rejected apply changed the database")
+			}
+		})
+	}
+}
+
+func TestApplyDomainConflictWithUnlistedTenant(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	if _, _, err := s.AddTenant(ctx, Tenant{ID: "zed", Domain: "alice.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{})
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "alice.example.com") {
+		t.Fatalf("apply: %v", err)
+	}
+	// With --prune zed goes, so the domain is free.
+	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{Prune: true}); err != nil {
+		t.Fatalf("apply --prune: %v", err)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, text, want string
+	}{
+		{"empty", "", "fleet.yaml: the file is empty"},
+		{"not yaml", "servers: [", "not valid YAML"},
+		{"not a mapping", "- a\n- b\n", "fleet.yaml:1: file"},
+		{"version", "version: 2\n", `fleet.yaml:1: version "2": is not supported`},
+		{"unknown top", "servrs: []\n", `fleet.yaml:1: servrs "": is not a known field`},
+		{"unknown server field", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    cpu: 3\n", `fleet.yaml:5: servers[0].cpu`},
+		{"bad server id", "servers:\n  - id: S1\n    url: http://a\n    capacity_mb: 5\n", `fleet.yaml:2: servers[0].id "S1"`},
+		{"bad url", "servers:\n  - id: s1\n    url: a:80\n    capacity_mb: 5\n", `fleet.yaml:2: servers[0].url "a:80"`},
+		{"no capacity", "servers:\n  - id: s1\n    url: http://a\n", `servers[0].capacity_mb "": is required`},
+		{"bad capacity", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: lots\n", `fleet.yaml:4: servers[0].capacity_mb "lots"`},
+		{"negative capacity", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: -1\n", `must be a positive integer`},
+		{"literal token", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token: abc\n", `tokens do not belong in a fleet file`},
+		{"two token sources", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token_env: A\n    token_file: b\n", `not both`},
+		{"dup server", "servers:\n  - {id: s1, url: 'http://a', capacity_mb: 1}\n  - {id: s1, url: 'http://b', capacity_mb: 1}\n", `fleet.yaml:3: servers[1].id "s1": is already used at line 2`},
+		{"dup key", "servers:\n  - id: s1\n    id: s2\n", `servers[0].id`},
+		{"bad domain", "tenants:\n  - id: a\n    domain: A..b\n", `fleet.yaml:2: tenants[0].domain "A..b"`},
+		{"dup domain", "tenants:\n  - {id: a, domain: x.com}\n  - {id: b, domain: x.com}\n", `is already tenant a's`},
+		{"bad instance", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: ../etc, process: api}\n", `fleet.yaml:5: tenants[0].instances[0].id "../etc"`},
+		{"bad process", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: 'a:b'}\n", `instances[0].process "a:b"`},
+		{"bad mode", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, mode: never}\n", `instances[0].mode "never"`},
+		{"dup instance", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api}\n      - {id: p, process: web}\n", `is already used at line 5`},
+		{"list expected", "servers: s1\n", `servers "": must be a list`},
+		{"nested value", "servers:\n  - id: [s1]\n", `servers[0].id "": must be a single value`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("fleet.yaml", []byte(tc.text))
+			if err == nil {
+				t.Fatalf("parsed")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%v is not ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResolveTokensErrors(t *testing.T) {
+	f, err := Parse("fleet.yaml", []byte("servers:\n  - {id: s1, url: 'http://a', capacity_mb: 1, token_env: NOPE}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.ResolveTokens(func(string) (string, bool) { return "", false }, t.TempDir())
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "NOPE") {
+		t.Fatalf("missing env: %v", err)
+	}
+	f, _ = Parse("fleet.yaml", []byte("servers:\n  - {id: s1, url: 'http://a', capacity_mb: 1, token_file: missing}\n"))
+	if err := f.ResolveTokens(nil, t.TempDir()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestExampleFleetFileParses(t *testing.T) {
+	f, err := LoadFile("../examples/fleet.yaml")
+	if err != nil && !strings.Contains(err.Error(), "SLUM_TOKEN_") {
+		t.Fatal(err)
+	}
+	if err == nil && len(f.Tenants) == 0 {
+		t.Fatal("example has no tenants")
+	}
+	data, _ := os.ReadFile("../examples/fleet.yaml")
+	if _, err := Parse("examples/fleet.yaml", data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(fleetYAML))
+	f.Add([]byte("servers: []\ntenants: []\n"))
+	f.Add([]byte("tenants:\n  - {id: a, domain: x.com, instances: [{id: p, process: api}]}\n"))
+	f.Add([]byte("&a [*a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		// Whatever parses is valid through and through.
+		for _, s := range file.Servers {
+			if ValidateID("id", s.ID) != nil || ValidateURL("url", s.URL) != nil || s.CapacityMB <= 0 {
+				t.Fatalf("invalid server accepted: %+v", s)
+			}
+		}
+		for _, tn := range file.Tenants {
+			if ValidateID("id", tn.ID) != nil || ValidateDomain("d", tn.Domain) != nil {
+				t.Fatalf("invalid tenant accepted: %+v", tn)
+			}
+			for _, in := range tn.Instances {
+				if validateInstance(in.Instance) != nil {
+					t.Fatalf("invalid instance accepted: %+v", in)
+				}
+			}
+		}
+	})
+}
