@@ -218,15 +218,15 @@ func TestInstanceIntegrity(t *testing.T) {
 		spec InstanceSpec
 		want error
 	}{
-		"missing tenant":   {InstanceSpec{TenantID: "nobody", ID: "prod", Process: "api", ServerID: "s1"}, ErrNotFound},
-		"missing server":   {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s9"}, ErrNotFound},
-		"bad id":           {InstanceSpec{TenantID: "alice", ID: "../x", Process: "api"}, ErrInvalid},
-		"bad process":      {InstanceSpec{TenantID: "alice", ID: "prod", Process: "a:b"}, ErrInvalid},
-		"zero memory":      {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: -1}, ErrInvalid},
-		"bad mode":         {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", Mode: "sometimes"}, ErrInvalid},
-		"too big":          {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 1001}, ErrNoCapacity},
-		"nothing fits":     {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: 5000}, ErrNoCapacity},
-		"name over 63":     {InstanceSpec{TenantID: "alice", ID: strings.Repeat("x", 60), Process: "api"}, ErrInvalid},
+		"missing tenant": {InstanceSpec{TenantID: "nobody", ID: "prod", Process: "api", ServerID: "s1"}, ErrNotFound},
+		"missing server": {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s9"}, ErrNotFound},
+		"bad id":         {InstanceSpec{TenantID: "alice", ID: "../x", Process: "api"}, ErrInvalid},
+		"bad process":    {InstanceSpec{TenantID: "alice", ID: "prod", Process: "a:b"}, ErrInvalid},
+		"zero memory":    {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: -1}, ErrInvalid},
+		"bad mode":       {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", Mode: "sometimes"}, ErrInvalid},
+		"too big":        {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 1001}, ErrNoCapacity},
+		"nothing fits":   {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: 5000}, ErrNoCapacity},
+		"name over 63":   {InstanceSpec{TenantID: "alice", ID: strings.Repeat("x", 60), Process: "api"}, ErrInvalid},
 	} {
 		before := snapshot(t, s)
 		if _, err := s.SpawnInstance(ctx, tc.spec); !errors.Is(err, tc.want) {
