@@ -129,13 +129,23 @@ func (p parser) errAt(n *yaml.Node, field, value, reason string) error {
 	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Value: value, Reason: reason}
 }
 
+// wrap places a validation error at the line of the field it names, or
+// else at the line of the mapping n.
 func (p parser) wrap(n *yaml.Node, err error) error {
-	if fe, ok := err.(*FieldError); ok {
-		c := *fe
-		c.Where = fmt.Sprintf("%s:%d", p.name, n.Line)
-		return &c
+	fe, ok := err.(*FieldError)
+	if !ok {
+		return err
 	}
-	return err
+	c := *fe
+	line := n.Line
+	field := c.Field[strings.LastIndex(c.Field, ".")+1:]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == field {
+			line = n.Content[i].Line
+		}
+	}
+	c.Where = fmt.Sprintf("%s:%d", p.name, line)
+	return &c
 }
 
 // fields walks a mapping node, calling fn for each key with its value; it

@@ -54,8 +54,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func exitCode(err error) int {
 	var ue usageError
+	msg := err.Error()
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), strings.HasPrefix(msg, "required flag"), strings.HasPrefix(msg, "unknown command"),
+		strings.HasPrefix(msg, "unknown flag"), strings.HasPrefix(msg, "unknown shorthand flag"):
 		return exitUsage
 	case errors.Is(err, desired.ErrInvalid):
 		return exitInvalid

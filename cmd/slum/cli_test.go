@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var slumBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "slum-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	slumBin = filepath.Join(dir, "slum")
+	out, err := exec.Command("go", "build", "-o", slumBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build slum: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs the built binary as a user would, against db.
+func cli(t *testing.T, db string, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(slumBin, append([]string{"--db", db}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), "SLUM_TOKEN_EU_1=tok-eu-1", "SLUM_TOKEN_EU_2=tok-eu-2", "SLUM_TOKEN_US_1=tok-us-1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func expect(t *testing.T, r result, code int, stdout, stderr string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, stdout) {
+		t.Fatalf("stdout %q does not contain %q", r.stdout, stdout)
+	}
+	if !strings.Contains(r.stderr, stderr) {
+		t.Fatalf("stderr %q does not contain %q", r.stderr, stderr)
+	}
+}
+
+func TestCLIWorkflow(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	tokFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokFile, []byte("secret-token-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	expect(t, cli(t, db, "", "server", "add", "s1", "--url", "http://10.0.0.1:8080", "--capacity-mb", "1024", "--region", "eu", "--token-file", tokFile),
+		0, "server s1 added", "")
+	expect(t, cli(t, db, "secret-token-2", "server", "add", "s2", "--url", "http://10.0.0.2:8080", "--capacity-mb", "1024", "--token-stdin"),
+		0, "server s2 added", "")
+	expect(t, cli(t, db, "", "server", "add", "s1", "--url", "http://x", "--capacity-mb", "1"), 5, "", "slum: add server: server s1 already exists\n")
+	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "ftp://x", "--capacity-mb", "1"), 3, "", `url "ftp://x": must start with http:// or https://`)
+	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "http://x"), 2, "", `required flag(s) "capacity-mb" not set`)
+	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "http://x", "--capacity-mb", "lots"), 2, "", "invalid argument")
+	expect(t, cli(t, db, "", "server", "add"), 2, "", "takes 1 argument(s): ID")
+
+	r := cli(t, db, "", "server", "list")
+	expect(t, r, 0, "s1  http://10.0.0.1:8080  eu", "")
+	r = cli(t, db, "", "-o", "json", "server", "list")
+	expect(t, r, 0, `"id": "s1"`, "")
+	var servers []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &servers); err != nil || len(servers) != 2 {
+		t.Fatalf("server list JSON: %v %s", err, r.stdout)
+	}
+	for _, args := range [][]string{{"server", "list"}, {"-o", "json", "server", "list"}, {"server", "get", "s1"}, {"-o", "json", "server", "get", "s1"}} {
+		if r := cli(t, db, "", args...); strings.Contains(r.stdout+r.stderr, "secret-token") {
+			t.Fatalf("%v shows a token: %s", args, r.stdout)
+		}
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("database mode: %v %v", fi.Mode(), err)
+	}
+
+	expect(t, cli(t, db, "", "tenant", "add", "alice", "--domain", "alice.example.com", "--region", "eu", "--process", "api"),
+		0, "instance alice:prod placed on s1", "")
+	expect(t, cli(t, db, "", "tenant", "add", "bob", "--domain", "alice.example.com"), 5, "", "domain alice.example.com belongs to tenant alice")
+	expect(t, cli(t, db, "", "tenant", "add", "Bob", "--domain", "bob.example.com"), 3, "", `tenant id "Bob"`)
+	expect(t, cli(t, db, "", "tenant", "add", "bob", "--domain", "bob.example.com", "--process", "api", "--memory-mb", "5000"), 5, "", "no capacity")
+	expect(t, cli(t, db, "", "tenant", "get", "bob"), 4, "", "tenant bob not found")
+	expect(t, cli(t, db, "", "instance", "spawn", "alice:backup", "--process", "api"), 0, "instance alice:backup (api:alice--backup) is to run on s2", "")
+	expect(t, cli(t, db, "", "instance", "spawn", "alice:../x", "--process", "api"), 3, "", `instance id "../x"`)
+	expect(t, cli(t, db, "", "instance", "list"), 0, "alice:backup  api      s2      256        always  running  pending", "")
+	expect(t, cli(t, db, "", "tenant", "move", "alice"), 2, "", "tenant alice has 2 instances (backup, prod): name one with --instance")
+	expect(t, cli(t, db, "", "tenant", "move", "alice", "--instance", "prod", "--to", "s2"), 5, "", "never share a server")
+	expect(t, cli(t, db, "", "instance", "stop", "alice:backup"), 0, "instance alice:backup is to stop on s2", "")
+	expect(t, cli(t, db, "", "instance", "status", "alice:backup"), 0, "desired:             stopped (always), generation 2", "")
+	expect(t, cli(t, db, "", "server", "remove", "s2"), 5, "", "server has active tenants")
+	expect(t, cli(t, db, "", "server", "cordon", "s2"), 0, "server s2 is cordoned", "")
+	expect(t, cli(t, db, "", "server", "drain", "s1"), 5, "", "no capacity")
+	expect(t, cli(t, db, "", "server", "uncordon", "s2"), 0, "server s2 is active", "")
+	expect(t, cli(t, db, "", "status"), 0, "1 tenants, 2 instances: 2 pending", "")
+	expect(t, cli(t, db, "", "events", "-n", "3"), 0, "Uncordoned", "")
+	expect(t, cli(t, db, "", "tenant", "remove", "alice"), 0, "tenant alice removed", "")
+	expect(t, cli(t, db, "", "-o", "yaml", "status"), 2, "", "-o must be table or json")
+}
+
+func TestCLIApplyAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	example := filepath.Join("..", "..", "examples", "fleet.yaml")
+
+	expect(t, cli(t, db, "", "diff", "-f", example), 0, "would apply "+example+": 12 to create, 0 to update, 0 to delete", "")
+	expect(t, cli(t, db, "", "apply", "-f", example, "--dry-run"), 0, "+ tenant alice (domain=alice.example.com)", "")
+	expect(t, cli(t, db, "", "server", "list"), 0, "ID  URL", "")
+	expect(t, cli(t, db, "", "apply", "-f", example), 0, "applied "+example+": 12 to create", "")
+	expect(t, cli(t, db, "", "apply", "-f", example), 0, "no changes: the database already matches", "")
+	r := cli(t, db, "", "-o", "json", "diff", "-f", example)
+	expect(t, r, 0, `"changes": []`, "")
+
+	bad := filepath.Join(dir, "bad.yaml")
+	data, _ := os.ReadFile(example)
+	os.WriteFile(bad, []byte(strings.Replace(string(data), "domain: bob.example.com", "domain: bob..example.com", 1)), 0o644)
+	expect(t, cli(t, db, "", "apply", "-f", bad), 3, "", bad+":35: tenants[1].domain \"bob..example.com\"")
+	expect(t, cli(t, db, "", "apply", "-f", filepath.Join(dir, "missing.yaml")), 1, "", "no such file")
+
+	small := filepath.Join(dir, "small.yaml")
+	os.WriteFile(small, []byte(strings.Split(string(data), "  - id: bob")[0]), 0o644)
+	expect(t, cli(t, db, "", "diff", "-f", small, "--prune"), 0, "- tenant bob", "")
+	expect(t, cli(t, db, "", "apply", "-f", small), 0, "objects in the database are not in", "")
+	expect(t, cli(t, db, "", "apply", "-f", small, "--prune"), 0, "0 to create, 0 to update, 6 to delete", "")
+	expect(t, cli(t, db, "", "tenant", "list"), 0, "alice", "")
+}
+
+func TestCLIHelpEverywhere(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "x.db")
+	for _, args := range [][]string{
+		{}, {"server"}, {"server", "add"}, {"server", "list"}, {"server", "get"}, {"server", "update"}, {"server", "cordon"},
+		{"server", "uncordon"}, {"server", "drain"}, {"server", "remove"}, {"tenant"}, {"tenant", "add"}, {"tenant", "list"},
+		{"tenant", "get"}, {"tenant", "update"}, {"tenant", "move"}, {"tenant", "remove"}, {"instance"}, {"instance", "spawn"},
+		{"instance", "stop"}, {"instance", "remove"}, {"instance", "list"}, {"instance", "status"}, {"apply"}, {"diff"},
+		{"status"}, {"events"}, {"run"}, {"sim"},
+	} {
+		r := cli(t, db, "", append(args, "--help")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v --help: exit %d: %s %s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("--help created the database")
+	}
+}
