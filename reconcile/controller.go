@@ -143,6 +143,7 @@ type Controller struct {
 	obsGen      map[string]int64
 	events      []desired.Event
 	forget      []desired.Placement
+	statuses    []desired.InstanceStatus // from finished actions, not yet written
 	lastRefusal int
 }
 
@@ -191,6 +192,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	go c.watchRevision(ctx)
+	go c.flushLoop(ctx)
 	resync := time.NewTicker(c.cfg.PollInterval)
 	defer resync.Stop()
 	for {
@@ -234,12 +236,12 @@ func (c *Controller) shutdown() error {
 	return err
 }
 
-// watchRevision kicks a pass as soon as another process commits a change
-// to the desired state.
+// watchRevision kicks a pass as soon as the desired state's revision
+// differs from the one the controller works from: another process (the
+// CLI) committed a change.
 func (c *Controller) watchRevision(ctx context.Context) {
 	t := time.NewTicker(c.cfg.RevisionPoll)
 	defer t.Stop()
-	var last int64 = -1
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,10 +252,12 @@ func (c *Controller) watchRevision(ctx context.Context) {
 		if err != nil {
 			continue
 		}
-		if last >= 0 && rev != last {
+		c.mu.Lock()
+		stale := c.fleet == nil || c.fleet.rev != rev
+		c.mu.Unlock()
+		if stale {
 			c.kick()
 		}
-		last = rev
 	}
 }
 
@@ -363,7 +367,8 @@ func (c *Controller) Pass(ctx context.Context, act bool) (*PassResult, error) {
 	return c.pass(ctx, true)
 }
 
-// WaitIdle blocks until no action is queued or in flight.
+// WaitIdle blocks until no action is queued or in flight, then writes
+// what the finished actions reported.
 func (c *Controller) WaitIdle(ctx context.Context) error {
 	for c.q.depth() > 0 {
 		select {
@@ -372,7 +377,28 @@ func (c *Controller) WaitIdle(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-	return nil
+	return c.flush(ctx, nil)
+}
+
+// flushLoop writes what finished actions report between passes.
+func (c *Controller) flushLoop(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		pending := len(c.statuses) + len(c.events) + len(c.forget)
+		c.mu.Unlock()
+		if pending > 0 {
+			if err := c.flush(ctx, nil); err != nil {
+				c.log.Error("cannot write status", "err", err)
+			}
+		}
+	}
 }
 
 // Close stops the work queue of a controller driven by Pass, letting
@@ -719,6 +745,8 @@ func (c *Controller) flush(ctx context.Context, statuses []desired.InstanceStatu
 	c.mu.Lock()
 	events, forget := c.events, c.forget
 	c.events, c.forget = nil, nil
+	statuses = append(c.statuses, statuses...)
+	c.statuses = nil
 	var servers []desired.ServerStatus
 	now := c.now()
 	for id, rt := range c.servers {
@@ -772,6 +800,16 @@ func (c *Controller) done(a Action, err error, st itemState, idle bool) {
 	c.metrics.actions.WithLabelValues(string(a.Kind), result).Inc()
 	c.mu.Lock()
 	now := c.now()
+	if a.Instance != "" && err != nil {
+		if prev, ok := c.lastStatus[a.Instance]; ok && prev.ServerID == a.ServerID {
+			st2 := prev
+			st2.Attempts, st2.LastError = st.attempts, st.lastErr
+			if st.parked {
+				st2.Phase = PhaseFailed
+			}
+			c.statuses = c.changed(c.statuses, st2, now)
+		}
+	}
 	object := "server/" + a.ServerID + "/" + a.Name
 	if a.Instance != "" {
 		object = "instance/" + a.Instance

@@ -59,6 +59,8 @@ type Server struct {
 
 	latency   time.Duration
 	errorRate float64
+	malformed bool
+	failNext  map[string]int
 	hang      chan struct{} // closed to release hung requests; nil when not hung
 
 	lnMu   sync.Mutex
@@ -138,10 +140,28 @@ func (s *Server) SetDown(down bool) error {
 	return nil
 }
 
-// SetLatency delays every answer.
+// SetLatency delays every authenticated answer.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	s.latency = d
+	s.mu.Unlock()
+}
+
+// FailNext fails the next n calls of a kind (list, spawn, stop, restart,
+// health) with a 500.
+func (s *Server) FailNext(kind string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failNext == nil {
+		s.failNext = map[string]int{}
+	}
+	s.failNext[kind] = n
+}
+
+// SetMalformed makes the list call answer with broken JSON.
+func (s *Server) SetMalformed(on bool) {
+	s.mu.Lock()
+	s.malformed = on
 	s.mu.Unlock()
 }
 
@@ -218,7 +238,8 @@ func (s *Server) SetHealth(name, health string) {
 	}
 }
 
-// Calls counts API calls by kind: list, spawn, stop, restart, health.
+// Calls counts authenticated API calls by kind (list, spawn, stop,
+// restart, health) as they arrive, before any added latency.
 func (s *Server) Calls(kind string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -280,22 +301,15 @@ func (s *Server) Handler() http.Handler {
 	return s.faults(mux)
 }
 
-// faults applies hang and latency to every request.
+// faults applies hangs to every request.
 func (s *Server) faults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		hang, latency := s.hang, s.latency
+		hang := s.hang
 		s.mu.Unlock()
 		if hang != nil {
 			select {
 			case <-hang:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		if latency > 0 {
-			select {
-			case <-time.After(latency):
 			case <-r.Context().Done():
 				return
 			}
@@ -331,7 +345,19 @@ func (s *Server) api(kind string, h http.HandlerFunc) http.HandlerFunc {
 		s.authFails = 0
 		s.calls[kind]++
 		fail := s.errorRate > 0 && rand.Float64() < s.errorRate
+		if s.failNext[kind] > 0 {
+			s.failNext[kind]--
+			fail = true
+		}
+		latency := s.latency
 		s.mu.Unlock()
+		if latency > 0 {
+			select {
+			case <-time.After(latency):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if fail {
 			writeError(w, http.StatusInternalServerError, "simulated failure")
 			return
@@ -355,6 +381,12 @@ type listEntry struct {
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	s.mu.Lock()
+	if s.malformed {
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`[{"id": "api:x--y", "socket": `))
+		return
+	}
 	out := make([]listEntry, 0, len(s.instances))
 	for name, in := range s.instances {
 		out = append(out, listEntry{ID: name, Socket: fmt.Sprintf("127.0.0.1:%d", in.port),
