@@ -420,7 +420,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 // takeChecked counts an instance on its server, refusing a second instance
 // of a tenant's process there.
 func takeChecked(p *placer, in Instance, where string) error {
-	if _, dup := p.affinity[affinityKey{in.TenantID, in.Process, in.ServerID}]; dup {
+	if p.runs(in.TenantID, in.Process, in.ServerID) {
 		return &FieldError{Where: where, Field: "instance " + in.Key() + " server", Value: in.ServerID,
 			Reason: "already runs another instance of " + in.TenantID + "'s " + in.Process + " (a tenant's instances of one process never share a server)"}
 	}

@@ -10,9 +10,11 @@ import (
 // and use, and which servers already run each tenant's process, so one
 // placer can place a whole fleet file without going back to the database.
 type placer struct {
-	slots    []*slot
-	byID     map[string]*slot
-	affinity map[affinityKey]struct{}
+	slots []*slot
+	byID  map[string]*slot
+	// affinity lists, per tenant and process, the servers already running
+	// one of its instances: a handful, so place scans it, not a map.
+	affinity map[tenantProcess][]string
 }
 
 type slot struct {
@@ -23,10 +25,20 @@ type slot struct {
 	used     int64
 }
 
-type affinityKey struct{ tenant, process, server string }
+type tenantProcess struct{ tenant, process string }
 
 func newPlacer() *placer {
-	return &placer{byID: map[string]*slot{}, affinity: map[affinityKey]struct{}{}}
+	return &placer{byID: map[string]*slot{}, affinity: map[tenantProcess][]string{}}
+}
+
+// runs reports whether server already runs an instance of tenant's process.
+func (p *placer) runs(tenant, process, server string) bool {
+	for _, s := range p.affinity[tenantProcess{tenant, process}] {
+		if s == server {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *placer) addServer(s Server) {
@@ -44,7 +56,8 @@ func (p *placer) take(i Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
 		sl.used += i.MemoryMB
 	}
-	p.affinity[affinityKey{i.TenantID, i.Process, i.ServerID}] = struct{}{}
+	k := tenantProcess{i.TenantID, i.Process}
+	p.affinity[k] = append(p.affinity[k], i.ServerID)
 }
 
 // release undoes take.
@@ -52,7 +65,17 @@ func (p *placer) release(i Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
 		sl.used -= i.MemoryMB
 	}
-	delete(p.affinity, affinityKey{i.TenantID, i.Process, i.ServerID})
+	k := tenantProcess{i.TenantID, i.Process}
+	servers := p.affinity[k]
+	for j, s := range servers {
+		if s == i.ServerID {
+			p.affinity[k] = append(servers[:j:j], servers[j+1:]...)
+			break
+		}
+	}
+	if len(p.affinity[k]) == 0 {
+		delete(p.affinity, k)
+	}
 }
 
 // place picks a server for a new instance of tenant's process: an active
@@ -63,6 +86,7 @@ func (p *placer) place(tenant, region, process string, memoryMB int64, avoid str
 	var best *slot
 	bestInRegion := false
 	var notActive, sameProcess, full int
+	taken := p.affinity[tenantProcess{tenant, process}]
 	for _, sl := range p.slots {
 		if sl.id == avoid {
 			continue
@@ -71,7 +95,7 @@ func (p *placer) place(tenant, region, process string, memoryMB int64, avoid str
 			notActive++
 			continue
 		}
-		if _, ok := p.affinity[affinityKey{tenant, process, sl.id}]; ok {
+		if len(taken) > 0 && contains(taken, sl.id) {
 			sameProcess++
 			continue
 		}
@@ -128,4 +152,13 @@ func (p *placer) overCommitted() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

@@ -32,6 +32,19 @@ type Instance struct {
 	Weight            int    `json:"weight"`
 }
 
+// listResult decodes with decodeList.
+type listResult []Instance
+
+func (l *listResult) decode(data []byte) error {
+	out, err := decodeList(data)
+	*l = out
+	return err
+}
+
+// rawDecoder is a response type that reads the body itself, skipping
+// encoding/json's validation pass.
+type rawDecoder interface{ decode([]byte) error }
+
 // SpawnResult is tenement's answer to a spawn or restart.
 type SpawnResult struct {
 	Instance string `json:"instance"`
@@ -210,7 +223,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // List returns every instance the server runs: one call, whatever their
 // number.
 func (c *Client) List(ctx context.Context) ([]Instance, error) {
-	var out []Instance
+	var out listResult
 	if err := c.do(ctx, "list", http.MethodGet, "/api/instances", nil, true, &out); err != nil {
 		return nil, err
 	}
@@ -302,7 +315,13 @@ func (c *Client) do(ctx context.Context, op, method, path string, body []byte, a
 		if out == nil || resp.StatusCode == http.StatusNoContent {
 			return nil
 		}
-		if err := json.Unmarshal(data, out); err != nil {
+		var err error
+		if d, ok := out.(rawDecoder); ok {
+			err = d.decode(data)
+		} else {
+			err = json.Unmarshal(data, out)
+		}
+		if err != nil {
 			return &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrMalformed, Message: err.Error()}
 		}
 		return nil

@@ -103,8 +103,8 @@ func (c Config) withDefaults() Config {
 type fleet struct {
 	rev      int64
 	servers  []desired.Server
-	byServer map[string][]desired.Instance
-	byKey    map[string]desired.Instance
+	byServer map[string][]Desired
+	byKey    map[string]Desired
 }
 
 // serverRT is the controller's runtime state for one server.
@@ -299,10 +299,11 @@ func (c *Controller) loadFleet(ctx context.Context) (*fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
-	f := &fleet{rev: rev, servers: servers, byServer: map[string][]desired.Instance{}, byKey: make(map[string]desired.Instance, len(insts))}
+	f := &fleet{rev: rev, servers: servers, byServer: map[string][]Desired{}, byKey: make(map[string]Desired, len(insts))}
 	for _, in := range insts {
-		f.byServer[in.ServerID] = append(f.byServer[in.ServerID], in)
-		f.byKey[in.Key()] = in
+		d := NewDesired(in)
+		f.byServer[in.ServerID] = append(f.byServer[in.ServerID], d)
+		f.byKey[d.Key] = d
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -528,7 +529,7 @@ func (c *Controller) elsewhere(f *fleet) func(tenant, instance string) (string, 
 		if rt == nil || !rt.snapOK {
 			return d.ServerID, false, true
 		}
-		_, running := rt.snap[d.TenementName()]
+		_, running := rt.snap[d.Name]
 		return d.ServerID, running, true
 	}
 }
@@ -545,15 +546,7 @@ func (c *Controller) diffAll(f *fleet) (map[string]*ServerPlan, *PassResult) {
 			continue
 		}
 		res.Observed++
-		owned := make(map[string]bool, len(c.ledger[s.ID]))
-		for name := range c.ledger[s.ID] {
-			owned[name] = true
-		}
-		obs := make([]observed.Instance, 0, len(rt.snap))
-		for _, in := range rt.snap {
-			obs = append(obs, in)
-		}
-		p := DiffServer(ServerInput{ServerID: s.ID, Desired: f.byServer[s.ID], Observed: obs, Owned: owned, Elsewhere: where})
+		p := DiffServer(ServerInput{ServerID: s.ID, Desired: f.byServer[s.ID], Observed: rt.snap, Owned: c.ledger[s.ID], Elsewhere: where})
 		plans[s.ID] = &p
 		res.Spawns = append(res.Spawns, p.Spawns...)
 		res.Stops = append(res.Stops, p.Stops...)
@@ -664,8 +657,8 @@ func (c *Controller) dispatch(f *fleet, plans map[string]*ServerPlan, res *PassR
 		servers[rt.health.state]++
 		p, ok := plans[s.ID]
 		if !ok {
-			for _, d := range f.byServer[s.ID] {
-				st := c.status(d, PhaseUnknown, "", rt.health.lastErr, 0)
+			for i := range f.byServer[s.ID] {
+				st := c.status(&f.byServer[s.ID][i], PhaseUnknown, "", rt.health.lastErr, 0)
 				phases[st.Phase]++
 				out = c.changed(out, st, now)
 			}
@@ -687,14 +680,13 @@ func (c *Controller) dispatch(f *fleet, plans map[string]*ServerPlan, res *PassR
 		}
 		c.q.retain(s.ID, keep)
 		for _, o := range p.Observations {
-			name := o.Instance.TenementName()
-			st := states[name]
+			st := states[o.Instance.Name]
 			phase, lastErr := o.Phase, st.lastErr
 			if st.parked {
 				phase = PhaseFailed
 			}
 			if o.Converged {
-				c.obsGen[o.Instance.Key()] = o.Instance.Generation
+				c.obsGen[o.Instance.Key] = o.Instance.Generation
 			}
 			s := c.status(o.Instance, phase, o.Health, lastErr, st.attempts)
 			phases[s.Phase]++
@@ -723,14 +715,20 @@ func (c *Controller) dispatch(f *fleet, plans map[string]*ServerPlan, res *PassR
 	return out
 }
 
-func (c *Controller) status(d desired.Instance, phase, health, lastErr string, attempts int64) desired.InstanceStatus {
-	return desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: phase, Health: health,
-		LastError: lastErr, Attempts: attempts, ObservedGeneration: c.obsGen[d.Key()]}
+func (c *Controller) status(d *Desired, phase, health, lastErr string, attempts int64) keyedStatus {
+	return keyedStatus{d.Key, desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: phase, Health: health,
+		LastError: lastErr, Attempts: attempts, ObservedGeneration: c.obsGen[d.Key]}}
+}
+
+// keyedStatus is a status with its instance's key.
+type keyedStatus struct {
+	key string
+	desired.InstanceStatus
 }
 
 // changed appends st when it differs from what was last written.
-func (c *Controller) changed(out []desired.InstanceStatus, st desired.InstanceStatus, now time.Time) []desired.InstanceStatus {
-	key := st.TenantID + ":" + st.InstanceID
+func (c *Controller) changed(out []desired.InstanceStatus, ks keyedStatus, now time.Time) []desired.InstanceStatus {
+	key, st := ks.key, ks.InstanceStatus
 	if prev, ok := c.lastStatus[key]; ok && prev == st {
 		return out
 	}
@@ -807,7 +805,7 @@ func (c *Controller) done(a Action, err error, st itemState, idle bool) {
 			if st.parked {
 				st2.Phase = PhaseFailed
 			}
-			c.statuses = c.changed(c.statuses, st2, now)
+			c.statuses = c.changed(c.statuses, keyedStatus{a.Instance, st2}, now)
 		}
 	}
 	object := "server/" + a.ServerID + "/" + a.Name

@@ -47,9 +47,22 @@ const (
 	PhaseIdle    = "idle"    // on-demand and scaled to zero
 )
 
+// Desired is a desired instance with its names worked out once per load of
+// the desired state, not once per pass.
+type Desired struct {
+	desired.Instance
+	Name string // on tenement: process:tenant--instance
+	Key  string // in slum: tenant:instance
+}
+
+// NewDesired wraps a desired instance.
+func NewDesired(in desired.Instance) Desired {
+	return Desired{Instance: in, Name: in.TenementName(), Key: in.Key()}
+}
+
 // Observation is what one pass saw of a desired instance.
 type Observation struct {
-	Instance desired.Instance
+	Instance *Desired
 	Phase    string
 	Health   string
 	// Converged: what runs matches the desired state at Instance.Generation.
@@ -66,9 +79,9 @@ type Hold struct {
 // ServerInput is everything the diff of one observed server needs.
 type ServerInput struct {
 	ServerID string
-	Desired  []desired.Instance  // placed on this server
-	Observed []observed.Instance // what the server runs now
-	Owned    map[string]bool     // tenement names slum placed on this server (the ledger)
+	Desired  []Desired                    // placed on this server
+	Observed map[string]observed.Instance // what the server runs now, by name
+	Owned    map[string]desired.Placement // what slum placed here (the ledger), by name
 	// Elsewhere reports, for a copy slum placed here that is not desired
 	// here, where its instance is desired now and whether it runs there.
 	// ok is false when the instance is desired nowhere or is stopped.
@@ -92,21 +105,20 @@ type ServerPlan struct {
 // request, not spawned.
 func DiffServer(in ServerInput) ServerPlan {
 	var p ServerPlan
-	running := make(map[string]observed.Instance, len(in.Observed))
-	for _, o := range in.Observed {
-		running[o.Name] = o
-	}
+	running := in.Observed
 	want := make(map[string]bool, len(in.Desired))
-	for _, d := range in.Desired {
-		name := d.TenementName()
+	for i := range in.Desired {
+		d := &in.Desired[i]
+		name := d.Name
 		want[name] = true
 		obs, present := running[name]
+		_, owned := in.Owned[name]
 		o := Observation{Instance: d}
-		if !in.Owned[name] && d.DesiredState == desired.StateRunning {
+		if !owned && d.DesiredState == desired.StateRunning {
 			p.Record = append(p.Record, desired.Placement{ServerID: in.ServerID, Name: name, TenantID: d.TenantID, InstanceID: d.ID})
 		}
-		act := Action{ServerID: in.ServerID, Name: name, Process: d.Process, ID: desired.TenementID(d.TenantID, d.ID),
-			Instance: d.Key(), Generation: d.Generation}
+		act := Action{ServerID: in.ServerID, Name: name, Process: d.Process, ID: name[len(d.Process)+1:],
+			Instance: d.Key, Generation: d.Generation}
 		switch {
 		case present && d.DesiredState == desired.StateRunning:
 			o.Health = obs.Health
@@ -114,7 +126,7 @@ func DiffServer(in ServerInput) ServerPlan {
 			if obs.Health == "failed" {
 				o.Phase = PhaseFailed
 			}
-		case present && !in.Owned[name]:
+		case present && !owned:
 			// Desired stopped, but slum never placed this copy: it is
 			// not slum's to stop.
 			o.Health, o.Phase = obs.Health, PhaseRunning
@@ -139,7 +151,7 @@ func DiffServer(in ServerInput) ServerPlan {
 		if want[o.Name] {
 			continue
 		}
-		if !in.Owned[o.Name] {
+		if _, owned := in.Owned[o.Name]; !owned {
 			p.Unmanaged = append(p.Unmanaged, o.Name)
 			continue
 		}
@@ -175,6 +187,7 @@ func DiffServer(in ServerInput) ServerPlan {
 		p.Forget = append(p.Forget, desired.Placement{ServerID: in.ServerID, Name: name, TenantID: tenant, InstanceID: inst})
 	}
 	sort.Strings(p.Unmanaged)
+	sort.Slice(p.Stops, func(i, j int) bool { return p.Stops[i].Name < p.Stops[j].Name })
 	sort.Slice(p.Forget, func(i, j int) bool { return p.Forget[i].Name < p.Forget[j].Name })
 	return p
 }

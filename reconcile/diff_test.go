@@ -20,20 +20,28 @@ func inst(tenant, id string, mutate ...func(*desired.Instance)) desired.Instance
 func stopped(in *desired.Instance)  { in.DesiredState = desired.StateStopped }
 func onDemand(in *desired.Instance) { in.Mode = desired.ModeOnDemand }
 
-func running(names ...string) []observed.Instance {
-	out := make([]observed.Instance, len(names))
-	for i, n := range names {
-		out[i] = observed.Instance{Name: n, Health: "healthy"}
+func running(names ...string) map[string]observed.Instance {
+	out := map[string]observed.Instance{}
+	for _, n := range names {
+		out[n] = observed.Instance{Name: n, Health: "healthy"}
 	}
 	return out
 }
 
-func owned(names ...string) map[string]bool {
-	m := map[string]bool{}
+func owned(names ...string) map[string]desired.Placement {
+	m := map[string]desired.Placement{}
 	for _, n := range names {
-		m[n] = true
+		m[n] = desired.Placement{ServerID: "s1", Name: n}
 	}
 	return m
+}
+
+func want(ins ...desired.Instance) []Desired {
+	out := make([]Desired, len(ins))
+	for i, in := range ins {
+		out[i] = NewDesired(in)
+	}
+	return out
 }
 
 func names(as []Action) []string {
@@ -59,14 +67,14 @@ func TestDiffServer(t *testing.T) {
 	}{
 		{
 			name:   "empty server: spawn what should run, record it first",
-			in:     ServerInput{Desired: []desired.Instance{inst("alice", "prod"), inst("bob", "prod")}},
+			in:     ServerInput{Desired: want(inst("alice", "prod"), inst("bob", "prod"))},
 			spawns: []string{"api:alice--prod", "api:bob--prod"},
 			record: []string{"api:alice--prod", "api:bob--prod"},
 			phases: map[string]string{"alice:prod": PhasePending, "bob:prod": PhasePending},
 		},
 		{
 			name:   "converged: nothing to do",
-			in:     ServerInput{Desired: []desired.Instance{inst("alice", "prod")}, Observed: running("api:alice--prod"), Owned: owned("api:alice--prod")},
+			in:     ServerInput{Desired: want(inst("alice", "prod")), Observed: running("api:alice--prod"), Owned: owned("api:alice--prod")},
 			phases: map[string]string{"alice:prod": PhaseRunning},
 		},
 		{
@@ -81,30 +89,30 @@ func TestDiffServer(t *testing.T) {
 		},
 		{
 			name:   "desired stopped and running: stop",
-			in:     ServerInput{Desired: []desired.Instance{inst("alice", "prod", stopped)}, Observed: running("api:alice--prod"), Owned: owned("api:alice--prod")},
+			in:     ServerInput{Desired: want(inst("alice", "prod", stopped)), Observed: running("api:alice--prod"), Owned: owned("api:alice--prod")},
 			stops:  []string{"api:alice--prod"},
 			phases: map[string]string{"alice:prod": PhasePending},
 		},
 		{
 			name:      "desired stopped but never placed by slum: left alone",
-			in:        ServerInput{Desired: []desired.Instance{inst("alice", "prod", stopped)}, Observed: running("api:alice--prod")},
+			in:        ServerInput{Desired: want(inst("alice", "prod", stopped)), Observed: running("api:alice--prod")},
 			unmanaged: []string{"api:alice--prod"},
 			phases:    map[string]string{"alice:prod": PhaseRunning},
 		},
 		{
 			name:   "desired stopped and absent: converged",
-			in:     ServerInput{Desired: []desired.Instance{inst("alice", "prod", stopped)}, Owned: owned("api:alice--prod")},
+			in:     ServerInput{Desired: want(inst("alice", "prod", stopped)), Owned: owned("api:alice--prod")},
 			phases: map[string]string{"alice:prod": PhaseStopped},
 		},
 		{
 			name:   "on-demand and absent: left to wake on request",
-			in:     ServerInput{Desired: []desired.Instance{inst("carol", "prod", onDemand)}},
+			in:     ServerInput{Desired: want(inst("carol", "prod", onDemand))},
 			record: []string{"api:carol--prod"},
 			phases: map[string]string{"carol:prod": PhaseIdle},
 		},
 		{
 			name:   "running but failed in tenement",
-			in:     ServerInput{Desired: []desired.Instance{inst("alice", "prod")}, Observed: []observed.Instance{{Name: "api:alice--prod", Health: "failed"}}, Owned: owned("api:alice--prod")},
+			in:     ServerInput{Desired: want(inst("alice", "prod")), Observed: map[string]observed.Instance{"api:alice--prod": {Name: "api:alice--prod", Health: "failed"}}, Owned: owned("api:alice--prod")},
 			phases: map[string]string{"alice:prod": PhaseFailed},
 		},
 		{
@@ -126,7 +134,7 @@ func TestDiffServer(t *testing.T) {
 		},
 		{
 			name: "process changed: new name spawned, old one held until it runs",
-			in: ServerInput{Desired: []desired.Instance{inst("alice", "prod", func(i *desired.Instance) { i.Process = "web" })},
+			in: ServerInput{Desired: want(inst("alice", "prod", func(i *desired.Instance) { i.Process = "web" })),
 				Observed: running("api:alice--prod"), Owned: owned("api:alice--prod"),
 				Elsewhere: func(tenant, instance string) (string, bool, bool) { return "s1", false, true }},
 			spawns: []string{"web:alice--prod"},
@@ -160,7 +168,7 @@ func TestDiffServer(t *testing.T) {
 			}
 			got := map[string]string{}
 			for _, o := range p.Observations {
-				got[o.Instance.Key()] = o.Phase
+				got[o.Instance.Key] = o.Phase
 			}
 			if len(got) != len(tc.phases) {
 				t.Errorf("phases %v, want %v", got, tc.phases)

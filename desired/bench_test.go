@@ -1,0 +1,89 @@
+package desired
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fleetText is a fleet file of servers servers and n instances: n/2
+// tenants with a prod and a backup each, placed by slum.
+func fleetText(servers, n int) []byte {
+	var b strings.Builder
+	b.WriteString("version: 1\nservers:\n")
+	for i := 0; i < servers; i++ {
+		fmt.Fprintf(&b, "  - {id: s%d, url: 'http://10.%d.%d.%d:8080', region: r%d, capacity_mb: 65536, token_env: TOK}\n",
+			i, i/65536%256, i/256%256, i%256, i%4)
+	}
+	b.WriteString("tenants:\n")
+	for i := 0; i < n/2; i++ {
+		fmt.Fprintf(&b, "  - id: t%d\n    domain: t%d.example.com\n    region: r%d\n    instances:\n", i, i, i%4)
+		b.WriteString("      - {id: prod, process: api, memory_mb: 128}\n      - {id: backup, process: api, memory_mb: 128}\n")
+	}
+	return []byte(b.String())
+}
+
+func loadFleet(b *testing.B, path string) *File {
+	f, err := LoadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkApply applies a fleet file of n instances over 1,000 servers to
+// an empty database, then again unchanged. Figures: first_apply_s and
+// reapply_s (each from reading the file to commit), db_MB.
+func BenchmarkApply(b *testing.B) {
+	b.Setenv("TOK", "bench-token")
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			dir := b.TempDir()
+			path := filepath.Join(dir, "fleet.yaml")
+			if err := os.WriteFile(path, fleetText(1000, n), 0o644); err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				dbPath := filepath.Join(dir, fmt.Sprintf("bench-%d.db", i))
+				s, err := Open(ctx, dbPath)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				plan, err := s.Apply(ctx, loadFleet(b, path), ApplyOptions{})
+				first := time.Since(start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				start = time.Now()
+				again, err := s.Apply(ctx, loadFleet(b, path), ApplyOptions{})
+				reapply := time.Since(start)
+				b.StopTimer()
+				if err != nil || !again.Empty() {
+					b.Fatalf("re-apply: %v, %d changes", err, len(again.Changes))
+				}
+				if c, _, _ := plan.Counts(); c != 1000+n+n/2 {
+					b.Fatalf("created %d", c)
+				}
+				s.Close()
+				size := int64(0)
+				for _, suffix := range []string{"", "-wal"} {
+					if fi, err := os.Stat(dbPath + suffix); err == nil {
+						size += fi.Size()
+					}
+				}
+				b.ReportMetric(first.Seconds(), "first_apply_s")
+				b.ReportMetric(reapply.Seconds(), "reapply_s")
+				b.ReportMetric(float64(size)/(1<<20), "db_MB")
+				b.StartTimer()
+			}
+		})
+	}
+}

@@ -1,0 +1,165 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed/sim"
+)
+
+// benchFleet is a fleet of in-process simulators and a database whose
+// desired state places n instances evenly over them.
+func benchFleet(b *testing.B, servers, n int) *fixture {
+	b.Helper()
+	cfg := DefaultConfig()
+	cfg.PollInterval = time.Hour
+	f := &fixture{t: b, ctx: context.Background(), sims: map[string]*sim.Server{}, cfg: cfg}
+	f.path = filepath.Join(b.TempDir(), "bench.db")
+	st, err := desired.Open(f.ctx, f.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	f.store = st
+	var text strings.Builder
+	text.WriteString("servers:\n")
+	for i := 0; i < servers; i++ {
+		id := fmt.Sprintf("s%d", i)
+		s := sim.New(sim.Config{Token: "tok", Processes: map[string]sim.Process{"api": {}}})
+		url, err := s.Start("127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+		f.sims[id] = s
+		fmt.Fprintf(&text, "  - {id: %s, url: '%s', capacity_mb: 10000000, token_env: TOK}\n", id, url)
+	}
+	text.WriteString("tenants:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&text, "  - id: t%d\n    domain: t%d.example.com\n    instances: [{id: prod, process: api, server: s%d, memory_mb: 1}]\n", i, i, i%servers)
+	}
+	file, err := desired.Parse("bench.yaml", []byte(text.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := file.ResolveTokens(func(string) (string, bool) { return "tok", true }, ""); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.Apply(f.ctx, file, desired.ApplyOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+func rssMB() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkConverge converges n instances over 100 servers from empty,
+// then times a pass with nothing to do. Figures: converge_s (from empty to
+// a pass that finds nothing to do), placements/s, noop_pass_ms, and
+// heap_MB (the live heap after convergence; the simulators' share is
+// measured separately as sim_heap_MB).
+func BenchmarkConverge(b *testing.B) {
+	for _, n := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				f := benchFleet(b, 100, n)
+				runtime.GC()
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				f.ctrl = f.newController()
+				b.StartTimer()
+
+				start := time.Now()
+				passes := 0
+				for {
+					passes++
+					res, err := f.ctrl.Pass(f.ctx, true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := f.ctrl.WaitIdle(f.ctx); err != nil {
+						b.Fatal(err)
+					}
+					if len(res.Spawns)+len(res.Stops) == 0 {
+						break
+					}
+				}
+				converge := time.Since(start)
+				noopStart := time.Now()
+				res, err := f.ctrl.Pass(f.ctx, true)
+				if err != nil || len(res.Spawns) != 0 {
+					b.Fatalf("noop pass: %+v %v", res, err)
+				}
+				noop := time.Since(noopStart)
+				b.StopTimer()
+
+				total := 0
+				for _, s := range f.sims {
+					total += s.Len()
+				}
+				if total != n {
+					b.Fatalf("%d instances run, want %d", total, n)
+				}
+				runtime.GC()
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(converge.Seconds(), "converge_s")
+				b.ReportMetric(float64(n)/converge.Seconds(), "placements/s")
+				b.ReportMetric(float64(noop.Microseconds())/1000, "noop_pass_ms")
+				b.ReportMetric(float64(passes), "passes")
+				b.ReportMetric(float64(after.HeapInuse)/(1<<20), "heap_MB")
+				b.ReportMetric(rssMB(), "rss_MB")
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkNoopPass times one pass over a converged fleet of 100,000
+// instances on 100 servers: every server listed, everything diffed,
+// nothing to do.
+func BenchmarkNoopPass(b *testing.B) {
+	f := benchFleet(b, 100, 100000)
+	f.ctrl = f.newController()
+	for {
+		res, err := f.ctrl.Pass(f.ctx, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.ctrl.WaitIdle(f.ctx); err != nil {
+			b.Fatal(err)
+		}
+		if len(res.Spawns)+len(res.Stops) == 0 {
+			break
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, err := f.ctrl.Pass(f.ctx, true)
+		if err != nil || len(res.Spawns)+len(res.Stops) != 0 {
+			b.Fatalf("%+v %v", res, err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
+}
