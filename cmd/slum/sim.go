@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ func (a *app) simCommand() *cobra.Command {
 	var processes []string
 	var idle time.Duration
 	var idleProcesses []string
+	var count int
 	cmd := &cobra.Command{
 		Use:   "sim --listen ADDR --token-file F [--process api ...]",
 		Short: "Run a simulated tenement server (for demos and tests; not a tenement)",
@@ -36,8 +39,34 @@ stop, list, the 429 lock-out after repeated bad tokens, and idle reaping for
 			for _, p := range idleProcesses {
 				cfg.Processes[p] = sim.Process{IdleTimeout: idle}
 			}
-			fmt.Fprintf(a.stderr, "simulated tenement on http://%s (processes: %s)\n", listen, strings.Join(append(processes, idleProcesses...), ", "))
-			return sim.Serve(cmd.Context(), listen, cfg)
+			if count < 1 {
+				return usageError{fmt.Errorf("--count must be at least 1")}
+			}
+			host, portText, err := net.SplitHostPort(listen)
+			if err != nil {
+				return usageError{fmt.Errorf("--listen %q: %v", listen, err)}
+			}
+			port, err := strconv.Atoi(portText)
+			if err != nil || (count > 1 && port == 0) {
+				return usageError{fmt.Errorf("--listen %q: give a numeric port (and not 0 with --count)", listen)}
+			}
+			var sims []*sim.Server
+			defer func() {
+				for _, s := range sims {
+					s.Close()
+				}
+			}()
+			for i := 0; i < count; i++ {
+				s := sim.New(cfg)
+				url, err := s.Start(net.JoinHostPort(host, strconv.Itoa(port+i)))
+				if err != nil {
+					return fmt.Errorf("sim: %w", err)
+				}
+				sims = append(sims, s)
+				fmt.Fprintf(a.stderr, "simulated tenement on %s (processes: %s)\n", url, strings.Join(append(processes, idleProcesses...), ", "))
+			}
+			<-cmd.Context().Done()
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8080", "address to serve on")
@@ -45,6 +74,7 @@ stop, list, the 429 lock-out after repeated bad tokens, and idle reaping for
 	cmd.Flags().StringSliceVar(&processes, "process", []string{"api"}, "services of the simulated tenement.toml")
 	cmd.Flags().StringSliceVar(&idleProcesses, "idle-process", nil, "services that scale to zero after --idle-timeout")
 	cmd.Flags().DurationVar(&idle, "idle-timeout", 30*time.Second, "idle timeout of --idle-process services")
+	cmd.Flags().IntVar(&count, "count", 1, "run this many simulators, on consecutive ports from --listen's")
 	_ = cmd.MarkFlagRequired("token-file")
 	return cmd
 }

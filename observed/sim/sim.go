@@ -9,10 +9,8 @@
 package sim
 
 import (
-	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -496,18 +494,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// Serve runs a simulator on addr until ctx ends; for 'slum sim'.
-func Serve(ctx context.Context, addr string, cfg Config) error {
-	s := New(cfg)
-	if _, err := s.Start(addr); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	s.Close()
-	if errors.Is(ctx.Err(), context.Canceled) {
-		return nil
-	}
-	return ctx.Err()
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# slum's benchmark command: the figures the issues ask for.
+#  1. go test benchmarks: apply of 1k/10k/100k instances over 1,000 servers,
+#     convergence of 1k/10k/100k instances over 100 in-process simulated
+#     servers, and a no-op pass over 100k.
+#  2. The controller as users run it: 'slum run' against 100 simulators in
+#     another process ('slum sim --count 100'), converging 1k, 10k and 100k
+#     instances; time to converge and the controller's RSS.
+# Usage: scripts/bench.sh [quick]   (quick: skip the 100k process run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.tools/bin:$PATH"
+
+echo "== go test benchmarks"
+go test -run '^$' -bench 'Apply' -benchtime 1x -timeout 30m ./desired/ | grep -E '^Benchmark|^ok'
+go test -run '^$' -bench 'Converge|NoopPass' -benchtime 1x -timeout 30m ./reconcile/ | grep -E '^Benchmark|^ok'
+go test -run '^$' -bench 'NoopPass' -benchtime 20x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
+
+echo "== slum run against 100 simulated servers in another process"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+go build -o "$work/slum" ./cmd/slum
+go build -o "$work/genfleet" ./scripts/genfleet
+printf 'bench-token' > "$work/token"
+export SLUM_BENCH_TOKEN=bench-token
+sizes="1000 10000 100000"
+[ "${1:-}" = quick ] && sizes="1000 10000"
+port=21000
+for n in $sizes; do
+  "$work/slum" sim --listen "127.0.0.1:$port" --count 100 --token-file "$work/token" 2>/dev/null &
+  simpid=$!; pids+=("$simpid")
+  "$work/genfleet" -servers 100 -instances "$n" -port "$port" > "$work/fleet-$n.yaml"
+  db="$work/bench-$n.db"
+  sleep 1
+  "$work/slum" --db "$db" apply -f "$work/fleet-$n.yaml" >/dev/null
+  start=$(date +%s.%N)
+  "$work/slum" --db "$db" run --metrics-addr "" --log-level warn 2>"$work/run-$n.log" &
+  runpid=$!; pids+=("$runpid")
+  while :; do
+    running=$("$work/slum" --db "$db" -o json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["phases"].get("running",0))')
+    [ "$running" -ge "$n" ] && break
+    sleep 0.2
+  done
+  took=$(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')")
+  sleep 2 # a few no-op passes
+  rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$runpid/status")
+  hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$runpid/status")
+  echo "instances=$n: converged (all running, as 'slum status' reports) in ${took}s; slum run RSS ${rss} MB, peak ${hwm} MB"
+  kill "$runpid" "$simpid"; wait "$runpid" "$simpid" 2>/dev/null || true
+  port=$((port + 100))
+done
