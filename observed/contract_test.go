@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum/e2e/harness"
+	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/observed/sim"
 )
@@ -43,8 +44,13 @@ func freePort(t *testing.T) int {
 }
 
 func tenTarget(t *testing.T) target {
-	s := harness.Start(t, harness.Options{Port: freePort(t), Services: []harness.Service{{Name: "api"}, {Name: "idle", IdleTimeout: 1}}})
-	return target{url: s.URL, token: s.Token, restart: s.Restart, idleWait: 15 * time.Second}
+	s := harness.Start(t, harness.Options{Port: freePort(t), Services: []localfleet.Service{{Name: "api"}, {Name: "idle", IdleTimeout: 1}}})
+	restart := func() {
+		if err := s.Restart(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return target{url: s.URL, token: s.Token, restart: restart, idleWait: 15 * time.Second}
 }
 
 // TestContract holds the simulator and real tenement to the same behaviour.

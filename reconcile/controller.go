@@ -118,6 +118,7 @@ type serverRT struct {
 	snapAt    time.Time // when the list call that produced snap started
 	snapOK    bool      // the last poll succeeded
 	polling   bool
+	polledAt  time.Time // when the last poll started
 	unmanaged map[string]bool
 }
 
@@ -431,8 +432,14 @@ func (c *Controller) pollAll(ctx context.Context, f *fleet, waitAll bool) {
 			}
 			continue
 		}
-		rt.polling = true
-		wait := waitAll || rt.health.state == HealthOnline || rt.health.state == HealthUnknown
+		healthy := rt.health.state == HealthOnline || rt.health.state == HealthUnknown
+		if !healthy && !waitAll && c.now().Sub(rt.polledAt) < c.cfg.PollInterval {
+			// A failing server is polled once per interval, not once per
+			// pass: passes come as often as the healthy servers need.
+			continue
+		}
+		rt.polling, rt.polledAt = true, c.now()
+		wait := waitAll || healthy
 		if wait {
 			wg.Add(1)
 		}
@@ -440,9 +447,8 @@ func (c *Controller) pollAll(ctx context.Context, f *fleet, waitAll bool) {
 			if wait {
 				defer wg.Done()
 			}
-			c.poll(ctx, id, rt, client)
-			if !wait {
-				c.kick()
+			if ok := c.poll(ctx, id, rt, client); ok && !wait {
+				c.kick() // act on what a late answer shows
 			}
 		}(s.ID, rt, rt.client, wait)
 	}
@@ -462,12 +468,14 @@ func (c *Controller) pollAll(ctx context.Context, f *fleet, waitAll bool) {
 	}
 }
 
-func (c *Controller) poll(ctx context.Context, id string, rt *serverRT, client Client) {
+// poll lists one server and records what it found; it reports whether
+// the list succeeded.
+func (c *Controller) poll(ctx context.Context, id string, rt *serverRT, client Client) bool {
 	if err := c.pollSem.Acquire(ctx, 1); err != nil {
 		c.mu.Lock()
 		rt.polling = false
 		c.mu.Unlock()
-		return
+		return false
 	}
 	start := c.now()
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.PollTimeout)
@@ -479,7 +487,7 @@ func (c *Controller) poll(ctx context.Context, id string, rt *serverRT, client C
 		c.mu.Lock()
 		rt.polling = false
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -491,13 +499,14 @@ func (c *Controller) poll(ctx context.Context, id string, rt *serverRT, client C
 	if err != nil {
 		rt.snapOK = false
 		c.log.Warn("poll failed", "server", id, "health", rt.health.state, "err", err)
-		return
+		return false
 	}
 	snap := make(map[string]observed.Instance, len(list))
 	for _, in := range list {
 		snap[in.Name] = in
 	}
 	rt.snap, rt.snapAt, rt.snapOK = snap, start, true
+	return true
 }
 
 func (c *Controller) healthEvent(id string, prev Health, h *serverHealth) {

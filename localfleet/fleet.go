@@ -1,0 +1,157 @@
+package localfleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/slum-fleet/slum/observed/sim"
+)
+
+// Backends a fleet can run on.
+const (
+	BackendTenement  = "tenement"
+	BackendSimulator = "simulator"
+)
+
+// Options describe a local fleet.
+type Options struct {
+	Servers  int
+	Dir      string
+	Backend  string // "" picks tenement when it can run here, else the simulator
+	Services []Service
+	// SimPort is the first simulator's port (default 18081).
+	SimPort int
+}
+
+// Member is one server of a local fleet.
+type Member struct {
+	ID        string
+	URL       string
+	Token     string
+	TokenFile string
+	Ten       *Ten        // with the tenement backend
+	Host      *Host       // its network namespace, with the tenement backend
+	Sim       *sim.Server // with the simulator backend
+}
+
+// Fleet is a running local fleet.
+type Fleet struct {
+	Backend string
+	Reason  string // why this backend
+	Members []*Member
+	tag     string
+}
+
+// Start brings up opt.Servers servers named s1, s2, ….
+func Start(ctx context.Context, opt Options) (*Fleet, error) {
+	if opt.Servers < 1 || opt.Servers > 250 {
+		return nil, fmt.Errorf("servers must be 1 to 250, not %d", opt.Servers)
+	}
+	if opt.SimPort == 0 {
+		opt.SimPort = 18081
+	}
+	backend, reason := opt.Backend, "asked for"
+	if backend == "" {
+		backend, reason = BackendTenement, "real tenement servers ('ten "+TenementVersion+"'), each in its own network namespace"
+		if _, err := FindTen(); err != nil {
+			backend, reason = BackendSimulator, err.Error()
+		} else if err := CanNetns(); err != nil {
+			backend, reason = BackendSimulator, "real tenement servers on one machine need a network namespace each, and "+err.Error()
+		}
+	}
+	f := &Fleet{Backend: backend, Reason: reason, tag: strconv.FormatInt(int64(os.Getpid()%(36*36*36)), 36)}
+	var err error
+	switch backend {
+	case BackendTenement:
+		err = f.startTen(ctx, opt)
+	case BackendSimulator:
+		err = f.startSim(opt)
+	default:
+		err = fmt.Errorf("unknown backend %q (tenement or simulator)", backend)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fleet) startTen(ctx context.Context, opt Options) error {
+	if err := CanNetns(); err != nil {
+		return err
+	}
+	RemoveStale(f.tag)
+	for i := 1; i <= opt.Servers; i++ {
+		h, err := NewHost(f.tag, i)
+		if err != nil {
+			return err
+		}
+		m := &Member{ID: fmt.Sprintf("s%d", i), Host: h}
+		f.Members = append(f.Members, m)
+		t, err := StartTen(ctx, TenOptions{Dir: filepath.Join(opt.Dir, m.ID), Port: 8080, Services: opt.Services,
+			Netns: h.Netns, URL: "http://" + h.Addr + ":8080", Domain: m.ID + ".fleet.test"})
+		if err != nil {
+			return fmt.Errorf("server %s: %w", m.ID, err)
+		}
+		m.Ten, m.URL, m.Token, m.TokenFile = t, t.URL, t.Token, t.TokenFile
+	}
+	return nil
+}
+
+func (f *Fleet) startSim(opt Options) error {
+	services := opt.Services
+	if len(services) == 0 {
+		services = []Service{{Name: "api"}}
+	}
+	cfg := sim.Config{Processes: map[string]sim.Process{}}
+	for _, s := range services {
+		cfg.Processes[s.Name] = sim.Process{IdleTimeout: time.Duration(s.IdleTimeout) * time.Second}
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return err
+	}
+	for i := 1; i <= opt.Servers; i++ {
+		m := &Member{ID: fmt.Sprintf("s%d", i), Token: "sim-token-" + strconv.Itoa(i)}
+		c := cfg
+		c.Token = m.Token
+		m.Sim = sim.New(c)
+		url, err := m.Sim.Start(fmt.Sprintf("127.0.0.1:%d", opt.SimPort+i-1))
+		if err != nil {
+			return fmt.Errorf("server %s: %w", m.ID, err)
+		}
+		m.URL = url
+		m.TokenFile = filepath.Join(opt.Dir, m.ID+".token")
+		if err := os.WriteFile(m.TokenFile, []byte(m.Token+"\n"), 0o600); err != nil {
+			return err
+		}
+		f.Members = append(f.Members, m)
+	}
+	return nil
+}
+
+// Close stops every server and removes the namespaces.
+func (f *Fleet) Close() {
+	var errs []error
+	hosts := false
+	for _, m := range f.Members {
+		if m.Ten != nil {
+			m.Ten.Stop()
+		}
+		if m.Host != nil {
+			m.Host.Remove()
+			hosts = true
+		}
+		if m.Sim != nil {
+			m.Sim.Close()
+		}
+	}
+	if hosts {
+		RemoveBlackhole()
+	}
+	_ = errors.Join(errs...)
+}
