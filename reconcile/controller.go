@@ -3,11 +3,14 @@ package reconcile
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,7 +107,7 @@ type fleet struct {
 	rev      int64
 	servers  []desired.Server
 	byServer map[string][]Desired
-	byKey    map[string]Desired
+	byKey    map[string]*Desired // into byServer
 }
 
 // serverRT is the controller's runtime state for one server.
@@ -114,9 +117,9 @@ type serverRT struct {
 	key       string // fingerprint of URL and token: a change unparks items
 	clientErr error
 	health    *serverHealth
-	snap      map[string]observed.Instance
-	snapAt    time.Time // when the list call that produced snap started
-	snapOK    bool      // the last poll succeeded
+	snap      map[string]string // running names → tenement health word
+	snapAt    time.Time         // when the list call that produced snap started
+	snapOK    bool              // the last poll succeeded
 	polling   bool
 	polledAt  time.Time // when the last poll started
 	unmanaged map[string]bool
@@ -139,9 +142,8 @@ type Controller struct {
 	mu          sync.Mutex
 	fleet       *fleet
 	servers     map[string]*serverRT
-	ledger      map[string]map[string]desired.Placement // server → name
-	lastStatus  map[string]desired.InstanceStatus       // as last written, by tenant:instance
-	obsGen      map[string]int64
+	ledger      map[string]map[string]struct{} // server → tenement names slum placed
+	memo        map[string]statusMemo          // by tenant:instance
 	events      []desired.Event
 	forget      []desired.Placement
 	statuses    []desired.InstanceStatus // from finished actions, not yet written
@@ -159,8 +161,8 @@ func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, met
 	cfg = cfg.withDefaults()
 	return &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, now: time.Now,
 		pollSem: semaphore.NewWeighted(int64(cfg.PollConcurrency)), trigger: make(chan struct{}, 1),
-		servers: map[string]*serverRT{}, ledger: map[string]map[string]desired.Placement{},
-		lastStatus: map[string]desired.InstanceStatus{}, obsGen: map[string]int64{}}
+		servers: map[string]*serverRT{}, ledger: map[string]map[string]struct{}{},
+		memo: map[string]statusMemo{}}
 }
 
 // HTTPClientFactory makes observed.Clients sharing one connection pool.
@@ -265,10 +267,10 @@ func (c *Controller) watchRevision(ctx context.Context) {
 func (c *Controller) ledgerAdd(p desired.Placement) {
 	m, ok := c.ledger[p.ServerID]
 	if !ok {
-		m = map[string]desired.Placement{}
+		m = map[string]struct{}{}
 		c.ledger[p.ServerID] = m
 	}
-	m[p.Name] = p
+	m[p.Name] = struct{}{}
 }
 
 func (c *Controller) ledgerSize() int {
@@ -300,11 +302,15 @@ func (c *Controller) loadFleet(ctx context.Context) (*fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load instances: %w", err)
 	}
-	f := &fleet{rev: rev, servers: servers, byServer: map[string][]Desired{}, byKey: make(map[string]Desired, len(insts))}
+	f := &fleet{rev: rev, servers: servers, byServer: map[string][]Desired{}, byKey: make(map[string]*Desired, len(insts))}
 	for _, in := range insts {
-		d := NewDesired(in)
-		f.byServer[in.ServerID] = append(f.byServer[in.ServerID], d)
-		f.byKey[d.Key] = d
+		f.byServer[in.ServerID] = append(f.byServer[in.ServerID], NewDesired(in))
+	}
+	for id := range f.byServer {
+		ds := f.byServer[id]
+		for i := range ds {
+			f.byKey[ds[i].Key] = &ds[i]
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -501,9 +507,10 @@ func (c *Controller) poll(ctx context.Context, id string, rt *serverRT, client C
 		c.log.Warn("poll failed", "server", id, "health", rt.health.state, "err", err)
 		return false
 	}
-	snap := make(map[string]observed.Instance, len(list))
+	// Keep only what the diff reads, copied out of the answer's buffer.
+	snap := make(map[string]string, len(list))
 	for _, in := range list {
-		snap[in.Name] = in
+		snap[strings.Clone(in.Name)] = internHealth(in.Health)
 	}
 	rt.snap, rt.snapAt, rt.snapOK = snap, start, true
 	return true
@@ -695,7 +702,9 @@ func (c *Controller) dispatch(f *fleet, plans map[string]*ServerPlan, res *PassR
 				phase = PhaseFailed
 			}
 			if o.Converged {
-				c.obsGen[o.Instance.Key] = o.Instance.Generation
+				m := c.memo[o.Instance.Key]
+				m.obsGen = o.Instance.Generation
+				c.memo[o.Instance.Key] = m
 			}
 			s := c.status(o.Instance, phase, o.Health, lastErr, st.attempts)
 			phases[s.Phase]++
@@ -726,7 +735,38 @@ func (c *Controller) dispatch(f *fleet, plans map[string]*ServerPlan, res *PassR
 
 func (c *Controller) status(d *Desired, phase, health, lastErr string, attempts int64) keyedStatus {
 	return keyedStatus{d.Key, desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: phase, Health: health,
-		LastError: lastErr, Attempts: attempts, ObservedGeneration: c.obsGen[d.Key]}}
+		LastError: lastErr, Attempts: attempts, ObservedGeneration: c.memo[d.Key].obsGen}}
+}
+
+// statusMemo is what the controller remembers of each instance between
+// passes: a fingerprint of the status last written (to write only
+// changes) and the last generation it saw converged.
+type statusMemo struct {
+	written uint64
+	obsGen  int64
+}
+
+func statusHash(st desired.InstanceStatus) uint64 {
+	h := fnv.New64a()
+	for _, s := range []string{st.TenantID, st.InstanceID, st.ServerID, st.Phase, st.Health, st.LastError} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(st.Attempts))
+	binary.LittleEndian.PutUint64(b[8:], uint64(st.ObservedGeneration))
+	h.Write(b[:])
+	return h.Sum64() | 1 // never 0, which means "never written"
+}
+
+// internHealth shares the few words tenement uses.
+func internHealth(h string) string {
+	for _, w := range []string{"healthy", "unknown", "degraded", "unhealthy", "failed"} {
+		if h == w {
+			return w
+		}
+	}
+	return strings.Clone(h)
 }
 
 // keyedStatus is a status with its instance's key.
@@ -738,10 +778,13 @@ type keyedStatus struct {
 // changed appends st when it differs from what was last written.
 func (c *Controller) changed(out []desired.InstanceStatus, ks keyedStatus, now time.Time) []desired.InstanceStatus {
 	key, st := ks.key, ks.InstanceStatus
-	if prev, ok := c.lastStatus[key]; ok && prev == st {
+	m := c.memo[key]
+	h := statusHash(st)
+	if m.written == h {
 		return out
 	}
-	c.lastStatus[key] = st
+	m.written = h
+	c.memo[key] = m
 	st.UpdatedAt = now
 	return append(out, st)
 }
@@ -807,14 +850,13 @@ func (c *Controller) done(a Action, err error, st itemState, idle bool) {
 	c.metrics.actions.WithLabelValues(string(a.Kind), result).Inc()
 	c.mu.Lock()
 	now := c.now()
-	if a.Instance != "" && err != nil {
-		if prev, ok := c.lastStatus[a.Instance]; ok && prev.ServerID == a.ServerID {
-			st2 := prev
-			st2.Attempts, st2.LastError = st.attempts, st.lastErr
+	if a.Instance != "" && err != nil && c.fleet != nil {
+		if d, ok := c.fleet.byKey[a.Instance]; ok && d.ServerID == a.ServerID {
+			phase := PhasePending
 			if st.parked {
-				st2.Phase = PhaseFailed
+				phase = PhaseFailed
 			}
-			c.statuses = c.changed(c.statuses, keyedStatus{a.Instance, st2}, now)
+			c.statuses = c.changed(c.statuses, c.status(d, phase, "", st.lastErr, st.attempts), now)
 		}
 	}
 	object := "server/" + a.ServerID + "/" + a.Name

@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 )
 
 // Kind is what an action does.
@@ -79,9 +78,9 @@ type Hold struct {
 // ServerInput is everything the diff of one observed server needs.
 type ServerInput struct {
 	ServerID string
-	Desired  []Desired                    // placed on this server
-	Observed map[string]observed.Instance // what the server runs now, by name
-	Owned    map[string]desired.Placement // what slum placed here (the ledger), by name
+	Desired  []Desired           // placed on this server
+	Observed map[string]string   // what the server runs now: name → tenement's health word
+	Owned    map[string]struct{} // what slum placed here (the ledger), by name
 	// Elsewhere reports, for a copy slum placed here that is not desired
 	// here, where its instance is desired now and whether it runs there.
 	// ok is false when the instance is desired nowhere or is stopped.
@@ -111,7 +110,7 @@ func DiffServer(in ServerInput) ServerPlan {
 		d := &in.Desired[i]
 		name := d.Name
 		want[name] = true
-		obs, present := running[name]
+		health, present := running[name]
 		_, owned := in.Owned[name]
 		o := Observation{Instance: d}
 		if !owned && d.DesiredState == desired.StateRunning {
@@ -121,18 +120,18 @@ func DiffServer(in ServerInput) ServerPlan {
 			Instance: d.Key, Generation: d.Generation}
 		switch {
 		case present && d.DesiredState == desired.StateRunning:
-			o.Health = obs.Health
+			o.Health = health
 			o.Phase, o.Converged = PhaseRunning, true
-			if obs.Health == "failed" {
+			if health == "failed" {
 				o.Phase = PhaseFailed
 			}
 		case present && !owned:
 			// Desired stopped, but slum never placed this copy: it is
 			// not slum's to stop.
-			o.Health, o.Phase = obs.Health, PhaseRunning
+			o.Health, o.Phase = health, PhaseRunning
 			p.Unmanaged = append(p.Unmanaged, name)
 		case present:
-			o.Health = obs.Health
+			o.Health = health
 			o.Phase = PhasePending
 			act.Kind, act.Reason = Stop, "desired state is stopped"
 			p.Stops = append(p.Stops, act)
@@ -147,22 +146,22 @@ func DiffServer(in ServerInput) ServerPlan {
 		}
 		p.Observations = append(p.Observations, o)
 	}
-	for _, o := range in.Observed {
-		if want[o.Name] {
+	for name := range in.Observed {
+		if want[name] {
 			continue
 		}
-		if _, owned := in.Owned[o.Name]; !owned {
-			p.Unmanaged = append(p.Unmanaged, o.Name)
+		if _, owned := in.Owned[name]; !owned {
+			p.Unmanaged = append(p.Unmanaged, name)
 			continue
 		}
-		process, tenant, inst, ok := desired.ParseTenementName(o.Name)
+		process, tenant, inst, ok := desired.ParseTenementName(name)
 		if !ok {
 			// The ledger only holds names slum made; this cannot parse
 			// only if the ledger was edited by hand. Leave it alone.
-			p.Unmanaged = append(p.Unmanaged, o.Name)
+			p.Unmanaged = append(p.Unmanaged, name)
 			continue
 		}
-		act := Action{Kind: Stop, ServerID: in.ServerID, Name: o.Name, Process: process, ID: desired.TenementID(tenant, inst)}
+		act := Action{Kind: Stop, ServerID: in.ServerID, Name: name, Process: process, ID: desired.TenementID(tenant, inst)}
 		where, ready, moved := "", false, false
 		if in.Elsewhere != nil {
 			where, ready, moved = in.Elsewhere(tenant, inst)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 )
 
 func inst(tenant, id string, mutate ...func(*desired.Instance)) desired.Instance {
@@ -20,18 +19,18 @@ func inst(tenant, id string, mutate ...func(*desired.Instance)) desired.Instance
 func stopped(in *desired.Instance)  { in.DesiredState = desired.StateStopped }
 func onDemand(in *desired.Instance) { in.Mode = desired.ModeOnDemand }
 
-func running(names ...string) map[string]observed.Instance {
-	out := map[string]observed.Instance{}
+func running(names ...string) map[string]string {
+	out := map[string]string{}
 	for _, n := range names {
-		out[n] = observed.Instance{Name: n, Health: "healthy"}
+		out[n] = "healthy"
 	}
 	return out
 }
 
-func owned(names ...string) map[string]desired.Placement {
-	m := map[string]desired.Placement{}
+func owned(names ...string) map[string]struct{} {
+	m := map[string]struct{}{}
 	for _, n := range names {
-		m[n] = desired.Placement{ServerID: "s1", Name: n}
+		m[n] = struct{}{}
 	}
 	return m
 }
@@ -112,7 +111,7 @@ func TestDiffServer(t *testing.T) {
 		},
 		{
 			name:   "running but failed in tenement",
-			in:     ServerInput{Desired: want(inst("alice", "prod")), Observed: map[string]observed.Instance{"api:alice--prod": {Name: "api:alice--prod", Health: "failed"}}, Owned: owned("api:alice--prod")},
+			in:     ServerInput{Desired: want(inst("alice", "prod")), Observed: map[string]string{"api:alice--prod": "failed"}, Owned: owned("api:alice--prod")},
 			phases: map[string]string{"alice:prod": PhaseFailed},
 		},
 		{

@@ -6,15 +6,19 @@
 #  2. The controller as users run it: 'slum run' against 100 simulators in
 #     another process ('slum sim --count 100'), converging 1k, 10k and 100k
 #     instances; time to converge and the controller's RSS.
-# Usage: scripts/bench.sh [quick]   (quick: skip the 100k process run)
+# Usage: scripts/bench.sh [quick|process]
+#   quick: skip the 100k process run; process: only the process runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/bin:$PATH"
 
+mode=${1:-all}
+if [ "$mode" != process ]; then
 echo "== go test benchmarks"
 go test -run '^$' -bench 'Apply' -benchtime 1x -timeout 30m ./desired/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'Converge|NoopPass' -benchtime 1x -timeout 30m ./reconcile/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'NoopPass' -benchtime 20x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
+fi
 
 echo "== slum run against 100 simulated servers in another process"
 work=$(mktemp -d)
@@ -26,7 +30,7 @@ go build -o "$work/genfleet" ./scripts/genfleet
 printf 'bench-token' > "$work/token"
 export SLUM_BENCH_TOKEN=bench-token
 sizes="1000 10000 100000"
-[ "${1:-}" = quick ] && sizes="1000 10000"
+[ "$mode" = quick ] && sizes="1000 10000"
 port=21000
 for n in $sizes; do
   "$work/slum" sim --listen "127.0.0.1:$port" --count 100 --token-file "$work/token" 2>/dev/null &
@@ -36,7 +40,7 @@ for n in $sizes; do
   sleep 1
   "$work/slum" --db "$db" apply -f "$work/fleet-$n.yaml" >/dev/null
   start=$(date +%s.%N)
-  "$work/slum" --db "$db" run --metrics-addr "" --log-level warn 2>"$work/run-$n.log" &
+  GOGC=${SLUM_BENCH_GOGC:-100} "$work/slum" --db "$db" run --metrics-addr "" --log-level warn 2>"$work/run-$n.log" &
   runpid=$!; pids+=("$runpid")
   while :; do
     running=$("$work/slum" --db "$db" -o json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["phases"].get("running",0))')
