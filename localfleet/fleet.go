@@ -24,7 +24,7 @@ type Options struct {
 	Dir      string
 	Backend  string // "" picks tenement when it can run here, else the simulator
 	Services []Service
-	// SimPort is the first simulator's port (default 18081).
+	// SimPort is the first simulator's port; 0 picks free ports.
 	SimPort int
 }
 
@@ -51,9 +51,6 @@ type Fleet struct {
 func Start(ctx context.Context, opt Options) (*Fleet, error) {
 	if opt.Servers < 1 || opt.Servers > 250 {
 		return nil, fmt.Errorf("servers must be 1 to 250, not %d", opt.Servers)
-	}
-	if opt.SimPort == 0 {
-		opt.SimPort = 18081
 	}
 	backend, reason := opt.Backend, "asked for"
 	if backend == "" {
@@ -120,7 +117,11 @@ func (f *Fleet) startSim(opt Options) error {
 		c := cfg
 		c.Token = m.Token
 		m.Sim = sim.New(c)
-		url, err := m.Sim.Start(fmt.Sprintf("127.0.0.1:%d", opt.SimPort+i-1))
+		addr := "127.0.0.1:0"
+		if opt.SimPort != 0 {
+			addr = fmt.Sprintf("127.0.0.1:%d", opt.SimPort+i-1)
+		}
+		url, err := m.Sim.Start(addr)
 		if err != nil {
 			return fmt.Errorf("server %s: %w", m.ID, err)
 		}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/examples"
+	"github.com/slum-fleet/slum/localfleet"
+	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/reconcile"
+)
+
+// demoMarker marks a directory as the demo's own, so that a rerun may wipe
+// it and nothing else.
+const demoMarker = ".slum-demo"
+
+func (a *app) demoCommand() *cobra.Command {
+	var dir, backend string
+	var exitWhenConverged bool
+	cmd := &cobra.Command{
+		Use:   "demo [--dir DIR] [--backend tenement|simulator]",
+		Short: "Bring up a local fleet of three servers and watch slum converge it",
+		Long: `Demo starts three tenement servers on this machine (real 'ten serve'
+processes, each in a network namespace of its own, when tenement is installed
+and this runs as root; simulated servers otherwise, and it says which),
+applies the example fleet file, runs the controller and shows the fleet
+converge. The fleet stays up, kept by slum, until Ctrl-C.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if backend == "auto" {
+				backend = ""
+			}
+			return a.demo(cmd.Context(), dir, backend, exitWhenConverged)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "slum-demo", "where the demo keeps its database, fleet file and servers (wiped on start)")
+	cmd.Flags().StringVar(&backend, "backend", "auto", "auto, tenement or simulator")
+	cmd.Flags().BoolVar(&exitWhenConverged, "exit-when-converged", false, "stop once the fleet has converged (for scripts)")
+	return cmd
+}
+
+func prepareDemoDir(dir string) error {
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
+			return fmt.Errorf("demo: %w: %s exists and is not a demo directory; choose another with --dir", desired.ErrConflict, dir)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("demo: clear %s: %w", dir, err)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by slum demo; rerunning the demo wipes this directory\n"), 0o644)
+}
+
+// demoFleetFile is the example fleet file pointed at the local servers.
+func demoFleetFile(members []*localfleet.Member) (string, error) {
+	text := examples.Fleet
+	for i, m := range members {
+		oldURL := fmt.Sprintf("url: http://127.0.0.1:%d", 18081+i)
+		if !strings.Contains(text, oldURL) {
+			return "", fmt.Errorf("demo: the example fleet file has no %q", oldURL)
+		}
+		text = strings.Replace(text, oldURL, "url: "+m.URL, 1)
+	}
+	for _, env := range []string{"SLUM_TOKEN_EU_1", "SLUM_TOKEN_EU_2", "SLUM_TOKEN_US_1"} {
+		i := strings.Index(text, "token_env: "+env)
+		if i < 0 {
+			return "", fmt.Errorf("demo: the example fleet file has no token_env %s", env)
+		}
+		end := i + strings.IndexByte(text[i:], '\n')
+		n := map[string]int{"SLUM_TOKEN_EU_1": 0, "SLUM_TOKEN_EU_2": 1, "SLUM_TOKEN_US_1": 2}[env]
+		text = text[:i] + "token_file: " + members[n].TokenFile + text[end:]
+	}
+	return text, nil
+}
+
+func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged bool) error {
+	if err := prepareDemoDir(dir); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(dir)
+	fmt.Fprintf(a.stdout, "slum demo in %s\n", abs)
+	fmt.Fprintln(a.stdout, "starting three tenement servers…")
+	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: 3, Dir: filepath.Join(abs, "servers"), Backend: backend})
+	if err != nil {
+		return fmt.Errorf("demo: start the servers: %w", err)
+	}
+	defer fleet.Close()
+	if fleet.Backend == localfleet.BackendTenement {
+		fmt.Fprintf(a.stdout, "using %s\n", fleet.Reason)
+	} else {
+		fmt.Fprintf(a.stdout, "using SIMULATED tenement servers (slum's own simulator, not tenement): %s\n", fleet.Reason)
+	}
+	for _, m := range fleet.Members {
+		fmt.Fprintf(a.stdout, "  server %s: %s\n", strings.TrimPrefix(m.ID, "s"), m.URL)
+	}
+
+	text, err := demoFleetFile(fleet.Members)
+	if err != nil {
+		return err
+	}
+	fleetPath := filepath.Join(abs, "fleet.yaml")
+	if err := os.WriteFile(fleetPath, []byte(text), 0o644); err != nil {
+		return err
+	}
+	dbPath := filepath.Join(abs, "slum.db")
+	st, err := desired.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	f, err := desired.LoadFile(fleetPath)
+	if err != nil {
+		return err
+	}
+	plan, err := st.Apply(ctx, f, desired.ApplyOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "applied %s: %s\n", fleetPath, plan.Summary())
+
+	logf, err := os.OpenFile(filepath.Join(abs, "slum.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cfg := reconcile.DefaultConfig()
+	cfg.PollInterval = time.Second
+	ctrl := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, slog.New(slog.NewTextHandler(logf, nil)), nil)
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- ctrl.Run(runCtx) }()
+	defer func() { stopRun(); <-runDone }()
+	fmt.Fprintf(a.stdout, "running the controller (log: %s)\n", filepath.Join(abs, "slum.log"))
+
+	start := time.Now()
+	if err := a.watchConvergence(ctx, st, start); err != nil {
+		return err
+	}
+	converged := time.Since(start)
+	waitHealthy(ctx, fleet, 5*time.Second)
+	if err := a.printWhereThingsRun(ctx, st, fleet); err != nil {
+		return err
+	}
+	exe := "slum"
+	if p, err := os.Executable(); err == nil && !strings.Contains(p, "go-build") {
+		exe = p
+		if rel, err := filepath.Rel(mustGetwd(), p); err == nil && !strings.HasPrefix(rel, "..") {
+			exe = "./" + rel
+		}
+	} else {
+		exe = "go run ./cmd/slum"
+	}
+	fmt.Fprintf(a.stdout, "\nThe fleet converged in %.1fs, and slum keeps it so while this runs. In another terminal, try:\n\n", converged.Seconds())
+	fmt.Fprintf(a.stdout, "  export SLUM_DB=%s\n", dbPath)
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	for _, c := range [][2]string{
+		{"status", "servers, their health, instance phases"},
+		{"instance list", "every instance and where it runs"},
+		{"tenant move alice --instance prod --to us-1", "slum starts the new copy, then stops the old"},
+		{"events --follow", "what slum does, as it does it"},
+		{"tenant remove bob", "slum stops bob's instance"},
+		{"apply -f " + fleetPath, "back to the file (--prune drops the rest)"},
+	} {
+		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(a.stdout, "\nCtrl-C stops the demo, the controller and the servers.")
+	if exitWhenConverged {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(a.stdout, "\nstopping…")
+		return nil
+	case err := <-runDone:
+		runDone <- err
+		return err
+	}
+}
+
+// waitHealthy gives tenement's health checks a moment, so the table shows
+// their verdict rather than "unknown".
+func waitHealthy(ctx context.Context, fleet *localfleet.Fleet, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		unknown := 0
+		for _, m := range fleet.Members {
+			c, err := observed.NewClient(m.URL, m.Token, observed.WithTimeout(time.Second))
+			if err != nil {
+				return
+			}
+			list, _ := c.List(ctx)
+			for _, in := range list {
+				if in.Health == "unknown" {
+					unknown++
+				}
+			}
+		}
+		if unknown == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func mustGetwd() string {
+	wd, _ := os.Getwd()
+	return wd
+}
+
+// settled reports whether an instance's phase is where its desired state
+// should leave it.
+func settled(in desired.Instance, phase string) bool {
+	switch {
+	case in.DesiredState == desired.StateStopped:
+		return phase == reconcile.PhaseStopped
+	case in.Mode == desired.ModeOnDemand:
+		return phase == reconcile.PhaseIdle || phase == reconcile.PhaseRunning
+	}
+	return phase == reconcile.PhaseRunning
+}
+
+// watchConvergence shows a progress line until every instance settles.
+func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start time.Time) error {
+	tty := isTerminal(a.stdout)
+	last := ""
+	deadline := start.Add(2 * time.Minute)
+	for {
+		ins, err := st.ListInstances(ctx)
+		if err != nil {
+			return err
+		}
+		sts, err := st.ListInstanceStatus(ctx)
+		if err != nil {
+			return err
+		}
+		phase := map[string]string{}
+		for _, s := range sts {
+			phase[s.TenantID+":"+s.InstanceID] = s.Phase
+		}
+		counts := map[string]int{}
+		done := 0
+		for _, in := range ins {
+			p := phase[in.Key()]
+			if p == "" {
+				p = reconcile.PhasePending
+			}
+			counts[p]++
+			if settled(in, p) {
+				done++
+			}
+		}
+		var parts []string
+		for _, p := range []string{"running", "idle", "stopped", "pending", "failed", "unknown"} {
+			if counts[p] > 0 {
+				parts = append(parts, fmt.Sprintf("%d %s", counts[p], p))
+			}
+		}
+		line := fmt.Sprintf("converging: %d/%d settled (%s)  %.1fs", done, len(ins), strings.Join(parts, ", "), time.Since(start).Seconds())
+		if tty {
+			fmt.Fprintf(a.stdout, "\r\033[K%s", line)
+		} else if line[:strings.Index(line, ")")] != last {
+			fmt.Fprintln(a.stdout, line)
+			last = line[:strings.Index(line, ")")]
+		}
+		if done == len(ins) {
+			if tty {
+				fmt.Fprintln(a.stdout)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("demo: the fleet did not converge in 2 minutes; see the log and 'slum status'")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// printWhereThingsRun asks each server what it runs and prints it next to
+// the desired state.
+func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store, fleet *localfleet.Fleet) error {
+	servers, err := st.ListServers(ctx)
+	if err != nil {
+		return err
+	}
+	ins, err := st.ListInstances(ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string]desired.Instance{}
+	for _, in := range ins {
+		byName[in.ServerID+"/"+in.TenementName()] = in
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(a.stdout)
+	fmt.Fprintln(tw, "SERVER\tURL\tRUNNING (as the server reports)\tHEALTH\tTENANT")
+	for i, s := range servers {
+		url := s.URL
+		c, err := observed.NewClient(s.URL, fleet.Members[i].Token, observed.WithTimeout(3*time.Second))
+		if err != nil {
+			return err
+		}
+		list, err := c.List(ctx)
+		if err != nil {
+			fmt.Fprintf(tw, "%s\t%s\t(cannot list: %v)\t\t\n", s.ID, url, err)
+			continue
+		}
+		sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+		if len(list) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t-\t\t\n", s.ID, url)
+		}
+		for _, o := range list {
+			tenant := "(unmanaged)"
+			if in, ok := byName[s.ID+"/"+o.Name]; ok {
+				tenant = in.Key()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, url, o.Name, o.Health, tenant)
+			url = ""
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, in := range ins {
+		switch {
+		case in.DesiredState == desired.StateStopped:
+			fmt.Fprintf(a.stdout, "%s is placed on %s but desired stopped, so it does not run\n", in.Key(), in.ServerID)
+		case in.Mode == desired.ModeOnDemand:
+			fmt.Fprintf(a.stdout, "%s is on-demand: tenement on %s starts it on its first request\n", in.Key(), in.ServerID)
+		}
+	}
+	return nil
+}
