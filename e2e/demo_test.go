@@ -1,0 +1,52 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/slum-fleet/slum/e2e/harness"
+)
+
+// TestDemo runs the README's main job as a user would, on the backend this
+// machine supports (real tenement in CI), until the fleet converges.
+func TestDemo(t *testing.T) {
+	for _, backend := range []string{"auto", "simulator"} {
+		t.Run(backend, func(t *testing.T) {
+			if backend == "auto" {
+				harness.RequireTen(t)
+				harness.RequireNetns(t)
+			}
+			dir := t.TempDir()
+			cmd := exec.Command(slumBin, "demo", "--dir", dir+"/demo", "--backend", backend, "--exit-when-converged")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("slum demo: %v\n%s", err, out)
+			}
+			text := string(out)
+			want := []string{"applied", "5/5 settled", "api:alice--prod", "healthy", "export SLUM_DB=", "tenant move alice"}
+			if backend == "auto" {
+				want = append(want, "using real tenement servers")
+			} else {
+				want = append(want, "using SIMULATED tenement servers")
+			}
+			for _, w := range want {
+				if !strings.Contains(text, w) {
+					t.Fatalf("demo output lacks %q:\n%s", w, text)
+				}
+			}
+			// The demo leaves a database the printed commands work on.
+			st := exec.Command(slumBin, "--db", dir+"/demo/slum.db", "instance", "list")
+			if out, err := st.CombinedOutput(); err != nil || !strings.Contains(string(out), "alice:prod") {
+				t.Fatalf("instance list after the demo: %v\n%s", err, out)
+			}
+			// And nothing of its fleet is left running.
+			if backend == "auto" {
+				ns, _ := exec.Command("ip", "netns", "list").Output()
+				if strings.Contains(string(ns), "slum-") {
+					t.Fatalf("namespaces left behind:\n%s", ns)
+				}
+			}
+		})
+	}
+}
