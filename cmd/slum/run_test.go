@@ -1,0 +1,121 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startProc starts the built binary with stderr to a file and waits for
+// re to match a line of it, returning the first group and the file.
+func startProc(t *testing.T, re *regexp.Regexp, args ...string) (*exec.Cmd, string, string) {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "stderr")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(slumBin, args...)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		logf.Close()
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(logPath)
+		if m := re.FindStringSubmatch(string(b)); m != nil {
+			return cmd, m[1], logPath
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(logPath)
+	t.Fatalf("%v did not print %s:\n%s", args, re, b)
+	return nil, "", ""
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestCLIRunAgainstASimulator(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	tok := filepath.Join(dir, "token")
+	_, simURL, _ := startProc(t, regexp.MustCompile(`simulated tenement on (http://\S+)`),
+		"sim", "--listen", "127.0.0.1:0", "--token-file", tok)
+	if fi, err := os.Stat(tok); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v %v", fi, err)
+	}
+	secret, _ := os.ReadFile(tok)
+	expect(t, cli(t, db, "", "server", "add", "s1", "--url", simURL, "--capacity-mb", "1024", "--token-file", tok), 0, "added", "")
+	expect(t, cli(t, db, "", "tenant", "add", "alice", "--domain", "alice.example.com", "--process", "api"), 0, "placed on s1", "")
+
+	expect(t, cli(t, db, "", "run", "--dry-run"), 0, "spawn api:alice--prod", "")
+	expect(t, cli(t, db, "", "-o", "json", "run", "--dry-run"), 0, `"action": "spawn"`, "")
+
+	run, metrics, logPath := startProc(t, regexp.MustCompile(`"addr":"(http://[^"]+)/metrics"`),
+		"--db", db, "run", "--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--poll-interval", "200ms")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := get(t, metrics+"/metrics")
+		if strings.Contains(body, `slum_actions_total{kind="spawn",result="ok"} 1`) {
+			for _, m := range []string{"slum_pass_duration_seconds", "slum_queue_depth", `slum_servers{health="online"} 1`} {
+				if !strings.Contains(body, m) {
+					t.Fatalf("metrics lack %s:\n%s", m, body)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no spawn in the metrics:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _ := get(t, metrics+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	if code, _ := get(t, metrics+"/readyz"); code != 200 {
+		t.Fatalf("/readyz %d", code)
+	}
+	for !strings.Contains(cli(t, db, "", "instance", "status", "alice:prod").stdout, "phase:               running") {
+		if time.Now().After(deadline) {
+			t.Fatal(cli(t, db, "", "instance", "status", "alice:prod").stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Wait(); err != nil {
+		t.Fatalf("slum run after SIGTERM: %v", err)
+	}
+	logBytes, _ := os.ReadFile(logPath)
+	log := string(logBytes)
+	if strings.Contains(log, strings.TrimSpace(string(secret))) {
+		t.Fatal("the log shows the token")
+	}
+	if !strings.Contains(log, `"msg":"stopped"`) {
+		t.Fatalf("no clean stop in the log:\n%s", log)
+	}
+}
