@@ -163,3 +163,41 @@ func BenchmarkNoopPass(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/pass")
 }
+
+// BenchmarkReactToCommit measures how long a running controller takes to
+// act on a commit made through another connection to the database (as the
+// CLI makes it): from the commit to the spawn arriving at the server, with
+// the resync interval far away. Figure: react_ms (mean).
+func BenchmarkReactToCommit(b *testing.B) {
+	cfg := testConfig()
+	cfg.PollInterval = time.Hour
+	f := newFixture(b, 1, cfg)
+	f.ctrl = f.newController()
+	ctx, stop := context.WithCancel(f.ctx)
+	defer stop()
+	go func() { _ = f.ctrl.Run(ctx) }()
+	for !f.ctrl.Ready() {
+		time.Sleep(time.Millisecond)
+	}
+	other, err := desired.Open(f.ctx, f.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, _, err := other.AddTenant(f.ctx, desired.Tenant{ID: fmt.Sprintf("t%d", i), Domain: fmt.Sprintf("t%d.example.com", i)}, spec("prod", "api", "s1")); err != nil {
+			b.Fatal(err)
+		}
+		for f.sims["s1"].Calls("spawn") <= i {
+			if time.Since(start) > 10*time.Second {
+				b.Fatal("no reaction")
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "react_ms")
+}

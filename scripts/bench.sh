@@ -18,6 +18,7 @@ echo "== go test benchmarks"
 go test -run '^$' -bench 'Apply' -benchtime 1x -timeout 30m ./desired/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'Converge|NoopPass' -benchtime 1x -timeout 30m ./reconcile/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'NoopPass' -benchtime 20x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'ReactToCommit' -benchtime 100x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
 fi
 
 echo "== slum run against 100 simulated servers in another process"

@@ -22,7 +22,10 @@ go vet ./...
 if [ -x .tools/bin/staticcheck ]; then staticcheck ./...; fi
 
 echo "== tests"
-go test -count=1 -timeout 20m ./...
+go test -count=1 -timeout 20m $(go list ./... | grep -v /e2e$)
+
+echo "== end to end: real tenement servers in network namespaces (figures below)"
+go test -count=1 -timeout 20m -v ./e2e/ 2>&1 | grep -vE '^\s+e2e_test.go:[0-9]+: FIGURE'
 
 echo "== race detector on the concurrent packages"
 go test -count=1 -race -timeout 20m ./reconcile/ ./observed/...
