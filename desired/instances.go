@@ -318,21 +318,10 @@ func (s *Store) GetInstance(ctx context.Context, key string) (Instance, error) {
 	return getInstance(ctx, s.db.Queries(), tenant, id)
 }
 
-func toInstances(rows []db.Instance) []Instance {
-	out := make([]Instance, len(rows))
-	for i, r := range rows {
-		out[i] = toInstance(r)
-	}
-	return out
-}
-
 // ListInstances returns every instance, by tenant and id.
 func (s *Store) ListInstances(ctx context.Context) ([]Instance, error) {
 	rows, err := s.db.Queries().ListInstances(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list instances: %w", err)
-	}
-	return toInstances(rows), nil
+	return convert(rows, err, "list instances", toInstance)
 }
 
 // ListInstancesOfTenant returns one tenant's instances.
@@ -341,10 +330,7 @@ func (s *Store) ListInstancesOfTenant(ctx context.Context, tenant string) ([]Ins
 		return nil, err
 	}
 	rows, err := s.db.Queries().ListInstancesOfTenant(ctx, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("list instances of %s: %w", tenant, err)
-	}
-	return toInstances(rows), nil
+	return convert(rows, err, "list instances of "+tenant, toInstance)
 }
 
 // ListInstancesOnServer returns the instances placed on a server.
@@ -353,8 +339,5 @@ func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]I
 		return nil, err
 	}
 	rows, err := s.db.Queries().ListInstancesOnServer(ctx, serverID)
-	if err != nil {
-		return nil, fmt.Errorf("list instances on %s: %w", serverID, err)
-	}
-	return toInstances(rows), nil
+	return convert(rows, err, "list instances on "+serverID, toInstance)
 }

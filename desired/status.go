@@ -98,29 +98,17 @@ func (s *Store) InstanceStatus(ctx context.Context, key string) (InstanceStatus,
 // ListInstanceStatus returns every recorded instance status.
 func (s *Store) ListInstanceStatus(ctx context.Context) ([]InstanceStatus, error) {
 	rows, err := s.db.Queries().ListInstanceStatus(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list instance status: %w", err)
-	}
-	out := make([]InstanceStatus, len(rows))
-	for i, r := range rows {
-		out[i] = toInstanceStatus(r)
-	}
-	return out, nil
+	return convert(rows, err, "list instance status", toInstanceStatus)
 }
 
 // ListServerStatus returns every recorded server status.
 func (s *Store) ListServerStatus(ctx context.Context) ([]ServerStatus, error) {
 	rows, err := s.db.Queries().ListServerStatus(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list server status: %w", err)
-	}
-	out := make([]ServerStatus, len(rows))
-	for i, r := range rows {
-		out[i] = ServerStatus{ServerID: r.ServerID, Health: r.Health, LastError: r.LastError,
+	return convert(rows, err, "list server status", func(r db.ServerStatus) ServerStatus {
+		return ServerStatus{ServerID: r.ServerID, Health: r.Health, LastError: r.LastError,
 			ConsecutiveFailures: r.ConsecutiveFailures, LastSeenAt: fromMS(r.LastSeenAt),
 			Instances: r.Instances, Unmanaged: r.Unmanaged, UpdatedAt: fromMS(r.UpdatedAt)}
-	}
-	return out, nil
+	})
 }
 
 func toEvent(r db.Event) Event {
@@ -130,14 +118,7 @@ func toEvent(r db.Event) Event {
 // Events returns events after id since, oldest first, at most limit.
 func (s *Store) Events(ctx context.Context, since int64, limit int64) ([]Event, error) {
 	rows, err := s.db.Queries().ListEvents(ctx, db.ListEventsParams{ID: since, Limit: limit})
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", err)
-	}
-	out := make([]Event, len(rows))
-	for i, r := range rows {
-		out[i] = toEvent(r)
-	}
-	return out, nil
+	return convert(rows, err, "list events", toEvent)
 }
 
 // RecentEvents returns the last n events, oldest first.
@@ -156,14 +137,9 @@ func (s *Store) RecentEvents(ctx context.Context, n int64) ([]Event, error) {
 // ListPlacements returns the ownership ledger.
 func (s *Store) ListPlacements(ctx context.Context) ([]Placement, error) {
 	rows, err := s.db.Queries().ListPlacements(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list placements: %w", err)
-	}
-	out := make([]Placement, len(rows))
-	for i, r := range rows {
-		out[i] = Placement{ServerID: r.ServerID, Name: r.Name, TenantID: r.TenantID, InstanceID: r.InstanceID}
-	}
-	return out, nil
+	return convert(rows, err, "list placements", func(r db.Placement) Placement {
+		return Placement{ServerID: r.ServerID, Name: r.Name, TenantID: r.TenantID, InstanceID: r.InstanceID}
+	})
 }
 
 // RecordPlacements adds ledger entries. The controller calls it before it

@@ -206,14 +206,7 @@ func (s *Store) GetServer(ctx context.Context, id string) (Server, error) {
 // ListServers returns every server, by id.
 func (s *Store) ListServers(ctx context.Context) ([]Server, error) {
 	rows, err := s.db.Queries().ListServers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list servers: %w", err)
-	}
-	out := make([]Server, len(rows))
-	for i, r := range rows {
-		out[i] = toServer(r)
-	}
-	return out, nil
+	return convert(rows, err, "list servers", toServer)
 }
 
 // ServersInRegion returns the servers of one region.
@@ -222,14 +215,7 @@ func (s *Store) ServersInRegion(ctx context.Context, region string) ([]Server, e
 		return nil, err
 	}
 	rows, err := s.db.Queries().ListServersInRegion(ctx, region)
-	if err != nil {
-		return nil, fmt.Errorf("list servers in region %s: %w", region, err)
-	}
-	out := make([]Server, len(rows))
-	for i, r := range rows {
-		out[i] = toServer(r)
-	}
-	return out, nil
+	return convert(rows, err, "list servers in region "+region, toServer)
 }
 
 // UpdateServer changes a server's settings. Capacity cannot drop below what
@@ -298,15 +284,10 @@ func (s *Store) ServerStats(ctx context.Context, id string) (ServerStats, error)
 // AllServerStats returns every server's capacity use, by id.
 func (s *Store) AllServerStats(ctx context.Context) ([]ServerStats, error) {
 	rows, err := s.db.Queries().ServerUsage(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("server stats: %w", err)
-	}
-	out := make([]ServerStats, len(rows))
-	for i, r := range rows {
-		out[i] = ServerStats{ServerID: r.ID, CapacityMB: r.CapacityMb, UsedMB: r.UsedMb,
+	return convert(rows, err, "server stats", func(r db.ServerUsageRow) ServerStats {
+		return ServerStats{ServerID: r.ID, CapacityMB: r.CapacityMb, UsedMB: r.UsedMb,
 			FreeMB: r.CapacityMb - r.UsedMb, Tenants: r.Tenants, Instances: r.Instances}
-	}
-	return out, nil
+	})
 }
 
 // RemoveServer deletes a server that has no instances. Unless force is set

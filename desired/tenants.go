@@ -127,14 +127,7 @@ func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (Tenant, e
 // ListTenants returns every tenant, by id.
 func (s *Store) ListTenants(ctx context.Context) ([]Tenant, error) {
 	rows, err := s.db.Queries().ListTenants(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list tenants: %w", err)
-	}
-	out := make([]Tenant, len(rows))
-	for i, r := range rows {
-		out[i] = toTenant(r)
-	}
-	return out, nil
+	return convert(rows, err, "list tenants", toTenant)
 }
 
 // ListTenantsOnServer returns the tenants with an instance placed on a server.
@@ -143,14 +136,7 @@ func (s *Store) ListTenantsOnServer(ctx context.Context, serverID string) ([]Ten
 		return nil, err
 	}
 	rows, err := s.db.Queries().ListTenantsOnServer(ctx, serverID)
-	if err != nil {
-		return nil, fmt.Errorf("list tenants on %s: %w", serverID, err)
-	}
-	out := make([]Tenant, len(rows))
-	for i, r := range rows {
-		out[i] = toTenant(r)
-	}
-	return out, nil
+	return convert(rows, err, "list tenants on "+serverID, toTenant)
 }
 
 // UpdateTenant changes a tenant's domain or region.

@@ -1,6 +1,7 @@
 package desired
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -171,4 +172,16 @@ func fromMS(v int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(v).UTC()
+}
+
+// convert maps rows read from the database to the API's types.
+func convert[R, T any](rows []R, err error, what string, fn func(R) T) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		out[i] = fn(r)
+	}
+	return out, nil
 }
