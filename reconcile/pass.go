@@ -235,13 +235,16 @@ func (c *Controller) dispatch(f *fleet, plans map[string]*ServerPlan, res *PassR
 			phases[s.Phase]++
 			out = c.changed(out, s, now)
 		}
+		// Report each unmanaged instance once, while it stays.
+		seen := make(map[string]bool, len(p.Unmanaged))
 		for _, name := range p.Unmanaged {
+			seen[name] = true
 			if !rt.unmanaged[name] {
-				rt.unmanaged[name] = true
 				c.events = append(c.events, desired.Event{At: now, Object: "server/" + s.ID, Reason: "Unmanaged",
 					Message: name + " runs there but slum did not place it; it is left alone"})
 			}
 		}
+		rt.unmanaged = seen
 		unmanaged += len(p.Unmanaged)
 		c.forget = append(c.forget, p.Forget...)
 		for _, fg := range p.Forget {

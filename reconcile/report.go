@@ -2,9 +2,7 @@ package reconcile
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/fnv"
 	"sort"
 	"strings"
 	"time"
@@ -47,16 +45,29 @@ type statusMemo struct {
 }
 
 func statusHash(st desired.InstanceStatus) uint64 {
-	h := fnv.New64a()
-	for _, s := range []string{st.TenantID, st.InstanceID, st.ServerID, st.Phase, st.Health, st.LastError} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
+	// FNV-1a, inline: this runs for every instance on every pass.
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h = (h ^ 0xff) * prime
 	}
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], uint64(st.Attempts))
-	binary.LittleEndian.PutUint64(b[8:], uint64(st.ObservedGeneration))
-	h.Write(b[:])
-	return h.Sum64() | 1 // never 0, which means "never written"
+	num := func(v int64) {
+		for i := 0; i < 8; i++ {
+			h = (h ^ uint64(byte(v>>(8*i)))) * prime
+		}
+	}
+	str(st.TenantID)
+	str(st.InstanceID)
+	str(st.ServerID)
+	str(st.Phase)
+	str(st.Health)
+	str(st.LastError)
+	num(st.Attempts)
+	num(st.ObservedGeneration)
+	return h | 1 // never 0, which means "never written"
 }
 
 // internHealth shares the few words tenement uses.

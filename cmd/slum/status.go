@@ -132,7 +132,7 @@ func (a *app) eventsCommand() *cobra.Command {
 				return a.printJSON(append([]desired.Event{}, evs...))
 			}
 			var last int64
-			print := func(evs []desired.Event) {
+			show := func(evs []desired.Event) {
 				for _, e := range evs {
 					if a.json() {
 						_ = a.printJSON(e)
@@ -142,7 +142,7 @@ func (a *app) eventsCommand() *cobra.Command {
 					last = e.ID
 				}
 			}
-			print(evs)
+			show(evs)
 			for follow {
 				select {
 				case <-ctx.Done():
@@ -153,7 +153,7 @@ func (a *app) eventsCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				print(evs)
+				show(evs)
 			}
 			return nil
 		}),
