@@ -32,6 +32,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open database %q: the path must not contain '?' or '#'", path)
+	}
 	if path != ":memory:" {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
