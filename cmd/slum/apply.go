@@ -22,17 +22,7 @@ changes nothing. Objects the file does not name are kept unless --prune is
 given. Applying the same file again changes nothing.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := desired.LoadFile(file)
-			if err != nil {
-				return err
-			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
-				plan, err := st.Apply(ctx, f, opt)
-				if err != nil {
-					return err
-				}
-				return a.printPlan(plan, f.Name, opt.DryRun, verbose || opt.DryRun, opt.Prune)
-			})(cmd, args)
+			return a.applyFile(cmd, file, opt, verbose || opt.DryRun)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the fleet file (required)")
@@ -51,23 +41,29 @@ func (a *app) diffCommand() *cobra.Command {
 		Short: "Print what 'slum apply' would change",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := desired.LoadFile(file)
-			if err != nil {
-				return err
-			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
-				plan, err := st.Diff(ctx, f, prune)
-				if err != nil {
-					return err
-				}
-				return a.printPlan(plan, f.Name, true, true, prune)
-			})(cmd, args)
+			return a.applyFile(cmd, file, desired.ApplyOptions{Prune: prune, DryRun: true}, true)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the fleet file (required)")
 	cmd.Flags().BoolVar(&prune, "prune", false, "include the deletions 'apply --prune' would make")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// applyFile applies (or, with DryRun, diffs) a fleet file and prints the
+// plan.
+func (a *app) applyFile(cmd *cobra.Command, file string, opt desired.ApplyOptions, detail bool) error {
+	f, err := desired.LoadFile(file)
+	if err != nil {
+		return err
+	}
+	return a.withStore(func(ctx context.Context, st *desired.Store) error {
+		plan, err := st.Apply(ctx, f, opt)
+		if err != nil {
+			return err
+		}
+		return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
+	})(cmd, nil)
 }
 
 func (a *app) printPlan(plan *desired.Plan, name string, dryRun, detail, prune bool) error {
