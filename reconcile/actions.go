@@ -8,6 +8,9 @@ import (
 	"github.com/slum-fleet/slum/observed"
 )
 
+// maxSpawnEvents bounds the spawn events written per flush.
+const maxSpawnEvents = 50
+
 // exec performs one action.
 func (c *Controller) exec(ctx context.Context, a Action) error {
 	c.mu.Lock()
@@ -61,9 +64,15 @@ func (c *Controller) done(a Action, err error, st itemState, idle bool) {
 		c.forget = append(c.forget, desired.Placement{ServerID: a.ServerID, Name: a.Name})
 		delete(c.ledger[a.ServerID], a.Name)
 		c.events = append(c.events, desired.Event{At: now, Object: object, Reason: "Stopped", Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
-	case err == nil && st.attempts == 0 && a.Kind == Spawn:
-		// Successful spawns are too many to log one by one at scale; the
-		// phase in the status says it.
+	case err == nil && a.Kind == Spawn:
+		// One event per spawn while they are few; a fleet converging
+		// from empty gets a count instead (see flush).
+		if c.spawned < maxSpawnEvents {
+			c.spawned++
+			c.events = append(c.events, desired.Event{At: now, Object: object, Reason: "Spawned", Message: "spawned " + a.Name + " on " + a.ServerID})
+		} else {
+			c.quiet++
+		}
 	case st.parked:
 		c.events = append(c.events, desired.Event{At: now, Object: object, Reason: "Parked",
 			Message: fmt.Sprintf("%s on %s failed permanently; waiting for its desired state or server to change: %v", a.Kind, a.ServerID, err)})

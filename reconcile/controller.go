@@ -143,6 +143,8 @@ type Controller struct {
 	events      []desired.Event
 	forget      []desired.Placement
 	statuses    []desired.InstanceStatus // from finished actions, not yet written
+	spawned     int                      // spawn events since the last flush
+	quiet       int                      // spawns since the last flush not logged one by one
 	lastRefusal int
 }
 
@@ -334,6 +336,9 @@ func (c *Controller) loadFleet(ctx context.Context) (*fleet, error) {
 		if !seen[id] {
 			delete(c.servers, id)
 			delete(c.ledger, id)
+			if c.q != nil {
+				c.q.dropServer(id)
+			}
 		}
 	}
 	c.metrics.desiredLoaded.Set(float64(rev))

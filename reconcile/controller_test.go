@@ -153,6 +153,32 @@ func TestConvergeFromEmpty(t *testing.T) {
 	if lists := f.sims["s1"].Calls("list"); lists < 2 {
 		t.Fatalf("server polled %d times", lists)
 	}
+	if evs := f.events("Spawned"); len(evs) != 3 {
+		t.Fatalf("spawn events: %v", evs)
+	}
+}
+
+func TestRemovedServerIsForgotten(t *testing.T) {
+	f := newFixture(t, 2, testConfig())
+	f.tenant("alice", spec("prod", "api", "s2"))
+	f.converge()
+	if err := f.store.RemoveTenant(f.ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	f.converge() // stops alice:prod, clearing the ledger
+	if err := f.store.RemoveServer(f.ctx, "s2", false); err != nil {
+		t.Fatalf("remove s2 once its copies are stopped: %v", err)
+	}
+	f.pass()
+	f.ctrl.q.mu.Lock()
+	_, queued := f.ctrl.q.servers["s2"]
+	f.ctrl.q.mu.Unlock()
+	f.ctrl.mu.Lock()
+	_, tracked := f.ctrl.servers["s2"]
+	f.ctrl.mu.Unlock()
+	if queued || tracked {
+		t.Fatalf("removed server still tracked (queue %v, servers %v)", queued, tracked)
+	}
 }
 
 func TestStopsOnlyWhatSlumPlaced(t *testing.T) {

@@ -44,6 +44,7 @@ type serverQueue struct {
 	items   map[string]*item // by tenement name
 	pending []*item
 	signal  chan struct{}
+	gone    chan struct{} // closed when the server leaves the fleet
 }
 
 // execFunc performs one action against its server.
@@ -79,7 +80,7 @@ func newQueue(ctx context.Context, concurrency, perServer int, timeout time.Dura
 func (q *queue) server(id string) *serverQueue {
 	sq, ok := q.servers[id]
 	if !ok {
-		sq = &serverQueue{items: map[string]*item{}, signal: make(chan struct{}, 1)}
+		sq = &serverQueue{items: map[string]*item{}, signal: make(chan struct{}, 1), gone: make(chan struct{})}
 		q.servers[id] = sq
 		for i := 0; i < q.perServer; i++ {
 			q.wg.Add(1)
@@ -181,6 +182,17 @@ func (q *queue) retain(server string, keep map[string]bool) {
 	}
 }
 
+// dropServer forgets a server that left the fleet: its workers end once
+// their queue is empty.
+func (q *queue) dropServer(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if sq, ok := q.servers[id]; ok {
+		close(sq.gone)
+		delete(q.servers, id)
+	}
+}
+
 // depth is how many actions are queued or in flight.
 func (q *queue) depth() int {
 	q.mu.Lock()
@@ -202,6 +214,8 @@ func (q *queue) worker(sq *serverQueue) {
 		if it == nil {
 			select {
 			case <-q.ctx.Done():
+				return
+			case <-sq.gone:
 				return
 			case <-sq.signal:
 				continue

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -104,6 +105,11 @@ func (c *Controller) changed(out []desired.InstanceStatus, ks keyedStatus, now t
 // transaction each.
 func (c *Controller) flush(ctx context.Context, statuses []desired.InstanceStatus) error {
 	c.mu.Lock()
+	if c.quiet > 0 {
+		c.events = append(c.events, desired.Event{At: c.now(), Object: "fleet", Reason: "Spawned",
+			Message: fmt.Sprintf("spawned %d more instances", c.quiet)})
+	}
+	c.spawned, c.quiet = 0, 0
 	events, forget := c.events, c.forget
 	c.events, c.forget = nil, nil
 	statuses = append(c.statuses, statuses...)
