@@ -8,13 +8,12 @@ import (
 // Errors callers check with errors.Is. Every error the Store returns for a
 // rejected request wraps exactly one of these.
 var (
-	ErrNotFound          = errors.New("not found")
-	ErrAlreadyExists     = errors.New("already exists")
-	ErrConflict          = errors.New("conflict")
-	ErrInvalid           = errors.New("invalid")
-	ErrHasActiveTenants  = errors.New("server has active tenants")
-	ErrNoCapacity        = errors.New("no capacity")
-	ErrUnsupportedSchema = errors.New("unsupported fleet file")
+	ErrNotFound         = errors.New("not found")
+	ErrAlreadyExists    = errors.New("already exists")
+	ErrConflict         = errors.New("conflict")
+	ErrInvalid          = errors.New("invalid")
+	ErrHasActiveTenants = errors.New("server has active tenants")
+	ErrNoCapacity       = errors.New("no capacity")
 )
 
 // FieldError says which field of which input was rejected, and why.

@@ -124,6 +124,19 @@ func runContract(t *testing.T, tg target) {
 			t.Fatalf("health word %q", in.Health)
 		}
 	})
+	t.Run("health and restart of a running instance", func(t *testing.T) {
+		h, err := c.Health(ctx, "api", "alice--prod")
+		if err != nil || !slices.Contains([]string{"unknown", "healthy", "degraded"}, h) {
+			t.Fatalf("health = %q, %v", h, err)
+		}
+		res, err := c.Restart(ctx, "api", "alice--prod")
+		if err != nil || res.Instance != "api:alice--prod" {
+			t.Fatalf("restart = %+v, %v", res, err)
+		}
+		if got := names(t, c); !slices.Equal(got, []string{"api:alice--prod"}) {
+			t.Fatalf("after restart: %v", got)
+		}
+	})
 	t.Run("unknown process is permanent", func(t *testing.T) {
 		_, err := c.Spawn(ctx, "nope", "x--y")
 		if !errors.Is(err, observed.ErrUnknownProcess) || !observed.IsPermanent(err) {
