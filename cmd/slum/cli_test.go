@@ -121,6 +121,7 @@ func TestCLIWorkflow(t *testing.T) {
 	expect(t, cli(t, db, "", "server", "drain", "s1"), 5, "", "no capacity")
 	expect(t, cli(t, db, "", "server", "uncordon", "s2"), 0, "server s2 is active", "")
 	expect(t, cli(t, db, "", "status"), 0, "1 tenants, 2 instances: 2 pending", "")
+	expect(t, cli(t, db, "", "status"), 0, "no controller has reported yet", "")
 	expect(t, cli(t, db, "", "events", "-n", "3"), 0, "Uncordoned", "")
 	expect(t, cli(t, db, "", "tenant", "remove", "alice"), 0, "tenant alice removed", "")
 	expect(t, cli(t, db, "", "-o", "yaml", "status"), 2, "", "-o must be table or json")

@@ -12,7 +12,10 @@ import (
 
 // fleetStatus is the overview 'slum status' prints.
 type fleetStatus struct {
-	Servers   []serverOverview `json:"servers"`
+	// ReportedAt is when a controller last wrote server status; zero when
+	// none ever has.
+	ReportedAt time.Time        `json:"reported_at"`
+	Servers    []serverOverview `json:"servers"`
 	Tenants   int              `json:"tenants"`
 	Instances int              `json:"instances"`
 	Phases    map[string]int   `json:"phases"`
@@ -47,6 +50,12 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			if err := a.table(nil, []string{"SERVER", "STATE", "HEALTH", "USED_MB", "INSTANCES", "RUNNING", "UNMANAGED", "LAST_ERROR"}, rows); err != nil {
 				return err
+			}
+			switch {
+			case fs.ReportedAt.IsZero():
+				fmt.Fprintln(a.stdout, "\nno controller has reported yet: start one with 'slum run'")
+			case time.Since(fs.ReportedAt) > time.Minute:
+				fmt.Fprintf(a.stdout, "\nthe controller last reported %s ago: is 'slum run' running?\n", time.Since(fs.ReportedAt).Round(time.Second))
 			}
 			fmt.Fprintf(a.stdout, "\n%d tenants, %d instances:", fs.Tenants, fs.Instances)
 			for _, p := range []string{"running", "pending", "failed", "unknown", "stopped", "idle"} {
@@ -109,6 +118,9 @@ func collectStatus(ctx context.Context, st *desired.Store) (*fleetStatus, error)
 		o := serverOverview{ServerStats: stats[i], State: s.State, Health: "unknown"}
 		if ss, ok := byServer[s.ID]; ok {
 			o.Health, o.LastError, o.Unmanaged = ss.Health, ss.LastError, ss.Unmanaged
+			if ss.UpdatedAt.After(fs.ReportedAt) {
+				fs.ReportedAt = ss.UpdatedAt
+			}
 		}
 		o.Running = running[s.ID]
 		fs.Servers = append(fs.Servers, o)
