@@ -16,9 +16,9 @@ type fleetStatus struct {
 	// none ever has.
 	ReportedAt time.Time        `json:"reported_at"`
 	Servers    []serverOverview `json:"servers"`
-	Tenants   int              `json:"tenants"`
-	Instances int              `json:"instances"`
-	Phases    map[string]int   `json:"phases"`
+	Tenants    int              `json:"tenants"`
+	Instances  int              `json:"instances"`
+	Phases     map[string]int   `json:"phases"`
 }
 
 type serverOverview struct {
