@@ -91,20 +91,7 @@ func BenchmarkConverge(b *testing.B) {
 				b.StartTimer()
 
 				start := time.Now()
-				passes := 0
-				for {
-					passes++
-					res, err := f.ctrl.Pass(f.ctx, true)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := f.ctrl.WaitIdle(f.ctx); err != nil {
-						b.Fatal(err)
-					}
-					if len(res.Spawns)+len(res.Stops) == 0 {
-						break
-					}
-				}
+				passes := f.converge()
 				converge := time.Since(start)
 				noopStart := time.Now()
 				res, err := f.ctrl.Pass(f.ctx, true)
@@ -142,18 +129,7 @@ func BenchmarkConverge(b *testing.B) {
 func BenchmarkNoopPass(b *testing.B) {
 	f := benchFleet(b, 100, 100000)
 	f.ctrl = f.newController()
-	for {
-		res, err := f.ctrl.Pass(f.ctx, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := f.ctrl.WaitIdle(f.ctx); err != nil {
-			b.Fatal(err)
-		}
-		if len(res.Spawns)+len(res.Stops) == 0 {
-			break
-		}
-	}
+	f.converge()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		res, err := f.ctrl.Pass(f.ctx, true)
