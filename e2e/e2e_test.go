@@ -232,6 +232,13 @@ func TestRealFleet(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		// Each tenant keeps its own SQLite file on its server.
+		for _, c := range []struct{ server, id string }{{"s1", "alice--prod"}, {"s2", "alice--backup"}, {"s2", "bob--prod"}, {"s3", "carol--prod"}} {
+			db := filepath.Join(e.member(c.server).Ten.Data, "tenants", c.id, "app.db")
+			if _, err := os.Stat(db); err != nil {
+				t.Errorf("%s's data on %s: %v", c.id, c.server, err)
+			}
+		}
 	})
 
 	t.Run("add, move and remove tenants", func(t *testing.T) {
