@@ -37,6 +37,12 @@ type InstanceStatus struct {
 	UpdatedAt          int64
 }
 
+type Lease struct {
+	Name      string
+	Holder    string
+	ExpiresAt int64
+}
+
 type Placement struct {
 	ServerID   string
 	Name       string

@@ -63,3 +63,42 @@ func TestInTxRollsBack(t *testing.T) {
 		t.Fatalf("a failed transaction left revision %d", rev)
 	}
 }
+
+func TestOlderDatabaseUpgradesInPlace(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	// A database as the first release left it: migration 1 only, with data.
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := loadMigrations()
+	if len(ms) < 2 {
+		t.Skip("only one migration")
+	}
+	for _, stmt := range []string{
+		`INSERT INTO servers (id, url, capacity_mb, domain, created_at, updated_at) VALUES ('s1', 'http://a', 1, 'a', 1, 1)`,
+		`DROP TABLE leases`,
+		`DELETE FROM schema_migrations WHERE version > 1`,
+	} {
+		if _, err := d.sql.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+
+	d, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	defer d.Close()
+	if v, _ := d.SchemaVersion(ctx); v != ms[len(ms)-1].version {
+		t.Fatalf("version after upgrade %d", v)
+	}
+	if _, err := d.Queries().GetServer(ctx, "s1"); err != nil {
+		t.Fatalf("data lost in the upgrade: %v", err)
+	}
+	if _, err := d.Queries().InsertLease(ctx, InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
+		t.Fatalf("the new table is missing: %v", err)
+	}
+}

@@ -27,6 +27,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.bumpRevisionStmt, err = db.PrepareContext(ctx, bumpRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query BumpRevision: %w", err)
 	}
+	if q.claimLeaseStmt, err = db.PrepareContext(ctx, claimLease); err != nil {
+		return nil, fmt.Errorf("error preparing query ClaimLease: %w", err)
+	}
 	if q.countInstancesOnServerStmt, err = db.PrepareContext(ctx, countInstancesOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountInstancesOnServer: %w", err)
 	}
@@ -54,6 +57,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getInstanceStatusStmt, err = db.PrepareContext(ctx, getInstanceStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query GetInstanceStatus: %w", err)
 	}
+	if q.getLeaseStmt, err = db.PrepareContext(ctx, getLease); err != nil {
+		return nil, fmt.Errorf("error preparing query GetLease: %w", err)
+	}
 	if q.getRevisionStmt, err = db.PrepareContext(ctx, getRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query GetRevision: %w", err)
 	}
@@ -71,6 +77,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertInstanceStmt, err = db.PrepareContext(ctx, insertInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertInstance: %w", err)
+	}
+	if q.insertLeaseStmt, err = db.PrepareContext(ctx, insertLease); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertLease: %w", err)
 	}
 	if q.insertPlacementStmt, err = db.PrepareContext(ctx, insertPlacement); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertPlacement: %w", err)
@@ -120,6 +129,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.recentEventsStmt, err = db.PrepareContext(ctx, recentEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query RecentEvents: %w", err)
 	}
+	if q.releaseLeaseStmt, err = db.PrepareContext(ctx, releaseLease); err != nil {
+		return nil, fmt.Errorf("error preparing query ReleaseLease: %w", err)
+	}
 	if q.restoreInstanceStmt, err = db.PrepareContext(ctx, restoreInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RestoreInstance: %w", err)
 	}
@@ -155,6 +167,11 @@ func (q *Queries) Close() error {
 	if q.bumpRevisionStmt != nil {
 		if cerr := q.bumpRevisionStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing bumpRevisionStmt: %w", cerr)
+		}
+	}
+	if q.claimLeaseStmt != nil {
+		if cerr := q.claimLeaseStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing claimLeaseStmt: %w", cerr)
 		}
 	}
 	if q.countInstancesOnServerStmt != nil {
@@ -202,6 +219,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing getInstanceStatusStmt: %w", cerr)
 		}
 	}
+	if q.getLeaseStmt != nil {
+		if cerr := q.getLeaseStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getLeaseStmt: %w", cerr)
+		}
+	}
 	if q.getRevisionStmt != nil {
 		if cerr := q.getRevisionStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getRevisionStmt: %w", cerr)
@@ -230,6 +252,11 @@ func (q *Queries) Close() error {
 	if q.insertInstanceStmt != nil {
 		if cerr := q.insertInstanceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertInstanceStmt: %w", cerr)
+		}
+	}
+	if q.insertLeaseStmt != nil {
+		if cerr := q.insertLeaseStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertLeaseStmt: %w", cerr)
 		}
 	}
 	if q.insertPlacementStmt != nil {
@@ -310,6 +337,11 @@ func (q *Queries) Close() error {
 	if q.recentEventsStmt != nil {
 		if cerr := q.recentEventsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing recentEventsStmt: %w", cerr)
+		}
+	}
+	if q.releaseLeaseStmt != nil {
+		if cerr := q.releaseLeaseStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing releaseLeaseStmt: %w", cerr)
 		}
 	}
 	if q.restoreInstanceStmt != nil {
@@ -397,6 +429,7 @@ type Queries struct {
 	db                          DBTX
 	tx                          *sql.Tx
 	bumpRevisionStmt            *sql.Stmt
+	claimLeaseStmt              *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
 	deleteInstanceStmt          *sql.Stmt
@@ -406,12 +439,14 @@ type Queries struct {
 	deleteTenantStmt            *sql.Stmt
 	getInstanceStmt             *sql.Stmt
 	getInstanceStatusStmt       *sql.Stmt
+	getLeaseStmt                *sql.Stmt
 	getRevisionStmt             *sql.Stmt
 	getServerStmt               *sql.Stmt
 	getTenantStmt               *sql.Stmt
 	getTenantByDomainStmt       *sql.Stmt
 	insertEventStmt             *sql.Stmt
 	insertInstanceStmt          *sql.Stmt
+	insertLeaseStmt             *sql.Stmt
 	insertPlacementStmt         *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
@@ -428,6 +463,7 @@ type Queries struct {
 	listTenantsOnServerStmt     *sql.Stmt
 	maxEventIDStmt              *sql.Stmt
 	recentEventsStmt            *sql.Stmt
+	releaseLeaseStmt            *sql.Stmt
 	restoreInstanceStmt         *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
@@ -444,6 +480,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		db:                          tx,
 		tx:                          tx,
 		bumpRevisionStmt:            q.bumpRevisionStmt,
+		claimLeaseStmt:              q.claimLeaseStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
 		deleteInstanceStmt:          q.deleteInstanceStmt,
@@ -453,12 +490,14 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		deleteTenantStmt:            q.deleteTenantStmt,
 		getInstanceStmt:             q.getInstanceStmt,
 		getInstanceStatusStmt:       q.getInstanceStatusStmt,
+		getLeaseStmt:                q.getLeaseStmt,
 		getRevisionStmt:             q.getRevisionStmt,
 		getServerStmt:               q.getServerStmt,
 		getTenantStmt:               q.getTenantStmt,
 		getTenantByDomainStmt:       q.getTenantByDomainStmt,
 		insertEventStmt:             q.insertEventStmt,
 		insertInstanceStmt:          q.insertInstanceStmt,
+		insertLeaseStmt:             q.insertLeaseStmt,
 		insertPlacementStmt:         q.insertPlacementStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
@@ -475,6 +514,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		listTenantsOnServerStmt:     q.listTenantsOnServerStmt,
 		maxEventIDStmt:              q.maxEventIDStmt,
 		recentEventsStmt:            q.recentEventsStmt,
+		releaseLeaseStmt:            q.releaseLeaseStmt,
 		restoreInstanceStmt:         q.restoreInstanceStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,

@@ -141,7 +141,12 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	cfg := reconcile.DefaultConfig()
 	cfg.PollInterval = time.Second
 	ctrl := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, slog.New(slog.NewTextHandler(logf, nil)), nil)
-	runCtx, stopRun := context.WithCancel(ctx)
+	lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), 15*time.Second, nil)
+	if err != nil {
+		return err
+	}
+	defer release()
+	runCtx, stopRun := context.WithCancel(lctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- ctrl.Run(runCtx) }()
 	defer func() { stopRun(); <-runDone }()

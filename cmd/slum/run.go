@@ -36,6 +36,7 @@ func (a *app) runCommand() *cobra.Command {
 	cfg := reconcile.DefaultConfig()
 	var metricsAddr, logFormat, logLevel string
 	var memoryLimitMB int64
+	leaseTTL := 15 * time.Second
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -81,8 +82,20 @@ reported. SIGTERM or Ctrl-C lets in-flight calls finish, then exits.`,
 				defer srv.Close()
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 			}
+			// One controller per database: a second would fight the first.
+			lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), leaseTTL, log)
+			if err != nil {
+				return err
+			}
+			defer release()
 			log.Info("slum run", "db", st.Path())
-			return c.Run(ctx)
+			if err := c.Run(lctx); err != nil {
+				return err
+			}
+			if cause := context.Cause(lctx); errors.Is(cause, reconcile.ErrLeaseLost) {
+				return cause
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
@@ -101,6 +114,7 @@ reported. SIGTERM or Ctrl-C lets in-flight calls finish, then exits.`,
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&dryRun, "dry-run", false, "poll once, print the plan, act on nothing")
+	f.DurationVar(&leaseTTL, "lease-ttl", leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
 	f.Int64Var(&memoryLimitMB, "memory-limit-mb", 256, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); raise it for fleets beyond ~200,000 instances")
 	return cmd
 }

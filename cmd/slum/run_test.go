@@ -92,6 +92,7 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	expect(t, cli(t, db, "", "run", "--metrics-addr", ""), 5, "", "another slum run is active on this database")
 	if code, _ := get(t, metrics+"/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
 	}
