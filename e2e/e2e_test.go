@@ -242,7 +242,6 @@ func TestRealFleet(t *testing.T) {
 	})
 
 	t.Run("add, move and remove tenants", func(t *testing.T) {
-		start := time.Now()
 		e.slum("tenant", "add", "dave", "--domain", "dave.example.com", "--process", "api", "--server", "s3")
 		e.slum("tenant", "move", "bob", "--to", "s1")
 		e.slum("tenant", "remove", "carol")
@@ -250,7 +249,6 @@ func TestRealFleet(t *testing.T) {
 			"s1": {"api:alice--prod", "api:bob--prod"}, "s2": {"api:alice--backup"}, "s3": {"api:dave--prod"},
 		}, 60*time.Second)
 		figure(t, "add + move + remove", took)
-		_ = start
 	})
 
 	t.Run("a restarted tenement server gets its instances back", func(t *testing.T) {
@@ -303,11 +301,9 @@ func TestRealFleet(t *testing.T) {
 		if total := killedWith; total >= len(want["s1"]) {
 			t.Fatalf("the kill came after convergence (s1 ran %d)", total)
 		}
-		start := time.Now()
 		e.startRun()
 		took := e.converge(want, 90*time.Second)
 		figure(t, "converge after SIGKILL and restart (24 more)", took)
-		_ = start
 		// Nothing lost: the ledger holds exactly what runs.
 		out := e.slum("-o", "json", "status")
 		if !strings.Contains(out, `"running": 28`) {
@@ -340,7 +336,6 @@ func TestRealFleet(t *testing.T) {
 	onS1 := append(bulkOn("s1"), "api:erin--prod")
 	stall := func(t *testing.T, name string, break_, heal func()) {
 		break_()
-		start := time.Now()
 		e.slum("tenant", "add", "f"+name, "--domain", "f"+name+".example.com", "--process", "api", "--server", "s1")
 		onS1 = append(onS1, "api:f"+name+"--prod")
 		want := slices.Clone(onS1)
@@ -368,7 +363,6 @@ func TestRealFleet(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		_ = start
 	}
 	t.Run("a hung server does not stall the fleet", func(t *testing.T) {
 		ten := e.member("s3").Ten

@@ -2,7 +2,6 @@ package localfleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -137,7 +136,6 @@ func (f *Fleet) startSim(opt Options) error {
 
 // Close stops every server and removes the namespaces.
 func (f *Fleet) Close() {
-	var errs []error
 	hosts := false
 	for _, m := range f.Members {
 		if m.Ten != nil {
@@ -154,5 +152,4 @@ func (f *Fleet) Close() {
 	if hosts {
 		RemoveBlackhole()
 	}
-	_ = errors.Join(errs...)
 }

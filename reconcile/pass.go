@@ -47,15 +47,6 @@ func (c *Controller) WaitIdle(ctx context.Context) error {
 	return c.flush(ctx, nil)
 }
 
-// Close stops the work queue of a controller driven by Pass, letting
-// in-flight actions finish.
-func (c *Controller) Close(ctx context.Context) error {
-	if c.q == nil {
-		return nil
-	}
-	return c.flush(ctx, nil)
-}
-
 // elsewhere answers DiffServer's question for a moved instance.
 func (c *Controller) elsewhere(f *fleet) func(tenant, instance string) (string, bool, bool) {
 	return func(tenant, instance string) (string, bool, bool) {

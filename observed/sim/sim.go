@@ -422,10 +422,8 @@ func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	in := s.spawnLocked(req.Process, req.ID)
-	port := in.port
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"instance": req.Process + ":" + req.ID,
-		"socket": fmt.Sprintf("/tmp/tenement/%s-%s.sock", req.Process, req.ID), "port": port})
+	writeSpawned(w, in)
 }
 
 func splitName(w http.ResponseWriter, r *http.Request) (string, bool) {
@@ -466,9 +464,8 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	delete(s.instances, name)
 	in := s.spawnLocked(process, id)
-	port := in.port
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"instance": name, "socket": fmt.Sprintf("/tmp/tenement/%s-%s.sock", process, id), "port": port})
+	writeSpawned(w, in)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -484,6 +481,13 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"instance": name, "health": h})
+}
+
+// writeSpawned answers a spawn or restart as tenement does. An instance's
+// process, id and port never change, so it is read without the lock.
+func writeSpawned(w http.ResponseWriter, in *instance) {
+	writeJSON(w, http.StatusOK, map[string]any{"instance": in.process + ":" + in.id,
+		"socket": fmt.Sprintf("/tmp/tenement/%s-%s.sock", in.process, in.id), "port": in.port})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
