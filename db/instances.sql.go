@@ -9,6 +9,16 @@ import (
 	"context"
 )
 
+const clearHomeServer = `-- name: ClearHomeServer :exec
+UPDATE instances SET home_server_id = server_id WHERE home_server_id = ?
+`
+
+// A removed server is nobody's home any more.
+func (q *Queries) ClearHomeServer(ctx context.Context, homeServerID string) error {
+	_, err := q.exec(ctx, q.clearHomeServerStmt, clearHomeServer, homeServerID)
+	return err
+}
+
 const countInstancesOnServer = `-- name: CountInstancesOnServer :one
 SELECT COUNT(*) FROM instances WHERE server_id = ?
 `
@@ -50,7 +60,7 @@ func (q *Queries) DeleteInstancesOfTenant(ctx context.Context, tenantID string) 
 }
 
 const getInstance = `-- name: GetInstance :one
-SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at FROM instances WHERE tenant_id = ? AND id = ?
+SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at, home_server_id, rank FROM instances WHERE tenant_id = ? AND id = ?
 `
 
 type GetInstanceParams struct {
@@ -72,13 +82,15 @@ func (q *Queries) GetInstance(ctx context.Context, arg GetInstanceParams) (Insta
 		&i.Generation,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.HomeServerID,
+		&i.Rank,
 	)
 	return i, err
 }
 
 const insertInstance = `-- name: InsertInstance :exec
-INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+INSERT INTO instances (tenant_id, id, process, server_id, home_server_id, memory_mb, desired_state, mode, rank, generation, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
 `
 
 type InsertInstanceParams struct {
@@ -86,9 +98,11 @@ type InsertInstanceParams struct {
 	ID           string
 	Process      string
 	ServerID     string
+	HomeServerID string
 	MemoryMb     int64
 	DesiredState string
 	Mode         string
+	Rank         int64
 	CreatedAt    int64
 	UpdatedAt    int64
 }
@@ -99,9 +113,11 @@ func (q *Queries) InsertInstance(ctx context.Context, arg InsertInstanceParams) 
 		arg.ID,
 		arg.Process,
 		arg.ServerID,
+		arg.HomeServerID,
 		arg.MemoryMb,
 		arg.DesiredState,
 		arg.Mode,
+		arg.Rank,
 		arg.CreatedAt,
 		arg.UpdatedAt,
 	)
@@ -109,7 +125,7 @@ func (q *Queries) InsertInstance(ctx context.Context, arg InsertInstanceParams) 
 }
 
 const listInstances = `-- name: ListInstances :many
-SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at FROM instances ORDER BY tenant_id, id
+SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at, home_server_id, rank FROM instances ORDER BY tenant_id, id
 `
 
 func (q *Queries) ListInstances(ctx context.Context) ([]Instance, error) {
@@ -132,6 +148,8 @@ func (q *Queries) ListInstances(ctx context.Context) ([]Instance, error) {
 			&i.Generation,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.HomeServerID,
+			&i.Rank,
 		); err != nil {
 			return nil, err
 		}
@@ -147,7 +165,7 @@ func (q *Queries) ListInstances(ctx context.Context) ([]Instance, error) {
 }
 
 const listInstancesOfTenant = `-- name: ListInstancesOfTenant :many
-SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at FROM instances WHERE tenant_id = ? ORDER BY id
+SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at, home_server_id, rank FROM instances WHERE tenant_id = ? ORDER BY id
 `
 
 func (q *Queries) ListInstancesOfTenant(ctx context.Context, tenantID string) ([]Instance, error) {
@@ -170,6 +188,8 @@ func (q *Queries) ListInstancesOfTenant(ctx context.Context, tenantID string) ([
 			&i.Generation,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.HomeServerID,
+			&i.Rank,
 		); err != nil {
 			return nil, err
 		}
@@ -185,7 +205,7 @@ func (q *Queries) ListInstancesOfTenant(ctx context.Context, tenantID string) ([
 }
 
 const listInstancesOnServer = `-- name: ListInstancesOnServer :many
-SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at FROM instances WHERE server_id = ? ORDER BY tenant_id, id
+SELECT tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at, home_server_id, rank FROM instances WHERE server_id = ? ORDER BY tenant_id, id
 `
 
 func (q *Queries) ListInstancesOnServer(ctx context.Context, serverID string) ([]Instance, error) {
@@ -208,6 +228,8 @@ func (q *Queries) ListInstancesOnServer(ctx context.Context, serverID string) ([
 			&i.Generation,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.HomeServerID,
+			&i.Rank,
 		); err != nil {
 			return nil, err
 		}
@@ -222,9 +244,53 @@ func (q *Queries) ListInstancesOnServer(ctx context.Context, serverID string) ([
 	return items, nil
 }
 
+const nextRank = `-- name: NextRank :one
+SELECT CAST(COALESCE(MAX(rank) + 1, 0) AS INTEGER) FROM instances WHERE tenant_id = ?
+`
+
+func (q *Queries) NextRank(ctx context.Context, tenantID string) (int64, error) {
+	row := q.queryRow(ctx, q.nextRankStmt, nextRank, tenantID)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
+const rescheduleInstance = `-- name: RescheduleInstance :execrows
+UPDATE instances
+SET server_id = ?1, generation = generation + 1, updated_at = ?2
+WHERE tenant_id = ?3 AND id = ?4
+  AND server_id = ?5 AND generation = ?6
+`
+
+type RescheduleInstanceParams struct {
+	ToServer   string
+	UpdatedAt  int64
+	TenantID   string
+	ID         string
+	FromServer string
+	Generation int64
+}
+
+// A failover move: only the current server changes, and only if nothing
+// changed the instance since the controller planned it.
+func (q *Queries) RescheduleInstance(ctx context.Context, arg RescheduleInstanceParams) (int64, error) {
+	result, err := q.exec(ctx, q.rescheduleInstanceStmt, rescheduleInstance,
+		arg.ToServer,
+		arg.UpdatedAt,
+		arg.TenantID,
+		arg.ID,
+		arg.FromServer,
+		arg.Generation,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const restoreInstance = `-- name: RestoreInstance :exec
-INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, desired_state, mode, generation, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO instances (tenant_id, id, process, server_id, home_server_id, memory_mb, desired_state, mode, rank, generation, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type RestoreInstanceParams struct {
@@ -232,9 +298,11 @@ type RestoreInstanceParams struct {
 	ID           string
 	Process      string
 	ServerID     string
+	HomeServerID string
 	MemoryMb     int64
 	DesiredState string
 	Mode         string
+	Rank         int64
 	Generation   int64
 	CreatedAt    int64
 	UpdatedAt    int64
@@ -246,9 +314,11 @@ func (q *Queries) RestoreInstance(ctx context.Context, arg RestoreInstanceParams
 		arg.ID,
 		arg.Process,
 		arg.ServerID,
+		arg.HomeServerID,
 		arg.MemoryMb,
 		arg.DesiredState,
 		arg.Mode,
+		arg.Rank,
 		arg.Generation,
 		arg.CreatedAt,
 		arg.UpdatedAt,
@@ -258,7 +328,7 @@ func (q *Queries) RestoreInstance(ctx context.Context, arg RestoreInstanceParams
 
 const updateInstance = `-- name: UpdateInstance :execrows
 UPDATE instances
-SET process = ?, server_id = ?, memory_mb = ?, desired_state = ?, mode = ?,
+SET process = ?, server_id = ?, home_server_id = ?, memory_mb = ?, desired_state = ?, mode = ?, rank = ?,
     generation = generation + 1, updated_at = ?
 WHERE tenant_id = ? AND id = ?
 `
@@ -266,9 +336,11 @@ WHERE tenant_id = ? AND id = ?
 type UpdateInstanceParams struct {
 	Process      string
 	ServerID     string
+	HomeServerID string
 	MemoryMb     int64
 	DesiredState string
 	Mode         string
+	Rank         int64
 	UpdatedAt    int64
 	TenantID     string
 	ID           string
@@ -278,9 +350,11 @@ func (q *Queries) UpdateInstance(ctx context.Context, arg UpdateInstanceParams) 
 	result, err := q.exec(ctx, q.updateInstanceStmt, updateInstance,
 		arg.Process,
 		arg.ServerID,
+		arg.HomeServerID,
 		arg.MemoryMb,
 		arg.DesiredState,
 		arg.Mode,
+		arg.Rank,
 		arg.UpdatedAt,
 		arg.TenantID,
 		arg.ID,

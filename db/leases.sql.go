@@ -9,8 +9,28 @@ import (
 	"context"
 )
 
+const checkFence = `-- name: CheckFence :one
+SELECT COUNT(*) FROM leases WHERE name = ? AND holder = ? AND epoch = ?
+`
+
+type CheckFenceParams struct {
+	Name   string
+	Holder string
+	Epoch  int64
+}
+
+// Counts 1 when the named lease is still held by holder at epoch.
+func (q *Queries) CheckFence(ctx context.Context, arg CheckFenceParams) (int64, error) {
+	row := q.queryRow(ctx, q.checkFenceStmt, checkFence, arg.Name, arg.Holder, arg.Epoch)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const claimLease = `-- name: ClaimLease :execrows
-UPDATE leases SET holder = ?1, expires_at = ?2
+UPDATE leases
+SET epoch = CASE WHEN holder = ?1 THEN epoch ELSE epoch + 1 END,
+    holder = ?1, expires_at = ?2
 WHERE name = ?3
   AND (holder = ?1 OR holder = ?4 OR expires_at < ?5)
 `
@@ -24,7 +44,7 @@ type ClaimLeaseParams struct {
 }
 
 // Renews the caller's lease, or takes one that expired or whose holder is
-// known to be dead.
+// known to be dead. A change of holder starts a new epoch.
 func (q *Queries) ClaimLease(ctx context.Context, arg ClaimLeaseParams) (int64, error) {
 	result, err := q.exec(ctx, q.claimLeaseStmt, claimLease,
 		arg.Holder,
@@ -40,18 +60,23 @@ func (q *Queries) ClaimLease(ctx context.Context, arg ClaimLeaseParams) (int64, 
 }
 
 const getLease = `-- name: GetLease :one
-SELECT name, holder, expires_at FROM leases WHERE name = ?
+SELECT name, holder, expires_at, epoch FROM leases WHERE name = ?
 `
 
 func (q *Queries) GetLease(ctx context.Context, name string) (Lease, error) {
 	row := q.queryRow(ctx, q.getLeaseStmt, getLease, name)
 	var i Lease
-	err := row.Scan(&i.Name, &i.Holder, &i.ExpiresAt)
+	err := row.Scan(
+		&i.Name,
+		&i.Holder,
+		&i.ExpiresAt,
+		&i.Epoch,
+	)
 	return i, err
 }
 
 const insertLease = `-- name: InsertLease :execrows
-INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+INSERT INTO leases (name, holder, expires_at, epoch) VALUES (?, ?, ?, 1)
 ON CONFLICT (name) DO NOTHING
 `
 
@@ -70,15 +95,16 @@ func (q *Queries) InsertLease(ctx context.Context, arg InsertLeaseParams) (int64
 }
 
 const releaseLease = `-- name: ReleaseLease :exec
-DELETE FROM leases WHERE name = ? AND holder = ?
+DELETE FROM leases WHERE name = ? AND holder = ? AND epoch = ?
 `
 
 type ReleaseLeaseParams struct {
 	Name   string
 	Holder string
+	Epoch  int64
 }
 
 func (q *Queries) ReleaseLease(ctx context.Context, arg ReleaseLeaseParams) error {
-	_, err := q.exec(ctx, q.releaseLeaseStmt, releaseLease, arg.Name, arg.Holder)
+	_, err := q.exec(ctx, q.releaseLeaseStmt, releaseLease, arg.Name, arg.Holder, arg.Epoch)
 	return err
 }

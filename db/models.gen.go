@@ -12,6 +12,32 @@ type Event struct {
 	Message string
 }
 
+type FleetSetting struct {
+	ID                int64
+	ProbeIntervalMs   int64
+	ProbeTimeoutMs    int64
+	DeadAfter         int64
+	PartitionFraction float64
+	FailoverRate      int64
+	StableAfterMs     int64
+	Failback          string
+	FailbackAfterMs   int64
+	UpdatedAt         int64
+}
+
+type Hold struct {
+	ID          int64
+	Kind        string
+	Fingerprint string
+	Summary     string
+	Detail      string
+	State       string
+	CreatedAt   int64
+	UpdatedAt   int64
+	ApprovedAt  int64
+	ApprovedBy  string
+}
+
 type Instance struct {
 	TenantID     string
 	ID           string
@@ -23,6 +49,8 @@ type Instance struct {
 	Generation   int64
 	CreatedAt    int64
 	UpdatedAt    int64
+	HomeServerID string
+	Rank         int64
 }
 
 type InstanceStatus struct {
@@ -32,6 +60,7 @@ type InstanceStatus struct {
 	Phase              string
 	Health             string
 	LastError          string
+	Message            string
 	Attempts           int64
 	ObservedGeneration int64
 	UpdatedAt          int64
@@ -41,6 +70,7 @@ type Lease struct {
 	Name      string
 	Holder    string
 	ExpiresAt int64
+	Epoch     int64
 }
 
 type Placement struct {
@@ -49,6 +79,12 @@ type Placement struct {
 	TenantID   string
 	InstanceID string
 	CreatedAt  int64
+}
+
+type Removal struct {
+	TenantID   string
+	InstanceID string
+	RemovedAt  int64
 }
 
 type Revision struct {
@@ -71,12 +107,22 @@ type Server struct {
 type ServerStatus struct {
 	ServerID            string
 	Health              string
+	HealthSince         int64
 	LastError           string
 	ConsecutiveFailures int64
 	LastSeenAt          int64
+	Listed              int64
 	Instances           int64
 	Unmanaged           int64
+	PendingStops        int64
+	Failover            string
+	FailoverReason      string
 	UpdatedAt           int64
+}
+
+type StatusRevision struct {
+	ID    int64
+	Value int64
 }
 
 type Tenant struct {
@@ -84,5 +130,16 @@ type Tenant struct {
 	Domain    string
 	Region    string
 	CreatedAt int64
+	UpdatedAt int64
+	Failover  string
+	Serving   string
+}
+
+type TenantStatus struct {
+	TenantID  string
+	Serving   string
+	Spares    string
+	Reason    string
+	ChangedAt int64
 	UpdatedAt int64
 }

@@ -2,6 +2,8 @@ package db
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,39 +68,53 @@ func TestInTxRollsBack(t *testing.T) {
 
 func TestOlderDatabaseUpgradesInPlace(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "old.db")
-	// A database as the first release left it: migration 1 only, with data.
-	d, err := Open(ctx, path)
+	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := loadMigrations()
-	if len(ms) < 2 {
-		t.Skip("only one migration")
-	}
-	for _, stmt := range []string{
-		`INSERT INTO servers (id, url, capacity_mb, domain, created_at, updated_at) VALUES ('s1', 'http://a', 1, 'a', 1, 1)`,
-		`DROP TABLE leases`,
-		`DELETE FROM schema_migrations WHERE version > 1`,
-	} {
-		if _, err := d.sql.ExecContext(ctx, stmt); err != nil {
+	// A database as each earlier release left it, with data: only the
+	// migrations up to that release applied.
+	for upto := 1; upto < len(ms); upto++ {
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("old-%d.db", upto))
+		raw, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	d.Close()
+		stmts := []string{`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`}
+		for _, m := range ms[:upto] {
+			stmts = append(stmts, m.sql, fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '%s', 1)`, m.version, m.name))
+		}
+		stmts = append(stmts,
+			`INSERT INTO servers (id, url, capacity_mb, domain, created_at, updated_at) VALUES ('s1', 'http://a', 1000, 'a', 1, 1)`,
+			`INSERT INTO tenants (id, domain, created_at, updated_at) VALUES ('t', 't.example.com', 1, 1)`,
+			`INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, created_at, updated_at) VALUES ('t', 'prod', 'api', 's1', 1, 1, 1)`)
+		for _, stmt := range stmts {
+			if _, err := raw.ExecContext(ctx, stmt); err != nil {
+				t.Fatalf("release %d: %v", upto, err)
+			}
+		}
+		raw.Close()
 
-	d, err = Open(ctx, path)
-	if err != nil {
-		t.Fatalf("upgrade: %v", err)
-	}
-	defer d.Close()
-	if v, _ := d.SchemaVersion(ctx); v != ms[len(ms)-1].version {
-		t.Fatalf("version after upgrade %d", v)
-	}
-	if _, err := d.Queries().GetServer(ctx, "s1"); err != nil {
-		t.Fatalf("data lost in the upgrade: %v", err)
-	}
-	if _, err := d.Queries().InsertLease(ctx, InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
-		t.Fatalf("the new table is missing: %v", err)
+		d, err := Open(ctx, path)
+		if err != nil {
+			t.Fatalf("upgrade from %d: %v", upto, err)
+		}
+		if v, _ := d.SchemaVersion(ctx); v != ms[len(ms)-1].version {
+			t.Fatalf("version after upgrade %d", v)
+		}
+		if _, err := d.Queries().GetServer(ctx, "s1"); err != nil {
+			t.Fatalf("data lost in the upgrade: %v", err)
+		}
+		in, err := d.Queries().GetInstance(ctx, GetInstanceParams{TenantID: "t", ID: "prod"})
+		if err != nil || in.HomeServerID != "s1" {
+			t.Fatalf("an instance after the upgrade: %+v %v", in, err)
+		}
+		if tn, err := d.Queries().GetTenant(ctx, "t"); err != nil || tn.Failover != "move" || tn.Serving != "one" {
+			t.Fatalf("a tenant after the upgrade: %+v %v", tn, err)
+		}
+		if _, err := d.Queries().InsertLease(ctx, InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
+			t.Fatalf("the new table is missing: %v", err)
+		}
+		d.Close()
 	}
 }

@@ -24,11 +24,23 @@ func New(db DBTX) *Queries {
 func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	q := Queries{db: db}
 	var err error
+	if q.approveHoldStmt, err = db.PrepareContext(ctx, approveHold); err != nil {
+		return nil, fmt.Errorf("error preparing query ApproveHold: %w", err)
+	}
 	if q.bumpRevisionStmt, err = db.PrepareContext(ctx, bumpRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query BumpRevision: %w", err)
 	}
+	if q.bumpStatusRevisionStmt, err = db.PrepareContext(ctx, bumpStatusRevision); err != nil {
+		return nil, fmt.Errorf("error preparing query BumpStatusRevision: %w", err)
+	}
+	if q.checkFenceStmt, err = db.PrepareContext(ctx, checkFence); err != nil {
+		return nil, fmt.Errorf("error preparing query CheckFence: %w", err)
+	}
 	if q.claimLeaseStmt, err = db.PrepareContext(ctx, claimLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ClaimLease: %w", err)
+	}
+	if q.clearHomeServerStmt, err = db.PrepareContext(ctx, clearHomeServer); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearHomeServer: %w", err)
 	}
 	if q.countInstancesOnServerStmt, err = db.PrepareContext(ctx, countInstancesOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountInstancesOnServer: %w", err)
@@ -39,17 +51,35 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.deleteInstanceStmt, err = db.PrepareContext(ctx, deleteInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteInstance: %w", err)
 	}
+	if q.deleteInstanceStatusStmt, err = db.PrepareContext(ctx, deleteInstanceStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteInstanceStatus: %w", err)
+	}
 	if q.deleteInstancesOfTenantStmt, err = db.PrepareContext(ctx, deleteInstancesOfTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteInstancesOfTenant: %w", err)
 	}
 	if q.deletePlacementStmt, err = db.PrepareContext(ctx, deletePlacement); err != nil {
 		return nil, fmt.Errorf("error preparing query DeletePlacement: %w", err)
 	}
+	if q.deleteRemovalStmt, err = db.PrepareContext(ctx, deleteRemoval); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteRemoval: %w", err)
+	}
+	if q.deleteRemovalIfGoneStmt, err = db.PrepareContext(ctx, deleteRemovalIfGone); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteRemovalIfGone: %w", err)
+	}
 	if q.deleteServerStmt, err = db.PrepareContext(ctx, deleteServer); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteServer: %w", err)
 	}
+	if q.deleteServerStatusStmt, err = db.PrepareContext(ctx, deleteServerStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteServerStatus: %w", err)
+	}
 	if q.deleteTenantStmt, err = db.PrepareContext(ctx, deleteTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteTenant: %w", err)
+	}
+	if q.deleteTenantStatusStmt, err = db.PrepareContext(ctx, deleteTenantStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteTenantStatus: %w", err)
+	}
+	if q.getHoldStmt, err = db.PrepareContext(ctx, getHold); err != nil {
+		return nil, fmt.Errorf("error preparing query GetHold: %w", err)
 	}
 	if q.getInstanceStmt, err = db.PrepareContext(ctx, getInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query GetInstance: %w", err)
@@ -60,11 +90,20 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getLeaseStmt, err = db.PrepareContext(ctx, getLease); err != nil {
 		return nil, fmt.Errorf("error preparing query GetLease: %w", err)
 	}
+	if q.getOpenHoldStmt, err = db.PrepareContext(ctx, getOpenHold); err != nil {
+		return nil, fmt.Errorf("error preparing query GetOpenHold: %w", err)
+	}
 	if q.getRevisionStmt, err = db.PrepareContext(ctx, getRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query GetRevision: %w", err)
 	}
 	if q.getServerStmt, err = db.PrepareContext(ctx, getServer); err != nil {
 		return nil, fmt.Errorf("error preparing query GetServer: %w", err)
+	}
+	if q.getSettingsStmt, err = db.PrepareContext(ctx, getSettings); err != nil {
+		return nil, fmt.Errorf("error preparing query GetSettings: %w", err)
+	}
+	if q.getStatusRevisionStmt, err = db.PrepareContext(ctx, getStatusRevision); err != nil {
+		return nil, fmt.Errorf("error preparing query GetStatusRevision: %w", err)
 	}
 	if q.getTenantStmt, err = db.PrepareContext(ctx, getTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query GetTenant: %w", err)
@@ -75,6 +114,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.insertEventStmt, err = db.PrepareContext(ctx, insertEvent); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertEvent: %w", err)
 	}
+	if q.insertHoldStmt, err = db.PrepareContext(ctx, insertHold); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertHold: %w", err)
+	}
 	if q.insertInstanceStmt, err = db.PrepareContext(ctx, insertInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertInstance: %w", err)
 	}
@@ -83,6 +125,12 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertPlacementStmt, err = db.PrepareContext(ctx, insertPlacement); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertPlacement: %w", err)
+	}
+	if q.insertRemovalStmt, err = db.PrepareContext(ctx, insertRemoval); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertRemoval: %w", err)
+	}
+	if q.insertRemovalsOfTenantStmt, err = db.PrepareContext(ctx, insertRemovalsOfTenant); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertRemovalsOfTenant: %w", err)
 	}
 	if q.insertServerStmt, err = db.PrepareContext(ctx, insertServer); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertServer: %w", err)
@@ -105,8 +153,17 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.listInstancesOnServerStmt, err = db.PrepareContext(ctx, listInstancesOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query ListInstancesOnServer: %w", err)
 	}
+	if q.listOpenHoldsStmt, err = db.PrepareContext(ctx, listOpenHolds); err != nil {
+		return nil, fmt.Errorf("error preparing query ListOpenHolds: %w", err)
+	}
 	if q.listPlacementsStmt, err = db.PrepareContext(ctx, listPlacements); err != nil {
 		return nil, fmt.Errorf("error preparing query ListPlacements: %w", err)
+	}
+	if q.listRecentHoldsStmt, err = db.PrepareContext(ctx, listRecentHolds); err != nil {
+		return nil, fmt.Errorf("error preparing query ListRecentHolds: %w", err)
+	}
+	if q.listRemovalsStmt, err = db.PrepareContext(ctx, listRemovals); err != nil {
+		return nil, fmt.Errorf("error preparing query ListRemovals: %w", err)
 	}
 	if q.listServerStatusStmt, err = db.PrepareContext(ctx, listServerStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query ListServerStatus: %w", err)
@@ -117,6 +174,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.listServersInRegionStmt, err = db.PrepareContext(ctx, listServersInRegion); err != nil {
 		return nil, fmt.Errorf("error preparing query ListServersInRegion: %w", err)
 	}
+	if q.listTenantStatusStmt, err = db.PrepareContext(ctx, listTenantStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query ListTenantStatus: %w", err)
+	}
 	if q.listTenantsStmt, err = db.PrepareContext(ctx, listTenants); err != nil {
 		return nil, fmt.Errorf("error preparing query ListTenants: %w", err)
 	}
@@ -126,11 +186,17 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.maxEventIDStmt, err = db.PrepareContext(ctx, maxEventID); err != nil {
 		return nil, fmt.Errorf("error preparing query MaxEventID: %w", err)
 	}
+	if q.nextRankStmt, err = db.PrepareContext(ctx, nextRank); err != nil {
+		return nil, fmt.Errorf("error preparing query NextRank: %w", err)
+	}
 	if q.recentEventsStmt, err = db.PrepareContext(ctx, recentEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query RecentEvents: %w", err)
 	}
 	if q.releaseLeaseStmt, err = db.PrepareContext(ctx, releaseLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ReleaseLease: %w", err)
+	}
+	if q.rescheduleInstanceStmt, err = db.PrepareContext(ctx, rescheduleInstance); err != nil {
+		return nil, fmt.Errorf("error preparing query RescheduleInstance: %w", err)
 	}
 	if q.restoreInstanceStmt, err = db.PrepareContext(ctx, restoreInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RestoreInstance: %w", err)
@@ -141,6 +207,12 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.serverUsageOneStmt, err = db.PrepareContext(ctx, serverUsageOne); err != nil {
 		return nil, fmt.Errorf("error preparing query ServerUsageOne: %w", err)
 	}
+	if q.setHoldStateStmt, err = db.PrepareContext(ctx, setHoldState); err != nil {
+		return nil, fmt.Errorf("error preparing query SetHoldState: %w", err)
+	}
+	if q.touchHoldStmt, err = db.PrepareContext(ctx, touchHold); err != nil {
+		return nil, fmt.Errorf("error preparing query TouchHold: %w", err)
+	}
 	if q.trimEventsStmt, err = db.PrepareContext(ctx, trimEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query TrimEvents: %w", err)
 	}
@@ -149,6 +221,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.updateServerStmt, err = db.PrepareContext(ctx, updateServer); err != nil {
 		return nil, fmt.Errorf("error preparing query UpdateServer: %w", err)
+	}
+	if q.updateSettingsStmt, err = db.PrepareContext(ctx, updateSettings); err != nil {
+		return nil, fmt.Errorf("error preparing query UpdateSettings: %w", err)
 	}
 	if q.updateTenantStmt, err = db.PrepareContext(ctx, updateTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query UpdateTenant: %w", err)
@@ -159,19 +234,42 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.upsertServerStatusStmt, err = db.PrepareContext(ctx, upsertServerStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query UpsertServerStatus: %w", err)
 	}
+	if q.upsertTenantStatusStmt, err = db.PrepareContext(ctx, upsertTenantStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query UpsertTenantStatus: %w", err)
+	}
 	return &q, nil
 }
 
 func (q *Queries) Close() error {
 	var err error
+	if q.approveHoldStmt != nil {
+		if cerr := q.approveHoldStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing approveHoldStmt: %w", cerr)
+		}
+	}
 	if q.bumpRevisionStmt != nil {
 		if cerr := q.bumpRevisionStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing bumpRevisionStmt: %w", cerr)
 		}
 	}
+	if q.bumpStatusRevisionStmt != nil {
+		if cerr := q.bumpStatusRevisionStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing bumpStatusRevisionStmt: %w", cerr)
+		}
+	}
+	if q.checkFenceStmt != nil {
+		if cerr := q.checkFenceStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing checkFenceStmt: %w", cerr)
+		}
+	}
 	if q.claimLeaseStmt != nil {
 		if cerr := q.claimLeaseStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing claimLeaseStmt: %w", cerr)
+		}
+	}
+	if q.clearHomeServerStmt != nil {
+		if cerr := q.clearHomeServerStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearHomeServerStmt: %w", cerr)
 		}
 	}
 	if q.countInstancesOnServerStmt != nil {
@@ -189,6 +287,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing deleteInstanceStmt: %w", cerr)
 		}
 	}
+	if q.deleteInstanceStatusStmt != nil {
+		if cerr := q.deleteInstanceStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteInstanceStatusStmt: %w", cerr)
+		}
+	}
 	if q.deleteInstancesOfTenantStmt != nil {
 		if cerr := q.deleteInstancesOfTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing deleteInstancesOfTenantStmt: %w", cerr)
@@ -199,14 +302,39 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing deletePlacementStmt: %w", cerr)
 		}
 	}
+	if q.deleteRemovalStmt != nil {
+		if cerr := q.deleteRemovalStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteRemovalStmt: %w", cerr)
+		}
+	}
+	if q.deleteRemovalIfGoneStmt != nil {
+		if cerr := q.deleteRemovalIfGoneStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteRemovalIfGoneStmt: %w", cerr)
+		}
+	}
 	if q.deleteServerStmt != nil {
 		if cerr := q.deleteServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing deleteServerStmt: %w", cerr)
 		}
 	}
+	if q.deleteServerStatusStmt != nil {
+		if cerr := q.deleteServerStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteServerStatusStmt: %w", cerr)
+		}
+	}
 	if q.deleteTenantStmt != nil {
 		if cerr := q.deleteTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing deleteTenantStmt: %w", cerr)
+		}
+	}
+	if q.deleteTenantStatusStmt != nil {
+		if cerr := q.deleteTenantStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteTenantStatusStmt: %w", cerr)
+		}
+	}
+	if q.getHoldStmt != nil {
+		if cerr := q.getHoldStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getHoldStmt: %w", cerr)
 		}
 	}
 	if q.getInstanceStmt != nil {
@@ -224,6 +352,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing getLeaseStmt: %w", cerr)
 		}
 	}
+	if q.getOpenHoldStmt != nil {
+		if cerr := q.getOpenHoldStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getOpenHoldStmt: %w", cerr)
+		}
+	}
 	if q.getRevisionStmt != nil {
 		if cerr := q.getRevisionStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getRevisionStmt: %w", cerr)
@@ -232,6 +365,16 @@ func (q *Queries) Close() error {
 	if q.getServerStmt != nil {
 		if cerr := q.getServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getServerStmt: %w", cerr)
+		}
+	}
+	if q.getSettingsStmt != nil {
+		if cerr := q.getSettingsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getSettingsStmt: %w", cerr)
+		}
+	}
+	if q.getStatusRevisionStmt != nil {
+		if cerr := q.getStatusRevisionStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getStatusRevisionStmt: %w", cerr)
 		}
 	}
 	if q.getTenantStmt != nil {
@@ -249,6 +392,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing insertEventStmt: %w", cerr)
 		}
 	}
+	if q.insertHoldStmt != nil {
+		if cerr := q.insertHoldStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertHoldStmt: %w", cerr)
+		}
+	}
 	if q.insertInstanceStmt != nil {
 		if cerr := q.insertInstanceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertInstanceStmt: %w", cerr)
@@ -262,6 +410,16 @@ func (q *Queries) Close() error {
 	if q.insertPlacementStmt != nil {
 		if cerr := q.insertPlacementStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertPlacementStmt: %w", cerr)
+		}
+	}
+	if q.insertRemovalStmt != nil {
+		if cerr := q.insertRemovalStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertRemovalStmt: %w", cerr)
+		}
+	}
+	if q.insertRemovalsOfTenantStmt != nil {
+		if cerr := q.insertRemovalsOfTenantStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertRemovalsOfTenantStmt: %w", cerr)
 		}
 	}
 	if q.insertServerStmt != nil {
@@ -299,9 +457,24 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing listInstancesOnServerStmt: %w", cerr)
 		}
 	}
+	if q.listOpenHoldsStmt != nil {
+		if cerr := q.listOpenHoldsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listOpenHoldsStmt: %w", cerr)
+		}
+	}
 	if q.listPlacementsStmt != nil {
 		if cerr := q.listPlacementsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listPlacementsStmt: %w", cerr)
+		}
+	}
+	if q.listRecentHoldsStmt != nil {
+		if cerr := q.listRecentHoldsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listRecentHoldsStmt: %w", cerr)
+		}
+	}
+	if q.listRemovalsStmt != nil {
+		if cerr := q.listRemovalsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listRemovalsStmt: %w", cerr)
 		}
 	}
 	if q.listServerStatusStmt != nil {
@@ -319,6 +492,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing listServersInRegionStmt: %w", cerr)
 		}
 	}
+	if q.listTenantStatusStmt != nil {
+		if cerr := q.listTenantStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listTenantStatusStmt: %w", cerr)
+		}
+	}
 	if q.listTenantsStmt != nil {
 		if cerr := q.listTenantsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listTenantsStmt: %w", cerr)
@@ -334,6 +512,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing maxEventIDStmt: %w", cerr)
 		}
 	}
+	if q.nextRankStmt != nil {
+		if cerr := q.nextRankStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing nextRankStmt: %w", cerr)
+		}
+	}
 	if q.recentEventsStmt != nil {
 		if cerr := q.recentEventsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing recentEventsStmt: %w", cerr)
@@ -342,6 +525,11 @@ func (q *Queries) Close() error {
 	if q.releaseLeaseStmt != nil {
 		if cerr := q.releaseLeaseStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing releaseLeaseStmt: %w", cerr)
+		}
+	}
+	if q.rescheduleInstanceStmt != nil {
+		if cerr := q.rescheduleInstanceStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing rescheduleInstanceStmt: %w", cerr)
 		}
 	}
 	if q.restoreInstanceStmt != nil {
@@ -359,6 +547,16 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing serverUsageOneStmt: %w", cerr)
 		}
 	}
+	if q.setHoldStateStmt != nil {
+		if cerr := q.setHoldStateStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing setHoldStateStmt: %w", cerr)
+		}
+	}
+	if q.touchHoldStmt != nil {
+		if cerr := q.touchHoldStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing touchHoldStmt: %w", cerr)
+		}
+	}
 	if q.trimEventsStmt != nil {
 		if cerr := q.trimEventsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing trimEventsStmt: %w", cerr)
@@ -374,6 +572,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing updateServerStmt: %w", cerr)
 		}
 	}
+	if q.updateSettingsStmt != nil {
+		if cerr := q.updateSettingsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing updateSettingsStmt: %w", cerr)
+		}
+	}
 	if q.updateTenantStmt != nil {
 		if cerr := q.updateTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing updateTenantStmt: %w", cerr)
@@ -387,6 +590,11 @@ func (q *Queries) Close() error {
 	if q.upsertServerStatusStmt != nil {
 		if cerr := q.upsertServerStatusStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing upsertServerStatusStmt: %w", cerr)
+		}
+	}
+	if q.upsertTenantStatusStmt != nil {
+		if cerr := q.upsertTenantStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing upsertTenantStatusStmt: %w", cerr)
 		}
 	}
 	return err
@@ -428,26 +636,42 @@ func (q *Queries) queryRow(ctx context.Context, stmt *sql.Stmt, query string, ar
 type Queries struct {
 	db                          DBTX
 	tx                          *sql.Tx
+	approveHoldStmt             *sql.Stmt
 	bumpRevisionStmt            *sql.Stmt
+	bumpStatusRevisionStmt      *sql.Stmt
+	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
+	clearHomeServerStmt         *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
 	deleteInstanceStmt          *sql.Stmt
+	deleteInstanceStatusStmt    *sql.Stmt
 	deleteInstancesOfTenantStmt *sql.Stmt
 	deletePlacementStmt         *sql.Stmt
+	deleteRemovalStmt           *sql.Stmt
+	deleteRemovalIfGoneStmt     *sql.Stmt
 	deleteServerStmt            *sql.Stmt
+	deleteServerStatusStmt      *sql.Stmt
 	deleteTenantStmt            *sql.Stmt
+	deleteTenantStatusStmt      *sql.Stmt
+	getHoldStmt                 *sql.Stmt
 	getInstanceStmt             *sql.Stmt
 	getInstanceStatusStmt       *sql.Stmt
 	getLeaseStmt                *sql.Stmt
+	getOpenHoldStmt             *sql.Stmt
 	getRevisionStmt             *sql.Stmt
 	getServerStmt               *sql.Stmt
+	getSettingsStmt             *sql.Stmt
+	getStatusRevisionStmt       *sql.Stmt
 	getTenantStmt               *sql.Stmt
 	getTenantByDomainStmt       *sql.Stmt
 	insertEventStmt             *sql.Stmt
+	insertHoldStmt              *sql.Stmt
 	insertInstanceStmt          *sql.Stmt
 	insertLeaseStmt             *sql.Stmt
 	insertPlacementStmt         *sql.Stmt
+	insertRemovalStmt           *sql.Stmt
+	insertRemovalsOfTenantStmt  *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
 	listEventsStmt              *sql.Stmt
@@ -455,50 +679,76 @@ type Queries struct {
 	listInstancesStmt           *sql.Stmt
 	listInstancesOfTenantStmt   *sql.Stmt
 	listInstancesOnServerStmt   *sql.Stmt
+	listOpenHoldsStmt           *sql.Stmt
 	listPlacementsStmt          *sql.Stmt
+	listRecentHoldsStmt         *sql.Stmt
+	listRemovalsStmt            *sql.Stmt
 	listServerStatusStmt        *sql.Stmt
 	listServersStmt             *sql.Stmt
 	listServersInRegionStmt     *sql.Stmt
+	listTenantStatusStmt        *sql.Stmt
 	listTenantsStmt             *sql.Stmt
 	listTenantsOnServerStmt     *sql.Stmt
 	maxEventIDStmt              *sql.Stmt
+	nextRankStmt                *sql.Stmt
 	recentEventsStmt            *sql.Stmt
 	releaseLeaseStmt            *sql.Stmt
+	rescheduleInstanceStmt      *sql.Stmt
 	restoreInstanceStmt         *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
+	setHoldStateStmt            *sql.Stmt
+	touchHoldStmt               *sql.Stmt
 	trimEventsStmt              *sql.Stmt
 	updateInstanceStmt          *sql.Stmt
 	updateServerStmt            *sql.Stmt
+	updateSettingsStmt          *sql.Stmt
 	updateTenantStmt            *sql.Stmt
 	upsertInstanceStatusStmt    *sql.Stmt
 	upsertServerStatusStmt      *sql.Stmt
+	upsertTenantStatusStmt      *sql.Stmt
 }
 
 func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 	return &Queries{
 		db:                          tx,
 		tx:                          tx,
+		approveHoldStmt:             q.approveHoldStmt,
 		bumpRevisionStmt:            q.bumpRevisionStmt,
+		bumpStatusRevisionStmt:      q.bumpStatusRevisionStmt,
+		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
+		clearHomeServerStmt:         q.clearHomeServerStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
 		deleteInstanceStmt:          q.deleteInstanceStmt,
+		deleteInstanceStatusStmt:    q.deleteInstanceStatusStmt,
 		deleteInstancesOfTenantStmt: q.deleteInstancesOfTenantStmt,
 		deletePlacementStmt:         q.deletePlacementStmt,
+		deleteRemovalStmt:           q.deleteRemovalStmt,
+		deleteRemovalIfGoneStmt:     q.deleteRemovalIfGoneStmt,
 		deleteServerStmt:            q.deleteServerStmt,
+		deleteServerStatusStmt:      q.deleteServerStatusStmt,
 		deleteTenantStmt:            q.deleteTenantStmt,
+		deleteTenantStatusStmt:      q.deleteTenantStatusStmt,
+		getHoldStmt:                 q.getHoldStmt,
 		getInstanceStmt:             q.getInstanceStmt,
 		getInstanceStatusStmt:       q.getInstanceStatusStmt,
 		getLeaseStmt:                q.getLeaseStmt,
+		getOpenHoldStmt:             q.getOpenHoldStmt,
 		getRevisionStmt:             q.getRevisionStmt,
 		getServerStmt:               q.getServerStmt,
+		getSettingsStmt:             q.getSettingsStmt,
+		getStatusRevisionStmt:       q.getStatusRevisionStmt,
 		getTenantStmt:               q.getTenantStmt,
 		getTenantByDomainStmt:       q.getTenantByDomainStmt,
 		insertEventStmt:             q.insertEventStmt,
+		insertHoldStmt:              q.insertHoldStmt,
 		insertInstanceStmt:          q.insertInstanceStmt,
 		insertLeaseStmt:             q.insertLeaseStmt,
 		insertPlacementStmt:         q.insertPlacementStmt,
+		insertRemovalStmt:           q.insertRemovalStmt,
+		insertRemovalsOfTenantStmt:  q.insertRemovalsOfTenantStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
 		listEventsStmt:              q.listEventsStmt,
@@ -506,23 +756,33 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		listInstancesStmt:           q.listInstancesStmt,
 		listInstancesOfTenantStmt:   q.listInstancesOfTenantStmt,
 		listInstancesOnServerStmt:   q.listInstancesOnServerStmt,
+		listOpenHoldsStmt:           q.listOpenHoldsStmt,
 		listPlacementsStmt:          q.listPlacementsStmt,
+		listRecentHoldsStmt:         q.listRecentHoldsStmt,
+		listRemovalsStmt:            q.listRemovalsStmt,
 		listServerStatusStmt:        q.listServerStatusStmt,
 		listServersStmt:             q.listServersStmt,
 		listServersInRegionStmt:     q.listServersInRegionStmt,
+		listTenantStatusStmt:        q.listTenantStatusStmt,
 		listTenantsStmt:             q.listTenantsStmt,
 		listTenantsOnServerStmt:     q.listTenantsOnServerStmt,
 		maxEventIDStmt:              q.maxEventIDStmt,
+		nextRankStmt:                q.nextRankStmt,
 		recentEventsStmt:            q.recentEventsStmt,
 		releaseLeaseStmt:            q.releaseLeaseStmt,
+		rescheduleInstanceStmt:      q.rescheduleInstanceStmt,
 		restoreInstanceStmt:         q.restoreInstanceStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,
+		setHoldStateStmt:            q.setHoldStateStmt,
+		touchHoldStmt:               q.touchHoldStmt,
 		trimEventsStmt:              q.trimEventsStmt,
 		updateInstanceStmt:          q.updateInstanceStmt,
 		updateServerStmt:            q.updateServerStmt,
+		updateSettingsStmt:          q.updateSettingsStmt,
 		updateTenantStmt:            q.updateTenantStmt,
 		upsertInstanceStatusStmt:    q.upsertInstanceStatusStmt,
 		upsertServerStatusStmt:      q.upsertServerStatusStmt,
+		upsertTenantStatusStmt:      q.upsertTenantStatusStmt,
 	}
 }

@@ -9,8 +9,49 @@ import (
 	"context"
 )
 
+const bumpStatusRevision = `-- name: BumpStatusRevision :exec
+UPDATE status_revision SET value = value + 1 WHERE id = 1
+`
+
+func (q *Queries) BumpStatusRevision(ctx context.Context) error {
+	_, err := q.exec(ctx, q.bumpStatusRevisionStmt, bumpStatusRevision)
+	return err
+}
+
+const deleteInstanceStatus = `-- name: DeleteInstanceStatus :exec
+DELETE FROM instance_status WHERE tenant_id = ? AND instance_id = ?
+`
+
+type DeleteInstanceStatusParams struct {
+	TenantID   string
+	InstanceID string
+}
+
+func (q *Queries) DeleteInstanceStatus(ctx context.Context, arg DeleteInstanceStatusParams) error {
+	_, err := q.exec(ctx, q.deleteInstanceStatusStmt, deleteInstanceStatus, arg.TenantID, arg.InstanceID)
+	return err
+}
+
+const deleteServerStatus = `-- name: DeleteServerStatus :exec
+DELETE FROM server_status WHERE server_id = ?
+`
+
+func (q *Queries) DeleteServerStatus(ctx context.Context, serverID string) error {
+	_, err := q.exec(ctx, q.deleteServerStatusStmt, deleteServerStatus, serverID)
+	return err
+}
+
+const deleteTenantStatus = `-- name: DeleteTenantStatus :exec
+DELETE FROM tenant_status WHERE tenant_id = ?
+`
+
+func (q *Queries) DeleteTenantStatus(ctx context.Context, tenantID string) error {
+	_, err := q.exec(ctx, q.deleteTenantStatusStmt, deleteTenantStatus, tenantID)
+	return err
+}
+
 const getInstanceStatus = `-- name: GetInstanceStatus :one
-SELECT tenant_id, instance_id, server_id, phase, health, last_error, attempts, observed_generation, updated_at FROM instance_status WHERE tenant_id = ? AND instance_id = ?
+SELECT tenant_id, instance_id, server_id, phase, health, last_error, message, attempts, observed_generation, updated_at FROM instance_status WHERE tenant_id = ? AND instance_id = ?
 `
 
 type GetInstanceStatusParams struct {
@@ -28,11 +69,23 @@ func (q *Queries) GetInstanceStatus(ctx context.Context, arg GetInstanceStatusPa
 		&i.Phase,
 		&i.Health,
 		&i.LastError,
+		&i.Message,
 		&i.Attempts,
 		&i.ObservedGeneration,
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const getStatusRevision = `-- name: GetStatusRevision :one
+SELECT value FROM status_revision WHERE id = 1
+`
+
+func (q *Queries) GetStatusRevision(ctx context.Context) (int64, error) {
+	row := q.queryRow(ctx, q.getStatusRevisionStmt, getStatusRevision)
+	var value int64
+	err := row.Scan(&value)
+	return value, err
 }
 
 const insertEvent = `-- name: InsertEvent :exec
@@ -95,7 +148,7 @@ func (q *Queries) ListEvents(ctx context.Context, arg ListEventsParams) ([]Event
 }
 
 const listInstanceStatus = `-- name: ListInstanceStatus :many
-SELECT tenant_id, instance_id, server_id, phase, health, last_error, attempts, observed_generation, updated_at FROM instance_status ORDER BY tenant_id, instance_id
+SELECT tenant_id, instance_id, server_id, phase, health, last_error, message, attempts, observed_generation, updated_at FROM instance_status ORDER BY tenant_id, instance_id
 `
 
 func (q *Queries) ListInstanceStatus(ctx context.Context) ([]InstanceStatus, error) {
@@ -114,6 +167,7 @@ func (q *Queries) ListInstanceStatus(ctx context.Context) ([]InstanceStatus, err
 			&i.Phase,
 			&i.Health,
 			&i.LastError,
+			&i.Message,
 			&i.Attempts,
 			&i.ObservedGeneration,
 			&i.UpdatedAt,
@@ -132,7 +186,7 @@ func (q *Queries) ListInstanceStatus(ctx context.Context) ([]InstanceStatus, err
 }
 
 const listServerStatus = `-- name: ListServerStatus :many
-SELECT server_id, health, last_error, consecutive_failures, last_seen_at, instances, unmanaged, updated_at FROM server_status ORDER BY server_id
+SELECT server_id, health, health_since, last_error, consecutive_failures, last_seen_at, listed, instances, unmanaged, pending_stops, failover, failover_reason, updated_at FROM server_status ORDER BY server_id
 `
 
 func (q *Queries) ListServerStatus(ctx context.Context) ([]ServerStatus, error) {
@@ -147,11 +201,50 @@ func (q *Queries) ListServerStatus(ctx context.Context) ([]ServerStatus, error) 
 		if err := rows.Scan(
 			&i.ServerID,
 			&i.Health,
+			&i.HealthSince,
 			&i.LastError,
 			&i.ConsecutiveFailures,
 			&i.LastSeenAt,
+			&i.Listed,
 			&i.Instances,
 			&i.Unmanaged,
+			&i.PendingStops,
+			&i.Failover,
+			&i.FailoverReason,
+			&i.UpdatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const listTenantStatus = `-- name: ListTenantStatus :many
+SELECT tenant_id, serving, spares, reason, changed_at, updated_at FROM tenant_status ORDER BY tenant_id
+`
+
+func (q *Queries) ListTenantStatus(ctx context.Context) ([]TenantStatus, error) {
+	rows, err := q.query(ctx, q.listTenantStatusStmt, listTenantStatus)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []TenantStatus
+	for rows.Next() {
+		var i TenantStatus
+		if err := rows.Scan(
+			&i.TenantID,
+			&i.Serving,
+			&i.Spares,
+			&i.Reason,
+			&i.ChangedAt,
 			&i.UpdatedAt,
 		); err != nil {
 			return nil, err
@@ -221,13 +314,14 @@ func (q *Queries) TrimEvents(ctx context.Context, id int64) error {
 }
 
 const upsertInstanceStatus = `-- name: UpsertInstanceStatus :exec
-INSERT INTO instance_status (tenant_id, instance_id, server_id, phase, health, last_error, attempts, observed_generation, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO instance_status (tenant_id, instance_id, server_id, phase, health, last_error, message, attempts, observed_generation, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant_id, instance_id) DO UPDATE SET
     server_id = excluded.server_id,
     phase = excluded.phase,
     health = excluded.health,
     last_error = excluded.last_error,
+    message = excluded.message,
     attempts = excluded.attempts,
     observed_generation = excluded.observed_generation,
     updated_at = excluded.updated_at
@@ -240,6 +334,7 @@ type UpsertInstanceStatusParams struct {
 	Phase              string
 	Health             string
 	LastError          string
+	Message            string
 	Attempts           int64
 	ObservedGeneration int64
 	UpdatedAt          int64
@@ -253,6 +348,7 @@ func (q *Queries) UpsertInstanceStatus(ctx context.Context, arg UpsertInstanceSt
 		arg.Phase,
 		arg.Health,
 		arg.LastError,
+		arg.Message,
 		arg.Attempts,
 		arg.ObservedGeneration,
 		arg.UpdatedAt,
@@ -261,26 +357,37 @@ func (q *Queries) UpsertInstanceStatus(ctx context.Context, arg UpsertInstanceSt
 }
 
 const upsertServerStatus = `-- name: UpsertServerStatus :exec
-INSERT INTO server_status (server_id, health, last_error, consecutive_failures, last_seen_at, instances, unmanaged, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO server_status (server_id, health, health_since, last_error, consecutive_failures, last_seen_at, listed,
+                           instances, unmanaged, pending_stops, failover, failover_reason, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (server_id) DO UPDATE SET
     health = excluded.health,
+    health_since = excluded.health_since,
     last_error = excluded.last_error,
     consecutive_failures = excluded.consecutive_failures,
     last_seen_at = excluded.last_seen_at,
+    listed = excluded.listed,
     instances = excluded.instances,
     unmanaged = excluded.unmanaged,
+    pending_stops = excluded.pending_stops,
+    failover = excluded.failover,
+    failover_reason = excluded.failover_reason,
     updated_at = excluded.updated_at
 `
 
 type UpsertServerStatusParams struct {
 	ServerID            string
 	Health              string
+	HealthSince         int64
 	LastError           string
 	ConsecutiveFailures int64
 	LastSeenAt          int64
+	Listed              int64
 	Instances           int64
 	Unmanaged           int64
+	PendingStops        int64
+	Failover            string
+	FailoverReason      string
 	UpdatedAt           int64
 }
 
@@ -288,11 +395,48 @@ func (q *Queries) UpsertServerStatus(ctx context.Context, arg UpsertServerStatus
 	_, err := q.exec(ctx, q.upsertServerStatusStmt, upsertServerStatus,
 		arg.ServerID,
 		arg.Health,
+		arg.HealthSince,
 		arg.LastError,
 		arg.ConsecutiveFailures,
 		arg.LastSeenAt,
+		arg.Listed,
 		arg.Instances,
 		arg.Unmanaged,
+		arg.PendingStops,
+		arg.Failover,
+		arg.FailoverReason,
+		arg.UpdatedAt,
+	)
+	return err
+}
+
+const upsertTenantStatus = `-- name: UpsertTenantStatus :exec
+INSERT INTO tenant_status (tenant_id, serving, spares, reason, changed_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (tenant_id) DO UPDATE SET
+    serving = excluded.serving,
+    spares = excluded.spares,
+    reason = excluded.reason,
+    changed_at = excluded.changed_at,
+    updated_at = excluded.updated_at
+`
+
+type UpsertTenantStatusParams struct {
+	TenantID  string
+	Serving   string
+	Spares    string
+	Reason    string
+	ChangedAt int64
+	UpdatedAt int64
+}
+
+func (q *Queries) UpsertTenantStatus(ctx context.Context, arg UpsertTenantStatusParams) error {
+	_, err := q.exec(ctx, q.upsertTenantStatusStmt, upsertTenantStatus,
+		arg.TenantID,
+		arg.Serving,
+		arg.Spares,
+		arg.Reason,
+		arg.ChangedAt,
 		arg.UpdatedAt,
 	)
 	return err

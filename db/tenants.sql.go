@@ -22,7 +22,7 @@ func (q *Queries) DeleteTenant(ctx context.Context, id string) (int64, error) {
 }
 
 const getTenant = `-- name: GetTenant :one
-SELECT id, domain, region, created_at, updated_at FROM tenants WHERE id = ?
+SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants WHERE id = ?
 `
 
 func (q *Queries) GetTenant(ctx context.Context, id string) (Tenant, error) {
@@ -34,12 +34,14 @@ func (q *Queries) GetTenant(ctx context.Context, id string) (Tenant, error) {
 		&i.Region,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Failover,
+		&i.Serving,
 	)
 	return i, err
 }
 
 const getTenantByDomain = `-- name: GetTenantByDomain :one
-SELECT id, domain, region, created_at, updated_at FROM tenants WHERE domain = ?
+SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants WHERE domain = ?
 `
 
 func (q *Queries) GetTenantByDomain(ctx context.Context, domain string) (Tenant, error) {
@@ -51,18 +53,22 @@ func (q *Queries) GetTenantByDomain(ctx context.Context, domain string) (Tenant,
 		&i.Region,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.Failover,
+		&i.Serving,
 	)
 	return i, err
 }
 
 const insertTenant = `-- name: InsertTenant :exec
-INSERT INTO tenants (id, domain, region, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+INSERT INTO tenants (id, domain, region, failover, serving, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertTenantParams struct {
 	ID        string
 	Domain    string
 	Region    string
+	Failover  string
+	Serving   string
 	CreatedAt int64
 	UpdatedAt int64
 }
@@ -72,6 +78,8 @@ func (q *Queries) InsertTenant(ctx context.Context, arg InsertTenantParams) erro
 		arg.ID,
 		arg.Domain,
 		arg.Region,
+		arg.Failover,
+		arg.Serving,
 		arg.CreatedAt,
 		arg.UpdatedAt,
 	)
@@ -79,7 +87,7 @@ func (q *Queries) InsertTenant(ctx context.Context, arg InsertTenantParams) erro
 }
 
 const listTenants = `-- name: ListTenants :many
-SELECT id, domain, region, created_at, updated_at FROM tenants ORDER BY id
+SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants ORDER BY id
 `
 
 func (q *Queries) ListTenants(ctx context.Context) ([]Tenant, error) {
@@ -97,6 +105,8 @@ func (q *Queries) ListTenants(ctx context.Context) ([]Tenant, error) {
 			&i.Region,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Failover,
+			&i.Serving,
 		); err != nil {
 			return nil, err
 		}
@@ -112,7 +122,7 @@ func (q *Queries) ListTenants(ctx context.Context) ([]Tenant, error) {
 }
 
 const listTenantsOnServer = `-- name: ListTenantsOnServer :many
-SELECT id, domain, region, created_at, updated_at FROM tenants
+SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants
 WHERE id IN (SELECT tenant_id FROM instances WHERE server_id = ?)
 ORDER BY id
 `
@@ -132,6 +142,8 @@ func (q *Queries) ListTenantsOnServer(ctx context.Context, serverID string) ([]T
 			&i.Region,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Failover,
+			&i.Serving,
 		); err != nil {
 			return nil, err
 		}
@@ -147,12 +159,14 @@ func (q *Queries) ListTenantsOnServer(ctx context.Context, serverID string) ([]T
 }
 
 const updateTenant = `-- name: UpdateTenant :execrows
-UPDATE tenants SET domain = ?, region = ?, updated_at = ? WHERE id = ?
+UPDATE tenants SET domain = ?, region = ?, failover = ?, serving = ?, updated_at = ? WHERE id = ?
 `
 
 type UpdateTenantParams struct {
 	Domain    string
 	Region    string
+	Failover  string
+	Serving   string
 	UpdatedAt int64
 	ID        string
 }
@@ -161,6 +175,8 @@ func (q *Queries) UpdateTenant(ctx context.Context, arg UpdateTenantParams) (int
 	result, err := q.exec(ctx, q.updateTenantStmt, updateTenant,
 		arg.Domain,
 		arg.Region,
+		arg.Failover,
+		arg.Serving,
 		arg.UpdatedAt,
 		arg.ID,
 	)

@@ -271,13 +271,14 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 	var toPlace []applyInstance
 	for _, ft := range f.Tenants {
 		t := ft.Tenant
+		normalizeTenant(&t)
 		finalTenants[t.ID] = t
 		old, exists := cur.tenants[t.ID]
 		switch {
 		case !exists:
 			plan.tenants = append(plan.tenants, applyTenant{Tenant: t})
 			tenantChanges = append(tenantChanges, Change{Op: OpCreate, Kind: "tenant", ID: t.ID, Fields: []FieldChange{{Field: "domain", New: t.Domain}}})
-		case old.Domain != t.Domain || old.Region != t.Region:
+		case old.Domain != t.Domain || old.Region != t.Region || old.Failover != t.Failover || old.Serving != t.Serving:
 			var fc []FieldChange
 			if old.Domain != t.Domain {
 				fc = append(fc, FieldChange{Field: "domain", Old: old.Domain, New: t.Domain})
@@ -285,11 +286,18 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			if old.Region != t.Region {
 				fc = append(fc, FieldChange{Field: "region", Old: old.Region, New: t.Region})
 			}
+			if old.Failover != t.Failover {
+				fc = append(fc, FieldChange{Field: "failover", Old: string(old.Failover), New: string(t.Failover)})
+			}
+			if old.Serving != t.Serving {
+				fc = append(fc, FieldChange{Field: "serving", Old: string(old.Serving), New: string(t.Serving)})
+			}
 			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, exists: true, renamed: old.Domain != t.Domain})
 			tenantChanges = append(tenantChanges, Change{Op: OpUpdate, Kind: "tenant", ID: t.ID, Fields: fc})
 		}
-		for _, fi := range ft.Instances {
+		for rank, fi := range ft.Instances {
 			want := fi.Instance
+			want.Rank = int64(rank)
 			key := want.Key()
 			fileInstances[key] = true
 			if want.ServerID != "" {
@@ -338,6 +346,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			diff("memory_mb", itoa(old.MemoryMB), itoa(want.MemoryMB))
 			diff("state", string(old.DesiredState), string(want.DesiredState))
 			diff("mode", string(old.Mode), string(want.Mode))
+			diff("rank", itoa(old.Rank), itoa(want.Rank))
 			if len(fc) > 0 {
 				note := ""
 				if old.ServerID != want.ServerID {
@@ -419,7 +428,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 
 // takeChecked counts an instance on its server, refusing a second instance
 // of a tenant's process there.
-func takeChecked(p *placer, in Instance, where string) error {
+func takeChecked(p *Placer, in Instance, where string) error {
 	if p.runs(in.TenantID, in.Process, in.ServerID) {
 		return &FieldError{Where: where, Field: "instance " + in.Key() + " server", Value: in.ServerID,
 			Reason: "already runs another instance of " + in.TenantID + "'s " + in.Process + " (a tenant's instances of one process never share a server)"}
@@ -473,6 +482,11 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 		if _, err := q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: ai.i.TenantID, ID: ai.i.ID}); err != nil {
 			return fmt.Errorf("delete instance %s: %w", ai.i.Key(), err)
 		}
+		if ai.op == OpDelete {
+			if err := q.InsertRemoval(ctx, db.InsertRemovalParams{TenantID: ai.i.TenantID, InstanceID: ai.i.ID, RemovedAt: now}); err != nil {
+				return fmt.Errorf("delete instance %s: %w", ai.i.Key(), err)
+			}
+		}
 	}
 	for _, id := range plan.deleteTenants {
 		if _, err := q.DeleteTenant(ctx, id); err != nil {
@@ -483,19 +497,19 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	// no tenant can have (validation forbids "_") before setting them.
 	for _, t := range plan.tenants {
 		if t.renamed {
-			if _, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, UpdatedAt: now}); err != nil {
+			if _, err := q.UpdateTenant(ctx, updateTenantParams(Tenant{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, Failover: t.Failover, Serving: t.Serving}, now)); err != nil {
 				return fmt.Errorf("update tenant %s: %w", t.ID, err)
 			}
 		}
 	}
 	for _, t := range plan.tenants {
 		if t.exists {
-			if _, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, UpdatedAt: now}); err != nil {
+			if _, err := q.UpdateTenant(ctx, updateTenantParams(t.Tenant, now)); err != nil {
 				return fmt.Errorf("update tenant %s: %w", t.ID, err)
 			}
 			continue
 		}
-		if err := q.InsertTenant(ctx, db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, CreatedAt: now, UpdatedAt: now}); err != nil {
+		if err := q.InsertTenant(ctx, insertTenantParams(t.Tenant, now)); err != nil {
 			return fmt.Errorf("create tenant %s: %w", t.ID, err)
 		}
 	}
@@ -508,7 +522,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	}
 	for _, in := range moved {
 		err := q.RestoreInstance(ctx, db.RestoreInstanceParams{TenantID: in.TenantID, ID: in.ID, Process: in.Process,
-			ServerID: in.ServerID, MemoryMb: in.MemoryMB, DesiredState: string(in.DesiredState), Mode: string(in.Mode),
+			ServerID: in.ServerID, HomeServerID: in.ServerID, MemoryMb: in.MemoryMB, DesiredState: string(in.DesiredState), Mode: string(in.Mode), Rank: in.Rank,
 			Generation: in.Generation + 1, CreatedAt: ms(in.CreatedAt), UpdatedAt: now})
 		if err != nil {
 			return fmt.Errorf("move instance %s: %w", in.Key(), err)
@@ -517,6 +531,9 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	for _, ai := range plan.instances {
 		if ai.op == OpCreate {
 			if err := q.InsertInstance(ctx, insertInstanceParams(ai.i, now)); err != nil {
+				return fmt.Errorf("create instance %s: %w", ai.i.Key(), err)
+			}
+			if err := q.DeleteRemoval(ctx, db.DeleteRemovalParams{TenantID: ai.i.TenantID, InstanceID: ai.i.ID}); err != nil {
 				return fmt.Errorf("create instance %s: %w", ai.i.Key(), err)
 			}
 		}

@@ -349,16 +349,25 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 			t.Domain, err = p.str(v, at+".domain")
 		case "region":
 			t.Region, err = p.str(v, at+".region")
+		case "failover":
+			var s string
+			s, err = p.str(v, at+".failover")
+			t.Failover = FailoverPolicy(s)
+		case "serving":
+			var s string
+			s, err = p.str(v, at+".serving")
+			t.Serving = ServingPolicy(s)
 		case "instances":
 			instNodes = v
 		default:
-			return unknown(p, v, at+"."+key, "id, domain, region, instances")
+			return unknown(p, v, at+"."+key, "id, domain, region, failover, serving, instances")
 		}
 		return err
 	})
 	if err != nil {
 		return t, err
 	}
+	normalizeTenant(&t.Tenant)
 	if err := validateTenant(t.Tenant); err != nil {
 		return t, p.wrap(n, prefixField(err, at+"."))
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/observed"
 )
 
 // DefaultMemoryMB is an instance's memory when none is given.
@@ -74,23 +75,29 @@ func validateInstance(i Instance) error {
 
 func toInstance(r db.Instance) Instance {
 	return Instance{
-		TenantID: r.TenantID, ID: r.ID, Process: r.Process, ServerID: r.ServerID, MemoryMB: r.MemoryMb,
+		TenantID: r.TenantID, ID: r.ID, Process: r.Process, ServerID: r.ServerID, HomeServerID: r.HomeServerID, MemoryMB: r.MemoryMb, Rank: r.Rank,
 		DesiredState: DesiredState(r.DesiredState), Mode: Mode(r.Mode), Generation: r.Generation,
 		CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
 	}
 }
 
 func insertInstanceParams(i Instance, now int64) db.InsertInstanceParams {
+	if i.HomeServerID == "" {
+		i.HomeServerID = i.ServerID
+	}
 	return db.InsertInstanceParams{
-		TenantID: i.TenantID, ID: i.ID, Process: i.Process, ServerID: i.ServerID, MemoryMb: i.MemoryMB,
-		DesiredState: string(i.DesiredState), Mode: string(i.Mode), CreatedAt: now, UpdatedAt: now,
+		TenantID: i.TenantID, ID: i.ID, Process: i.Process, ServerID: i.ServerID, HomeServerID: i.HomeServerID, MemoryMb: i.MemoryMB,
+		DesiredState: string(i.DesiredState), Mode: string(i.Mode), Rank: i.Rank, CreatedAt: now, UpdatedAt: now,
 	}
 }
 
 func updateInstanceParams(i Instance, now int64) db.UpdateInstanceParams {
+	if i.HomeServerID == "" {
+		i.HomeServerID = i.ServerID
+	}
 	return db.UpdateInstanceParams{
-		TenantID: i.TenantID, ID: i.ID, Process: i.Process, ServerID: i.ServerID, MemoryMb: i.MemoryMB,
-		DesiredState: string(i.DesiredState), Mode: string(i.Mode), UpdatedAt: now,
+		TenantID: i.TenantID, ID: i.ID, Process: i.Process, ServerID: i.ServerID, HomeServerID: i.HomeServerID, MemoryMb: i.MemoryMB,
+		DesiredState: string(i.DesiredState), Mode: string(i.Mode), Rank: i.Rank, UpdatedAt: now,
 	}
 }
 
@@ -115,6 +122,16 @@ func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
 	}
 	if srv.State != ServerActive {
 		return fmt.Errorf("%w: server %s is %s and takes no new instances", ErrConflict, srv.ID, srv.State)
+	}
+	statuses, err := q.ListServerStatus(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range statuses {
+		switch h := observed.Health(st.Health); {
+		case st.ServerID == srv.ID && (h == observed.HealthDead || h == observed.HealthUnauthorized):
+			return fmt.Errorf("%w: server %s is %s (as the controller last saw it) and takes no new instances; choose another server or let slum place it", ErrConflict, srv.ID, h)
+		}
 	}
 	use, err := q.ServerUsageOne(ctx, srv.ID)
 	if err != nil {
@@ -187,7 +204,7 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance) (Instan
 		if inst, err = getInstance(ctx, q, old.TenantID, old.ID); err != nil {
 			return inst, err
 		}
-		return inst, event(ctx, q, now, "instance/"+inst.Key(), "Started", "desired state set to running")
+		return inst, event(ctx, q, now, "instance/"+inst.Key(), ReasonStarted, "desired state set to running")
 	} else if !errors.Is(err, ErrNotFound) {
 		return inst, err
 	}
@@ -202,11 +219,17 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance) (Instan
 	} else if err := checkFits(ctx, q, inst); err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
+	if inst.Rank, err = q.NextRank(ctx, inst.TenantID); err != nil {
+		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+	}
 	if err := q.InsertInstance(ctx, insertInstanceParams(inst, now)); err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
+	if err := q.DeleteRemoval(ctx, db.DeleteRemovalParams{TenantID: inst.TenantID, InstanceID: inst.ID}); err != nil {
+		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
+	}
 	inst.Generation, inst.CreatedAt, inst.UpdatedAt = 1, fromMS(now), fromMS(now)
-	return inst, event(ctx, q, now, "instance/"+inst.Key(), "Placed", "placed on "+inst.ServerID)
+	return inst, event(ctx, q, now, "instance/"+inst.Key(), ReasonPlaced, "placed on "+inst.ServerID)
 }
 
 // StopInstance sets an instance's desired state to stopped; the instance
@@ -233,7 +256,7 @@ func (s *Store) StopInstance(ctx context.Context, key string) (Instance, error) 
 		if out, err = getInstance(ctx, q, tenant, id); err != nil {
 			return err
 		}
-		return event(ctx, q, now, "instance/"+key, "Stopped", "desired state set to stopped")
+		return event(ctx, q, now, "instance/"+key, ReasonStopped, "desired state set to stopped")
 	})
 	return out, err
 }
@@ -252,7 +275,10 @@ func (s *Store) RemoveInstance(ctx context.Context, key string) error {
 		if _, err := q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: tenant, ID: id}); err != nil {
 			return fmt.Errorf("remove instance %s: %w", key, err)
 		}
-		return event(ctx, q, now, "instance/"+key, "Removed", "instance removed")
+		if err := q.InsertRemoval(ctx, db.InsertRemovalParams{TenantID: tenant, InstanceID: id, RemovedAt: now}); err != nil {
+			return fmt.Errorf("remove instance %s: %w", key, err)
+		}
+		return event(ctx, q, now, "instance/"+key, ReasonRemoved, "instance removed")
 	})
 }
 
@@ -299,12 +325,12 @@ func (s *Store) MoveInstance(ctx context.Context, key, toServer string) (Move, e
 				return fmt.Errorf("move instance %s: %w", key, err)
 			}
 		}
-		in.ServerID = toServer
+		in.ServerID, in.HomeServerID = toServer, toServer
 		mv.To = toServer
 		if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
 			return fmt.Errorf("move instance %s: %w", key, err)
 		}
-		return event(ctx, q, now, "instance/"+key, "Moved", "moved from "+mv.From+" to "+toServer)
+		return event(ctx, q, now, "instance/"+key, ReasonMoved, "moved from "+mv.From+" to "+toServer)
 	})
 	return mv, err
 }
@@ -340,4 +366,74 @@ func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]I
 	}
 	rows, err := s.db.Queries().ListInstancesOnServer(ctx, serverID)
 	return convert(rows, err, "list instances on "+serverID, toInstance)
+}
+
+// Reschedule is a failover (or fail-back) move the controller decided: the
+// instance's current server changes, its home stays.
+type Reschedule struct {
+	TenantID   string `json:"tenant"`
+	InstanceID string `json:"instance"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	// Generation the move was planned at: it is made only if nothing
+	// changed the instance since.
+	Generation int64  `json:"generation"`
+	Reason     string `json:"reason"`
+}
+
+// Key is the instance's "tenant:instance".
+func (r Reschedule) Key() string { return r.TenantID + ":" + r.InstanceID }
+
+// Reschedule makes the controller's failover moves under its lease, in
+// one transaction. A move whose instance changed since it was planned, or
+// whose target now runs another copy of the tenant's process, is skipped;
+// the rest are returned.
+func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) ([]Reschedule, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	now := ms(s.now())
+	var done []Reschedule
+	err := s.fenced(ctx, f, func(q *db.Queries) error {
+		done = done[:0]
+		for _, r := range rs {
+			siblings, err := q.ListInstancesOfTenant(ctx, r.TenantID)
+			if err != nil {
+				return fmt.Errorf("reschedule %s: %w", r.Key(), err)
+			}
+			clash := false
+			for _, sib := range siblings {
+				if sib.ID != r.InstanceID && sib.ServerID == r.To {
+					for _, me := range siblings {
+						if me.ID == r.InstanceID && me.Process == sib.Process {
+							clash = true
+						}
+					}
+				}
+			}
+			if clash {
+				continue
+			}
+			n, err := q.RescheduleInstance(ctx, db.RescheduleInstanceParams{ToServer: r.To, UpdatedAt: now,
+				TenantID: r.TenantID, ID: r.InstanceID, FromServer: r.From, Generation: r.Generation})
+			if err != nil {
+				return fmt.Errorf("reschedule %s: %w", r.Key(), err)
+			}
+			if n == 0 {
+				continue
+			}
+			if err := event(ctx, q, now, "instance/"+r.Key(), ReasonRescheduled, fmt.Sprintf("%s -> %s: %s", r.From, r.To, r.Reason)); err != nil {
+				return err
+			}
+			done = append(done, r)
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		return q.BumpRevision(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return done, nil
 }

@@ -6,10 +6,11 @@ import (
 	"strings"
 )
 
-// placer decides where new instances go. It holds every server's capacity
-// and use, and which servers already run each tenant's process, so one
-// placer can place a whole fleet file without going back to the database.
-type placer struct {
+// Placer decides where instances go. It holds every server's capacity and
+// use, and which servers already run each tenant's process, so one Placer
+// can place a whole fleet file, or every instance of a dead server, without
+// going back to the database. It does no I/O.
+type Placer struct {
 	slots []*slot
 	byID  map[string]*slot
 	// affinity lists, per tenant and process, the servers already running
@@ -23,16 +24,22 @@ type slot struct {
 	state    ServerState
 	capacity int64
 	used     int64
+	// unfit says why the server takes nothing new although it is active
+	// (dead, suspect, unauthorized, recently dead), or "".
+	unfit string
 }
 
 type tenantProcess struct{ tenant, process string }
 
-func newPlacer() *placer {
-	return &placer{byID: map[string]*slot{}, affinity: map[tenantProcess][]string{}}
+// NewPlacer returns an empty Placer.
+func NewPlacer() *Placer {
+	return &Placer{byID: map[string]*slot{}, affinity: map[tenantProcess][]string{}}
 }
 
+func newPlacer() *Placer { return NewPlacer() }
+
 // runs reports whether server already runs an instance of tenant's process.
-func (p *placer) runs(tenant, process, server string) bool {
+func (p *Placer) runs(tenant, process, server string) bool {
 	for _, s := range p.affinity[tenantProcess{tenant, process}] {
 		if s == server {
 			return true
@@ -41,18 +48,25 @@ func (p *placer) runs(tenant, process, server string) bool {
 	return false
 }
 
-func (p *placer) addServer(s Server) {
+func (p *Placer) addServer(s Server) { p.AddServer(s, "") }
+
+// AddServer adds a server. unfit, when not empty, says why it takes nothing
+// new although it may be active (it is dead, say): it still counts for
+// capacity and anti-affinity.
+func (p *Placer) AddServer(s Server, unfit string) {
 	if sl, ok := p.byID[s.ID]; ok {
-		sl.region, sl.state, sl.capacity = s.Region, s.State, s.CapacityMB
+		sl.region, sl.state, sl.capacity, sl.unfit = s.Region, s.State, s.CapacityMB, unfit
 		return
 	}
-	sl := &slot{id: s.ID, region: s.Region, state: s.State, capacity: s.CapacityMB}
+	sl := &slot{id: s.ID, region: s.Region, state: s.State, capacity: s.CapacityMB, unfit: unfit}
 	p.slots = append(p.slots, sl)
 	p.byID[s.ID] = sl
 }
 
-// take records that an instance occupies a server.
-func (p *placer) take(i Instance) {
+func (p *Placer) take(i Instance) { p.Take(i) }
+
+// Take records that an instance occupies its server.
+func (p *Placer) Take(i Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
 		sl.used += i.MemoryMB
 	}
@@ -60,8 +74,10 @@ func (p *placer) take(i Instance) {
 	p.affinity[k] = append(p.affinity[k], i.ServerID)
 }
 
-// release undoes take.
-func (p *placer) release(i Instance) {
+func (p *Placer) release(i Instance) { p.Release(i) }
+
+// Release undoes Take.
+func (p *Placer) Release(i Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
 		sl.used -= i.MemoryMB
 	}
@@ -78,14 +94,20 @@ func (p *placer) release(i Instance) {
 	}
 }
 
-// place picks a server for a new instance of tenant's process: an active
-// server with room that runs none of the tenant's instances of that process,
-// in the tenant's region when one there fits, least used (by share of its
-// capacity) first. avoid names a server not to use (the one being drained).
-func (p *placer) place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
+func (p *Placer) place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
+	return p.Place(tenant, region, process, memoryMB, avoid)
+}
+
+// Place picks a server for an instance of tenant's process: an active,
+// fit server with room that runs none of the tenant's instances of that
+// process, in the tenant's region when one there fits, least used (by
+// share of its capacity) first. avoid names a server not to use (the one
+// being drained or failed over from). The error wraps ErrNoCapacity and
+// counts what ruled each server out.
+func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
 	var best *slot
 	bestInRegion := false
-	var notActive, sameProcess, full int
+	var notActive, unfit, sameProcess, full int
 	taken := p.affinity[tenantProcess{tenant, process}]
 	for _, sl := range p.slots {
 		if sl.id == avoid {
@@ -93,6 +115,10 @@ func (p *placer) place(tenant, region, process string, memoryMB int64, avoid str
 		}
 		if sl.state != ServerActive {
 			notActive++
+			continue
+		}
+		if sl.unfit != "" {
+			unfit++
 			continue
 		}
 		if len(taken) > 0 && contains(taken, sl.id) {
@@ -116,6 +142,9 @@ func (p *placer) place(tenant, region, process string, memoryMB int64, avoid str
 		if notActive > 0 {
 			why = append(why, fmt.Sprintf("%d cordoned or draining", notActive))
 		}
+		if unfit > 0 {
+			why = append(why, fmt.Sprintf("%d dead, unreachable or recently dead", unfit))
+		}
 		if sameProcess > 0 {
 			why = append(why, fmt.Sprintf("%d already run an instance of %s's %s (anti-affinity)", sameProcess, tenant, process))
 		}
@@ -131,6 +160,25 @@ func (p *placer) place(tenant, region, process string, memoryMB int64, avoid str
 	return best.id, nil
 }
 
+// Fits says why server cannot take an instance of tenant's process, or
+// returns nil when it can.
+func (p *Placer) Fits(server, tenant, process string, memoryMB int64) error {
+	sl, ok := p.byID[server]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: server %s is not in the fleet", ErrNoCapacity, server)
+	case sl.state != ServerActive:
+		return fmt.Errorf("%w: server %s is %s", ErrNoCapacity, server, sl.state)
+	case sl.unfit != "":
+		return fmt.Errorf("%w: server %s is %s", ErrNoCapacity, server, sl.unfit)
+	case p.runs(tenant, process, server):
+		return fmt.Errorf("%w: server %s already runs an instance of %s's %s", ErrNoCapacity, server, tenant, process)
+	case sl.capacity-sl.used < memoryMB:
+		return fmt.Errorf("%w: server %s has %d MB free, %d MB needed", ErrNoCapacity, server, sl.capacity-sl.used, memoryMB)
+	}
+	return nil
+}
+
 // less orders servers by used share of capacity, then by id for
 // determinism.
 func less(a, b *slot) bool {
@@ -143,7 +191,7 @@ func less(a, b *slot) bool {
 }
 
 // overCommitted lists servers whose use exceeds their capacity.
-func (p *placer) overCommitted() []string {
+func (p *Placer) overCommitted() []string {
 	var out []string
 	for _, sl := range p.slots {
 		if sl.used > sl.capacity {

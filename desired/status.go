@@ -8,78 +8,142 @@ import (
 	"strings"
 
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/observed"
 )
 
-// Report is what one controller pass observed, written in one transaction.
+// Report is what the controller observed and decided since its last
+// report, written in one fenced transaction. Status rows are the
+// controller's own: it upserts them and drops the rows of objects that left
+// the desired state.
 type Report struct {
-	Instances []InstanceStatus
-	Servers   []ServerStatus
-	Events    []Event
+	Instances     []InstanceStatus
+	DropInstances []InstanceRef
+	Servers       []ServerStatus
+	DropServers   []string
+	Tenants       []TenantStatus
+	DropTenants   []string
+	Events        []Event
+	// Forget removes ledger entries whose copies are confirmed gone.
+	Forget []Placement
+}
+
+// InstanceRef names an instance.
+type InstanceRef struct{ TenantID, InstanceID string }
+
+// Empty reports whether the report writes nothing.
+func (r *Report) Empty() bool {
+	return len(r.Instances)+len(r.DropInstances)+len(r.Servers)+len(r.DropServers)+len(r.Tenants)+
+		len(r.DropTenants)+len(r.Events)+len(r.Forget) == 0
 }
 
 // maxEvents bounds the event log; older events are trimmed.
 const maxEvents = 10000
 
-// WriteReport records observed status and events. It does not bump the
-// desired revision: observing the fleet is not a change to what it should be.
-func (s *Store) WriteReport(ctx context.Context, r Report) error {
-	if len(r.Instances) == 0 && len(r.Servers) == 0 && len(r.Events) == 0 {
+// WriteReport records observed status, events and forgotten placements
+// under the controller's lease, and bumps the status revision so routers
+// and API watchers notice. It does not bump the desired revision: observing
+// the fleet is not a change to what it should be.
+func (s *Store) WriteReport(ctx context.Context, f Fence, r Report) error {
+	if r.Empty() {
 		return nil
 	}
-	return s.db.InTx(ctx, func(q *db.Queries) error {
+	return s.fenced(ctx, f, func(q *db.Queries) error {
 		for _, st := range r.Instances {
-			err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
-				TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: st.Phase,
-				Health: st.Health, LastError: st.LastError, Attempts: st.Attempts,
+			if err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
+				TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: string(st.Phase),
+				Health: st.Health, LastError: st.LastError, Message: st.Message, Attempts: st.Attempts,
 				ObservedGeneration: st.ObservedGeneration, UpdatedAt: ms(st.UpdatedAt),
-			})
-			// The instance may have been removed since the pass began.
-			if err != nil && !isForeignKey(err) {
-				return fmt.Errorf("write status of %s:%s: %w", st.TenantID, st.InstanceID, err)
+			}); err != nil {
+				return fmt.Errorf("write status of %s: %w", st.Key(), err)
+			}
+		}
+		for _, ref := range r.DropInstances {
+			if err := q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: ref.TenantID, InstanceID: ref.InstanceID}); err != nil {
+				return fmt.Errorf("drop status of %s:%s: %w", ref.TenantID, ref.InstanceID, err)
 			}
 		}
 		for _, st := range r.Servers {
-			err := q.UpsertServerStatus(ctx, db.UpsertServerStatusParams{
-				ServerID: st.ServerID, Health: st.Health, LastError: st.LastError,
-				ConsecutiveFailures: st.ConsecutiveFailures, LastSeenAt: ms(st.LastSeenAt),
-				Instances: st.Instances, Unmanaged: st.Unmanaged, UpdatedAt: ms(st.UpdatedAt),
-			})
-			if err != nil && !isForeignKey(err) {
+			if err := q.UpsertServerStatus(ctx, db.UpsertServerStatusParams{
+				ServerID: st.ServerID, Health: string(st.Health), HealthSince: ms(st.HealthSince), LastError: st.LastError,
+				ConsecutiveFailures: st.ConsecutiveFailures, LastSeenAt: ms(st.LastSeenAt), Listed: boolInt(st.Listed),
+				Instances: st.Instances, Unmanaged: st.Unmanaged, PendingStops: st.PendingStops,
+				Failover: string(st.Failover), FailoverReason: st.FailoverReason, UpdatedAt: ms(st.UpdatedAt),
+			}); err != nil {
 				return fmt.Errorf("write status of server %s: %w", st.ServerID, err)
 			}
 		}
-		for _, e := range r.Events {
-			if err := q.InsertEvent(ctx, db.InsertEventParams{At: ms(e.At), Object: e.Object, Reason: e.Reason, Message: e.Message}); err != nil {
-				return fmt.Errorf("write event: %w", err)
+		for _, id := range r.DropServers {
+			if err := q.DeleteServerStatus(ctx, id); err != nil {
+				return fmt.Errorf("drop status of server %s: %w", id, err)
 			}
 		}
-		if len(r.Events) > 0 {
-			max, err := q.MaxEventID(ctx)
-			if err != nil {
-				return err
-			}
-			if max > maxEvents {
-				return q.TrimEvents(ctx, max-maxEvents)
+		for _, st := range r.Tenants {
+			if err := q.UpsertTenantStatus(ctx, db.UpsertTenantStatusParams{
+				TenantID: st.TenantID, Serving: joinCopies(st.Serving), Spares: joinCopies(st.Spares),
+				Reason: st.Reason, ChangedAt: ms(st.ChangedAt), UpdatedAt: ms(st.UpdatedAt),
+			}); err != nil {
+				return fmt.Errorf("write status of tenant %s: %w", st.TenantID, err)
 			}
 		}
-		return nil
+		for _, id := range r.DropTenants {
+			if err := q.DeleteTenantStatus(ctx, id); err != nil {
+				return fmt.Errorf("drop status of tenant %s: %w", id, err)
+			}
+		}
+		for _, p := range r.Forget {
+			if err := q.DeletePlacement(ctx, db.DeletePlacementParams{ServerID: p.ServerID, Name: p.Name}); err != nil {
+				return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
+			}
+			if err := q.DeleteRemovalIfGone(ctx, db.DeleteRemovalIfGoneParams{TenantID: p.TenantID, InstanceID: p.InstanceID}); err != nil {
+				return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
+			}
+		}
+		if err := insertEvents(ctx, q, r.Events); err != nil {
+			return err
+		}
+		return q.BumpStatusRevision(ctx)
 	})
 }
 
-func isForeignKey(err error) bool {
-	return err != nil && errorsContains(err, "FOREIGN KEY constraint failed")
+func insertEvents(ctx context.Context, q *db.Queries, evs []Event) error {
+	for _, e := range evs {
+		if err := q.InsertEvent(ctx, db.InsertEventParams{At: ms(e.At), Object: e.Object, Reason: string(e.Reason), Message: e.Message}); err != nil {
+			return fmt.Errorf("write event: %w", err)
+		}
+	}
+	if len(evs) == 0 {
+		return nil
+	}
+	max, err := q.MaxEventID(ctx)
+	if err != nil {
+		return err
+	}
+	if max > maxEvents {
+		return q.TrimEvents(ctx, max-maxEvents)
+	}
+	return nil
 }
 
-func errorsContains(err error, s string) bool { return strings.Contains(err.Error(), s) }
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// StatusRevision counts the controller's status writes.
+func (s *Store) StatusRevision(ctx context.Context) (int64, error) {
+	return s.db.Queries().GetStatusRevision(ctx)
+}
 
 func toInstanceStatus(r db.InstanceStatus) InstanceStatus {
-	return InstanceStatus{TenantID: r.TenantID, InstanceID: r.InstanceID, ServerID: r.ServerID, Phase: r.Phase,
-		Health: r.Health, LastError: r.LastError, Attempts: r.Attempts, ObservedGeneration: r.ObservedGeneration,
-		UpdatedAt: fromMS(r.UpdatedAt)}
+	return InstanceStatus{TenantID: r.TenantID, InstanceID: r.InstanceID, ServerID: r.ServerID, Phase: Phase(r.Phase),
+		Health: r.Health, LastError: r.LastError, Message: r.Message, Attempts: r.Attempts,
+		ObservedGeneration: r.ObservedGeneration, UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
 // InstanceStatus returns what the controller last observed of an instance.
-// An instance the controller has not seen yet is pending.
+// An instance the controller has not reported on yet is pending.
 func (s *Store) InstanceStatus(ctx context.Context, key string) (InstanceStatus, error) {
 	in, err := s.GetInstance(ctx, key)
 	if err != nil {
@@ -87,7 +151,7 @@ func (s *Store) InstanceStatus(ctx context.Context, key string) (InstanceStatus,
 	}
 	r, err := s.db.Queries().GetInstanceStatus(ctx, db.GetInstanceStatusParams{TenantID: in.TenantID, InstanceID: in.ID})
 	if errors.Is(err, sql.ErrNoRows) {
-		return InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID, Phase: "pending"}, nil
+		return InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID, Phase: PhasePending}, nil
 	}
 	if err != nil {
 		return InstanceStatus{}, fmt.Errorf("instance status %s: %w", key, err)
@@ -95,24 +159,62 @@ func (s *Store) InstanceStatus(ctx context.Context, key string) (InstanceStatus,
 	return toInstanceStatus(r), nil
 }
 
-// ListInstanceStatus returns every recorded instance status.
+// ListInstanceStatus returns every recorded instance status. Rows of
+// instances that no longer exist may remain until the controller drops
+// them; join with the desired instances.
 func (s *Store) ListInstanceStatus(ctx context.Context) ([]InstanceStatus, error) {
 	rows, err := s.db.Queries().ListInstanceStatus(ctx)
 	return convert(rows, err, "list instance status", toInstanceStatus)
 }
 
+func toServerStatus(r db.ServerStatus) ServerStatus {
+	return ServerStatus{ServerID: r.ServerID, Health: observed.Health(r.Health), HealthSince: fromMS(r.HealthSince),
+		LastError: r.LastError, ConsecutiveFailures: r.ConsecutiveFailures, LastSeenAt: fromMS(r.LastSeenAt),
+		Listed: r.Listed != 0, Instances: r.Instances, Unmanaged: r.Unmanaged, PendingStops: r.PendingStops,
+		Failover: FailoverState(r.Failover), FailoverReason: r.FailoverReason, UpdatedAt: fromMS(r.UpdatedAt)}
+}
+
 // ListServerStatus returns every recorded server status.
 func (s *Store) ListServerStatus(ctx context.Context) ([]ServerStatus, error) {
 	rows, err := s.db.Queries().ListServerStatus(ctx)
-	return convert(rows, err, "list server status", func(r db.ServerStatus) ServerStatus {
-		return ServerStatus{ServerID: r.ServerID, Health: r.Health, LastError: r.LastError,
-			ConsecutiveFailures: r.ConsecutiveFailures, LastSeenAt: fromMS(r.LastSeenAt),
-			Instances: r.Instances, Unmanaged: r.Unmanaged, UpdatedAt: fromMS(r.UpdatedAt)}
-	})
+	return convert(rows, err, "list server status", toServerStatus)
+}
+
+func joinCopies(cs []CopyRef) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func splitCopies(s string) []CopyRef {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]CopyRef, 0, len(parts))
+	for _, p := range parts {
+		inst, server, _ := strings.Cut(p, "@")
+		out = append(out, CopyRef{Instance: inst, Server: server})
+	}
+	return out
+}
+
+func toTenantStatus(r db.TenantStatus) TenantStatus {
+	return TenantStatus{TenantID: r.TenantID, Serving: splitCopies(r.Serving), Spares: splitCopies(r.Spares),
+		Reason: r.Reason, ChangedAt: fromMS(r.ChangedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+}
+
+// ListTenantStatus returns who serves each tenant, as the controller last
+// decided.
+func (s *Store) ListTenantStatus(ctx context.Context) ([]TenantStatus, error) {
+	rows, err := s.db.Queries().ListTenantStatus(ctx)
+	return convert(rows, err, "list tenant status", toTenantStatus)
 }
 
 func toEvent(r db.Event) Event {
-	return Event{ID: r.ID, At: fromMS(r.At), Object: r.Object, Reason: r.Reason, Message: r.Message}
+	return Event{ID: r.ID, At: fromMS(r.At), Object: r.Object, Reason: EventReason(r.Reason), Message: r.Message}
 }
 
 // Events returns events after id since, oldest first, at most limit.
@@ -142,14 +244,15 @@ func (s *Store) ListPlacements(ctx context.Context) ([]Placement, error) {
 	})
 }
 
-// RecordPlacements adds ledger entries. The controller calls it before it
-// sends the spawns, so a crash in between leaves nothing it cannot clean up.
-func (s *Store) RecordPlacements(ctx context.Context, ps []Placement) error {
+// RecordPlacements adds ledger entries under the controller's lease. The
+// controller calls it before it sends the spawns, so a crash in between
+// leaves nothing it cannot clean up.
+func (s *Store) RecordPlacements(ctx context.Context, f Fence, ps []Placement) error {
 	if len(ps) == 0 {
 		return nil
 	}
 	now := ms(s.now())
-	return s.db.InTx(ctx, func(q *db.Queries) error {
+	return s.fenced(ctx, f, func(q *db.Queries) error {
 		for _, p := range ps {
 			if err := q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: p.ServerID, Name: p.Name,
 				TenantID: p.TenantID, InstanceID: p.InstanceID, CreatedAt: now}); err != nil && !isForeignKey(err) {
@@ -160,17 +263,6 @@ func (s *Store) RecordPlacements(ctx context.Context, ps []Placement) error {
 	})
 }
 
-// ForgetPlacements removes ledger entries once their stops are confirmed.
-func (s *Store) ForgetPlacements(ctx context.Context, ps []Placement) error {
-	if len(ps) == 0 {
-		return nil
-	}
-	return s.db.InTx(ctx, func(q *db.Queries) error {
-		for _, p := range ps {
-			if err := q.DeletePlacement(ctx, db.DeletePlacementParams{ServerID: p.ServerID, Name: p.Name}); err != nil {
-				return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
-			}
-		}
-		return nil
-	})
+func isForeignKey(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/observed"
 )
 
 // Store is the desired state of one fleet.
@@ -57,8 +58,8 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return s.db.Queries().GetRevision(ctx)
 }
 
-func event(ctx context.Context, q *db.Queries, now int64, object, reason, msg string) error {
-	return q.InsertEvent(ctx, db.InsertEventParams{At: now, Object: object, Reason: reason, Message: msg})
+func event(ctx context.Context, q *db.Queries, now int64, object string, reason EventReason, msg string) error {
+	return q.InsertEvent(ctx, db.InsertEventParams{At: now, Object: object, Reason: string(reason), Message: msg})
 }
 
 // ---- servers
@@ -158,7 +159,7 @@ func (s *Store) AddServer(ctx context.Context, srv Server) (Server, error) {
 		if err := q.InsertServer(ctx, serverParams(srv, now)); err != nil {
 			return fmt.Errorf("add server %s: %w", srv.ID, err)
 		}
-		return event(ctx, q, now, "server/"+srv.ID, "Added", "server added at "+srv.URL)
+		return event(ctx, q, now, "server/"+srv.ID, ReasonAdded, "server added at "+srv.URL)
 	})
 	return srv, err
 }
@@ -262,7 +263,7 @@ func (s *Store) UpdateServer(ctx context.Context, id string, u ServerUpdate) (Se
 		}
 		srv.UpdatedAt = fromMS(now)
 		out = srv
-		return event(ctx, q, now, "server/"+id, "Updated", "server settings changed")
+		return event(ctx, q, now, "server/"+id, ReasonUpdated, "server settings changed")
 	})
 	return out, err
 }
@@ -319,10 +320,13 @@ func (s *Store) RemoveServer(ctx context.Context, id string, force bool) error {
 					id, ErrConflict, n)
 			}
 		}
+		if err := q.ClearHomeServer(ctx, id); err != nil {
+			return fmt.Errorf("remove server %s: %w", id, err)
+		}
 		if _, err := q.DeleteServer(ctx, id); err != nil {
 			return fmt.Errorf("remove server %s: %w", id, err)
 		}
-		return event(ctx, q, now, "server/"+id, "Removed", "server removed")
+		return event(ctx, q, now, "server/"+id, ReasonRemoved, "server removed")
 	})
 }
 
@@ -348,7 +352,7 @@ func (s *Store) SetServerState(ctx context.Context, id string, state ServerState
 		}
 		srv.UpdatedAt = fromMS(now)
 		out = srv
-		reason := map[ServerState]string{ServerActive: "Uncordoned", ServerCordoned: "Cordoned"}[state]
+		reason := map[ServerState]EventReason{ServerActive: ReasonUncordoned, ServerCordoned: ReasonCordoned}[state]
 		return event(ctx, q, now, "server/"+id, reason, "server is now "+string(state))
 	})
 	return out, err
@@ -397,13 +401,13 @@ func (s *Store) Drain(ctx context.Context, id string) ([]Move, error) {
 				return fmt.Errorf("drain %s: instance %s: %w", id, in.Key(), err)
 			}
 			p.release(in)
-			in.ServerID = to
+			in.ServerID, in.HomeServerID = to, to
 			p.take(in)
 			if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
 				return fmt.Errorf("drain %s: move %s: %w", id, in.Key(), err)
 			}
 			moves = append(moves, Move{Instance: in.Key(), From: id, To: to})
-			if err := event(ctx, q, now, "instance/"+in.Key(), "Moved", "drain of "+id+": placed on "+to); err != nil {
+			if err := event(ctx, q, now, "instance/"+in.Key(), ReasonMoved, "drain of "+id+": placed on "+to); err != nil {
 				return err
 			}
 		}
@@ -411,19 +415,34 @@ func (s *Store) Drain(ctx context.Context, id string) ([]Move, error) {
 		if _, err := q.UpdateServer(ctx, updateServerParams(srv, now)); err != nil {
 			return fmt.Errorf("drain %s: %w", id, err)
 		}
-		return event(ctx, q, now, "server/"+id, "Draining", fmt.Sprintf("server draining: %d instances placed elsewhere", len(moves)))
+		return event(ctx, q, now, "server/"+id, ReasonDraining, fmt.Sprintf("server draining: %d instances placed elsewhere", len(moves)))
 	})
 	return moves, err
 }
 
-func loadPlacer(ctx context.Context, q *db.Queries) (*placer, error) {
+// loadPlacer reads every server and instance into a Placer. Servers the
+// controller last saw dead, suspect or rejecting its token take nothing new.
+func loadPlacer(ctx context.Context, q *db.Queries) (*Placer, error) {
 	p := newPlacer()
 	servers, err := q.ListServers(ctx)
 	if err != nil {
 		return nil, err
 	}
+	statuses, err := q.ListServerStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	health := make(map[string]observed.Health, len(statuses))
+	for _, st := range statuses {
+		health[st.ServerID] = observed.Health(st.Health)
+	}
 	for _, r := range servers {
-		p.addServer(toServer(r))
+		unfit := ""
+		switch h := health[r.ID]; h {
+		case observed.HealthDead, observed.HealthSuspect, observed.HealthUnauthorized:
+			unfit = "the controller last saw it " + string(h)
+		}
+		p.AddServer(toServer(r), unfit)
 	}
 	insts, err := q.ListInstances(ctx)
 	if err != nil {

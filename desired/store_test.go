@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func openStore(t testing.TB) *Store {
@@ -154,7 +155,11 @@ func TestServerIntegrity(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A copy the controller placed and has yet to stop holds the server.
-	if err := s.RecordPlacements(ctx, []Placement{{ServerID: "s1", Name: "api:alice--prod", TenantID: "alice", InstanceID: "prod"}}); err != nil {
+	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordPlacements(ctx, lease.Fence(), []Placement{{ServerID: "s1", Name: "api:alice--prod", TenantID: "alice", InstanceID: "prod"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, ErrConflict) {
@@ -415,11 +420,19 @@ func TestRevisionBumpsOnDesiredWritesOnly(t *testing.T) {
 	if r1 != r0+1 {
 		t.Fatalf("revision %d -> %d after a server add", r0, r1)
 	}
-	if err := s.WriteReport(ctx, Report{Events: []Event{{Object: "x", Reason: "y", Message: "z"}}}); err != nil {
+	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st0, _ := s.StatusRevision(ctx)
+	if err := s.WriteReport(ctx, lease.Fence(), Report{Events: []Event{{Object: "x", Reason: "y", Message: "z"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if r2, _ := s.Revision(ctx); r2 != r1 {
 		t.Fatal("a status report bumped the desired revision")
+	}
+	if st1, _ := s.StatusRevision(ctx); st1 != st0+1 {
+		t.Fatalf("status revision %d -> %d after a report", st0, st1)
 	}
 	if _, err := s.AddServer(ctx, Server{ID: "s1", URL: "http://x", CapacityMB: 1}); err == nil {
 		t.Fatal("duplicate accepted")

@@ -12,8 +12,10 @@ import (
 
 // TenantUpdate names the fields to change; nil leaves one as it is.
 type TenantUpdate struct {
-	Domain *string
-	Region *string
+	Domain   *string
+	Region   *string
+	Failover *FailoverPolicy
+	Serving  *ServingPolicy
 }
 
 func validateTenant(t Tenant) error {
@@ -23,11 +25,45 @@ func validateTenant(t Tenant) error {
 	if err := ValidateDomain("domain", t.Domain); err != nil {
 		return err
 	}
-	return ValidateRegion("region", t.Region)
+	if err := ValidateRegion("region", t.Region); err != nil {
+		return err
+	}
+	switch t.Failover {
+	case FailoverMove, FailoverNone:
+	default:
+		return invalid("failover", string(t.Failover), "must be move or none")
+	}
+	switch t.Serving {
+	case ServingOne, ServingAll:
+	default:
+		return invalid("serving", string(t.Serving), "must be one or all")
+	}
+	return nil
+}
+
+// normalizeTenant fills in the default policies.
+func normalizeTenant(t *Tenant) {
+	if t.Failover == "" {
+		t.Failover = FailoverMove
+	}
+	if t.Serving == "" {
+		t.Serving = ServingOne
+	}
+}
+
+func insertTenantParams(t Tenant, now int64) db.InsertTenantParams {
+	return db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
+		Serving: string(t.Serving), CreatedAt: now, UpdatedAt: now}
+}
+
+func updateTenantParams(t Tenant, now int64) db.UpdateTenantParams {
+	return db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
+		Serving: string(t.Serving), UpdatedAt: now}
 }
 
 func toTenant(r db.Tenant) Tenant {
-	return Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+	return Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, Failover: FailoverPolicy(r.Failover),
+		Serving: ServingPolicy(r.Serving), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
 func getTenant(ctx context.Context, q *db.Queries, id string) (Tenant, error) {
@@ -60,6 +96,7 @@ func checkDomainFree(ctx context.Context, q *db.Queries, domain, self string) er
 // instances of first (whose TenantID it fills in). More instances are added
 // with SpawnInstance.
 func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) (Tenant, []Instance, error) {
+	normalizeTenant(&t)
 	if err := validateTenant(t); err != nil {
 		return Tenant{}, nil, fmt.Errorf("add tenant: %w", err)
 	}
@@ -80,10 +117,10 @@ func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) 
 			return fmt.Errorf("add tenant %s: %w", t.ID, err)
 		}
 		t.CreatedAt, t.UpdatedAt = fromMS(now), fromMS(now)
-		if err := q.InsertTenant(ctx, db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, CreatedAt: now, UpdatedAt: now}); err != nil {
+		if err := q.InsertTenant(ctx, insertTenantParams(t, now)); err != nil {
 			return fmt.Errorf("add tenant %s: %w", t.ID, err)
 		}
-		if err := event(ctx, q, now, "tenant/"+t.ID, "Added", "tenant added for "+t.Domain); err != nil {
+		if err := event(ctx, q, now, "tenant/"+t.ID, ReasonAdded, "tenant added for "+t.Domain); err != nil {
 			return err
 		}
 		for i := range insts {
@@ -153,18 +190,24 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (Te
 		if u.Region != nil {
 			t.Region = *u.Region
 		}
+		if u.Failover != nil {
+			t.Failover = *u.Failover
+		}
+		if u.Serving != nil {
+			t.Serving = *u.Serving
+		}
 		if err := validateTenant(t); err != nil {
 			return fmt.Errorf("update tenant %s: %w", id, err)
 		}
 		if err := checkDomainFree(ctx, q, t.Domain, id); err != nil {
 			return fmt.Errorf("update tenant %s: %w", id, err)
 		}
-		if _, err := q.UpdateTenant(ctx, db.UpdateTenantParams{ID: id, Domain: t.Domain, Region: t.Region, UpdatedAt: now}); err != nil {
+		if _, err := q.UpdateTenant(ctx, updateTenantParams(t, now)); err != nil {
 			return fmt.Errorf("update tenant %s: %w", id, err)
 		}
 		t.UpdatedAt = fromMS(now)
 		out = t
-		return event(ctx, q, now, "tenant/"+id, "Updated", "tenant settings changed")
+		return event(ctx, q, now, "tenant/"+id, ReasonUpdated, "tenant settings changed")
 	})
 	return out, err
 }
@@ -179,6 +222,9 @@ func (s *Store) RemoveTenant(ctx context.Context, id string) error {
 		if _, err := getTenant(ctx, q, id); err != nil {
 			return fmt.Errorf("remove tenant: %w", err)
 		}
+		if err := q.InsertRemovalsOfTenant(ctx, db.InsertRemovalsOfTenantParams{TenantID: id, RemovedAt: now}); err != nil {
+			return fmt.Errorf("remove tenant %s: %w", id, err)
+		}
 		n, err := q.DeleteInstancesOfTenant(ctx, id)
 		if err != nil {
 			return fmt.Errorf("remove tenant %s: %w", id, err)
@@ -186,6 +232,6 @@ func (s *Store) RemoveTenant(ctx context.Context, id string) error {
 		if _, err := q.DeleteTenant(ctx, id); err != nil {
 			return fmt.Errorf("remove tenant %s: %w", id, err)
 		}
-		return event(ctx, q, now, "tenant/"+id, "Removed", fmt.Sprintf("tenant removed with %d instances", n))
+		return event(ctx, q, now, "tenant/"+id, ReasonRemoved, fmt.Sprintf("tenant removed with %d instances", n))
 	})
 }

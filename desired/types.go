@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/slum-fleet/slum/observed"
 )
 
 // ServerState is a server's scheduling state.
@@ -39,6 +41,30 @@ const (
 	ModeOnDemand Mode = "on-demand"
 )
 
+// FailoverPolicy says what happens to a tenant's instances when their
+// server dies.
+type FailoverPolicy string
+
+const (
+	// FailoverMove places them on a healthy server and starts them there.
+	// Their data does not come along: it lives on the dead server's disk.
+	FailoverMove FailoverPolicy = "move"
+	// FailoverNone leaves them where they are, down with their server: for
+	// tenants whose data lives only on that disk.
+	FailoverNone FailoverPolicy = "none"
+)
+
+// ServingPolicy says which of a tenant's running copies take traffic.
+type ServingPolicy string
+
+const (
+	// ServingOne: one copy serves at a time; the others are warm spares,
+	// and one of them serves at once when the serving copy is lost.
+	ServingOne ServingPolicy = "one"
+	// ServingAll: every running copy serves (active-active).
+	ServingAll ServingPolicy = "all"
+)
+
 // Server is a tenement server of the fleet.
 type Server struct {
 	ID         string      `json:"id"`
@@ -67,25 +93,34 @@ type ServerStats struct {
 
 // Tenant is one customer's app: a domain and its instances.
 type Tenant struct {
-	ID        string    `json:"id"`
-	Domain    string    `json:"domain"`
-	Region    string    `json:"region"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID        string         `json:"id"`
+	Domain    string         `json:"domain"`
+	Region    string         `json:"region"`
+	Failover  FailoverPolicy `json:"failover"`
+	Serving   ServingPolicy  `json:"serving"`
+	CreatedAt time.Time      `json:"created_at"`
+	UpdatedAt time.Time      `json:"updated_at"`
 }
 
 // Instance is a desired placement of one of a tenant's instances.
 type Instance struct {
-	TenantID     string       `json:"tenant"`
-	ID           string       `json:"id"`
-	Process      string       `json:"process"`
-	ServerID     string       `json:"server"`
+	TenantID string `json:"tenant"`
+	ID       string `json:"id"`
+	Process  string `json:"process"`
+	ServerID string `json:"server"`
+	// HomeServerID is where the instance was declared: the server a fleet
+	// file or command named, or where slum first placed it. It differs
+	// from ServerID while the instance runs elsewhere after a failover.
+	HomeServerID string       `json:"home_server"`
 	MemoryMB     int64        `json:"memory_mb"`
 	DesiredState DesiredState `json:"desired_state"`
 	Mode         Mode         `json:"mode"`
-	Generation   int64        `json:"generation"`
-	CreatedAt    time.Time    `json:"created_at"`
-	UpdatedAt    time.Time    `json:"updated_at"`
+	// Rank orders a tenant's copies: with one serving copy at a time, the
+	// lowest rank that runs serves.
+	Rank       int64     `json:"rank"`
+	Generation int64     `json:"generation"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Key is the instance's name in slum: "tenant:instance".
@@ -120,38 +155,150 @@ func ParseTenementName(name string) (process, tenant, instance string, ok bool) 
 	return process, tenant, instance, true
 }
 
+// FailedOver reports whether the instance runs away from its home server.
+func (i Instance) FailedOver() bool { return i.HomeServerID != "" && i.HomeServerID != i.ServerID }
+
+// Phase is where an instance is, as the controller last saw it.
+type Phase string
+
+const (
+	PhasePending Phase = "pending" // being spawned or stopped
+	PhaseRunning Phase = "running"
+	PhaseFailed  Phase = "failed"  // tenement gave up on it, or slum's calls fail permanently
+	PhaseUnknown Phase = "unknown" // its server cannot be observed
+	PhaseStopped Phase = "stopped" // desired stopped, and absent
+	PhaseIdle    Phase = "idle"    // on-demand and scaled to zero
+	// PhaseDown: its server is dead and it is not moved (failover none,
+	// or failover held back).
+	PhaseDown Phase = "down"
+	// PhaseUnplaceable: its server is dead and no healthy server can take
+	// it; it is placed as soon as one can.
+	PhaseUnplaceable Phase = "unplaceable"
+)
+
+// Phases lists every phase, in the order overviews show them.
+var Phases = []Phase{PhaseRunning, PhaseIdle, PhaseStopped, PhasePending, PhaseFailed, PhaseUnknown, PhaseDown, PhaseUnplaceable}
+
 // InstanceStatus is what the controller last observed of an instance.
 type InstanceStatus struct {
-	TenantID           string    `json:"tenant"`
-	InstanceID         string    `json:"instance"`
-	ServerID           string    `json:"server"`
-	Phase              string    `json:"phase"`
-	Health             string    `json:"health"`
-	LastError          string    `json:"last_error"`
+	TenantID   string `json:"tenant"`
+	InstanceID string `json:"instance"`
+	ServerID   string `json:"server"`
+	Phase      Phase  `json:"phase"`
+	Health     string `json:"health"` // tenement's health word for the copy
+	LastError  string `json:"last_error"`
+	// Message says why the instance is where it is, when that is worth
+	// saying: "failed over from s1 (dead)", "no server can take 256 MB".
+	Message            string    `json:"message"`
 	Attempts           int64     `json:"attempts"`
 	ObservedGeneration int64     `json:"observed_generation"`
 	UpdatedAt          time.Time `json:"updated_at"`
 }
 
+// Key is the instance's "tenant:instance".
+func (s InstanceStatus) Key() string { return s.TenantID + ":" + s.InstanceID }
+
+// FailoverState is where a server is in failover, as the controller sees
+// it.
+type FailoverState string
+
+const (
+	FailoverNoneState FailoverState = ""            // nothing to do
+	FailoverDone      FailoverState = "failed-over" // its instances were placed elsewhere
+	FailoverHeld      FailoverState = "held"        // a safety rule holds it back (see the reason)
+	FailoverFencing   FailoverState = "fencing"     // back after death: stale copies being stopped
+)
+
 // ServerStatus is what the controller last observed of a server.
 type ServerStatus struct {
-	ServerID            string    `json:"server"`
-	Health              string    `json:"health"`
-	LastError           string    `json:"last_error"`
-	ConsecutiveFailures int64     `json:"consecutive_failures"`
-	LastSeenAt          time.Time `json:"last_seen_at"`
-	Instances           int64     `json:"instances"`
-	Unmanaged           int64     `json:"unmanaged"`
-	UpdatedAt           time.Time `json:"updated_at"`
+	ServerID            string          `json:"server"`
+	Health              observed.Health `json:"health"`
+	HealthSince         time.Time       `json:"health_since"`
+	LastError           string          `json:"last_error"`
+	ConsecutiveFailures int64           `json:"consecutive_failures"`
+	LastSeenAt          time.Time       `json:"last_seen_at"`
+	// Listed: the last instance list succeeded, so Instances, Unmanaged
+	// and PendingStops are current. Otherwise they are unknown.
+	Listed         bool          `json:"listed"`
+	Instances      int64         `json:"instances"`
+	Unmanaged      int64         `json:"unmanaged"`
+	PendingStops   int64         `json:"pending_stops"`
+	Failover       FailoverState `json:"failover"`
+	FailoverReason string        `json:"failover_reason"`
+	UpdatedAt      time.Time     `json:"updated_at"`
 }
+
+// CopyRef names one copy of an instance: the instance and the server it
+// runs on. It is usually the server the instance is placed on; while a
+// move waits for its new copy, it is the old one.
+type CopyRef struct {
+	Instance string `json:"instance"` // instance id within its tenant
+	Server   string `json:"server"`
+}
+
+func (c CopyRef) String() string { return c.Instance + "@" + c.Server }
+
+// TenantStatus says which of a tenant's copies serve it now, as the
+// controller decided. Status, the API and every router read it.
+type TenantStatus struct {
+	TenantID  string    `json:"tenant"`
+	Serving   []CopyRef `json:"serving"` // preferred first
+	Spares    []CopyRef `json:"spares"`  // running copies that do not serve
+	Reason    string    `json:"reason"`  // why nothing serves, when nothing does
+	ChangedAt time.Time `json:"changed_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// EventReason is what an event says happened, in one word.
+type EventReason string
+
+// Reasons of desired-state changes, written by the Store.
+const (
+	ReasonAdded      EventReason = "Added"
+	ReasonUpdated    EventReason = "Updated"
+	ReasonRemoved    EventReason = "Removed"
+	ReasonCordoned   EventReason = "Cordoned"
+	ReasonUncordoned EventReason = "Uncordoned"
+	ReasonDraining   EventReason = "Draining"
+	ReasonPlaced     EventReason = "Placed"
+	ReasonStarted    EventReason = "Started"
+	ReasonStopped    EventReason = "Stopped"
+	ReasonMoved      EventReason = "Moved"
+	ReasonApplied    EventReason = "Applied"
+	ReasonApproved   EventReason = "Approved"
+	ReasonSettings   EventReason = "SettingsChanged"
+	// ReasonRescheduled: failover (or fail-back) placed an instance on
+	// another server.
+	ReasonRescheduled EventReason = "Rescheduled"
+)
+
+// Reasons of what the controller saw and did.
+const (
+	ReasonSpawned         EventReason = "Spawned"
+	ReasonParked          EventReason = "Parked"
+	ReasonRetrying        EventReason = "Retrying"
+	ReasonUnmanaged       EventReason = "Unmanaged"
+	ReasonHeld            EventReason = "Held" // a safety rule held a plan back
+	ReasonReleased        EventReason = "Released"
+	ReasonServerOnline    EventReason = "ServerOnline"
+	ReasonServerSuspect   EventReason = "ServerSuspect"
+	ReasonServerDead      EventReason = "ServerDead"
+	ReasonUnauthorized    EventReason = "ServerUnauthorized"
+	ReasonFailoverStarted EventReason = "FailoverStarted"
+	ReasonFailoverBlocked EventReason = "FailoverBlocked"
+	ReasonFenced          EventReason = "Fenced"
+	ReasonUnplaceable     EventReason = "Unplaceable"
+	ReasonServingChanged  EventReason = "ServingChanged"
+	ReasonReplaced        EventReason = "Replaced" // a failed-over instance runs again
+)
 
 // Event is one line of the event log.
 type Event struct {
-	ID      int64     `json:"id"`
-	At      time.Time `json:"at"`
-	Object  string    `json:"object"`
-	Reason  string    `json:"reason"`
-	Message string    `json:"message"`
+	ID      int64       `json:"id"`
+	At      time.Time   `json:"at"`
+	Object  string      `json:"object"`
+	Reason  EventReason `json:"reason"`
+	Message string      `json:"message"`
 }
 
 // Placement is one entry of the ownership ledger: a tenement instance slum

@@ -1,11 +1,13 @@
 -- name: InsertLease :execrows
-INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+INSERT INTO leases (name, holder, expires_at, epoch) VALUES (?, ?, ?, 1)
 ON CONFLICT (name) DO NOTHING;
 
 -- name: ClaimLease :execrows
 -- Renews the caller's lease, or takes one that expired or whose holder is
--- known to be dead.
-UPDATE leases SET holder = sqlc.arg(holder), expires_at = sqlc.arg(expires_at)
+-- known to be dead. A change of holder starts a new epoch.
+UPDATE leases
+SET epoch = CASE WHEN holder = sqlc.arg(holder) THEN epoch ELSE epoch + 1 END,
+    holder = sqlc.arg(holder), expires_at = sqlc.arg(expires_at)
 WHERE name = sqlc.arg(name)
   AND (holder = sqlc.arg(holder) OR holder = sqlc.arg(dead_holder) OR expires_at < sqlc.arg(now));
 
@@ -13,4 +15,8 @@ WHERE name = sqlc.arg(name)
 SELECT * FROM leases WHERE name = ?;
 
 -- name: ReleaseLease :exec
-DELETE FROM leases WHERE name = ? AND holder = ?;
+DELETE FROM leases WHERE name = ? AND holder = ? AND epoch = ?;
+
+-- name: CheckFence :one
+-- Counts 1 when the named lease is still held by holder at epoch.
+SELECT COUNT(*) FROM leases WHERE name = ? AND holder = ? AND epoch = ?;

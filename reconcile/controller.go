@@ -1,36 +1,50 @@
+// Package reconcile is slum's controller. It is built as a few pieces,
+// each owning its state and handing values to the next:
+//
+//   - observed.Watcher, one per server, probes, lists and watches it and
+//     publishes observed.Snapshot values;
+//   - Planner is a pure function from the desired state, those
+//     snapshots, the ownership ledger and the time to a Plan of named
+//     sets: spawn, stop, wait, reschedule (failover), fence, held, …;
+//   - Executor is the work queue: it owns retries and backoff, and checks
+//     every action against the newest desired state as it sends it;
+//   - Reporter writes status, events and who serves each tenant, in
+//     batches, under the controller's lease, and builds the route table;
+//   - Controller is the loop that owns the ledger and the latest
+//     snapshots, and carries each plan out.
 package reconcile
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
+	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/routes"
 )
 
 // Store is what the controller needs of the desired state.
 type Store interface {
+	ReportStore
 	Revision(ctx context.Context) (int64, error)
-	ListServers(ctx context.Context) ([]desired.Server, error)
-	ListInstances(ctx context.Context) ([]desired.Instance, error)
+	Snapshot(ctx context.Context) (*desired.Snapshot, error)
 	ListPlacements(ctx context.Context) ([]desired.Placement, error)
-	RecordPlacements(ctx context.Context, ps []desired.Placement) error
-	ForgetPlacements(ctx context.Context, ps []desired.Placement) error
-	WriteReport(ctx context.Context, r desired.Report) error
+	ListTenantStatus(ctx context.Context) ([]desired.TenantStatus, error)
+	RecordPlacements(ctx context.Context, f desired.Fence, ps []desired.Placement) error
+	Reschedule(ctx context.Context, f desired.Fence, rs []desired.Reschedule) ([]desired.Reschedule, error)
 }
 
 // Client is what the controller needs of a tenement server.
 type Client interface {
-	List(ctx context.Context) ([]observed.Instance, error)
+	observed.WatchClient
 	Spawn(ctx context.Context, process, id string) (observed.SpawnResult, error)
 	Stop(ctx context.Context, process, id string) error
 }
@@ -38,117 +52,129 @@ type Client interface {
 // ClientFactory makes the client for a server.
 type ClientFactory func(url, token string) (Client, error)
 
-// Config tunes the controller. Zero fields take the defaults below.
+// HTTPClientFactory makes observed.Clients that share one connection pool,
+// so connections are reused across calls.
+func HTTPClientFactory(timeout time.Duration) ClientFactory {
+	shared := &http.Client{Transport: observed.NewTransport()}
+	return func(url, token string) (Client, error) {
+		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithTimeout(timeout))
+	}
+}
+
+// Config tunes the controller. Zero fields take the defaults. How servers
+// are probed and when they count as dead are the fleet's settings, in the
+// database.
 type Config struct {
-	PollInterval    time.Duration // resync: every server is polled at least this often
-	PollTimeout     time.Duration // one list call
-	PollWait        time.Duration // how long a pass waits for healthy servers' polls
-	RevisionPoll    time.Duration // how often the database is checked for changes
-	ActionTimeout   time.Duration // one spawn or stop call
-	Concurrency     int           // actions in flight overall
-	PerServer       int           // actions in flight per server
-	PollConcurrency int           // list calls in flight
-	Backoff         BackoffPolicy
-	Health          HealthPolicy
-	// A pass that would stop more than MaxStopFraction of the instances
-	// slum placed, and more than MaxStopFloor, has all its stops refused.
-	MaxStopFraction float64
-	MaxStopFloor    int
+	PollInterval  time.Duration // every server's instances are listed at least this often
+	PollTimeout   time.Duration // one list call
+	ProbeRetry    time.Duration // the wait before probing again after a failed probe
+	RevisionPoll  time.Duration // how often the database is checked for changes
+	ActionTimeout time.Duration // one spawn or stop call
+	FlushInterval time.Duration // how often status is written
+	Concurrency   int           // actions in flight overall
+	PerServer     int           // actions in flight per server
+	Backoff       BackoffPolicy
+	Guard         Guard
+	// NoStream: do not hold servers' log streams open (a crash is then
+	// noticed by probes alone).
+	NoStream bool
+	Clock    clock.Clock
+	// OnRoutes receives every new route table (an in-process router).
+	OnRoutes func(*routes.Table)
 }
 
 // DefaultConfig is what 'slum run' uses unless told otherwise.
 func DefaultConfig() Config {
 	return Config{
-		PollInterval: 2 * time.Second, PollTimeout: 5 * time.Second, PollWait: time.Second,
-		RevisionPoll: 50 * time.Millisecond, ActionTimeout: 10 * time.Second,
-		Concurrency: 64, PerServer: 8, PollConcurrency: 32,
-		Backoff:         BackoffPolicy{Initial: 500 * time.Millisecond, Max: 30 * time.Second},
-		Health:          HealthPolicy{SuspectAfter: 2, OfflineAfter: 30 * time.Second},
-		MaxStopFraction: 0.5, MaxStopFloor: 10,
+		PollInterval: 2 * time.Second, PollTimeout: 5 * time.Second, ProbeRetry: 250 * time.Millisecond,
+		RevisionPoll: 50 * time.Millisecond, ActionTimeout: 10 * time.Second, FlushInterval: 200 * time.Millisecond,
+		Concurrency: 64, PerServer: 8,
+		Backoff: BackoffPolicy{Initial: 500 * time.Millisecond, Max: 30 * time.Second},
+		Guard:   Guard{Fraction: 0.5, Floor: 10},
 	}
 }
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	set := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	set(&c.PollInterval, d.PollInterval)
-	set(&c.PollTimeout, d.PollTimeout)
-	set(&c.PollWait, d.PollWait)
-	set(&c.RevisionPoll, d.RevisionPoll)
-	set(&c.ActionTimeout, d.ActionTimeout)
-	set(&c.Backoff.Initial, d.Backoff.Initial)
-	set(&c.Backoff.Max, d.Backoff.Max)
-	set(&c.Health.OfflineAfter, d.Health.OfflineAfter)
-	for _, p := range []struct {
-		v *int
-		d int
-	}{{&c.Concurrency, d.Concurrency}, {&c.PerServer, d.PerServer},
-		{&c.PollConcurrency, d.PollConcurrency}, {&c.Health.SuspectAfter, d.Health.SuspectAfter}, {&c.MaxStopFloor, d.MaxStopFloor}} {
+	for _, p := range []struct{ v, d *time.Duration }{{&c.PollInterval, &d.PollInterval}, {&c.PollTimeout, &d.PollTimeout},
+		{&c.ProbeRetry, &d.ProbeRetry}, {&c.RevisionPoll, &d.RevisionPoll}, {&c.ActionTimeout, &d.ActionTimeout},
+		{&c.FlushInterval, &d.FlushInterval}, {&c.Backoff.Initial, &d.Backoff.Initial}, {&c.Backoff.Max, &d.Backoff.Max}} {
 		if *p.v <= 0 {
-			*p.v = p.d
+			*p.v = *p.d
 		}
 	}
-	if c.MaxStopFraction <= 0 {
-		c.MaxStopFraction = d.MaxStopFraction
+	for _, p := range []struct{ v, d *int }{{&c.Concurrency, &d.Concurrency}, {&c.PerServer, &d.PerServer}, {&c.Guard.Floor, &d.Guard.Floor}} {
+		if *p.v <= 0 {
+			*p.v = *p.d
+		}
+	}
+	if c.Guard.Fraction <= 0 {
+		c.Guard.Fraction = d.Guard.Fraction
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
 	}
 	return c
 }
 
-// fleet is an immutable snapshot of the desired state.
-type fleet struct {
-	rev      int64
-	servers  []desired.Server
-	byServer map[string][]Desired
-	byKey    map[string]*Desired // into byServer
+// serverRT is what the loop keeps per server.
+type serverRT struct {
+	srv     desired.Server
+	key     string // fingerprint of URL and token: a change means a new client
+	client  Client
+	err     error // why there is no client
+	watcher *observed.Watcher
+	cancel  context.CancelFunc // ends the watcher's goroutine
 }
 
-// serverRT is the controller's runtime state for one server.
-type serverRT struct {
-	srv       desired.Server
-	client    Client
-	key       string // fingerprint of URL and token: a change unparks items
-	clientErr error
-	health    *serverHealth
-	snap      map[string]string // running names → tenement health word
-	snapAt    time.Time         // when the list call that produced snap started
-	snapOK    bool              // the last poll succeeded
-	polling   bool
-	polledAt  time.Time // when the last poll started
-	unmanaged map[string]bool
+// Status is the controller's view of itself, for probes and status.
+type Status struct {
+	Ready  bool   // a first plan was made
+	Holds  int    // plans held back, waiting for the operator
+	Reason string // why not ready, or what is held
 }
 
 // Controller makes the fleet's tenement servers match the desired state.
+// Its loop (Run) owns the ledger, the latest snapshots and the plan; the
+// other pieces run beside it and talk to it through channels.
 type Controller struct {
 	store     Store
 	cfg       Config
 	log       *slog.Logger
 	metrics   *Metrics
 	newClient ClientFactory
-	now       func() time.Time
-	pollSem   *semaphore.Weighted
-	trigger   chan struct{}
-	ready     atomic.Bool
+	clock     clock.Clock
 
-	q *queue
+	snaps   chan *observed.Snapshot
+	results chan Result
+	kick    chan struct{}
 
-	mu          sync.Mutex
-	fleet       *fleet
-	servers     map[string]*serverRT
-	ledger      map[string]map[string]struct{} // server → tenement names slum placed
-	memo        map[string]statusMemo          // by tenant:instance
-	events      []desired.Event
-	forget      []desired.Placement
-	statuses    []desired.InstanceStatus // from finished actions, not yet written
-	spawned     int                      // spawn events since the last flush
-	quiet       int                      // spawns since the last flush not logged one by one
-	lastRefusal int
+	// Read by executor workers at send time.
+	intent    atomic.Pointer[Fleet]
+	clients   atomic.Pointer[map[string]Client]
+	latestRev atomic.Int64
+	status    atomic.Pointer[Status]
+
+	// Owned by the loop (or by the caller, when driven by hand).
+	started   bool
+	ctx       context.Context
+	fence     desired.Fence
+	fleet     *Fleet
+	servers   map[string]*serverRT
+	observed  map[string]*observed.Snapshot
+	ledger    Ledger
+	busy      map[string]bool
+	items     map[string]ItemState // by instance key, items with a history
+	serving   map[string]Serving
+	failovers []FailoverRecord
+	deadAt    map[string]time.Time // instance key → when its server was declared dead
+	events    []desired.Event
+	exec      *Executor
+	rep       *Reporter
+	running   bool // Run is driving; watchers have goroutines
 }
 
-// New returns a controller. metrics may be nil.
+// New returns a controller. log and metrics may be nil.
 func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, metrics *Metrics) *Controller {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -157,92 +183,170 @@ func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, met
 		metrics = NewMetrics()
 	}
 	cfg = cfg.withDefaults()
-	return &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, now: time.Now,
-		pollSem: semaphore.NewWeighted(int64(cfg.PollConcurrency)), trigger: make(chan struct{}, 1),
-		servers: map[string]*serverRT{}, ledger: map[string]map[string]struct{}{},
-		memo: map[string]statusMemo{}}
+	c := &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, clock: cfg.Clock,
+		snaps: make(chan *observed.Snapshot, 4096), results: make(chan Result, 4096), kick: make(chan struct{}, 1),
+		servers: map[string]*serverRT{}, observed: map[string]*observed.Snapshot{}, ledger: Ledger{},
+		busy: map[string]bool{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]time.Time{}}
+	c.clients.Store(&map[string]Client{})
+	c.status.Store(&Status{Reason: "no plan made yet"})
+	return c
 }
-
-// HTTPClientFactory makes observed.Clients that share one connection pool,
-// so connections are reused across passes.
-func HTTPClientFactory(timeout time.Duration) ClientFactory {
-	shared := &http.Client{Transport: observed.NewTransport()}
-	return func(url, token string) (Client, error) {
-		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithTimeout(timeout))
-	}
-}
-
-// Ready reports whether a first pass has completed.
-func (c *Controller) Ready() bool { return c.ready.Load() }
 
 // Metrics returns the controller's metrics.
 func (c *Controller) Metrics() *Metrics { return c.metrics }
 
-// kick asks for a pass soon.
-func (c *Controller) kick() {
+// Status reports whether the controller is ready and what it holds back.
+func (c *Controller) Status() Status { return *c.status.Load() }
+
+func (c *Controller) wake() {
 	select {
-	case c.trigger <- struct{}{}:
+	case c.kick <- struct{}{}:
 	default:
 	}
 }
 
-// Run reconciles until ctx ends, then lets in-flight actions finish,
-// writes what they changed and returns.
-func (c *Controller) Run(ctx context.Context) error {
-	if err := c.start(ctx); err != nil {
-		return err
+// start loads the ledger and the desired state and sets up the executor,
+// the reporter and a watcher per server. Every write is made under fence.
+func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
+	if c.started {
+		return nil
 	}
-	go c.watchRevision(ctx)
-	go c.flushLoop(ctx)
-	resync := time.NewTicker(c.cfg.PollInterval)
-	defer resync.Stop()
-	for {
-		if _, err := c.pass(ctx, false); err != nil && ctx.Err() == nil {
-			c.log.Error("pass failed", "err", err)
-		}
-		c.ready.Store(true)
-		select {
-		case <-ctx.Done():
-			return c.shutdown()
-		case <-c.trigger:
-		case <-resync.C:
-		}
-	}
-}
-
-// start loads the ownership ledger and starts the work queue.
-func (c *Controller) start(ctx context.Context) error {
+	c.ctx, c.fence = ctx, fence
 	ps, err := c.store.ListPlacements(ctx)
 	if err != nil {
 		return fmt.Errorf("load placements: %w", err)
 	}
-	c.mu.Lock()
+	now := c.clock.Now()
 	for _, p := range ps {
-		c.ledgerAdd(p)
+		c.ledgerAdd(p, now)
 	}
-	c.mu.Unlock()
-	c.q = newQueue(ctx, c.cfg.Concurrency, c.cfg.PerServer, c.cfg.ActionTimeout, c.cfg.Backoff, c.exec, c.done,
-		func(d time.Duration) { time.AfterFunc(d, c.kick) })
-	c.log.Info("controller started", "placements", len(ps), "poll_interval", c.cfg.PollInterval)
+	// Who served each tenant, as the last controller left it: traffic
+	// stays where it was across a restart.
+	sts, err := c.store.ListTenantStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("load who serves each tenant: %w", err)
+	}
+	for _, st := range sts {
+		c.serving[st.TenantID] = Serving{Tenant: st.TenantID, Serving: st.Serving, Spares: st.Spares, Since: st.ChangedAt}
+	}
+	c.exec = NewExecutor(ctx, ExecutorConfig{Concurrency: c.cfg.Concurrency, PerServer: c.cfg.PerServer,
+		Timeout: c.cfg.ActionTimeout, Backoff: c.cfg.Backoff}, c.clock, c.send, c.check,
+		func(r Result) { c.results <- r }, c.wake)
+	c.rep = NewReporter(c.store, fence, c.clock, c.log, c.cfg.FlushInterval, c.cfg.OnRoutes)
+	if err := c.reload(ctx); err != nil {
+		return err
+	}
+	c.started = true
+	c.log.Info("controller started", "placements", len(ps), "servers", len(c.fleet.Servers), "epoch", fence.Epoch)
 	return nil
 }
 
-func (c *Controller) shutdown() error {
+func (c *Controller) ledgerAdd(p desired.Placement, touched time.Time) {
+	m, ok := c.ledger[p.ServerID]
+	if !ok {
+		m = map[string]LedgerEntry{}
+		c.ledger[p.ServerID] = m
+	}
+	m[p.Name] = LedgerEntry{TenantID: p.TenantID, InstanceID: p.InstanceID, Touched: touched}
+}
+
+// Run reconciles until ctx ends, writing under fence, then lets in-flight
+// actions finish, writes what they changed and returns. It returns an
+// error wrapping desired.ErrFenced when another controller took the lease.
+func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
+	c.running = true
+	if err := c.start(ctx, fence); err != nil {
+		return err
+	}
+	repCtx, stopRep := context.WithCancel(context.WithoutCancel(ctx))
+	repDone := make(chan error, 1)
+	go func() { repDone <- c.rep.Run(repCtx) }()
+	revs := make(chan int64, 1)
+	go c.watchRevision(ctx, revs)
+	resync := time.NewTicker(c.cfg.PollInterval)
+	defer resync.Stop()
+
+	var fatal error
+	for fatal == nil {
+		c.step(ctx, true)
+		select {
+		case <-ctx.Done():
+		case err := <-repDone:
+			fatal = err
+			repDone <- err
+		case s := <-c.snaps:
+			c.onSnapshot(s)
+		case r := <-c.results:
+			c.onResult(r)
+		case rev := <-revs:
+			if c.fleet == nil || rev != c.fleet.Revision {
+				if err := c.reload(ctx); err != nil && ctx.Err() == nil {
+					c.log.Error("cannot read the desired state", "err", err)
+				}
+			}
+		case <-c.kick:
+		case <-resync.C:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		c.drain()
+	}
+	// Shutting down: stop watching, let in-flight calls finish, write.
+	for _, rt := range c.servers {
+		if rt.cancel != nil {
+			rt.cancel()
+		}
+	}
 	c.log.Info("stopping: waiting for in-flight actions")
-	c.q.wait()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := c.flush(ctx, nil)
+	done := make(chan struct{})
+	go func() { c.exec.Wait(); close(done) }()
+	for waiting := true; waiting; {
+		select {
+		case r := <-c.results:
+			c.onResult(r)
+		case <-done:
+			waiting = false
+		}
+	}
+	c.drain()
+	c.rep.Submit(c.update(nil))
+	stopRep()
+	err := <-repDone
+	if fatal != nil {
+		err = fatal
+	}
 	c.log.Info("stopped")
+	if err != nil && !errors.Is(err, desired.ErrFenced) && ctx.Err() != nil {
+		// Shutting down anyway: a failed last write is worth a log line,
+		// not a failed exit.
+		c.log.Error("last status write failed", "err", err)
+		return nil
+	}
 	return err
 }
 
-// watchRevision kicks a pass as soon as the desired state's revision
-// differs from the one the controller works from: another process (the
-// CLI) committed a change.
-func (c *Controller) watchRevision(ctx context.Context) {
+// drain takes everything already waiting on the loop's channels, so one
+// plan follows a burst of news.
+func (c *Controller) drain() {
+	for {
+		select {
+		case s := <-c.snaps:
+			c.onSnapshot(s)
+		case r := <-c.results:
+			c.onResult(r)
+		default:
+			return
+		}
+	}
+}
+
+// watchRevision sends the desired state's revision whenever it differs
+// from the last one sent: another process (the CLI) committed a change.
+func (c *Controller) watchRevision(ctx context.Context, out chan<- int64) {
 	t := time.NewTicker(c.cfg.RevisionPoll)
 	defer t.Stop()
+	last := int64(-1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -250,102 +354,498 @@ func (c *Controller) watchRevision(ctx context.Context) {
 		case <-t.C:
 		}
 		rev, err := c.store.Revision(ctx)
-		if err != nil {
+		if err != nil || rev == last {
 			continue
 		}
-		c.mu.Lock()
-		stale := c.fleet == nil || c.fleet.rev != rev
-		c.mu.Unlock()
-		if stale {
-			c.kick()
+		last = rev
+		c.latestRev.Store(rev)
+		select {
+		case out <- rev:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
 
-func (c *Controller) ledgerAdd(p desired.Placement) {
-	m, ok := c.ledger[p.ServerID]
-	if !ok {
-		m = map[string]struct{}{}
-		c.ledger[p.ServerID] = m
-	}
-	m[p.Name] = struct{}{}
-}
-
-func (c *Controller) ledgerSize() int {
-	n := 0
-	for _, m := range c.ledger {
-		n += len(m)
-	}
-	return n
-}
-
-// loadFleet returns the desired state, reading it again only when its
-// revision changed, and brings the per-server runtime state in line.
-func (c *Controller) loadFleet(ctx context.Context) (*fleet, error) {
-	rev, err := c.store.Revision(ctx)
+// reload reads the desired state and brings the per-server pieces in
+// line: watchers for new servers, new clients for changed URLs or tokens,
+// the fleet's settings for every watcher.
+func (c *Controller) reload(ctx context.Context) error {
+	snap, err := c.store.Snapshot(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read revision: %w", err)
+		return fmt.Errorf("load the desired state: %w", err)
 	}
-	c.mu.Lock()
-	cur := c.fleet
-	c.mu.Unlock()
-	if cur != nil && cur.rev == rev {
-		return cur, nil
-	}
-	servers, err := c.store.ListServers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load servers: %w", err)
-	}
-	insts, err := c.store.ListInstances(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load instances: %w", err)
-	}
-	f := &fleet{rev: rev, servers: servers, byServer: map[string][]Desired{}, byKey: make(map[string]*Desired, len(insts))}
-	for _, in := range insts {
-		f.byServer[in.ServerID] = append(f.byServer[in.ServerID], NewDesired(in))
-	}
-	for id := range f.byServer {
-		ds := f.byServer[id]
-		for i := range ds {
-			f.byKey[ds[i].Key] = &ds[i]
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	f := NewFleet(snap)
 	c.fleet = f
-	seen := map[string]bool{}
-	for _, s := range servers {
-		seen[s.ID] = true
+	c.intent.Store(f)
+	if rev := c.latestRev.Load(); rev < snap.Revision {
+		c.latestRev.Store(snap.Revision)
+	}
+	pol := c.watchPolicy(snap.Settings)
+	clients := map[string]Client{}
+	for _, s := range snap.Servers {
 		rt, ok := c.servers[s.ID]
-		if !ok {
-			rt = &serverRT{health: newServerHealth(c.now()), unmanaged: map[string]bool{}}
-			c.servers[s.ID] = rt
-		}
-		rt.srv = s
-		if key := fingerprint(s.URL, s.Token); key != rt.key {
-			rt.key = key
-			rt.client, rt.clientErr = nil, nil
-			if s.Token == "" {
-				rt.clientErr = fmt.Errorf("server %s has no token: set one with 'slum server update %s --token-file FILE'", s.ID, s.ID)
-			} else if rt.client, rt.clientErr = c.newClient(s.URL, s.Token); rt.clientErr != nil {
-				rt.clientErr = fmt.Errorf("server %s: %w", s.ID, rt.clientErr)
+		key := fingerprint([]string{s.URL, s.Token})
+		if ok && rt.key == key {
+			rt.srv = s
+			rt.watcher.SetPolicy(pol)
+			if rt.client != nil {
+				clients[s.ID] = rt.client
 			}
+			continue
+		}
+		if ok {
+			c.stopWatching(s.ID)
+		}
+		rt = &serverRT{srv: s, key: key}
+		c.servers[s.ID] = rt
+		if s.Token == "" {
+			rt.err = fmt.Errorf("server %s has no token: set one with 'slum server update %s --token-file FILE'", s.ID, s.ID)
+		} else if rt.client, rt.err = c.newClient(s.URL, s.Token); rt.err != nil {
+			rt.err = fmt.Errorf("server %s: %w", s.ID, rt.err)
+		}
+		var wc observed.WatchClient = unusable{rt.err}
+		if rt.client != nil {
+			wc = rt.client
+			clients[s.ID] = rt.client
+		}
+		rt.watcher = observed.NewWatcher(s.ID, wc, pol, c.clock, c.publish)
+		if c.running {
+			wctx, cancel := context.WithCancel(c.ctx)
+			rt.cancel = cancel
+			go rt.watcher.Run(wctx)
 		}
 	}
 	for id := range c.servers {
-		if !seen[id] {
+		if _, ok := f.Servers[id]; !ok {
+			c.stopWatching(id)
 			delete(c.servers, id)
-			delete(c.ledger, id)
-			if c.q != nil {
-				c.q.dropServer(id)
+			delete(c.ledger, id) // its placements went with it
+			c.exec.DropServer(id)
+		}
+	}
+	c.clients.Store(&clients)
+	c.metrics.desiredLoaded.Set(float64(snap.Revision))
+	return nil
+}
+
+func (c *Controller) stopWatching(id string) {
+	if rt := c.servers[id]; rt != nil && rt.cancel != nil {
+		rt.cancel()
+	}
+	delete(c.observed, id)
+}
+
+// publish hands a watcher's snapshot to the loop.
+func (c *Controller) publish(s *observed.Snapshot) {
+	select {
+	case c.snaps <- s:
+	case <-c.ctx.Done():
+	}
+}
+
+// unusable stands in for the client of a server slum cannot talk to.
+type unusable struct{ err error }
+
+func (u unusable) Ping(context.Context) error { return u.fail() }
+func (u unusable) List(context.Context) ([]observed.Instance, error) {
+	return nil, u.fail()
+}
+func (u unusable) Stream(context.Context) error { return u.fail() }
+func (u unusable) fail() error {
+	return &observed.Error{Op: "connect", Class: observed.ErrUnauthorized, Status: http.StatusUnauthorized, Message: u.err.Error()}
+}
+
+func (c *Controller) watchPolicy(s desired.Settings) observed.WatchPolicy {
+	return observed.WatchPolicy{ProbeInterval: s.ProbeInterval, ProbeTimeout: s.ProbeTimeout, ProbeRetry: c.cfg.ProbeRetry,
+		Detector:     observed.DetectorPolicy{SuspectAfter: 1, DeadAfter: s.DeadAfter},
+		PollInterval: c.cfg.PollInterval, PollTimeout: c.cfg.PollTimeout, Stream: !c.cfg.NoStream}
+}
+
+// onSnapshot takes a watcher's news.
+func (c *Controller) onSnapshot(s *observed.Snapshot) {
+	rt, ok := c.servers[s.Server]
+	if !ok {
+		return // a server that left the fleet
+	}
+	prev := c.observed[s.Server]
+	if prev != nil && prev.Seq >= s.Seq && prev.Health.Since.Equal(s.Health.Since) {
+		return
+	}
+	c.observed[s.Server] = s
+	was := observed.HealthUnknown
+	if prev != nil {
+		was = prev.Health.Health
+	}
+	if now := s.Health.Health; now != was {
+		c.healthEvent(rt.srv.ID, was, s.Health)
+		if now == observed.HealthDead {
+			for i := range c.fleet.ByServer[s.Server] {
+				c.deadAt[c.fleet.ByServer[s.Server][i].Key] = s.Health.Since
 			}
 		}
 	}
-	c.metrics.desiredLoaded.Set(float64(rev))
-	return f, nil
 }
 
-func fingerprint(url, token string) string {
-	h := sha256.Sum256([]byte(url + "\x00" + token))
-	return hex.EncodeToString(h[:8])
+func (c *Controller) healthEvent(id string, was observed.Health, h observed.HealthState) {
+	msg := fmt.Sprintf("server is %s (was %s)", h.Health, was)
+	if h.LastErr != "" && h.Health != observed.HealthOnline {
+		msg += ": " + h.LastErr
+	}
+	reason := map[observed.Health]desired.EventReason{observed.HealthOnline: desired.ReasonServerOnline,
+		observed.HealthSuspect: desired.ReasonServerSuspect, observed.HealthDead: desired.ReasonServerDead,
+		observed.HealthUnauthorized: desired.ReasonUnauthorized}[h.Health]
+	if reason == "" {
+		return
+	}
+	c.events = append(c.events, desired.Event{At: h.Since, Object: "server/" + id, Reason: reason, Message: msg})
+	level := slog.LevelInfo
+	if h.Health != observed.HealthOnline {
+		level = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), level, "server health changed", "server", id, "from", was, "to", h.Health, "err", h.LastErr)
 }
+
+// onResult takes a finished (or dropped) action's news.
+func (c *Controller) onResult(r Result) {
+	a := r.Action
+	delete(c.busy, a.Key())
+	object := "server/" + a.ServerID + "/" + a.Name
+	if a.Instance != "" {
+		object = "instance/" + a.Instance
+	}
+	if r.Skip != "" {
+		c.log.Debug("action dropped unsent", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "why", r.Skip)
+		c.metrics.actions.WithLabelValues(string(a.Kind), "skipped").Inc()
+		return
+	}
+	result := "ok"
+	switch {
+	case r.Err == nil:
+	case r.State.Parked:
+		result = "permanent"
+	default:
+		result = "retry"
+	}
+	c.metrics.actions.WithLabelValues(string(a.Kind), result).Inc()
+	if e, ok := c.ledger[a.ServerID][a.Name]; ok {
+		e.Touched = r.At
+		c.ledger[a.ServerID][a.Name] = e
+	}
+	if r.Err == nil {
+		delete(c.items, a.Instance)
+		if rt := c.servers[a.ServerID]; rt != nil {
+			rt.watcher.PollSoon() // see the result
+		}
+		switch {
+		case a.Kind == Stop && a.Fence:
+			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonFenced,
+				Message: fmt.Sprintf("stopped the stale copy %s on %s: %s", a.Name, a.ServerID, a.Reason)})
+		case a.Kind == Stop:
+			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonStopped,
+				Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
+		case a.Kind == Spawn:
+			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonSpawned,
+				Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason})
+		}
+		return
+	}
+	if a.Instance != "" {
+		c.items[a.Instance] = r.State
+	}
+	switch {
+	case r.State.Parked:
+		c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonParked,
+			Message: fmt.Sprintf("%s on %s failed permanently; waiting for its desired state or server to change: %v", a.Kind, a.ServerID, r.Err)})
+		c.log.Error("action parked", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "err", r.Err)
+	case r.State.Attempts == 1:
+		c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonRetrying,
+			Message: fmt.Sprintf("%s on %s failed, retrying with backoff: %v", a.Kind, a.ServerID, r.Err)})
+		c.log.Warn("action failed", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "attempts", r.State.Attempts, "err", r.Err)
+	default:
+		c.log.Debug("action failed", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "attempts", r.State.Attempts, "err", r.Err)
+	}
+}
+
+// send performs one action.
+func (c *Controller) send(ctx context.Context, a Action) error {
+	client := (*c.clients.Load())[a.ServerID]
+	if client == nil {
+		return fmt.Errorf("server %s: %w: no usable client", a.ServerID, observed.ErrUnavailable)
+	}
+	switch a.Kind {
+	case Spawn:
+		_, err := client.Spawn(ctx, a.Process, a.ID)
+		return err
+	case Stop:
+		return client.Stop(ctx, a.Process, a.ID)
+	}
+	return fmt.Errorf("unknown action %q", a.Kind)
+}
+
+// check decides, as an action is about to be sent, whether the newest
+// desired state still wants it. When a commit has been seen that the loop
+// has not loaded yet, it waits (briefly) for the loop to catch up, so an
+// instance removed a moment ago is not spawned.
+func (c *Controller) check(a Action) error {
+	f := c.intent.Load()
+	for wait := 0; f.Revision < c.latestRev.Load() && wait < 100; wait++ {
+		time.Sleep(5 * time.Millisecond)
+		f = c.intent.Load()
+	}
+	d, ok := f.ByKey[a.Instance]
+	wantedHere := ok && d.ServerID == a.ServerID && d.Name == a.Name && d.DesiredState == desired.StateRunning
+	switch a.Kind {
+	case Spawn:
+		if !wantedHere {
+			return fmt.Errorf("%s is no longer desired on %s (revision %d)", a.Instance, a.ServerID, f.Revision)
+		}
+	case Stop:
+		if wantedHere {
+			return fmt.Errorf("%s is desired on %s again (revision %d)", a.Instance, a.ServerID, f.Revision)
+		}
+	}
+	return nil
+}
+
+// step plans once and, with act, carries the plan out: failover moves are
+// committed to the desired state first (and the plan remade from it), the
+// ledger is written before any spawn is sent, actions are offered to the
+// executor, and everything worth reporting goes to the reporter.
+func (c *Controller) step(ctx context.Context, act bool) *Plan {
+	start := time.Now()
+	plan := c.plan()
+	if !act {
+		return plan
+	}
+	if len(plan.Reschedules) > 0 {
+		done, err := c.store.Reschedule(ctx, c.fence, plan.Reschedules)
+		switch {
+		case err != nil:
+			c.log.Error("cannot commit failover moves", "err", err)
+		case len(done) > 0:
+			now := c.clock.Now()
+			for _, id := range plan.FailingOver {
+				c.failovers = append(c.failovers, FailoverRecord{Server: id, At: now})
+				c.metrics.failovers.Inc()
+			}
+			c.metrics.moved.Add(float64(len(done)))
+			c.log.Warn("failover: instances placed elsewhere", "moved", len(done), "servers", plan.FailingOver)
+			if err := c.reload(ctx); err != nil {
+				c.log.Error("cannot read the desired state", "err", err)
+			}
+			plan = c.plan()
+		}
+	}
+	c.carryOut(ctx, plan)
+	took := time.Since(start)
+	c.metrics.passDuration.Observe(took.Seconds())
+	if !plan.Idle() || len(plan.Held) > 0 {
+		c.log.Debug("plan", "revision", plan.Revision, "spawns", len(plan.Spawns), "stops", len(plan.Stops), "waits", len(plan.Waits),
+			"record", len(plan.Record), "forget", len(plan.Forget), "held", len(plan.Held), "unplaceable", len(plan.Unplaceable), "took", took)
+	}
+	return plan
+}
+
+func (c *Controller) plan() *Plan {
+	now := c.clock.Now()
+	keep := c.failovers[:0]
+	for _, r := range c.failovers {
+		if now.Sub(r.At) < time.Minute {
+			keep = append(keep, r)
+		}
+	}
+	c.failovers = keep
+	return Planner{}.Plan(Input{Now: now, Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
+		Serving: c.serving, Failovers: c.failovers, Guard: c.cfg.Guard})
+}
+
+func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
+	now := c.clock.Now()
+	recorded := true
+	if err := c.store.RecordPlacements(ctx, c.fence, plan.Record); err != nil {
+		recorded = false
+		c.log.Error("cannot record placements; spawns wait", "err", err)
+	} else {
+		for _, p := range plan.Record {
+			c.ledgerAdd(p, now)
+		}
+	}
+	keep := map[string]map[string]bool{}
+	offer := func(a Action) {
+		if keep[a.ServerID] == nil {
+			keep[a.ServerID] = map[string]bool{}
+		}
+		keep[a.ServerID][a.Name] = true
+		rt := c.servers[a.ServerID]
+		snap := c.observed[a.ServerID]
+		if rt == nil || snap == nil {
+			return
+		}
+		if _, queued := c.exec.Offer(a, snap.ListedAt, rt.key); queued {
+			c.busy[a.Key()] = true
+		}
+	}
+	if recorded {
+		for _, a := range plan.Spawns {
+			offer(a)
+		}
+	}
+	for _, a := range plan.Stops {
+		offer(a)
+	}
+	for id := range c.servers {
+		c.exec.Retain(id, keep[id])
+	}
+	for _, fg := range plan.Forget {
+		delete(c.ledger[fg.ServerID], fg.Name)
+	}
+	c.serving = make(map[string]Serving, len(plan.Serving))
+	for _, s := range plan.Serving {
+		c.serving[s.Tenant] = s
+	}
+	c.replacements(plan, now)
+	if c.running {
+		c.rep.Submit(c.update(plan))
+	} else {
+		c.rep.Merge(c.update(plan))
+	}
+	c.observeMetrics(plan)
+	c.setStatus(plan)
+}
+
+// replacements times failovers: from a server's death to its instances
+// running elsewhere.
+func (c *Controller) replacements(plan *Plan, now time.Time) {
+	if len(c.deadAt) == 0 {
+		return
+	}
+	for _, o := range plan.Observations {
+		dead, ok := c.deadAt[o.Instance.Key]
+		if !ok {
+			continue
+		}
+		switch {
+		case o.Phase == desired.PhaseRunning && o.Instance.FailedOver():
+			c.metrics.failoverSeconds.Observe(now.Sub(dead).Seconds())
+			c.events = append(c.events, desired.Event{At: now, Object: "instance/" + o.Instance.Key, Reason: desired.ReasonReplaced,
+				Message: fmt.Sprintf("runs on %s, %.2fs after %s was declared dead", o.Instance.ServerID, now.Sub(dead).Seconds(), o.Instance.HomeServerID)})
+			delete(c.deadAt, o.Instance.Key)
+		case o.Phase == desired.PhaseRunning, now.Sub(dead) > time.Hour:
+			delete(c.deadAt, o.Instance.Key)
+		}
+	}
+}
+
+// update is the reporter's share of a plan.
+func (c *Controller) update(plan *Plan) Update {
+	items := make(map[string]ItemState, len(c.items))
+	for k, v := range c.items {
+		items[k] = v
+	}
+	u := Update{Fleet: c.fleet, Plan: plan, Items: items, Events: c.events}
+	if plan != nil {
+		u.Forget, u.Finish = plan.Forget, plan.Approved
+	}
+	c.events = nil
+	return u
+}
+
+func (c *Controller) setStatus(plan *Plan) {
+	st := &Status{Ready: true, Holds: len(plan.Held)}
+	for _, h := range plan.Held {
+		if st.Reason != "" {
+			st.Reason += "; "
+		}
+		st.Reason += string(h.Kind) + " held: " + h.Summary
+	}
+	c.status.Store(st)
+}
+
+func (c *Controller) observeMetrics(plan *Plan) {
+	servers := map[observed.Health]int{}
+	for _, s := range plan.Servers {
+		servers[s.Health.Health]++
+	}
+	for _, h := range observed.Healths {
+		c.metrics.servers.WithLabelValues(string(h)).Set(float64(servers[h]))
+	}
+	phases := map[desired.Phase]int{}
+	for _, o := range plan.Observations {
+		phases[o.Phase]++
+	}
+	for _, ph := range desired.Phases {
+		c.metrics.instances.WithLabelValues(string(ph)).Set(float64(phases[ph]))
+	}
+	unmanaged := 0
+	for _, s := range plan.Servers {
+		unmanaged += len(s.Unmanaged)
+	}
+	c.metrics.unmanaged.Set(float64(unmanaged))
+	held := map[desired.HoldKind]int{}
+	for _, h := range plan.Held {
+		held[h.Kind]++
+	}
+	for _, k := range []desired.HoldKind{desired.HoldMassStop, desired.HoldPartition} {
+		c.metrics.held.WithLabelValues(string(k)).Set(float64(held[k]))
+	}
+	c.metrics.unplaceable.Set(float64(len(plan.Unplaceable)))
+	c.metrics.queueDepth.Set(float64(c.exec.Depth()))
+}
+
+// ---- driving the controller by hand: dry runs, tests, benchmarks
+
+// Sync observes every server now (probe and list, waiting for each), plans
+// and, with act, carries the plan out; it returns the plan. It is for
+// dry runs, tests and benchmarks, and must not be used while Run runs.
+func (c *Controller) Sync(ctx context.Context, fence desired.Fence, act bool) (*Plan, error) {
+	if err := c.start(ctx, fence); err != nil {
+		return nil, err
+	}
+	if rev, err := c.store.Revision(ctx); err != nil {
+		return nil, err
+	} else if rev != c.fleet.Revision {
+		if err := c.reload(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var wg sync.WaitGroup
+	ids := make([]string, 0, len(c.servers))
+	for id := range c.servers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	sem := make(chan struct{}, 32)
+	for _, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(w *observed.Watcher) {
+			defer wg.Done()
+			w.Refresh(ctx)
+			<-sem
+		}(c.servers[id].watcher)
+	}
+	wg.Wait()
+	c.drain()
+	return c.step(ctx, act), nil
+}
+
+// WaitIdle blocks until no action is queued or in flight, takes their
+// results, and writes what they reported. For tests and benchmarks.
+func (c *Controller) WaitIdle(ctx context.Context) error {
+	for c.exec.Depth() > 0 || len(c.results) > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case r := <-c.results:
+			c.onResult(r)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	c.drain()
+	c.rep.Merge(c.update(nil))
+	return c.rep.Flush(ctx)
+}
+
+// Flush writes the last plan's report now. For dry runs and tests.
+func (c *Controller) Flush(ctx context.Context) error { return c.rep.Flush(ctx) }

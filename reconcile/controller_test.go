@@ -2,17 +2,29 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/db"
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/internal/fakeclock"
+	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/observed/sim"
+	"github.com/slum-fleet/slum/routes"
 )
 
+// fixture is a fleet of in-process simulated servers and a database. The
+// controller is driven by hand (Sync) on a fake clock (the default), or
+// runs (Run) on the real one (cfg.Clock = clock.Real{}).
 type fixture struct {
 	t     testing.TB
 	ctx   context.Context
@@ -21,12 +33,14 @@ type fixture struct {
 	sims  map[string]*sim.Server
 	ctrl  *Controller
 	cfg   Config
+	clock *fakeclock.Clock
+	lease desired.Lease
 }
 
 func testConfig() Config {
-	return Config{PollInterval: time.Hour, PollTimeout: 500 * time.Millisecond, PollWait: 300 * time.Millisecond,
-		ActionTimeout: 500 * time.Millisecond, Backoff: BackoffPolicy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
-		Health: HealthPolicy{SuspectAfter: 2, OfflineAfter: time.Second}, MaxStopFraction: 0.5, MaxStopFloor: 3}
+	return Config{PollInterval: time.Hour, PollTimeout: 500 * time.Millisecond, ActionTimeout: 500 * time.Millisecond,
+		FlushInterval: 20 * time.Millisecond, RevisionPoll: 10 * time.Millisecond,
+		Backoff: BackoffPolicy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, Guard: Guard{Fraction: 0.5, Floor: 3}}
 }
 
 func newFixture(t testing.TB, servers int, cfg Config) *fixture {
@@ -40,25 +54,45 @@ func newFixture(t testing.TB, servers int, cfg Config) *fixture {
 	}
 	t.Cleanup(func() { st.Close() })
 	f := &fixture{t: t, ctx: ctx, path: path, store: st, sims: map[string]*sim.Server{}, cfg: cfg}
+	if cfg.Clock == nil {
+		f.clock = fakeclock.New(time.Now())
+		f.cfg.Clock = f.clock
+	}
+	set := desired.DefaultSettings()
+	set.ProbeTimeout = 300 * time.Millisecond
+	if _, err := st.SetSettings(ctx, set); err != nil {
+		t.Fatal(err)
+	}
 	for i := 1; i <= servers; i++ {
-		id := fmt.Sprintf("s%d", i)
-		s := sim.New(sim.Config{Token: "tok-" + id, Processes: map[string]sim.Process{"api": {}, "idle": {IdleTimeout: time.Hour}}})
-		url, err := s.Start("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		f.sims[id] = s
-		if _, err := st.AddServer(ctx, desired.Server{ID: id, URL: url, CapacityMB: 1 << 30, Token: "tok-" + id}); err != nil {
-			t.Fatal(err)
-		}
+		f.addServer(fmt.Sprintf("s%d", i), "")
+	}
+	if f.lease, err = st.AcquireLease(ctx, LeaseName, "test/1/a", "", time.Hour); err != nil {
+		t.Fatal(err)
 	}
 	f.ctrl = f.newController()
 	return f
 }
 
+func (f *fixture) addServer(id, region string) {
+	f.t.Helper()
+	s := sim.New(sim.Config{Token: "tok-" + id, Processes: map[string]sim.Process{"api": {}, "idle": {IdleTimeout: time.Hour}}})
+	url, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(s.Close)
+	f.sims[id] = s
+	if _, err := f.store.AddServer(f.ctx, desired.Server{ID: id, URL: url, Region: region, CapacityMB: 1 << 30, Token: "tok-" + id}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
 func (f *fixture) newController() *Controller {
-	return New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	var log *slog.Logger
+	if os.Getenv("SLUM_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, log, nil)
 }
 
 func (f *fixture) tenant(id string, instances ...desired.InstanceSpec) {
@@ -72,30 +106,33 @@ func spec(id, process, server string) desired.InstanceSpec {
 	return desired.InstanceSpec{ID: id, Process: process, ServerID: server, MemoryMB: 1}
 }
 
-// pass runs one pass and waits for its actions.
-func (f *fixture) pass() *PassResult {
+// sync observes every server, plans, acts, and waits for the actions.
+func (f *fixture) sync() *Plan {
 	f.t.Helper()
-	res, err := f.ctrl.Pass(f.ctx, true)
+	p, err := f.ctrl.Sync(f.ctx, f.lease.Fence(), true)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	if err := f.ctrl.WaitIdle(f.ctx); err != nil {
 		f.t.Fatal(err)
 	}
-	return res
+	return p
 }
 
-// converge runs passes until one has nothing to do.
+// converge syncs until a plan has nothing to do, letting backoffs run out
+// on the fake clock in between.
 func (f *fixture) converge() int {
 	f.t.Helper()
 	for i := 1; i <= 20; i++ {
-		res := f.pass()
-		if len(res.Spawns)+len(res.Stops) == 0 {
+		p := f.sync()
+		if len(p.Spawns)+len(p.Stops)+len(p.Reschedules) == 0 {
 			return i
 		}
-		time.Sleep(10 * time.Millisecond) // let backoffs run out
+		if f.clock != nil {
+			f.clock.Advance(time.Second)
+		}
 	}
-	f.t.Fatal("no convergence in 20 passes")
+	f.t.Fatal("no convergence in 20 plans")
 	return 0
 }
 
@@ -110,8 +147,23 @@ func (f *fixture) status(key string) desired.InstanceStatus {
 	return st
 }
 
-func (f *fixture) events(reason string) []desired.Event {
-	evs, err := f.store.RecentEvents(f.ctx, 1000)
+func (f *fixture) serverStatus(id string) desired.ServerStatus {
+	f.t.Helper()
+	sts, err := f.store.ListServerStatus(f.ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.ServerID == id {
+			return s
+		}
+	}
+	f.t.Fatalf("no status for server %s", id)
+	return desired.ServerStatus{}
+}
+
+func (f *fixture) events(reason desired.EventReason) []desired.Event {
+	evs, err := f.store.RecentEvents(f.ctx, 10000)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -138,23 +190,25 @@ func TestConvergeFromEmpty(t *testing.T) {
 		t.Fatalf("s2 runs %v (on-demand carol must not be spawned)", got)
 	}
 	st := f.status("alice:prod")
-	if st.Phase != PhaseRunning || st.Health != "healthy" || st.ObservedGeneration != 1 {
+	if st.Phase != desired.PhaseRunning || st.Health != "healthy" || st.ObservedGeneration != 1 {
 		t.Fatalf("alice:prod status %+v", st)
 	}
-	if st := f.status("carol:prod"); st.Phase != PhaseIdle {
+	if st := f.status("carol:prod"); st.Phase != desired.PhaseIdle {
 		t.Fatalf("carol:prod status %+v", st)
 	}
-	// A converged fleet: a pass does nothing, and spawns nothing twice.
+	// A converged fleet: a plan does nothing, and spawns nothing twice.
 	spawns := f.sims["s1"].Calls("spawn")
-	res := f.pass()
-	if len(res.Spawns)+len(res.Stops) != 0 || f.sims["s1"].Calls("spawn") != spawns {
-		t.Fatalf("converged pass acted: %+v", res)
+	if p := f.sync(); !p.Idle() || f.sims["s1"].Calls("spawn") != spawns {
+		t.Fatalf("a converged fleet's plan acted: %+v", p)
 	}
-	if lists := f.sims["s1"].Calls("list"); lists < 2 {
-		t.Fatalf("server polled %d times", lists)
-	}
-	if evs := f.events("Spawned"); len(evs) != 3 {
+	if evs := f.events(desired.ReasonSpawned); len(evs) != 3 {
 		t.Fatalf("spawn events: %v", evs)
+	}
+	// Who serves each tenant is recorded for every reader.
+	ts, err := f.store.ListTenantStatus(f.ctx)
+	if err != nil || len(ts) != 3 || !slices.Equal(ts[0].Serving, []desired.CopyRef{{Instance: "prod", Server: "s1"}}) ||
+		!slices.Equal(ts[0].Spares, []desired.CopyRef{{Instance: "backup", Server: "s2"}}) {
+		t.Fatalf("tenant status %+v %v", ts, err)
 	}
 }
 
@@ -169,15 +223,12 @@ func TestRemovedServerIsForgotten(t *testing.T) {
 	if err := f.store.RemoveServer(f.ctx, "s2", false); err != nil {
 		t.Fatalf("remove s2 once its copies are stopped: %v", err)
 	}
-	f.pass()
-	f.ctrl.q.mu.Lock()
-	_, queued := f.ctrl.q.servers["s2"]
-	f.ctrl.q.mu.Unlock()
-	f.ctrl.mu.Lock()
-	_, tracked := f.ctrl.servers["s2"]
-	f.ctrl.mu.Unlock()
-	if queued || tracked {
-		t.Fatalf("removed server still tracked (queue %v, servers %v)", queued, tracked)
+	f.sync()
+	if _, tracked := f.ctrl.servers["s2"]; tracked {
+		t.Fatal("removed server still tracked")
+	}
+	if sts, _ := f.store.ListServerStatus(f.ctx); len(sts) != 1 {
+		t.Fatalf("status of a removed server kept: %+v", sts)
 	}
 }
 
@@ -191,67 +242,161 @@ func TestStopsOnlyWhatSlumPlaced(t *testing.T) {
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod", "api:bob--prod", "api:hand-made", "web:x.y"}) {
 		t.Fatalf("s1 runs %v", got)
 	}
-	res := f.pass()
-	if res.Unmanaged != 3 {
-		t.Fatalf("unmanaged %d, want 3", res.Unmanaged)
+	if st := f.serverStatus("s1"); st.Unmanaged != 3 {
+		t.Fatalf("unmanaged %d, want 3", st.Unmanaged)
 	}
-	if len(f.events("Unmanaged")) != 3 {
-		t.Fatalf("unmanaged events: %v", f.events("Unmanaged"))
+	if len(f.events(desired.ReasonUnmanaged)) != 3 {
+		t.Fatalf("unmanaged events: %v", f.events(desired.ReasonUnmanaged))
 	}
-	// Removing a tenant stops the copy slum placed.
+	// Removing a tenant stops the copy slum placed, and nothing else.
 	if err := f.store.RemoveTenant(f.ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	f.converge()
+	f.sync()
 	if got := f.running("s1"); slices.Contains(got, "api:alice--prod") || len(got) != 3 {
 		t.Fatalf("after removing alice s1 runs %v", got)
 	}
-	ps, _ := f.store.ListPlacements(f.ctx)
-	if len(ps) != 0 {
+	if ps, _ := f.store.ListPlacements(f.ctx); len(ps) != 0 {
 		t.Fatalf("ledger after the stop: %v", ps)
 	}
-	if len(f.events("Stopped")) != 1 {
-		t.Fatalf("stopped events: %v", f.events("Stopped"))
+	if len(f.events(desired.ReasonStopped)) != 1 {
+		t.Fatalf("stopped events: %v", f.events(desired.ReasonStopped))
+	}
+	// A just-stopped copy is not mistaken for an unmanaged one.
+	if len(f.events(desired.ReasonUnmanaged)) != 3 {
+		t.Fatalf("unmanaged events after the stop: %v", f.events(desired.ReasonUnmanaged))
 	}
 }
 
-func TestMassStopGuard(t *testing.T) {
+// An emptied database must not empty the fleet: the stops are held, the
+// hold is visible everywhere, and approving that exact plan lets it
+// through once.
+func TestMassStopIsHeldVisiblyUntilApproved(t *testing.T) {
 	f := newFixture(t, 2, testConfig())
 	for i := 0; i < 10; i++ {
 		f.tenant(fmt.Sprintf("t%d", i), spec("prod", "api", []string{"s1", "s2"}[i%2]))
 	}
 	f.converge()
-	// An emptied database: every copy would go.
-	for i := 0; i < 10; i++ {
-		if err := f.store.RemoveTenant(f.ctx, fmt.Sprintf("t%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Instances vanish without a removal (as with a wrong database file).
+	vanish(t, f, "t")
 	for i := 0; i < 3; i++ {
-		res := f.pass()
-		if !res.Refused || len(res.Stops) != 10 {
-			t.Fatalf("pass %d: refused=%v stops=%d", i, res.Refused, len(res.Stops))
+		if p := f.sync(); len(p.Stops) != 0 || len(p.Held) != 1 || p.Held[0].Kind != desired.HoldMassStop {
+			t.Fatalf("plan %d: stops %d, held %+v", i, len(p.Stops), p.Held)
 		}
 	}
 	if n := len(f.running("s1")) + len(f.running("s2")); n != 10 {
 		t.Fatalf("%d instances left, want all 10", n)
 	}
-	if evs := f.events("MassStopRefused"); len(evs) != 1 || !strings.Contains(evs[0].Message, "refused to stop 10 of the 10") {
-		t.Fatalf("refusal events: %v", evs)
+	holds, err := f.store.OpenHolds(f.ctx)
+	if err != nil || len(holds) != 1 || !strings.Contains(holds[0].Summary, "refused to stop 10 of the 10") ||
+		!strings.Contains(holds[0].Detail, "stop api:t0--prod on s1") {
+		t.Fatalf("open holds %+v %v", holds, err)
 	}
-	// Stops within the allowance go through: a permissive controller
-	// stops them all.
-	f.cfg.MaxStopFraction = 1
-	f.ctrl = f.newController()
+	if evs := f.events(desired.ReasonHeld); len(evs) != 1 || !strings.Contains(evs[0].Message, fmt.Sprintf("slum approve %d", holds[0].ID)) {
+		t.Fatalf("held events: %v", evs)
+	}
+	if st := f.ctrl.Status(); st.Holds != 1 || !strings.Contains(st.Reason, "mass-stop held") {
+		t.Fatalf("controller status %+v", st)
+	}
+	if got := gauge(t, f.ctrl.Metrics(), "slum_held_plans", "mass-stop"); got != 1 {
+		t.Fatalf("held metric %v", got)
+	}
+	// Approve it once: the stops go through, and the approval is spent.
+	if _, err := f.store.ApproveHold(f.ctx, holds[0].ID, "test"); err != nil {
+		t.Fatal(err)
+	}
 	f.converge()
 	if n := len(f.running("s1")) + len(f.running("s2")); n != 0 {
-		t.Fatalf("%d instances left after an allowed stop", n)
+		t.Fatalf("%d instances left after the approved stop", n)
+	}
+	if h, _ := f.store.RecentHolds(f.ctx, 1); h[0].State != desired.HoldDone {
+		t.Fatalf("approval not spent: %+v", h[0])
+	}
+	// The guard stays as strict: the next emptied database is held again.
+	for i := 0; i < 10; i++ {
+		f.tenant(fmt.Sprintf("u%d", i), spec("prod", "api", []string{"s1", "s2"}[i%2]))
+	}
+	f.converge()
+	vanish(t, f, "u")
+	if p := f.sync(); len(p.Stops) != 0 || len(p.Held) != 1 {
+		t.Fatalf("after an approval, the guard let %d stops through", len(p.Stops))
+	}
+}
+
+// vanish deletes tenants whose id starts with prefix straight from the
+// database, bypassing slum (no removal is recorded): what an emptied or
+// wrong database looks like to the controller.
+func vanish(t *testing.T, f *fixture, prefix string) {
+	t.Helper()
+	raw, err := db.Open(f.ctx, f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	err = raw.InTx(f.ctx, func(q *db.Queries) error {
+		ts, err := q.ListTenants(f.ctx)
+		if err != nil {
+			return err
+		}
+		for _, tn := range ts {
+			if !strings.HasPrefix(tn.ID, prefix) {
+				continue
+			}
+			if _, err := q.DeleteInstancesOfTenant(f.ctx, tn.ID); err != nil {
+				return err
+			}
+			if _, err := q.DeleteTenant(f.ctx, tn.ID); err != nil {
+				return err
+			}
+		}
+		return q.BumpRevision(f.ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gauge(t *testing.T, m *Metrics, name, label string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mm := range mf.GetMetric() {
+			for _, l := range mm.GetLabel() {
+				if l.GetValue() == label {
+					return mm.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+func TestRemovingManyTenantsIsNotAMassStop(t *testing.T) {
+	f := newFixture(t, 2, testConfig())
+	for i := 0; i < 10; i++ {
+		f.tenant(fmt.Sprintf("t%d", i), spec("prod", "api", []string{"s1", "s2"}[i%2]))
+	}
+	f.converge()
+	for i := 0; i < 10; i++ {
+		if err := f.store.RemoveTenant(f.ctx, fmt.Sprintf("t%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.converge()
+	if n := len(f.running("s1")) + len(f.running("s2")); n != 0 {
+		t.Fatalf("%d copies of removed tenants left", n)
 	}
 }
 
 func TestCrashAndRestartConverges(t *testing.T) {
-	cfg := testConfig()
-	f := newFixture(t, 3, cfg)
+	f := newFixture(t, 3, testConfig())
 	for i := 0; i < 30; i++ {
 		f.tenant(fmt.Sprintf("t%d", i), spec("prod", "api", fmt.Sprintf("s%d", i%3+1)))
 	}
@@ -262,10 +407,12 @@ func TestCrashAndRestartConverges(t *testing.T) {
 	// spawns are in flight, and it never writes its final state.
 	ctx, crash := context.WithCancel(f.ctx)
 	first := f.newController()
-	if _, err := first.Pass(ctx, true); err != nil {
+	if _, err := first.Sync(ctx, f.lease.Fence(), true); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(30 * time.Millisecond)
+	for f.sims["s1"].Calls("spawn") == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	crash()
 	// One server restarts too, losing what it ran.
 	f.sims["s2"].Crash()
@@ -287,11 +434,9 @@ func TestCrashAndRestartConverges(t *testing.T) {
 	if total != 30 {
 		t.Fatalf("%d instances run after crash and restart, want 30", total)
 	}
-	ps, _ := f.store.ListPlacements(f.ctx)
-	if len(ps) != 30 {
+	if ps, _ := f.store.ListPlacements(f.ctx); len(ps) != 30 {
 		t.Fatalf("ledger has %d entries, want 30", len(ps))
 	}
-	// No stop was ever sent: nothing was duplicated, so nothing needed it.
 	for id, s := range f.sims {
 		if n := s.Calls("stop"); n != 0 {
 			t.Fatalf("%s got %d stops", id, n)
@@ -303,18 +448,18 @@ func TestParkedUntilDesiredChanges(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "nope", "s1")) // s1 has no such service
 	for i := 0; i < 3; i++ {
-		f.pass()
-		time.Sleep(60 * time.Millisecond) // past any backoff
+		f.sync()
+		f.clock.Advance(time.Minute) // past any backoff
 	}
 	if n := f.sims["s1"].Calls("spawn"); n != 1 {
 		t.Fatalf("a permanent failure was tried %d times", n)
 	}
 	st := f.status("alice:prod")
-	if st.Phase != PhaseFailed || !strings.Contains(st.LastError, "Unknown process") || st.Attempts != 1 {
+	if st.Phase != desired.PhaseFailed || !strings.Contains(st.LastError, "Unknown process") || st.Attempts != 1 {
 		t.Fatalf("status %+v", st)
 	}
-	if len(f.events("Parked")) != 1 {
-		t.Fatalf("parked events %v", f.events("Parked"))
+	if len(f.events(desired.ReasonParked)) != 1 {
+		t.Fatalf("parked events %v", f.events(desired.ReasonParked))
 	}
 	// A new generation (stop and start again) gets a new try.
 	if _, err := f.store.StopInstance(f.ctx, "alice:prod"); err != nil {
@@ -323,7 +468,7 @@ func TestParkedUntilDesiredChanges(t *testing.T) {
 	if _, err := f.store.SpawnInstance(f.ctx, desired.InstanceSpec{TenantID: "alice", ID: "prod", Process: "nope"}); err != nil {
 		t.Fatal(err)
 	}
-	f.pass()
+	f.sync()
 	if n := f.sims["s1"].Calls("spawn"); n != 2 {
 		t.Fatalf("after a desired change: %d spawns", n)
 	}
@@ -336,79 +481,72 @@ func TestMoveIsMakeBeforeBreak(t *testing.T) {
 	if _, err := f.store.MoveInstance(f.ctx, "alice:prod", "s2"); err != nil {
 		t.Fatal(err)
 	}
-	// s2 is hung: the new copy cannot start, so the old one must stay.
-	f.sims["s2"].SetHang(true)
+	// s2 fails every call: the new copy cannot start, so the old one stays.
+	f.sims["s2"].SetErrorRate(1)
 	for i := 0; i < 3; i++ {
-		res := f.pass()
-		if len(res.Stops) != 0 {
-			t.Fatalf("stopped the only copy while the new one was not running: %+v", res)
+		if p := f.sync(); len(p.Stops) != 0 || len(p.Waits) != 1 {
+			t.Fatalf("stopped the only copy while the new one was not running: %+v", p.Stops)
 		}
+		f.clock.Advance(time.Second)
 	}
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod"}) {
 		t.Fatalf("s1 runs %v", got)
 	}
-	f.sims["s2"].SetHang(false)
-	time.Sleep(cfgWait(f.cfg))
+	f.sims["s2"].SetErrorRate(0)
 	f.converge()
 	if len(f.running("s1")) != 0 || !slices.Equal(f.running("s2"), []string{"api:alice--prod"}) {
 		t.Fatalf("after the move: s1 %v s2 %v", f.running("s1"), f.running("s2"))
 	}
 }
 
-func cfgWait(c Config) time.Duration { return c.PollTimeout + 100*time.Millisecond }
-
 func TestFaultsAreIsolated(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		fault  func(f *fixture)
-		health Health
+		health observed.Health
 		errHas string
 	}{
-		{"down", func(f *fixture) { f.sims["s1"].SetDown(true) }, HealthOffline, "connection refused"},
-		{"hung", func(f *fixture) { f.sims["s1"].SetHang(true) }, HealthOffline, "timed out"},
-		{"5xx", func(f *fixture) { f.sims["s1"].SetErrorRate(1) }, HealthOffline, "simulated failure"},
-		{"malformed JSON", func(f *fixture) { f.sims["s1"].SetMalformed(true) }, HealthOffline, "malformed"},
+		{"down", func(f *fixture) { f.sims["s1"].SetDown(true) }, observed.HealthDead, "connection refused"},
+		{"hung", func(f *fixture) { f.sims["s1"].SetHang(true) }, observed.HealthDead, "timed out"},
+		{"5xx", func(f *fixture) { f.sims["s1"].SetErrorRate(1) }, observed.HealthOnline, "simulated failure"},
+		{"malformed JSON", func(f *fixture) { f.sims["s1"].SetMalformed(true) }, observed.HealthOnline, "malformed"},
 		{"bad token", func(f *fixture) {
 			tok := "wrong"
 			if _, err := f.store.UpdateServer(f.ctx, "s1", desired.ServerUpdate{Token: &tok}); err != nil {
 				f.t.Fatal(err)
 			}
-		}, HealthUnauthorized, "unauthorized"},
+		}, observed.HealthUnauthorized, "unauthorized"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 2, testConfig())
 			f.tenant("alice", spec("prod", "api", "s1"))
 			f.tenant("bob", spec("prod", "api", "s2"))
+			if _, err := f.store.UpdateTenant(f.ctx, "alice", desired.TenantUpdate{Failover: ptr(desired.FailoverNone)}); err != nil {
+				t.Fatal(err)
+			}
 			f.converge()
 			tc.fault(f)
 			f.tenant("carol", spec("prod", "api", "s2"))
 			f.tenant("dave", spec("prod", "api", "s1"))
-			start := time.Now()
+			if _, err := f.store.UpdateTenant(f.ctx, "dave", desired.TenantUpdate{Failover: ptr(desired.FailoverNone)}); err != nil {
+				t.Fatal(err)
+			}
 			for i := 0; i < 3; i++ {
-				f.pass()
-				time.Sleep(cfgWait(f.cfg) / 3)
+				f.sync()
+				f.clock.Advance(time.Second)
 			}
 			// The healthy server converged regardless.
 			if got := f.running("s2"); !slices.Equal(got, []string{"api:bob--prod", "api:carol--prod"}) {
 				t.Fatalf("s2 runs %v", got)
 			}
-			if took := time.Since(start); took > 10*time.Second {
-				t.Fatalf("the faulty server held things up: %v", took)
+			s1 := f.serverStatus("s1")
+			msg := s1.LastError + " " + f.status("dave:prod").Message
+			if s1.Health != tc.health || !strings.Contains(msg, tc.errHas) || s1.Listed {
+				t.Fatalf("s1 status %+v (dave: %q), want %s with %q", s1, f.status("dave:prod").Message, tc.health, tc.errHas)
 			}
-			sts, _ := f.store.ListServerStatus(f.ctx)
-			var s1 desired.ServerStatus
-			for _, s := range sts {
-				if s.ServerID == "s1" {
-					s1 = s
-				}
-			}
-			// Three missed polls over more than a second: suspect, and
-			// offline once OfflineAfter (1s here) has passed.
-			ok := Health(s1.Health) == tc.health || tc.health == HealthOffline && Health(s1.Health) == HealthSuspect
-			if !ok || !strings.Contains(s1.LastError, tc.errHas) {
-				t.Fatalf("s1 status %+v, want %s with %q", s1, tc.health, tc.errHas)
-			}
-			if st := f.status("dave:prod"); st.Phase != PhaseUnknown {
+			// What is not known shows as unknown (or down with its
+			// dead server), never as running.
+			if st := f.status("dave:prod"); st.Phase != desired.PhaseUnknown && st.Phase != desired.PhaseDown {
 				t.Fatalf("dave:prod on the faulty server: %+v", st)
 			}
 			if tc.name == "bad token" && f.sims["s1"].Calls("list") > 2 {
@@ -420,6 +558,8 @@ func TestFaultsAreIsolated(t *testing.T) {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
@@ -429,13 +569,12 @@ func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 15; i++ {
-		f.pass()
+		f.sync()
 	}
 	// tenement locks everyone out after 10 bad tokens; slum sent one.
 	good := f.sims["s1"]
 	before := good.Calls("list")
-	c := HTTPClientFactory(time.Second)
-	cl, _ := c(good.URL(), "tok-s1")
+	cl, _ := HTTPClientFactory(time.Second)(good.URL(), "tok-s1")
 	if _, err := cl.List(f.ctx); err != nil {
 		t.Fatalf("another client of the server after slum's bad token: %v", err)
 	}
@@ -447,8 +586,8 @@ func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 	if _, err := f.store.UpdateServer(f.ctx, "s1", desired.ServerUpdate{Token: &tok}); err != nil {
 		t.Fatal(err)
 	}
-	f.pass()
-	if st := f.status("alice:prod"); st.Phase != PhaseRunning {
+	f.sync()
+	if st := f.status("alice:prod"); st.Phase != desired.PhaseRunning {
 		t.Fatalf("after fixing the token: %+v", st)
 	}
 }
@@ -469,32 +608,111 @@ func TestRetriesTransientFailures(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.sims["s1"].FailNext("spawn", 2)
-	f.pass()
-	if st := f.status("alice:prod"); st.Phase != PhasePending || st.Attempts != 1 || !strings.Contains(st.LastError, "simulated failure") {
+	f.sync()
+	if st := f.status("alice:prod"); st.Phase != desired.PhasePending || st.Attempts != 1 || !strings.Contains(st.LastError, "simulated failure") {
 		t.Fatalf("after one failure: %+v", st)
 	}
-	time.Sleep(60 * time.Millisecond)
+	f.clock.Advance(time.Second)
 	f.converge()
 	if n := f.sims["s1"].Calls("spawn"); n != 3 {
 		t.Fatalf("%d spawn calls, want 3 (two failures, one success)", n)
 	}
-	if st := f.status("alice:prod"); st.Phase != PhaseRunning || st.Attempts != 0 || st.LastError != "" {
+	if st := f.status("alice:prod"); st.Phase != desired.PhaseRunning || st.Attempts != 0 || st.LastError != "" {
 		t.Fatalf("after recovery: %+v", st)
 	}
-	if len(f.events("Retrying")) != 1 {
+	if len(f.events(desired.ReasonRetrying)) != 1 {
 		t.Fatal("the failure left no event")
+	}
+}
+
+// A status the reporter remembers writing must be in the table: an
+// instance removed and added again between two plans, and a write that
+// failed, are written (again).
+func TestStatusIsNeverStale(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	f.tenant("alice", spec("prod", "api", "s1"))
+	f.converge()
+	if err := f.store.RemoveInstance(f.ctx, "alice:prod"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.SpawnInstance(f.ctx, spec2("alice", "prod", "api", "s1")); err != nil {
+		t.Fatal(err)
+	}
+	f.converge()
+	if st := f.status("alice:prod"); st.Phase != desired.PhaseRunning {
+		t.Fatalf("removed and added again: %+v", st)
+	}
+	// A write that fails is retried, not remembered as written.
+	failing := &failingStore{Store: f.store}
+	failing.fail.Store(true)
+	f.ctrl = New(failing, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.tenant("bob", spec("prod", "api", "s1"))
+	if _, err := f.ctrl.Sync(f.ctx, f.lease.Fence(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ctrl.WaitIdle(f.ctx); err == nil {
+		t.Fatal("the failing write reported success")
+	}
+	failing.fail.Store(false)
+	f.converge()
+	if st := f.status("bob:prod"); st.Phase != desired.PhaseRunning {
+		t.Fatalf("after a failed write: %+v", st)
+	}
+}
+
+func spec2(tenant, id, process, server string) desired.InstanceSpec {
+	s := spec(id, process, server)
+	s.TenantID = tenant
+	return s
+}
+
+type failingStore struct {
+	*desired.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) WriteReport(ctx context.Context, f desired.Fence, r desired.Report) error {
+	if s.fail.Load() {
+		return errors.New("disk full")
+	}
+	return s.Store.WriteReport(ctx, f, r)
+}
+
+// A controller whose lease was taken cannot write: not status, not the
+// ledger, not failover moves.
+func TestStaleEpochCannotWrite(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	f.tenant("alice", spec("prod", "api", "s1"))
+	old := f.lease.Fence()
+	if _, err := f.store.AcquireLease(f.ctx, LeaseName, "test/2/b", "test/1/a", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ctrl.Sync(f.ctx, old, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.ctrl.WaitIdle(f.ctx); !errors.Is(err, desired.ErrFenced) {
+		t.Fatalf("a fenced status write: %v", err)
+	}
+	if n := f.sims["s1"].Calls("spawn"); n != 0 {
+		t.Fatalf("a fenced controller spawned %d (its ledger write must fail first)", n)
+	}
+	if ps, _ := f.store.ListPlacements(f.ctx); len(ps) != 0 {
+		t.Fatalf("a fenced controller wrote the ledger: %v", ps)
+	}
+	if _, err := f.store.Reschedule(f.ctx, old, []desired.Reschedule{{TenantID: "alice", InstanceID: "prod", From: "s1", To: "s1", Generation: 1}}); !errors.Is(err, desired.ErrFenced) {
+		t.Fatalf("a fenced reschedule: %v", err)
 	}
 }
 
 func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 	cfg := testConfig()
-	cfg.PollInterval = time.Minute // only a commit can explain a quick reaction
+	cfg.Clock = clock.Real{}
 	f := newFixture(t, 1, cfg)
 	ctx, stop := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
-	go func() { done <- f.ctrl.Run(ctx) }()
+	go func() { done <- f.ctrl.Run(ctx, f.lease.Fence()) }()
 	deadline := time.Now().Add(5 * time.Second)
-	for !f.ctrl.Ready() {
+	for !f.ctrl.Status().Ready {
 		if time.Now().After(deadline) {
 			t.Fatal("never ready")
 		}
@@ -543,18 +761,174 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 func TestDryRunActsOnNothing(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
-	res, err := f.ctrl.Pass(f.ctx, false)
+	p, err := f.ctrl.Sync(f.ctx, desired.Fence{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Spawns) != 1 || res.Spawns[0].Name != "api:alice--prod" {
-		t.Fatalf("plan %+v", res)
+	if len(p.Spawns) != 1 || p.Spawns[0].Name != "api:alice--prod" {
+		t.Fatalf("plan %+v", p)
 	}
-	time.Sleep(50 * time.Millisecond)
 	if f.sims["s1"].Calls("spawn") != 0 {
 		t.Fatal("a dry run spawned")
 	}
 	if ps, _ := f.store.ListPlacements(f.ctx); len(ps) != 0 {
 		t.Fatal("a dry run wrote the ledger")
+	}
+}
+
+// run starts the controller on the real clock and returns a stop function.
+func (f *fixture) run() func() {
+	f.t.Helper()
+	ctx, stop := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.ctrl.Run(ctx, f.lease.Fence()) }()
+	return func() {
+		stop()
+		if err := <-done; err != nil {
+			f.t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func eventually(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// Tenants added and removed in quick succession, while the controller
+// runs, leave nothing behind: a spawn queued before a removal is not sent,
+// and one that lands after it is cleaned up.
+func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock, cfg.PerServer, cfg.PollInterval = clock.Real{}, 2, 200*time.Millisecond
+	f := newFixture(t, 3, cfg)
+	for _, s := range f.sims {
+		s.SetLatency(15 * time.Millisecond) // spawns queue up behind each other
+	}
+	defer f.run()()
+	for round := 0; round < 5; round++ {
+		for i := 0; i < 30; i++ {
+			f.tenant(fmt.Sprintf("r%dt%d", round, i), spec("prod", "api", fmt.Sprintf("s%d", i%3+1)))
+		}
+		time.Sleep(time.Duration(round*20) * time.Millisecond)
+		for i := 0; i < 30; i++ {
+			if err := f.store.RemoveTenant(f.ctx, fmt.Sprintf("r%dt%d", round, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually(t, 20*time.Second, "every copy gone", func() bool {
+		n := 0
+		for _, s := range f.sims {
+			n += s.Len()
+		}
+		ps, _ := f.store.ListPlacements(f.ctx)
+		return n == 0 && len(ps) == 0
+	})
+	for id := range f.sims {
+		if st := f.serverStatus(id); st.Unmanaged != 0 {
+			t.Fatalf("%s reports %d unmanaged copies", id, st.Unmanaged)
+		}
+	}
+	if n := len(f.events(desired.ReasonUnmanaged)); n != 0 {
+		t.Fatalf("%d unmanaged events", n)
+	}
+}
+
+func fastFailover(t *testing.T, f *fixture) {
+	t.Helper()
+	set := desired.DefaultSettings()
+	set.ProbeInterval, set.ProbeTimeout, set.StableAfter = 100*time.Millisecond, 100*time.Millisecond, 0
+	if _, err := f.store.SetSettings(f.ctx, set); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A killed server's instances run elsewhere; its stale copies are fenced
+// when it comes back; the route table follows.
+func TestFailoverAndFencing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock, cfg.PollInterval, cfg.ProbeRetry = clock.Real{}, 200*time.Millisecond, 30*time.Millisecond
+	var table atomic.Pointer[routes.Table]
+	cfg.OnRoutes = func(t *routes.Table) { table.Store(t) }
+	f := newFixture(t, 3, cfg)
+	fastFailover(t, f)
+	f.tenant("alice", spec("prod", "api", "s1"), spec("backup", "api", "s2"))
+	f.tenant("bob", spec("prod", "api", "s1"))
+	defer f.run()()
+	served := func(tenant string) string {
+		r, ok := table.Load().Lookup(tenant + ".example.com")
+		if !ok || len(r.Backends) == 0 {
+			return ""
+		}
+		return r.Backends[0].Instance + "@" + r.Backends[0].Server
+	}
+	eventually(t, 10*time.Second, "converged", func() bool {
+		return len(f.running("s1")) == 2 && len(f.running("s2")) == 1 && served("alice") == "alice:prod@s1"
+	})
+	// s1 is cut off but keeps running its copies (as a cut link does).
+	if err := f.sims["s1"].SetDown(true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "alice served by her spare", func() bool { return served("alice") == "alice:backup@s2" })
+	// alice:prod cannot join her backup on s2; bob goes to the least used.
+	eventually(t, 10*time.Second, "bob and alice:prod running elsewhere", func() bool {
+		return slices.Contains(f.running("s3"), "api:alice--prod") && slices.Contains(f.running("s2"), "api:bob--prod")
+	})
+	eventually(t, time.Second, "bob served on s2", func() bool { return served("bob") == "bob:prod@s2" })
+	in, _ := f.store.GetInstance(f.ctx, "bob:prod")
+	if in.ServerID != "s2" || in.HomeServerID != "s1" {
+		t.Fatalf("bob:prod after failover: %+v", in)
+	}
+	eventually(t, time.Second, "failover events", func() bool { return len(f.events(desired.ReasonFailoverStarted)) == 1 })
+	if len(f.events(desired.ReasonRescheduled)) != 2 {
+		t.Fatalf("events: %v %v", f.events(desired.ReasonFailoverStarted), f.events(desired.ReasonRescheduled))
+	}
+	// s1 comes back with its stale copies: they are fenced at once.
+	if err := f.sims["s1"].SetDown(false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "stale copies fenced", func() bool { return len(f.running("s1")) == 0 })
+	// One event for the server, one per stale copy.
+	eventually(t, time.Second, "fenced events", func() bool { return len(f.events(desired.ReasonFenced)) == 3 })
+	// Nothing moves back by itself (failback stay).
+	time.Sleep(300 * time.Millisecond)
+	if in, _ := f.store.GetInstance(f.ctx, "bob:prod"); in.ServerID != "s2" {
+		t.Fatalf("bob:prod moved back: %+v", in)
+	}
+}
+
+// When most servers look dead at once, the controller assumes it is cut
+// off and moves nothing.
+func TestPartitionMovesNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock, cfg.PollInterval, cfg.ProbeRetry = clock.Real{}, 200*time.Millisecond, 30*time.Millisecond
+	f := newFixture(t, 3, cfg)
+	fastFailover(t, f)
+	f.tenant("alice", spec("prod", "api", "s1"))
+	f.tenant("bob", spec("prod", "api", "s2"))
+	defer f.run()()
+	eventually(t, 10*time.Second, "converged", func() bool { return len(f.running("s1")) == 1 && len(f.running("s2")) == 1 })
+	f.sims["s1"].SetDown(true)
+	f.sims["s2"].SetDown(true)
+	eventually(t, 10*time.Second, "the partition held", func() bool {
+		h, _ := f.store.OpenHolds(f.ctx)
+		return len(h) == 1 && h[0].Kind == desired.HoldPartition
+	})
+	time.Sleep(300 * time.Millisecond)
+	for _, k := range []string{"alice:prod", "bob:prod"} {
+		if in, _ := f.store.GetInstance(f.ctx, k); in.FailedOver() {
+			t.Fatalf("%s moved during a partition: %+v", k, in)
+		}
+	}
+	if st := f.ctrl.Status(); !strings.Contains(st.Reason, "partition held") {
+		t.Fatalf("status %+v", st)
 	}
 }

@@ -23,7 +23,7 @@ const LeaseName = "controller"
 type LeaseStore interface {
 	AcquireLease(ctx context.Context, name, holder, deadHolder string, ttl time.Duration) (desired.Lease, error)
 	GetLease(ctx context.Context, name string) (desired.Lease, error)
-	ReleaseLease(ctx context.Context, name, holder string) error
+	ReleaseLease(ctx context.Context, f desired.Fence) error
 }
 
 // Holder names this process as a lease holder: host/pid/nonce.
@@ -54,22 +54,24 @@ func deadHolder(holder string) bool {
 // renewed in time; this one must stop acting.
 var ErrLeaseLost = errors.New("lost the controller lease")
 
-// HoldLease takes the controller lease and keeps renewing it (every ttl/3).
-// The returned context ends when ctx does or the lease is lost
-// (context.Cause is then ErrLeaseLost); release gives the lease up.
-func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Duration, log *slog.Logger) (context.Context, func(), error) {
+// HoldLease takes the controller lease and keeps renewing it (every
+// ttl/3). It returns the lease (its Fence goes on every write the
+// controller makes), a context that ends when ctx does or the lease is lost
+// (context.Cause is then ErrLeaseLost), and release, which gives the lease
+// up.
+func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Duration, log *slog.Logger) (desired.Lease, context.Context, func(), error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	_, err := store.AcquireLease(ctx, LeaseName, holder, "", ttl)
+	lease, err := store.AcquireLease(ctx, LeaseName, holder, "", ttl)
 	if err != nil {
 		cur, gerr := store.GetLease(ctx, LeaseName)
 		if gerr != nil || !deadHolder(cur.Holder) {
-			return nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
+			return desired.Lease{}, nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
 		}
 		log.Warn("taking over the lease of a controller that is gone", "holder", cur.Holder)
-		if _, err = store.AcquireLease(ctx, LeaseName, holder, cur.Holder, ttl); err != nil {
-			return nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
+		if lease, err = store.AcquireLease(ctx, LeaseName, holder, cur.Holder, ttl); err != nil {
+			return desired.Lease{}, nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
 		}
 	}
 	lctx, cancel := context.WithCancelCause(ctx)
@@ -85,21 +87,27 @@ func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Du
 				return
 			case <-t.C:
 			}
-			if _, err := store.AcquireLease(lctx, LeaseName, holder, "", ttl); err != nil {
-				if lctx.Err() != nil {
-					return
-				}
-				// A busy database may delay a renewal; the lease is lost
-				// only when it could have expired.
-				if errors.Is(err, desired.ErrConflict) || time.Since(last) > ttl*2/3 {
-					log.Error("lost the controller lease", "err", err)
-					cancel(fmt.Errorf("%w: %v", ErrLeaseLost, err))
-					return
-				}
-				log.Warn("lease renewal failed; retrying", "err", err)
+			l, err := store.AcquireLease(lctx, LeaseName, holder, "", ttl)
+			switch {
+			case err == nil && l.Epoch != lease.Epoch:
+				// Someone held it in between: whatever this controller
+				// writes now is fenced anyway.
+				err = fmt.Errorf("%w: the lease changed hands (epoch %d, now %d)", desired.ErrConflict, lease.Epoch, l.Epoch)
+			case err == nil:
+				last = time.Now()
 				continue
 			}
-			last = time.Now()
+			if lctx.Err() != nil {
+				return
+			}
+			// A busy database may delay a renewal; the lease is lost
+			// only when it could have expired.
+			if errors.Is(err, desired.ErrConflict) || time.Since(last) > ttl*2/3 {
+				log.Error("lost the controller lease", "err", err)
+				cancel(fmt.Errorf("%w: %v", ErrLeaseLost, err))
+				return
+			}
+			log.Warn("lease renewal failed; retrying", "err", err)
 		}
 	}()
 	release := func() {
@@ -107,9 +115,9 @@ func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Du
 		<-done
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer rcancel()
-		if err := store.ReleaseLease(rctx, LeaseName, holder); err != nil {
+		if err := store.ReleaseLease(rctx, lease.Fence()); err != nil {
 			log.Warn("could not release the controller lease", "err", err)
 		}
 	}
-	return lctx, release, nil
+	return lease, lctx, release, nil
 }

@@ -12,11 +12,14 @@ import (
 
 func TestHoldLease(t *testing.T) {
 	f := newFixture(t, 0, testConfig())
-	ctx, release, err := HoldLease(f.ctx, f.store, "host/1/a", 300*time.Millisecond, nil)
+	if err := f.store.ReleaseLease(f.ctx, f.lease.Fence()); err != nil {
+		t.Fatal(err)
+	}
+	lease, ctx, release, err := HoldLease(f.ctx, f.store, "host/1/a", 300*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := HoldLease(f.ctx, f.store, "host/2/b", 300*time.Millisecond, nil); err == nil {
+	if _, _, _, err := HoldLease(f.ctx, f.store, "host/2/b", 300*time.Millisecond, nil); err == nil {
 		t.Fatal("a second controller got the lease")
 	}
 	// Renewals keep it past its ttl.
@@ -37,8 +40,9 @@ func TestHoldLease(t *testing.T) {
 		t.Fatal("the holder did not notice it lost the lease")
 	}
 	release()
-	if l, err := f.store.GetLease(f.ctx, LeaseName); err != nil || l.Holder != "host/3/c" {
-		t.Fatalf("release by the old holder touched the new lease: %+v %v", l, err)
+	l, err := f.store.GetLease(f.ctx, LeaseName)
+	if err != nil || l.Holder != "host/3/c" || l.Epoch != lease.Epoch+1 {
+		t.Fatalf("release by the old holder touched the new lease: %+v (was epoch %d) %v", l, lease.Epoch, err)
 	}
 }
 

@@ -141,14 +141,14 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	cfg := reconcile.DefaultConfig()
 	cfg.PollInterval = time.Second
 	ctrl := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, slog.New(slog.NewTextHandler(logf, nil)), nil)
-	lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), 15*time.Second, nil)
+	lease, lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), 15*time.Second, nil)
 	if err != nil {
 		return err
 	}
 	defer release()
 	runCtx, stopRun := context.WithCancel(lctx)
 	runDone := make(chan error, 1)
-	go func() { runDone <- ctrl.Run(runCtx) }()
+	go func() { runDone <- ctrl.Run(runCtx, lease.Fence()) }()
 	defer func() { stopRun(); <-runDone }()
 	fmt.Fprintf(a.stdout, "running the controller (log: %s)\n", filepath.Join(abs, "slum.log"))
 
@@ -234,14 +234,14 @@ func mustGetwd() string {
 
 // settled reports whether an instance's phase is where its desired state
 // should leave it.
-func settled(in desired.Instance, phase string) bool {
+func settled(in desired.Instance, phase desired.Phase) bool {
 	switch {
 	case in.DesiredState == desired.StateStopped:
-		return phase == reconcile.PhaseStopped
+		return phase == desired.PhaseStopped
 	case in.Mode == desired.ModeOnDemand:
-		return phase == reconcile.PhaseIdle || phase == reconcile.PhaseRunning
+		return phase == desired.PhaseIdle || phase == desired.PhaseRunning
 	}
-	return phase == reconcile.PhaseRunning
+	return phase == desired.PhaseRunning
 }
 
 // watchConvergence shows a progress line until every instance settles.
@@ -258,16 +258,16 @@ func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start tim
 		if err != nil {
 			return err
 		}
-		phase := map[string]string{}
+		phase := map[string]desired.Phase{}
 		for _, s := range sts {
 			phase[s.TenantID+":"+s.InstanceID] = s.Phase
 		}
-		counts := map[string]int{}
+		counts := map[desired.Phase]int{}
 		done := 0
 		for _, in := range ins {
 			p := phase[in.Key()]
 			if p == "" {
-				p = reconcile.PhasePending
+				p = desired.PhasePending
 			}
 			counts[p]++
 			if settled(in, p) {
@@ -275,7 +275,7 @@ func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start tim
 			}
 		}
 		var parts []string
-		for _, p := range []string{"running", "idle", "stopped", "pending", "failed", "unknown"} {
+		for _, p := range desired.Phases {
 			if counts[p] > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", counts[p], p))
 			}

@@ -111,7 +111,7 @@ func (a *app) instanceList() *cobra.Command {
 			}
 			phase := make(map[string]string, len(sts))
 			for _, s := range sts {
-				phase[s.TenantID+":"+s.InstanceID] = s.Phase
+				phase[s.TenantID+":"+s.InstanceID] = string(s.Phase)
 			}
 			rows := make([][]string, len(ins))
 			for i, in := range ins {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/reconcile"
 )
 
@@ -40,28 +41,38 @@ func (a *app) runCommand() *cobra.Command {
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the controller: keep every tenement server matching the desired state",
-		Long: `Run polls every tenement server (one list call each per interval), diffs
-what runs against the database, and spawns and stops instances until the
-fleet converges, retrying failures with per-instance exponential backoff. It
-reacts within a fraction of a second to changes made with the CLI.
+		Short: "Run the controller: keep every tenement server matching the desired state, and fail over dead ones",
+		Long: `Run watches every tenement server (a health probe every probe_interval, one
+instance list each per --poll-interval, and its log stream held open so a
+crash shows at once), plans what to do, and spawns and stops instances until
+the fleet converges, retrying failures with per-instance exponential backoff.
+It reacts within a fraction of a second to changes made with the CLI.
+
+A server that misses dead_after probes in a row is dead: its instances are
+placed on healthy servers and started there (failover), unless their tenant's
+failover policy is none; when it returns, its stale copies are stopped
+(fenced). When most servers look dead at once, the controller assumes it is
+the one cut off and moves nothing. These settings are the fleet's: see
+'slum settings'.
 
 Only instances slum placed are ever stopped; others are reported as
-unmanaged. A pass that would stop more than --max-stop-fraction of the
-instances slum placed (and more than --max-stop-floor) is refused and
-reported. SIGTERM or Ctrl-C lets in-flight calls finish, then exits.`,
+unmanaged. A plan that would stop more than --max-stop-fraction of the
+instances slum placed (and more than --max-stop-floor), for instances that
+vanished from the database without being removed, is held until an operator
+approves it once with 'slum approve'. SIGTERM or Ctrl-C lets in-flight calls
+finish, then exits.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
 			if err != nil {
 				return err
 			}
-			if cfg.MaxStopFraction <= 0 || cfg.MaxStopFraction > 1 {
-				return usageError{fmt.Errorf("--max-stop-fraction must be in (0, 1], not %v", cfg.MaxStopFraction)}
+			if cfg.Guard.Fraction <= 0 || cfg.Guard.Fraction > 1 {
+				return usageError{fmt.Errorf("--max-stop-fraction must be in (0, 1], not %v", cfg.Guard.Fraction)}
 			}
 			if _, set := a.lookupEnv("GOMEMLIMIT"); !set && memoryLimitMB > 0 {
 				// A soft limit: the collector works harder near it rather
-				// than letting a large fleet's pass garbage double the heap.
+				// than letting a large fleet's plan garbage double the heap.
 				debug.SetMemoryLimit(memoryLimitMB << 20)
 			}
 			ctx := cmd.Context()
@@ -83,13 +94,13 @@ reported. SIGTERM or Ctrl-C lets in-flight calls finish, then exits.`,
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 			}
 			// One controller per database: a second would fight the first.
-			lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), leaseTTL, log)
+			lease, lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), leaseTTL, log)
 			if err != nil {
 				return err
 			}
 			defer release()
-			log.Info("slum run", "db", st.Path())
-			if err := c.Run(lctx); err != nil {
+			log.Info("slum run", "db", st.Path(), "epoch", lease.Epoch)
+			if err := c.Run(lctx, lease.Fence()); err != nil {
 				return err
 			}
 			if cause := context.Cause(lctx); errors.Is(cause, reconcile.ErrLeaseLost) {
@@ -99,27 +110,28 @@ reported. SIGTERM or Ctrl-C lets in-flight calls finish, then exits.`,
 		},
 	}
 	f := cmd.Flags()
-	f.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "poll every server at least this often")
+	f.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "list every server's instances at least this often")
 	f.DurationVar(&cfg.PollTimeout, "poll-timeout", cfg.PollTimeout, "timeout of one server's list call")
 	f.DurationVar(&cfg.ActionTimeout, "action-timeout", cfg.ActionTimeout, "timeout of one spawn or stop call")
 	f.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "spawn and stop calls in flight overall")
 	f.IntVar(&cfg.PerServer, "per-server", cfg.PerServer, "spawn and stop calls in flight per server")
-	f.IntVar(&cfg.Health.SuspectAfter, "suspect-after", cfg.Health.SuspectAfter, "missed polls in a row before a server is suspect")
-	f.DurationVar(&cfg.Health.OfflineAfter, "offline-after", cfg.Health.OfflineAfter, "time without an answer before a server is offline")
 	f.DurationVar(&cfg.Backoff.Initial, "backoff-initial", cfg.Backoff.Initial, "first retry delay of a failed action")
 	f.DurationVar(&cfg.Backoff.Max, "backoff-max", cfg.Backoff.Max, "longest retry delay")
-	f.Float64Var(&cfg.MaxStopFraction, "max-stop-fraction", cfg.MaxStopFraction, "refuse a pass that would stop more than this share of placed instances")
-	f.IntVar(&cfg.MaxStopFloor, "max-stop-floor", cfg.MaxStopFloor, "a pass may always stop this many instances")
+	f.Float64Var(&cfg.Guard.Fraction, "max-stop-fraction", cfg.Guard.Fraction, "hold a plan that would stop more than this share of placed instances")
+	f.IntVar(&cfg.Guard.Floor, "max-stop-floor", cfg.Guard.Floor, "a plan may always stop this many instances")
+	f.BoolVar(&cfg.NoStream, "no-log-stream", false, "do not hold servers' log streams open (a crash is then noticed by probes only)")
 	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz here (empty: off)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.BoolVar(&dryRun, "dry-run", false, "poll once, print the plan, act on nothing")
+	f.BoolVar(&dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
 	f.DurationVar(&leaseTTL, "lease-ttl", leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
 	f.Int64Var(&memoryLimitMB, "memory-limit-mb", 256, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); raise it for fleets beyond ~200,000 instances")
 	return cmd
 }
 
-// serveOps serves Prometheus metrics and health probes.
+// serveOps serves Prometheus metrics and health probes. /readyz fails
+// until the controller has made a plan, and while a plan is held back
+// waiting for an operator.
 func serveOps(addr string, c *reconcile.Controller) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -129,11 +141,15 @@ func serveOps(addr string, c *reconcile.Controller) (*http.Server, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics().Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !c.Ready() {
-			http.Error(w, "not ready: no pass has completed yet", http.StatusServiceUnavailable)
-			return
+		st := c.Status()
+		switch {
+		case !st.Ready:
+			http.Error(w, "not ready: "+st.Reason, http.StatusServiceUnavailable)
+		case st.Holds > 0:
+			http.Error(w, "held, waiting for an operator ('slum status', 'slum approve'): "+st.Reason, http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintln(w, "ready")
 		}
-		fmt.Fprintln(w, "ready")
 	})
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -145,7 +161,7 @@ func serveOps(addr string, c *reconcile.Controller) (*http.Server, error) {
 }
 
 func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {
-	res, err := c.Pass(ctx, false)
+	plan, err := c.Sync(ctx, desired.Fence{}, false)
 	if err != nil {
 		return err
 	}
@@ -155,40 +171,62 @@ func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {
 		Name   string `json:"name"`
 		Reason string `json:"reason"`
 	}
-	var rows []row
-	for _, s := range res.Spawns {
+	rows := []row{}
+	for _, s := range plan.Spawns {
 		rows = append(rows, row{"spawn", s.ServerID, s.Name, s.Reason})
 	}
-	for _, s := range res.Stops {
+	for _, s := range plan.Stops {
 		rows = append(rows, row{"stop", s.ServerID, s.Name, s.Reason})
 	}
-	for _, h := range res.Holds {
-		rows = append(rows, row{"hold", h.ServerID, h.Name, "stop waits: " + h.Reason + " and not running there yet"})
+	for _, w := range plan.Waits {
+		rows = append(rows, row{"wait", w.ServerID, w.Name, "stop waits: " + w.Reason + " and not running there yet"})
+	}
+	for _, r := range plan.Reschedules {
+		rows = append(rows, row{"move", r.To, r.Key(), "from " + r.From + ": " + r.Reason})
+	}
+	for _, u := range plan.Unplaceable {
+		rows = append(rows, row{"stuck", u.From, u.Instance, u.Reason})
+	}
+	for _, h := range plan.Held {
+		for _, s := range h.Stops {
+			rows = append(rows, row{"held", s.ServerID, s.Name, "stop held: " + h.Summary})
+		}
+		for _, r := range h.Reschedules {
+			rows = append(rows, row{"held", r.To, r.Key(), "move from " + r.From + " held: " + h.Summary})
+		}
+	}
+	observedN := 0
+	for _, s := range plan.Servers {
+		if s.Listed {
+			observedN++
+		}
 	}
 	if a.json() {
-		if rows == nil {
-			rows = []row{}
-		}
 		return a.printJSON(struct {
 			Servers  int   `json:"servers"`
 			Observed int   `json:"observed"`
-			Refused  bool  `json:"stops_refused"`
+			Held     int   `json:"held"`
 			Actions  []row `json:"actions"`
-		}{res.Servers, res.Observed, res.Refused, rows})
+		}{len(plan.Servers), observedN, len(plan.Held), rows})
 	}
 	for _, r := range rows {
 		fmt.Fprintf(a.stdout, "%-5s %-40s on %-12s %s\n", r.Action, r.Name, r.Server, r.Reason)
 	}
-	fmt.Fprintf(a.stdout, "dry run: %d of %d servers observed; %d spawns, %d stops, %d held", res.Observed, res.Servers,
-		len(res.Spawns), len(res.Stops), len(res.Holds))
-	if res.Unmanaged > 0 {
-		fmt.Fprintf(a.stdout, "; %d unmanaged instances left alone", res.Unmanaged)
+	spawns, stops, waits, moves := plan.Counts()
+	fmt.Fprintf(a.stdout, "dry run: %d of %d servers observed; %d spawns, %d stops, %d waiting, %d moves",
+		observedN, len(plan.Servers), spawns, stops, waits, moves)
+	unmanaged := 0
+	for _, s := range plan.Servers {
+		unmanaged += len(s.Unmanaged)
+	}
+	if unmanaged > 0 {
+		fmt.Fprintf(a.stdout, "; %d unmanaged instances left alone", unmanaged)
 	}
 	fmt.Fprintln(a.stdout)
-	if res.Refused {
-		fmt.Fprintln(a.stdout, "the stops would be REFUSED: they exceed --max-stop-fraction of the instances slum placed")
+	for _, h := range plan.Held {
+		fmt.Fprintf(a.stdout, "HELD (%s): %s\n", h.Kind, h.Summary)
 	}
-	if res.Observed < res.Servers {
+	if observedN < len(plan.Servers) {
 		fmt.Fprintln(a.stdout, "servers not observed get no actions; see 'slum status' for their errors")
 	}
 	return nil

@@ -10,122 +10,64 @@ import (
 	"github.com/slum-fleet/slum/desired"
 )
 
-// fleetStatus is the overview 'slum status' prints.
-type fleetStatus struct {
-	// ReportedAt is when a controller last wrote server status; zero when
-	// none ever has.
-	ReportedAt time.Time        `json:"reported_at"`
-	Servers    []serverOverview `json:"servers"`
-	Tenants    int              `json:"tenants"`
-	Instances  int              `json:"instances"`
-	Phases     map[string]int   `json:"phases"`
-}
-
-type serverOverview struct {
-	desired.ServerStats
-	State     desired.ServerState `json:"state"`
-	Health    string              `json:"health"`
-	LastError string              `json:"last_error"`
-	Running   int64               `json:"running"`
-	Unmanaged int64               `json:"unmanaged"`
-}
-
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "A fleet overview: servers, their health and use, and instance phases",
+		Short: "A fleet overview: servers, their health, use and failover state, instance phases, held plans",
 		Args:  exactArgs(),
 		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
-			fs, err := collectStatus(ctx, st)
+			o, err := st.Overview(ctx)
 			if err != nil {
 				return err
 			}
 			if a.json() {
-				return a.printJSON(fs)
+				return a.printJSON(o)
 			}
-			rows := make([][]string, len(fs.Servers))
-			for i, s := range fs.Servers {
-				rows[i] = []string{s.ServerID, string(s.State), s.Health, fmt.Sprintf("%d/%d", s.UsedMB, s.CapacityMB),
-					fmt.Sprint(s.Instances), fmt.Sprint(s.Running), fmt.Sprint(s.Unmanaged), dash(s.LastError)}
+			rows := make([][]string, len(o.Servers))
+			for i, s := range o.Servers {
+				running := "?"
+				if s.Running != nil {
+					running = fmt.Sprint(*s.Running)
+				}
+				failover := "-"
+				if s.Failover != "" {
+					failover = string(s.Failover) + ": " + s.FailoverReason
+				}
+				rows[i] = []string{s.ServerID, string(s.State), string(s.Health), fmt.Sprintf("%d/%d", s.UsedMB, s.CapacityMB),
+					fmt.Sprint(s.Instances), running, fmt.Sprint(s.Unmanaged), fmt.Sprint(s.PendingStops), failover, dash(s.LastError)}
 			}
-			if err := a.table(nil, []string{"SERVER", "STATE", "HEALTH", "USED_MB", "INSTANCES", "RUNNING", "UNMANAGED", "LAST_ERROR"}, rows); err != nil {
+			if err := a.table(nil, []string{"SERVER", "STATE", "HEALTH", "USED_MB", "INSTANCES", "RUNNING", "UNMANAGED", "PENDING_STOPS", "FAILOVER", "LAST_ERROR"}, rows); err != nil {
 				return err
 			}
 			switch {
-			case fs.ReportedAt.IsZero():
+			case o.ReportedAt.IsZero():
 				fmt.Fprintln(a.stdout, "\nno controller has reported yet: start one with 'slum run'")
-			case time.Since(fs.ReportedAt) > time.Minute:
-				fmt.Fprintf(a.stdout, "\nthe controller last reported %s ago: is 'slum run' running?\n", time.Since(fs.ReportedAt).Round(time.Second))
+			case time.Since(o.ReportedAt) > time.Minute:
+				fmt.Fprintf(a.stdout, "\nthe controller last reported %s ago: is 'slum run' running?\n", time.Since(o.ReportedAt).Round(time.Second))
 			}
-			fmt.Fprintf(a.stdout, "\n%d tenants, %d instances:", fs.Tenants, fs.Instances)
-			for _, p := range []string{"running", "pending", "failed", "unknown", "stopped", "idle"} {
-				if n := fs.Phases[p]; n > 0 {
+			fmt.Fprintf(a.stdout, "\n%d tenants, %d instances:", o.Tenants, o.Instances)
+			for _, p := range desired.Phases {
+				if n := o.Phases[p]; n > 0 {
 					fmt.Fprintf(a.stdout, " %d %s", n, p)
 				}
 			}
+			if o.FailedOver > 0 {
+				fmt.Fprintf(a.stdout, "; %d failed over (away from their home server)", o.FailedOver)
+			}
 			fmt.Fprintln(a.stdout)
+			for _, h := range o.Holds {
+				state := "HELD"
+				if h.State == desired.HoldApproved {
+					state = "APPROVED, being carried out"
+				}
+				fmt.Fprintf(a.stdout, "\n%s plan %d (%s, since %s): %s\n", state, h.ID, h.Kind, h.CreatedAt.Local().Format("15:04:05"), h.Summary)
+				if h.State == desired.HoldHeld {
+					fmt.Fprintf(a.stdout, "  see what it would do: slum approve %d --show; let it go ahead once: slum approve %d\n", h.ID, h.ID)
+				}
+			}
 			return nil
 		}),
 	}
-}
-
-func collectStatus(ctx context.Context, st *desired.Store) (*fleetStatus, error) {
-	servers, err := st.ListServers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	stats, err := st.AllServerStats(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sstat, err := st.ListServerStatus(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tenants, err := st.ListTenants(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ins, err := st.ListInstances(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ist, err := st.ListInstanceStatus(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byServer := map[string]desired.ServerStatus{}
-	for _, s := range sstat {
-		byServer[s.ServerID] = s
-	}
-	phase := map[string]string{}
-	for _, s := range ist {
-		phase[s.TenantID+":"+s.InstanceID] = s.Phase
-	}
-	running := map[string]int64{}
-	fs := &fleetStatus{Servers: []serverOverview{}, Tenants: len(tenants), Instances: len(ins), Phases: map[string]int{}}
-	for _, in := range ins {
-		p := phase[in.Key()]
-		if p == "" {
-			p = "pending"
-		}
-		fs.Phases[p]++
-		if p == "running" {
-			running[in.ServerID]++
-		}
-	}
-	for i, s := range servers {
-		o := serverOverview{ServerStats: stats[i], State: s.State, Health: "unknown"}
-		if ss, ok := byServer[s.ID]; ok {
-			o.Health, o.LastError, o.Unmanaged = ss.Health, ss.LastError, ss.Unmanaged
-			if ss.UpdatedAt.After(fs.ReportedAt) {
-				fs.ReportedAt = ss.UpdatedAt
-			}
-		}
-		o.Running = running[s.ID]
-		fs.Servers = append(fs.Servers, o)
-	}
-	return fs, nil
 }
 
 func (a *app) eventsCommand() *cobra.Command {

@@ -190,6 +190,28 @@ func (s *Server) SetHang(hang bool) {
 	}
 }
 
+// logStream holds a server-sent event stream open, as tenement's log
+// stream does, until the client leaves or the server goes down.
+func (s *Server) logStream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	select {
+	case <-r.Context().Done():
+	case <-s.stop:
+	}
+}
+
+// Kill stops the server as kill -9 would: connections are refused and
+// dropped, and its instances are gone when it comes back (SetDown(false)),
+// as a restarted tenement kills what its previous run left.
+func (s *Server) Kill() error {
+	s.Crash()
+	return s.SetDown(true)
+}
+
 // Crash loses every instance, as a tenement restart does.
 func (s *Server) Crash() {
 	s.mu.Lock()
@@ -302,6 +324,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/instances/{name}", s.api("stop", s.stopOne))
 	mux.HandleFunc("POST /api/instances/{name}/restart", s.api("restart", s.restart))
 	mux.HandleFunc("GET /api/instances/{name}/health", s.api("health", s.health))
+	mux.HandleFunc("GET /api/logs/stream", s.api("stream", s.logStream))
 	return s.faults(mux)
 }
 

@@ -1,0 +1,140 @@
+// Package fakeclock is a clock.Clock that moves only when a test says so.
+package fakeclock
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/slum-fleet/slum/clock"
+)
+
+// Clock is a fake clock. The zero value is not usable; use New.
+type Clock struct {
+	mu      sync.Mutex
+	now     time.Time
+	waiters []*waiter
+	added   chan struct{} // signalled whenever a waiter is added
+}
+
+type waiter struct {
+	at      time.Time
+	ch      chan time.Time
+	fn      func()
+	stopped bool
+}
+
+var _ clock.Clock = (*Clock)(nil)
+
+// New returns a clock set to start.
+func New(start time.Time) *Clock { return &Clock{now: start, added: make(chan struct{}, 1)} }
+
+// Now is the fake time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// After fires when the clock is advanced past now+d.
+func (c *Clock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.add(&waiter{at: c.Now().Add(d), ch: ch})
+	return ch
+}
+
+// AfterFunc calls f when the clock is advanced past now+d.
+func (c *Clock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	w := &waiter{at: c.Now().Add(d), fn: f}
+	c.add(w)
+	return timer{c, w}
+}
+
+type timer struct {
+	c *Clock
+	w *waiter
+}
+
+func (t timer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.w.stopped
+	t.w.stopped = true
+	for i, w := range t.c.waiters {
+		if w == t.w {
+			t.c.waiters = append(t.c.waiters[:i], t.c.waiters[i+1:]...)
+			return was
+		}
+	}
+	return false
+}
+
+func (c *Clock) add(w *waiter) {
+	c.mu.Lock()
+	if !w.at.After(c.now) {
+		c.mu.Unlock()
+		c.fire(w, w.at)
+		return
+	}
+	c.waiters = append(c.waiters, w)
+	c.mu.Unlock()
+	select {
+	case c.added <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Clock) fire(w *waiter, at time.Time) {
+	if w.ch != nil {
+		w.ch <- at
+	}
+	if w.fn != nil {
+		go w.fn()
+	}
+}
+
+// Advance moves the clock by d, firing every waiter that comes due, in
+// order of due time.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	now := c.now
+	var due, keep []*waiter
+	for _, w := range c.waiters {
+		if !w.at.After(now) {
+			due = append(due, w)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	c.waiters = keep
+	c.mu.Unlock()
+	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
+	for _, w := range due {
+		c.fire(w, w.at)
+	}
+}
+
+// Waiters is how many timers are pending.
+func (c *Clock) Waiters() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiters)
+}
+
+// WaitForWaiters blocks until at least n timers are pending or the
+// deadline (real time) passes; it reports whether they are.
+func (c *Clock) WaitForWaiters(n int, deadline time.Duration) bool {
+	limit := time.After(deadline)
+	for {
+		if c.Waiters() >= n {
+			return true
+		}
+		select {
+		case <-c.added:
+		case <-limit:
+			return c.Waiters() >= n
+		case <-time.After(time.Millisecond):
+		}
+	}
+}

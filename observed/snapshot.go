@@ -1,0 +1,30 @@
+package observed
+
+import "time"
+
+// Snapshot is what slum knows of one server at one moment, as a value:
+// its health and, when the last list call succeeded, what it runs. A
+// Watcher makes a new one whenever either changes; nobody modifies one.
+type Snapshot struct {
+	Server string
+	Seq    uint64 // grows with every snapshot of this server
+	Health HealthState
+	// Listed: the last instance list succeeded, and Instances is what the
+	// server ran as of ListedAt (when that call started). Otherwise
+	// Instances is the last list that did succeed, if any, and must not
+	// be acted on.
+	Listed    bool
+	ListedAt  time.Time
+	ListErr   string
+	Instances map[string]string // tenement name → tenement's health word
+}
+
+// Running reports whether the listed server runs name, with tenement's
+// health word for it.
+func (s *Snapshot) Running(name string) (health string, ok bool) {
+	if s == nil {
+		return "", false
+	}
+	health, ok = s.Instances[name]
+	return health, ok
+}

@@ -1,0 +1,262 @@
+package observed
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slum-fleet/slum/clock"
+)
+
+// WatchClient is what a Watcher needs of a tenement server.
+type WatchClient interface {
+	Ping(ctx context.Context) error
+	List(ctx context.Context) ([]Instance, error)
+	Stream(ctx context.Context) error
+}
+
+var _ WatchClient = (*Client)(nil)
+
+// WatchPolicy says how a Watcher watches a server.
+type WatchPolicy struct {
+	ProbeInterval time.Duration // between probes of a server that answers
+	ProbeTimeout  time.Duration // a probe without an answer by then failed
+	// ProbeRetry is the wait before the next probe after a failed one:
+	// short, so a crashed server (whose probes fail at once) is declared
+	// dead far sooner than a hung one (whose probes time out).
+	ProbeRetry   time.Duration
+	Detector     DetectorPolicy
+	PollInterval time.Duration // between instance lists
+	PollTimeout  time.Duration
+	// Stream holds the server's log stream open, so that a crash is
+	// noticed the moment its connection closes.
+	Stream bool
+}
+
+// Watcher watches one tenement server: it probes its health endpoint,
+// lists its instances and holds its log stream open, and publishes a new
+// Snapshot whenever what it knows changes. It owns all of that state; the
+// rest of slum only ever sees the Snapshot values.
+type Watcher struct {
+	id      string
+	client  WatchClient
+	clock   clock.Clock
+	publish func(*Snapshot)
+
+	// Requests from other goroutines.
+	pollSoon chan struct{}
+	policy   chan WatchPolicy
+
+	// Owned by Run (or by Refresh, in manual mode).
+	pol      WatchPolicy
+	det      *Detector
+	seq      uint64
+	listed   bool
+	listedAt time.Time
+	listErr  string
+	insts    map[string]string
+}
+
+// NewWatcher returns a watcher of server id; publish receives every new
+// Snapshot and must not block for long.
+func NewWatcher(id string, c WatchClient, pol WatchPolicy, clk clock.Clock, publish func(*Snapshot)) *Watcher {
+	return &Watcher{id: id, client: c, clock: clk, publish: publish, pol: pol, det: NewDetector(clk.Now()),
+		pollSoon: make(chan struct{}, 1), policy: make(chan WatchPolicy, 1)}
+}
+
+// PollSoon asks for an instance list as soon as possible: the controller
+// just acted on the server and wants to see the result.
+func (w *Watcher) PollSoon() {
+	select {
+	case w.pollSoon <- struct{}{}:
+	default:
+	}
+}
+
+// SetPolicy changes how the server is watched (the fleet's settings
+// changed).
+func (w *Watcher) SetPolicy(p WatchPolicy) {
+	for {
+		select {
+		case w.policy <- p:
+			return
+		case <-w.policy: // drop an older, unapplied one
+		}
+	}
+}
+
+func (w *Watcher) snapshot() *Snapshot {
+	w.seq++
+	return &Snapshot{Server: w.id, Seq: w.seq, Health: w.det.State(), Listed: w.listed, ListedAt: w.listedAt,
+		ListErr: w.listErr, Instances: w.insts}
+}
+
+type probeOutcome struct {
+	at  time.Time
+	err error
+}
+
+type listOutcome struct {
+	start time.Time
+	list  []Instance
+	err   error
+}
+
+// Refresh probes and lists the server now, waits for both, and returns
+// (and publishes) the result. It is for callers that drive a watcher by
+// hand (a dry run, tests); it must not run alongside Run.
+func (w *Watcher) Refresh(ctx context.Context) *Snapshot {
+	var wg sync.WaitGroup
+	var pr probeOutcome
+	var lr listOutcome
+	wg.Add(2)
+	go func() { defer wg.Done(); pr = w.probe(ctx, w.pol.ProbeTimeout) }()
+	go func() { defer wg.Done(); lr = w.list(ctx, w.pol.PollTimeout) }()
+	wg.Wait()
+	w.onProbe(pr)
+	w.onList(lr)
+	s := w.snapshot()
+	w.publish(s)
+	return s
+}
+
+func (w *Watcher) probe(ctx context.Context, timeout time.Duration) probeOutcome {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := w.client.Ping(pctx)
+	return probeOutcome{at: w.clock.Now(), err: err}
+}
+
+func (w *Watcher) list(ctx context.Context, timeout time.Duration) listOutcome {
+	start := w.clock.Now()
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	list, err := w.client.List(lctx)
+	return listOutcome{start: start, list: list, err: err}
+}
+
+func (w *Watcher) onProbe(r probeOutcome) bool {
+	return w.det.Probe(r.at, r.err, w.pol.Detector)
+}
+
+// onList records a list call; it reports whether the snapshot changed.
+func (w *Watcher) onList(r listOutcome) bool {
+	changed := w.det.Listed(w.clock.Now(), r.err, w.pol.Detector)
+	if r.err != nil {
+		changed = changed || w.listed
+		w.listed, w.listErr = false, r.err.Error()
+		return changed
+	}
+	// Keep only what the planner reads, copied out of the answer's buffer.
+	insts := make(map[string]string, len(r.list))
+	for _, in := range r.list {
+		insts[strings.Clone(in.Name)] = internHealth(in.Health)
+	}
+	w.listed, w.listedAt, w.listErr, w.insts = true, r.start, "", insts
+	return true
+}
+
+// internHealth shares the few words tenement uses.
+func internHealth(h string) string {
+	for _, word := range []string{"healthy", "unknown", "degraded", "unhealthy", "failed"} {
+		if h == word {
+			return word
+		}
+	}
+	return strings.Clone(h)
+}
+
+// Run watches the server until ctx ends. Probes, lists and the stream run
+// in goroutines of their own and report back here, so a hung call never
+// holds up the others.
+func (w *Watcher) Run(ctx context.Context) {
+	probes := make(chan probeOutcome, 1)
+	lists := make(chan listOutcome, 1)
+	streamEnded := make(chan error, 1)
+	var probing, listing, streaming bool
+	var nextProbe, nextPoll <-chan time.Time
+	var streamRetry <-chan time.Time
+	startProbe := func() {
+		if probing {
+			return
+		}
+		probing, nextProbe = true, nil
+		timeout := w.pol.ProbeTimeout
+		go func() { probes <- w.probe(ctx, timeout) }()
+	}
+	startList := func() {
+		if listing {
+			return
+		}
+		listing, nextPoll = true, nil
+		timeout := w.pol.PollTimeout
+		go func() { lists <- w.list(ctx, timeout) }()
+	}
+	startStream := func() {
+		if streaming || !w.pol.Stream || w.det.State().Health != HealthOnline {
+			return
+		}
+		streaming, streamRetry = true, nil
+		go func() { streamEnded <- w.client.Stream(ctx) }()
+	}
+	startProbe()
+	startList()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-w.policy:
+			w.pol = p
+		case <-nextProbe:
+			startProbe()
+		case <-nextPoll:
+			startList()
+		case <-w.pollSoon:
+			startList()
+		case <-streamRetry:
+			startStream()
+		case err := <-streamEnded:
+			streaming = false
+			if ctx.Err() != nil {
+				return
+			}
+			// The connection closing is the first sign of a crash:
+			// probe now rather than at the next interval.
+			startProbe()
+			if errors.Is(err, ErrUnauthorized) {
+				streamRetry = nil
+			} else {
+				streamRetry = w.clock.After(5 * w.pol.ProbeInterval)
+			}
+		case r := <-probes:
+			probing = false
+			was := w.det.State().Health
+			if w.onProbe(r) {
+				now := w.det.State().Health
+				if now == HealthOnline && was != HealthOnline {
+					// Back: list at once (stale copies are fenced at
+					// the first successful list) and watch the stream.
+					startList()
+					startStream()
+				}
+				w.publish(w.snapshot())
+			}
+			wait := w.pol.ProbeInterval
+			if r.err != nil && !answered(r.err) {
+				wait = w.pol.ProbeRetry
+			}
+			nextProbe = w.clock.After(wait)
+			if !streaming && streamRetry == nil {
+				startStream()
+			}
+		case r := <-lists:
+			listing = false
+			if w.onList(r) {
+				w.publish(w.snapshot())
+			}
+			nextPoll = w.clock.After(w.pol.PollInterval)
+		}
+	}
+}

@@ -1,0 +1,328 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/observed"
+)
+
+// BackoffPolicy shapes per-item retries.
+type BackoffPolicy struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// SendFunc makes one call on a server.
+type SendFunc func(ctx context.Context, a Action) error
+
+// CheckFunc tells, at the moment an action is about to be sent, whether it
+// is still wanted; a non-nil error says why not, and the action is dropped
+// unsent. Plans are made from a snapshot; by the time a queued action's
+// turn comes, the desired state may have moved on.
+type CheckFunc func(a Action) error
+
+// Result is what became of one offered action.
+type Result struct {
+	Action Action
+	Err    error  // the call's error; nil on success
+	Skip   string // why the action was dropped unsent, or ""
+	State  ItemState
+	At     time.Time // when the call finished
+}
+
+// ItemState is what the executor says of a work item, for status.
+type ItemState struct {
+	Attempts int64
+	LastErr  string
+	Parked   bool // failed permanently; waits for its desired state or server to change
+}
+
+// item is the work-queue state of one instance on one server.
+type item struct {
+	action   Action
+	queued   bool
+	inFlight bool
+	attempts int64
+	lastErr  string
+	bo       *backoff.ExponentialBackOff
+	nextAt   time.Time // earliest retry after a failure
+	parked   bool      // a permanent failure: waits for parkKey to change
+	parkKey  string
+	doneAt   time.Time // last success: not repeated until observed after it
+}
+
+func (it *item) state() ItemState {
+	return ItemState{Attempts: it.attempts, LastErr: it.lastErr, Parked: it.parked}
+}
+
+type serverQueue struct {
+	items   map[string]*item // by tenement name
+	pending []*item
+	signal  chan struct{}
+	gone    chan struct{} // closed when the server leaves the fleet
+}
+
+// ExecutorConfig tunes an Executor.
+type ExecutorConfig struct {
+	Concurrency int           // calls in flight overall
+	PerServer   int           // calls in flight per server
+	Timeout     time.Duration // one call
+	Backoff     BackoffPolicy
+}
+
+// Executor is the controller's work queue: it owns retries. It runs
+// actions with bounded concurrency, overall and per server, per-item
+// exponential backoff with jitter that resets on success, and parks
+// permanent failures until what they depend on changes. Every action is
+// checked once more just before it is sent.
+type Executor struct {
+	cfg     ExecutorConfig
+	send    SendFunc
+	check   CheckFunc
+	results func(Result)
+	wake    func() // a backoff ran out: plan again
+	clock   clock.Clock
+	sem     *semaphore.Weighted
+	ctx     context.Context // ends the workers
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	servers map[string]*serverQueue
+	busy    int // queued + in flight
+}
+
+// NewExecutor returns an executor whose workers run until ctx ends. results
+// hears of every finished or dropped action, from the worker goroutines.
+func NewExecutor(ctx context.Context, cfg ExecutorConfig, clk clock.Clock, send SendFunc, check CheckFunc,
+	results func(Result), wake func()) *Executor {
+	return &Executor{cfg: cfg, send: send, check: check, results: results, wake: wake, clock: clk,
+		sem: semaphore.NewWeighted(int64(cfg.Concurrency)), ctx: ctx, servers: map[string]*serverQueue{}}
+}
+
+func (e *Executor) server(id string) *serverQueue {
+	sq, ok := e.servers[id]
+	if !ok {
+		sq = &serverQueue{items: map[string]*item{}, signal: make(chan struct{}, 1), gone: make(chan struct{})}
+		e.servers[id] = sq
+		for i := 0; i < e.cfg.PerServer; i++ {
+			e.wg.Add(1)
+			go e.worker(sq)
+		}
+	}
+	return sq
+}
+
+func (e *Executor) newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = e.cfg.Backoff.Initial
+	b.MaxInterval = e.cfg.Backoff.Max
+	b.Multiplier = 2
+	b.RandomizationFactor = 0.5
+	b.MaxElapsedTime = 0
+	b.Clock = e.clock
+	b.Reset()
+	return b
+}
+
+// Offer asks for an action and reports whether it was queued. It is not
+// when the same item is queued or in flight, waiting out its backoff,
+// parked on the same generation and server settings (serverKey), or done
+// and not yet observed since (observedAt is when the list the plan used
+// was taken).
+func (e *Executor) Offer(a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sq := e.server(a.ServerID)
+	it, ok := sq.items[a.Name]
+	if !ok {
+		it = &item{}
+		sq.items[a.Name] = it
+	}
+	if ok && it.action.Kind != a.Kind {
+		// The opposite action: the other one's history does not apply.
+		it.doneAt, it.attempts, it.lastErr, it.nextAt, it.parked = time.Time{}, 0, "", time.Time{}, false
+		if it.bo != nil {
+			it.bo.Reset()
+		}
+	}
+	it.action = a
+	park := fmt.Sprintf("%s/%d/%s", a.Kind, a.Generation, serverKey)
+	switch {
+	case it.queued || it.inFlight:
+		return it.state(), false
+	case it.parked && it.parkKey == park:
+		return it.state(), false
+	case !it.doneAt.IsZero() && !observedAt.After(it.doneAt):
+		return it.state(), false
+	case !it.parked && e.clock.Now().Before(it.nextAt):
+		return it.state(), false
+	}
+	if it.parked {
+		it.parked, it.attempts, it.nextAt = false, 0, time.Time{}
+		if it.bo != nil {
+			it.bo.Reset()
+		}
+	}
+	it.parkKey = park
+	it.queued = true
+	e.busy++
+	sq.pending = append(sq.pending, it)
+	select {
+	case sq.signal <- struct{}{}:
+	default:
+	}
+	return it.state(), true
+}
+
+// State reports an item's state without queuing anything.
+func (e *Executor) State(server, name string) (ItemState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sq, ok := e.servers[server]; ok {
+		if it, ok := sq.items[name]; ok {
+			return it.state(), true
+		}
+	}
+	return ItemState{}, false
+}
+
+// Retain forgets a server's idle items whose names keep does not hold, so
+// the executor only remembers work still wanted.
+func (e *Executor) Retain(server string, keep map[string]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sq, ok := e.servers[server]
+	if !ok {
+		return
+	}
+	for name, it := range sq.items {
+		if !keep[name] && !it.queued && !it.inFlight {
+			delete(sq.items, name)
+		}
+	}
+}
+
+// DropServer forgets a server that left the fleet: its workers end once
+// their queue is empty.
+func (e *Executor) DropServer(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sq, ok := e.servers[id]; ok {
+		close(sq.gone)
+		delete(e.servers, id)
+	}
+}
+
+// Depth is how many actions are queued or in flight.
+func (e *Executor) Depth() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.busy
+}
+
+func (e *Executor) worker(sq *serverQueue) {
+	defer e.wg.Done()
+	for {
+		e.mu.Lock()
+		var it *item
+		if len(sq.pending) > 0 {
+			it = sq.pending[0]
+			sq.pending[0] = nil
+			sq.pending = sq.pending[1:]
+		}
+		e.mu.Unlock()
+		if it == nil {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-sq.gone:
+				return
+			case <-sq.signal:
+				continue
+			}
+		}
+		if e.ctx.Err() != nil {
+			e.mu.Lock()
+			it.queued = false
+			e.busy--
+			a := it.action
+			e.mu.Unlock()
+			e.results(Result{Action: a, Skip: "the controller is stopping", At: e.clock.Now()})
+			continue
+		}
+		e.run(it)
+	}
+}
+
+// errSkipped marks a dropped action in the item's history.
+var errSkipped = errors.New("skipped")
+
+func (e *Executor) run(it *item) {
+	// In-flight actions finish even when the controller is stopping.
+	ctx := context.WithoutCancel(e.ctx)
+	if err := e.sem.Acquire(ctx, 1); err != nil {
+		return
+	}
+	e.mu.Lock()
+	it.queued, it.inFlight = false, true
+	a := it.action
+	e.mu.Unlock()
+
+	var err error
+	skip := ""
+	if cerr := e.check(a); cerr != nil {
+		skip, err = cerr.Error(), errSkipped
+	} else {
+		actx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		err = e.send(actx, a)
+		cancel()
+	}
+	e.sem.Release(1)
+
+	e.mu.Lock()
+	it.inFlight = false
+	e.busy--
+	var retryIn time.Duration
+	now := e.clock.Now()
+	switch {
+	case err == errSkipped:
+		err = nil
+	case err == nil:
+		it.attempts, it.lastErr, it.nextAt, it.doneAt = 0, "", time.Time{}, now
+		if it.bo != nil {
+			it.bo.Reset()
+		}
+	default:
+		it.attempts++
+		it.lastErr = err.Error()
+		if observed.IsPermanent(err) {
+			it.parked = true
+		} else {
+			if it.bo == nil {
+				it.bo = e.newBackoff()
+			}
+			retryIn = it.bo.NextBackOff()
+			if ra := observed.RetryAfter(err); ra > retryIn {
+				retryIn = ra
+			}
+			it.nextAt = now.Add(retryIn)
+		}
+	}
+	st := it.state()
+	e.mu.Unlock()
+	if retryIn > 0 && e.wake != nil {
+		e.clock.AfterFunc(retryIn, e.wake)
+	}
+	e.results(Result{Action: a, Err: err, Skip: skip, State: st, At: now})
+}
+
+// Wait blocks until every worker has returned; in-flight actions finish.
+func (e *Executor) Wait() { e.wg.Wait() }

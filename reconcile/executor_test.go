@@ -1,0 +1,265 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum/internal/fakeclock"
+	"github.com/slum-fleet/slum/observed"
+)
+
+type recorder struct {
+	mu    sync.Mutex
+	calls map[string]int
+	errs  map[string][]error // per name, consumed in order; then success
+	inFly atomic.Int32
+	peak  atomic.Int32
+	hold  chan struct{} // when set, each call waits for a send on it, or its close
+	once  sync.Once
+}
+
+// release lets every held call through.
+func (r *recorder) release() {
+	if r.hold != nil {
+		r.once.Do(func() { close(r.hold) })
+	}
+}
+
+func newRecorder() *recorder { return &recorder{calls: map[string]int{}, errs: map[string][]error{}} }
+
+func (r *recorder) send(_ context.Context, a Action) error {
+	n := r.inFly.Add(1)
+	for {
+		p := r.peak.Load()
+		if n <= p || r.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	if r.hold != nil {
+		<-r.hold
+	}
+	r.inFly.Add(-1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls[a.Name]++
+	if errs := r.errs[a.Name]; len(errs) > 0 {
+		r.errs[a.Name] = errs[1:]
+		return errs[0]
+	}
+	return nil
+}
+
+func (r *recorder) count(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[name]
+}
+
+type execFixture struct {
+	e       *Executor
+	clock   *fakeclock.Clock
+	mu      sync.Mutex
+	results []Result
+	reject  map[string]string // name → why the check drops it
+}
+
+func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *execFixture {
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &execFixture{clock: fakeclock.New(t0), reject: map[string]string{}}
+	check := func(a Action) error {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if why := x.reject[a.Name]; why != "" {
+			return errors.New(why)
+		}
+		return nil
+	}
+	x.e = NewExecutor(ctx, ExecutorConfig{Concurrency: concurrency, PerServer: perServer, Timeout: time.Second,
+		Backoff: BackoffPolicy{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond}}, x.clock, r.send, check,
+		func(res Result) { x.mu.Lock(); x.results = append(x.results, res); x.mu.Unlock() }, nil)
+	t.Cleanup(func() {
+		r.release()
+		cancel()
+		x.e.Wait()
+	})
+	return x
+}
+
+func (x *execFixture) idle(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for x.e.Depth() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the executor never drained")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func spawnOf(name string, gen int64) Action {
+	return Action{Kind: Spawn, ServerID: "s1", Name: "api:" + name, Process: "api", ID: name, Generation: gen}
+}
+
+func TestExecutorBackoffResetsOnSuccess(t *testing.T) {
+	retry := &observed.Error{Class: observed.ErrUnavailable, Message: "boom"}
+	r := newRecorder()
+	r.errs["api:a--p"] = []error{retry, retry}
+	x := newExecFixture(t, r, 4, 2)
+	a := spawnOf("a--p", 1)
+	obs := x.clock.Now()
+	x.e.Offer(a, obs, "k")
+	x.idle(t)
+	st, _ := x.e.State("s1", a.Name)
+	if st.Attempts != 1 || st.LastErr == "" || st.Parked {
+		t.Fatalf("after one failure: %+v", st)
+	}
+	// Offered again at once: the backoff holds it back.
+	if _, queued := x.e.Offer(a, x.clock.Now(), "k"); queued {
+		t.Fatal("queued during its backoff")
+	}
+	// After the backoff (at most 80ms with jitter) it runs again, fails,
+	// and after the next backoff succeeds.
+	for r.count(a.Name) < 3 {
+		x.clock.Advance(100 * time.Millisecond)
+		x.e.Offer(a, x.clock.Now(), "k")
+		x.idle(t)
+	}
+	st, _ = x.e.State("s1", a.Name)
+	if st.Attempts != 0 || st.LastErr != "" {
+		t.Fatalf("success did not reset the item: %+v", st)
+	}
+	// Done: not repeated until the server is observed after the success.
+	x.e.Offer(a, obs, "k")
+	x.idle(t)
+	if n := r.count(a.Name); n != 3 {
+		t.Fatalf("repeated a done action on a stale observation: %d calls", n)
+	}
+	x.clock.Advance(time.Millisecond)
+	x.e.Offer(a, x.clock.Now(), "k")
+	x.idle(t)
+	if n := r.count(a.Name); n != 4 {
+		t.Fatalf("a newer observation that still lacks it must retry: %d calls", n)
+	}
+}
+
+func TestExecutorParksPermanentFailures(t *testing.T) {
+	perm := &observed.Error{Class: observed.ErrUnknownProcess, Message: "Unknown process: api"}
+	r := newRecorder()
+	r.errs["api:a--p"] = []error{perm, perm}
+	x := newExecFixture(t, r, 4, 2)
+	a := spawnOf("a--p", 1)
+	x.e.Offer(a, x.clock.Now(), "k")
+	x.idle(t)
+	for i := 0; i < 5; i++ {
+		x.clock.Advance(time.Minute)
+		if st, queued := x.e.Offer(a, x.clock.Now(), "k"); !st.Parked || queued {
+			t.Fatalf("not parked: %+v", st)
+		}
+	}
+	if n := r.count(a.Name); n != 1 {
+		t.Fatalf("a parked item was retried: %d calls", n)
+	}
+	// A new generation unparks it.
+	x.e.Offer(spawnOf("a--p", 2), x.clock.Now(), "k")
+	x.idle(t)
+	if n := r.count(a.Name); n != 2 {
+		t.Fatalf("new generation not tried: %d calls", n)
+	}
+	// So does a change of the server's URL or token.
+	x.e.Offer(spawnOf("a--p", 2), x.clock.Now(), "k2")
+	x.idle(t)
+	if n := r.count(a.Name); n != 3 {
+		t.Fatalf("changed server not tried: %d calls", n)
+	}
+	if st, _ := x.e.State("s1", a.Name); st.Parked || st.Attempts != 0 {
+		t.Fatalf("success after unparking: %+v", st)
+	}
+}
+
+func TestExecutorBoundsConcurrency(t *testing.T) {
+	for _, c := range []struct {
+		name                    string
+		concurrency, perServer  int
+		servers, items, maxPeak int
+	}{
+		{"overall", 3, 2, 4, 40, 3},
+		{"per server", 10, 2, 1, 20, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRecorder()
+			r.hold = make(chan struct{})
+			x := newExecFixture(t, r, c.concurrency, c.perServer)
+			for i := 0; i < c.items; i++ {
+				a := spawnOf("t"+string(rune('a'+i%26))+string(rune('a'+i/26))+"--p", 1)
+				a.ServerID = []string{"s1", "s2", "s3", "s4"}[i%c.servers]
+				x.e.Offer(a, x.clock.Now(), "k")
+			}
+			// The bound fills up, and stays full while the calls hang.
+			deadline := time.Now().Add(5 * time.Second)
+			for int(r.inFly.Load()) < c.maxPeak && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+			r.release()
+			x.idle(t)
+			if p := int(r.peak.Load()); p != c.maxPeak {
+				t.Fatalf("peak concurrency %d, want %d", p, c.maxPeak)
+			}
+		})
+	}
+}
+
+func TestExecutorDedupesInFlight(t *testing.T) {
+	r := newRecorder()
+	r.hold = make(chan struct{})
+	x := newExecFixture(t, r, 4, 4)
+	a := spawnOf("a--p", 1)
+	queued := 0
+	for i := 0; i < 10; i++ {
+		if _, q := x.e.Offer(a, x.clock.Now(), "k"); q {
+			queued++
+		}
+	}
+	r.hold <- struct{}{}
+	x.idle(t)
+	if n := r.count(a.Name); n != 1 || queued != 1 {
+		t.Fatalf("%d calls (%d queued) for one item offered 10 times", n, queued)
+	}
+}
+
+func TestExecutorChecksEachActionWhenItIsSent(t *testing.T) {
+	r := newRecorder()
+	r.hold = make(chan struct{})
+	x := newExecFixture(t, r, 1, 1)
+	first, second := spawnOf("a--p", 1), spawnOf("b--p", 1)
+	x.e.Offer(first, x.clock.Now(), "k")
+	x.e.Offer(second, x.clock.Now(), "k")
+	// While the first call is in flight, the second instance is removed
+	// from the desired state: its queued spawn must not be sent.
+	for r.inFly.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	x.mu.Lock()
+	x.reject[second.Name] = "b is no longer desired"
+	x.mu.Unlock()
+	r.hold <- struct{}{}
+	x.idle(t)
+	if r.count(second.Name) != 0 || r.count(first.Name) != 1 {
+		t.Fatalf("calls: first %d, second %d", r.count(first.Name), r.count(second.Name))
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var skipped []string
+	for _, res := range x.results {
+		if res.Skip != "" {
+			skipped = append(skipped, res.Action.Name+": "+res.Skip)
+		}
+	}
+	if len(skipped) != 1 || skipped[0] != second.Name+": b is no longer desired" {
+		t.Fatalf("skipped %v", skipped)
+	}
+}

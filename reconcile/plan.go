@@ -1,0 +1,155 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed"
+)
+
+// Kind is what an action does.
+type Kind string
+
+const (
+	Spawn Kind = "spawn"
+	Stop  Kind = "stop"
+)
+
+// Action is one call to make on one server.
+type Action struct {
+	Kind     Kind
+	ServerID string
+	Name     string // process:tenant--instance
+	Process  string
+	ID       string // tenant--instance
+	Instance string // tenant:instance
+	// Generation of the desired instance a spawn serves.
+	Generation int64
+	// Guarded stops count against the mass-stop guard: they remove a copy
+	// whose instance vanished from the desired state without having been
+	// removed on purpose, as from an emptied or wrong database. Removals,
+	// desired stops, moves and fences do not count.
+	Guarded bool
+	// Fence: the copy is stale, on a server back from the dead whose
+	// instance failed over; it is stopped without waiting.
+	Fence  bool
+	Reason string
+}
+
+// Key identifies an action's work item: one instance on one server.
+func (a Action) Key() string { return a.ServerID + "/" + a.Name }
+
+// Wait is a stop deferred until the instance's new copy runs elsewhere
+// (make before break).
+type Wait struct {
+	Action
+	WaitingFor string // the server the instance moved to
+}
+
+// Observation is what the plan says of one desired instance.
+type Observation struct {
+	Instance *Desired
+	Phase    desired.Phase
+	Health   string // tenement's word for the copy, when seen
+	Message  string
+	// Converged: what runs matches the desired state at
+	// Instance.Generation.
+	Converged bool
+}
+
+// ServerReport is what the plan says of one server.
+type ServerReport struct {
+	ServerID     string
+	Health       observed.HealthState
+	Listed       bool
+	Running      int      // copies listed
+	Unmanaged    []string // running names slum did not place; never touched
+	PendingStops int      // copies slum placed there that are to go
+	Failover     desired.FailoverState
+	Reason       string
+}
+
+// Serving is who serves one tenant.
+type Serving struct {
+	Tenant  string
+	Serving []desired.CopyRef // preferred first
+	Spares  []desired.CopyRef // running copies that do not serve
+	Reason  string            // why nothing serves, when nothing does
+	Since   time.Time         // when Serving last changed
+	// Settling: the serving copy was chosen when nothing served the
+	// tenant yet, so a better-ranked copy that comes up soon after takes
+	// over (the order copies come up in at start is an accident). A copy
+	// that took over from a lost one keeps serving (no flapping back).
+	Settling bool
+}
+
+// Held is a part of the plan a safety rule holds back until the operator
+// approves it once.
+type Held struct {
+	Kind        desired.HoldKind
+	Fingerprint string
+	Summary     string
+	Stops       []Action             // withheld stops (mass-stop)
+	Reschedules []desired.Reschedule // withheld failovers (partition)
+	Servers     []string             // the servers concerned
+}
+
+// Unplaceable is an instance on a dead server that no healthy server can
+// take now.
+type Unplaceable struct {
+	Instance string
+	From     string
+	Reason   string
+}
+
+// Plan is everything the controller should do and report after one look
+// at the fleet: named result sets, in the manner of a scheduler.
+type Plan struct {
+	Revision int64 // of the desired state planned from
+	At       time.Time
+
+	Spawns []Action
+	Stops  []Action
+	Waits  []Wait
+	// Record are ledger entries to write before the spawns are sent;
+	// Forget those whose copies are confirmed gone.
+	Record []desired.Placement
+	Forget []desired.Placement
+	// Reschedules move instances off dead servers (failover) or back
+	// home (fail-back); the controller commits them to the desired state
+	// and the next plan spawns the new copies.
+	Reschedules []desired.Reschedule
+	Unplaceable []Unplaceable
+	// FailingOver lists the servers whose failover this plan starts.
+	FailingOver []string
+
+	Held     []Held
+	Approved []int64 // holds whose one-time approval this plan carries out
+
+	Observations []Observation
+	Servers      []ServerReport
+	Serving      []Serving
+}
+
+// Counts summarises a plan for logs and dry runs.
+func (p *Plan) Counts() (spawns, stops, waits, reschedules int) {
+	return len(p.Spawns), len(p.Stops), len(p.Waits), len(p.Reschedules)
+}
+
+// Idle reports whether the plan acts on nothing.
+func (p *Plan) Idle() bool {
+	return len(p.Spawns)+len(p.Stops)+len(p.Reschedules)+len(p.Record)+len(p.Forget) == 0
+}
+
+// Desired is a desired instance with its names worked out once per load of
+// the desired state, not once per plan.
+type Desired struct {
+	desired.Instance
+	Name string // on tenement: process:tenant--instance
+	Key  string // in slum: tenant:instance
+}
+
+// NewDesired wraps a desired instance.
+func NewDesired(in desired.Instance) Desired {
+	return Desired{Instance: in, Name: in.TenementName(), Key: in.Key()}
+}

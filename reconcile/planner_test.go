@@ -1,0 +1,685 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+// srv describes a server as a plan sees it. Times are relative to t0.
+type srv struct {
+	id, region string
+	health     observed.Health // default online
+	unlisted   bool            // its last list failed
+	runs       []string        // tenement names it lists
+	lastDead   time.Duration   // ago; 0: never dead
+	since      time.Duration   // in its health for this long; default 1h
+	state      desired.ServerState
+	capacity   int64 // MB; default 1000
+}
+
+type tnt struct {
+	id, region string
+	failover   desired.FailoverPolicy
+	serving    desired.ServingPolicy
+}
+
+// ins describes an instance: key "tenant:id" on server, process api.
+type ins struct {
+	key, server, home string
+	process           string
+	stopped, onDemand bool
+	rank, gen, mem    int64
+	updated           time.Duration // ago; default 1h
+}
+
+type scenario struct {
+	servers   []srv
+	tenants   []tnt
+	instances []ins
+	ledger    []string // "server/name", touched 1h ago; "server/name@now" touched at t0
+	busy      []string
+	serving   map[string][]string // tenant → instance ids that served, on their servers
+	failovers []FailoverRecord
+	holds     []desired.Hold
+	removed   []string // instance keys removed on purpose
+	settings  func(*desired.Settings)
+	guard     *Guard
+}
+
+func name(key, process string) string {
+	t, i, _ := strings.Cut(key, ":")
+	if process == "" {
+		process = "api"
+	}
+	return process + ":" + t + "--" + i
+}
+
+func (sc scenario) input() Input {
+	snap := &desired.Snapshot{Revision: 7, Settings: desired.DefaultSettings(), Holds: sc.holds}
+	for _, k := range sc.removed {
+		t, i, _ := strings.Cut(k, ":")
+		snap.Removed = append(snap.Removed, desired.InstanceRef{TenantID: t, InstanceID: i})
+	}
+	if sc.settings != nil {
+		sc.settings(&snap.Settings)
+	}
+	obs := map[string]*observed.Snapshot{}
+	for _, s := range sc.servers {
+		st := s.state
+		if st == "" {
+			st = desired.ServerActive
+		}
+		capacity := s.capacity
+		if capacity == 0 {
+			capacity = 1000
+		}
+		snap.Servers = append(snap.Servers, desired.Server{ID: s.id, Region: s.region, CapacityMB: capacity, State: st, URL: "http://" + s.id, Domain: s.id + ".test"})
+		h := s.health
+		if h == "" {
+			h = observed.HealthOnline
+		}
+		since := s.since
+		if since == 0 {
+			since = time.Hour
+		}
+		hs := observed.HealthState{Health: h, Since: t0.Add(-since)}
+		if s.lastDead != 0 {
+			hs.LastDead = t0.Add(-s.lastDead)
+		}
+		if h == observed.HealthUnknown {
+			continue
+		}
+		runs := map[string]string{}
+		for _, n := range s.runs {
+			runs[n] = "healthy"
+		}
+		obs[s.id] = &observed.Snapshot{Server: s.id, Health: hs, Listed: !s.unlisted && h != observed.HealthDead,
+			ListedAt: t0.Add(-time.Second), Instances: runs}
+	}
+	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
+	seenTenant := map[string]bool{}
+	for _, t := range sc.tenants {
+		seenTenant[t.id] = true
+		fo, sv := t.failover, t.serving
+		if fo == "" {
+			fo = desired.FailoverMove
+		}
+		if sv == "" {
+			sv = desired.ServingOne
+		}
+		snap.Tenants = append(snap.Tenants, desired.Tenant{ID: t.id, Domain: t.id + ".example.com", Region: t.region, Failover: fo, Serving: sv})
+	}
+	for _, in := range sc.instances {
+		tenant, id, _ := strings.Cut(in.key, ":")
+		if !seenTenant[tenant] {
+			seenTenant[tenant] = true
+			snap.Tenants = append(snap.Tenants, desired.Tenant{ID: tenant, Domain: tenant + ".example.com", Failover: desired.FailoverMove, Serving: desired.ServingOne})
+		}
+		process := in.process
+		if process == "" {
+			process = "api"
+		}
+		home := in.home
+		if home == "" {
+			home = in.server
+		}
+		gen, mem := in.gen, in.mem
+		if gen == 0 {
+			gen = 1
+		}
+		if mem == 0 {
+			mem = 100
+		}
+		updated := in.updated
+		if updated == 0 {
+			updated = time.Hour
+		}
+		i := desired.Instance{TenantID: tenant, ID: id, Process: process, ServerID: in.server, HomeServerID: home, MemoryMB: mem,
+			DesiredState: desired.StateRunning, Mode: desired.ModeAlways, Rank: in.rank, Generation: gen, UpdatedAt: t0.Add(-updated)}
+		if in.stopped {
+			i.DesiredState = desired.StateStopped
+		}
+		if in.onDemand {
+			i.Mode = desired.ModeOnDemand
+		}
+		snap.Instances = append(snap.Instances, i)
+	}
+	sort.Slice(snap.Tenants, func(i, j int) bool { return snap.Tenants[i].ID < snap.Tenants[j].ID })
+	ledger := Ledger{}
+	for _, e := range sc.ledger {
+		touched := t0.Add(-time.Hour)
+		if strings.HasSuffix(e, "@now") {
+			e, touched = strings.TrimSuffix(e, "@now"), t0
+		}
+		server, n, _ := strings.Cut(e, "/")
+		_, tenant, inst, ok := desired.ParseTenementName(n)
+		if !ok {
+			panic("bad ledger name " + n)
+		}
+		if ledger[server] == nil {
+			ledger[server] = map[string]LedgerEntry{}
+		}
+		ledger[server][n] = LedgerEntry{TenantID: tenant, InstanceID: inst, Touched: touched}
+	}
+	busy := map[string]bool{}
+	for _, b := range sc.busy {
+		busy[b] = true
+	}
+	guard := Guard{Fraction: 0.5, Floor: 10}
+	if sc.guard != nil {
+		guard = *sc.guard
+	}
+	serving := map[string]Serving{}
+	for tenant, ids := range sc.serving {
+		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
+		for _, id := range ids {
+			for _, in := range snap.Instances {
+				if in.TenantID == tenant && in.ID == id {
+					sv.Serving = append(sv.Serving, desired.CopyRef{Instance: id, Server: in.ServerID})
+				}
+			}
+		}
+		serving[tenant] = sv
+	}
+	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Busy: busy, Serving: serving,
+		Failovers: sc.failovers, Guard: guard}
+}
+
+func keys(as []Action) []string {
+	out := []string{}
+	for _, a := range as {
+		k := a.Key()
+		if a.Fence {
+			k += " (fence)"
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+func moves(rs []desired.Reschedule) []string {
+	out := []string{}
+	for _, r := range rs {
+		out = append(out, fmt.Sprintf("%s %s->%s", r.Key(), r.From, r.To))
+	}
+	return out
+}
+
+func phases(p *Plan) map[string]desired.Phase {
+	out := map[string]desired.Phase{}
+	for _, o := range p.Observations {
+		out[o.Instance.Key] = o.Phase
+	}
+	return out
+}
+
+func servingOf(p *Plan, tenant string) string {
+	ids := func(cs []desired.CopyRef) string {
+		var out []string
+		for _, c := range cs {
+			out = append(out, c.String())
+		}
+		return strings.Join(out, ",")
+	}
+	for _, s := range p.Serving {
+		if s.Tenant == tenant {
+			return ids(s.Serving) + "|" + ids(s.Spares)
+		}
+	}
+	return "?"
+}
+
+func heldKinds(p *Plan) []desired.HoldKind {
+	out := []desired.HoldKind{}
+	for _, h := range p.Held {
+		out = append(out, h.Kind)
+	}
+	return out
+}
+
+func same(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	if got == nil {
+		got = []string{}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got  %q\n want %q", what, got, want)
+	}
+}
+
+func TestPlannerConverges(t *testing.T) {
+	a, b, c := name("a:prod", ""), name("b:prod", ""), name("c:prod", "")
+	cases := []struct {
+		name   string
+		sc     scenario
+		check  func(t *testing.T, p *Plan)
+		spawns []string
+		stops  []string
+		waits  []string
+		forget []string
+		phases map[string]desired.Phase
+	}{{
+		name:   "absent and desired: recorded, then spawned",
+		sc:     scenario{servers: []srv{{id: "s1"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		spawns: []string{"s1/" + a},
+		phases: map[string]desired.Phase{"a:prod": desired.PhasePending},
+		check: func(t *testing.T, p *Plan) {
+			if len(p.Record) != 1 || p.Record[0].Name != a {
+				t.Errorf("record %+v", p.Record)
+			}
+		},
+	}, {
+		name:   "running: nothing to do",
+		sc:     scenario{servers: []srv{{id: "s1", runs: []string{a}}}, instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + a}},
+		phases: map[string]desired.Phase{"a:prod": desired.PhaseRunning},
+	}, {
+		name:   "on-demand and absent: idle, never spawned",
+		sc:     scenario{servers: []srv{{id: "s1"}}, instances: []ins{{key: "a:prod", server: "s1", onDemand: true}}, ledger: []string{"s1/" + a}},
+		phases: map[string]desired.Phase{"a:prod": desired.PhaseIdle},
+	}, {
+		name:   "desired stopped and running: stopped",
+		sc:     scenario{servers: []srv{{id: "s1", runs: []string{a}}}, instances: []ins{{key: "a:prod", server: "s1", stopped: true}}, ledger: []string{"s1/" + a}},
+		stops:  []string{"s1/" + a},
+		phases: map[string]desired.Phase{"a:prod": desired.PhasePending},
+	}, {
+		name: "what slum did not place is never stopped",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a, "api:other", b}}},
+			instances: []ins{{key: "b:prod", server: "s1", stopped: true}}},
+		check: func(t *testing.T, p *Plan) {
+			same(t, "unmanaged", p.Servers[0].Unmanaged, []string{a, b, "api:other"})
+		},
+	}, {
+		name:  "placed by slum and no longer desired: stopped",
+		sc:    scenario{servers: []srv{{id: "s1", runs: []string{a}}}, ledger: []string{"s1/" + a}},
+		stops: []string{"s1/" + a},
+		check: func(t *testing.T, p *Plan) {
+			if !p.Stops[0].Guarded || p.Servers[0].PendingStops != 1 {
+				t.Errorf("stop %+v, pending %d", p.Stops[0], p.Servers[0].PendingStops)
+			}
+		},
+	}, {
+		name: "moved: the old copy waits for the new one",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2"}}, instances: []ins{{key: "a:prod", server: "s2", updated: time.Second}},
+			ledger: []string{"s1/" + a}},
+		spawns: []string{"s2/" + a},
+		waits:  []string{"s1/" + a},
+	}, {
+		name: "moved and running there: the old copy is stopped, unguarded",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2", runs: []string{a}}}, instances: []ins{{key: "a:prod", server: "s2"}},
+			ledger: []string{"s1/" + a, "s2/" + a}},
+		stops: []string{"s1/" + a},
+		check: func(t *testing.T, p *Plan) {
+			if p.Stops[0].Guarded {
+				t.Error("a move counted against the mass-stop guard")
+			}
+		},
+	}, {
+		name:   "a copy gone since it was touched is forgotten",
+		sc:     scenario{servers: []srv{{id: "s1"}}, ledger: []string{"s1/" + a}},
+		forget: []string{"s1/" + a},
+	}, {
+		name: "a copy touched after the list, or busy, is not forgotten (a spawn may land)",
+		sc:   scenario{servers: []srv{{id: "s1"}}, ledger: []string{"s1/" + a + "@now", "s1/" + b}, busy: []string{"s1/" + b}},
+	}, {
+		name: "an unreachable server: no actions, instances unknown, its pending stops counted",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthSuspect, unlisted: true}},
+			instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + b, "s1/" + c}},
+		phases: map[string]desired.Phase{"a:prod": desired.PhaseUnknown},
+		check: func(t *testing.T, p *Plan) {
+			if r := p.Servers[0]; r.PendingStops != 2 || r.Listed {
+				t.Errorf("report %+v", r)
+			}
+		},
+	}, {
+		name: "a failed-over instance is spawned where it now is, saying so",
+		sc:   scenario{servers: []srv{{id: "s1"}, {id: "s2"}}, instances: []ins{{key: "a:prod", server: "s2", home: "s1"}}},
+		check: func(t *testing.T, p *Plan) {
+			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "failed over from s1" || p.Observations[0].Message != "failed over from s1" {
+				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations)
+			}
+		},
+		spawns: []string{"s2/" + a},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := Planner{}.Plan(c.sc.input())
+			same(t, "spawns", keys(p.Spawns), c.spawns)
+			same(t, "stops", keys(p.Stops), c.stops)
+			var waits []string
+			for _, w := range p.Waits {
+				waits = append(waits, w.Key())
+			}
+			same(t, "waits", waits, c.waits)
+			var forget []string
+			for _, f := range p.Forget {
+				forget = append(forget, f.ServerID+"/"+f.Name)
+			}
+			same(t, "forget", forget, c.forget)
+			got := phases(p)
+			for k, want := range c.phases {
+				if got[k] != want {
+					t.Errorf("phase of %s: %s, want %s", k, got[k], want)
+				}
+			}
+			if len(p.Reschedules) != 0 || len(p.Held) != 0 {
+				t.Errorf("unexpected reschedules %v or holds %v", moves(p.Reschedules), heldKinds(p))
+			}
+			if c.check != nil {
+				c.check(t, p)
+			}
+		})
+	}
+}
+
+func TestPlannerFailover(t *testing.T) {
+	a, b := name("a:prod", ""), name("a:backup", "")
+	three := func(dead ...string) []srv {
+		out := []srv{{id: "s1", region: "eu"}, {id: "s2", region: "eu"}, {id: "s3", region: "us"}}
+		for i := range out {
+			if slices.Contains(dead, out[i].id) {
+				out[i].health = observed.HealthDead
+			}
+		}
+		return out
+	}
+	cases := []struct {
+		name        string
+		sc          scenario
+		reschedules []string
+		unplaceable []string
+		held        []desired.HoldKind
+		failingOver []string
+		stops       []string
+		phases      map[string]desired.Phase
+		serving     map[string]string
+		check       func(t *testing.T, p *Plan)
+	}{{
+		name: "a dead server's instances move, to the tenant's region first",
+		sc: scenario{servers: three("s1"), tenants: []tnt{{id: "a", region: "us"}, {id: "b", region: "eu"}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s1"}}},
+		reschedules: []string{"a:prod s1->s3", "b:prod s1->s2"},
+		failingOver: []string{"s1"},
+		phases:      map[string]desired.Phase{"a:prod": desired.PhasePending},
+		check: func(t *testing.T, p *Plan) {
+			if p.Servers[0].Failover != desired.FailoverDone {
+				t.Errorf("s1 report %+v", p.Servers[0])
+			}
+		},
+	}, {
+		name: "never beside another copy of the tenant's process",
+		sc: scenario{servers: three("s1"), instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}},
+			tenants: []tnt{{id: "a", region: "eu"}}},
+		reschedules: []string{"a:prod s1->s3"},
+		failingOver: []string{"s1"},
+	}, {
+		name:        "not onto cordoned, suspect or recently dead servers",
+		sc:          scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", state: desired.ServerCordoned}, {id: "s3", health: observed.HealthSuspect}, {id: "s4", lastDead: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		reschedules: []string{"a:prod s1->s5"},
+		failingOver: []string{"s1"},
+	}, {
+		name:   "failover none: down with its server",
+		sc:     scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: desired.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		phases: map[string]desired.Phase{"a:prod": desired.PhaseDown},
+	}, {
+		name: "no room anywhere: unplaceable, with the reason",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", capacity: 100}, {id: "s3", capacity: 100}},
+			instances: []ins{{key: "a:prod", server: "s1", mem: 500}}},
+		unplaceable: []string{"a:prod"},
+		failingOver: []string{"s1"},
+		phases:      map[string]desired.Phase{"a:prod": desired.PhaseUnplaceable},
+		check: func(t *testing.T, p *Plan) {
+			if !strings.Contains(p.Observations[0].Message, "2 without 500 MB free") {
+				t.Errorf("message %q", p.Observations[0].Message)
+			}
+		},
+	}, {
+		name:   "most servers dead at once: a partition; nothing moves, the plan is held",
+		sc:     scenario{servers: three("s1", "s2"), instances: []ins{{key: "a:prod", server: "s1"}}},
+		held:   []desired.HoldKind{desired.HoldPartition},
+		phases: map[string]desired.Phase{"a:prod": desired.PhaseDown},
+		check: func(t *testing.T, p *Plan) {
+			h := p.Held[0]
+			if !slices.Equal(h.Servers, []string{"s1", "s2"}) || len(h.Reschedules) != 1 || !strings.Contains(h.Summary, "2 of 3 servers") {
+				t.Errorf("held %+v", h)
+			}
+		},
+	}, {
+		name: "servers failing together count together: one dead, one on its way",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", health: observed.HealthSuspect, unlisted: true}, {id: "s3"}},
+			instances: []ins{{key: "a:prod", server: "s1"}}},
+		held: []desired.HoldKind{desired.HoldPartition},
+	}, {
+		name: "a whole region of two dead at once is held too",
+		sc: scenario{servers: []srv{{id: "e1", region: "eu", health: observed.HealthDead}, {id: "e2", region: "eu", health: observed.HealthDead},
+			{id: "u1", region: "us"}, {id: "u2", region: "us"}, {id: "u3", region: "us"}}, instances: []ins{{key: "a:prod", server: "e1"}}},
+		held: []desired.HoldKind{desired.HoldPartition},
+	}, {
+		name: "an approved partition hold fails over, once",
+		sc: scenario{servers: three("s1", "s2"), instances: []ins{{key: "a:prod", server: "s1"}},
+			holds: []desired.Hold{{ID: 4, Kind: desired.HoldPartition, Fingerprint: fingerprint([]string{"s1", "s2"}), State: desired.HoldApproved}}},
+		reschedules: []string{"a:prod s1->s3"},
+		failingOver: []string{"s1"},
+		check: func(t *testing.T, p *Plan) {
+			if !slices.Equal(p.Approved, []int64{4}) {
+				t.Errorf("approved %v", p.Approved)
+			}
+		},
+	}, {
+		name: "the failover rate: one new server a minute; one already failing over continues",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", health: observed.HealthDead}, {id: "s3", health: observed.HealthDead},
+			{id: "s4"}, {id: "s5"}, {id: "s6"}, {id: "s7"}, {id: "s8"}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s2"}, {key: "c:prod", server: "s3"}},
+			settings:  func(s *desired.Settings) { s.FailoverRate = 2 },
+			failovers: []FailoverRecord{{Server: "s1", At: t0.Add(-30 * time.Second)}}},
+		reschedules: []string{"a:prod s1->s4", "b:prod s2->s5"},
+		failingOver: []string{"s2"},
+		phases:      map[string]desired.Phase{"c:prod": desired.PhaseDown},
+		check: func(t *testing.T, p *Plan) {
+			if r := p.Servers[2]; r.Failover != desired.FailoverHeld || !strings.Contains(r.Reason, "failover_rate 2") {
+				t.Errorf("s3 %+v", r)
+			}
+		},
+	}, {
+		name: "a server back from the dead: its stale copies are fenced at once",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}, lastDead: time.Minute, since: 2 * time.Second}, {id: "s2"}, {id: "s3"}},
+			instances: []ins{{key: "a:prod", server: "s2", home: "s1", updated: 30 * time.Second}}, ledger: []string{"s1/" + a}},
+		stops: []string{"s1/" + a + " (fence)"},
+		check: func(t *testing.T, p *Plan) {
+			if p.Stops[0].Guarded || p.Servers[0].Failover != desired.FailoverFencing {
+				t.Errorf("fence %+v, s1 %+v", p.Stops[0], p.Servers[0])
+			}
+		},
+	}, {
+		name: "the same server, but a move made after it came back waits for the new copy",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}, lastDead: time.Minute, since: 20 * time.Second}, {id: "s2"}},
+			instances: []ins{{key: "a:prod", server: "s2", updated: time.Second}}, ledger: []string{"s1/" + a}},
+		check: func(t *testing.T, p *Plan) {
+			if len(p.Waits) != 1 {
+				t.Errorf("waits %+v", p.Waits)
+			}
+		},
+	}, {
+		name: "warm spare: the serving copy's server dies, the spare serves at once, the lost copy moves",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", runs: []string{b}}, {id: "s3"}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}},
+			serving:   map[string][]string{"a": {"prod"}}},
+		reschedules: []string{"a:prod s1->s3"},
+		failingOver: []string{"s1"},
+		serving:     map[string]string{"a": "backup@s2|"},
+	}, {
+		name: "a serving copy keeps serving when the preferred one comes back (no flapping)",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2", runs: []string{b}}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}}, ledger: []string{"s1/" + a, "s2/" + b},
+			serving: map[string][]string{"a": {"backup"}}},
+		serving: map[string]string{"a": "backup@s2|prod@s1"},
+	}, {
+		name: "fresh: the lowest rank serves, the rest are spares; active-active serves all",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a, name("x:prod", "")}}, {id: "s2", runs: []string{b, name("x:backup", "")}}},
+			tenants:   []tnt{{id: "x", serving: desired.ServingAll}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}, {key: "x:prod", server: "s1"}, {key: "x:backup", server: "s2", rank: 1}}},
+		serving: map[string]string{"a": "prod@s1|backup@s2", "x": "prod@s1,backup@s2|"},
+	}, {
+		name: "a moved copy keeps serving from its old server until the new one runs",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2"}},
+			instances: []ins{{key: "a:prod", server: "s2", updated: time.Second}}, ledger: []string{"s1/" + a},
+			serving: map[string][]string{"a": {"prod"}}},
+		serving: map[string]string{"a": "prod@s1|"},
+	}, {
+		name:    "nothing serves a tenant on a dead server without a spare: the reason says so",
+		sc:      scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: desired.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		serving: map[string]string{"a": "|"},
+		check: func(t *testing.T, p *Plan) {
+			if p.Serving[0].Reason != "its server s1 is dead" {
+				t.Errorf("reason %q", p.Serving[0].Reason)
+			}
+		},
+	}, {
+		name: "fail-back returns an instance home once home is healthy long enough",
+		sc: scenario{servers: []srv{{id: "s1", since: 10 * time.Minute, lastDead: 20 * time.Minute}, {id: "s2", runs: []string{a}}},
+			settings:  func(s *desired.Settings) { s.Failback = desired.FailbackReturn },
+			instances: []ins{{key: "a:prod", server: "s2", home: "s1"}}, ledger: []string{"s2/" + a}},
+		reschedules: []string{"a:prod s2->s1"},
+	}, {
+		name: "no fail-back before failback_after, nor with failback stay",
+		sc: scenario{servers: []srv{{id: "s1", since: time.Minute, lastDead: 20 * time.Minute}, {id: "s2", runs: []string{a}}, {id: "s3", since: time.Hour}},
+			settings:  func(s *desired.Settings) { s.Failback = desired.FailbackReturn },
+			instances: []ins{{key: "a:prod", server: "s2", home: "s1"}, {key: "b:prod", server: "s2", home: "s3"}}, ledger: []string{"s2/" + a}},
+	}}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := Planner{}.Plan(c.sc.input())
+			same(t, "reschedules", moves(p.Reschedules), c.reschedules)
+			var unplaceable []string
+			for _, u := range p.Unplaceable {
+				unplaceable = append(unplaceable, u.Instance)
+			}
+			same(t, "unplaceable", unplaceable, c.unplaceable)
+			if got := heldKinds(p); !slices.Equal(got, c.held) && !(len(got) == 0 && c.held == nil) {
+				t.Errorf("held %v, want %v", got, c.held)
+			}
+			same(t, "failing over", p.FailingOver, c.failingOver)
+			same(t, "stops", keys(p.Stops), c.stops)
+			got := phases(p)
+			for k, want := range c.phases {
+				if got[k] != want {
+					t.Errorf("phase of %s: %s, want %s", k, got[k], want)
+				}
+			}
+			for tenant, want := range c.serving {
+				if got := servingOf(p, tenant); got != want {
+					t.Errorf("serving of %s: %s, want %s", tenant, got, want)
+				}
+			}
+			if c.check != nil {
+				c.check(t, p)
+			}
+		})
+	}
+}
+
+func TestPlannerMassStopGuard(t *testing.T) {
+	var runs, ledger []string
+	for i := 0; i < 20; i++ {
+		n := name(fmt.Sprintf("t%d:prod", i), "")
+		runs = append(runs, n)
+		ledger = append(ledger, "s1/"+n)
+	}
+	sc := scenario{servers: []srv{{id: "s1", runs: runs}}, ledger: ledger}
+	p := Planner{}.Plan(sc.input())
+	if len(p.Stops) != 0 || len(p.Held) != 1 || p.Held[0].Kind != desired.HoldMassStop || len(p.Held[0].Stops) != 20 {
+		t.Fatalf("an emptied database: stops %d, held %+v", len(p.Stops), p.Held)
+	}
+	if !strings.Contains(p.Held[0].Summary, "refused to stop 20 of the 20 instances") {
+		t.Errorf("summary %q", p.Held[0].Summary)
+	}
+	// Approving that exact plan lets it through once.
+	sc.holds = []desired.Hold{{ID: 9, Kind: desired.HoldMassStop, Fingerprint: p.Held[0].Fingerprint, State: desired.HoldApproved}}
+	p = Planner{}.Plan(sc.input())
+	if len(p.Stops) != 20 || len(p.Held) != 0 || !slices.Equal(p.Approved, []int64{9}) {
+		t.Fatalf("approved: stops %d, held %d, approved %v", len(p.Stops), len(p.Held), p.Approved)
+	}
+	// An approval of another plan does not: one more stop is a new plan.
+	sc.ledger = append(sc.ledger, "s1/"+name("extra:prod", ""))
+	sc.servers[0].runs = append(sc.servers[0].runs, name("extra:prod", ""))
+	p = Planner{}.Plan(sc.input())
+	if len(p.Stops) != 0 || len(p.Held) != 1 {
+		t.Fatalf("a different plan went through on an old approval: stops %d", len(p.Stops))
+	}
+	// Removals the operator made are expected, however many: removing
+	// 20 tenants at once stops their 20 copies.
+	var removed []string
+	for i := 0; i < 20; i++ {
+		removed = append(removed, fmt.Sprintf("t%d:prod", i))
+	}
+	p = Planner{}.Plan(scenario{servers: []srv{{id: "s1", runs: runs}}, ledger: ledger, removed: removed}.input())
+	if len(p.Stops) != 20 || len(p.Held) != 0 || p.Stops[0].Reason != "removed" {
+		t.Fatalf("20 removals: stops %d, held %+v", len(p.Stops), p.Held)
+	}
+	// Fences and moves never count: the desired state says where the
+	// instances run instead.
+	var insts []ins
+	for i := 0; i < 20; i++ {
+		insts = append(insts, ins{key: fmt.Sprintf("t%d:prod", i), server: "s2", home: "s1", updated: 30 * time.Second})
+	}
+	sc = scenario{servers: []srv{{id: "s1", runs: runs, lastDead: time.Minute, since: time.Second}, {id: "s2"}}, ledger: ledger, instances: insts}
+	p = Planner{}.Plan(sc.input())
+	if len(p.Stops) != 20 || len(p.Held) != 0 {
+		t.Fatalf("fencing 20 copies: stops %d, held %+v", len(p.Stops), p.Held)
+	}
+}
+
+func TestPlannerIsPure(t *testing.T) {
+	sc := scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2"}, {id: "s3"}},
+		instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s2"}}, ledger: []string{"s2/" + name("c:prod", "")}}
+	in := sc.input()
+	first := fmt.Sprintf("%+v", Planner{}.Plan(in))
+	for i := 0; i < 5; i++ {
+		if again := fmt.Sprintf("%+v", Planner{}.Plan(in)); again != first {
+			t.Fatalf("the same input planned differently:\n%s\n%s", first, again)
+		}
+	}
+	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger["s2"]) != 1 {
+		t.Fatal("Plan changed its input")
+	}
+}
+
+// At start, copies come up in any order: the first to run serves, but the
+// preferred copy takes over when it comes up soon after. Once settled, or
+// after a takeover, the serving copy stays.
+func TestPlannerServingSettles(t *testing.T) {
+	a, b := name("a:prod", ""), name("a:backup", "")
+	sc := scenario{servers: []srv{{id: "s1"}, {id: "s2", runs: []string{b}}},
+		instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}}}
+	in := sc.input()
+	p := Planner{}.Plan(in)
+	if got := servingOf(p, "a"); got != "backup@s2|" || !p.Serving[0].Settling {
+		t.Fatalf("only the backup runs: %s %+v", got, p.Serving[0])
+	}
+	sc.servers[0].runs = []string{a}
+	next := sc.input()
+	next.Now = t0.Add(3 * time.Second)
+	next.Serving = map[string]Serving{"a": p.Serving[0]}
+	p2 := Planner{}.Plan(next)
+	if got := servingOf(p2, "a"); got != "prod@s1|backup@s2" {
+		t.Fatalf("prod came up 3s later: %s", got)
+	}
+	// Had prod come up only after the settling time, backup would stay.
+	late := sc.input()
+	late.Now = t0.Add(servingSettle + time.Second)
+	late.Serving = map[string]Serving{"a": p.Serving[0]}
+	if got := servingOf(Planner{}.Plan(late), "a"); got != "backup@s2|prod@s1" {
+		t.Fatalf("prod came up after settling: %s", got)
+	}
+}

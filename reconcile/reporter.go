@@ -1,0 +1,467 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/routes"
+)
+
+// ReportStore is what the reporter needs of the desired state.
+type ReportStore interface {
+	WriteReport(ctx context.Context, f desired.Fence, r desired.Report) error
+	SyncHolds(ctx context.Context, f desired.Fence, specs []desired.HoldSpec) ([]desired.Hold, error)
+	FinishHold(ctx context.Context, f desired.Fence, id int64) error
+}
+
+// Update is what the controller hands the reporter after a plan: values
+// the reporter may keep, never modified by anyone afterwards.
+type Update struct {
+	Fleet *Fleet
+	Plan  *Plan
+	// Items are the executor's states of instances with a history
+	// (attempts, errors, parked), by instance key.
+	Items  map[string]ItemState
+	Events []desired.Event
+	Forget []desired.Placement
+	Finish []int64 // approved holds carried out
+}
+
+// serverHeartbeat: a server's status is rewritten at least this often, so
+// readers can tell a controller that reports from one that stopped.
+const serverHeartbeat = 10 * time.Second
+
+// maxSpawnEvents bounds the spawn events written per flush; a fleet
+// converging from empty gets a count instead.
+const maxSpawnEvents = 50
+
+// Reporter writes what the controller observed and decided: instance,
+// server and tenant status, events, forgotten placements and holds, in
+// batches, under the controller's lease. It owns what it remembers having
+// written and writes only changes. It also builds the route table from
+// each plan and hands it to whoever routes.
+type Reporter struct {
+	store    ReportStore
+	fence    desired.Fence
+	clock    clock.Clock
+	log      *slog.Logger
+	onRoutes func(*routes.Table)
+	every    time.Duration
+	updates  chan Update
+
+	// Owned by Run (or by the caller of Merge and Flush, in manual mode).
+	fleet    *Fleet
+	plan     *Plan
+	items    map[string]ItemState
+	events   []desired.Event
+	forget   []desired.Placement
+	finish   []int64
+	spawned  int
+	memo     map[string]memo // instance key → what was last written
+	servers  map[string]serverMemo
+	tenants  map[string]desired.TenantStatus
+	holds    string // fingerprint of the hold specs last synced
+	lastPlan *Plan  // the plan of the last flush, for plan-to-plan events
+	routeKey string
+}
+
+type memo struct {
+	hash   uint64
+	obsGen int64
+}
+
+type serverMemo struct {
+	st desired.ServerStatus
+	at time.Time
+}
+
+// NewReporter returns a reporter writing under fence. onRoutes, if not
+// nil, receives every new route table.
+func NewReporter(store ReportStore, fence desired.Fence, clk clock.Clock, log *slog.Logger, every time.Duration, onRoutes func(*routes.Table)) *Reporter {
+	return &Reporter{store: store, fence: fence, clock: clk, log: log, onRoutes: onRoutes, every: every,
+		updates: make(chan Update, 64), memo: map[string]memo{}, servers: map[string]serverMemo{},
+		tenants: map[string]desired.TenantStatus{}, holds: "unsynced"}
+}
+
+// Submit hands an update to a running reporter.
+func (r *Reporter) Submit(u Update) { r.updates <- u }
+
+// Run writes reports until ctx ends, then writes what is left and returns
+// the error that stopped it: ErrFenced wrapped when another controller
+// took the lease.
+func (r *Reporter) Run(ctx context.Context) error {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case u := <-r.updates:
+					r.Merge(u)
+					continue
+				default:
+				}
+				break
+			}
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			return r.Flush(fctx)
+		case u := <-r.updates:
+			if r.Merge(u) {
+				// Who serves a tenant changed: routers and readers
+				// should know now, not at the next tick.
+				if err := r.Flush(ctx); errors.Is(err, desired.ErrFenced) {
+					return err
+				}
+			}
+		case <-t.C:
+			if err := r.Flush(ctx); errors.Is(err, desired.ErrFenced) {
+				return err
+			}
+		}
+	}
+}
+
+// Merge takes an update into what is to be written. It reports whether
+// the route table changed, which deserves a write at once.
+func (r *Reporter) Merge(u Update) bool {
+	if u.Plan != nil {
+		r.fleet, r.plan = u.Fleet, u.Plan
+	}
+	if u.Items != nil {
+		r.items = u.Items
+	}
+	for _, e := range u.Events {
+		if e.Reason == desired.ReasonSpawned {
+			r.spawned++
+			if r.spawned > maxSpawnEvents {
+				continue
+			}
+		}
+		r.events = append(r.events, e)
+	}
+	r.forget = append(r.forget, u.Forget...)
+	r.finish = append(r.finish, u.Finish...)
+	if u.Plan == nil {
+		return false
+	}
+	key := routeKey(u.Fleet, u.Plan)
+	if key == r.routeKey {
+		return false
+	}
+	r.routeKey = key
+	if r.onRoutes != nil {
+		r.onRoutes(RouteTable(u.Fleet, u.Plan))
+	}
+	return true
+}
+
+// routeKey fingerprints what a route table is built from.
+func routeKey(f *Fleet, p *Plan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d|", f.Revision)
+	for _, s := range p.Servers {
+		b.WriteString(string(s.Health.Health))
+		b.WriteByte(',')
+	}
+	for _, s := range p.Serving {
+		b.WriteString(copies(s.Serving))
+		b.WriteByte('/')
+		b.WriteString(copies(s.Spares))
+		b.WriteByte('|')
+	}
+	return b.String()
+}
+
+// RouteTable builds the route table a plan implies.
+func RouteTable(f *Fleet, p *Plan) *routes.Table {
+	health := make(map[string]observed.Health, len(p.Servers))
+	for _, s := range p.Servers {
+		health[s.ServerID] = s.Health.Health
+	}
+	serving := make(map[string]desired.TenantStatus, len(p.Serving))
+	for _, s := range p.Serving {
+		serving[s.Tenant] = desired.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
+	}
+	return routes.Build(routes.Source{Revision: f.Revision, Servers: f.Snapshot.Servers, Health: health,
+		Tenants: f.Snapshot.Tenants, Instances: f.Snapshot.Instances, Serving: serving})
+}
+
+// Flush writes what changed since the last successful write, in one
+// fenced transaction (plus one for holds when they changed). What fails
+// to be written is kept for the next flush.
+func (r *Reporter) Flush(ctx context.Context) error {
+	now := r.clock.Now()
+	var rep desired.Report
+	newMemo := map[string]memo{}
+	newServers := map[string]serverMemo{}
+	newTenants := map[string]desired.TenantStatus{}
+	var holdSpecs []desired.HoldSpec
+	holdsKey := r.holds
+	if r.plan != nil {
+		r.instanceStatus(now, &rep, newMemo)
+		r.serverStatus(now, &rep, newServers)
+		r.tenantStatus(now, &rep, newTenants)
+		r.planEvents(now, &rep)
+		holdSpecs, holdsKey = holdSpecsOf(r.plan)
+	}
+	if over := r.spawned - maxSpawnEvents; over > 0 {
+		r.events = append(r.events, desired.Event{At: now, Object: "fleet", Reason: desired.ReasonSpawned,
+			Message: fmt.Sprintf("spawned %d more instances", over)})
+	}
+	rep.Events = append(rep.Events, r.events...)
+	rep.Forget = r.forget
+	if holdsKey != r.holds {
+		if _, err := r.store.SyncHolds(ctx, r.fence, holdSpecs); err != nil {
+			return r.failed("record held plans", err)
+		}
+		r.holds = holdsKey
+	}
+	for len(r.finish) > 0 {
+		if err := r.store.FinishHold(ctx, r.fence, r.finish[0]); err != nil {
+			return r.failed("mark an approved plan carried out", err)
+		}
+		r.finish = r.finish[1:]
+	}
+	if err := r.store.WriteReport(ctx, r.fence, rep); err != nil {
+		return r.failed("write status", err)
+	}
+	// Remember only what was written.
+	for k, m := range newMemo {
+		r.memo[k] = m
+	}
+	for _, ref := range rep.DropInstances {
+		delete(r.memo, ref.TenantID+":"+ref.InstanceID)
+	}
+	for k, m := range newServers {
+		r.servers[k] = m
+	}
+	for _, id := range rep.DropServers {
+		delete(r.servers, id)
+	}
+	for k, t := range newTenants {
+		r.tenants[k] = t
+	}
+	for _, id := range rep.DropTenants {
+		delete(r.tenants, id)
+	}
+	r.events, r.forget, r.spawned = nil, nil, 0
+	if r.plan != nil {
+		r.lastPlan = r.plan
+	}
+	return nil
+}
+
+func (r *Reporter) failed(what string, err error) error {
+	if errors.Is(err, desired.ErrFenced) {
+		r.log.Error("another controller holds the lease: stopping", "err", err)
+	} else {
+		r.log.Error("cannot "+what+"; retrying at the next flush", "err", err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (r *Reporter) instanceStatus(now time.Time, rep *desired.Report, out map[string]memo) {
+	for i := range r.plan.Observations {
+		o := &r.plan.Observations[i]
+		d := o.Instance
+		m := r.memo[d.Key]
+		if o.Converged {
+			m.obsGen = d.Generation
+		}
+		st := desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: o.Phase,
+			Health: o.Health, Message: o.Message, ObservedGeneration: m.obsGen}
+		if it, ok := r.items[d.Key]; ok {
+			st.Attempts, st.LastError = it.Attempts, it.LastErr
+			if it.Parked && o.Phase == desired.PhasePending {
+				st.Phase = desired.PhaseFailed
+			}
+		}
+		h := statusHash(st)
+		if h == m.hash {
+			continue
+		}
+		m.hash = h
+		out[d.Key] = m
+		st.UpdatedAt = now
+		rep.Instances = append(rep.Instances, st)
+	}
+	for k := range r.memo {
+		if _, ok := r.fleet.ByKey[k]; !ok {
+			t, i, _ := strings.Cut(k, ":")
+			rep.DropInstances = append(rep.DropInstances, desired.InstanceRef{TenantID: t, InstanceID: i})
+		}
+	}
+}
+
+func (r *Reporter) serverStatus(now time.Time, rep *desired.Report, out map[string]serverMemo) {
+	for _, s := range r.plan.Servers {
+		st := desired.ServerStatus{ServerID: s.ServerID, Health: s.Health.Health, HealthSince: s.Health.Since,
+			LastError: s.Health.LastErr, ConsecutiveFailures: int64(s.Health.Failures), LastSeenAt: s.Health.LastSeen,
+			Listed: s.Listed, Instances: int64(s.Running), Unmanaged: int64(len(s.Unmanaged)), PendingStops: int64(s.PendingStops),
+			Failover: s.Failover, FailoverReason: s.Reason}
+		prev, ok := r.servers[s.ServerID]
+		if ok && prev.st == st && now.Sub(prev.at) < serverHeartbeat {
+			continue
+		}
+		out[s.ServerID] = serverMemo{st: st, at: now}
+		st.UpdatedAt = now
+		rep.Servers = append(rep.Servers, st)
+	}
+	for id := range r.servers {
+		if _, ok := r.fleet.Servers[id]; !ok {
+			rep.DropServers = append(rep.DropServers, id)
+		}
+	}
+}
+
+func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[string]desired.TenantStatus) {
+	for _, s := range r.plan.Serving {
+		prev, ok := r.tenants[s.Tenant]
+		if ok && slices.Equal(prev.Serving, s.Serving) && slices.Equal(prev.Spares, s.Spares) && prev.Reason == s.Reason {
+			continue
+		}
+		st := desired.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason,
+			ChangedAt: s.Since, UpdatedAt: now}
+		if !ok || !slices.Equal(prev.Serving, s.Serving) {
+			if ok {
+				msg := "now served by " + orNothing(copies(s.Serving))
+				if len(prev.Serving) > 0 {
+					msg += " (was " + copies(prev.Serving) + ")"
+				}
+				if len(s.Serving) == 0 {
+					msg += ": " + s.Reason
+				}
+				rep.Events = append(rep.Events, desired.Event{At: now, Object: "tenant/" + s.Tenant, Reason: desired.ReasonServingChanged, Message: msg})
+			}
+		}
+		out[s.Tenant] = st
+		rep.Tenants = append(rep.Tenants, st)
+	}
+	for id := range r.tenants {
+		if _, ok := r.fleet.Tenants[id]; !ok {
+			rep.DropTenants = append(rep.DropTenants, id)
+		}
+	}
+}
+
+func copies(cs []desired.CopyRef) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "nothing"
+	}
+	return s
+}
+
+// planEvents reports what is new in this plan compared with the last one
+// written: copies slum did not place, unplaceable instances, failover
+// states.
+func (r *Reporter) planEvents(now time.Time, rep *desired.Report) {
+	prevUnmanaged := map[string]bool{}
+	prevFailover := map[string]desired.FailoverState{}
+	prevUnplaceable := map[string]bool{}
+	if r.lastPlan != nil {
+		for _, s := range r.lastPlan.Servers {
+			prevFailover[s.ServerID] = s.Failover
+			for _, n := range s.Unmanaged {
+				prevUnmanaged[s.ServerID+"/"+n] = true
+			}
+		}
+		for _, u := range r.lastPlan.Unplaceable {
+			prevUnplaceable[u.Instance] = true
+		}
+	}
+	add := func(object string, reason desired.EventReason, msg string) {
+		rep.Events = append(rep.Events, desired.Event{At: now, Object: object, Reason: reason, Message: msg})
+	}
+	for _, s := range r.plan.Servers {
+		for _, n := range s.Unmanaged {
+			if !prevUnmanaged[s.ServerID+"/"+n] {
+				add("server/"+s.ServerID, desired.ReasonUnmanaged, n+" runs there but slum did not place it; it is left alone")
+			}
+		}
+		if s.Failover == prevFailover[s.ServerID] {
+			continue
+		}
+		switch s.Failover {
+		case desired.FailoverDone:
+			add("server/"+s.ServerID, desired.ReasonFailoverStarted, "server is dead: "+s.Reason)
+		case desired.FailoverHeld:
+			add("server/"+s.ServerID, desired.ReasonFailoverBlocked, "server is dead: "+s.Reason)
+		case desired.FailoverFencing:
+			add("server/"+s.ServerID, desired.ReasonFenced, "server is back: "+s.Reason)
+		}
+	}
+	for _, u := range r.plan.Unplaceable {
+		if !prevUnplaceable[u.Instance] {
+			add("instance/"+u.Instance, desired.ReasonUnplaceable, fmt.Sprintf("server %s is dead and no server can take it: %s", u.From, u.Reason))
+		}
+	}
+}
+
+// holdSpecsOf lists a plan's held parts, and a key that changes when they
+// do.
+func holdSpecsOf(p *Plan) ([]desired.HoldSpec, string) {
+	var specs []desired.HoldSpec
+	var key strings.Builder
+	for _, h := range p.Held {
+		var detail []string
+		for _, a := range h.Stops {
+			detail = append(detail, "stop "+a.Name+" on "+a.ServerID+": "+a.Reason)
+		}
+		for _, rs := range h.Reschedules {
+			detail = append(detail, fmt.Sprintf("move %s from %s to %s", rs.Key(), rs.From, rs.To))
+		}
+		b, _ := json.Marshal(struct {
+			Servers []string `json:"servers,omitempty"`
+			Actions []string `json:"actions"`
+		}{h.Servers, detail})
+		specs = append(specs, desired.HoldSpec{Kind: h.Kind, Fingerprint: h.Fingerprint, Summary: h.Summary, Detail: string(b)})
+		fmt.Fprintf(&key, "%s/%s/%s|", h.Kind, h.Fingerprint, h.Summary)
+	}
+	return specs, key.String()
+}
+
+func statusHash(st desired.InstanceStatus) uint64 {
+	// FNV-1a, inline: this runs for every instance on every flush.
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h = (h ^ 0xff) * prime
+	}
+	num := func(v int64) {
+		for i := 0; i < 8; i++ {
+			h = (h ^ uint64(byte(v>>(8*i)))) * prime
+		}
+	}
+	str(st.TenantID)
+	str(st.InstanceID)
+	str(st.ServerID)
+	str(string(st.Phase))
+	str(st.Health)
+	str(st.LastError)
+	str(st.Message)
+	num(st.Attempts)
+	num(st.ObservedGeneration)
+	return h | 1 // never 0, which means "never written"
+}

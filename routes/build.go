@@ -1,0 +1,74 @@
+package routes
+
+import (
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed"
+)
+
+// Source is what a route table is built from: the desired state and who
+// the controller decided serves each tenant. The controller builds it from
+// its plans; a router on the database or behind the API builds it from the
+// same values as stored, so they all route alike.
+type Source struct {
+	Revision  int64
+	Servers   []desired.Server
+	Health    map[string]observed.Health // by server; missing: unknown
+	Tenants   []desired.Tenant
+	Instances []desired.Instance
+	Serving   map[string]desired.TenantStatus // by tenant
+}
+
+// Build makes the route table. A tenant's backends are its serving copies
+// (an instance on a server: usually where it is placed, or its old copy
+// while a move waits for the new one); a copy on a server known to be dead
+// is never a backend, whatever the serving list says (it may be older than
+// the server's death).
+func Build(src Source) *Table {
+	servers := make(map[string]*desired.Server, len(src.Servers))
+	for i := range src.Servers {
+		servers[src.Servers[i].ID] = &src.Servers[i]
+	}
+	byKey := make(map[string]*desired.Instance, len(src.Instances))
+	for i := range src.Instances {
+		byKey[src.Instances[i].Key()] = &src.Instances[i]
+	}
+	backend := func(tenant string, c desired.CopyRef) (Backend, bool) {
+		in, ok := byKey[tenant+":"+c.Instance]
+		if !ok {
+			return Backend{}, false
+		}
+		s, ok := servers[c.Server]
+		if !ok || src.Health[s.ID] == observed.HealthDead {
+			return Backend{}, false
+		}
+		return Backend{Instance: in.Key(), Server: s.ID, URL: s.URL,
+			Host:     desired.TenementID(in.TenantID, in.ID) + "." + in.Process + "." + s.Domain,
+			OnDemand: in.Mode == desired.ModeOnDemand}, true
+	}
+	rs := make([]Route, 0, len(src.Tenants))
+	for _, t := range src.Tenants {
+		r := Route{Tenant: t.ID, Domain: t.Domain}
+		st, ok := src.Serving[t.ID]
+		if !ok {
+			r.Reason = "the controller has not decided who serves it yet"
+		}
+		for _, c := range st.Serving {
+			if b, ok := backend(t.ID, c); ok {
+				r.Backends = append(r.Backends, b)
+			}
+		}
+		for _, c := range st.Spares {
+			if b, ok := backend(t.ID, c); ok {
+				r.Spares = append(r.Spares, b)
+			}
+		}
+		if len(r.Backends) == 0 && r.Reason == "" {
+			r.Reason = st.Reason
+			if r.Reason == "" {
+				r.Reason = "no copy serves it now"
+			}
+		}
+		rs = append(rs, r)
+	}
+	return New(src.Revision, rs)
+}
