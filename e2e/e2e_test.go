@@ -1,6 +1,7 @@
 // Package e2e drives slum against real tenement servers: three `ten serve`
 // processes, each in a network namespace of its own, and `slum run` on the
-// host, checking the fleet's real state through tenement's own API.
+// host, checking the fleet's real state through tenement's own API. Each
+// test starts from clean servers and a new database, so tests stand alone.
 package e2e
 
 import (
@@ -16,16 +17,24 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/e2e/harness"
 	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/observed"
 )
 
-var slumBin string
+var (
+	slumBin   string
+	fleetOnce sync.Once
+	fleet     *localfleet.Fleet
+	fleetErr  error
+	fleetDir  string
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "slum-e2e")
@@ -34,13 +43,36 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	slumBin = filepath.Join(dir, "slum")
-	if out, err := exec.Command("go", "build", "-o", slumBin, "../cmd/slum").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", slumBin}
+	if raceEnabled {
+		args = append(args, "-race") // the controller under test is race-checked too
+	}
+	if out, err := exec.Command("go", append(args, "../cmd/slum")...).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build slum: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	fleetDir = filepath.Join(dir, "fleet")
 	code := m.Run()
+	if fleet != nil {
+		fleet.Close()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// sharedFleet starts the three real tenement servers once for all tests.
+func sharedFleet(t *testing.T) *localfleet.Fleet {
+	t.Helper()
+	harness.RequireTen(t)
+	harness.RequireNetns(t)
+	fleetOnce.Do(func() {
+		fleet, fleetErr = localfleet.Start(context.Background(), localfleet.Options{Servers: 3, Dir: fleetDir,
+			Backend: localfleet.BackendTenement, Services: []localfleet.Service{{Name: "api"}}})
+	})
+	if fleetErr != nil {
+		t.Fatal(fleetErr)
+	}
+	return fleet
 }
 
 type env struct {
@@ -49,18 +81,62 @@ type env struct {
 	dir   string
 	db    string
 	run   *exec.Cmd
+	done  chan struct{}
 	runs  int
+}
+
+// newEnv gives a test clean servers (every link up, every server running
+// with no instances) and a new database.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	f := sharedFleet(t)
+	var wg sync.WaitGroup
+	errs := make([]error, len(f.Members))
+	for i, m := range f.Members {
+		wg.Add(1)
+		go func(i int, m *localfleet.Member) {
+			defer wg.Done()
+			_ = m.Host.SetLink(true)
+			_ = m.Ten.Signal(syscall.SIGCONT)
+			// A restarted tenement kills whatever its last run left.
+			errs[i] = m.Ten.Restart(context.Background())
+		}(i, m)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	e := &env{t: t, fleet: f, dir: dir, db: filepath.Join(dir, "slum.db")}
+	t.Cleanup(func() {
+		e.stopRun(syscall.SIGTERM)
+		if t.Failed() {
+			for i := 1; i <= e.runs; i++ {
+				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("run-%d.log", i)))
+				t.Logf("slum run log %d (tail):\n%s", i, tail(string(b), 60))
+			}
+		}
+	})
+	return e
 }
 
 func (e *env) slum(args ...string) string {
 	e.t.Helper()
-	cmd := exec.Command(slumBin, append([]string{"--db", e.db}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		e.t.Fatalf("slum %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), errb.String())
+	out, err := e.try(args...)
+	if err != nil {
+		e.t.Fatalf("slum %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return out.String()
+	return out
+}
+
+func (e *env) try(args ...string) (string, error) {
+	cmd := exec.Command(slumBin, append([]string{"--db", e.db}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
 }
 
 // startRun starts the controller as users do, logging to a file.
@@ -71,30 +147,30 @@ func (e *env) startRun(extra ...string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command(slumBin, "--db", e.db, "run", "--poll-interval", "500ms", "--poll-timeout", "1s",
-		"--offline-after", "3s", "--metrics-addr", "", "--log-level", "debug", "--backoff-max", "2s")
-	cmd.Args = append(cmd.Args, extra...)
+	cmd := exec.Command(slumBin, append([]string{"--db", e.db, "run", "--metrics-addr", "", "--log-level", "debug",
+		"--backoff-max", "2s"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
-	e.run = cmd
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	e.run, e.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { _ = cmd.Wait(); logf.Close(); close(done) }(e.done)
 }
 
-func (e *env) stopRun(sig syscall.Signal) {
+func (e *env) stopRun(sig syscall.Signal) *os.ProcessState {
 	if e.run == nil {
-		return
+		return nil
 	}
 	_ = e.run.Process.Signal(sig)
-	deadline := time.Now().Add(15 * time.Second)
-	for e.run.ProcessState == nil && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if e.run.ProcessState == nil {
+	select {
+	case <-e.done:
+	case <-time.After(15 * time.Second):
 		_ = e.run.Process.Kill()
+		<-e.done
 	}
+	st := e.run.ProcessState
 	e.run = nil
+	return st
 }
 
 func (e *env) member(id string) *localfleet.Member {
@@ -118,7 +194,7 @@ func (e *env) running(id string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	names := []string{}
 	for _, in := range list {
 		names = append(names, in.Name)
 	}
@@ -126,8 +202,7 @@ func (e *env) running(id string) ([]string, error) {
 	return names, nil
 }
 
-// converge waits until every listed server runs exactly want, and returns
-// how long that took.
+// converge waits until every listed server runs exactly want.
 func (e *env) converge(want map[string][]string, timeout time.Duration) time.Duration {
 	e.t.Helper()
 	start := time.Now()
@@ -153,7 +228,8 @@ func (e *env) converge(want map[string][]string, timeout time.Duration) time.Dur
 	return 0
 }
 
-func (e *env) writeFleet(name, tenants string) string {
+// fleetFile writes a fleet file of the three servers and the tenants.
+func (e *env) fleetFile(name, tenants string) string {
 	e.t.Helper()
 	var b strings.Builder
 	b.WriteString("version: 1\nservers:\n")
@@ -190,196 +266,20 @@ func (e *env) appAnswers(server, process, id string) (string, error) {
 	return out.Tenant, err
 }
 
-func figure(t *testing.T, what string, d time.Duration) {
-	t.Logf("FIGURE %s: %.2fs", what, d.Seconds())
-	fmt.Printf("e2e figure: %-55s %6.2fs\n", what, d.Seconds())
+// store opens the database read-only, for what the CLI shows as a table.
+func (e *env) store() *desired.Store {
+	e.t.Helper()
+	st, err := desired.Open(context.Background(), e.db)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { st.Close() })
+	return st
 }
 
-func TestRealFleet(t *testing.T) {
-	fleet := harness.Fleet(t, 3, []localfleet.Service{{Name: "api"}})
-	dir := t.TempDir()
-	e := &env{t: t, fleet: fleet, dir: dir, db: filepath.Join(dir, "slum.db")}
-	t.Cleanup(func() {
-		e.stopRun(syscall.SIGTERM)
-		if t.Failed() {
-			for i := 1; i <= e.runs; i++ {
-				b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("run-%d.log", i)))
-				t.Logf("slum run log %d (tail):\n%s", i, tail(string(b), 40))
-			}
-		}
-	})
-
-	base := `  - {id: alice, domain: alice.example.com, instances: [{id: prod, process: api, server: s1}, {id: backup, process: api, server: s2}]}
-  - {id: bob, domain: bob.example.com, instances: [{id: prod, process: api, server: s2}]}
-  - {id: carol, domain: carol.example.com, instances: [{id: prod, process: api, server: s3}]}
-`
-	e.slum("apply", "-f", e.writeFleet("fleet.yaml", base))
-	e.startRun()
-
-	t.Run("converge from empty", func(t *testing.T) {
-		took := e.converge(map[string][]string{
-			"s1": {"api:alice--prod"}, "s2": {"api:alice--backup", "api:bob--prod"}, "s3": {"api:carol--prod"},
-		}, 60*time.Second)
-		figure(t, "converge from empty (4 instances, 3 servers)", took)
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			who, err := e.appAnswers("s1", "api", "alice--prod")
-			if err == nil && who == "alice--prod" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("alice's app through tenement: %q %v", who, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		// Each tenant keeps its own SQLite file on its server.
-		for _, c := range []struct{ server, id string }{{"s1", "alice--prod"}, {"s2", "alice--backup"}, {"s2", "bob--prod"}, {"s3", "carol--prod"}} {
-			db := filepath.Join(e.member(c.server).Ten.Data, "tenants", c.id, "app.db")
-			if _, err := os.Stat(db); err != nil {
-				t.Errorf("%s's data on %s: %v", c.id, c.server, err)
-			}
-		}
-	})
-
-	t.Run("add, move and remove tenants", func(t *testing.T) {
-		e.slum("tenant", "add", "dave", "--domain", "dave.example.com", "--process", "api", "--server", "s3")
-		e.slum("tenant", "move", "bob", "--to", "s1")
-		e.slum("tenant", "remove", "carol")
-		took := e.converge(map[string][]string{
-			"s1": {"api:alice--prod", "api:bob--prod"}, "s2": {"api:alice--backup"}, "s3": {"api:dave--prod"},
-		}, 60*time.Second)
-		figure(t, "add + move + remove", took)
-	})
-
-	t.Run("a restarted tenement server gets its instances back", func(t *testing.T) {
-		if err := e.member("s2").Ten.Restart(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		took := e.converge(map[string][]string{"s2": {"api:alice--backup"}}, 60*time.Second)
-		figure(t, "respawn after a tenement restart", took)
-	})
-
-	// bulkOn is what s1 runs after the kill scenario.
-	bulkOn := func(string) []string {
-		out := []string{"api:alice--prod", "api:bob--prod"}
-		for i := 0; i < 24; i += 3 {
-			out = append(out, fmt.Sprintf("api:bulk%d--prod", i))
-		}
-		return out
-	}
-	t.Run("slum killed mid-convergence and restarted", func(t *testing.T) {
-		var tenants strings.Builder
-		want := map[string][]string{"s1": {"api:alice--prod", "api:bob--prod"}, "s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}
-		for i := 0; i < 24; i++ {
-			s := fmt.Sprintf("s%d", i%3+1)
-			fmt.Fprintf(&tenants, "  - {id: bulk%d, domain: bulk%d.example.com, instances: [{id: prod, process: api, server: %s}]}\n", i, i, s)
-			want[s] = append(want[s], fmt.Sprintf("api:bulk%d--prod", i))
-		}
-		now := `  - {id: alice, domain: alice.example.com, instances: [{id: prod, process: api, server: s1}, {id: backup, process: api, server: s2}]}
-  - {id: bob, domain: bob.example.com, instances: [{id: prod, process: api, server: s1}]}
-  - {id: dave, domain: dave.example.com, instances: [{id: prod, process: api, server: s3}]}
-`
-		if out := e.slum("diff", "-f", e.writeFleet("now.yaml", now), "--prune"); !strings.Contains(out, "no changes") {
-			t.Fatalf("the fleet file does not describe the fleet: %s", out)
-		}
-		// One call at a time per server, so the kill lands mid-way.
-		e.stopRun(syscall.SIGTERM)
-		e.startRun("--per-server", "1")
-		e.slum("apply", "-f", e.writeFleet("bulk.yaml", now+tenants.String()))
-		// Wait for the first spawns, then kill -9.
-		killedWith := 0
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got, _ := e.running("s1")
-			if len(got) > 2 || time.Now().After(deadline) {
-				killedWith = len(got)
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		e.stopRun(syscall.SIGKILL)
-		if total := killedWith; total >= len(want["s1"]) {
-			t.Fatalf("the kill came after convergence (s1 ran %d)", total)
-		}
-		e.startRun()
-		took := e.converge(want, 90*time.Second)
-		figure(t, "converge after SIGKILL and restart (24 more)", took)
-		// Nothing lost: the ledger holds exactly what runs.
-		out := e.slum("-o", "json", "status")
-		if !strings.Contains(out, `"running": 28`) {
-			t.Fatalf("status after restart: %s", out)
-		}
-	})
-
-	t.Run("a wrong token is a clear status and locks nobody out", func(t *testing.T) {
-		bad := filepath.Join(e.dir, "bad-token")
-		os.WriteFile(bad, []byte("not-the-token"), 0o600)
-		e.slum("server", "update", "s3", "--token-file", bad)
-		deadline := time.Now().Add(20 * time.Second)
-		for !strings.Contains(e.slum("status"), "unauthorized") {
-			if time.Now().After(deadline) {
-				t.Fatalf("no unauthorized status:\n%s", e.slum("status"))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		// Polls go on (every 500ms) but the bad token is not resent: the
-		// server never locks its other clients out.
-		time.Sleep(6 * time.Second)
-		if _, err := e.running("s3"); err != nil {
-			t.Fatalf("another client of s3 after slum's bad token: %v", err)
-		}
-		e.slum("tenant", "add", "erin", "--domain", "erin.example.com", "--process", "api", "--server", "s1")
-		e.converge(map[string][]string{"s1": append(bulkOn("s1"), "api:erin--prod")}, 30*time.Second)
-		e.slum("server", "update", "s3", "--token-file", e.member("s3").TokenFile)
-	})
-
-	onS1 := append(bulkOn("s1"), "api:erin--prod")
-	stall := func(t *testing.T, name string, break_, heal func()) {
-		break_()
-		e.slum("tenant", "add", "f"+name, "--domain", "f"+name+".example.com", "--process", "api", "--server", "s1")
-		onS1 = append(onS1, "api:f"+name+"--prod")
-		want := slices.Clone(onS1)
-		took := e.converge(map[string][]string{"s1": want}, 30*time.Second)
-		figure(t, "healthy server converges while s3 is "+name, took)
-		if took > 10*time.Second {
-			t.Fatalf("the %s server held up the rest of the fleet: %v", name, took)
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			st := e.slum("status")
-			if strings.Contains(st, "s3      active  suspect") || strings.Contains(st, "s3      active  offline") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("s3 not suspect or offline:\n%s", st)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		heal()
-		deadline = time.Now().Add(30 * time.Second)
-		for !strings.Contains(e.slum("status"), "s3      active  online") {
-			if time.Now().After(deadline) {
-				t.Fatalf("s3 not back online:\n%s", e.slum("status"))
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-	t.Run("a hung server does not stall the fleet", func(t *testing.T) {
-		ten := e.member("s3").Ten
-		stall(t, "hung", func() { ten.Signal(syscall.SIGSTOP) }, func() { ten.Signal(syscall.SIGCONT) })
-	})
-	t.Run("a cut link does not stall the fleet", func(t *testing.T) {
-		h := e.member("s3").Host
-		stall(t, "cut", func() { h.SetLink(false) }, func() { h.SetLink(true) })
-	})
-
-	t.Run("SIGTERM stops slum cleanly", func(t *testing.T) {
-		cmd := e.run
-		e.stopRun(syscall.SIGTERM)
-		if cmd.ProcessState == nil || !cmd.ProcessState.Success() {
-			t.Fatalf("slum run after SIGTERM: %v", cmd.ProcessState)
-		}
-	})
+func figure(t *testing.T, what string, d time.Duration) {
+	t.Logf("FIGURE %s: %.2fs", what, d.Seconds())
+	fmt.Printf("e2e figure: %-60s %6.2fs\n", what, d.Seconds())
 }
 
 func tail(s string, n int) string {
@@ -388,4 +288,192 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+func eventually(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !ok() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+const base = `  - {id: alice, domain: alice.example.com, instances: [{id: prod, process: api, server: s1}, {id: backup, process: api, server: s2}]}
+  - {id: bob, domain: bob.example.com, instances: [{id: prod, process: api, server: s2}]}
+  - {id: carol, domain: carol.example.com, instances: [{id: prod, process: api, server: s3}]}
+`
+
+func TestConvergeAndChange(t *testing.T) {
+	e := newEnv(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", base))
+	e.startRun()
+	took := e.converge(map[string][]string{
+		"s1": {"api:alice--prod"}, "s2": {"api:alice--backup", "api:bob--prod"}, "s3": {"api:carol--prod"},
+	}, 60*time.Second)
+	figure(t, "converge from empty (4 instances, 3 servers)", took)
+	eventually(t, 20*time.Second, "alice's app through tenement", func() bool {
+		who, err := e.appAnswers("s1", "api", "alice--prod")
+		return err == nil && who == "alice--prod"
+	})
+	// Each tenant keeps its own SQLite file on its server.
+	for _, c := range []struct{ server, id string }{{"s1", "alice--prod"}, {"s2", "alice--backup"}, {"s2", "bob--prod"}, {"s3", "carol--prod"}} {
+		if _, err := os.Stat(filepath.Join(e.member(c.server).Ten.Data, "tenants", c.id, "app.db")); err != nil {
+			t.Errorf("%s's data on %s: %v", c.id, c.server, err)
+		}
+	}
+
+	e.slum("tenant", "add", "dave", "--domain", "dave.example.com", "--process", "api", "--server", "s3")
+	e.slum("tenant", "move", "bob", "--to", "s1")
+	e.slum("tenant", "remove", "carol")
+	took = e.converge(map[string][]string{
+		"s1": {"api:alice--prod", "api:bob--prod"}, "s2": {"api:alice--backup"}, "s3": {"api:dave--prod"},
+	}, 60*time.Second)
+	figure(t, "add + move + remove", took)
+
+	// A restarted tenement server has no instances. Refusing connections
+	// for a moment, it may also be declared dead: its instances then fail
+	// over. Either way each runs again, exactly once.
+	if err := e.member("s2").Ten.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took = eventually(t, 60*time.Second, "alice:backup runs again, once", func() bool {
+		n := 0
+		for _, id := range []string{"s1", "s2", "s3"} {
+			names, _ := e.running(id)
+			if slices.Contains(names, "api:alice--backup") {
+				n++
+			}
+		}
+		return n == 1
+	})
+	figure(t, "alice:backup back after a tenement restart", took)
+
+	if st := e.stopRun(syscall.SIGTERM); st == nil || !st.Success() {
+		t.Fatalf("slum run after SIGTERM: %v", st)
+	}
+}
+
+func TestControllerKilledMidConvergence(t *testing.T) {
+	e := newEnv(t)
+	var tenants strings.Builder
+	want := map[string][]string{"s1": {}, "s2": {}, "s3": {}}
+	for i := 0; i < 24; i++ {
+		s := fmt.Sprintf("s%d", i%3+1)
+		fmt.Fprintf(&tenants, "  - {id: bulk%d, domain: bulk%d.example.com, instances: [{id: prod, process: api, server: %s}]}\n", i, i, s)
+		want[s] = append(want[s], fmt.Sprintf("api:bulk%d--prod", i))
+	}
+	e.slum("apply", "-f", e.fleetFile("bulk.yaml", tenants.String()))
+	// One call at a time per server, so the kill lands mid-way.
+	e.startRun("--per-server", "1")
+	killedWith := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for killedWith == 0 && time.Now().Before(deadline) {
+		got, _ := e.running("s1")
+		if len(got) > 0 {
+			killedWith = len(got)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.stopRun(syscall.SIGKILL)
+	if killedWith == 0 || killedWith >= len(want["s1"]) {
+		t.Fatalf("the kill did not land mid-convergence (s1 ran %d)", killedWith)
+	}
+	e.startRun()
+	took := e.converge(want, 90*time.Second)
+	figure(t, "converge after SIGKILL and restart (24 instances)", took)
+	// Nothing lost or doubled: the ledger holds exactly what runs.
+	ps, err := e.store().ListPlacements(context.Background())
+	if err != nil || len(ps) != 24 {
+		t.Fatalf("ledger after the restart: %d entries (%v)", len(ps), err)
+	}
+}
+
+// Tenants added and removed in quick succession leave nothing behind on
+// real servers: no copy, no unmanaged instance, no ledger entry.
+func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", "  - {id: keep, domain: keep.example.com, instances: [{id: prod, process: api, server: s1}]}\n"))
+	e.startRun()
+	e.converge(map[string][]string{"s1": {"api:keep--prod"}}, 60*time.Second)
+	st := e.store()
+	ctx := context.Background()
+	start := time.Now()
+	for round := 0; round < 20; round++ {
+		var tenants strings.Builder
+		tenants.WriteString("  - {id: keep, domain: keep.example.com, instances: [{id: prod, process: api, server: s1}]}\n")
+		for i := 0; i < 30; i++ {
+			fmt.Fprintf(&tenants, "  - {id: r%dt%d, domain: r%dt%d.example.com, instances: [{id: prod, process: api}]}\n", round, i, round, i)
+		}
+		e.slum("apply", "-f", e.fleetFile("round.yaml", tenants.String()))
+		time.Sleep(time.Duration(round%4) * 400 * time.Millisecond)
+		for i := 0; i < 30; i++ {
+			if err := st.RemoveTenant(ctx, fmt.Sprintf("r%dt%d", round, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	took := e.converge(map[string][]string{"s1": {"api:keep--prod"}, "s2": {}, "s3": {}}, 120*time.Second)
+	figure(t, "20 rounds of add-30/remove-30: all gone", time.Since(start))
+	_ = took
+	eventually(t, 10*time.Second, "the ledger and status settle", func() bool {
+		ps, _ := st.ListPlacements(ctx)
+		sts, _ := st.ListServerStatus(ctx)
+		unmanaged := int64(0)
+		for _, s := range sts {
+			unmanaged += s.Unmanaged
+		}
+		return len(ps) == 1 && unmanaged == 0
+	})
+	evs, _ := st.RecentEvents(ctx, 10000)
+	for _, ev := range evs {
+		if ev.Reason == desired.ReasonUnmanaged {
+			t.Fatalf("an unmanaged copy was seen: %v", ev)
+		}
+	}
+}
+
+func TestWrongTokenLocksNobodyOut(t *testing.T) {
+	e := newEnv(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", base))
+	e.startRun()
+	e.converge(map[string][]string{"s3": {"api:carol--prod"}}, 60*time.Second)
+	bad := filepath.Join(e.dir, "bad-token")
+	if err := os.WriteFile(bad, []byte("not-the-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.slum("server", "update", "s3", "--token-file", bad)
+	st := e.store()
+	eventually(t, 20*time.Second, "s3 unauthorized", func() bool {
+		sts, _ := st.ListServerStatus(context.Background())
+		for _, s := range sts {
+			if s.ServerID == "s3" && s.Health == observed.HealthUnauthorized {
+				return true
+			}
+		}
+		return false
+	})
+	// Polls go on, but the bad token is not resent: the server never locks
+	// its other clients out (tenement does after 10 bad tokens).
+	time.Sleep(6 * time.Second)
+	if _, err := e.running("s3"); err != nil {
+		t.Fatalf("another client of s3 after slum's bad token: %v", err)
+	}
+	// Nothing moved off the server: it is alive, only the token is wrong.
+	if in, _ := st.GetInstance(context.Background(), "carol:prod"); in.ServerID != "s3" {
+		t.Fatalf("carol:prod moved off an unauthorized server: %+v", in)
+	}
+	e.slum("server", "update", "s3", "--token-file", e.member("s3").TokenFile)
+	eventually(t, 20*time.Second, "s3 online again", func() bool {
+		sts, _ := st.ListServerStatus(context.Background())
+		for _, s := range sts {
+			if s.ServerID == "s3" && s.Health == observed.HealthOnline {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/slum-fleet/slum/observed/sim"
@@ -48,8 +49,8 @@ type Fleet struct {
 
 // Start brings up opt.Servers servers named s1, s2, ….
 func Start(ctx context.Context, opt Options) (*Fleet, error) {
-	if opt.Servers < 1 || opt.Servers > 250 {
-		return nil, fmt.Errorf("servers must be 1 to 250, not %d", opt.Servers)
+	if opt.Servers < 1 || opt.Servers > MaxHosts {
+		return nil, fmt.Errorf("servers must be 1 to %d, not %d", MaxHosts, opt.Servers)
 	}
 	backend, reason := opt.Backend, "asked for"
 	if backend == "" {
@@ -60,7 +61,7 @@ func Start(ctx context.Context, opt Options) (*Fleet, error) {
 			backend, reason = BackendSimulator, "real tenement servers on one machine need a network namespace each, and "+err.Error()
 		}
 	}
-	f := &Fleet{Backend: backend, Reason: reason, tag: strconv.FormatInt(int64(os.Getpid()%(36*36*36)), 36)}
+	f := &Fleet{Backend: backend, Reason: reason, tag: newTag()}
 	var err error
 	switch backend {
 	case BackendTenement:
@@ -81,22 +82,43 @@ func (f *Fleet) startTen(ctx context.Context, opt Options) error {
 	if err := CanNetns(); err != nil {
 		return err
 	}
-	RemoveStale(f.tag)
-	for i := 1; i <= opt.Servers; i++ {
-		h, err := NewHost(f.tag, i)
-		if err != nil {
-			return err
+	unlock, err := lockBlocks()
+	if err != nil {
+		return err
+	}
+	RemoveStale()
+	block, err := freeBlock()
+	if err == nil {
+		for i := 1; i <= opt.Servers; i++ {
+			var h *Host
+			if h, err = newHost(f.tag, block, i); err != nil {
+				break
+			}
+			f.Members = append(f.Members, &Member{ID: fmt.Sprintf("s%d", i), Host: h})
 		}
-		m := &Member{ID: fmt.Sprintf("s%d", i), Host: h}
-		f.Members = append(f.Members, m)
+	}
+	unlock()
+	if err != nil {
+		return err
+	}
+	for _, m := range f.Members {
 		t, err := StartTen(ctx, TenOptions{Dir: filepath.Join(opt.Dir, m.ID), Port: 8080, Services: opt.Services,
-			Netns: h.Netns, URL: "http://" + h.Addr + ":8080", Domain: m.ID + ".fleet.test"})
+			Netns: m.Host.Netns, URL: "http://" + m.Host.Addr + ":8080", Domain: m.ID + ".fleet.test"})
 		if err != nil {
 			return fmt.Errorf("server %s: %w", m.ID, err)
 		}
 		m.Ten, m.URL, m.Token, m.TokenFile = t, t.URL, t.Token, t.TokenFile
 	}
 	return nil
+}
+
+// fleets counts the fleets this process started, for unique tags.
+var fleets atomic.Int64
+
+// newTag names a fleet's namespaces and links: this process's id and a
+// count, both in base 36, so a later run can tell whose they were.
+func newTag() string {
+	return strconv.FormatInt(int64(os.Getpid()), 36) + "x" + strconv.FormatInt(fleets.Add(1), 36)
 }
 
 func (f *Fleet) startSim(opt Options) error {

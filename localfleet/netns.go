@@ -1,19 +1,25 @@
 package localfleet
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Host is a network namespace of this machine's own, joined to the host by
-// a veth pair: the host side has 10.77.N.1/30 and the namespace
-// 10.77.N.2/30. Each tenement server runs in one, so servers do not share
-// instance ports.
+// a veth pair. Each tenement server runs in one, so servers do not share
+// instance ports. A fleet's hosts share one /24 of 10.77.0.0/16 of its own,
+// a /30 each, so several fleets (a demo, a test run, an experiment) can run
+// on one machine at once without their addresses colliding.
 type Host struct {
 	Netns  string
 	HostIf string // the host end of the veth pair
+	PeerIf string // the namespace end
 	Addr   string // the namespace's address, as the host reaches it
 }
 
@@ -39,32 +45,73 @@ func run(args ...string) error {
 	return nil
 }
 
-// NewHost makes namespace number n (1 to 250) with a tag unique to this
-// run (names must fit the kernel's 15-character interface names).
-func NewHost(tag string, n int) (*Host, error) {
-	if n < 1 || n > 250 {
-		return nil, fmt.Errorf("host number %d out of range", n)
+// lockBlocks serialises the choice of address blocks between fleets on
+// this machine; the returned function releases the lock.
+func lockBlocks() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "slum-localfleet.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
 	}
-	h := &Host{Netns: fmt.Sprintf("slum-%s-%d", tag, n), HostIf: fmt.Sprintf("sl%s%dh", tag, n), Addr: fmt.Sprintf("10.77.%d.2", n)}
-	peer := fmt.Sprintf("sl%s%dn", tag, n)
-	if len(h.HostIf) > 15 || len(peer) > 15 {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// freeBlock returns a third octet B such that no address of 10.77.B.0/24
+// is configured on this machine.
+func freeBlock() (int, error) {
+	out, err := exec.Command("ip", "-o", "-4", "addr", "show").Output()
+	if err != nil {
+		return 0, fmt.Errorf("ip addr show: %w", err)
+	}
+	used := map[int]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		if rest, ok := strings.CutPrefix(f, "10.77."); ok {
+			if b, err := strconv.Atoi(strings.SplitN(rest, ".", 2)[0]); err == nil {
+				used[b] = true
+			}
+		}
+	}
+	for b := 1; b < 255; b++ {
+		if !used[b] {
+			return b, nil
+		}
+	}
+	return 0, fmt.Errorf("every /24 of %s is in use by other local fleets", Subnet)
+}
+
+// MaxHosts is the most hosts one fleet's block holds.
+const MaxHosts = 63
+
+// newHost makes host number n (1 to MaxHosts) of block, named with a tag
+// unique to this run (names must fit the kernel's 15-character interface
+// names).
+func newHost(tag string, block, n int) (*Host, error) {
+	if n < 1 || n > MaxHosts {
+		return nil, fmt.Errorf("host number %d out of range 1 to %d", n, MaxHosts)
+	}
+	base := 4 * (n - 1)
+	h := &Host{Netns: fmt.Sprintf("slum-%s-%d", tag, n), HostIf: fmt.Sprintf("sl%s%dh", tag, n), PeerIf: fmt.Sprintf("sl%s%dn", tag, n),
+		Addr: fmt.Sprintf("10.77.%d.%d", block, base+2)}
+	if len(h.HostIf) > 15 || len(h.PeerIf) > 15 {
 		return nil, fmt.Errorf("tag %q too long for interface names", tag)
 	}
 	// Addresses of 10.77.0.0/16 must never leave this machine: should a
-	// link go down, its connected route goes with it and the default route
-	// would carry the traffic out. The blackhole route drops it instead,
-	// as a cut cable would.
+	// host's route go away, the default route would carry the traffic
+	// out. The blackhole route drops it instead, as a cut cable would.
 	if err := run("ip", "route", "replace", "blackhole", Subnet, "metric", "4242"); err != nil {
 		return nil, err
 	}
 	steps := [][]string{
 		{"ip", "netns", "add", h.Netns},
-		{"ip", "link", "add", h.HostIf, "type", "veth", "peer", "name", peer},
-		{"ip", "link", "set", peer, "netns", h.Netns},
-		{"ip", "addr", "add", fmt.Sprintf("10.77.%d.1/30", n), "dev", h.HostIf},
+		{"ip", "link", "add", h.HostIf, "type", "veth", "peer", "name", h.PeerIf},
+		{"ip", "link", "set", h.PeerIf, "netns", h.Netns},
+		{"ip", "addr", "add", fmt.Sprintf("10.77.%d.%d/30", block, base+1), "dev", h.HostIf},
 		{"ip", "link", "set", h.HostIf, "up"},
-		{"ip", "netns", "exec", h.Netns, "ip", "addr", "add", fmt.Sprintf("10.77.%d.2/30", n), "dev", peer},
-		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", peer, "up"},
+		{"ip", "netns", "exec", h.Netns, "ip", "addr", "add", fmt.Sprintf("10.77.%d.%d/30", block, base+2), "dev", h.PeerIf},
+		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, "up"},
 		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", "lo", "up"},
 	}
 	for _, s := range steps {
@@ -76,45 +123,93 @@ func NewHost(tag string, n int) (*Host, error) {
 	return h, nil
 }
 
-// SetLink cuts (false) or restores (true) the host's link to the
-// namespace.
+// SetLink cuts (false) or restores (true) the link between the host and
+// the namespace. It is the namespace's end that goes down: the host keeps
+// its route to the namespace, so packets for it are dropped on this
+// machine (they time out, as over a cut cable) and never take the default
+// route out.
 func (h *Host) SetLink(up bool) error {
 	state := "down"
 	if up {
 		state = "up"
 	}
-	return run("ip", "link", "set", h.HostIf, state)
+	return run("ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, state)
 }
 
-// Remove deletes the namespace and its veth pair; it is safe to call twice.
+// Remove ends every process left in the namespace (the instances of a
+// tenement server killed with SIGKILL outlive it), then deletes the
+// namespace and its veth pair; it is safe to call twice.
 func (h *Host) Remove() {
+	KillAll(h.Netns)
 	_ = exec.Command("ip", "link", "del", h.HostIf).Run()
 	_ = exec.Command("ip", "netns", "del", h.Netns).Run()
 }
 
-// RemoveBlackhole drops the route NewHost adds, once no host is left.
+// KillAll sends SIGKILL to every process in a network namespace.
+func KillAll(netns string) {
+	out, err := exec.Command("ip", "netns", "pids", netns).Output()
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// RemoveBlackhole drops the route newHost adds, once no local fleet's
+// namespace is left on this machine.
 func RemoveBlackhole() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "slum-") {
+			return
+		}
+	}
 	_ = exec.Command("ip", "route", "del", "blackhole", Subnet, "metric", "4242").Run()
 }
 
-// RemoveStale deletes namespaces and links left by earlier runs with this
-// tag (a killed test cannot clean up after itself).
-func RemoveStale(tag string) {
+// RemoveStale deletes the namespaces and links of fleets whose process is
+// gone (a killed test or demo cannot clean up after itself), ending any
+// process left in them.
+func RemoveStale() {
+	stale := func(tag string) bool {
+		pid36, _, ok := strings.Cut(tag, "x")
+		pid, err := strconv.ParseInt(pid36, 36, 64)
+		if !ok || err != nil || pid <= 0 {
+			return false
+		}
+		return errors.Is(syscall.Kill(int(pid), 0), syscall.ESRCH)
+	}
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 0 && strings.HasPrefix(f[0], "slum-"+tag+"-") {
+		if len(f) == 0 || !strings.HasPrefix(f[0], "slum-") {
+			continue
+		}
+		tag := strings.TrimPrefix(f[0], "slum-")
+		tag = tag[:max(strings.LastIndexByte(tag, '-'), 0)]
+		if stale(tag) {
+			KillAll(f[0])
 			_ = exec.Command("ip", "netns", "del", f[0]).Run()
 		}
 	}
 	out, _ = exec.Command("ip", "-o", "link", "show").Output()
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 1 {
-			name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
-			if strings.HasPrefix(name, "sl"+tag) {
-				_ = exec.Command("ip", "link", "del", name).Run()
-			}
+		if len(f) < 2 {
+			continue
+		}
+		name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
+		if !strings.HasPrefix(name, "sl") || !strings.HasSuffix(name, "h") {
+			continue
+		}
+		// sl<tag><n>h: the tag ends at the host number's digits.
+		body := strings.TrimSuffix(strings.TrimPrefix(name, "sl"), "h")
+		tag := strings.TrimRight(body, "0123456789")
+		if strings.Contains(tag, "x") && stale(tag) {
+			_ = exec.Command("ip", "link", "del", name).Run()
 		}
 	}
 }

@@ -213,6 +213,30 @@ func (t *Ten) Stop() {
 	t.cmd = nil
 }
 
+// Kill ends the server with SIGKILL, as a crash would: its instances keep
+// running until it starts again (tenement then kills them).
+func (t *Ten) Kill() {
+	if t.cmd == nil {
+		return
+	}
+	_ = t.cmd.Process.Signal(syscall.SIGKILL)
+	<-t.done
+	t.cmd = nil
+}
+
+// Running reports whether the server process is up.
+func (t *Ten) Running() bool {
+	if t.cmd == nil {
+		return false
+	}
+	select {
+	case <-t.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Restart stops and starts the server: tenement forgets every instance.
 func (t *Ten) Restart(ctx context.Context) error {
 	t.Stop()

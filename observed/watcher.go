@@ -94,8 +94,9 @@ func (w *Watcher) snapshot() *Snapshot {
 }
 
 type probeOutcome struct {
-	at  time.Time
-	err error
+	at   time.Time
+	took time.Duration
+	err  error
 }
 
 type listOutcome struct {
@@ -123,10 +124,12 @@ func (w *Watcher) Refresh(ctx context.Context) *Snapshot {
 }
 
 func (w *Watcher) probe(ctx context.Context, timeout time.Duration) probeOutcome {
+	start := w.clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := w.client.Ping(pctx)
-	return probeOutcome{at: w.clock.Now(), err: err}
+	now := w.clock.Now()
+	return probeOutcome{at: now, took: now.Sub(start), err: err}
 }
 
 func (w *Watcher) list(ctx context.Context, timeout time.Duration) listOutcome {
@@ -243,9 +246,11 @@ func (w *Watcher) Run(ctx context.Context) {
 				}
 				w.publish(w.snapshot())
 			}
+			// After a failure, probe again soon: at once after a timeout
+			// (the probe already waited), ProbeRetry after a refusal.
 			wait := w.pol.ProbeInterval
 			if r.err != nil && !answered(r.err) {
-				wait = w.pol.ProbeRetry
+				wait = max(0, w.pol.ProbeRetry-r.took)
 			}
 			nextProbe = w.clock.After(wait)
 			if !streaming && streamRetry == nil {
