@@ -13,6 +13,7 @@ import (
 
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/observed/sim"
 )
 
@@ -191,4 +192,96 @@ func BenchmarkReactToCommit(b *testing.B) {
 		total += time.Since(start)
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "react_ms")
+}
+
+// BenchmarkFailover converges 100,000 instances over 100 simulated
+// servers with the controller running as 'slum run' does (default fleet
+// settings), kills one server (1,000 instances), and measures the time
+// from the kill to its detection and from the detection to all of its
+// instances running elsewhere. Then 60 of the 100 servers die at once:
+// nothing may move, and the hold must be reported.
+func BenchmarkFailover(b *testing.B) {
+	n := 100000
+	if testing.Short() {
+		n = 10000
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		f := benchFleet(b, 100, n)
+		f.ctrl = f.newController()
+		ctx, stop := context.WithCancel(f.ctx)
+		done := make(chan error, 1)
+		go func() { done <- f.ctrl.Run(ctx, f.lease.Fence()) }()
+		total := func() int {
+			t := 0
+			for _, s := range f.sims {
+				t += s.Len()
+			}
+			return t
+		}
+		for total() < n {
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // settle: statuses written, lists current
+		b.StartTimer()
+
+		victim := f.sims["s0"]
+		moving := victim.Len()
+		kill := time.Now()
+		if err := victim.Kill(); err != nil {
+			b.Fatal(err)
+		}
+		var detected time.Time
+		for {
+			if st, err := f.store.ListServerStatus(f.ctx); err == nil {
+				for _, s := range st {
+					if s.ServerID == "s0" && s.Health == observed.HealthDead {
+						detected = s.HealthSince
+					}
+				}
+			}
+			if !detected.IsZero() && total() >= n {
+				break
+			}
+			if time.Since(kill) > 2*time.Minute {
+				b.Fatalf("no failover in 2 minutes: %d of %d running", total(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		replaced := time.Now()
+		b.StopTimer()
+		b.ReportMetric(detected.Sub(kill).Seconds(), "detect_s")
+		b.ReportMetric(replaced.Sub(detected).Seconds(), "replace_s")
+		b.ReportMetric(float64(moving), "moved")
+
+		// A partition: 60 servers die at once. Nothing moves.
+		for j := 1; j <= 60; j++ {
+			_ = f.sims[fmt.Sprintf("s%d", j)].SetDown(true)
+		}
+		held := time.Now()
+		for {
+			hs, _ := f.store.OpenHolds(f.ctx)
+			if len(hs) == 1 && hs[0].Kind == desired.HoldPartition {
+				break
+			}
+			if time.Since(held) > time.Minute {
+				b.Fatal("the partition was not held")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(3 * time.Second)
+		ins, _ := f.store.ListInstances(f.ctx)
+		movedDuring := 0
+		for _, in := range ins {
+			if in.FailedOver() && in.HomeServerID != "s0" {
+				movedDuring++
+			}
+		}
+		if movedDuring != 0 {
+			b.Fatalf("%d instances moved during a partition of 60 servers", movedDuring)
+		}
+		b.ReportMetric(time.Since(held).Seconds()-3, "partition_held_s")
+		stop()
+		<-done
+	}
 }
