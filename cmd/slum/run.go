@@ -65,7 +65,7 @@ reported. SIGTERM or Ctrl-C lets in-flight calls finish, then exits.`,
 				debug.SetMemoryLimit(memoryLimitMB << 20)
 			}
 			ctx := cmd.Context()
-			st, err := a.open(ctx)
+			st, err := a.open(ctx, dbMustExist)
 			if err != nil {
 				return err
 			}
