@@ -206,8 +206,8 @@ func TestCLIDatabaseMustBeAFleet(t *testing.T) {
 	if dbState(t, missing) != "absent" {
 		t.Fatal("diff created the database")
 	}
-	expect(t, cli(t, missing, "", "init"), 0, "fleet database "+missing+" created ready", "created the fleet database "+missing)
-	expect(t, cli(t, missing, "", "init"), 0, "is ready", "")
+	expect(t, cli(t, missing, "", "init"), 0, "fleet database "+missing+" is ready (created, empty)", "created the fleet database "+missing)
+	expect(t, cli(t, missing, "", "init"), 0, "is ready (it existed)", "")
 	expect(t, cli(t, missing, "", "status"), 0, "0 tenants", "")
 	other := filepath.Join(dir, "other.db")
 	expect(t, cli(t, other, "", "apply", "-f", fleet), 0, "applied", "created the fleet database "+other)

@@ -245,11 +245,11 @@ other command needs it to exist.`,
 		Args: exactArgs(),
 		RunE: a.withStoreFor(dbMayCreate, func(ctx context.Context, st *desired.Store) error {
 			path := absPath(st.Path())
-			verb := "is"
+			msg := "fleet database %s is ready (it existed)"
 			if st.Created() {
-				verb = "created"
+				msg = "fleet database %s is ready (created, empty)"
 			}
-			return a.say(map[string]any{"db": path, "created": st.Created()}, "fleet database %s %s ready", path, verb)
+			return a.say(map[string]any{"db": path, "created": st.Created()}, msg, path)
 		}),
 	}
 }
