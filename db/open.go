@@ -6,8 +6,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,30 +24,51 @@ var migrations embed.FS
 
 // DB is an open slum database with its prepared queries.
 type DB struct {
-	sql  *sql.DB
-	q    *Queries
-	path string
+	sql     *sql.DB
+	q       *Queries
+	path    string
+	created bool
 }
 
-// Open opens (creating if needed) the database at path and brings its schema
-// up to date. A new file is created 0600 because it holds server tokens.
-func Open(ctx context.Context, path string) (*DB, error) {
+// Errors Open returns for a file it will not use. Either way the file is
+// left exactly as it was.
+var (
+	// ErrNotExist: there is no slum database at the path (no file, or an
+	// empty one), and the caller did not ask for one to be created.
+	ErrNotExist = errors.New("no slum database")
+	// ErrForeign: the file is not a slum database: not SQLite, another
+	// program's SQLite database, or one a newer slum made.
+	ErrForeign = errors.New("not a slum database")
+)
+
+// Open opens the slum database at path, creating it (0600, because it
+// holds server tokens) when there is none, and brings its schema up to
+// date. A file that is not a slum database is refused untouched.
+func Open(ctx context.Context, path string) (*DB, error) { return open(ctx, path, true) }
+
+// OpenExisting is Open for a database that must already exist: where there
+// is none it fails with ErrNotExist and creates nothing.
+func OpenExisting(ctx context.Context, path string) (*DB, error) { return open(ctx, path, false) }
+
+func open(ctx context.Context, path string, create bool) (*DB, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("open database %q: the path must not contain '?' or '#'", path)
 	}
+	created := false
 	if path != ":memory:" {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open database %s: %w", path, err)
+		var err error
+		if created, err = prepareFile(path, create); err != nil {
+			return nil, err
 		}
-		f.Close()
 	}
 	// IMMEDIATE transactions take the write lock up front, so two writers
-	// wait on the busy timeout instead of failing on a lock upgrade.
-	dsn := "file:" + path + "?_foreign_keys=on&_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate"
+	// wait on the busy timeout instead of failing on a lock upgrade. The
+	// journal mode is set only once the file is known to be slum's: it is
+	// written into the file.
+	dsn := "file:" + path + "?_foreign_keys=on&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate"
 	sqldb, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
@@ -52,20 +76,146 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if path == ":memory:" {
 		sqldb.SetMaxOpenConns(1)
 	}
-	if err := sqldb.PingContext(ctx); err != nil {
+	fail := func(err error) (*DB, error) {
 		sqldb.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, err
 	}
-	if err := migrate(ctx, sqldb); err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("migrate database %s: %w", path, err)
+	if err := sqldb.PingContext(ctx); err != nil {
+		return fail(fmt.Errorf("open database %s: %w", path, err))
+	}
+	ms, err := loadMigrations()
+	if err != nil {
+		return fail(err)
+	}
+	empty, err := checkSchema(ctx, sqldb, ms)
+	if err != nil {
+		return fail(fmt.Errorf("open database %s: %w", path, err))
+	}
+	if empty && !create {
+		return fail(fmt.Errorf("open database %s: %w: the file holds no fleet yet", path, ErrNotExist))
+	}
+	if path != ":memory:" {
+		if _, err := sqldb.ExecContext(ctx, "PRAGMA journal_mode=WAL"); err != nil {
+			return fail(fmt.Errorf("open database %s: %w", path, err))
+		}
+	}
+	if err := migrate(ctx, sqldb, ms); err != nil {
+		return fail(fmt.Errorf("migrate database %s: %w", path, err))
 	}
 	q, err := Prepare(ctx, sqldb)
 	if err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("prepare queries on %s: %w", path, err)
+		return fail(fmt.Errorf("prepare queries on %s: %w", path, err))
 	}
-	return &DB{sql: sqldb, q: q, path: path}, nil
+	return &DB{sql: sqldb, q: q, path: path, created: created}, nil
+}
+
+// sqliteHeader starts every SQLite database file.
+const sqliteHeader = "SQLite format 3\x00"
+
+// prepareFile checks what is at path before SQLite touches it: a missing
+// file is created (0600) when create is set, and a file that is not SQLite
+// is refused. created reports whether this call made the file.
+func prepareFile(path string, create bool) (created bool, err error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !create:
+		return false, fmt.Errorf("open database %s: %w: there is no such file", path, ErrNotExist)
+	case errors.Is(err, fs.ErrNotExist):
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return false, nil // made by another process just now
+		}
+		if err != nil {
+			return false, fmt.Errorf("create database %s: %w", path, err)
+		}
+		return true, f.Close()
+	case err != nil:
+		return false, fmt.Errorf("open database %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return false, fmt.Errorf("open database %s: %w: it is not a regular file", path, ErrForeign)
+	case fi.Size() == 0:
+		// Empty: new, or a WAL database whose first pages are still in
+		// its -wal file. SQLite knows which.
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer f.Close()
+	head := make([]byte, len(sqliteHeader))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != sqliteHeader {
+		return false, fmt.Errorf("open database %s: %w: it is not a SQLite database", path, ErrForeign)
+	}
+	return false, nil
+}
+
+// checkSchema tells a slum database, which it may migrate, from anything
+// else, which it must not touch. empty reports a database with no tables.
+func checkSchema(ctx context.Context, sqldb *sql.DB, ms []migration) (empty bool, err error) {
+	rows, err := sqldb.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
+	if err != nil {
+		if strings.Contains(err.Error(), "not a database") {
+			return false, fmt.Errorf("%w: it is not a SQLite database", ErrForeign)
+		}
+		return false, err
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return false, err
+		}
+		tables = append(tables, name)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return false, err
+	}
+	if len(tables) == 0 {
+		return true, nil
+	}
+	if !slices.Contains(tables, "schema_migrations") {
+		return false, fmt.Errorf("%w: it is another program's SQLite database (tables %s)", ErrForeign, listSome(tables))
+	}
+	var version int
+	if err := sqldb.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations WHERE name <> '' AND applied_at >= 0`).Scan(&version); err != nil {
+		return false, fmt.Errorf("%w: it has a schema_migrations table, but not slum's (%v)", ErrForeign, err)
+	}
+	if latest := ms[len(ms)-1].version; version > latest {
+		return false, fmt.Errorf("%w: a newer slum made it (schema version %d; this slum knows up to %d): use that slum", ErrForeign, version, latest)
+	}
+	known := knownTables(ms)
+	var other []string
+	for _, t := range tables {
+		if !known[t] {
+			other = append(other, t)
+		}
+	}
+	if len(other) > 0 {
+		return false, fmt.Errorf("%w: it holds tables slum never makes (%s)", ErrForeign, listSome(other))
+	}
+	return false, nil
+}
+
+var createTable = regexp.MustCompile(`(?i)\b(?:CREATE\s+TABLE(?:\s+IF\s+NOT\s+EXISTS)?|RENAME\s+TO)\s+["'\x60\[]?(\w+)`)
+
+// knownTables are the tables slum's migrations create.
+func knownTables(ms []migration) map[string]bool {
+	known := map[string]bool{"schema_migrations": true}
+	for _, m := range ms {
+		for _, match := range createTable.FindAllStringSubmatch(m.sql, -1) {
+			known[match[1]] = true
+		}
+	}
+	return known
+}
+
+func listSome(names []string) string {
+	if len(names) > 5 {
+		return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+	}
+	return strings.Join(names, ", ")
 }
 
 // Close closes the database.
@@ -76,6 +226,9 @@ func (d *DB) Close() error {
 
 // Path is the file the database was opened from.
 func (d *DB) Path() string { return d.path }
+
+// Created reports whether opening it created the database file.
+func (d *DB) Created() bool { return d.created }
 
 // Queries runs single statements outside a transaction.
 func (d *DB) Queries() *Queries { return d.q }
@@ -133,11 +286,7 @@ func loadMigrations() ([]migration, error) {
 
 // migrate applies, each in its own transaction, every embedded migration
 // the database has not recorded yet.
-func migrate(ctx context.Context, sqldb *sql.DB) error {
-	ms, err := loadMigrations()
-	if err != nil {
-		return err
-	}
+func migrate(ctx context.Context, sqldb *sql.DB, ms []migration) error {
 	if _, err := sqldb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return err

@@ -1,11 +1,15 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -116,5 +120,162 @@ func TestOlderDatabaseUpgradesInPlace(t *testing.T) {
 			t.Fatalf("the new table is missing: %v", err)
 		}
 		d.Close()
+	}
+}
+
+// sqliteFile makes a SQLite database with stmts, as another program would.
+func sqliteFile(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	d, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, s := range stmts {
+		if _, err := d.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestOpenRefusesForeignFilesUntouched(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cases := map[string]func(path string){
+		"another program's tables": func(p string) {
+			sqliteFile(t, p, `CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)`, `INSERT INTO users (name) VALUES ('ann')`)
+		},
+		"another tool's schema_migrations": func(p string) {
+			sqliteFile(t, p, `CREATE TABLE schema_migrations (version INTEGER NOT NULL, dirty BOOLEAN NOT NULL)`, `INSERT INTO schema_migrations VALUES (3, 0)`)
+		},
+		"slum's tables and more": func(p string) {
+			d, err := Open(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.sql.ExecContext(ctx, `CREATE TABLE notes (x TEXT)`); err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+		},
+		"a newer slum's": func(p string) {
+			d, err := Open(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.sql.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 1)`); err != nil {
+				t.Fatal(err)
+			}
+			d.Close()
+		},
+		"a WAL database of another program": func(p string) {
+			sqliteFile(t, p, `PRAGMA journal_mode=WAL`, `CREATE TABLE t (x)`)
+		},
+		"not SQLite": func(p string) {
+			if err := os.WriteFile(p, []byte("version: 1\nservers: []\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"short": func(p string) {
+			if err := os.WriteFile(p, []byte("SQLite"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, build := range cases {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".db")
+			build(path)
+			before, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, open := range []func(context.Context, string) (*DB, error){Open, OpenExisting} {
+				d, err := open(ctx, path)
+				if !errors.Is(err, ErrForeign) {
+					if d != nil {
+						d.Close()
+					}
+					t.Fatalf("opened: %v", err)
+				}
+			}
+			after, _ := os.ReadFile(path)
+			if !bytes.Equal(before, after) {
+				t.Fatal("the refused file changed")
+			}
+			for _, side := range []string{"-wal", "-shm", "-journal"} {
+				if _, err := os.Stat(path + side); err == nil {
+					t.Errorf("a %s file was left behind", side)
+				}
+			}
+		})
+	}
+}
+
+func TestOpenExistingCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := OpenExisting(ctx, missing); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("a missing file: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("OpenExisting created %s", missing)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(ctx, empty); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("an empty file: %v", err)
+	}
+	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
+		t.Fatalf("OpenExisting wrote to an empty file: %v %v", fi, err)
+	}
+	// Open takes an empty file as a new database; OpenExisting then opens it.
+	d, err := Open(ctx, empty)
+	if err != nil || d.Created() {
+		t.Fatalf("Open of an empty file: %v (created %v)", err, d != nil && d.Created())
+	}
+	d.Close()
+	d, err = OpenExisting(ctx, empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d, err = Open(ctx, missing)
+	if err != nil || !d.Created() {
+		t.Fatalf("Open of a missing file: %v", err)
+	}
+	d.Close()
+}
+
+func TestEveryTableIsKnown(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ms, _ := loadMigrations()
+	known := knownTables(ms)
+	rows, err := d.sql.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !known[name] {
+			t.Errorf("table %s is not among the known tables %v", name, known)
+		}
+		n++
+	}
+	if n < 5 {
+		t.Fatalf("only %d tables", n)
 	}
 }

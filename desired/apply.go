@@ -2,7 +2,9 @@ package desired
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,23 +76,32 @@ type Plan struct {
 	tenants       []applyTenant // created or updated
 	instances     []applyInstance
 	deleteTenants []string
+	massPrune     *MassPruneError // set when the plan prunes most of the fleet
+	file          string
 }
 
+// The changes of a plan carry where they come from, for errors: the file
+// position ("fleet.yaml:12") of their entry, or for pruned objects, which
+// have none, the file's name.
+
 type applyServer struct {
-	op Op
-	s  Server
+	op    Op
+	s     Server
+	where string
 }
 
 type applyInstance struct {
 	op    Op
 	i     Instance
 	moved bool // an update that changes its server
+	where string
 }
 
 type applyTenant struct {
 	Tenant
 	exists  bool
 	renamed bool // its domain changes
+	where   string
 }
 
 // Empty reports whether the plan changes nothing.
@@ -121,6 +132,11 @@ func (p *Plan) Summary() string {
 type ApplyOptions struct {
 	Prune  bool // delete what the file does not name
 	DryRun bool // plan only
+	// AllowMassPrune lets a prune delete more than half of the fleet's
+	// servers, tenants or instances; without it such a prune is refused
+	// with a MassPruneError, as a file left incomplete by mistake would
+	// otherwise empty the fleet.
+	AllowMassPrune bool
 }
 
 // Diff returns what Apply would change, changing nothing.
@@ -129,12 +145,19 @@ func (s *Store) Diff(ctx context.Context, f *File, prune bool) (*Plan, error) {
 }
 
 // Apply makes the desired state match the fleet file, in one transaction:
-// either every change lands or none does.
+// either every change lands or none does. A dry run checks exactly what an
+// apply checks, so the two succeed or fail alike. When a prune is refused
+// for deleting most of the fleet, the plan comes back with the
+// MassPruneError, so that it can be shown.
 func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, error) {
 	var plan *Plan
 	err := s.db.InTx(ctx, func(q *db.Queries) error {
 		var err error
 		if plan, err = makePlan(ctx, q, f, opt.Prune); err != nil {
+			plan = nil
+			return err
+		}
+		if err := plan.massPrune; err != nil && !opt.AllowMassPrune {
 			return err
 		}
 		if opt.DryRun || plan.Empty() {
@@ -142,7 +165,7 @@ func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, er
 		}
 		now := ms(s.now())
 		if err := execute(ctx, q, plan, now); err != nil {
-			return fmt.Errorf("apply %s: %w", f.Name, err)
+			return err
 		}
 		c, u, d := plan.Counts()
 		if err := event(ctx, q, now, "fleet", "Applied", fmt.Sprintf("applied %s: %d created, %d updated, %d deleted", f.Name, c, u, d)); err != nil {
@@ -152,6 +175,10 @@ func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, er
 	})
 	if err == errDryRun {
 		err = nil
+	}
+	var mass *MassPruneError
+	if errors.As(err, &mass) {
+		return plan, err
 	}
 	if err != nil {
 		return nil, err
@@ -208,11 +235,20 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 
 	// Servers: the final set, and what changes.
 	final := map[string]Server{}
-	for _, fs := range f.Servers {
+	serverAt := map[string]string{} // file position of each server the file names
+	for i, fs := range f.Servers {
 		want := fs.Server
 		old, exists := cur.servers[want.ID]
+		serverAt[want.ID] = where(fs.Line)
 		if !fs.TokenSet {
 			want.Token = old.Token
+		}
+		if !exists && want.Token == "" && !fs.NoToken {
+			reason := "is a new server without a token: give token_env or token_file (its tenement admin token), or no_token: true to add it without one"
+			if fs.TokenEnv != "" || fs.TokenFile != "" {
+				reason = "has a token source that was not read (ResolveTokens)"
+			}
+			return nil, &FieldError{Where: where(fs.Line), Field: fmt.Sprintf("servers[%d]", i), Value: want.ID, Reason: reason}
 		}
 		if !fs.StateSet {
 			want.State = old.State
@@ -222,7 +258,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		}
 		final[want.ID] = want
 		if !exists {
-			plan.servers = append(plan.servers, applyServer{OpCreate, want})
+			plan.servers = append(plan.servers, applyServer{OpCreate, want, where(fs.Line)})
 			plan.Changes = append(plan.Changes, Change{Op: OpCreate, Kind: "server", ID: want.ID, Fields: []FieldChange{
 				{Field: "url", New: want.URL}, {Field: "capacity_mb", New: itoa(want.CapacityMB)}}})
 			continue
@@ -239,11 +275,11 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		diff("domain", old.Domain, want.Domain)
 		diff("state", string(old.State), string(want.State))
 		if old.Token != want.Token {
-			fc = append(fc, FieldChange{Field: "token", Old: "(hidden)", New: "(hidden)"})
+			fc = append(fc, FieldChange{Field: "token", Old: hiddenOrNone(old.Token), New: hiddenOrNone(want.Token)})
 		}
 		if len(fc) > 0 {
 			want.CreatedAt = old.CreatedAt
-			plan.servers = append(plan.servers, applyServer{OpUpdate, want})
+			plan.servers = append(plan.servers, applyServer{OpUpdate, want, where(fs.Line)})
 			plan.Changes = append(plan.Changes, Change{Op: OpUpdate, Kind: "server", ID: want.ID, Fields: fc})
 		}
 	}
@@ -259,24 +295,42 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			plan.Unlisted++
 		}
 	}
+	sort.Strings(deleteServers)
+	// A pruned server goes by the rules of 'server remove': not while the
+	// controller has copies there still to stop, which would run on
+	// unwatched once their ledger entries went with the server.
+	for _, id := range deleteServers {
+		n, err := q.CountPlacementsOnServer(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("prune server %s: %w", id, err)
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("%s: prune server %s: %w: the controller has yet to stop %d instances it placed there; "+
+				"keep %s in the file until they are stopped (see 'slum instance list --server %s'), then prune it",
+				f.Name, id, ErrConflict, n, id, id)
+		}
+	}
 
 	// Tenants.
 	finalTenants := map[string]Tenant{}
+	tenantAt := map[string]string{}
 	fileInstances := map[string]bool{}
 	var tenantChanges, instanceChanges []Change
 	p := newPlacer()
 	for _, s := range final {
 		p.addServer(s)
 	}
+	firstOn := map[string]string{} // file position of the first instance the file places on each server
 	var toPlace []applyInstance
 	for _, ft := range f.Tenants {
 		t := ft.Tenant
 		normalizeTenant(&t)
 		finalTenants[t.ID] = t
+		tenantAt[t.ID] = where(ft.Line)
 		old, exists := cur.tenants[t.ID]
 		switch {
 		case !exists:
-			plan.tenants = append(plan.tenants, applyTenant{Tenant: t})
+			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, where: where(ft.Line)})
 			tenantChanges = append(tenantChanges, Change{Op: OpCreate, Kind: "tenant", ID: t.ID, Fields: []FieldChange{{Field: "domain", New: t.Domain}}})
 		case old.Domain != t.Domain || old.Region != t.Region || old.Failover != t.Failover || old.Serving != t.Serving:
 			var fc []FieldChange
@@ -292,49 +346,52 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			if old.Serving != t.Serving {
 				fc = append(fc, FieldChange{Field: "serving", Old: string(old.Serving), New: string(t.Serving)})
 			}
-			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, exists: true, renamed: old.Domain != t.Domain})
+			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, exists: true, renamed: old.Domain != t.Domain, where: where(ft.Line)})
 			tenantChanges = append(tenantChanges, Change{Op: OpUpdate, Kind: "tenant", ID: t.ID, Fields: fc})
 		}
 		for rank, fi := range ft.Instances {
 			want := fi.Instance
 			want.Rank = int64(rank)
 			key := want.Key()
+			at := where(fi.Line)
 			fileInstances[key] = true
 			if want.ServerID != "" {
 				if _, ok := final[want.ServerID]; !ok {
-					return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: want.ServerID, Reason: "is not a server of the fleet"}
+					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is not a server of the fleet"}
 				}
 			}
 			old, exists := cur.instances[key]
 			if !exists {
 				if want.ServerID == "" {
-					toPlace = append(toPlace, applyInstance{op: OpCreate, i: want})
+					toPlace = append(toPlace, applyInstance{op: OpCreate, i: want, where: at})
 					continue
 				}
 				if final[want.ServerID].State != ServerActive {
-					return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
+					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
 				}
-				if err := takeChecked(p, want, where(fi.Line)); err != nil {
+				if err := takeChecked(p, want, at); err != nil {
 					return nil, err
 				}
-				plan.instances = append(plan.instances, applyInstance{op: OpCreate, i: want})
+				noteFirst(firstOn, want.ServerID, at)
+				plan.instances = append(plan.instances, applyInstance{op: OpCreate, i: want, where: at})
 				instanceChanges = append(instanceChanges, instanceCreated(want))
 				continue
 			}
 			if want.ServerID == "" {
 				want.ServerID = old.ServerID
 				if _, ok := final[want.ServerID]; !ok {
-					return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: "",
+					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: "",
 						Reason: "its current server " + want.ServerID + " is pruned; name the server to move it to"}
 				}
 			}
 			if want.ServerID != old.ServerID && final[want.ServerID].State != ServerActive {
-				return nil, &FieldError{Where: where(fi.Line), Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
+				return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
 			}
 			want.Generation, want.CreatedAt = old.Generation, old.CreatedAt
-			if err := takeChecked(p, want, where(fi.Line)); err != nil {
+			if err := takeChecked(p, want, at); err != nil {
 				return nil, err
 			}
+			noteFirst(firstOn, want.ServerID, at)
 			var fc []FieldChange
 			diff := func(field, o, n string) {
 				if o != n {
@@ -352,7 +409,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 				if old.ServerID != want.ServerID {
 					note = "moves: the old copy is stopped, which deletes its data where storage_persist = false"
 				}
-				plan.instances = append(plan.instances, applyInstance{OpUpdate, want, old.ServerID != want.ServerID})
+				plan.instances = append(plan.instances, applyInstance{OpUpdate, want, old.ServerID != want.ServerID, at})
 				instanceChanges = append(instanceChanges, Change{Op: OpUpdate, Kind: "instance", ID: key, Fields: fc, Note: note})
 			}
 		}
@@ -371,6 +428,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			plan.Unlisted++
 		}
 	}
+	deletedInstances := 0
 	for _, key := range cur.order {
 		if fileInstances[key] {
 			continue
@@ -383,9 +441,15 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			}
 			continue
 		}
-		plan.instances = append(plan.instances, applyInstance{op: OpDelete, i: in})
-		instanceChanges = append(instanceChanges, Change{Op: OpDelete, Kind: "instance", ID: key,
-			Note: "its copy on " + in.ServerID + " is stopped"})
+		deletedInstances++
+		note := "its copy on " + in.ServerID + " is stopped"
+		if slices.Contains(deleteServers, in.ServerID) {
+			// Pruning the server needs its ledger empty: nothing of
+			// slum's runs there.
+			note = "it does not run: the controller has no copy of it on " + in.ServerID
+		}
+		plan.instances = append(plan.instances, applyInstance{op: OpDelete, i: in, where: f.Name})
+		instanceChanges = append(instanceChanges, Change{Op: OpDelete, Kind: "instance", ID: key, Note: note})
 	}
 
 	// New instances without a server: placed after everything named is
@@ -394,7 +458,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		t := finalTenants[ai.i.TenantID]
 		srv, err := p.place(ai.i.TenantID, t.Region, ai.i.Process, ai.i.MemoryMB, "")
 		if err != nil {
-			return nil, fmt.Errorf("place %s: %w", ai.i.Key(), err)
+			return nil, fmt.Errorf("%s: place %s: %w", ai.where, ai.i.Key(), err)
 		}
 		ai.i.ServerID = srv
 		p.take(ai.i)
@@ -402,20 +466,19 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		instanceChanges = append(instanceChanges, instanceCreated(ai.i))
 	}
 
-	if over := p.overCommitted(); len(over) > 0 {
-		return nil, fmt.Errorf("%w: %s would hold more than its capacity: %s", ErrNoCapacity, f.Name, strings.Join(over, ", "))
+	if err := checkCapacity(p, f.Name, serverAt, firstOn); err != nil {
+		return nil, err
 	}
-	if err := checkDomains(finalTenants); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	if err := checkDomains(finalTenants, tenantAt); err != nil {
+		return nil, err
 	}
 
 	sort.Strings(deleteTenants)
 	for _, id := range deleteTenants {
 		tenantChanges = append(tenantChanges, Change{Op: OpDelete, Kind: "tenant", ID: id})
 	}
-	sort.Strings(deleteServers)
 	for _, id := range deleteServers {
-		plan.servers = append(plan.servers, applyServer{OpDelete, cur.servers[id]})
+		plan.servers = append(plan.servers, applyServer{op: OpDelete, s: cur.servers[id], where: f.Name})
 	}
 	plan.Changes = append(plan.Changes, tenantChanges...)
 	plan.Changes = append(plan.Changes, instanceChanges...)
@@ -423,7 +486,49 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		plan.Changes = append(plan.Changes, Change{Op: OpDelete, Kind: "server", ID: id})
 	}
 	plan.deleteTenants = deleteTenants
+	plan.file = f.Name
+
+	mass := &MassPruneError{File: f.Name,
+		Deleted: [3]int{len(deleteServers), len(deleteTenants), deletedInstances},
+		Had:     [3]int{len(cur.servers), len(cur.tenants), len(cur.instances)}}
+	for i := range mass.Had {
+		if mass.Deleted[i]*2 > mass.Had[i] {
+			plan.massPrune = mass
+		}
+	}
 	return plan, nil
+}
+
+func hiddenOrNone(token string) string {
+	if token == "" {
+		return "(none)"
+	}
+	return "(hidden)"
+}
+
+func noteFirst(firstOn map[string]string, server, where string) {
+	if _, ok := firstOn[server]; !ok {
+		firstOn[server] = where
+	}
+}
+
+// checkCapacity fails when some server would hold more than its capacity,
+// at the file position of the server, or else of the first instance the
+// file places there.
+func checkCapacity(p *Placer, name string, serverAt, firstOn map[string]string) error {
+	over := p.overCommitted()
+	if len(over) == 0 {
+		return nil
+	}
+	id, _, _ := strings.Cut(over[0], " ") // "id (used MB of capacity MB)"
+	at, ok := serverAt[id]
+	if !ok {
+		at, ok = firstOn[id]
+	}
+	if !ok {
+		at = name
+	}
+	return fmt.Errorf("%s: %w: more instances than capacity_mb allows on %s", at, ErrNoCapacity, strings.Join(over, ", "))
 }
 
 // takeChecked counts an instance on its server, refusing a second instance
@@ -437,7 +542,9 @@ func takeChecked(p *Placer, in Instance, where string) error {
 	return nil
 }
 
-func checkDomains(tenants map[string]Tenant) error {
+// checkDomains fails when two tenants would have one domain, at the file
+// position of the one the file names (tenantAt).
+func checkDomains(tenants map[string]Tenant, tenantAt map[string]string) error {
 	owner := make(map[string]string, len(tenants))
 	for _, t := range tenants {
 		if other, dup := owner[t.Domain]; dup {
@@ -445,7 +552,11 @@ func checkDomains(tenants map[string]Tenant) error {
 			if a > b {
 				a, b = b, a
 			}
-			return fmt.Errorf("%w: tenants %s and %s would both have domain %s", ErrConflict, a, b, t.Domain)
+			at := tenantAt[a]
+			if at == "" {
+				at = tenantAt[b]
+			}
+			return fmt.Errorf("%s: %w: tenants %s and %s would both have domain %s", at, ErrConflict, a, b, t.Domain)
 		}
 		owner[t.Domain] = t.ID
 	}
@@ -462,25 +573,25 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 		switch as.op {
 		case OpCreate:
 			if err := q.InsertServer(ctx, serverParams(as.s, now)); err != nil {
-				return fmt.Errorf("create server %s: %w", as.s.ID, err)
+				return fmt.Errorf("%s: create server %s: %w", as.where, as.s.ID, err)
 			}
 		case OpUpdate:
 			if _, err := q.UpdateServer(ctx, updateServerParams(as.s, now)); err != nil {
-				return fmt.Errorf("update server %s: %w", as.s.ID, err)
+				return fmt.Errorf("%s: update server %s: %w", as.where, as.s.ID, err)
 			}
 		}
 	}
-	var moved []Instance
+	var moved []applyInstance
 	for _, ai := range plan.instances {
 		switch {
 		case ai.op == OpDelete:
 		case ai.op == OpUpdate && ai.moved:
-			moved = append(moved, ai.i)
+			moved = append(moved, ai)
 		default:
 			continue
 		}
 		if _, err := q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: ai.i.TenantID, ID: ai.i.ID}); err != nil {
-			return fmt.Errorf("delete instance %s: %w", ai.i.Key(), err)
+			return fmt.Errorf("%s: delete instance %s: %w", ai.where, ai.i.Key(), err)
 		}
 		if ai.op == OpDelete {
 			if err := q.InsertRemoval(ctx, db.InsertRemovalParams{TenantID: ai.i.TenantID, InstanceID: ai.i.ID, RemovedAt: now}); err != nil {
@@ -490,7 +601,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	}
 	for _, id := range plan.deleteTenants {
 		if _, err := q.DeleteTenant(ctx, id); err != nil {
-			return fmt.Errorf("delete tenant %s: %w", id, err)
+			return fmt.Errorf("%s: prune tenant %s: %w", plan.file, id, err)
 		}
 	}
 	// Domains may be swapped between tenants: park changed ones on names
@@ -498,40 +609,41 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	for _, t := range plan.tenants {
 		if t.renamed {
 			if _, err := q.UpdateTenant(ctx, updateTenantParams(Tenant{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, Failover: t.Failover, Serving: t.Serving}, now)); err != nil {
-				return fmt.Errorf("update tenant %s: %w", t.ID, err)
+				return fmt.Errorf("%s: update tenant %s: %w", t.where, t.ID, err)
 			}
 		}
 	}
 	for _, t := range plan.tenants {
 		if t.exists {
 			if _, err := q.UpdateTenant(ctx, updateTenantParams(t.Tenant, now)); err != nil {
-				return fmt.Errorf("update tenant %s: %w", t.ID, err)
+				return fmt.Errorf("%s: update tenant %s: %w", t.where, t.ID, err)
 			}
 			continue
 		}
 		if err := q.InsertTenant(ctx, insertTenantParams(t.Tenant, now)); err != nil {
-			return fmt.Errorf("create tenant %s: %w", t.ID, err)
+			return fmt.Errorf("%s: create tenant %s: %w", t.where, t.ID, err)
 		}
 	}
 	for _, ai := range plan.instances {
 		if ai.op == OpUpdate && !ai.moved {
 			if _, err := q.UpdateInstance(ctx, updateInstanceParams(ai.i, now)); err != nil {
-				return fmt.Errorf("update instance %s: %w", ai.i.Key(), err)
+				return fmt.Errorf("%s: update instance %s: %w", ai.where, ai.i.Key(), err)
 			}
 		}
 	}
-	for _, in := range moved {
+	for _, ai := range moved {
+		in := ai.i
 		err := q.RestoreInstance(ctx, db.RestoreInstanceParams{TenantID: in.TenantID, ID: in.ID, Process: in.Process,
 			ServerID: in.ServerID, HomeServerID: in.ServerID, MemoryMb: in.MemoryMB, DesiredState: string(in.DesiredState), Mode: string(in.Mode), Rank: in.Rank,
 			Generation: in.Generation + 1, CreatedAt: ms(in.CreatedAt), UpdatedAt: now})
 		if err != nil {
-			return fmt.Errorf("move instance %s: %w", in.Key(), err)
+			return fmt.Errorf("%s: move instance %s: %w", ai.where, in.Key(), err)
 		}
 	}
 	for _, ai := range plan.instances {
 		if ai.op == OpCreate {
 			if err := q.InsertInstance(ctx, insertInstanceParams(ai.i, now)); err != nil {
-				return fmt.Errorf("create instance %s: %w", ai.i.Key(), err)
+				return fmt.Errorf("%s: create instance %s: %w", ai.where, ai.i.Key(), err)
 			}
 			if err := q.DeleteRemoval(ctx, db.DeleteRemovalParams{TenantID: ai.i.TenantID, InstanceID: ai.i.ID}); err != nil {
 				return fmt.Errorf("create instance %s: %w", ai.i.Key(), err)
@@ -541,7 +653,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	for _, as := range plan.servers {
 		if as.op == OpDelete {
 			if _, err := q.DeleteServer(ctx, as.s.ID); err != nil {
-				return fmt.Errorf("delete server %s: %w", as.s.ID, err)
+				return fmt.Errorf("%s: prune server %s: %w", as.where, as.s.ID, err)
 			}
 		}
 	}

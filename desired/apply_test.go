@@ -1,10 +1,12 @@
 package desired
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -147,7 +149,16 @@ func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
 		t.Fatal("bob removed without --prune")
 	}
 
-	pruned, err := s.Apply(ctx, f, ApplyOptions{Prune: true})
+	// bob and carol are two of the three tenants: most of them.
+	before := snapshot(t, s)
+	var mass *MassPruneError
+	if _, err := s.Apply(ctx, f, ApplyOptions{Prune: true}); !errors.As(err, &mass) || !errors.Is(err, ErrConflict) {
+		t.Fatalf("a prune of most tenants: %v", err)
+	}
+	if snapshot(t, s) != before {
+		t.Fatal("a refused prune changed the database")
+	}
+	pruned, err := s.Apply(ctx, f, ApplyOptions{Prune: true, AllowMassPrune: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +211,11 @@ func TestApplyDomainConflictWithUnlistedTenant(t *testing.T) {
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "alice.example.com") {
 		t.Fatalf("apply: %v", err)
 	}
+	if !strings.HasPrefix(err.Error(), "fleet.yaml:14: ") {
+		t.Fatalf("the conflict is not placed at alice's entry: %v", err)
+	}
 	// With --prune zed goes, so the domain is free.
-	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{Prune: true}); err != nil {
+	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{Prune: true, AllowMassPrune: true}); err != nil {
 		t.Fatalf("apply --prune: %v", err)
 	}
 }
@@ -211,28 +225,44 @@ func TestParseErrors(t *testing.T) {
 		name, text, want string
 	}{
 		{"empty", "", "fleet.yaml: the file is empty"},
+		{"only a comment", "# nothing\n", "fleet.yaml: the file is empty"},
 		{"not yaml", "servers: [", "not valid YAML"},
-		{"not a mapping", "- a\n- b\n", "fleet.yaml:1: file"},
+		{"not a mapping", "- a\n- b\n", "fleet.yaml:1: file: must be a mapping"},
 		{"version", "version: 2\n", `fleet.yaml:1: version "2": is not supported`},
-		{"unknown top", "servrs: []\n", `fleet.yaml:1: servrs "": is not a known field`},
-		{"unknown server field", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    cpu: 3\n", `fleet.yaml:5: servers[0].cpu`},
-		{"bad server id", "servers:\n  - id: S1\n    url: http://a\n    capacity_mb: 5\n", `fleet.yaml:2: servers[0].id "S1"`},
-		{"bad url", "servers:\n  - id: s1\n    url: a:80\n    capacity_mb: 5\n", `fleet.yaml:3: servers[0].url "a:80"`},
-		{"no capacity", "servers:\n  - id: s1\n    url: http://a\n", `servers[0].capacity_mb "": is required`},
-		{"bad capacity", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: lots\n", `fleet.yaml:4: servers[0].capacity_mb "lots"`},
-		{"negative capacity", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: -1\n", `must be a positive integer`},
-		{"literal token", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token: abc\n", `tokens do not belong in a fleet file`},
-		{"two token sources", "servers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token_env: A\n    token_file: b\n", `not both`},
-		{"dup server", "servers:\n  - {id: s1, url: 'http://a', capacity_mb: 1}\n  - {id: s1, url: 'http://b', capacity_mb: 1}\n", `fleet.yaml:3: servers[1].id "s1": is already used at line 2`},
-		{"dup key", "servers:\n  - id: s1\n    id: s2\n", `servers[0].id`},
-		{"bad domain", "tenants:\n  - id: a\n    domain: A..b\n", `fleet.yaml:3: tenants[0].domain "A..b"`},
-		{"dup domain", "tenants:\n  - {id: a, domain: x.com}\n  - {id: b, domain: x.com}\n", `is already tenant a's`},
-		{"bad instance", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: ../etc, process: api}\n", `fleet.yaml:5: tenants[0].instances[0].id "../etc"`},
-		{"bad process", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: 'a:b'}\n", `instances[0].process "a:b"`},
-		{"bad mode", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, mode: never}\n", `instances[0].mode "never"`},
-		{"dup instance", "tenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api}\n      - {id: p, process: web}\n", `is already used at line 5`},
-		{"list expected", "servers: s1\n", `servers "": must be a list`},
-		{"nested value", "servers:\n  - id: [s1]\n", `servers[0].id "": must be a single value`},
+		{"second document", "version: 1\nservers: []\n---\ntenants: []\n", "fleet.yaml:3: a second YAML document"},
+		{"empty second document", "version: 1\n---\n", "fleet.yaml:2: a second YAML document"},
+		{"bad second document", "version: 1\n---\n[\n", "not valid YAML"},
+		{"unknown top", "version: 1\nservrs: []\n", `fleet.yaml:2: servrs: is not a known field; did you mean servers? (known: version, servers, tenants)`},
+		{"unknown far off", "version: 1\nwhatever: []\n", `fleet.yaml:2: whatever: is not a known field (known: version, servers, tenants)`},
+		{"unknown block key", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    cpus:\n      - 3\n", `fleet.yaml:6: servers[0].cpus: is not a known field (known: id,`},
+		{"unknown server field", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    cpu: 3\n", `fleet.yaml:6: servers[0].cpu: is not a known field`},
+		{"misspelled instance field", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, memory: 5}\n", `tenants[0].instances[0].memory: is not a known field`},
+		{"bad server id", "version: 1\nservers:\n  - id: S1\n    url: http://a\n    capacity_mb: 5\n", `fleet.yaml:3: servers[0].id "S1"`},
+		{"bad url", "version: 1\nservers:\n  - id: s1\n    url: a:80\n    capacity_mb: 5\n", `fleet.yaml:4: servers[0].url "a:80"`},
+		{"url with password", "version: 1\nservers:\n  - id: s1\n    url: http://admin:hunter2@a\n    capacity_mb: 5\n", `servers[0].url "http://(hidden)@a": must not hold credentials`},
+		{"url port 0", "version: 1\nservers:\n  - id: s1\n    url: http://a:0\n    capacity_mb: 5\n", `servers[0].url "http://a:0": has port 0`},
+		{"url empty port", "version: 1\nservers:\n  - id: s1\n    url: 'http://a:'\n    capacity_mb: 5\n", `has an empty port`},
+		{"no capacity", "version: 1\nservers:\n  - id: s1\n    url: http://a\n", `fleet.yaml:3: servers[0].capacity_mb: is required`},
+		{"bad capacity", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: lots\n", `fleet.yaml:5: servers[0].capacity_mb "lots"`},
+		{"negative capacity", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: -1\n", `must be a positive integer`},
+		{"literal token", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token: abc\n", `tokens do not belong in a fleet file`},
+		{"two token sources", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token_env: A\n    token_file: b\n", `not both`},
+		{"bad token_env", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token_env: \"A B\"\n", `fleet.yaml:6: servers[0].token_env "A B": must be an environment variable name`},
+		{"token and no_token", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    token_env: A\n    no_token: true\n", `give a token source or no_token: true, not both`},
+		{"bad no_token", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    no_token: maybe\n", `servers[0].no_token "maybe": must be true or false`},
+		{"dup server", "version: 1\nservers:\n  - {id: s1, url: 'http://a', capacity_mb: 1}\n  - {id: s1, url: 'http://b', capacity_mb: 1}\n", `fleet.yaml:4: servers[1].id "s1": is already used at line 3`},
+		{"dup key", "version: 1\nservers:\n  - id: s1\n    id: s2\n", `fleet.yaml:4: servers[0].id: is given twice (first at line 3)`},
+		{"bad domain", "version: 1\ntenants:\n  - id: a\n    domain: A..b\n", `fleet.yaml:4: tenants[0].domain "A..b"`},
+		{"domain with a newline", "version: 1\ntenants:\n  - id: a\n    domain: \"a\\nb.com\"\n", `tenants[0].domain "a\nb.com": must be a host name of dot-separated labels; label "a\nb" must be`},
+		{"ip as domain", "version: 1\ntenants:\n  - id: a\n    domain: 10.0.0.1\n", `tenants[0].domain "10.0.0.1": must be a host name, not an IP address`},
+		{"dup domain", "version: 1\ntenants:\n  - {id: a, domain: x.com}\n  - {id: b, domain: x.com}\n", `is already tenant a's`},
+		{"bad instance", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: ../etc, process: api}\n", `fleet.yaml:6: tenants[0].instances[0].id "../etc"`},
+		{"bad process", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: 'a:b'}\n", `instances[0].process "a:b"`},
+		{"bad mode", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, mode: never}\n", `instances[0].mode "never"`},
+		{"zero memory", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, memory_mb: 0}\n", `instances[0].memory_mb "0": must be a positive integer`},
+		{"dup instance", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api}\n      - {id: p, process: web}\n", `is already used at line 6`},
+		{"list expected", "version: 1\nservers: s1\n", `fleet.yaml:2: servers: must be a list`},
+		{"nested value", "version: 1\nservers:\n  - id: [s1]\n", `fleet.yaml:3: servers[0].id: must be a single value`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("fleet.yaml", []byte(tc.text))
@@ -245,22 +275,61 @@ func TestParseErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
 			}
+			if strings.ContainsAny(err.Error(), "\n\r") || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q splits a line or shows a password", err)
+			}
 		})
 	}
 }
 
 func TestResolveTokensErrors(t *testing.T) {
-	f, err := Parse("fleet.yaml", []byte("servers:\n  - {id: s1, url: 'http://a', capacity_mb: 1, token_env: NOPE}\n"))
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("empty", "", 0o600)
+	write("blank", " \n\t\n", 0o600)
+	write("good", "tok-1\n", 0o600)
+	write("open", "tok-2\n", 0o644)
+	env := map[string]string{"EMPTY": "", "SPACES": "  ", "BAD": "a b", "GOOD": "tok"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		source, want string
+	}{
+		{"token_env: NOPE", `fleet.yaml:6: servers[0].token_env "NOPE": environment variable is not set: export NOPE=<the admin token of server s1>`},
+		{"token_env: EMPTY", `fleet.yaml:6: servers[0].token: the environment variable EMPTY is empty`},
+		{"token_env: SPACES", `the environment variable SPACES is empty`},
+		{"token_env: BAD", `servers[0].token "(hidden)": must be printable ASCII`},
+		{"token_file: missing", `fleet.yaml:6: servers[0].token_file "missing": cannot be read: no such file or directory`},
+		{"token_file: empty", `servers[0].token: the token file "empty" is empty`},
+		{"token_file: blank", `servers[0].token: the token file "blank" is empty`},
+	} {
+		f, err := Parse("fleet.yaml", []byte("version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 1\n    "+tc.source+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f.ResolveTokens(lookup, dir)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.source, err, tc.want)
+		}
+	}
+	f, err := Parse("fleet.yaml", []byte("version: 1\nservers:\n  - {id: s1, url: 'http://a', capacity_mb: 1, token_file: good}\n  - {id: s2, url: 'http://b', capacity_mb: 1, token_file: open}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = f.ResolveTokens(func(string) (string, bool) { return "", false }, t.TempDir())
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "NOPE") {
-		t.Fatalf("missing env: %v", err)
+	if err := f.ResolveTokens(lookup, dir); err != nil {
+		t.Fatal(err)
 	}
-	f, _ = Parse("fleet.yaml", []byte("servers:\n  - {id: s1, url: 'http://a', capacity_mb: 1, token_file: missing}\n"))
-	if err := f.ResolveTokens(nil, t.TempDir()); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("missing file: %v", err)
+	if f.Servers[0].Token != "tok-1" || f.Servers[1].Token != "tok-2" {
+		t.Fatalf("tokens %q %q", f.Servers[0].Token, f.Servers[1].Token)
+	}
+	if len(f.Warnings) != 1 || !strings.Contains(f.Warnings[0], "fleet.yaml:4: token file") || !strings.Contains(f.Warnings[0], "mode 0644") {
+		t.Fatalf("warnings %q, want one for the file others can read", f.Warnings)
 	}
 }
 
@@ -280,14 +349,24 @@ func TestExampleFleetFileParses(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(fleetYAML))
-	f.Add([]byte("servers: []\ntenants: []\n"))
-	f.Add([]byte("tenants:\n  - {id: a, domain: x.com, instances: [{id: p, process: api}]}\n"))
+	f.Add([]byte("version: 1\nservers: []\ntenants: []\n"))
+	f.Add([]byte("version: 1\ntenants:\n  - {id: a, domain: x.com, instances: [{id: p, process: api}]}\n"))
+	f.Add([]byte("version: 1\nservers:\n  - {id: s1, url: 'http://a:1/', capacity_mb: 1, no_token: true, state: cordoned, domain: b.c}\n"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("version: 1\n---\nversion: 1\n"))
+	data, err := os.ReadFile("../examples/fleet.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse("fuzz.yaml", data)
 		if err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			if strings.ContainsAny(err.Error(), "\n\r") {
+				t.Fatalf("error %q splits a line", err)
 			}
 			return
 		}
@@ -307,5 +386,36 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		// And it writes back to a file that parses to the same fleet.
+		var out bytes.Buffer
+		if err := file.Encode(&out); err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		again, err := Parse("fuzz.yaml", out.Bytes())
+		if err != nil {
+			t.Fatalf("the encoded file does not parse: %v\n%s", err, out.Bytes())
+		}
+		if a, b := withoutLines(file), withoutLines(again); !reflect.DeepEqual(a, b) {
+			t.Fatalf("round trip changed the fleet:\n%+v\n%+v", a, b)
+		}
 	})
+}
+
+// withoutLines is f without its file positions, to compare two parses.
+func withoutLines(f *File) *File {
+	c := *f
+	c.versioned = false // Encode always writes it
+	c.Servers = append([]FileServer(nil), f.Servers...)
+	for i := range c.Servers {
+		c.Servers[i].Line, c.Servers[i].tokenLine = 0, 0
+	}
+	c.Tenants = append([]FileTenant(nil), f.Tenants...)
+	for i := range c.Tenants {
+		c.Tenants[i].Line = 0
+		c.Tenants[i].Instances = append([]FileInstance(nil), c.Tenants[i].Instances...)
+		for j := range c.Tenants[i].Instances {
+			c.Tenants[i].Instances[j].Line = 0
+		}
+	}
+	return &c
 }

@@ -1,13 +1,17 @@
 package desired
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // File is a parsed fleet file: the servers and tenants a fleet should have.
@@ -16,18 +20,36 @@ type File struct {
 	Name    string
 	Servers []FileServer
 	Tenants []FileTenant
+	// Warnings are problems that do not stop an apply, such as a token
+	// file others can read. ResolveTokens adds them.
+	Warnings []string
+
+	versioned bool // the file gives its version
 }
 
 // FileServer is one server of a fleet file. Token is set only when the file
-// names a token source (token_env or token_file); otherwise the stored token
-// is kept.
+// names a token source (token_env or token_file) or says no_token;
+// otherwise the stored token is kept. A new server needs one of the three.
 type FileServer struct {
 	Server
 	Line      int
 	TokenEnv  string
 	TokenFile string
+	NoToken   bool // no_token: true, the server has no token
 	TokenSet  bool
 	StateSet  bool
+	DomainSet bool // the file gives the domain; otherwise it is the URL's host
+
+	tokenLine int
+}
+
+// SetURL points the server at another URL; its domain follows unless the
+// file gives one.
+func (s *FileServer) SetURL(u string) {
+	s.URL = strings.TrimSuffix(u, "/")
+	if !s.DomainSet {
+		s.Domain = DefaultDomain(s.URL)
+	}
 }
 
 // FileTenant is one tenant of a fleet file with its instances.
@@ -44,46 +66,66 @@ type FileInstance struct {
 	Line int
 }
 
-// MaxFileSize bounds what ParseFile reads.
+// MaxFileSize bounds what a fleet file may hold.
 const MaxFileSize = 256 << 20
 
 // LoadFile reads and parses a fleet file, then resolves its tokens:
 // token_env from the environment, token_file relative to the fleet file.
 func LoadFile(path string) (*File, error) {
-	st, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read fleet file: %w", err)
 	}
-	if st.Size() > MaxFileSize {
-		return nil, fmt.Errorf("read fleet file %s: %w: larger than %d bytes", path, ErrInvalid, MaxFileSize)
-	}
-	data, err := os.ReadFile(path)
+	defer f.Close()
+	return Load(path, f, filepath.Dir(path), os.LookupEnv)
+}
+
+// Load parses the fleet file r (called name in messages) and resolves its
+// tokens: token_env through lookupEnv, a relative token_file from dir.
+func Load(name string, r io.Reader, dir string, lookupEnv func(string) (string, bool)) (*File, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read fleet file: %w", err)
+		return nil, fmt.Errorf("read fleet file %s: %w", name, err)
 	}
-	f, err := Parse(path, data)
+	if len(data) > MaxFileSize {
+		return nil, &FieldError{Where: name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
+	}
+	f, err := Parse(name, data)
 	if err != nil {
 		return nil, err
 	}
-	if err := f.ResolveTokens(os.LookupEnv, filepath.Dir(path)); err != nil {
+	if !f.versioned {
+		return nil, &FieldError{Where: name + ":1", Field: "version", NoValue: true,
+			Reason: "is missing: a fleet file starts with version: 1"}
+	}
+	if err := f.ResolveTokens(lookupEnv, dir); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
 // ResolveTokens fills in each server's token from its token_env or
-// token_file. A missing variable or file is an error naming the server.
+// token_file. A variable that is not set, a file that cannot be read and
+// an empty token are errors naming the server; a token file that others
+// may read is a warning (f.Warnings).
 func (f *File) ResolveTokens(lookupEnv func(string) (string, bool), dir string) error {
 	for i := range f.Servers {
 		s := &f.Servers[i]
-		where := fmt.Sprintf("%s:%d", f.Name, s.Line)
+		line := s.tokenLine
+		if line == 0 {
+			line = s.Line
+		}
+		where := fmt.Sprintf("%s:%d", f.Name, line)
+		at := fmt.Sprintf("servers[%d]", i)
+		var source string
 		switch {
 		case s.TokenEnv != "":
 			v, ok := lookupEnv(s.TokenEnv)
-			if !ok || v == "" {
-				return &FieldError{Where: where, Field: "servers." + s.ID + ".token_env", Value: s.TokenEnv, Reason: "environment variable is not set"}
+			if !ok {
+				return &FieldError{Where: where, Field: at + ".token_env", Value: s.TokenEnv,
+					Reason: fmt.Sprintf("environment variable is not set: export %s=<the admin token of server %s> (tenement: ten --data-dir DIR token-gen), or give token_file", s.TokenEnv, s.ID)}
 			}
-			s.Token = strings.TrimSpace(v)
+			s.Token, source = strings.TrimSpace(v), "environment variable "+s.TokenEnv
 		case s.TokenFile != "":
 			p := s.TokenFile
 			if !filepath.IsAbs(p) {
@@ -91,30 +133,68 @@ func (f *File) ResolveTokens(lookupEnv func(string) (string, bool), dir string) 
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {
-				return &FieldError{Where: where, Field: "servers." + s.ID + ".token_file", Value: s.TokenFile, Reason: "cannot be read: " + err.Error()}
+				return &FieldError{Where: where, Field: at + ".token_file", Value: s.TokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
 			}
-			s.Token = strings.TrimSpace(string(b))
+			if w := TokenFileWarning(p); w != "" {
+				f.Warnings = append(f.Warnings, where+": "+w)
+			}
+			s.Token, source = strings.TrimSpace(string(b)), "token file "+strconv.Quote(s.TokenFile)
 		default:
 			continue
 		}
+		if s.Token == "" {
+			return &FieldError{Where: where, Field: at + ".token", NoValue: true,
+				Reason: "the " + source + " is empty; put server " + s.ID + "'s admin token there (or say no_token: true)"}
+		}
 		if err := ValidateToken(s.Token); err != nil {
-			return &FieldError{Where: where, Field: "servers." + s.ID + ".token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
+			return &FieldError{Where: where, Field: at + ".token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
 		}
 	}
 	return nil
 }
 
+// TokenFileWarning says why a token file is at risk (others may read or
+// change it), or "".
+func TokenFileWarning(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("token file %s is open to other users (mode %04o): chmod 600 %s", strconv.Quote(path), fi.Mode().Perm(), strconv.Quote(path))
+}
+
+// pathErrorCause is an os error without the path it repeats.
+func pathErrorCause(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
 // Parse parses a fleet file and validates every field, so that a file that
 // parses can be applied as far as its own contents go. name is used in
-// error positions.
+// error positions. A fleet file is one YAML document whose version, when
+// given, is 1; Load and LoadFile, which read fleet files, also require
+// the version to be given.
 func Parse(name string, data []byte) (*File, error) {
 	p := parser{name: name}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &FieldError{Where: name, Reason: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	if err := dec.Decode(&root); err == io.EOF {
+		return nil, &FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
+	} else if err != nil {
+		return nil, yamlError(name, err)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return nil, &FieldError{Where: fmt.Sprintf("%s:%d", name, next.Line),
+			Reason: "a second YAML document ('---'): a fleet file is one document; put each fleet in a file of its own"}
+	} else if err != io.EOF {
+		return nil, yamlError(name, err)
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
-		return nil, &FieldError{Where: name, Reason: "the file is empty; a fleet file names servers and tenants"}
+		return nil, &FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
 	}
 	f := &File{Name: name}
 	if err := p.file(root.Content[0], f); err != nil {
@@ -123,10 +203,19 @@ func Parse(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
+func yamlError(name string, err error) error {
+	return &FieldError{Where: name, Reason: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+}
+
 type parser struct{ name string }
 
 func (p parser) errAt(n *yaml.Node, field, value, reason string) error {
 	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Value: value, Reason: reason}
+}
+
+// fieldErr is an error about a field as a whole, not its value.
+func (p parser) fieldErr(n *yaml.Node, field, reason string) error {
+	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Reason: reason, NoValue: true}
 }
 
 // wrap places a validation error at the line of the field it names, or
@@ -150,21 +239,21 @@ func (p parser) wrap(n *yaml.Node, err error) error {
 
 // fields walks a mapping node, calling fn for each key with its value; it
 // rejects duplicate and, through fn, unknown keys.
-func (p parser) fields(n *yaml.Node, what string, fn func(key string, v *yaml.Node) error) error {
+func (p parser) fields(n *yaml.Node, what string, fn func(k, v *yaml.Node) error) error {
 	if n.Kind != yaml.MappingNode {
-		return p.errAt(n, what, n.Value, "must be a mapping of fields")
+		return p.fieldErr(n, what, "must be a mapping of fields")
 	}
-	seen := map[string]bool{}
+	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			return p.errAt(k, what, "", "field names must be plain words")
+			return p.fieldErr(k, what, "field names must be plain words")
 		}
-		if seen[k.Value] {
-			return p.errAt(k, what+"."+k.Value, "", "is given twice")
+		if seen[k.Value] > 0 {
+			return p.fieldErr(k, what+"."+k.Value, fmt.Sprintf("is given twice (first at line %d)", seen[k.Value]))
 		}
-		seen[k.Value] = true
-		if err := fn(k.Value, v); err != nil {
+		seen[k.Value] = k.Line
+		if err := fn(k, v); err != nil {
 			return err
 		}
 	}
@@ -172,11 +261,12 @@ func (p parser) fields(n *yaml.Node, what string, fn func(key string, v *yaml.No
 }
 
 func (p parser) str(v *yaml.Node, field string) (string, error) {
+	at := v
 	if v.Kind == yaml.AliasNode {
 		v = v.Alias
 	}
 	if v == nil || v.Kind != yaml.ScalarNode {
-		return "", p.errAt(v, field, "", "must be a single value")
+		return "", p.fieldErr(at, field, "must be a single value")
 	}
 	if v.Tag == "!!null" {
 		return "", nil
@@ -201,7 +291,7 @@ func (p parser) list(v *yaml.Node, field string, fn func(i int, item *yaml.Node)
 		return nil
 	}
 	if v.Kind != yaml.SequenceNode {
-		return p.errAt(v, field, "", "must be a list")
+		return p.fieldErr(v, field, "must be a list")
 	}
 	for i, item := range v.Content {
 		if err := fn(i, item); err != nil {
@@ -211,16 +301,75 @@ func (p parser) list(v *yaml.Node, field string, fn func(i int, item *yaml.Node)
 	return nil
 }
 
-func unknown(p parser, v *yaml.Node, field string, known string) error {
-	return p.errAt(v, field, "", "is not a known field (known: "+known+")")
+func (p parser) flag(v *yaml.Node, field string) (bool, error) {
+	s, err := p.str(v, field)
+	if err != nil {
+		return false, err
+	}
+	switch s {
+	case "true":
+		return true, nil
+	case "false", "":
+		return false, nil
+	}
+	return false, p.errAt(v, field, s, "must be true or false")
+}
+
+// unknown rejects the field key of the mapping at, naming it and, when
+// it looks like a misspelling, the field meant.
+func (p parser) unknown(k *yaml.Node, at, key string, known ...string) error {
+	field := key
+	if at != "" {
+		field = at + "." + key
+	}
+	reason := "is not a known field (known: " + strings.Join(known, ", ") + ")"
+	if s := closest(key, known); s != "" {
+		reason = fmt.Sprintf("is not a known field; did you mean %s? (known: %s)", s, strings.Join(known, ", "))
+	}
+	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, k.Line), Field: field, Reason: reason, NoValue: true}
+}
+
+// closest is the word of known within two edits of w, or "".
+func closest(w string, known []string) string {
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(w, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (p parser) file(n *yaml.Node, f *File) error {
 	if n.Kind != yaml.MappingNode {
-		return p.errAt(n, "file", "", "must be a mapping with servers and tenants")
+		return p.fieldErr(n, "file", "must be a mapping that starts with version: 1 and names servers and tenants")
 	}
-	return p.fields(n, "file", func(key string, v *yaml.Node) error {
-		switch key {
+	version := false
+	err := p.fields(n, "file", func(k, v *yaml.Node) error {
+		switch k.Value {
 		case "version":
 			s, err := p.str(v, "version")
 			if err != nil {
@@ -229,6 +378,7 @@ func (p parser) file(n *yaml.Node, f *File) error {
 			if s != "1" {
 				return p.errAt(v, "version", s, "is not supported; this slum reads version 1")
 			}
+			version = true
 		case "servers":
 			ids := map[string]int{}
 			return p.list(v, "servers", func(i int, item *yaml.Node) error {
@@ -262,17 +412,19 @@ func (p parser) file(n *yaml.Node, f *File) error {
 				return nil
 			})
 		default:
-			return unknown(p, v, key, "version, servers, tenants")
+			return p.unknown(k, "", k.Value, "version", "servers", "tenants")
 		}
 		return nil
 	})
+	f.versioned = version
+	return err
 }
 
 func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 	s := FileServer{Line: n.Line}
-	err := p.fields(n, at, func(key string, v *yaml.Node) error {
+	err := p.fields(n, at, func(k, v *yaml.Node) error {
 		var err error
-		switch key {
+		switch k.Value {
 		case "id":
 			s.ID, err = p.str(v, at+".id")
 		case "url":
@@ -283,20 +435,24 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 			s.CapacityMB, err = p.num(v, at+".capacity_mb")
 		case "domain":
 			s.Domain, err = p.str(v, at+".domain")
+			s.DomainSet = s.Domain != ""
 		case "state":
 			var st string
 			st, err = p.str(v, at+".state")
 			s.State, s.StateSet = ServerState(st), true
 		case "token_env":
 			s.TokenEnv, err = p.str(v, at+".token_env")
-			s.TokenSet = true
+			s.TokenSet, s.tokenLine = true, k.Line
 		case "token_file":
 			s.TokenFile, err = p.str(v, at+".token_file")
-			s.TokenSet = true
+			s.TokenSet, s.tokenLine = true, k.Line
+		case "no_token":
+			s.NoToken, err = p.flag(v, at+".no_token")
+			s.TokenSet = s.TokenSet || s.NoToken
 		case "token":
 			return p.errAt(v, at+".token", "(hidden)", "tokens do not belong in a fleet file; use token_env or token_file")
 		default:
-			return unknown(p, v, at+"."+key, "id, url, region, capacity_mb, domain, state, token_env, token_file")
+			return p.unknown(k, at, k.Value, "id", "url", "region", "capacity_mb", "domain", "state", "token_env", "token_file", "no_token")
 		}
 		return err
 	})
@@ -306,8 +462,16 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 	if s.TokenEnv != "" && s.TokenFile != "" {
 		return s, p.errAt(n, at, s.ID, "give token_env or token_file, not both")
 	}
-	if s.TokenSet && s.TokenEnv == "" && s.TokenFile == "" {
+	if s.NoToken && (s.TokenEnv != "" || s.TokenFile != "") {
+		return s, p.errAt(n, at, s.ID, "give a token source or no_token: true, not both")
+	}
+	if s.TokenSet && !s.NoToken && s.TokenEnv == "" && s.TokenFile == "" {
 		return s, p.errAt(n, at, s.ID, "token_env or token_file is empty")
+	}
+	if s.TokenEnv != "" {
+		if err := ValidateEnvName(at+".token_env", s.TokenEnv); err != nil {
+			return s, p.wrap(n, err)
+		}
 	}
 	state := s.State
 	normalizeServer(&s.Server)
@@ -315,7 +479,7 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 		return s, p.wrap(n, err)
 	}
 	if s.CapacityMB == 0 {
-		return s, p.errAt(n, at+".capacity_mb", "", "is required")
+		return s, p.fieldErr(n, at+".capacity_mb", "is required: the memory, in MB, the server has for instances")
 	}
 	if err := validateServer(s.Server); err != nil {
 		return s, p.wrap(n, prefixField(err, at+"."))
@@ -340,9 +504,9 @@ func prefixField(err error, prefix string) error {
 func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 	t := FileTenant{Line: n.Line}
 	var instNodes *yaml.Node
-	err := p.fields(n, at, func(key string, v *yaml.Node) error {
+	err := p.fields(n, at, func(k, v *yaml.Node) error {
 		var err error
-		switch key {
+		switch k.Value {
 		case "id":
 			t.ID, err = p.str(v, at+".id")
 		case "domain":
@@ -360,7 +524,7 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 		case "instances":
 			instNodes = v
 		default:
-			return unknown(p, v, at+"."+key, "id, domain, region, failover, serving, instances")
+			return p.unknown(k, at, k.Value, "id", "domain", "region", "failover", "serving", "instances")
 		}
 		return err
 	})
@@ -392,10 +556,10 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 
 func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) {
 	in := FileInstance{Line: n.Line, Instance: Instance{TenantID: tenant, MemoryMB: DefaultMemoryMB, Mode: ModeAlways, DesiredState: StateRunning}}
-	err := p.fields(n, at, func(key string, v *yaml.Node) error {
+	err := p.fields(n, at, func(k, v *yaml.Node) error {
 		var err error
 		var s string
-		switch key {
+		switch k.Value {
 		case "id":
 			in.ID, err = p.str(v, at+".id")
 		case "process":
@@ -411,7 +575,7 @@ func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) 
 			s, err = p.str(v, at+".state")
 			in.DesiredState = DesiredState(s)
 		default:
-			return unknown(p, v, at+"."+key, "id, process, server, memory_mb, mode, state")
+			return p.unknown(k, at, k.Value, "id", "process", "server", "memory_mb", "mode", "state")
 		}
 		return err
 	})
@@ -423,3 +587,78 @@ func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) 
 	}
 	return in, nil
 }
+
+// Encode writes f as a fleet file that parses back to the same servers,
+// tenants and instances. A server's token is written as its source
+// (token_env, token_file or no_token); a token without one cannot be.
+func (f *File) Encode(w io.Writer) error {
+	doc := fileDoc{Version: 1}
+	for _, s := range f.Servers {
+		if s.TokenEnv == "" && s.TokenFile == "" && !s.NoToken && s.Token != "" {
+			return fmt.Errorf("encode fleet file: %w: server %s has a token but no token_env or token_file to write", ErrInvalid, s.ID)
+		}
+		sd := serverDoc{ID: s.ID, URL: s.URL, Region: s.Region, CapacityMB: s.CapacityMB,
+			TokenEnv: s.TokenEnv, TokenFile: s.TokenFile, NoToken: s.NoToken}
+		if s.DomainSet {
+			sd.Domain = s.Domain
+		}
+		if s.StateSet {
+			sd.State = string(s.State)
+		}
+		doc.Servers = append(doc.Servers, sd)
+	}
+	for _, t := range f.Tenants {
+		td := tenantDoc{ID: t.ID, Domain: t.Domain, Region: t.Region}
+		for _, in := range t.Instances {
+			id := instanceDoc{ID: in.ID, Process: in.Process, Server: in.ServerID, MemoryMB: in.MemoryMB}
+			if in.Mode != ModeAlways {
+				id.Mode = string(in.Mode)
+			}
+			if in.DesiredState != StateRunning {
+				id.State = string(in.DesiredState)
+			}
+			td.Instances = append(td.Instances, id)
+		}
+		doc.Tenants = append(doc.Tenants, td)
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return fmt.Errorf("encode fleet file: %w", err)
+	}
+	return enc.Close()
+}
+
+// The fleet file's layout, for Encode.
+type (
+	fileDoc struct {
+		Version int         `yaml:"version"`
+		Servers []serverDoc `yaml:"servers,omitempty"`
+		Tenants []tenantDoc `yaml:"tenants,omitempty"`
+	}
+	serverDoc struct {
+		ID         string `yaml:"id"`
+		URL        string `yaml:"url"`
+		Region     string `yaml:"region,omitempty"`
+		CapacityMB int64  `yaml:"capacity_mb"`
+		Domain     string `yaml:"domain,omitempty"`
+		State      string `yaml:"state,omitempty"`
+		TokenEnv   string `yaml:"token_env,omitempty"`
+		TokenFile  string `yaml:"token_file,omitempty"`
+		NoToken    bool   `yaml:"no_token,omitempty"`
+	}
+	tenantDoc struct {
+		ID        string        `yaml:"id"`
+		Domain    string        `yaml:"domain"`
+		Region    string        `yaml:"region,omitempty"`
+		Instances []instanceDoc `yaml:"instances,omitempty"`
+	}
+	instanceDoc struct {
+		ID       string `yaml:"id"`
+		Process  string `yaml:"process"`
+		Server   string `yaml:"server,omitempty"`
+		MemoryMB int64  `yaml:"memory_mb"`
+		Mode     string `yaml:"mode,omitempty"`
+		State    string `yaml:"state,omitempty"`
+	}
+)

@@ -14,7 +14,9 @@ import (
 // DefaultMemoryMB is an instance's memory when none is given.
 const DefaultMemoryMB = 256
 
-// InstanceSpec asks for an instance. ServerID "" lets slum place it.
+// InstanceSpec asks for an instance. ServerID "" lets slum place it;
+// MemoryMB 0 and Mode "" mean "not given": the defaults for a new
+// instance, the current values for an existing one.
 type InstanceSpec struct {
 	TenantID string
 	ID       string
@@ -155,15 +157,15 @@ func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
 
 // SpawnInstance asks for an instance to run. A new instance is placed on
 // spec.ServerID, or by slum when that is empty. Spawning an existing
-// instance sets it running again; it may not change its process or server
-// (use MoveInstance).
+// instance sets it running again and applies the memory and mode spec
+// gives; it may not change its process or server (use MoveInstance).
 func (s *Store) SpawnInstance(ctx context.Context, spec InstanceSpec) (Instance, error) {
 	inst, err := specInstance(spec)
 	if err != nil {
 		return Instance{}, fmt.Errorf("spawn instance: %w", err)
 	}
 	err = s.write(ctx, func(q *db.Queries, now int64) error {
-		inst, err = spawn(ctx, q, now, inst)
+		inst, err = spawn(ctx, q, now, inst, spec)
 		return err
 	})
 	if err != nil {
@@ -184,27 +186,15 @@ func specInstance(spec InstanceSpec) (Instance, error) {
 	return inst, validateInstance(inst)
 }
 
-func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance) (Instance, error) {
+// spawn adds inst, or sets an existing instance running with the memory
+// and mode spec gives (not the defaults inst was given in their place).
+func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance, spec InstanceSpec) (Instance, error) {
 	t, err := getTenant(ctx, q, inst.TenantID)
 	if err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
 	if old, err := getInstance(ctx, q, inst.TenantID, inst.ID); err == nil {
-		if old.Process != inst.Process || (inst.ServerID != "" && old.ServerID != inst.ServerID) {
-			return inst, fmt.Errorf("spawn instance: %w: %s exists as process %s on server %s; move it or remove it first",
-				ErrAlreadyExists, old.Key(), old.Process, old.ServerID)
-		}
-		if old.DesiredState == StateRunning && old.Mode == inst.Mode {
-			return old, nil
-		}
-		old.DesiredState, old.Mode = StateRunning, inst.Mode
-		if _, err := q.UpdateInstance(ctx, updateInstanceParams(old, now)); err != nil {
-			return inst, fmt.Errorf("spawn instance %s: %w", old.Key(), err)
-		}
-		if inst, err = getInstance(ctx, q, old.TenantID, old.ID); err != nil {
-			return inst, err
-		}
-		return inst, event(ctx, q, now, "instance/"+inst.Key(), ReasonStarted, "desired state set to running")
+		return respawn(ctx, q, now, old, inst, spec)
 	} else if !errors.Is(err, ErrNotFound) {
 		return inst, err
 	}
@@ -219,6 +209,7 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance) (Instan
 	} else if err := checkFits(ctx, q, inst); err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
+	inst.HomeServerID = inst.ServerID
 	if inst.Rank, err = q.NextRank(ctx, inst.TenantID); err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
@@ -230,6 +221,62 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance) (Instan
 	}
 	inst.Generation, inst.CreatedAt, inst.UpdatedAt = 1, fromMS(now), fromMS(now)
 	return inst, event(ctx, q, now, "instance/"+inst.Key(), ReasonPlaced, "placed on "+inst.ServerID)
+}
+
+// respawn sets the existing instance old running and applies the memory
+// and mode spec gives, or refuses every change when one cannot be made.
+func respawn(ctx context.Context, q *db.Queries, now int64, old, inst Instance, spec InstanceSpec) (Instance, error) {
+	if old.Process != inst.Process || (inst.ServerID != "" && old.ServerID != inst.ServerID) {
+		return inst, fmt.Errorf("spawn instance: %w: %s exists as process %s on server %s; move it or remove it first",
+			ErrAlreadyExists, old.Key(), old.Process, old.ServerID)
+	}
+	want := old
+	want.DesiredState = StateRunning
+	if spec.Mode != "" {
+		want.Mode = inst.Mode
+	}
+	if spec.MemoryMB != 0 {
+		want.MemoryMB = inst.MemoryMB
+	}
+	var changes []string
+	if want.DesiredState != old.DesiredState {
+		changes = append(changes, "desired state set to running")
+	}
+	if want.Mode != old.Mode {
+		changes = append(changes, fmt.Sprintf("mode %s -> %s", old.Mode, want.Mode))
+	}
+	if want.MemoryMB != old.MemoryMB {
+		if want.MemoryMB > old.MemoryMB {
+			srv, err := getServer(ctx, q, old.ServerID)
+			if err != nil {
+				return inst, fmt.Errorf("spawn instance %s: %w", old.Key(), err)
+			}
+			use, err := q.ServerUsageOne(ctx, old.ServerID)
+			if err != nil {
+				return inst, fmt.Errorf("spawn instance %s: %w", old.Key(), err)
+			}
+			if free := srv.CapacityMB - use.UsedMb + old.MemoryMB; free < want.MemoryMB {
+				return inst, fmt.Errorf("spawn instance %s: %w: server %s has %d MB for it, not the %d MB asked; nothing was changed",
+					old.Key(), ErrNoCapacity, srv.ID, free, want.MemoryMB)
+			}
+		}
+		changes = append(changes, fmt.Sprintf("memory %d MB -> %d MB", old.MemoryMB, want.MemoryMB))
+	}
+	if len(changes) == 0 {
+		return old, nil
+	}
+	if _, err := q.UpdateInstance(ctx, updateInstanceParams(want, now)); err != nil {
+		return inst, fmt.Errorf("spawn instance %s: %w", old.Key(), err)
+	}
+	out, err := getInstance(ctx, q, old.TenantID, old.ID)
+	if err != nil {
+		return inst, err
+	}
+	reason := ReasonUpdated
+	if old.DesiredState != StateRunning {
+		reason = ReasonStarted
+	}
+	return out, event(ctx, q, now, "instance/"+out.Key(), reason, strings.Join(changes, ", "))
 }
 
 // StopInstance sets an instance's desired state to stopped; the instance

@@ -26,10 +26,25 @@ type Store struct {
 }
 
 // Open opens the fleet database at path, creating and migrating it as
-// needed.
+// needed. A file that is not a slum database is refused untouched, with
+// an error wrapping ErrInvalid.
 func Open(ctx context.Context, path string) (*Store, error) {
-	d, err := db.Open(ctx, path)
-	if err != nil {
+	return newStore(db.Open(ctx, path))
+}
+
+// OpenExisting opens a fleet database that must exist already: where there
+// is none it creates nothing and fails with an error wrapping ErrNotFound.
+func OpenExisting(ctx context.Context, path string) (*Store, error) {
+	return newStore(db.OpenExisting(ctx, path))
+}
+
+func newStore(d *db.DB, err error) (*Store, error) {
+	switch {
+	case errors.Is(err, db.ErrNotExist):
+		return nil, classed{err, ErrNotFound}
+	case errors.Is(err, db.ErrForeign):
+		return nil, classed{err, ErrInvalid}
+	case err != nil:
 		return nil, err
 	}
 	return &Store{db: d, now: time.Now}, nil
@@ -40,6 +55,9 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Path is the database file.
 func (s *Store) Path() string { return s.db.Path() }
+
+// Created reports whether opening the Store created its database file.
+func (s *Store) Created() bool { return s.db.Created() }
 
 // write runs fn in one transaction that also bumps the desired revision, so
 // a running controller sees the change at once.

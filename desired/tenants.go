@@ -125,7 +125,7 @@ func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) 
 		}
 		for i := range insts {
 			var err error
-			if insts[i], err = spawn(ctx, q, now, insts[i]); err != nil {
+			if insts[i], err = spawn(ctx, q, now, insts[i], first[i]); err != nil {
 				return fmt.Errorf("add tenant %s: %w", t.ID, err)
 			}
 		}

@@ -3,9 +3,9 @@ package desired
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/observed"
 )
 
@@ -130,29 +130,18 @@ func (i Instance) Key() string { return i.TenantID + ":" + i.ID }
 func (i Instance) TenementName() string { return TenementName(i.Process, i.TenantID, i.ID) }
 
 // TenementID maps a tenant and one of its instance ids to the tenement
-// instance id "tenant--instance". Ids never contain "--", so the mapping is
-// collision-free and reversible, and the result is one DNS label (at most 63
-// characters, which validation enforces) as tenement's subdomain routing
-// {id}.{process}.{domain} needs.
-func TenementID(tenant, instance string) string { return tenant + "--" + instance }
+// instance id "tenant--instance" (see names.TenementID).
+func TenementID(tenant, instance string) string { return names.TenementID(tenant, instance) }
 
 // TenementName is the full tenement instance name "process:tenant--instance".
 func TenementName(process, tenant, instance string) string {
-	return process + ":" + TenementID(tenant, instance)
+	return names.TenementName(process, tenant, instance)
 }
 
 // ParseTenementName reverses TenementName. ok is false for any name slum's
 // naming could not have produced; such instances are never slum's.
 func ParseTenementName(name string) (process, tenant, instance string, ok bool) {
-	process, id, found := strings.Cut(name, ":")
-	if !found || labelProblem(process) != "" {
-		return "", "", "", false
-	}
-	tenant, instance, found = strings.Cut(id, "--")
-	if !found || ValidateID("", tenant) != nil || ValidateID("", instance) != nil || len(id) > MaxLabel {
-		return "", "", "", false
-	}
-	return process, tenant, instance, true
+	return names.ParseTenementName(name)
 }
 
 // FailedOver reports whether the instance runs away from its home server.

@@ -3,36 +3,18 @@ package desired
 import (
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
+
+	"github.com/slum-fleet/slum/names"
 )
 
 // MaxLabel is the longest DNS label, and so the longest id or process name.
-const MaxLabel = 63
-
-// labelProblem returns why s is not a DNS label (lower-case letters, digits
-// and '-', 1 to 63 characters, not starting or ending with '-'), or "".
-func labelProblem(s string) string {
-	if s == "" {
-		return "must not be empty"
-	}
-	if len(s) > MaxLabel {
-		return "must be at most 63 characters"
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return "must be lower-case letters, digits and '-' only (a DNS label)"
-		}
-	}
-	if s[0] == '-' || s[len(s)-1] == '-' {
-		return "must not start or end with '-'"
-	}
-	return ""
-}
+const MaxLabel = names.MaxLabel
 
 // ValidateLabel checks a process name against DNS label rules.
 func ValidateLabel(field, s string) error {
-	if p := labelProblem(s); p != "" {
+	if p := names.LabelProblem(s); p != "" {
 		return invalid(field, s, p)
 	}
 	return nil
@@ -42,54 +24,103 @@ func ValidateLabel(field, s string) error {
 // "--", which slum reserves to join a tenant and an instance id into one
 // tenement id (see TenementID).
 func ValidateID(field, s string) error {
-	if err := ValidateLabel(field, s); err != nil {
-		return err
-	}
-	if strings.Contains(s, "--") {
-		return invalid(field, s, `must not contain "--" (slum joins tenant and instance ids with it)`)
+	if p := names.IDProblem(s); p != "" {
+		return invalid(field, s, p)
 	}
 	return nil
 }
 
-// ValidateDomain checks a host name: dot-separated DNS labels, at most 253
-// characters, no trailing dot.
+// ValidateDomain checks a tenant's host name: dot-separated DNS labels, at
+// most 253 characters, no trailing dot, not an IP address.
 func ValidateDomain(field, s string) error {
-	if s == "" {
-		return invalid(field, s, "must not be empty")
-	}
-	if len(s) > 253 {
-		return invalid(field, s, "must be at most 253 characters")
-	}
-	for _, l := range strings.Split(s, ".") {
-		if p := labelProblem(l); p != "" {
-			return invalid(field, s, "must be a host name of dot-separated labels; label "+quote(l)+" "+p)
-		}
+	if p := names.DomainProblem(s); p != "" {
+		return invalid(field, s, p)
 	}
 	return nil
 }
 
 // ValidateURL checks a tenement server URL: http or https with a host, and
-// nothing after the host but an optional port and "/".
+// nothing after the host but an optional port (1 to 65535) and "/". A
+// rejected URL is shown with any credentials in it hidden.
 func ValidateURL(field, s string) error {
+	shown := RedactURL(s)
 	u, err := url.Parse(s)
 	if err != nil {
-		return invalid(field, s, "is not a URL")
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return invalid(field, s, "must start with http:// or https://")
-	}
-	if u.Hostname() == "" {
-		return invalid(field, s, "has no host")
+		return invalid(field, shown, "is not a URL")
 	}
 	if u.User != nil {
-		return invalid(field, s, "must not hold credentials; give the token separately")
+		return invalid(field, shown, "must not hold credentials; give the token separately")
 	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return invalid(field, s, "must be scheme://host[:port] with no path, query or fragment")
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return invalid(field, shown, "must start with http:// or https://")
+	}
+	if u.Hostname() == "" {
+		return invalid(field, shown, "has no host")
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || u.Opaque != "" {
+		return invalid(field, shown, "must be scheme://host[:port] with no path, query or fragment")
+	}
+	if host := u.Hostname(); net.ParseIP(host) == nil {
+		if p := names.DomainProblem(host); p != "" {
+			return invalid(field, shown, "has host "+strconv.Quote(host)+", which is neither an IP address nor a host name: it "+p)
+		}
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return invalid(field, shown, "has an empty port; leave out the ':' or give a port from 1 to 65535")
 	}
 	if p := u.Port(); p != "" {
-		if _, err := net.LookupPort("tcp", p); err != nil {
-			return invalid(field, s, "has a bad port")
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return invalid(field, shown, "has port "+p+"; a port is 1 to 65535")
+		}
+	}
+	return nil
+}
+
+// RedactURL hides the user information (user name and password) of a URL,
+// or of what was meant to be one, so that it can be shown in a message:
+// everything up to the last '@' is hidden, but for a leading "scheme://".
+func RedactURL(s string) string {
+	at := strings.LastIndex(s, "@")
+	if at < 0 {
+		return s
+	}
+	keep := 0
+	if i := strings.Index(s, "://"); i >= 0 && i < at && isScheme(s[:i]) {
+		keep = i + 3
+	}
+	return s[:keep] + "(hidden)" + s[at:]
+}
+
+// isScheme reports whether s is a URL scheme (RFC 3986: a letter, then
+// letters, digits, '+', '-' and '.').
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ValidateServer checks a server as AddServer would, before it is added:
+// a caller that must not create a database for a bad request checks first.
+func ValidateServer(s Server) error {
+	normalizeServer(&s)
+	return validateServer(s)
+}
+
+// ValidateEnvName checks the name of an environment variable that holds
+// a token: letters, digits and '_', not starting with a digit.
+func ValidateEnvName(field, s string) error {
+	if s == "" {
+		return invalid(field, s, "must not be empty")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || i > 0 && c >= '0' && c <= '9') {
+			return invalid(field, s, "must be an environment variable name: letters, digits and '_', not starting with a digit")
 		}
 	}
 	return nil
@@ -110,5 +141,3 @@ func ValidateRegion(field, s string) error {
 	}
 	return ValidateLabel(field, s)
 }
-
-func quote(s string) string { return `"` + s + `"` }

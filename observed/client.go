@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/slum-fleet/slum/names"
 )
 
 // Instance is one entry of a tenement server's instance list.
@@ -189,23 +191,10 @@ func NewClient(baseURL, token string, opts ...Option) (*Client, error) {
 // URL is the server's base URL.
 func (c *Client) URL() string { return c.base }
 
-// ValidName checks a process or id before it reaches a server, which uses
-// it as a path: a DNS label of lower-case letters, digits and '-'.
-func ValidName(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
+// checkName refuses a process or id that is not a DNS label before it
+// reaches a server, which uses it as a path.
 func (c *Client) checkName(op, process, id string) error {
-	if !ValidName(process) || !ValidName(id) {
+	if !names.IsLabel(process) || !names.IsLabel(id) {
 		return &Error{Op: op, Server: c.base, Class: ErrBadRequest,
 			Message: fmt.Sprintf("refusing to send process %q id %q: each must be a DNS label", process, id)}
 	}

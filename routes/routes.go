@@ -102,10 +102,15 @@ func (t *Table) Routes() []Route {
 }
 
 // Normalize turns a Host header into the domain it names: lower case,
-// without a port or a trailing dot.
+// without a port or a trailing dot. Only a port after a host name or a
+// bracketed IPv6 address is cut: a bare "::1" has no port, and cutting at
+// its last colon would make Normalize change its own result.
 func Normalize(host string) string {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
-		host = host[:i]
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		bracketed := strings.HasPrefix(host, "[") && strings.IndexByte(host, ']') == i-1
+		if bracketed || strings.IndexByte(host, ':') == i && !strings.HasPrefix(host, "[") {
+			host = host[:i]
+		}
 	}
 	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {

@@ -35,7 +35,7 @@ func TestLookupNormalizesHost(t *testing.T) {
 }
 
 func FuzzNormalize(f *testing.F) {
-	for _, s := range []string{"a.example.com", "A.B:80", "x.", "[::1]:8080", ":", ""} {
+	for _, s := range []string{"a.example.com", "A.B:80", "x.", "[::1]:8080", ":", "", "::", "[x]:1:2", "::1", "[]:]:"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

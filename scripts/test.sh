@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is needed, check that
-# generated code is fresh and the code is clean, then run every test,
-# including the contract suite and the end-to-end suite against real
-# tenement servers (which need root for network namespaces), and a
-# one-iteration run of every benchmark.
+# generated code is fresh, go.mod tidy and the code clean, then run every
+# test under the race detector, including the contract suite, a short run
+# of every fuzz target, the end-to-end suite against real tenement servers
+# (which needs root for network namespaces), and a one-iteration run of
+# every benchmark. FUZZTIME (default 5s) is how long each fuzz target runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -15,20 +16,33 @@ if ! sqlc diff; then
   exit 1
 fi
 
+echo "== go.mod and go.sum must be tidy"
+if ! tidy=$(go mod tidy -diff); then
+  echo "$tidy" >&2
+  echo "go.mod or go.sum is not tidy: run 'go mod tidy' and commit the result" >&2
+  exit 1
+fi
+
 echo "== gofmt, go vet, staticcheck"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted" >&2; exit 1; fi
 go vet ./...
 if [ -x .tools/bin/staticcheck ]; then staticcheck ./...; fi
 
-echo "== tests"
-go test -count=1 -timeout 20m $(go list ./... | grep -v /e2e$)
+echo "== tests, with the race detector"
+go test -race -count=1 -timeout 20m $(go list ./... | grep -v /e2e$)
+
+echo "== fuzz: every Fuzz target for ${FUZZTIME:-5s}"
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(cat "$dir"/*_test.go 2>/dev/null | sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p'); do
+    echo "-- $pkg $target"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-5s}" "$pkg"
+  done
+done
 
 echo "== end to end: real tenement servers in network namespaces (figures below)"
 go test -count=1 -timeout 20m -v ./e2e/ 2>&1 | grep -vE '^\s+e2e_test.go:[0-9]+: FIGURE'
-
-echo "== race detector on the concurrent packages"
-go test -count=1 -race -timeout 20m ./reconcile/ ./observed/...
 
 echo "== benchmarks, one iteration each (figures: scripts/bench.sh)"
 go test -run '^$' -bench . -benchtime 1x -timeout 20m ./desired/ ./reconcile/

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -14,19 +18,26 @@ func (a *app) applyCommand() *cobra.Command {
 	var opt desired.ApplyOptions
 	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "apply -f FLEET.yaml [--prune] [--dry-run]",
+		Use:   "apply -f FLEET.yaml [--prune [--allow-mass-prune]] [--dry-run]",
 		Short: "Make the desired state match a fleet file, in one transaction",
-		Long: `Apply reads a fleet file (see examples/fleet.yaml), checks all of it, and
-makes the database match it in one transaction: a file with any error
-changes nothing. Objects the file does not name are kept unless --prune is
-given. Applying the same file again changes nothing.`,
+		Long: `Apply reads a fleet file (see examples/fleet.yaml; -f - reads standard
+input), checks all of it, and makes the database match it in one
+transaction: a file with any error changes nothing. Objects the file does
+not name are kept unless --prune is given. Applying the same file again
+changes nothing. Apply creates the fleet database when there is none.
+
+A prune that would delete more than half of the fleet's servers, tenants or
+instances is refused unless --allow-mass-prune is given: an incomplete file
+would otherwise empty the fleet. A server the controller has yet to stop
+copies on is never pruned, as with 'slum server remove'.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.applyFile(cmd, file, opt, verbose || opt.DryRun)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the fleet file (required)")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the fleet file, or - for standard input (required)")
 	cmd.Flags().BoolVar(&opt.Prune, "prune", false, "delete servers, tenants and instances the file does not name")
+	cmd.Flags().BoolVar(&opt.AllowMassPrune, "allow-mass-prune", false, "let --prune delete more than half of the servers, tenants or instances")
 	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "print what would change and change nothing")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every change, not just the summary")
 	_ = cmd.MarkFlagRequired("file")
@@ -35,35 +46,105 @@ given. Applying the same file again changes nothing.`,
 
 func (a *app) diffCommand() *cobra.Command {
 	var file string
-	var prune bool
+	opt := desired.ApplyOptions{DryRun: true}
 	cmd := &cobra.Command{
-		Use:   "diff -f FLEET.yaml [--prune]",
+		Use:   "diff -f FLEET.yaml [--prune [--allow-mass-prune]]",
 		Short: "Print what 'slum apply' would change",
-		Args:  exactArgs(),
+		Long: `Diff prints what 'slum apply' with the same flags would change, and fails
+as that apply would (the same checks run, and nothing is written). Without
+a fleet database it compares the file with an empty fleet.`,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.applyFile(cmd, file, desired.ApplyOptions{Prune: prune, DryRun: true}, true)
+			return a.applyFile(cmd, file, opt, true)
 		},
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the fleet file (required)")
-	cmd.Flags().BoolVar(&prune, "prune", false, "include the deletions 'apply --prune' would make")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the fleet file, or - for standard input (required)")
+	cmd.Flags().BoolVar(&opt.Prune, "prune", false, "include the deletions 'apply --prune' would make")
+	cmd.Flags().BoolVar(&opt.AllowMassPrune, "allow-mass-prune", false, "as with apply: let --prune delete more than half of the fleet")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// loadFleetFile reads the fleet file named by -f: a path, or - for
+// standard input (token_file paths are then relative to the working
+// directory).
+func (a *app) loadFleetFile(path string) (*desired.File, error) {
+	var f *desired.File
+	var err error
+	if path == "-" {
+		f, err = desired.Load("stdin", a.stdin, ".", a.lookupEnv)
+	} else {
+		r, oerr := os.Open(path)
+		if oerr != nil {
+			return nil, fmt.Errorf("read fleet file: %w", oerr)
+		}
+		defer r.Close()
+		f, err = desired.Load(path, r, filepath.Dir(path), a.lookupEnv)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range f.Warnings {
+		a.warn("%s", w)
+	}
+	return f, nil
 }
 
 // applyFile applies (or, with DryRun, diffs) a fleet file and prints the
 // plan.
 func (a *app) applyFile(cmd *cobra.Command, file string, opt desired.ApplyOptions, detail bool) error {
-	f, err := desired.LoadFile(file)
+	f, err := a.loadFleetFile(file)
 	if err != nil {
 		return err
 	}
-	return a.withStore(func(ctx context.Context, st *desired.Store) error {
-		plan, err := st.Apply(ctx, f, opt)
-		if err != nil {
-			return err
+	ctx := cmd.Context()
+	var st *desired.Store
+	if opt.DryRun {
+		st, err = a.open(ctx, dbMustExist)
+		if errors.Is(err, desired.ErrNotFound) {
+			// Nothing to compare with: compare with an empty fleet, and
+			// create nothing.
+			fmt.Fprintf(a.stderr, "slum: no fleet database at %s yet: comparing %s with an empty fleet\n", oneLine(absPath(a.dbPath)), oneLine(f.Name))
+			st, err = desired.Open(ctx, ":memory:")
 		}
-		return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
-	})(cmd, nil)
+	} else {
+		if _, serr := os.Stat(a.dbPath); errors.Is(serr, fs.ErrNotExist) {
+			// A file apply would reject must not leave a new database
+			// behind: try it on an empty fleet first.
+			if err := rehearse(ctx, f, opt); err != nil {
+				return err
+			}
+		}
+		st, err = a.open(ctx, dbMayCreate)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	plan, err := st.Apply(ctx, f, opt)
+	var mass *desired.MassPruneError
+	if errors.As(err, &mass) {
+		if perr := a.printPlan(plan, f.Name, true, true, opt.Prune); perr != nil {
+			return perr
+		}
+		return fmt.Errorf("%w; is the file complete? If this is meant, add --allow-mass-prune", err)
+	}
+	if err != nil {
+		return err
+	}
+	return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
+}
+
+// rehearse applies f to an empty fleet in memory.
+func rehearse(ctx context.Context, f *desired.File, opt desired.ApplyOptions) error {
+	st, err := desired.Open(ctx, ":memory:")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	opt.DryRun = true
+	_, err = st.Apply(ctx, f, opt)
+	return err
 }
 
 func (a *app) printPlan(plan *desired.Plan, name string, dryRun, detail, prune bool) error {

@@ -80,10 +80,10 @@ func TestCLIWorkflow(t *testing.T) {
 		0, "server s1 added", "")
 	expect(t, cli(t, db, "secret-token-2", "server", "add", "s2", "--url", "http://10.0.0.2:8080", "--capacity-mb", "1024", "--token-stdin"),
 		0, "server s2 added", "")
-	expect(t, cli(t, db, "", "server", "add", "s1", "--url", "http://x", "--capacity-mb", "1"), 5, "", "slum: add server: server s1 already exists\n")
-	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "ftp://x", "--capacity-mb", "1"), 3, "", `url "ftp://x": must start with http:// or https://`)
-	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "http://x"), 2, "", `required flag(s) "capacity-mb" not set`)
-	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "http://x", "--capacity-mb", "lots"), 2, "", "invalid argument")
+	expect(t, cli(t, db, "", "server", "add", "s1", "--url", "http://x", "--capacity-mb", "1", "--no-token"), 5, "", "slum: add server: server s1 already exists\n")
+	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "ftp://x", "--capacity-mb", "1", "--no-token"), 3, "", `url "ftp://x": must start with http:// or https://`)
+	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "http://x", "--no-token"), 2, "", `required flag(s) "capacity-mb" not set`)
+	expect(t, cli(t, db, "", "server", "add", "s3", "--url", "http://x", "--capacity-mb", "lots", "--no-token"), 2, "", `invalid value "lots" for --capacity-mb: must be a whole number`)
 	expect(t, cli(t, db, "", "server", "add"), 2, "", "takes 1 argument(s): ID")
 
 	r := cli(t, db, "", "server", "list")
@@ -133,9 +133,12 @@ func TestCLIApplyAndDiff(t *testing.T) {
 	example := filepath.Join("..", "..", "examples", "fleet.yaml")
 
 	expect(t, cli(t, db, "", "diff", "-f", example), 0, "would apply "+example+": 12 to create, 0 to update, 0 to delete", "")
-	expect(t, cli(t, db, "", "apply", "-f", example, "--dry-run"), 0, "+ tenant alice (domain=alice.example.com)", "")
-	expect(t, cli(t, db, "", "server", "list"), 0, "ID  URL", "")
-	expect(t, cli(t, db, "", "apply", "-f", example), 0, "applied "+example+": 12 to create", "")
+	expect(t, cli(t, db, "", "apply", "-f", example, "--dry-run"), 0, "+ tenant alice (domain=alice.example.com)", "no fleet database at")
+	expect(t, cli(t, db, "", "server", "list"), 4, "", "no slum database")
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("diff or a dry run created the database")
+	}
+	expect(t, cli(t, db, "", "apply", "-f", example), 0, "applied "+example+": 12 to create", "created the fleet database")
 	expect(t, cli(t, db, "", "apply", "-f", example), 0, "no changes: the database already matches", "")
 	r := cli(t, db, "", "-o", "json", "diff", "-f", example)
 	expect(t, r, 0, `"changes": []`, "")
@@ -143,25 +146,28 @@ func TestCLIApplyAndDiff(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	data, _ := os.ReadFile(example)
 	os.WriteFile(bad, []byte(strings.Replace(string(data), "domain: bob.example.com", "domain: bob..example.com", 1)), 0o644)
-	expect(t, cli(t, db, "", "apply", "-f", bad), 3, "", bad+":35: tenants[1].domain \"bob..example.com\"")
+	expect(t, cli(t, db, "", "apply", "-f", bad), 3, "", bad+":38: tenants[1].domain \"bob..example.com\"")
 	expect(t, cli(t, db, "", "apply", "-f", filepath.Join(dir, "missing.yaml")), 1, "", "no such file")
 
 	small := filepath.Join(dir, "small.yaml")
 	os.WriteFile(small, []byte(strings.Split(string(data), "  - id: bob")[0]), 0o644)
-	expect(t, cli(t, db, "", "diff", "-f", small, "--prune"), 0, "- tenant bob", "")
+	expect(t, cli(t, db, "", "diff", "-f", small, "--prune"), 5, "- tenant bob", "would delete most of the fleet")
+	expect(t, cli(t, db, "", "diff", "-f", small, "--prune", "--allow-mass-prune"), 0, "- tenant bob", "")
 	expect(t, cli(t, db, "", "apply", "-f", small), 0, "objects in the database are not in", "")
-	expect(t, cli(t, db, "", "apply", "-f", small, "--prune"), 0, "0 to create, 0 to update, 6 to delete", "")
+	expect(t, cli(t, db, "", "apply", "-f", small, "--prune"), 5, "would apply "+small+": 0 to create, 0 to update, 6 to delete",
+		"would delete most of the fleet: 0 of 3 servers, 3 of 4 tenants, 3 of 5 instances; is the file complete? If this is meant, add --allow-mass-prune")
+	expect(t, cli(t, db, "", "apply", "-f", small, "--prune", "--allow-mass-prune"), 0, "0 to create, 0 to update, 6 to delete", "")
 	expect(t, cli(t, db, "", "tenant", "list"), 0, "alice", "")
 }
 
 func TestCLIHelpEverywhere(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "x.db")
 	for _, args := range [][]string{
-		{}, {"server"}, {"server", "add"}, {"server", "list"}, {"server", "get"}, {"server", "update"}, {"server", "cordon"},
+		{}, {"init"}, {"server"}, {"server", "add"}, {"server", "list"}, {"server", "get"}, {"server", "update"}, {"server", "cordon"},
 		{"server", "uncordon"}, {"server", "drain"}, {"server", "remove"}, {"tenant"}, {"tenant", "add"}, {"tenant", "list"},
 		{"tenant", "get"}, {"tenant", "update"}, {"tenant", "move"}, {"tenant", "remove"}, {"instance"}, {"instance", "spawn"},
 		{"instance", "stop"}, {"instance", "remove"}, {"instance", "list"}, {"instance", "status"}, {"apply"}, {"diff"},
-		{"status"}, {"events"}, {"run"}, {"sim"},
+		{"status"}, {"events"}, {"run"}, {"sim"}, {"demo"},
 	} {
 		r := cli(t, db, "", append(args, "--help")...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -66,26 +67,18 @@ func prepareDemoDir(dir string) error {
 	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by slum demo; rerunning the demo wipes this directory\n"), 0o644)
 }
 
-// demoFleetFile is the example fleet file pointed at the local servers.
-func demoFleetFile(members []*localfleet.Member) (string, error) {
-	text := examples.Fleet
-	for i, m := range members {
-		oldURL := fmt.Sprintf("url: http://127.0.0.1:%d", 18081+i)
-		if !strings.Contains(text, oldURL) {
-			return "", fmt.Errorf("demo: the example fleet file has no %q", oldURL)
-		}
-		text = strings.Replace(text, oldURL, "url: "+m.URL, 1)
+// pointAt points each server of the fleet f at a local server, the i-th
+// at members[i], with that server's URL and token file.
+func pointAt(f *desired.File, members []*localfleet.Member) error {
+	if len(members) != len(f.Servers) {
+		return fmt.Errorf("demo: %d local servers for the %d servers of %s", len(members), len(f.Servers), f.Name)
 	}
-	for _, env := range []string{"SLUM_TOKEN_EU_1", "SLUM_TOKEN_EU_2", "SLUM_TOKEN_US_1"} {
-		i := strings.Index(text, "token_env: "+env)
-		if i < 0 {
-			return "", fmt.Errorf("demo: the example fleet file has no token_env %s", env)
-		}
-		end := i + strings.IndexByte(text[i:], '\n')
-		n := map[string]int{"SLUM_TOKEN_EU_1": 0, "SLUM_TOKEN_EU_2": 1, "SLUM_TOKEN_US_1": 2}[env]
-		text = text[:i] + "token_file: " + members[n].TokenFile + text[end:]
+	for i := range f.Servers {
+		s, m := &f.Servers[i], members[i]
+		s.SetURL(m.URL)
+		s.TokenEnv, s.TokenFile, s.NoToken, s.TokenSet = "", m.TokenFile, false, true
 	}
-	return text, nil
+	return nil
 }
 
 func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged bool) error {
@@ -94,8 +87,12 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	}
 	abs, _ := filepath.Abs(dir)
 	fmt.Fprintf(a.stdout, "slum demo in %s\n", abs)
-	fmt.Fprintln(a.stdout, "starting three tenement servers…")
-	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: 3, Dir: filepath.Join(abs, "servers"), Backend: backend})
+	example, err := desired.Parse("examples/fleet.yaml", []byte(examples.Fleet))
+	if err != nil {
+		return fmt.Errorf("demo: the example fleet: %w", err)
+	}
+	fmt.Fprintf(a.stdout, "starting %d tenement servers…\n", len(example.Servers))
+	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(abs, "servers"), Backend: backend})
 	if err != nil {
 		return fmt.Errorf("demo: start the servers: %w", err)
 	}
@@ -105,16 +102,20 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	} else {
 		fmt.Fprintf(a.stdout, "using SIMULATED tenement servers (slum's own simulator, not tenement): %s\n", fleet.Reason)
 	}
-	for _, m := range fleet.Members {
-		fmt.Fprintf(a.stdout, "  server %s: %s\n", strings.TrimPrefix(m.ID, "s"), m.URL)
-	}
-
-	text, err := demoFleetFile(fleet.Members)
-	if err != nil {
+	if err := pointAt(example, fleet.Members); err != nil {
 		return err
 	}
+	for _, s := range example.Servers {
+		fmt.Fprintf(a.stdout, "  server %s: %s\n", s.ID, s.URL)
+	}
+
+	// The fleet file, written for the user to apply again later.
 	fleetPath := filepath.Join(abs, "fleet.yaml")
-	if err := os.WriteFile(fleetPath, []byte(text), 0o644); err != nil {
+	var text bytes.Buffer
+	if err := example.Encode(&text); err != nil {
+		return err
+	}
+	if err := os.WriteFile(fleetPath, text.Bytes(), 0o644); err != nil {
 		return err
 	}
 	dbPath := filepath.Join(abs, "slum.db")
@@ -158,7 +159,7 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	}
 	converged := time.Since(start)
 	waitHealthy(ctx, fleet, 5*time.Second)
-	if err := a.printWhereThingsRun(ctx, st, fleet); err != nil {
+	if err := a.printWhereThingsRun(ctx, st); err != nil {
 		return err
 	}
 	exe := "slum"
@@ -315,7 +316,7 @@ func isTerminal(w io.Writer) bool {
 
 // printWhereThingsRun asks each server what it runs and prints it next to
 // the desired state.
-func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store, fleet *localfleet.Fleet) error {
+func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store) error {
 	servers, err := st.ListServers(ctx)
 	if err != nil {
 		return err
@@ -331,9 +332,9 @@ func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store, fleet 
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(a.stdout)
 	fmt.Fprintln(tw, "SERVER\tURL\tRUNNING (as the server reports)\tHEALTH\tTENANT")
-	for i, s := range servers {
+	for _, s := range servers {
 		url := s.URL
-		c, err := observed.NewClient(s.URL, fleet.Members[i].Token, observed.WithTimeout(3*time.Second))
+		c, err := observed.NewClient(s.URL, s.Token, observed.WithTimeout(3*time.Second))
 		if err != nil {
 			return err
 		}

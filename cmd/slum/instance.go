@@ -10,7 +10,7 @@ import (
 )
 
 func (a *app) instanceCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "instance", Short: "Spawn, stop, list and inspect tenant instances"}
+	cmd := group(&cobra.Command{Use: "instance", Short: "Spawn, stop, list and inspect tenant instances"})
 	cmd.AddCommand(a.instanceSpawn(), a.instanceStop(), a.instanceRemove(), a.instanceList(), a.instanceStatus())
 	return cmd
 }
@@ -23,14 +23,22 @@ func (a *app) instanceSpawn() *cobra.Command {
 		Short: "Ask for an instance to run (placed by slum unless --server is given)",
 		Long: `Spawn declares that an instance should run; the controller starts it. It runs
 on its tenement server as PROCESS:TENANT--INSTANCE, so tenement routes
-TENANT--INSTANCE.PROCESS.DOMAIN to it. Spawning a stopped instance sets it
-running again.`,
+TENANT--INSTANCE.PROCESS.DOMAIN to it. Spawning an existing instance sets it
+running again and applies the --memory-mb and --mode given (or, when its
+server lacks the memory, changes nothing); it cannot change its process or
+server ('slum tenant move' moves it).`,
 		Example: "  slum instance spawn alice:backup --process api --memory-mb 512",
 		Args:    exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tenant, id, err := desired.ParseKey(args[0])
 			if err != nil {
 				return err
+			}
+			if err := positive(cmd, "memory-mb", spec.MemoryMB); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("mode") && mode == "" {
+				return &desired.FieldError{Field: "--mode", Value: mode, Reason: "must be always or on-demand"}
 			}
 			spec.TenantID, spec.ID, spec.Mode = tenant, id, desired.Mode(mode)
 			return a.withStore(func(ctx context.Context, st *desired.Store) error {
@@ -44,8 +52,8 @@ running again.`,
 	}
 	cmd.Flags().StringVar(&spec.Process, "process", "", "the tenement service to run (required)")
 	cmd.Flags().StringVar(&spec.ServerID, "server", "", "the server to run on (default: slum places it)")
-	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", desired.DefaultMemoryMB, "memory, counted against the server's capacity")
-	cmd.Flags().StringVar(&mode, "mode", string(desired.ModeAlways), "always (keep running) or on-demand (its service scales to zero)")
+	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", 0, fmt.Sprintf("memory, in MB, counted against the server's capacity (a new instance: %d)", desired.DefaultMemoryMB))
+	cmd.Flags().StringVar(&mode, "mode", "", "always (keep running; a new instance's default) or on-demand (its service scales to zero)")
 	_ = cmd.MarkFlagRequired("process")
 	return cmd
 }

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/slum-fleet/slum/desired"
 )
@@ -20,7 +24,7 @@ const (
 	exitFailure  = 1 // something went wrong (I/O, database, servers)
 	exitUsage    = 2 // bad command line
 	exitInvalid  = 3 // bad input: an id, domain, URL or file
-	exitNotFound = 4 // no such server, tenant or instance
+	exitNotFound = 4 // no such server, tenant or instance, or no database
 	exitConflict = 5 // already exists, conflicts, no capacity, in use
 )
 
@@ -48,8 +52,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "slum: "+err.Error())
+	fmt.Fprintln(stderr, "slum: "+oneLine(err.Error()))
 	return exitCode(err)
+}
+
+// oneLine escapes control characters, so that no value quoted in an error
+// (a file name, say) can split the message or play tricks on a terminal.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func exitCode(err error) int {
@@ -82,6 +104,9 @@ func (a *app) rootCommand() *cobra.Command {
 their instances (by command or with a fleet file), and 'slum run' keeps the
 real servers matching that desired state.
 
+The fleet database (--db) is created by 'slum init', 'slum server add' and
+'slum apply'; every other command needs it to exist.
+
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 5 conflict (already exists, in use, no capacity).`,
 		SilenceUsage:  true,
@@ -93,28 +118,140 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 			return nil
 		},
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagError(err)} })
 	root.PersistentFlags().StringVar(&a.dbPath, "db", defaultDB, "the fleet database (env SLUM_DB)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(a.serverCommand(), a.tenantCommand(), a.instanceCommand(),
-		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(), a.runCommand(), a.simCommand(), a.demoCommand())
+	root.AddCommand(a.initCommand(), a.serverCommand(), a.tenantCommand(), a.instanceCommand(),
+		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(),
+		a.runCommand(), a.simCommand(), a.demoCommand())
+	group(root)
 	return root
 }
 
-// open opens the fleet database named by --db.
-func (a *app) open(ctx context.Context) (*desired.Store, error) {
-	return desired.Open(ctx, a.dbPath)
+// group makes cmd, a command that only holds subcommands, show its help
+// when called alone and reject an unknown subcommand as a usage error.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", s[0])
+		} else {
+			msg += fmt.Sprintf("; see '%s --help'", cmd.CommandPath())
+		}
+		return usageError{errors.New(msg)}
+	}
+	return cmd
 }
 
-// withStore runs fn with the database open.
+// flagError rewords pflag's complaint about a flag's value, which quotes
+// the strconv error beneath it, for people.
+func flagError(err error) error {
+	var iv *pflag.InvalidValueError
+	if !errors.As(err, &iv) {
+		return err
+	}
+	f := iv.GetFlag()
+	why := "is not valid"
+	switch f.Value.Type() {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		why = "must be a whole number"
+	case "float32", "float64":
+		why = "must be a number"
+	case "duration":
+		why = "must be a duration such as 500ms, 10s or 1m30s"
+	case "bool":
+		why = "must be true or false"
+	}
+	if errors.Is(err, strconv.ErrRange) {
+		why = "is out of range"
+	}
+	return fmt.Errorf("invalid value %q for --%s: %s", iv.GetValue(), f.Name, why)
+}
+
+// dbUse says whether a command may create the fleet database.
+type dbUse int
+
+const (
+	dbMustExist dbUse = iota // it reads or changes a fleet that exists
+	dbMayCreate              // it makes a fleet: init, server add, apply
+)
+
+// open opens the fleet database named by --db. Only commands that make a
+// fleet create it, and say so; the others fail when it is missing, so
+// that a mistyped path is not taken for an empty fleet.
+func (a *app) open(ctx context.Context, use dbUse) (*desired.Store, error) {
+	var st *desired.Store
+	var err error
+	if use == dbMayCreate {
+		st, err = desired.Open(ctx, a.dbPath)
+	} else {
+		st, err = desired.OpenExisting(ctx, a.dbPath)
+	}
+	if errors.Is(err, desired.ErrNotFound) {
+		return nil, fmt.Errorf("%w; create the fleet with 'slum init' (or 'slum server add', 'slum apply -f FILE'), "+
+			"or point --db or SLUM_DB at the fleet database", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Created() {
+		fmt.Fprintf(a.stderr, "slum: created the fleet database %s (mode 0600: it holds server tokens)\n", oneLine(absPath(a.dbPath)))
+	} else if fi, err := os.Stat(a.dbPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		a.warn("the fleet database %q is open to other users (mode %04o) and holds server tokens: chmod 600 %q", a.dbPath, fi.Mode().Perm(), a.dbPath)
+	}
+	return st, nil
+}
+
+func (a *app) warn(format string, args ...any) {
+	fmt.Fprintln(a.stderr, "slum: warning: "+oneLine(fmt.Sprintf(format, args...)))
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// withStore runs fn with an existing fleet database open.
 func (a *app) withStore(fn func(ctx context.Context, s *desired.Store) error) func(*cobra.Command, []string) error {
+	return a.withStoreFor(dbMustExist, fn)
+}
+
+// withStoreFor runs fn with the fleet database open for use.
+func (a *app) withStoreFor(use dbUse, fn func(ctx context.Context, s *desired.Store) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		s, err := a.open(cmd.Context())
+		s, err := a.open(cmd.Context(), use)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
 		return fn(cmd.Context(), s)
+	}
+}
+
+func (a *app) initCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create an empty fleet database at --db (or SLUM_DB)",
+		Long: `Init creates the fleet database, mode 0600 as it holds server tokens. On an
+existing fleet database it changes nothing but bringing its schema up to
+date. 'slum server add' and 'slum apply' also create the database; every
+other command needs it to exist.`,
+		Args: exactArgs(),
+		RunE: a.withStoreFor(dbMayCreate, func(ctx context.Context, st *desired.Store) error {
+			path := absPath(st.Path())
+			msg := "fleet database %s is ready (it existed)"
+			if st.Created() {
+				msg = "fleet database %s is ready (created, empty)"
+			}
+			return a.say(map[string]any{"db": path, "created": st.Created()}, msg, path)
+		}),
 	}
 }
 
@@ -157,4 +294,12 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// positive checks a number flag the user gave: it must be at least 1.
+func positive(cmd *cobra.Command, name string, v int64) error {
+	if cmd.Flags().Changed(name) && v <= 0 {
+		return &desired.FieldError{Field: "--" + name, Value: strconv.FormatInt(v, 10), Reason: "must be a positive whole number"}
+	}
+	return nil
 }

@@ -76,7 +76,7 @@ finish, then exits.`,
 				debug.SetMemoryLimit(memoryLimitMB << 20)
 			}
 			ctx := cmd.Context()
-			st, err := a.open(ctx)
+			st, err := a.open(ctx, dbMustExist)
 			if err != nil {
 				return err
 			}

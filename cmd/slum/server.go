@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -14,56 +16,92 @@ import (
 
 // tokenFlags read a server token from a file, a variable or stdin, never
 // from the command line, where it would show in ps and shell history.
+// --no-token says, explicitly, that there is none.
 type tokenFlags struct {
 	file  string
 	env   string
 	stdin bool
+	none  bool
 }
 
-func (t *tokenFlags) register(cmd *cobra.Command) {
+func (t *tokenFlags) register(cmd *cobra.Command, noTokenHelp string) {
 	cmd.Flags().StringVar(&t.file, "token-file", "", "read the server's admin API token from this file (e.g. tenement's DATA_DIR/api_token)")
 	cmd.Flags().StringVar(&t.env, "token-env", "", "read the server's admin API token from this environment variable")
 	cmd.Flags().BoolVar(&t.stdin, "token-stdin", false, "read the server's admin API token from standard input")
+	cmd.Flags().BoolVar(&t.none, "no-token", false, noTokenHelp)
 }
 
-func (t *tokenFlags) given() bool { return t.file != "" || t.env != "" || t.stdin }
+// given reports whether any of the token flags is on the command line.
+func (t *tokenFlags) given(cmd *cobra.Command) bool {
+	for _, name := range tokenFlagNames {
+		if cmd.Flags().Changed(name) {
+			return true
+		}
+	}
+	return false
+}
 
-func (a *app) readToken(t *tokenFlags) (string, error) {
+var tokenFlagNames = []string{"token-file", "token-env", "token-stdin", "no-token"}
+
+// readToken reads the token the flags name. An empty or unreadable source
+// is an error: a token is never replaced by nothing unless --no-token says
+// so.
+func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 	n := 0
-	for _, b := range []bool{t.file != "", t.env != "", t.stdin} {
-		if b {
+	for _, name := range tokenFlagNames {
+		if cmd.Flags().Changed(name) {
 			n++
 		}
 	}
 	if n > 1 {
-		return "", usageError{fmt.Errorf("give one of --token-file, --token-env and --token-stdin")}
+		return "", usageError{fmt.Errorf("give one of --token-file, --token-env, --token-stdin and --no-token")}
 	}
-	var raw string
+	if (cmd.Flags().Changed("no-token") && !t.none) || (cmd.Flags().Changed("token-stdin") && !t.stdin) {
+		return "", usageError{errors.New("--no-token and --token-stdin take no value: leave out the one that is false")}
+	}
+	var raw, source string
 	switch {
-	case t.file != "":
+	case cmd.Flags().Changed("no-token"):
+		return "", nil
+	case cmd.Flags().Changed("token-file"):
 		b, err := os.ReadFile(t.file)
 		if err != nil {
-			return "", fmt.Errorf("read token: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // without the path, shown already
+			}
+			return "", &desired.FieldError{Field: "--token-file", Value: t.file, Reason: "cannot be read: " + err.Error()}
 		}
-		raw = string(b)
-	case t.env != "":
+		if w := desired.TokenFileWarning(t.file); w != "" {
+			a.warn("%s", w)
+		}
+		raw, source = string(b), fmt.Sprintf("token file %q", t.file)
+	case cmd.Flags().Changed("token-env"):
+		if err := desired.ValidateEnvName("--token-env", t.env); err != nil {
+			return "", err
+		}
 		v, ok := a.lookupEnv(t.env)
-		if !ok || v == "" {
-			return "", fmt.Errorf("read token: %w: environment variable %s is not set", desired.ErrInvalid, t.env)
+		if !ok {
+			return "", &desired.FieldError{Field: "--token-env", Value: t.env, Reason: fmt.Sprintf("environment variable is not set: export %s=<the server's admin token> first", t.env)}
 		}
-		raw = v
-	case t.stdin:
+		raw, source = v, "environment variable "+t.env
+	case cmd.Flags().Changed("token-stdin"):
 		b, err := io.ReadAll(io.LimitReader(a.stdin, 8192))
 		if err != nil {
 			return "", fmt.Errorf("read token from stdin: %w", err)
 		}
-		raw = string(b)
+		raw, source = string(b), "standard input"
 	}
-	return strings.TrimSpace(raw), nil
+	tok := strings.TrimSpace(raw)
+	if tok == "" {
+		return "", &desired.FieldError{Field: "token", NoValue: true,
+			Reason: "the " + source + " is empty; give the server's admin token there (tenement: ten --data-dir DIR token-gen), or --no-token"}
+	}
+	return tok, nil
 }
 
 func (a *app) serverCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "server", Short: "Add, inspect and schedule tenement servers"}
+	cmd := group(&cobra.Command{Use: "server", Short: "Add, inspect and schedule tenement servers"})
 	cmd.AddCommand(a.serverAdd(), a.serverList(), a.serverGet(), a.serverUpdate(),
 		a.serverState("cordon", desired.ServerCordoned, "Stop placing new instances on a server; it keeps what it runs"),
 		a.serverState("uncordon", desired.ServerActive, "Let a cordoned or drained server take new instances again"),
@@ -75,18 +113,26 @@ func (a *app) serverAdd() *cobra.Command {
 	var s desired.Server
 	var tok tokenFlags
 	cmd := &cobra.Command{
-		Use:   "add ID --url URL --capacity-mb N [--region R] [--domain D] [--token-file F]",
-		Short: "Add a tenement server to the fleet",
+		Use:   "add ID --url URL --capacity-mb N (--token-file F | --token-env V | --token-stdin | --no-token) [--region R] [--domain D]",
+		Short: "Add a tenement server to the fleet (creates the fleet database if needed)",
 		Example: `  ten --data-dir /srv/ten token-gen
   slum server add eu-1 --url http://10.0.0.5:8080 --capacity-mb 4096 --region eu --token-file /srv/ten/api_token`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.ID = args[0]
+			if !tok.given(cmd) {
+				return usageError{errors.New("server add needs the server's admin token: --token-file F (tenement's DATA_DIR/api_token), " +
+					"--token-env VAR or --token-stdin; or --no-token to add it without one")}
+			}
 			var err error
-			if s.Token, err = a.readToken(&tok); err != nil {
+			if s.Token, err = a.readToken(cmd, &tok); err != nil {
 				return err
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			// A bad request must not leave a new database behind.
+			if err := desired.ValidateServer(s); err != nil {
+				return fmt.Errorf("add server: %w", err)
+			}
+			return a.withStoreFor(dbMayCreate, func(ctx context.Context, st *desired.Store) error {
 				out, err := st.AddServer(ctx, s)
 				if err != nil {
 					return err
@@ -103,7 +149,7 @@ func (a *app) serverAdd() *cobra.Command {
 	cmd.Flags().Int64Var(&s.CapacityMB, "capacity-mb", 0, "memory for instances, in MB (required)")
 	cmd.Flags().StringVar(&s.Region, "region", "", "region, for placement preferences")
 	cmd.Flags().StringVar(&s.Domain, "domain", "", "the domain its tenement routes subdomains of (default: the URL's host)")
-	tok.register(cmd)
+	tok.register(cmd, "add the server without a token (the controller cannot reach it until one is set)")
 	_ = cmd.MarkFlagRequired("url")
 	_ = cmd.MarkFlagRequired("capacity-mb")
 	return cmd
@@ -226,15 +272,15 @@ func (a *app) serverUpdate() *cobra.Command {
 			if f.Changed("capacity-mb") {
 				u.CapacityMB = &capacity
 			}
-			if tok.given() {
-				t, err := a.readToken(&tok)
+			if tok.given(cmd) {
+				t, err := a.readToken(cmd, &tok)
 				if err != nil {
 					return err
 				}
 				u.Token = &t
 			}
 			if u == (desired.ServerUpdate{}) {
-				return usageError{fmt.Errorf("nothing to update: give at least one of --url, --capacity-mb, --region, --domain, --token-*")}
+				return usageError{fmt.Errorf("nothing to update: give at least one of --url, --capacity-mb, --region, --domain, --token-*, --no-token")}
 			}
 			return a.withStore(func(ctx context.Context, st *desired.Store) error {
 				s, err := st.UpdateServer(ctx, args[0], u)
@@ -249,7 +295,7 @@ func (a *app) serverUpdate() *cobra.Command {
 	cmd.Flags().Int64Var(&capacity, "capacity-mb", 0, "memory for instances, in MB")
 	cmd.Flags().StringVar(&region, "region", "", "region (empty for none)")
 	cmd.Flags().StringVar(&domain, "domain", "", "the domain its tenement routes subdomains of")
-	tok.register(cmd)
+	tok.register(cmd, "remove the stored token")
 	return cmd
 }
 

@@ -77,6 +77,12 @@ func (a *app) eventsCommand() *cobra.Command {
 		Use:   "events [-n N] [--follow]",
 		Short: "Show the event log: placements, moves, server health changes, failures",
 		Args:  exactArgs(),
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 0 {
+				return &desired.FieldError{Field: "-n", Value: fmt.Sprint(n), Reason: "must be 0 or more"}
+			}
+			return nil
+		},
 		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
 			evs, err := st.RecentEvents(ctx, n)
 			if err != nil {

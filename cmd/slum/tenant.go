@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) tenantCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "tenant", Short: "Add, inspect, move and remove tenants"}
+	cmd := group(&cobra.Command{Use: "tenant", Short: "Add, inspect, move and remove tenants"})
 	cmd.AddCommand(a.tenantAdd(), a.tenantList(), a.tenantGet(), a.tenantUpdate(), a.tenantMove(), a.tenantRemove())
 	return cmd
 }
@@ -29,6 +29,9 @@ func (a *app) tenantAdd() *cobra.Command {
 			t.ID = args[0]
 			if spec.Process == "" && (cmd.Flags().Changed("server") || cmd.Flags().Changed("memory-mb")) {
 				return usageError{fmt.Errorf("--server and --memory-mb need --process")}
+			}
+			if err := positive(cmd, "memory-mb", spec.MemoryMB); err != nil {
+				return err
 			}
 			var first []desired.InstanceSpec
 			if spec.Process != "" {
@@ -170,6 +173,16 @@ Stopping the old copy deletes its data where the tenement service has
 storage_persist = false: copy what must survive first.`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("to") {
+				if err := desired.ValidateID("--to", to); err != nil {
+					return err
+				}
+			}
+			if cmd.Flags().Changed("instance") {
+				if err := desired.ValidateID("--instance", instance); err != nil {
+					return err
+				}
+			}
 			return a.withStore(func(ctx context.Context, st *desired.Store) error {
 				if instance == "" {
 					ins, err := st.ListInstancesOfTenant(ctx, args[0])
