@@ -111,6 +111,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getTenantByDomainStmt, err = db.PrepareContext(ctx, getTenantByDomain); err != nil {
 		return nil, fmt.Errorf("error preparing query GetTenantByDomain: %w", err)
 	}
+	if q.getTenantStatusStmt, err = db.PrepareContext(ctx, getTenantStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query GetTenantStatus: %w", err)
+	}
 	if q.insertEventStmt, err = db.PrepareContext(ctx, insertEvent); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertEvent: %w", err)
 	}
@@ -385,6 +388,11 @@ func (q *Queries) Close() error {
 	if q.getTenantByDomainStmt != nil {
 		if cerr := q.getTenantByDomainStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getTenantByDomainStmt: %w", cerr)
+		}
+	}
+	if q.getTenantStatusStmt != nil {
+		if cerr := q.getTenantStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getTenantStatusStmt: %w", cerr)
 		}
 	}
 	if q.insertEventStmt != nil {
@@ -665,6 +673,7 @@ type Queries struct {
 	getStatusRevisionStmt       *sql.Stmt
 	getTenantStmt               *sql.Stmt
 	getTenantByDomainStmt       *sql.Stmt
+	getTenantStatusStmt         *sql.Stmt
 	insertEventStmt             *sql.Stmt
 	insertHoldStmt              *sql.Stmt
 	insertInstanceStmt          *sql.Stmt
@@ -742,6 +751,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		getStatusRevisionStmt:       q.getStatusRevisionStmt,
 		getTenantStmt:               q.getTenantStmt,
 		getTenantByDomainStmt:       q.getTenantByDomainStmt,
+		getTenantStatusStmt:         q.getTenantStatusStmt,
 		insertEventStmt:             q.insertEventStmt,
 		insertHoldStmt:              q.insertHoldStmt,
 		insertInstanceStmt:          q.insertInstanceStmt,

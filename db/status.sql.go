@@ -88,6 +88,24 @@ func (q *Queries) GetStatusRevision(ctx context.Context) (int64, error) {
 	return value, err
 }
 
+const getTenantStatus = `-- name: GetTenantStatus :one
+SELECT tenant_id, serving, spares, reason, changed_at, updated_at FROM tenant_status WHERE tenant_id = ?
+`
+
+func (q *Queries) GetTenantStatus(ctx context.Context, tenantID string) (TenantStatus, error) {
+	row := q.queryRow(ctx, q.getTenantStatusStmt, getTenantStatus, tenantID)
+	var i TenantStatus
+	err := row.Scan(
+		&i.TenantID,
+		&i.Serving,
+		&i.Spares,
+		&i.Reason,
+		&i.ChangedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const insertEvent = `-- name: InsertEvent :exec
 INSERT INTO events (at, object, reason, message) VALUES (?, ?, ?, ?)
 `

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/slum-fleet/slum/db"
@@ -68,6 +69,9 @@ func orNone(s string) string {
 // Plan is what an apply changes, in the order it changes it.
 type Plan struct {
 	Changes []Change `json:"changes"`
+	// Notes say what differs from the file but is left as it is on
+	// purpose, such as instances that failed over.
+	Notes []string `json:"notes,omitempty"`
 	// Unlisted counts objects in the database the file does not name; they
 	// are kept unless the apply prunes.
 	Unlisted int `json:"unlisted"`
@@ -77,6 +81,7 @@ type Plan struct {
 	instances     []applyInstance
 	deleteTenants []string
 	massPrune     *MassPruneError // set when the plan prunes most of the fleet
+	settings      *Settings       // the fleet's new settings, when they change
 	file          string
 }
 
@@ -190,6 +195,7 @@ func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, er
 var errDryRun = fmt.Errorf("dry run")
 
 type current struct {
+	settings  Settings
 	servers   map[string]Server
 	tenants   map[string]Tenant
 	instances map[string]Instance // by key
@@ -198,6 +204,10 @@ type current struct {
 
 func loadCurrent(ctx context.Context, q *db.Queries) (*current, error) {
 	c := &current{servers: map[string]Server{}, tenants: map[string]Tenant{}, instances: map[string]Instance{}}
+	var err error
+	if c.settings, err = getSettings(ctx, q); err != nil {
+		return nil, err
+	}
 	srv, err := q.ListServers(ctx)
 	if err != nil {
 		return nil, err
@@ -377,12 +387,24 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 				instanceChanges = append(instanceChanges, instanceCreated(want))
 				continue
 			}
-			if want.ServerID == "" {
+			// The file declares where an instance lives (its home); failover
+			// may have it running elsewhere for now. Naming its home again
+			// keeps it where it runs: re-applying a file must not move an
+			// instance back onto the server it failed over from.
+			want.HomeServerID = old.HomeServerID
+			switch {
+			case want.ServerID == "":
 				want.ServerID = old.ServerID
 				if _, ok := final[want.ServerID]; !ok {
 					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: "",
 						Reason: "its current server " + want.ServerID + " is pruned; name the server to move it to"}
 				}
+			case old.FailedOver() && want.ServerID == old.HomeServerID:
+				want.ServerID = old.ServerID
+				plan.Notes = append(plan.Notes, fmt.Sprintf("instance %s is declared on %s and failed over to %s: it stays there (fail-back is a fleet setting; 'slum tenant move' moves it)",
+					key, old.HomeServerID, old.ServerID))
+			default:
+				want.HomeServerID = want.ServerID // declared somewhere new: a move, or adopting where it failed over to
 			}
 			if want.ServerID != old.ServerID && final[want.ServerID].State != ServerActive {
 				return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
@@ -404,6 +426,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			diff("state", string(old.DesiredState), string(want.DesiredState))
 			diff("mode", string(old.Mode), string(want.Mode))
 			diff("rank", itoa(old.Rank), itoa(want.Rank))
+			diff("home", old.HomeServerID, want.HomeServerID)
 			if len(fc) > 0 {
 				note := ""
 				if old.ServerID != want.ServerID {
@@ -487,6 +510,16 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 	}
 	plan.deleteTenants = deleteTenants
 	plan.file = f.Name
+	if f.Settings != nil {
+		want := f.Settings.Over(cur.settings)
+		if err := want.Validate(); err != nil {
+			return nil, fmt.Errorf("%s:%d: settings: %w", f.Name, f.Settings.Line, err)
+		}
+		if fc := settingsChanges(cur.settings, want); len(fc) > 0 {
+			plan.settings = &want
+			plan.Changes = append([]Change{{Op: OpUpdate, Kind: "settings", ID: "fleet", Fields: fc}}, plan.Changes...)
+		}
+	}
 
 	mass := &MassPruneError{File: f.Name,
 		Deleted: [3]int{len(deleteServers), len(deleteTenants), deletedInstances},
@@ -569,6 +602,11 @@ func checkDomains(tenants map[string]Tenant, tenantAt map[string]string) error {
 // or domain; pruned servers last. Moved instances are deleted and restored
 // on their new server (generation + 1), so two instances may swap servers.
 func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
+	if plan.settings != nil {
+		if err := setSettings(ctx, q, *plan.settings, now); err != nil {
+			return fmt.Errorf("%s: %w", plan.file, err)
+		}
+	}
 	for _, as := range plan.servers {
 		switch as.op {
 		case OpCreate:
@@ -663,4 +701,23 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 func instanceCreated(i Instance) Change {
 	return Change{Op: OpCreate, Kind: "instance", ID: i.Key(), Fields: []FieldChange{
 		{Field: "process", New: i.Process}, {Field: "server", New: i.ServerID}, {Field: "memory_mb", New: itoa(i.MemoryMB)}}}
+}
+
+// settingsChanges lists the settings that differ.
+func settingsChanges(old, want Settings) []FieldChange {
+	var fc []FieldChange
+	add := func(field, o, n string) {
+		if o != n {
+			fc = append(fc, FieldChange{Field: field, Old: o, New: n})
+		}
+	}
+	add("probe_interval", old.ProbeInterval.String(), want.ProbeInterval.String())
+	add("probe_timeout", old.ProbeTimeout.String(), want.ProbeTimeout.String())
+	add("dead_after", strconv.Itoa(old.DeadAfter), strconv.Itoa(want.DeadAfter))
+	add("partition_fraction", strconv.FormatFloat(old.PartitionFraction, 'g', -1, 64), strconv.FormatFloat(want.PartitionFraction, 'g', -1, 64))
+	add("failover_rate", strconv.Itoa(old.FailoverRate), strconv.Itoa(want.FailoverRate))
+	add("stable_after", old.StableAfter.String(), want.StableAfter.String())
+	add("failback", string(old.Failback), string(want.Failback))
+	add("failback_after", old.FailbackAfter.String(), want.FailbackAfter.String())
+	return fc
 }

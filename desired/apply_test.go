@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const fleetYAML = `version: 1
@@ -232,8 +233,8 @@ func TestParseErrors(t *testing.T) {
 		{"second document", "version: 1\nservers: []\n---\ntenants: []\n", "fleet.yaml:3: a second YAML document"},
 		{"empty second document", "version: 1\n---\n", "fleet.yaml:2: a second YAML document"},
 		{"bad second document", "version: 1\n---\n[\n", "not valid YAML"},
-		{"unknown top", "version: 1\nservrs: []\n", `fleet.yaml:2: servrs: is not a known field; did you mean servers? (known: version, servers, tenants)`},
-		{"unknown far off", "version: 1\nwhatever: []\n", `fleet.yaml:2: whatever: is not a known field (known: version, servers, tenants)`},
+		{"unknown top", "version: 1\nservrs: []\n", `fleet.yaml:2: servrs: is not a known field; did you mean servers? (known: version, settings, servers, tenants)`},
+		{"unknown far off", "version: 1\nwhatever: []\n", `fleet.yaml:2: whatever: is not a known field (known: version, settings, servers, tenants)`},
 		{"unknown block key", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    cpus:\n      - 3\n", `fleet.yaml:6: servers[0].cpus: is not a known field (known: id,`},
 		{"unknown server field", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    cpu: 3\n", `fleet.yaml:6: servers[0].cpu: is not a known field`},
 		{"misspelled instance field", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, memory: 5}\n", `tenants[0].instances[0].memory: is not a known field`},
@@ -418,4 +419,75 @@ func withoutLines(f *File) *File {
 		}
 	}
 	return &c
+}
+
+// A failed-over instance stays where it runs when the file that declared
+// it is applied again; the diff says why.
+func TestApplyDoesNotUndoAFailover(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	text := `version: 1
+servers:
+  - {id: s1, url: "http://10.0.0.1:8080", capacity_mb: 1000, no_token: true}
+  - {id: s2, url: "http://10.0.0.2:8080", capacity_mb: 1000, no_token: true}
+tenants:
+  - {id: a, domain: a.example.com, instances: [{id: prod, process: api, server: s1}]}
+`
+	if _, err := s.Apply(ctx, parseFleet(t, text), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s.GetInstance(ctx, "a:prod")
+	if _, err := s.Reschedule(ctx, lease.Fence(), []Reschedule{{TenantID: "a", InstanceID: "prod", From: "s1", To: "s2", Generation: in.Generation, Reason: "server s1 is dead"}}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := s.Apply(ctx, parseFleet(t, text), ApplyOptions{})
+	if err != nil || !plan.Empty() || len(plan.Notes) != 1 || !strings.Contains(plan.Notes[0], "declared on s1 and failed over to s2: it stays there") {
+		t.Fatalf("re-apply after a failover: %+v %v", plan, err)
+	}
+	if in, _ := s.GetInstance(ctx, "a:prod"); in.ServerID != "s2" || in.HomeServerID != "s1" {
+		t.Fatalf("a:prod after the re-apply: %+v", in)
+	}
+	// Declaring it where it now runs makes that its home.
+	plan, err = s.Apply(ctx, parseFleet(t, strings.Replace(text, "server: s1", "server: s2", 1)), ApplyOptions{})
+	if err != nil || len(plan.Changes) != 1 || plan.Changes[0].Fields[0].Field != "home" {
+		t.Fatalf("adopting the new server: %+v %v", plan, err)
+	}
+	if in, _ := s.GetInstance(ctx, "a:prod"); in.ServerID != "s2" || in.HomeServerID != "s2" {
+		t.Fatalf("a:prod after adopting s2: %+v", in)
+	}
+}
+
+func TestApplySettings(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	f := parseFleet(t, "version: 1\nsettings:\n  probe_interval: 2s\n  dead_after: 5\n  failback: return\n")
+	plan, err := s.Apply(ctx, f, ApplyOptions{})
+	if err != nil || len(plan.Changes) != 1 || plan.Changes[0].Kind != "settings" || len(plan.Changes[0].Fields) != 3 {
+		t.Fatalf("plan %+v %v", plan, err)
+	}
+	got, _ := s.Settings(ctx)
+	want := DefaultSettings()
+	want.ProbeInterval, want.DeadAfter, want.Failback = 2*time.Second, 5, FailbackReturn
+	if got != want {
+		t.Fatalf("settings %+v", got)
+	}
+	if plan, err := s.Apply(ctx, f, ApplyOptions{}); err != nil || !plan.Empty() {
+		t.Fatalf("again: %+v %v", plan, err)
+	}
+	for text, msg := range map[string]string{
+		"version: 1\nsettings: {dead_after: 0}\n":         "must be a positive integer",
+		"version: 1\nsettings: {probe_interval: soon}\n":  "must be a duration",
+		"version: 1\nsettings: {probe_interval: 1h}\n":    "must be between 100ms and 10m0s",
+		"version: 1\nsettings: {failback: sometimes}\n":   "must be stay or return",
+		"version: 1\nsettings: {probe_intervall: 1s}\n":   "did you mean probe_interval",
+		"version: 1\nsettings: {partition_fraction: 2}\n": "more than 0 and at most 1",
+	} {
+		if _, err := Parse("fleet.yaml", []byte(text)); err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%q: %v, want %q", text, err, msg)
+		}
+	}
 }

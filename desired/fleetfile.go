@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -20,6 +21,9 @@ type File struct {
 	Name    string
 	Servers []FileServer
 	Tenants []FileTenant
+	// Settings, when the file has a settings block, are the fleet's
+	// settings it names; the others stay as they are.
+	Settings *FileSettings
 	// Warnings are problems that do not stop an apply, such as a token
 	// file others can read. ResolveTokens adds them.
 	Warnings []string
@@ -411,13 +415,100 @@ func (p parser) file(n *yaml.Node, f *File) error {
 				f.Tenants = append(f.Tenants, t)
 				return nil
 			})
+		case "settings":
+			fs, err := p.settings(v)
+			f.Settings = fs
+			return err
 		default:
-			return p.unknown(k, "", k.Value, "version", "servers", "tenants")
+			return p.unknown(k, "", k.Value, "version", "settings", "servers", "tenants")
 		}
 		return nil
 	})
 	f.versioned = version
 	return err
+}
+
+// FileSettings are the fleet settings a file names.
+type FileSettings struct {
+	Line  int
+	given []func(*Settings) // each sets one named setting
+}
+
+// Over returns cur with the file's settings applied.
+func (fs *FileSettings) Over(cur Settings) Settings {
+	for _, set := range fs.given {
+		set(&cur)
+	}
+	return cur
+}
+
+func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
+	fs := &FileSettings{Line: n.Line}
+	dur := func(v *yaml.Node, field string, dst func(*Settings) *time.Duration) error {
+		s, err := p.str(v, "settings."+field)
+		if err != nil {
+			return err
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return p.errAt(v, "settings."+field, s, "must be a duration such as 500ms, 10s or 5m")
+		}
+		fs.given = append(fs.given, func(st *Settings) { *dst(st) = d })
+		return nil
+	}
+	err := p.fields(n, "settings", func(k, v *yaml.Node) error {
+		switch k.Value {
+		case "probe_interval":
+			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.ProbeInterval })
+		case "probe_timeout":
+			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.ProbeTimeout })
+		case "stable_after":
+			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.StableAfter })
+		case "failback_after":
+			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.FailbackAfter })
+		case "dead_after", "failover_rate":
+			n, err := p.num(v, "settings."+k.Value)
+			if err != nil {
+				return err
+			}
+			field := k.Value
+			fs.given = append(fs.given, func(s *Settings) {
+				if field == "dead_after" {
+					s.DeadAfter = int(n)
+				} else {
+					s.FailoverRate = int(n)
+				}
+			})
+		case "partition_fraction":
+			s, err := p.str(v, "settings.partition_fraction")
+			if err != nil {
+				return err
+			}
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return p.errAt(v, "settings.partition_fraction", s, "must be a number between 0 and 1")
+			}
+			fs.given = append(fs.given, func(s *Settings) { s.PartitionFraction = f })
+		case "failback":
+			s, err := p.str(v, "settings.failback")
+			if err != nil {
+				return err
+			}
+			fs.given = append(fs.given, func(st *Settings) { st.Failback = FailbackPolicy(s) })
+		default:
+			return p.unknown(k, "settings", k.Value, "probe_interval", "probe_timeout", "dead_after", "partition_fraction",
+				"failover_rate", "stable_after", "failback", "failback_after")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Each setting alone must be valid whatever the others are.
+	if err := fs.Over(DefaultSettings()).Validate(); err != nil {
+		return nil, p.wrap(n, prefixField(err, "settings."))
+	}
+	return fs, nil
 }
 
 func (p parser) server(n *yaml.Node, at string) (FileServer, error) {

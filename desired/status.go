@@ -174,6 +174,24 @@ func toServerStatus(r db.ServerStatus) ServerStatus {
 		Failover: FailoverState(r.Failover), FailoverReason: r.FailoverReason, UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
+// ServerStatus returns what the controller last observed of a server; a
+// server it has not reported on is of unknown health.
+func (s *Store) ServerStatus(ctx context.Context, id string) (ServerStatus, error) {
+	if _, err := s.GetServer(ctx, id); err != nil {
+		return ServerStatus{}, err
+	}
+	all, err := s.ListServerStatus(ctx)
+	if err != nil {
+		return ServerStatus{}, err
+	}
+	for _, st := range all {
+		if st.ServerID == id {
+			return st, nil
+		}
+	}
+	return ServerStatus{ServerID: id, Health: observed.HealthUnknown}, nil
+}
+
 // ListServerStatus returns every recorded server status.
 func (s *Store) ListServerStatus(ctx context.Context) ([]ServerStatus, error) {
 	rows, err := s.db.Queries().ListServerStatus(ctx)
@@ -204,6 +222,23 @@ func splitCopies(s string) []CopyRef {
 func toTenantStatus(r db.TenantStatus) TenantStatus {
 	return TenantStatus{TenantID: r.TenantID, Serving: splitCopies(r.Serving), Spares: splitCopies(r.Spares),
 		Reason: r.Reason, ChangedAt: fromMS(r.ChangedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+}
+
+// TenantStatus returns who serves a tenant, as the controller last
+// decided; before any controller has, nothing serves it and the reason
+// says so.
+func (s *Store) TenantStatus(ctx context.Context, id string) (TenantStatus, error) {
+	if _, err := s.GetTenant(ctx, id); err != nil {
+		return TenantStatus{}, err
+	}
+	r, err := s.db.Queries().GetTenantStatus(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TenantStatus{TenantID: id, Reason: "no controller has decided yet: is 'slum run' running?"}, nil
+	}
+	if err != nil {
+		return TenantStatus{}, fmt.Errorf("status of tenant %s: %w", id, err)
+	}
+	return toTenantStatus(r), nil
 }
 
 // ListTenantStatus returns who serves each tenant, as the controller last

@@ -80,3 +80,6 @@ DELETE FROM events WHERE id < ?;
 
 -- name: MaxEventID :one
 SELECT CAST(COALESCE(MAX(id), 0) AS INTEGER) FROM events;
+
+-- name: GetTenantStatus :one
+SELECT * FROM tenant_status WHERE tenant_id = ?;

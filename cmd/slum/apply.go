@@ -157,8 +157,9 @@ func (a *app) printPlan(plan *desired.Plan, name string, dryRun, detail, prune b
 			File     string           `json:"file"`
 			DryRun   bool             `json:"dry_run"`
 			Changes  []desired.Change `json:"changes"`
+			Notes    []string         `json:"notes"`
 			Unlisted int              `json:"unlisted"`
-		}{name, dryRun, changes, plan.Unlisted})
+		}{name, dryRun, changes, append([]string{}, plan.Notes...), plan.Unlisted})
 	}
 	if plan.Empty() {
 		fmt.Fprintf(a.stdout, "no changes: the database already matches %s\n", name)
@@ -173,6 +174,9 @@ func (a *app) printPlan(plan *desired.Plan, name string, dryRun, detail, prune b
 			verb = "would apply"
 		}
 		fmt.Fprintf(a.stdout, "%s %s: %s\n", verb, name, plan.Summary())
+	}
+	for _, n := range plan.Notes {
+		fmt.Fprintln(a.stdout, "note: "+n)
 	}
 	if plan.Unlisted > 0 && !prune {
 		fmt.Fprintf(a.stdout, "%d objects in the database are not in %s and are kept (--prune removes them)\n", plan.Unlisted, name)

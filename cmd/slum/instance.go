@@ -127,7 +127,11 @@ func (a *app) instanceList() *cobra.Command {
 				if p == "" {
 					p = "pending"
 				}
-				rows[i] = []string{in.Key(), in.Process, in.ServerID, fmt.Sprint(in.MemoryMB), string(in.Mode), string(in.DesiredState), p, fmt.Sprint(in.Generation)}
+				server := in.ServerID
+				if in.FailedOver() {
+					server += " (home " + in.HomeServerID + ")"
+				}
+				rows[i] = []string{in.Key(), in.Process, server, fmt.Sprint(in.MemoryMB), string(in.Mode), string(in.DesiredState), p, fmt.Sprint(in.Generation)}
 			}
 			return a.table(append([]desired.Instance{}, ins...), []string{"INSTANCE", "PROCESS", "SERVER", "MEMORY_MB", "MODE", "DESIRED", "PHASE", "GEN"}, rows)
 		}),
@@ -162,9 +166,9 @@ func (a *app) instanceStatus() *cobra.Command {
 				if !s.UpdatedAt.IsZero() {
 					updated = s.UpdatedAt.Format("2006-01-02 15:04:05Z07:00")
 				}
-				fmt.Fprintf(a.stdout, "instance:            %s\ntenement name:       %s\nserver:              %s\ndesired:             %s (%s), generation %d\nphase:               %s\nhealth:              %s\nobserved generation: %d\nattempts:            %d\nlast error:          %s\nupdated:             %s\n",
-					in.Key(), in.TenementName(), in.ServerID, in.DesiredState, in.Mode, in.Generation,
-					s.Phase, dash(s.Health), s.ObservedGeneration, s.Attempts, dash(s.LastError), updated)
+				fmt.Fprintf(a.stdout, "instance:            %s\ntenement name:       %s\nserver:              %s\nhome server:         %s\ndesired:             %s (%s), generation %d\nphase:               %s\nhealth:              %s\nmessage:             %s\nobserved generation: %d\nattempts:            %d\nlast error:          %s\nupdated:             %s\n",
+					in.Key(), in.TenementName(), in.ServerID, in.HomeServerID, in.DesiredState, in.Mode, in.Generation,
+					s.Phase, dash(s.Health), dash(s.Message), s.ObservedGeneration, s.Attempts, dash(s.LastError), updated)
 				return nil
 			})(cmd, args)
 		},

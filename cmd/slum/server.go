@@ -229,19 +229,33 @@ func (a *app) serverGet() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				status, err := st.ServerStatus(ctx, s.ID)
+				if err != nil {
+					return err
+				}
 				if a.json() {
 					return a.printJSON(struct {
 						desired.Server
-						Stats   desired.ServerStats `json:"stats"`
-						Tenants []desired.Tenant    `json:"tenants"`
-					}{s, stats, append([]desired.Tenant{}, tenants...)})
+						Stats   desired.ServerStats  `json:"stats"`
+						Status  desired.ServerStatus `json:"status"`
+						Tenants []desired.Tenant     `json:"tenants"`
+					}{s, stats, status, append([]desired.Tenant{}, tenants...)})
 				}
 				names := make([]string, len(tenants))
 				for i, t := range tenants {
 					names[i] = t.ID
 				}
-				fmt.Fprintf(a.stdout, "id:          %s\nurl:         %s\nregion:      %s\ndomain:      %s\nstate:       %s\ntoken:       %s\ncapacity_mb: %d\nused_mb:     %d\nfree_mb:     %d\ninstances:   %d\ntenants:     %s\n",
-					s.ID, s.URL, dash(s.Region), s.Domain, s.State, map[bool]string{true: "set", false: "not set"}[s.HasToken()],
+				health := string(status.Health)
+				if !status.HealthSince.IsZero() {
+					health += " since " + status.HealthSince.Local().Format("2006-01-02 15:04:05")
+				}
+				failover := "-"
+				if status.Failover != "" {
+					failover = string(status.Failover) + ": " + status.FailoverReason
+				}
+				fmt.Fprintf(a.stdout, "id:          %s\nurl:         %s\nregion:      %s\ndomain:      %s\nstate:       %s\nhealth:      %s\nfailover:    %s\nlast error:  %s\ntoken:       %s\ncapacity_mb: %d\nused_mb:     %d\nfree_mb:     %d\ninstances:   %d\ntenants:     %s\n",
+					s.ID, s.URL, dash(s.Region), s.Domain, s.State, health, failover, dash(status.LastError),
+					map[bool]string{true: "set", false: "not set"}[s.HasToken()],
 					stats.CapacityMB, stats.UsedMB, stats.FreeMB, stats.Instances, dash(strings.Join(names, ", ")))
 				return nil
 			})(cmd, args)

@@ -20,8 +20,19 @@ func (a *app) tenantAdd() *cobra.Command {
 	var t desired.Tenant
 	var spec desired.InstanceSpec
 	cmd := &cobra.Command{
-		Use:   "add ID --domain D [--region R] [--process P [--server S] [--memory-mb N]]",
+		Use:   "add ID --domain D [--region R] [--failover move|none] [--serving one|all] [--process P [--server S] [--memory-mb N]]",
 		Short: "Add a tenant, and with --process its first instance 'prod'",
+		Long: `Add a tenant: a domain, and the instances that serve it.
+
+--failover says what happens to its instances when their server dies:
+move (the default) starts them on a healthy server, without their data,
+which stays on the dead server's disk; none leaves them down with their
+server, for tenants whose data lives only there (or pair the tenant with
+replicated SQLite: see README).
+
+--serving says which running copies take traffic: one (the default; the
+lowest-ranked copy that runs serves, the others are warm spares, and a spare
+serves at once when the serving copy is lost) or all (active-active).`,
 		Example: `  slum tenant add alice --domain alice.example.com --region eu --process api
   slum tenant add bob --domain bob.example.com   # then: slum instance spawn bob:prod --process api`,
 		Args: exactArgs("ID"),
@@ -55,6 +66,8 @@ func (a *app) tenantAdd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&t.Domain, "domain", "", "the tenant's domain (required, unique)")
 	cmd.Flags().StringVar(&t.Region, "region", "", "preferred region for placement")
+	cmd.Flags().StringVar((*string)(&t.Failover), "failover", string(desired.FailoverMove), "when its server dies: move (start elsewhere, without the data) or none (stay down)")
+	cmd.Flags().StringVar((*string)(&t.Serving), "serving", string(desired.ServingOne), "which running copies serve: one (the others are warm spares) or all")
 	cmd.Flags().StringVar(&spec.Process, "process", "", "also spawn instance 'prod' of this tenement process")
 	cmd.Flags().StringVar(&spec.ServerID, "server", "", "server for that instance (default: slum places it)")
 	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", desired.DefaultMemoryMB, "memory for that instance, in MB")
@@ -112,17 +125,31 @@ func (a *app) tenantGet() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				ts, err := st.TenantStatus(ctx, t.ID)
+				if err != nil {
+					return err
+				}
 				if a.json() {
 					return a.printJSON(struct {
 						desired.Tenant
-						Instances []desired.Instance `json:"instances"`
-					}{t, append([]desired.Instance{}, ins...)})
+						Instances []desired.Instance   `json:"instances"`
+						Status    desired.TenantStatus `json:"status"`
+					}{t, append([]desired.Instance{}, ins...), ts})
 				}
 				parts := make([]string, len(ins))
 				for i, in := range ins {
-					parts[i] = fmt.Sprintf("%s (%s on %s, %s)", in.ID, in.Process, in.ServerID, in.DesiredState)
+					where := in.ServerID
+					if in.FailedOver() {
+						where += ", failed over from " + in.HomeServerID
+					}
+					parts[i] = fmt.Sprintf("%s (%s on %s, %s)", in.ID, in.Process, where, in.DesiredState)
 				}
-				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\ninstances: %s\n", t.ID, t.Domain, dash(t.Region), dash(strings.Join(parts, "; ")))
+				serving := copyList(ts.Serving)
+				if serving == "" {
+					serving = "nothing: " + ts.Reason
+				}
+				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\nfailover:  %s\nserving:   %s (policy %s)\nspares:    %s\ninstances: %s\n",
+					t.ID, t.Domain, dash(t.Region), t.Failover, serving, t.Serving, dash(copyList(ts.Spares)), dash(strings.Join(parts, "; ")))
 				return nil
 			})(cmd, args)
 		},
@@ -132,21 +159,30 @@ func (a *app) tenantGet() *cobra.Command {
 }
 
 func (a *app) tenantUpdate() *cobra.Command {
-	var domain, region string
+	var domain, region, failover, serving string
 	cmd := &cobra.Command{
-		Use:   "update ID [--domain D] [--region R]",
-		Short: "Change a tenant's domain or region",
+		Use:   "update ID [--domain D] [--region R] [--failover move|none] [--serving one|all]",
+		Short: "Change a tenant's domain, region or policies",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var u desired.TenantUpdate
-			if cmd.Flags().Changed("domain") {
+			f := cmd.Flags()
+			if f.Changed("domain") {
 				u.Domain = &domain
 			}
-			if cmd.Flags().Changed("region") {
+			if f.Changed("region") {
 				u.Region = &region
 			}
+			if f.Changed("failover") {
+				p := desired.FailoverPolicy(failover)
+				u.Failover = &p
+			}
+			if f.Changed("serving") {
+				p := desired.ServingPolicy(serving)
+				u.Serving = &p
+			}
 			if u == (desired.TenantUpdate{}) {
-				return usageError{fmt.Errorf("nothing to update: give --domain or --region")}
+				return usageError{fmt.Errorf("nothing to update: give --domain, --region, --failover or --serving")}
 			}
 			return a.withStore(func(ctx context.Context, st *desired.Store) error {
 				t, err := st.UpdateTenant(ctx, args[0], u)
@@ -159,6 +195,8 @@ func (a *app) tenantUpdate() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&domain, "domain", "", "new domain")
 	cmd.Flags().StringVar(&region, "region", "", "new preferred region (empty for none)")
+	cmd.Flags().StringVar(&failover, "failover", "", "when its server dies: move or none")
+	cmd.Flags().StringVar(&serving, "serving", "", "which running copies serve: one or all")
 	return cmd
 }
 
@@ -229,4 +267,13 @@ func (a *app) tenantRemove() *cobra.Command {
 			})(cmd, args)
 		},
 	}
+}
+
+// copyList shows copies as "prod@s1, backup@s2".
+func copyList(cs []desired.CopyRef) string {
+	parts := make([]string, len(cs))
+	for i, c := range cs {
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, ", ")
 }
