@@ -1,6 +1,7 @@
 package router
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -43,5 +44,33 @@ func BenchmarkProxyGET(b *testing.B) {
 	for b.Loop() {
 		clear(w.h)
 		p.ServeHTTP(w, req)
+	}
+}
+
+// BenchmarkSet10k installs a table of 10,000 tenants on 100 servers, as
+// the controller does after every change (a changed copy each time).
+func BenchmarkSet10k(b *testing.B) {
+	p, err := New(DefaultConfig(), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	build := func(rev int64) *routes.Table {
+		rs := make([]routes.Route, 10000)
+		for i := range rs {
+			tenant := fmt.Sprintf("t%05d", i)
+			rs[i] = route(tenant, routes.Backend{Instance: tenant + ":prod", Server: fmt.Sprintf("s%03d", (i+int(rev))%100),
+				URL: fmt.Sprintf("http://10.77.0.%d:8080", (i+int(rev))%100+1), Host: tenant + "--prod.api.fleet.test"})
+		}
+		return routes.New(rev, rs)
+	}
+	tables := []*routes.Table{build(1), build(2)}
+	b.ReportAllocs()
+	rev := int64(0)
+	for b.Loop() {
+		rev++
+		if err := p.Set(routes.New(rev, tables[rev%2].Routes())); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -52,13 +52,15 @@ func newPool(u *url.URL, maxIdle int) *pool {
 	return &pool{addr: u.Host, tls: u.Scheme == "https", serverName: u.Hostname(), idle: make(chan *upstreamConn, maxIdle)}
 }
 
-// get returns an idle connection that is still usable, or nil.
-func (pl *pool) get(now time.Time, maxIdle time.Duration) *upstreamConn {
+// get returns an idle connection that is still usable, or nil. probe
+// checks every connection for a close by the server, not only those idle
+// for long: for requests that could not be replayed on a new connection.
+func (pl *pool) get(now time.Time, maxIdle time.Duration, probe bool) *upstreamConn {
 	for {
 		select {
 		case c := <-pl.idle:
 			idle := now.Sub(c.idleSince)
-			if idle > maxIdle || (idle > probeAfter && !c.alive()) {
+			if idle > maxIdle || ((probe || idle > probeAfter) && !c.alive()) {
 				c.close()
 				continue
 			}

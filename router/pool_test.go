@@ -59,15 +59,33 @@ func TestPoolProbesLongIdleConnections(t *testing.T) {
 	}
 	pl.put(dead, now.Add(-2*probeAfter))
 	pl.put(live, now.Add(-2*probeAfter))
-	if got := pl.get(now, time.Hour); got != live {
+	if got := pl.get(now, time.Hour, false); got != live {
 		t.Fatalf("got %v, want the live connection (the dead one skipped)", got)
 	}
-	if got := pl.get(now, time.Hour); got != nil {
+	if got := pl.get(now, time.Hour, false); got != nil {
 		t.Fatal("pool not empty")
 	}
 	// The live one is still usable after the probe: no deadline left.
 	if _, err := live.conn.Write([]byte("x")); err != nil {
 		t.Fatal(err)
+	}
+
+	// Recently used connections are trusted, unless the caller asks for a
+	// probe (requests that cannot be replayed).
+	dead2, dead2Server := connPair(t)
+	dead2Server.Close()
+	for deadline := time.Now().Add(10 * time.Second); !readable(dead2.conn); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's close never arrived")
+		}
+	}
+	pl.put(dead2, now)
+	if got := pl.get(now, time.Hour, true); got != nil {
+		t.Fatal("a probe let a closed connection through")
+	}
+	pl.put(live, now)
+	if got := pl.get(now, time.Hour, true); got != live {
+		t.Fatal("a probe refused a live connection")
 	}
 }
 
@@ -87,7 +105,7 @@ func TestPoolExpiresAndRetires(t *testing.T) {
 	if _, err := a.conn.Write([]byte("x")); err == nil {
 		t.Error("sweep kept an expired connection open")
 	}
-	if got := pl.get(now, 30*time.Second); got != b {
+	if got := pl.get(now, 30*time.Second, false); got != b {
 		t.Fatalf("after sweep: %v, want the fresh connection", got)
 	}
 	pl.retired.Store(true)

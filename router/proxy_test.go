@@ -306,17 +306,71 @@ func TestStaleKeptAliveConnection(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d upstream connections, want 2", n)
 	}
-	// A POST with a body on a stale connection is not replayed: the
-	// server may have acted on it.
+}
+
+// answersOnceThenDrops is a raw upstream that answers the first request
+// on a connection (keep-alive) and drops the connection after reading the
+// second, body included.
+func answersOnceThenDrops(t *testing.T, conns *atomic.Int32, bodies chan<- string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					b, _ := io.ReadAll(req.Body)
+					bodies <- string(b)
+					if i > 0 {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestPostOnKeptAliveConnectionIsNotReplayed(t *testing.T) {
+	var conns atomic.Int32
+	bodies := make(chan string, 8)
+	f := newFixture(t, DefaultConfig(), route("alice", copyAt("alice", "prod", answersOnceThenDrops(t, &conns, bodies))))
+	if resp := f.do("GET", "alice.example.com", "/", nil); text(t, resp) != "ok" {
+		t.Fatal("first request failed")
+	}
+	within(t, bodies, "the GET")
+	// The POST goes over the kept-alive connection; the server reads it
+	// and drops the connection. It may have acted: no second attempt.
 	resp := f.do("POST", "alice.example.com", "/", strings.NewReader("once"))
 	text(t, resp)
 	if resp.StatusCode != http.StatusBadGateway {
-		t.Errorf("POST on a stale connection: %d, want 502", resp.StatusCode)
+		t.Errorf("POST: %d, want 502", resp.StatusCode)
+	}
+	if b := within(t, bodies, "the POST"); b != "once" {
+		t.Errorf("server got %q", b)
 	}
 	select {
 	case b := <-bodies:
-		t.Errorf("the POST reached the server (%q) although its connection was closed", b)
+		t.Errorf("the POST was sent again (%q)", b)
 	default:
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d upstream connections, want 1", n)
 	}
 }
 
