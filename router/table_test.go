@@ -3,7 +3,9 @@ package router
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,4 +223,22 @@ func TestConnectionTokens(t *testing.T) {
 			t.Errorf("Connection %q Upgrade %q: %q, want %q", c.conn, c.upgrade, got, c.want)
 		}
 	}
+}
+
+func TestSetClosesConnectionsToDroppedServers(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	old := httptest.NewUnstartedServer(named("old"))
+	old.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	old.Start()
+	t.Cleanup(old.Close)
+	f := newFixture(t, DefaultConfig(), route("alice", copyAt("alice", "prod", old.URL)))
+	text(t, f.do("GET", "alice.example.com", "/", nil)) // leaves an idle connection
+	if err := f.proxy.Set(routes.New(2, []routes.Route{route("alice", copyAt("alice", "new", upstream(t, named("new"))))})); err != nil {
+		t.Fatal(err)
+	}
+	within(t, closed, "the idle connection to the dropped server to close")
 }

@@ -48,6 +48,8 @@ done
 backend=http://127.0.0.1:$port_backend
 
 "$work/routerbench" -mode backend -listen 127.0.0.1:$port_backend & pids+=($!)
+# The slum rows run package router through routerbench (one route,
+# $DOMAIN -> the backend); once 'slum route' exists, start it here instead.
 "$work/routerbench" -mode slum -listen 127.0.0.1:$port_slum -backend "$backend" -domain $DOMAIN & pids+=($!)
 "$work/routerbench" -mode slum -listen 127.0.0.1:$port_slumlog -backend "$backend" -domain $DOMAIN -access-log 2>/dev/null & pids+=($!)
 "$work/routerbench" -mode httputil -listen 127.0.0.1:$port_httputil -backend "$backend" 2>/dev/null & pids+=($!)
