@@ -35,6 +35,11 @@ if ! command -v ip >/dev/null; then
   as_root apt-get update -qq
   as_root apt-get install -y -qq iproute2 >/dev/null
 fi
+if ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null; then
+  log "wrk and haproxy (scripts/bench-router.sh)"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq wrk haproxy >/dev/null
+fi
 
 ten_path() {
   if command -v ten >/dev/null; then command -v ten; return; fi

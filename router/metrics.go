@@ -1,0 +1,82 @@
+package router
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the router's Prometheus metrics, on a registry of their own.
+// Go and process collectors are not included: whoever serves the metrics
+// registers those once for the whole process.
+type Metrics struct {
+	Registry    *prometheus.Registry
+	requests    *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
+	retries     prometheus.Counter
+	unavailable *prometheus.CounterVec
+	unknownHost prometheus.Counter
+	upstreamErr *prometheus.CounterVec
+	inFlight    prometheus.Gauge
+}
+
+// statusClasses are the values of the requests counter's class label,
+// indexed by status/100.
+var statusClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+func classIndex(status int) int {
+	if c := status / 100; c >= 1 && c <= 5 {
+		return c
+	}
+	return 0
+}
+
+// upstreamErrorKinds label slum_router_upstream_errors_total.
+type upstreamErrorKind string
+
+const (
+	errKindConnect  upstreamErrorKind = "connect"  // could not connect
+	errKindTimeout  upstreamErrorKind = "timeout"  // no response headers in time
+	errKindProtocol upstreamErrorKind = "protocol" // broke off or answered nonsense
+)
+
+// NewMetrics creates the router's metrics on a new registry.
+func NewMetrics() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_requests_total",
+			Help: "Requests for known tenants, by tenant and status class."}, []string{"tenant", "class"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "slum_router_upstream_duration_seconds",
+			Help:    "Time from sending a request to a tenement server until its response headers arrived, by server.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, []string{"server"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_retries_total",
+			Help: "Requests retried on another copy after the first could not be connected to."}),
+		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_unavailable_total",
+			Help: "503 answers for tenants with no serving copy, by the route's reason."}, []string{"reason"}),
+		unknownHost: prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_unknown_host_total",
+			Help: "404 answers for hosts that are no tenant's domain."}),
+		upstreamErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_upstream_errors_total",
+			Help: "Failed upstream attempts, by kind: connect, timeout or protocol."}, []string{"kind"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slum_router_in_flight_requests",
+			Help: "Requests being proxied now (upgraded connections included)."}),
+	}
+	r.MustRegister(m.requests, m.upstream, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight)
+	return m
+}
+
+// tenantCounters are one tenant's request counters by class, looked up
+// once per table rather than per request.
+type tenantCounters [len(statusClasses)]prometheus.Counter
+
+func (m *Metrics) countersFor(tenant string) *tenantCounters {
+	var c tenantCounters
+	for i, class := range statusClasses {
+		c[i] = m.requests.WithLabelValues(tenant, class)
+	}
+	return &c
+}
+
+func (m *Metrics) forgetTenant(tenant string) {
+	for _, class := range statusClasses {
+		m.requests.DeleteLabelValues(tenant, class)
+	}
+}

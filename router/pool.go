@@ -1,0 +1,158 @@
+package router
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"net"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// probeAfter is how long a pooled connection may sit idle before it is
+// checked for a close by the server before reuse. Shorter idles are
+// trusted: checking costs two deadline changes and a read attempt.
+const probeAfter = time.Second
+
+// aLongTimeAgo is a deadline in the past: setting it makes blocked reads
+// and writes return at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// upstreamConn is one HTTP/1.1 connection to a tenement server. A request
+// owns it from get to put; the goroutine that owns it does all its I/O,
+// so there are no hand-offs between goroutines per request.
+type upstreamConn struct {
+	conn      net.Conn
+	raw       net.Conn // the TCP connection under conn (the same without TLS)
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+func (c *upstreamConn) close() { c.conn.Close() }
+
+// alive checks, without blocking, that the server has not closed an idle
+// connection: there must be nothing to read, not even an EOF.
+func (c *upstreamConn) alive() bool {
+	return c.br.Buffered() == 0 && !readable(c.raw)
+}
+
+// pool keeps idle connections to one tenement server. A buffered channel
+// hands them out: whoever receives one owns it.
+type pool struct {
+	addr       string // host:port
+	tls        bool
+	serverName string
+	idle       chan *upstreamConn
+	retired    atomic.Bool // no longer in the route table: keep nothing
+}
+
+func newPool(u *url.URL, maxIdle int) *pool {
+	return &pool{addr: u.Host, tls: u.Scheme == "https", serverName: u.Hostname(), idle: make(chan *upstreamConn, maxIdle)}
+}
+
+// get returns an idle connection that is still usable, or nil. probe
+// checks every connection for a close by the server, not only those idle
+// for long: for requests that could not be replayed on a new connection.
+func (pl *pool) get(now time.Time, maxIdle time.Duration, probe bool) *upstreamConn {
+	for {
+		select {
+		case c := <-pl.idle:
+			idle := now.Sub(c.idleSince)
+			if idle > maxIdle || ((probe || idle > probeAfter) && !c.alive()) {
+				c.close()
+				continue
+			}
+			return c
+		default:
+			return nil
+		}
+	}
+}
+
+// put keeps c for reuse, or closes it when the pool is full or retired.
+func (pl *pool) put(c *upstreamConn, now time.Time) {
+	if pl.retired.Load() {
+		c.close()
+		return
+	}
+	c.idleSince = now
+	select {
+	case pl.idle <- c:
+		if pl.retired.Load() { // retired meanwhile: drain may have missed c
+			pl.drain()
+		}
+	default:
+		c.close()
+	}
+}
+
+// drain closes every idle connection.
+func (pl *pool) drain() {
+	for {
+		select {
+		case c := <-pl.idle:
+			c.close()
+		default:
+			return
+		}
+	}
+}
+
+// sweep closes connections idle for longer than maxIdle.
+func (pl *pool) sweep(now time.Time, maxIdle time.Duration) {
+	for n := len(pl.idle); n > 0; n-- {
+		select {
+		case c := <-pl.idle:
+			if now.Sub(c.idleSince) > maxIdle {
+				c.close()
+				continue
+			}
+			select {
+			case pl.idle <- c:
+			default:
+				c.close()
+			}
+		default:
+			return
+		}
+	}
+}
+
+// connectError is a failure to establish a connection: nothing of the
+// request was sent, so another copy may be tried.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return "connect: " + e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// dial opens a new connection to pl's server.
+func (p *Proxy) dial(ctx context.Context, pl *pool) (*upstreamConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
+	defer cancel()
+	c, err := p.dialer.DialContext(ctx, "tcp", pl.addr)
+	if err != nil {
+		return nil, &connectError{err}
+	}
+	raw := c
+	if pl.tls {
+		var cfg *tls.Config
+		if p.cfg.UpstreamTLS != nil {
+			cfg = p.cfg.UpstreamTLS.Clone()
+		} else {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = pl.serverName
+		}
+		cfg.NextProtos = []string{"http/1.1"}
+		tc := tls.Client(c, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &connectError{err}
+		}
+		c = tc
+	}
+	return &upstreamConn{conn: c, raw: raw, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+}

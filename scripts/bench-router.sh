@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The router's overhead, side by side in one run: wrk (--latency) against
+#   direct     a fast Go backend
+#   slum       slum's router (package router) in front of it
+#   slum+log   the same with its JSON access log on (written to /dev/null)
+#   httputil   Go's httputil.ReverseProxy with default settings
+#   haproxy    haproxy as a plain reverse proxy (http-reuse always)
+# each with 1 and 64 keep-alive connections, then a table of rps, p50 and
+# p99. Loopback only. The load generator, proxy and backend share the
+# machine's cores: compare proxies with each other, not with direct.
+# Shared virtual machines are noisy, so the cells run in ROUNDS interleaved
+# rounds and the table shows each figure's median (rps of every round are
+# listed below it).
+# Usage: scripts/bench-router.sh                  (3 rounds of 3 s per cell, ~2 minutes)
+#        ROUNDS=1 DURATION=5 scripts/bench-router.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-3}
+BASE_PORT=${BASE_PORT:-18400}
+DOMAIN=bench.test
+for tool in wrk haproxy go curl; do
+  command -v "$tool" >/dev/null || { echo "bench-router: $tool is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/routerbench" ./router/internal/routerbench
+
+port_backend=$BASE_PORT
+port_slum=$((BASE_PORT + 1))
+port_slumlog=$((BASE_PORT + 2))
+port_httputil=$((BASE_PORT + 3))
+port_haproxy=$((BASE_PORT + 4))
+for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+    echo "bench-router: port $p is in use; set BASE_PORT" >&2; exit 1
+  fi
+done
+backend=http://127.0.0.1:$port_backend
+
+"$work/routerbench" -mode backend -listen 127.0.0.1:$port_backend & pids+=($!)
+# The slum rows run package router through routerbench (one route,
+# $DOMAIN -> the backend); once 'slum route' exists, start it here instead.
+"$work/routerbench" -mode slum -listen 127.0.0.1:$port_slum -backend "$backend" -domain $DOMAIN & pids+=($!)
+"$work/routerbench" -mode slum -listen 127.0.0.1:$port_slumlog -backend "$backend" -domain $DOMAIN -access-log 2>/dev/null & pids+=($!)
+"$work/routerbench" -mode httputil -listen 127.0.0.1:$port_httputil -backend "$backend" 2>/dev/null & pids+=($!)
+cat > "$work/haproxy.cfg" <<EOF
+global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend bench
+  bind 127.0.0.1:$port_haproxy
+  default_backend app
+backend app
+  server app1 127.0.0.1:$port_backend
+EOF
+haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
+
+for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy; do
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null -H "Host: $DOMAIN" "http://127.0.0.1:$p/" && continue 2
+    sleep 0.1
+  done
+  echo "bench-router: nothing answers on port $p" >&2; exit 1
+done
+
+# to_us turns a wrk latency (850.00us, 1.20ms, 1.05s) into microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") f = 1; else if (u == "ms") f = 1000; else if (u == "s") f = 1000000; else f = 0
+    printf "%.0f", n * f }'
+}
+
+declare -A rps p50 p99 errs
+run() { # name port conns round
+  local name=$1 port=$2 conns=$3 round=$4 threads=1 out
+  [ "$conns" -gt 1 ] && threads=2
+  if [ "$round" = 1 ]; then # warm up
+    wrk -t1 -c"$conns" -d1s -H "Host: $DOMAIN" "http://127.0.0.1:$port/" >/dev/null
+  fi
+  out=$(wrk -t$threads -c"$conns" -d"${DURATION}s" --latency -H "Host: $DOMAIN" "http://127.0.0.1:$port/")
+  rps[$name,$conns]+=" $(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+  p50[$name,$conns]+=" $(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
+  p99[$name,$conns]+=" $(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
+  errs[$name,$conns]=$(( ${errs[$name,$conns]:-0} + $(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) n += $i} END {print n + 0}' <<<"$out") ))
+}
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+
+paths="direct slum slum+log httputil haproxy"
+declare -A port=([direct]=$port_backend [slum]=$port_slum [slum+log]=$port_slumlog [httputil]=$port_httputil [haproxy]=$port_haproxy)
+echo "== router benchmark: wrk, $ROUNDS rounds of ${DURATION}s per cell; $(nproc) cores shared by wrk, proxy and backend"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
+for round in $(seq "$ROUNDS"); do
+  for c in 1 64; do
+    for path in $paths; do run "$path" "${port[$path]}" "$c" "$round"; done
+  done
+done
+
+declare -A med
+printf '\n| %-9s | %8s | %10s | %10s | %8s | %11s | %11s | %6s |\n' path "1c rps" "1c p50 µs" "1c p99 µs" "64c rps" "64c p50 µs" "64c p99 µs" errors
+printf '| %-9s | %8s | %10s | %10s | %8s | %11s | %11s | %6s |\n' --- ---: ---: ---: ---: ---: ---: ---:
+for path in $paths; do
+  for c in 1 64; do
+    med[$path,$c,rps]=$(median "${rps[$path,$c]}")
+    med[$path,$c,p50]=$(median "${p50[$path,$c]}")
+    med[$path,$c,p99]=$(median "${p99[$path,$c]}")
+  done
+  printf '| %-9s | %8s | %10s | %10s | %8s | %11s | %11s | %6s |\n' "$path" \
+    "${med[$path,1,rps]}" "${med[$path,1,p50]}" "${med[$path,1,p99]}" \
+    "${med[$path,64,rps]}" "${med[$path,64,p50]}" "${med[$path,64,p99]}" \
+    "$(( ${errs[$path,1]} + ${errs[$path,64]} ))"
+done
+echo
+echo "rps of each round (1 connection | 64 connections):"
+for path in $paths; do printf '  %-9s %s |%s\n' "$path" "${rps[$path,1]}" "${rps[$path,64]}"; done
+echo
+# ratio_median a b: the median over rounds of a/b, each round's pair
+# measured back to back.
+ratio_median() {
+  paste <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
+    awk '{print $1 / $2}' | sort -g | awk '{v[NR] = $1} END {printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+echo "per-round ratios, median: slum/haproxy $(ratio_median "${rps[slum,1]}" "${rps[haproxy,1]}") at 1 connection," \
+  "$(ratio_median "${rps[slum,64]}" "${rps[haproxy,64]}") at 64; slum/httputil $(ratio_median "${rps[slum,1]}" "${rps[httputil,1]}")" \
+  "and $(ratio_median "${rps[slum,64]}" "${rps[httputil,64]}")"
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+echo "load average before $load_before, after $load_after (this run alone adds about 3 at 64 connections)"
+awk -v b="$load_before" 'BEGIN { exit !(b > 1.0) }' &&
+  echo "WARNING: the machine was busy before the run started; figures are unreliable" >&2
+awk -v s1="${med[slum,1,rps]}" -v s64="${med[slum,64,rps]}" -v h1="${med[haproxy,1,rps]}" -v h64="${med[haproxy,64,rps]}" \
+    -v u1="${med[httputil,1,rps]}" -v u64="${med[httputil,64,rps]}" -v sp="${med[slum,1,p50]}" -v dp="${med[direct,1,p50]}" 'BEGIN {
+  printf "slum vs haproxy rps: %.0f %% at 1 connection, %.0f %% at 64 (target >= 70 %%)\n", 100 * s1 / h1, 100 * s64 / h64
+  printf "slum vs httputil rps: %.2fx at 1 connection, %.2fx at 64 (target >= 1)\n", s1 / u1, s64 / u64
+  printf "slum added p50 at 1 connection: %d µs over direct (target < 100 µs)\n", sp - dp }'
