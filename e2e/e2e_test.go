@@ -234,7 +234,7 @@ func (e *env) fleetFile(name, tenants string) string {
 	var b strings.Builder
 	b.WriteString("version: 1\nservers:\n")
 	for _, m := range e.fleet.Members {
-		fmt.Fprintf(&b, "  - {id: %s, url: '%s', capacity_mb: 4096, token_file: '%s'}\n", m.ID, m.URL, m.TokenFile)
+		fmt.Fprintf(&b, "  - {id: %s, url: '%s', domain: %s, capacity_mb: 4096, token_file: '%s'}\n", m.ID, m.URL, m.Domain, m.TokenFile)
 	}
 	b.WriteString("tenants:\n" + tenants)
 	p := filepath.Join(e.dir, name)

@@ -30,8 +30,11 @@ type Options struct {
 
 // Member is one server of a local fleet.
 type Member struct {
-	ID        string
-	URL       string
+	ID  string
+	URL string
+	// Domain is the domain the server routes subdomains of (tenement's
+	// --domain): a fleet file must name it for routing to reach instances.
+	Domain    string
 	Token     string
 	TokenFile string
 	Ten       *Ten        // with the tenement backend
@@ -102,8 +105,9 @@ func (f *Fleet) startTen(ctx context.Context, opt Options) error {
 		return err
 	}
 	for _, m := range f.Members {
+		m.Domain = m.ID + ".fleet.test"
 		t, err := StartTen(ctx, TenOptions{Dir: filepath.Join(opt.Dir, m.ID), Port: 8080, Services: opt.Services,
-			Netns: m.Host.Netns, URL: "http://" + m.Host.Addr + ":8080", Domain: m.ID + ".fleet.test"})
+			Netns: m.Host.Netns, URL: "http://" + m.Host.Addr + ":8080", Domain: m.Domain})
 		if err != nil {
 			return fmt.Errorf("server %s: %w", m.ID, err)
 		}
@@ -146,7 +150,7 @@ func (f *Fleet) startSim(opt Options) error {
 		if err != nil {
 			return fmt.Errorf("server %s: %w", m.ID, err)
 		}
-		m.URL = url
+		m.URL, m.Domain = url, "127.0.0.1"
 		m.TokenFile = filepath.Join(opt.Dir, m.ID+".token")
 		if err := os.WriteFile(m.TokenFile, []byte(m.Token+"\n"), 0o600); err != nil {
 			return err

@@ -28,7 +28,7 @@ import (
 const demoMarker = ".slum-demo"
 
 func (a *app) demoCommand() *cobra.Command {
-	var dir, backend string
+	var dir, backend, routeAddr string
 	var exitWhenConverged bool
 	cmd := &cobra.Command{
 		Use:   "demo [--dir DIR] [--backend tenement|simulator]",
@@ -43,12 +43,13 @@ converge. The fleet stays up, kept by slum, until Ctrl-C.`,
 			if backend == "auto" {
 				backend = ""
 			}
-			return a.demo(cmd.Context(), dir, backend, exitWhenConverged)
+			return a.demo(cmd.Context(), dir, backend, routeAddr, exitWhenConverged)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "slum-demo", "where the demo keeps its database, fleet file and servers (wiped on start)")
 	cmd.Flags().StringVar(&backend, "backend", "auto", "auto, tenement or simulator")
 	cmd.Flags().BoolVar(&exitWhenConverged, "exit-when-converged", false, "stop once the fleet has converged (for scripts)")
+	cmd.Flags().StringVar(&routeAddr, "route-addr", "127.0.0.1:8080", "where slum's router listens (127.0.0.1:0 picks a free port)")
 	return cmd
 }
 
@@ -76,12 +77,15 @@ func pointAt(f *desired.File, members []*localfleet.Member) error {
 	for i := range f.Servers {
 		s, m := &f.Servers[i], members[i]
 		s.SetURL(m.URL)
+		s.Domain, s.DomainSet = m.Domain, true
 		s.TokenEnv, s.TokenFile, s.NoToken, s.TokenSet = "", m.TokenFile, false, true
 	}
 	return nil
 }
 
-func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged bool) error {
+func (a *app) demo(ctx context.Context, dir, backend, routeAddr string, exitWhenConverged bool) error {
+	var rf routeFlags
+	rf.register(&cobra.Command{}, "route-addr", routeAddr)
 	if err := prepareDemoDir(dir); err != nil {
 		return err
 	}
@@ -141,17 +145,15 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	defer logf.Close()
 	cfg := reconcile.DefaultConfig()
 	cfg.PollInterval = time.Second
-	ctrl := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, slog.New(slog.NewTextHandler(logf, nil)), nil)
-	lease, lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), 15*time.Second, nil)
+	rf.server.Addr = routeAddr
+	stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: &rf, leaseTTL: 15 * time.Second,
+		log: slog.New(slog.NewTextHandler(logf, nil))})
 	if err != nil {
 		return err
 	}
-	defer release()
-	runCtx, stopRun := context.WithCancel(lctx)
-	runDone := make(chan error, 1)
-	go func() { runDone <- ctrl.Run(runCtx, lease.Fence()) }()
-	defer func() { stopRun(); <-runDone }()
-	fmt.Fprintf(a.stdout, "running the controller (log: %s)\n", filepath.Join(abs, "slum.log"))
+	defer func() { _ = stk.Stop() }()
+	runDone := stk.done
+	fmt.Fprintf(a.stdout, "running the controller and the router on http://%s (log: %s)\n", stk.RouterAddr, filepath.Join(abs, "slum.log"))
 
 	start := time.Now()
 	if err := a.watchConvergence(ctx, st, start); err != nil {
@@ -174,10 +176,12 @@ func (a *app) demo(ctx context.Context, dir, backend string, exitWhenConverged b
 	fmt.Fprintf(a.stdout, "\nThe fleet converged in %.1fs, and slum keeps it so while this runs. In another terminal, try:\n\n", converged.Seconds())
 	fmt.Fprintf(a.stdout, "  export SLUM_DB=%s\n", dbPath)
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  curl -H 'Host: alice.example.com' http://%s/\t# alice's app, through slum's router\n", stk.RouterAddr)
 	for _, c := range [][2]string{
 		{"status", "servers, their health, instance phases"},
 		{"instance list", "every instance and where it runs"},
-		{"tenant move alice --instance prod --to us-1", "slum starts the new copy, then stops the old"},
+		{"tenant get alice", "who serves alice now: prod, with backup as a warm spare"},
+		{"tenant move alice --instance prod --to us-1", "slum starts the new copy, then stops the old; the router follows"},
 		{"events --follow", "what slum does, as it does it"},
 		{"tenant remove bob", "slum stops bob's instance"},
 		{"apply -f " + fleetPath, "back to the file (--prune drops the rest)"},

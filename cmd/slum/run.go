@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
@@ -39,6 +35,7 @@ func (a *app) runCommand() *cobra.Command {
 	var memoryLimitMB int64
 	leaseTTL := 15 * time.Second
 	var dryRun bool
+	var rf routeFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the controller: keep every tenement server matching the desired state, and fail over dead ones",
@@ -60,7 +57,11 @@ unmanaged. A plan that would stop more than --max-stop-fraction of the
 instances slum placed (and more than --max-stop-floor), for instances that
 vanished from the database without being removed, is held until an operator
 approves it once with 'slum approve'. SIGTERM or Ctrl-C lets in-flight calls
-finish, then exits.`,
+finish, then exits.
+
+With --route-addr it also routes tenants' traffic (see 'slum route'), from
+the route table of each plan: no database read on the request path, and a
+failover reaches the router the moment it is decided.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
@@ -81,32 +82,18 @@ finish, then exits.`,
 				return err
 			}
 			defer st.Close()
-			c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, log, nil)
 			if dryRun {
-				return a.dryRun(ctx, c)
+				return a.dryRun(ctx, reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, log, nil))
 			}
-			if metricsAddr != "" {
-				srv, err := serveOps(metricsAddr, c)
-				if err != nil {
-					return err
-				}
-				defer srv.Close()
-				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
+			var route *routeFlags
+			if rf.server.Addr != "" {
+				route = &rf
 			}
-			// One controller per database: a second would fight the first.
-			lease, lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), leaseTTL, log)
+			stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: route, metricsAddr: metricsAddr, leaseTTL: leaseTTL, log: log})
 			if err != nil {
 				return err
 			}
-			defer release()
-			log.Info("slum run", "db", st.Path(), "epoch", lease.Epoch)
-			if err := c.Run(lctx, lease.Fence()); err != nil {
-				return err
-			}
-			if cause := context.Cause(lctx); errors.Is(cause, reconcile.ErrLeaseLost) {
-				return cause
-			}
-			return nil
+			return stk.Wait()
 		},
 	}
 	f := cmd.Flags()
@@ -125,39 +112,9 @@ finish, then exits.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
 	f.DurationVar(&leaseTTL, "lease-ttl", leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
+	rf.register(cmd, "route-addr", "")
 	f.Int64Var(&memoryLimitMB, "memory-limit-mb", 256, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); raise it for fleets beyond ~200,000 instances")
 	return cmd
-}
-
-// serveOps serves Prometheus metrics and health probes. /readyz fails
-// until the controller has made a plan, and while a plan is held back
-// waiting for an operator.
-func serveOps(addr string, c *reconcile.Controller) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(c.Metrics().Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		st := c.Status()
-		switch {
-		case !st.Ready:
-			http.Error(w, "not ready: "+st.Reason, http.StatusServiceUnavailable)
-		case st.Holds > 0:
-			http.Error(w, "held, waiting for an operator ('slum status', 'slum approve'): "+st.Reason, http.StatusServiceUnavailable)
-		default:
-			fmt.Fprintln(w, "ready")
-		}
-	})
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("metrics server", "err", err)
-		}
-	}()
-	return srv, nil
 }
 
 func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {

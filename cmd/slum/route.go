@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/router"
+	"github.com/slum-fleet/slum/routes"
+)
+
+// routeFlags are the router's settings, shared by 'slum route' and
+// 'slum run --route-addr'.
+type routeFlags struct {
+	server    router.ServerConfig
+	proxy     router.Config
+	maxBodyMB int64
+	accessLog bool
+}
+
+func (rf *routeFlags) register(cmd *cobra.Command, addrFlag string, addrDefault string) {
+	rf.server = router.DefaultServerConfig()
+	rf.proxy = router.DefaultConfig()
+	f := cmd.Flags()
+	f.StringVar(&rf.server.Addr, addrFlag, addrDefault, "where the router listens for tenants' traffic (host:port; beyond loopback it is public)")
+	f.StringVar(&rf.server.TLSCertFile, "tls-cert", "", "serve HTTPS (and HTTP/2) with this PEM certificate; give --tls-key too")
+	f.StringVar(&rf.server.TLSKeyFile, "tls-key", "", "the PEM key of --tls-cert")
+	f.DurationVar(&rf.proxy.DialTimeout, "route-dial-timeout", rf.proxy.DialTimeout, "connecting to a tenement server; a copy that cannot be reached in time is skipped for the next")
+	f.DurationVar(&rf.proxy.ResponseHeaderTimeout, "route-header-timeout", rf.proxy.ResponseHeaderTimeout, "waiting for a copy's response headers (504 after it)")
+	f.DurationVar(&rf.proxy.ColdStartAllowance, "route-cold-start", rf.proxy.ColdStartAllowance, "added to --route-header-timeout for on-demand copies, which may have to start")
+	f.DurationVar(&rf.proxy.UpstreamIdleTimeout, "route-idle-timeout", rf.proxy.UpstreamIdleTimeout, "silence of a copy mid-response before the exchange is abandoned")
+	f.Int64Var(&rf.maxBodyMB, "route-max-body-mb", 64, "largest request body accepted, in MB (413 beyond it; 0: no limit)")
+	f.BoolVar(&rf.accessLog, "access-log", true, "log every request (slog, Info)")
+}
+
+// start builds the router, serves it until ctx ends, and returns the proxy
+// (to hand route tables to), the address it listens on, and a channel that
+// yields the server's end.
+func (rf *routeFlags) start(ctx context.Context, log *slog.Logger) (*router.Proxy, string, <-chan error, error) {
+	if (rf.server.TLSCertFile == "") != (rf.server.TLSKeyFile == "") {
+		return nil, "", nil, usageError{fmt.Errorf("--tls-cert and --tls-key go together")}
+	}
+	if rf.maxBodyMB < 0 {
+		return nil, "", nil, usageError{fmt.Errorf("--route-max-body-mb must be 0 or more, not %d", rf.maxBodyMB)}
+	}
+	rf.proxy.MaxBodyBytes = rf.maxBodyMB << 20
+	if rf.maxBodyMB == 0 {
+		rf.proxy.MaxBodyBytes = -1
+	}
+	accessLog := log
+	if !rf.accessLog {
+		accessLog = slog.New(slog.DiscardHandler)
+	}
+	p, err := router.New(rf.proxy, accessLog, nil)
+	if err != nil {
+		return nil, "", nil, usageError{err}
+	}
+	srv, err := router.NewServer(rf.server, p, log)
+	if err != nil {
+		p.Close()
+		return nil, "", nil, err
+	}
+	ln, err := net.Listen("tcp", rf.server.Addr)
+	if err != nil {
+		p.Close()
+		return nil, "", nil, fmt.Errorf("router: listen on %s: %w", rf.server.Addr, err)
+	}
+	scheme := "http"
+	if rf.server.TLSCertFile != "" {
+		scheme = "https"
+	}
+	log.Info("routing tenants' traffic", "addr", scheme+"://"+ln.Addr().String())
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ctx, ln)
+		p.Close()
+		done <- err
+	}()
+	return p, ln.Addr().String(), done, nil
+}
+
+func (a *app) routeCommand() *cobra.Command {
+	var rf routeFlags
+	var metricsAddr, logFormat, logLevel string
+	every := 50 * time.Millisecond
+	cmd := &cobra.Command{
+		Use:   "route [--listen ADDR] [--tls-cert F --tls-key F]",
+		Short: "Route each tenant's domain to the copy that serves it now",
+		Long: `Route is slum's HTTP reverse proxy. A request whose Host is a tenant's domain
+goes to the tenant's serving copy (as 'slum tenant get' shows it) on that
+copy's tenement server, with Host rewritten to tenement's subdomain for the
+instance ({tenant}--{instance}.{process}.{server domain}); the original host
+travels in X-Forwarded-Host, with X-Forwarded-For and X-Forwarded-Proto.
+
+An unknown domain gets 404; a tenant nothing serves now (its server is dead,
+nothing is placed yet) gets 503 with Retry-After. A request that cannot
+connect is retried once on another copy when that is safe (GET, HEAD,
+OPTIONS, or a body not yet sent). Streams, server-sent events, WebSocket and
+large uploads pass through unbuffered.
+
+This router follows the fleet database (--db), seeing every change within
+about 50 ms; 'slum run --route-addr' runs one inside the controller instead.
+SIGTERM lets in-flight requests finish.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(os.Stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := a.open(ctx, dbMustExist)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			first, err := routes.Load(ctx, st)
+			if err != nil {
+				return err
+			}
+			p, _, done, err := rf.start(ctx, log)
+			if err != nil {
+				return err
+			}
+			if err := p.Set(first); err != nil {
+				return err
+			}
+			log.Info("following the fleet database", "db", st.Path(), "routes", first.Len())
+			if metricsAddr != "" {
+				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
+			}
+			go routes.Follow(ctx, st, every, func(t *routes.Table) {
+				if err := p.Set(t); err != nil {
+					log.Error("route table refused", "err", err)
+				}
+			}, func(err error) { log.Warn("route table not refreshed", "err", err) })
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	rf.register(cmd, "listen", "127.0.0.1:8080")
+	f := cmd.Flags()
+	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9465", "serve /metrics and /healthz here (empty: off)")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&every, "follow-interval", every, "how often the database is checked for changes")
+	return cmd
+}
+
+// serveMetrics serves Prometheus metrics from the gatherers, /healthz, and
+// /readyz when ready is given.
+func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	if ready != nil {
+		mux.HandleFunc("GET /readyz", ready)
+	}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Error("metrics server", "err", err)
+		}
+	}()
+	return srv, nil
+}
