@@ -8,7 +8,10 @@ import "time"
 type Snapshot struct {
 	Server string
 	Seq    uint64 // grows with every snapshot of this server
-	Health HealthState
+	// Content grows only when Listed or Instances change: snapshots with
+	// the same Content hold the same instances.
+	Content uint64
+	Health  HealthState
 	// Listed: the last instance list succeeded, and Instances is what the
 	// server ran as of ListedAt (when that call started). Otherwise
 	// Instances is the last list that did succeed, if any, and must not

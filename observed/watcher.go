@@ -57,6 +57,7 @@ type Watcher struct {
 	listedAt time.Time
 	listErr  string
 	insts    map[string]string
+	content  uint64
 }
 
 // NewWatcher returns a watcher of server id; publish receives every new
@@ -89,8 +90,8 @@ func (w *Watcher) SetPolicy(p WatchPolicy) {
 
 func (w *Watcher) snapshot() *Snapshot {
 	w.seq++
-	return &Snapshot{Server: w.id, Seq: w.seq, Health: w.det.State(), Listed: w.listed, ListedAt: w.listedAt,
-		ListErr: w.listErr, Instances: w.insts}
+	return &Snapshot{Server: w.id, Seq: w.seq, Content: w.content, Health: w.det.State(), Listed: w.listed,
+		ListedAt: w.listedAt, ListErr: w.listErr, Instances: w.insts}
 }
 
 type probeOutcome struct {
@@ -148,16 +149,38 @@ func (w *Watcher) onProbe(r probeOutcome) bool {
 func (w *Watcher) onList(r listOutcome) bool {
 	changed := w.det.Listed(w.clock.Now(), r.err, w.pol.Detector)
 	if r.err != nil {
+		if w.listed {
+			w.content++
+		}
 		changed = changed || w.listed
 		w.listed, w.listErr = false, r.err.Error()
 		return changed
 	}
-	// Keep only what the planner reads, copied out of the answer's buffer.
-	insts := make(map[string]string, len(r.list))
-	for _, in := range r.list {
-		insts[strings.Clone(in.Name)] = internHealth(in.Health)
+	if !w.listed || !sameList(w.insts, r.list) {
+		// Keep only what the planner reads, copied out of the answer's
+		// buffer.
+		insts := make(map[string]string, len(r.list))
+		for _, in := range r.list {
+			insts[strings.Clone(in.Name)] = internHealth(in.Health)
+		}
+		w.insts = insts
+		w.content++
 	}
-	w.listed, w.listedAt, w.listErr, w.insts = true, r.start, "", insts
+	w.listed, w.listedAt, w.listErr = true, r.start, ""
+	return true
+}
+
+// sameList reports whether a list holds exactly the instances of m, with
+// the same health words.
+func sameList(m map[string]string, list []Instance) bool {
+	if len(m) != len(list) {
+		return false
+	}
+	for _, in := range list {
+		if h, ok := m[in.Name]; !ok || h != in.Health {
+			return false
+		}
+	}
 	return true
 }
 
@@ -179,6 +202,7 @@ func (w *Watcher) Run(ctx context.Context) {
 	lists := make(chan listOutcome, 1)
 	streamEnded := make(chan error, 1)
 	var probing, listing, streaming bool
+	relist := false // a list was asked for while one was under way
 	var nextProbe, nextPoll <-chan time.Time
 	var streamRetry <-chan time.Time
 	startProbe := func() {
@@ -189,13 +213,29 @@ func (w *Watcher) Run(ctx context.Context) {
 		timeout := w.pol.ProbeTimeout
 		go func() { probes <- w.probe(ctx, timeout) }()
 	}
+	var listStarted time.Time
+	var soon <-chan time.Time // a list asked for soon, waiting its turn
 	startList := func() {
 		if listing {
 			return
 		}
-		listing, nextPoll = true, nil
+		listing, nextPoll, soon, listStarted = true, nil, nil, w.clock.Now()
 		timeout := w.pol.PollTimeout
 		go func() { lists <- w.list(ctx, timeout) }()
+	}
+	// listSoon lists as soon as allowed: lists asked for (after every
+	// action on the server) come at most every PollInterval/10, so a
+	// server taking a thousand spawns is not listed a thousand times.
+	listSoon := func() {
+		if soon != nil {
+			return
+		}
+		gap := max(w.pol.PollInterval/10, 50*time.Millisecond) - w.clock.Now().Sub(listStarted)
+		if gap <= 0 {
+			startList()
+			return
+		}
+		soon = w.clock.After(gap)
 	}
 	startStream := func() {
 		if streaming || !w.pol.Stream || w.det.State().Health != HealthOnline {
@@ -217,6 +257,15 @@ func (w *Watcher) Run(ctx context.Context) {
 		case <-nextPoll:
 			startList()
 		case <-w.pollSoon:
+			// A list under way may have started before what it should
+			// show happened: list again once it is back.
+			if listing {
+				relist = true
+			} else {
+				listSoon()
+			}
+		case <-soon:
+			soon = nil
 			startList()
 		case <-streamRetry:
 			startStream()
@@ -262,6 +311,10 @@ func (w *Watcher) Run(ctx context.Context) {
 				w.publish(w.snapshot())
 			}
 			nextPoll = w.clock.After(w.pol.PollInterval)
+			if relist {
+				relist = false
+				listSoon()
+			}
 		}
 	}
 }

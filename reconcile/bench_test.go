@@ -19,7 +19,7 @@ import (
 
 // benchFleet is a fleet of in-process simulators and a database whose
 // desired state places n instances evenly over them.
-func benchFleet(b *testing.B, servers, n int) *fixture {
+func benchFleet(b testing.TB, servers, n int) *fixture {
 	b.Helper()
 	cfg := DefaultConfig()
 	cfg.PollInterval = time.Hour

@@ -38,6 +38,7 @@ type Store interface {
 	Snapshot(ctx context.Context) (*desired.Snapshot, error)
 	ListPlacements(ctx context.Context) ([]desired.Placement, error)
 	ListTenantStatus(ctx context.Context) ([]desired.TenantStatus, error)
+	ListInstanceStatus(ctx context.Context) ([]desired.InstanceStatus, error)
 	RecordPlacements(ctx context.Context, f desired.Fence, ps []desired.Placement) error
 	Reschedule(ctx context.Context, f desired.Fence, rs []desired.Reschedule) ([]desired.Reschedule, error)
 }
@@ -156,22 +157,28 @@ type Controller struct {
 	status    atomic.Pointer[Status]
 
 	// Owned by the loop (or by the caller, when driven by hand).
-	started   bool
-	ctx       context.Context
-	fence     desired.Fence
-	fleet     *Fleet
-	servers   map[string]*serverRT
-	observed  map[string]*observed.Snapshot
-	ledger    Ledger
-	busy      map[string]bool
-	items     map[string]ItemState // by instance key, items with a history
-	serving   map[string]Serving
-	failovers []FailoverRecord
-	deadAt    map[string]time.Time // instance key → when its server was declared dead
-	events    []desired.Event
-	exec      *Executor
-	rep       *Reporter
-	running   bool // Run is driving; watchers have goroutines
+	started     bool
+	ctx         context.Context
+	fence       desired.Fence
+	fleet       *Fleet
+	servers     map[string]*serverRT
+	observed    map[string]*observed.Snapshot
+	ledger      Ledger
+	busy        map[string]bool
+	ledgerVer   map[string]uint64    // per server: counts changes to its ledger entries
+	busyVer     map[string]uint64    // per server: counts changes to its actions in flight
+	last        *Plan                // the previous plan, whose unchanged parts the next reuses
+	reported    *Plan                // the plan last carried out, for plan-to-plan events
+	routed      *Plan                // the plan the last route table was built from
+	routedFleet *Fleet               // and its fleet
+	items       map[string]ItemState // by instance key, items with a history
+	serving     map[string]Serving   // who served each tenant when the controller started
+	failovers   []FailoverRecord
+	deadAt      map[string]time.Time // instance key → when its server was declared dead
+	events      []desired.Event
+	exec        *Executor
+	rep         *Reporter
+	running     bool // Run is driving; watchers have goroutines
 }
 
 // New returns a controller. log and metrics may be nil.
@@ -184,9 +191,9 @@ func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, met
 	}
 	cfg = cfg.withDefaults()
 	c := &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, clock: cfg.Clock,
-		snaps: make(chan *observed.Snapshot, 4096), results: make(chan Result, 4096), kick: make(chan struct{}, 1),
+		snaps: make(chan *observed.Snapshot, 4096), results: make(chan Result, 1<<16), kick: make(chan struct{}, 1),
 		servers: map[string]*serverRT{}, observed: map[string]*observed.Snapshot{}, ledger: Ledger{},
-		busy: map[string]bool{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]time.Time{}}
+		busy: map[string]bool{}, ledgerVer: map[string]uint64{}, busyVer: map[string]uint64{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]time.Time{}}
 	c.clients.Store(&map[string]Client{})
 	c.status.Store(&Status{Reason: "no plan made yet"})
 	return c
@@ -232,7 +239,12 @@ func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
 	c.exec = NewExecutor(ctx, ExecutorConfig{Concurrency: c.cfg.Concurrency, PerServer: c.cfg.PerServer,
 		Timeout: c.cfg.ActionTimeout, Backoff: c.cfg.Backoff}, c.clock, c.send, c.check,
 		func(r Result) { c.results <- r }, c.wake)
-	c.rep = NewReporter(c.store, fence, c.clock, c.log, c.cfg.FlushInterval, c.cfg.OnRoutes)
+	c.rep = NewReporter(c.store, fence, c.clock, c.log, c.cfg.FlushInterval)
+	written, err := c.store.ListInstanceStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("load status: %w", err)
+	}
+	c.rep.Seed(written)
 	if err := c.reload(ctx); err != nil {
 		return err
 	}
@@ -242,6 +254,7 @@ func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
 }
 
 func (c *Controller) ledgerAdd(p desired.Placement, touched time.Time) {
+	c.ledgerVer[p.ServerID]++
 	m, ok := c.ledger[p.ServerID]
 	if !ok {
 		m = map[string]LedgerEntry{}
@@ -266,31 +279,61 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 	resync := time.NewTicker(c.cfg.PollInterval)
 	defer resync.Stop()
 
+	// Plans are paced. A change of the desired state or of a server's
+	// health plans at once; what only shows the effect of work under way
+	// (results of actions, servers listing what was just spawned) plans
+	// once the queue drains, or every busyPlan meanwhile, so a fleet
+	// converging from empty is not re-planned per spawn. Never more than
+	// half of the time is spent planning.
 	var fatal error
+	urgent, news := true, false
+	var lastAt time.Time
+	var lastTook time.Duration
+	var later <-chan time.Time
 	for fatal == nil {
-		c.step(ctx, true)
+		now := c.clock.Now()
+		due := urgent || news && (c.exec.Depth() == 0 || now.Sub(lastAt) >= busyPlan)
+		if wait := lastTook - now.Sub(lastAt); due && wait > 0 {
+			due, later = false, c.clock.After(wait)
+		}
+		switch {
+		case due:
+			c.step(ctx, true)
+			lastAt, lastTook = now, c.clock.Now().Sub(now)
+			urgent, news, later = false, false, nil
+		case news && later == nil:
+			later = c.clock.After(busyPlan - now.Sub(lastAt))
+		}
 		select {
 		case <-ctx.Done():
 		case err := <-repDone:
 			fatal = err
 			repDone <- err
 		case s := <-c.snaps:
-			c.onSnapshot(s)
+			u, n := c.onSnapshot(s)
+			urgent, news = urgent || u, news || n
 		case r := <-c.results:
 			c.onResult(r)
+			news = true
 		case rev := <-revs:
 			if c.fleet == nil || rev != c.fleet.Revision {
 				if err := c.reload(ctx); err != nil && ctx.Err() == nil {
 					c.log.Error("cannot read the desired state", "err", err)
 				}
+				urgent = true
 			}
 		case <-c.kick:
+			urgent = true
 		case <-resync.C:
+			news = true
+		case <-later:
+			later = nil
 		}
 		if ctx.Err() != nil {
 			break
 		}
-		c.drain()
+		u, n := c.drain()
+		urgent, news = urgent || u, news || n
 	}
 	// Shutting down: stop watching, let in-flight calls finish, write.
 	for _, rt := range c.servers {
@@ -310,7 +353,7 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 		}
 	}
 	c.drain()
-	c.rep.Submit(c.update(nil))
+	c.rep.Submit(c.update(nil), false)
 	stopRep()
 	err := <-repDone
 	if fatal != nil {
@@ -326,17 +369,24 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 	return err
 }
 
+// busyPlan is how often news of work under way is planned on while the
+// executor is busy.
+const busyPlan = 5 * time.Second
+
 // drain takes everything already waiting on the loop's channels, so one
-// plan follows a burst of news.
-func (c *Controller) drain() {
+// plan follows a burst of news. It reports whether urgent news came in
+// (a server's health changed) or other news worth a plan.
+func (c *Controller) drain() (urgent, news bool) {
 	for {
 		select {
 		case s := <-c.snaps:
-			c.onSnapshot(s)
+			u, n := c.onSnapshot(s)
+			urgent, news = urgent || u, news || n
 		case r := <-c.results:
 			c.onResult(r)
+			news = true
 		default:
-			return
+			return urgent, news
 		}
 	}
 }
@@ -462,29 +512,42 @@ func (c *Controller) watchPolicy(s desired.Settings) observed.WatchPolicy {
 		PollInterval: c.cfg.PollInterval, PollTimeout: c.cfg.PollTimeout, Stream: !c.cfg.NoStream}
 }
 
-// onSnapshot takes a watcher's news.
-func (c *Controller) onSnapshot(s *observed.Snapshot) {
+// onSnapshot takes a watcher's news. It reports whether the news is
+// urgent (the server's health changed: failover, fencing and routing may
+// depend on it) or otherwise worth a plan (its instances changed, or the
+// last plan had something to do there and a fresh list may show its
+// effect).
+func (c *Controller) onSnapshot(s *observed.Snapshot) (urgent, news bool) {
 	rt, ok := c.servers[s.Server]
 	if !ok {
-		return // a server that left the fleet
+		return false, false // a server that left the fleet
 	}
 	prev := c.observed[s.Server]
-	if prev != nil && prev.Seq >= s.Seq && prev.Health.Since.Equal(s.Health.Since) {
-		return
+	if prev != nil && prev.Seq >= s.Seq {
+		return false, false
 	}
 	c.observed[s.Server] = s
+	urgent = prev == nil || keyOf(prev.Health) != keyOf(s.Health)
+	news = prev == nil || prev.Content != s.Content
+	if !news && c.last != nil {
+		if si, ok := c.fleet.ServerIndex[s.Server]; ok && si < len(c.last.parts) {
+			pt := c.last.parts[si]
+			news = pt == nil || !pt.quiet
+		}
+	}
 	was := observed.HealthUnknown
 	if prev != nil {
 		was = prev.Health.Health
 	}
 	if now := s.Health.Health; now != was {
 		c.healthEvent(rt.srv.ID, was, s.Health)
-		if now == observed.HealthDead {
-			for i := range c.fleet.ByServer[s.Server] {
-				c.deadAt[c.fleet.ByServer[s.Server][i].Key] = s.Health.Since
+		if si, ok := c.fleet.ServerIndex[s.Server]; ok && now == observed.HealthDead {
+			for _, di := range c.fleet.OnServer[si] {
+				c.deadAt[c.fleet.Desired[di].Key] = s.Health.Since
 			}
 		}
 	}
+	return urgent, news
 }
 
 func (c *Controller) healthEvent(id string, was observed.Health, h observed.HealthState) {
@@ -509,7 +572,10 @@ func (c *Controller) healthEvent(id string, was observed.Health, h observed.Heal
 // onResult takes a finished (or dropped) action's news.
 func (c *Controller) onResult(r Result) {
 	a := r.Action
-	delete(c.busy, a.Key())
+	if c.busy[a.Key()] {
+		delete(c.busy, a.Key())
+		c.busyVer[a.ServerID]++
+	}
 	object := "server/" + a.ServerID + "/" + a.Name
 	if a.Instance != "" {
 		object = "instance/" + a.Instance
@@ -531,11 +597,14 @@ func (c *Controller) onResult(r Result) {
 	if e, ok := c.ledger[a.ServerID][a.Name]; ok {
 		e.Touched = r.At
 		c.ledger[a.ServerID][a.Name] = e
+		c.ledgerVer[a.ServerID]++
 	}
 	if r.Err == nil {
 		delete(c.items, a.Instance)
-		if rt := c.servers[a.ServerID]; rt != nil {
-			rt.watcher.PollSoon() // see the result
+		// See the results once the server's batch is done: one list for
+		// a thousand spawns, not a thousand lists.
+		if rt := c.servers[a.ServerID]; rt != nil && !c.busyOn(a.ServerID) {
+			rt.watcher.PollSoon()
 		}
 		switch {
 		case a.Kind == Stop && a.Fence:
@@ -565,6 +634,12 @@ func (c *Controller) onResult(r Result) {
 	default:
 		c.log.Debug("action failed", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "attempts", r.State.Attempts, "err", r.Err)
 	}
+}
+
+// busyOn reports whether the loop still waits for an action's result on
+// a server.
+func (c *Controller) busyOn(server string) bool {
+	return c.busyVer[server] > 0 && c.exec.ServerBusy(server)
 }
 
 // send performs one action.
@@ -656,8 +731,10 @@ func (c *Controller) plan() *Plan {
 		}
 	}
 	c.failovers = keep
-	return Planner{}.Plan(Input{Now: now, Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
-		Serving: c.serving, Failovers: c.failovers, Guard: c.cfg.Guard})
+	c.last = Planner{}.Plan(Input{Now: now, Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
+		Serving: c.serving, Failovers: c.failovers, Guard: c.cfg.Guard, Prev: c.last,
+		LedgerVersion: c.ledgerVer, BusyVersion: c.busyVer})
+	return c.last
 }
 
 func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
@@ -671,19 +748,12 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
 			c.ledgerAdd(p, now)
 		}
 	}
-	keep := map[string]map[string]bool{}
+	batch := make([]Offering, 0, len(plan.Spawns)+len(plan.Stops))
 	offer := func(a Action) {
-		if keep[a.ServerID] == nil {
-			keep[a.ServerID] = map[string]bool{}
-		}
-		keep[a.ServerID][a.Name] = true
 		rt := c.servers[a.ServerID]
 		snap := c.observed[a.ServerID]
-		if rt == nil || snap == nil {
-			return
-		}
-		if _, queued := c.exec.Offer(a, snap.ListedAt, rt.key); queued {
-			c.busy[a.Key()] = true
+		if rt != nil && snap != nil {
+			batch = append(batch, Offering{Action: a, ObservedAt: snap.ListedAt, ServerKey: rt.key})
 		}
 	}
 	if recorded {
@@ -694,19 +764,38 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
 	for _, a := range plan.Stops {
 		offer(a)
 	}
-	for id := range c.servers {
-		c.exec.Retain(id, keep[id])
+	for i, queued := range c.exec.OfferAll(batch) {
+		if queued {
+			a := batch[i].Action
+			c.busy[a.Key()] = true
+			c.busyVer[a.ServerID]++
+		}
+	}
+	if len(plan.Spawns)+len(plan.Stops) == 0 {
+		// Nothing to do anywhere: the executor forgets the history of
+		// work no longer wanted.
+		for id := range c.servers {
+			c.exec.Retain(id, nil)
+		}
 	}
 	for _, fg := range plan.Forget {
 		delete(c.ledger[fg.ServerID], fg.Name)
+		c.ledgerVer[fg.ServerID]++
 	}
-	c.serving = make(map[string]Serving, len(plan.Serving))
-	for _, s := range plan.Serving {
-		c.serving[s.Tenant] = s
-	}
+	c.events = append(c.events, planEvents(c.reported, plan, now)...)
+	c.reported = plan
 	c.replacements(plan, now)
+	// Who serves whom changed: the router hears of it now, and the
+	// reporter writes it now for routers and readers of the database.
+	urgent := routesChanged(c.routed, c.routedFleet, plan, c.fleet)
+	if urgent {
+		c.routed, c.routedFleet = plan, c.fleet
+		if c.cfg.OnRoutes != nil {
+			c.cfg.OnRoutes(RouteTable(c.fleet, plan))
+		}
+	}
 	if c.running {
-		c.rep.Submit(c.update(plan))
+		c.rep.Submit(c.update(plan), urgent)
 	} else {
 		c.rep.Merge(c.update(plan))
 	}

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -38,6 +37,14 @@ type Result struct {
 	At     time.Time // when the call finished
 }
 
+// parkKey is what a parked item waits to see change: the kind of action,
+// the instance's generation, the server's URL and token.
+type parkKey struct {
+	kind       Kind
+	generation int64
+	server     string
+}
+
 // ItemState is what the executor says of a work item, for status.
 type ItemState struct {
 	Attempts int64
@@ -55,7 +62,7 @@ type item struct {
 	bo       *backoff.ExponentialBackOff
 	nextAt   time.Time // earliest retry after a failure
 	parked   bool      // a permanent failure: waits for parkKey to change
-	parkKey  string
+	parkKey  parkKey
 	doneAt   time.Time // last success: not repeated until observed after it
 }
 
@@ -140,6 +147,36 @@ func (e *Executor) newBackoff() *backoff.ExponentialBackOff {
 func (e *Executor) Offer(a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.offer(a, observedAt, serverKey)
+}
+
+// Offering is one action of a batch, with what Offer takes besides.
+type Offering struct {
+	Action     Action
+	ObservedAt time.Time
+	ServerKey  string
+}
+
+// OfferAll offers a batch under one lock (a plan of a large fleet offers
+// many at once; workers take the lock too) and reports, for each, whether
+// it was queued.
+func (e *Executor) OfferAll(batch []Offering) []bool {
+	queued := make([]bool, len(batch))
+	// The lock is let go every chunk, so that workers finishing calls
+	// are not held up by a long batch.
+	const chunk = 512
+	for start := 0; start < len(batch); start += chunk {
+		e.mu.Lock()
+		for i := start; i < min(start+chunk, len(batch)); i++ {
+			o := batch[i]
+			_, queued[i] = e.offer(o.Action, o.ObservedAt, o.ServerKey)
+		}
+		e.mu.Unlock()
+	}
+	return queued
+}
+
+func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
 	sq := e.server(a.ServerID)
 	it, ok := sq.items[a.Name]
 	if !ok {
@@ -154,7 +191,7 @@ func (e *Executor) Offer(a Action, observedAt time.Time, serverKey string) (Item
 		}
 	}
 	it.action = a
-	park := fmt.Sprintf("%s/%d/%s", a.Kind, a.Generation, serverKey)
+	park := parkKey{a.Kind, a.Generation, serverKey}
 	switch {
 	case it.queued || it.inFlight:
 		return it.state(), false
@@ -219,6 +256,26 @@ func (e *Executor) DropServer(id string) {
 		close(sq.gone)
 		delete(e.servers, id)
 	}
+}
+
+// ServerBusy reports whether any action on a server is queued or in
+// flight.
+func (e *Executor) ServerBusy(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sq, ok := e.servers[id]
+	if !ok {
+		return false
+	}
+	if len(sq.pending) > 0 {
+		return true
+	}
+	for _, it := range sq.items {
+		if it.inFlight || it.queued {
+			return true
+		}
+	}
+	return false
 }
 
 // Depth is how many actions are queued or in flight.

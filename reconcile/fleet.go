@@ -8,15 +8,21 @@ import (
 
 // Fleet is a desired-state snapshot indexed for planning. It is built once
 // per revision and never modified, so plans and the executor's send-time
-// checks can share it.
+// checks can share it. Servers, tenants and instances have positions
+// (their index in the snapshot's slices), which plans use in place of
+// string-keyed lookups on the hot path.
 type Fleet struct {
 	*desired.Snapshot
-	Servers   map[string]*desired.Server
-	Tenants   map[string]*desired.Tenant
-	ByServer  map[string][]Desired  // instances by current server
-	ByKey     map[string]*Desired   // by tenant:instance, into ByServer
-	ByTenant  map[string][]*Desired // by tenant, in rank order
-	Instances int
+	Servers     map[string]*desired.Server
+	ServerIndex map[string]int // position in Snapshot.Servers
+	Tenants     map[string]*desired.Tenant
+	// Desired holds every instance, in the snapshot's order; Desired[i]
+	// has Index i.
+	Desired  []Desired
+	OnServer [][]int32             // by server position: positions in Desired, in order
+	ByKey    map[string]*Desired   // by tenant:instance
+	ByName   map[string]*Desired   // by tenement name (process:tenant--instance)
+	ByTenant map[string][]*Desired // by tenant, in rank order
 	// Removed holds the keys of instances removed on purpose whose copies
 	// may still run.
 	Removed map[string]bool
@@ -24,36 +30,35 @@ type Fleet struct {
 
 // NewFleet indexes a snapshot.
 func NewFleet(s *desired.Snapshot) *Fleet {
+	n := len(s.Instances)
 	f := &Fleet{Snapshot: s, Servers: make(map[string]*desired.Server, len(s.Servers)),
-		Tenants: make(map[string]*desired.Tenant, len(s.Tenants)), ByServer: make(map[string][]Desired, len(s.Servers)),
-		ByKey: make(map[string]*Desired, len(s.Instances)), ByTenant: make(map[string][]*Desired, len(s.Tenants)),
-		Instances: len(s.Instances), Removed: make(map[string]bool, len(s.Removed))}
-	for _, r := range s.Removed {
-		f.Removed[r.TenantID+":"+r.InstanceID] = true
-	}
+		ServerIndex: make(map[string]int, len(s.Servers)), Tenants: make(map[string]*desired.Tenant, len(s.Tenants)),
+		Desired: make([]Desired, n), OnServer: make([][]int32, len(s.Servers)),
+		ByKey: make(map[string]*Desired, n), ByName: make(map[string]*Desired, n),
+		ByTenant: make(map[string][]*Desired, len(s.Tenants)), Removed: make(map[string]bool, len(s.Removed))}
 	for i := range s.Servers {
 		f.Servers[s.Servers[i].ID] = &s.Servers[i]
+		f.ServerIndex[s.Servers[i].ID] = i
 	}
 	for i := range s.Tenants {
 		f.Tenants[s.Tenants[i].ID] = &s.Tenants[i]
 	}
-	count := make(map[string]int, len(s.Servers))
+	count := make([]int, len(s.Servers))
 	for i := range s.Instances {
-		count[s.Instances[i].ServerID]++
+		count[f.ServerIndex[s.Instances[i].ServerID]]++
 	}
-	for id, n := range count {
-		f.ByServer[id] = make([]Desired, 0, n)
+	for i, c := range count {
+		f.OnServer[i] = make([]int32, 0, c)
 	}
-	for _, in := range s.Instances {
-		f.ByServer[in.ServerID] = append(f.ByServer[in.ServerID], NewDesired(in))
-	}
-	for id := range f.ByServer {
-		ds := f.ByServer[id]
-		for i := range ds {
-			d := &ds[i]
-			f.ByKey[d.Key] = d
-			f.ByTenant[d.TenantID] = append(f.ByTenant[d.TenantID], d)
-		}
+	for i := range s.Instances {
+		in := &s.Instances[i]
+		d := &f.Desired[i]
+		*d = NewDesired(in)
+		d.Index, d.Srv = i, f.ServerIndex[in.ServerID]
+		f.OnServer[d.Srv] = append(f.OnServer[d.Srv], int32(i))
+		f.ByKey[d.Key] = d
+		f.ByName[d.Name] = d
+		f.ByTenant[d.TenantID] = append(f.ByTenant[d.TenantID], d)
 	}
 	for _, ds := range f.ByTenant {
 		sort.Slice(ds, func(i, j int) bool {
@@ -62,6 +67,9 @@ func NewFleet(s *desired.Snapshot) *Fleet {
 			}
 			return ds[i].ID < ds[j].ID
 		})
+	}
+	for _, r := range s.Removed {
+		f.Removed[r.TenantID+":"+r.InstanceID] = true
 	}
 	return f
 }

@@ -126,9 +126,14 @@ type Plan struct {
 	Held     []Held
 	Approved []int64 // holds whose one-time approval this plan carries out
 
+	// Observations has one entry per desired instance, in the order of
+	// Fleet.Desired.
 	Observations []Observation
-	Servers      []ServerReport
-	Serving      []Serving
+	Servers      []ServerReport // in the order of the snapshot's servers
+	Serving      []Serving      // in the order of the snapshot's tenants
+
+	// parts are the per-server shares of the plan the next plan may reuse.
+	parts []*part
 }
 
 // Counts summarises a plan for logs and dry runs.
@@ -144,12 +149,14 @@ func (p *Plan) Idle() bool {
 // Desired is a desired instance with its names worked out once per load of
 // the desired state, not once per plan.
 type Desired struct {
-	desired.Instance
-	Name string // on tenement: process:tenant--instance
-	Key  string // in slum: tenant:instance
+	*desired.Instance        // the snapshot's, shared
+	Name              string // on tenement: process:tenant--instance
+	Key               string // in slum: tenant:instance
+	Index             int    // position in Fleet.Desired
+	Srv               int    // position of its server in the snapshot's servers
 }
 
 // NewDesired wraps a desired instance.
-func NewDesired(in desired.Instance) Desired {
+func NewDesired(in *desired.Instance) Desired {
 	return Desired{Instance: in, Name: in.TenementName(), Key: in.Key()}
 }

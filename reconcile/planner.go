@@ -59,11 +59,22 @@ type Input struct {
 	// Busy holds the keys (Action.Key) of actions queued or in flight:
 	// their ledger entries are not forgotten meanwhile.
 	Busy map[string]bool
-	// Serving is who served each tenant after the previous plan: a copy
-	// keeps serving while it can, so traffic does not flap.
+	// Serving is who served each tenant before, for the first plan (when
+	// there is no Prev): a copy keeps serving while it can, so traffic
+	// does not flap.
 	Serving   map[string]Serving
 	Failovers []FailoverRecord // failovers started lately, for the rate limit
 	Guard     Guard
+	// Prev is the previous plan, whose per-server shares are reused for
+	// servers whose inputs did not change: a fleet where nothing happens
+	// is planned in time proportional to what changed, not to its size.
+	// The result is the same as without it.
+	Prev *Plan
+	// LedgerVersion and BusyVersion count changes to each server's ledger
+	// entries and to its actions in flight, so Prev's shares can be
+	// trusted.
+	LedgerVersion map[string]uint64
+	BusyVersion   map[string]uint64
 }
 
 // Planner turns an Input into a Plan. It is a pure function: no I/O, no
@@ -72,19 +83,21 @@ type Planner struct{}
 
 // Plan decides what to do.
 func (Planner) Plan(in Input) *Plan {
-	p := &planning{in: in, f: in.Fleet, set: in.Fleet.Settings, plan: &Plan{Revision: in.Fleet.Revision, At: in.Now},
-		health: make(map[string]observed.HealthState, len(in.Fleet.Servers)),
-		obs:    make(map[string]*Observation, in.Fleet.Instances)}
+	f := in.Fleet
+	p := &planning{in: in, f: f, set: f.Settings, plan: &Plan{Revision: f.Revision, At: in.Now},
+		health: make([]observed.HealthState, len(f.Snapshot.Servers)), snaps: make([]*observed.Snapshot, len(f.Snapshot.Servers)),
+		obs: make([]Observation, len(f.Desired)), parts: make([]*part, len(f.Snapshot.Servers))}
 	p.classifyServers()
 	p.failover()
 	p.failback()
-	for i := range p.f.Snapshot.Servers {
-		p.diffServer(&p.f.Snapshot.Servers[i])
+	for i := range f.Snapshot.Servers {
+		p.diffServer(i)
 	}
 	p.observeTheRest()
+	p.gather()
 	p.serving()
 	p.guardStops()
-	p.sortResults()
+	p.assemble()
 	return p.plan
 }
 
@@ -94,37 +107,84 @@ type planning struct {
 	f      *Fleet
 	set    desired.Settings
 	plan   *Plan
-	health map[string]observed.HealthState
+	health []observed.HealthState // by server position
+	snaps  []*observed.Snapshot   // by server position; nil: never observed
 	// dead lists the dead servers, by id; moving says which of them fail
 	// over in this plan, held which are held back and why.
 	dead    []string
 	moving  map[string]bool
 	held    map[string]string
-	obs     map[string]*Observation // by instance key
-	reports map[string]*ServerReport
+	obs     []Observation // by instance position
+	reports []*ServerReport
+	parts   []*part
+	reused  int // parts taken from the previous plan
 	placer  *desired.Placer
 }
 
-func (p *planning) state(server string) observed.HealthState {
-	if s := p.in.Observed[server]; s != nil {
-		return s.Health
+// part is the share of a plan that depends on one listed server alone. A
+// quiet part (nothing to do there) is kept with the plan; the next plan
+// reuses it while the server's inputs are the same.
+type part struct {
+	key    partKey
+	spawns []Action
+	stops  []Action
+	waits  []Wait
+	record []desired.Placement
+	forget []desired.Placement
+	report ServerReport
+	obs    []Observation // for OnServer's instances, in order
+	quiet  bool
+}
+
+type partKey struct {
+	revision int64
+	seq      uint64 // the content of the server's snapshot
+	ledger   uint64
+	busy     uint64
+	health   healthKey
+}
+
+// healthKey is what of a server's health its share of a plan depends on
+// (not when it last answered, which changes with every probe).
+type healthKey struct {
+	health   observed.Health
+	since    time.Time
+	lastDead time.Time
+}
+
+func keyOf(h observed.HealthState) healthKey {
+	return healthKey{health: h.Health, since: h.Since, lastDead: h.LastDead}
+}
+
+func (p *planning) key(i int) partKey {
+	id := p.f.Snapshot.Servers[i].ID
+	k := partKey{revision: p.f.Revision, ledger: p.in.LedgerVersion[id], busy: p.in.BusyVersion[id], health: keyOf(p.health[i])}
+	if s := p.snaps[i]; s != nil {
+		k.seq = s.Content
 	}
-	return observed.HealthState{Health: observed.HealthUnknown}
+	return k
 }
 
 // listed returns the server's snapshot when it can be acted on: its last
 // list succeeded and it is not dead.
-func (p *planning) listed(server string) *observed.Snapshot {
-	s := p.in.Observed[server]
+func (p *planning) listed(i int) *observed.Snapshot {
+	s := p.snaps[i]
 	if s == nil || !s.Listed || s.Health.Health == observed.HealthDead {
 		return nil
 	}
 	return s
 }
 
+func (p *planning) healthOf(server string) observed.HealthState {
+	if i, ok := p.f.ServerIndex[server]; ok {
+		return p.health[i]
+	}
+	return observed.HealthState{Health: observed.HealthUnknown}
+}
+
 // fit says why a server takes no new instances now, or "".
-func (p *planning) fit(s *desired.Server) string {
-	h := p.health[s.ID]
+func (p *planning) fit(i int) string {
+	h := p.health[i]
 	switch {
 	case h.Health != observed.HealthOnline:
 		return string(h.Health)
@@ -135,25 +195,39 @@ func (p *planning) fit(s *desired.Server) string {
 }
 
 func (p *planning) classifyServers() {
-	p.reports = make(map[string]*ServerReport, len(p.f.Servers))
-	p.placer = desired.NewPlacer()
+	p.reports = make([]*ServerReport, len(p.f.Snapshot.Servers))
 	for i := range p.f.Snapshot.Servers {
 		s := &p.f.Snapshot.Servers[i]
-		h := p.state(s.ID)
-		p.health[s.ID] = h
-		r := &ServerReport{ServerID: s.ID, Health: h}
+		h := observed.HealthState{Health: observed.HealthUnknown}
 		if snap := p.in.Observed[s.ID]; snap != nil {
+			h = snap.Health
+			p.snaps[i] = snap
+		}
+		p.health[i] = h
+		r := &ServerReport{ServerID: s.ID, Health: h}
+		if snap := p.snaps[i]; snap != nil {
 			r.Listed, r.Running = snap.Listed, len(snap.Instances)
 		}
-		p.reports[s.ID] = r
+		p.reports[i] = r
 		if h.Health == observed.HealthDead {
 			p.dead = append(p.dead, s.ID)
 		}
-		p.placer.AddServer(*s, p.fit(s))
 	}
-	for i := range p.f.Snapshot.Instances {
-		p.placer.Take(p.f.Snapshot.Instances[i])
+}
+
+// placement returns the placer, built on first use: only failover and
+// fail-back place instances.
+func (p *planning) placement() *desired.Placer {
+	if p.placer == nil {
+		p.placer = desired.NewPlacer()
+		for i := range p.f.Snapshot.Servers {
+			p.placer.AddServer(p.f.Snapshot.Servers[i], p.fit(i))
+		}
+		for i := range p.f.Snapshot.Instances {
+			p.placer.Take(p.f.Snapshot.Instances[i])
+		}
 	}
+	return p.placer
 }
 
 // movable reports whether an instance on a dead server fails over.
@@ -197,17 +271,18 @@ func (p *planning) failover() {
 		}
 	}
 	for _, id := range p.dead {
+		si := p.f.ServerIndex[id]
+		report := p.reports[si]
 		if n := away[id]; n > 0 {
-			p.reports[id].Failover = desired.FailoverDone
-			p.reports[id].Reason = fmt.Sprintf("%d of its instances run elsewhere", n)
+			report.Failover = desired.FailoverDone
+			report.Reason = fmt.Sprintf("%d of its instances run elsewhere", n)
 		}
 		var movable []*Desired
-		for i := range p.f.ByServer[id] {
-			if d := &p.f.ByServer[id][i]; p.movable(d) {
+		for _, di := range p.f.OnServer[si] {
+			if d := &p.f.Desired[di]; p.movable(d) {
 				movable = append(movable, d)
 			}
 		}
-		report := p.reports[id]
 		switch {
 		case len(movable) == 0:
 			continue
@@ -252,7 +327,7 @@ func (p *planning) failover() {
 // probes on its way there. Servers failing together count together, even
 // if their probes declare them dead a moment apart.
 func (p *planning) lost(id string) bool {
-	h := p.health[id].Health
+	h := p.healthOf(id).Health
 	return h == observed.HealthDead || h == observed.HealthSuspect
 }
 
@@ -299,7 +374,7 @@ func (p *planning) partition() (map[string]bool, string) {
 				continue
 			}
 			for _, id := range ids {
-				if p.health[id].Health == observed.HealthDead {
+				if p.healthOf(id).Health == observed.HealthDead {
 					out[id] = true
 				}
 			}
@@ -335,7 +410,7 @@ func (p *planning) place(from string, ds []*Desired, commit bool) ([]desired.Res
 		if t := p.f.Tenants[d.TenantID]; t != nil {
 			region = t.Region
 		}
-		to, err := p.placer.Place(d.TenantID, region, d.Process, d.MemoryMB, from)
+		to, err := p.placement().Place(d.TenantID, region, d.Process, d.MemoryMB, from)
 		if err != nil {
 			if commit {
 				unplaceable++
@@ -345,9 +420,9 @@ func (p *planning) place(from string, ds []*Desired, commit bool) ([]desired.Res
 			continue
 		}
 		if commit {
-			moved := d.Instance
+			moved := *d.Instance // a copy: the snapshot is shared
 			moved.ServerID = to
-			p.placer.Take(moved)
+			p.placement().Take(moved)
 		}
 		out = append(out, desired.Reschedule{TenantID: d.TenantID, InstanceID: d.ID, From: from, To: to,
 			Generation: d.Generation, Reason: "server " + from + " is dead"})
@@ -370,28 +445,29 @@ func (p *planning) failback() {
 		if !in.FailedOver() || in.DesiredState != desired.StateRunning {
 			continue
 		}
-		home, ok := p.f.Servers[in.HomeServerID]
-		d := p.f.ByKey[in.Key()]
-		if !ok || d == nil || p.moving[in.ServerID] {
+		hi, ok := p.f.ServerIndex[in.HomeServerID]
+		d := &p.f.Desired[i]
+		if !ok || p.moving[in.ServerID] {
 			continue
 		}
-		h := p.health[home.ID]
-		if p.fit(home) != "" || p.in.Now.Sub(h.Since) < p.set.FailbackAfter {
+		h := p.health[hi]
+		if p.fit(hi) != "" || p.in.Now.Sub(h.Since) < p.set.FailbackAfter {
 			continue
 		}
 		// Only an instance that runs where it is now goes home: the
 		// old copy is stopped once the new one runs.
-		if snap := p.listed(in.ServerID); snap == nil {
+		if snap := p.listed(d.Srv); snap == nil {
 			continue
 		} else if _, running := snap.Running(d.Name); !running {
 			continue
 		}
-		if p.placer.Fits(home.ID, in.TenantID, in.Process, in.MemoryMB) != nil {
+		home := &p.f.Snapshot.Servers[hi]
+		if p.placement().Fits(home.ID, in.TenantID, in.Process, in.MemoryMB) != nil {
 			continue
 		}
 		moved := *in
 		moved.ServerID = home.ID
-		p.placer.Take(moved)
+		p.placement().Take(moved)
 		p.plan.Reschedules = append(p.plan.Reschedules, desired.Reschedule{TenantID: in.TenantID, InstanceID: in.ID,
 			From: in.ServerID, To: home.ID, Generation: in.Generation,
 			Reason: fmt.Sprintf("fail-back: home server %s has been online for %s", home.ID, p.in.Now.Sub(h.Since).Round(time.Second))})
@@ -399,12 +475,10 @@ func (p *planning) failback() {
 }
 
 func (p *planning) observe(d *Desired, phase desired.Phase, health, msg string, converged bool) {
-	if _, done := p.obs[d.Key]; done {
-		return
+	if p.obs[d.Index].Instance != nil {
+		return // the first word on an instance stands
 	}
-	o := Observation{Instance: d, Phase: phase, Health: health, Message: msg, Converged: converged}
-	p.plan.Observations = append(p.plan.Observations, o)
-	p.obs[d.Key] = &p.plan.Observations[len(p.plan.Observations)-1]
+	p.obs[d.Index] = Observation{Instance: d, Phase: phase, Health: health, Message: msg, Converged: converged}
 }
 
 // diffServer compares one listed server's desired instances with what it
@@ -412,29 +486,34 @@ func (p *planning) observe(d *Desired, phase desired.Phase, health, msg string, 
 // reported as unmanaged. An absent on-demand instance is left to wake on
 // request. A copy whose instance moved elsewhere is stopped once the new
 // copy runs there, or at once when this server is back from the dead
-// (fencing: its instance failed over).
-func (p *planning) diffServer(s *desired.Server) {
-	report := p.reports[s.ID]
+// (fencing: its instance failed over). A quiet server whose inputs did not
+// change since the previous plan keeps its share of that plan.
+func (p *planning) diffServer(si int) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	owned := p.in.Ledger[s.ID]
-	ds := p.f.ByServer[s.ID]
-	for name := range owned {
-		if d, ok := p.f.ByKey[ledgerKey(owned[name])]; !ok || d.ServerID != s.ID || d.DesiredState != desired.StateRunning {
-			report.PendingStops++
-		}
-	}
-	snap := p.listed(s.ID)
+	snap := p.listed(si)
 	if snap == nil {
+		report.PendingStops = p.pendingStops(s.ID, owned)
 		return
 	}
+	key := p.key(si)
+	if prev := p.in.Prev; prev != nil && si < len(prev.parts) && prev.Revision == p.f.Revision {
+		if pt := prev.parts[si]; pt != nil && pt.quiet && pt.key == key {
+			p.take(si, pt)
+			p.reused++
+			return
+		}
+	}
+	pt := &part{key: key}
+	p.parts[si] = pt
 	running := snap.Instances
-	want := make(map[string]bool, len(ds))
-	for i := range ds {
-		d := &ds[i]
-		want[d.Name] = true
+	for _, di := range p.f.OnServer[si] {
+		d := &p.f.Desired[di]
 		health, present := running[d.Name]
 		_, isOwned := owned[d.Name]
 		if !isOwned && d.DesiredState == desired.StateRunning {
-			p.plan.Record = append(p.plan.Record, desired.Placement{ServerID: s.ID, Name: d.Name, TenantID: d.TenantID, InstanceID: d.ID})
+			pt.record = append(pt.record, desired.Placement{ServerID: s.ID, Name: d.Name, TenantID: d.TenantID, InstanceID: d.ID})
 		}
 		act := Action{ServerID: s.ID, Name: d.Name, Process: d.Process, ID: d.Name[len(d.Process)+1:],
 			Instance: d.Key, Generation: d.Generation}
@@ -452,7 +531,7 @@ func (p *planning) diffServer(s *desired.Server) {
 			report.Unmanaged = append(report.Unmanaged, d.Name)
 		case present:
 			act.Kind, act.Reason = Stop, "desired state is stopped"
-			p.plan.Stops = append(p.plan.Stops, act)
+			pt.stops = append(pt.stops, act)
 			p.observe(d, desired.PhasePending, health, "", false)
 		case d.DesiredState == desired.StateStopped:
 			p.observe(d, desired.PhaseStopped, "", "", true)
@@ -460,15 +539,17 @@ func (p *planning) diffServer(s *desired.Server) {
 			p.observe(d, desired.PhaseIdle, "", "", true)
 		default:
 			act.Kind, act.Reason = Spawn, "desired running and absent"
+			msg := ""
 			if d.FailedOver() {
 				act.Reason = "failed over from " + d.HomeServerID
+				msg = act.Reason
 			}
-			p.plan.Spawns = append(p.plan.Spawns, act)
-			p.observe(d, desired.PhasePending, "", act.Reason, false)
+			pt.spawns = append(pt.spawns, act)
+			p.observe(d, desired.PhasePending, "", msg, false)
 		}
 	}
 	for name := range running {
-		if want[name] {
+		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID {
 			continue
 		}
 		_, isOwned := owned[name]
@@ -485,14 +566,14 @@ func (p *planning) diffServer(s *desired.Server) {
 		case desiredElsewhere && p.fences(report.Health, d):
 			act.Fence = true
 			act.Reason = fmt.Sprintf("fencing: %s was dead and %s failed over to %s", s.ID, key, d.ServerID)
-			p.plan.Stops = append(p.plan.Stops, act)
+			pt.stops = append(pt.stops, act)
 			report.Failover, report.Reason = desired.FailoverFencing, "stopping stale copies of instances that failed over"
-		case desiredElsewhere && p.runsOn(d, d.ServerID):
+		case desiredElsewhere && p.runsOn(d, d.Srv):
 			act.Reason = "moved to " + d.ServerID + ", where it runs"
-			p.plan.Stops = append(p.plan.Stops, act)
+			pt.stops = append(pt.stops, act)
 		case desiredElsewhere:
 			act.Reason = "moved to " + d.ServerID
-			p.plan.Waits = append(p.plan.Waits, Wait{Action: act, WaitingFor: d.ServerID})
+			pt.waits = append(pt.waits, Wait{Action: act, WaitingFor: d.ServerID})
 		default:
 			switch {
 			case !exists && p.f.Removed[key]:
@@ -506,24 +587,65 @@ func (p *planning) diffServer(s *desired.Server) {
 			default:
 				act.Reason = "replaced by " + d.Name
 			}
-			p.plan.Stops = append(p.plan.Stops, act)
+			pt.stops = append(pt.stops, act)
 		}
 	}
+	waitsForList := false
 	for name, e := range owned {
+		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID && d.DesiredState == desired.StateRunning {
+			continue // a placement of the desired state: kept while it is desired here
+		}
+		report.PendingStops++
 		if _, present := running[name]; present {
 			continue
 		}
-		if d, ok := p.f.ByKey[ledgerKey(e)]; ok && d.ServerID == s.ID && d.DesiredState == desired.StateRunning {
-			continue // a placement of the desired state: kept while it is desired here
-		}
 		if p.in.Busy[s.ID+"/"+name] || !snap.ListedAt.After(e.Touched) {
+			waitsForList = true
 			continue // an action on it may not show in this list yet
 		}
-		p.plan.Forget = append(p.plan.Forget, desired.Placement{ServerID: s.ID, Name: name, TenantID: e.TenantID, InstanceID: e.InstanceID})
+		pt.forget = append(pt.forget, desired.Placement{ServerID: s.ID, Name: name, TenantID: e.TenantID, InstanceID: e.InstanceID})
+	}
+	// Spawns come in the snapshot's order; the rest from maps: sort them,
+	// so that plans are the same for the same inputs.
+	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
+	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
+	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
+	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
+	if pt.quiet {
+		sort.Strings(report.Unmanaged)
+		pt.report = *report
+		pt.obs = make([]Observation, len(p.f.OnServer[si]))
+		for j, di := range p.f.OnServer[si] {
+			pt.obs[j] = p.obs[di]
+		}
 	}
 }
 
-func ledgerKey(e LedgerEntry) string { return e.TenantID + ":" + e.InstanceID }
+// pendingStops counts the copies slum placed on a server that are to go.
+func (p *planning) pendingStops(server string, owned map[string]LedgerEntry) int {
+	n := 0
+	for name := range owned {
+		if d, ok := p.f.ByName[name]; !ok || d.ServerID != server || d.DesiredState != desired.StateRunning {
+			n++
+		}
+	}
+	return n
+}
+
+// take reuses a quiet part of the previous plan.
+func (p *planning) take(si int, pt *part) {
+	p.parts[si] = pt
+	r := pt.report
+	r.Health = p.health[si] // its latest probes, which do not change the part
+	*p.reports[si] = r
+	for j, di := range p.f.OnServer[si] {
+		o := pt.obs[j]
+		o.Instance = &p.f.Desired[di]
+		if p.obs[di].Instance == nil {
+			p.obs[di] = o
+		}
+	}
+}
 
 // fences reports whether a copy of d on a server with health h is a stale
 // copy to stop at once: the server died, and d was placed elsewhere before
@@ -533,28 +655,27 @@ func (p *planning) fences(h observed.HealthState, d *Desired) bool {
 	return !h.LastDead.IsZero() && h.Health == observed.HealthOnline && d.UpdatedAt.Before(h.Since)
 }
 
-// runsOn reports whether d's copy runs on server (or, on-demand, may wake
-// there).
-func (p *planning) runsOn(d *Desired, server string) bool {
+// runsOn reports whether d's copy runs on the server at position si (or,
+// on-demand, may wake there).
+func (p *planning) runsOn(d *Desired, si int) bool {
 	if d.Mode == desired.ModeOnDemand {
-		return p.health[server].Health == observed.HealthOnline
+		return p.health[si].Health == observed.HealthOnline
 	}
-	snap := p.listed(server)
-	if snap == nil {
-		return false
-	}
-	_, ok := snap.Running(d.Name)
+	_, ok := p.listed(si).Running(d.Name)
 	return ok
 }
 
 // observeTheRest gives every instance not seen on a listed server its
 // phase: down with its dead server, failing over, or unknown.
 func (p *planning) observeTheRest() {
-	for i := range p.f.Snapshot.Servers {
-		s := &p.f.Snapshot.Servers[i]
-		h := p.health[s.ID]
-		for j := range p.f.ByServer[s.ID] {
-			d := &p.f.ByServer[s.ID][j]
+	for si := range p.f.Snapshot.Servers {
+		if p.listed(si) != nil {
+			continue
+		}
+		s := &p.f.Snapshot.Servers[si]
+		h := p.health[si]
+		for _, di := range p.f.OnServer[si] {
+			d := &p.f.Desired[di]
 			switch {
 			case d.DesiredState == desired.StateStopped && h.Health == observed.HealthDead:
 				p.observe(d, desired.PhaseStopped, "", "", false)
@@ -566,7 +687,7 @@ func (p *planning) observeTheRest() {
 				p.observe(d, desired.PhaseDown, "", "server "+s.ID+" is dead", false)
 			default:
 				msg := "server " + s.ID + " is " + string(h.Health)
-				if snap := p.in.Observed[s.ID]; snap != nil && snap.ListErr != "" {
+				if snap := p.snaps[si]; snap != nil && snap.ListErr != "" {
 					msg += ": " + snap.ListErr
 				} else if h.LastErr != "" {
 					msg += ": " + h.LastErr
@@ -575,9 +696,8 @@ func (p *planning) observeTheRest() {
 			}
 		}
 	}
-	for i := range p.plan.Observations {
-		o := &p.plan.Observations[i]
-		if o.Message == "" && o.Instance.FailedOver() {
+	for i := range p.obs {
+		if o := &p.obs[i]; o.Message == "" && o.Instance.FailedOver() {
 			o.Message = "failed over from " + o.Instance.HomeServerID
 		}
 	}
@@ -595,23 +715,34 @@ func (p *planning) upCopy(d *Desired, waiting map[string]string) (desired.CopyRe
 	if d.DesiredState != desired.StateRunning {
 		return desired.CopyRef{}, false
 	}
-	serves := func(server string) bool {
-		switch p.health[server].Health {
-		case observed.HealthOnline, observed.HealthSuspect:
-		default:
-			return false
-		}
-		if d.Mode == desired.ModeOnDemand && server == d.ServerID {
-			return true
-		}
-		health, ok := p.in.Observed[server].Running(d.Name)
-		return ok && health != "failed" && health != "unhealthy"
+	up := func(si int) bool {
+		h := p.health[si].Health
+		return h == observed.HealthOnline || h == observed.HealthSuspect
 	}
-	if serves(d.ServerID) {
-		return desired.CopyRef{Instance: d.ID, Server: d.ServerID}, true
+	if up(d.Srv) {
+		if d.Mode == desired.ModeOnDemand {
+			return desired.CopyRef{Instance: d.ID, Server: d.ServerID}, true
+		}
+		// The copy on its own server, as this plan observed it (or as
+		// last listed, while its server cannot be listed).
+		o := p.obs[d.Index]
+		health, running := o.Health, o.Phase == desired.PhaseRunning || o.Phase == desired.PhaseFailed
+		if o.Phase == desired.PhaseUnknown {
+			health, running = p.snaps[d.Srv].Running(d.Name)
+		}
+		if running && health != "failed" && health != "unhealthy" {
+			return desired.CopyRef{Instance: d.ID, Server: d.ServerID}, true
+		}
 	}
-	if old, ok := waiting[d.Key]; ok && serves(old) {
-		return desired.CopyRef{Instance: d.ID, Server: old}, true
+	if len(waiting) == 0 {
+		return desired.CopyRef{}, false
+	}
+	if old, ok := waiting[d.Key]; ok {
+		if si, ok := p.f.ServerIndex[old]; ok && up(si) {
+			if health, ok := p.snaps[si].Running(d.Name); ok && health != "failed" && health != "unhealthy" {
+				return desired.CopyRef{Instance: d.ID, Server: old}, true
+			}
+		}
 	}
 	return desired.CopyRef{}, false
 }
@@ -619,25 +750,56 @@ func (p *planning) upCopy(d *Desired, waiting map[string]string) (desired.CopyRe
 // serving decides who serves each tenant. With one serving copy, the
 // copy that served keeps serving while it is up; otherwise the
 // lowest-ranked copy that is up serves and the others are spares. With
-// all, every copy that is up serves.
+// all, every copy that is up serves. When nothing its decisions depend on
+// changed since the previous plan, that plan's decisions stand.
 func (p *planning) serving() {
-	waiting := make(map[string]string, len(p.plan.Waits))
-	for _, w := range p.plan.Waits {
-		waiting[w.Instance] = w.ServerID
+	if prev := p.in.Prev; prev != nil && p.reused == len(p.f.Snapshot.Servers) && prev.Revision == p.f.Revision &&
+		len(prev.Serving) == len(p.f.Snapshot.Tenants) && !prev.settling() {
+		p.plan.Serving = prev.Serving
+		return
+	}
+	var waiting map[string]string
+	for _, pt := range p.parts {
+		if pt == nil {
+			continue
+		}
+		for _, w := range pt.waits {
+			if waiting == nil {
+				waiting = map[string]string{}
+			}
+			waiting[w.Instance] = w.ServerID
+		}
+	}
+	// Who served before: the previous plan's decisions, by position when
+	// the tenants are the same, else by tenant.
+	pp := p.in.Prev
+	aligned := pp != nil && pp.Revision == p.f.Revision && len(pp.Serving) == len(p.f.Snapshot.Tenants)
+	prevServing := p.in.Serving
+	if pp != nil && !aligned {
+		prevServing = make(map[string]Serving, len(pp.Serving))
+		for _, sv := range pp.Serving {
+			prevServing[sv.Tenant] = sv
+		}
 	}
 	p.plan.Serving = make([]Serving, 0, len(p.f.Snapshot.Tenants))
+	var up []desired.CopyRef
 	for i := range p.f.Snapshot.Tenants {
 		t := &p.f.Snapshot.Tenants[i]
-		prev := p.in.Serving[t.ID]
+		var prev Serving
+		if aligned {
+			prev = pp.Serving[i]
+		} else {
+			prev = prevServing[t.ID]
+		}
 		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
-		var up []desired.CopyRef
+		up = up[:0]
 		for _, d := range p.f.ByTenant[t.ID] {
 			if c, ok := p.upCopy(d, waiting); ok {
 				up = append(up, c)
 			}
 		}
 		if t.Serving == desired.ServingAll {
-			sv.Serving, sv.Settling = up, false
+			sv.Serving, sv.Settling = slices.Clone(up), false
 		} else if len(up) > 0 {
 			first := -1
 			if len(prev.Serving) > 0 {
@@ -665,14 +827,30 @@ func (p *planning) serving() {
 				}
 			}
 		}
-		if !slices.Equal(sv.Serving, prev.Serving) {
+		if slices.Equal(sv.Serving, prev.Serving) {
+			sv.Serving = prev.Serving // share, rather than hold two copies
+		} else {
 			sv.Since = p.in.Now
+		}
+		if slices.Equal(sv.Spares, prev.Spares) {
+			sv.Spares = prev.Spares
 		}
 		if len(sv.Serving) == 0 {
 			sv.Reason = p.whyNotServed(t.ID)
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)
 	}
+}
+
+// settling reports whether any tenant's serving copy may still give way
+// to a better one.
+func (pl *Plan) settling() bool {
+	for i := range pl.Serving {
+		if pl.Serving[i].Settling {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *planning) whyNotServed(tenant string) string {
@@ -686,7 +864,7 @@ func (p *planning) whyNotServed(tenant string) string {
 			continue
 		}
 		stopped = false
-		if h := p.health[d.ServerID].Health; h != observed.HealthOnline && h != observed.HealthSuspect {
+		if h := p.health[d.Srv].Health; h != observed.HealthOnline && h != observed.HealthSuspect {
 			return fmt.Sprintf("its server %s is %s", d.ServerID, h)
 		}
 	}
@@ -733,22 +911,28 @@ func (p *planning) guardStops() {
 	p.plan.Stops = kept
 }
 
-func (p *planning) sortResults() {
-	byKey := func(as []Action) {
-		sort.Slice(as, func(i, j int) bool { return as[i].Key() < as[j].Key() })
-	}
-	byKey(p.plan.Spawns)
-	byKey(p.plan.Stops)
-	sort.Slice(p.plan.Waits, func(i, j int) bool { return p.plan.Waits[i].Key() < p.plan.Waits[j].Key() })
-	sort.Slice(p.plan.Forget, func(i, j int) bool {
-		a, b := p.plan.Forget[i], p.plan.Forget[j]
-		return a.ServerID < b.ServerID || a.ServerID == b.ServerID && a.Name < b.Name
-	})
-	p.plan.Servers = make([]ServerReport, 0, len(p.f.Snapshot.Servers))
-	for i := range p.f.Snapshot.Servers {
-		r := p.reports[p.f.Snapshot.Servers[i].ID]
+// assemble gathers the per-server shares into the plan's sets.
+func (p *planning) assemble() {
+	p.plan.Observations = p.obs
+	p.plan.parts = p.parts
+	p.plan.Servers = make([]ServerReport, len(p.reports))
+	for i, r := range p.reports {
 		sort.Strings(r.Unmanaged)
-		p.plan.Servers = append(p.plan.Servers, *r)
+		p.plan.Servers[i] = *r
+	}
+}
+
+// gather collects the actions of every server's share, in server order.
+func (p *planning) gather() {
+	for _, pt := range p.parts {
+		if pt == nil || pt.quiet {
+			continue
+		}
+		p.plan.Spawns = append(p.plan.Spawns, pt.spawns...)
+		p.plan.Stops = append(p.plan.Stops, pt.stops...)
+		p.plan.Waits = append(p.plan.Waits, pt.waits...)
+		p.plan.Record = append(p.plan.Record, pt.record...)
+		p.plan.Forget = append(p.plan.Forget, pt.forget...)
 	}
 }
 

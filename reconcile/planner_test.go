@@ -640,18 +640,53 @@ func TestPlannerMassStopGuard(t *testing.T) {
 	}
 }
 
+// show prints a plan, without the shares kept for the next plan.
+func show(p *Plan) string {
+	c := *p
+	c.parts = nil
+	return fmt.Sprintf("%+v", c)
+}
+
 func TestPlannerIsPure(t *testing.T) {
 	sc := scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2"}, {id: "s3"}},
 		instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s2"}}, ledger: []string{"s2/" + name("c:prod", "")}}
 	in := sc.input()
-	first := fmt.Sprintf("%+v", Planner{}.Plan(in))
+	first := show(Planner{}.Plan(in))
 	for i := 0; i < 5; i++ {
-		if again := fmt.Sprintf("%+v", Planner{}.Plan(in)); again != first {
+		if again := show(Planner{}.Plan(in)); again != first {
 			t.Fatalf("the same input planned differently:\n%s\n%s", first, again)
 		}
 	}
 	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger["s2"]) != 1 {
 		t.Fatal("Plan changed its input")
+	}
+}
+
+// Reusing the previous plan's shares changes nothing in the result.
+func TestPlannerReuseIsInvisible(t *testing.T) {
+	var runs []string
+	var ledger []string
+	var insts []ins
+	for i := 0; i < 6; i++ {
+		n := name(fmt.Sprintf("t%d:prod", i), "")
+		runs = append(runs, n)
+		ledger = append(ledger, "s1/"+n)
+		insts = append(insts, ins{key: fmt.Sprintf("t%d:prod", i), server: "s1"})
+	}
+	for _, sc := range []scenario{
+		{servers: []srv{{id: "s1", runs: runs}, {id: "s2"}}, instances: insts, ledger: ledger},
+		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: observed.HealthSuspect, unlisted: true}}, instances: insts, ledger: ledger},
+		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: observed.HealthDead}}, instances: append(insts, ins{key: "x:prod", server: "s2"}), ledger: ledger},
+	} {
+		in := sc.input()
+		first := Planner{}.Plan(in)
+		in.Prev = first
+		reused := Planner{}.Plan(in)
+		in.Prev = nil
+		fresh := Planner{}.Plan(in)
+		if show(reused) != show(fresh) {
+			t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
+		}
 	}
 }
 

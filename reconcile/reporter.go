@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/slum-fleet/slum/clock"
@@ -47,31 +49,37 @@ const maxSpawnEvents = 50
 // Reporter writes what the controller observed and decided: instance,
 // server and tenant status, events, forgotten placements and holds, in
 // batches, under the controller's lease. It owns what it remembers having
-// written and writes only changes. It also builds the route table from
-// each plan and hands it to whoever routes.
+// written and writes only changes.
 type Reporter struct {
-	store    ReportStore
-	fence    desired.Fence
-	clock    clock.Clock
-	log      *slog.Logger
-	onRoutes func(*routes.Table)
-	every    time.Duration
-	updates  chan Update
+	store ReportStore
+	fence desired.Fence
+	clock clock.Clock
+	log   *slog.Logger
+	every time.Duration
+
+	// The mailbox: updates submitted and not yet taken, merged, so a slow
+	// write never queues up plans (only the newest plan matters).
+	mu      sync.Mutex
+	pending *Update
+	urgent  bool
+	wake    chan struct{}
 
 	// Owned by Run (or by the caller of Merge and Flush, in manual mode).
-	fleet    *Fleet
-	plan     *Plan
-	items    map[string]ItemState
-	events   []desired.Event
-	forget   []desired.Placement
-	finish   []int64
-	spawned  int
-	memo     map[string]memo // instance key → what was last written
-	servers  map[string]serverMemo
-	tenants  map[string]desired.TenantStatus
-	holds    string // fingerprint of the hold specs last synced
-	lastPlan *Plan  // the plan of the last flush, for plan-to-plan events
-	routeKey string
+	fleet *Fleet
+	plan  *Plan
+	items map[string]ItemState
+	// itemsDirty: items changed since the last write, so every status is
+	// worked out again.
+	itemsDirty bool
+	events     []desired.Event
+	forget     []desired.Placement
+	finish     []int64
+	spawned    int
+	memo       map[string]memo // instance key → what was last written
+	servers    map[string]serverMemo
+	tenants    map[string]desired.TenantStatus
+	holds      string // fingerprint of the hold specs last synced
+	lastPlan   *Plan  // the plan of the last flush, for plan-to-plan events
 }
 
 type memo struct {
@@ -84,16 +92,60 @@ type serverMemo struct {
 	at time.Time
 }
 
-// NewReporter returns a reporter writing under fence. onRoutes, if not
-// nil, receives every new route table.
-func NewReporter(store ReportStore, fence desired.Fence, clk clock.Clock, log *slog.Logger, every time.Duration, onRoutes func(*routes.Table)) *Reporter {
-	return &Reporter{store: store, fence: fence, clock: clk, log: log, onRoutes: onRoutes, every: every,
-		updates: make(chan Update, 64), memo: map[string]memo{}, servers: map[string]serverMemo{},
+// NewReporter returns a reporter writing under fence.
+func NewReporter(store ReportStore, fence desired.Fence, clk clock.Clock, log *slog.Logger, every time.Duration) *Reporter {
+	return &Reporter{store: store, fence: fence, clock: clk, log: log, every: every,
+		wake: make(chan struct{}, 1), memo: map[string]memo{}, servers: map[string]serverMemo{},
 		tenants: map[string]desired.TenantStatus{}, holds: "unsynced"}
 }
 
-// Submit hands an update to a running reporter.
-func (r *Reporter) Submit(u Update) { r.updates <- u }
+// Seed tells the reporter what the status table holds, before its first
+// write: it then writes only what differs (a restarted controller does not
+// rewrite a large fleet's status), and drops rows of instances that are
+// gone.
+func (r *Reporter) Seed(sts []desired.InstanceStatus) {
+	for _, st := range sts {
+		st.UpdatedAt = time.Time{}
+		r.memo[st.Key()] = memo{hash: statusHash(st), obsGen: st.ObservedGeneration}
+	}
+}
+
+// Submit hands an update to a running reporter; urgent asks for a write
+// at once (who serves a tenant changed: routers and readers of the
+// database should know now, not at the next tick). It never blocks: an
+// update not yet taken is merged with this one.
+func (r *Reporter) Submit(u Update, urgent bool) {
+	r.mu.Lock()
+	if r.pending == nil {
+		r.pending = &u
+	} else {
+		p := r.pending
+		if u.Plan != nil {
+			p.Fleet, p.Plan = u.Fleet, u.Plan
+		}
+		if u.Items != nil {
+			p.Items = u.Items
+		}
+		p.Events = append(p.Events, u.Events...)
+		p.Forget = append(p.Forget, u.Forget...)
+		p.Finish = append(p.Finish, u.Finish...)
+	}
+	r.urgent = r.urgent || urgent
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take empties the mailbox.
+func (r *Reporter) take() (u *Update, urgent bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	u, urgent = r.pending, r.urgent
+	r.pending, r.urgent = nil, false
+	return u, urgent
+}
 
 // Run writes reports until ctx ends, then writes what is left and returns
 // the error that stopped it: ErrFenced wrapped when another controller
@@ -102,29 +154,28 @@ func (r *Reporter) Run(ctx context.Context) error {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	for {
+		flush := false
 		select {
 		case <-ctx.Done():
-			for {
-				select {
-				case u := <-r.updates:
-					r.Merge(u)
-					continue
-				default:
-				}
-				break
+			if u, _ := r.take(); u != nil {
+				r.Merge(*u)
 			}
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			return r.Flush(fctx)
-		case u := <-r.updates:
-			if r.Merge(u) {
-				// Who serves a tenant changed: routers and readers
-				// should know now, not at the next tick.
-				if err := r.Flush(ctx); errors.Is(err, desired.ErrFenced) {
-					return err
-				}
+		case <-r.wake:
+			u, urgent := r.take()
+			if u != nil {
+				r.Merge(*u)
 			}
+			flush = urgent
 		case <-t.C:
+			if u, _ := r.take(); u != nil {
+				r.Merge(*u)
+			}
+			flush = true
+		}
+		if flush {
 			if err := r.Flush(ctx); errors.Is(err, desired.ErrFenced) {
 				return err
 			}
@@ -132,13 +183,15 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
-// Merge takes an update into what is to be written. It reports whether
-// the route table changed, which deserves a write at once.
-func (r *Reporter) Merge(u Update) bool {
+// Merge takes an update into what is to be written.
+func (r *Reporter) Merge(u Update) {
 	if u.Plan != nil {
 		r.fleet, r.plan = u.Fleet, u.Plan
 	}
 	if u.Items != nil {
+		if !maps.Equal(r.items, u.Items) {
+			r.itemsDirty = true
+		}
 		r.items = u.Items
 	}
 	for _, e := range u.Events {
@@ -152,35 +205,29 @@ func (r *Reporter) Merge(u Update) bool {
 	}
 	r.forget = append(r.forget, u.Forget...)
 	r.finish = append(r.finish, u.Finish...)
-	if u.Plan == nil {
-		return false
-	}
-	key := routeKey(u.Fleet, u.Plan)
-	if key == r.routeKey {
-		return false
-	}
-	r.routeKey = key
-	if r.onRoutes != nil {
-		r.onRoutes(RouteTable(u.Fleet, u.Plan))
-	}
-	return true
 }
 
-// routeKey fingerprints what a route table is built from.
-func routeKey(f *Fleet, p *Plan) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d|", f.Revision)
-	for _, s := range p.Servers {
-		b.WriteString(string(s.Health.Health))
-		b.WriteByte(',')
+// routesChanged reports whether a plan implies another route table than
+// the last one built: another revision, a server's health, or who serves
+// a tenant.
+func routesChanged(last *Plan, lastFleet *Fleet, p *Plan, f *Fleet) bool {
+	if last == nil || lastFleet != f || len(last.Servers) != len(p.Servers) || len(last.Serving) != len(p.Serving) {
+		return true
 	}
-	for _, s := range p.Serving {
-		b.WriteString(copies(s.Serving))
-		b.WriteByte('/')
-		b.WriteString(copies(s.Spares))
-		b.WriteByte('|')
+	for i := range p.Servers {
+		if p.Servers[i].Health.Health != last.Servers[i].Health.Health {
+			return true
+		}
 	}
-	return b.String()
+	if len(p.Serving) > 0 && &p.Serving[0] == &last.Serving[0] {
+		return false
+	}
+	for i := range p.Serving {
+		if !sameServing(p.Serving[i], last.Serving[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 // RouteTable builds the route table a plan implies.
@@ -212,7 +259,6 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		r.instanceStatus(now, &rep, newMemo)
 		r.serverStatus(now, &rep, newServers)
 		r.tenantStatus(now, &rep, newTenants)
-		r.planEvents(now, &rep)
 		holdSpecs, holdsKey = holdSpecsOf(r.plan)
 	}
 	if over := r.spawned - maxSpawnEvents; over > 0 {
@@ -257,7 +303,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	}
 	r.events, r.forget, r.spawned = nil, nil, 0
 	if r.plan != nil {
-		r.lastPlan = r.plan
+		r.lastPlan, r.itemsDirty = r.plan, false
 	}
 	return nil
 }
@@ -272,8 +318,18 @@ func (r *Reporter) failed(what string, err error) error {
 }
 
 func (r *Reporter) instanceStatus(now time.Time, rep *desired.Report, out map[string]memo) {
+	// Against the last plan written, at the same revision, an unchanged
+	// observation is an unchanged status: most of a large fleet, most of
+	// the time.
+	var last []Observation
+	if lp := r.lastPlan; lp != nil && !r.itemsDirty && lp.Revision == r.plan.Revision && len(lp.Observations) == len(r.plan.Observations) {
+		last = lp.Observations
+	}
 	for i := range r.plan.Observations {
 		o := &r.plan.Observations[i]
+		if last != nil && *o == last[i] {
+			continue
+		}
 		d := o.Instance
 		m := r.memo[d.Key]
 		if o.Converged {
@@ -288,13 +344,18 @@ func (r *Reporter) instanceStatus(now time.Time, rep *desired.Report, out map[st
 			}
 		}
 		h := statusHash(st)
-		if h == m.hash {
+		if h == m.hash || m.hash == 0 && st == (desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: desired.PhasePending}) {
+			// Unchanged; or pending with nothing to say and no row yet,
+			// which reads as pending anyway.
 			continue
 		}
 		m.hash = h
 		out[d.Key] = m
 		st.UpdatedAt = now
 		rep.Instances = append(rep.Instances, st)
+	}
+	if last != nil {
+		return // same revision: no instance left
 	}
 	for k := range r.memo {
 		if _, ok := r.fleet.ByKey[k]; !ok {
@@ -326,7 +387,17 @@ func (r *Reporter) serverStatus(now time.Time, rep *desired.Report, out map[stri
 }
 
 func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[string]desired.TenantStatus) {
-	for _, s := range r.plan.Serving {
+	var last []Serving
+	if lp := r.lastPlan; lp != nil && lp.Revision == r.plan.Revision && len(lp.Serving) == len(r.plan.Serving) {
+		if len(lp.Serving) > 0 && &lp.Serving[0] == &r.plan.Serving[0] {
+			return // the very same decisions
+		}
+		last = lp.Serving
+	}
+	for i, s := range r.plan.Serving {
+		if last != nil && sameServing(s, last[i]) {
+			continue
+		}
 		prev, ok := r.tenants[s.Tenant]
 		if ok && slices.Equal(prev.Serving, s.Serving) && slices.Equal(prev.Spares, s.Spares) && prev.Reason == s.Reason {
 			continue
@@ -348,11 +419,23 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 		out[s.Tenant] = st
 		rep.Tenants = append(rep.Tenants, st)
 	}
+	if last != nil {
+		return
+	}
 	for id := range r.tenants {
 		if _, ok := r.fleet.Tenants[id]; !ok {
 			rep.DropTenants = append(rep.DropTenants, id)
 		}
 	}
+}
+
+// sameServing reports whether two decisions are the same, cheaply: the
+// planner shares the slices of a decision that did not change.
+func sameServing(a, b Serving) bool {
+	same := func(x, y []desired.CopyRef) bool {
+		return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0] || slices.Equal(x, y))
+	}
+	return a.Tenant == b.Tenant && a.Reason == b.Reason && same(a.Serving, b.Serving) && same(a.Spares, b.Spares)
 }
 
 func copies(cs []desired.CopyRef) string {
@@ -368,52 +451,6 @@ func orNothing(s string) string {
 		return "nothing"
 	}
 	return s
-}
-
-// planEvents reports what is new in this plan compared with the last one
-// written: copies slum did not place, unplaceable instances, failover
-// states.
-func (r *Reporter) planEvents(now time.Time, rep *desired.Report) {
-	prevUnmanaged := map[string]bool{}
-	prevFailover := map[string]desired.FailoverState{}
-	prevUnplaceable := map[string]bool{}
-	if r.lastPlan != nil {
-		for _, s := range r.lastPlan.Servers {
-			prevFailover[s.ServerID] = s.Failover
-			for _, n := range s.Unmanaged {
-				prevUnmanaged[s.ServerID+"/"+n] = true
-			}
-		}
-		for _, u := range r.lastPlan.Unplaceable {
-			prevUnplaceable[u.Instance] = true
-		}
-	}
-	add := func(object string, reason desired.EventReason, msg string) {
-		rep.Events = append(rep.Events, desired.Event{At: now, Object: object, Reason: reason, Message: msg})
-	}
-	for _, s := range r.plan.Servers {
-		for _, n := range s.Unmanaged {
-			if !prevUnmanaged[s.ServerID+"/"+n] {
-				add("server/"+s.ServerID, desired.ReasonUnmanaged, n+" runs there but slum did not place it; it is left alone")
-			}
-		}
-		if s.Failover == prevFailover[s.ServerID] {
-			continue
-		}
-		switch s.Failover {
-		case desired.FailoverDone:
-			add("server/"+s.ServerID, desired.ReasonFailoverStarted, "server is dead: "+s.Reason)
-		case desired.FailoverHeld:
-			add("server/"+s.ServerID, desired.ReasonFailoverBlocked, "server is dead: "+s.Reason)
-		case desired.FailoverFencing:
-			add("server/"+s.ServerID, desired.ReasonFenced, "server is back: "+s.Reason)
-		}
-	}
-	for _, u := range r.plan.Unplaceable {
-		if !prevUnplaceable[u.Instance] {
-			add("instance/"+u.Instance, desired.ReasonUnplaceable, fmt.Sprintf("server %s is dead and no server can take it: %s", u.From, u.Reason))
-		}
-	}
 }
 
 // holdSpecsOf lists a plan's held parts, and a key that changes when they
