@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The router's overhead, side by side in one run: wrk (--latency) against
 #   direct     a fast Go backend
-#   slum       slum's router (package router) in front of it
+#   slum       'slum route' in front of it, following a fleet database
 #   slum+log   the same with its JSON access log on (written to /dev/null)
 #   httputil   Go's httputil.ReverseProxy with default settings
 #   haproxy    haproxy as a plain reverse proxy (http-reuse always)
@@ -34,6 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 go build -o "$work/routerbench" ./router/internal/routerbench
+go build -o "$work/slum" ./cmd/slum
 
 port_backend=$BASE_PORT
 port_slum=$((BASE_PORT + 1))
@@ -48,10 +49,11 @@ done
 backend=http://127.0.0.1:$port_backend
 
 "$work/routerbench" -mode backend -listen 127.0.0.1:$port_backend & pids+=($!)
-# The slum rows run package router through routerbench (one route,
-# $DOMAIN -> the backend); once 'slum route' exists, start it here instead.
-"$work/routerbench" -mode slum -listen 127.0.0.1:$port_slum -backend "$backend" -domain $DOMAIN & pids+=($!)
-"$work/routerbench" -mode slum -listen 127.0.0.1:$port_slumlog -backend "$backend" -domain $DOMAIN -access-log 2>/dev/null & pids+=($!)
+# The slum rows are 'slum route' as users run it, following a fleet
+# database in which tenant $DOMAIN is served by a copy on the backend.
+"$work/routerbench" -mode fleet-db -db "$work/fleet.db" -backend "$backend" -domain $DOMAIN
+"$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slum --metrics-addr "" --access-log=false 2>/dev/null & pids+=($!)
+"$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slumlog --metrics-addr "" --log-format json 2>/dev/null & pids+=($!)
 "$work/routerbench" -mode httputil -listen 127.0.0.1:$port_httputil -backend "$backend" 2>/dev/null & pids+=($!)
 cat > "$work/haproxy.cfg" <<EOF
 global

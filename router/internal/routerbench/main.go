@@ -16,13 +16,17 @@ import (
 	"os/signal"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
 )
 
 func main() {
-	mode := flag.String("mode", "backend", "backend, slum or httputil")
+	mode := flag.String("mode", "backend", "backend, slum, httputil, or fleet-db (write a fleet database for 'slum route' and exit)")
+	dbPath := flag.String("db", "", "fleet-db: the database to write")
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
 	backend := flag.String("backend", "", "backend base URL (slum, httputil)")
 	domain := flag.String("domain", "bench.test", "tenant domain the slum router serves (the Host wrk sends)")
@@ -39,6 +43,13 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *mode == "fleet-db" {
+		if err := fleetDB(*dbPath, *backend, *domain); err != nil {
+			fmt.Fprintln(os.Stderr, "routerbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*mode, *listen, *backend, *domain, *accessLog); err != nil {
 		fmt.Fprintln(os.Stderr, "routerbench:", err)
@@ -90,6 +101,34 @@ func run(mode, listen, backend, domain string, accessLog bool) error {
 		return srv.Serve(ctx, ln)
 	}
 	return fmt.Errorf("unknown mode %q", mode)
+}
+
+// fleetDB writes a fleet database in which tenant "bench" (domain) is
+// served by its copy on a server at backend, as a controller would have
+// decided it, so that 'slum route --db' routes to the backend.
+func fleetDB(path, backend, domain string) error {
+	ctx := context.Background()
+	st, err := desired.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.AddServer(ctx, desired.Server{ID: "local", URL: backend, CapacityMB: 1024, Domain: "bench.local", Token: "unused"}); err != nil {
+		return err
+	}
+	if _, _, err := st.AddTenant(ctx, desired.Tenant{ID: "bench", Domain: domain},
+		desired.InstanceSpec{ID: "prod", Process: "app", ServerID: "local"}); err != nil {
+		return err
+	}
+	lease, err := st.AcquireLease(ctx, "controller", "routerbench", "", time.Minute)
+	if err != nil {
+		return err
+	}
+	defer st.ReleaseLease(ctx, lease.Fence())
+	return st.WriteReport(ctx, lease.Fence(), desired.Report{
+		Servers: []desired.ServerStatus{{ServerID: "local", Health: observed.HealthOnline, Listed: true, Instances: 1, UpdatedAt: time.Now()}},
+		Tenants: []desired.TenantStatus{{TenantID: "bench", Serving: []desired.CopyRef{{Instance: "prod", Server: "local"}}, UpdatedAt: time.Now()}},
+	})
 }
 
 func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
