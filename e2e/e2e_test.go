@@ -67,7 +67,7 @@ func sharedFleet(t *testing.T) *localfleet.Fleet {
 	harness.RequireNetns(t)
 	fleetOnce.Do(func() {
 		fleet, fleetErr = localfleet.Start(context.Background(), localfleet.Options{Servers: 3, Dir: fleetDir,
-			Backend: localfleet.BackendTenement, Services: []localfleet.Service{{Name: "api"}}})
+			Backend: localfleet.BackendTenement, Services: []localfleet.Service{{Name: "api"}, {Name: "idle", IdleTimeout: 60}}})
 	})
 	if fleetErr != nil {
 		t.Fatal(fleetErr)

@@ -6,6 +6,7 @@ import os
 import sqlite3
 
 tenant = os.environ.get("TENANT_ID", "unknown")
+server = os.environ.get("SERVER_ID", "")
 data_dir = os.path.join(os.environ.get("DATA_DIR", "."), "tenants", tenant)
 os.makedirs(data_dir, exist_ok=True)
 db = sqlite3.connect(os.path.join(data_dir, "app.db"), check_same_thread=False)
@@ -19,7 +20,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             db.execute("INSERT INTO hits (path) VALUES (?)", (self.path,))
             db.commit()
         hits = db.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
-        body = json.dumps({"tenant": tenant, "hits": hits}).encode()
+        body = json.dumps({"tenant": tenant, "server": server, "hits": hits}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -52,7 +52,7 @@ type Service struct {
 
 // WriteConfig prepares dir for a tenement server: the tenant app and a
 // tenement.toml with the services, checking health every second.
-func WriteConfig(dir string, services []Service) error {
+func WriteConfig(dir, server string, services []Service) error {
 	app := filepath.Join(dir, "app.py")
 	if err := os.WriteFile(app, appPy, 0o644); err != nil {
 		return err
@@ -67,13 +67,14 @@ func WriteConfig(dir string, services []Service) error {
 		if s.IdleTimeout > 0 {
 			fmt.Fprintf(&b, "idle_timeout = %d\n", s.IdleTimeout)
 		}
-		fmt.Fprintf(&b, "[service.%s.env]\nTENANT_ID = \"{id}\"\nDATA_DIR = \"{data_dir}\"\n\n", s.Name)
+		fmt.Fprintf(&b, "[service.%s.env]\nTENANT_ID = \"{id}\"\nDATA_DIR = \"{data_dir}\"\nSERVER_ID = %q\n\n", s.Name, server)
 	}
 	return os.WriteFile(filepath.Join(dir, "tenement.toml"), []byte(b.String()), 0o644)
 }
 
 // TenOptions describe one real tenement server.
 type TenOptions struct {
+	Name     string // the server's id, which its tenants' app reports
 	Dir      string // its working directory; created
 	Port     int
 	Domain   string
@@ -110,7 +111,7 @@ func StartTen(ctx context.Context, opt TenOptions) (*Ten, error) {
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := WriteConfig(opt.Dir, opt.Services); err != nil {
+	if err := WriteConfig(opt.Dir, opt.Name, opt.Services); err != nil {
 		return nil, err
 	}
 	t := &Ten{Opt: opt, Data: filepath.Join(opt.Dir, "data"), URL: opt.URL, ten: ten}

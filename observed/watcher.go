@@ -224,13 +224,13 @@ func (w *Watcher) Run(ctx context.Context) {
 		go func() { lists <- w.list(ctx, timeout) }()
 	}
 	// listSoon lists as soon as allowed: lists asked for (after every
-	// action on the server) come at most every PollInterval/10, so a
-	// server taking a thousand spawns is not listed a thousand times.
+	// batch of actions on the server) come at most every PollInterval/20,
+	// so a server taking a thousand spawns is not listed a thousand times.
 	listSoon := func() {
 		if soon != nil {
 			return
 		}
-		gap := max(w.pol.PollInterval/10, 50*time.Millisecond) - w.clock.Now().Sub(listStarted)
+		gap := max(w.pol.PollInterval/20, 50*time.Millisecond) - w.clock.Now().Sub(listStarted)
 		if gap <= 0 {
 			startList()
 			return

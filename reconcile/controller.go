@@ -298,9 +298,14 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 		}
 		switch {
 		case due:
-			c.step(ctx, true)
+			plan := c.step(ctx, true)
 			lastAt, lastTook = now, c.clock.Now().Sub(now)
 			urgent, news, later = false, false, nil
+			if len(plan.Waits) > 0 {
+				// Old copies wait for their new ones, or for routers
+				// to follow: look again soon.
+				news, later = true, c.clock.After(waitPlan)
+			}
 		case news && later == nil:
 			later = c.clock.After(busyPlan - now.Sub(lastAt))
 		}
@@ -328,6 +333,7 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 			news = true
 		case <-later:
 			later = nil
+			urgent = urgent || news && c.exec.Depth() == 0
 		}
 		if ctx.Err() != nil {
 			break
@@ -372,6 +378,11 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 // busyPlan is how often news of work under way is planned on while the
 // executor is busy.
 const busyPlan = 5 * time.Second
+
+// waitPlan is how soon a plan with old copies waiting on new ones is
+// followed by another: long enough for routers following the database to
+// see a new serving copy before the old one stops.
+const waitPlan = 250 * time.Millisecond
 
 // drain takes everything already waiting on the loop's channels, so one
 // plan follows a burst of news. It reports whether urgent news came in
@@ -739,6 +750,16 @@ func (c *Controller) plan() *Plan {
 
 func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
 	now := c.clock.Now()
+	// Who serves whom changed: the router hears of it before any copy is
+	// stopped, and the reporter writes it at once for routers and readers
+	// of the database.
+	urgent := routesChanged(c.routed, c.routedFleet, plan, c.fleet)
+	if urgent {
+		c.routed, c.routedFleet = plan, c.fleet
+		if c.cfg.OnRoutes != nil {
+			c.cfg.OnRoutes(RouteTable(c.fleet, plan))
+		}
+	}
 	recorded := true
 	if err := c.store.RecordPlacements(ctx, c.fence, plan.Record); err != nil {
 		recorded = false
@@ -785,15 +806,6 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
 	c.events = append(c.events, planEvents(c.reported, plan, now)...)
 	c.reported = plan
 	c.replacements(plan, now)
-	// Who serves whom changed: the router hears of it now, and the
-	// reporter writes it now for routers and readers of the database.
-	urgent := routesChanged(c.routed, c.routedFleet, plan, c.fleet)
-	if urgent {
-		c.routed, c.routedFleet = plan, c.fleet
-		if c.cfg.OnRoutes != nil {
-			c.cfg.OnRoutes(RouteTable(c.fleet, plan))
-		}
-	}
 	if c.running {
 		c.rep.Submit(c.update(plan), urgent)
 	} else {

@@ -125,7 +125,7 @@ func (f *fixture) converge() int {
 	f.t.Helper()
 	for i := 1; i <= 20; i++ {
 		p := f.sync()
-		if len(p.Spawns)+len(p.Stops)+len(p.Reschedules) == 0 {
+		if len(p.Spawns)+len(p.Stops)+len(p.Reschedules)+len(p.Waits) == 0 {
 			return i
 		}
 		if f.clock != nil {

@@ -119,6 +119,9 @@ type planning struct {
 	parts   []*part
 	reused  int // parts taken from the previous plan
 	placer  *desired.Placer
+	// prevServing is the previous plan's serving copies by tenant, made
+	// when first needed.
+	prevServing map[string][]desired.CopyRef
 }
 
 // part is the share of a plan that depends on one listed server alone. A
@@ -568,9 +571,14 @@ func (p *planning) diffServer(si int) {
 			act.Reason = fmt.Sprintf("fencing: %s was dead and %s failed over to %s", s.ID, key, d.ServerID)
 			pt.stops = append(pt.stops, act)
 			report.Failover, report.Reason = desired.FailoverFencing, "stopping stale copies of instances that failed over"
-		case desiredElsewhere && p.runsOn(d, d.Srv):
+		case desiredElsewhere && p.runsOn(d, d.Srv) && !p.servedFrom(d, s.ID):
 			act.Reason = "moved to " + d.ServerID + ", where it runs"
 			pt.stops = append(pt.stops, act)
+		case desiredElsewhere && p.runsOn(d, d.Srv):
+			// The new copy runs, but traffic still comes here: the routers
+			// follow this plan first, the old copy stops in the next.
+			act.Reason = "moved to " + d.ServerID + ", where it runs; routing it there first"
+			pt.waits = append(pt.waits, Wait{Action: act, WaitingFor: d.ServerID})
 		case desiredElsewhere:
 			act.Reason = "moved to " + d.ServerID
 			pt.waits = append(pt.waits, Wait{Action: act, WaitingFor: d.ServerID})
@@ -653,6 +661,24 @@ func (p *planning) take(si int, pt *part) {
 // copy runs.
 func (p *planning) fences(h observed.HealthState, d *Desired) bool {
 	return !h.LastDead.IsZero() && h.Health == observed.HealthOnline && d.UpdatedAt.Before(h.Since)
+}
+
+// servedFrom reports whether the previous plan had d's copy on server
+// serve its tenant.
+func (p *planning) servedFrom(d *Desired, server string) bool {
+	var prev []desired.CopyRef
+	if pp := p.in.Prev; pp != nil {
+		if p.prevServing == nil {
+			p.prevServing = make(map[string][]desired.CopyRef, len(pp.Serving))
+			for _, sv := range pp.Serving {
+				p.prevServing[sv.Tenant] = sv.Serving
+			}
+		}
+		prev = p.prevServing[d.TenantID]
+	} else {
+		prev = p.in.Serving[d.TenantID].Serving
+	}
+	return slices.Contains(prev, desired.CopyRef{Instance: d.ID, Server: server})
 }
 
 // runsOn reports whether d's copy runs on the server at position si (or,

@@ -182,6 +182,10 @@ func (sc scenario) input() Input {
 	for tenant, ids := range sc.serving {
 		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
 		for _, id := range ids {
+			if inst, server, ok := strings.Cut(id, "@"); ok {
+				sv.Serving = append(sv.Serving, desired.CopyRef{Instance: inst, Server: server})
+				continue
+			}
 			for _, in := range snap.Instances {
 				if in.TenantID == tenant && in.ID == id {
 					sv.Serving = append(sv.Serving, desired.CopyRef{Instance: id, Server: in.ServerID})
@@ -323,6 +327,16 @@ func TestPlannerConverges(t *testing.T) {
 		check: func(t *testing.T, p *Plan) {
 			if p.Stops[0].Guarded {
 				t.Error("a move counted against the mass-stop guard")
+			}
+		},
+	}, {
+		name: "moved and running there, but the old copy served: routers follow first",
+		sc: scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2", runs: []string{a}}}, instances: []ins{{key: "a:prod", server: "s2"}},
+			ledger: []string{"s1/" + a, "s2/" + a}, serving: map[string][]string{"a": {"prod@s1"}}},
+		waits: []string{"s1/" + a},
+		check: func(t *testing.T, p *Plan) {
+			if got := servingOf(p, "a"); got != "prod@s2|" {
+				t.Errorf("serving %s, want the new copy", got)
 			}
 		},
 	}, {

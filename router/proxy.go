@@ -237,7 +237,7 @@ func (p *Proxy) forward(ex *exchange) {
 	ex.upgrade = upgradeRequested(ex.r.Header)
 	b := tg.backends[0]
 	resp, uc, err := p.roundTrip(ex, b)
-	if err != nil && isConnectError(err) && !ex.bodyStarted {
+	if err != nil && retryElsewhere(ex, err) {
 		if alt := tg.next(0); alt != nil {
 			ex.retried = true
 			p.metrics.retries.Inc()
@@ -263,6 +263,22 @@ func (p *Proxy) forward(ex *exchange) {
 func isConnectError(err error) bool {
 	var ce *connectError
 	return errors.As(err, &ce)
+}
+
+// retryElsewhere reports whether a failed exchange may be tried on another
+// copy: it could not connect, before the request body was read; or the
+// copy broke off without answering a request that can be replayed (GET,
+// HEAD, OPTIONS), as when its server dies with the request in flight. A
+// timeout is not retried: the copy may still be doing the work.
+func retryElsewhere(ex *exchange, err error) bool {
+	if ex.bodyStarted || ex.r.Context().Err() != nil {
+		return false
+	}
+	if isConnectError(err) {
+		return true
+	}
+	var ue *upstreamError
+	return errors.As(err, &ue) && ue.kind == errKindProtocol && ue.noResponse && replayable(ex.r.Method)
 }
 
 // fail answers for an exchange that got no response headers.

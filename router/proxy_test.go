@@ -258,6 +258,31 @@ func TestNeverRetriesPostWhoseBodyWasSent(t *testing.T) {
 	}
 }
 
+func TestRetriesGetWhenCopyDiesWithRequestInFlight(t *testing.T) {
+	got := make(chan string, 4)
+	var otherHits atomic.Int32
+	other := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		otherHits.Add(1)
+		io.WriteString(w, "other")
+	})
+	// The first copy reads the request and breaks off without a byte of
+	// answer, as a server killed mid-request does: a GET goes on to the
+	// next copy on a fresh connection.
+	f := newFixture(t, DefaultConfig(),
+		route("alice", copyAt("alice", "prod", dropAfterBody(t, got)), copyAt("alice", "backup", other)))
+	resp := f.do("GET", "alice.example.com", "/", nil)
+	if body := text(t, resp); resp.StatusCode != 200 || body != "other" {
+		t.Fatalf("GET: %d %q, want 200 from the other copy", resp.StatusCode, body)
+	}
+	within(t, got, "the GET at the first copy")
+	if n := otherHits.Load(); n != 1 {
+		t.Errorf("other copy got %d requests, want 1", n)
+	}
+	if got := metricValue(t, f.proxy.Metrics(), "slum_router_retries_total"); got != 1 {
+		t.Errorf("retries metric %v, want 1", got)
+	}
+}
+
 // closesAfterEachResponse is a raw upstream that answers one request per
 // connection with keep-alive, then closes the connection anyway: every
 // pooled connection to it is stale.
