@@ -285,8 +285,14 @@ func loadMigrations() ([]migration, error) {
 }
 
 // migrate applies, each in its own transaction, every embedded migration
-// the database has not recorded yet.
+// the database has not recorded yet. A database that is up to date is
+// only read: opening it (every CLI command does) never waits for, or
+// holds, the write lock a running controller may have.
 func migrate(ctx context.Context, sqldb *sql.DB, ms []migration) error {
+	current, err := upToDate(ctx, sqldb, ms)
+	if err != nil || current {
+		return err
+	}
 	if _, err := sqldb.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return err
@@ -319,4 +325,35 @@ func migrate(ctx context.Context, sqldb *sql.DB, ms []migration) error {
 		}
 	}
 	return nil
+}
+
+// upToDate reports, by reading alone, whether the database has recorded
+// every migration in ms.
+func upToDate(ctx context.Context, sqldb *sql.DB, ms []migration) (bool, error) {
+	var n int
+	if err := sqldb.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil || n == 0 {
+		return false, err
+	}
+	rows, err := sqldb.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	seen := map[int]bool{}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			return false, err
+		}
+		seen[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	for _, m := range ms {
+		if !seen[m.version] {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -279,3 +279,38 @@ func TestEveryTableIsKnown(t *testing.T) {
 		t.Fatalf("only %d tables", n)
 	}
 }
+
+// A controller writing a large report holds the write lock for a while;
+// opening the database (as every CLI command does) must not wait for it.
+func TestOpenUpToDateDatabaseTakesNoWriteLock(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "x.db")
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conn, err := d.sql.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK")
+
+	// A busy timeout of zero: any wait for the lock fails at once.
+	sqldb, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=0&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, sqldb, ms); err != nil {
+		t.Fatalf("migrate of an up-to-date database while another holds the write lock: %v", err)
+	}
+}

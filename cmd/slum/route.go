@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -91,6 +92,7 @@ func (rf *routeFlags) start(ctx context.Context, log *slog.Logger) (*router.Prox
 func (a *app) routeCommand() *cobra.Command {
 	var rf routeFlags
 	var metricsAddr, logFormat, logLevel string
+	var profiling bool
 	every := 50 * time.Millisecond
 	cmd := &cobra.Command{
 		Use:   "route [--listen ADDR] [--tls-cert F --tls-key F]",
@@ -135,7 +137,7 @@ SIGTERM lets in-flight requests finish.`,
 			}
 			log.Info("following the fleet database", "db", st.Path(), "routes", first.Len())
 			if metricsAddr != "" {
-				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil)
+				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil, profiling)
 				if err != nil {
 					return err
 				}
@@ -157,15 +159,17 @@ SIGTERM lets in-flight requests finish.`,
 	rf.register(cmd, "listen", "127.0.0.1:8080")
 	f := cmd.Flags()
 	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9465", "serve /metrics and /healthz here (empty: off)")
+	f.BoolVar(&profiling, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the metrics address")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&every, "follow-interval", every, "how often the database is checked for changes")
 	return cmd
 }
 
-// serveMetrics serves Prometheus metrics from the gatherers, /healthz, and
-// /readyz when ready is given.
-func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc) (*http.Server, error) {
+// serveMetrics serves Prometheus metrics from the gatherers, /healthz,
+// /readyz when ready is given, and Go's profiles under /debug/pprof/ when
+// profiling is asked for.
+func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc, profiling bool) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
@@ -175,6 +179,11 @@ func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc) (*
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	if ready != nil {
 		mux.HandleFunc("GET /readyz", ready)
+	}
+	if profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

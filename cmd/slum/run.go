@@ -33,6 +33,7 @@ func (a *app) runCommand() *cobra.Command {
 	cfg := reconcile.DefaultConfig()
 	var metricsAddr, logFormat, logLevel string
 	var memoryLimitMB int64
+	var profiling bool
 	leaseTTL := 15 * time.Second
 	var dryRun bool
 	var rf routeFlags
@@ -89,7 +90,7 @@ failover reaches the router the moment it is decided.`,
 			if rf.server.Addr != "" {
 				route = &rf
 			}
-			stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: route, metricsAddr: metricsAddr, leaseTTL: leaseTTL, log: log})
+			stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: route, metricsAddr: metricsAddr, profiling: profiling, leaseTTL: leaseTTL, log: log})
 			if err != nil {
 				return err
 			}
@@ -108,6 +109,7 @@ failover reaches the router the moment it is decided.`,
 	f.IntVar(&cfg.Guard.Floor, "max-stop-floor", cfg.Guard.Floor, "a plan may always stop this many instances")
 	f.BoolVar(&cfg.NoStream, "no-log-stream", false, "do not hold servers' log streams open (a crash is then noticed by probes only)")
 	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz here (empty: off)")
+	f.BoolVar(&profiling, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the metrics address")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")

@@ -21,6 +21,7 @@ type stackOptions struct {
 	cfg         reconcile.Config
 	route       *routeFlags // nil: no router
 	metricsAddr string      // "": no metrics server
+	profiling   bool        // serve /debug/pprof/ beside the metrics
 	leaseTTL    time.Duration
 	log         *slog.Logger
 }
@@ -71,7 +72,7 @@ func startStack(ctx context.Context, st *desired.Store, o stackOptions) (*stack,
 	s.Controller = c
 	gatherers = append(gatherers, c.Metrics().Registry)
 	if o.metricsAddr != "" {
-		srv, err := serveMetrics(o.metricsAddr, gatherers, readyz(c))
+		srv, err := serveMetrics(o.metricsAddr, gatherers, readyz(c), o.profiling)
 		if err != nil {
 			return fail(err)
 		}
