@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/slum-fleet/slum/db"
@@ -43,66 +44,98 @@ const maxEvents = 10000
 // under the controller's lease, and bumps the status revision so routers
 // and API watchers notice. It does not bump the desired revision: observing
 // the fleet is not a change to what it should be.
+//
+// A large report (a fleet converging from empty) is written in several
+// transactions of at most reportBatch rows, so the database's write lock
+// is never held for long: the lease is renewed and the CLI writes in
+// between. Each row is true on its own; events and forgotten placements
+// come in the last transaction, so a failure part-way writes none of them
+// and the caller retries the whole report.
 func (s *Store) WriteReport(ctx context.Context, f Fence, r Report) error {
 	if r.Empty() {
 		return nil
 	}
-	return s.fenced(ctx, f, func(q *db.Queries) error {
-		for _, st := range r.Instances {
-			if err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
-				TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: string(st.Phase),
-				Health: st.Health, LastError: st.LastError, Message: st.Message, Attempts: st.Attempts,
-				ObservedGeneration: st.ObservedGeneration, UpdatedAt: ms(st.UpdatedAt),
-			}); err != nil {
-				return fmt.Errorf("write status of %s: %w", st.Key(), err)
-			}
-		}
-		for _, ref := range r.DropInstances {
-			if err := q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: ref.TenantID, InstanceID: ref.InstanceID}); err != nil {
-				return fmt.Errorf("drop status of %s:%s: %w", ref.TenantID, ref.InstanceID, err)
-			}
-		}
-		for _, st := range r.Servers {
-			if err := q.UpsertServerStatus(ctx, db.UpsertServerStatusParams{
-				ServerID: st.ServerID, Health: string(st.Health), HealthSince: ms(st.HealthSince), LastError: st.LastError,
-				ConsecutiveFailures: st.ConsecutiveFailures, LastSeenAt: ms(st.LastSeenAt), Listed: boolInt(st.Listed),
-				Instances: st.Instances, Unmanaged: st.Unmanaged, PendingStops: st.PendingStops,
-				Failover: string(st.Failover), FailoverReason: st.FailoverReason, UpdatedAt: ms(st.UpdatedAt),
-			}); err != nil {
-				return fmt.Errorf("write status of server %s: %w", st.ServerID, err)
-			}
-		}
-		for _, id := range r.DropServers {
-			if err := q.DeleteServerStatus(ctx, id); err != nil {
-				return fmt.Errorf("drop status of server %s: %w", id, err)
-			}
-		}
-		for _, st := range r.Tenants {
-			if err := q.UpsertTenantStatus(ctx, db.UpsertTenantStatusParams{
-				TenantID: st.TenantID, Serving: joinCopies(st.Serving), Spares: joinCopies(st.Spares),
-				Reason: st.Reason, ChangedAt: ms(st.ChangedAt), UpdatedAt: ms(st.UpdatedAt),
-			}); err != nil {
-				return fmt.Errorf("write status of tenant %s: %w", st.TenantID, err)
-			}
-		}
-		for _, id := range r.DropTenants {
-			if err := q.DeleteTenantStatus(ctx, id); err != nil {
-				return fmt.Errorf("drop status of tenant %s: %w", id, err)
-			}
-		}
-		for _, p := range r.Forget {
-			if err := q.DeletePlacement(ctx, db.DeletePlacementParams{ServerID: p.ServerID, Name: p.Name}); err != nil {
-				return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
-			}
-			if err := q.DeleteRemovalIfGone(ctx, db.DeleteRemovalIfGoneParams{TenantID: p.TenantID, InstanceID: p.InstanceID}); err != nil {
-				return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
-			}
-		}
-		if err := insertEvents(ctx, q, r.Events); err != nil {
+	for _, part := range splitReport(r, reportBatch) {
+		if err := s.fenced(ctx, f, func(q *db.Queries) error { return writeReport(ctx, q, part) }); err != nil {
 			return err
 		}
-		return q.BumpStatusRevision(ctx)
-	})
+	}
+	return nil
+}
+
+// reportBatch is the most status rows one report transaction writes.
+const reportBatch = 2000
+
+// splitReport cuts r into parts of at most n status rows each; the last
+// part carries everything else.
+func splitReport(r Report, n int) []Report {
+	var parts []Report
+	for len(r.Instances)+len(r.Tenants) > n {
+		var p Report
+		k := min(n, len(r.Instances))
+		p.Instances, r.Instances = r.Instances[:k], r.Instances[k:]
+		k = min(n-k, len(r.Tenants))
+		p.Tenants, r.Tenants = r.Tenants[:k], r.Tenants[k:]
+		parts = append(parts, p)
+	}
+	return append(parts, r)
+}
+
+func writeReport(ctx context.Context, q *db.Queries, r Report) error {
+	for _, st := range r.Instances {
+		if err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
+			TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: string(st.Phase),
+			Health: st.Health, LastError: st.LastError, Message: st.Message, Attempts: st.Attempts,
+			ObservedGeneration: st.ObservedGeneration, UpdatedAt: ms(st.UpdatedAt),
+		}); err != nil {
+			return fmt.Errorf("write status of %s: %w", st.Key(), err)
+		}
+	}
+	for _, ref := range r.DropInstances {
+		if err := q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: ref.TenantID, InstanceID: ref.InstanceID}); err != nil {
+			return fmt.Errorf("drop status of %s:%s: %w", ref.TenantID, ref.InstanceID, err)
+		}
+	}
+	for _, st := range r.Servers {
+		if err := q.UpsertServerStatus(ctx, db.UpsertServerStatusParams{
+			ServerID: st.ServerID, Health: string(st.Health), HealthSince: ms(st.HealthSince), LastError: st.LastError,
+			ConsecutiveFailures: st.ConsecutiveFailures, LastSeenAt: ms(st.LastSeenAt), Listed: boolInt(st.Listed),
+			Instances: st.Instances, Unmanaged: st.Unmanaged, PendingStops: st.PendingStops,
+			Failover: string(st.Failover), FailoverReason: st.FailoverReason, UpdatedAt: ms(st.UpdatedAt),
+		}); err != nil {
+			return fmt.Errorf("write status of server %s: %w", st.ServerID, err)
+		}
+	}
+	for _, id := range r.DropServers {
+		if err := q.DeleteServerStatus(ctx, id); err != nil {
+			return fmt.Errorf("drop status of server %s: %w", id, err)
+		}
+	}
+	for _, st := range r.Tenants {
+		if err := q.UpsertTenantStatus(ctx, db.UpsertTenantStatusParams{
+			TenantID: st.TenantID, Serving: joinCopies(st.Serving), Spares: joinCopies(st.Spares),
+			Reason: st.Reason, ChangedAt: ms(st.ChangedAt), UpdatedAt: ms(st.UpdatedAt),
+		}); err != nil {
+			return fmt.Errorf("write status of tenant %s: %w", st.TenantID, err)
+		}
+	}
+	for _, id := range r.DropTenants {
+		if err := q.DeleteTenantStatus(ctx, id); err != nil {
+			return fmt.Errorf("drop status of tenant %s: %w", id, err)
+		}
+	}
+	for _, p := range r.Forget {
+		if err := q.DeletePlacement(ctx, db.DeletePlacementParams{ServerID: p.ServerID, Name: p.Name}); err != nil {
+			return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
+		}
+		if err := q.DeleteRemovalIfGone(ctx, db.DeleteRemovalIfGoneParams{TenantID: p.TenantID, InstanceID: p.InstanceID}); err != nil {
+			return fmt.Errorf("forget placement %s on %s: %w", p.Name, p.ServerID, err)
+		}
+	}
+	if err := insertEvents(ctx, q, r.Events); err != nil {
+		return err
+	}
+	return q.BumpStatusRevision(ctx)
 }
 
 func insertEvents(ctx context.Context, q *db.Queries, evs []Event) error {
@@ -281,21 +314,27 @@ func (s *Store) ListPlacements(ctx context.Context) ([]Placement, error) {
 
 // RecordPlacements adds ledger entries under the controller's lease. The
 // controller calls it before it sends the spawns, so a crash in between
-// leaves nothing it cannot clean up.
+// leaves nothing it cannot clean up. Many entries go in transactions of
+// reportBatch, so the write lock is never held for long; an entry whose
+// spawn never follows (a failure part-way) is forgotten once its copy is
+// seen not to run.
 func (s *Store) RecordPlacements(ctx context.Context, f Fence, ps []Placement) error {
-	if len(ps) == 0 {
-		return nil
-	}
 	now := ms(s.now())
-	return s.fenced(ctx, f, func(q *db.Queries) error {
-		for _, p := range ps {
-			if err := q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: p.ServerID, Name: p.Name,
-				TenantID: p.TenantID, InstanceID: p.InstanceID, CreatedAt: now}); err != nil && !isForeignKey(err) {
-				return fmt.Errorf("record placement %s on %s: %w", p.Name, p.ServerID, err)
+	for batch := range slices.Chunk(ps, reportBatch) {
+		err := s.fenced(ctx, f, func(q *db.Queries) error {
+			for _, p := range batch {
+				if err := q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: p.ServerID, Name: p.Name,
+					TenantID: p.TenantID, InstanceID: p.InstanceID, CreatedAt: now}); err != nil && !isForeignKey(err) {
+					return fmt.Errorf("record placement %s on %s: %w", p.Name, p.ServerID, err)
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func isForeignKey(err error) bool {

@@ -147,7 +147,7 @@ type Controller struct {
 	clock     clock.Clock
 
 	snaps   chan *observed.Snapshot
-	results chan Result
+	results *mailbox[Result]
 	kick    chan struct{}
 
 	// Read by executor workers at send time.
@@ -191,7 +191,7 @@ func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, met
 	}
 	cfg = cfg.withDefaults()
 	c := &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, clock: cfg.Clock,
-		snaps: make(chan *observed.Snapshot, 4096), results: make(chan Result, 1<<16), kick: make(chan struct{}, 1),
+		snaps: make(chan *observed.Snapshot, 4096), results: newMailbox[Result](), kick: make(chan struct{}, 1),
 		servers: map[string]*serverRT{}, observed: map[string]*observed.Snapshot{}, ledger: Ledger{},
 		busy: map[string]bool{}, ledgerVer: map[string]uint64{}, busyVer: map[string]uint64{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]time.Time{}}
 	c.clients.Store(&map[string]Client{})
@@ -238,7 +238,7 @@ func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
 	}
 	c.exec = NewExecutor(ctx, ExecutorConfig{Concurrency: c.cfg.Concurrency, PerServer: c.cfg.PerServer,
 		Timeout: c.cfg.ActionTimeout, Backoff: c.cfg.Backoff}, c.clock, c.send, c.check,
-		func(r Result) { c.results <- r }, c.wake)
+		c.results.put, c.wake)
 	c.rep = NewReporter(c.store, fence, c.clock, c.log, c.cfg.FlushInterval)
 	written, err := c.store.ListInstanceStatus(ctx)
 	if err != nil {
@@ -317,9 +317,8 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 		case s := <-c.snaps:
 			u, n := c.onSnapshot(s)
 			urgent, news = urgent || u, news || n
-		case r := <-c.results:
-			c.onResult(r)
-			news = true
+		case <-c.results.ready:
+			news = c.takeResults() || news
 		case rev := <-revs:
 			if c.fleet == nil || rev != c.fleet.Revision {
 				if err := c.reload(ctx); err != nil && ctx.Err() == nil {
@@ -352,8 +351,8 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 	go func() { c.exec.Wait(); close(done) }()
 	for waiting := true; waiting; {
 		select {
-		case r := <-c.results:
-			c.onResult(r)
+		case <-c.results.ready:
+			c.takeResults()
 		case <-done:
 			waiting = false
 		}
@@ -384,6 +383,16 @@ const busyPlan = 5 * time.Second
 // see a new serving copy before the old one stops.
 const waitPlan = 250 * time.Millisecond
 
+// takeResults takes the results of actions waiting in the mailbox and
+// reports whether there were any.
+func (c *Controller) takeResults() bool {
+	rs := c.results.take()
+	for _, r := range rs {
+		c.onResult(r)
+	}
+	return len(rs) > 0
+}
+
 // drain takes everything already waiting on the loop's channels, so one
 // plan follows a burst of news. It reports whether urgent news came in
 // (a server's health changed) or other news worth a plan.
@@ -393,9 +402,8 @@ func (c *Controller) drain() (urgent, news bool) {
 		case s := <-c.snaps:
 			u, n := c.onSnapshot(s)
 			urgent, news = urgent || u, news || n
-		case r := <-c.results:
-			c.onResult(r)
-			news = true
+		case <-c.results.ready:
+			news = c.takeResults() || news
 		default:
 			return urgent, news
 		}
@@ -701,6 +709,7 @@ func (c *Controller) check(a Action) error {
 func (c *Controller) step(ctx context.Context, act bool) *Plan {
 	start := time.Now()
 	plan := c.plan()
+	planned := time.Since(start)
 	if !act {
 		return plan
 	}
@@ -723,12 +732,13 @@ func (c *Controller) step(ctx context.Context, act bool) *Plan {
 			plan = c.plan()
 		}
 	}
-	c.carryOut(ctx, plan)
+	recorded := c.carryOut(ctx, plan)
 	took := time.Since(start)
 	c.metrics.passDuration.Observe(took.Seconds())
 	if !plan.Idle() || len(plan.Held) > 0 {
 		c.log.Debug("plan", "revision", plan.Revision, "spawns", len(plan.Spawns), "stops", len(plan.Stops), "waits", len(plan.Waits),
-			"record", len(plan.Record), "forget", len(plan.Forget), "held", len(plan.Held), "unplaceable", len(plan.Unplaceable), "took", took)
+			"record", len(plan.Record), "forget", len(plan.Forget), "held", len(plan.Held), "unplaceable", len(plan.Unplaceable),
+			"took", took, "planning", planned, "recording", recorded)
 	}
 	return plan
 }
@@ -748,7 +758,8 @@ func (c *Controller) plan() *Plan {
 	return c.last
 }
 
-func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
+// carryOut acts on a plan; it returns how long recording placements took.
+func (c *Controller) carryOut(ctx context.Context, plan *Plan) time.Duration {
 	now := c.clock.Now()
 	// Who serves whom changed: the router hears of it before any copy is
 	// stopped, and the reporter writes it at once for routers and readers
@@ -761,7 +772,10 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
 		}
 	}
 	recorded := true
-	if err := c.store.RecordPlacements(ctx, c.fence, plan.Record); err != nil {
+	recStart := time.Now()
+	err := c.store.RecordPlacements(ctx, c.fence, plan.Record)
+	recTook := time.Since(recStart)
+	if err != nil {
 		recorded = false
 		c.log.Error("cannot record placements; spawns wait", "err", err)
 	} else {
@@ -813,6 +827,7 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) {
 	}
 	c.observeMetrics(plan)
 	c.setStatus(plan)
+	return recTook
 }
 
 // replacements times failovers: from a server's death to its instances
@@ -934,12 +949,12 @@ func (c *Controller) Sync(ctx context.Context, fence desired.Fence, act bool) (*
 // WaitIdle blocks until no action is queued or in flight, takes their
 // results, and writes what they reported. For tests and benchmarks.
 func (c *Controller) WaitIdle(ctx context.Context) error {
-	for c.exec.Depth() > 0 || len(c.results) > 0 {
+	for c.exec.Depth() > 0 || c.results.waiting() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case r := <-c.results:
-			c.onResult(r)
+		case <-c.results.ready:
+			c.takeResults()
 		case <-time.After(2 * time.Millisecond):
 		}
 	}

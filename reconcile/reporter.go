@@ -77,7 +77,7 @@ type Reporter struct {
 	spawned    int
 	memo       map[string]memo // instance key → what was last written
 	servers    map[string]serverMemo
-	tenants    map[string]desired.TenantStatus
+	tenants    map[string]tenantMemo
 	holds      string // fingerprint of the hold specs last synced
 	lastPlan   *Plan  // the plan of the last flush, for plan-to-plan events
 }
@@ -85,6 +85,13 @@ type Reporter struct {
 type memo struct {
 	hash   uint64
 	obsGen int64
+}
+
+// tenantMemo is what was last written of a tenant: who served it (for the
+// event when that changes) and a digest of the rest.
+type tenantMemo struct {
+	serving []desired.CopyRef
+	hash    uint64
 }
 
 type serverMemo struct {
@@ -96,7 +103,7 @@ type serverMemo struct {
 func NewReporter(store ReportStore, fence desired.Fence, clk clock.Clock, log *slog.Logger, every time.Duration) *Reporter {
 	return &Reporter{store: store, fence: fence, clock: clk, log: log, every: every,
 		wake: make(chan struct{}, 1), memo: map[string]memo{}, servers: map[string]serverMemo{},
-		tenants: map[string]desired.TenantStatus{}, holds: "unsynced"}
+		tenants: map[string]tenantMemo{}, holds: "unsynced"}
 }
 
 // Seed tells the reporter what the status table holds, before its first
@@ -153,8 +160,13 @@ func (r *Reporter) take() (u *Update, urgent bool) {
 func (r *Reporter) Run(ctx context.Context) error {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
+	// A flush that took long is followed by as long a pause: writing a
+	// large fleet's status never takes more than half the reporter's time,
+	// nor the database's write lock. Small fleets flush at once.
+	var rest <-chan time.Time
+	var restUntil time.Time
+	due := false
 	for {
-		flush := false
 		select {
 		case <-ctx.Done():
 			if u, _ := r.take(); u != nil {
@@ -168,20 +180,38 @@ func (r *Reporter) Run(ctx context.Context) error {
 			if u != nil {
 				r.Merge(*u)
 			}
-			flush = urgent
+			due = due || urgent
 		case <-t.C:
 			if u, _ := r.take(); u != nil {
 				r.Merge(*u)
 			}
-			flush = true
+			due = true
+		case <-rest:
+			rest = nil
 		}
-		if flush {
-			if err := r.Flush(ctx); errors.Is(err, desired.ErrFenced) {
-				return err
-			}
+		if !due || rest != nil {
+			continue
+		}
+		if wait := restUntil.Sub(r.clock.Now()); wait > 0 {
+			rest = r.clock.After(wait)
+			continue
+		}
+		due = false
+		if u, _ := r.take(); u != nil {
+			r.Merge(*u)
+		}
+		start := r.clock.Now()
+		err := r.Flush(ctx)
+		took := r.clock.Now().Sub(start)
+		restUntil = r.clock.Now().Add(min(took, maxRest))
+		if errors.Is(err, desired.ErrFenced) {
+			return err
 		}
 	}
 }
+
+// maxRest bounds the pause after a slow flush.
+const maxRest = 5 * time.Second
 
 // Merge takes an update into what is to be written.
 func (r *Reporter) Merge(u Update) {
@@ -252,7 +282,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	var rep desired.Report
 	newMemo := map[string]memo{}
 	newServers := map[string]serverMemo{}
-	newTenants := map[string]desired.TenantStatus{}
+	newTenants := map[string]tenantMemo{}
 	var holdSpecs []desired.HoldSpec
 	holdsKey := r.holds
 	if r.plan != nil {
@@ -386,7 +416,7 @@ func (r *Reporter) serverStatus(now time.Time, rep *desired.Report, out map[stri
 	}
 }
 
-func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[string]desired.TenantStatus) {
+func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[string]tenantMemo) {
 	var last []Serving
 	if lp := r.lastPlan; lp != nil && lp.Revision == r.plan.Revision && len(lp.Serving) == len(r.plan.Serving) {
 		if len(lp.Serving) > 0 && &lp.Serving[0] == &r.plan.Serving[0] {
@@ -399,16 +429,17 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 			continue
 		}
 		prev, ok := r.tenants[s.Tenant]
-		if ok && slices.Equal(prev.Serving, s.Serving) && slices.Equal(prev.Spares, s.Spares) && prev.Reason == s.Reason {
+		m := tenantMemo{serving: s.Serving, hash: servingHash(s)}
+		if ok && prev.hash == m.hash && slices.Equal(prev.serving, s.Serving) {
 			continue
 		}
 		st := desired.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason,
 			ChangedAt: s.Since, UpdatedAt: now}
-		if !ok || !slices.Equal(prev.Serving, s.Serving) {
+		if !ok || !slices.Equal(prev.serving, s.Serving) {
 			if ok {
 				msg := "now served by " + orNothing(copies(s.Serving))
-				if len(prev.Serving) > 0 {
-					msg += " (was " + copies(prev.Serving) + ")"
+				if len(prev.serving) > 0 {
+					msg += " (was " + copies(prev.serving) + ")"
 				}
 				if len(s.Serving) == 0 {
 					msg += ": " + s.Reason
@@ -416,7 +447,7 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 				rep.Events = append(rep.Events, desired.Event{At: now, Object: "tenant/" + s.Tenant, Reason: desired.ReasonServingChanged, Message: msg})
 			}
 		}
-		out[s.Tenant] = st
+		out[s.Tenant] = m
 		rep.Tenants = append(rep.Tenants, st)
 	}
 	if last != nil {
@@ -477,28 +508,60 @@ func holdSpecsOf(p *Plan) ([]desired.HoldSpec, string) {
 }
 
 func statusHash(st desired.InstanceStatus) uint64 {
-	// FNV-1a, inline: this runs for every instance on every flush.
-	const prime = 1099511628211
-	h := uint64(14695981039346656037)
-	str := func(s string) {
-		for i := 0; i < len(s); i++ {
-			h = (h ^ uint64(s[i])) * prime
-		}
-		h = (h ^ 0xff) * prime
-	}
-	num := func(v int64) {
-		for i := 0; i < 8; i++ {
-			h = (h ^ uint64(byte(v>>(8*i)))) * prime
-		}
-	}
-	str(st.TenantID)
-	str(st.InstanceID)
-	str(st.ServerID)
-	str(string(st.Phase))
-	str(st.Health)
-	str(st.LastError)
-	str(st.Message)
-	num(st.Attempts)
-	num(st.ObservedGeneration)
-	return h | 1 // never 0, which means "never written"
+	var h fnv
+	h.str(st.TenantID)
+	h.str(st.InstanceID)
+	h.str(st.ServerID)
+	h.str(string(st.Phase))
+	h.str(st.Health)
+	h.str(st.LastError)
+	h.str(st.Message)
+	h.num(st.Attempts)
+	h.num(st.ObservedGeneration)
+	return h.sum()
 }
+
+// servingHash digests what a tenant's status row holds.
+func servingHash(s Serving) uint64 {
+	var h fnv
+	for _, list := range [2][]desired.CopyRef{s.Serving, s.Spares} {
+		h.num(int64(len(list)))
+		for _, c := range list {
+			h.str(c.Instance)
+			h.str(c.Server)
+		}
+	}
+	h.str(s.Reason)
+	return h.sum()
+}
+
+// fnv is FNV-1a, inline and allocation-free: it runs for every instance
+// and tenant on every flush.
+type fnv uint64
+
+const fnvPrime = 1099511628211
+
+func (h *fnv) str(s string) {
+	x := uint64(*h)
+	if x == 0 {
+		x = 14695981039346656037
+	}
+	for i := 0; i < len(s); i++ {
+		x = (x ^ uint64(s[i])) * fnvPrime
+	}
+	*h = fnv((x ^ 0xff) * fnvPrime)
+}
+
+func (h *fnv) num(v int64) {
+	x := uint64(*h)
+	if x == 0 {
+		x = 14695981039346656037
+	}
+	for i := 0; i < 8; i++ {
+		x = (x ^ uint64(byte(v>>(8*i)))) * fnvPrime
+	}
+	*h = fnv(x)
+}
+
+// sum never returns 0, which means "never written".
+func (h fnv) sum() uint64 { return uint64(h) | 1 }

@@ -1,0 +1,77 @@
+package reconcile
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/internal/fakeclock"
+)
+
+// slowStore takes writeTook of the fake clock for every report.
+type slowStore struct {
+	clock     *fakeclock.Clock
+	writeTook time.Duration
+	writes    chan desired.Report
+}
+
+func (s *slowStore) WriteReport(_ context.Context, _ desired.Fence, r desired.Report) error {
+	s.clock.Advance(s.writeTook)
+	s.writes <- r
+	return nil
+}
+
+func (s *slowStore) SyncHolds(context.Context, desired.Fence, []desired.HoldSpec) ([]desired.Hold, error) {
+	return nil, nil
+}
+
+func (s *slowStore) FinishHold(context.Context, desired.Fence, int64) error { return nil }
+
+func TestReporterRestsAfterASlowWrite(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := &slowStore{clock: clk, writeTook: 2 * time.Second, writes: make(chan desired.Report, 4)}
+	r := NewReporter(st, desired.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	event := func(msg string) Update {
+		return Update{Events: []desired.Event{{At: clk.Now(), Object: "fleet", Reason: desired.ReasonServingChanged, Message: msg}}}
+	}
+	waitWrite := func(what string) desired.Report {
+		t.Helper()
+		select {
+		case rep := <-st.writes:
+			return rep
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no write of %s", what)
+			return desired.Report{}
+		}
+	}
+
+	r.Submit(event("first"), true)
+	if rep := waitWrite("the first update"); len(rep.Events) != 1 || rep.Events[0].Message != "first" {
+		t.Fatalf("first write %+v", rep.Events)
+	}
+	// The write took 2s: an urgent update now waits as long, on a timer.
+	r.Submit(event("second"), true)
+	if !clk.WaitForWaiters(1, 5*time.Second) {
+		t.Fatal("the reporter did not rest after a slow write")
+	}
+	select {
+	case rep := <-st.writes:
+		t.Fatalf("wrote %+v at once after a 2s write", rep.Events)
+	default:
+	}
+	r.Submit(event("third"), true) // merged into the same write
+	clk.Advance(2 * time.Second)
+	rep := waitWrite("the updates after the rest")
+	if len(rep.Events) != 2 || rep.Events[0].Message != "second" || rep.Events[1].Message != "third" {
+		t.Fatalf("after the rest wrote %+v, want second and third together", rep.Events)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
