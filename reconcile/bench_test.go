@@ -285,3 +285,47 @@ func BenchmarkFailover(b *testing.B) {
 		<-done
 	}
 }
+
+// BenchmarkPlanFresh plans a converged fleet of 100,000 instances on 100
+// servers with no server's share reusable from the previous plan (each
+// server's ledger changed): the cost of a plan while a fleet converges.
+func BenchmarkPlanFresh(b *testing.B) {
+	f := benchFleet(b, 100, 100000)
+	f.ctrl = f.newController()
+	f.converge()
+	c := f.ctrl
+	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
+		Serving: c.serving, Guard: c.cfg.Guard, Prev: c.last, LedgerVersion: map[string]uint64{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, s := range c.fleet.Snapshot.Servers {
+			in.LedgerVersion[s.ID]++
+		}
+		p := (Planner{}).Plan(in)
+		in.Prev = p
+		if !p.Idle() {
+			b.Fatalf("a converged fleet planned work: %d spawns, %d stops", len(p.Spawns), len(p.Stops))
+		}
+	}
+}
+
+// BenchmarkPlanFromEmpty plans 100,000 instances on 100 servers that run
+// none of them yet: the first plan of a fleet converging from empty.
+func BenchmarkPlanFromEmpty(b *testing.B) {
+	f := benchFleet(b, 100, 100000)
+	f.ctrl = f.newController()
+	if _, err := f.ctrl.Sync(f.ctx, f.lease.Fence(), false); err != nil {
+		b.Fatal(err)
+	}
+	c := f.ctrl
+	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
+		Serving: c.serving, Guard: c.cfg.Guard}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if p := (Planner{}).Plan(in); len(p.Spawns) != 100000 {
+			b.Fatalf("%d spawns, want 100000", len(p.Spawns))
+		}
+	}
+}

@@ -511,6 +511,11 @@ func (p *planning) diffServer(si int) {
 	pt := &part{key: key}
 	p.parts[si] = pt
 	running := snap.Instances
+	if missing := len(p.f.OnServer[si]) - len(running); missing > 16 {
+		// A server filling up: room for its spawns at once.
+		pt.spawns = make([]Action, 0, missing)
+		pt.record = make([]desired.Placement, 0, missing)
+	}
 	for _, di := range p.f.OnServer[si] {
 		d := &p.f.Desired[di]
 		health, present := running[d.Name]
@@ -846,10 +851,20 @@ func (p *planning) serving() {
 			if sv.Settling && p.in.Now.Sub(prev.Since) >= servingSettle && !prev.Since.IsZero() {
 				sv.Settling = false
 			}
-			sv.Serving = []desired.CopyRef{up[first]}
-			for j, c := range up {
-				if j != first {
-					sv.Spares = append(sv.Spares, c)
+			// The same decision as before shares the previous slices: no
+			// allocation per tenant per plan in a quiet fleet.
+			if len(prev.Serving) == 1 && prev.Serving[0] == up[first] {
+				sv.Serving = prev.Serving
+			} else {
+				sv.Serving = []desired.CopyRef{up[first]}
+			}
+			if sparesAre(prev.Spares, up, first) {
+				sv.Spares = prev.Spares
+			} else {
+				for j, c := range up {
+					if j != first {
+						sv.Spares = append(sv.Spares, c)
+					}
 				}
 			}
 		}
@@ -866,6 +881,25 @@ func (p *planning) serving() {
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)
 	}
+}
+
+// sparesAre reports whether spares lists the copies of up but up[skip],
+// in order.
+func sparesAre(spares, up []desired.CopyRef, skip int) bool {
+	if len(spares) != len(up)-1 {
+		return false
+	}
+	k := 0
+	for j, c := range up {
+		if j == skip {
+			continue
+		}
+		if spares[k] != c {
+			return false
+		}
+		k++
+	}
+	return true
 }
 
 // settling reports whether any tenant's serving copy may still give way
@@ -950,6 +984,22 @@ func (p *planning) assemble() {
 
 // gather collects the actions of every server's share, in server order.
 func (p *planning) gather() {
+	// Sized first: a fleet converging from empty gathers 100,000 spawns,
+	// and growing the slices by appending would allocate several times
+	// that.
+	var spawns, stops, waits, record, forget int
+	for _, pt := range p.parts {
+		if pt == nil || pt.quiet {
+			continue
+		}
+		spawns, stops, waits = spawns+len(pt.spawns), stops+len(pt.stops), waits+len(pt.waits)
+		record, forget = record+len(pt.record), forget+len(pt.forget)
+	}
+	p.plan.Spawns = slices.Grow(p.plan.Spawns, spawns)
+	p.plan.Stops = slices.Grow(p.plan.Stops, stops)
+	p.plan.Waits = slices.Grow(p.plan.Waits, waits)
+	p.plan.Record = slices.Grow(p.plan.Record, record)
+	p.plan.Forget = slices.Grow(p.plan.Forget, forget)
 	for _, pt := range p.parts {
 		if pt == nil || pt.quiet {
 			continue

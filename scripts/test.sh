@@ -41,8 +41,8 @@ for pkg in $(go list ./...); do
   done
 done
 
-echo "== end to end: real tenement servers in network namespaces (figures below)"
-go test -count=1 -timeout 20m -v ./e2e/ 2>&1 | grep -vE '^\s+e2e_test.go:[0-9]+: FIGURE'
+echo "== end to end, with the race detector (slum built with it too): real tenement servers in network namespaces"
+go test -race -count=1 -timeout 25m -v ./e2e/ 2>&1 | grep -vE '^\s+e2e_test.go:[0-9]+: FIGURE'
 
 echo "== benchmarks, one iteration each (figures: scripts/bench.sh)"
 go test -run '^$' -bench . -benchtime 1x -timeout 20m ./desired/ ./reconcile/
