@@ -441,8 +441,32 @@ tenants:
 		t.Fatal(err)
 	}
 	in, _ := s.GetInstance(ctx, "a:prod")
-	if _, err := s.Reschedule(ctx, lease.Fence(), []Reschedule{{TenantID: "a", InstanceID: "prod", From: "s1", To: "s2", Generation: in.Generation, Reason: "server s1 is dead"}}); err != nil {
+	before, err := s.Snapshot(ctx)
+	if err != nil {
 		t.Fatal(err)
+	}
+	res, err := s.Reschedule(ctx, lease.Fence(), []Reschedule{
+		{TenantID: "a", InstanceID: "prod", From: "s1", To: "s2", Generation: in.Generation, Reason: "server s1 is dead"},
+		{TenantID: "a", InstanceID: "prod", From: "s1", To: "s2", Generation: in.Generation + 7, Reason: "planned on a stale generation"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Moves) != 1 || len(res.Instances) != 1 || res.Instances[0].ServerID != "s2" || res.Revision != before.Revision+1 {
+		t.Fatalf("reschedule: %+v, want the one move made, a:prod on s2, revision %d", res, before.Revision+1)
+	}
+	// The snapshot with the moved instances applied is what a fresh read
+	// gives: the controller relies on it instead of reading again.
+	patched, ok := before.WithInstances(res.Instances, res.Revision)
+	after, err := s.Snapshot(ctx)
+	if err != nil || !ok || !reflect.DeepEqual(patched, after) {
+		t.Fatalf("patched snapshot (ok %v)\n%+v\ndiffers from a fresh read (%v)\n%+v", ok, patched.Instances, err, after.Instances)
+	}
+	if before.Instances[0].ServerID != "s1" || before.Revision == res.Revision {
+		t.Fatal("WithInstances changed the snapshot it was called on")
+	}
+	if _, ok := before.WithInstances([]Instance{{TenantID: "zz", ID: "nope"}}, res.Revision); ok {
+		t.Fatal("WithInstances accepted an instance the snapshot does not hold")
 	}
 	plan, err := s.Apply(ctx, parseFleet(t, text), ApplyOptions{})
 	if err != nil || !plan.Empty() || len(plan.Notes) != 1 || !strings.Contains(plan.Notes[0], "declared on s1 and failed over to s2: it stays there") {

@@ -431,18 +431,28 @@ type Reschedule struct {
 // Key is the instance's "tenant:instance".
 func (r Reschedule) Key() string { return r.TenantID + ":" + r.InstanceID }
 
+// Rescheduled is what a Reschedule did.
+type Rescheduled struct {
+	Moves     []Reschedule // the moves made
+	Instances []Instance   // the moved instances, as now stored
+	// Revision is the desired-state revision the moves committed as.
+	Revision int64
+}
+
 // Reschedule makes the controller's failover moves under its lease, in
 // one transaction. A move whose instance changed since it was planned, or
 // whose target now runs another copy of the tenant's process, is skipped;
-// the rest are returned.
-func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) ([]Reschedule, error) {
+// the rest are returned, with the moved instances as stored and the
+// revision, so the controller can apply them to the snapshot it holds
+// rather than read 100,000 instances again.
+func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) (Rescheduled, error) {
+	var out Rescheduled
 	if len(rs) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	now := ms(s.now())
-	var done []Reschedule
 	err := s.fenced(ctx, f, func(q *db.Queries) error {
-		done = done[:0]
+		out = Rescheduled{}
 		for _, r := range rs {
 			siblings, err := q.ListInstancesOfTenant(ctx, r.TenantID)
 			if err != nil {
@@ -472,15 +482,25 @@ func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) ([]Res
 			if err := event(ctx, q, now, "instance/"+r.Key(), ReasonRescheduled, fmt.Sprintf("%s -> %s: %s", r.From, r.To, r.Reason)); err != nil {
 				return err
 			}
-			done = append(done, r)
+			row, err := q.GetInstance(ctx, db.GetInstanceParams{TenantID: r.TenantID, ID: r.InstanceID})
+			if err != nil {
+				return fmt.Errorf("reschedule %s: read it back: %w", r.Key(), err)
+			}
+			out.Moves = append(out.Moves, r)
+			out.Instances = append(out.Instances, toInstance(row))
 		}
-		if len(done) == 0 {
+		if len(out.Moves) == 0 {
 			return nil
 		}
-		return q.BumpRevision(ctx)
+		if err := q.BumpRevision(ctx); err != nil {
+			return err
+		}
+		rev, err := q.GetRevision(ctx)
+		out.Revision = rev
+		return err
 	})
 	if err != nil {
-		return nil, err
+		return Rescheduled{}, err
 	}
-	return done, nil
+	return out, nil
 }

@@ -3,6 +3,8 @@ package desired
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/slum-fleet/slum/db"
 )
@@ -55,4 +57,27 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	return snap, nil
+}
+
+// WithInstances returns a copy of the snapshot at revision with the given
+// instances replacing those of the same tenant and id: what the controller
+// holds after its own commit of those changes alone. The receiver is not
+// modified. ok is false when an instance is not in the snapshot.
+func (s *Snapshot) WithInstances(changed []Instance, revision int64) (next *Snapshot, ok bool) {
+	n := *s
+	n.Revision = revision
+	n.Instances = slices.Clone(s.Instances)
+	for _, in := range changed {
+		i, found := slices.BinarySearchFunc(n.Instances, in, func(a, b Instance) int {
+			if c := strings.Compare(a.TenantID, b.TenantID); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		if !found {
+			return nil, false
+		}
+		n.Instances[i] = in
+	}
+	return &n, true
 }

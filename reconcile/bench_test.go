@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -208,6 +209,7 @@ func BenchmarkFailover(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		f := benchFleet(b, 100, n)
+		f.cfg.PollInterval = DefaultConfig().PollInterval // as slum run polls
 		f.ctrl = f.newController()
 		ctx, stop := context.WithCancel(f.ctx)
 		done := make(chan error, 1)
@@ -326,6 +328,31 @@ func BenchmarkPlanFromEmpty(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if p := (Planner{}).Plan(in); len(p.Spawns) != 100000 {
 			b.Fatalf("%d spawns, want 100000", len(p.Spawns))
+		}
+	}
+}
+
+// BenchmarkPlanServerDies plans a converged fleet of 100,000 instances on
+// 100 servers the moment one of them (1,000 instances) is declared dead:
+// the plan that places its instances elsewhere, reusing the previous
+// plan's shares of the other servers as the running controller does.
+func BenchmarkPlanServerDies(b *testing.B) {
+	f := benchFleet(b, 100, 100000)
+	f.ctrl = f.newController()
+	f.converge()
+	c := f.ctrl
+	obs := maps.Clone(c.observed)
+	dead := *obs["s0"]
+	dead.Health = observed.HealthState{Health: observed.HealthDead, Since: time.Now(), LastDead: time.Now()}
+	dead.Seq++
+	obs["s0"] = &dead
+	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: obs, Ledger: c.ledger, Busy: c.busy,
+		Serving: c.serving, Guard: c.cfg.Guard, Prev: c.last, LedgerVersion: c.ledgerVer, BusyVersion: c.busyVer}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if p := (Planner{}).Plan(in); len(p.Reschedules) != 1000 {
+			b.Fatalf("%d instances placed elsewhere, want 1000", len(p.Reschedules))
 		}
 	}
 }

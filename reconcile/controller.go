@@ -40,7 +40,7 @@ type Store interface {
 	ListTenantStatus(ctx context.Context) ([]desired.TenantStatus, error)
 	ListInstanceStatus(ctx context.Context) ([]desired.InstanceStatus, error)
 	RecordPlacements(ctx context.Context, f desired.Fence, ps []desired.Placement) error
-	Reschedule(ctx context.Context, f desired.Fence, rs []desired.Reschedule) ([]desired.Reschedule, error)
+	Reschedule(ctx context.Context, f desired.Fence, rs []desired.Reschedule) (desired.Rescheduled, error)
 }
 
 // Client is what the controller needs of a tenement server.
@@ -444,6 +444,12 @@ func (c *Controller) reload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load the desired state: %w", err)
 	}
+	c.adopt(snap)
+	return nil
+}
+
+// adopt makes snap the desired state the controller works from.
+func (c *Controller) adopt(snap *desired.Snapshot) {
 	f := NewFleet(snap)
 	c.fleet = f
 	c.intent.Store(f)
@@ -495,7 +501,6 @@ func (c *Controller) reload(ctx context.Context) error {
 	}
 	c.clients.Store(&clients)
 	c.metrics.desiredLoaded.Set(float64(snap.Revision))
-	return nil
 }
 
 func (c *Controller) stopWatching(id string) {
@@ -714,19 +719,28 @@ func (c *Controller) step(ctx context.Context, act bool) *Plan {
 		return plan
 	}
 	if len(plan.Reschedules) > 0 {
-		done, err := c.store.Reschedule(ctx, c.fence, plan.Reschedules)
+		res, err := c.store.Reschedule(ctx, c.fence, plan.Reschedules)
 		switch {
 		case err != nil:
 			c.log.Error("cannot commit failover moves", "err", err)
-		case len(done) > 0:
+		case len(res.Moves) > 0:
 			now := c.clock.Now()
 			for _, id := range plan.FailingOver {
 				c.failovers = append(c.failovers, FailoverRecord{Server: id, At: now})
 				c.metrics.failovers.Inc()
 			}
-			c.metrics.moved.Add(float64(len(done)))
-			c.log.Warn("failover: instances placed elsewhere", "moved", len(done), "servers", plan.FailingOver)
-			if err := c.reload(ctx); err != nil {
+			c.metrics.moved.Add(float64(len(res.Moves)))
+			c.log.Warn("failover: instances placed elsewhere", "moved", len(res.Moves), "servers", plan.FailingOver)
+			// The moves are the only change since the snapshot held: apply
+			// them to it rather than read the whole desired state again
+			// (a second at 100,000 instances, with tenants waiting).
+			next, ok := (*desired.Snapshot)(nil), false
+			if res.Revision == c.fleet.Revision+1 {
+				next, ok = c.fleet.Snapshot.WithInstances(res.Instances, res.Revision)
+			}
+			if ok {
+				c.adopt(next)
+			} else if err := c.reload(ctx); err != nil {
 				c.log.Error("cannot read the desired state", "err", err)
 			}
 			plan = c.plan()
