@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -63,7 +64,9 @@ func StartLoad(ctx context.Context, opt LoadOptions) *Load {
 		opt.Clock = clock.Real{}
 	}
 	if opt.MaxInFlight <= 0 {
-		opt.MaxInFlight = 64
+		// Enough that a tenant whose every request hangs until the
+		// timeout is never refused by the load itself.
+		opt.MaxInFlight = int(math.Ceil(opt.Rate*opt.Timeout.Seconds())) + 16
 	}
 	if opt.Client == nil {
 		opt.Client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256,

@@ -55,17 +55,17 @@ type MarkKind string
 
 const (
 	MarkFault          MarkKind = "fault"
-	MarkDetected       MarkKind = "detected"         // the controller declared a server dead
-	MarkFailover       MarkKind = "failover"         // an instance was placed elsewhere
-	MarkReplaced       MarkKind = "replaced"         // a displaced instance runs again (tenement's list)
-	MarkServing        MarkKind = "serving-changed"  // the controller changed who serves a tenant
-	MarkServedAgain    MarkKind = "served-again"     // every tenant served through the router
-	MarkHeld           MarkKind = "held"             // the controller held a failover back
-	MarkHealed         MarkKind = "healed"           // the fault was undone
-	MarkBack           MarkKind = "back"             // the server is online again (controller's view)
-	MarkFenced         MarkKind = "fenced"           // a stale copy was stopped
+	MarkDetected       MarkKind = "detected"          // the controller declared a server dead
+	MarkFailover       MarkKind = "failover"          // an instance was placed elsewhere
+	MarkReplaced       MarkKind = "replaced"          // a displaced instance runs again (tenement's list)
+	MarkServing        MarkKind = "serving-changed"   // the controller changed who serves a tenant
+	MarkServedAgain    MarkKind = "served-again"      // every tenant served through the router
+	MarkHeld           MarkKind = "held"              // the controller held a failover back
+	MarkHealed         MarkKind = "healed"            // the fault was undone
+	MarkBack           MarkKind = "back"              // the server is online again (controller's view)
+	MarkFenced         MarkKind = "fenced"            // a stale copy was stopped
 	MarkControllerKill MarkKind = "controller-killed" // the controller got SIGKILL
-	MarkControllerBack MarkKind = "controller-back"  // another controller holds the lease
+	MarkControllerBack MarkKind = "controller-back"   // another controller holds the lease
 )
 
 // Record is everything observed during one trial, raw. Measure turns it
@@ -189,9 +189,9 @@ type Trial struct {
 	WarmFailedAfterDetection int `json:"warm_failed_after_detection"`
 	// FailedAfterHeal counts failures of requests sent once the fault was
 	// undone (fencing must not cost requests).
-	FailedAfterHeal  int     `json:"failed_after_heal"`
-	LongestGap       Millis  `json:"longest_gap_ms"`
-	LongestGapTenant string  `json:"longest_gap_tenant"`
+	FailedAfterHeal  int      `json:"failed_after_heal"`
+	LongestGap       Millis   `json:"longest_gap_ms"`
+	LongestGapTenant string   `json:"longest_gap_tenant"`
 	Tenants          []Tenant `json:"tenants"`
 
 	// OnTwoServers lists instances tenement servers listed on two servers

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"sort"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -160,7 +159,8 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 		}
 	}
 	p.NominalY(labels...)
-	p.X.Min, p.X.Max = -0.5, xmax*1.05+0.5
+	// Room on the right for the legend, clear of the rows.
+	p.X.Min, p.X.Max = -0.4, xmax*1.45+0.6
 	p.Y.Min, p.Y.Max = -0.8, float64(n)-0.2
 	p.Add(band(0, 0.0001, 0, colFault, 0)) // keeps x=0 in range
 	vline, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: -0.6}, {X: 0, Y: float64(n) - 0.4}})
@@ -177,13 +177,13 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 		r     vg.Length
 	}{
 		{"failed request (row spread by tenant)", failed, draw.CrossGlyph{}, colFailed, 2},
-		{"detected dead (controller)", detected, draw.TriangleGlyph{}, colDetected, 5},
-		{"first instance placed elsewhere", failover, draw.SquareGlyph{}, colFailover, 3.5},
-		{"displaced instance runs again (tenement)", replaced, draw.CircleGlyph{}, colReplaced, 3.5},
-		{"every tenant served again (router)", served, draw.PyramidGlyph{}, colServed, 6},
+		{"detected dead (controller)", detected, draw.PyramidGlyph{}, colDetected, 5},
+		{"first instance placed elsewhere", failover, draw.SquareGlyph{}, colFailover, 4},
+		{"displaced instance runs again (tenement)", replaced, draw.BoxGlyph{}, colReplaced, 3},
+		{"every tenant served again (router)", served, draw.CircleGlyph{}, colServed, 5.5},
 		{"controller killed", ckill, draw.CrossGlyph{}, colFault, 6},
-		{"fault undone", healed, draw.BoxGlyph{}, colHealed, 3.5},
-		{"server back online (controller)", back, draw.RingGlyph{}, colHealed, 4},
+		{"fault undone", healed, draw.RingGlyph{}, colHealed, 4.5},
+		{"server back online (controller)", back, draw.CircleGlyph{}, colHealed, 3.5},
 		{"stale copy fenced", fenced, draw.PlusGlyph{}, colFenced, 4},
 		{"instance on two servers", dups, draw.RingGlyph{}, colDup, 5},
 	}
@@ -258,22 +258,23 @@ func distribution(r *Report, s Summary) (*plot.Plot, vg.Length, error) {
 			pts = append(pts, plotter.XY{X: v, Y: y + (rng.Float64()-0.5)*0.3})
 			xmax = math.Max(xmax, v)
 		}
-		dots := scatter(pts, draw.CircleGlyph{}, withAlpha(c, 0xb0), 2.5)
+		dots := scatter(pts, draw.CircleGlyph{}, withAlpha(c, 0xb0), 3.5)
 		p.Add(dots)
-		sorted := append([]float64(nil), f.Values...)
-		sort.Float64s(sorted)
-		p99 := scatter(plotter.XYs{{X: f.P99, Y: y}}, draw.TriangleGlyph{}, colFault, 4)
-		p.Add(p99)
+		p50 := scatter(plotter.XYs{{X: f.P50, Y: y - 0.28}}, draw.PyramidGlyph{}, colHealed, 4)
+		p99 := scatter(plotter.XYs{{X: f.P99, Y: y - 0.28}}, draw.PyramidGlyph{}, colFault, 4)
+		p.Add(p50, p99)
 		if i == 0 {
-			p.Legend.Add("p99 (nearest rank)", p99)
 			p.Legend.Add("one trial", dots)
+			p.Legend.Add("p50", p50)
+			p.Legend.Add("p99 (nearest rank)", p99)
 		}
 	}
 	p.NominalY(labels...)
-	p.X.Min, p.X.Max = 0, xmax*1.08+0.05
+	p.X.Min, p.X.Max = 0, xmax*1.3+0.05
 	p.Y.Min, p.Y.Max = -0.6, float64(len(figs))-0.4
-	p.Y.Tick.Label.Font.Size = vg.Points(8)
+	p.Y.Tick.Label.Font.Size = vg.Points(9)
 	p.Legend.Top = true
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	h := vg.Length(1.6)*vg.Inch + vg.Length(len(figs))*0.75*vg.Inch
 	return p, h, nil
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
-	"time"
 )
 
 // Unit is what a figure counts.
@@ -70,6 +68,13 @@ var metrics = []metric{
 	{key: "served_again", name: "every tenant served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) }},
 	{key: "served_after_heal", name: "every tenant served again, from the fault's end", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAfterHeal) }, only: []Fault{FaultPartition}},
 	{key: "longest_gap", name: "longest gap a tenant saw", unit: Seconds, get: func(t Trial) (float64, bool) { return t.LongestGap.D().Seconds(), true }},
+	{key: "slowest", name: "slowest answer served", unit: Seconds, get: func(t Trial) (float64, bool) {
+		var m Millis
+		for _, tf := range t.Tenants {
+			m = max(m, tf.Max)
+		}
+		return m.D().Seconds(), true
+	}},
 	{key: "failed", name: "failed requests", unit: Count, get: func(t Trial) (float64, bool) { return count(t.Failed) }},
 	{key: "warm_failed_after_detection", name: "  of tenants with a warm spare, sent after detection", unit: Count, get: func(t Trial) (float64, bool) { return count(t.WarmFailedAfterDetection) }},
 	{key: "failed_after_heal", name: "  sent after the fault was undone", unit: Count, get: func(t Trial) (float64, bool) { return count(t.FailedAfterHeal) }},
@@ -189,17 +194,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, " (and %d that could not run to their end: see the JSON)", sum.Errors)
 		}
 		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "  figure\tp50\tp99\tmax\ttrials\t")
+		width := len("figure")
+		for _, f := range sum.Figures {
+			width = max(width, len(f.Name))
+		}
+		fmt.Fprintf(w, "  %-*s  %8s  %8s  %8s  %6s\n", width, "figure", "p50", "p99", "max", "trials")
 		for _, f := range sum.Figures {
 			p50, p99, mx := "-", "-", "-"
 			if f.N > 0 {
 				p50, p99, mx = formatValue(f.P50, f.Unit), formatValue(f.P99, f.Unit), formatValue(f.Max, f.Unit)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d/%d\t\n", f.Name, p50, p99, mx, f.N, sum.Trials)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
+			fmt.Fprintf(w, "  %-*s  %8s  %8s  %8s  %6s\n", width, f.Name, p50, p99, mx, fmt.Sprintf("%d/%d", f.N, sum.Trials))
 		}
 		if len(sum.Failures) > 0 {
 			keys := make([]string, 0, len(sum.Failures))
@@ -279,6 +284,3 @@ func (r *Report) Targets() []Check {
 	}
 	return out
 }
-
-// Duration formats a figure's seconds for people.
-func Duration(s float64) string { return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String() }

@@ -156,7 +156,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 	fl.StringVar(&out, "out", "slum-experiment", "where pictures, results.json and each trial's database and log go (wiped on start)")
 	fl.StringVar(&backend, "backend", "auto", "auto, tenement or simulator")
 	fl.Float64Var(&rate, "rate", 20, "requests a second per tenant, through the router")
-	fl.DurationVar(&timeout, "request-timeout", 2*time.Second, "a request not answered by then has failed")
+	fl.DurationVar(&timeout, "request-timeout", 5*time.Second, "a request not answered by then has failed")
 	fl.BoolVar(&observe, "observe", false, "observe an existing fleet (--db, --router) while you cause the fault")
 	fl.StringVar(&routerAddr, "router", "127.0.0.1:8080", "with --observe: the router's address (host:port)")
 	fl.DurationVar(&duration, "duration", 5*time.Minute, "with --observe: how long to observe at most")
