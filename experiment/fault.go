@@ -28,6 +28,9 @@ const (
 	// FaultPartition cuts the links of most servers at once: the
 	// controller must assume it is the one cut off and move nothing.
 	FaultPartition Fault = "partition"
+	// FaultObserved is a fault an operator caused on an existing fleet,
+	// seen by Observe.
+	FaultObserved Fault = "observed"
 )
 
 // Faults lists every fault, in the order experiments run them.
@@ -48,6 +51,8 @@ func (f Fault) Title() string {
 		return "kill -9 of a server, then of the controller mid-failover"
 	case FaultPartition:
 		return "partition: most servers cut off at once"
+	case FaultObserved:
+		return "a fault caused by the operator, observed"
 	}
 	return string(f)
 }

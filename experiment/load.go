@@ -42,6 +42,7 @@ type LoadOptions struct {
 // LoadStatus is the load's news so far, handed out as a value.
 type LoadStatus struct {
 	Sent, Failed int
+	FirstFailure time.Time // when the first failed request was sent
 	LastFailure  time.Time // when the latest failed request was sent
 }
 
@@ -112,6 +113,9 @@ func (l *Load) collect() {
 		st.Sent++
 		if !s.OK() {
 			st.Failed++
+			if st.FirstFailure.IsZero() || s.Sent.Before(st.FirstFailure) {
+				st.FirstFailure = s.Sent
+			}
 			if s.Sent.After(st.LastFailure) {
 				st.LastFailure = s.Sent
 			}
@@ -147,9 +151,10 @@ func (l *Load) pace(ctx context.Context, t Target, interval, offset time.Duratio
 			continue
 		}
 		reqs.Add(1)
+		sent := c.Now()
 		go func() {
 			defer reqs.Done()
-			l.results <- l.send(t)
+			l.results <- l.send(t, sent)
 			<-inFlight
 		}()
 	}
@@ -158,9 +163,9 @@ func (l *Load) pace(ctx context.Context, t Target, interval, offset time.Duratio
 // send makes one request. It is not bound to the load's context: a request
 // sent is let finish (or time out), so that stopping the load does not
 // count as a failure.
-func (l *Load) send(t Target) Sample {
+func (l *Load) send(t Target, sent time.Time) Sample {
 	c := l.opt.Clock
-	s := Sample{Tenant: t.Tenant, Sent: c.Now()}
+	s := Sample{Tenant: t.Tenant, Sent: sent}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opt.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+l.opt.RouterAddr+"/experiment", nil)

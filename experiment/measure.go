@@ -88,6 +88,9 @@ type Record struct {
 	// Warm tenants have a running copy on a server the fault spares: they
 	// should not lose a request once the fault is detected.
 	Warm map[string]bool
+	// Affected tenants have a copy on a server the fault hits; the
+	// others' failures are the fleet's background noise.
+	Affected map[string]bool
 	// Down tenants are expected to stay down (every copy on a victim and
 	// failover none): they are left out of "served again".
 	Down map[string]bool
@@ -184,6 +187,9 @@ type Trial struct {
 	Failures map[string]int `json:"failures"`
 	// FailedBefore counts failures before the fault (should be none).
 	FailedBefore int `json:"failed_before_fault"`
+	// UnaffectedFailed counts the failures, from the fault on, of tenants
+	// with no copy on a server the fault hit: what fails anyway.
+	UnaffectedFailed int `json:"unaffected_failed"`
 	// WarmFailedAfterDetection counts requests of tenants with a warm
 	// spare, sent after the detection, that failed.
 	WarmFailedAfterDetection int `json:"warm_failed_after_detection"`
@@ -376,6 +382,9 @@ func measureLoad(r Record, tr *Trial) {
 			}
 			tf.Failed++
 			tr.Failed++
+			if !r.Affected[name] {
+				tr.UnaffectedFailed++
+			}
 			tr.Failures[s.Outcome]++
 			tr.FailedReqs = append(tr.FailedReqs, Request{Tenant: name, Sent: Millis(s.Sent.Sub(t0)), Latency: Millis(s.Latency), Outcome: s.Outcome})
 			if tf.Warm && !r.DeadAt.IsZero() && !s.Sent.Before(r.DeadAt) {

@@ -77,6 +77,7 @@ var metrics = []metric{
 	}},
 	{key: "failed", name: "failed requests", unit: Count, get: func(t Trial) (float64, bool) { return count(t.Failed) }},
 	{key: "warm_failed_after_detection", name: "  of tenants with a warm spare, sent after detection", unit: Count, get: func(t Trial) (float64, bool) { return count(t.WarmFailedAfterDetection) }},
+	{key: "unaffected_failed", name: "  of tenants the fault did not touch", unit: Count, get: func(t Trial) (float64, bool) { return count(t.UnaffectedFailed) }},
 	{key: "failed_after_heal", name: "  sent after the fault was undone", unit: Count, get: func(t Trial) (float64, bool) { return count(t.FailedAfterHeal) }},
 	{key: "on_two_servers", name: "instances seen on two servers", unit: Count, get: func(t Trial) (float64, bool) { return count(len(t.OnTwoServers)) }},
 	{key: "on_two_servers_for", name: "  longest time on two servers", unit: Seconds, get: func(t Trial) (float64, bool) {
@@ -182,7 +183,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		backend = "an existing fleet, observed"
 	}
 	s := r.Settings
-	fmt.Fprintf(w, "slum experiment: %s; %d servers, %d tenants (%d with a warm spare)\n", backend, r.Servers, r.Tenants, r.WarmTenants)
+	fmt.Fprintf(w, "slum experiment: %s; %d servers, %d tenants (%d with two copies or more)\n", backend, r.Servers, r.Tenants, r.WarmTenants)
 	fmt.Fprintf(w, "settings: probe_interval %s, probe_timeout %s, dead_after %d, partition_fraction %g, failover_rate %d/min; load %g requests/s per tenant; seed %d\n",
 		s.ProbeInterval, s.ProbeTimeout, s.DeadAfter, s.PartitionFraction, s.FailoverRate, r.Rate, r.Seed)
 	if r.Interrupted {

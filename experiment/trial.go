@@ -125,6 +125,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("start the local fleet: %w", err)
 	}
 	rep.Backend, rep.BackendReason = fleet.Backend, fleet.Reason
+	for _, t := range file.Tenants {
+		if len(t.Instances) > 1 {
+			rep.WarmTenants++
+		}
+	}
 	if err := PointAt(file, fleet.Members); err != nil {
 		fleet.Close()
 		return nil, err
@@ -149,7 +154,6 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				return rep, nil
 			}
 			tr := Measure(rec)
-			rep.WarmTenants = len(rec.Warm)
 			rep.Trials = append(rep.Trials, tr)
 			opt.progress(Progress{Fault: f, Trial: k, Trials: opt.Trials, Phase: "done", Done: &tr})
 		}
@@ -318,7 +322,7 @@ func (r *trialRun) run(ctx context.Context) Record {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		r.rec.LeftBehind = append(r.rec.LeftBehind, "the controller stopped with an error: "+err.Error())
 	}
-	r.interpret(watch)
+	interpret(&r.rec, watch)
 	return r.rec
 }
 
@@ -399,7 +403,9 @@ func (r *trialRun) expectations(ctx context.Context, st *desired.Store) error {
 			r.rec.Displaced[in.TenementName()] = in.TenantID
 		}
 	}
+	r.rec.Affected = map[string]bool{}
 	for t := range on {
+		r.rec.Affected[t] = true
 		switch {
 		case off[t] > 0:
 			r.rec.Warm[t] = true
@@ -724,10 +730,10 @@ func (r *trialRun) leftBehind(ctx context.Context, st *desired.Store, listers ma
 
 // interpret reads the observer's raw watch into the record: detection,
 // the first move, holds, the return, fencing, placements that changed.
-func (r *trialRun) interpret(w Watch) {
-	t0 := r.rec.FaultAt
+func interpret(rec *Record, w Watch) {
+	t0 := rec.FaultAt
 	victim := map[string]bool{}
-	for _, v := range r.rec.Victims {
+	for _, v := range rec.Victims {
 		victim[v] = true
 	}
 	earliest := func(cur *time.Time, t time.Time) {
@@ -740,7 +746,7 @@ func (r *trialRun) interpret(w Watch) {
 	}
 	for _, h := range w.Health {
 		if victim[h.Server] && h.Health == observed.HealthDead {
-			earliest(&r.rec.DeadAt, h.Since)
+			earliest(&rec.DeadAt, h.Since)
 		}
 	}
 	for _, e := range w.Events {
@@ -748,42 +754,42 @@ func (r *trialRun) interpret(w Watch) {
 		switch e.Reason {
 		case desired.ReasonServerDead:
 			if victim[server] {
-				earliest(&r.rec.DeadAt, e.At)
+				earliest(&rec.DeadAt, e.At)
 			}
 		case desired.ReasonFailoverStarted:
-			earliest(&r.rec.DeadAt, e.At)
+			earliest(&rec.DeadAt, e.At)
 		case desired.ReasonRescheduled:
-			earliest(&r.rec.DeadAt, e.At)
-			earliest(&r.rec.FailoverAt, e.At)
+			earliest(&rec.DeadAt, e.At)
+			earliest(&rec.FailoverAt, e.At)
 		case desired.ReasonHeld, desired.ReasonFailoverBlocked:
-			if r.rec.HeldAt.IsZero() {
-				earliest(&r.rec.HeldAt, e.At)
+			if rec.HeldAt.IsZero() {
+				earliest(&rec.HeldAt, e.At)
 			}
 		}
 		if m, ok := markOf(e); ok && !e.At.Before(t0.Truncate(time.Millisecond)) {
-			r.rec.Marks = append(r.rec.Marks, m)
+			rec.Marks = append(rec.Marks, m)
 		}
 	}
 	for _, p := range w.Placements {
-		earliest(&r.rec.FailoverAt, p.Seen)
-		r.rec.Moved = append(r.rec.Moved, fmt.Sprintf("%s: %s -> %s", p.Key, p.From, p.To))
+		earliest(&rec.FailoverAt, p.Seen)
+		rec.Moved = append(rec.Moved, fmt.Sprintf("%s: %s -> %s", p.Key, p.From, p.To))
 	}
-	if !r.rec.HealAt.IsZero() {
-		r.rec.BackAt = backAt(w.Health, r.rec.Victims, r.rec.HealAt)
+	if !rec.HealAt.IsZero() {
+		rec.BackAt = backAt(w.Health, rec.Victims, rec.HealAt)
 	}
-	if !r.rec.BackAt.IsZero() {
-		r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.BackAt, Kind: MarkBack, Subject: strings.Join(r.rec.Victims, ",")})
+	if !rec.BackAt.IsZero() {
+		rec.Marks = append(rec.Marks, Mark{At: rec.BackAt, Kind: MarkBack, Subject: strings.Join(rec.Victims, ",")})
 	}
-	if !r.rec.ControllerKilledAt.IsZero() && len(w.Leases) > 0 {
+	if !rec.ControllerKilledAt.IsZero() && len(w.Leases) > 0 {
 		for _, l := range w.Leases[1:] {
 			if l.Epoch != w.Leases[0].Epoch && l.Holder != "" {
-				r.rec.ControllerBackAt = l.Seen
-				r.rec.Marks = append(r.rec.Marks, Mark{At: l.Seen, Kind: MarkControllerBack})
+				rec.ControllerBackAt = l.Seen
+				rec.Marks = append(rec.Marks, Mark{At: l.Seen, Kind: MarkControllerBack})
 				break
 			}
 		}
 	}
-	r.rec.Rounds = w.Rounds
+	rec.Rounds = w.Rounds
 }
 
 // markOf turns an event worth drawing into a Mark.

@@ -130,7 +130,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 				return err
 			}
 			if observe {
-				return a.observeExperiment(cmd.Context(), routerAddr, duration, rate, timeout)
+				return a.observeExperiment(cmd.Context(), routerAddr, out, duration, rate, timeout)
 			}
 			abs, err := filepath.Abs(out)
 			if err != nil {
@@ -455,6 +455,31 @@ func freeLoopbackAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func (a *app) observeExperiment(ctx context.Context, routerAddr string, duration time.Duration, rate float64, timeout time.Duration) error {
-	return errors.New("not yet")
+// observeExperiment records what a fault the operator causes costs an
+// existing fleet, through its router and from its database.
+func (a *app) observeExperiment(ctx context.Context, routerAddr, out string, duration time.Duration, rate float64, timeout time.Duration) error {
+	if _, port, err := net.SplitHostPort(routerAddr); err != nil || port == "" {
+		return &desired.FieldError{Field: "--router", Value: routerAddr, Reason: "must be host:port, where the fleet's router listens"}
+	}
+	if duration <= 0 || duration > 24*time.Hour {
+		return &desired.FieldError{Field: "--duration", Value: duration.String(), Reason: "must be more than 0 and at most 24h"}
+	}
+	st, err := a.open(ctx, dbMustExist)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if err := experiment.PrepareDir(abs); err != nil {
+		return err
+	}
+	rep, err := experiment.Observe(ctx, experiment.ObserveOptions{Store: st, RouterAddr: routerAddr, Rate: rate, Timeout: timeout,
+		Duration: duration, ReturnGrace: reconcile.DefaultConfig().PollInterval, Progress: newProgress(a.stderr).show})
+	if err != nil {
+		return err
+	}
+	return a.writeExperiment(rep, abs)
 }
