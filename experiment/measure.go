@@ -213,6 +213,10 @@ type Trial struct {
 	// and another controller holding the lease.
 	ControllerKilled *Millis `json:"controller_killed_ms,omitempty"`
 	ControllerBack   *Millis `json:"controller_back_ms,omitempty"`
+	// RunningAtControllerKill counts the displaced instances already
+	// running elsewhere when the controller was killed: less than
+	// Displaced means it died mid-failover.
+	RunningAtControllerKill int `json:"running_at_controller_kill,omitempty"`
 
 	LeftBehind []string  `json:"left_behind"`
 	Marks      []MarkAt  `json:"marks"`
@@ -288,6 +292,13 @@ func Measure(r Record) Trial {
 			tr.ReplacedEach[name] = Millis(at.Sub(t0))
 			if at.After(last) {
 				last = at
+			}
+		}
+	}
+	if !r.ControllerKilledAt.IsZero() {
+		for _, at := range replaced {
+			if at.Before(r.ControllerKilledAt) {
+				tr.RunningAtControllerKill++
 			}
 		}
 	}
@@ -451,15 +462,18 @@ func measureLoad(r Record, tr *Trial) {
 	}
 }
 
-// servedAfter is when the first request sent after from (and before end)
-// was answered, timed from t0; nil when none was.
+// servedAfter is when the tenant was first answered by a request sent
+// after from (and before end), timed from t0; nil when none was. Answers
+// come out of order: a request held by a hung server may be answered long
+// after later ones that went elsewhere, so the earliest answer counts.
 func servedAfter(ss []Sample, from, end, t0 time.Time) *Millis {
+	var first time.Time
 	for _, s := range ss {
-		if s.OK() && s.Sent.After(from) && s.Sent.Before(end) {
-			return since(t0, s.Done())
+		if s.OK() && s.Sent.After(from) && s.Sent.Before(end) && (first.IsZero() || s.Done().Before(first)) {
+			first = s.Done()
 		}
 	}
-	return nil
+	return since(t0, first)
 }
 
 // longestGap is the longest time between two successful answers (or from

@@ -70,6 +70,17 @@ func TestMeasureLoad(t *testing.T) {
 		{name: "a warm tenant's failures after detection are counted apart",
 			samples: steady("w", -1000, 3000, between(0, 700, "502")), warm: map[string]bool{"w": true},
 			dead: 500, heal: -1, served: 702, failed: 14, warmNo: 4, gap: 750, gapTenant: "w", failures: map[string]int{"502": 14}},
+		{name: "an answer held by a hung server does not hide the earlier answers after it",
+			samples: func() []Sample {
+				ss := steady("a", -1000, 3000, between(0, 500, "timeout"))
+				for i := range ss {
+					if ss[i].Sent.Equal(at(500)) {
+						ss[i].Latency = 2500 * time.Millisecond // answered when the server resumed
+					}
+				}
+				return ss
+			}(),
+			dead: 300, heal: -1, served: 552, failed: 10, gap: 600, gapTenant: "a", failures: map[string]int{"timeout": 10}},
 		{name: "failures before the fault are not the fault's",
 			samples: steady("a", -1000, 3000, between(-500, -400, "timeout")), dead: -1, heal: -1,
 			served: 0, before: 2, gap: 150, gapTenant: "a", failures: map[string]int{}},

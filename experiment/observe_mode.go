@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strings"
 	"time"
@@ -45,9 +46,9 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]Target, len(snap.Tenants))
-	for i, t := range snap.Tenants {
-		targets[i] = Target{Tenant: t.ID, Domain: t.Domain}
+	targets := targetsOf(snap.Tenants, snap.Instances)
+	if len(targets) == 0 {
+		return nil, errors.New("no tenant of the fleet has an instance that should run: there is nothing to send load to")
 	}
 	rep := &Report{Observe: true, Backend: "observed", Servers: len(snap.Servers), Tenants: len(snap.Tenants), Settings: snap.Settings,
 		TrialsAsked: 1, Faults: []Fault{FaultObserved}, Rate: opt.Rate, Started: time.Now(), Trials: []Trial{}, LeftBehind: []string{}}

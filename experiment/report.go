@@ -58,6 +58,9 @@ func count(n int) (float64, bool) { return float64(n), true }
 var metrics = []metric{
 	{key: "detected", name: "detected: the controller declares it dead", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.Detected) }},
 	{key: "controller_back", name: "another controller holds the lease", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ControllerBack) }, only: []Fault{FaultControllerKill}},
+	{key: "running_at_controller_kill", name: "displaced instances running when it was killed", unit: Count, get: func(t Trial) (float64, bool) {
+		return count(t.RunningAtControllerKill)
+	}, only: []Fault{FaultControllerKill}},
 	{key: "failover_started", name: "first instance placed elsewhere", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.FailoverStarted) }, only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
 	{key: "replaced", name: "every displaced instance runs again", unit: Seconds, get: func(t Trial) (float64, bool) {
 		if t.Displaced == 0 {
@@ -65,8 +68,11 @@ var metrics = []metric{
 		}
 		return secs(t.Replaced)
 	}, only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
-	{key: "served_again", name: "every tenant served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) }},
-	{key: "served_after_heal", name: "every tenant served again, from the fault's end", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAfterHeal) }, only: []Fault{FaultPartition}},
+	{key: "served_again", name: "every tenant served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) },
+		only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart, FaultObserved}},
+	{key: "served_again", name: "tenants with a copy outside served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) },
+		only: []Fault{FaultPartition}},
+	{key: "served_after_heal", name: "every tenant served again, from the partition's end", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAfterHeal) }, only: []Fault{FaultPartition}},
 	{key: "longest_gap", name: "longest gap a tenant saw", unit: Seconds, get: func(t Trial) (float64, bool) { return t.LongestGap.D().Seconds(), true }},
 	{key: "slowest", name: "slowest answer served", unit: Seconds, get: func(t Trial) (float64, bool) {
 		var m Millis
@@ -232,10 +238,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	for _, t := range r.Trials {
 		if len(t.LeftBehind) > 0 {
-			fmt.Fprintf(w, "\n%s trial %d left behind: %s", t.Fault, t.Trial, strings.Join(t.LeftBehind, "; "))
+			fmt.Fprintf(w, "\n%s trial %d left behind: %s\n", t.Fault, t.Trial, strings.Join(t.LeftBehind, "; "))
 		}
 		if t.Error != "" {
-			fmt.Fprintf(w, "\n%s trial %d could not run to its end: %s", t.Fault, t.Trial, t.Error)
+			fmt.Fprintf(w, "\n%s trial %d could not run to its end: %s\n", t.Fault, t.Trial, t.Error)
 		}
 	}
 	if len(r.LeftBehind) > 0 {

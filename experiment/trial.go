@@ -138,6 +138,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		fleet.Close()
 		rep.LeftBehind = append(rep.LeftBehind, namespacesLeft(fleet)...)
 	}()
+	// The fleet file names the servers; the i-th is the i-th local one.
+	ids := map[*localfleet.Member]string{}
+	for i, m := range fleet.Members {
+		ids[m] = file.Servers[i].ID
+	}
 	n := 0
 	for _, f := range opt.Faults {
 		for k := 1; k <= opt.Trials; k++ {
@@ -146,7 +151,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				return rep, nil
 			}
 			n++
-			r := trialRun{opt: opt, file: file, fleet: fleet, fault: f, k: k,
+			r := trialRun{opt: opt, file: file, fleet: fleet, ids: ids, fault: f, k: k,
 				rng: rand.New(rand.NewPCG(uint64(opt.Seed), uint64(n))), dir: filepath.Join(opt.Dir, fmt.Sprintf("%s-%d", f, k))}
 			rec := r.run(ctx)
 			if ctx.Err() != nil {
@@ -172,6 +177,7 @@ type trialRun struct {
 	opt   Options
 	file  *desired.File
 	fleet *localfleet.Fleet
+	ids   map[*localfleet.Member]string // each local server's id in the fleet file
 	fault Fault
 	k     int
 	rng   *rand.Rand
@@ -251,7 +257,7 @@ func (r *trialRun) run(ctx context.Context) Record {
 	// Choose the victims and see what the fault will take down.
 	victims = r.chooseVictims()
 	for _, v := range victims {
-		r.rec.Victims = append(r.rec.Victims, v.ID)
+		r.rec.Victims = append(r.rec.Victims, r.ids[v])
 	}
 	if err := r.expectations(ctx, st); err != nil {
 		return r.fail(err)
@@ -367,7 +373,7 @@ func (r *trialRun) chooseVictims() []*localfleet.Member {
 	for _, i := range perm[:n] {
 		out = append(out, ms[i])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool { return r.ids[out[i]] < r.ids[out[j]] })
 	return out
 }
 
@@ -446,9 +452,13 @@ func (r *trialRun) converge(ctx context.Context, st *desired.Store, listers map[
 	if err != nil {
 		return nil, err
 	}
-	targets := make([]Target, len(tenants))
-	for i, t := range tenants {
-		targets[i] = Target{Tenant: t.ID, Domain: t.Domain}
+	ins, err := st.ListInstances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	targets := targetsOf(tenants, ins)
+	if len(targets) == 0 {
+		return nil, errors.New("no tenant has an instance that should run: there is nothing to send load to")
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(limit)
@@ -463,6 +473,22 @@ func (r *trialRun) converge(ctx context.Context, st *desired.Store, listers map[
 		}
 	}
 	return nil, fmt.Errorf("the fleet did not converge in %s: %s", limit, why)
+}
+
+// targetsOf lists the tenants to send load to: a tenant none of whose
+// instances should run is not served by design.
+func targetsOf(tenants []desired.Tenant, ins []desired.Instance) []Target {
+	runs := map[string]bool{}
+	for _, in := range ins {
+		runs[in.TenantID] = runs[in.TenantID] || in.DesiredState == desired.StateRunning
+	}
+	var out []Target
+	for _, t := range tenants {
+		if runs[t.ID] {
+			out = append(out, Target{Tenant: t.ID, Domain: t.Domain})
+		}
+	}
+	return out
 }
 
 // unconverged says what is not yet as it should be, or "".
@@ -716,13 +742,13 @@ func (r *trialRun) leftBehind(ctx context.Context, st *desired.Store, listers ma
 		runs := 0
 		for _, servers := range listed {
 			for _, s := range servers {
-				if s == m.ID {
+				if s == r.ids[m] {
 					runs++
 				}
 			}
 		}
 		if extra := n - 1 - runs; extra > 0 {
-			out = append(out, fmt.Sprintf("%d process(es) in %s's namespace beyond its server and the %d instances it lists", extra, m.ID, runs))
+			out = append(out, fmt.Sprintf("%d process(es) in %s's namespace beyond its server and the %d instances it lists", extra, r.ids[m], runs))
 		}
 	}
 	return out
