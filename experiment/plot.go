@@ -5,12 +5,15 @@ import (
 	"image/color"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
 )
 
 // Colours of the pictures: one per kind of moment, the same in every
@@ -44,33 +47,65 @@ func WritePictures(r *Report, dir string) ([]string, error) {
 		if len(trials) == 0 {
 			continue
 		}
-		tl, h, err := timeline(r, s.Fault, trials)
-		if err != nil {
-			return files, err
-		}
+		tl, legend, h := timeline(r, s.Fault, trials)
 		for _, ext := range []string{"png", "svg"} {
 			name := filepath.Join(dir, fmt.Sprintf("%s-timeline.%s", s.Fault, ext))
-			if err := tl.Save(10*vg.Inch, h, name); err != nil {
+			if err := save(tl, legend, 12*vg.Inch, h, name); err != nil {
 				return files, fmt.Errorf("write %s: %w", name, err)
 			}
 			files = append(files, name)
 		}
-		dp, h, err := distribution(r, s)
-		if err != nil {
-			return files, err
-		}
+		dp, legend, h := distribution(r, s)
 		if dp == nil {
 			continue
 		}
 		for _, ext := range []string{"png", "svg"} {
 			name := filepath.Join(dir, fmt.Sprintf("%s-distribution.%s", s.Fault, ext))
-			if err := dp.Save(8*vg.Inch, h, name); err != nil {
+			if err := save(dp, legend, 10*vg.Inch, h, name); err != nil {
 				return files, fmt.Errorf("write %s: %w", name, err)
 			}
 			files = append(files, name)
 		}
 	}
 	return files, nil
+}
+
+// legendWidth is the column the legend gets, right of the plot, so that
+// it never covers a trial.
+const legendWidth = 3.2 * vg.Inch
+
+// save writes the plot with its legend in a column of its own, as PNG (at
+// 144 dpi) or SVG by the file's extension.
+func save(p *plot.Plot, legend plot.Legend, w, h vg.Length, name string) error {
+	var c vg.CanvasWriterTo
+	switch filepath.Ext(name) {
+	case ".png":
+		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(144), vgimg.UseBackgroundColor(color.White))}
+	case ".svg":
+		c = vgsvg.New(w, h)
+	default:
+		return fmt.Errorf("unknown picture format %q", filepath.Ext(name))
+	}
+	dc := draw.New(c)
+	p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
+	legend.Draw(draw.Crop(dc, w-legendWidth+vg.Points(12), 0, 0, -vg.Points(24)))
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := c.WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func newLegend() plot.Legend {
+	l := plot.NewLegend()
+	l.Top, l.Left = true, true
+	l.TextStyle.Font.Size = vg.Points(10)
+	l.Padding = vg.Points(3)
+	return l
 }
 
 func subtitle(r *Report) string {
@@ -101,16 +136,18 @@ func band(x0, x1, y float64, c color.Color, width vg.Length) *plotter.Line {
 // some tenant was not served (a shaded band), each failed request, and
 // the moments the fault was detected, failed over, replaced, served
 // again, undone, the server back and its stale copies fenced.
-func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error) {
+func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.Length) {
 	p := plot.New()
+	legend := newLegend()
 	p.Title.Text = fmt.Sprintf("%s — %d trials (%s)", f.Title(), len(trials), subtitle(r))
+	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.X.Label.Text = "seconds since the fault"
 	grid := plotter.NewGrid()
 	grid.Horizontal.Color, grid.Vertical.Color = colGrid, colGrid
 	p.Add(grid)
 	n := len(trials)
 	labels := make([]string, n)
-	var failed, detected, failover, replaced, served, healed, back, fenced, dups, ckill plotter.XYs
+	var failed, detected, held, failover, replaced, served, healed, back, fenced, dups, ckill, cback plotter.XYs
 	xmax := 1.0
 	for i, t := range trials {
 		y := float64(n - 1 - i)
@@ -128,6 +165,7 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 			// Spread over the row by tenant, so a row shows who failed.
 			off := (float64(tenantIndex(t, fr.Tenant))/float64(max(len(t.Tenants)-1, 1)) - 0.5) * 0.5
 			failed = append(failed, plotter.XY{X: fr.Sent.D().Seconds(), Y: y + off})
+			xmax = math.Max(xmax, fr.Sent.D().Seconds())
 		}
 		add := func(xys *plotter.XYs, m *Millis) {
 			if m != nil {
@@ -136,6 +174,7 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 			}
 		}
 		add(&detected, t.Detected)
+		add(&held, t.Held)
 		add(&failover, t.FailoverStarted)
 		for _, ms := range t.ReplacedEach {
 			add(&replaced, &ms)
@@ -146,6 +185,7 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 		add(&healed, t.Healed)
 		add(&back, t.Back)
 		add(&ckill, t.ControllerKilled)
+		add(&cback, t.ControllerBack)
 		for _, m := range t.Marks {
 			if m.Kind == MarkFenced && t.Healed != nil && m.At >= *t.Healed {
 				at := m.At
@@ -159,16 +199,15 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 		}
 	}
 	p.NominalY(labels...)
-	// Room on the right for the legend, clear of the rows.
-	p.X.Min, p.X.Max = -0.4, xmax*1.45+0.6
+	p.X.Min, p.X.Max = -0.4, xmax*1.05+0.3
 	p.Y.Min, p.Y.Max = -0.8, float64(n)-0.2
 	p.Add(band(0, 0.0001, 0, colFault, 0)) // keeps x=0 in range
 	vline, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: -0.6}, {X: 0, Y: float64(n) - 0.4}})
 	vline.LineStyle = draw.LineStyle{Color: colFault, Width: 1.5, Dashes: []vg.Length{4, 3}}
 	p.Add(vline)
-	p.Legend.Add("fault", vline)
+	legend.Add("fault", vline)
 	out := band(0, 1, 0, colOutage, 9)
-	p.Legend.Add("some tenant not served", out)
+	legend.Add("some tenant not served", out)
 	layers := []struct {
 		name  string
 		xys   plotter.XYs
@@ -178,10 +217,12 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 	}{
 		{"failed request (row spread by tenant)", failed, draw.CrossGlyph{}, colFailed, 2},
 		{"detected dead (controller)", detected, draw.PyramidGlyph{}, colDetected, 5},
+		{"failover held back (partition)", held, draw.PlusGlyph{}, colFault, 6},
 		{"first instance placed elsewhere", failover, draw.SquareGlyph{}, colFailover, 4},
-		{"displaced instance runs again (tenement)", replaced, draw.BoxGlyph{}, colReplaced, 3},
+		{"displaced instance runs (tenement's list)", replaced, draw.BoxGlyph{}, colReplaced, 3},
 		{"every tenant served again (router)", served, draw.CircleGlyph{}, colServed, 5.5},
 		{"controller killed", ckill, draw.CrossGlyph{}, colFault, 6},
+		{"another controller took over", cback, draw.RingGlyph{}, colFault, 6},
 		{"fault undone", healed, draw.RingGlyph{}, colHealed, 4.5},
 		{"server back online (controller)", back, draw.CircleGlyph{}, colHealed, 3.5},
 		{"stale copy fenced", fenced, draw.PlusGlyph{}, colFenced, 4},
@@ -193,13 +234,10 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, vg.Length, error)
 		}
 		s := scatter(l.xys, l.shape, l.c, l.r)
 		p.Add(s)
-		p.Legend.Add(l.name, s)
+		legend.Add(l.name, s)
 	}
-	p.Legend.Top = true
-	p.Legend.Left = false
-	p.Legend.TextStyle.Font.Size = vg.Points(8)
-	h := vg.Length(2.4)*vg.Inch + vg.Length(n)*0.32*vg.Inch
-	return p, h, nil
+	h := max(vg.Length(2.4)*vg.Inch+vg.Length(n)*0.32*vg.Inch, 4.2*vg.Inch)
+	return p, legend, h
 }
 
 func tenantIndex(t Trial, tenant string) int {
@@ -213,7 +251,8 @@ func tenantIndex(t Trial, tenant string) int {
 
 // distribution draws each timed figure over the trials: a box (quartiles,
 // median) with every trial's value as a dot.
-func distribution(r *Report, s Summary) (*plot.Plot, vg.Length, error) {
+func distribution(r *Report, s Summary) (*plot.Plot, plot.Legend, vg.Length) {
+	legend := newLegend()
 	var figs []Figure
 	for _, f := range s.Figures {
 		if f.Unit == Seconds && f.N > 0 && f.Key != "on_two_servers_for" {
@@ -221,10 +260,11 @@ func distribution(r *Report, s Summary) (*plot.Plot, vg.Length, error) {
 		}
 	}
 	if len(figs) == 0 {
-		return nil, 0, nil
+		return nil, legend, 0
 	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("%s — %d trials: seconds since the fault", s.Fault.Title(), s.Trials)
+	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.X.Label.Text = fmt.Sprintf("seconds (%s)", subtitle(r))
 	grid := plotter.NewGrid()
 	grid.Horizontal.Color, grid.Vertical.Color = colGrid, colGrid
@@ -264,19 +304,20 @@ func distribution(r *Report, s Summary) (*plot.Plot, vg.Length, error) {
 		p99 := scatter(plotter.XYs{{X: f.P99, Y: y - 0.28}}, draw.PyramidGlyph{}, colFault, 4)
 		p.Add(p50, p99)
 		if i == 0 {
-			p.Legend.Add("one trial", dots)
-			p.Legend.Add("p50", p50)
-			p.Legend.Add("p99 (nearest rank)", p99)
+			legend.Add("one trial", dots)
+			legend.Add("p50", p50)
+			legend.Add("p99 (nearest rank)", p99)
+			if len(f.Values) >= 3 {
+				legend.Add("quartiles and median")
+			}
 		}
 	}
 	p.NominalY(labels...)
-	p.X.Min, p.X.Max = 0, xmax*1.3+0.05
+	p.X.Min, p.X.Max = 0, xmax*1.08+0.05
 	p.Y.Min, p.Y.Max = -0.6, float64(len(figs))-0.4
 	p.Y.Tick.Label.Font.Size = vg.Points(9)
-	p.Legend.Top = true
-	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	h := vg.Length(1.6)*vg.Inch + vg.Length(len(figs))*0.75*vg.Inch
-	return p, h, nil
+	return p, legend, h
 }
 
 func withAlpha(c color.Color, a uint8) color.Color {
