@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,6 +186,8 @@ func (l *Load) send(t Target, sent time.Time) Sample {
 	switch {
 	case err != nil:
 		s.Outcome = classify(err)
+	case resp.StatusCode == http.StatusBadGateway && !bytes.HasPrefix(body, routerBadGateway):
+		s.Outcome = OutcomeUpstream502
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		s.Outcome = strconv.Itoa(resp.StatusCode)
 	default:
@@ -192,6 +195,11 @@ func (l *Load) send(t Target, sent time.Time) Sample {
 	}
 	return s
 }
+
+// routerBadGateway starts the body of the router's own 502s: it could not
+// reach a copy, or the copy broke off. Other 502s are the tenement
+// server's own.
+var routerBadGateway = []byte("502 bad gateway: ")
 
 // answeredBy checks that the tenant's own app answered: the test app says
 // which tenement instance it is ("t01--prod").

@@ -1,10 +1,12 @@
 package experiment
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum/internal/fakeclock"
+	"github.com/slum-fleet/slum/router"
+	"github.com/slum-fleet/slum/routes"
 )
 
 // The load paces each tenant's requests by its clock, checks that the
@@ -26,6 +30,10 @@ func TestLoadPacesAndClassifies(t *testing.T) {
 			fmt.Fprint(w, `{"tenant":"a--prod","hits":1}`)
 		case "b.test":
 			http.Error(w, "nothing serves b", http.StatusServiceUnavailable)
+		case "d.test":
+			http.Error(w, "502 bad gateway: the tenant's server could not be reached", http.StatusBadGateway)
+		case "e.test":
+			http.Error(w, "Bad Gateway", http.StatusBadGateway)
 		default:
 			fmt.Fprint(w, `{"tenant":"x--prod","hits":1}`)
 		}
@@ -33,9 +41,9 @@ func TestLoadPacesAndClassifies(t *testing.T) {
 	defer srv.Close()
 	clk := fakeclock.New(t0)
 	l := StartLoad(context.Background(), LoadOptions{RouterAddr: strings.TrimPrefix(srv.URL, "http://"), Rate: 10, Timeout: 2 * time.Second,
-		Targets: []Target{{"a", "a.test"}, {"b", "b.test"}, {"c", "c.test"}}, Clock: clk})
+		Targets: []Target{{"a", "a.test"}, {"b", "b.test"}, {"c", "c.test"}, {"d", "d.test"}, {"e", "e.test"}}, Clock: clk})
 	for i := 0; i < 50; i++ {
-		if !clk.WaitForWaiters(3, 5*time.Second) {
+		if !clk.WaitForWaiters(5, 5*time.Second) {
 			t.Fatal("the load's tenants did not wait for their next request")
 		}
 		clk.Advance(10 * time.Millisecond)
@@ -44,7 +52,7 @@ func TestLoadPacesAndClassifies(t *testing.T) {
 	sent := map[string][]time.Time{}
 	for _, s := range samples {
 		sent[s.Tenant] = append(sent[s.Tenant], s.Sent)
-		want := map[string]string{"a": OutcomeOK, "b": "503", "c": OutcomeWrongTenant}[s.Tenant]
+		want := map[string]string{"a": OutcomeOK, "b": "503", "c": OutcomeWrongTenant, "d": "502", "e": OutcomeUpstream502}[s.Tenant]
 		if s.Outcome != want {
 			t.Errorf("%s: outcome %q, want %q", s.Tenant, s.Outcome, want)
 		}
@@ -52,7 +60,7 @@ func TestLoadPacesAndClassifies(t *testing.T) {
 			t.Errorf("a answered by %q", s.Copy)
 		}
 	}
-	for _, tenant := range []string{"a", "b", "c"} {
+	for _, tenant := range []string{"a", "b", "c", "d", "e"} {
 		times := sent[tenant]
 		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 		if len(times) < 4 {
@@ -64,7 +72,7 @@ func TestLoadPacesAndClassifies(t *testing.T) {
 			}
 		}
 	}
-	if st := l.Status(); st.Sent != len(samples) || st.Failed != len(sent["b"])+len(sent["c"]) {
+	if st := l.Status(); st.Sent != len(samples) || st.Failed != len(samples)-len(sent["a"]) {
 		t.Errorf("status %+v for %d samples", st, len(samples))
 	}
 }
@@ -103,5 +111,38 @@ func TestAnsweredBy(t *testing.T) {
 		if o != c.outcome || cp != c.copy {
 			t.Errorf("answeredBy(%s, %s) = %q, %q; want %q, %q", c.tenant, c.body, o, cp, c.outcome, c.copy)
 		}
+	}
+}
+
+// The load tells the router's own 502s from a tenement server's by the
+// router's words: this holds it to them.
+func TestRouterBadGatewayWords(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	p, err := router.New(router.DefaultConfig(), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Set(routes.New(1, []routes.Route{{Tenant: "a", Domain: "a.test",
+		Backends: []routes.Backend{{Instance: "a:prod", Server: "s1", URL: "http://" + dead, Host: "a--prod.api.s1.test"}}}})); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Host = "a.test"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || !bytes.HasPrefix(body, routerBadGateway) {
+		t.Fatalf("the router answered %d %q for an unreachable copy; the load expects 502 starting %q", resp.StatusCode, body, routerBadGateway)
 	}
 }

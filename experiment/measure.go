@@ -17,6 +17,10 @@ const (
 	OutcomeError       = "error"        // another transport error
 	OutcomeWrongTenant = "wrong-tenant" // answered by another tenant's app: misrouted
 	OutcomeSaturated   = "saturated"    // not sent: too many requests of the tenant in flight
+	// OutcomeUpstream502 is a 502 the tenement server answered itself
+	// (its proxy could not reach the instance's app), passed on by the
+	// router; the router's own 502s (no copy could be reached) are "502".
+	OutcomeUpstream502 = "502-tenement"
 )
 
 // Sample is one request sent through the router, as its client saw it.
@@ -193,6 +197,8 @@ type Trial struct {
 	// WarmFailedAfterDetection counts requests of tenants with a warm
 	// spare, sent after the detection, that failed.
 	WarmFailedAfterDetection int `json:"warm_failed_after_detection"`
+	// WarmAfterDetection splits them by outcome.
+	WarmAfterDetection map[string]int `json:"warm_failed_after_detection_by_outcome"`
 	// FailedAfterHeal counts failures of requests sent once the fault was
 	// undone (fencing must not cost requests).
 	FailedAfterHeal  int      `json:"failed_after_heal"`
@@ -276,7 +282,7 @@ func Measure(r Record) Trial {
 		Detected: since(t0, r.DeadAt), FailoverStarted: since(t0, r.FailoverAt), Held: since(t0, r.HeldAt),
 		Healed: since(t0, r.HealAt), Back: since(t0, r.BackAt),
 		ControllerKilled: since(t0, r.ControllerKilledAt), ControllerBack: since(t0, r.ControllerBackAt),
-		Failures: map[string]int{}, ReplacedEach: map[string]Millis{}, Moved: r.Moved, LeftBehind: r.LeftBehind,
+		Failures: map[string]int{}, WarmAfterDetection: map[string]int{}, ReplacedEach: map[string]Millis{}, Moved: r.Moved, LeftBehind: r.LeftBehind,
 		Error: r.Err}
 	if tr.Moved == nil {
 		tr.Moved = []string{}
@@ -400,6 +406,7 @@ func measureLoad(r Record, tr *Trial) {
 			tr.FailedReqs = append(tr.FailedReqs, Request{Tenant: name, Sent: Millis(s.Sent.Sub(t0)), Latency: Millis(s.Latency), Outcome: s.Outcome})
 			if tf.Warm && !r.DeadAt.IsZero() && !s.Sent.Before(r.DeadAt) {
 				tr.WarmFailedAfterDetection++
+				tr.WarmAfterDetection[s.Outcome]++
 			}
 			if !r.HealAt.IsZero() && !s.Sent.Before(r.HealAt) {
 				tr.FailedAfterHeal++

@@ -35,6 +35,9 @@ type Summary struct {
 	Errors   int            `json:"trials_with_errors"`
 	Figures  []Figure       `json:"figures"`
 	Failures map[string]int `json:"failures_by_outcome"`
+	// WarmAfterDetection: failed requests of tenants with a warm spare,
+	// sent after the detection, by outcome, all trials.
+	WarmAfterDetection map[string]int `json:"warm_failed_after_detection_by_outcome"`
 }
 
 // metric reads one figure of a trial; ok is false when the trial has none.
@@ -124,7 +127,7 @@ func Summarize(trials []Trial) []Summary {
 	}
 	out := make([]Summary, 0, len(order))
 	for _, f := range order {
-		s := Summary{Fault: f, Failures: map[string]int{}}
+		s := Summary{Fault: f, Failures: map[string]int{}, WarmAfterDetection: map[string]int{}}
 		var good []Trial
 		for _, t := range by[f] {
 			if t.Error != "" {
@@ -134,6 +137,9 @@ func Summarize(trials []Trial) []Summary {
 			good = append(good, t)
 			for k, v := range t.Failures {
 				s.Failures[k] += v
+			}
+			for k, v := range t.WarmAfterDetection {
+				s.WarmAfterDetection[k] += v
 			}
 		}
 		s.Trials = len(good)
@@ -168,6 +174,14 @@ func (s Summary) Figure(key string) (Figure, bool) {
 		}
 	}
 	return Figure{}, false
+}
+
+func sum(vs []float64) float64 {
+	t := 0.0
+	for _, v := range vs {
+		t += v
+	}
+	return t
 }
 
 func formatValue(v float64, u Unit) string {
@@ -279,8 +293,16 @@ func (r *Report) Targets() []Check {
 					Measured: fmt.Sprintf("max %.0f", f.Max), Met: f.Max == 0})
 			}
 			if f, ok := s.Figure("warm_failed_after_detection"); ok {
+				measured := fmt.Sprintf("max %.0f in a trial", f.Max)
+				if n := s.WarmAfterDetection[OutcomeUpstream502]; n > 0 {
+					measured += fmt.Sprintf("; %d of the %.0f in all trials were 502s answered by tenement itself, not the router",
+						n, sum(f.Values))
+				}
+				if f, ok := s.Figure("unaffected_failed"); ok && f.Max > 0 {
+					measured += fmt.Sprintf("; tenants the fault did not touch lost up to %.0f a trial", f.Max)
+				}
 				out = append(out, Check{Target: "kill -9: 0 failed requests for tenants with a warm spare after detection",
-					Measured: fmt.Sprintf("max %.0f in a trial", f.Max), Met: f.Max == 0})
+					Measured: measured, Met: f.Max == 0})
 			}
 		case FaultPartition:
 			if f, ok := s.Figure("moved"); ok {
