@@ -3,6 +3,7 @@ package experiment
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
 )
@@ -206,6 +207,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "slum experiment: %s; %d servers, %d tenants (%d with two copies or more)\n", backend, r.Servers, r.Tenants, r.WarmTenants)
 	fmt.Fprintf(w, "settings: probe_interval %s, probe_timeout %s, dead_after %d, partition_fraction %g, failover_rate %d/min; load %g requests/s per tenant; seed %d\n",
 		s.ProbeInterval, s.ProbeTimeout, s.DeadAfter, s.PartitionFraction, s.FailoverRate, r.Rate, r.Seed)
+	if len(r.LoadAverage) > 0 {
+		fmt.Fprintf(w, "this machine's load average (1, 5, 15 min) at the start and the end: %s (it has %d cores; other work skews the figures)\n",
+			strings.Join(r.LoadAverage, " -> "), runtime.NumCPU())
+	}
 	if r.Interrupted {
 		fmt.Fprintf(w, "INTERRUPTED: %d trials finished\n", len(r.Trials))
 	}

@@ -100,6 +100,22 @@ type Report struct {
 	Summaries     []Summary        `json:"summaries"`
 	Pictures      []string         `json:"pictures"`
 	LeftBehind    []string         `json:"left_behind"`
+	// LoadAverage is this machine's load average (/proc/loadavg) as the
+	// experiment started and ended: others' work skews what it measures.
+	LoadAverage []string `json:"load_average"`
+}
+
+// loadAverage reads this machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // Run runs the experiment: a local fleet, then each fault's trials in
@@ -117,7 +133,8 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 	}
 	rep := &Report{Servers: len(file.Servers), Tenants: len(file.Tenants), Settings: opt.Settings, Seed: opt.Seed,
-		TrialsAsked: opt.Trials, Faults: opt.Faults, Rate: opt.Rate, Started: time.Now(), Trials: []Trial{}, LeftBehind: []string{}}
+		TrialsAsked: opt.Trials, Faults: opt.Faults, Rate: opt.Rate, Started: time.Now(), Trials: []Trial{}, LeftBehind: []string{},
+		LoadAverage: []string{loadAverage()}}
 	opt.progress(Progress{Phase: "starting the local fleet"})
 	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(file.Servers), Dir: filepath.Join(opt.Dir, "servers"),
 		Backend: opt.Backend, Services: Processes(file)})
@@ -137,6 +154,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	defer func() {
 		fleet.Close()
 		rep.LeftBehind = append(rep.LeftBehind, namespacesLeft(fleet)...)
+		rep.LoadAverage = append(rep.LoadAverage, loadAverage())
 	}()
 	// The fleet file names the servers; the i-th is the i-th local one.
 	ids := map[*localfleet.Member]string{}
