@@ -51,7 +51,8 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 		return nil, errors.New("no tenant of the fleet has an instance that should run: there is nothing to send load to")
 	}
 	rep := &Report{Observe: true, Backend: "observed", Servers: len(snap.Servers), Tenants: len(snap.Tenants), Settings: snap.Settings,
-		TrialsAsked: 1, Faults: []Fault{FaultObserved}, Rate: opt.Rate, Started: time.Now(), Trials: []Trial{}, LeftBehind: []string{}}
+		TrialsAsked: 1, Faults: []Fault{FaultObserved}, Rate: opt.Rate, Started: time.Now(), Trials: []Trial{}, LeftBehind: []string{},
+		LoadAverage: []string{loadAverage()}}
 	obs := newObserver(st, clk, nil, nil, false)
 	obs.start(ctx)
 	defer obs.cancel()
@@ -111,6 +112,7 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 	rec.Samples = load.Stop()
 	w := obs.stop()
 	rep.Finished = time.Now()
+	rep.LoadAverage = append(rep.LoadAverage, loadAverage())
 	if rec.FaultAt.IsZero() {
 		rep.Interrupted = ctx.Err() != nil
 		rec.FaultAt = start
