@@ -119,6 +119,9 @@ type Record struct {
 	Rounds                               []ListRound
 	Samples                              []Sample
 	Marks                                []Mark
+	// Unplaceable lists displaced instances the controller could place
+	// nowhere (left out of Displaced).
+	Unplaceable []string
 	// Moved lists the instances whose placement changed during the trial.
 	Moved []string
 	// LeftBehind lists what the trial found left over at its end.
@@ -172,6 +175,7 @@ type Trial struct {
 	// Displaced instances had to run again; Replaced is when the last of
 	// them was listed running by a tenement server (ReplacedEach, each).
 	Displaced    int               `json:"displaced"`
+	Unplaceable  []string          `json:"unplaceable"`
 	Replaced     *Millis           `json:"replaced_ms"`
 	ReplacedEach map[string]Millis `json:"replaced_each_ms"`
 	// ServedAgain: from then on the router served every tenant (that is
@@ -283,12 +287,16 @@ func Measure(r Record) Trial {
 		Healed: since(t0, r.HealAt), Back: since(t0, r.BackAt),
 		ControllerKilled: since(t0, r.ControllerKilledAt), ControllerBack: since(t0, r.ControllerBackAt),
 		Failures: map[string]int{}, WarmAfterDetection: map[string]int{}, ReplacedEach: map[string]Millis{}, Moved: r.Moved, LeftBehind: r.LeftBehind,
-		Error: r.Err}
+		Unplaceable: r.Unplaceable,
+		Error:       r.Err}
 	if tr.Moved == nil {
 		tr.Moved = []string{}
 	}
 	if tr.LeftBehind == nil {
 		tr.LeftBehind = []string{}
+	}
+	if tr.Unplaceable == nil {
+		tr.Unplaceable = []string{}
 	}
 	tr.Displaced = len(r.Displaced)
 	replaced := firstListed(r)

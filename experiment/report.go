@@ -72,6 +72,8 @@ var metrics = []metric{
 		}
 		return secs(t.Replaced)
 	}, only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
+	{key: "unplaceable", name: "displaced instances nowhere could take", unit: Count, get: func(t Trial) (float64, bool) { return count(len(t.Unplaceable)) },
+		only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill}},
 	{key: "served_again", name: "every tenant served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) },
 		only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart, FaultObserved}},
 	{key: "served_again", name: "tenants with a copy outside served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) },

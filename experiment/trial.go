@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -142,6 +143,11 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		return nil, fmt.Errorf("start the local fleet: %w", err)
 	}
 	rep.Backend, rep.BackendReason = fleet.Backend, fleet.Reason
+	if fleet.Backend == localfleet.BackendTenement {
+		opt.progress(Progress{Phase: "using " + fleet.Reason})
+	} else {
+		opt.progress(Progress{Phase: "using SIMULATED tenement servers (slum's own simulator, not tenement): " + fleet.Reason})
+	}
 	for _, t := range file.Tenants {
 		if len(t.Instances) > 1 {
 			rep.WarmTenants++
@@ -316,7 +322,7 @@ func (r *trialRun) run(ctx context.Context) Record {
 		}
 	}
 	r.phase("recovering")
-	r.waitRecovered(ctx, obs, load)
+	r.waitRecovered(ctx, st, obs, load)
 	if ctx.Err() != nil {
 		return r.rec
 	}
@@ -608,8 +614,10 @@ func hasReason(evs []desired.Event, reason desired.EventReason) bool {
 // waitRecovered waits until the fault has cost what it will: every
 // displaced instance runs again and no request has failed for a while
 // (or, for a partition, the controller has held the failover a while).
-func (r *trialRun) waitRecovered(ctx context.Context, obs *observer, load *Load) {
+func (r *trialRun) waitRecovered(ctx context.Context, st *desired.Store, obs *observer, load *Load) {
 	clk := r.opt.Clock
+	defer r.dropUnplaceable()
+	var lastCheck time.Time
 	s := r.opt.Settings
 	detect := s.ProbeInterval*time.Duration(s.DeadAfter) + s.ProbeTimeout
 	limit := max(30*time.Second, 3*detect)
@@ -634,9 +642,57 @@ func (r *trialRun) waitRecovered(ctx context.Context, obs *observer, load *Load)
 		case obs.seenAll() && calm:
 			return
 		}
+		if now.Sub(lastCheck) > 250*time.Millisecond {
+			lastCheck = now
+			if r.findUnplaceable(ctx, st) {
+				var rest []string
+				for name := range r.rec.Displaced {
+					if !slices.Contains(r.rec.Unplaceable, name) {
+						rest = append(rest, name)
+					}
+				}
+				obs.watch(rest)
+				if len(rest) == 0 && calm && now.Sub(r.rec.FaultAt) > detect+quiet {
+					return
+				}
+			}
+		}
 		if !r.sleep(ctx, 50*time.Millisecond) {
 			return
 		}
+	}
+}
+
+// findUnplaceable notes the displaced instances the controller reports it
+// cannot place anywhere (no server has room, or every other one holds a
+// copy of the tenant); it reports whether there are any.
+func (r *trialRun) findUnplaceable(ctx context.Context, st *desired.Store) bool {
+	sts, err := st.ListInstanceStatus(ctx)
+	if err != nil {
+		return len(r.rec.Unplaceable) > 0
+	}
+	names := map[string]string{}
+	for name := range r.rec.Displaced {
+		if _, tenant, inst, ok := desired.ParseTenementName(name); ok {
+			names[tenant+":"+inst] = name
+		}
+	}
+	r.rec.Unplaceable = nil
+	for _, s := range sts {
+		if n, ok := names[s.Key()]; ok && s.Phase == desired.PhaseUnplaceable {
+			r.rec.Unplaceable = append(r.rec.Unplaceable, n)
+		}
+	}
+	sort.Strings(r.rec.Unplaceable)
+	return len(r.rec.Unplaceable) > 0
+}
+
+// dropUnplaceable leaves the instances that could not be placed out of
+// the displaced ones: "every displaced instance runs again" is about those
+// that could.
+func (r *trialRun) dropUnplaceable() {
+	for _, n := range r.rec.Unplaceable {
+		delete(r.rec.Displaced, n)
 	}
 }
 
