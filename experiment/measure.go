@@ -215,7 +215,8 @@ type Trial struct {
 	// after the server came back.
 	OnTwoServers            []Duplicate `json:"on_two_servers"`
 	OnTwoServersAfterReturn int         `json:"on_two_servers_after_return"`
-	// Fenced counts stale copies the controller stopped after the return.
+	// Fenced counts the instances whose stale copies the controller
+	// stopped after the return.
 	Fenced int `json:"fenced"`
 	// Moved lists instances whose placement changed.
 	Moved []string `json:"moved"`
@@ -321,8 +322,10 @@ func Measure(r Record) Trial {
 	}
 	measureLoad(r, &tr)
 	measureDuplicates(r, &tr)
+	fenced := map[string]bool{}
 	for _, m := range r.Marks {
-		if m.Kind == MarkFenced && !m.At.Before(r.HealAt) && !r.HealAt.IsZero() {
+		if m.Kind == MarkFenced && !m.At.Before(r.HealAt) && !r.HealAt.IsZero() && !fenced[m.Subject] {
+			fenced[m.Subject] = true
 			tr.Fenced++
 		}
 		tr.Marks = append(tr.Marks, MarkAt{At: Millis(m.At.Sub(t0)), Kind: m.Kind, Subject: m.Subject})

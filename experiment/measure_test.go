@@ -316,3 +316,16 @@ func TestMeasureCountsUnaffectedFailures(t *testing.T) {
 		t.Fatalf("failed %d, of them unaffected %d; want 12 and 2", tr.Failed, tr.UnaffectedFailed)
 	}
 }
+
+// Each instance whose stale copy was stopped after the return counts once.
+func TestMeasureCountsFencedInstancesOnce(t *testing.T) {
+	tr := Measure(Record{Fault: FaultCut, FaultAt: t0, HealAt: at(3000), LoadStart: at(-1000), LoadEnd: at(6000), Marks: []Mark{
+		{At: at(2000), Kind: MarkFenced, Subject: "t09:prod"}, // before the return: not the return's
+		{At: at(3100), Kind: MarkFenced, Subject: "t01:prod"},
+		{At: at(3100), Kind: MarkFenced, Subject: "t02:prod"},
+		{At: at(5100), Kind: MarkFenced, Subject: "t01:prod"},
+	}})
+	if tr.Fenced != 2 {
+		t.Fatalf("fenced %d, want 2", tr.Fenced)
+	}
+}

@@ -894,6 +894,9 @@ func interpret(rec *Record, w Watch) {
 
 // markOf turns an event worth drawing into a Mark.
 func markOf(e desired.Event) (Mark, bool) {
+	if e.Reason == desired.ReasonFenced && !strings.HasPrefix(e.Object, "instance/") {
+		return Mark{}, false // the server's "back, fencing" news, not a copy stopped
+	}
 	subject := e.Object
 	if i := strings.IndexByte(subject, '/'); i >= 0 {
 		subject = subject[i+1:]
