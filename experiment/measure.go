@@ -179,7 +179,9 @@ type Trial struct {
 	Replaced     *Millis           `json:"replaced_ms"`
 	ReplacedEach map[string]Millis `json:"replaced_each_ms"`
 	// ServedAgain: from then on the router served every tenant (that is
-	// not expected to stay down) until the fault was undone.
+	// not expected to stay down) until the fault was undone, but for lone
+	// failed requests between answered ones (blips, still counted as
+	// failed).
 	ServedAgain *Millis `json:"served_again_ms"`
 	// Healed and Back: the fault undone, and the server online again.
 	Healed *Millis `json:"healed_ms"`
@@ -242,6 +244,9 @@ type Tenant struct {
 	Down     bool   `json:"expected_down,omitempty"`
 	Requests int    `json:"requests"`
 	Failed   int    `json:"failed"`
+	// Blips counts lone failures (the requests before and after were
+	// answered): failed, yet no outage, so they do not set ServedAgain.
+	Blips int `json:"blips"`
 	// ServedAgain: nil when it was never interrupted or never served again
 	// (Interrupted tells which).
 	Interrupted bool    `json:"interrupted"`
@@ -395,7 +400,7 @@ func measureLoad(r Record, tr *Trial) {
 		tf := Tenant{Tenant: name, Warm: r.Warm[name], Down: r.Down[name], Requests: len(ss), Copies: []string{}}
 		var lats []time.Duration
 		var lastFail, lastFailHealed time.Time
-		for _, s := range ss {
+		for i, s := range ss {
 			tr.Requests++
 			if s.OK() {
 				lats = append(lats, s.Latency)
@@ -419,10 +424,19 @@ func measureLoad(r Record, tr *Trial) {
 				tr.WarmFailedAfterDetection++
 				tr.WarmAfterDetection[s.Outcome]++
 			}
-			if !r.HealAt.IsZero() && !s.Sent.Before(r.HealAt) {
+			healed := !r.HealAt.IsZero() && !s.Sent.Before(r.HealAt)
+			if healed {
 				tr.FailedAfterHeal++
+			}
+			switch {
+			case blip(ss, i):
+				// A lone failure between two answered requests is
+				// counted, but is no outage: it does not hold back
+				// "served again" (tenement's own sporadic 502s are such).
+				tf.Blips++
+			case healed:
 				lastFailHealed = s.Sent
-			} else if s.Sent.Before(windowEnd) {
+			case s.Sent.Before(windowEnd):
 				lastFail = s.Sent
 			}
 		}
@@ -492,6 +506,12 @@ func servedAfter(ss []Sample, from, end, t0 time.Time) *Millis {
 		}
 	}
 	return since(t0, first)
+}
+
+// blip reports whether ss[i], a failure, is alone: the requests sent just
+// before and just after it were answered.
+func blip(ss []Sample, i int) bool {
+	return i > 0 && i+1 < len(ss) && ss[i-1].OK() && ss[i+1].OK()
 }
 
 // longestGap is the longest time between two successful answers (or from

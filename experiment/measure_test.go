@@ -81,6 +81,22 @@ func TestMeasureLoad(t *testing.T) {
 				return ss
 			}(),
 			dead: 300, heal: -1, served: 552, failed: 10, gap: 600, gapTenant: "a", failures: map[string]int{"timeout": 10}},
+		{name: "a lone failure after the outage is counted but does not move served-again",
+			samples: steady("a", -1000, 3000, func(ms int) string {
+				if ms >= 0 && ms < 500 || ms == 2000 {
+					return "502-tenement"
+				}
+				return ""
+			}),
+			dead: 300, heal: -1, served: 502, failed: 11, gap: 550, gapTenant: "a", failures: map[string]int{"502-tenement": 11}},
+		{name: "two failures in a row are an outage",
+			samples: steady("a", -1000, 3000, func(ms int) string {
+				if ms >= 0 && ms < 500 || ms == 2000 || ms == 2050 {
+					return "503"
+				}
+				return ""
+			}),
+			dead: 300, heal: -1, served: 2102, failed: 12, gap: 550, gapTenant: "a", failures: map[string]int{"503": 12}},
 		{name: "failures before the fault are not the fault's",
 			samples: steady("a", -1000, 3000, between(-500, -400, "timeout")), dead: -1, heal: -1,
 			served: 0, before: 2, gap: 150, gapTenant: "a", failures: map[string]int{}},
