@@ -50,7 +50,7 @@ func WritePictures(r *Report, dir string) ([]string, error) {
 		tl, legend, h := timeline(r, s.Fault, trials)
 		for _, ext := range []string{"png", "svg"} {
 			name := filepath.Join(dir, fmt.Sprintf("%s-timeline.%s", s.Fault, ext))
-			if err := save(tl, legend, 12*vg.Inch, h, name); err != nil {
+			if err := save(tl, legend, 12*vg.Inch, h, 3.2*vg.Inch, name); err != nil {
 				return files, fmt.Errorf("write %s: %w", name, err)
 			}
 			files = append(files, name)
@@ -61,7 +61,7 @@ func WritePictures(r *Report, dir string) ([]string, error) {
 		}
 		for _, ext := range []string{"png", "svg"} {
 			name := filepath.Join(dir, fmt.Sprintf("%s-distribution.%s", s.Fault, ext))
-			if err := save(dp, legend, 10*vg.Inch, h, name); err != nil {
+			if err := save(dp, legend, 9*vg.Inch, h, 1.9*vg.Inch, name); err != nil {
 				return files, fmt.Errorf("write %s: %w", name, err)
 			}
 			files = append(files, name)
@@ -70,13 +70,10 @@ func WritePictures(r *Report, dir string) ([]string, error) {
 	return files, nil
 }
 
-// legendWidth is the column the legend gets, right of the plot, so that
-// it never covers a trial.
-const legendWidth = 3.2 * vg.Inch
-
-// save writes the plot with its legend in a column of its own, as PNG (at
-// 144 dpi) or SVG by the file's extension.
-func save(p *plot.Plot, legend plot.Legend, w, h vg.Length, name string) error {
+// save writes the plot with its legend in a column of its own, right of
+// the plot (so that it never covers a trial), as PNG (at 144 dpi) or SVG
+// by the file's extension.
+func save(p *plot.Plot, legend plot.Legend, w, h, legendWidth vg.Length, name string) error {
 	var c vg.CanvasWriterTo
 	switch filepath.Ext(name) {
 	case ".png":
