@@ -70,7 +70,7 @@ router's address with --router): it sends the same load through that router
 and records the same figures from the router's and the controller's view
 while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 		Example: `  slum experiment                                   # 5 trials of kill -9 on three servers
-  slum experiment --fault kill --trials 20 --seed 7 # the README's table
+  slum experiment --fault kill --trials 20 --seed 13 # the table in docs/experiments
   slum experiment --fault all --trials 3 -o json > results.json
   slum experiment --fault hang --probe-interval 500ms --dead-after 2
   slum experiment --observe --router 127.0.0.1:8080 --duration 2m`,
