@@ -101,6 +101,9 @@ type Record struct {
 	// AllowVictim: a displaced instance running again on a victim counts
 	// as replaced (a restarted server runs its instances again).
 	AllowVictim bool
+	// ListFrom: lists taken before then do not count as running again (a
+	// restarting server lists what it is about to lose). Zero: FaultAt.
+	ListFrom time.Time
 	// DeadAt: the earliest sign that the controller declared a victim
 	// dead (its status, its events). Zero: it never did.
 	DeadAt time.Time
@@ -354,7 +357,7 @@ func firstListed(r Record) map[string]time.Time {
 	}
 	out := map[string]time.Time{}
 	for _, round := range r.Rounds {
-		if round.At.Before(r.FaultAt) {
+		if round.At.Before(r.FaultAt) || round.At.Before(r.ListFrom) {
 			continue
 		}
 		for server, names := range round.Lists {

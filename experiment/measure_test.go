@@ -159,6 +159,7 @@ func TestMeasureReplacedAndDuplicates(t *testing.T) {
 		name        string
 		rounds      []ListRound
 		allowVictim bool
+		listFrom    int
 		back        int
 		replaced    float64
 		each        int
@@ -182,6 +183,10 @@ func TestMeasureReplacedAndDuplicates(t *testing.T) {
 		{name: "a restarted victim runs them again",
 			rounds:      []ListRound{round(500, map[string][]string{"s1": {"api:a--prod", "api:b--prod"}})},
 			allowVictim: true, back: -1, replaced: 500, each: 2},
+		{name: "what a restarting victim lists before its restart is done does not count",
+			rounds: []ListRound{round(100, map[string][]string{"s1": {"api:a--prod", "api:b--prod"}}),
+				round(1500, map[string][]string{"s1": {"api:a--prod"}}), round(1700, map[string][]string{"s1": {"api:a--prod", "api:b--prod"}})},
+			allowVictim: true, listFrom: 1000, back: -1, replaced: 1700, each: 2},
 		{name: "a stale copy on the returned server until fenced",
 			rounds: []ListRound{
 				round(1000, map[string][]string{"s2": {"api:a--prod"}, "s3": {"api:b--prod"}}),
@@ -203,6 +208,9 @@ func TestMeasureReplacedAndDuplicates(t *testing.T) {
 				AllowVictim: c.allowVictim, ReturnGrace: 2 * time.Second, LoadStart: at(-1000), LoadEnd: at(8000)}
 			if c.back >= 0 {
 				r.BackAt, r.HealAt = at(c.back), at(c.back-500)
+			}
+			if c.listFrom > 0 {
+				r.ListFrom = at(c.listFrom)
 			}
 			tr := Measure(r)
 			if got := ms(tr.Replaced); got != c.replaced {

@@ -97,12 +97,13 @@ func newObserver(st *desired.Store, clk clock.Clock, listers map[string]Lister, 
 }
 
 // watch marks the displaced instances whose new home is to be listed
-// often, until it lists them.
+// often, until it lists them; what earlier lists showed no longer counts.
 func (o *observer) watch(names []string) {
 	m := map[string]bool{}
 	for _, n := range names {
 		m[n] = true
 	}
+	o.seenAllW.Store(false)
 	o.watching.Store(&m)
 }
 
@@ -215,8 +216,14 @@ func (o *observer) dbLoop(ctx context.Context) {
 func (o *observer) listLoop(ctx context.Context) {
 	lastAll := time.Time{}
 	seen := map[string]bool{}
+	var watched *map[string]bool
 	for {
 		now := o.clk.Now()
+		if w := o.watching.Load(); w != watched {
+			// A new watch starts afresh: what was seen before it does
+			// not count.
+			watched, seen = w, map[string]bool{}
+		}
 		phase := listPhase(o.phase.Load())
 		ask := map[string]bool{}
 		if phase != listNone {

@@ -315,6 +315,12 @@ func (r *trialRun) run(ctx context.Context) Record {
 	if err := r.injectAll(ctx, victims); err != nil {
 		return r.fail(fmt.Errorf("inject %s: %w", r.fault, err))
 	}
+	if r.fault == FaultRestart {
+		// Until the restart is done the server may still list what it
+		// is about to lose: that is not running again.
+		r.rec.ListFrom = clk.Now()
+		obs.watch(names)
+	}
 	if r.fault == FaultControllerKill {
 		r.phase("waiting for the failover to start, to kill the controller")
 		if ctl, err = r.killController(ctx, obs, ctl, spec); err != nil {
@@ -714,11 +720,18 @@ func (r *trialRun) waitReturned(ctx context.Context, obs *observer) {
 	clk := r.opt.Clock
 	from := r.rec.HealAt
 	if from.IsZero() {
-		from = clk.Now()
+		// Nothing was undone (a restart is its own end): the server is
+		// back once it is online again after the fault, or if the
+		// controller never saw it go.
+		from = r.rec.FaultAt
 	}
 	deadline := clk.Now().Add(45 * time.Second)
 	for clk.Now().Before(deadline) {
-		back := backAt(obs.latest().Health, r.rec.Victims, from)
+		hs := obs.latest().Health
+		back := backAt(hs, r.rec.Victims, from)
+		if back.IsZero() && r.rec.HealAt.IsZero() && allOnline(hs, r.rec.Victims) {
+			back = from
+		}
 		if !back.IsZero() && clk.Now().Sub(back) > r.opt.ReturnGrace+time.Second && obs.clean() {
 			return
 		}
@@ -726,6 +739,20 @@ func (r *trialRun) waitReturned(ctx context.Context, obs *observer) {
 			return
 		}
 	}
+}
+
+// allOnline reports whether the controller last saw every victim online.
+func allOnline(hs []HealthChange, victims []string) bool {
+	last := map[string]observed.Health{}
+	for _, h := range hs {
+		last[h.Server] = h.Health
+	}
+	for _, v := range victims {
+		if last[v] != observed.HealthOnline {
+			return false
+		}
+	}
+	return true
 }
 
 // backAt is when the last of the victims was online again after from, by
