@@ -101,8 +101,9 @@ type Record struct {
 	// AllowVictim: a displaced instance running again on a victim counts
 	// as replaced (a restarted server runs its instances again).
 	AllowVictim bool
-	// ListFrom: lists taken before then do not count as running again (a
-	// restarting server lists what it is about to lose). Zero: FaultAt.
+	// ListFrom: a victim's lists taken before then do not count as
+	// running again (a restarting server lists what it is about to lose
+	// until its restart is done).
 	ListFrom time.Time
 	// DeadAt: the earliest sign that the controller declared a victim
 	// dead (its status, its events). Zero: it never did.
@@ -357,11 +358,11 @@ func firstListed(r Record) map[string]time.Time {
 	}
 	out := map[string]time.Time{}
 	for _, round := range r.Rounds {
-		if round.At.Before(r.FaultAt) || round.At.Before(r.ListFrom) {
+		if round.At.Before(r.FaultAt) {
 			continue
 		}
 		for server, names := range round.Lists {
-			if victim[server] && !r.AllowVictim {
+			if victim[server] && (!r.AllowVictim || round.At.Before(r.ListFrom)) {
 				continue
 			}
 			for _, n := range names {

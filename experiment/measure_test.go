@@ -187,6 +187,10 @@ func TestMeasureReplacedAndDuplicates(t *testing.T) {
 			rounds: []ListRound{round(100, map[string][]string{"s1": {"api:a--prod", "api:b--prod"}}),
 				round(1500, map[string][]string{"s1": {"api:a--prod"}}), round(1700, map[string][]string{"s1": {"api:a--prod", "api:b--prod"}})},
 			allowVictim: true, listFrom: 1000, back: -1, replaced: 1700, each: 2},
+		{name: "other servers count at once while the victim restarts",
+			rounds: []ListRound{round(100, map[string][]string{"s1": {"api:a--prod", "api:b--prod"}}),
+				round(900, map[string][]string{"s2": {"api:a--prod"}, "s3": {"api:b--prod"}})},
+			allowVictim: true, listFrom: 10000, back: -1, replaced: 900, each: 2},
 		{name: "a stale copy on the returned server until fenced",
 			rounds: []ListRound{
 				round(1000, map[string][]string{"s2": {"api:a--prod"}, "s3": {"api:b--prod"}}),
