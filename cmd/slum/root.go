@@ -123,7 +123,7 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(a.initCommand(), a.serverCommand(), a.tenantCommand(), a.instanceCommand(),
 		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(),
-		a.runCommand(), a.routeCommand(), a.simCommand(), a.demoCommand())
+		a.runCommand(), a.routeCommand(), a.simCommand(), a.demoCommand(), a.experimentCommand())
 	group(root)
 	return root
 }

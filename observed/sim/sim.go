@@ -43,6 +43,7 @@ type instance struct {
 	started     time.Time
 	lastActive  time.Time
 	health      string
+	hits        int // requests routed to it
 }
 
 // Server is one simulated tenement server.
@@ -325,7 +326,33 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/instances/{name}/restart", s.api("restart", s.restart))
 	mux.HandleFunc("GET /api/instances/{name}/health", s.api("health", s.health))
 	mux.HandleFunc("GET /api/logs/stream", s.api("stream", s.logStream))
-	return s.faults(mux)
+	return s.faults(s.routeApps(mux))
+}
+
+// routeApps answers requests whose Host names an instance,
+// {id}.{process}.{domain}, as tenement's subdomain routing does: with what
+// slum's test app answers ({"tenant": id, "hits": n}), waking (spawning)
+// an instance that does not run. Other requests go to the API.
+func (s *Server) routeApps(api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		labels := strings.SplitN(r.Host, ".", 3)
+		if len(labels) < 3 {
+			api.ServeHTTP(w, r)
+			return
+		}
+		id, process := labels[0], labels[1]
+		if _, ok := s.cfg.Processes[process]; !ok || id == "" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		s.mu.Lock()
+		in := s.spawnLocked(process, id)
+		in.lastActive = time.Now()
+		in.hits++
+		hits := in.hits
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"tenant": id, "hits": hits})
+	})
 }
 
 // faults applies hangs to every request.

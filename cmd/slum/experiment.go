@@ -1,0 +1,485 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/experiment"
+	"github.com/slum-fleet/slum/reconcile"
+)
+
+func (a *app) experimentCommand() *cobra.Command {
+	var faults, file, out, backend, routerAddr string
+	var trials, servers, tenants int
+	var seed int64
+	var rate float64
+	var timeout, duration time.Duration
+	var observe bool
+	set := desired.DefaultSettings()
+	cmd := &cobra.Command{
+		Use:   "experiment [--fault kill|hang|cut|restart|controller-kill|partition|all] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
+		Short: "Measure what a failure costs: failover experiments on a local fleet, or observed on a real one",
+		Long: `Experiment starts a local fleet (real tenement servers, each in a network
+namespace of its own, when tenement is installed and this runs as root; slum's
+simulator otherwise, and it says so), runs the controller and its router as
+'slum run --route-addr' does, loads a fleet (a built-in one, or -f FILE with its
+servers pointed at the local ones), sends steady HTTP load through the router
+at every tenant, and injects faults, one trial at a time:
+
+  kill             kill -9 of a tenement server (launched again afterwards)
+  hang             SIGSTOP of a tenement server (SIGCONT afterwards)
+  cut              its network link cut (packets dropped), then restored
+  restart          a tenement restart, which loses every instance
+  controller-kill  kill -9 of a server, then of the controller once it has
+                   started failing it over; another controller is started at
+                   once (the controller runs as a 'slum run' process of its
+                   own for this fault, so the SIGKILL is real)
+  partition        the links of most servers cut at once: nothing may move
+
+Each trial starts from a converged fleet on restarted servers and a new
+database, and measures from the experiment's own clock: when the controller
+declared the server dead, when every displaced instance ran again (by the
+tenement servers' own lists), when the router served every tenant again, the
+requests that failed and how, the longest gap a tenant saw, instances running
+on two servers at once, stale copies fenced after the return, and anything
+left behind. It prints p50, p99 and max over the trials of each fault (-o json:
+every raw figure) and writes, in --out, a timeline and a distribution picture
+per fault (PNG and SVG), results.json, and each trial's database and log.
+
+The fleet's failover settings can be varied (--probe-interval, --dead-after,
+...) to compare them; see 'slum settings'. Ctrl-C stops cleanly and reports the
+trials that finished.
+
+With --observe it runs against an existing fleet instead (--db, and the
+router's address with --router): it sends the same load through that router
+and records the same figures from the router's and the controller's view
+while you cause the fault yourself, until --duration ends or Ctrl-C.`,
+		Example: `  slum experiment                                   # 5 trials of kill -9 on three servers
+  slum experiment --fault kill --trials 20 --seed 13 # the table in docs/experiments
+  slum experiment --fault all --trials 3 -o json > results.json
+  slum experiment --fault hang --probe-interval 500ms --dead-after 2
+  slum experiment --observe --router 127.0.0.1:8080 --duration 2m`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			flags := cmd.Flags()
+			if observe {
+				for _, name := range []string{"fault", "trials", "seed", "servers", "tenants", "file", "backend"} {
+					if flags.Changed(name) {
+						return usageError{fmt.Errorf("--%s does not go with --observe: the fleet is an existing one and you cause the fault", name)}
+					}
+				}
+			} else if flags.Changed("router") || flags.Changed("duration") {
+				return usageError{errors.New("--router and --duration go with --observe")}
+			}
+			fs, err := experiment.ParseFaults(faults)
+			if err != nil {
+				return usageError{err}
+			}
+			if backend == "auto" {
+				backend = ""
+			} else if backend != "tenement" && backend != "simulator" {
+				return usageError{fmt.Errorf("--backend must be auto, tenement or simulator, not %q", backend)}
+			}
+			for _, c := range []struct {
+				name   string
+				v      int
+				lo, hi int
+			}{{"trials", trials, 1, 1000}, {"servers", servers, 2, 63}, {"tenants", tenants, 1, 500}} {
+				if c.v < c.lo || c.v > c.hi {
+					return &desired.FieldError{Field: "--" + c.name, Value: strconv.Itoa(c.v), Reason: fmt.Sprintf("must be from %d to %d", c.lo, c.hi)}
+				}
+			}
+			if !(rate > 0 && rate <= 500) {
+				return &desired.FieldError{Field: "--rate", Value: strconv.FormatFloat(rate, 'g', -1, 64), Reason: "must be more than 0 and at most 500 requests a second per tenant"}
+			}
+			if timeout <= 0 || timeout > time.Minute {
+				return &desired.FieldError{Field: "--request-timeout", Value: timeout.String(), Reason: "must be more than 0 and at most 1m"}
+			}
+			var f *desired.File
+			if file != "" {
+				if f, err = loadExperimentFleet(file); err != nil {
+					return err
+				}
+				if flags.Changed("tenants") {
+					return usageError{errors.New("--tenants does not go with -f: the file names the tenants")}
+				}
+				if flags.Changed("servers") && servers != len(f.Servers) {
+					return usageError{fmt.Errorf("--servers %d, but %s names %d servers", servers, file, len(f.Servers))}
+				}
+				servers = len(f.Servers)
+				if f.Settings != nil {
+					set = overrideSettings(flags.Changed, f.Settings.Over(desired.DefaultSettings()), set)
+				}
+			}
+			if err := set.Validate(); err != nil {
+				return err
+			}
+			if observe {
+				return a.observeExperiment(cmd.Context(), routerAddr, out, duration, rate, timeout)
+			}
+			abs, err := filepath.Abs(out)
+			if err != nil {
+				return err
+			}
+			if err := experiment.PrepareDir(abs); err != nil {
+				return err
+			}
+			opt := experiment.Options{Faults: fs, Trials: trials, Seed: seed, Servers: servers, Tenants: tenants, File: f,
+				Settings: set, Backend: backend, Dir: abs, Rate: rate, Timeout: timeout,
+				ReturnGrace: reconcile.DefaultConfig().PollInterval, Launcher: stackLauncher{cfg: reconcile.DefaultConfig()},
+				Progress: newProgress(a.stderr).show}
+			return a.finishExperiment(cmd.Context(), opt, abs)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all")
+	fl.IntVar(&trials, "trials", 5, "trials of each fault")
+	fl.Int64Var(&seed, "seed", 1, "seeds the choice of servers and moments, so a run can be repeated")
+	fl.IntVar(&servers, "servers", 3, "tenement servers in the local fleet")
+	fl.IntVar(&tenants, "tenants", 6, "tenants of the built-in fleet; every other one has a warm spare")
+	fl.StringVarP(&file, "file", "f", "", "a fleet file to load instead of the built-in fleet (its servers are pointed at the local ones)")
+	fl.StringVar(&out, "out", "slum-experiment", "where pictures, results.json and each trial's database and log go (wiped on start)")
+	fl.StringVar(&backend, "backend", "auto", "auto, tenement or simulator")
+	fl.Float64Var(&rate, "rate", 20, "requests a second per tenant, through the router")
+	fl.DurationVar(&timeout, "request-timeout", 5*time.Second, "a request not answered by then has failed")
+	fl.BoolVar(&observe, "observe", false, "observe an existing fleet (--db, --router) while you cause the fault")
+	fl.StringVar(&routerAddr, "router", "127.0.0.1:8080", "with --observe: the router's address (host:port)")
+	fl.DurationVar(&duration, "duration", 5*time.Minute, "with --observe: how long to observe at most")
+	d := desired.DefaultSettings()
+	fl.DurationVar(&set.ProbeInterval, "probe-interval", d.ProbeInterval, "fleet setting: how often each server is probed")
+	fl.DurationVar(&set.ProbeTimeout, "probe-timeout", d.ProbeTimeout, "fleet setting: a probe without an answer by then has failed")
+	fl.IntVar(&set.DeadAfter, "dead-after", d.DeadAfter, "fleet setting: failed probes in a row that make a server dead")
+	fl.Float64Var(&set.PartitionFraction, "partition-fraction", d.PartitionFraction, "fleet setting: share of servers dead at once beyond which nothing fails over")
+	fl.IntVar(&set.FailoverRate, "failover-rate", d.FailoverRate, "fleet setting: servers failed over a minute, at most")
+	return cmd
+}
+
+// overrideSettings keeps the settings given as flags and takes the rest
+// from the fleet file's.
+func overrideSettings(changed func(string) bool, file, flags desired.Settings) desired.Settings {
+	out := file
+	if changed("probe-interval") {
+		out.ProbeInterval = flags.ProbeInterval
+	}
+	if changed("probe-timeout") {
+		out.ProbeTimeout = flags.ProbeTimeout
+	}
+	if changed("dead-after") {
+		out.DeadAfter = flags.DeadAfter
+	}
+	if changed("partition-fraction") {
+		out.PartitionFraction = flags.PartitionFraction
+	}
+	if changed("failover-rate") {
+		out.FailoverRate = flags.FailoverRate
+	}
+	return out
+}
+
+// loadExperimentFleet reads a fleet file whose servers will be replaced by
+// local ones: their tokens are not read.
+func loadExperimentFleet(path string) (*desired.File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &desired.FieldError{Field: "-f", Value: path, Reason: "cannot be read: " + err.Error()}
+	}
+	f, err := desired.Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(f.Servers) < 2 || len(f.Servers) > 63 {
+		return nil, &desired.FieldError{Where: path, Field: "servers", Value: strconv.Itoa(len(f.Servers)), Reason: "an experiment needs 2 to 63 servers"}
+	}
+	if len(f.Tenants) == 0 {
+		return nil, &desired.FieldError{Where: path, Field: "tenants", NoValue: true, Reason: "an experiment needs at least one tenant to send load to"}
+	}
+	return f, nil
+}
+
+func (a *app) finishExperiment(ctx context.Context, opt experiment.Options, dir string) error {
+	rep, err := experiment.Run(ctx, opt)
+	if err != nil {
+		return err
+	}
+	return a.writeExperiment(rep, dir)
+}
+
+// writeExperiment summarises the report, writes the pictures and
+// results.json to dir, and prints the table (or the JSON).
+func (a *app) writeExperiment(rep *experiment.Report, dir string) error {
+	rep.Finished = time.Now()
+	rep.Summaries = experiment.Summarize(rep.Trials)
+	pics, err := experiment.WritePictures(rep, dir)
+	if err != nil {
+		a.warn("pictures: %v", err)
+	}
+	rep.Pictures = pics
+	if rep.Pictures == nil {
+		rep.Pictures = []string{}
+	}
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if a.json() {
+		_, err = a.stdout.Write(append(data, '\n'))
+	} else {
+		err = rep.WriteTable(a.stdout)
+		fmt.Fprintf(a.stdout, "raw figures: %s\n", filepath.Join(dir, "results.json"))
+	}
+	if err != nil {
+		return err
+	}
+	if rep.Interrupted {
+		return fmt.Errorf("interrupted: %d of %d trials finished (reported above)", len(rep.Trials), rep.TrialsAsked*len(rep.Faults))
+	}
+	return nil
+}
+
+// progress shows where an experiment is on stderr: one line updated in
+// place on a terminal, a line per phase otherwise.
+type progress struct {
+	w   io.Writer
+	tty bool
+}
+
+func newProgress(w io.Writer) *progress { return &progress{w: w, tty: isTerminal(w)} }
+
+func (p *progress) show(pr experiment.Progress) {
+	prefix := "slum experiment"
+	if pr.Trials > 0 {
+		prefix = fmt.Sprintf("%s trial %d of %d", pr.Fault, pr.Trial, pr.Trials)
+	}
+	line := prefix + ": " + pr.Phase
+	if t := pr.Done; t != nil {
+		line = prefix + ": " + trialLine(t)
+		if p.tty {
+			fmt.Fprintf(p.w, "\r\033[K%s\n", line)
+		} else {
+			fmt.Fprintln(p.w, line)
+		}
+		return
+	}
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func trialLine(t *experiment.Trial) string {
+	if t.Error != "" {
+		return "could not run to its end: " + t.Error
+	}
+	f := func(m *experiment.Millis) string {
+		if m == nil {
+			return "never"
+		}
+		return fmt.Sprintf("%.2fs", m.D().Seconds())
+	}
+	parts := []string{"detected " + f(t.Detected)}
+	if t.Displaced > 0 {
+		parts = append(parts, fmt.Sprintf("%d displaced running again %s", t.Displaced, f(t.Replaced)))
+	}
+	parts = append(parts, "served again "+f(t.ServedAgain), fmt.Sprintf("%d of %d requests failed", t.Failed, t.Requests),
+		fmt.Sprintf("longest gap %.2fs", t.LongestGap.D().Seconds()))
+	if n := len(t.OnTwoServers); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d on two servers", n))
+	}
+	if t.Fenced > 0 {
+		parts = append(parts, fmt.Sprintf("%d fenced", t.Fenced))
+	}
+	if len(t.Moved) > 0 && t.Fault == experiment.FaultPartition {
+		parts = append(parts, fmt.Sprintf("%d MOVED", len(t.Moved)))
+	}
+	if len(t.LeftBehind) > 0 {
+		parts = append(parts, fmt.Sprintf("%d left behind", len(t.LeftBehind)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// stackLauncher starts the controller under test with the stack 'slum run'
+// runs: in this process, or as a 'slum run' process of its own when it is
+// to be killed with SIGKILL.
+type stackLauncher struct{ cfg reconcile.Config }
+
+func (l stackLauncher) Start(ctx context.Context, spec experiment.ControllerSpec) (experiment.Controller, error) {
+	logf, err := os.OpenFile(spec.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Separate {
+		c, err := startChild(spec, logf)
+		if err != nil {
+			logf.Close()
+		}
+		return c, err
+	}
+	st, err := desired.OpenExisting(ctx, spec.DB)
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	var rf routeFlags
+	rf.register(&cobra.Command{}, "route-addr", "127.0.0.1:0")
+	if spec.RouterAddr != "" {
+		rf.server.Addr = spec.RouterAddr
+	}
+	stk, err := startStack(ctx, st, stackOptions{cfg: l.cfg, route: &rf, leaseTTL: 15 * time.Second,
+		log: slog.New(slog.NewTextHandler(logf, nil))})
+	if err != nil {
+		st.Close()
+		logf.Close()
+		return nil, err
+	}
+	return &inProcess{stk: stk, st: st, logf: logf}, nil
+}
+
+// inProcess is the stack running in this process.
+type inProcess struct {
+	stk  *stack
+	st   *desired.Store
+	logf *os.File
+}
+
+func (c *inProcess) RouterAddr() string { return c.stk.RouterAddr }
+
+func (c *inProcess) Stop() error {
+	err := c.stk.Stop()
+	c.st.Close()
+	c.logf.Close()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (c *inProcess) Kill() error {
+	return errors.New("a controller in the experiment's own process cannot be killed with SIGKILL")
+}
+
+// child is 'slum run --route-addr' in a process of its own.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+	logf *os.File
+}
+
+func startChild(spec experiment.ControllerSpec, logf *os.File) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find slum's own binary: %w", err)
+	}
+	addr := spec.RouterAddr
+	if addr == "" {
+		if addr, err = freeLoopbackAddr(); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(exe, "run", "--db", spec.DB, "--route-addr", addr, "--metrics-addr", "")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// It dies with the experiment, whatever ends the experiment.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start slum run: %w", err)
+	}
+	c := &child{cmd: cmd, addr: addr, done: make(chan error, 1), logf: logf}
+	go func() { c.done <- cmd.Wait() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-c.done:
+			c.done <- err
+			return nil, fmt.Errorf("slum run exited at once (%v); see %s", err, spec.Log)
+		default:
+		}
+		if conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			conn.Close()
+			return c, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = c.Kill()
+	return nil, fmt.Errorf("slum run's router did not listen on %s within 15s; see %s", addr, spec.Log)
+}
+
+func (c *child) RouterAddr() string { return c.addr }
+
+func (c *child) Stop() error {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.done:
+		c.done <- err
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		c.done <- <-c.done
+	}
+	c.logf.Close()
+	return nil
+}
+
+func (c *child) Kill() error {
+	_ = c.cmd.Process.Kill()
+	err := <-c.done
+	c.done <- err
+	c.logf.Close()
+	return nil
+}
+
+// freeLoopbackAddr finds a loopback port nothing listens on now.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// observeExperiment records what a fault the operator causes costs an
+// existing fleet, through its router and from its database.
+func (a *app) observeExperiment(ctx context.Context, routerAddr, out string, duration time.Duration, rate float64, timeout time.Duration) error {
+	if _, port, err := net.SplitHostPort(routerAddr); err != nil || port == "" {
+		return &desired.FieldError{Field: "--router", Value: routerAddr, Reason: "must be host:port, where the fleet's router listens"}
+	}
+	if duration <= 0 || duration > 24*time.Hour {
+		return &desired.FieldError{Field: "--duration", Value: duration.String(), Reason: "must be more than 0 and at most 24h"}
+	}
+	st, err := a.open(ctx, dbMustExist)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if err := experiment.PrepareDir(abs); err != nil {
+		return err
+	}
+	rep, err := experiment.Observe(ctx, experiment.ObserveOptions{Store: st, RouterAddr: routerAddr, Rate: rate, Timeout: timeout,
+		Duration: duration, ReturnGrace: reconcile.DefaultConfig().PollInterval, Progress: newProgress(a.stderr).show})
+	if err != nil {
+		return err
+	}
+	return a.writeExperiment(rep, abs)
+}

@@ -1,0 +1,937 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/localfleet"
+	"github.com/slum-fleet/slum/observed"
+)
+
+// ControllerSpec says how to start the controller under test.
+type ControllerSpec struct {
+	DB string
+	// Separate: run it as a process of its own, which Kill ends with
+	// SIGKILL (for a controller killed mid-failover).
+	Separate bool
+	// RouterAddr is where its router listens; "" picks a free loopback
+	// port.
+	RouterAddr string
+	// Log is the file its log goes to.
+	Log string
+}
+
+// Launcher starts the controller and its router, as 'slum run' does.
+type Launcher interface {
+	Start(ctx context.Context, spec ControllerSpec) (Controller, error)
+}
+
+// Controller is a running controller with its router.
+type Controller interface {
+	RouterAddr() string
+	// Stop ends it as SIGTERM would: in-flight calls finish.
+	Stop() error
+	// Kill ends it at once, as SIGKILL does; only a Separate one can be.
+	Kill() error
+}
+
+// Options describe an experiment.
+type Options struct {
+	Faults  []Fault
+	Trials  int
+	Seed    int64
+	Servers int
+	Tenants int
+	// File is the fleet to load; nil: DefaultFleet(Servers, Tenants).
+	// Its servers are pointed at the local fleet's.
+	File *desired.File
+	// Settings are the fleet's failure detection and failover settings.
+	Settings desired.Settings
+	Backend  string // localfleet backend; "" picks real tenement when it can
+	Dir      string
+	// Rate is the load per tenant, in requests a second; Timeout bounds
+	// each request.
+	Rate    float64
+	Timeout time.Duration
+	// ReturnGrace is one controller poll: a copy may run on two servers
+	// that long after its server returns.
+	ReturnGrace time.Duration
+	Launcher    Launcher
+	Progress    func(Progress)
+	Clock       clock.Clock
+}
+
+// Progress is where an experiment is.
+type Progress struct {
+	Fault         Fault
+	Trial, Trials int
+	Phase         string
+	Done          *Trial // set when a trial ends
+}
+
+// Report is an experiment's outcome.
+type Report struct {
+	Backend       string           `json:"backend"`
+	BackendReason string           `json:"backend_reason"`
+	Servers       int              `json:"servers"`
+	Tenants       int              `json:"tenants"`
+	WarmTenants   int              `json:"warm_spare_tenants"`
+	Settings      desired.Settings `json:"settings"`
+	Seed          int64            `json:"seed"`
+	TrialsAsked   int              `json:"trials_asked"`
+	Faults        []Fault          `json:"faults"`
+	Rate          float64          `json:"rate_per_tenant"`
+	Started       time.Time        `json:"started"`
+	Finished      time.Time        `json:"finished"`
+	Interrupted   bool             `json:"interrupted"`
+	Observe       bool             `json:"observe,omitempty"`
+	Trials        []Trial          `json:"trials"`
+	Summaries     []Summary        `json:"summaries"`
+	Pictures      []string         `json:"pictures"`
+	LeftBehind    []string         `json:"left_behind"`
+	// LoadAverage is this machine's load average (/proc/loadavg) as the
+	// experiment started and ended: others' work skews what it measures.
+	LoadAverage []string `json:"load_average"`
+}
+
+// loadAverage reads this machine's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Run runs the experiment: a local fleet, then each fault's trials in
+// turn. When ctx ends it stops cleanly (the fault undone, the controller
+// and the fleet stopped) and reports the trials that finished.
+func Run(ctx context.Context, opt Options) (*Report, error) {
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
+	file := opt.File
+	if file == nil {
+		var err error
+		if file, err = DefaultFleet(opt.Servers, opt.Tenants); err != nil {
+			return nil, err
+		}
+	}
+	rep := &Report{Servers: len(file.Servers), Tenants: len(file.Tenants), Settings: opt.Settings, Seed: opt.Seed,
+		TrialsAsked: opt.Trials, Faults: opt.Faults, Rate: opt.Rate, Started: time.Now(), Trials: []Trial{}, LeftBehind: []string{},
+		LoadAverage: []string{loadAverage()}}
+	opt.progress(Progress{Phase: "starting the local fleet"})
+	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(file.Servers), Dir: filepath.Join(opt.Dir, "servers"),
+		Backend: opt.Backend, Services: Processes(file)})
+	if err != nil {
+		return nil, fmt.Errorf("start the local fleet: %w", err)
+	}
+	rep.Backend, rep.BackendReason = fleet.Backend, fleet.Reason
+	if fleet.Backend == localfleet.BackendTenement {
+		opt.progress(Progress{Phase: "using " + fleet.Reason})
+	} else {
+		opt.progress(Progress{Phase: "using SIMULATED tenement servers (slum's own simulator, not tenement): " + fleet.Reason})
+	}
+	for _, t := range file.Tenants {
+		if len(t.Instances) > 1 {
+			rep.WarmTenants++
+		}
+	}
+	if err := PointAt(file, fleet.Members); err != nil {
+		fleet.Close()
+		return nil, err
+	}
+	defer func() {
+		fleet.Close()
+		rep.LeftBehind = append(rep.LeftBehind, namespacesLeft(fleet)...)
+		rep.LoadAverage = append(rep.LoadAverage, loadAverage())
+	}()
+	// The fleet file names the servers; the i-th is the i-th local one.
+	ids := map[*localfleet.Member]string{}
+	for i, m := range fleet.Members {
+		ids[m] = file.Servers[i].ID
+	}
+	n := 0
+	for _, f := range opt.Faults {
+		for k := 1; k <= opt.Trials; k++ {
+			if ctx.Err() != nil {
+				rep.Interrupted = true
+				return rep, nil
+			}
+			n++
+			r := trialRun{opt: opt, file: file, fleet: fleet, ids: ids, fault: f, k: k,
+				rng: rand.New(rand.NewPCG(uint64(opt.Seed), uint64(n))), dir: filepath.Join(opt.Dir, fmt.Sprintf("%s-%d", f, k))}
+			rec := r.run(ctx)
+			if ctx.Err() != nil {
+				rep.Interrupted = true
+				return rep, nil
+			}
+			tr := Measure(rec)
+			rep.Trials = append(rep.Trials, tr)
+			opt.progress(Progress{Fault: f, Trial: k, Trials: opt.Trials, Phase: "done", Done: &tr})
+		}
+	}
+	return rep, nil
+}
+
+func (o Options) progress(p Progress) {
+	if o.Progress != nil {
+		o.Progress(p)
+	}
+}
+
+// trialRun is one trial in progress.
+type trialRun struct {
+	opt   Options
+	file  *desired.File
+	fleet *localfleet.Fleet
+	ids   map[*localfleet.Member]string // each local server's id in the fleet file
+	fault Fault
+	k     int
+	rng   *rand.Rand
+	dir   string
+	rec   Record
+}
+
+func (r *trialRun) phase(p string) {
+	r.opt.progress(Progress{Fault: r.fault, Trial: r.k, Trials: r.opt.Trials, Phase: p})
+}
+
+func (r *trialRun) fail(err error) Record {
+	r.rec.Err = err.Error()
+	return r.rec
+}
+
+// run runs the trial and returns what it saw. A trial that cannot run to
+// its end says why in Record.Err.
+func (r *trialRun) run(ctx context.Context) Record {
+	clk := r.opt.Clock
+	r.rec = Record{Fault: r.fault, Trial: r.k, Seed: r.opt.Seed, ReturnGrace: r.opt.ReturnGrace, AllowVictim: r.fault == FaultRestart}
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return r.fail(err)
+	}
+	r.phase("restarting the tenement servers")
+	if err := reset(ctx, r.fleet); err != nil {
+		return r.fail(err)
+	}
+	st, err := desired.Open(ctx, filepath.Join(r.dir, "slum.db"))
+	if err != nil {
+		return r.fail(err)
+	}
+	defer st.Close()
+	if _, err := st.SetSettings(ctx, r.opt.Settings); err != nil {
+		return r.fail(err)
+	}
+	if _, err := st.Apply(ctx, r.file, desired.ApplyOptions{}); err != nil {
+		return r.fail(fmt.Errorf("apply the fleet: %w", err))
+	}
+	r.phase("starting the controller and the router")
+	spec := ControllerSpec{DB: st.Path(), Separate: r.fault == FaultControllerKill, Log: filepath.Join(r.dir, "slum.log")}
+	ctl, err := r.opt.Launcher.Start(ctx, spec)
+	if err != nil {
+		return r.fail(fmt.Errorf("start the controller: %w", err))
+	}
+	// Whatever happens, the trial leaves nothing running: the fault is
+	// undone and the controller stopped, even when ctx has ended.
+	cleanup := context.WithoutCancel(ctx)
+	var victims []*localfleet.Member
+	healed := false
+	defer func() {
+		if !healed {
+			r.healAll(cleanup, victims)
+		}
+		if ctl != nil {
+			_ = ctl.Stop()
+		}
+	}()
+	listers := map[string]Lister{}
+	servers, err := st.ListServers(ctx)
+	if err != nil {
+		return r.fail(err)
+	}
+	for _, s := range servers {
+		c, err := observed.NewClient(s.URL, s.Token, observed.WithTimeout(time.Second))
+		if err != nil {
+			return r.fail(err)
+		}
+		listers[s.ID] = c
+	}
+	r.phase("converging")
+	targets, err := r.converge(ctx, st, listers, ctl.RouterAddr(), 90*time.Second)
+	if err != nil {
+		return r.fail(err)
+	}
+
+	// Choose the victims and see what the fault will take down.
+	victims = r.chooseVictims()
+	for _, v := range victims {
+		r.rec.Victims = append(r.rec.Victims, r.ids[v])
+	}
+	if err := r.expectations(ctx, st); err != nil {
+		return r.fail(err)
+	}
+	obs := newObserver(st, clk, listers, r.rec.Victims, r.rec.AllowVictim)
+	obs.setPhase(listAll)
+	obs.start(ctx)
+	stopObs := sync.OnceValue(obs.stop)
+	defer stopObs()
+	r.phase("load")
+	routerAddr := ctl.RouterAddr()
+	load := StartLoad(ctx, LoadOptions{RouterAddr: routerAddr, Targets: targets, Rate: r.opt.Rate, Timeout: r.opt.Timeout,
+		Limit: 3 * time.Minute, Clock: clk})
+	stopLoad := sync.OnceValue(load.Stop)
+	defer stopLoad()
+	r.rec.LoadStart = clk.Now()
+	// Not in step with the controller's probes: a random moment.
+	if !r.sleep(ctx, time.Second+time.Duration(r.rng.Int64N(int64(time.Second)))) {
+		return r.rec
+	}
+
+	r.phase("fault: " + r.faultText())
+	names := make([]string, 0, len(r.rec.Displaced))
+	for n := range r.rec.Displaced {
+		names = append(names, n)
+	}
+	obs.watch(names)
+	obs.setPhase(listSurvive)
+	r.rec.FaultAt = clk.Now()
+	r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.FaultAt, Kind: MarkFault, Subject: strings.Join(r.rec.Victims, ",")})
+	if err := r.injectAll(ctx, victims); err != nil {
+		return r.fail(fmt.Errorf("inject %s: %w", r.fault, err))
+	}
+	if r.fault == FaultRestart {
+		// Until the restart is done the server may still list what it
+		// is about to lose: that is not running again.
+		r.rec.ListFrom = clk.Now()
+		obs.watch(names)
+	}
+	if r.fault == FaultControllerKill {
+		r.phase("waiting for the failover to start, to kill the controller")
+		if ctl, err = r.killController(ctx, obs, ctl, spec); err != nil {
+			return r.fail(err)
+		}
+	}
+	r.phase("recovering")
+	r.waitRecovered(ctx, st, obs, load)
+	if ctx.Err() != nil {
+		return r.rec
+	}
+
+	r.phase("undoing the fault")
+	obs.setPhase(listAll)
+	if r.fault != FaultRestart {
+		r.rec.HealAt = clk.Now()
+		r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.HealAt, Kind: MarkHealed, Subject: strings.Join(r.rec.Victims, ",")})
+	}
+	healed = true
+	if err := r.healAll(ctx, victims); err != nil {
+		return r.fail(fmt.Errorf("undo %s: %w", r.fault, err))
+	}
+	r.phase("returning")
+	r.waitReturned(ctx, obs)
+	if ctx.Err() != nil {
+		return r.rec
+	}
+	r.rec.LoadEnd = clk.Now()
+	r.rec.Samples = stopLoad()
+	watch := stopObs()
+	r.phase("checking what is left")
+	r.rec.LeftBehind = r.leftBehind(ctx, st, listers)
+	err = ctl.Stop()
+	ctl = nil
+	if err != nil && !errors.Is(err, context.Canceled) {
+		r.rec.LeftBehind = append(r.rec.LeftBehind, "the controller stopped with an error: "+err.Error())
+	}
+	interpret(&r.rec, watch)
+	return r.rec
+}
+
+func (r *trialRun) faultText() string {
+	v := strings.Join(r.rec.Victims, ", ")
+	switch r.fault {
+	case FaultKill:
+		return "kill -9 of " + v
+	case FaultHang:
+		return "SIGSTOP of " + v
+	case FaultCut:
+		return "link of " + v + " cut"
+	case FaultRestart:
+		return "restart of " + v
+	case FaultControllerKill:
+		return "kill -9 of " + v + ", then of the controller"
+	case FaultPartition:
+		return "links of " + v + " cut"
+	}
+	return string(r.fault)
+}
+
+func (r *trialRun) sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-r.opt.Clock.After(d):
+		return true
+	}
+}
+
+// chooseVictims picks the servers the fault hits: one, or for a partition
+// the fewest whose share of the fleet exceeds partition_fraction.
+func (r *trialRun) chooseVictims() []*localfleet.Member {
+	ms := r.fleet.Members
+	n := 1
+	if r.fault == FaultPartition {
+		n = min(len(ms), int(r.opt.Settings.PartitionFraction*float64(len(ms)))+1)
+	}
+	perm := r.rng.Perm(len(ms))
+	out := make([]*localfleet.Member, 0, n)
+	for _, i := range perm[:n] {
+		out = append(out, ms[i])
+	}
+	sort.Slice(out, func(i, j int) bool { return r.ids[out[i]] < r.ids[out[j]] })
+	return out
+}
+
+// expectations work out, from the converged fleet, what the fault takes
+// down: the displaced instances, the tenants with a warm spare, and those
+// expected to stay down.
+func (r *trialRun) expectations(ctx context.Context, st *desired.Store) error {
+	snap, err := st.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	victim := map[string]bool{}
+	for _, v := range r.rec.Victims {
+		victim[v] = true
+	}
+	tenants := map[string]desired.Tenant{}
+	for _, t := range snap.Tenants {
+		tenants[t.ID] = t
+	}
+	on, off := map[string]int{}, map[string]int{}
+	r.rec.Displaced, r.rec.Warm, r.rec.Down = map[string]string{}, map[string]bool{}, map[string]bool{}
+	for _, in := range snap.Instances {
+		if in.DesiredState != desired.StateRunning || in.Mode != desired.ModeAlways {
+			continue
+		}
+		if !victim[in.ServerID] {
+			off[in.TenantID]++
+			continue
+		}
+		on[in.TenantID]++
+		moves := r.fault == FaultRestart || (r.fault.Moves() && tenants[in.TenantID].Failover == desired.FailoverMove)
+		if moves {
+			r.rec.Displaced[in.TenementName()] = in.TenantID
+		}
+	}
+	r.rec.Affected = map[string]bool{}
+	for t := range on {
+		r.rec.Affected[t] = true
+		switch {
+		case off[t] > 0:
+			r.rec.Warm[t] = true
+		case r.fault == FaultPartition || tenants[t].Failover == desired.FailoverNone && r.fault != FaultRestart:
+			r.rec.Down[t] = true
+		}
+	}
+	return nil
+}
+
+func (r *trialRun) injectAll(ctx context.Context, victims []*localfleet.Member) error {
+	errs := make([]error, len(victims))
+	var wg sync.WaitGroup
+	for i, m := range victims {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = inject(ctx, r.fault, m) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (r *trialRun) healAll(ctx context.Context, victims []*localfleet.Member) error {
+	errs := make([]error, len(victims))
+	var wg sync.WaitGroup
+	for i, m := range victims {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = heal(ctx, r.fault, m) }()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// converge waits until every instance runs where the desired state puts
+// it (by the servers' own lists) and the router serves every tenant from
+// one of its copies; it returns the load's targets.
+func (r *trialRun) converge(ctx context.Context, st *desired.Store, listers map[string]Lister, routerAddr string, limit time.Duration) ([]Target, error) {
+	tenants, err := st.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := st.ListInstances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	targets := targetsOf(tenants, ins)
+	if len(targets) == 0 {
+		return nil, errors.New("no tenant has an instance that should run: there is nothing to send load to")
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(limit)
+	why := "nothing checked yet"
+	for time.Now().Before(deadline) {
+		why = r.unconverged(ctx, st, listers, routerAddr, targets, client)
+		if why == "" {
+			return targets, nil
+		}
+		if !r.sleep(ctx, 250*time.Millisecond) {
+			return nil, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("the fleet did not converge in %s: %s", limit, why)
+}
+
+// targetsOf lists the tenants to send load to: a tenant none of whose
+// instances should run is not served by design.
+func targetsOf(tenants []desired.Tenant, ins []desired.Instance) []Target {
+	runs := map[string]bool{}
+	for _, in := range ins {
+		runs[in.TenantID] = runs[in.TenantID] || in.DesiredState == desired.StateRunning
+	}
+	var out []Target
+	for _, t := range tenants {
+		if runs[t.ID] {
+			out = append(out, Target{Tenant: t.ID, Domain: t.Domain})
+		}
+	}
+	return out
+}
+
+// unconverged says what is not yet as it should be, or "".
+func (r *trialRun) unconverged(ctx context.Context, st *desired.Store, listers map[string]Lister, routerAddr string, targets []Target, client *http.Client) string {
+	ins, err := st.ListInstances(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	listed := map[string]map[string]bool{}
+	for id, l := range listers {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		list, err := l.List(lctx)
+		cancel()
+		if err != nil {
+			return fmt.Sprintf("server %s does not list its instances: %v", id, err)
+		}
+		listed[id] = map[string]bool{}
+		for _, in := range list {
+			listed[id][in.Name] = true
+		}
+	}
+	for _, in := range ins {
+		if in.DesiredState == desired.StateRunning && in.Mode == desired.ModeAlways && !listed[in.ServerID][in.TenementName()] {
+			return fmt.Sprintf("%s does not run on %s yet", in.Key(), in.ServerID)
+		}
+	}
+	ts, err := st.ListTenantStatus(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	copies := map[string]int{}
+	for _, in := range ins {
+		if in.DesiredState == desired.StateRunning {
+			copies[in.TenantID]++
+		}
+	}
+	for _, t := range ts {
+		if copies[t.TenantID] > len(t.Serving)+len(t.Spares) {
+			return fmt.Sprintf("the controller does not count every copy of %s as running yet", t.TenantID)
+		}
+	}
+	for _, t := range targets {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+routerAddr+"/experiment", nil)
+		req.Host = t.Domain
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Sprintf("the router does not answer for %s: %v", t.Tenant, err)
+		}
+		body := make([]byte, 4096)
+		n, _ := resp.Body.Read(body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Sprintf("the router answers %d for %s", resp.StatusCode, t.Tenant)
+		}
+		if out, _ := answeredBy(t.Tenant, body[:n]); out != OutcomeOK {
+			return fmt.Sprintf("the router's answer for %s is not its app's", t.Tenant)
+		}
+	}
+	return ""
+}
+
+// killController waits for the controller to start the failover (an
+// instance placed away from a victim), kills it with SIGKILL and starts
+// another on the same database and router address.
+func (r *trialRun) killController(ctx context.Context, obs *observer, ctl Controller, spec ControllerSpec) (Controller, error) {
+	clk := r.opt.Clock
+	deadline := clk.Now().Add(30 * time.Second)
+	for len(obs.latest().Placements) == 0 && !hasReason(obs.latest().Events, desired.ReasonRescheduled) {
+		if clk.Now().After(deadline) {
+			return ctl, errors.New("the controller did not start a failover within 30s, so it was not killed")
+		}
+		if !r.sleep(ctx, 5*time.Millisecond) {
+			return ctl, ctx.Err()
+		}
+	}
+	spec.RouterAddr = ctl.RouterAddr()
+	if err := ctl.Kill(); err != nil {
+		return ctl, fmt.Errorf("kill the controller: %w", err)
+	}
+	r.rec.ControllerKilledAt = clk.Now()
+	r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.ControllerKilledAt, Kind: MarkControllerKill})
+	r.phase("controller killed; starting another")
+	next, err := r.opt.Launcher.Start(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("start the next controller: %w", err)
+	}
+	return next, nil
+}
+
+func hasReason(evs []desired.Event, reason desired.EventReason) bool {
+	for _, e := range evs {
+		if e.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// waitRecovered waits until the fault has cost what it will: every
+// displaced instance runs again and no request has failed for a while
+// (or, for a partition, the controller has held the failover a while).
+func (r *trialRun) waitRecovered(ctx context.Context, st *desired.Store, obs *observer, load *Load) {
+	clk := r.opt.Clock
+	defer r.dropUnplaceable()
+	var lastCheck time.Time
+	s := r.opt.Settings
+	detect := s.ProbeInterval*time.Duration(s.DeadAfter) + s.ProbeTimeout
+	limit := max(30*time.Second, 3*detect)
+	deadline := r.rec.FaultAt.Add(limit)
+	quiet := 1500 * time.Millisecond
+	for clk.Now().Before(deadline) {
+		now := clk.Now()
+		w := obs.latest()
+		lastFail := load.Status().LastFailure
+		calm := lastFail.Before(r.rec.FaultAt) || now.Sub(lastFail) > quiet
+		switch {
+		case r.fault == FaultPartition:
+			// Nothing may move: hold the partition until the controller
+			// has said it holds back, and a while longer.
+			if at := firstReasonAfter(w.Events, r.rec.FaultAt, desired.ReasonHeld, desired.ReasonFailoverBlocked); !at.IsZero() && now.Sub(at) > 3*time.Second {
+				return
+			}
+		case len(r.rec.Displaced) == 0:
+			if now.Sub(r.rec.FaultAt) > detect+quiet && calm {
+				return
+			}
+		case obs.seenAll() && calm:
+			return
+		}
+		if now.Sub(lastCheck) > 250*time.Millisecond {
+			lastCheck = now
+			if r.findUnplaceable(ctx, st) {
+				var rest []string
+				for name := range r.rec.Displaced {
+					if !slices.Contains(r.rec.Unplaceable, name) {
+						rest = append(rest, name)
+					}
+				}
+				obs.watch(rest)
+				if len(rest) == 0 && calm && now.Sub(r.rec.FaultAt) > detect+quiet {
+					return
+				}
+			}
+		}
+		if !r.sleep(ctx, 50*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// findUnplaceable notes the displaced instances the controller reports it
+// cannot place anywhere (no server has room, or every other one holds a
+// copy of the tenant); it reports whether there are any.
+func (r *trialRun) findUnplaceable(ctx context.Context, st *desired.Store) bool {
+	sts, err := st.ListInstanceStatus(ctx)
+	if err != nil {
+		return len(r.rec.Unplaceable) > 0
+	}
+	names := map[string]string{}
+	for name := range r.rec.Displaced {
+		if _, tenant, inst, ok := desired.ParseTenementName(name); ok {
+			names[tenant+":"+inst] = name
+		}
+	}
+	r.rec.Unplaceable = nil
+	for _, s := range sts {
+		if n, ok := names[s.Key()]; ok && s.Phase == desired.PhaseUnplaceable {
+			r.rec.Unplaceable = append(r.rec.Unplaceable, n)
+		}
+	}
+	sort.Strings(r.rec.Unplaceable)
+	return len(r.rec.Unplaceable) > 0
+}
+
+// dropUnplaceable leaves the instances that could not be placed out of
+// the displaced ones: "every displaced instance runs again" is about those
+// that could.
+func (r *trialRun) dropUnplaceable() {
+	for _, n := range r.rec.Unplaceable {
+		delete(r.rec.Displaced, n)
+	}
+}
+
+func firstReasonAfter(evs []desired.Event, after time.Time, reasons ...desired.EventReason) time.Time {
+	for _, e := range evs {
+		for _, want := range reasons {
+			if e.Reason == want && !e.At.Before(after.Truncate(time.Millisecond)) {
+				return e.At
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// waitReturned waits until every victim is online again by the
+// controller's view, one controller poll more, and until no server lists
+// a copy the desired state puts elsewhere.
+func (r *trialRun) waitReturned(ctx context.Context, obs *observer) {
+	clk := r.opt.Clock
+	from := r.rec.HealAt
+	if from.IsZero() {
+		// Nothing was undone (a restart is its own end): the server is
+		// back once it is online again after the fault, or if the
+		// controller never saw it go.
+		from = r.rec.FaultAt
+	}
+	deadline := clk.Now().Add(45 * time.Second)
+	for clk.Now().Before(deadline) {
+		hs := obs.latest().Health
+		back := backAt(hs, r.rec.Victims, from)
+		if back.IsZero() && r.rec.HealAt.IsZero() && allOnline(hs, r.rec.Victims) {
+			back = from
+		}
+		if !back.IsZero() && clk.Now().Sub(back) > r.opt.ReturnGrace+time.Second && obs.clean() {
+			return
+		}
+		if !r.sleep(ctx, 100*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// allOnline reports whether the controller last saw every victim online.
+func allOnline(hs []HealthChange, victims []string) bool {
+	last := map[string]observed.Health{}
+	for _, h := range hs {
+		last[h.Server] = h.Health
+	}
+	for _, v := range victims {
+		if last[v] != observed.HealthOnline {
+			return false
+		}
+	}
+	return true
+}
+
+// backAt is when the last of the victims was online again after from, by
+// the controller's view; zero while one is not.
+func backAt(hs []HealthChange, victims []string, from time.Time) time.Time {
+	last := map[string]HealthChange{}
+	for _, h := range hs {
+		last[h.Server] = h
+	}
+	var at time.Time
+	for _, v := range victims {
+		h, ok := last[v]
+		if !ok || h.Health != observed.HealthOnline || h.Seen.Before(from) {
+			return time.Time{}
+		}
+		since := h.Since
+		if since.Before(from) {
+			since = h.Seen
+		}
+		if since.After(at) {
+			at = since
+		}
+	}
+	return at
+}
+
+// leftBehind lists what the trial leaves that it should not: copies that
+// run where the desired state does not put them, instances that do not run
+// where it does, holds still open.
+func (r *trialRun) leftBehind(ctx context.Context, st *desired.Store, listers map[string]Lister) []string {
+	out := []string{}
+	ins, err := st.ListInstances(ctx)
+	if err != nil {
+		return append(out, "cannot read the desired state: "+err.Error())
+	}
+	want := map[string]desired.Instance{}
+	for _, in := range ins {
+		want[in.TenementName()] = in
+	}
+	listed := map[string][]string{}
+	ids := make([]string, 0, len(listers))
+	for id := range listers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		list, err := listers[id].List(lctx)
+		cancel()
+		if err != nil {
+			out = append(out, fmt.Sprintf("server %s cannot be listed: %v", id, err))
+			continue
+		}
+		for _, o := range list {
+			listed[o.Name] = append(listed[o.Name], id)
+			in, ok := want[o.Name]
+			switch {
+			case !ok:
+				out = append(out, fmt.Sprintf("%s runs on %s and belongs to no instance", o.Name, id))
+			case in.ServerID != id:
+				out = append(out, fmt.Sprintf("stale copy of %s runs on %s (placed on %s)", in.Key(), id, in.ServerID))
+			}
+		}
+	}
+	for _, in := range ins {
+		if in.DesiredState == desired.StateRunning && in.Mode == desired.ModeAlways {
+			found := false
+			for _, s := range listed[in.TenementName()] {
+				found = found || s == in.ServerID
+			}
+			if !found {
+				out = append(out, fmt.Sprintf("%s does not run on %s, where it is placed", in.Key(), in.ServerID))
+			}
+		}
+	}
+	if holds, err := st.OpenHolds(ctx); err == nil {
+		for _, h := range holds {
+			out = append(out, fmt.Sprintf("hold %d (%s) still open: %s", h.ID, h.Kind, h.Summary))
+		}
+	}
+	// A killed tenement's instances outlive it; once it is back, nothing
+	// may run in its namespace beyond the server and what it lists.
+	for _, m := range r.fleet.Members {
+		n, err := processesIn(m)
+		if err != nil || m.Host == nil {
+			continue
+		}
+		runs := 0
+		for _, servers := range listed {
+			for _, s := range servers {
+				if s == r.ids[m] {
+					runs++
+				}
+			}
+		}
+		if extra := n - 1 - runs; extra > 0 {
+			out = append(out, fmt.Sprintf("%d process(es) in %s's namespace beyond its server and the %d instances it lists", extra, r.ids[m], runs))
+		}
+	}
+	return out
+}
+
+// interpret reads the observer's raw watch into the record: detection,
+// the first move, holds, the return, fencing, placements that changed.
+func interpret(rec *Record, w Watch) {
+	t0 := rec.FaultAt
+	victim := map[string]bool{}
+	for _, v := range rec.Victims {
+		victim[v] = true
+	}
+	earliest := func(cur *time.Time, t time.Time) {
+		if t.IsZero() || t.Before(t0.Truncate(time.Millisecond)) {
+			return
+		}
+		if cur.IsZero() || t.Before(*cur) {
+			*cur = t
+		}
+	}
+	for _, h := range w.Health {
+		if victim[h.Server] && h.Health == observed.HealthDead {
+			earliest(&rec.DeadAt, h.Since)
+		}
+	}
+	for _, e := range w.Events {
+		server := strings.TrimPrefix(e.Object, "server/")
+		switch e.Reason {
+		case desired.ReasonServerDead:
+			if victim[server] {
+				earliest(&rec.DeadAt, e.At)
+			}
+		case desired.ReasonFailoverStarted:
+			earliest(&rec.DeadAt, e.At)
+		case desired.ReasonRescheduled:
+			earliest(&rec.DeadAt, e.At)
+			earliest(&rec.FailoverAt, e.At)
+		case desired.ReasonHeld, desired.ReasonFailoverBlocked:
+			if rec.HeldAt.IsZero() {
+				earliest(&rec.HeldAt, e.At)
+			}
+		}
+		if m, ok := markOf(e); ok && !e.At.Before(t0.Truncate(time.Millisecond)) {
+			rec.Marks = append(rec.Marks, m)
+		}
+	}
+	for _, p := range w.Placements {
+		earliest(&rec.FailoverAt, p.Seen)
+		rec.Moved = append(rec.Moved, fmt.Sprintf("%s: %s -> %s", p.Key, p.From, p.To))
+	}
+	if !rec.HealAt.IsZero() {
+		rec.BackAt = backAt(w.Health, rec.Victims, rec.HealAt)
+	}
+	if !rec.BackAt.IsZero() {
+		rec.Marks = append(rec.Marks, Mark{At: rec.BackAt, Kind: MarkBack, Subject: strings.Join(rec.Victims, ",")})
+	}
+	if !rec.ControllerKilledAt.IsZero() && len(w.Leases) > 0 {
+		for _, l := range w.Leases[1:] {
+			if l.Epoch != w.Leases[0].Epoch && l.Holder != "" {
+				rec.ControllerBackAt = l.Seen
+				rec.Marks = append(rec.Marks, Mark{At: l.Seen, Kind: MarkControllerBack})
+				break
+			}
+		}
+	}
+	rec.Rounds = w.Rounds
+}
+
+// markOf turns an event worth drawing into a Mark.
+func markOf(e desired.Event) (Mark, bool) {
+	if e.Reason == desired.ReasonFenced && !strings.HasPrefix(e.Object, "instance/") {
+		return Mark{}, false // the server's "back, fencing" news, not a copy stopped
+	}
+	subject := e.Object
+	if i := strings.IndexByte(subject, '/'); i >= 0 {
+		subject = subject[i+1:]
+	}
+	kind, ok := map[desired.EventReason]MarkKind{
+		desired.ReasonServerDead: MarkDetected, desired.ReasonRescheduled: MarkFailover,
+		desired.ReasonServingChanged: MarkServing, desired.ReasonFenced: MarkFenced,
+		desired.ReasonHeld: MarkHeld, desired.ReasonFailoverBlocked: MarkHeld,
+	}[e.Reason]
+	return Mark{At: e.At, Kind: kind, Subject: subject}, ok
+}
