@@ -101,6 +101,7 @@ type probeOutcome struct {
 }
 
 type listOutcome struct {
+	seq   uint64 // which list call, in Run
 	start time.Time
 	list  []Instance
 	err   error
@@ -215,13 +216,22 @@ func (w *Watcher) Run(ctx context.Context) {
 	}
 	var listStarted time.Time
 	var soon <-chan time.Time // a list asked for soon, waiting its turn
+	var listSeq uint64
+	cancelList := func() {}
 	startList := func() {
 		if listing {
 			return
 		}
 		listing, nextPoll, soon, listStarted = true, nil, nil, w.clock.Now()
-		timeout := w.pol.PollTimeout
-		go func() { lists <- w.list(ctx, timeout) }()
+		listSeq++
+		seq, timeout := listSeq, w.pol.PollTimeout
+		lctx, cancel := context.WithCancel(ctx)
+		cancelList = cancel
+		go func() {
+			out := w.list(lctx, timeout)
+			out.seq = seq
+			lists <- out
+		}()
 	}
 	// listSoon lists as soon as allowed: lists asked for (after every
 	// batch of actions on the server) come at most every PollInterval/20,
@@ -289,7 +299,13 @@ func (w *Watcher) Run(ctx context.Context) {
 				now := w.det.State().Health
 				if now == HealthOnline && was != HealthOnline {
 					// Back: list at once (stale copies are fenced at
-					// the first successful list) and watch the stream.
+					// the first successful list) and watch the stream. A
+					// list sent while it was cut off may hang until its
+					// timeout: give it up.
+					if listing {
+						cancelList()
+						listing = false
+					}
 					startList()
 					startStream()
 				}
@@ -306,6 +322,10 @@ func (w *Watcher) Run(ctx context.Context) {
 				startStream()
 			}
 		case r := <-lists:
+			if r.seq != listSeq {
+				continue // a list given up on
+			}
+			cancelList()
 			listing = false
 			if w.onList(r) {
 				w.publish(w.snapshot())

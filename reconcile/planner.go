@@ -326,12 +326,38 @@ func (p *planning) failover() {
 	}
 }
 
-// lost reports whether a server looks dead: it is, or it is missing
-// probes on its way there. Servers failing together count together, even
-// if their probes declare them dead a moment apart.
-func (p *planning) lost(id string) bool {
-	h := p.healthOf(id).Health
-	return h == observed.HealthDead || h == observed.HealthSuspect
+// lost reports whether a server counts as lost together with the servers
+// dead now, the first of which died at firstDead: it is dead, or missing
+// probes on its way there (servers failing together count together, even
+// if their probes declare them dead a moment apart), or it came back less
+// than stable_after ago from an outage that overlapped theirs. A partition
+// heals server by server: the last servers still cut off are not failed
+// over for being few.
+func (p *planning) lost(id string, firstDead time.Time) bool {
+	h := p.healthOf(id)
+	switch h.Health {
+	case observed.HealthDead, observed.HealthSuspect:
+		return true
+	case observed.HealthOnline:
+		return !h.LastDead.IsZero() && h.Since.After(firstDead) && p.in.Now.Sub(h.Since) < p.set.StableAfter
+	}
+	return false
+}
+
+// firstDead is when the first of the servers dead now died.
+func (p *planning) firstDead() time.Time {
+	var first time.Time
+	for _, id := range p.dead {
+		h := p.healthOf(id)
+		at := h.LastDead
+		if at.IsZero() {
+			at = h.Since
+		}
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first
 }
 
 // partition returns the dead servers whose failover a suspected
@@ -340,10 +366,14 @@ func (p *planning) lost(id string) bool {
 func (p *planning) partition() (map[string]bool, string) {
 	out := map[string]bool{}
 	total := len(p.f.Servers)
-	lost := 0
+	lost, back := 0, 0
+	first := p.firstDead()
 	for id := range p.f.Servers {
-		if p.lost(id) {
+		if p.lost(id, first) {
 			lost++
+			if h := p.healthOf(id).Health; h == observed.HealthOnline {
+				back++
+			}
 		}
 	}
 	frac := float64(lost) / float64(total)
@@ -352,8 +382,12 @@ func (p *planning) partition() (map[string]bool, string) {
 		for _, id := range p.dead {
 			out[id] = true
 		}
-		why = fmt.Sprintf("%d of %d servers (%.0f%%) look dead at once, more than partition_fraction %.0f%%: assuming the controller is cut off, nothing fails over",
-			lost, total, 100*frac, 100*p.set.PartitionFraction)
+		healing := ""
+		if back > 0 {
+			healing = fmt.Sprintf(" (%d of them came back less than stable_after %s ago)", back, p.set.StableAfter)
+		}
+		why = fmt.Sprintf("%d of %d servers (%.0f%%) look dead at once%s, more than partition_fraction %.0f%%: assuming the controller is cut off, nothing fails over",
+			lost, total, 100*frac, healing, 100*p.set.PartitionFraction)
 	} else {
 		byRegion := map[string][]string{}
 		for i := range p.f.Snapshot.Servers {
@@ -371,7 +405,7 @@ func (p *planning) partition() (map[string]bool, string) {
 			ids := byRegion[r]
 			all := len(ids) >= 2
 			for _, id := range ids {
-				all = all && p.lost(id)
+				all = all && p.lost(id, first)
 			}
 			if !all {
 				continue

@@ -475,6 +475,32 @@ func TestPlannerFailover(t *testing.T) {
 			instances: []ins{{key: "a:prod", server: "s1"}}},
 		held: []desired.HoldKind{desired.HoldPartition},
 	}, {
+		name: "a partition healing server by server: the last still cut off are not failed over",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead, since: 20 * time.Second},
+			{id: "s2", lastDead: 20 * time.Second, since: 5 * time.Second}, {id: "s3", lastDead: 19 * time.Second, since: 3 * time.Second},
+			{id: "s4"}, {id: "s5"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		held:   []desired.HoldKind{desired.HoldPartition},
+		phases: map[string]desired.Phase{"a:prod": desired.PhaseDown},
+		check: func(t *testing.T, p *Plan) {
+			if h := p.Held[0]; !strings.Contains(h.Summary, "3 of 5 servers") || !strings.Contains(h.Summary, "2 of them came back") {
+				t.Errorf("held %+v", h)
+			}
+		},
+	}, {
+		name: "the same, once the others have been back for stable_after: it fails over",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead, since: 50 * time.Second},
+			{id: "s2", lastDead: 50 * time.Second, since: 35 * time.Second}, {id: "s3", lastDead: 49 * time.Second, since: 33 * time.Second},
+			{id: "s4"}, {id: "s5"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		reschedules: []string{"a:prod s1->s2"},
+		failingOver: []string{"s1"},
+	}, {
+		name: "a server that died and came back before this one died does not count with it",
+		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead, since: 2 * time.Second},
+			{id: "s2", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s3"}},
+			instances: []ins{{key: "a:prod", server: "s1"}}},
+		reschedules: []string{"a:prod s1->s3"},
+		failingOver: []string{"s1"},
+	}, {
 		name: "a whole region of two dead at once is held too",
 		sc: scenario{servers: []srv{{id: "e1", region: "eu", health: observed.HealthDead}, {id: "e2", region: "eu", health: observed.HealthDead},
 			{id: "u1", region: "us"}, {id: "u2", region: "us"}, {id: "u3", region: "us"}}, instances: []ins{{key: "a:prod", server: "e1"}}},

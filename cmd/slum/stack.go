@@ -61,6 +61,7 @@ func startStack(ctx context.Context, st *desired.Store, o stackOptions) (*stack,
 		}
 		s.cleanup = append(s.cleanup, func() { stopRouter(); <-done })
 		s.Proxy, s.RouterAddr = p, addr
+		seedRoutes(ctx, st, p, o.log)
 		cfg.OnRoutes = func(t *routes.Table) {
 			if err := p.Set(t); err != nil {
 				o.log.Error("route table refused", "err", err)
@@ -119,6 +120,19 @@ func (s *stack) close() {
 		s.cleanup[i]()
 	}
 	s.cleanup = nil
+}
+
+// seedRoutes routes as the database last said, until the controller's
+// first plan: a restarted controller's router does not answer 503 for
+// every tenant meanwhile.
+func seedRoutes(ctx context.Context, st *desired.Store, p *router.Proxy, log *slog.Logger) {
+	t, err := routes.Load(ctx, st)
+	if err == nil {
+		err = p.Set(t)
+	}
+	if err != nil {
+		log.Warn("routing nothing until the first plan: the routes in the database cannot be used", "err", err)
+	}
 }
 
 // readyz fails until the controller has made a plan, and while a plan is
