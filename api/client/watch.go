@@ -117,8 +117,8 @@ func (c *Client) Watch(ctx context.Context, opt WatchOptions, handle func(Messag
 	if cause := context.Cause(ctx); cause != nil {
 		return cause
 	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
+	if errors.Is(err, io.EOF) {
+		return errors.New("the API closed the watch stream")
 	}
 	return err
 }
