@@ -119,6 +119,9 @@ func (a *app) checkRemote(cmd *cobra.Command) error {
 		}
 		return nil
 	}
+	if !cmd.HasParent() {
+		return nil // slum alone: help, or an unknown command
+	}
 	for c := cmd; c != nil; c = c.Parent() {
 		if c.Annotations[remoteAnnotation] != "" || c.Name() == "help" || c.Name() == "completion" {
 			return nil
