@@ -45,4 +45,4 @@ echo "== end to end: real tenement servers in network namespaces (figures below)
 go test -count=1 -timeout 20m -v ./e2e/ 2>&1 | grep -vE '^\s+e2e_test.go:[0-9]+: FIGURE'
 
 echo "== benchmarks, one iteration each (figures: scripts/bench.sh)"
-go test -run '^$' -bench . -benchtime 1x -timeout 20m ./desired/ ./reconcile/
+go test -run '^$' -bench . -benchtime 1x -timeout 20m ./desired/ ./reconcile/ ./api/
