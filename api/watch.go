@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,21 +44,88 @@ type node struct {
 
 func newNode(seq int64) *node { return &node{seq: seq, ready: make(chan struct{})} }
 
-type objKey struct {
-	kind wire.ObjectKind
-	id   string
+// view is the fleet as objects, each as JSON by kind and id, with what
+// each was made from (so the next build marshals only what changed). A
+// view is never changed once built: the next poll builds a new one.
+type view struct {
+	settings  map[string]memoEntry[string]
+	holds     map[string]memoEntry[string]
+	servers   map[string]memoEntry[serverIn]
+	tenants   map[string]memoEntry[tenantIn]
+	instances map[string]memoEntry[instanceIn]
+	routes    map[string]routeEntry
 }
 
-// view is the fleet as objects, each as JSON. A view is never changed
-// once built: the next poll builds a new one.
-type view map[objKey]json.RawMessage
+// each calls fn for every object of the kinds asked for (nil: all), in
+// the order resets list them.
+func (v *view) each(kinds map[wire.ObjectKind]bool, fn func(kind wire.ObjectKind, id string, obj []byte)) {
+	if v == nil {
+		return
+	}
+	walk := func(kind wire.ObjectKind, ids []string, get func(string) []byte) {
+		if kinds != nil && !kinds[kind] {
+			return
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			fn(kind, id, get(id))
+		}
+	}
+	walk(wire.ObjSettings, keys(v.settings), func(id string) []byte { return v.settings[id].json })
+	walk(wire.ObjServer, keys(v.servers), func(id string) []byte { return v.servers[id].json })
+	walk(wire.ObjTenant, keys(v.tenants), func(id string) []byte { return v.tenants[id].json })
+	walk(wire.ObjInstance, keys(v.instances), func(id string) []byte { return v.instances[id].json })
+	walk(wire.ObjHold, keys(v.holds), func(id string) []byte { return v.holds[id].json })
+	walk(wire.ObjRoute, keys(v.routes), func(id string) []byte { return v.routes[id].json })
+}
 
-// subscription is where a stream starts: the messages to send first (a
-// reset, or the batches since the client's last), and the node after
-// which it follows the list.
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// subscription is where a stream starts: a reset, or the batches since
+// the client's last message, then the list after cursor. The stream
+// renders them itself, so a reset of a large fleet never holds up the
+// watcher.
 type subscription struct {
-	frames [][]byte
+	reset  *resetSource
+	replay []*node
 	cursor *node
+}
+
+// resetSource is what a reset is made of: a view (never changed once
+// built) and the events and revisions that go with it.
+type resetSource struct {
+	stream         string
+	seq, rev, srev int64
+	view           *view
+	events         []desired.Event
+	once           sync.Once
+	full           []byte // the reset for every kind, made by the first stream that needs it
+}
+
+// frame is the reset message for a client of kinds (nil: every kind).
+func (r *resetSource) frame(kinds map[wire.ObjectKind]bool) []byte {
+	if kinds == nil {
+		r.once.Do(func() { r.full = r.render(nil) })
+		return r.full
+	}
+	return r.render(kinds)
+}
+
+func (r *resetSource) render(kinds map[wire.ObjectKind]bool) []byte {
+	msg := wire.Reset{Stream: r.stream, Seq: r.seq, Revision: r.rev, StatusRevision: r.srev, Objects: []wire.Change{}, Events: []desired.Event{}}
+	r.view.each(kinds, func(kind wire.ObjectKind, id string, obj []byte) {
+		msg.Objects = append(msg.Objects, wire.Change{Kind: kind, ID: id, Op: wire.OpPut, Object: obj})
+	})
+	if kinds == nil || kinds[wire.ObjEvent] {
+		msg.Events = append(msg.Events, r.events...)
+	}
+	return sseFrame(wire.EventReset, wire.EventID(r.stream, r.seq), msg)
 }
 
 type subscribeReq struct {
@@ -88,14 +157,14 @@ func newWatcher(st *desired.Store, cfg Config) *watcher {
 
 // watchState is what the watcher's goroutine owns.
 type watchState struct {
-	view           view
+	view           *view
 	rev, srev      int64
 	holds          []byte // the open holds as last read, to notice changes no revision counts
 	lastEvent      int64
 	events         []desired.Event // the latest recentEvents
 	tail           *node
-	ring           []*node // the latest nodes, oldest first
-	reset          []byte  // the reset message for every kind at tail, once made
+	ring           []*node      // the latest nodes, oldest first
+	reset          *resetSource // the reset at tail, once asked for
 	snap           *desired.Snapshot
 	stats          []desired.ServerStats
 	statusRev      int64
@@ -167,35 +236,17 @@ func (w *watcher) answer(st *watchState, req subscribeReq) subscription {
 		if err == nil && stream == w.stream && seq <= st.tail.seq && seq >= oldest-1 {
 			for _, n := range st.ring {
 				if n.seq > seq {
-					sub.frames = append(sub.frames, frameFor(w.stream, n, req.kinds))
+					sub.replay = append(sub.replay, n)
 				}
 			}
 			return sub
 		}
 	}
-	if req.kinds == nil {
-		if st.reset == nil {
-			st.reset = w.resetFrame(st, nil)
-		}
-		sub.frames = [][]byte{st.reset}
-	} else {
-		sub.frames = [][]byte{w.resetFrame(st, req.kinds)}
+	if st.reset == nil {
+		st.reset = &resetSource{stream: w.stream, seq: st.tail.seq, rev: st.rev, srev: st.srev, view: st.view, events: slices.Clone(st.events)}
 	}
+	sub.reset = st.reset
 	return sub
-}
-
-func (w *watcher) resetFrame(st *watchState, kinds map[wire.ObjectKind]bool) []byte {
-	r := wire.Reset{Stream: w.stream, Seq: st.tail.seq, Revision: st.rev, StatusRevision: st.srev, Objects: []wire.Change{}, Events: []desired.Event{}}
-	for k, obj := range st.view {
-		if kinds == nil || kinds[k.kind] {
-			r.Objects = append(r.Objects, wire.Change{Kind: k.kind, ID: k.id, Op: wire.OpPut, Object: obj})
-		}
-	}
-	sortChanges(r.Objects)
-	if kinds == nil || kinds[wire.ObjEvent] {
-		r.Events = append(r.Events, st.events...)
-	}
-	return sseFrame(wire.EventReset, wire.EventID(w.stream, st.tail.seq), r)
 }
 
 // frameFor is n's message for a client of kinds. A batch with nothing of
@@ -273,12 +324,11 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	if rev == st.rev && srev == st.srev && bytes.Equal(holdsJSON, st.holds) && len(evs) == 0 {
 		return nil
 	}
-	v, err := w.build(ctx, st, rev, srev, holds)
+	v, changes, err := w.build(ctx, st, rev, srev, holds)
 	if err != nil {
 		return err
 	}
 	st.holds = holdsJSON
-	changes := diff(st.view, v)
 	st.view, st.rev, st.srev = v, rev, srev
 	if len(evs) > 0 {
 		st.events = append(st.events, evs...)
@@ -312,49 +362,130 @@ func (w *watcher) publish(st *watchState, b wire.Batch) {
 
 // build reads the fleet and makes its objects. Desired state is read
 // again only when its revision moved, status only when its revision did.
-func (w *watcher) build(ctx context.Context, st *watchState, rev, srev int64, holds []desired.Hold) (view, error) {
+func (w *watcher) build(ctx context.Context, st *watchState, rev, srev int64, holds []desired.Hold) (*view, []wire.Change, error) {
 	if st.snap == nil || rev != st.snapRevChecked {
 		snap, err := w.st.Snapshot(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		stats, err := w.st.AllServerStats(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		st.snap, st.stats, st.snapRevChecked = snap, stats, rev
 	}
 	if srev != st.statusRev {
 		sstat, err := w.st.ListServerStatus(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		tstat, err := w.st.ListTenantStatus(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		istat, err := w.st.ListInstanceStatus(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		st.sstat, st.tstat, st.istat, st.statusRev = sstat, tstat, istat, srev
 	}
-	return makeView(st.snap, st.stats, st.sstat, st.tstat, st.istat, holds), nil
+	v, changes := makeView(st.view, st.snap, st.stats, st.sstat, st.tstat, st.istat, holds)
+	return v, changes, nil
 }
 
-// makeView turns what was read into objects: what the watch and its
-// resets send.
-func makeView(snap *desired.Snapshot, stats []desired.ServerStats, sstat []desired.ServerStatus,
-	tstat []desired.TenantStatus, istat []desired.InstanceStatus, holds []desired.Hold) view {
-	v := make(view, 1+len(snap.Servers)*2+len(snap.Tenants)*2+len(snap.Instances)+len(holds))
-	put := func(kind wire.ObjectKind, id string, obj any) {
-		b, err := json.Marshal(obj)
-		if err != nil {
-			return
-		}
-		v[objKey{kind, id}] = b
+type memoEntry[T comparable] struct {
+	in   T
+	json []byte
+}
+
+type routeEntry struct {
+	r    routes.Route
+	json []byte
+}
+
+type serverIn struct {
+	s      desired.Server
+	stats  desired.ServerStats
+	status desired.ServerStatus
+	has    bool
+}
+
+type tenantIn struct {
+	t                desired.Tenant
+	serving, spares  string
+	reason           string
+	changed, updated time.Time
+	has              bool
+}
+
+type instanceIn struct {
+	in     desired.Instance
+	status desired.InstanceStatus
+	has    bool
+}
+
+// builder makes one view from the previous one, collecting what changed.
+type builder struct {
+	changes []wire.Change
+}
+
+// remember puts the object made from in into cur: the previous JSON when
+// in is the same, else obj() marshalled now, which is a change.
+func remember[T comparable](b *builder, kind wire.ObjectKind, old, cur map[string]memoEntry[T], id string, in T, obj func() any) {
+	if e, ok := old[id]; ok && e.in == in {
+		cur[id] = e
+		return
 	}
-	put(wire.ObjSettings, "fleet", snap.Settings)
+	data, err := json.Marshal(obj())
+	if err != nil {
+		return
+	}
+	cur[id] = memoEntry[T]{in, data}
+	b.changes = append(b.changes, wire.Change{Kind: kind, ID: id, Op: wire.OpPut, Object: data})
+}
+
+// gone lists what old has and cur does not as deletions.
+func gone[V any](b *builder, kind wire.ObjectKind, old, cur map[string]V) {
+	for id := range old {
+		if _, ok := cur[id]; !ok {
+			b.changes = append(b.changes, wire.Change{Kind: kind, ID: id, Op: wire.OpDelete})
+		}
+	}
+}
+
+func copies(cs []desired.CopyRef) string {
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteString(c.Instance)
+		b.WriteByte('@')
+		b.WriteString(c.Server)
+		b.WriteByte(',')
+	}
+	return b.String()
+}
+
+func sameRoute(a, b routes.Route) bool {
+	return a.Tenant == b.Tenant && a.Domain == b.Domain && a.Reason == b.Reason &&
+		slices.Equal(a.Backends, b.Backends) && slices.Equal(a.Spares, b.Spares)
+}
+
+// makeView turns what was read into objects, reusing prev's JSON for
+// objects made from the same values, and says what changed since prev.
+func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, sstat []desired.ServerStatus,
+	tstat []desired.TenantStatus, istat []desired.InstanceStatus, holds []desired.Hold) (*view, []wire.Change) {
+	if prev == nil {
+		prev = &view{}
+	}
+	var b builder
+	v := &view{settings: map[string]memoEntry[string]{}, holds: make(map[string]memoEntry[string], len(holds))}
+	setJSON, _ := json.Marshal(snap.Settings)
+	remember(&b, wire.ObjSettings, prev.settings, v.settings, "fleet", string(setJSON), func() any { return snap.Settings })
+	for _, h := range holds {
+		hj, _ := json.Marshal(h)
+		remember(&b, wire.ObjHold, prev.holds, v.holds, fmt.Sprint(h.ID), string(hj), func() any { return h })
+	}
+	gone(&b, wire.ObjHold, prev.holds, v.holds)
+
 	statsBy := make(map[string]desired.ServerStats, len(stats))
 	for _, s := range stats {
 		statsBy[s.ServerID] = s
@@ -365,51 +496,71 @@ func makeView(snap *desired.Snapshot, stats []desired.ServerStats, sstat []desir
 		sstatBy[sstat[i].ServerID] = &sstat[i]
 		health[sstat[i].ServerID] = sstat[i].Health
 	}
+	v.servers = make(map[string]memoEntry[serverIn], len(snap.Servers))
 	for _, s := range snap.Servers {
-		put(wire.ObjServer, s.ID, wire.ServerView{Server: wire.NewServer(s), Stats: statsBy[s.ID], Status: sstatBy[s.ID]})
+		in := serverIn{s: s, stats: statsBy[s.ID]}
+		if p := sstatBy[s.ID]; p != nil {
+			in.status, in.has = *p, true
+		}
+		remember(&b, wire.ObjServer, prev.servers, v.servers, s.ID, in, func() any {
+			return wire.ServerView{Server: wire.NewServer(s), Stats: in.stats, Status: sstatBy[s.ID]}
+		})
 	}
+	gone(&b, wire.ObjServer, prev.servers, v.servers)
+
 	tstatBy := make(map[string]*desired.TenantStatus, len(tstat))
 	serving := make(map[string]desired.TenantStatus, len(tstat))
 	for i := range tstat {
 		tstatBy[tstat[i].TenantID] = &tstat[i]
 		serving[tstat[i].TenantID] = tstat[i]
 	}
+	v.tenants = make(map[string]memoEntry[tenantIn], len(snap.Tenants))
 	for _, t := range snap.Tenants {
-		put(wire.ObjTenant, t.ID, wire.TenantView{Tenant: t, Status: tstatBy[t.ID]})
+		in := tenantIn{t: t}
+		if p := tstatBy[t.ID]; p != nil {
+			in.serving, in.spares, in.reason, in.changed, in.updated, in.has = copies(p.Serving), copies(p.Spares), p.Reason, p.ChangedAt, p.UpdatedAt, true
+		}
+		remember(&b, wire.ObjTenant, prev.tenants, v.tenants, t.ID, in, func() any {
+			return wire.TenantView{Tenant: t, Status: tstatBy[t.ID]}
+		})
 	}
+	gone(&b, wire.ObjTenant, prev.tenants, v.tenants)
+
 	istatBy := make(map[string]*desired.InstanceStatus, len(istat))
 	for i := range istat {
 		istatBy[istat[i].Key()] = &istat[i]
 	}
+	v.instances = make(map[string]memoEntry[instanceIn], len(snap.Instances))
 	for _, in := range snap.Instances {
-		put(wire.ObjInstance, in.Key(), wire.InstanceView{Instance: in, Key: in.Key(), Status: istatBy[in.Key()]})
+		key := in.Key()
+		mi := instanceIn{in: in}
+		if p := istatBy[key]; p != nil {
+			mi.status, mi.has = *p, true
+		}
+		remember(&b, wire.ObjInstance, prev.instances, v.instances, key, mi, func() any {
+			return wire.InstanceView{Instance: in, Key: key, Status: istatBy[key]}
+		})
 	}
-	for _, h := range holds {
-		put(wire.ObjHold, fmt.Sprint(h.ID), h)
-	}
+	gone(&b, wire.ObjInstance, prev.instances, v.instances)
+
 	table := routes.Build(routes.Source{Revision: snap.Revision, Servers: snap.Servers, Health: health, Tenants: snap.Tenants,
 		Instances: snap.Instances, Serving: serving})
+	v.routes = make(map[string]routeEntry, table.Len())
 	for _, r := range table.Routes() {
-		put(wire.ObjRoute, r.Domain, r)
-	}
-	return v
-}
-
-// diff lists what changed from old to cur, in a stable order.
-func diff(old, cur view) []wire.Change {
-	var out []wire.Change
-	for k, b := range cur {
-		if ob, ok := old[k]; !ok || !bytes.Equal(ob, b) {
-			out = append(out, wire.Change{Kind: k.kind, ID: k.id, Op: wire.OpPut, Object: b})
+		e, ok := prev.routes[r.Domain]
+		if !ok || !sameRoute(e.r, r) {
+			data, err := json.Marshal(r)
+			if err != nil {
+				continue
+			}
+			e = routeEntry{r, data}
+			b.changes = append(b.changes, wire.Change{Kind: wire.ObjRoute, ID: r.Domain, Op: wire.OpPut, Object: data})
 		}
+		v.routes[r.Domain] = e
 	}
-	for k := range old {
-		if _, ok := cur[k]; !ok {
-			out = append(out, wire.Change{Kind: k.kind, ID: k.id, Op: wire.OpDelete})
-		}
-	}
-	sortChanges(out)
-	return out
+	gone(&b, wire.ObjRoute, prev.routes, v.routes)
+	sortChanges(b.changes)
+	return v, b.changes
 }
 
 var kindOrder = func() map[wire.ObjectKind]int {
@@ -474,8 +625,16 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	keepalive := time.NewTicker(s.cfg.Keepalive)
 	defer keepalive.Stop()
+	var frames [][]byte
 	for {
-		for _, f := range sub.frames {
+		if sub.reset != nil {
+			frames = append(frames, sub.reset.frame(kinds))
+		}
+		for _, n := range sub.replay {
+			frames = append(frames, frameFor(s.watch.stream, n, kinds))
+		}
+		sub.reset, sub.replay = nil, nil
+		for _, f := range frames {
 			if err := write(f); err != nil {
 				return nil
 			}
@@ -483,14 +642,14 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) error {
 		if err := rc.Flush(); err != nil {
 			return nil
 		}
-		sub.frames = sub.frames[:0]
+		frames = frames[:0]
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.closing:
 			return nil
 		case <-keepalive.C:
-			sub.frames = append(sub.frames, []byte(": keepalive\n\n"))
+			frames = append(frames, []byte(": keepalive\n\n"))
 		case <-sub.cursor.ready:
 			cur := sub.cursor.next
 			if s.watch.latest.Load()-cur.seq > int64(s.cfg.WatchHistory) {
@@ -501,7 +660,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) error {
 				continue
 			}
 			sub.cursor = cur
-			sub.frames = append(sub.frames, frameFor(s.watch.stream, cur, kinds))
+			frames = append(frames, frameFor(s.watch.stream, cur, kinds))
 		}
 	}
 }

@@ -42,11 +42,17 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.clearHomeServerStmt, err = db.PrepareContext(ctx, clearHomeServer); err != nil {
 		return nil, fmt.Errorf("error preparing query ClearHomeServer: %w", err)
 	}
+	if q.countInstancesByPhaseStmt, err = db.PrepareContext(ctx, countInstancesByPhase); err != nil {
+		return nil, fmt.Errorf("error preparing query CountInstancesByPhase: %w", err)
+	}
 	if q.countInstancesOnServerStmt, err = db.PrepareContext(ctx, countInstancesOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountInstancesOnServer: %w", err)
 	}
 	if q.countPlacementsOnServerStmt, err = db.PrepareContext(ctx, countPlacementsOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountPlacementsOnServer: %w", err)
+	}
+	if q.countTenantsStmt, err = db.PrepareContext(ctx, countTenants); err != nil {
+		return nil, fmt.Errorf("error preparing query CountTenants: %w", err)
 	}
 	if q.deleteInstanceStmt, err = db.PrepareContext(ctx, deleteInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteInstance: %w", err)
@@ -290,6 +296,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing clearHomeServerStmt: %w", cerr)
 		}
 	}
+	if q.countInstancesByPhaseStmt != nil {
+		if cerr := q.countInstancesByPhaseStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing countInstancesByPhaseStmt: %w", cerr)
+		}
+	}
 	if q.countInstancesOnServerStmt != nil {
 		if cerr := q.countInstancesOnServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing countInstancesOnServerStmt: %w", cerr)
@@ -298,6 +309,11 @@ func (q *Queries) Close() error {
 	if q.countPlacementsOnServerStmt != nil {
 		if cerr := q.countPlacementsOnServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing countPlacementsOnServerStmt: %w", cerr)
+		}
+	}
+	if q.countTenantsStmt != nil {
+		if cerr := q.countTenantsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing countTenantsStmt: %w", cerr)
 		}
 	}
 	if q.deleteInstanceStmt != nil {
@@ -690,8 +706,10 @@ type Queries struct {
 	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
 	clearHomeServerStmt         *sql.Stmt
+	countInstancesByPhaseStmt   *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
+	countTenantsStmt            *sql.Stmt
 	deleteInstanceStmt          *sql.Stmt
 	deleteInstanceStatusStmt    *sql.Stmt
 	deleteInstancesOfTenantStmt *sql.Stmt
@@ -773,8 +791,10 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
 		clearHomeServerStmt:         q.clearHomeServerStmt,
+		countInstancesByPhaseStmt:   q.countInstancesByPhaseStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
+		countTenantsStmt:            q.countTenantsStmt,
 		deleteInstanceStmt:          q.deleteInstanceStmt,
 		deleteInstanceStatusStmt:    q.deleteInstanceStatusStmt,
 		deleteInstancesOfTenantStmt: q.deleteInstancesOfTenantStmt,
