@@ -263,3 +263,49 @@ func waitDB(t *testing.T, what string, cond func() bool) time.Time {
 	}
 	return time.Now()
 }
+
+// A held plan shows with its Approve button for admin tokens only, and the
+// button approves it once.
+func TestDashboardApprovesAHeldPlan(t *testing.T) {
+	chromium := findChromium(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "slum.db")
+	expect(t, cliLocal(t, db, "", "server", "add", "s1", "--url", "http://10.0.0.1:8080", "--capacity-mb", "1000", "--no-token"), 0, "added", "")
+	ledger(t, db, holdRow)
+	st, err := desired.OpenExisting(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, admin, _ := st.CreateAPIToken(ctx, desired.RoleAdmin, "ann")
+	_, reader, _ := st.CreateAPIToken(ctx, desired.RoleRead, "viewer")
+	af := apiServeFlags{listen: api.ListenConfig{Addr: "127.0.0.1:0"}}
+	url, done, err := af.start(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); <-done }()
+
+	b := startBrowser(t, chromium)
+	b.do("sign in as a reader", chromedp.Navigate(url+"/"), chromedp.WaitVisible("#token"),
+		chromedp.SendKeys("#token", reader), chromedp.Click("#login-form button"))
+	b.until("the held plan", `!!document.querySelector('[data-hold-id="1"]')`, 10*time.Second)
+	if b.eval(`String(!!document.querySelector('[data-hold="1"]'))`) != "false" {
+		t.Fatal("a read token is offered the Approve button")
+	}
+	b.do("sign out", chromedp.Click("#signout"), chromedp.WaitVisible("#token"))
+	if b.eval(`sessionStorage.getItem("slum.token") || ""`) != "" {
+		t.Fatal("signing out kept the token")
+	}
+	b.do("sign in as an admin", chromedp.SendKeys("#token", admin), chromedp.Click("#login-form button"))
+	b.until("the Approve button", `!!document.querySelector('[data-hold="1"]')`, 10*time.Second)
+	b.screenshot("held")
+	b.do("approve", chromedp.Click(`[data-hold="1"]`))
+	b.until("the plan approved", `document.querySelector('[data-hold-id="1"]').classList.contains("approved")`, 5*time.Second)
+	holds, err := st.RecentHolds(ctx, 1)
+	if err != nil || len(holds) != 1 || holds[0].State != desired.HoldApproved || holds[0].ApprovedBy != "dashboard via API token 1 (ann)" {
+		t.Fatalf("the hold after the click: %+v %v", holds, err)
+	}
+}
