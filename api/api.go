@@ -44,7 +44,7 @@ type Config struct {
 // DefaultConfig is the API's configuration unless told otherwise.
 func DefaultConfig() Config {
 	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 1 << 20, MaxFileBody: 64 << 20,
-		WatchEvery: 50 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
+		WatchEvery: 25 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
 }
 
 func (c Config) withDefaults() Config {

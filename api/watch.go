@@ -168,9 +168,7 @@ type watchState struct {
 	snap           *desired.Snapshot
 	stats          []desired.ServerStats
 	statusRev      int64
-	sstat          []desired.ServerStatus
-	tstat          []desired.TenantStatus
-	istat          []desired.InstanceStatus
+	status         *statusIndex
 	snapRevChecked int64
 }
 
@@ -387,9 +385,9 @@ func (w *watcher) build(ctx context.Context, st *watchState, rev, srev int64, ho
 		if err != nil {
 			return nil, nil, err
 		}
-		st.sstat, st.tstat, st.istat, st.statusRev = sstat, tstat, istat, srev
+		st.status, st.statusRev = indexStatus(sstat, tstat, istat), srev
 	}
-	v, changes := makeView(st.view, st.snap, st.stats, st.sstat, st.tstat, st.istat, holds)
+	v, changes := makeView(st.view, st.snap, st.stats, st.status, holds)
 	return v, changes, nil
 }
 
@@ -469,10 +467,38 @@ func sameRoute(a, b routes.Route) bool {
 		slices.Equal(a.Backends, b.Backends) && slices.Equal(a.Spares, b.Spares)
 }
 
+// statusIndex is the controller's status as read, by object: made once
+// per status revision, and used by every build until the next.
+type statusIndex struct {
+	servers   map[string]*desired.ServerStatus
+	health    map[string]observed.Health
+	tenants   map[string]*desired.TenantStatus
+	serving   map[string]desired.TenantStatus
+	instances map[string]*desired.InstanceStatus
+}
+
+func indexStatus(sstat []desired.ServerStatus, tstat []desired.TenantStatus, istat []desired.InstanceStatus) *statusIndex {
+	x := &statusIndex{servers: make(map[string]*desired.ServerStatus, len(sstat)), health: make(map[string]observed.Health, len(sstat)),
+		tenants: make(map[string]*desired.TenantStatus, len(tstat)), serving: make(map[string]desired.TenantStatus, len(tstat)),
+		instances: make(map[string]*desired.InstanceStatus, len(istat))}
+	for i := range sstat {
+		x.servers[sstat[i].ServerID] = &sstat[i]
+		x.health[sstat[i].ServerID] = sstat[i].Health
+	}
+	for i := range tstat {
+		x.tenants[tstat[i].TenantID] = &tstat[i]
+		x.serving[tstat[i].TenantID] = tstat[i]
+	}
+	for i := range istat {
+		x.instances[istat[i].Key()] = &istat[i]
+	}
+	return x
+}
+
 // makeView turns what was read into objects, reusing prev's JSON for
 // objects made from the same values, and says what changed since prev.
-func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, sstat []desired.ServerStatus,
-	tstat []desired.TenantStatus, istat []desired.InstanceStatus, holds []desired.Hold) (*view, []wire.Change) {
+func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, status *statusIndex, holds []desired.Hold) (*view, []wire.Change) {
+	sstatBy, health, tstatBy, serving, istatBy := status.servers, status.health, status.tenants, status.serving, status.instances
 	if prev == nil {
 		prev = &view{}
 	}
@@ -490,12 +516,6 @@ func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, s
 	for _, s := range stats {
 		statsBy[s.ServerID] = s
 	}
-	sstatBy := make(map[string]*desired.ServerStatus, len(sstat))
-	health := make(map[string]observed.Health, len(sstat))
-	for i := range sstat {
-		sstatBy[sstat[i].ServerID] = &sstat[i]
-		health[sstat[i].ServerID] = sstat[i].Health
-	}
 	v.servers = make(map[string]memoEntry[serverIn], len(snap.Servers))
 	for _, s := range snap.Servers {
 		in := serverIn{s: s, stats: statsBy[s.ID]}
@@ -508,12 +528,6 @@ func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, s
 	}
 	gone(&b, wire.ObjServer, prev.servers, v.servers)
 
-	tstatBy := make(map[string]*desired.TenantStatus, len(tstat))
-	serving := make(map[string]desired.TenantStatus, len(tstat))
-	for i := range tstat {
-		tstatBy[tstat[i].TenantID] = &tstat[i]
-		serving[tstat[i].TenantID] = tstat[i]
-	}
 	v.tenants = make(map[string]memoEntry[tenantIn], len(snap.Tenants))
 	for _, t := range snap.Tenants {
 		in := tenantIn{t: t}
@@ -526,10 +540,6 @@ func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, s
 	}
 	gone(&b, wire.ObjTenant, prev.tenants, v.tenants)
 
-	istatBy := make(map[string]*desired.InstanceStatus, len(istat))
-	for i := range istat {
-		istatBy[istat[i].Key()] = &istat[i]
-	}
 	v.instances = make(map[string]memoEntry[instanceIn], len(snap.Instances))
 	for _, in := range snap.Instances {
 		key := in.Key()
