@@ -206,7 +206,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	}
 	_ = tw.Flush()
 	if stk.APIURL != "" {
-		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or drive it from anywhere:\n\n", stk.APIURL, tokenPath)
+		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or use it from the CLI:\n\n", stk.APIURL, tokenPath)
 		fmt.Fprintf(a.stdout, "  %s --api %s --api-token-file %s status\n", exe, stk.APIURL, tokenPath)
 	}
 	fmt.Fprintln(a.stdout, "\nCtrl-C stops the demo, the controller and the servers.")
