@@ -4,6 +4,15 @@
 
 package db
 
+type ApiToken struct {
+	ID        int64
+	Name      string
+	Role      string
+	Digest    []byte
+	CreatedAt int64
+	RevokedAt int64
+}
+
 type Event struct {
 	ID      int64
 	At      int64

@@ -88,10 +88,15 @@ func TestOlderDatabaseUpgradesInPlace(t *testing.T) {
 		for _, m := range ms[:upto] {
 			stmts = append(stmts, m.sql, fmt.Sprintf(`INSERT INTO schema_migrations VALUES (%d, '%s', 1)`, m.version, m.name))
 		}
+		instance := `INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, created_at, updated_at) VALUES ('t', 'prod', 'api', 's1', 1, 1, 1)`
+		if upto >= 3 {
+			// Releases from 0003 on record where an instance was declared.
+			instance = `INSERT INTO instances (tenant_id, id, process, server_id, home_server_id, memory_mb, created_at, updated_at) VALUES ('t', 'prod', 'api', 's1', 's1', 1, 1, 1)`
+		}
 		stmts = append(stmts,
 			`INSERT INTO servers (id, url, capacity_mb, domain, created_at, updated_at) VALUES ('s1', 'http://a', 1000, 'a', 1, 1)`,
 			`INSERT INTO tenants (id, domain, created_at, updated_at) VALUES ('t', 't.example.com', 1, 1)`,
-			`INSERT INTO instances (tenant_id, id, process, server_id, memory_mb, created_at, updated_at) VALUES ('t', 'prod', 'api', 's1', 1, 1, 1)`)
+			instance)
 		for _, stmt := range stmts {
 			if _, err := raw.ExecContext(ctx, stmt); err != nil {
 				t.Fatalf("release %d: %v", upto, err)

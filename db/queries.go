@@ -42,11 +42,17 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.clearHomeServerStmt, err = db.PrepareContext(ctx, clearHomeServer); err != nil {
 		return nil, fmt.Errorf("error preparing query ClearHomeServer: %w", err)
 	}
+	if q.countInstancesByPhaseStmt, err = db.PrepareContext(ctx, countInstancesByPhase); err != nil {
+		return nil, fmt.Errorf("error preparing query CountInstancesByPhase: %w", err)
+	}
 	if q.countInstancesOnServerStmt, err = db.PrepareContext(ctx, countInstancesOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountInstancesOnServer: %w", err)
 	}
 	if q.countPlacementsOnServerStmt, err = db.PrepareContext(ctx, countPlacementsOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountPlacementsOnServer: %w", err)
+	}
+	if q.countTenantsStmt, err = db.PrepareContext(ctx, countTenants); err != nil {
+		return nil, fmt.Errorf("error preparing query CountTenants: %w", err)
 	}
 	if q.deleteInstanceStmt, err = db.PrepareContext(ctx, deleteInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteInstance: %w", err)
@@ -77,6 +83,12 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.deleteTenantStatusStmt, err = db.PrepareContext(ctx, deleteTenantStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteTenantStatus: %w", err)
+	}
+	if q.getAPITokenStmt, err = db.PrepareContext(ctx, getAPIToken); err != nil {
+		return nil, fmt.Errorf("error preparing query GetAPIToken: %w", err)
+	}
+	if q.getAPITokenByDigestStmt, err = db.PrepareContext(ctx, getAPITokenByDigest); err != nil {
+		return nil, fmt.Errorf("error preparing query GetAPITokenByDigest: %w", err)
 	}
 	if q.getHoldStmt, err = db.PrepareContext(ctx, getHold); err != nil {
 		return nil, fmt.Errorf("error preparing query GetHold: %w", err)
@@ -114,6 +126,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getTenantStatusStmt, err = db.PrepareContext(ctx, getTenantStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query GetTenantStatus: %w", err)
 	}
+	if q.insertAPITokenStmt, err = db.PrepareContext(ctx, insertAPIToken); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertAPIToken: %w", err)
+	}
 	if q.insertEventStmt, err = db.PrepareContext(ctx, insertEvent); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertEvent: %w", err)
 	}
@@ -140,6 +155,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertTenantStmt, err = db.PrepareContext(ctx, insertTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertTenant: %w", err)
+	}
+	if q.listAPITokensStmt, err = db.PrepareContext(ctx, listAPITokens); err != nil {
+		return nil, fmt.Errorf("error preparing query ListAPITokens: %w", err)
 	}
 	if q.listEventsStmt, err = db.PrepareContext(ctx, listEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query ListEvents: %w", err)
@@ -203,6 +221,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.restoreInstanceStmt, err = db.PrepareContext(ctx, restoreInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RestoreInstance: %w", err)
+	}
+	if q.revokeAPITokenStmt, err = db.PrepareContext(ctx, revokeAPIToken); err != nil {
+		return nil, fmt.Errorf("error preparing query RevokeAPIToken: %w", err)
 	}
 	if q.serverUsageStmt, err = db.PrepareContext(ctx, serverUsage); err != nil {
 		return nil, fmt.Errorf("error preparing query ServerUsage: %w", err)
@@ -275,6 +296,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing clearHomeServerStmt: %w", cerr)
 		}
 	}
+	if q.countInstancesByPhaseStmt != nil {
+		if cerr := q.countInstancesByPhaseStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing countInstancesByPhaseStmt: %w", cerr)
+		}
+	}
 	if q.countInstancesOnServerStmt != nil {
 		if cerr := q.countInstancesOnServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing countInstancesOnServerStmt: %w", cerr)
@@ -283,6 +309,11 @@ func (q *Queries) Close() error {
 	if q.countPlacementsOnServerStmt != nil {
 		if cerr := q.countPlacementsOnServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing countPlacementsOnServerStmt: %w", cerr)
+		}
+	}
+	if q.countTenantsStmt != nil {
+		if cerr := q.countTenantsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing countTenantsStmt: %w", cerr)
 		}
 	}
 	if q.deleteInstanceStmt != nil {
@@ -333,6 +364,16 @@ func (q *Queries) Close() error {
 	if q.deleteTenantStatusStmt != nil {
 		if cerr := q.deleteTenantStatusStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing deleteTenantStatusStmt: %w", cerr)
+		}
+	}
+	if q.getAPITokenStmt != nil {
+		if cerr := q.getAPITokenStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getAPITokenStmt: %w", cerr)
+		}
+	}
+	if q.getAPITokenByDigestStmt != nil {
+		if cerr := q.getAPITokenByDigestStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getAPITokenByDigestStmt: %w", cerr)
 		}
 	}
 	if q.getHoldStmt != nil {
@@ -395,6 +436,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing getTenantStatusStmt: %w", cerr)
 		}
 	}
+	if q.insertAPITokenStmt != nil {
+		if cerr := q.insertAPITokenStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertAPITokenStmt: %w", cerr)
+		}
+	}
 	if q.insertEventStmt != nil {
 		if cerr := q.insertEventStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertEventStmt: %w", cerr)
@@ -438,6 +484,11 @@ func (q *Queries) Close() error {
 	if q.insertTenantStmt != nil {
 		if cerr := q.insertTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertTenantStmt: %w", cerr)
+		}
+	}
+	if q.listAPITokensStmt != nil {
+		if cerr := q.listAPITokensStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listAPITokensStmt: %w", cerr)
 		}
 	}
 	if q.listEventsStmt != nil {
@@ -545,6 +596,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing restoreInstanceStmt: %w", cerr)
 		}
 	}
+	if q.revokeAPITokenStmt != nil {
+		if cerr := q.revokeAPITokenStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing revokeAPITokenStmt: %w", cerr)
+		}
+	}
 	if q.serverUsageStmt != nil {
 		if cerr := q.serverUsageStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing serverUsageStmt: %w", cerr)
@@ -650,8 +706,10 @@ type Queries struct {
 	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
 	clearHomeServerStmt         *sql.Stmt
+	countInstancesByPhaseStmt   *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
+	countTenantsStmt            *sql.Stmt
 	deleteInstanceStmt          *sql.Stmt
 	deleteInstanceStatusStmt    *sql.Stmt
 	deleteInstancesOfTenantStmt *sql.Stmt
@@ -662,6 +720,8 @@ type Queries struct {
 	deleteServerStatusStmt      *sql.Stmt
 	deleteTenantStmt            *sql.Stmt
 	deleteTenantStatusStmt      *sql.Stmt
+	getAPITokenStmt             *sql.Stmt
+	getAPITokenByDigestStmt     *sql.Stmt
 	getHoldStmt                 *sql.Stmt
 	getInstanceStmt             *sql.Stmt
 	getInstanceStatusStmt       *sql.Stmt
@@ -674,6 +734,7 @@ type Queries struct {
 	getTenantStmt               *sql.Stmt
 	getTenantByDomainStmt       *sql.Stmt
 	getTenantStatusStmt         *sql.Stmt
+	insertAPITokenStmt          *sql.Stmt
 	insertEventStmt             *sql.Stmt
 	insertHoldStmt              *sql.Stmt
 	insertInstanceStmt          *sql.Stmt
@@ -683,6 +744,7 @@ type Queries struct {
 	insertRemovalsOfTenantStmt  *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
+	listAPITokensStmt           *sql.Stmt
 	listEventsStmt              *sql.Stmt
 	listInstanceStatusStmt      *sql.Stmt
 	listInstancesStmt           *sql.Stmt
@@ -704,6 +766,7 @@ type Queries struct {
 	releaseLeaseStmt            *sql.Stmt
 	rescheduleInstanceStmt      *sql.Stmt
 	restoreInstanceStmt         *sql.Stmt
+	revokeAPITokenStmt          *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
 	setHoldStateStmt            *sql.Stmt
@@ -728,8 +791,10 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
 		clearHomeServerStmt:         q.clearHomeServerStmt,
+		countInstancesByPhaseStmt:   q.countInstancesByPhaseStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
+		countTenantsStmt:            q.countTenantsStmt,
 		deleteInstanceStmt:          q.deleteInstanceStmt,
 		deleteInstanceStatusStmt:    q.deleteInstanceStatusStmt,
 		deleteInstancesOfTenantStmt: q.deleteInstancesOfTenantStmt,
@@ -740,6 +805,8 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		deleteServerStatusStmt:      q.deleteServerStatusStmt,
 		deleteTenantStmt:            q.deleteTenantStmt,
 		deleteTenantStatusStmt:      q.deleteTenantStatusStmt,
+		getAPITokenStmt:             q.getAPITokenStmt,
+		getAPITokenByDigestStmt:     q.getAPITokenByDigestStmt,
 		getHoldStmt:                 q.getHoldStmt,
 		getInstanceStmt:             q.getInstanceStmt,
 		getInstanceStatusStmt:       q.getInstanceStatusStmt,
@@ -752,6 +819,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		getTenantStmt:               q.getTenantStmt,
 		getTenantByDomainStmt:       q.getTenantByDomainStmt,
 		getTenantStatusStmt:         q.getTenantStatusStmt,
+		insertAPITokenStmt:          q.insertAPITokenStmt,
 		insertEventStmt:             q.insertEventStmt,
 		insertHoldStmt:              q.insertHoldStmt,
 		insertInstanceStmt:          q.insertInstanceStmt,
@@ -761,6 +829,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		insertRemovalsOfTenantStmt:  q.insertRemovalsOfTenantStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
+		listAPITokensStmt:           q.listAPITokensStmt,
 		listEventsStmt:              q.listEventsStmt,
 		listInstanceStatusStmt:      q.listInstanceStatusStmt,
 		listInstancesStmt:           q.listInstancesStmt,
@@ -782,6 +851,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		releaseLeaseStmt:            q.releaseLeaseStmt,
 		rescheduleInstanceStmt:      q.rescheduleInstanceStmt,
 		restoreInstanceStmt:         q.restoreInstanceStmt,
+		revokeAPITokenStmt:          q.revokeAPITokenStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,
 		setHoldStateStmt:            q.setHoldStateStmt,

@@ -27,6 +27,9 @@ type File struct {
 	// Warnings are problems that do not stop an apply, such as a token
 	// file others can read. ResolveTokens adds them.
 	Warnings []string
+	// Text is what the file was parsed from: a fleet the caller does not
+	// hold is sent the text (see Send), not the values parsed from it.
+	Text []byte
 
 	versioned bool // the file gives its version
 }
@@ -200,7 +203,7 @@ func Parse(name string, data []byte) (*File, error) {
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
 		return nil, &FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
 	}
-	f := &File{Name: name}
+	f := &File{Name: name, Text: data}
 	if err := p.file(root.Content[0], f); err != nil {
 		return nil, err
 	}

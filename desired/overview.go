@@ -2,6 +2,7 @@ package desired
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/slum-fleet/slum/observed"
@@ -52,17 +53,15 @@ func (s *Store) Overview(ctx context.Context) (*Overview, error) {
 	if err != nil {
 		return nil, err
 	}
-	tenants, err := s.ListTenants(ctx)
+	// Tenants and instances are counted by SQLite: a large fleet's
+	// overview must not read every row.
+	tenants, err := s.db.Queries().CountTenants(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("count tenants: %w", err)
 	}
-	ins, err := s.ListInstances(ctx)
+	byPhase, err := s.db.Queries().CountInstancesByPhase(ctx)
 	if err != nil {
-		return nil, err
-	}
-	ist, err := s.ListInstanceStatus(ctx)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("count instances: %w", err)
 	}
 	holds, err := s.OpenHolds(ctx)
 	if err != nil {
@@ -72,21 +71,12 @@ func (s *Store) Overview(ctx context.Context) (*Overview, error) {
 	for _, st := range sstat {
 		byServer[st.ServerID] = st
 	}
-	phase := make(map[string]Phase, len(ist))
-	for _, st := range ist {
-		phase[st.Key()] = st.Phase
-	}
-	o := &Overview{Servers: []ServerOverview{}, Tenants: len(tenants), Instances: len(ins), Phases: map[Phase]int{},
+	o := &Overview{Servers: []ServerOverview{}, Tenants: int(tenants), Phases: map[Phase]int{},
 		Holds: append([]Hold{}, holds...)}
-	for _, in := range ins {
-		p := phase[in.Key()]
-		if p == "" {
-			p = PhasePending
-		}
-		o.Phases[p]++
-		if in.FailedOver() {
-			o.FailedOver++
-		}
+	for _, r := range byPhase {
+		o.Phases[Phase(r.Phase)] += int(r.Instances)
+		o.Instances += int(r.Instances)
+		o.FailedOver += int(r.FailedOver)
 	}
 	for i, srv := range servers {
 		so := ServerOverview{ServerStats: stats[i], State: srv.State, Health: observed.HealthUnknown}

@@ -41,6 +41,12 @@ if ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null; then
   as_root apt-get install -y -qq wrk haproxy >/dev/null
 fi
 
+if ! command -v chromium >/dev/null; then
+  log "chromium (the dashboard's browser test)"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq chromium >/dev/null
+fi
+
 ten_path() {
   if command -v ten >/dev/null; then command -v ten; return; fi
   local d; d=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null) || return 1

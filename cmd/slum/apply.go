@@ -18,8 +18,9 @@ func (a *app) applyCommand() *cobra.Command {
 	var opt desired.ApplyOptions
 	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "apply -f FLEET.yaml [--prune [--allow-mass-prune]] [--dry-run]",
-		Short: "Make the desired state match a fleet file, in one transaction",
+		Use:         "apply -f FLEET.yaml [--prune [--allow-mass-prune]] [--dry-run]",
+		Annotations: remoteOK,
+		Short:       "Make the desired state match a fleet file, in one transaction",
 		Long: `Apply reads a fleet file (see examples/fleet.yaml; -f - reads standard
 input), checks all of it, and makes the database match it in one
 transaction: a file with any error changes nothing. Objects the file does
@@ -48,8 +49,9 @@ func (a *app) diffCommand() *cobra.Command {
 	var file string
 	opt := desired.ApplyOptions{DryRun: true}
 	cmd := &cobra.Command{
-		Use:   "diff -f FLEET.yaml [--prune [--allow-mass-prune]]",
-		Short: "Print what 'slum apply' would change",
+		Use:         "diff -f FLEET.yaml [--prune [--allow-mass-prune]]",
+		Annotations: remoteOK,
+		Short:       "Print what 'slum apply' would change",
 		Long: `Diff prints what 'slum apply' with the same flags would change, and fails
 as that apply would (the same checks run, and nothing is written). Without
 a fleet database it compares the file with an empty fleet.`,
@@ -98,7 +100,38 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt desired.ApplyOption
 		return err
 	}
 	ctx := cmd.Context()
+	st, done, err := a.applyTarget(ctx, f, opt)
+	if err != nil {
+		return err
+	}
+	defer done()
+	plan, err := st.Apply(ctx, f, opt)
+	var mass *desired.MassPruneError
+	if errors.As(err, &mass) {
+		if perr := a.printPlan(plan, f.Name, true, true, opt.Prune); perr != nil {
+			return perr
+		}
+		return fmt.Errorf("%w; is the file complete? If this is meant, add --allow-mass-prune", err)
+	}
+	if err != nil {
+		return err
+	}
+	return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
+}
+
+// applyTarget is the fleet an apply or diff of f goes to: the API's, or
+// the database, which a dry run never creates (it compares with an empty
+// fleet instead) and an apply creates only for a file that applies.
+func (a *app) applyTarget(ctx context.Context, f *desired.File, opt desired.ApplyOptions) (fleet, func(), error) {
+	if a.remote() {
+		c, err := a.client()
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { c.Close() }, nil
+	}
 	var st *desired.Store
+	var err error
 	if opt.DryRun {
 		st, err = a.open(ctx, dbMustExist)
 		if errors.Is(err, desired.ErrNotFound) {
@@ -112,27 +145,15 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt desired.ApplyOption
 			// A file apply would reject must not leave a new database
 			// behind: try it on an empty fleet first.
 			if err := rehearse(ctx, f, opt); err != nil {
-				return err
+				return nil, nil, err
 			}
 		}
 		st, err = a.open(ctx, dbMayCreate)
 	}
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer st.Close()
-	plan, err := st.Apply(ctx, f, opt)
-	var mass *desired.MassPruneError
-	if errors.As(err, &mass) {
-		if perr := a.printPlan(plan, f.Name, true, true, opt.Prune); perr != nil {
-			return perr
-		}
-		return fmt.Errorf("%w; is the file complete? If this is meant, add --allow-mass-prune", err)
-	}
-	if err != nil {
-		return err
-	}
-	return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
+	return st, func() { st.Close() }, nil
 }
 
 // rehearse applies f to an empty fleet in memory.

@@ -15,8 +15,9 @@ import (
 func (a *app) approveCommand() *cobra.Command {
 	var show bool
 	cmd := &cobra.Command{
-		Use:   "approve ID [--show]",
-		Short: "Let a plan a safety rule held back go ahead, once",
+		Use:         "approve ID [--show]",
+		Annotations: remoteOK,
+		Short:       "Let a plan a safety rule held back go ahead, once",
 		Long: `The controller holds back a plan that would stop much of the fleet for
 instances that vanished from the database (the mass-stop guard), and
 failovers while most servers look dead at once (it may be the one cut off).
@@ -31,7 +32,7 @@ a new plan and is held again: an approval never weakens the guard.`,
 			if err != nil || id <= 0 {
 				return &desired.FieldError{Field: "hold id", Value: args[0], Reason: "must be the number 'slum status' shows"}
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				if show {
 					return a.showHold(ctx, st, id)
 				}
@@ -51,7 +52,7 @@ a new plan and is held again: an approval never weakens the guard.`,
 	return cmd
 }
 
-func (a *app) showHold(ctx context.Context, st *desired.Store, id int64) error {
+func (a *app) showHold(ctx context.Context, st fleet, id int64) error {
 	holds, err := st.RecentHolds(ctx, 1000)
 	if err != nil {
 		return err

@@ -36,10 +36,27 @@ type result struct {
 	code           int
 }
 
-// cli runs the built binary as a user would, against db.
+// cli runs the built binary as a user would, against db: with --db, or
+// in the remote half of a test run both ways (see bothWays), through
+// 'slum serve' over db with --api.
 func cli(t *testing.T, db string, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(slumBin, append([]string{"--db", db}, args...)...)
+	if isRemote(t) {
+		s := serveFor(t, db)
+		return runSlum(t, stdin, append([]string{"--api", s.url, "--api-token-file", s.tokenFile}, args...)...)
+	}
+	return runSlum(t, stdin, append([]string{"--db", db}, args...)...)
+}
+
+// cliLocal runs the built binary on db, in either half of a test.
+func cliLocal(t *testing.T, db string, stdin string, args ...string) result {
+	t.Helper()
+	return runSlum(t, stdin, append([]string{"--db", db}, args...)...)
+}
+
+func runSlum(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(slumBin, args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Env = append(os.Environ(), "SLUM_TOKEN_EU_1=tok-eu-1", "SLUM_TOKEN_EU_2=tok-eu-2", "SLUM_TOKEN_US_1=tok-us-1")
 	var out, errb bytes.Buffer
@@ -68,7 +85,9 @@ func expect(t *testing.T, r result, code int, stdout, stderr string) {
 	}
 }
 
-func TestCLIWorkflow(t *testing.T) {
+func TestCLIWorkflow(t *testing.T) { bothWays(t, testCLIWorkflow) }
+
+func testCLIWorkflow(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "fleet.db")
 	tokFile := filepath.Join(dir, "token")
@@ -127,18 +146,27 @@ func TestCLIWorkflow(t *testing.T) {
 	expect(t, cli(t, db, "", "-o", "yaml", "status"), 2, "", "-o must be table or json")
 }
 
-func TestCLIApplyAndDiff(t *testing.T) {
+func TestCLIApplyAndDiff(t *testing.T) { bothWays(t, testCLIApplyAndDiff) }
+
+func testCLIApplyAndDiff(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "fleet.db")
 	example := filepath.Join("..", "..", "examples", "fleet.yaml")
 
 	expect(t, cli(t, db, "", "diff", "-f", example), 0, "would apply "+example+": 12 to create, 0 to update, 0 to delete", "")
-	expect(t, cli(t, db, "", "apply", "-f", example, "--dry-run"), 0, "+ tenant alice (domain=alice.example.com)", "no fleet database at")
-	expect(t, cli(t, db, "", "server", "list"), 4, "", "no slum database")
-	if _, err := os.Stat(db); err == nil {
-		t.Fatal("diff or a dry run created the database")
+	if isRemote(t) {
+		// A fleet behind an API always exists: there is no database to
+		// create.
+		expect(t, cli(t, db, "", "apply", "-f", example, "--dry-run"), 0, "+ tenant alice (domain=alice.example.com)", "")
+		expect(t, cli(t, db, "", "apply", "-f", example), 0, "applied "+example+": 12 to create", "")
+	} else {
+		expect(t, cli(t, db, "", "apply", "-f", example, "--dry-run"), 0, "+ tenant alice (domain=alice.example.com)", "no fleet database at")
+		expect(t, cli(t, db, "", "server", "list"), 4, "", "no slum database")
+		if _, err := os.Stat(db); err == nil {
+			t.Fatal("diff or a dry run created the database")
+		}
+		expect(t, cli(t, db, "", "apply", "-f", example), 0, "applied "+example+": 12 to create", "created the fleet database")
 	}
-	expect(t, cli(t, db, "", "apply", "-f", example), 0, "applied "+example+": 12 to create", "created the fleet database")
 	expect(t, cli(t, db, "", "apply", "-f", example), 0, "no changes: the database already matches", "")
 	r := cli(t, db, "", "-o", "json", "diff", "-f", example)
 	expect(t, r, 0, `"changes": []`, "")
@@ -167,7 +195,8 @@ func TestCLIHelpEverywhere(t *testing.T) {
 		{"server", "uncordon"}, {"server", "drain"}, {"server", "remove"}, {"tenant"}, {"tenant", "add"}, {"tenant", "list"},
 		{"tenant", "get"}, {"tenant", "update"}, {"tenant", "move"}, {"tenant", "remove"}, {"instance"}, {"instance", "spawn"},
 		{"instance", "stop"}, {"instance", "remove"}, {"instance", "list"}, {"instance", "status"}, {"apply"}, {"diff"},
-		{"status"}, {"events"}, {"run"}, {"sim"}, {"demo"},
+		{"status"}, {"events"}, {"run"}, {"sim"}, {"demo"}, {"approve"}, {"settings"}, {"settings", "set"}, {"route"},
+		{"serve"}, {"token"}, {"token", "create"}, {"token", "list"}, {"token", "revoke"},
 	} {
 		r := cli(t, db, "", append(args, "--help")...)
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage:") {

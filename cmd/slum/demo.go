@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/slum-fleet/slum/api"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/examples"
 	"github.com/slum-fleet/slum/localfleet"
@@ -28,7 +29,7 @@ import (
 const demoMarker = ".slum-demo"
 
 func (a *app) demoCommand() *cobra.Command {
-	var dir, backend, routeAddr string
+	var dir, backend, routeAddr, apiAddr string
 	var exitWhenConverged bool
 	cmd := &cobra.Command{
 		Use:   "demo [--dir DIR] [--backend tenement|simulator]",
@@ -43,13 +44,14 @@ converge. The fleet stays up, kept by slum, until Ctrl-C.`,
 			if backend == "auto" {
 				backend = ""
 			}
-			return a.demo(cmd.Context(), dir, backend, routeAddr, exitWhenConverged)
+			return a.demo(cmd.Context(), dir, backend, routeAddr, apiAddr, exitWhenConverged)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "slum-demo", "where the demo keeps its database, fleet file and servers (wiped on start)")
 	cmd.Flags().StringVar(&backend, "backend", "auto", "auto, tenement or simulator")
 	cmd.Flags().BoolVar(&exitWhenConverged, "exit-when-converged", false, "stop once the fleet has converged (for scripts)")
 	cmd.Flags().StringVar(&routeAddr, "route-addr", "127.0.0.1:8080", "where slum's router listens (127.0.0.1:0 picks a free port)")
+	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:9470", "where the fleet API and dashboard listen (empty: none)")
 	return cmd
 }
 
@@ -83,7 +85,7 @@ func pointAt(f *desired.File, members []*localfleet.Member) error {
 	return nil
 }
 
-func (a *app) demo(ctx context.Context, dir, backend, routeAddr string, exitWhenConverged bool) error {
+func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string, exitWhenConverged bool) error {
 	var rf routeFlags
 	rf.register(&cobra.Command{}, "route-addr", routeAddr)
 	if err := prepareDemoDir(dir); err != nil {
@@ -146,7 +148,21 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr string, exitWhen
 	cfg := reconcile.DefaultConfig()
 	cfg.PollInterval = time.Second
 	rf.server.Addr = routeAddr
-	stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: &rf, leaseTTL: 15 * time.Second,
+	var apiServe *apiServeFlags
+	tokenPath := filepath.Join(abs, "api.token")
+	if apiAddr != "" {
+		// An admin token for the dashboard and the remote CLI, kept
+		// where the demo keeps its database.
+		_, secret, err := st.CreateAPIToken(ctx, desired.RoleAdmin, "demo")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(tokenPath, []byte(secret+"\n"), 0o600); err != nil {
+			return err
+		}
+		apiServe = &apiServeFlags{listen: api.ListenConfig{Addr: apiAddr}}
+	}
+	stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: &rf, api: apiServe, leaseTTL: 15 * time.Second,
 		log: slog.New(slog.NewTextHandler(logf, nil))})
 	if err != nil {
 		return err
@@ -189,6 +205,10 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr string, exitWhen
 		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
 	}
 	_ = tw.Flush()
+	if stk.APIURL != "" {
+		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or use it from the CLI:\n\n", stk.APIURL, tokenPath)
+		fmt.Fprintf(a.stdout, "  %s --api %s --api-token-file %s status\n", exe, stk.APIURL, tokenPath)
+	}
 	fmt.Fprintln(a.stdout, "\nCtrl-C stops the demo, the controller and the servers.")
 	if exitWhenConverged {
 		return nil

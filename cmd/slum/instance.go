@@ -10,7 +10,7 @@ import (
 )
 
 func (a *app) instanceCommand() *cobra.Command {
-	cmd := group(&cobra.Command{Use: "instance", Short: "Spawn, stop, list and inspect tenant instances"})
+	cmd := group(&cobra.Command{Use: "instance", Annotations: remoteOK, Short: "Spawn, stop, list and inspect tenant instances"})
 	cmd.AddCommand(a.instanceSpawn(), a.instanceStop(), a.instanceRemove(), a.instanceList(), a.instanceStatus())
 	return cmd
 }
@@ -41,7 +41,7 @@ server ('slum tenant move' moves it).`,
 				return &desired.FieldError{Field: "--mode", Value: mode, Reason: "must be always or on-demand"}
 			}
 			spec.TenantID, spec.ID, spec.Mode = tenant, id, desired.Mode(mode)
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				in, err := st.SpawnInstance(ctx, spec)
 				if err != nil {
 					return err
@@ -64,7 +64,7 @@ func (a *app) instanceStop() *cobra.Command {
 		Short: "Set an instance's desired state to stopped (it keeps its placement)",
 		Args:  exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				in, err := st.StopInstance(ctx, args[0])
 				if err != nil {
 					return err
@@ -81,7 +81,7 @@ func (a *app) instanceRemove() *cobra.Command {
 		Short: "Remove an instance from the desired state; the controller stops it",
 		Args:  exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				if err := st.RemoveInstance(ctx, args[0]); err != nil {
 					return err
 				}
@@ -97,7 +97,7 @@ func (a *app) instanceList() *cobra.Command {
 		Use:   "list [--server S | --tenant T]",
 		Short: "List desired instances with their last observed phase",
 		Args:  exactArgs(),
-		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
 			var ins []desired.Instance
 			var err error
 			switch {
@@ -147,7 +147,7 @@ func (a *app) instanceStatus() *cobra.Command {
 		Short: "Show what the controller last observed of an instance",
 		Args:  exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				in, err := st.GetInstance(ctx, args[0])
 				if err != nil {
 					return err

@@ -37,6 +37,7 @@ type app struct {
 
 	dbPath string
 	output string
+	api    apiFlags
 }
 
 type usageError struct{ error }
@@ -107,6 +108,10 @@ real servers matching that desired state.
 The fleet database (--db) is created by 'slum init', 'slum server add' and
 'slum apply'; every other command needs it to exist.
 
+With --api https://host:port and --api-token-file F (or SLUM_API and
+SLUM_API_TOKEN_FILE) the commands drive a fleet elsewhere through its API
+('slum serve', 'slum run --api-addr'), with the same output and exit codes.
+
 Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 5 conflict (already exists, in use, no capacity).`,
 		SilenceUsage:  true,
@@ -115,15 +120,16 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 			if a.output != "table" && a.output != "json" {
 				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
 			}
-			return nil
+			return a.checkRemote(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagError(err)} })
 	root.PersistentFlags().StringVar(&a.dbPath, "db", defaultDB, "the fleet database (env SLUM_DB)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	a.api.register(root, a.lookupEnv)
 	root.AddCommand(a.initCommand(), a.serverCommand(), a.tenantCommand(), a.instanceCommand(),
 		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(),
-		a.runCommand(), a.routeCommand(), a.simCommand(), a.demoCommand(), a.experimentCommand())
+		a.tokenCommand(), a.runCommand(), a.routeCommand(), a.serveCommand(), a.simCommand(), a.demoCommand(), a.experimentCommand())
 	group(root)
 	return root
 }
@@ -218,23 +224,6 @@ func absPath(p string) string {
 	return p
 }
 
-// withStore runs fn with an existing fleet database open.
-func (a *app) withStore(fn func(ctx context.Context, s *desired.Store) error) func(*cobra.Command, []string) error {
-	return a.withStoreFor(dbMustExist, fn)
-}
-
-// withStoreFor runs fn with the fleet database open for use.
-func (a *app) withStoreFor(use dbUse, fn func(ctx context.Context, s *desired.Store) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		s, err := a.open(cmd.Context(), use)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		return fn(cmd.Context(), s)
-	}
-}
-
 func (a *app) initCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
@@ -244,14 +233,19 @@ existing fleet database it changes nothing but bringing its schema up to
 date. 'slum server add' and 'slum apply' also create the database; every
 other command needs it to exist.`,
 		Args: exactArgs(),
-		RunE: a.withStoreFor(dbMayCreate, func(ctx context.Context, st *desired.Store) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := a.open(cmd.Context(), dbMayCreate)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
 			path := absPath(st.Path())
 			msg := "fleet database %s is ready (it existed)"
 			if st.Created() {
 				msg = "fleet database %s is ready (created, empty)"
 			}
 			return a.say(map[string]any{"db": path, "created": st.Created()}, msg, path)
-		}),
+		},
 	}
 }
 

@@ -95,8 +95,9 @@ func (a *app) routeCommand() *cobra.Command {
 	var profiling bool
 	every := 50 * time.Millisecond
 	cmd := &cobra.Command{
-		Use:   "route [--listen ADDR] [--tls-cert F --tls-key F]",
-		Short: "Route each tenant's domain to the copy that serves it now",
+		Use:         "route [--listen ADDR] [--tls-cert F --tls-key F]",
+		Annotations: remoteOK,
+		Short:       "Route each tenant's domain to the copy that serves it now",
 		Long: `Route is slum's HTTP reverse proxy. A request whose Host is a tenant's domain
 goes to the tenant's serving copy (as 'slum tenant get' shows it) on that
 copy's tenement server, with Host rewritten to tenement's subdomain for the
@@ -111,7 +112,9 @@ large uploads pass through unbuffered.
 
 This router follows the fleet database (--db), seeing every change within
 about 50 ms; 'slum run --route-addr' runs one inside the controller instead.
-SIGTERM lets in-flight requests finish.`,
+With --api (and a router token, 'slum token create --role router') it
+follows a fleet elsewhere through its API's watch, resuming where it left
+off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
@@ -119,12 +122,12 @@ SIGTERM lets in-flight requests finish.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := a.open(ctx, dbMustExist)
+			src, err := a.routeSource(ctx, every)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			first, err := routes.Load(ctx, st)
+			defer src.close()
+			first, err := src.load(ctx)
 			if err != nil {
 				return err
 			}
@@ -135,7 +138,7 @@ SIGTERM lets in-flight requests finish.`,
 			if err := p.Set(first); err != nil {
 				return err
 			}
-			log.Info("following the fleet database", "db", st.Path(), "routes", first.Len())
+			log.Info("following the fleet", "from", src.name, "routes", first.Len())
 			if metricsAddr != "" {
 				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil, profiling)
 				if err != nil {
@@ -144,7 +147,7 @@ SIGTERM lets in-flight requests finish.`,
 				defer srv.Close()
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 			}
-			go routes.Follow(ctx, st, every, func(t *routes.Table) {
+			go src.follow(ctx, func(t *routes.Table) {
 				if err := p.Set(t); err != nil {
 					log.Error("route table refused", "err", err)
 				}
@@ -164,6 +167,35 @@ SIGTERM lets in-flight requests finish.`,
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&every, "follow-interval", every, "how often the database is checked for changes")
 	return cmd
+}
+
+// routeSource is where a router gets its route table: the fleet database,
+// or the fleet's API.
+type routeSource struct {
+	name   string
+	load   func(ctx context.Context) (*routes.Table, error)
+	follow func(ctx context.Context, set func(*routes.Table), onErr func(error))
+	close  func()
+}
+
+func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSource, error) {
+	if a.remote() {
+		c, err := a.client()
+		if err != nil {
+			return nil, err
+		}
+		return &routeSource{name: c.URL(), load: c.Routes, follow: c.FollowRoutes, close: func() { c.Close() }}, nil
+	}
+	st, err := a.open(ctx, dbMustExist)
+	if err != nil {
+		return nil, err
+	}
+	return &routeSource{name: st.Path(),
+		load: func(ctx context.Context) (*routes.Table, error) { return routes.Load(ctx, st) },
+		follow: func(ctx context.Context, set func(*routes.Table), onErr func(error)) {
+			routes.Follow(ctx, st, every, set, onErr)
+		},
+		close: func() { st.Close() }}, nil
 }
 
 // serveMetrics serves Prometheus metrics from the gatherers, /healthz,

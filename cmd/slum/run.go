@@ -37,6 +37,7 @@ func (a *app) runCommand() *cobra.Command {
 	leaseTTL := 15 * time.Second
 	var dryRun bool
 	var rf routeFlags
+	var af apiServeFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the controller: keep every tenement server matching the desired state, and fail over dead ones",
@@ -62,7 +63,10 @@ finish, then exits.
 
 With --route-addr it also routes tenants' traffic (see 'slum route'), from
 the route table of each plan: no database read on the request path, and a
-failover reaches the router the moment it is decided.`,
+failover reaches the router the moment it is decided.
+
+With --api-addr it also serves the fleet's HTTP API and dashboard (see
+'slum serve'; the --api-* flags are serve's).`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
@@ -90,7 +94,13 @@ failover reaches the router the moment it is decided.`,
 			if rf.server.Addr != "" {
 				route = &rf
 			}
-			stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: route, metricsAddr: metricsAddr, profiling: profiling, leaseTTL: leaseTTL, log: log})
+			var apiServe *apiServeFlags
+			if af.listen.Addr != "" {
+				apiServe = &af
+			} else if cmd.Flags().Changed("api-tls-cert") || cmd.Flags().Changed("api-no-auth") || cmd.Flags().Changed("api-insecure-no-tls") {
+				return usageError{fmt.Errorf("the --api-* flags need --api-addr")}
+			}
+			stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: route, api: apiServe, metricsAddr: metricsAddr, profiling: profiling, leaseTTL: leaseTTL, log: log})
 			if err != nil {
 				return err
 			}
@@ -115,6 +125,7 @@ failover reaches the router the moment it is decided.`,
 	f.BoolVar(&dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
 	f.DurationVar(&leaseTTL, "lease-ttl", leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
 	rf.register(cmd, "route-addr", "")
+	af.register(cmd, "api-", "api-addr", "")
 	f.Int64Var(&memoryLimitMB, "memory-limit-mb", 256, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); raise it for fleets beyond ~200,000 instances")
 	return cmd
 }

@@ -101,7 +101,7 @@ func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 }
 
 func (a *app) serverCommand() *cobra.Command {
-	cmd := group(&cobra.Command{Use: "server", Short: "Add, inspect and schedule tenement servers"})
+	cmd := group(&cobra.Command{Use: "server", Annotations: remoteOK, Short: "Add, inspect and schedule tenement servers"})
 	cmd.AddCommand(a.serverAdd(), a.serverList(), a.serverGet(), a.serverUpdate(),
 		a.serverState("cordon", desired.ServerCordoned, "Stop placing new instances on a server; it keeps what it runs"),
 		a.serverState("uncordon", desired.ServerActive, "Let a cordoned or drained server take new instances again"),
@@ -132,7 +132,7 @@ func (a *app) serverAdd() *cobra.Command {
 			if err := desired.ValidateServer(s); err != nil {
 				return fmt.Errorf("add server: %w", err)
 			}
-			return a.withStoreFor(dbMayCreate, func(ctx context.Context, st *desired.Store) error {
+			return a.withFleetFor(dbMayCreate, func(ctx context.Context, st fleet) error {
 				out, err := st.AddServer(ctx, s)
 				if err != nil {
 					return err
@@ -176,7 +176,7 @@ func (a *app) serverList() *cobra.Command {
 		Use:   "list",
 		Short: "List servers (tokens are never shown)",
 		Args:  exactArgs(),
-		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
 			var servers []desired.Server
 			var err error
 			if region != "" {
@@ -216,7 +216,7 @@ func (a *app) serverGet() *cobra.Command {
 		Short: "Show one server with its capacity use and tenants",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				s, err := st.GetServer(ctx, args[0])
 				if err != nil {
 					return err
@@ -296,7 +296,7 @@ func (a *app) serverUpdate() *cobra.Command {
 			if u == (desired.ServerUpdate{}) {
 				return usageError{fmt.Errorf("nothing to update: give at least one of --url, --capacity-mb, --region, --domain, --token-*, --no-token")}
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				s, err := st.UpdateServer(ctx, args[0], u)
 				if err != nil {
 					return err
@@ -319,7 +319,7 @@ func (a *app) serverState(verb string, state desired.ServerState, short string) 
 		Short: short,
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				s, err := st.SetServerState(ctx, args[0], state)
 				if err != nil {
 					return err
@@ -341,7 +341,7 @@ new ones run. Stopping an old copy deletes its data where the tenement
 service has storage_persist = false.`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				moves, err := st.Drain(ctx, args[0])
 				if err != nil {
 					return err
@@ -366,7 +366,7 @@ func (a *app) serverRemove() *cobra.Command {
 		Short: "Remove a server that has no instances",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				if err := st.RemoveServer(ctx, args[0], force); err != nil {
 					return err
 				}

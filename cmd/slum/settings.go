@@ -12,8 +12,9 @@ import (
 
 func (a *app) settingsCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "settings",
-		Short: "Show or change the fleet's failure detection and failover settings",
+		Use:         "settings",
+		Annotations: remoteOK,
+		Short:       "Show or change the fleet's failure detection and failover settings",
 		Long: `The fleet's settings live in its database, so every controller and every
 command sees the same ones; a running controller applies a change at once.
 
@@ -34,7 +35,7 @@ command sees the same ones; a running controller applies a change at once.
 With these defaults a crashed server (connections refused) is dead within
 about half a second and a hung or cut-off one within about three.`,
 		Args: exactArgs(),
-		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
 			s, err := st.Settings(ctx)
 			if err != nil {
 				return err
@@ -78,7 +79,7 @@ func (a *app) settingsSet() *cobra.Command {
 			if f.NFlag() == 0 {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting (see 'slum settings set --help')")}
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				s, err := st.Settings(ctx)
 				if err != nil {
 					return err

@@ -19,9 +19,10 @@ import (
 // stackOptions say how to run the controller and what runs beside it.
 type stackOptions struct {
 	cfg         reconcile.Config
-	route       *routeFlags // nil: no router
-	metricsAddr string      // "": no metrics server
-	profiling   bool        // serve /debug/pprof/ beside the metrics
+	route       *routeFlags    // nil: no router
+	api         *apiServeFlags // nil: no API
+	metricsAddr string         // "": no metrics server
+	profiling   bool           // serve /debug/pprof/ beside the metrics
 	leaseTTL    time.Duration
 	log         *slog.Logger
 }
@@ -33,6 +34,7 @@ type stack struct {
 	Controller  *reconcile.Controller
 	Proxy       *router.Proxy // nil without a router
 	RouterAddr  string        // where the router listens, when there is one
+	APIURL      string        // where the API and dashboard are served, when they are
 	MetricsAddr string
 	Epoch       int64 // of the controller's lease
 	done        chan error
@@ -41,7 +43,8 @@ type stack struct {
 }
 
 // startStack takes the controller lease on st (one controller per
-// database) and starts the router, the metrics server and the controller.
+// database) and starts the router, the API, the metrics server and the
+// controller.
 func startStack(ctx context.Context, st *desired.Store, o stackOptions) (*stack, error) {
 	s := &stack{done: make(chan error, 1)}
 	fail := func(err error) (*stack, error) {
@@ -68,6 +71,17 @@ func startStack(ctx context.Context, st *desired.Store, o stackOptions) (*stack,
 			}
 		}
 		gatherers = append(gatherers, p.Metrics().Registry)
+	}
+	if o.api != nil {
+		// The API, like the router, stops after the controller.
+		actx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
+		url, done, err := o.api.start(actx, st, o.log)
+		if err != nil {
+			stopAPI()
+			return fail(err)
+		}
+		s.cleanup = append(s.cleanup, func() { stopAPI(); <-done })
+		s.APIURL = url
 	}
 	c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, nil)
 	s.Controller = c

@@ -12,10 +12,11 @@ import (
 
 func (a *app) statusCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "status",
-		Short: "A fleet overview: servers, their health, use and failover state, instance phases, held plans",
-		Args:  exactArgs(),
-		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+		Use:         "status",
+		Annotations: remoteOK,
+		Short:       "A fleet overview: servers, their health, use and failover state, instance phases, held plans",
+		Args:        exactArgs(),
+		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
 			o, err := st.Overview(ctx)
 			if err != nil {
 				return err
@@ -74,16 +75,17 @@ func (a *app) eventsCommand() *cobra.Command {
 	var n int64
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "events [-n N] [--follow]",
-		Short: "Show the event log: placements, moves, server health changes, failures",
-		Args:  exactArgs(),
+		Use:         "events [-n N] [--follow]",
+		Annotations: remoteOK,
+		Short:       "Show the event log: placements, moves, server health changes, failures",
+		Args:        exactArgs(),
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if n < 0 {
 				return &desired.FieldError{Field: "-n", Value: fmt.Sprint(n), Reason: "must be 0 or more"}
 			}
 			return nil
 		},
-		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
 			evs, err := st.RecentEvents(ctx, n)
 			if err != nil {
 				return err

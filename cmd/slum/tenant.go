@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) tenantCommand() *cobra.Command {
-	cmd := group(&cobra.Command{Use: "tenant", Short: "Add, inspect, move and remove tenants"})
+	cmd := group(&cobra.Command{Use: "tenant", Annotations: remoteOK, Short: "Add, inspect, move and remove tenants"})
 	cmd.AddCommand(a.tenantAdd(), a.tenantList(), a.tenantGet(), a.tenantUpdate(), a.tenantMove(), a.tenantRemove())
 	return cmd
 }
@@ -49,7 +49,7 @@ serves at once when the serving copy is lost) or all (active-active).`,
 				spec.ID = "prod"
 				first = append(first, spec)
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				out, ins, err := st.AddTenant(ctx, t, first...)
 				if err != nil {
 					return err
@@ -81,7 +81,7 @@ func (a *app) tenantList() *cobra.Command {
 		Use:   "list",
 		Short: "List tenants",
 		Args:  exactArgs(),
-		RunE: a.withStore(func(ctx context.Context, st *desired.Store) error {
+		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
 			var ts []desired.Tenant
 			var err error
 			if server != "" {
@@ -110,7 +110,7 @@ func (a *app) tenantGet() *cobra.Command {
 		Short: "Show a tenant and its instances (--domain: look it up by domain)",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				var t desired.Tenant
 				var err error
 				if byDomain {
@@ -184,7 +184,7 @@ func (a *app) tenantUpdate() *cobra.Command {
 			if u == (desired.TenantUpdate{}) {
 				return usageError{fmt.Errorf("nothing to update: give --domain, --region, --failover or --serving")}
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				t, err := st.UpdateTenant(ctx, args[0], u)
 				if err != nil {
 					return err
@@ -221,7 +221,7 @@ storage_persist = false: copy what must survive first.`,
 					return err
 				}
 			}
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				if instance == "" {
 					ins, err := st.ListInstancesOfTenant(ctx, args[0])
 					if err != nil {
@@ -259,7 +259,7 @@ func (a *app) tenantRemove() *cobra.Command {
 		Short: "Remove a tenant and its instances; the controller stops them",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withStore(func(ctx context.Context, st *desired.Store) error {
+			return a.withFleet(func(ctx context.Context, st fleet) error {
 				if err := st.RemoveTenant(ctx, args[0]); err != nil {
 					return err
 				}

@@ -1,0 +1,136 @@
+// Package api serves slum's fleet over HTTP: JSON endpoints for everything
+// the CLI does (each one a desired.Store operation, with the same
+// validation and typed errors, mapped to HTTP statuses), a watch stream of
+// server-sent events for routers and dashboards, the web dashboard at "/",
+// and what keeps it safe: API tokens with roles, a per-address limit on
+// failed authentications, request body limits, and no plain HTTP or
+// unauthenticated access beyond loopback. The bodies it speaks are in
+// api/wire; api/client is its Go client.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/desired"
+)
+
+// Config tunes the API.
+type Config struct {
+	// NoAuth serves every request as an admin, without a token. Listen
+	// allows it only on a loopback address.
+	NoAuth bool
+	// AuthLimit bounds failed authentications per client address.
+	AuthLimit AuthLimit
+	// MaxBody bounds request bodies; MaxFileBody those of apply and diff,
+	// which carry fleet files.
+	MaxBody, MaxFileBody int64
+	// WatchEvery is how often the watch looks for changes.
+	WatchEvery time.Duration
+	// WatchHistory is how many batches of changes the watch remembers
+	// for clients that resume; one further behind is sent a reset.
+	WatchHistory int
+	// Keepalive is how often an idle watch stream gets a comment, so
+	// proxies in between do not close it.
+	Keepalive time.Duration
+	Clock     clock.Clock
+	Log       *slog.Logger
+}
+
+// DefaultConfig is the API's configuration unless told otherwise.
+func DefaultConfig() Config {
+	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 1 << 20, MaxFileBody: 64 << 20,
+		WatchEvery: 25 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.AuthLimit.Burst <= 0 || c.AuthLimit.Every <= 0 {
+		c.AuthLimit = d.AuthLimit
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = d.MaxBody
+	}
+	if c.MaxFileBody <= 0 {
+		c.MaxFileBody = d.MaxFileBody
+	}
+	if c.WatchEvery <= 0 {
+		c.WatchEvery = d.WatchEvery
+	}
+	if c.WatchHistory <= 0 {
+		c.WatchHistory = d.WatchHistory
+	}
+	if c.Keepalive <= 0 {
+		c.Keepalive = d.Keepalive
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Server is the fleet API over one fleet database.
+type Server struct {
+	store   *desired.Store
+	cfg     Config
+	log     *slog.Logger
+	limiter *failLimiter
+	watch   *watcher
+	handler http.Handler
+	closing chan struct{} // closed when Serve starts shutting down: watch streams end
+}
+
+// New makes the API for the fleet in st. Its watch runs once Run or
+// Serve runs.
+func New(st *desired.Store, cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{store: st, cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
+	s.watch = newWatcher(st, cfg)
+	s.handler = s.routes()
+	return s
+}
+
+// Handler serves the API and the dashboard.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run runs the watch, which follows the database for watch streams,
+// until ctx ends.
+func (s *Server) Run(ctx context.Context) { s.watch.run(ctx) }
+
+// Serve serves the API on ln until ctx ends, then lets requests in flight
+// finish (watch streams end at once) for up to five seconds.
+func (s *Server) Serve(ctx context.Context, ln Listener) error {
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go s.Run(wctx)
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // fleet files may be large
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(func() { close(s.closing) })
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln.Listener) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-done; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}

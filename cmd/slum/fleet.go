@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/api/client"
+	"github.com/slum-fleet/slum/desired"
+)
+
+// fleet is what the commands do to a fleet: the typed operations of the
+// local database (*desired.Store), or of a fleet elsewhere through its
+// API (*client.Client), which has the same ones with the same errors. A
+// command written against fleet prints the same and exits the same
+// either way.
+type fleet interface {
+	AddServer(ctx context.Context, s desired.Server) (desired.Server, error)
+	ListServers(ctx context.Context) ([]desired.Server, error)
+	ServersInRegion(ctx context.Context, region string) ([]desired.Server, error)
+	GetServer(ctx context.Context, id string) (desired.Server, error)
+	UpdateServer(ctx context.Context, id string, u desired.ServerUpdate) (desired.Server, error)
+	SetServerState(ctx context.Context, id string, state desired.ServerState) (desired.Server, error)
+	Drain(ctx context.Context, id string) ([]desired.Move, error)
+	RemoveServer(ctx context.Context, id string, force bool) error
+	ServerStats(ctx context.Context, id string) (desired.ServerStats, error)
+	AllServerStats(ctx context.Context) ([]desired.ServerStats, error)
+	ServerStatus(ctx context.Context, id string) (desired.ServerStatus, error)
+
+	AddTenant(ctx context.Context, t desired.Tenant, first ...desired.InstanceSpec) (desired.Tenant, []desired.Instance, error)
+	ListTenants(ctx context.Context) ([]desired.Tenant, error)
+	ListTenantsOnServer(ctx context.Context, serverID string) ([]desired.Tenant, error)
+	GetTenant(ctx context.Context, id string) (desired.Tenant, error)
+	GetTenantByDomain(ctx context.Context, domain string) (desired.Tenant, error)
+	UpdateTenant(ctx context.Context, id string, u desired.TenantUpdate) (desired.Tenant, error)
+	RemoveTenant(ctx context.Context, id string) error
+	TenantStatus(ctx context.Context, id string) (desired.TenantStatus, error)
+
+	SpawnInstance(ctx context.Context, spec desired.InstanceSpec) (desired.Instance, error)
+	StopInstance(ctx context.Context, key string) (desired.Instance, error)
+	RemoveInstance(ctx context.Context, key string) error
+	MoveInstance(ctx context.Context, key, toServer string) (desired.Move, error)
+	GetInstance(ctx context.Context, key string) (desired.Instance, error)
+	ListInstances(ctx context.Context) ([]desired.Instance, error)
+	ListInstancesOfTenant(ctx context.Context, tenant string) ([]desired.Instance, error)
+	ListInstancesOnServer(ctx context.Context, serverID string) ([]desired.Instance, error)
+	InstanceStatus(ctx context.Context, key string) (desired.InstanceStatus, error)
+	ListInstanceStatus(ctx context.Context) ([]desired.InstanceStatus, error)
+
+	Apply(ctx context.Context, f *desired.File, opt desired.ApplyOptions) (*desired.Plan, error)
+	Overview(ctx context.Context) (*desired.Overview, error)
+	Events(ctx context.Context, since, limit int64) ([]desired.Event, error)
+	RecentEvents(ctx context.Context, n int64) ([]desired.Event, error)
+	RecentHolds(ctx context.Context, n int64) ([]desired.Hold, error)
+	ApproveHold(ctx context.Context, id int64, by string) (desired.Hold, error)
+	Settings(ctx context.Context) (desired.Settings, error)
+	SetSettings(ctx context.Context, s desired.Settings) (desired.Settings, error)
+
+	CreateAPIToken(ctx context.Context, role desired.APIRole, name string) (desired.APIToken, string, error)
+	ListAPITokens(ctx context.Context) ([]desired.APIToken, error)
+	RevokeAPIToken(ctx context.Context, id int64) (desired.APIToken, error)
+}
+
+// Both kinds of fleet do everything the commands need.
+var (
+	_ fleet = (*desired.Store)(nil)
+	_ fleet = (*client.Client)(nil)
+)
+
+// apiFlags say how to reach a fleet through its API instead of --db.
+type apiFlags struct {
+	url       string
+	tokenFile string
+	caFile    string
+	insecure  bool
+}
+
+// remoteAnnotation marks commands that work through the API too; every
+// other command refuses --api.
+const remoteAnnotation = "slum/remote"
+
+var remoteOK = map[string]string{remoteAnnotation: "yes"}
+
+func (f *apiFlags) register(root *cobra.Command, lookupEnv func(string) (string, bool)) {
+	env := func(name string) string { v, _ := lookupEnv(name); return v }
+	pf := root.PersistentFlags()
+	pf.StringVar(&f.url, "api", env("SLUM_API"), "drive the fleet through its API at this URL (https://host:port) instead of --db (env SLUM_API)")
+	pf.StringVar(&f.tokenFile, "api-token-file", env("SLUM_API_TOKEN_FILE"), "with --api: the file holding the API token (env SLUM_API_TOKEN_FILE)")
+	// The short name the issue uses. 'server add' and 'server update'
+	// have a --token-file of their own (the server's token): there only
+	// --api-token-file names the API's.
+	pf.StringVar(&f.tokenFile, "token-file", env("SLUM_API_TOKEN_FILE"), "with --api: same as --api-token-file")
+	pf.StringVar(&f.caFile, "api-ca", env("SLUM_API_CA"), "with --api: trust the API's certificate from this PEM file (a self-signed one, say) (env SLUM_API_CA)")
+	pf.BoolVar(&f.insecure, "api-insecure", false, "with --api: allow plain http:// beyond loopback, sending the token unencrypted")
+}
+
+// remote reports whether the commands go through the API.
+func (a *app) remote() bool { return a.api.url != "" }
+
+// checkRemote refuses --api where it does not belong: with --db, and on
+// commands that work on the database only.
+func (a *app) checkRemote(cmd *cobra.Command) error {
+	f := cmd.Flags()
+	apiGiven := f.Changed("api")
+	if apiGiven && f.Changed("db") {
+		return usageError{errors.New("give --db or --api, not both")}
+	}
+	if !apiGiven && f.Changed("db") {
+		a.api.url = "" // an explicit --db beats SLUM_API
+	}
+	if !a.remote() {
+		if f.Changed("api-token-file") || f.Changed("api-ca") {
+			return usageError{errors.New("--api-token-file and --api-ca go with --api (or SLUM_API)")}
+		}
+		return nil
+	}
+	if !cmd.HasParent() {
+		return nil // slum alone: help, or an unknown command
+	}
+	for c := cmd; c != nil; c = c.Parent() {
+		if c.Annotations[remoteAnnotation] != "" || c.Name() == "help" || c.Name() == "completion" {
+			return nil
+		}
+	}
+	return usageError{fmt.Errorf("'%s' works on the fleet database only and takes no --api: run it where the database is (unset SLUM_API)", cmd.CommandPath())}
+}
+
+// client makes the API client --api and its flags describe.
+func (a *app) client() (*client.Client, error) {
+	if a.api.tokenFile == "" {
+		return nil, usageError{errors.New("--api needs the API token: --api-token-file F (or SLUM_API_TOKEN_FILE); make one with 'slum token create'")}
+	}
+	b, err := os.ReadFile(a.api.tokenFile)
+	if err != nil {
+		return nil, &desired.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
+	}
+	if w := desired.TokenFileWarning(a.api.tokenFile); w != "" {
+		a.warn("%s", w)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return nil, &desired.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "is empty; put the token 'slum token create' printed there"}
+	}
+	opt := client.Options{InsecureNoTLS: a.api.insecure, UserAgent: "slum-cli"}
+	if a.api.caFile != "" {
+		pem, err := os.ReadFile(a.api.caFile)
+		if err != nil {
+			return nil, &desired.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "cannot be read: " + pathErrorCause(err)}
+		}
+		opt.RootCAs = x509.NewCertPool()
+		if !opt.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, &desired.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "holds no PEM certificate"}
+		}
+	}
+	c, err := client.New(a.api.url, tok, opt)
+	if err != nil {
+		var fe *desired.FieldError
+		if errors.As(err, &fe) && fe.Field == "API URL" {
+			fe.Field = "--api"
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+func pathErrorCause(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// withFleet runs fn on the fleet: the existing database, or the API.
+func (a *app) withFleet(fn func(ctx context.Context, f fleet) error) func(*cobra.Command, []string) error {
+	return a.withFleetFor(dbMustExist, fn)
+}
+
+// withFleetFor runs fn on the fleet, with the database opened for use
+// (a fleet behind an API always exists).
+func (a *app) withFleetFor(use dbUse, fn func(ctx context.Context, f fleet) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if a.remote() {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return fn(cmd.Context(), c)
+		}
+		s, err := a.open(cmd.Context(), use)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return fn(cmd.Context(), s)
+	}
+}

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/api"
+	"github.com/slum-fleet/slum/desired"
+)
+
+// apiServeFlags are the API server's settings, shared by 'slum serve'
+// (plain names) and 'slum run' (names prefixed api-, beside the router's).
+type apiServeFlags struct {
+	listen api.ListenConfig
+}
+
+func (f *apiServeFlags) register(cmd *cobra.Command, prefix, addrFlag, addrDefault string) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen.Addr, addrFlag, addrDefault, "where the fleet API and dashboard listen (host:port); beyond loopback it needs TLS")
+	fl.StringVar(&f.listen.CertFile, prefix+"tls-cert", "", "serve the API over HTTPS with this PEM certificate; give --"+prefix+"tls-key too")
+	fl.StringVar(&f.listen.KeyFile, prefix+"tls-key", "", "the PEM key of --"+prefix+"tls-cert")
+	fl.BoolVar(&f.listen.InsecureNoTLS, prefix+"insecure-no-tls", false, "serve plain HTTP beyond loopback (only when something else encrypts the traffic)")
+	fl.BoolVar(&f.listen.NoAuth, prefix+"no-auth", false, "serve without API tokens: everyone is admin (loopback addresses only)")
+}
+
+// start serves the API over st until ctx ends; done yields Serve's end.
+func (f *apiServeFlags) start(ctx context.Context, st *desired.Store, log *slog.Logger) (url string, done <-chan error, err error) {
+	ln, err := api.Listen(f.listen)
+	if errors.Is(err, api.ErrUnsafe) {
+		return "", nil, usageError{err}
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	srv := api.New(st, api.Config{NoAuth: f.listen.NoAuth, Log: log})
+	ch := make(chan error, 1)
+	go func() { ch <- srv.Serve(ctx, ln) }()
+	log.Info("serving the fleet API and dashboard", "url", ln.URL+"/", "tls", ln.TLS)
+	if f.listen.NoAuth {
+		log.Warn("the fleet API serves without authentication: anyone on this machine may change the fleet")
+	}
+	return ln.URL, ch, nil
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var sf apiServeFlags
+	var logFormat, logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve [--listen ADDR] [--tls-cert F --tls-key F] [--insecure-no-tls] [--no-auth]",
+		Short: "Serve the fleet's HTTP API and dashboard over the database (no controller needed)",
+		Long: `Serve serves the fleet's HTTP API, its watch stream and the dashboard (at /)
+over the fleet database, for a fleet whose controller runs elsewhere or not
+at all; 'slum run --api-addr' serves the same inside the controller.
+
+Every request needs an API token ('slum token create'): a read token may
+read everything, a router token the route table only, an admin token may do
+all the CLI does. Failed authentications are limited per client address.
+
+Nothing is served beyond loopback without TLS (--tls-cert, --tls-key)
+unless --insecure-no-tls says so, and never without tokens: --no-auth works
+on loopback addresses only. SIGTERM lets requests in flight finish.`,
+		Example: `  slum token create --role admin --out admin.token
+  slum serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem
+  slum --api https://fleet.example.com:8443 --api-token-file admin.token status`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(os.Stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			st, err := a.open(ctx, dbMustExist)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			_, done, err := sf.start(ctx, st, log)
+			if err != nil {
+				return err
+			}
+			if err := <-done; err != nil {
+				return fmt.Errorf("serve the API: %w", err)
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+	sf.register(cmd, "", "listen", "127.0.0.1:9470")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}

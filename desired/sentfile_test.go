@@ -1,0 +1,144 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const sentFleet = `version: 1
+servers:
+  - id: s1
+    url: http://10.0.0.1:8080
+    capacity_mb: 1000
+    token_env: TOK_S1
+  - id: s2
+    url: http://10.0.0.2:8080
+    capacity_mb: 1000
+    token_file: s2.token
+  - {id: s3, url: 'http://10.0.0.3:8080', capacity_mb: 1000, no_token: true}
+settings:
+  dead_after: 5
+tenants:
+  - id: alice
+    domain: alice.example.com
+    instances: [{id: prod, process: api, server: s1}]
+`
+
+// A file sent elsewhere arrives as Load would read it where it was sent
+// from: same servers, tokens, settings and positions.
+func TestSentFileArrivesAsLoaded(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s2.token"), []byte("tok-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) { return map[string]string{"TOK_S1": "tok-1"}[k], k == "TOK_S1" }
+	loaded, err := Load("fleet.yaml", strings.NewReader(sentFleet), dir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := loaded.Send()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sf.Tokens, map[string]string{"s1": "tok-1", "s2": "tok-2"}) || sf.Name != "fleet.yaml" || sf.Text != sentFleet {
+		t.Fatalf("sent %+v", sf)
+	}
+	got, err := sf.Receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Servers, loaded.Servers) || !reflect.DeepEqual(got.Tenants, loaded.Tenants) ||
+		got.Settings.Over(DefaultSettings()) != loaded.Settings.Over(DefaultSettings()) {
+		t.Fatalf("received\n%+v\nloaded\n%+v", got, loaded)
+	}
+	// It applies as the loaded file does.
+	ctx := context.Background()
+	a, b := openStore(t), openStore(t)
+	pa, err1 := a.Apply(ctx, loaded, ApplyOptions{})
+	pb, err2 := b.Apply(ctx, got, ApplyOptions{})
+	if err := errors.Join(err1, err2); err != nil || !reflect.DeepEqual(pa.Changes, pb.Changes) {
+		t.Fatalf("apply: %v\n%+v\n%+v", err, pa, pb)
+	}
+	srv, _ := b.GetServer(ctx, "s2")
+	if srv.Token != "tok-2" {
+		t.Fatalf("s2's token is %q", srv.Token)
+	}
+}
+
+func TestSentFileIsChecked(t *testing.T) {
+	ok := map[string]string{"s1": "tok-1", "s2": "tok-2"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{"s1": "tok-1", "s2": "tok-2"}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		sf   SentFile
+		want string
+	}{
+		{"no name", SentFile{Text: sentFleet, Tokens: ok}, `file name "": must be printable text`},
+		{"name with a newline", SentFile{Name: "a\nb", Text: sentFleet, Tokens: ok}, "must be printable text"},
+		{"no version", SentFile{Name: "f", Text: "servers: []\n"}, "f:1: version: is missing"},
+		{"bad yaml", SentFile{Name: "f", Text: "version: 1\nservers: 3\n"}, "f:2: servers: must be a list"},
+		{"token not sent", SentFile{Name: "f", Text: sentFleet, Tokens: with("s2", "")}, "f:10: servers[1].token: was not sent"},
+		{"token for a server without a source", SentFile{Name: "f", Text: sentFleet, Tokens: with("s3", "x")}, "f:11: servers[2].token: was sent for server s3"},
+		{"token for a server not in the file", SentFile{Name: "f", Text: sentFleet, Tokens: with("s9", "x")}, "f: tokens: were sent for servers the file does not name: s9"},
+		{"empty token", SentFile{Name: "f", Text: sentFleet, Tokens: with("s1", " ")}, `f:6: servers[0].token "(hidden)": must be printable ASCII`},
+		{"token with a space", SentFile{Name: "f", Text: sentFleet, Tokens: with("s1", "a b")}, `servers[0].token "(hidden)"`},
+	} {
+		_, err := tc.sf.Receive()
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "tok-") {
+			t.Errorf("%s: the error shows a token: %v", tc.name, err)
+		}
+	}
+	if _, err := (&File{Name: "x"}).Send(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a file without text was sent: %v", err)
+	}
+	f, err := Parse("f", []byte(sentFleet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Send(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a file whose tokens were not read was sent: %v", err)
+	}
+}
+
+func FuzzSentFileReceive(f *testing.F) {
+	f.Add("f.yaml", sentFleet, "s1", "-1")
+	f.Add("f", "version: 1\n", "", "")
+	f.Add("f", "version: 1\nservers:\n  - {id: a, url: 'http://a:1', capacity_mb: 1, token_env: X}\n", "a", "t")
+	f.Fuzz(func(t *testing.T, name, text, id, token string) {
+		token = "S3CR3T" + token
+		sf := SentFile{Name: name, Text: text, Tokens: map[string]string{id: token}}
+		got, err := sf.Receive()
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			if strings.Contains(err.Error(), "S3CR3T") && !strings.Contains(name+text+id, "S3CR3T") {
+				t.Fatalf("the error shows the token: %v", err)
+			}
+			return
+		}
+		for _, s := range got.Servers {
+			if s.TokenEnv != "" || s.TokenFile != "" {
+				if s.Token != token || ValidateToken(s.Token) != nil {
+					t.Fatalf("server %s got token %q", s.ID, s.Token)
+				}
+			}
+		}
+	})
+}
