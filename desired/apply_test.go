@@ -243,6 +243,7 @@ func TestParseErrors(t *testing.T) {
 		{"url with password", "version: 1\nservers:\n  - id: s1\n    url: http://admin:hunter2@a\n    capacity_mb: 5\n", `servers[0].url "http://(hidden)@a": must not hold credentials`},
 		{"url port 0", "version: 1\nservers:\n  - id: s1\n    url: http://a:0\n    capacity_mb: 5\n", `servers[0].url "http://a:0": has port 0`},
 		{"url empty port", "version: 1\nservers:\n  - id: s1\n    url: 'http://a:'\n    capacity_mb: 5\n", `has an empty port`},
+		{"empty server state", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: 5\n    state:\n", `fleet.yaml:6: servers[0].state: is empty: give active, cordoned or draining`},
 		{"no capacity", "version: 1\nservers:\n  - id: s1\n    url: http://a\n", `fleet.yaml:3: servers[0].capacity_mb: is required`},
 		{"bad capacity", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: lots\n", `fleet.yaml:5: servers[0].capacity_mb "lots"`},
 		{"negative capacity", "version: 1\nservers:\n  - id: s1\n    url: http://a\n    capacity_mb: -1\n", `must be a positive integer`},

@@ -533,6 +533,9 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 		case "state":
 			var st string
 			st, err = p.str(v, at+".state")
+			if err == nil && st == "" {
+				err = p.fieldErr(v, at+".state", "is empty: give active, cordoned or draining, or leave it out")
+			}
 			s.State, s.StateSet = ServerState(st), true
 		case "token_env":
 			s.TokenEnv, err = p.str(v, at+".token_env")

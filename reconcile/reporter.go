@@ -299,18 +299,18 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	rep.Forget = r.forget
 	if holdsKey != r.holds {
 		if _, err := r.store.SyncHolds(ctx, r.fence, holdSpecs); err != nil {
-			return r.failed("record held plans", err)
+			return r.failed(ctx, "record held plans", err)
 		}
 		r.holds = holdsKey
 	}
 	for len(r.finish) > 0 {
 		if err := r.store.FinishHold(ctx, r.fence, r.finish[0]); err != nil {
-			return r.failed("mark an approved plan carried out", err)
+			return r.failed(ctx, "mark an approved plan carried out", err)
 		}
 		r.finish = r.finish[1:]
 	}
 	if err := r.store.WriteReport(ctx, r.fence, rep); err != nil {
-		return r.failed("write status", err)
+		return r.failed(ctx, "write status", err)
 	}
 	// Remember only what was written.
 	for k, m := range newMemo {
@@ -338,10 +338,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (r *Reporter) failed(what string, err error) error {
-	if errors.Is(err, desired.ErrFenced) {
+func (r *Reporter) failed(ctx context.Context, what string, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		// Stopping: the last flush, on a context of its own, writes it.
+	case errors.Is(err, desired.ErrFenced):
 		r.log.Error("another controller holds the lease: stopping", "err", err)
-	} else {
+	default:
 		r.log.Error("cannot "+what+"; retrying at the next flush", "err", err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
