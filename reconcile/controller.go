@@ -260,7 +260,7 @@ func (c *Controller) ledgerAdd(p desired.Placement, touched time.Time) {
 		m = map[string]LedgerEntry{}
 		c.ledger[p.ServerID] = m
 	}
-	m[p.Name] = LedgerEntry{TenantID: p.TenantID, InstanceID: p.InstanceID, Touched: touched}
+	m[p.Name] = LedgerEntry{Touched: touched}
 }
 
 // Run reconciles until ctx ends, writing under fence, then lets in-flight
@@ -779,12 +779,12 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) time.Duration {
 	// stopped, and the reporter writes it at once for routers and readers
 	// of the database.
 	urgent := routesChanged(c.routed, c.routedFleet, plan, c.fleet)
-	if urgent {
-		c.routed, c.routedFleet = plan, c.fleet
-		if c.cfg.OnRoutes != nil {
-			c.cfg.OnRoutes(RouteTable(c.fleet, plan))
-		}
+	if urgent && c.cfg.OnRoutes != nil {
+		c.cfg.OnRoutes(RouteTable(c.fleet, plan))
 	}
+	// The same routes or new ones, this plan is what they are compared
+	// with next (and an older plan is not kept alive for it).
+	c.routed, c.routedFleet = plan, c.fleet
 	recorded := true
 	recStart := time.Now()
 	err := c.store.RecordPlacements(ctx, c.fence, plan.Record)

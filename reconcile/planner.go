@@ -13,17 +13,15 @@ import (
 	"github.com/slum-fleet/slum/observed"
 )
 
-// LedgerEntry is one copy slum placed on a server.
+// LedgerEntry is one copy slum placed on a server, under its tenement
+// name (which says whose it is: see desired.ParseTenementName).
 type LedgerEntry struct {
-	TenantID   string
-	InstanceID string
 	// Touched is when slum last acted on the copy (recorded it, or a
 	// spawn or stop of it finished): a list that started before then
 	// cannot tell whether the copy is gone.
 	Touched time.Time
 }
 
-// Ledger is what slum placed where: server → tenement name → entry.
 type Ledger map[string]map[string]LedgerEntry
 
 // Size counts the entries.
@@ -650,7 +648,8 @@ func (p *planning) diffServer(si int) {
 			waitsForList = true
 			continue // an action on it may not show in this list yet
 		}
-		pt.forget = append(pt.forget, desired.Placement{ServerID: s.ID, Name: name, TenantID: e.TenantID, InstanceID: e.InstanceID})
+		_, tenant, inst, _ := desired.ParseTenementName(name)
+		pt.forget = append(pt.forget, desired.Placement{ServerID: s.ID, Name: name, TenantID: tenant, InstanceID: inst})
 	}
 	// Spawns come in the snapshot's order; the rest from maps: sort them,
 	// so that plans are the same for the same inputs.

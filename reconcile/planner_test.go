@@ -161,14 +161,13 @@ func (sc scenario) input() Input {
 			e, touched = strings.TrimSuffix(e, "@now"), t0
 		}
 		server, n, _ := strings.Cut(e, "/")
-		_, tenant, inst, ok := desired.ParseTenementName(n)
-		if !ok {
+		if _, _, _, ok := desired.ParseTenementName(n); !ok {
 			panic("bad ledger name " + n)
 		}
 		if ledger[server] == nil {
 			ledger[server] = map[string]LedgerEntry{}
 		}
-		ledger[server][n] = LedgerEntry{TenantID: tenant, InstanceID: inst, Touched: touched}
+		ledger[server][n] = LedgerEntry{Touched: touched}
 	}
 	busy := map[string]bool{}
 	for _, b := range sc.busy {
@@ -343,6 +342,13 @@ func TestPlannerConverges(t *testing.T) {
 		name:   "a copy gone since it was touched is forgotten",
 		sc:     scenario{servers: []srv{{id: "s1"}}, ledger: []string{"s1/" + a}},
 		forget: []string{"s1/" + a},
+		check: func(t *testing.T, p *Plan) {
+			// Whose copy it was comes from its name: the tombstone of a
+			// removed instance goes with it.
+			if f := p.Forget[0]; f.TenantID != "a" || f.InstanceID != "prod" {
+				t.Errorf("forgotten %+v, want tenant a, instance prod", f)
+			}
+		},
 	}, {
 		name: "a copy touched after the list, or busy, is not forgotten (a spawn may land)",
 		sc:   scenario{servers: []srv{{id: "s1"}}, ledger: []string{"s1/" + a + "@now", "s1/" + b}, busy: []string{"s1/" + b}},
