@@ -189,8 +189,9 @@ func (p *planning) fit(i int) string {
 	switch {
 	case h.Health != observed.HealthOnline:
 		return string(h.Health)
-	case !h.LastDead.IsZero() && p.in.Now.Sub(h.LastDead) < p.set.StableAfter:
-		return fmt.Sprintf("dead %s ago (stable_after %s)", p.in.Now.Sub(h.LastDead).Round(time.Second), p.set.StableAfter)
+	case !h.LastDead.IsZero() && p.in.Now.Sub(h.Since) < p.set.StableAfter:
+		// Back from the dead (or wavering since): not trusted yet.
+		return fmt.Sprintf("back from the dead %s ago (stable_after %s)", p.in.Now.Sub(h.Since).Round(time.Second), p.set.StableAfter)
 	}
 	return ""
 }

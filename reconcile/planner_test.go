@@ -445,7 +445,7 @@ func TestPlannerFailover(t *testing.T) {
 		failingOver: []string{"s1"},
 	}, {
 		name:        "not onto cordoned, suspect or recently dead servers",
-		sc:          scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", state: desired.ServerCordoned}, {id: "s3", health: observed.HealthSuspect}, {id: "s4", lastDead: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		sc:          scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", state: desired.ServerCordoned}, {id: "s3", health: observed.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
 		reschedules: []string{"a:prod s1->s5"},
 		failingOver: []string{"s1"},
 	}, {
