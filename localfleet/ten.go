@@ -189,6 +189,14 @@ func (t *Ten) Log() string {
 	return string(b)
 }
 
+// Pid is the server process's id, or 0 when it is not running.
+func (t *Ten) Pid() int {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return 0
+	}
+	return t.cmd.Process.Pid
+}
+
 // Signal sends sig to the server process (ip netns exec execs it, so the
 // pid is the server's).
 func (t *Ten) Signal(sig syscall.Signal) error {

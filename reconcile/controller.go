@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -377,6 +378,10 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 // busyPlan is how often news of work under way is planned on while the
 // executor is busy.
 const busyPlan = 5 * time.Second
+
+// recordChunk is how many placements are recorded before the spawns they
+// cover are sent.
+const recordChunk = 2000
 
 // waitPlan is how soon a plan with old copies waiting on new ones is
 // followed by another: long enough for routers following the database to
@@ -785,19 +790,7 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) time.Duration {
 	// The same routes or new ones, this plan is what they are compared
 	// with next (and an older plan is not kept alive for it).
 	c.routed, c.routedFleet = plan, c.fleet
-	recorded := true
-	recStart := time.Now()
-	err := c.store.RecordPlacements(ctx, c.fence, plan.Record)
-	recTook := time.Since(recStart)
-	if err != nil {
-		recorded = false
-		c.log.Error("cannot record placements; spawns wait", "err", err)
-	} else {
-		for _, p := range plan.Record {
-			c.ledgerAdd(p, now)
-		}
-	}
-	batch := make([]Offering, 0, len(plan.Spawns)+len(plan.Stops))
+	batch := make([]Offering, 0, min(len(plan.Spawns)+len(plan.Stops), recordChunk))
 	offer := func(a Action) {
 		rt := c.servers[a.ServerID]
 		snap := c.observed[a.ServerID]
@@ -805,21 +798,50 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) time.Duration {
 			batch = append(batch, Offering{Action: a, ObservedAt: snap.ListedAt, ServerKey: rt.key})
 		}
 	}
-	if recorded {
-		for _, a := range plan.Spawns {
+	send := func() {
+		for i, queued := range c.exec.OfferAll(batch) {
+			if queued {
+				a := batch[i].Action
+				c.busy[a.Key()] = true
+				c.busyVer[a.ServerID]++
+			}
+		}
+		batch = batch[:0]
+	}
+	// A spawn goes out only once its placement is recorded. Placements
+	// are recorded a chunk at a time, and the spawns they cover go out
+	// after each: a fleet converging from empty starts spawning after the
+	// first chunk, not after 100,000 rows. (Spawns come in the order of
+	// the placements.)
+	pending := plan.Spawns
+	owned := func(a Action) bool { _, ok := c.ledger[a.ServerID][a.Name]; return ok }
+	var recTook time.Duration
+	for chunk := range slices.Chunk(plan.Record, recordChunk) {
+		recStart := time.Now()
+		err := c.store.RecordPlacements(ctx, c.fence, chunk)
+		recTook += time.Since(recStart)
+		if err != nil {
+			c.log.Error("cannot record placements; their spawns wait", "err", err)
+			break
+		}
+		for _, p := range chunk {
+			c.ledgerAdd(p, now)
+		}
+		for len(pending) > 0 && owned(pending[0]) {
+			offer(pending[0])
+			pending = pending[1:]
+		}
+		send()
+	}
+	for _, a := range pending {
+		if owned(a) {
 			offer(a)
 		}
 	}
 	for _, a := range plan.Stops {
 		offer(a)
 	}
-	for i, queued := range c.exec.OfferAll(batch) {
-		if queued {
-			a := batch[i].Action
-			c.busy[a.Key()] = true
-			c.busyVer[a.ServerID]++
-		}
-	}
+	send()
 	if len(plan.Spawns)+len(plan.Stops) == 0 {
 		// Nothing to do anywhere: the executor forgets the history of
 		// work no longer wanted.

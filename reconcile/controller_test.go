@@ -932,3 +932,39 @@ func TestPartitionMovesNothing(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+// recordFails is a Store whose placements cannot be recorded while fail
+// is set.
+type recordFails struct {
+	*desired.Store
+	fail atomic.Bool
+}
+
+func (s *recordFails) RecordPlacements(ctx context.Context, f desired.Fence, ps []desired.Placement) error {
+	if s.fail.Load() && len(ps) > 0 {
+		return errors.New("disk I/O error")
+	}
+	return s.Store.RecordPlacements(ctx, f, ps)
+}
+
+// A spawn goes out only once its placement is recorded: when recording
+// fails, copies slum already owns are still respawned, new ones wait.
+func TestSpawnsWaitForTheirPlacements(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	st := &recordFails{Store: f.store}
+	f.ctrl = New(st, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.tenant("alice", spec("prod", "api", "s1"))
+	f.converge()
+	f.sims["s1"].Crash() // alice's copy is gone; slum placed it
+	f.tenant("bob", spec("prod", "api", "s1"))
+	st.fail.Store(true)
+	f.sync()
+	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod"}) {
+		t.Fatalf("with placements failing to record, s1 runs %v; want alice's copy back and bob's unsent", got)
+	}
+	st.fail.Store(false)
+	f.converge()
+	if got := f.running("s1"); len(got) != 2 {
+		t.Fatalf("once placements record again, s1 runs %v", got)
+	}
+}
