@@ -296,9 +296,15 @@ func TestLoadFromAReader(t *testing.T) {
 }
 
 func TestEncodeWritesWhatParses(t *testing.T) {
-	f, err := Parse("fleet.yaml", []byte(fleetYAML))
+	// Policies that are not the defaults, and a settings block.
+	text := strings.Replace(fleetYAML, "    region: eu\n    instances:", "    region: eu\n    failover: none\n    serving: all\n    instances:", 1) +
+		"settings:\n  dead_after: 5\n  failback: return\n"
+	f, err := Parse("fleet.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if f.Tenants[0].Failover != FailoverNone || f.Tenants[0].Serving != ServingAll || f.Settings == nil {
+		t.Fatalf("the test's fleet: %+v %+v", f.Tenants[0].Tenant, f.Settings)
 	}
 	f.Servers[0].SetURL("http://10.9.9.9:9/")
 	f.Servers[1].TokenFile, f.Servers[1].TokenEnv = "", ""
@@ -313,6 +319,9 @@ func TestEncodeWritesWhatParses(t *testing.T) {
 	}
 	if !reflect.DeepEqual(withoutLines(f), withoutLines(again)) {
 		t.Fatalf("round trip changed the fleet:\n%s", out.Bytes())
+	}
+	if again.Settings == nil || again.Settings.Over(DefaultSettings()) != f.Settings.Over(DefaultSettings()) {
+		t.Fatalf("round trip changed the settings:\n%s", out.Bytes())
 	}
 	if again.Servers[0].URL != "http://10.9.9.9:9" || again.Servers[0].Domain != "10.9.9.9" {
 		t.Fatalf("SetURL: %+v", again.Servers[0])

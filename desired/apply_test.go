@@ -408,6 +408,7 @@ func withoutLines(f *File) *File {
 	c := *f
 	c.versioned = false // Encode always writes it
 	c.Text = nil        // the text differs; the fleet it holds must not
+	c.Settings = nil    // functions; compared by what they set
 	c.Servers = append([]FileServer(nil), f.Servers...)
 	for i := range c.Servers {
 		c.Servers[i].Line, c.Servers[i].tokenLine = 0, 0

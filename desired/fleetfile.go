@@ -435,6 +435,7 @@ func (p parser) file(n *yaml.Node, f *File) error {
 type FileSettings struct {
 	Line  int
 	given []func(*Settings) // each sets one named setting
+	node  *yaml.Node        // as written, for Encode
 }
 
 // Over returns cur with the file's settings applied.
@@ -446,7 +447,7 @@ func (fs *FileSettings) Over(cur Settings) Settings {
 }
 
 func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
-	fs := &FileSettings{Line: n.Line}
+	fs := &FileSettings{Line: n.Line, node: n}
 	dur := func(v *yaml.Node, field string, dst func(*Settings) *time.Duration) error {
 		s, err := p.str(v, "settings."+field)
 		if err != nil {
@@ -685,11 +686,14 @@ func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) 
 	return in, nil
 }
 
-// Encode writes f as a fleet file that parses back to the same servers,
-// tenants and instances. A server's token is written as its source
+// Encode writes f as a fleet file that parses back to the same settings,
+// servers, tenants and instances. A server's token is written as its source
 // (token_env, token_file or no_token); a token without one cannot be.
 func (f *File) Encode(w io.Writer) error {
 	doc := fileDoc{Version: 1}
+	if f.Settings != nil {
+		doc.Settings = f.Settings.node
+	}
 	for _, s := range f.Servers {
 		if s.TokenEnv == "" && s.TokenFile == "" && !s.NoToken && s.Token != "" {
 			return fmt.Errorf("encode fleet file: %w: server %s has a token but no token_env or token_file to write", ErrInvalid, s.ID)
@@ -706,6 +710,12 @@ func (f *File) Encode(w io.Writer) error {
 	}
 	for _, t := range f.Tenants {
 		td := tenantDoc{ID: t.ID, Domain: t.Domain, Region: t.Region}
+		if t.Failover != FailoverMove {
+			td.Failover = string(t.Failover)
+		}
+		if t.Serving != ServingOne {
+			td.Serving = string(t.Serving)
+		}
 		for _, in := range t.Instances {
 			id := instanceDoc{ID: in.ID, Process: in.Process, Server: in.ServerID, MemoryMB: in.MemoryMB}
 			if in.Mode != ModeAlways {
@@ -729,9 +739,10 @@ func (f *File) Encode(w io.Writer) error {
 // The fleet file's layout, for Encode.
 type (
 	fileDoc struct {
-		Version int         `yaml:"version"`
-		Servers []serverDoc `yaml:"servers,omitempty"`
-		Tenants []tenantDoc `yaml:"tenants,omitempty"`
+		Version  int         `yaml:"version"`
+		Settings *yaml.Node  `yaml:"settings,omitempty"`
+		Servers  []serverDoc `yaml:"servers,omitempty"`
+		Tenants  []tenantDoc `yaml:"tenants,omitempty"`
 	}
 	serverDoc struct {
 		ID         string `yaml:"id"`
@@ -748,6 +759,8 @@ type (
 		ID        string        `yaml:"id"`
 		Domain    string        `yaml:"domain"`
 		Region    string        `yaml:"region,omitempty"`
+		Failover  string        `yaml:"failover,omitempty"`
+		Serving   string        `yaml:"serving,omitempty"`
 		Instances []instanceDoc `yaml:"instances,omitempty"`
 	}
 	instanceDoc struct {
