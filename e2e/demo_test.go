@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 			text := string(out)
 			want := []string{"applied", "5/5 settled", "api:alice--prod", "healthy", "export SLUM_DB=", "tenant move alice"}
 			if backend == "auto" {
-				want = append(want, "using real tenement servers")
+				want = append(want, "using real tenement servers", "kill -9 ")
 			} else {
 				want = append(want, "using SIMULATED tenement servers")
 			}

@@ -205,9 +205,9 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
 	}
 	if in, err := st.GetInstance(ctx, "alice:prod"); err == nil {
-		for _, m := range fleet.Members {
-			if m.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
-				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), m.ID)
+		for i, s := range example.Servers { // pointAt paired them by position
+			if m := fleet.Members[i]; s.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
+				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), s.ID)
 			}
 		}
 	}
