@@ -813,11 +813,11 @@ func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
 		s.SetLatency(15 * time.Millisecond) // spawns queue up behind each other
 	}
 	defer f.run()()
-	for round := 0; round < 5; round++ {
+	for round := 0; round < 20; round++ { // the 20 rounds of add-30/remove-30
 		for i := 0; i < 30; i++ {
 			f.tenant(fmt.Sprintf("r%dt%d", round, i), spec("prod", "api", fmt.Sprintf("s%d", i%3+1)))
 		}
-		time.Sleep(time.Duration(round*20) * time.Millisecond)
+		time.Sleep(time.Duration(round%5*20) * time.Millisecond)
 		for i := 0; i < 30; i++ {
 			if err := f.store.RemoveTenant(f.ctx, fmt.Sprintf("r%dt%d", round, i)); err != nil {
 				t.Fatal(err)
