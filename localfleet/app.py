@@ -4,6 +4,7 @@ import http.server
 import json
 import os
 import sqlite3
+import threading
 
 tenant = os.environ.get("TENANT_ID", "unknown")
 server = os.environ.get("SERVER_ID", "")
@@ -12,14 +13,19 @@ os.makedirs(data_dir, exist_ok=True)
 db = sqlite3.connect(os.path.join(data_dir, "app.db"), check_same_thread=False)
 db.execute("CREATE TABLE IF NOT EXISTS hits (id INTEGER PRIMARY KEY, path TEXT)")
 db.commit()
+# One connection shared by the server's threads: concurrent use of it fails
+# requests (the connection closes without an answer, which tenement turns
+# into a 502), as a burst of retried requests after a failover showed.
+db_lock = threading.Lock()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path != "/health":
-            db.execute("INSERT INTO hits (path) VALUES (?)", (self.path,))
-            db.commit()
-        hits = db.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+        with db_lock:
+            if self.path != "/health":
+                db.execute("INSERT INTO hits (path) VALUES (?)", (self.path,))
+                db.commit()
+            hits = db.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
         body = json.dumps({"tenant": tenant, "server": server, "hits": hits}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -31,4 +37,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's 5 refuses a burst
+
+
+Server(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
