@@ -131,7 +131,7 @@ func (e *connectError) Unwrap() error { return e.err }
 func (p *Proxy) dial(ctx context.Context, pl *pool) (*upstreamConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout)
 	defer cancel()
-	c, err := p.dialer.DialContext(ctx, "tcp", pl.addr)
+	c, err := p.dialTCP(ctx, "tcp", pl.addr)
 	if err != nil {
 		return nil, &connectError{err}
 	}

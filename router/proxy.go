@@ -31,10 +31,12 @@ import (
 // Proxy is an http.Handler that routes by Host through the current route
 // table. Create it with New and give it tables with Set; Close it when done.
 type Proxy struct {
-	cfg        Config
-	log        *slog.Logger
-	metrics    *Metrics
-	dialer     net.Dialer
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	// dialTCP opens upstream TCP connections: a net.Dialer's, replaced by
+	// in-memory connections in benchmarks.
+	dialTCP    func(ctx context.Context, network, addr string) (net.Conn, error)
 	retryAfter string
 	idPrefix   string
 	idSeq      atomic.Uint64
@@ -69,11 +71,12 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) (*Proxy, error) {
 	if _, err := rand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("router: request id seed: %w", err)
 	}
+	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
 	p := &Proxy{
 		cfg:         cfg,
 		log:         log,
 		metrics:     metrics,
-		dialer:      net.Dialer{KeepAlive: 30 * time.Second},
+		dialTCP:     dialer.DialContext,
 		retryAfter:  strconv.Itoa(int(cfg.RetryAfter / time.Second)),
 		idPrefix:    hex.EncodeToString(seed[:]) + "-",
 		stopJanitor: make(chan struct{}),

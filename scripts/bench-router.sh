@@ -5,14 +5,19 @@
 #   slum+log   the same with its JSON access log on (written to /dev/null)
 #   httputil   Go's httputil.ReverseProxy with default settings
 #   haproxy    haproxy as a plain reverse proxy (http-reuse always)
-# each with 1 and 64 keep-alive connections, then a table of rps, p50 and
-# p99. Loopback only. The load generator, proxy and backend share the
-# machine's cores: compare proxies with each other, not with direct.
+#   slum-base  with SLUM_BASELINE=path/to/slum: that build of 'slum route',
+#              for before/after figures in one run
+# each with 1 and 64 keep-alive connections, then a table of rps, p50,
+# p99 and the CPU time the proxy's process (the backend's, for direct)
+# spent per request. Loopback only. The load generator, proxy and backend
+# share the machine's cores: compare proxies with each other, not with
+# direct. CPU per request depends least on what else runs on the machine.
 # Shared virtual machines are noisy, so the cells run in ROUNDS interleaved
 # rounds and the table shows each figure's median (rps of every round are
 # listed below it).
 # Usage: scripts/bench-router.sh                  (3 rounds of 3 s per cell, ~2 minutes)
 #        ROUNDS=1 DURATION=5 scripts/bench-router.sh
+#        SLUM_BASELINE=/tmp/slum-main scripts/bench-router.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +25,10 @@ DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-3}
 BASE_PORT=${BASE_PORT:-18400}
 DOMAIN=bench.test
+SLUM_BASELINE=${SLUM_BASELINE:-}
+if [ -n "$SLUM_BASELINE" ] && [ ! -x "$SLUM_BASELINE" ]; then
+  echo "bench-router: SLUM_BASELINE=$SLUM_BASELINE is not an executable" >&2; exit 1
+fi
 for tool in wrk haproxy go curl; do
   command -v "$tool" >/dev/null || { echo "bench-router: $tool is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
 done
@@ -41,20 +50,29 @@ port_slum=$((BASE_PORT + 1))
 port_slumlog=$((BASE_PORT + 2))
 port_httputil=$((BASE_PORT + 3))
 port_haproxy=$((BASE_PORT + 4))
-for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy; do
+port_slumbase=$((BASE_PORT + 5))
+for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy $port_slumbase; do
   if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
     echo "bench-router: port $p is in use; set BASE_PORT" >&2; exit 1
   fi
 done
 backend=http://127.0.0.1:$port_backend
+declare -A pid # whose CPU time each path's cells count
 
-"$work/routerbench" -mode backend -listen 127.0.0.1:$port_backend & pids+=($!)
+"$work/routerbench" -mode backend -listen 127.0.0.1:$port_backend & pids+=($!); pid[direct]=$!
 # The slum rows are 'slum route' as users run it, following a fleet
 # database in which tenant $DOMAIN is served by a copy on the backend.
 "$work/routerbench" -mode fleet-db -db "$work/fleet.db" -backend "$backend" -domain $DOMAIN
-"$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slum --metrics-addr "" --access-log=false 2>/dev/null & pids+=($!)
-"$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slumlog --metrics-addr "" --log-format json 2>/dev/null & pids+=($!)
-"$work/routerbench" -mode httputil -listen 127.0.0.1:$port_httputil -backend "$backend" 2>/dev/null & pids+=($!)
+"$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slum --metrics-addr "" --access-log=false 2>/dev/null & pids+=($!); pid[slum]=$!
+"$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slumlog --metrics-addr "" --log-format json 2>/dev/null & pids+=($!); pid[slum+log]=$!
+"$work/routerbench" -mode httputil -listen 127.0.0.1:$port_httputil -backend "$backend" 2>/dev/null & pids+=($!); pid[httputil]=$!
+paths="direct slum slum+log httputil haproxy"
+ports="$port_backend $port_slum $port_slumlog $port_httputil $port_haproxy"
+if [ -n "$SLUM_BASELINE" ]; then
+  "$SLUM_BASELINE" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slumbase --metrics-addr "" --access-log=false 2>/dev/null & pids+=($!); pid[slum-base]=$!
+  paths+=" slum-base"
+  ports+=" $port_slumbase"
+fi
 cat > "$work/haproxy.cfg" <<EOF
 global
   maxconn 4096
@@ -70,9 +88,9 @@ frontend bench
 backend app
   server app1 127.0.0.1:$port_backend
 EOF
-haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
+haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!); pid[haproxy]=$!
 
-for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy; do
+for p in $ports; do
   for _ in $(seq 100); do
     curl -fs -o /dev/null -H "Host: $DOMAIN" "http://127.0.0.1:$p/" && continue 2
     sleep 0.1
@@ -88,23 +106,29 @@ to_us() {
     printf "%.0f", n * f }'
 }
 
-declare -A rps p50 p99 errs
+# cpu_ticks: the user and system time a process has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+declare -A rps p50 p99 errs cpu
 run() { # name port conns round
-  local name=$1 port=$2 conns=$3 round=$4 threads=1 out
+  local name=$1 port=$2 conns=$3 round=$4 threads=1 out t0 t1
   [ "$conns" -gt 1 ] && threads=2
   if [ "$round" = 1 ]; then # warm up
     wrk -t1 -c"$conns" -d1s -H "Host: $DOMAIN" "http://127.0.0.1:$port/" >/dev/null
   fi
+  t0=$(cpu_ticks "${pid[$name]}")
   out=$(wrk -t$threads -c"$conns" -d"${DURATION}s" --latency -H "Host: $DOMAIN" "http://127.0.0.1:$port/")
+  t1=$(cpu_ticks "${pid[$name]}")
   rps[$name,$conns]+=" $(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"
+  cpu[$name,$conns]+=" $(awk -v t=$((t1 - t0)) -v us=$tick_us '/ requests in / {printf "%.1f", t * us / $1}' <<<"$out")"
   p50[$name,$conns]+=" $(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")"
   p99[$name,$conns]+=" $(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
   errs[$name,$conns]=$(( ${errs[$name,$conns]:-0} + $(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) n += $i} END {print n + 0}' <<<"$out") ))
 }
-median() { tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-paths="direct slum slum+log httputil haproxy"
-declare -A port=([direct]=$port_backend [slum]=$port_slum [slum+log]=$port_slumlog [httputil]=$port_httputil [haproxy]=$port_haproxy)
+declare -A port=([direct]=$port_backend [slum]=$port_slum [slum+log]=$port_slumlog [httputil]=$port_httputil [haproxy]=$port_haproxy [slum-base]=$port_slumbase)
 echo "== router benchmark: wrk, $ROUNDS rounds of ${DURATION}s per cell; $(nproc) cores shared by wrk, proxy and backend"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
@@ -114,22 +138,27 @@ for round in $(seq "$ROUNDS"); do
 done
 
 declare -A med
-printf '\n| %-9s | %8s | %10s | %10s | %8s | %11s | %11s | %6s |\n' path "1c rps" "1c p50 µs" "1c p99 µs" "64c rps" "64c p50 µs" "64c p99 µs" errors
-printf '| %-9s | %8s | %10s | %10s | %8s | %11s | %11s | %6s |\n' --- ---: ---: ---: ---: ---: ---: ---:
+printf '\n| %-9s | %8s | %10s | %10s | %10s | %8s | %11s | %11s | %11s | %6s |\n' path "1c rps" "1c p50 µs" "1c p99 µs" "1c cpu µs" "64c rps" "64c p50 µs" "64c p99 µs" "64c cpu µs" errors
+printf '| %-9s | %8s | %10s | %10s | %10s | %8s | %11s | %11s | %11s | %6s |\n' --- ---: ---: ---: ---: ---: ---: ---: ---: ---:
 for path in $paths; do
   for c in 1 64; do
-    med[$path,$c,rps]=$(median "${rps[$path,$c]}")
-    med[$path,$c,p50]=$(median "${p50[$path,$c]}")
-    med[$path,$c,p99]=$(median "${p99[$path,$c]}")
+    for v in rps p50 p99; do
+      declare -n vals=$v
+      med[$path,$c,$v]=$(median "${vals[$path,$c]}" | awk '{printf "%.0f", $1}')
+    done
+    med[$path,$c,cpu]=$(median "${cpu[$path,$c]}" | awk '{printf "%.1f", $1}')
   done
-  printf '| %-9s | %8s | %10s | %10s | %8s | %11s | %11s | %6s |\n' "$path" \
-    "${med[$path,1,rps]}" "${med[$path,1,p50]}" "${med[$path,1,p99]}" \
-    "${med[$path,64,rps]}" "${med[$path,64,p50]}" "${med[$path,64,p99]}" \
+  printf '| %-9s | %8s | %10s | %10s | %10s | %8s | %11s | %11s | %11s | %6s |\n' "$path" \
+    "${med[$path,1,rps]}" "${med[$path,1,p50]}" "${med[$path,1,p99]}" "${med[$path,1,cpu]}" \
+    "${med[$path,64,rps]}" "${med[$path,64,p50]}" "${med[$path,64,p99]}" "${med[$path,64,cpu]}" \
     "$(( ${errs[$path,1]} + ${errs[$path,64]} ))"
 done
+echo "(cpu µs: user and system time of the proxy's process per request; the backend's for direct)"
 echo
 echo "rps of each round (1 connection | 64 connections):"
 for path in $paths; do printf '  %-9s %s |%s\n' "$path" "${rps[$path,1]}" "${rps[$path,64]}"; done
+echo "cpu µs per request of each round (1 connection | 64 connections):"
+for path in $paths; do printf '  %-9s %s |%s\n' "$path" "${cpu[$path,1]}" "${cpu[$path,64]}"; done
 echo
 # ratio_median a b: the median over rounds of a/b, each round's pair
 # measured back to back.
@@ -140,6 +169,12 @@ ratio_median() {
 echo "per-round ratios, median: slum/haproxy $(ratio_median "${rps[slum,1]}" "${rps[haproxy,1]}") at 1 connection," \
   "$(ratio_median "${rps[slum,64]}" "${rps[haproxy,64]}") at 64; slum/httputil $(ratio_median "${rps[slum,1]}" "${rps[httputil,1]}")" \
   "and $(ratio_median "${rps[slum,64]}" "${rps[httputil,64]}")"
+echo "proxy cpu per request, median of per-round ratios: slum/haproxy $(ratio_median "${cpu[slum,1]}" "${cpu[haproxy,1]}") at 1 connection," \
+  "$(ratio_median "${cpu[slum,64]}" "${cpu[haproxy,64]}") at 64"
+if [ -n "$SLUM_BASELINE" ]; then
+  echo "slum/slum-base: rps $(ratio_median "${rps[slum,1]}" "${rps[slum-base,1]}") at 1 connection, $(ratio_median "${rps[slum,64]}" "${rps[slum-base,64]}") at 64;" \
+    "cpu per request $(ratio_median "${cpu[slum,1]}" "${cpu[slum-base,1]}") and $(ratio_median "${cpu[slum,64]}" "${cpu[slum-base,64]}")"
+fi
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 echo "load average before $load_before, after $load_after (this run alone adds about 3 at 64 connections)"
 awk -v b="$load_before" 'BEGIN { exit !(b > 1.0) }' &&
