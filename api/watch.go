@@ -111,16 +111,16 @@ func newWatcher(st *desired.Store, cfg Config) *watcher {
 
 // watchState is what the watcher's goroutine owns.
 type watchState struct {
-	view           *view
-	rev, srev      int64
-	holds          []byte // the open holds as last read, to notice changes no revision counts
-	lastEvent      int64
-	events         []desired.Event // the latest recentEvents
-	tail           *node
-	ring           []*node      // the latest nodes, oldest first
-	reset          *resetSource // the reset at tail, once asked for
-	fleet          *fleet       // nil until read whole (again)
-	seq            int64        // the change log's position fleet is up to date with
+	view      *view
+	rev, srev int64
+	holds     []byte // the open holds as last read, to notice changes no revision counts
+	lastEvent int64
+	events    []desired.Event // the latest recentEvents
+	tail      *node
+	ring      []*node      // the latest nodes, oldest first
+	reset     *resetSource // the reset at tail, once asked for
+	fleet     *fleet       // nil until read whole (again)
+	seq       int64        // the change log's position fleet is up to date with
 }
 
 // subscribe asks the watcher where a stream starts.
