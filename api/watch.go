@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +33,41 @@ import (
 // changes, except that next is set (then ready closed) when the following
 // batch is published.
 type node struct {
-	seq   int64
-	batch wire.Batch
-	frame []byte // the SSE message for a client of every kind
-	next  *node
-	ready chan struct{}
+	seq     int64
+	batch   wire.Batch
+	frame   []byte // the SSE message for a client of every kind
+	next    *node
+	ready   chan struct{}
+	byKinds frameCache // the message for clients of some kinds only
+}
+
+// frameCache keeps a message rendered once for each set of kinds asked
+// for, so streams that ask alike share the bytes.
+type frameCache struct {
+	mu sync.Mutex
+	by map[string][]byte
+}
+
+// get renders the message for kinds unless a stream did already; one
+// that asks meanwhile waits for it rather than rendering it again.
+func (c *frameCache) get(kinds map[wire.ObjectKind]bool, render func() []byte) []byte {
+	ks := make([]string, 0, len(kinds))
+	for k := range kinds {
+		ks = append(ks, string(k))
+	}
+	slices.Sort(ks)
+	key := strings.Join(ks, ",")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.by[key]; ok {
+		return f
+	}
+	if c.by == nil {
+		c.by = map[string][]byte{}
+	}
+	f := render()
+	c.by[key] = f
+	return f
 }
 
 func newNode(seq int64) *node { return &node{seq: seq, ready: make(chan struct{})} }
@@ -58,17 +89,12 @@ type resetSource struct {
 	seq, rev, srev int64
 	view           *view
 	events         []desired.Event
-	once           sync.Once
-	full           []byte // the reset for every kind, made by the first stream that needs it
+	frames         frameCache // made by the first stream that needs each
 }
 
 // frame is the reset message for a client of kinds (nil: every kind).
 func (r *resetSource) frame(kinds map[wire.ObjectKind]bool) []byte {
-	if kinds == nil {
-		r.once.Do(func() { r.full = r.render(nil) })
-		return r.full
-	}
-	return r.render(kinds)
+	return r.frames.get(kinds, func() []byte { return r.render(kinds) })
 }
 
 func (r *resetSource) render(kinds map[wire.ObjectKind]bool) []byte {
@@ -207,6 +233,10 @@ func frameFor(stream string, n *node, kinds map[wire.ObjectKind]bool) []byte {
 	if kinds == nil {
 		return n.frame
 	}
+	return n.byKinds.get(kinds, func() []byte { return renderFor(stream, n, kinds) })
+}
+
+func renderFor(stream string, n *node, kinds map[wire.ObjectKind]bool) []byte {
 	b := n.batch
 	b.Changes = nil
 	for _, c := range n.batch.Changes {

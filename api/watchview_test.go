@@ -222,3 +222,37 @@ func TestResetKeepsItsViewWhileTheWatchMovesOn(t *testing.T) {
 		t.Fatal("a later reset misses the change")
 	}
 }
+
+// Streams that watch the same kinds share one rendering of each message.
+func TestStreamsOfTheSameKindsShareTheirMessages(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	a.seed()
+	ctx := a.ctx
+	w := newWatcher(a.store, Config{}.withDefaults())
+	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
+	pollOnce(t, ctx, w, ws)
+	if _, err := a.store.UpdateTenant(ctx, "alice", desired.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
+		t.Fatal(err)
+	}
+	pollOnce(t, ctx, w, ws)
+	routesOnly := func() map[wire.ObjectKind]bool { return map[wire.ObjectKind]bool{wire.ObjRoute: true} }
+	n := ws.tail
+	f1, f2 := frameFor(w.stream, n, routesOnly()), frameFor(w.stream, n, routesOnly())
+	if &f1[0] != &f2[0] {
+		t.Fatal("two streams of routes rendered the same batch twice")
+	}
+	if s := string(f1); !strings.Contains(s, `"kind":"route"`) || strings.Contains(s, `"kind":"tenant"`) {
+		t.Fatalf("a batch of routes only: %s", s)
+	}
+	if f3 := frameFor(w.stream, n, map[wire.ObjectKind]bool{wire.ObjTenant: true}); !strings.Contains(string(f3), `"kind":"tenant"`) || strings.Contains(string(f3), `"kind":"route"`) {
+		t.Fatalf("a batch of tenants only: %s", f3)
+	}
+	r := w.answer(ws, subscribeReq{}).reset
+	r1, r2 := r.frame(routesOnly()), r.frame(routesOnly())
+	if &r1[0] != &r2[0] || strings.Contains(string(r1), `"kind":"tenant"`) {
+		t.Fatal("two streams of routes rendered the same reset twice")
+	}
+	if all1, all2 := r.frame(nil), r.frame(nil); &all1[0] != &all2[0] || !strings.Contains(string(all1), `"kind":"tenant"`) {
+		t.Fatal("the whole reset was rendered twice")
+	}
+}
