@@ -29,7 +29,9 @@ type Config struct {
 	// MaxBody bounds request bodies; MaxFileBody those of apply and diff,
 	// which carry fleet files.
 	MaxBody, MaxFileBody int64
-	// WatchEvery is how often the watch looks for changes.
+	// WatchEvery is how often the watch looks for changes. A look that
+	// finds none costs a few small queries (~0.1 ms), whatever the
+	// fleet's size; one that finds some reads only what changed.
 	WatchEvery time.Duration
 	// WatchHistory is how many batches of changes the watch remembers
 	// for clients that resume; one further behind is sent a reset.
@@ -44,7 +46,7 @@ type Config struct {
 // DefaultConfig is the API's configuration unless told otherwise.
 func DefaultConfig() Config {
 	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 1 << 20, MaxFileBody: 64 << 20,
-		WatchEvery: 25 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
+		WatchEvery: 10 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
 }
 
 func (c Config) withDefaults() Config {

@@ -6,11 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,8 +19,6 @@ import (
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
-	"github.com/slum-fleet/slum/routes"
 )
 
 // The watch: one goroutine (watcher.run) follows the database. When the
@@ -35,57 +33,44 @@ import (
 // changes, except that next is set (then ready closed) when the following
 // batch is published.
 type node struct {
-	seq   int64
-	batch wire.Batch
-	frame []byte // the SSE message for a client of every kind
-	next  *node
-	ready chan struct{}
+	seq     int64
+	batch   wire.Batch
+	frame   []byte // the SSE message for a client of every kind
+	next    *node
+	ready   chan struct{}
+	byKinds frameCache // the message for clients of some kinds only
+}
+
+// frameCache keeps a message rendered once for each set of kinds asked
+// for, so streams that ask alike share the bytes.
+type frameCache struct {
+	mu sync.Mutex
+	by map[string][]byte
+}
+
+// get renders the message for kinds unless a stream did already; one
+// that asks meanwhile waits for it rather than rendering it again.
+func (c *frameCache) get(kinds map[wire.ObjectKind]bool, render func() []byte) []byte {
+	ks := make([]string, 0, len(kinds))
+	for k := range kinds {
+		ks = append(ks, string(k))
+	}
+	slices.Sort(ks)
+	key := strings.Join(ks, ",")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.by[key]; ok {
+		return f
+	}
+	if c.by == nil {
+		c.by = map[string][]byte{}
+	}
+	f := render()
+	c.by[key] = f
+	return f
 }
 
 func newNode(seq int64) *node { return &node{seq: seq, ready: make(chan struct{})} }
-
-// view is the fleet as objects, each as JSON by kind and id, with what
-// each was made from (so the next build marshals only what changed). A
-// view is never changed once built: the next poll builds a new one.
-type view struct {
-	settings  map[string]memoEntry[string]
-	holds     map[string]memoEntry[string]
-	servers   map[string]memoEntry[serverIn]
-	tenants   map[string]memoEntry[tenantIn]
-	instances map[string]memoEntry[instanceIn]
-	routes    map[string]routeEntry
-}
-
-// each calls fn for every object of the kinds asked for (nil: all), in
-// the order resets list them.
-func (v *view) each(kinds map[wire.ObjectKind]bool, fn func(kind wire.ObjectKind, id string, obj []byte)) {
-	if v == nil {
-		return
-	}
-	walk := func(kind wire.ObjectKind, ids []string, get func(string) []byte) {
-		if kinds != nil && !kinds[kind] {
-			return
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			fn(kind, id, get(id))
-		}
-	}
-	walk(wire.ObjSettings, keys(v.settings), func(id string) []byte { return v.settings[id].json })
-	walk(wire.ObjServer, keys(v.servers), func(id string) []byte { return v.servers[id].json })
-	walk(wire.ObjTenant, keys(v.tenants), func(id string) []byte { return v.tenants[id].json })
-	walk(wire.ObjInstance, keys(v.instances), func(id string) []byte { return v.instances[id].json })
-	walk(wire.ObjHold, keys(v.holds), func(id string) []byte { return v.holds[id].json })
-	walk(wire.ObjRoute, keys(v.routes), func(id string) []byte { return v.routes[id].json })
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
 
 // subscription is where a stream starts: a reset, or the batches since
 // the client's last message, then the list after cursor. The stream
@@ -104,17 +89,12 @@ type resetSource struct {
 	seq, rev, srev int64
 	view           *view
 	events         []desired.Event
-	once           sync.Once
-	full           []byte // the reset for every kind, made by the first stream that needs it
+	frames         frameCache // made by the first stream that needs each
 }
 
 // frame is the reset message for a client of kinds (nil: every kind).
 func (r *resetSource) frame(kinds map[wire.ObjectKind]bool) []byte {
-	if kinds == nil {
-		r.once.Do(func() { r.full = r.render(nil) })
-		return r.full
-	}
-	return r.render(kinds)
+	return r.frames.get(kinds, func() []byte { return r.render(kinds) })
 }
 
 func (r *resetSource) render(kinds map[wire.ObjectKind]bool) []byte {
@@ -157,19 +137,16 @@ func newWatcher(st *desired.Store, cfg Config) *watcher {
 
 // watchState is what the watcher's goroutine owns.
 type watchState struct {
-	view           *view
-	rev, srev      int64
-	holds          []byte // the open holds as last read, to notice changes no revision counts
-	lastEvent      int64
-	events         []desired.Event // the latest recentEvents
-	tail           *node
-	ring           []*node      // the latest nodes, oldest first
-	reset          *resetSource // the reset at tail, once asked for
-	snap           *desired.Snapshot
-	stats          []desired.ServerStats
-	statusRev      int64
-	status         *statusIndex
-	snapRevChecked int64
+	view      *view
+	rev, srev int64
+	holds     []byte // the open holds as last read, to notice changes no revision counts
+	lastEvent int64
+	events    []desired.Event // the latest recentEvents
+	tail      *node
+	ring      []*node      // the latest nodes, oldest first
+	reset     *resetSource // the reset at tail, once asked for
+	fleet     *fleet       // nil until read whole (again)
+	seq       int64        // the change log's position fleet is up to date with
 }
 
 // subscribe asks the watcher where a stream starts.
@@ -189,7 +166,7 @@ func (w *watcher) subscribe(ctx context.Context, since string, kinds map[wire.Ob
 }
 
 func (w *watcher) run(ctx context.Context) {
-	st := &watchState{rev: -1, srev: -1, statusRev: -1, snapRevChecked: -1, tail: newNode(0)}
+	st := &watchState{rev: -1, srev: -1, tail: newNode(0)}
 	// Events already written show in resets, not as news.
 	if evs, err := w.st.RecentEvents(ctx, recentEvents); err == nil {
 		st.events = evs
@@ -241,6 +218,9 @@ func (w *watcher) answer(st *watchState, req subscribeReq) subscription {
 		}
 	}
 	if st.reset == nil {
+		if st.view != nil {
+			st.view.shared = true // the stream renders it while the watcher goes on
+		}
 		st.reset = &resetSource{stream: w.stream, seq: st.tail.seq, rev: st.rev, srev: st.srev, view: st.view, events: slices.Clone(st.events)}
 	}
 	sub.reset = st.reset
@@ -253,6 +233,10 @@ func frameFor(stream string, n *node, kinds map[wire.ObjectKind]bool) []byte {
 	if kinds == nil {
 		return n.frame
 	}
+	return n.byKinds.get(kinds, func() []byte { return renderFor(stream, n, kinds) })
+}
+
+func renderFor(stream string, n *node, kinds map[wire.ObjectKind]bool) []byte {
 	b := n.batch
 	b.Changes = nil
 	for _, c := range n.batch.Changes {
@@ -290,7 +274,9 @@ func sseFrame(event, id string, v any) []byte {
 	return b.Bytes()
 }
 
-// poll looks for changes and publishes them.
+// poll looks for changes and publishes them. The fleet is read whole the
+// first time, and again only when the change log no longer says what
+// changed since the last poll; otherwise only what changed is read.
 func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	rev, err := w.st.Revision(ctx)
 	if err != nil {
@@ -319,13 +305,29 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 			break
 		}
 	}
-	if rev == st.rev && srev == st.srev && bytes.Equal(holdsJSON, st.holds) && len(evs) == 0 {
+	var d *dirty // nil: everything
+	if st.fleet != nil {
+		c, err := w.st.ChangedSince(ctx, st.seq, maxChanges(st.fleet))
+		switch {
+		case errors.Is(err, desired.ErrChangesGone):
+			st.fleet = nil
+		case err != nil:
+			return err
+		default:
+			st.seq = c.Seq
+			d = st.fleet.apply(c)
+		}
+	}
+	if st.fleet == nil {
+		f, seq, err := w.readAll(ctx)
+		if err != nil {
+			return err
+		}
+		st.fleet, st.seq = f, seq
+	} else if d.empty() && rev == st.rev && srev == st.srev && bytes.Equal(holdsJSON, st.holds) && len(evs) == 0 {
 		return nil
 	}
-	v, changes, err := w.build(ctx, st, rev, srev, holds)
-	if err != nil {
-		return err
-	}
+	v, changes := makeView(st.view, st.fleet, holds, d)
 	st.holds = holdsJSON
 	st.view, st.rev, st.srev = v, rev, srev
 	if len(evs) > 0 {
@@ -339,6 +341,42 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	}
 	w.publish(st, wire.Batch{Revision: rev, StatusRevision: srev, Changes: changes, Events: evs})
 	return nil
+}
+
+// maxChanges is how many writes since the last poll are read one by one;
+// after more, the whole fleet is read again, which is then about as quick.
+func maxChanges(f *fleet) int {
+	return max(1000, (len(f.instances)+len(f.tenants))/10)
+}
+
+// readAll reads the whole fleet, and the change log's position it is up
+// to date with (read first: a write in between is read again next time).
+func (w *watcher) readAll(ctx context.Context) (*fleet, int64, error) {
+	seq, err := w.st.ChangeSeq(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	snap, err := w.st.Snapshot(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	stats, err := w.st.AllServerStats(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	sstat, err := w.st.ListServerStatus(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	tstat, err := w.st.ListTenantStatus(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	istat, err := w.st.ListInstanceStatus(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	return newFleet(snap, stats, sstat, tstat, istat), seq, nil
 }
 
 func (w *watcher) publish(st *watchState, b wire.Batch) {
@@ -356,238 +394,6 @@ func (w *watcher) publish(st *watchState, b wire.Batch) {
 	prev.next = n
 	w.latest.Store(n.seq)
 	close(prev.ready)
-}
-
-// build reads the fleet and makes its objects. Desired state is read
-// again only when its revision moved, status only when its revision did.
-func (w *watcher) build(ctx context.Context, st *watchState, rev, srev int64, holds []desired.Hold) (*view, []wire.Change, error) {
-	if st.snap == nil || rev != st.snapRevChecked {
-		snap, err := w.st.Snapshot(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		stats, err := w.st.AllServerStats(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		st.snap, st.stats, st.snapRevChecked = snap, stats, rev
-	}
-	if srev != st.statusRev {
-		sstat, err := w.st.ListServerStatus(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		tstat, err := w.st.ListTenantStatus(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		istat, err := w.st.ListInstanceStatus(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		st.status, st.statusRev = indexStatus(sstat, tstat, istat), srev
-	}
-	v, changes := makeView(st.view, st.snap, st.stats, st.status, holds)
-	return v, changes, nil
-}
-
-type memoEntry[T comparable] struct {
-	in   T
-	json []byte
-}
-
-type routeEntry struct {
-	r    routes.Route
-	json []byte
-}
-
-type serverIn struct {
-	s      desired.Server
-	stats  desired.ServerStats
-	status desired.ServerStatus
-	has    bool
-}
-
-type tenantIn struct {
-	t                desired.Tenant
-	serving, spares  string
-	reason           string
-	changed, updated time.Time
-	has              bool
-}
-
-type instanceIn struct {
-	in     desired.Instance
-	status desired.InstanceStatus
-	has    bool
-}
-
-// builder makes one view from the previous one, collecting what changed.
-type builder struct {
-	changes []wire.Change
-}
-
-// remember puts the object made from in into cur: the previous JSON when
-// in is the same, else obj() marshalled now, which is a change.
-func remember[T comparable](b *builder, kind wire.ObjectKind, old, cur map[string]memoEntry[T], id string, in T, obj func() any) {
-	if e, ok := old[id]; ok && e.in == in {
-		cur[id] = e
-		return
-	}
-	data, err := json.Marshal(obj())
-	if err != nil {
-		return
-	}
-	cur[id] = memoEntry[T]{in, data}
-	b.changes = append(b.changes, wire.Change{Kind: kind, ID: id, Op: wire.OpPut, Object: data})
-}
-
-// gone lists what old has and cur does not as deletions.
-func gone[V any](b *builder, kind wire.ObjectKind, old, cur map[string]V) {
-	for id := range old {
-		if _, ok := cur[id]; !ok {
-			b.changes = append(b.changes, wire.Change{Kind: kind, ID: id, Op: wire.OpDelete})
-		}
-	}
-}
-
-func copies(cs []desired.CopyRef) string {
-	var b strings.Builder
-	for _, c := range cs {
-		b.WriteString(c.Instance)
-		b.WriteByte('@')
-		b.WriteString(c.Server)
-		b.WriteByte(',')
-	}
-	return b.String()
-}
-
-func sameRoute(a, b routes.Route) bool {
-	return a.Tenant == b.Tenant && a.Domain == b.Domain && a.Reason == b.Reason &&
-		slices.Equal(a.Backends, b.Backends) && slices.Equal(a.Spares, b.Spares)
-}
-
-// statusIndex is the controller's status as read, by object: made once
-// per status revision, and used by every build until the next.
-type statusIndex struct {
-	servers   map[string]*desired.ServerStatus
-	health    map[string]observed.Health
-	tenants   map[string]*desired.TenantStatus
-	serving   map[string]desired.TenantStatus
-	instances map[string]*desired.InstanceStatus
-}
-
-func indexStatus(sstat []desired.ServerStatus, tstat []desired.TenantStatus, istat []desired.InstanceStatus) *statusIndex {
-	x := &statusIndex{servers: make(map[string]*desired.ServerStatus, len(sstat)), health: make(map[string]observed.Health, len(sstat)),
-		tenants: make(map[string]*desired.TenantStatus, len(tstat)), serving: make(map[string]desired.TenantStatus, len(tstat)),
-		instances: make(map[string]*desired.InstanceStatus, len(istat))}
-	for i := range sstat {
-		x.servers[sstat[i].ServerID] = &sstat[i]
-		x.health[sstat[i].ServerID] = sstat[i].Health
-	}
-	for i := range tstat {
-		x.tenants[tstat[i].TenantID] = &tstat[i]
-		x.serving[tstat[i].TenantID] = tstat[i]
-	}
-	for i := range istat {
-		x.instances[istat[i].Key()] = &istat[i]
-	}
-	return x
-}
-
-// makeView turns what was read into objects, reusing prev's JSON for
-// objects made from the same values, and says what changed since prev.
-func makeView(prev *view, snap *desired.Snapshot, stats []desired.ServerStats, status *statusIndex, holds []desired.Hold) (*view, []wire.Change) {
-	sstatBy, health, tstatBy, serving, istatBy := status.servers, status.health, status.tenants, status.serving, status.instances
-	if prev == nil {
-		prev = &view{}
-	}
-	var b builder
-	v := &view{settings: map[string]memoEntry[string]{}, holds: make(map[string]memoEntry[string], len(holds))}
-	setJSON, _ := json.Marshal(snap.Settings)
-	remember(&b, wire.ObjSettings, prev.settings, v.settings, "fleet", string(setJSON), func() any { return snap.Settings })
-	for _, h := range holds {
-		hj, _ := json.Marshal(h)
-		remember(&b, wire.ObjHold, prev.holds, v.holds, fmt.Sprint(h.ID), string(hj), func() any { return h })
-	}
-	gone(&b, wire.ObjHold, prev.holds, v.holds)
-
-	statsBy := make(map[string]desired.ServerStats, len(stats))
-	for _, s := range stats {
-		statsBy[s.ServerID] = s
-	}
-	v.servers = make(map[string]memoEntry[serverIn], len(snap.Servers))
-	for _, s := range snap.Servers {
-		in := serverIn{s: s, stats: statsBy[s.ID]}
-		if p := sstatBy[s.ID]; p != nil {
-			in.status, in.has = *p, true
-		}
-		remember(&b, wire.ObjServer, prev.servers, v.servers, s.ID, in, func() any {
-			return wire.ServerView{Server: wire.NewServer(s), Stats: in.stats, Status: sstatBy[s.ID]}
-		})
-	}
-	gone(&b, wire.ObjServer, prev.servers, v.servers)
-
-	v.tenants = make(map[string]memoEntry[tenantIn], len(snap.Tenants))
-	for _, t := range snap.Tenants {
-		in := tenantIn{t: t}
-		if p := tstatBy[t.ID]; p != nil {
-			in.serving, in.spares, in.reason, in.changed, in.updated, in.has = copies(p.Serving), copies(p.Spares), p.Reason, p.ChangedAt, p.UpdatedAt, true
-		}
-		remember(&b, wire.ObjTenant, prev.tenants, v.tenants, t.ID, in, func() any {
-			return wire.TenantView{Tenant: t, Status: tstatBy[t.ID]}
-		})
-	}
-	gone(&b, wire.ObjTenant, prev.tenants, v.tenants)
-
-	v.instances = make(map[string]memoEntry[instanceIn], len(snap.Instances))
-	for _, in := range snap.Instances {
-		key := in.Key()
-		mi := instanceIn{in: in}
-		if p := istatBy[key]; p != nil {
-			mi.status, mi.has = *p, true
-		}
-		remember(&b, wire.ObjInstance, prev.instances, v.instances, key, mi, func() any {
-			return wire.InstanceView{Instance: in, Key: key, Status: istatBy[key]}
-		})
-	}
-	gone(&b, wire.ObjInstance, prev.instances, v.instances)
-
-	table := routes.Build(routes.Source{Revision: snap.Revision, Servers: snap.Servers, Health: health, Tenants: snap.Tenants,
-		Instances: snap.Instances, Serving: serving})
-	v.routes = make(map[string]routeEntry, table.Len())
-	for _, r := range table.Routes() {
-		e, ok := prev.routes[r.Domain]
-		if !ok || !sameRoute(e.r, r) {
-			data, err := json.Marshal(r)
-			if err != nil {
-				continue
-			}
-			e = routeEntry{r, data}
-			b.changes = append(b.changes, wire.Change{Kind: wire.ObjRoute, ID: r.Domain, Op: wire.OpPut, Object: data})
-		}
-		v.routes[r.Domain] = e
-	}
-	gone(&b, wire.ObjRoute, prev.routes, v.routes)
-	sortChanges(b.changes)
-	return v, b.changes
-}
-
-var kindOrder = func() map[wire.ObjectKind]int {
-	m := map[wire.ObjectKind]int{}
-	for i, k := range wire.ObjectKinds {
-		m[k] = i
-	}
-	return m
-}()
-
-func sortChanges(cs []wire.Change) {
-	sort.Slice(cs, func(i, j int) bool {
-		if a, b := kindOrder[cs[i].Kind], kindOrder[cs[j].Kind]; a != b {
-			return a < b
-		}
-		return cs[i].ID < cs[j].ID
-	})
 }
 
 // serveWatch streams the watch to one client.

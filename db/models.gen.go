@@ -13,6 +13,13 @@ type ApiToken struct {
 	RevokedAt int64
 }
 
+type ChangeLog struct {
+	Seq  int64
+	Kind string
+	Key  string
+	Was  string
+}
+
 type Event struct {
 	ID      int64
 	At      int64

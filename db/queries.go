@@ -111,6 +111,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getServerStmt, err = db.PrepareContext(ctx, getServer); err != nil {
 		return nil, fmt.Errorf("error preparing query GetServer: %w", err)
 	}
+	if q.getServerStatusStmt, err = db.PrepareContext(ctx, getServerStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query GetServerStatus: %w", err)
+	}
 	if q.getSettingsStmt, err = db.PrepareContext(ctx, getSettings); err != nil {
 		return nil, fmt.Errorf("error preparing query GetSettings: %w", err)
 	}
@@ -156,8 +159,14 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.insertTenantStmt, err = db.PrepareContext(ctx, insertTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertTenant: %w", err)
 	}
+	if q.latestChangeSeqStmt, err = db.PrepareContext(ctx, latestChangeSeq); err != nil {
+		return nil, fmt.Errorf("error preparing query LatestChangeSeq: %w", err)
+	}
 	if q.listAPITokensStmt, err = db.PrepareContext(ctx, listAPITokens); err != nil {
 		return nil, fmt.Errorf("error preparing query ListAPITokens: %w", err)
+	}
+	if q.listChangesSinceStmt, err = db.PrepareContext(ctx, listChangesSince); err != nil {
+		return nil, fmt.Errorf("error preparing query ListChangesSince: %w", err)
 	}
 	if q.listEventsStmt, err = db.PrepareContext(ctx, listEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query ListEvents: %w", err)
@@ -411,6 +420,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing getServerStmt: %w", cerr)
 		}
 	}
+	if q.getServerStatusStmt != nil {
+		if cerr := q.getServerStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getServerStatusStmt: %w", cerr)
+		}
+	}
 	if q.getSettingsStmt != nil {
 		if cerr := q.getSettingsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getSettingsStmt: %w", cerr)
@@ -486,9 +500,19 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing insertTenantStmt: %w", cerr)
 		}
 	}
+	if q.latestChangeSeqStmt != nil {
+		if cerr := q.latestChangeSeqStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing latestChangeSeqStmt: %w", cerr)
+		}
+	}
 	if q.listAPITokensStmt != nil {
 		if cerr := q.listAPITokensStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listAPITokensStmt: %w", cerr)
+		}
+	}
+	if q.listChangesSinceStmt != nil {
+		if cerr := q.listChangesSinceStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listChangesSinceStmt: %w", cerr)
 		}
 	}
 	if q.listEventsStmt != nil {
@@ -729,6 +753,7 @@ type Queries struct {
 	getOpenHoldStmt             *sql.Stmt
 	getRevisionStmt             *sql.Stmt
 	getServerStmt               *sql.Stmt
+	getServerStatusStmt         *sql.Stmt
 	getSettingsStmt             *sql.Stmt
 	getStatusRevisionStmt       *sql.Stmt
 	getTenantStmt               *sql.Stmt
@@ -744,7 +769,9 @@ type Queries struct {
 	insertRemovalsOfTenantStmt  *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
+	latestChangeSeqStmt         *sql.Stmt
 	listAPITokensStmt           *sql.Stmt
+	listChangesSinceStmt        *sql.Stmt
 	listEventsStmt              *sql.Stmt
 	listInstanceStatusStmt      *sql.Stmt
 	listInstancesStmt           *sql.Stmt
@@ -814,6 +841,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		getOpenHoldStmt:             q.getOpenHoldStmt,
 		getRevisionStmt:             q.getRevisionStmt,
 		getServerStmt:               q.getServerStmt,
+		getServerStatusStmt:         q.getServerStatusStmt,
 		getSettingsStmt:             q.getSettingsStmt,
 		getStatusRevisionStmt:       q.getStatusRevisionStmt,
 		getTenantStmt:               q.getTenantStmt,
@@ -829,7 +857,9 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		insertRemovalsOfTenantStmt:  q.insertRemovalsOfTenantStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
+		latestChangeSeqStmt:         q.latestChangeSeqStmt,
 		listAPITokensStmt:           q.listAPITokensStmt,
+		listChangesSinceStmt:        q.listChangesSinceStmt,
 		listEventsStmt:              q.listEventsStmt,
 		listInstanceStatusStmt:      q.listInstanceStatusStmt,
 		listInstancesStmt:           q.listInstancesStmt,

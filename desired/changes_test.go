@@ -1,0 +1,135 @@
+package desired
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum/observed"
+)
+
+func keysOf[V any](m map[string]*V) string {
+	var ks []string
+	for k, v := range m {
+		if v == nil {
+			k += "(gone)"
+		}
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return strings.Join(ks, " ")
+}
+
+func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	mustServer(t, s, "s1", "", 1000)
+	mustServer(t, s, "s2", "", 1000)
+	mustTenant(t, s, "alice", "")
+	mustTenant(t, s, "bob", "")
+	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := s.ChangeSeq(ctx)
+	if err != nil || seq == 0 {
+		t.Fatalf("change seq %d %v", seq, err)
+	}
+	if c, err := s.ChangedSince(ctx, seq, 100); err != nil || c.Len() != 0 || c.Seq != seq {
+		t.Fatalf("nothing changed, yet: %+v %v", c, err)
+	}
+
+	// A move changes the instance and the capacity use of both servers;
+	// a removed tenant shows as gone; bob, untouched, is not read.
+	if _, err := s.MoveInstance(ctx, "alice:prod", "s2"); err != nil {
+		t.Fatal(err)
+	}
+	region := "eu"
+	if _, err := s.UpdateTenant(ctx, "alice", TenantUpdate{Region: &region}); err != nil {
+		t.Fatal(err)
+	}
+	mustTenant(t, s, "carol", "")
+	if err := s.RemoveTenant(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.ChangedSince(ctx, seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keysOf(c.Instances); got != "alice:prod" || c.Instances["alice:prod"].ServerID != "s2" {
+		t.Fatalf("instances changed: %s", got)
+	}
+	if got := keysOf(c.Tenants); got != "alice carol(gone)" || c.Tenants["alice"].Region != "eu" {
+		t.Fatalf("tenants changed: %s", got)
+	}
+	if got := keysOf(c.Stats); got != "s1 s2" || c.Stats["s1"].UsedMB != 0 || c.Stats["s2"].UsedMB != 100 || c.Stats["s2"].Instances != 1 {
+		t.Fatalf("stats: %s %+v %+v", got, c.Stats["s1"], c.Stats["s2"])
+	}
+	if len(c.Servers)+len(c.ServerStatus)+len(c.TenantStatus)+len(c.InstanceStatus) != 0 || c.Settings != nil {
+		t.Fatalf("more than changed: %+v", c)
+	}
+	if c.Seq <= seq {
+		t.Fatalf("the position did not move: %d", c.Seq)
+	}
+
+	// The controller's status and the settings are in the log too.
+	seq = c.Seq
+	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.WriteReport(ctx, lease.Fence(), Report{
+		Servers:   []ServerStatus{{ServerID: "s2", Health: observed.HealthOnline, UpdatedAt: now}},
+		Tenants:   []TenantStatus{{TenantID: "alice", Serving: []CopyRef{{Instance: "prod", Server: "s2"}}, UpdatedAt: now}},
+		Instances: []InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s2", Phase: PhaseRunning, UpdatedAt: now}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	set, err := s.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.DeadAfter++
+	if _, err := s.SetSettings(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveServer(ctx, "s1", false); err != nil {
+		t.Fatal(err)
+	}
+	c, err = s.ChangedSince(ctx, seq, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keysOf(c.ServerStatus) != "s2" || keysOf(c.TenantStatus) != "alice" || keysOf(c.InstanceStatus) != "alice:prod" ||
+		c.InstanceStatus["alice:prod"].Phase != PhaseRunning || len(c.TenantStatus["alice"].Serving) != 1 {
+		t.Fatalf("status changed: %s / %s / %s", keysOf(c.ServerStatus), keysOf(c.TenantStatus), keysOf(c.InstanceStatus))
+	}
+	if c.Settings == nil || c.Settings.DeadAfter != set.DeadAfter {
+		t.Fatalf("settings: %+v", c.Settings)
+	}
+	if keysOf(c.Servers) != "s1(gone)" || keysOf(c.Stats) != "s1(gone)" {
+		t.Fatalf("a removed server: %s / %s", keysOf(c.Servers), keysOf(c.Stats))
+	}
+}
+
+func TestChangedSinceRefusesWhatItCannotTell(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	seq, _ := s.ChangeSeq(ctx)
+	mustServer(t, s, "s1", "", 1000)
+	mustServer(t, s, "s2", "", 1000)
+	// More changes than the reader takes.
+	if _, err := s.ChangedSince(ctx, seq, 1); !errors.Is(err, ErrChangesGone) {
+		t.Fatalf("two changes, at most one taken: %v", err)
+	}
+	// A position before the log's start (trimmed).
+	if _, err := s.ChangedSince(ctx, seq-1, 100); !errors.Is(err, ErrChangesGone) {
+		t.Fatalf("a position the log no longer reaches: %v", err)
+	}
+	if c, err := s.ChangedSince(ctx, seq, 2); err != nil || keysOf(c.Servers) != "s1 s2" {
+		t.Fatalf("%+v %v", c, err)
+	}
+}
