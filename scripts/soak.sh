@@ -64,7 +64,6 @@ bin=$work/slum
 db=$work/soak.db
 runpid=
 declare -a simpid simport
-status=1
 cleanup() {
   status=$?
   trap - EXIT INT TERM
@@ -277,6 +276,7 @@ while :; do
       fault_kind=restart restarts=$((restarts + 1))
       kill -KILL "${simpid[$fault_on]}"
       wait "${simpid[$fault_on]}" 2>/dev/null || true
+      simpid[$fault_on]= # cleanup must not signal its number, which may be another's by then
       fault_until=$((now + down_for * 1000000))
     else
       fault_kind=cut cuts=$((cuts + 1))
