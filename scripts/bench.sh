@@ -6,13 +6,22 @@
 #  2. The controller as users run it: 'slum run' against 100 simulators in
 #     another process ('slum sim --count 100'), converging 1k, 10k and 100k
 #     instances; time to converge and the controller's RSS.
-# Usage: scripts/bench.sh [quick|process]
+# Usage: scripts/bench.sh [quick|process|soak]
 #   quick: skip the 100k process run; process: only the process runs.
+#   soak: only the soak run (scripts/soak.sh): 'slum run' against simulated
+#     servers under steady churn and faults for SLUM_SOAK_DURATION (default
+#     30m); its RSS, goroutines, heap, open files, database size and events
+#     rows must stay flat. E.g. SLUM_SOAK_DURATION=3m scripts/bench.sh soak
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/bin:$PATH"
 
 mode=${1:-all}
+case $mode in
+all | quick | process) ;;
+soak) exec ./scripts/soak.sh ;;
+*) echo "bench.sh: unknown mode '$mode': give quick, process or soak, or nothing for all" >&2; exit 2 ;;
+esac
 if [ "$mode" != process ]; then
 echo "== go test benchmarks"
 go test -run '^$' -bench 'Apply' -benchtime 1x -timeout 30m ./desired/ | grep -E '^Benchmark|^ok'
