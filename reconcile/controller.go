@@ -175,7 +175,7 @@ type Controller struct {
 	items       map[string]ItemState // by instance key, items with a history
 	serving     map[string]Serving   // who served each tenant when the controller started
 	failovers   []FailoverRecord
-	deadAt      map[string]time.Time // instance key → when its server was declared dead
+	deadAt      map[string]death // instance key → the death of the server it ran on
 	events      []desired.Event
 	exec        *Executor
 	rep         *Reporter
@@ -194,7 +194,7 @@ func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, met
 	c := &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, clock: cfg.Clock,
 		snaps: make(chan *observed.Snapshot, 4096), results: newMailbox[Result](), kick: make(chan struct{}, 1),
 		servers: map[string]*serverRT{}, observed: map[string]*observed.Snapshot{}, ledger: Ledger{},
-		busy: map[string]bool{}, ledgerVer: map[string]uint64{}, busyVer: map[string]uint64{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]time.Time{}}
+		busy: map[string]bool{}, ledgerVer: map[string]uint64{}, busyVer: map[string]uint64{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]death{}}
 	c.clients.Store(&map[string]Client{})
 	c.status.Store(&Status{Reason: "no plan made yet"})
 	return c
@@ -572,7 +572,7 @@ func (c *Controller) onSnapshot(s *observed.Snapshot) (urgent, news bool) {
 		c.healthEvent(rt.srv.ID, was, s.Health)
 		if si, ok := c.fleet.ServerIndex[s.Server]; ok && now == observed.HealthDead {
 			for _, di := range c.fleet.OnServer[si] {
-				c.deadAt[c.fleet.Desired[di].Key] = s.Health.Since
+				c.deadAt[c.fleet.Desired[di].Key] = death{server: s.Server, at: s.Health.Since}
 			}
 		}
 	}
@@ -878,12 +878,12 @@ func (c *Controller) replacements(plan *Plan, now time.Time) {
 			continue
 		}
 		switch {
-		case o.Phase == desired.PhaseRunning && o.Instance.FailedOver():
-			c.metrics.failoverSeconds.Observe(now.Sub(dead).Seconds())
+		case o.Phase == desired.PhaseRunning && o.Instance.ServerID != dead.server: // elsewhere, home included
+			c.metrics.failoverSeconds.Observe(now.Sub(dead.at).Seconds())
 			c.events = append(c.events, desired.Event{At: now, Object: "instance/" + o.Instance.Key, Reason: desired.ReasonReplaced,
-				Message: fmt.Sprintf("runs on %s, %.2fs after %s was declared dead", o.Instance.ServerID, now.Sub(dead).Seconds(), o.Instance.HomeServerID)})
+				Message: fmt.Sprintf("runs on %s, %.2fs after %s was declared dead", o.Instance.ServerID, now.Sub(dead.at).Seconds(), dead.server)})
 			delete(c.deadAt, o.Instance.Key)
-		case o.Phase == desired.PhaseRunning, now.Sub(dead) > time.Hour:
+		case o.Phase == desired.PhaseRunning, now.Sub(dead.at) > time.Hour:
 			delete(c.deadAt, o.Instance.Key)
 		}
 	}
@@ -1001,3 +1001,11 @@ func (c *Controller) WaitIdle(ctx context.Context) error {
 
 // Flush writes the last plan's report now. For dry runs and tests.
 func (c *Controller) Flush(ctx context.Context) error { return c.rep.Flush(ctx) }
+
+// death is a server's death, as the instances that ran on it remember it
+// until they run elsewhere (an instance failed over twice has another
+// home server than the one that died).
+type death struct {
+	server string
+	at     time.Time
+}

@@ -903,6 +903,27 @@ func TestFailoverAndFencing(t *testing.T) {
 	if in, _ := f.store.GetInstance(f.ctx, "bob:prod"); in.ServerID != "s2" {
 		t.Fatalf("bob:prod moved back: %+v", in)
 	}
+	// s2 dies too: bob:prod fails over a second time, and the event names
+	// the server that died, not its home.
+	if err := f.sims["s2"].SetDown(true); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			evs, _ := f.store.RecentEvents(f.ctx, 100)
+			for _, e := range evs {
+				t.Log(e.Object, e.Reason, e.Message)
+			}
+		}
+	}()
+	eventually(t, 10*time.Second, "bob:prod replaced again", func() bool {
+		for _, e := range f.events(desired.ReasonReplaced) {
+			if e.Object == "instance/bob:prod" && strings.Contains(e.Message, "after s2 was declared dead") {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // When most servers look dead at once, the controller assumes it is cut
