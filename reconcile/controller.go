@@ -55,11 +55,13 @@ type Client interface {
 type ClientFactory func(url, token string) (Client, error)
 
 // HTTPClientFactory makes observed.Clients that share one connection pool,
-// so connections are reused across calls.
+// so connections are reused across calls, and one pool of buffers for
+// reading answers (lists of a large fleet, every few seconds).
 func HTTPClientFactory(timeout time.Duration) ClientFactory {
 	shared := &http.Client{Transport: observed.NewTransport()}
+	bufs := observed.NewBufferPool()
 	return func(url, token string) (Client, error) {
-		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithTimeout(timeout))
+		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithBufferPool(bufs), observed.WithTimeout(timeout))
 	}
 }
 
@@ -527,8 +529,8 @@ func (c *Controller) publish(s *observed.Snapshot) {
 type unusable struct{ err error }
 
 func (u unusable) Ping(context.Context) error { return u.fail() }
-func (u unusable) List(context.Context) ([]observed.Instance, error) {
-	return nil, u.fail()
+func (u unusable) ListNames(context.Context, map[string]string) (map[string]string, bool, error) {
+	return nil, false, u.fail()
 }
 func (u unusable) Stream(context.Context) error { return u.fail() }
 func (u unusable) fail() error {

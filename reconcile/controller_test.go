@@ -575,7 +575,7 @@ func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 	good := f.sims["s1"]
 	before := good.Calls("list")
 	cl, _ := HTTPClientFactory(time.Second)(good.URL(), "tok-s1")
-	if _, err := cl.List(f.ctx); err != nil {
+	if _, _, err := cl.ListNames(f.ctx, nil); err != nil {
 		t.Fatalf("another client of the server after slum's bad token: %v", err)
 	}
 	if good.Calls("list") != before+1 {
