@@ -285,7 +285,8 @@ func (c *Client) Spawn(ctx context.Context, process, id string) (SpawnResult, er
 	if err := c.checkName("spawn", process, id); err != nil {
 		return out, err
 	}
-	body, _ := json.Marshal(map[string]string{"process": process, "id": id})
+	// Both are DNS labels (checked above): nothing to escape.
+	body := []byte(`{"process":"` + process + `","id":"` + id + `"}`)
 	err := c.do(ctx, "spawn", http.MethodPost, "/api/instances/spawn", body, true, &out)
 	return out, err
 }

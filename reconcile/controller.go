@@ -603,9 +603,14 @@ func (c *Controller) healthEvent(id string, was observed.Health, h observed.Heal
 // onResult takes a finished (or dropped) action's news.
 func (c *Controller) onResult(r Result) {
 	a := r.Action
-	if c.busy[a.Key()] {
-		delete(c.busy, a.Key())
+	if k := a.Key(); c.busy[k] {
+		delete(c.busy, k)
 		c.busyVer[a.ServerID]++
+		if len(c.busy) == 0 {
+			// An emptied map keeps its size: let go of the table a fleet
+			// converging from empty grew.
+			c.busy = map[string]bool{}
+		}
 	}
 	object := "server/" + a.ServerID + "/" + a.Name
 	if a.Instance != "" {
