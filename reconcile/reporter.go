@@ -117,6 +117,16 @@ func (r *Reporter) Seed(sts []desired.InstanceStatus) {
 	}
 }
 
+// SeedTenants tells the reporter what the tenant status table holds,
+// before its first write: a restarted controller then rewrites only the
+// tenants whose serving copies changed, not every tenant of the fleet.
+func (r *Reporter) SeedTenants(sts []desired.TenantStatus) {
+	for _, st := range sts {
+		s := Serving{Tenant: st.TenantID, Serving: st.Serving, Spares: st.Spares, Reason: st.Reason}
+		r.tenants[st.TenantID] = tenantMemo{serving: st.Serving, hash: servingHash(s)}
+	}
+}
+
 // Submit hands an update to a running reporter; urgent asks for a write
 // at once (who serves a tenant changed: routers and readers of the
 // database should know now, not at the next tick). It never blocks: an
@@ -309,8 +319,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		}
 		r.finish = r.finish[1:]
 	}
+	wstart := time.Now()
 	if err := r.store.WriteReport(ctx, r.fence, rep); err != nil {
 		return r.failed(ctx, "write status", err)
+	}
+	if n := len(rep.Instances) + len(rep.Tenants) + len(rep.Servers); n > 0 {
+		r.log.Debug("status written", "instances", len(rep.Instances), "tenants", len(rep.Tenants), "servers", len(rep.Servers),
+			"events", len(rep.Events), "took", time.Since(now), "writing", time.Since(wstart))
 	}
 	// Remember only what was written.
 	for k, m := range newMemo {
@@ -432,6 +447,13 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 			continue
 		}
 		prev, ok := r.tenants[s.Tenant]
+		if !ok && len(s.Serving) == 0 && len(s.Spares) == 0 {
+			// Never served and served by nothing yet: no row says that
+			// just as well (routes read "not decided yet"), and a fleet
+			// converging from empty writes each tenant once, when it is
+			// served, not twice.
+			continue
+		}
 		m := tenantMemo{serving: s.Serving, hash: servingHash(s)}
 		if ok && prev.hash == m.hash && slices.Equal(prev.serving, s.Serving) {
 			continue
