@@ -179,6 +179,8 @@ type Controller struct {
 	failovers   []FailoverRecord
 	deadAt      map[string]time.Time // instance key → when its server was declared dead
 	events      []desired.Event
+	spawned     int // spawn events in events
+	moreSpawned int // spawns since, past maxSpawnEvents: counted, not described
 	exec        *Executor
 	rep         *Reporter
 	running     bool // Run is driving; watchers have goroutines
@@ -641,10 +643,6 @@ func (c *Controller) onResult(r Result) {
 			c.busy = map[string]bool{}
 		}
 	}
-	object := "server/" + a.ServerID + "/" + a.Name
-	if a.Instance != "" {
-		object = "instance/" + a.Instance
-	}
 	if r.Skip != "" {
 		c.log.Debug("action dropped unsent", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "why", r.Skip)
 		c.metrics.actions.WithLabelValues(string(a.Kind), "skipped").Inc()
@@ -673,20 +671,25 @@ func (c *Controller) onResult(r Result) {
 		}
 		switch {
 		case a.Kind == Stop && a.Fence:
-			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonFenced,
+			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonFenced,
 				Message: fmt.Sprintf("stopped the stale copy %s on %s: %s", a.Name, a.ServerID, a.Reason)})
 		case a.Kind == Stop:
-			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonStopped,
+			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonStopped,
 				Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
-		case a.Kind == Spawn:
-			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonSpawned,
+		case a.Kind == Spawn && c.spawned < maxSpawnEvents:
+			c.spawned++
+			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonSpawned,
 				Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason})
+		case a.Kind == Spawn:
+			// Past what the reporter writes one by one: only counted.
+			c.moreSpawned++
 		}
 		return
 	}
 	if a.Instance != "" {
 		c.items[a.Instance] = r.State
 	}
+	object := actionObject(a)
 	switch {
 	case r.State.Parked:
 		c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonParked,
@@ -699,6 +702,14 @@ func (c *Controller) onResult(r Result) {
 	default:
 		c.log.Debug("action failed", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "attempts", r.State.Attempts, "err", r.Err)
 	}
+}
+
+// actionObject names what an action's events are about.
+func actionObject(a Action) string {
+	if a.Instance != "" {
+		return "instance/" + a.Instance
+	}
+	return "server/" + a.ServerID + "/" + a.Name
 }
 
 // busyOn reports whether the loop still waits for an action's result on
@@ -931,7 +942,8 @@ func (c *Controller) update(plan *Plan) Update {
 	for k, v := range c.items {
 		items[k] = v
 	}
-	u := Update{Fleet: c.fleet, Plan: plan, Items: items, Events: c.events}
+	u := Update{Fleet: c.fleet, Plan: plan, Items: items, Events: c.events, MoreSpawned: c.moreSpawned}
+	c.spawned, c.moreSpawned = 0, 0
 	if plan != nil {
 		u.Forget, u.Finish = plan.Forget, plan.Approved
 	}

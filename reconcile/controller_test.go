@@ -1018,3 +1018,29 @@ func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
 		}
 	}
 }
+
+// Spawns past maxSpawnEvents are counted, not described one by one: every
+// spawn is accounted for in the events.
+func TestSpawnEventsPastTheCapAreCounted(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	const n = maxSpawnEvents + 17
+	for i := 0; i < n; i++ {
+		f.tenant(fmt.Sprintf("t%d", i), spec("prod", "api", "s1"))
+	}
+	f.converge()
+	described, counted := 0, 0
+	for _, e := range f.events(desired.ReasonSpawned) {
+		var more int
+		if _, err := fmt.Sscanf(e.Message, "spawned %d more instances", &more); err == nil {
+			counted += more
+			continue
+		}
+		if !strings.HasPrefix(e.Object, "instance/t") || !strings.HasPrefix(e.Message, "spawned api:t") {
+			t.Errorf("spawn event %+v", e)
+		}
+		described++
+	}
+	if described == 0 || described > maxSpawnEvents || described+counted != n {
+		t.Fatalf("%d spawns described and %d counted, want at most %d described and %d in all", described, counted, maxSpawnEvents, n)
+	}
+}

@@ -34,8 +34,12 @@ type Update struct {
 	// (attempts, errors, parked), by instance key.
 	Items  map[string]ItemState
 	Events []desired.Event
-	Forget []desired.Placement
-	Finish []int64 // approved holds carried out
+	// MoreSpawned counts spawns past the maxSpawnEvents the update
+	// describes in Events: a fleet converging from empty does not build
+	// 100,000 event messages to write a count.
+	MoreSpawned int
+	Forget      []desired.Placement
+	Finish      []int64 // approved holds carried out
 }
 
 // serverHeartbeat: a server's status is rewritten at least this often, so
@@ -144,6 +148,7 @@ func (r *Reporter) Submit(u Update, urgent bool) {
 			p.Items = u.Items
 		}
 		p.Events = append(p.Events, u.Events...)
+		p.MoreSpawned += u.MoreSpawned
 		p.Forget = append(p.Forget, u.Forget...)
 		p.Finish = append(p.Finish, u.Finish...)
 	}
@@ -243,6 +248,7 @@ func (r *Reporter) Merge(u Update) {
 		}
 		r.events = append(r.events, e)
 	}
+	r.spawned += u.MoreSpawned
 	r.forget = append(r.forget, u.Forget...)
 	r.finish = append(r.finish, u.Finish...)
 }
@@ -296,9 +302,14 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	var holdSpecs []desired.HoldSpec
 	holdsKey := r.holds
 	if r.plan != nil {
-		r.instanceStatus(now, &rep, newMemo)
+		if r.plan != r.lastPlan || r.itemsDirty {
+			// The plan last written, with the same items, says nothing
+			// new of instances and tenants (a flush every tick between
+			// plans of a large fleet).
+			r.instanceStatus(now, &rep, newMemo)
+			r.tenantStatus(now, &rep, newTenants)
+		}
 		r.serverStatus(now, &rep, newServers)
-		r.tenantStatus(now, &rep, newTenants)
 		holdSpecs, holdsKey = holdSpecsOf(r.plan)
 	}
 	if over := r.spawned - maxSpawnEvents; over > 0 {
