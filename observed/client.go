@@ -44,8 +44,50 @@ func (l *listResult) decode(data []byte) error {
 }
 
 // rawDecoder is a response type that reads the body itself, skipping
-// encoding/json's validation pass.
+// encoding/json's validation pass. It must not keep the slice, whose
+// buffer is reused.
 type rawDecoder interface{ decode([]byte) error }
+
+// namesResult decodes with decodeNames.
+type namesResult struct {
+	prev    map[string]string
+	names   map[string]string
+	changed bool
+}
+
+func (n *namesResult) decode(data []byte) (err error) {
+	n.names, n.changed, err = decodeNames(data, n.prev)
+	return err
+}
+
+// BufferPool holds buffers for reading answers. Its zero value is not
+// usable; make one with NewBufferPool. A nil *BufferPool hands out a new
+// buffer every time.
+type BufferPool struct{ p sync.Pool }
+
+// NewBufferPool returns an empty pool.
+func NewBufferPool() *BufferPool {
+	return &BufferPool{p: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
+}
+
+// maxPooled: larger buffers (a list of many thousands) are let go rather
+// than kept for answers that rarely need them.
+const maxPooled = 4 << 20
+
+func (bp *BufferPool) get() *bytes.Buffer {
+	if bp == nil {
+		return new(bytes.Buffer)
+	}
+	b := bp.p.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func (bp *BufferPool) put(b *bytes.Buffer) {
+	if bp != nil && b.Cap() <= maxPooled {
+		bp.p.Put(b)
+	}
+}
 
 // SpawnResult is tenement's answer to a spawn or restart.
 type SpawnResult struct {
@@ -142,6 +184,7 @@ type Client struct {
 	http    *http.Client
 	timeout time.Duration
 	now     func() time.Time
+	bufs    *BufferPool // nil: a new buffer per answer
 
 	mu          sync.Mutex
 	authErr     *Error
@@ -154,6 +197,11 @@ type Option func(*Client)
 // WithHTTPClient shares one http.Client (and its connection pool) among
 // Clients.
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithBufferPool reads answers into buffers from pool, shared among
+// Clients: a controller lists every server every few seconds, and lists
+// of a large fleet are hundreds of kilobytes each.
+func WithBufferPool(pool *BufferPool) Option { return func(c *Client) { c.bufs = pool } }
 
 // WithTimeout sets the per-call timeout.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
@@ -219,13 +267,26 @@ func (c *Client) List(ctx context.Context) ([]Instance, error) {
 	return out, nil
 }
 
+// ListNames lists the server's instances as what a watcher keeps of them:
+// tenement name → tenement's health word. When the list holds exactly
+// what prev holds it returns prev itself and changed false, allocating
+// nothing, which is what a steady fleet's lists do. prev is only read.
+func (c *Client) ListNames(ctx context.Context, prev map[string]string) (m map[string]string, changed bool, err error) {
+	out := namesResult{prev: prev}
+	if err := c.do(ctx, "list", http.MethodGet, "/api/instances", nil, true, &out); err != nil {
+		return nil, false, err
+	}
+	return out.names, out.changed, nil
+}
+
 // Spawn starts process:id. Spawning a running instance is a no-op.
 func (c *Client) Spawn(ctx context.Context, process, id string) (SpawnResult, error) {
 	var out SpawnResult
 	if err := c.checkName("spawn", process, id); err != nil {
 		return out, err
 	}
-	body, _ := json.Marshal(map[string]string{"process": process, "id": id})
+	// Both are DNS labels (checked above): nothing to escape.
+	body := []byte(`{"process":"` + process + `","id":"` + id + `"}`)
 	err := c.do(ctx, "spawn", http.MethodPost, "/api/instances/spawn", body, true, &out)
 	return out, err
 }
@@ -296,7 +357,10 @@ func (c *Client) do(ctx context.Context, op, method, path string, body []byte, a
 		return &Error{Op: op, Server: c.base, Class: ErrUnavailable, Message: transportMessage(err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	buf := c.bufs.get()
+	defer c.bufs.put(buf)
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBody))
+	data := buf.Bytes()
 	if err != nil {
 		return &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrUnavailable, Message: "reading the answer: " + transportMessage(err)}
 	}

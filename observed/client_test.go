@@ -3,6 +3,7 @@ package observed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -101,4 +102,75 @@ func TestClientTimesOutAndRefusesBadNames(t *testing.T) {
 	if _, err := NewClient("ftp://x", "t"); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("bad URL: %v", err)
 	}
+}
+
+// listOf is a server's answer listing n instances, as tenement writes it.
+func listOf(n int, health string) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":"api:t%d--prod","socket":"127.0.0.1:%d","uptime_secs":82,"idle_secs":82,"restarts":0,"health":%q,"storage_used_bytes":0,"storage_quota_bytes":null,"weight":100}`, i, 30000+i, health)
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+func TestClientListNames(t *testing.T) {
+	var body atomic.Value
+	body.Store(listOf(3, "healthy"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(body.Load().(string)))
+	}))
+	defer srv.Close()
+	c, err := NewClient(srv.URL, "secret-token", WithBufferPool(NewBufferPool()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, changed, err := c.ListNames(ctx, nil)
+	if err != nil || !changed || len(m) != 3 || m["api:t2--prod"] != "healthy" {
+		t.Fatalf("ListNames = %v, %v, %v", m, changed, err)
+	}
+	if again, changed, err := c.ListNames(ctx, m); err != nil || changed || len(again) != 3 {
+		t.Fatalf("the same list again: %v, changed %v, %v", again, changed, err)
+	}
+	body.Store(listOf(3, "unhealthy"))
+	if next, changed, err := c.ListNames(ctx, m); err != nil || !changed || next["api:t0--prod"] != "unhealthy" || m["api:t0--prod"] != "healthy" {
+		t.Fatalf("a changed list: %v, changed %v, %v (the previous map must stay as it was: %v)", next, changed, err, m)
+	}
+	body.Store(`[{"id": "api:a--b", `)
+	if _, _, err := c.ListNames(ctx, m); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a malformed list: %v, want ErrMalformed", err)
+	}
+}
+
+// BenchmarkListNames is a steady server's list as a watcher reads it
+// (1,000 instances, nothing changed), against List.
+func BenchmarkListNames(b *testing.B) {
+	body := []byte(listOf(1000, "healthy"))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) }))
+	defer srv.Close()
+	ctx := context.Background()
+	b.Run("List", func(b *testing.B) {
+		c, _ := NewClient(srv.URL, "t")
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.List(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ListNames", func(b *testing.B) {
+		c, _ := NewClient(srv.URL, "t", WithBufferPool(NewBufferPool()))
+		prev, _, _ := c.ListNames(ctx, nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, changed, err := c.ListNames(ctx, prev); err != nil || changed {
+				b.Fatal(err, changed)
+			}
+		}
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
+	"unsafe"
 )
 
 // decodeList decodes tenement's instance list. The list is polled from every
@@ -30,6 +32,9 @@ var errSlow = errors.New("take the slow path")
 type scanner struct {
 	b string
 	i int
+	// namesOnly: the caller keeps only names and health, so a storage
+	// quota is checked but not allocated.
+	namesOnly bool
 }
 
 func (s *scanner) ws() {
@@ -152,7 +157,13 @@ func (s *scanner) instance() (Instance, error) {
 			var v uint64
 			var null bool
 			v, null, err = s.num()
-			if err == nil {
+			switch {
+			case err != nil:
+			case s.namesOnly && key == "storage_quota_bytes":
+				if !null && v > 1<<63-1 {
+					err = errSlow
+				}
+			default:
 				err = setNum(&in, key, v, null)
 			}
 		default:
@@ -205,4 +216,83 @@ func setNum(in *Instance, key string, v uint64, null bool) error {
 		in.Weight = int(v)
 	}
 	return nil
+}
+
+// decodeNames decodes a list as a watcher keeps it: tenement name →
+// health word, with the same verdict on malformed input as decodeList.
+// When the list holds exactly prev's entries it returns prev and changed
+// false without allocating: the answer is read in place (its strings are
+// only compared, never kept) and a new map, with its own copies of the
+// names, is made only when something differs.
+func decodeNames(data []byte, prev map[string]string) (m map[string]string, changed bool, err error) {
+	if len(data) == 0 {
+		_, err := decodeList(data)
+		return nil, false, err
+	}
+	// A view of data, not a copy: it lives only for this call and data
+	// is not written meanwhile. Nothing of it is kept.
+	view := unsafe.String(unsafe.SliceData(data), len(data))
+	same, n := true, 0
+	ok := scanEach(view, func(in Instance) {
+		if h, found := prev[in.Name]; !found || h != in.Health {
+			same = false
+		}
+		n++
+	})
+	if ok && same && n == len(prev) && prev != nil {
+		return prev, false, nil
+	}
+	if ok {
+		m = make(map[string]string, n)
+		scanEach(view, func(in Instance) { m[strings.Clone(in.Name)] = internHealth(in.Health) })
+		return m, true, nil
+	}
+	list, err := decodeList(data) // the slow path copies what it keeps
+	if err != nil {
+		return nil, false, err
+	}
+	m = make(map[string]string, len(list))
+	for _, in := range list {
+		m[in.Name] = internHealth(in.Health)
+	}
+	return m, true, nil
+}
+
+// scanEach runs the scanner over a list, handing each instance to visit
+// (valid only during the call), and reports whether the whole list took
+// the fast path. Nothing is allocated unless an instance carries a
+// storage quota.
+func scanEach(b string, visit func(Instance)) bool {
+	s := &scanner{b: b, namesOnly: true}
+	if !s.eat('[') {
+		return false
+	}
+	if !s.eat(']') {
+		for {
+			in, err := s.instance()
+			if err != nil {
+				return false
+			}
+			visit(in)
+			if s.eat(',') {
+				continue
+			}
+			if s.eat(']') {
+				break
+			}
+			return false
+		}
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// internHealth shares the few words tenement uses.
+func internHealth(h string) string {
+	for _, word := range []string{"healthy", "unknown", "degraded", "unhealthy", "failed"} {
+		if h == word {
+			return word
+		}
+	}
+	return strings.Clone(h)
 }

@@ -3,6 +3,7 @@ package observed
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,88 @@ func FuzzDecodeList(f *testing.F) {
 		}
 		if err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("decodeList = %+v, encoding/json = %+v", got, want)
+		}
+	})
+}
+
+// namesOf is what a watcher should keep of a list, by way of encoding/json.
+func namesOf(t testing.TB, data []byte) (map[string]string, error) {
+	var list []Instance
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(list))
+	for _, in := range list {
+		m[in.Name] = in.Health
+	}
+	return m, nil
+}
+
+func TestDecodeNames(t *testing.T) {
+	first, changed, err := decodeNames([]byte(sampleList), nil)
+	want := map[string]string{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
+	if err != nil || !changed || !reflect.DeepEqual(first, want) {
+		t.Fatalf("decodeNames = %v, %v, %v; want %v, changed", first, changed, err, want)
+	}
+	// The same list again: the same map back, nothing allocated.
+	again, changed, err := decodeNames([]byte(sampleList), first)
+	if err != nil || changed || reflect.ValueOf(again).UnsafePointer() != reflect.ValueOf(first).UnsafePointer() {
+		t.Fatalf("an unchanged list: changed %v, err %v, same map %v", changed, err, reflect.ValueOf(again).UnsafePointer() == reflect.ValueOf(first).UnsafePointer())
+	}
+	data := []byte(sampleList)
+	if n := testing.AllocsPerRun(100, func() { decodeNames(data, first) }); n != 0 {
+		t.Errorf("an unchanged list allocated %v times", n)
+	}
+	// The names kept are not views of the (reused) answer.
+	scratch := []byte(sampleList)
+	kept, _, _ := decodeNames(scratch, nil)
+	for i := range scratch {
+		scratch[i] = 'x'
+	}
+	if !reflect.DeepEqual(kept, want) {
+		t.Fatalf("names kept changed with the buffer: %v", kept)
+	}
+	for _, tc := range []struct{ name, list string }{
+		{"health changed", strings.Replace(sampleList, `"degraded"`, `"healthy"`, 1)},
+		{"one gone", `[{"id":"api:alice--prod","health":"healthy"}]`},
+		{"one more", strings.Replace(sampleList, `]`, `,{"id":"api:carol--prod","health":"healthy"}]`, 1)},
+		{"one other", strings.Replace(sampleList, `bob`, `carol`, 1)},
+		{"slow path, same names", strings.Replace(sampleList, `"api:bob--prod"`, `"api:b\u006fb--prod"`, 1)},
+		{"empty", `[]`},
+	} {
+		got, changed, err := decodeNames([]byte(tc.list), first)
+		wantNames, _ := namesOf(t, []byte(tc.list))
+		if err != nil || !changed || !reflect.DeepEqual(got, wantNames) {
+			t.Errorf("%s: decodeNames = %v, changed %v, %v; want %v, changed", tc.name, got, changed, err, wantNames)
+		}
+	}
+	for _, bad := range []string{``, `[`, `[{"id":}]`, `{"id":"x"}`, `[1]`, `[{"id":"x"}] x`} {
+		if _, _, err := decodeNames([]byte(bad), first); err == nil {
+			t.Errorf("decodeNames(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzDecodeNames(f *testing.F) {
+	f.Add([]byte(sampleList), false)
+	f.Add([]byte(`[{"id":"a","id":"b"}]`), true)
+	f.Add([]byte(`[{"id":"api:alice--prod","health":"healthy"}]`), true)
+	prev := map[string]string{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
+	f.Fuzz(func(t *testing.T, data []byte, withPrev bool) {
+		p := map[string]string(nil)
+		if withPrev {
+			p = prev
+		}
+		got, changed, err := decodeNames(data, p)
+		want, werr := namesOf(t, data)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("decodeNames error %v, encoding/json error %v", err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("decodeNames = %v, encoding/json = %v", got, want)
+		}
+		if err == nil && !changed && !reflect.DeepEqual(want, p) {
+			t.Fatalf("unchanged, yet the list says %v, not %v", want, p)
 		}
 	})
 }

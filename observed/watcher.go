@@ -3,7 +3,6 @@ package observed
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +12,9 @@ import (
 // WatchClient is what a Watcher needs of a tenement server.
 type WatchClient interface {
 	Ping(ctx context.Context) error
-	List(ctx context.Context) ([]Instance, error)
+	// ListNames lists the server's instances as name → health word,
+	// returning prev itself (changed false) when nothing differs from it.
+	ListNames(ctx context.Context, prev map[string]string) (m map[string]string, changed bool, err error)
 	Stream(ctx context.Context) error
 }
 
@@ -101,10 +102,11 @@ type probeOutcome struct {
 }
 
 type listOutcome struct {
-	seq   uint64 // which list call, in Run
-	start time.Time
-	list  []Instance
-	err   error
+	seq     uint64 // which list call, in Run
+	start   time.Time
+	insts   map[string]string
+	changed bool // insts is not the map the call was given
+	err     error
 }
 
 // Refresh probes and lists the server now, waits for both, and returns
@@ -116,7 +118,7 @@ func (w *Watcher) Refresh(ctx context.Context) *Snapshot {
 	var lr listOutcome
 	wg.Add(2)
 	go func() { defer wg.Done(); pr = w.probe(ctx, w.pol.ProbeTimeout) }()
-	go func() { defer wg.Done(); lr = w.list(ctx, w.pol.PollTimeout) }()
+	go func() { defer wg.Done(); lr = w.list(ctx, w.pol.PollTimeout, w.insts) }()
 	wg.Wait()
 	w.onProbe(pr)
 	w.onList(lr)
@@ -134,12 +136,15 @@ func (w *Watcher) probe(ctx context.Context, timeout time.Duration) probeOutcome
 	return probeOutcome{at: now, took: now.Sub(start), err: err}
 }
 
-func (w *Watcher) list(ctx context.Context, timeout time.Duration) listOutcome {
+// list lists the server; prev is the map the last list made (maps of
+// instances are never modified, so the call may read it while Run goes
+// on).
+func (w *Watcher) list(ctx context.Context, timeout time.Duration, prev map[string]string) listOutcome {
 	start := w.clock.Now()
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	list, err := w.client.List(lctx)
-	return listOutcome{start: start, list: list, err: err}
+	insts, changed, err := w.client.ListNames(lctx, prev)
+	return listOutcome{start: start, insts: insts, changed: changed, err: err}
 }
 
 func (w *Watcher) onProbe(r probeOutcome) bool {
@@ -157,42 +162,12 @@ func (w *Watcher) onList(r listOutcome) bool {
 		w.listed, w.listErr = false, r.err.Error()
 		return changed
 	}
-	if !w.listed || !sameList(w.insts, r.list) {
-		// Keep only what the planner reads, copied out of the answer's
-		// buffer.
-		insts := make(map[string]string, len(r.list))
-		for _, in := range r.list {
-			insts[strings.Clone(in.Name)] = internHealth(in.Health)
-		}
-		w.insts = insts
+	if !w.listed || r.changed {
+		w.insts = r.insts
 		w.content++
 	}
 	w.listed, w.listedAt, w.listErr = true, r.start, ""
 	return true
-}
-
-// sameList reports whether a list holds exactly the instances of m, with
-// the same health words.
-func sameList(m map[string]string, list []Instance) bool {
-	if len(m) != len(list) {
-		return false
-	}
-	for _, in := range list {
-		if h, ok := m[in.Name]; !ok || h != in.Health {
-			return false
-		}
-	}
-	return true
-}
-
-// internHealth shares the few words tenement uses.
-func internHealth(h string) string {
-	for _, word := range []string{"healthy", "unknown", "degraded", "unhealthy", "failed"} {
-		if h == word {
-			return word
-		}
-	}
-	return strings.Clone(h)
 }
 
 // Run watches the server until ctx ends. Probes, lists and the stream run
@@ -224,11 +199,11 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 		listing, nextPoll, soon, listStarted = true, nil, nil, w.clock.Now()
 		listSeq++
-		seq, timeout := listSeq, w.pol.PollTimeout
+		seq, timeout, prev := listSeq, w.pol.PollTimeout, w.insts
 		lctx, cancel := context.WithCancel(ctx)
 		cancelList = cancel
 		go func() {
-			out := w.list(lctx, timeout)
+			out := w.list(lctx, timeout, prev)
 			out.seq = seq
 			lists <- out
 		}()

@@ -35,20 +35,20 @@ func (s *scriptedServer) Ping(context.Context) error {
 	return nil
 }
 
-func (s *scriptedServer) List(ctx context.Context) ([]Instance, error) {
+func (s *scriptedServer) ListNames(ctx context.Context, _ map[string]string) (map[string]string, bool, error) {
 	s.mu.Lock()
 	s.lists++
 	hang, names := s.hang, s.names
 	s.mu.Unlock()
 	if hang {
 		<-ctx.Done() // a cut link: nothing comes back
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
-	out := make([]Instance, len(names))
-	for i, n := range names {
-		out[i] = Instance{Name: n, Health: "healthy"}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		out[n] = "healthy"
 	}
-	return out, nil
+	return out, true, nil
 }
 
 func (s *scriptedServer) Stream(ctx context.Context) error {

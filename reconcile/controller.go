@@ -55,11 +55,13 @@ type Client interface {
 type ClientFactory func(url, token string) (Client, error)
 
 // HTTPClientFactory makes observed.Clients that share one connection pool,
-// so connections are reused across calls.
+// so connections are reused across calls, and one pool of buffers for
+// reading answers (lists of a large fleet, every few seconds).
 func HTTPClientFactory(timeout time.Duration) ClientFactory {
 	shared := &http.Client{Transport: observed.NewTransport()}
+	bufs := observed.NewBufferPool()
 	return func(url, token string) (Client, error) {
-		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithTimeout(timeout))
+		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithBufferPool(bufs), observed.WithTimeout(timeout))
 	}
 }
 
@@ -177,6 +179,8 @@ type Controller struct {
 	failovers   []FailoverRecord
 	deadAt      map[string]death // instance key → the death of the server it ran on
 	events      []desired.Event
+	spawned     int // spawn events in events
+	moreSpawned int // spawns since, past maxSpawnEvents: counted, not described
 	exec        *Executor
 	rep         *Reporter
 	running     bool // Run is driving; watchers have goroutines
@@ -246,6 +250,7 @@ func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
 		return fmt.Errorf("load status: %w", err)
 	}
 	c.rep.Seed(written)
+	c.rep.SeedTenants(sts)
 	if err := c.reload(ctx); err != nil {
 		return err
 	}
@@ -286,6 +291,12 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 	// once the queue drains, or every busyPlan meanwhile, so a fleet
 	// converging from empty is not re-planned per spawn. Never more than
 	// half of the time is spent planning.
+	// The first plan waits for every server's first list (or its
+	// failure), for at most a list's timeout: planned before, each
+	// instance of a server not listed yet would be reported unknown and
+	// rewritten a moment later (200,000 rows of status at 100,000
+	// instances, written for nothing).
+	first, firstBy := true, c.clock.Now().Add(c.cfg.PollTimeout)
 	var fatal error
 	urgent, news := true, false
 	var lastAt time.Time
@@ -297,8 +308,15 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 		if wait := lastTook - now.Sub(lastAt); due && wait > 0 {
 			due, later = false, c.clock.After(wait)
 		}
+		if first && due && now.Before(firstBy) && !c.heardFromAll() {
+			due = false
+			if later == nil {
+				later = c.clock.After(firstBy.Sub(now))
+			}
+		}
 		switch {
 		case due:
+			first = false
 			plan := c.step(ctx, true)
 			lastAt, lastTook = now, c.clock.Now().Sub(now)
 			urgent, news, later = false, false, nil
@@ -373,6 +391,21 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 		return nil
 	}
 	return err
+}
+
+// heardFromAll reports whether every server of the fleet has been listed,
+// or its list failed, or it is known to be unusable.
+func (c *Controller) heardFromAll() bool {
+	for _, srv := range c.fleet.Snapshot.Servers {
+		s := c.observed[srv.ID]
+		if s == nil {
+			return false
+		}
+		if h := s.Health.Health; !s.Listed && s.ListErr == "" && h != observed.HealthDead && h != observed.HealthUnauthorized {
+			return false
+		}
+	}
+	return true
 }
 
 // busyPlan is how often news of work under way is planned on while the
@@ -527,8 +560,8 @@ func (c *Controller) publish(s *observed.Snapshot) {
 type unusable struct{ err error }
 
 func (u unusable) Ping(context.Context) error { return u.fail() }
-func (u unusable) List(context.Context) ([]observed.Instance, error) {
-	return nil, u.fail()
+func (u unusable) ListNames(context.Context, map[string]string) (map[string]string, bool, error) {
+	return nil, false, u.fail()
 }
 func (u unusable) Stream(context.Context) error { return u.fail() }
 func (u unusable) fail() error {
@@ -601,13 +634,14 @@ func (c *Controller) healthEvent(id string, was observed.Health, h observed.Heal
 // onResult takes a finished (or dropped) action's news.
 func (c *Controller) onResult(r Result) {
 	a := r.Action
-	if c.busy[a.Key()] {
-		delete(c.busy, a.Key())
+	if k := a.Key(); c.busy[k] {
+		delete(c.busy, k)
 		c.busyVer[a.ServerID]++
-	}
-	object := "server/" + a.ServerID + "/" + a.Name
-	if a.Instance != "" {
-		object = "instance/" + a.Instance
+		if len(c.busy) == 0 {
+			// An emptied map keeps its size: let go of the table a fleet
+			// converging from empty grew.
+			c.busy = map[string]bool{}
+		}
 	}
 	if r.Skip != "" {
 		c.log.Debug("action dropped unsent", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "why", r.Skip)
@@ -637,20 +671,25 @@ func (c *Controller) onResult(r Result) {
 		}
 		switch {
 		case a.Kind == Stop && a.Fence:
-			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonFenced,
+			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonFenced,
 				Message: fmt.Sprintf("stopped the stale copy %s on %s: %s", a.Name, a.ServerID, a.Reason)})
 		case a.Kind == Stop:
-			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonStopped,
+			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonStopped,
 				Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
-		case a.Kind == Spawn:
-			c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonSpawned,
+		case a.Kind == Spawn && c.spawned < maxSpawnEvents:
+			c.spawned++
+			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonSpawned,
 				Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason})
+		case a.Kind == Spawn:
+			// Past what the reporter writes one by one: only counted.
+			c.moreSpawned++
 		}
 		return
 	}
 	if a.Instance != "" {
 		c.items[a.Instance] = r.State
 	}
+	object := actionObject(a)
 	switch {
 	case r.State.Parked:
 		c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonParked,
@@ -663,6 +702,14 @@ func (c *Controller) onResult(r Result) {
 	default:
 		c.log.Debug("action failed", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "attempts", r.State.Attempts, "err", r.Err)
 	}
+}
+
+// actionObject names what an action's events are about.
+func actionObject(a Action) string {
+	if a.Instance != "" {
+		return "instance/" + a.Instance
+	}
+	return "server/" + a.ServerID + "/" + a.Name
 }
 
 // busyOn reports whether the loop still waits for an action's result on
@@ -895,7 +942,8 @@ func (c *Controller) update(plan *Plan) Update {
 	for k, v := range c.items {
 		items[k] = v
 	}
-	u := Update{Fleet: c.fleet, Plan: plan, Items: items, Events: c.events}
+	u := Update{Fleet: c.fleet, Plan: plan, Items: items, Events: c.events, MoreSpawned: c.moreSpawned}
+	c.spawned, c.moreSpawned = 0, 0
 	if plan != nil {
 		u.Forget, u.Finish = plan.Forget, plan.Approved
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -575,7 +576,7 @@ func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 	good := f.sims["s1"]
 	before := good.Calls("list")
 	cl, _ := HTTPClientFactory(time.Second)(good.URL(), "tok-s1")
-	if _, err := cl.List(f.ctx); err != nil {
+	if _, _, err := cl.ListNames(f.ctx, nil); err != nil {
 		t.Fatalf("another client of the server after slum's bad token: %v", err)
 	}
 	if good.Calls("list") != before+1 {
@@ -987,5 +988,80 @@ func TestSpawnsWaitForTheirPlacements(t *testing.T) {
 	f.converge()
 	if got := f.running("s1"); len(got) != 2 {
 		t.Fatalf("once placements record again, s1 runs %v", got)
+	}
+}
+
+// recordingStore keeps every report written.
+type recordingStore struct {
+	*desired.Store
+	mu      sync.Mutex
+	reports []desired.Report
+}
+
+func (s *recordingStore) WriteReport(ctx context.Context, f desired.Fence, r desired.Report) error {
+	s.mu.Lock()
+	s.reports = append(s.reports, r)
+	s.mu.Unlock()
+	return s.Store.WriteReport(ctx, f, r)
+}
+
+// A restarted controller whose servers are slow to list makes its first
+// plan from their lists, not before: it does not report their instances
+// unknown for a moment (and rewrite every row twice).
+func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock = clock.Real{}
+	f := newFixture(t, 2, cfg)
+	f.tenant("alice", spec("prod", "api", "s1"))
+	f.tenant("bob", spec("prod", "api", "s2"))
+	f.converge()
+	for _, s := range f.sims {
+		s.SetLatency(150 * time.Millisecond)
+	}
+	rec := &recordingStore{Store: f.store}
+	f.ctrl = New(rec, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	stop := f.run()
+	eventually(t, 5*time.Second, "ready", func() bool { return f.ctrl.Status().Ready })
+	time.Sleep(5 * f.cfg.FlushInterval)
+	stop()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, r := range rec.reports {
+		for _, st := range r.Instances {
+			if st.Phase != desired.PhaseRunning {
+				t.Errorf("%s reported %s (%s) after a restart, though it ran throughout", st.Key(), st.Phase, st.Message)
+			}
+		}
+	}
+	for _, key := range []string{"alice:prod", "bob:prod"} {
+		if st := f.status(key); st.Phase != desired.PhaseRunning {
+			t.Errorf("%s is %s", key, st.Phase)
+		}
+	}
+}
+
+// Spawns past maxSpawnEvents are counted, not described one by one: every
+// spawn is accounted for in the events.
+func TestSpawnEventsPastTheCapAreCounted(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	const n = maxSpawnEvents + 17
+	for i := 0; i < n; i++ {
+		f.tenant(fmt.Sprintf("t%d", i), spec("prod", "api", "s1"))
+	}
+	f.converge()
+	described, counted := 0, 0
+	for _, e := range f.events(desired.ReasonSpawned) {
+		var more int
+		if _, err := fmt.Sscanf(e.Message, "spawned %d more instances", &more); err == nil {
+			counted += more
+			continue
+		}
+		if !strings.HasPrefix(e.Object, "instance/t") || !strings.HasPrefix(e.Message, "spawned api:t") {
+			t.Errorf("spawn event %+v", e)
+		}
+		described++
+	}
+	if described == 0 || described > maxSpawnEvents || described+counted != n {
+		t.Fatalf("%d spawns described and %d counted, want at most %d described and %d in all", described, counted, maxSpawnEvents, n)
 	}
 }

@@ -72,6 +72,7 @@ func (it *item) state() ItemState {
 
 type serverQueue struct {
 	items   map[string]*item // by tenement name
+	busy    int              // items queued or in flight
 	pending []*item
 	signal  chan struct{}
 	gone    chan struct{} // closed when the server leaves the fleet
@@ -211,6 +212,7 @@ func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (Item
 	it.parkKey = park
 	it.queued = true
 	e.busy++
+	sq.busy++
 	sq.pending = append(sq.pending, it)
 	select {
 	case sq.signal <- struct{}{}:
@@ -245,6 +247,11 @@ func (e *Executor) Retain(server string, keep map[string]bool) {
 			delete(sq.items, name)
 		}
 	}
+	if len(sq.items) == 0 {
+		// A map keeps its size once emptied: a fleet that converged from
+		// empty would hold a table for every instance it ever spawned.
+		sq.items = map[string]*item{}
+	}
 }
 
 // DropServer forgets a server that left the fleet: its workers end once
@@ -264,18 +271,7 @@ func (e *Executor) ServerBusy(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sq, ok := e.servers[id]
-	if !ok {
-		return false
-	}
-	if len(sq.pending) > 0 {
-		return true
-	}
-	for _, it := range sq.items {
-		if it.inFlight || it.queued {
-			return true
-		}
-	}
-	return false
+	return ok && sq.busy > 0
 }
 
 // Depth is how many actions are queued or in flight.
@@ -310,19 +306,20 @@ func (e *Executor) worker(sq *serverQueue) {
 			e.mu.Lock()
 			it.queued = false
 			e.busy--
+			sq.busy--
 			a := it.action
 			e.mu.Unlock()
 			e.results(Result{Action: a, Skip: "the controller is stopping", At: e.clock.Now()})
 			continue
 		}
-		e.run(it)
+		e.run(sq, it)
 	}
 }
 
 // errSkipped marks a dropped action in the item's history.
 var errSkipped = errors.New("skipped")
 
-func (e *Executor) run(it *item) {
+func (e *Executor) run(sq *serverQueue, it *item) {
 	// In-flight actions finish even when the controller is stopping.
 	ctx := context.WithoutCancel(e.ctx)
 	if err := e.sem.Acquire(ctx, 1); err != nil {
@@ -347,6 +344,7 @@ func (e *Executor) run(it *item) {
 	e.mu.Lock()
 	it.inFlight = false
 	e.busy--
+	sq.busy--
 	var retryIn time.Duration
 	now := e.clock.Now()
 	switch {

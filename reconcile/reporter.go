@@ -34,8 +34,12 @@ type Update struct {
 	// (attempts, errors, parked), by instance key.
 	Items  map[string]ItemState
 	Events []desired.Event
-	Forget []desired.Placement
-	Finish []int64 // approved holds carried out
+	// MoreSpawned counts spawns past the maxSpawnEvents the update
+	// describes in Events: a fleet converging from empty does not build
+	// 100,000 event messages to write a count.
+	MoreSpawned int
+	Forget      []desired.Placement
+	Finish      []int64 // approved holds carried out
 }
 
 // serverHeartbeat: a server's status is rewritten at least this often, so
@@ -117,6 +121,16 @@ func (r *Reporter) Seed(sts []desired.InstanceStatus) {
 	}
 }
 
+// SeedTenants tells the reporter what the tenant status table holds,
+// before its first write: a restarted controller then rewrites only the
+// tenants whose serving copies changed, not every tenant of the fleet.
+func (r *Reporter) SeedTenants(sts []desired.TenantStatus) {
+	for _, st := range sts {
+		s := Serving{Tenant: st.TenantID, Serving: st.Serving, Spares: st.Spares, Reason: st.Reason}
+		r.tenants[st.TenantID] = tenantMemo{serving: st.Serving, hash: servingHash(s)}
+	}
+}
+
 // Submit hands an update to a running reporter; urgent asks for a write
 // at once (who serves a tenant changed: routers and readers of the
 // database should know now, not at the next tick). It never blocks: an
@@ -134,6 +148,7 @@ func (r *Reporter) Submit(u Update, urgent bool) {
 			p.Items = u.Items
 		}
 		p.Events = append(p.Events, u.Events...)
+		p.MoreSpawned += u.MoreSpawned
 		p.Forget = append(p.Forget, u.Forget...)
 		p.Finish = append(p.Finish, u.Finish...)
 	}
@@ -233,6 +248,7 @@ func (r *Reporter) Merge(u Update) {
 		}
 		r.events = append(r.events, e)
 	}
+	r.spawned += u.MoreSpawned
 	r.forget = append(r.forget, u.Forget...)
 	r.finish = append(r.finish, u.Finish...)
 }
@@ -286,9 +302,14 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	var holdSpecs []desired.HoldSpec
 	holdsKey := r.holds
 	if r.plan != nil {
-		r.instanceStatus(now, &rep, newMemo)
+		if r.plan != r.lastPlan || r.itemsDirty {
+			// The plan last written, with the same items, says nothing
+			// new of instances and tenants (a flush every tick between
+			// plans of a large fleet).
+			r.instanceStatus(now, &rep, newMemo)
+			r.tenantStatus(now, &rep, newTenants)
+		}
 		r.serverStatus(now, &rep, newServers)
-		r.tenantStatus(now, &rep, newTenants)
 		holdSpecs, holdsKey = holdSpecsOf(r.plan)
 	}
 	if over := r.spawned - maxSpawnEvents; over > 0 {
@@ -309,8 +330,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		}
 		r.finish = r.finish[1:]
 	}
+	wstart := time.Now()
 	if err := r.store.WriteReport(ctx, r.fence, rep); err != nil {
 		return r.failed(ctx, "write status", err)
+	}
+	if n := len(rep.Instances) + len(rep.Tenants) + len(rep.Servers); n > 0 {
+		r.log.Debug("status written", "instances", len(rep.Instances), "tenants", len(rep.Tenants), "servers", len(rep.Servers),
+			"events", len(rep.Events), "took", time.Since(now), "writing", time.Since(wstart))
 	}
 	// Remember only what was written.
 	for k, m := range newMemo {
@@ -432,6 +458,13 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 			continue
 		}
 		prev, ok := r.tenants[s.Tenant]
+		if !ok && len(s.Serving) == 0 && len(s.Spares) == 0 {
+			// Never served and served by nothing yet: no row says that
+			// just as well (routes read "not decided yet"), and a fleet
+			// converging from empty writes each tenant once, when it is
+			// served, not twice.
+			continue
+		}
 		m := tenantMemo{serving: s.Serving, hash: servingHash(s)}
 		if ok && prev.hash == m.hash && slices.Equal(prev.serving, s.Serving) {
 			continue

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,5 +74,50 @@ func TestReporterRestsAfterASlowWrite(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A tenant gets a status row once something serves it (a fleet
+// converging from empty writes each tenant once), and a restarted
+// controller rewrites only the tenants whose serving copies changed.
+func TestReporterWritesTenantsThatChanged(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := &slowStore{clock: clk, writes: make(chan desired.Report, 8)}
+	r := NewReporter(st, desired.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	ctx := context.Background()
+	on := func(server string) []desired.CopyRef { return []desired.CopyRef{{Instance: "prod", Server: server}} }
+	// What the last controller wrote: carol served on s1, dave on s2.
+	r.SeedTenants([]desired.TenantStatus{{TenantID: "carol", Serving: on("s1")}, {TenantID: "dave", Serving: on("s2")}})
+	f := NewFleet(&desired.Snapshot{Revision: 1, Tenants: []desired.Tenant{{ID: "alice"}, {ID: "bob"}, {ID: "carol"}, {ID: "dave"}}})
+	flush := func(serving ...Serving) desired.Report {
+		t.Helper()
+		r.Merge(Update{Fleet: f, Plan: &Plan{Revision: 1, Serving: serving}})
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return <-st.writes
+	}
+	tenants := func(rep desired.Report) []string {
+		var ids []string
+		for _, ts := range rep.Tenants {
+			ids = append(ids, ts.TenantID)
+		}
+		return ids
+	}
+	rep := flush(Serving{Tenant: "alice", Reason: "no copy runs yet"}, Serving{Tenant: "bob", Serving: on("s1")},
+		Serving{Tenant: "carol", Serving: on("s1")}, Serving{Tenant: "dave", Serving: on("s3")})
+	if got := tenants(rep); !slices.Equal(got, []string{"bob", "dave"}) {
+		t.Fatalf("first write after a restart wrote tenants %v, want bob (newly served) and dave (moved); alice is served by nothing and has no row", got)
+	}
+	if len(rep.Events) != 1 || rep.Events[0].Object != "tenant/dave" {
+		t.Fatalf("events %+v, want dave's move only", rep.Events)
+	}
+	rep = flush(Serving{Tenant: "alice", Serving: on("s2")}, Serving{Tenant: "bob", Serving: on("s1")},
+		Serving{Tenant: "carol", Reason: "s1 is dead"}, Serving{Tenant: "dave", Serving: on("s3")})
+	if got := tenants(rep); !slices.Equal(got, []string{"alice", "carol"}) {
+		t.Fatalf("second write wrote tenants %v, want alice (served now) and carol (served by nothing now)", got)
+	}
+	if len(rep.Events) != 1 || rep.Events[0].Object != "tenant/carol" {
+		t.Fatalf("events %+v, want carol's loss only", rep.Events)
 	}
 }
