@@ -292,11 +292,12 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 	// converging from empty is not re-planned per spawn. Never more than
 	// half of the time is spent planning.
 	// The first plan waits for every server's first list (or its
-	// failure), for at most a list's timeout: planned before, each
-	// instance of a server not listed yet would be reported unknown and
-	// rewritten a moment later (200,000 rows of status at 100,000
-	// instances, written for nothing).
-	first, firstBy := true, c.clock.Now().Add(c.cfg.PollTimeout)
+	// failure), for at most firstListWait: planned before, each instance
+	// of a server not listed yet would be reported unknown and rewritten
+	// a moment later (200,000 rows of status at 100,000 instances,
+	// written for nothing). The bound keeps a slow server from holding
+	// back a controller that takes over mid-failover.
+	first, firstBy := true, c.clock.Now().Add(min(c.cfg.PollTimeout, firstListWait))
 	var fatal error
 	urgent, news := true, false
 	var lastAt time.Time
@@ -407,6 +408,9 @@ func (c *Controller) heardFromAll() bool {
 	}
 	return true
 }
+
+// firstListWait is how long the first plan waits for servers' first lists.
+const firstListWait = time.Second
 
 // busyPlan is how often news of work under way is planned on while the
 // executor is busy.

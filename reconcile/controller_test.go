@@ -1040,6 +1040,23 @@ func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
 	}
 }
 
+// A server whose list hangs holds the first plan back for firstListWait at
+// most, not for the list's whole timeout: a controller taking over
+// mid-failover plans at once.
+func TestFirstPlanWaitsForASlowListBriefly(t *testing.T) {
+	cfg := testConfig()
+	cfg.Clock, cfg.PollTimeout = clock.Real{}, 10*time.Second
+	f := newFixture(t, 2, cfg)
+	f.tenant("alice", spec("prod", "api", "s1"))
+	f.converge()
+	f.sims["s2"].SetLatency(8 * time.Second)
+	f.ctrl = New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	defer f.run()()
+	if took := eventually(t, 2*firstListWait, "ready", func() bool { return f.ctrl.Status().Ready }); took < firstListWait/2 {
+		t.Fatalf("the first plan came after %v, before s2's list or firstListWait", took)
+	}
+}
+
 // Spawns past maxSpawnEvents are counted, not described one by one: every
 // spawn is accounted for in the events.
 func TestSpawnEventsPastTheCapAreCounted(t *testing.T) {

@@ -965,8 +965,12 @@ func (p *planning) whyNotServed(tenant string) string {
 	if stopped {
 		return "its instances are desired stopped"
 	}
-	return "no copy runs yet"
+	return reasonNoCopyYet
 }
+
+// reasonNoCopyYet is why a tenant whose copies are on their way is not
+// served: the one reason the reporter need not write down.
+const reasonNoCopyYet = "no copy runs yet"
 
 // guardStops holds back the stops that would remove more of the fleet than
 // the mass-stop guard allows, unless the operator approved that exact set

@@ -330,13 +330,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		}
 		r.finish = r.finish[1:]
 	}
-	wstart := time.Now()
+	wstart := r.clock.Now()
 	if err := r.store.WriteReport(ctx, r.fence, rep); err != nil {
 		return r.failed(ctx, "write status", err)
 	}
 	if n := len(rep.Instances) + len(rep.Tenants) + len(rep.Servers); n > 0 {
 		r.log.Debug("status written", "instances", len(rep.Instances), "tenants", len(rep.Tenants), "servers", len(rep.Servers),
-			"events", len(rep.Events), "took", time.Since(now), "writing", time.Since(wstart))
+			"events", len(rep.Events), "took", r.clock.Now().Sub(now), "writing", r.clock.Now().Sub(wstart))
 	}
 	// Remember only what was written.
 	for k, m := range newMemo {
@@ -458,11 +458,12 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 			continue
 		}
 		prev, ok := r.tenants[s.Tenant]
-		if !ok && len(s.Serving) == 0 && len(s.Spares) == 0 {
-			// Never served and served by nothing yet: no row says that
-			// just as well (routes read "not decided yet"), and a fleet
+		if !ok && len(s.Serving) == 0 && len(s.Spares) == 0 && s.Reason == reasonNoCopyYet {
+			// Never served, and its copies are on their way: a fleet
 			// converging from empty writes each tenant once, when it is
-			// served, not twice.
+			// served, not twice. Any other reason (its server is dead, it
+			// has no instance running) is written, so status, the API and
+			// every router say why.
 			continue
 		}
 		m := tenantMemo{serving: s.Serving, hash: servingHash(s)}

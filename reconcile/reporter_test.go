@@ -88,7 +88,7 @@ func TestReporterWritesTenantsThatChanged(t *testing.T) {
 	on := func(server string) []desired.CopyRef { return []desired.CopyRef{{Instance: "prod", Server: server}} }
 	// What the last controller wrote: carol served on s1, dave on s2.
 	r.SeedTenants([]desired.TenantStatus{{TenantID: "carol", Serving: on("s1")}, {TenantID: "dave", Serving: on("s2")}})
-	f := NewFleet(&desired.Snapshot{Revision: 1, Tenants: []desired.Tenant{{ID: "alice"}, {ID: "bob"}, {ID: "carol"}, {ID: "dave"}}})
+	f := NewFleet(&desired.Snapshot{Revision: 1, Tenants: []desired.Tenant{{ID: "alice"}, {ID: "bob"}, {ID: "carol"}, {ID: "dave"}, {ID: "erin"}}})
 	flush := func(serving ...Serving) desired.Report {
 		t.Helper()
 		r.Merge(Update{Fleet: f, Plan: &Plan{Revision: 1, Serving: serving}})
@@ -104,16 +104,17 @@ func TestReporterWritesTenantsThatChanged(t *testing.T) {
 		}
 		return ids
 	}
-	rep := flush(Serving{Tenant: "alice", Reason: "no copy runs yet"}, Serving{Tenant: "bob", Serving: on("s1")},
-		Serving{Tenant: "carol", Serving: on("s1")}, Serving{Tenant: "dave", Serving: on("s3")})
-	if got := tenants(rep); !slices.Equal(got, []string{"bob", "dave"}) {
-		t.Fatalf("first write after a restart wrote tenants %v, want bob (newly served) and dave (moved); alice is served by nothing and has no row", got)
+	erin := Serving{Tenant: "erin", Reason: "its server s9 is dead"}
+	rep := flush(Serving{Tenant: "alice", Reason: reasonNoCopyYet}, Serving{Tenant: "bob", Serving: on("s1")},
+		Serving{Tenant: "carol", Serving: on("s1")}, Serving{Tenant: "dave", Serving: on("s3")}, erin)
+	if got := tenants(rep); !slices.Equal(got, []string{"bob", "dave", "erin"}) {
+		t.Fatalf("first write after a restart wrote tenants %v, want bob (newly served), dave (moved) and erin (why nothing serves her); alice's copy is on its way and she has no row yet", got)
 	}
 	if len(rep.Events) != 1 || rep.Events[0].Object != "tenant/dave" {
 		t.Fatalf("events %+v, want dave's move only", rep.Events)
 	}
 	rep = flush(Serving{Tenant: "alice", Serving: on("s2")}, Serving{Tenant: "bob", Serving: on("s1")},
-		Serving{Tenant: "carol", Reason: "s1 is dead"}, Serving{Tenant: "dave", Serving: on("s3")})
+		Serving{Tenant: "carol", Reason: "s1 is dead"}, Serving{Tenant: "dave", Serving: on("s3")}, erin)
 	if got := tenants(rep); !slices.Equal(got, []string{"alice", "carol"}) {
 		t.Fatalf("second write wrote tenants %v, want alice (served now) and carol (served by nothing now)", got)
 	}
