@@ -256,3 +256,34 @@ func TestStreamsOfTheSameKindsShareTheirMessages(t *testing.T) {
 		t.Fatal("the whole reset was rendered twice")
 	}
 }
+
+// A change to the settings alone is published, even by a writer that
+// moved no revision the watch reads (the change log is what says so).
+func TestWatchPublishesASettingsChangeAlone(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	a.seed()
+	ctx := a.ctx
+	w := newWatcher(a.store, Config{}.withDefaults())
+	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
+	pollOnce(t, ctx, w, ws)
+	set, err := a.store.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.DeadAfter++
+	if _, err := a.store.SetSettings(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	// As if the write had not moved the revision: only the log tells.
+	if ws.rev, err = a.store.Revision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := ws.tail.seq
+	pollOnce(t, ctx, w, ws)
+	if ws.tail.seq == before || objectIDs(ws.tail.batch.Changes) != "settings:fleet" {
+		t.Fatalf("a settings change was not published (batch %d, was %d)", ws.tail.seq, before)
+	}
+	if d := ws.fleet.apply(&desired.Changed{Settings: &set}); d.empty() {
+		t.Fatal("a settings change makes nothing dirty")
+	}
+}
