@@ -291,15 +291,18 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 		return err
 	}
 	holdsJSON, _ := json.Marshal(holds)
+	// The events' position moves on only once they are published: a read
+	// below that fails leaves them for the next poll.
 	var evs []desired.Event
+	lastEvent := st.lastEvent
 	for {
-		more, err := w.st.Events(ctx, st.lastEvent, 1000)
+		more, err := w.st.Events(ctx, lastEvent, 1000)
 		if err != nil {
 			return err
 		}
 		evs = append(evs, more...)
 		if len(more) > 0 {
-			st.lastEvent = more[len(more)-1].ID
+			lastEvent = more[len(more)-1].ID
 		}
 		if len(more) < 1000 {
 			break
@@ -331,6 +334,7 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	st.holds = holdsJSON
 	st.view, st.rev, st.srev = v, rev, srev
 	if len(evs) > 0 {
+		st.lastEvent = lastEvent
 		st.events = append(st.events, evs...)
 		if n := len(st.events); n > recentEvents {
 			st.events = slices.Clone(st.events[n-recentEvents:])
