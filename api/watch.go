@@ -21,10 +21,13 @@ import (
 	"github.com/slum-fleet/slum/desired"
 )
 
-// The watch: one goroutine (watcher.run) follows the database. When the
-// desired revision, the status revision, the open holds or the event log
-// change, it rebuilds the fleet as objects, diffs them with the last ones
-// and publishes what changed as a node of an append-only list. Each
+// The watch: one goroutine (watcher.run) follows the database. It reads
+// the whole fleet once, then polls the change log (which triggers fill
+// on every write) and reads only the objects it names, plus the open
+// holds and new events; it remakes only the objects those touch and
+// publishes what changed as a node of an append-only list. When the log
+// no longer reaches back to its last poll it reads the whole fleet
+// again and diffs it with what it had. Each
 // stream follows the list on its own, so a slow client never holds up
 // the watcher or another client; the watcher keeps the latest nodes so a
 // client that reconnects gets what it missed, and nothing more.
