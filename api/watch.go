@@ -316,6 +316,9 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 		c, err := w.st.ChangedSince(ctx, st.seq, maxChanges(st.fleet))
 		switch {
 		case errors.Is(err, desired.ErrChangesGone):
+			if errors.Is(err, desired.ErrUnknownChange) {
+				w.log.Warn("watch: reading the whole fleet", "err", err)
+			}
 			st.fleet = nil
 		case err != nil:
 			return err
