@@ -21,10 +21,13 @@ import (
 	"github.com/slum-fleet/slum/desired"
 )
 
-// The watch: one goroutine (watcher.run) follows the database. When the
-// desired revision, the status revision, the open holds or the event log
-// change, it rebuilds the fleet as objects, diffs them with the last ones
-// and publishes what changed as a node of an append-only list. Each
+// The watch: one goroutine (watcher.run) follows the database. It reads
+// the whole fleet once, then polls the change log (which triggers fill
+// on every write) and reads only the objects it names, plus the open
+// holds and new events; it remakes only the objects those touch and
+// publishes what changed as a node of an append-only list. When the log
+// no longer reaches back to its last poll it reads the whole fleet
+// again and diffs it with what it had. Each
 // stream follows the list on its own, so a slow client never holds up
 // the watcher or another client; the watcher keeps the latest nodes so a
 // client that reconnects gets what it missed, and nothing more.
@@ -291,15 +294,18 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 		return err
 	}
 	holdsJSON, _ := json.Marshal(holds)
+	// The events' position moves on only once they are published: a read
+	// below that fails leaves them for the next poll.
 	var evs []desired.Event
+	lastEvent := st.lastEvent
 	for {
-		more, err := w.st.Events(ctx, st.lastEvent, 1000)
+		more, err := w.st.Events(ctx, lastEvent, 1000)
 		if err != nil {
 			return err
 		}
 		evs = append(evs, more...)
 		if len(more) > 0 {
-			st.lastEvent = more[len(more)-1].ID
+			lastEvent = more[len(more)-1].ID
 		}
 		if len(more) < 1000 {
 			break
@@ -310,6 +316,9 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 		c, err := w.st.ChangedSince(ctx, st.seq, maxChanges(st.fleet))
 		switch {
 		case errors.Is(err, desired.ErrChangesGone):
+			if errors.Is(err, desired.ErrUnknownChange) {
+				w.log.Warn("watch: reading the whole fleet", "err", err)
+			}
 			st.fleet = nil
 		case err != nil:
 			return err
@@ -331,6 +340,7 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	st.holds = holdsJSON
 	st.view, st.rev, st.srev = v, rev, srev
 	if len(evs) > 0 {
+		st.lastEvent = lastEvent
 		st.events = append(st.events, evs...)
 		if n := len(st.events); n > recentEvents {
 			st.events = slices.Clone(st.events[n-recentEvents:])

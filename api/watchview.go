@@ -101,12 +101,13 @@ func putPtr[V any](m map[string]*V, id string, v *V) {
 
 // dirty says which objects of a view to make again; nil: all of them.
 type dirty struct {
+	settings                    bool
 	servers, tenants, instances map[string]bool
 	routes                      map[string]bool // by tenant
 }
 
 func (d *dirty) empty() bool {
-	return len(d.servers)+len(d.tenants)+len(d.instances)+len(d.routes) == 0
+	return !d.settings && len(d.servers)+len(d.tenants)+len(d.instances)+len(d.routes) == 0
 }
 
 // apply brings f up to date with what changed and says which objects of
@@ -114,7 +115,7 @@ func (d *dirty) empty() bool {
 func (f *fleet) apply(c *desired.Changed) *dirty {
 	d := &dirty{servers: map[string]bool{}, tenants: map[string]bool{}, instances: map[string]bool{}, routes: map[string]bool{}}
 	if c.Settings != nil {
-		f.settings = *c.Settings
+		f.settings, d.settings = *c.Settings, true
 	}
 	// Servers a route shows (their URL, domain, health) changed: the
 	// routes of the tenants they serve do too.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -254,5 +255,76 @@ func TestStreamsOfTheSameKindsShareTheirMessages(t *testing.T) {
 	}
 	if all1, all2 := r.frame(nil), r.frame(nil); &all1[0] != &all2[0] || !strings.Contains(string(all1), `"kind":"tenant"`) {
 		t.Fatal("the whole reset was rendered twice")
+	}
+}
+
+// A change to the settings alone is published, even by a writer that
+// moved no revision the watch reads (the change log is what says so).
+func TestWatchPublishesASettingsChangeAlone(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	a.seed()
+	ctx := a.ctx
+	w := newWatcher(a.store, Config{}.withDefaults())
+	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
+	pollOnce(t, ctx, w, ws)
+	set, err := a.store.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.DeadAfter++
+	if _, err := a.store.SetSettings(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	// As if the write had not moved the revision: only the log tells.
+	if ws.rev, err = a.store.Revision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := ws.tail.seq
+	pollOnce(t, ctx, w, ws)
+	if ws.tail.seq == before || objectIDs(ws.tail.batch.Changes) != "settings:fleet" {
+		t.Fatalf("a settings change was not published (batch %d, was %d)", ws.tail.seq, before)
+	}
+	if d := ws.fleet.apply(&desired.Changed{Settings: &set}); d.empty() {
+		t.Fatal("a settings change makes nothing dirty")
+	}
+}
+
+// A poll that fails after reading new events leaves them for the next
+// poll, which publishes them.
+func TestWatchKeepsEventsAcrossAFailedPoll(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	a.seed()
+	ctx := a.ctx
+	w := newWatcher(a.store, Config{}.withDefaults())
+	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
+	pollOnce(t, ctx, w, ws)
+	lease, err := a.store.AcquireLease(ctx, "controller", "test", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store.WriteReport(ctx, lease.Fence(), desired.Report{
+		Events: []desired.Event{{At: time.Now(), Object: "fleet", Reason: desired.ReasonSpawned, Message: "kept"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// A change log entry the watch cannot read makes the poll fail after
+	// it read the event.
+	raw, err := sql.Open("sqlite3", "file:"+a.store.Path()+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.ExecContext(ctx, `INSERT INTO change_log (kind, key) VALUES ('instance', 'not a key')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.poll(ctx, ws); err == nil {
+		t.Fatal("a poll over an unreadable change log entry succeeded")
+	}
+	if _, err := raw.ExecContext(ctx, `DELETE FROM change_log WHERE key = 'not a key'`); err != nil {
+		t.Fatal(err)
+	}
+	before := ws.tail.seq
+	pollOnce(t, ctx, w, ws) // the log has a gap now: a whole read
+	if ws.tail.seq == before || len(ws.tail.batch.Events) != 1 || ws.tail.batch.Events[0].Message != "kept" {
+		t.Fatalf("the event read by the failed poll was lost: %+v", ws.tail.batch.Events)
 	}
 }

@@ -14,6 +14,25 @@ import (
 // than the reader would take. The reader reads the whole fleet instead.
 var ErrChangesGone = errors.New("the change log no longer says what changed since then")
 
+// ErrUnknownChange says the change log holds an entry of a kind this slum
+// does not know (a trigger it does not follow). It wraps ErrChangesGone
+// too, so a reader reads the whole fleet rather than miss the change.
+var ErrUnknownChange = errors.New("the change log holds an entry of an unknown kind")
+
+// ChangeKind is what a change log entry names: the kinds the triggers of
+// db/migrations write, each read by Changed.read.
+type ChangeKind string
+
+const (
+	ChangeSettings       ChangeKind = "settings"
+	ChangeServer         ChangeKind = "server"
+	ChangeTenant         ChangeKind = "tenant"
+	ChangeInstance       ChangeKind = "instance"
+	ChangeServerStatus   ChangeKind = "server_status"
+	ChangeTenantStatus   ChangeKind = "tenant_status"
+	ChangeInstanceStatus ChangeKind = "instance_status"
+)
+
 // Changed is what commits wrote since a position in the change log (the
 // desired state and the controller's status), each object read as it is
 // now. A key with a nil value is an object that is gone.
@@ -88,8 +107,8 @@ func (s *Store) ChangedSince(ctx context.Context, seq int64, max int) (*Changed,
 
 // read reads the object one log entry names, unless it was read already.
 func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error {
-	switch r.Kind {
-	case "settings":
+	switch ChangeKind(r.Kind) {
+	case ChangeSettings:
 		if c.Settings != nil {
 			return nil
 		}
@@ -98,7 +117,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 			return err
 		}
 		c.Settings = &set
-	case "server":
+	case ChangeServer:
 		if _, ok := c.Servers[r.Key]; ok {
 			return nil
 		}
@@ -111,7 +130,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 			c.Servers[r.Key] = &srv
 		}
 		c.Stats[r.Key] = nil
-	case "tenant":
+	case ChangeTenant:
 		if _, ok := c.Tenants[r.Key]; ok {
 			return nil
 		}
@@ -123,7 +142,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 		if err == nil {
 			c.Tenants[r.Key] = &t
 		}
-	case "instance":
+	case ChangeInstance:
 		if r.Was != "" {
 			c.Stats[r.Was] = nil
 		}
@@ -143,7 +162,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 			c.Instances[r.Key] = &in
 			c.Stats[in.ServerID] = nil
 		}
-	case "server_status":
+	case ChangeServerStatus:
 		if _, ok := c.ServerStatus[r.Key]; ok {
 			return nil
 		}
@@ -151,7 +170,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 		if err := found(err, c.ServerStatus, r.Key, row, toServerStatus); err != nil {
 			return fmt.Errorf("status of server %s: %w", r.Key, err)
 		}
-	case "tenant_status":
+	case ChangeTenantStatus:
 		if _, ok := c.TenantStatus[r.Key]; ok {
 			return nil
 		}
@@ -159,7 +178,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 		if err := found(err, c.TenantStatus, r.Key, row, toTenantStatus); err != nil {
 			return fmt.Errorf("status of tenant %s: %w", r.Key, err)
 		}
-	case "instance_status":
+	case ChangeInstanceStatus:
 		if _, ok := c.InstanceStatus[r.Key]; ok {
 			return nil
 		}
@@ -172,7 +191,9 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 			return fmt.Errorf("status of instance %s: %w", r.Key, err)
 		}
 	default:
-		// A newer slum's kind: nothing this one shows.
+		// A trigger this slum does not follow: what it logged cannot be
+		// read one by one, so the reader reads everything.
+		return fmt.Errorf("change log entry %d of kind %q: %w: %w", r.Seq, r.Kind, ErrUnknownChange, ErrChangesGone)
 	}
 	return nil
 }

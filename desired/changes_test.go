@@ -2,7 +2,9 @@ package desired
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -131,5 +133,72 @@ func TestChangedSinceRefusesWhatItCannotTell(t *testing.T) {
 	}
 	if c, err := s.ChangedSince(ctx, seq, 2); err != nil || keysOf(c.Servers) != "s1 s2" {
 		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// Every kind a trigger writes into the change log is one ChangedSince
+// reads, and every kind it reads is written by some trigger. A kind it
+// does not know is not skipped: the reader is told to read everything.
+func TestChangedSinceReadsEveryKindTheTriggersWrite(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	raw, err := sql.Open("sqlite3", "file:"+s.Path()+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	rows, err := raw.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := regexp.MustCompile(`(?is)INSERT\s+INTO\s+change_log\s*\(([^)]*)\)\s*VALUES\s*\(\s*'([^']*)'`)
+	written := map[ChangeKind][]string{} // kind → triggers
+	for rows.Next() {
+		var name, text string
+		if err := rows.Scan(&name, &text); err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`(?i)INTO\s+change_log\b`).MatchString(text) {
+			continue
+		}
+		ms := insert.FindAllStringSubmatch(text, -1)
+		if len(ms) == 0 {
+			t.Errorf("trigger %s writes the change log in a form this test cannot read: %s", name, text)
+		}
+		for _, m := range ms {
+			if !strings.HasPrefix(strings.TrimSpace(m[1]), "kind") {
+				t.Errorf("trigger %s: the kind is not the first column: %s", name, m[1])
+			}
+			written[ChangeKind(m[2])] = append(written[ChangeKind(m[2])], name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	for kind, triggers := range written {
+		seq, err := s.ChangeSeq(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.ExecContext(ctx, `INSERT INTO change_log (kind, key) VALUES (?, 'a:b')`, string(kind)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ChangedSince(ctx, seq, 10); err != nil {
+			t.Errorf("kind %q (written by %v): %v", kind, triggers, err)
+		}
+	}
+	for _, k := range []ChangeKind{ChangeSettings, ChangeServer, ChangeTenant, ChangeInstance, ChangeServerStatus, ChangeTenantStatus, ChangeInstanceStatus} {
+		if len(written[k]) == 0 {
+			t.Errorf("no trigger writes kind %q", k)
+		}
+	}
+
+	seq, _ := s.ChangeSeq(ctx)
+	if _, err := raw.ExecContext(ctx, `INSERT INTO change_log (kind, key) VALUES ('hold', '1')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangedSince(ctx, seq, 10); !errors.Is(err, ErrUnknownChange) || !errors.Is(err, ErrChangesGone) {
+		t.Fatalf("an unknown kind: %v", err)
 	}
 }

@@ -232,19 +232,30 @@ func decodeNames(data []byte, prev map[string]string) (m map[string]string, chan
 	// A view of data, not a copy: it lives only for this call and data
 	// is not written meanwhile. Nothing of it is kept.
 	view := unsafe.String(unsafe.SliceData(data), len(data))
-	same, n := true, 0
+	// Every name in prev and as many entries as prev is prev only if no
+	// name repeats (prev {a,b}, list [a,a] is not). Names listed in
+	// increasing order cannot repeat; in any other order the names are
+	// counted in a map.
+	same, increasing, n, last := true, true, 0, ""
 	ok := scanEach(view, func(in Instance) {
 		if h, found := prev[in.Name]; !found || h != in.Health {
 			same = false
 		}
+		if n > 0 && in.Name <= last {
+			increasing = false
+		}
+		last = in.Name // a view of data, like in.Name: valid for this call
 		n++
 	})
-	if ok && same && n == len(prev) && prev != nil {
+	if ok && same && n == len(prev) && prev != nil && increasing {
 		return prev, false, nil
 	}
 	if ok {
 		m = make(map[string]string, n)
 		scanEach(view, func(in Instance) { m[strings.Clone(in.Name)] = internHealth(in.Health) })
+		if same && len(m) == len(prev) && prev != nil {
+			return prev, false, nil // every name of prev, each once or more, with its health
+		}
 		return m, true, nil
 	}
 	list, err := decodeList(data) // the slow path copies what it keeps

@@ -91,11 +91,24 @@ func TestDecodeNames(t *testing.T) {
 		{"one other", strings.Replace(sampleList, `bob`, `carol`, 1)},
 		{"slow path, same names", strings.Replace(sampleList, `"api:bob--prod"`, `"api:b\u006fb--prod"`, 1)},
 		{"empty", `[]`},
+		{"one twice, one gone", `[{"id":"api:alice--prod","health":"healthy"},{"id":"api:alice--prod","health":"healthy"}]`},
+		{"one twice, one gone, unordered", `[{"id":"api:bob--prod","health":"degraded"},{"id":"api:bob--prod","health":"degraded"}]`},
 	} {
 		got, changed, err := decodeNames([]byte(tc.list), first)
 		wantNames, _ := namesOf(t, []byte(tc.list))
 		if err != nil || !changed || !reflect.DeepEqual(got, wantNames) {
 			t.Errorf("%s: decodeNames = %v, changed %v, %v; want %v, changed", tc.name, got, changed, err, wantNames)
+		}
+	}
+	// prev's names, not in increasing order, or one of them twice: the
+	// same names.
+	for _, list := range []string{
+		`[{"id":"api:bob--prod","health":"degraded"},{"id":"api:alice--prod","health":"healthy"}]`,
+		`[{"id":"api:bob--prod","health":"degraded"},{"id":"api:alice--prod","health":"healthy"},{"id":"api:bob--prod","health":"degraded"}]`,
+	} {
+		got, changed, err := decodeNames([]byte(list), first)
+		if err != nil || changed || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: decodeNames = %v, changed %v, %v; want %v, unchanged", list, got, changed, err, want)
 		}
 	}
 	for _, bad := range []string{``, `[`, `[{"id":}]`, `{"id":"x"}`, `[1]`, `[{"id":"x"}] x`} {
@@ -109,6 +122,7 @@ func FuzzDecodeNames(f *testing.F) {
 	f.Add([]byte(sampleList), false)
 	f.Add([]byte(`[{"id":"a","id":"b"}]`), true)
 	f.Add([]byte(`[{"id":"api:alice--prod","health":"healthy"}]`), true)
+	f.Add([]byte(`[{"id":"api:alice--prod","health":"healthy"},{"id":"api:alice--prod","health":"healthy"}]`), true)
 	prev := map[string]string{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
 	f.Fuzz(func(t *testing.T, data []byte, withPrev bool) {
 		p := map[string]string(nil)
