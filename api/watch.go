@@ -23,7 +23,8 @@ import (
 
 // The watch: one goroutine (watcher.run) follows the database. It reads
 // the whole fleet once, then polls the change log (which triggers fill
-// on every write) and reads only the objects it names, plus the open
+// on every write; on the controller's status writes only while a watcher
+// keeps the log, see changeLogKeep) and reads only the objects it names, plus the open
 // holds and new events; it remakes only the objects those touch and
 // publishes what changed as a node of an append-only list. When the log
 // no longer reaches back to its last poll it reads the whole fleet
@@ -150,7 +151,17 @@ type watchState struct {
 	reset     *resetSource // the reset at tail, once asked for
 	fleet     *fleet       // nil until read whole (again)
 	seq       int64        // the change log's position fleet is up to date with
+	logUntil  int64        // the controller's status is logged until then (ms, SQLite's clock)
 }
+
+// changeLogKeep is how long each renewal keeps the controller's status
+// changes logged; the watcher renews when less than changeLogRenew is left,
+// so a lapse (and a whole read) takes a watcher stalled for longer than
+// their difference.
+const (
+	changeLogKeep  = 30 * time.Second
+	changeLogRenew = 25 * time.Second
+)
 
 // subscribe asks the watcher where a stream starts.
 func (w *watcher) subscribe(ctx context.Context, since string, kinds map[wire.ObjectKind]bool) (subscription, error) {
@@ -281,6 +292,18 @@ func sseFrame(event, id string, v any) []byte {
 // first time, and again only when the change log no longer says what
 // changed since the last poll; otherwise only what changed is read.
 func (w *watcher) poll(ctx context.Context, st *watchState) error {
+	// The wall clock, not the injected one: the triggers read SQLite's,
+	// which is this host's.
+	if time.Until(time.UnixMilli(st.logUntil)) < changeLogRenew {
+		until, lapsed, err := w.st.KeepChangeLog(ctx, changeLogKeep, st.logUntil)
+		if err != nil {
+			return err
+		}
+		st.logUntil = until
+		if lapsed {
+			st.fleet = nil // status changes may have gone unlogged: read it all
+		}
+	}
 	rev, err := w.st.Revision(ctx)
 	if err != nil {
 		return err

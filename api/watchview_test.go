@@ -193,6 +193,37 @@ func TestWatchReadsTheWholeFleetOnlyWhenTheLogCannotTell(t *testing.T) {
 	if got := objectIDs(ws.tail.batch.Changes); got != "server:s2" {
 		t.Fatalf("batch after a whole read: %s", got)
 	}
+	// The controller's status goes unlogged while no watcher keeps the log
+	// (here: the watcher stalled past its time): the watcher that comes
+	// back late reads the whole fleet, and so misses nothing.
+	second := ws.fleet
+	raw, err := sql.Open("sqlite3", "file:"+a.store.Path()+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.ExecContext(ctx, `UPDATE change_log_readers SET until_ms = 0`); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := a.store.AcquireLease(ctx, "controller", "test", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.store.WriteReport(ctx, lease.Fence(), desired.Report{Servers: []desired.ServerStatus{
+		{ServerID: "s1", Health: observed.HealthDead, UpdatedAt: time.Now()}}}); err != nil {
+		t.Fatal(err)
+	}
+	ws.logUntil = time.Now().Add(-time.Second).UnixMilli()
+	pollOnce(t, ctx, w, ws)
+	if ws.fleet == second {
+		t.Fatal("a watcher late to keep the log followed it")
+	}
+	if got := objectIDs(ws.tail.batch.Changes); !strings.Contains(got, "server:s1") {
+		t.Fatalf("the status written while nothing was logged is missing: %s", got)
+	}
+	if time.Until(time.UnixMilli(ws.logUntil)) < changeLogRenew {
+		t.Fatalf("the log is kept only until %v", time.UnixMilli(ws.logUntil))
+	}
 }
 
 // A reset renders its view after the watcher has moved on: the view it

@@ -9,6 +9,19 @@ import (
 	"context"
 )
 
+const clockMS = `-- name: ClockMS :one
+SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+`
+
+// SQLite's clock, which the change log's triggers read: milliseconds
+// since the epoch.
+func (q *Queries) ClockMS(ctx context.Context) (int64, error) {
+	row := q.queryRow(ctx, q.clockMSStmt, clockMS)
+	var column_1 int64
+	err := row.Scan(&column_1)
+	return column_1, err
+}
+
 const getServerStatus = `-- name: GetServerStatus :one
 SELECT server_id, health, health_since, last_error, consecutive_failures, last_seen_at, listed, instances, unmanaged, pending_stops, failover, failover_reason, updated_at FROM server_status WHERE server_id = ?
 `
@@ -32,6 +45,22 @@ func (q *Queries) GetServerStatus(ctx context.Context, serverID string) (ServerS
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const keepChangeLog = `-- name: KeepChangeLog :one
+UPDATE change_log_readers
+SET until_ms = MAX(until_ms, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) + CAST(?1 AS INTEGER))
+WHERE id = 1
+RETURNING until_ms
+`
+
+// Keeps the status changes logged for another ms milliseconds (never
+// shortening another reader's time) and returns until when they are.
+func (q *Queries) KeepChangeLog(ctx context.Context, ms int64) (int64, error) {
+	row := q.queryRow(ctx, q.keepChangeLogStmt, keepChangeLog, ms)
+	var until_ms int64
+	err := row.Scan(&until_ms)
+	return until_ms, err
 }
 
 const latestChangeSeq = `-- name: LatestChangeSeq :one

@@ -20,6 +20,11 @@ type ChangeLog struct {
 	Was  string
 }
 
+type ChangeLogReader struct {
+	ID      int64
+	UntilMs int64
+}
+
 type Event struct {
 	ID      int64
 	At      int64

@@ -42,6 +42,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.clearHomeServerStmt, err = db.PrepareContext(ctx, clearHomeServer); err != nil {
 		return nil, fmt.Errorf("error preparing query ClearHomeServer: %w", err)
 	}
+	if q.clockMSStmt, err = db.PrepareContext(ctx, clockMS); err != nil {
+		return nil, fmt.Errorf("error preparing query ClockMS: %w", err)
+	}
 	if q.countInstancesByPhaseStmt, err = db.PrepareContext(ctx, countInstancesByPhase); err != nil {
 		return nil, fmt.Errorf("error preparing query CountInstancesByPhase: %w", err)
 	}
@@ -158,6 +161,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertTenantStmt, err = db.PrepareContext(ctx, insertTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertTenant: %w", err)
+	}
+	if q.keepChangeLogStmt, err = db.PrepareContext(ctx, keepChangeLog); err != nil {
+		return nil, fmt.Errorf("error preparing query KeepChangeLog: %w", err)
 	}
 	if q.latestChangeSeqStmt, err = db.PrepareContext(ctx, latestChangeSeq); err != nil {
 		return nil, fmt.Errorf("error preparing query LatestChangeSeq: %w", err)
@@ -303,6 +309,11 @@ func (q *Queries) Close() error {
 	if q.clearHomeServerStmt != nil {
 		if cerr := q.clearHomeServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing clearHomeServerStmt: %w", cerr)
+		}
+	}
+	if q.clockMSStmt != nil {
+		if cerr := q.clockMSStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clockMSStmt: %w", cerr)
 		}
 	}
 	if q.countInstancesByPhaseStmt != nil {
@@ -498,6 +509,11 @@ func (q *Queries) Close() error {
 	if q.insertTenantStmt != nil {
 		if cerr := q.insertTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertTenantStmt: %w", cerr)
+		}
+	}
+	if q.keepChangeLogStmt != nil {
+		if cerr := q.keepChangeLogStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing keepChangeLogStmt: %w", cerr)
 		}
 	}
 	if q.latestChangeSeqStmt != nil {
@@ -730,6 +746,7 @@ type Queries struct {
 	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
 	clearHomeServerStmt         *sql.Stmt
+	clockMSStmt                 *sql.Stmt
 	countInstancesByPhaseStmt   *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
@@ -769,6 +786,7 @@ type Queries struct {
 	insertRemovalsOfTenantStmt  *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
+	keepChangeLogStmt           *sql.Stmt
 	latestChangeSeqStmt         *sql.Stmt
 	listAPITokensStmt           *sql.Stmt
 	listChangesSinceStmt        *sql.Stmt
@@ -818,6 +836,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
 		clearHomeServerStmt:         q.clearHomeServerStmt,
+		clockMSStmt:                 q.clockMSStmt,
 		countInstancesByPhaseStmt:   q.countInstancesByPhaseStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
@@ -857,6 +876,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		insertRemovalsOfTenantStmt:  q.insertRemovalsOfTenantStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
+		keepChangeLogStmt:           q.keepChangeLogStmt,
 		latestChangeSeqStmt:         q.latestChangeSeqStmt,
 		listAPITokensStmt:           q.listAPITokensStmt,
 		listChangesSinceStmt:        q.listChangesSinceStmt,

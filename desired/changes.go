@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/slum-fleet/slum/db"
 )
@@ -67,6 +68,29 @@ func (s *Store) ChangeSeq(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("read the change log: %w", err)
 	}
 	return seq, nil
+}
+
+// KeepChangeLog keeps the controller's status changes logged for another
+// d (the triggers log them only while a reader keeps them so; the desired
+// state's changes are always logged). until is when this reader last kept
+// them logged to, as this returned it (0 the first time). lapsed says
+// they may have gone unlogged since: the caller then reads the whole fleet,
+// after this call, instead of following the log. Both times are SQLite's
+// clock, the one the triggers read.
+func (s *Store) KeepChangeLog(ctx context.Context, d time.Duration, until int64) (newUntil int64, lapsed bool, err error) {
+	err = s.db.InTx(ctx, func(q *db.Queries) error {
+		now, err := q.ClockMS(ctx)
+		if err != nil {
+			return err
+		}
+		lapsed = until == 0 || now >= until
+		newUntil, err = q.KeepChangeLog(ctx, d.Milliseconds())
+		return err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("keep the change log: %w", err)
+	}
+	return newUntil, lapsed, nil
 }
 
 // ChangedSince reads what changed since position seq of the change log,

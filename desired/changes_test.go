@@ -76,18 +76,43 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 		t.Fatalf("the position did not move: %d", c.Seq)
 	}
 
-	// The controller's status and the settings are in the log too.
+	// The controller's status is in the log too while a reader keeps it
+	// logged; the settings always are.
 	seq = c.Seq
 	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := s.WriteReport(ctx, lease.Fence(), Report{
+	report := Report{
 		Servers:   []ServerStatus{{ServerID: "s2", Health: observed.HealthOnline, UpdatedAt: now}},
 		Tenants:   []TenantStatus{{TenantID: "alice", Serving: []CopyRef{{Instance: "prod", Server: "s2"}}, UpdatedAt: now}},
 		Instances: []InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s2", Phase: PhaseRunning, UpdatedAt: now}},
-	}); err != nil {
+	}
+	if err := s.WriteReport(ctx, lease.Fence(), report); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.ChangedSince(ctx, seq, 100); err != nil || c.Len() != 0 {
+		t.Fatalf("status logged with no reader: %+v %v", c, err)
+	}
+	until, lapsed, err := s.KeepChangeLog(ctx, time.Minute, 0)
+	if err != nil || !lapsed || time.UnixMilli(until).Before(now.Add(50*time.Second)) {
+		t.Fatalf("keep the log: until %v, lapsed %v, %v", time.UnixMilli(until), lapsed, err)
+	}
+	if again, lapsed, err := s.KeepChangeLog(ctx, time.Minute, until); err != nil || lapsed || again < until {
+		t.Fatalf("kept again in time: until %v, lapsed %v, %v", again, lapsed, err)
+	}
+	if _, lapsed, err := s.KeepChangeLog(ctx, time.Minute, 1); err != nil || !lapsed {
+		t.Fatalf("kept again too late: lapsed %v, %v", lapsed, err)
+	}
+	report.Servers[0].Health = observed.HealthSuspect
+	report.Instances[0].Phase, report.Tenants[0].Serving = PhasePending, nil
+	if err := s.WriteReport(ctx, lease.Fence(), report); err != nil {
+		t.Fatal(err)
+	}
+	report.Servers[0].Health = observed.HealthOnline
+	report.Instances[0].Phase, report.Tenants[0].Serving = PhaseRunning, []CopyRef{{Instance: "prod", Server: "s2"}}
+	if err := s.WriteReport(ctx, lease.Fence(), report); err != nil {
 		t.Fatal(err)
 	}
 	set, err := s.Settings(ctx)
