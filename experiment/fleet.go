@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -192,16 +190,6 @@ const Marker = ".slum-experiment"
 // PrepareDir makes dir an empty experiment directory. It refuses a
 // directory with files that an experiment did not make.
 func PrepareDir(dir string) error {
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		if _, err := os.Stat(filepath.Join(dir, Marker)); err != nil {
-			return fmt.Errorf("%w: %s exists and is not an experiment's directory; choose another with --out", desired.ErrConflict, dir)
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("clear %s: %w", dir, err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, Marker), []byte("made by slum experiment; rerunning it with this --out wipes this directory\n"), 0o644)
+	return localfleet.PrepareDir(dir, localfleet.DirMarker{File: Marker, What: "an experiment's directory", Flag: "--out",
+		Note: "made by slum experiment; rerunning it with this --out wipes this directory\n"})
 }

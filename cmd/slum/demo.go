@@ -56,18 +56,12 @@ converge. The fleet stays up, kept by slum, until Ctrl-C.`,
 }
 
 func prepareDemoDir(dir string) error {
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		if _, err := os.Stat(filepath.Join(dir, demoMarker)); err != nil {
-			return fmt.Errorf("demo: %w: %s exists and is not a demo directory; choose another with --dir", desired.ErrConflict, dir)
-		}
-		if err := os.RemoveAll(dir); err != nil {
-			return fmt.Errorf("demo: clear %s: %w", dir, err)
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	err := localfleet.PrepareDir(dir, localfleet.DirMarker{File: demoMarker, What: "a demo directory", Flag: "--dir",
+		Note: "made by slum demo; rerunning the demo wipes this directory\n"})
+	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	return os.WriteFile(filepath.Join(dir, demoMarker), []byte("made by slum demo; rerunning the demo wipes this directory\n"), 0o644)
+	return nil
 }
 
 // pointAt points each server of the fleet f at a local server, the i-th
