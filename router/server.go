@@ -13,7 +13,7 @@ import (
 
 // ServerConfig says where and how the proxy listens.
 type ServerConfig struct {
-	Addr string // host:port for ListenAndServe
+	Addr string // host:port to listen on (the caller listens and passes Serve the listener)
 	// TLSCertFile and TLSKeyFile (PEM) turn TLS on, with HTTP/2 offered
 	// by ALPN. Both or neither.
 	TLSCertFile, TLSKeyFile string
@@ -72,16 +72,6 @@ func NewServer(cfg ServerConfig, p *Proxy, log *slog.Logger) (*Server, error) {
 		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
 	return s, nil
-}
-
-// ListenAndServe listens on cfg.Addr and serves until ctx ends.
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("router: listen on %s: %w", s.cfg.Addr, err)
-	}
-	return s.Serve(ctx, ln)
 }
 
 // Serve serves on ln until ctx ends, then shuts down gracefully: it stops

@@ -56,18 +56,3 @@ func Start(t testing.TB, opt Options) *localfleet.Ten {
 	t.Cleanup(s.Stop)
 	return s
 }
-
-// Fleet runs a local fleet of real tenement servers, each in its own
-// network namespace, for the test's duration.
-func Fleet(t testing.TB, servers int, services []localfleet.Service) *localfleet.Fleet {
-	t.Helper()
-	RequireTen(t)
-	RequireNetns(t)
-	f, err := localfleet.Start(context.Background(), localfleet.Options{Servers: servers, Dir: t.TempDir(),
-		Backend: localfleet.BackendTenement, Services: services})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.Close)
-	return f
-}
