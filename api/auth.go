@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
 )
 
 // access is what an endpoint needs of a token's role.
@@ -27,13 +28,13 @@ func (a access) String() string {
 }
 
 // allows reports whether role may use an endpoint that needs a.
-func allows(role desired.APIRole, a access) bool {
+func allows(role slum.APIRole, a access) bool {
 	switch role {
-	case desired.RoleAdmin:
+	case slum.RoleAdmin:
 		return true
-	case desired.RoleRead:
+	case slum.RoleRead:
 		return a <= accessRead
-	case desired.RoleRouter:
+	case slum.RoleRouter:
 		return a == accessRouter
 	}
 	return false
@@ -41,7 +42,7 @@ func allows(role desired.APIRole, a access) bool {
 
 // caller is who made a request: the token it came with.
 type caller struct {
-	token  desired.APIToken
+	token  slum.APIToken
 	noAuth bool
 }
 
@@ -71,7 +72,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.NoAuth {
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{noAuth: true,
-				token: desired.APIToken{Role: desired.RoleAdmin, Name: "no-auth"}})))
+				token: slum.APIToken{Role: slum.RoleAdmin, Name: "no-auth"}})))
 			return
 		}
 		key := clientKey(r.RemoteAddr)
@@ -88,12 +89,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		tok, ok := strings.CutPrefix(h, "Bearer ")
-		var rec desired.APIToken
-		err := fmt.Errorf("%w: the Authorization header is not 'Bearer <token>'", desired.ErrBadToken)
+		var rec slum.APIToken
+		err := fmt.Errorf("%w: the Authorization header is not 'Bearer <token>'", slum.ErrBadToken)
 		if ok {
 			rec, err = s.store.VerifyAPIToken(r.Context(), strings.TrimSpace(tok))
 		}
-		if errors.Is(err, desired.ErrBadToken) {
+		if errors.Is(err, slum.ErrBadToken) {
 			s.limiter.fail(key, now)
 			s.log.Warn("API authentication failed", "addr", r.RemoteAddr, "why", err.Error())
 			w.Header().Set("WWW-Authenticate", `Bearer realm="slum", error="invalid_token"`)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fakeclock"
 )
@@ -59,7 +61,7 @@ var endpoints = []struct {
 	{"POST", "/v1/instances/bob:prod/move", map[string]any{"to": ""}, accessAdmin},
 	{"DELETE", "/v1/instances/bob:prod", nil, accessAdmin},
 	{"DELETE", "/v1/tenants/bob", nil, accessAdmin},
-	{"PUT", "/v1/settings", desired.DefaultSettings(), accessAdmin},
+	{"PUT", "/v1/settings", slum.DefaultSettings(), accessAdmin},
 	{"POST", "/v1/apply", map[string]any{"file": map[string]any{"name": "f.yaml", "text": "version: 1\n"}}, accessAdmin},
 	{"POST", "/v1/tokens", map[string]any{"role": "read"}, accessAdmin},
 }
@@ -70,7 +72,7 @@ var endpoints = []struct {
 func TestRolesOnEveryEndpoint(t *testing.T) {
 	a := newTestAPI(t, Config{AuthLimit: AuthLimit{Burst: 1000, Every: time.Millisecond}})
 	a.seed()
-	_, revoked, err := a.store.CreateAPIToken(a.ctx, desired.RoleAdmin, "gone")
+	_, revoked, err := a.store.CreateAPIToken(a.ctx, slum.RoleAdmin, "gone")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 	}
 	wrong := desired.APITokenPrefix + strings.Repeat("x", 43)
 	for _, e := range endpoints {
-		for _, role := range []desired.APIRole{desired.RoleRouter, desired.RoleRead} {
+		for _, role := range []slum.APIRole{slum.RoleRouter, slum.RoleRead} {
 			before := dbState(t, a.store.Path())
 			r := a.do(e.method, e.path, a.tokens[role], e.body)
 			if allows(role, e.need) {
@@ -105,13 +107,13 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 				t.Errorf("the answer shows the token: %s", r.body)
 			}
 		}
-		r := a.do(e.method, e.path, a.tokens[desired.RoleAdmin], e.body)
+		r := a.do(e.method, e.path, a.tokens[slum.RoleAdmin], e.body)
 		if r.status >= 300 {
 			t.Errorf("%s %s as admin: %d %s", e.method, e.path, r.status, r.body)
 		}
 	}
 	// The watch: router tokens see routes only.
-	if r := a.do("GET", "/v1/watch?kinds=server", a.tokens[desired.RoleRouter], nil); r.status != http.StatusForbidden {
+	if r := a.do("GET", "/v1/watch?kinds=server", a.tokens[slum.RoleRouter], nil); r.status != http.StatusForbidden {
 		t.Errorf("a router watching servers: %d %s", r.status, r.body)
 	}
 }
@@ -119,14 +121,14 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 // Revoking a token stops it at once: the next request is refused.
 func TestRevokedTokenStopsAtOnce(t *testing.T) {
 	a := newTestAPI(t, Config{})
-	rec, tok, err := a.store.CreateAPIToken(a.ctx, desired.RoleAdmin, "laptop")
+	rec, tok, err := a.store.CreateAPIToken(a.ctx, slum.RoleAdmin, "laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := a.do("GET", "/v1/whoami", tok, nil); r.status != 200 || !strings.Contains(r.body, `"name":"laptop"`) {
 		t.Fatalf("whoami: %d %s", r.status, r.body)
 	}
-	if r := a.do("DELETE", "/v1/tokens/"+itoa(rec.ID), a.tokens[desired.RoleAdmin], nil); r.status != 200 {
+	if r := a.do("DELETE", "/v1/tokens/"+itoa(rec.ID), a.tokens[slum.RoleAdmin], nil); r.status != 200 {
 		t.Fatalf("revoke: %d %s", r.status, r.body)
 	}
 	if r := a.do("GET", "/v1/whoami", tok, nil); r.status != http.StatusUnauthorized {
@@ -140,7 +142,7 @@ func TestRevokedTokenStopsAtOnce(t *testing.T) {
 func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 	clk := fakeclock.New(time.Now())
 	a := newTestAPI(t, Config{Clock: clk, AuthLimit: AuthLimit{Burst: 3, Every: 10 * time.Second}})
-	good := a.tokens[desired.RoleRead]
+	good := a.tokens[slum.RoleRead]
 	call := func(addr, tok string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/v1/whoami", nil)
 		req.RemoteAddr = addr

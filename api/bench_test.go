@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/client"
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/internal/fleettest"
 )
 
 // Benchmark sizes: the targets' sizes unless -short (CI runs each
@@ -56,7 +58,7 @@ func benchFleet(b *testing.B, servers, instances int) *desired.Store {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.Apply(ctx, f, desired.ApplyOptions{}); err != nil {
+	if _, err := st.Apply(ctx, fleettest.Source(b, f), slum.ApplyOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	lease, err := st.AcquireLease(ctx, "controller", "bench", "", time.Hour)
@@ -68,16 +70,16 @@ func benchFleet(b *testing.B, servers, instances int) *desired.Store {
 		b.Fatal(err)
 	}
 	now := time.Now()
-	var rep desired.Report
+	var rep slum.Report
 	for i := 0; i < servers; i++ {
-		rep.Servers = append(rep.Servers, desired.ServerStatus{ServerID: fmt.Sprintf("s%d", i), Health: observed.HealthOnline,
+		rep.Servers = append(rep.Servers, slum.ServerStatus{ServerID: fmt.Sprintf("s%d", i), Health: slum.HealthOnline,
 			HealthSince: now, Listed: true, Instances: int64(instances / servers), LastSeenAt: now, UpdatedAt: now})
 	}
 	for _, in := range ins {
-		rep.Instances = append(rep.Instances, desired.InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID,
-			Phase: desired.PhaseRunning, Health: "healthy", ObservedGeneration: in.Generation, UpdatedAt: now})
-		rep.Tenants = append(rep.Tenants, desired.TenantStatus{TenantID: in.TenantID,
-			Serving: []desired.CopyRef{{Instance: in.ID, Server: in.ServerID}}, ChangedAt: now, UpdatedAt: now})
+		rep.Instances = append(rep.Instances, slum.InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID,
+			Phase: slum.PhaseRunning, Health: "healthy", ObservedGeneration: in.Generation, UpdatedAt: now})
+		rep.Tenants = append(rep.Tenants, slum.TenantStatus{TenantID: in.TenantID,
+			Serving: []slum.CopyRef{{Instance: in.ID, Server: in.ServerID}}, ChangedAt: now, UpdatedAt: now})
 	}
 	if err := st.WriteReport(ctx, lease.Fence(), rep); err != nil {
 		b.Fatal(err)
@@ -92,7 +94,7 @@ type benchAPI struct {
 	token string
 }
 
-func startBenchAPI(b *testing.B, st *desired.Store, role desired.APIRole) *benchAPI {
+func startBenchAPI(b *testing.B, st *desired.Store, role slum.APIRole) *benchAPI {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
@@ -126,7 +128,7 @@ func (a *benchAPI) get(b *testing.B, c *http.Client, path string) {
 // Target: under 50 ms.
 func BenchmarkStatusOfALargeFleet(b *testing.B) {
 	servers, instances := fleetSize(b)
-	a := startBenchAPI(b, benchFleet(b, servers, instances), desired.RoleRead)
+	a := startBenchAPI(b, benchFleet(b, servers, instances), slum.RoleRead)
 	c := &http.Client{}
 	a.get(b, c, "/v1/status") // warm
 	b.ResetTimer()
@@ -151,7 +153,7 @@ func BenchmarkWatchFanOut(b *testing.B) {
 
 func benchWatchFanOut(b *testing.B, servers, instances int) {
 	const watchers = 100
-	a := startBenchAPI(b, benchFleet(b, servers, instances), desired.RoleRead)
+	a := startBenchAPI(b, benchFleet(b, servers, instances), slum.RoleRead)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := client.New(a.url, a.token, client.Options{Transport: &http.Transport{MaxIdleConnsPerHost: watchers, MaxConnsPerHost: 0}})
@@ -194,7 +196,7 @@ func benchWatchFanOut(b *testing.B, servers, instances int) {
 		region := fmt.Sprintf("r%d", i)
 		want.Store("region", region)
 		start := time.Now()
-		if _, err := a.store.UpdateTenant(ctx, "t0", desired.TenantUpdate{Region: &region}); err != nil {
+		if _, err := a.store.UpdateTenant(ctx, "t0", slum.TenantUpdate{Region: &region}); err != nil {
 			b.Fatal(err)
 		}
 		var last time.Time
@@ -229,7 +231,7 @@ func BenchmarkAuthenticatedRequestRate(b *testing.B) {
 		}
 		dur = d
 	}
-	a := startBenchAPI(b, benchFleet(b, 10, 100), desired.RoleRead)
+	a := startBenchAPI(b, benchFleet(b, 10, 100), slum.RoleRead)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
 	a.get(b, c, "/v1/servers/s1")
 	b.ResetTimer()

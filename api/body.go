@@ -10,8 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
 )
 
 // errBody is a request body the API refuses, with the kind to answer.
@@ -103,7 +104,7 @@ func queryInt(r *http.Request, name string, def int64) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return 0, &desired.FieldError{Field: name, Value: v, Reason: "must be a whole number, 0 or more"}
+		return 0, &slum.FieldError{Field: name, Value: v, Reason: "must be a whole number, 0 or more"}
 	}
 	return n, nil
 }
@@ -115,7 +116,7 @@ func queryBool(r *http.Request, name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, &desired.FieldError{Field: name, Value: v, Reason: "must be true or false"}
+		return false, &slum.FieldError{Field: name, Value: v, Reason: "must be true or false"}
 	}
 	return b, nil
 }
@@ -128,7 +129,7 @@ func pathNumber(r *http.Request, name, field string) (int64, error) {
 	v := r.PathValue(name)
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, &desired.FieldError{Field: field, Value: v, Reason: "must be a positive whole number"}
+		return 0, &slum.FieldError{Field: field, Value: v, Reason: "must be a positive whole number"}
 	}
 	return n, nil
 }

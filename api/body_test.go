@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 // Typed errors become statuses with a JSON body naming the kind and
@@ -19,7 +19,7 @@ import (
 func TestErrorsMapToStatuses(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
-	admin := a.tokens[desired.RoleAdmin]
+	admin := a.tokens[slum.RoleAdmin]
 	for _, tc := range []struct {
 		method, path string
 		body         any
@@ -56,7 +56,7 @@ func TestErrorsMapToStatuses(t *testing.T) {
 func TestServerTokensAreNeverShown(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
-	admin := a.tokens[desired.RoleAdmin]
+	admin := a.tokens[slum.RoleAdmin]
 	for _, e := range endpoints {
 		if e.method != "GET" {
 			continue
@@ -75,7 +75,7 @@ func TestServerTokensAreNeverShown(t *testing.T) {
 func TestBadBodiesChangeNothing(t *testing.T) {
 	a := newTestAPI(t, Config{MaxBody: 256})
 	a.seed()
-	admin := a.tokens[desired.RoleAdmin]
+	admin := a.tokens[slum.RoleAdmin]
 	before := dbState(t, a.store.Path())
 	for _, tc := range []struct {
 		body        string
@@ -139,7 +139,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 	}
 	body, _ := json.Marshal(map[string]any{"file": map[string]any{"name": "f.yaml", "text": text}})
 	req, _ := http.NewRequestWithContext(ctx, "POST", a.srv.URL+"/v1/apply", bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+a.tokens[desired.RoleAdmin])
+	req.Header.Set("Authorization", "Bearer "+a.tokens[slum.RoleAdmin])
 	req.Header.Set("Content-Type", "application/json")
 	done := make(chan error, 1)
 	go func() {
@@ -182,7 +182,7 @@ func FuzzRequestBodies(f *testing.F) {
 	f.Add([]byte(`null`))
 	a := newTestAPI(f, Config{MaxBody: 4096, MaxFileBody: 8192})
 	a.seed()
-	admin := a.tokens[desired.RoleAdmin]
+	admin := a.tokens[slum.RoleAdmin]
 	var writes []struct{ method, path string }
 	for _, e := range endpoints {
 		if e.need == accessAdmin {

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -111,7 +112,7 @@ func ok(w http.ResponseWriter, v any) error {
 	return nil
 }
 
-func servers(ss []desired.Server) []wire.Server {
+func servers(ss []slum.Server) []wire.Server {
 	if ss == nil {
 		return nil
 	}
@@ -138,7 +139,7 @@ func (s *Server) getRoutes(w http.ResponseWriter, r *http.Request) error {
 // ---- servers
 
 func (s *Server) listServers(w http.ResponseWriter, r *http.Request) error {
-	var ss []desired.Server
+	var ss []slum.Server
 	var err error
 	if region := r.URL.Query().Get("region"); region != "" {
 		ss, err = s.store.ServersInRegion(r.Context(), region)
@@ -156,7 +157,7 @@ func (s *Server) addServer(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		return err
 	}
-	out, err := s.store.AddServer(r.Context(), desired.Server{ID: req.ID, URL: req.URL, Region: req.Region,
+	out, err := s.store.AddServer(r.Context(), slum.Server{ID: req.ID, URL: req.URL, Region: req.Region,
 		CapacityMB: req.CapacityMB, Domain: req.Domain, Token: req.Token})
 	if err != nil {
 		return err
@@ -178,7 +179,7 @@ func (s *Server) updateServer(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		return err
 	}
-	out, err := s.store.UpdateServer(r.Context(), pathID(r, "id"), desired.ServerUpdate{URL: req.URL, Region: req.Region,
+	out, err := s.store.UpdateServer(r.Context(), pathID(r, "id"), slum.ServerUpdate{URL: req.URL, Region: req.Region,
 		CapacityMB: req.CapacityMB, Domain: req.Domain, Token: req.Token})
 	if err != nil {
 		return err
@@ -273,11 +274,11 @@ func (s *Server) addTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		return err
 	}
-	first := make([]desired.InstanceSpec, len(req.Instances))
+	first := make([]slum.InstanceSpec, len(req.Instances))
 	for i, in := range req.Instances {
 		first[i] = in.Spec()
 	}
-	t, ins, err := s.store.AddTenant(r.Context(), desired.Tenant{ID: req.ID, Domain: req.Domain, Region: req.Region,
+	t, ins, err := s.store.AddTenant(r.Context(), slum.Tenant{ID: req.ID, Domain: req.Domain, Region: req.Region,
 		Failover: req.Failover, Serving: req.Serving}, first...)
 	if err != nil {
 		return err
@@ -307,7 +308,7 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		return err
 	}
-	out, err := s.store.UpdateTenant(r.Context(), pathID(r, "id"), desired.TenantUpdate{Domain: req.Domain, Region: req.Region,
+	out, err := s.store.UpdateTenant(r.Context(), pathID(r, "id"), slum.TenantUpdate{Domain: req.Domain, Region: req.Region,
 		Failover: req.Failover, Serving: req.Serving})
 	if err != nil {
 		return err
@@ -362,7 +363,7 @@ func (s *Server) spawnInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) error {
-	out, err := s.store.GetInstance(r.Context(), pathID(r, "key"))
+	out, err := s.store.GetInstance(r.Context(), slum.InstanceKey(pathID(r, "key")))
 	if err != nil {
 		return err
 	}
@@ -371,14 +372,14 @@ func (s *Server) getInstance(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) removeInstance(w http.ResponseWriter, r *http.Request) error {
 	key := pathID(r, "key")
-	if err := s.store.RemoveInstance(r.Context(), key); err != nil {
+	if err := s.store.RemoveInstance(r.Context(), slum.InstanceKey(key)); err != nil {
 		return err
 	}
 	return ok(w, wire.Removed{Removed: key})
 }
 
 func (s *Server) stopInstance(w http.ResponseWriter, r *http.Request) error {
-	out, err := s.store.StopInstance(r.Context(), pathID(r, "key"))
+	out, err := s.store.StopInstance(r.Context(), slum.InstanceKey(pathID(r, "key")))
 	if err != nil {
 		return err
 	}
@@ -390,7 +391,7 @@ func (s *Server) moveInstance(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		return err
 	}
-	out, err := s.store.MoveInstance(r.Context(), pathID(r, "key"), req.To)
+	out, err := s.store.MoveInstance(r.Context(), slum.InstanceKey(pathID(r, "key")), req.To)
 	if err != nil {
 		return err
 	}
@@ -398,7 +399,7 @@ func (s *Server) moveInstance(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) instanceStatus(w http.ResponseWriter, r *http.Request) error {
-	out, err := s.store.InstanceStatus(r.Context(), pathID(r, "key"))
+	out, err := s.store.InstanceStatus(r.Context(), slum.InstanceKey(pathID(r, "key")))
 	if err != nil {
 		return err
 	}
@@ -496,7 +497,7 @@ func (s *Server) approve(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(req.By) > maxApprover || strings.ContainsFunc(req.By, func(c rune) bool { return !unicode.IsPrint(c) }) {
-		return &desired.FieldError{Field: "by", Value: req.By, Reason: fmt.Sprintf("must be printable text of at most %d bytes", maxApprover)}
+		return &slum.FieldError{Field: "by", Value: req.By, Reason: fmt.Sprintf("must be printable text of at most %d bytes", maxApprover)}
 	}
 	// The record says which token approved, whatever the client says.
 	by := callerOf(r.Context()).String()
@@ -519,7 +520,7 @@ func (s *Server) getSettings(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) setSettings(w http.ResponseWriter, r *http.Request) error {
-	var req desired.Settings
+	var req slum.Settings
 	if err := decode(w, r, s.cfg.MaxBody, &req); err != nil {
 		return err
 	}
@@ -541,12 +542,8 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) error {
 	if strings.HasSuffix(r.URL.Path, "/diff") {
 		req.DryRun = true
 	}
-	f, err := req.File.Receive()
-	if err != nil {
-		return err
-	}
-	plan, err := s.store.Apply(r.Context(), f, desired.ApplyOptions{Prune: req.Prune, AllowMassPrune: req.AllowMassPrune, DryRun: req.DryRun})
-	var mass *desired.MassPruneError
+	plan, err := s.store.Apply(r.Context(), req.File, slum.ApplyOptions{Prune: req.Prune, AllowMassPrune: req.AllowMassPrune, DryRun: req.DryRun})
+	var mass *slum.MassPruneError
 	if errors.As(err, &mass) {
 		writeJSON(w, wire.KindMassPrune.Status(), wire.Error{Error: wire.ErrorBody{Kind: wire.KindMassPrune, Message: err.Error(), MassPrune: mass, Plan: plan}})
 		return nil

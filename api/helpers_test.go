@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
 )
 
@@ -24,7 +26,7 @@ type testAPI struct {
 	store  *desired.Store
 	api    *Server
 	srv    *httptest.Server
-	tokens map[desired.APIRole]string
+	tokens map[slum.APIRole]string
 }
 
 func newTestAPI(t testing.TB, cfg Config) *testAPI {
@@ -39,13 +41,13 @@ func newTestAPI(t testing.TB, cfg Config) *testAPI {
 	if cfg.WatchEvery == 0 {
 		cfg.WatchEvery = 10 * time.Millisecond
 	}
-	a := &testAPI{t: t, ctx: ctx, store: st, api: New(st, cfg), tokens: map[desired.APIRole]string{}}
+	a := &testAPI{t: t, ctx: ctx, store: st, api: New(st, cfg), tokens: map[slum.APIRole]string{}}
 	done := make(chan struct{})
 	go func() { a.api.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	a.srv = httptest.NewServer(a.api.Handler())
 	t.Cleanup(a.srv.Close)
-	for _, r := range desired.APIRoles {
+	for _, r := range slum.APIRoles {
 		_, tok, err := st.CreateAPIToken(ctx, r, "test "+string(r))
 		if err != nil {
 			t.Fatal(err)
@@ -59,12 +61,12 @@ func newTestAPI(t testing.TB, cfg Config) *testAPI {
 func (a *testAPI) seed() {
 	a.t.Helper()
 	for _, id := range []string{"s1", "s2"} {
-		if _, err := a.store.AddServer(a.ctx, desired.Server{ID: id, URL: "http://10.0.0.1:8080", CapacityMB: 1000, Token: "tok-" + id}); err != nil {
+		if _, err := a.store.AddServer(a.ctx, slum.Server{ID: id, URL: "http://10.0.0.1:8080", CapacityMB: 1000, Token: "tok-" + id}); err != nil {
 			a.t.Fatal(err)
 		}
 	}
-	if _, _, err := a.store.AddTenant(a.ctx, desired.Tenant{ID: "alice", Domain: "alice.example.com"},
-		desired.InstanceSpec{ID: "prod", Process: "api", ServerID: "s1"}); err != nil {
+	if _, _, err := a.store.AddTenant(a.ctx, slum.Tenant{ID: "alice", Domain: "alice.example.com"},
+		slum.InstanceSpec{ID: "prod", Process: "api", ServerID: "s1"}); err != nil {
 		a.t.Fatal(err)
 	}
 }

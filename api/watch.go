@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
@@ -92,7 +94,7 @@ type resetSource struct {
 	stream         string
 	seq, rev, srev int64
 	view           *view
-	events         []desired.Event
+	events         []slum.Event
 	frames         frameCache // made by the first stream that needs each
 }
 
@@ -102,7 +104,7 @@ func (r *resetSource) frame(kinds map[wire.ObjectKind]bool) []byte {
 }
 
 func (r *resetSource) render(kinds map[wire.ObjectKind]bool) []byte {
-	msg := wire.Reset{Stream: r.stream, Seq: r.seq, Revision: r.rev, StatusRevision: r.srev, Objects: []wire.Change{}, Events: []desired.Event{}}
+	msg := wire.Reset{Stream: r.stream, Seq: r.seq, Revision: r.rev, StatusRevision: r.srev, Objects: []wire.Change{}, Events: []slum.Event{}}
 	r.view.each(kinds, func(kind wire.ObjectKind, id string, obj []byte) {
 		msg.Objects = append(msg.Objects, wire.Change{Kind: kind, ID: id, Op: wire.OpPut, Object: obj})
 	})
@@ -145,7 +147,7 @@ type watchState struct {
 	rev, srev int64
 	holds     []byte // the open holds as last read, to notice changes no revision counts
 	lastEvent int64
-	events    []desired.Event // the latest recentEvents
+	events    []slum.Event // the latest recentEvents
 	tail      *node
 	ring      []*node      // the latest nodes, oldest first
 	reset     *resetSource // the reset at tail, once asked for
@@ -319,7 +321,7 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	holdsJSON, _ := json.Marshal(holds)
 	// The events' position moves on only once they are published: a read
 	// below that fails leaves them for the next poll.
-	var evs []desired.Event
+	var evs []slum.Event
 	lastEvent := st.lastEvent
 	for {
 		more, err := w.st.Events(ctx, lastEvent, 1000)
@@ -338,8 +340,8 @@ func (w *watcher) poll(ctx context.Context, st *watchState) error {
 	if st.fleet != nil {
 		c, err := w.st.ChangedSince(ctx, st.seq, maxChanges(st.fleet))
 		switch {
-		case errors.Is(err, desired.ErrChangesGone):
-			if errors.Is(err, desired.ErrUnknownChange) {
+		case errors.Is(err, slum.ErrChangesGone):
+			if errors.Is(err, slum.ErrUnknownChange) {
 				w.log.Warn("watch: reading the whole fleet", "err", err)
 			}
 			st.fleet = nil
@@ -435,7 +437,7 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if c := callerOf(r.Context()); c.token.Role == desired.RoleRouter {
+	if c := callerOf(r.Context()); c.token.Role == slum.RoleRouter {
 		for k := range kinds {
 			if k != wire.ObjRoute {
 				return &errBody{wire.KindForbidden, fmt.Sprintf("%s has role router: it may watch routes only (?kinds=route)", c)}

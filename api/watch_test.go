@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/client"
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -23,7 +24,7 @@ type watching struct {
 	done chan error
 }
 
-func (a *testAPI) watch(t *testing.T, role desired.APIRole, opt client.WatchOptions) *watching {
+func (a *testAPI) watch(t *testing.T, role slum.APIRole, opt client.WatchOptions) *watching {
 	t.Helper()
 	c, err := client.New(a.srv.URL, a.tokens[role], client.Options{})
 	if err != nil {
@@ -83,7 +84,7 @@ func objectIDs(cs []wire.Change) string {
 func TestWatchStreamsChangesAndResumes(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
-	w := a.watch(t, desired.RoleRead, client.WatchOptions{})
+	w := a.watch(t, slum.RoleRead, client.WatchOptions{})
 	first := w.next()
 	if first.Reset == nil {
 		t.Fatalf("the first message is not a reset: %+v", first)
@@ -102,28 +103,28 @@ func TestWatchStreamsChangesAndResumes(t *testing.T) {
 	}
 
 	// A change arrives as a batch with its events, and only what changed.
-	if _, err := a.store.SetServerState(a.ctx, "s2", desired.ServerCordoned); err != nil {
+	if _, err := a.store.SetServerState(a.ctx, "s2", slum.ServerCordoned); err != nil {
 		t.Fatal(err)
 	}
 	m := w.next()
-	if m.Batch == nil || objectIDs(m.Batch.Changes) != "server:s2" || len(m.Batch.Events) != 1 || m.Batch.Events[0].Reason != desired.ReasonCordoned {
+	if m.Batch == nil || objectIDs(m.Batch.Changes) != "server:s2" || len(m.Batch.Events) != 1 || m.Batch.Events[0].Reason != slum.ReasonCordoned {
 		t.Fatalf("after a cordon: %+v", m.Batch)
 	}
 	var sv wire.ServerView
-	if err := json.Unmarshal(m.Batch.Changes[0].Object, &sv); err != nil || sv.State != desired.ServerCordoned || !sv.HasToken || sv.Stats.CapacityMB != 1000 {
+	if err := json.Unmarshal(m.Batch.Changes[0].Object, &sv); err != nil || sv.State != slum.ServerCordoned || !sv.HasToken || sv.Stats.CapacityMB != 1000 {
 		t.Fatalf("server view: %+v %v", sv, err)
 	}
 	last := m.ID
 	w.stop()
 
 	// Changes while away are all that a resuming watch is sent.
-	if _, err := a.store.SetServerState(a.ctx, "s2", desired.ServerActive); err != nil {
+	if _, err := a.store.SetServerState(a.ctx, "s2", slum.ServerActive); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.store.RemoveTenant(a.ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	w2 := a.watch(t, desired.RoleRead, client.WatchOptions{Since: last})
+	w2 := a.watch(t, slum.RoleRead, client.WatchOptions{Since: last})
 	seen := map[string]bool{}
 	deadline := time.Now().Add(5 * time.Second)
 	for !(seen["server:s2"] && seen["tenant:alice"] && seen["instance:alice:prod"] && seen["route:alice.example.com"]) {
@@ -142,7 +143,7 @@ func TestWatchStreamsChangesAndResumes(t *testing.T) {
 		}
 	}
 	// An id from another stream (another API process) starts over.
-	w3 := a.watch(t, desired.RoleRead, client.WatchOptions{Since: "abcdef.3"})
+	w3 := a.watch(t, slum.RoleRead, client.WatchOptions{Since: "abcdef.3"})
 	if m := w3.next(); m.Reset == nil || objectIDs(m.Reset.Objects) != "settings:fleet server:s1 server:s2" {
 		t.Fatalf("another stream's id: %+v", m)
 	}
@@ -151,19 +152,19 @@ func TestWatchStreamsChangesAndResumes(t *testing.T) {
 func TestWatchTooFarBehindIsReset(t *testing.T) {
 	a := newTestAPI(t, Config{WatchHistory: 2})
 	a.seed()
-	w := a.watch(t, desired.RoleRead, client.WatchOptions{})
+	w := a.watch(t, slum.RoleRead, client.WatchOptions{})
 	w.next()
-	if _, err := a.store.SetServerState(a.ctx, "s1", desired.ServerCordoned); err != nil {
+	if _, err := a.store.SetServerState(a.ctx, "s1", slum.ServerCordoned); err != nil {
 		t.Fatal(err)
 	}
 	_, last := w.until(wire.ObjServer, "s1")
 	for i := 0; i < 4; i++ {
-		if _, err := a.store.UpdateTenant(a.ctx, "alice", desired.TenantUpdate{Region: ptr(fmt.Sprint("r", i))}); err != nil {
+		if _, err := a.store.UpdateTenant(a.ctx, "alice", slum.TenantUpdate{Region: ptr(fmt.Sprint("r", i))}); err != nil {
 			t.Fatal(err)
 		}
 		w.until(wire.ObjTenant, "alice")
 	}
-	w2 := a.watch(t, desired.RoleRead, client.WatchOptions{Since: last})
+	w2 := a.watch(t, slum.RoleRead, client.WatchOptions{Since: last})
 	if m := w2.next(); m.Reset == nil {
 		t.Fatalf("a watch 4 batches behind, with 2 kept, was not reset: %+v", m)
 	}
@@ -176,14 +177,14 @@ func ptr[T any](v T) *T { return &v }
 func TestWatchForRoutersIsRoutesOnly(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
-	w := a.watch(t, desired.RoleRouter, client.WatchOptions{})
+	w := a.watch(t, slum.RoleRouter, client.WatchOptions{})
 	if m := w.next(); m.Reset == nil || objectIDs(m.Reset.Objects) != "route:alice.example.com" || len(m.Reset.Events) != 0 {
 		t.Fatalf("a router's reset: %+v", m.Reset)
 	}
-	if _, err := a.store.SetServerState(a.ctx, "s2", desired.ServerCordoned); err != nil {
+	if _, err := a.store.SetServerState(a.ctx, "s2", slum.ServerCordoned); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.store.UpdateTenant(a.ctx, "alice", desired.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
+	if _, err := a.store.UpdateTenant(a.ctx, "alice", slum.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -201,7 +202,7 @@ func TestWatchForRoutersIsRoutesOnly(t *testing.T) {
 func TestFollowRoutes(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
-	c, err := client.New(a.srv.URL, a.tokens[desired.RoleRouter], client.Options{})
+	c, err := client.New(a.srv.URL, a.tokens[slum.RoleRouter], client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestFollowRoutes(t *testing.T) {
 	if tb := next(); tb.Len() != 1 {
 		t.Fatalf("first table: %+v", tb.Routes())
 	}
-	if _, _, err := a.store.AddTenant(a.ctx, desired.Tenant{ID: "bob", Domain: "bob.example.com"}); err != nil {
+	if _, _, err := a.store.AddTenant(a.ctx, slum.Tenant{ID: "bob", Domain: "bob.example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -245,13 +246,13 @@ func TestSlowWatcherHoldsUpNobody(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "GET /v1/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", a.tokens[desired.RoleRead])
-	w := a.watch(t, desired.RoleRead, client.WatchOptions{})
+	fmt.Fprintf(conn, "GET /v1/watch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", a.tokens[slum.RoleRead])
+	w := a.watch(t, slum.RoleRead, client.WatchOptions{})
 	w.next()
 	for i := 0; i < 30; i++ {
 		region := fmt.Sprintf("region-%d-%s", i, strings.Repeat("x", 40))
 		start := time.Now()
-		if _, err := a.store.UpdateTenant(a.ctx, "alice", desired.TenantUpdate{Region: &region}); err != nil {
+		if _, err := a.store.UpdateTenant(a.ctx, "alice", slum.TenantUpdate{Region: &region}); err != nil {
 			t.Fatal(err)
 		}
 		c, _ := w.until(wire.ObjTenant, "alice")

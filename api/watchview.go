@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -19,25 +19,25 @@ import (
 // once, then kept up to date from the change log. Only the watcher's
 // goroutine touches it.
 type fleet struct {
-	settings  desired.Settings
-	servers   map[string]desired.Server
-	stats     map[string]desired.ServerStats
-	tenants   map[string]desired.Tenant
-	instances map[string]desired.Instance // by key
-	byTenant  map[string][]string         // instance keys by tenant
-	sstat     map[string]*desired.ServerStatus
-	tstat     map[string]*desired.TenantStatus
-	istat     map[string]*desired.InstanceStatus
+	settings  slum.Settings
+	servers   map[string]slum.Server
+	stats     map[string]slum.ServerStats
+	tenants   map[string]slum.Tenant
+	instances map[string]slum.Instance // by key
+	byTenant  map[string][]string      // instance keys by tenant
+	sstat     map[string]*slum.ServerStatus
+	tstat     map[string]*slum.TenantStatus
+	istat     map[string]*slum.InstanceStatus
 }
 
 // newFleet indexes a whole read of the fleet.
-func newFleet(snap *desired.Snapshot, stats []desired.ServerStats, sstat []desired.ServerStatus, tstat []desired.TenantStatus, istat []desired.InstanceStatus) *fleet {
+func newFleet(snap *slum.Snapshot, stats []slum.ServerStats, sstat []slum.ServerStatus, tstat []slum.TenantStatus, istat []slum.InstanceStatus) *fleet {
 	f := &fleet{settings: snap.Settings,
-		servers: make(map[string]desired.Server, len(snap.Servers)), stats: make(map[string]desired.ServerStats, len(stats)),
-		tenants: make(map[string]desired.Tenant, len(snap.Tenants)), instances: make(map[string]desired.Instance, len(snap.Instances)),
+		servers: make(map[string]slum.Server, len(snap.Servers)), stats: make(map[string]slum.ServerStats, len(stats)),
+		tenants: make(map[string]slum.Tenant, len(snap.Tenants)), instances: make(map[string]slum.Instance, len(snap.Instances)),
 		byTenant: make(map[string][]string, len(snap.Tenants)),
-		sstat:    make(map[string]*desired.ServerStatus, len(sstat)), tstat: make(map[string]*desired.TenantStatus, len(tstat)),
-		istat: make(map[string]*desired.InstanceStatus, len(istat))}
+		sstat:    make(map[string]*slum.ServerStatus, len(sstat)), tstat: make(map[string]*slum.TenantStatus, len(tstat)),
+		istat: make(map[string]*slum.InstanceStatus, len(istat))}
 	for _, s := range snap.Servers {
 		f.servers[s.ID] = s
 	}
@@ -48,7 +48,7 @@ func newFleet(snap *desired.Snapshot, stats []desired.ServerStats, sstat []desir
 		f.tenants[t.ID] = t
 	}
 	for _, in := range snap.Instances {
-		f.putInstance(in.Key(), &in)
+		f.putInstance(string(in.Key()), &in)
 	}
 	for i := range sstat {
 		f.sstat[sstat[i].ServerID] = &sstat[i]
@@ -57,13 +57,13 @@ func newFleet(snap *desired.Snapshot, stats []desired.ServerStats, sstat []desir
 		f.tstat[tstat[i].TenantID] = &tstat[i]
 	}
 	for i := range istat {
-		f.istat[istat[i].Key()] = &istat[i]
+		f.istat[string(istat[i].Key())] = &istat[i]
 	}
 	return f
 }
 
 // putInstance records an instance (nil: gone).
-func (f *fleet) putInstance(key string, in *desired.Instance) {
+func (f *fleet) putInstance(key string, in *slum.Instance) {
 	tenant, _, _ := strings.Cut(key, ":")
 	_, had := f.instances[key]
 	switch {
@@ -112,7 +112,7 @@ func (d *dirty) empty() bool {
 
 // apply brings f up to date with what changed and says which objects of
 // the view it touches.
-func (f *fleet) apply(c *desired.Changed) *dirty {
+func (f *fleet) apply(c *slum.Changed) *dirty {
 	d := &dirty{servers: map[string]bool{}, tenants: map[string]bool{}, instances: map[string]bool{}, routes: map[string]bool{}}
 	if c.Settings != nil {
 		f.settings, d.settings = *c.Settings, true
@@ -144,17 +144,16 @@ func (f *fleet) apply(c *desired.Changed) *dirty {
 		d.tenants[id], d.routes[id] = true, true
 	}
 	for key, in := range c.Instances {
-		f.putInstance(key, in)
-		tenant, _, _ := strings.Cut(key, ":")
-		d.instances[key], d.routes[tenant] = true, true
+		f.putInstance(string(key), in)
+		d.instances[string(key)], d.routes[key.Tenant()] = true, true
 	}
 	for key, s := range c.InstanceStatus {
-		putPtr(f.istat, key, s)
-		d.instances[key] = true
+		putPtr(f.istat, string(key), s)
+		d.instances[string(key)] = true
 	}
 	if len(routed) > 0 {
 		for id, st := range f.tstat {
-			for _, cs := range [][]desired.CopyRef{st.Serving, st.Spares} {
+			for _, cs := range [][]slum.CopyRef{st.Serving, st.Spares} {
 				for _, c := range cs {
 					if routed[c.Server] {
 						d.routes[id] = true
@@ -168,8 +167,8 @@ func (f *fleet) apply(c *desired.Changed) *dirty {
 
 // routeSource is what routes.Build needs for the tenants named (nil: all).
 func (f *fleet) routeSource(tenants map[string]bool) routes.Source {
-	src := routes.Source{Servers: make([]desired.Server, 0, len(f.servers)), Health: make(map[string]observed.Health, len(f.sstat)),
-		Serving: map[string]desired.TenantStatus{}}
+	src := routes.Source{Servers: make([]slum.Server, 0, len(f.servers)), Health: make(map[string]slum.Health, len(f.sstat)),
+		Serving: map[string]slum.TenantStatus{}}
 	for _, s := range f.servers {
 		src.Servers = append(src.Servers, s)
 	}
@@ -261,14 +260,14 @@ type routeEntry struct {
 }
 
 type serverIn struct {
-	s      desired.Server
-	stats  desired.ServerStats
-	status desired.ServerStatus
+	s      slum.Server
+	stats  slum.ServerStats
+	status slum.ServerStatus
 	has    bool
 }
 
 type tenantIn struct {
-	t                desired.Tenant
+	t                slum.Tenant
 	serving, spares  string
 	reason           string
 	changed, updated time.Time
@@ -276,8 +275,8 @@ type tenantIn struct {
 }
 
 type instanceIn struct {
-	in     desired.Instance
-	status desired.InstanceStatus
+	in     slum.Instance
+	status slum.InstanceStatus
 	has    bool
 }
 
@@ -319,7 +318,7 @@ func gone[V any](b *builder, kind wire.ObjectKind, old, cur map[string]V) {
 	}
 }
 
-func copies(cs []desired.CopyRef) string {
+func copies(cs []slum.CopyRef) string {
 	var b strings.Builder
 	for _, c := range cs {
 		b.WriteString(c.Instance)
@@ -402,7 +401,7 @@ func (b *builder) route(v *view, r routes.Route, was routeEntry, had bool) {
 // makeView turns the fleet into objects and says what changed since
 // prev: every object when d is nil, else those d names. JSON is reused
 // for objects made from the same values as before.
-func makeView(prev *view, f *fleet, holds []desired.Hold, d *dirty) (*view, []wire.Change) {
+func makeView(prev *view, f *fleet, holds []slum.Hold, d *dirty) (*view, []wire.Change) {
 	if prev == nil {
 		prev, d = &view{}, nil
 	}

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 )
 
 // objectsOf is every object of a view as JSON, by kind:id.
@@ -64,40 +64,40 @@ func TestWatchFollowsTheChangeLogLikeAWholeRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Truncate(time.Millisecond)
-	report := func(r desired.Report) error { return st.WriteReport(ctx, lease.Fence(), r) }
+	report := func(r slum.Report) error { return st.WriteReport(ctx, lease.Fence(), r) }
 	steps := []struct {
 		name  string
 		write func() error
 	}{
 		{"add tenant bob on s2", func() error {
-			_, _, err := st.AddTenant(ctx, desired.Tenant{ID: "bob", Domain: "bob.example.com"}, desired.InstanceSpec{ID: "prod", Process: "api", ServerID: "s2"})
+			_, _, err := st.AddTenant(ctx, slum.Tenant{ID: "bob", Domain: "bob.example.com"}, slum.InstanceSpec{ID: "prod", Process: "api", ServerID: "s2"})
 			return err
 		}},
 		{"the controller reports", func() error {
-			return report(desired.Report{
-				Servers: []desired.ServerStatus{{ServerID: "s1", Health: observed.HealthOnline, UpdatedAt: now}, {ServerID: "s2", Health: observed.HealthOnline, UpdatedAt: now}},
-				Tenants: []desired.TenantStatus{{TenantID: "alice", Serving: []desired.CopyRef{{Instance: "prod", Server: "s1"}}, UpdatedAt: now},
-					{TenantID: "bob", Serving: []desired.CopyRef{{Instance: "prod", Server: "s2"}}, UpdatedAt: now}},
-				Instances: []desired.InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s1", Phase: desired.PhaseRunning, UpdatedAt: now},
-					{TenantID: "bob", InstanceID: "prod", ServerID: "s2", Phase: desired.PhaseRunning, UpdatedAt: now}},
+			return report(slum.Report{
+				Servers: []slum.ServerStatus{{ServerID: "s1", Health: slum.HealthOnline, UpdatedAt: now}, {ServerID: "s2", Health: slum.HealthOnline, UpdatedAt: now}},
+				Tenants: []slum.TenantStatus{{TenantID: "alice", Serving: []slum.CopyRef{{Instance: "prod", Server: "s1"}}, UpdatedAt: now},
+					{TenantID: "bob", Serving: []slum.CopyRef{{Instance: "prod", Server: "s2"}}, UpdatedAt: now}},
+				Instances: []slum.InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s1", Phase: slum.PhaseRunning, UpdatedAt: now},
+					{TenantID: "bob", InstanceID: "prod", ServerID: "s2", Phase: slum.PhaseRunning, UpdatedAt: now}},
 			})
 		}},
 		{"alice moves to s2", func() error { _, err := st.MoveInstance(ctx, "alice:prod", "s2"); return err }},
 		{"s2 dies: bob's route loses its backend", func() error {
-			return report(desired.Report{Servers: []desired.ServerStatus{{ServerID: "s2", Health: observed.HealthDead, UpdatedAt: now}}})
+			return report(slum.Report{Servers: []slum.ServerStatus{{ServerID: "s2", Health: slum.HealthDead, UpdatedAt: now}}})
 		}},
 		{"s1's domain changes: alice's backend host does", func() error {
-			_, err := st.UpdateServer(ctx, "s1", desired.ServerUpdate{Domain: ptr("s1.example.net")})
+			_, err := st.UpdateServer(ctx, "s1", slum.ServerUpdate{Domain: ptr("s1.example.net")})
 			return err
 		}},
 		{"bob and alice swap domains", func() error {
-			if _, err := st.UpdateTenant(ctx, "alice", desired.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
+			if _, err := st.UpdateTenant(ctx, "alice", slum.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
 				return err
 			}
-			if _, err := st.UpdateTenant(ctx, "bob", desired.TenantUpdate{Domain: ptr("alice.example.com")}); err != nil {
+			if _, err := st.UpdateTenant(ctx, "bob", slum.TenantUpdate{Domain: ptr("alice.example.com")}); err != nil {
 				return err
 			}
-			_, err := st.UpdateTenant(ctx, "alice", desired.TenantUpdate{Domain: ptr("bob.example.com")})
+			_, err := st.UpdateTenant(ctx, "alice", slum.TenantUpdate{Domain: ptr("bob.example.com")})
 			return err
 		}},
 		{"settings", func() error {
@@ -109,11 +109,11 @@ func TestWatchFollowsTheChangeLogLikeAWholeRead(t *testing.T) {
 			_, err = st.SetSettings(ctx, set)
 			return err
 		}},
-		{"cordon s1", func() error { _, err := st.SetServerState(ctx, "s1", desired.ServerCordoned); return err }},
+		{"cordon s1", func() error { _, err := st.SetServerState(ctx, "s1", slum.ServerCordoned); return err }},
 		{"bob leaves", func() error { return st.RemoveTenant(ctx, "bob") }},
 		{"the controller drops bob's status and sees alice's copy fail", func() error {
-			return report(desired.Report{DropTenants: []string{"bob"}, DropInstances: []desired.InstanceRef{{TenantID: "bob", InstanceID: "prod"}},
-				Instances: []desired.InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s2", Phase: desired.PhaseFailed, UpdatedAt: now}}})
+			return report(slum.Report{DropTenants: []string{"bob"}, DropInstances: []slum.InstanceKey{"bob:prod"},
+				Instances: []slum.InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s2", Phase: slum.PhaseFailed, UpdatedAt: now}}})
 		}},
 	}
 	for _, s := range steps {
@@ -169,7 +169,7 @@ func TestWatchReadsTheWholeFleetOnlyWhenTheLogCannotTell(t *testing.T) {
 	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
 	pollOnce(t, ctx, w, ws)
 	first := ws.fleet
-	if _, err := a.store.SetServerState(ctx, "s2", desired.ServerCordoned); err != nil {
+	if _, err := a.store.SetServerState(ctx, "s2", slum.ServerCordoned); err != nil {
 		t.Fatal(err)
 	}
 	pollOnce(t, ctx, w, ws)
@@ -183,7 +183,7 @@ func TestWatchReadsTheWholeFleetOnlyWhenTheLogCannotTell(t *testing.T) {
 	// two polls): the whole fleet is read, and the batch is still only
 	// what changed.
 	ws.seq = -10
-	if _, err := a.store.SetServerState(ctx, "s2", desired.ServerActive); err != nil {
+	if _, err := a.store.SetServerState(ctx, "s2", slum.ServerActive); err != nil {
 		t.Fatal(err)
 	}
 	pollOnce(t, ctx, w, ws)
@@ -209,8 +209,8 @@ func TestWatchReadsTheWholeFleetOnlyWhenTheLogCannotTell(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.store.WriteReport(ctx, lease.Fence(), desired.Report{Servers: []desired.ServerStatus{
-		{ServerID: "s1", Health: observed.HealthDead, UpdatedAt: time.Now()}}}); err != nil {
+	if err := a.store.WriteReport(ctx, lease.Fence(), slum.Report{Servers: []slum.ServerStatus{
+		{ServerID: "s1", Health: slum.HealthDead, UpdatedAt: time.Now()}}}); err != nil {
 		t.Fatal(err)
 	}
 	ws.logUntil = time.Now().Add(-time.Second).UnixMilli()
@@ -239,7 +239,7 @@ func TestResetKeepsItsViewWhileTheWatchMovesOn(t *testing.T) {
 	if sub.reset == nil {
 		t.Fatal("no reset")
 	}
-	if _, err := a.store.UpdateTenant(ctx, "alice", desired.TenantUpdate{Region: ptr("moved-on")}); err != nil {
+	if _, err := a.store.UpdateTenant(ctx, "alice", slum.TenantUpdate{Region: ptr("moved-on")}); err != nil {
 		t.Fatal(err)
 	}
 	pollOnce(t, ctx, w, ws)
@@ -263,7 +263,7 @@ func TestStreamsOfTheSameKindsShareTheirMessages(t *testing.T) {
 	w := newWatcher(a.store, Config{}.withDefaults())
 	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
 	pollOnce(t, ctx, w, ws)
-	if _, err := a.store.UpdateTenant(ctx, "alice", desired.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
+	if _, err := a.store.UpdateTenant(ctx, "alice", slum.TenantUpdate{Domain: ptr("alice.example.org")}); err != nil {
 		t.Fatal(err)
 	}
 	pollOnce(t, ctx, w, ws)
@@ -315,7 +315,7 @@ func TestWatchPublishesASettingsChangeAlone(t *testing.T) {
 	if ws.tail.seq == before || objectIDs(ws.tail.batch.Changes) != "settings:fleet" {
 		t.Fatalf("a settings change was not published (batch %d, was %d)", ws.tail.seq, before)
 	}
-	if d := ws.fleet.apply(&desired.Changed{Settings: &set}); d.empty() {
+	if d := ws.fleet.apply(&slum.Changed{Settings: &set}); d.empty() {
 		t.Fatal("a settings change makes nothing dirty")
 	}
 }
@@ -333,8 +333,8 @@ func TestWatchKeepsEventsAcrossAFailedPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.store.WriteReport(ctx, lease.Fence(), desired.Report{
-		Events: []desired.Event{{At: time.Now(), Object: "fleet", Reason: desired.ReasonSpawned, Message: "kept"}}}); err != nil {
+	if err := a.store.WriteReport(ctx, lease.Fence(), slum.Report{
+		Events: []slum.Event{{At: time.Now(), Object: "fleet", Reason: slum.ReasonSpawned, Message: "kept"}}}); err != nil {
 		t.Fatal(err)
 	}
 	// A change log entry the watch cannot read makes the poll fail after

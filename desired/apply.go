@@ -9,79 +9,21 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/db"
 )
 
-// Op is what a change does.
-type Op string
-
-const (
-	OpCreate Op = "create"
-	OpUpdate Op = "update"
-	OpDelete Op = "delete"
-)
-
-// FieldChange is one field's old and new value. Tokens show as "(hidden)".
-type FieldChange struct {
-	Field string `json:"field"`
-	Old   string `json:"old"`
-	New   string `json:"new"`
-}
-
-// Change is one object created, updated or deleted by an apply.
-type Change struct {
-	Op     Op            `json:"op"`
-	Kind   string        `json:"kind"` // server, tenant or instance
-	ID     string        `json:"id"`   // instances: tenant:instance
-	Fields []FieldChange `json:"fields,omitempty"`
-	Note   string        `json:"note,omitempty"`
-}
-
-func (c Change) String() string {
-	sign := map[Op]string{OpCreate: "+", OpUpdate: "~", OpDelete: "-"}[c.Op]
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s %s", sign, c.Kind, c.ID)
-	if len(c.Fields) > 0 {
-		parts := make([]string, len(c.Fields))
-		for i, f := range c.Fields {
-			if c.Op == OpCreate {
-				parts[i] = f.Field + "=" + f.New
-			} else {
-				parts[i] = fmt.Sprintf("%s: %s -> %s", f.Field, orNone(f.Old), orNone(f.New))
-			}
-		}
-		sep := ", "
-		fmt.Fprintf(&b, " (%s)", strings.Join(parts, sep))
-	}
-	if c.Note != "" {
-		b.WriteString("  # " + c.Note)
-	}
-	return b.String()
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return `""`
-	}
-	return s
-}
-
-// Plan is what an apply changes, in the order it changes it.
-type Plan struct {
-	Changes []Change `json:"changes"`
-	// Notes say what differs from the file but is left as it is on
-	// purpose, such as instances that failed over.
-	Notes []string `json:"notes,omitempty"`
-	// Unlisted counts objects in the database the file does not name; they
-	// are kept unless the apply prunes.
-	Unlisted int `json:"unlisted"`
-
+// applyPlan is what an apply changes (the change set it shows) with what it
+// needs to make those changes.
+type applyPlan struct {
+	slum.ChangeSet
 	servers       []applyServer
 	tenants       []applyTenant // created or updated
 	instances     []applyInstance
 	deleteTenants []string
-	massPrune     *MassPruneError // set when the plan prunes most of the fleet
-	settings      *Settings       // the fleet's new settings, when they change
+	massPrune     *slum.MassPruneError // set when the plan prunes most of the fleet
+	settings      *slum.Settings       // the fleet's new settings, when they change
 	file          string
 }
 
@@ -90,72 +32,41 @@ type Plan struct {
 // have none, the file's name.
 
 type applyServer struct {
-	op    Op
-	s     Server
+	op    slum.Op
+	s     slum.Server
 	where string
 }
 
 type applyInstance struct {
-	op    Op
-	i     Instance
+	op    slum.Op
+	i     slum.Instance
 	moved bool // an update that changes its server
 	where string
 }
 
 type applyTenant struct {
-	Tenant
+	slum.Tenant
 	exists  bool
 	renamed bool // its domain changes
 	where   string
 }
 
-// Empty reports whether the plan changes nothing.
-func (p *Plan) Empty() bool { return len(p.Changes) == 0 }
-
-// Counts returns how many objects are created, updated and deleted.
-func (p *Plan) Counts() (create, update, del int) {
-	for _, c := range p.Changes {
-		switch c.Op {
-		case OpCreate:
-			create++
-		case OpUpdate:
-			update++
-		case OpDelete:
-			del++
-		}
-	}
-	return
-}
-
-// Summary is a one-line account of the plan.
-func (p *Plan) Summary() string {
-	c, u, d := p.Counts()
-	return fmt.Sprintf("%d to create, %d to update, %d to delete", c, u, d)
-}
-
-// ApplyOptions tune Apply.
-type ApplyOptions struct {
-	Prune  bool // delete what the file does not name
-	DryRun bool // plan only
-	// AllowMassPrune lets a prune delete more than half of the fleet's
-	// servers, tenants or instances; without it such a prune is refused
-	// with a MassPruneError, as a file left incomplete by mistake would
-	// otherwise empty the fleet.
-	AllowMassPrune bool
-}
-
-// Diff returns what Apply would change, changing nothing.
-func (s *Store) Diff(ctx context.Context, f *File, prune bool) (*Plan, error) {
-	return s.Apply(ctx, f, ApplyOptions{Prune: prune, DryRun: true})
-}
-
-// Apply makes the desired state match the fleet file, in one transaction:
-// either every change lands or none does. A dry run checks exactly what an
+// Apply makes the desired state match the fleet file src, in one
+// transaction: either every change lands or none does. The file is
+// parsed and checked in full first. A dry run checks exactly what an
 // apply checks, so the two succeed or fail alike. When a prune is refused
-// for deleting most of the fleet, the plan comes back with the
+// for deleting most of the fleet, the change set comes back with the
 // MassPruneError, so that it can be shown.
-func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, error) {
-	var plan *Plan
+func (s *Store) Apply(ctx context.Context, src slum.FileSource, opt slum.ApplyOptions) (*slum.ChangeSet, error) {
+	f, err := Receive(src)
+	if err != nil {
+		return nil, err
+	}
+	return s.applyFile(ctx, f, opt)
+}
+
+func (s *Store) applyFile(ctx context.Context, f *File, opt slum.ApplyOptions) (*slum.ChangeSet, error) {
+	var plan *applyPlan
 	err := s.db.InTx(ctx, func(q *db.Queries) error {
 		var err error
 		if plan, err = makePlan(ctx, q, f, opt.Prune); err != nil {
@@ -181,29 +92,29 @@ func (s *Store) Apply(ctx context.Context, f *File, opt ApplyOptions) (*Plan, er
 	if err == errDryRun {
 		err = nil
 	}
-	var mass *MassPruneError
+	var mass *slum.MassPruneError
 	if errors.As(err, &mass) {
-		return plan, err
+		return &plan.ChangeSet, err
 	}
 	if err != nil {
 		return nil, err
 	}
-	return plan, nil
+	return &plan.ChangeSet, nil
 }
 
 // errDryRun rolls back a transaction that only planned.
 var errDryRun = fmt.Errorf("dry run")
 
 type current struct {
-	settings  Settings
-	servers   map[string]Server
-	tenants   map[string]Tenant
-	instances map[string]Instance // by key
-	order     []string            // instance keys in database order
+	settings  slum.Settings
+	servers   map[string]slum.Server
+	tenants   map[string]slum.Tenant
+	instances map[slum.InstanceKey]slum.Instance
+	order     []slum.InstanceKey // in database order
 }
 
 func loadCurrent(ctx context.Context, q *db.Queries) (*current, error) {
-	c := &current{servers: map[string]Server{}, tenants: map[string]Tenant{}, instances: map[string]Instance{}}
+	c := &current{servers: map[string]slum.Server{}, tenants: map[string]slum.Tenant{}, instances: map[slum.InstanceKey]slum.Instance{}}
 	var err error
 	if c.settings, err = getSettings(ctx, q); err != nil {
 		return nil, err
@@ -226,7 +137,7 @@ func loadCurrent(ctx context.Context, q *db.Queries) (*current, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.order = make([]string, 0, len(ins))
+	c.order = make([]slum.InstanceKey, 0, len(ins))
 	for _, r := range ins {
 		in := toInstance(r)
 		c.instances[in.Key()] = in
@@ -235,16 +146,16 @@ func loadCurrent(ctx context.Context, q *db.Queries) (*current, error) {
 	return c, nil
 }
 
-func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, error) {
+func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*applyPlan, error) {
 	cur, err := loadCurrent(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("read desired state: %w", err)
 	}
-	plan := &Plan{}
+	plan := &applyPlan{}
 	where := func(line int) string { return fmt.Sprintf("%s:%d", f.Name, line) }
 
 	// Servers: the final set, and what changes.
-	final := map[string]Server{}
+	final := map[string]slum.Server{}
 	serverAt := map[string]string{} // file position of each server the file names
 	for i, fs := range f.Servers {
 		want := fs.Server
@@ -258,25 +169,25 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			if fs.TokenEnv != "" || fs.TokenFile != "" {
 				reason = "has a token source that was not read (ResolveTokens)"
 			}
-			return nil, &FieldError{Where: where(fs.Line), Field: fmt.Sprintf("servers[%d]", i), Value: want.ID, Reason: reason}
+			return nil, &slum.FieldError{Where: where(fs.Line), Field: fmt.Sprintf("servers[%d]", i), Value: want.ID, Reason: reason}
 		}
 		if !fs.StateSet {
 			want.State = old.State
 			if want.State == "" {
-				want.State = ServerActive
+				want.State = slum.ServerActive
 			}
 		}
 		final[want.ID] = want
 		if !exists {
-			plan.servers = append(plan.servers, applyServer{OpCreate, want, where(fs.Line)})
-			plan.Changes = append(plan.Changes, Change{Op: OpCreate, Kind: "server", ID: want.ID, Fields: []FieldChange{
+			plan.servers = append(plan.servers, applyServer{slum.OpCreate, want, where(fs.Line)})
+			plan.Changes = append(plan.Changes, slum.Change{Op: slum.OpCreate, Kind: "server", ID: want.ID, Fields: []slum.FieldChange{
 				{Field: "url", New: want.URL}, {Field: "capacity_mb", New: itoa(want.CapacityMB)}}})
 			continue
 		}
-		var fc []FieldChange
+		var fc []slum.FieldChange
 		diff := func(field, o, n string) {
 			if o != n {
-				fc = append(fc, FieldChange{Field: field, Old: o, New: n})
+				fc = append(fc, slum.FieldChange{Field: field, Old: o, New: n})
 			}
 		}
 		diff("url", old.URL, want.URL)
@@ -285,12 +196,12 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		diff("domain", old.Domain, want.Domain)
 		diff("state", string(old.State), string(want.State))
 		if old.Token != want.Token {
-			fc = append(fc, FieldChange{Field: "token", Old: hiddenOrNone(old.Token), New: hiddenOrNone(want.Token)})
+			fc = append(fc, slum.FieldChange{Field: "token", Old: hiddenOrNone(old.Token), New: hiddenOrNone(want.Token)})
 		}
 		if len(fc) > 0 {
 			want.CreatedAt = old.CreatedAt
-			plan.servers = append(plan.servers, applyServer{OpUpdate, want, where(fs.Line)})
-			plan.Changes = append(plan.Changes, Change{Op: OpUpdate, Kind: "server", ID: want.ID, Fields: fc})
+			plan.servers = append(plan.servers, applyServer{slum.OpUpdate, want, where(fs.Line)})
+			plan.Changes = append(plan.Changes, slum.Change{Op: slum.OpUpdate, Kind: "server", ID: want.ID, Fields: fc})
 		}
 	}
 	var deleteServers []string
@@ -317,15 +228,15 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		if n > 0 {
 			return nil, fmt.Errorf("%s: prune server %s: %w: the controller has yet to stop %d instances it placed there; "+
 				"keep %s in the file until they are stopped (see 'slum instance list --server %s'), then prune it",
-				f.Name, id, ErrConflict, n, id, id)
+				f.Name, id, slum.ErrConflict, n, id, id)
 		}
 	}
 
 	// Tenants.
-	finalTenants := map[string]Tenant{}
+	finalTenants := map[string]slum.Tenant{}
 	tenantAt := map[string]string{}
-	fileInstances := map[string]bool{}
-	var tenantChanges, instanceChanges []Change
+	fileInstances := map[slum.InstanceKey]bool{}
+	var tenantChanges, instanceChanges []slum.Change
 	p := newPlacer()
 	for _, s := range final {
 		p.addServer(s)
@@ -341,23 +252,23 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		switch {
 		case !exists:
 			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, where: where(ft.Line)})
-			tenantChanges = append(tenantChanges, Change{Op: OpCreate, Kind: "tenant", ID: t.ID, Fields: []FieldChange{{Field: "domain", New: t.Domain}}})
+			tenantChanges = append(tenantChanges, slum.Change{Op: slum.OpCreate, Kind: "tenant", ID: t.ID, Fields: []slum.FieldChange{{Field: "domain", New: t.Domain}}})
 		case old.Domain != t.Domain || old.Region != t.Region || old.Failover != t.Failover || old.Serving != t.Serving:
-			var fc []FieldChange
+			var fc []slum.FieldChange
 			if old.Domain != t.Domain {
-				fc = append(fc, FieldChange{Field: "domain", Old: old.Domain, New: t.Domain})
+				fc = append(fc, slum.FieldChange{Field: "domain", Old: old.Domain, New: t.Domain})
 			}
 			if old.Region != t.Region {
-				fc = append(fc, FieldChange{Field: "region", Old: old.Region, New: t.Region})
+				fc = append(fc, slum.FieldChange{Field: "region", Old: old.Region, New: t.Region})
 			}
 			if old.Failover != t.Failover {
-				fc = append(fc, FieldChange{Field: "failover", Old: string(old.Failover), New: string(t.Failover)})
+				fc = append(fc, slum.FieldChange{Field: "failover", Old: string(old.Failover), New: string(t.Failover)})
 			}
 			if old.Serving != t.Serving {
-				fc = append(fc, FieldChange{Field: "serving", Old: string(old.Serving), New: string(t.Serving)})
+				fc = append(fc, slum.FieldChange{Field: "serving", Old: string(old.Serving), New: string(t.Serving)})
 			}
 			plan.tenants = append(plan.tenants, applyTenant{Tenant: t, exists: true, renamed: old.Domain != t.Domain, where: where(ft.Line)})
-			tenantChanges = append(tenantChanges, Change{Op: OpUpdate, Kind: "tenant", ID: t.ID, Fields: fc})
+			tenantChanges = append(tenantChanges, slum.Change{Op: slum.OpUpdate, Kind: "tenant", ID: t.ID, Fields: fc})
 		}
 		for rank, fi := range ft.Instances {
 			want := fi.Instance
@@ -367,23 +278,23 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			fileInstances[key] = true
 			if want.ServerID != "" {
 				if _, ok := final[want.ServerID]; !ok {
-					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is not a server of the fleet"}
+					return nil, &slum.FieldError{Where: at, Field: "instance " + string(key) + " server", Value: want.ServerID, Reason: "is not a server of the fleet"}
 				}
 			}
 			old, exists := cur.instances[key]
 			if !exists {
 				if want.ServerID == "" {
-					toPlace = append(toPlace, applyInstance{op: OpCreate, i: want, where: at})
+					toPlace = append(toPlace, applyInstance{op: slum.OpCreate, i: want, where: at})
 					continue
 				}
-				if final[want.ServerID].State != ServerActive {
-					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
+				if final[want.ServerID].State != slum.ServerActive {
+					return nil, &slum.FieldError{Where: at, Field: "instance " + string(key) + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
 				}
 				if err := takeChecked(p, want, at); err != nil {
 					return nil, err
 				}
 				noteFirst(firstOn, want.ServerID, at)
-				plan.instances = append(plan.instances, applyInstance{op: OpCreate, i: want, where: at})
+				plan.instances = append(plan.instances, applyInstance{op: slum.OpCreate, i: want, where: at})
 				instanceChanges = append(instanceChanges, instanceCreated(want))
 				continue
 			}
@@ -396,7 +307,7 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			case want.ServerID == "":
 				want.ServerID = old.ServerID
 				if _, ok := final[want.ServerID]; !ok {
-					return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: "",
+					return nil, &slum.FieldError{Where: at, Field: "instance " + string(key) + " server", Value: "",
 						Reason: "its current server " + want.ServerID + " is pruned; name the server to move it to"}
 				}
 			case old.FailedOver() && want.ServerID == old.HomeServerID:
@@ -406,18 +317,18 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			default:
 				want.HomeServerID = want.ServerID // declared somewhere new: a move, or adopting where it failed over to
 			}
-			if want.ServerID != old.ServerID && final[want.ServerID].State != ServerActive {
-				return nil, &FieldError{Where: at, Field: "instance " + key + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
+			if want.ServerID != old.ServerID && final[want.ServerID].State != slum.ServerActive {
+				return nil, &slum.FieldError{Where: at, Field: "instance " + string(key) + " server", Value: want.ServerID, Reason: "is " + string(final[want.ServerID].State) + " and takes no new instances"}
 			}
 			want.Generation, want.CreatedAt = old.Generation, old.CreatedAt
 			if err := takeChecked(p, want, at); err != nil {
 				return nil, err
 			}
 			noteFirst(firstOn, want.ServerID, at)
-			var fc []FieldChange
+			var fc []slum.FieldChange
 			diff := func(field, o, n string) {
 				if o != n {
-					fc = append(fc, FieldChange{Field: field, Old: o, New: n})
+					fc = append(fc, slum.FieldChange{Field: field, Old: o, New: n})
 				}
 			}
 			diff("process", old.Process, want.Process)
@@ -432,8 +343,8 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 				if old.ServerID != want.ServerID {
 					note = "moves: the old copy is stopped, which deletes its data where storage_persist = false"
 				}
-				plan.instances = append(plan.instances, applyInstance{OpUpdate, want, old.ServerID != want.ServerID, at})
-				instanceChanges = append(instanceChanges, Change{Op: OpUpdate, Kind: "instance", ID: key, Fields: fc, Note: note})
+				plan.instances = append(plan.instances, applyInstance{slum.OpUpdate, want, old.ServerID != want.ServerID, at})
+				instanceChanges = append(instanceChanges, slum.Change{Op: slum.OpUpdate, Kind: "instance", ID: string(key), Fields: fc, Note: note})
 			}
 		}
 	}
@@ -471,8 +382,8 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 			// slum's runs there.
 			note = "it does not run: the controller has no copy of it on " + in.ServerID
 		}
-		plan.instances = append(plan.instances, applyInstance{op: OpDelete, i: in, where: f.Name})
-		instanceChanges = append(instanceChanges, Change{Op: OpDelete, Kind: "instance", ID: key, Note: note})
+		plan.instances = append(plan.instances, applyInstance{op: slum.OpDelete, i: in, where: f.Name})
+		instanceChanges = append(instanceChanges, slum.Change{Op: slum.OpDelete, Kind: "instance", ID: string(key), Note: note})
 	}
 
 	// New instances without a server: placed after everything named is
@@ -498,15 +409,15 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 
 	sort.Strings(deleteTenants)
 	for _, id := range deleteTenants {
-		tenantChanges = append(tenantChanges, Change{Op: OpDelete, Kind: "tenant", ID: id})
+		tenantChanges = append(tenantChanges, slum.Change{Op: slum.OpDelete, Kind: "tenant", ID: id})
 	}
 	for _, id := range deleteServers {
-		plan.servers = append(plan.servers, applyServer{op: OpDelete, s: cur.servers[id], where: f.Name})
+		plan.servers = append(plan.servers, applyServer{op: slum.OpDelete, s: cur.servers[id], where: f.Name})
 	}
 	plan.Changes = append(plan.Changes, tenantChanges...)
 	plan.Changes = append(plan.Changes, instanceChanges...)
 	for _, id := range deleteServers {
-		plan.Changes = append(plan.Changes, Change{Op: OpDelete, Kind: "server", ID: id})
+		plan.Changes = append(plan.Changes, slum.Change{Op: slum.OpDelete, Kind: "server", ID: id})
 	}
 	plan.deleteTenants = deleteTenants
 	plan.file = f.Name
@@ -517,11 +428,11 @@ func makePlan(ctx context.Context, q *db.Queries, f *File, prune bool) (*Plan, e
 		}
 		if fc := settingsChanges(cur.settings, want); len(fc) > 0 {
 			plan.settings = &want
-			plan.Changes = append([]Change{{Op: OpUpdate, Kind: "settings", ID: "fleet", Fields: fc}}, plan.Changes...)
+			plan.Changes = append([]slum.Change{{Op: slum.OpUpdate, Kind: "settings", ID: "fleet", Fields: fc}}, plan.Changes...)
 		}
 	}
 
-	mass := &MassPruneError{File: f.Name,
+	mass := &slum.MassPruneError{File: f.Name,
 		Deleted: [3]int{len(deleteServers), len(deleteTenants), deletedInstances},
 		Had:     [3]int{len(cur.servers), len(cur.tenants), len(cur.instances)}}
 	for i := range mass.Had {
@@ -561,14 +472,14 @@ func checkCapacity(p *Placer, name string, serverAt, firstOn map[string]string) 
 	if !ok {
 		at = name
 	}
-	return fmt.Errorf("%s: %w: more instances than capacity_mb allows on %s", at, ErrNoCapacity, strings.Join(over, ", "))
+	return fmt.Errorf("%s: %w: more instances than capacity_mb allows on %s", at, slum.ErrNoCapacity, strings.Join(over, ", "))
 }
 
 // takeChecked counts an instance on its server, refusing a second instance
 // of a tenant's process there.
-func takeChecked(p *Placer, in Instance, where string) error {
+func takeChecked(p *Placer, in slum.Instance, where string) error {
 	if p.runs(in.TenantID, in.Process, in.ServerID) {
-		return &FieldError{Where: where, Field: "instance " + in.Key() + " server", Value: in.ServerID,
+		return &slum.FieldError{Where: where, Field: "instance " + string(in.Key()) + " server", Value: in.ServerID,
 			Reason: "already runs another instance of " + in.TenantID + "'s " + in.Process + " (a tenant's instances of one process never share a server)"}
 	}
 	p.take(in)
@@ -577,7 +488,7 @@ func takeChecked(p *Placer, in Instance, where string) error {
 
 // checkDomains fails when two tenants would have one domain, at the file
 // position of the one the file names (tenantAt).
-func checkDomains(tenants map[string]Tenant, tenantAt map[string]string) error {
+func checkDomains(tenants map[string]slum.Tenant, tenantAt map[string]string) error {
 	owner := make(map[string]string, len(tenants))
 	for _, t := range tenants {
 		if other, dup := owner[t.Domain]; dup {
@@ -589,7 +500,7 @@ func checkDomains(tenants map[string]Tenant, tenantAt map[string]string) error {
 			if at == "" {
 				at = tenantAt[b]
 			}
-			return fmt.Errorf("%s: %w: tenants %s and %s would both have domain %s", at, ErrConflict, a, b, t.Domain)
+			return fmt.Errorf("%s: %w: tenants %s and %s would both have domain %s", at, slum.ErrConflict, a, b, t.Domain)
 		}
 		owner[t.Domain] = t.ID
 	}
@@ -601,7 +512,7 @@ func checkDomains(tenants map[string]Tenant, tenantAt map[string]string) error {
 // instances and tenants before anything takes their capacity, server slot
 // or domain; pruned servers last. Moved instances are deleted and restored
 // on their new server (generation + 1), so two instances may swap servers.
-func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
+func execute(ctx context.Context, q *db.Queries, plan *applyPlan, now int64) error {
 	if plan.settings != nil {
 		if err := setSettings(ctx, q, *plan.settings, now); err != nil {
 			return fmt.Errorf("%s: %w", plan.file, err)
@@ -609,11 +520,11 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	}
 	for _, as := range plan.servers {
 		switch as.op {
-		case OpCreate:
+		case slum.OpCreate:
 			if err := q.InsertServer(ctx, serverParams(as.s, now)); err != nil {
 				return fmt.Errorf("%s: create server %s: %w", as.where, as.s.ID, err)
 			}
-		case OpUpdate:
+		case slum.OpUpdate:
 			if _, err := q.UpdateServer(ctx, updateServerParams(as.s, now)); err != nil {
 				return fmt.Errorf("%s: update server %s: %w", as.where, as.s.ID, err)
 			}
@@ -622,8 +533,8 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	var moved []applyInstance
 	for _, ai := range plan.instances {
 		switch {
-		case ai.op == OpDelete:
-		case ai.op == OpUpdate && ai.moved:
+		case ai.op == slum.OpDelete:
+		case ai.op == slum.OpUpdate && ai.moved:
 			moved = append(moved, ai)
 		default:
 			continue
@@ -631,7 +542,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 		if _, err := q.DeleteInstance(ctx, db.DeleteInstanceParams{TenantID: ai.i.TenantID, ID: ai.i.ID}); err != nil {
 			return fmt.Errorf("%s: delete instance %s: %w", ai.where, ai.i.Key(), err)
 		}
-		if ai.op == OpDelete {
+		if ai.op == slum.OpDelete {
 			if err := q.InsertRemoval(ctx, db.InsertRemovalParams{TenantID: ai.i.TenantID, InstanceID: ai.i.ID, RemovedAt: now}); err != nil {
 				return fmt.Errorf("delete instance %s: %w", ai.i.Key(), err)
 			}
@@ -646,7 +557,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	// no tenant can have (validation forbids "_") before setting them.
 	for _, t := range plan.tenants {
 		if t.renamed {
-			if _, err := q.UpdateTenant(ctx, updateTenantParams(Tenant{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, Failover: t.Failover, Serving: t.Serving}, now)); err != nil {
+			if _, err := q.UpdateTenant(ctx, updateTenantParams(slum.Tenant{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, Failover: t.Failover, Serving: t.Serving}, now)); err != nil {
 				return fmt.Errorf("%s: update tenant %s: %w", t.where, t.ID, err)
 			}
 		}
@@ -663,7 +574,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 		}
 	}
 	for _, ai := range plan.instances {
-		if ai.op == OpUpdate && !ai.moved {
+		if ai.op == slum.OpUpdate && !ai.moved {
 			if _, err := q.UpdateInstance(ctx, updateInstanceParams(ai.i, now)); err != nil {
 				return fmt.Errorf("%s: update instance %s: %w", ai.where, ai.i.Key(), err)
 			}
@@ -679,7 +590,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 		}
 	}
 	for _, ai := range plan.instances {
-		if ai.op == OpCreate {
+		if ai.op == slum.OpCreate {
 			if err := q.InsertInstance(ctx, insertInstanceParams(ai.i, now)); err != nil {
 				return fmt.Errorf("%s: create instance %s: %w", ai.where, ai.i.Key(), err)
 			}
@@ -689,7 +600,7 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 		}
 	}
 	for _, as := range plan.servers {
-		if as.op == OpDelete {
+		if as.op == slum.OpDelete {
 			if _, err := q.DeleteServer(ctx, as.s.ID); err != nil {
 				return fmt.Errorf("%s: prune server %s: %w", as.where, as.s.ID, err)
 			}
@@ -698,17 +609,17 @@ func execute(ctx context.Context, q *db.Queries, plan *Plan, now int64) error {
 	return nil
 }
 
-func instanceCreated(i Instance) Change {
-	return Change{Op: OpCreate, Kind: "instance", ID: i.Key(), Fields: []FieldChange{
+func instanceCreated(i slum.Instance) slum.Change {
+	return slum.Change{Op: slum.OpCreate, Kind: "instance", ID: string(i.Key()), Fields: []slum.FieldChange{
 		{Field: "process", New: i.Process}, {Field: "server", New: i.ServerID}, {Field: "memory_mb", New: itoa(i.MemoryMB)}}}
 }
 
 // settingsChanges lists the settings that differ.
-func settingsChanges(old, want Settings) []FieldChange {
-	var fc []FieldChange
+func settingsChanges(old, want slum.Settings) []slum.FieldChange {
+	var fc []slum.FieldChange
 	add := func(field, o, n string) {
 		if o != n {
-			fc = append(fc, FieldChange{Field: field, Old: o, New: n})
+			fc = append(fc, slum.FieldChange{Field: field, Old: o, New: n})
 		}
 	}
 	add("probe_interval", old.ProbeInterval.String(), want.ProbeInterval.String())

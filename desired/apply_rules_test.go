@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestApplyNewServerNeedsAToken(t *testing.T) {
@@ -17,15 +19,15 @@ func TestApplyNewServerNeedsAToken(t *testing.T) {
 	s := openStore(t)
 	noSource := "version: 1\nservers:\n  - id: s1\n    url: http://10.0.0.1:8080\n    capacity_mb: 100\n"
 	before := snapshot(t, s)
-	_, err := s.Apply(ctx, parseFleet(t, noSource), ApplyOptions{})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `fleet.yaml:3: servers[0] "s1": is a new server without a token: give token_env or token_file`) {
+	_, err := s.applyFile(ctx, parseFleet(t, noSource), slum.ApplyOptions{})
+	if !errors.Is(err, slum.ErrInvalid) || !strings.Contains(err.Error(), `fleet.yaml:3: servers[0] "s1": is a new server without a token: give token_env or token_file`) {
 		t.Fatalf("a new server without a token: %v", err)
 	}
 	if snapshot(t, s) != before {
 		t.Fatal("a rejected apply changed the database")
 	}
 	// Asked for explicitly, it is added without one.
-	if _, err := s.Apply(ctx, parseFleet(t, noSource+"    no_token: true\n"), ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, noSource+"    no_token: true\n"), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if srv, _ := s.GetServer(ctx, "s1"); srv.HasToken() {
@@ -33,17 +35,17 @@ func TestApplyNewServerNeedsAToken(t *testing.T) {
 	}
 	// An existing server keeps its token when the file names no source,
 	// and no_token on an existing server removes it.
-	if _, err := s.Apply(ctx, parseFleet(t, noSource+"    token_env: TOK_S1\n"), ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, noSource+"    token_env: TOK_S1\n"), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := s.Apply(ctx, parseFleet(t, noSource), ApplyOptions{})
+	plan, err := s.applyFile(ctx, parseFleet(t, noSource), slum.ApplyOptions{})
 	if err != nil || !plan.Empty() {
 		t.Fatalf("no token source on an existing server: %v %v", err, plan)
 	}
 	if srv, _ := s.GetServer(ctx, "s1"); srv.Token != "token-one" {
 		t.Fatalf("token %q after an apply that names no source", srv.Token)
 	}
-	plan, err = s.Apply(ctx, parseFleet(t, noSource+"    no_token: true\n"), ApplyOptions{})
+	plan, err = s.applyFile(ctx, parseFleet(t, noSource+"    no_token: true\n"), slum.ApplyOptions{})
 	if err != nil || len(plan.Changes) != 1 || plan.Changes[0].String() != "~ server s1 (token: (hidden) -> (none))" {
 		t.Fatalf("no_token on a server with a token: %v %v", err, plan)
 	}
@@ -60,37 +62,37 @@ func TestApplyErrorsFromTheDatabaseNameTheEntry(t *testing.T) {
 		"no room to place": {
 			text:  "version: 1\nservers:\n  - {id: s1, url: 'http://a', capacity_mb: 100, token_env: TOK_S1}\ntenants:\n  - id: a\n    domain: a.com\n    instances:\n      - {id: p, process: api, memory_mb: 500}\n",
 			want:  "fleet.yaml:8: place a:p: no capacity",
-			class: ErrNoCapacity,
+			class: slum.ErrNoCapacity,
 		},
 		"capacity below use": {
 			setup: func(s *Store) {
 				mustServer(t, s, "s1", "", 1000)
 				mustTenant(t, s, "a", "")
-				if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "a", ID: "p", Process: "api", MemoryMB: 500}); err != nil {
+				if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "a", ID: "p", Process: "api", MemoryMB: 500}); err != nil {
 					t.Fatal(err)
 				}
 			},
 			text:  "version: 1\nservers:\n  - id: s1\n    url: http://s1.test:8080\n    capacity_mb: 100\n",
 			want:  "fleet.yaml:3: no capacity: more instances than capacity_mb allows on s1 (500 MB of 100 MB)",
-			class: ErrNoCapacity,
+			class: slum.ErrNoCapacity,
 		},
 		"domain of an unlisted tenant": {
 			setup: func(s *Store) { mustTenant(t, s, "zed", "") },
 			text:  "version: 1\ntenants:\n  - id: a\n    domain: a.com\n  - id: b\n    domain: zed.example.com\n",
 			want:  "fleet.yaml:5: conflict: tenants b and zed would both have domain zed.example.com",
-			class: ErrConflict,
+			class: slum.ErrConflict,
 		},
 		"cordoned server": {
 			setup: func(s *Store) {
 				mustServer(t, s, "s1", "", 1000)
-				if _, err := s.SetServerState(ctx, "s1", ServerCordoned); err != nil {
+				if _, err := s.SetServerState(ctx, "s1", slum.ServerCordoned); err != nil {
 					t.Fatal(err)
 				}
 				mustTenant(t, s, "a", "")
 			},
 			text:  "version: 1\ntenants:\n  - id: a\n    domain: a.example.com\n    instances:\n      - {id: p, process: api, server: s1}\n",
 			want:  `fleet.yaml:6: instance a:p server "s1": is cordoned`,
-			class: ErrInvalid,
+			class: slum.ErrInvalid,
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -100,7 +102,7 @@ func TestApplyErrorsFromTheDatabaseNameTheEntry(t *testing.T) {
 			}
 			before := snapshot(t, s)
 			for _, dry := range []bool{true, false} {
-				_, err := s.Apply(ctx, parseFleet(t, tc.text), ApplyOptions{DryRun: dry})
+				_, err := s.applyFile(ctx, parseFleet(t, tc.text), slum.ApplyOptions{DryRun: dry})
 				if !errors.Is(err, tc.class) || !strings.HasPrefix(err.Error(), tc.want) {
 					t.Fatalf("dry run %v: %v, want %v starting %q", dry, err, tc.class, tc.want)
 				}
@@ -113,7 +115,7 @@ func TestApplyErrorsFromTheDatabaseNameTheEntry(t *testing.T) {
 }
 
 // ledger is the ownership ledger, to show a rejected prune left it alone.
-func ledger(t *testing.T, s *Store) []Placement {
+func ledger(t *testing.T, s *Store) []slum.Placement {
 	t.Helper()
 	ps, err := s.ListPlacements(context.Background())
 	if err != nil {
@@ -125,7 +127,7 @@ func ledger(t *testing.T, s *Store) []Placement {
 func TestPruneObeysTheRulesOfServerRemove(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	bob, _ := s.GetInstance(ctx, "bob:prod")
@@ -134,7 +136,7 @@ func TestPruneObeysTheRulesOfServerRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordPlacements(ctx, lease.Fence(), []Placement{{ServerID: bob.ServerID, Name: bob.TenementName(), TenantID: "bob", InstanceID: "prod"}}); err != nil {
+	if err := s.RecordPlacements(ctx, lease.Fence(), []slum.Placement{{ServerID: bob.ServerID, Name: bob.TenementName(), TenantID: "bob", InstanceID: "prod"}}); err != nil {
 		t.Fatal(err)
 	}
 	// A file without s2 and bob: pruning would delete s2 with the entry of
@@ -143,9 +145,9 @@ func TestPruneObeysTheRulesOfServerRemove(t *testing.T) {
 	text = strings.Replace(text, "memory_mb: 300\n      - id: backup", "memory_mb: 300\n        server: s1\n      - id: backup", 1)
 	text = strings.Replace(text, "      - id: backup\n        process: api\n        memory_mb: 300\n", "", 1)
 	before, beforeLedger := snapshot(t, s), ledger(t, s)
-	for _, opt := range []ApplyOptions{{Prune: true, DryRun: true}, {Prune: true}, {Prune: true, AllowMassPrune: true}} {
-		_, err := s.Apply(ctx, parseFleet(t, text), opt)
-		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "prune server s2: conflict: the controller has yet to stop 1 instances it placed there") {
+	for _, opt := range []slum.ApplyOptions{{Prune: true, DryRun: true}, {Prune: true}, {Prune: true, AllowMassPrune: true}} {
+		_, err := s.applyFile(ctx, parseFleet(t, text), opt)
+		if !errors.Is(err, slum.ErrConflict) || !strings.Contains(err.Error(), "prune server s2: conflict: the controller has yet to stop 1 instances it placed there") {
 			t.Fatalf("%+v: %v", opt, err)
 		}
 	}
@@ -153,14 +155,14 @@ func TestPruneObeysTheRulesOfServerRemove(t *testing.T) {
 		t.Fatal("a refused prune changed the database or the ledger")
 	}
 	// Once the controller has stopped the copy, s2 may go.
-	if err := s.WriteReport(ctx, lease.Fence(), Report{Forget: beforeLedger}); err != nil {
+	if err := s.WriteReport(ctx, lease.Fence(), slum.Report{Forget: beforeLedger}); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := s.Apply(ctx, parseFleet(t, text), ApplyOptions{Prune: true, AllowMassPrune: true})
+	plan, err := s.applyFile(ctx, parseFleet(t, text), slum.ApplyOptions{Prune: true, AllowMassPrune: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetServer(ctx, "s2"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetServer(ctx, "s2"); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("s2 after the prune: %v (%v)", err, plan.Changes)
 	}
 }
@@ -168,15 +170,15 @@ func TestPruneObeysTheRulesOfServerRemove(t *testing.T) {
 func TestMassPruneNeedsConfirmation(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, s)
 	empty := parseFleet(t, "version: 1\n")
 	for _, dry := range []bool{true, false} {
-		plan, err := s.Apply(ctx, empty, ApplyOptions{Prune: true, DryRun: dry})
-		var mass *MassPruneError
-		if !errors.As(err, &mass) || !errors.Is(err, ErrConflict) {
+		plan, err := s.applyFile(ctx, empty, slum.ApplyOptions{Prune: true, DryRun: dry})
+		var mass *slum.MassPruneError
+		if !errors.As(err, &mass) || !errors.Is(err, slum.ErrConflict) {
 			t.Fatalf("dry run %v: %v", dry, err)
 		}
 		want := "pruning with fleet.yaml would delete most of the fleet: 2 of 2 servers, 2 of 2 tenants, 3 of 3 instances"
@@ -192,10 +194,10 @@ func TestMassPruneNeedsConfirmation(t *testing.T) {
 	}
 	// Half is not most: dropping one of two tenants needs no confirmation.
 	half := parseFleet(t, fleetYAML[:strings.Index(fleetYAML, "  - id: bob")])
-	if _, err := s.Apply(ctx, half, ApplyOptions{Prune: true, DryRun: true}); err != nil {
+	if _, err := s.applyFile(ctx, half, slum.ApplyOptions{Prune: true, DryRun: true}); err != nil {
 		t.Fatalf("a prune of half the tenants: %v", err)
 	}
-	if _, err := s.Apply(ctx, empty, ApplyOptions{Prune: true, AllowMassPrune: true}); err != nil {
+	if _, err := s.applyFile(ctx, empty, slum.ApplyOptions{Prune: true, AllowMassPrune: true}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.ListServers(ctx); len(n) != 0 {
@@ -211,15 +213,15 @@ func TestDiffAndApplyAgree(t *testing.T) {
 	small := fleetYAML[:strings.Index(fleetYAML, "  - id: bob")]
 	for name, tc := range map[string]struct {
 		text string
-		opt  ApplyOptions
+		opt  slum.ApplyOptions
 	}{
-		"create":             {fleetYAML, ApplyOptions{}},
-		"prune half":         {small, ApplyOptions{Prune: true}},
-		"prune all":          {"version: 1\n", ApplyOptions{Prune: true}},
-		"prune all, allowed": {"version: 1\n", ApplyOptions{Prune: true, AllowMassPrune: true}},
-		"no room":            {strings.Replace(fleetYAML, "memory_mb: 300", "memory_mb: 3000", 1), ApplyOptions{}},
+		"create":             {fleetYAML, slum.ApplyOptions{}},
+		"prune half":         {small, slum.ApplyOptions{Prune: true}},
+		"prune all":          {"version: 1\n", slum.ApplyOptions{Prune: true}},
+		"prune all, allowed": {"version: 1\n", slum.ApplyOptions{Prune: true, AllowMassPrune: true}},
+		"no room":            {strings.Replace(fleetYAML, "memory_mb: 300", "memory_mb: 3000", 1), slum.ApplyOptions{}},
 		"move and resize": {strings.Replace(strings.Replace(fleetYAML, "server: s2", "server: s1", 1), "capacity_mb: 1000\n    token_env", "capacity_mb: 2000\n    token_env", 1),
-			ApplyOptions{Prune: true}},
+			slum.ApplyOptions{Prune: true}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -228,10 +230,10 @@ func TestDiffAndApplyAgree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := st.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{}); err != nil {
+			if _, err := st.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := st.AddTenant(ctx, Tenant{ID: "zed", Domain: "zed.example.com"}); err != nil {
+			if _, _, err := st.AddTenant(ctx, slum.Tenant{ID: "zed", Domain: "zed.example.com"}); err != nil {
 				t.Fatal(err)
 			}
 			st.Close()
@@ -254,8 +256,8 @@ func TestDiffAndApplyAgree(t *testing.T) {
 			diffStore, applyStore := open("diff.db"), open("apply.db")
 			dry := tc.opt
 			dry.DryRun = true
-			diff, derr := diffStore.Apply(ctx, parseFleet(t, tc.text), dry)
-			applied, aerr := applyStore.Apply(ctx, parseFleet(t, tc.text), tc.opt)
+			diff, derr := diffStore.applyFile(ctx, parseFleet(t, tc.text), dry)
+			applied, aerr := applyStore.applyFile(ctx, parseFleet(t, tc.text), tc.opt)
 			if (derr == nil) != (aerr == nil) || (derr != nil && derr.Error() != aerr.Error()) {
 				t.Fatalf("diff says %v, apply says %v", derr, aerr)
 			}
@@ -266,7 +268,7 @@ func TestDiffAndApplyAgree(t *testing.T) {
 				return
 			}
 			// What apply did is what it said: the file again is no change.
-			again, err := applyStore.Apply(ctx, parseFleet(t, tc.text), dry)
+			again, err := applyStore.applyFile(ctx, parseFleet(t, tc.text), dry)
 			if err != nil || !again.Empty() {
 				t.Fatalf("after the apply, the file still changes %v (%v)", again, err)
 			}
@@ -276,14 +278,14 @@ func TestDiffAndApplyAgree(t *testing.T) {
 
 func TestLoadNeedsTheVersion(t *testing.T) {
 	_, err := Load("fleet.yaml", strings.NewReader("# no version\nservers: []\ntenants: []\n"), "", nil)
-	if !errors.Is(err, ErrInvalid) || err.Error() != "fleet.yaml:1: version: is missing: a fleet file starts with version: 1" {
+	if !errors.Is(err, slum.ErrInvalid) || err.Error() != "fleet.yaml:1: version: is missing: a fleet file starts with version: 1" {
 		t.Fatalf("a file without its version: %v", err)
 	}
 	path := filepath.Join(t.TempDir(), "f.yaml")
 	if err := os.WriteFile(path, []byte("tenants: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadFile(path); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "version: is missing") {
+	if _, err := LoadFile(path); !errors.Is(err, slum.ErrInvalid) || !strings.Contains(err.Error(), "version: is missing") {
 		t.Fatalf("LoadFile of a file without its version: %v", err)
 	}
 }
@@ -303,7 +305,7 @@ func TestEncodeWritesWhatParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Tenants[0].Failover != FailoverNone || f.Tenants[0].Serving != ServingAll || f.Settings == nil {
+	if f.Tenants[0].Failover != slum.FailoverNone || f.Tenants[0].Serving != slum.ServingAll || f.Settings == nil {
 		t.Fatalf("the test's fleet: %+v %+v", f.Tenants[0].Tenant, f.Settings)
 	}
 	f.Servers[0].SetURL("http://10.9.9.9:9/")
@@ -320,7 +322,7 @@ func TestEncodeWritesWhatParses(t *testing.T) {
 	if !reflect.DeepEqual(withoutLines(f), withoutLines(again)) {
 		t.Fatalf("round trip changed the fleet:\n%s", out.Bytes())
 	}
-	if again.Settings == nil || again.Settings.Over(DefaultSettings()) != f.Settings.Over(DefaultSettings()) {
+	if again.Settings == nil || again.Settings.Over(slum.DefaultSettings()) != f.Settings.Over(slum.DefaultSettings()) {
 		t.Fatalf("round trip changed the settings:\n%s", out.Bytes())
 	}
 	if again.Servers[0].URL != "http://10.9.9.9:9" || again.Servers[0].Domain != "10.9.9.9" {
@@ -328,7 +330,7 @@ func TestEncodeWritesWhatParses(t *testing.T) {
 	}
 	// A token without a source cannot be written.
 	f.Servers[0].TokenEnv, f.Servers[0].Token = "", "secret"
-	if err := f.Encode(&out); !errors.Is(err, ErrInvalid) || strings.Contains(err.Error(), "secret") {
+	if err := f.Encode(&out); !errors.Is(err, slum.ErrInvalid) || strings.Contains(err.Error(), "secret") {
 		t.Fatalf("a token without a source: %v", err)
 	}
 }
@@ -337,7 +339,7 @@ func TestOpenRefusesWhatIsNotAFleet(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.db")
-	if _, err := OpenExisting(ctx, missing); !errors.Is(err, ErrNotFound) {
+	if _, err := OpenExisting(ctx, missing); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("OpenExisting of a missing file: %v", err)
 	}
 	if _, err := os.Stat(missing); err == nil {
@@ -348,7 +350,7 @@ func TestOpenRefusesWhatIsNotAFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, open := range []func(context.Context, string) (*Store, error){Open, OpenExisting} {
-		if _, err := open(ctx, text); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not a slum database") {
+		if _, err := open(ctx, text); !errors.Is(err, slum.ErrInvalid) || !strings.Contains(err.Error(), "not a slum database") {
 			t.Fatalf("a YAML file as the database: %v", err)
 		}
 	}

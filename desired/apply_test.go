@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum"
 )
 
 const fleetYAML = `version: 1
@@ -63,7 +65,7 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 	s := openStore(t)
 	f := parseFleet(t, fleetYAML)
 
-	dry, err := s.Diff(ctx, f, false)
+	dry, err := s.applyFile(ctx, f, slum.ApplyOptions{Prune: false, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +75,7 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 	if n, _ := s.ListServers(ctx); len(n) != 0 {
 		t.Fatal("diff wrote to the database")
 	}
-	plan, err := s.Apply(ctx, f, ApplyOptions{})
+	plan, err := s.applyFile(ctx, f, slum.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +93,11 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 		t.Fatal("alice's prod and backup share a server")
 	}
 	bob, _ := s.GetInstance(ctx, "bob:prod")
-	if bob.ServerID != "s2" || bob.Mode != ModeOnDemand || bob.MemoryMB != DefaultMemoryMB {
+	if bob.ServerID != "s2" || bob.Mode != slum.ModeOnDemand || bob.MemoryMB != slum.DefaultMemoryMB {
 		t.Fatalf("bob:prod %+v", bob)
 	}
 	before := snapshot(t, s)
-	again, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{})
+	again, err := s.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +112,7 @@ func TestApplyCreatesThenChangesNothing(t *testing.T) {
 func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	mustTenant(t, s, "carol", "") // not in the file
@@ -126,7 +128,7 @@ func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
 	text = text[:strings.Index(text, "  - id: bob")]
 	f := parseFleet(t, text)
 
-	plan, err := s.Diff(ctx, f, false)
+	plan, err := s.applyFile(ctx, f, slum.ApplyOptions{Prune: false, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
 	}
 	_ = other
 	// The swap crosses anti-affinity mid-way; apply must still land it whole.
-	if _, err := s.Apply(ctx, f, ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, f, slum.ApplyOptions{}); err != nil {
 		t.Fatalf("apply swap: %v", err)
 	}
 	moved, _ := s.GetInstance(ctx, "alice:prod")
@@ -152,14 +154,14 @@ func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
 
 	// bob and carol are two of the three tenants: most of them.
 	before := snapshot(t, s)
-	var mass *MassPruneError
-	if _, err := s.Apply(ctx, f, ApplyOptions{Prune: true}); !errors.As(err, &mass) || !errors.Is(err, ErrConflict) {
+	var mass *slum.MassPruneError
+	if _, err := s.applyFile(ctx, f, slum.ApplyOptions{Prune: true}); !errors.As(err, &mass) || !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("a prune of most tenants: %v", err)
 	}
 	if snapshot(t, s) != before {
 		t.Fatal("a refused prune changed the database")
 	}
-	pruned, err := s.Apply(ctx, f, ApplyOptions{Prune: true, AllowMassPrune: true})
+	pruned, err := s.applyFile(ctx, f, slum.ApplyOptions{Prune: true, AllowMassPrune: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +169,7 @@ func TestApplyUpdatesMovesAndPrunes(t *testing.T) {
 		t.Fatalf("prune deleted %d, want bob, bob:prod and carol: %v", d, pruned.Changes)
 	}
 	for _, id := range []string{"bob", "carol"} {
-		if _, err := s.GetTenant(ctx, id); !errors.Is(err, ErrNotFound) {
+		if _, err := s.GetTenant(ctx, id); !errors.Is(err, slum.ErrNotFound) {
 			t.Fatalf("%s after prune: %v", id, err)
 		}
 	}
@@ -180,18 +182,18 @@ func TestApplyRejectsAndChangesNothing(t *testing.T) {
 		want error
 		msg  string
 	}{
-		"unknown server": {strings.Replace(fleetYAML, "server: s2", "server: s9", 1), ErrInvalid, "fleet.yaml:27"},
+		"unknown server": {strings.Replace(fleetYAML, "server: s2", "server: s9", 1), slum.ErrInvalid, "fleet.yaml:27"},
 		"over capacity": {strings.Replace(fleetYAML, "memory_mb: 300\n      - id: backup", "memory_mb: 900\n      - id: backup", 1) +
 			"  - id: carol\n    domain: carol.example.com\n    instances:\n      - {id: prod, process: api, memory_mb: 900}\n      - {id: backup, process: api, memory_mb: 900}\n",
-			ErrNoCapacity, "no server can take"},
+			slum.ErrNoCapacity, "no server can take"},
 		"affinity": {strings.Replace(fleetYAML, "memory_mb: 300\n      - id: backup\n        process: api\n        memory_mb: 300",
-			"memory_mb: 300\n        server: s1\n      - id: backup\n        process: api\n        memory_mb: 300\n        server: s1", 1), ErrInvalid, "never share a server"},
+			"memory_mb: 300\n        server: s1\n      - id: backup\n        process: api\n        memory_mb: 300\n        server: s1", 1), slum.ErrInvalid, "never share a server"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := openStore(t)
 			mustTenant(t, s, "zed", "")
 			before := snapshot(t, s)
-			_, err := s.Apply(ctx, parseFleet(t, tc.text), ApplyOptions{Prune: true})
+			_, err := s.applyFile(ctx, parseFleet(t, tc.text), slum.ApplyOptions{Prune: true})
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("apply: %v, want %v mentioning %q", err, tc.want, tc.msg)
 			}
@@ -205,18 +207,18 @@ func TestApplyRejectsAndChangesNothing(t *testing.T) {
 func TestApplyDomainConflictWithUnlistedTenant(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	if _, _, err := s.AddTenant(ctx, Tenant{ID: "zed", Domain: "alice.example.com"}); err != nil {
+	if _, _, err := s.AddTenant(ctx, slum.Tenant{ID: "zed", Domain: "alice.example.com"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{})
-	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "alice.example.com") {
+	_, err := s.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{})
+	if !errors.Is(err, slum.ErrConflict) || !strings.Contains(err.Error(), "alice.example.com") {
 		t.Fatalf("apply: %v", err)
 	}
 	if !strings.HasPrefix(err.Error(), "fleet.yaml:14: ") {
 		t.Fatalf("the conflict is not placed at alice's entry: %v", err)
 	}
 	// With --prune zed goes, so the domain is free.
-	if _, err := s.Apply(ctx, parseFleet(t, fleetYAML), ApplyOptions{Prune: true, AllowMassPrune: true}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, fleetYAML), slum.ApplyOptions{Prune: true, AllowMassPrune: true}); err != nil {
 		t.Fatalf("apply --prune: %v", err)
 	}
 }
@@ -271,7 +273,7 @@ func TestParseErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("parsed")
 			}
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, slum.ErrInvalid) {
 				t.Errorf("%v is not ErrInvalid", err)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
@@ -316,7 +318,7 @@ func TestResolveTokensErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = f.ResolveTokens(lookup, dir)
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, slum.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.source, err, tc.want)
 		}
 	}
@@ -364,7 +366,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse("fuzz.yaml", data)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, slum.ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
 			}
 			if strings.ContainsAny(err.Error(), "\n\r") {
@@ -436,7 +438,7 @@ servers:
 tenants:
   - {id: a, domain: a.example.com, instances: [{id: prod, process: api, server: s1}]}
 `
-	if _, err := s.Apply(ctx, parseFleet(t, text), ApplyOptions{}); err != nil {
+	if _, err := s.applyFile(ctx, parseFleet(t, text), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Minute)
@@ -448,7 +450,7 @@ tenants:
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Reschedule(ctx, lease.Fence(), []Reschedule{
+	res, err := s.Reschedule(ctx, lease.Fence(), []slum.Reschedule{
 		{TenantID: "a", InstanceID: "prod", From: "s1", To: "s2", Generation: in.Generation, Reason: "server s1 is dead"},
 		{TenantID: "a", InstanceID: "prod", From: "s1", To: "s2", Generation: in.Generation + 7, Reason: "planned on a stale generation"},
 	})
@@ -468,10 +470,10 @@ tenants:
 	if before.Instances[0].ServerID != "s1" || before.Revision == res.Revision {
 		t.Fatal("WithInstances changed the snapshot it was called on")
 	}
-	if _, ok := before.WithInstances([]Instance{{TenantID: "zz", ID: "nope"}}, res.Revision); ok {
+	if _, ok := before.WithInstances([]slum.Instance{{TenantID: "zz", ID: "nope"}}, res.Revision); ok {
 		t.Fatal("WithInstances accepted an instance the snapshot does not hold")
 	}
-	plan, err := s.Apply(ctx, parseFleet(t, text), ApplyOptions{})
+	plan, err := s.applyFile(ctx, parseFleet(t, text), slum.ApplyOptions{})
 	if err != nil || !plan.Empty() || len(plan.Notes) != 1 || !strings.Contains(plan.Notes[0], "declared on s1 and failed over to s2: it stays there") {
 		t.Fatalf("re-apply after a failover: %+v %v", plan, err)
 	}
@@ -479,7 +481,7 @@ tenants:
 		t.Fatalf("a:prod after the re-apply: %+v", in)
 	}
 	// Declaring it where it now runs makes that its home.
-	plan, err = s.Apply(ctx, parseFleet(t, strings.Replace(text, "server: s1", "server: s2", 1)), ApplyOptions{})
+	plan, err = s.applyFile(ctx, parseFleet(t, strings.Replace(text, "server: s1", "server: s2", 1)), slum.ApplyOptions{})
 	if err != nil || len(plan.Changes) != 1 || plan.Changes[0].Fields[0].Field != "home" {
 		t.Fatalf("adopting the new server: %+v %v", plan, err)
 	}
@@ -492,17 +494,17 @@ func TestApplySettings(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	f := parseFleet(t, "version: 1\nsettings:\n  probe_interval: 2s\n  dead_after: 5\n  failback: return\n")
-	plan, err := s.Apply(ctx, f, ApplyOptions{})
+	plan, err := s.applyFile(ctx, f, slum.ApplyOptions{})
 	if err != nil || len(plan.Changes) != 1 || plan.Changes[0].Kind != "settings" || len(plan.Changes[0].Fields) != 3 {
 		t.Fatalf("plan %+v %v", plan, err)
 	}
 	got, _ := s.Settings(ctx)
-	want := DefaultSettings()
-	want.ProbeInterval, want.DeadAfter, want.Failback = 2*time.Second, 5, FailbackReturn
+	want := slum.DefaultSettings()
+	want.ProbeInterval, want.DeadAfter, want.Failback = 2*time.Second, 5, slum.FailbackReturn
 	if got != want {
 		t.Fatalf("settings %+v", got)
 	}
-	if plan, err := s.Apply(ctx, f, ApplyOptions{}); err != nil || !plan.Empty() {
+	if plan, err := s.applyFile(ctx, f, slum.ApplyOptions{}); err != nil || !plan.Empty() {
 		t.Fatalf("again: %+v %v", plan, err)
 	}
 	for text, msg := range map[string]string{

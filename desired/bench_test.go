@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum"
 )
 
 // fleetText is a fleet file of servers servers and n instances: n/2
@@ -57,13 +59,13 @@ func BenchmarkApply(b *testing.B) {
 				}
 				b.StartTimer()
 				start := time.Now()
-				plan, err := s.Apply(ctx, loadFleet(b, path), ApplyOptions{})
+				plan, err := s.applyFile(ctx, loadFleet(b, path), slum.ApplyOptions{})
 				first := time.Since(start)
 				if err != nil {
 					b.Fatal(err)
 				}
 				start = time.Now()
-				again, err := s.Apply(ctx, loadFleet(b, path), ApplyOptions{})
+				again, err := s.applyFile(ctx, loadFleet(b, path), slum.ApplyOptions{})
 				reapply := time.Since(start)
 				b.StopTimer()
 				if err != nil || !again.Empty() {

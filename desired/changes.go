@@ -7,58 +7,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/db"
 )
-
-// ErrChangesGone says the change log cannot tell what changed since the
-// position asked for: it no longer reaches back that far, or more changed
-// than the reader would take. The reader reads the whole fleet instead.
-var ErrChangesGone = errors.New("the change log no longer says what changed since then")
-
-// ErrUnknownChange says the change log holds an entry of a kind this slum
-// does not know (a trigger it does not follow). It wraps ErrChangesGone
-// too, so a reader reads the whole fleet rather than miss the change.
-var ErrUnknownChange = errors.New("the change log holds an entry of an unknown kind")
-
-// ChangeKind is what a change log entry names: the kinds the triggers of
-// db/migrations write, each read by Changed.read.
-type ChangeKind string
-
-const (
-	ChangeSettings       ChangeKind = "settings"
-	ChangeServer         ChangeKind = "server"
-	ChangeTenant         ChangeKind = "tenant"
-	ChangeInstance       ChangeKind = "instance"
-	ChangeServerStatus   ChangeKind = "server_status"
-	ChangeTenantStatus   ChangeKind = "tenant_status"
-	ChangeInstanceStatus ChangeKind = "instance_status"
-)
-
-// Changed is what commits wrote since a position in the change log (the
-// desired state and the controller's status), each object read as it is
-// now. A key with a nil value is an object that is gone.
-type Changed struct {
-	Seq      int64     // the position after these changes: pass it to the next ChangedSince
-	Settings *Settings // nil: unchanged
-	Servers  map[string]*Server
-	// Stats holds the capacity use of every server whose instances or
-	// capacity changed.
-	Stats          map[string]*ServerStats
-	Tenants        map[string]*Tenant
-	Instances      map[string]*Instance // by key
-	ServerStatus   map[string]*ServerStatus
-	TenantStatus   map[string]*TenantStatus
-	InstanceStatus map[string]*InstanceStatus // by instance key
-}
-
-// Len is how many objects changed.
-func (c *Changed) Len() int {
-	n := len(c.Servers) + len(c.Stats) + len(c.Tenants) + len(c.Instances) + len(c.ServerStatus) + len(c.TenantStatus) + len(c.InstanceStatus)
-	if c.Settings != nil {
-		n++
-	}
-	return n
-}
 
 // ChangeSeq is the change log's latest position. A reader reads it before
 // it reads the whole fleet, then follows with ChangedSince from it.
@@ -98,31 +50,31 @@ func (s *Store) KeepChangeLog(ctx context.Context, d time.Duration, until int64)
 // or holds more than max writes since. Objects are read after the log, so
 // one may already show a later commit; the next call lists that commit
 // again and reads the same value.
-func (s *Store) ChangedSince(ctx context.Context, seq int64, max int) (*Changed, error) {
+func (s *Store) ChangedSince(ctx context.Context, seq int64, max int) (*slum.Changed, error) {
 	q := s.db.Queries()
 	rows, err := q.ListChangesSince(ctx, db.ListChangesSinceParams{Seq: seq, Limit: int64(max) + 1})
 	if err != nil {
 		return nil, fmt.Errorf("read the change log: %w", err)
 	}
-	c := &Changed{Seq: seq}
+	c := &slum.Changed{Seq: seq}
 	if len(rows) == 0 {
 		return c, nil
 	}
 	// Writers are serialised, so positions follow each other without gaps
 	// but where old entries were trimmed.
 	if rows[0].Seq != seq+1 || len(rows) > max {
-		return nil, fmt.Errorf("changes since %d: %w", seq, ErrChangesGone)
+		return nil, fmt.Errorf("changes since %d: %w", seq, slum.ErrChangesGone)
 	}
 	c.Seq = rows[len(rows)-1].Seq
-	c.Servers, c.Stats, c.Tenants, c.Instances = map[string]*Server{}, map[string]*ServerStats{}, map[string]*Tenant{}, map[string]*Instance{}
-	c.ServerStatus, c.TenantStatus, c.InstanceStatus = map[string]*ServerStatus{}, map[string]*TenantStatus{}, map[string]*InstanceStatus{}
+	c.Servers, c.Stats, c.Tenants, c.Instances = map[string]*slum.Server{}, map[string]*slum.ServerStats{}, map[string]*slum.Tenant{}, map[slum.InstanceKey]*slum.Instance{}
+	c.ServerStatus, c.TenantStatus, c.InstanceStatus = map[string]*slum.ServerStatus{}, map[string]*slum.TenantStatus{}, map[slum.InstanceKey]*slum.InstanceStatus{}
 	for _, r := range rows {
-		if err := c.read(ctx, q, r); err != nil {
+		if err := readChange(ctx, c, q, r); err != nil {
 			return nil, err
 		}
 	}
 	for id := range c.Stats {
-		if err := c.readStats(ctx, q, id); err != nil {
+		if err := readStats(ctx, c, q, id); err != nil {
 			return nil, err
 		}
 	}
@@ -130,9 +82,9 @@ func (s *Store) ChangedSince(ctx context.Context, seq int64, max int) (*Changed,
 }
 
 // read reads the object one log entry names, unless it was read already.
-func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error {
-	switch ChangeKind(r.Kind) {
-	case ChangeSettings:
+func readChange(ctx context.Context, c *slum.Changed, q *db.Queries, r db.ChangeLog) error {
+	switch slum.ChangeKind(r.Kind) {
+	case slum.ChangeSettings:
 		if c.Settings != nil {
 			return nil
 		}
@@ -141,12 +93,12 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 			return err
 		}
 		c.Settings = &set
-	case ChangeServer:
+	case slum.ChangeServer:
 		if _, ok := c.Servers[r.Key]; ok {
 			return nil
 		}
 		srv, err := getServer(ctx, q, r.Key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, slum.ErrNotFound) {
 			return err
 		}
 		c.Servers[r.Key] = nil
@@ -154,39 +106,40 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 			c.Servers[r.Key] = &srv
 		}
 		c.Stats[r.Key] = nil
-	case ChangeTenant:
+	case slum.ChangeTenant:
 		if _, ok := c.Tenants[r.Key]; ok {
 			return nil
 		}
 		t, err := getTenant(ctx, q, r.Key)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, slum.ErrNotFound) {
 			return err
 		}
 		c.Tenants[r.Key] = nil
 		if err == nil {
 			c.Tenants[r.Key] = &t
 		}
-	case ChangeInstance:
+	case slum.ChangeInstance:
 		if r.Was != "" {
 			c.Stats[r.Was] = nil
 		}
-		if _, ok := c.Instances[r.Key]; ok {
+		key := slum.InstanceKey(r.Key)
+		if _, ok := c.Instances[key]; ok {
 			return nil
 		}
-		tenant, id, err := ParseKey(r.Key)
+		tenant, id, err := splitKey(key)
 		if err != nil {
 			return fmt.Errorf("change log entry %d: %w", r.Seq, err)
 		}
 		in, err := getInstance(ctx, q, tenant, id)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, slum.ErrNotFound) {
 			return err
 		}
-		c.Instances[r.Key] = nil
+		c.Instances[key] = nil
 		if err == nil {
-			c.Instances[r.Key] = &in
+			c.Instances[key] = &in
 			c.Stats[in.ServerID] = nil
 		}
-	case ChangeServerStatus:
+	case slum.ChangeServerStatus:
 		if _, ok := c.ServerStatus[r.Key]; ok {
 			return nil
 		}
@@ -194,7 +147,7 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 		if err := found(err, c.ServerStatus, r.Key, row, toServerStatus); err != nil {
 			return fmt.Errorf("status of server %s: %w", r.Key, err)
 		}
-	case ChangeTenantStatus:
+	case slum.ChangeTenantStatus:
 		if _, ok := c.TenantStatus[r.Key]; ok {
 			return nil
 		}
@@ -202,28 +155,29 @@ func (c *Changed) read(ctx context.Context, q *db.Queries, r db.ChangeLog) error
 		if err := found(err, c.TenantStatus, r.Key, row, toTenantStatus); err != nil {
 			return fmt.Errorf("status of tenant %s: %w", r.Key, err)
 		}
-	case ChangeInstanceStatus:
-		if _, ok := c.InstanceStatus[r.Key]; ok {
+	case slum.ChangeInstanceStatus:
+		key := slum.InstanceKey(r.Key)
+		if _, ok := c.InstanceStatus[key]; ok {
 			return nil
 		}
-		tenant, id, err := ParseKey(r.Key)
+		tenant, id, err := splitKey(key)
 		if err != nil {
 			return fmt.Errorf("change log entry %d: %w", r.Seq, err)
 		}
 		row, err := q.GetInstanceStatus(ctx, db.GetInstanceStatusParams{TenantID: tenant, InstanceID: id})
-		if err := found(err, c.InstanceStatus, r.Key, row, toInstanceStatus); err != nil {
+		if err := found(err, c.InstanceStatus, key, row, toInstanceStatus); err != nil {
 			return fmt.Errorf("status of instance %s: %w", r.Key, err)
 		}
 	default:
 		// A trigger this slum does not follow: what it logged cannot be
 		// read one by one, so the reader reads everything.
-		return fmt.Errorf("change log entry %d of kind %q: %w: %w", r.Seq, r.Kind, ErrUnknownChange, ErrChangesGone)
+		return fmt.Errorf("change log entry %d of kind %q: %w: %w", r.Seq, r.Kind, slum.ErrUnknownChange, slum.ErrChangesGone)
 	}
 	return nil
 }
 
 // found records the row read for key (nil when there is none).
-func found[R, T any](err error, into map[string]*T, key string, row R, conv func(R) T) error {
+func found[K comparable, R, T any](err error, into map[K]*T, key K, row R, conv func(R) T) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		into[key] = nil
 		return nil
@@ -236,11 +190,11 @@ func found[R, T any](err error, into map[string]*T, key string, row R, conv func
 	return nil
 }
 
-func (c *Changed) readStats(ctx context.Context, q *db.Queries, id string) error {
+func readStats(ctx context.Context, c *slum.Changed, q *db.Queries, id string) error {
 	srv, ok := c.Servers[id]
 	if !ok {
 		s, err := getServer(ctx, q, id)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, slum.ErrNotFound) {
 			return nil // gone: so are its stats
 		}
 		if err != nil {
@@ -255,7 +209,7 @@ func (c *Changed) readStats(ctx context.Context, q *db.Queries, id string) error
 	if err != nil {
 		return fmt.Errorf("server stats %s: %w", id, err)
 	}
-	c.Stats[id] = &ServerStats{ServerID: id, CapacityMB: srv.CapacityMB, UsedMB: use.UsedMb,
+	c.Stats[id] = &slum.ServerStats{ServerID: id, CapacityMB: srv.CapacityMB, UsedMB: use.UsedMb,
 		FreeMB: srv.CapacityMB - use.UsedMb, Tenants: use.Tenants, Instances: use.Instances}
 	return nil
 }

@@ -10,16 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum"
 )
 
-func keysOf[V any](m map[string]*V) string {
+func keysOf[K ~string, V any](m map[K]*V) string {
 	var ks []string
 	for k, v := range m {
+		s := string(k)
 		if v == nil {
-			k += "(gone)"
+			s += "(gone)"
 		}
-		ks = append(ks, k)
+		ks = append(ks, s)
 	}
 	slices.Sort(ks)
 	return strings.Join(ks, " ")
@@ -32,7 +33,7 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 	mustServer(t, s, "s2", "", 1000)
 	mustTenant(t, s, "alice", "")
 	mustTenant(t, s, "bob", "")
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 100}); err != nil {
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 100}); err != nil {
 		t.Fatal(err)
 	}
 	seq, err := s.ChangeSeq(ctx)
@@ -49,7 +50,7 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	region := "eu"
-	if _, err := s.UpdateTenant(ctx, "alice", TenantUpdate{Region: &region}); err != nil {
+	if _, err := s.UpdateTenant(ctx, "alice", slum.TenantUpdate{Region: &region}); err != nil {
 		t.Fatal(err)
 	}
 	mustTenant(t, s, "carol", "")
@@ -84,10 +85,10 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	report := Report{
-		Servers:   []ServerStatus{{ServerID: "s2", Health: observed.HealthOnline, UpdatedAt: now}},
-		Tenants:   []TenantStatus{{TenantID: "alice", Serving: []CopyRef{{Instance: "prod", Server: "s2"}}, UpdatedAt: now}},
-		Instances: []InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s2", Phase: PhaseRunning, UpdatedAt: now}},
+	report := slum.Report{
+		Servers:   []slum.ServerStatus{{ServerID: "s2", Health: slum.HealthOnline, UpdatedAt: now}},
+		Tenants:   []slum.TenantStatus{{TenantID: "alice", Serving: []slum.CopyRef{{Instance: "prod", Server: "s2"}}, UpdatedAt: now}},
+		Instances: []slum.InstanceStatus{{TenantID: "alice", InstanceID: "prod", ServerID: "s2", Phase: slum.PhaseRunning, UpdatedAt: now}},
 	}
 	if err := s.WriteReport(ctx, lease.Fence(), report); err != nil {
 		t.Fatal(err)
@@ -105,13 +106,13 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 	if _, lapsed, err := s.KeepChangeLog(ctx, time.Minute, 1); err != nil || !lapsed {
 		t.Fatalf("kept again too late: lapsed %v, %v", lapsed, err)
 	}
-	report.Servers[0].Health = observed.HealthSuspect
-	report.Instances[0].Phase, report.Tenants[0].Serving = PhasePending, nil
+	report.Servers[0].Health = slum.HealthSuspect
+	report.Instances[0].Phase, report.Tenants[0].Serving = slum.PhasePending, nil
 	if err := s.WriteReport(ctx, lease.Fence(), report); err != nil {
 		t.Fatal(err)
 	}
-	report.Servers[0].Health = observed.HealthOnline
-	report.Instances[0].Phase, report.Tenants[0].Serving = PhaseRunning, []CopyRef{{Instance: "prod", Server: "s2"}}
+	report.Servers[0].Health = slum.HealthOnline
+	report.Instances[0].Phase, report.Tenants[0].Serving = slum.PhaseRunning, []slum.CopyRef{{Instance: "prod", Server: "s2"}}
 	if err := s.WriteReport(ctx, lease.Fence(), report); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	if keysOf(c.ServerStatus) != "s2" || keysOf(c.TenantStatus) != "alice" || keysOf(c.InstanceStatus) != "alice:prod" ||
-		c.InstanceStatus["alice:prod"].Phase != PhaseRunning || len(c.TenantStatus["alice"].Serving) != 1 {
+		c.InstanceStatus["alice:prod"].Phase != slum.PhaseRunning || len(c.TenantStatus["alice"].Serving) != 1 {
 		t.Fatalf("status changed: %s / %s / %s", keysOf(c.ServerStatus), keysOf(c.TenantStatus), keysOf(c.InstanceStatus))
 	}
 	if c.Settings == nil || c.Settings.DeadAfter != set.DeadAfter {
@@ -149,11 +150,11 @@ func TestChangedSinceRefusesWhatItCannotTell(t *testing.T) {
 	mustServer(t, s, "s1", "", 1000)
 	mustServer(t, s, "s2", "", 1000)
 	// More changes than the reader takes.
-	if _, err := s.ChangedSince(ctx, seq, 1); !errors.Is(err, ErrChangesGone) {
+	if _, err := s.ChangedSince(ctx, seq, 1); !errors.Is(err, slum.ErrChangesGone) {
 		t.Fatalf("two changes, at most one taken: %v", err)
 	}
 	// A position before the log's start (trimmed).
-	if _, err := s.ChangedSince(ctx, seq-1, 100); !errors.Is(err, ErrChangesGone) {
+	if _, err := s.ChangedSince(ctx, seq-1, 100); !errors.Is(err, slum.ErrChangesGone) {
 		t.Fatalf("a position the log no longer reaches: %v", err)
 	}
 	if c, err := s.ChangedSince(ctx, seq, 2); err != nil || keysOf(c.Servers) != "s1 s2" {
@@ -177,7 +178,7 @@ func TestChangedSinceReadsEveryKindTheTriggersWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	insert := regexp.MustCompile(`(?is)INSERT\s+INTO\s+change_log\s*\(([^)]*)\)\s*VALUES\s*\(\s*'([^']*)'`)
-	written := map[ChangeKind][]string{} // kind → triggers
+	written := map[slum.ChangeKind][]string{} // kind → triggers
 	for rows.Next() {
 		var name, text string
 		if err := rows.Scan(&name, &text); err != nil {
@@ -194,7 +195,7 @@ func TestChangedSinceReadsEveryKindTheTriggersWrite(t *testing.T) {
 			if !strings.HasPrefix(strings.TrimSpace(m[1]), "kind") {
 				t.Errorf("trigger %s: the kind is not the first column: %s", name, m[1])
 			}
-			written[ChangeKind(m[2])] = append(written[ChangeKind(m[2])], name)
+			written[slum.ChangeKind(m[2])] = append(written[slum.ChangeKind(m[2])], name)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -213,7 +214,7 @@ func TestChangedSinceReadsEveryKindTheTriggersWrite(t *testing.T) {
 			t.Errorf("kind %q (written by %v): %v", kind, triggers, err)
 		}
 	}
-	for _, k := range []ChangeKind{ChangeSettings, ChangeServer, ChangeTenant, ChangeInstance, ChangeServerStatus, ChangeTenantStatus, ChangeInstanceStatus} {
+	for _, k := range []slum.ChangeKind{slum.ChangeSettings, slum.ChangeServer, slum.ChangeTenant, slum.ChangeInstance, slum.ChangeServerStatus, slum.ChangeTenantStatus, slum.ChangeInstanceStatus} {
 		if len(written[k]) == 0 {
 			t.Errorf("no trigger writes kind %q", k)
 		}
@@ -223,7 +224,7 @@ func TestChangedSinceReadsEveryKindTheTriggersWrite(t *testing.T) {
 	if _, err := raw.ExecContext(ctx, `INSERT INTO change_log (kind, key) VALUES ('hold', '1')`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ChangedSince(ctx, seq, 10); !errors.Is(err, ErrUnknownChange) || !errors.Is(err, ErrChangesGone) {
+	if _, err := s.ChangedSince(ctx, seq, 10); !errors.Is(err, slum.ErrUnknownChange) || !errors.Is(err, slum.ErrChangesGone) {
 		t.Fatalf("an unknown kind: %v", err)
 	}
 }

@@ -1,51 +1,11 @@
 package desired
 
 import (
-	"errors"
-	"fmt"
+	"github.com/slum-fleet/slum"
 )
-
-// Errors callers check with errors.Is. Every error the Store returns for a
-// rejected request wraps exactly one of these.
-var (
-	ErrNotFound         = errors.New("not found")
-	ErrAlreadyExists    = errors.New("already exists")
-	ErrConflict         = errors.New("conflict")
-	ErrInvalid          = errors.New("invalid")
-	ErrHasActiveTenants = errors.New("server has active tenants")
-	ErrNoCapacity       = errors.New("no capacity")
-)
-
-// FieldError says which field of which input was rejected, and why.
-type FieldError struct {
-	Where  string // a file position such as "fleet.yaml:12", or empty
-	Field  string // e.g. "tenants[3].domain"
-	Value  string // shown quoted, so that no character of it can break the message
-	Reason string
-	// NoValue marks an error about a field as a whole (unknown, given
-	// twice, not a list) rather than about its value.
-	NoValue bool
-}
-
-func (e *FieldError) Error() string {
-	msg := e.Reason
-	switch {
-	case e.Field != "" && e.NoValue:
-		msg = e.Field + ": " + e.Reason
-	case e.Field != "":
-		msg = fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Reason)
-	}
-	if e.Where != "" {
-		msg = e.Where + ": " + msg
-	}
-	return msg
-}
-
-// Is makes every FieldError an ErrInvalid.
-func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
 
 func invalid(field, value, reason string) error {
-	return &FieldError{Field: field, Value: value, Reason: reason}
+	return &slum.FieldError{Field: field, Value: value, Reason: reason}
 }
 
 // classed gives an error from below (the db package) one of this package's
@@ -57,28 +17,3 @@ type classed struct {
 
 func (e classed) Error() string   { return e.err.Error() }
 func (e classed) Unwrap() []error { return []error{e.err, e.class} }
-
-// MassPruneError is an apply --prune refused because it would delete most
-// of the fleet: more than half of its servers, tenants or instances. It
-// wraps ErrConflict; ApplyOptions.AllowMassPrune lets it through.
-type MassPruneError struct {
-	File string
-	// Deleted and Had count servers, tenants and instances, in that order.
-	Deleted, Had [3]int
-}
-
-func (e *MassPruneError) Error() string {
-	kinds := [3]string{"servers", "tenants", "instances"}
-	msg := fmt.Sprintf("pruning with %s would delete most of the fleet:", e.File)
-	sep := " "
-	for i, k := range kinds {
-		if e.Had[i] > 0 {
-			msg += fmt.Sprintf("%s%d of %d %s", sep, e.Deleted[i], e.Had[i], k)
-			sep = ", "
-		}
-	}
-	return msg
-}
-
-// Unwrap makes a MassPruneError an ErrConflict.
-func (e *MassPruneError) Unwrap() error { return ErrConflict }

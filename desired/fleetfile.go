@@ -12,66 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"go.yaml.in/yaml/v3"
 )
-
-// File is a parsed fleet file: the servers and tenants a fleet should have.
-// See examples/fleet.yaml for the format.
-type File struct {
-	Name    string
-	Servers []FileServer
-	Tenants []FileTenant
-	// Settings, when the file has a settings block, are the fleet's
-	// settings it names; the others stay as they are.
-	Settings *FileSettings
-	// Warnings are problems that do not stop an apply, such as a token
-	// file others can read. ResolveTokens adds them.
-	Warnings []string
-	// Text is what the file was parsed from: a fleet the caller does not
-	// hold is sent the text (see Send), not the values parsed from it.
-	Text []byte
-
-	versioned bool // the file gives its version
-}
-
-// FileServer is one server of a fleet file. Token is set only when the file
-// names a token source (token_env or token_file) or says no_token;
-// otherwise the stored token is kept. A new server needs one of the three.
-type FileServer struct {
-	Server
-	Line      int
-	TokenEnv  string
-	TokenFile string
-	NoToken   bool // no_token: true, the server has no token
-	TokenSet  bool
-	StateSet  bool
-	DomainSet bool // the file gives the domain; otherwise it is the URL's host
-
-	tokenLine int
-}
-
-// SetURL points the server at another URL; its domain follows unless the
-// file gives one.
-func (s *FileServer) SetURL(u string) {
-	s.URL = strings.TrimSuffix(u, "/")
-	if !s.DomainSet {
-		s.Domain = DefaultDomain(s.URL)
-	}
-}
-
-// FileTenant is one tenant of a fleet file with its instances.
-type FileTenant struct {
-	Tenant
-	Line      int
-	Instances []FileInstance
-}
-
-// FileInstance is one instance of a fleet file. ServerID "" keeps the
-// current placement, or lets slum place a new instance.
-type FileInstance struct {
-	Instance
-	Line int
-}
 
 // MaxFileSize bounds what a fleet file may hold.
 const MaxFileSize = 256 << 20
@@ -95,14 +39,14 @@ func Load(name string, r io.Reader, dir string, lookupEnv func(string) (string, 
 		return nil, fmt.Errorf("read fleet file %s: %w", name, err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, &FieldError{Where: name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
+		return nil, &slum.FieldError{Where: name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
 	}
 	f, err := Parse(name, data)
 	if err != nil {
 		return nil, err
 	}
 	if !f.versioned {
-		return nil, &FieldError{Where: name + ":1", Field: "version", NoValue: true,
+		return nil, &slum.FieldError{Where: name + ":1", Field: "version", NoValue: true,
 			Reason: "is missing: a fleet file starts with version: 1"}
 	}
 	if err := f.ResolveTokens(lookupEnv, dir); err != nil {
@@ -129,7 +73,7 @@ func (f *File) ResolveTokens(lookupEnv func(string) (string, bool), dir string) 
 		case s.TokenEnv != "":
 			v, ok := lookupEnv(s.TokenEnv)
 			if !ok {
-				return &FieldError{Where: where, Field: at + ".token_env", Value: s.TokenEnv,
+				return &slum.FieldError{Where: where, Field: at + ".token_env", Value: s.TokenEnv,
 					Reason: fmt.Sprintf("environment variable is not set: export %s=<the admin token of server %s> (tenement: ten --data-dir DIR token-gen), or give token_file", s.TokenEnv, s.ID)}
 			}
 			s.Token, source = strings.TrimSpace(v), "environment variable "+s.TokenEnv
@@ -140,7 +84,7 @@ func (f *File) ResolveTokens(lookupEnv func(string) (string, bool), dir string) 
 			}
 			b, err := os.ReadFile(p)
 			if err != nil {
-				return &FieldError{Where: where, Field: at + ".token_file", Value: s.TokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
+				return &slum.FieldError{Where: where, Field: at + ".token_file", Value: s.TokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
 			}
 			if w := TokenFileWarning(p); w != "" {
 				f.Warnings = append(f.Warnings, where+": "+w)
@@ -150,11 +94,11 @@ func (f *File) ResolveTokens(lookupEnv func(string) (string, bool), dir string) 
 			continue
 		}
 		if s.Token == "" {
-			return &FieldError{Where: where, Field: at + ".token", NoValue: true,
+			return &slum.FieldError{Where: where, Field: at + ".token", NoValue: true,
 				Reason: "the " + source + " is empty; put server " + s.ID + "'s admin token there (or say no_token: true)"}
 		}
 		if err := ValidateToken(s.Token); err != nil {
-			return &FieldError{Where: where, Field: at + ".token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
+			return &slum.FieldError{Where: where, Field: at + ".token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
 		}
 	}
 	return nil
@@ -189,19 +133,19 @@ func Parse(name string, data []byte) (*File, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err == io.EOF {
-		return nil, &FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
+		return nil, &slum.FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
 	} else if err != nil {
 		return nil, yamlError(name, err)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); err == nil {
-		return nil, &FieldError{Where: fmt.Sprintf("%s:%d", name, next.Line),
+		return nil, &slum.FieldError{Where: fmt.Sprintf("%s:%d", name, next.Line),
 			Reason: "a second YAML document ('---'): a fleet file is one document; put each fleet in a file of its own"}
 	} else if err != io.EOF {
 		return nil, yamlError(name, err)
 	}
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
-		return nil, &FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
+		return nil, &slum.FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
 	}
 	f := &File{Name: name, Text: data}
 	if err := p.file(root.Content[0], f); err != nil {
@@ -211,24 +155,24 @@ func Parse(name string, data []byte) (*File, error) {
 }
 
 func yamlError(name string, err error) error {
-	return &FieldError{Where: name, Reason: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	return &slum.FieldError{Where: name, Reason: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
 type parser struct{ name string }
 
 func (p parser) errAt(n *yaml.Node, field, value, reason string) error {
-	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Value: value, Reason: reason}
+	return &slum.FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Value: value, Reason: reason}
 }
 
 // fieldErr is an error about a field as a whole, not its value.
 func (p parser) fieldErr(n *yaml.Node, field, reason string) error {
-	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Reason: reason, NoValue: true}
+	return &slum.FieldError{Where: fmt.Sprintf("%s:%d", p.name, n.Line), Field: field, Reason: reason, NoValue: true}
 }
 
 // wrap places a validation error at the line of the field it names, or
 // else at the line of the mapping n.
 func (p parser) wrap(n *yaml.Node, err error) error {
-	fe, ok := err.(*FieldError)
+	fe, ok := err.(*slum.FieldError)
 	if !ok {
 		return err
 	}
@@ -333,7 +277,7 @@ func (p parser) unknown(k *yaml.Node, at, key string, known ...string) error {
 	if s := closest(key, known); s != "" {
 		reason = fmt.Sprintf("is not a known field; did you mean %s? (known: %s)", s, strings.Join(known, ", "))
 	}
-	return &FieldError{Where: fmt.Sprintf("%s:%d", p.name, k.Line), Field: field, Reason: reason, NoValue: true}
+	return &slum.FieldError{Where: fmt.Sprintf("%s:%d", p.name, k.Line), Field: field, Reason: reason, NoValue: true}
 }
 
 // closest is the word of known within two edits of w, or "".
@@ -431,24 +375,9 @@ func (p parser) file(n *yaml.Node, f *File) error {
 	return err
 }
 
-// FileSettings are the fleet settings a file names.
-type FileSettings struct {
-	Line  int
-	given []func(*Settings) // each sets one named setting
-	node  *yaml.Node        // as written, for Encode
-}
-
-// Over returns cur with the file's settings applied.
-func (fs *FileSettings) Over(cur Settings) Settings {
-	for _, set := range fs.given {
-		set(&cur)
-	}
-	return cur
-}
-
 func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 	fs := &FileSettings{Line: n.Line, node: n}
-	dur := func(v *yaml.Node, field string, dst func(*Settings) *time.Duration) error {
+	dur := func(v *yaml.Node, field string, dst func(*slum.Settings) *time.Duration) error {
 		s, err := p.str(v, "settings."+field)
 		if err != nil {
 			return err
@@ -457,26 +386,26 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 		if err != nil {
 			return p.errAt(v, "settings."+field, s, "must be a duration such as 500ms, 10s or 5m")
 		}
-		fs.given = append(fs.given, func(st *Settings) { *dst(st) = d })
+		fs.given = append(fs.given, func(st *slum.Settings) { *dst(st) = d })
 		return nil
 	}
 	err := p.fields(n, "settings", func(k, v *yaml.Node) error {
 		switch k.Value {
 		case "probe_interval":
-			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.ProbeInterval })
+			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.ProbeInterval })
 		case "probe_timeout":
-			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.ProbeTimeout })
+			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.ProbeTimeout })
 		case "stable_after":
-			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.StableAfter })
+			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.StableAfter })
 		case "failback_after":
-			return dur(v, k.Value, func(s *Settings) *time.Duration { return &s.FailbackAfter })
+			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.FailbackAfter })
 		case "dead_after", "failover_rate":
 			n, err := p.num(v, "settings."+k.Value)
 			if err != nil {
 				return err
 			}
 			field := k.Value
-			fs.given = append(fs.given, func(s *Settings) {
+			fs.given = append(fs.given, func(s *slum.Settings) {
 				if field == "dead_after" {
 					s.DeadAfter = int(n)
 				} else {
@@ -492,13 +421,13 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 			if err != nil {
 				return p.errAt(v, "settings.partition_fraction", s, "must be a number between 0 and 1")
 			}
-			fs.given = append(fs.given, func(s *Settings) { s.PartitionFraction = f })
+			fs.given = append(fs.given, func(s *slum.Settings) { s.PartitionFraction = f })
 		case "failback":
 			s, err := p.str(v, "settings.failback")
 			if err != nil {
 				return err
 			}
-			fs.given = append(fs.given, func(st *Settings) { st.Failback = FailbackPolicy(s) })
+			fs.given = append(fs.given, func(st *slum.Settings) { st.Failback = slum.FailbackPolicy(s) })
 		default:
 			return p.unknown(k, "settings", k.Value, "probe_interval", "probe_timeout", "dead_after", "partition_fraction",
 				"failover_rate", "stable_after", "failback", "failback_after")
@@ -509,7 +438,7 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 		return nil, err
 	}
 	// Each setting alone must be valid whatever the others are.
-	if err := fs.Over(DefaultSettings()).Validate(); err != nil {
+	if err := fs.Over(slum.DefaultSettings()).Validate(); err != nil {
 		return nil, p.wrap(n, prefixField(err, "settings."))
 	}
 	return fs, nil
@@ -537,7 +466,7 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 			if err == nil && st == "" {
 				err = p.fieldErr(v, at+".state", "is empty: give active, cordoned or draining, or leave it out")
 			}
-			s.State, s.StateSet = ServerState(st), true
+			s.State, s.StateSet = slum.ServerState(st), true
 		case "token_env":
 			s.TokenEnv, err = p.str(v, at+".token_env")
 			s.TokenSet, s.tokenLine = true, k.Line
@@ -589,7 +518,7 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 }
 
 func prefixField(err error, prefix string) error {
-	if fe, ok := err.(*FieldError); ok {
+	if fe, ok := err.(*slum.FieldError); ok {
 		c := *fe
 		if c.Field != "" && !strings.HasPrefix(c.Field, prefix) {
 			c.Field = prefix + strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(c.Field, "server "), "tenant "), "instance ")
@@ -614,11 +543,11 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 		case "failover":
 			var s string
 			s, err = p.str(v, at+".failover")
-			t.Failover = FailoverPolicy(s)
+			t.Failover = slum.FailoverPolicy(s)
 		case "serving":
 			var s string
 			s, err = p.str(v, at+".serving")
-			t.Serving = ServingPolicy(s)
+			t.Serving = slum.ServingPolicy(s)
 		case "instances":
 			instNodes = v
 		default:
@@ -653,7 +582,7 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 }
 
 func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) {
-	in := FileInstance{Line: n.Line, Instance: Instance{TenantID: tenant, MemoryMB: DefaultMemoryMB, Mode: ModeAlways, DesiredState: StateRunning}}
+	in := FileInstance{Line: n.Line, Instance: slum.Instance{TenantID: tenant, MemoryMB: slum.DefaultMemoryMB, Mode: slum.ModeAlways, DesiredState: slum.StateRunning}}
 	err := p.fields(n, at, func(k, v *yaml.Node) error {
 		var err error
 		var s string
@@ -668,10 +597,10 @@ func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) 
 			in.MemoryMB, err = p.num(v, at+".memory_mb")
 		case "mode":
 			s, err = p.str(v, at+".mode")
-			in.Mode = Mode(s)
+			in.Mode = slum.Mode(s)
 		case "state":
 			s, err = p.str(v, at+".state")
-			in.DesiredState = DesiredState(s)
+			in.DesiredState = slum.DesiredState(s)
 		default:
 			return p.unknown(k, at, k.Value, "id", "process", "server", "memory_mb", "mode", "state")
 		}
@@ -696,7 +625,7 @@ func (f *File) Encode(w io.Writer) error {
 	}
 	for _, s := range f.Servers {
 		if s.TokenEnv == "" && s.TokenFile == "" && !s.NoToken && s.Token != "" {
-			return fmt.Errorf("encode fleet file: %w: server %s has a token but no token_env or token_file to write", ErrInvalid, s.ID)
+			return fmt.Errorf("encode fleet file: %w: server %s has a token but no token_env or token_file to write", slum.ErrInvalid, s.ID)
 		}
 		sd := serverDoc{ID: s.ID, URL: s.URL, Region: s.Region, CapacityMB: s.CapacityMB,
 			TokenEnv: s.TokenEnv, TokenFile: s.TokenFile, NoToken: s.NoToken}
@@ -710,18 +639,18 @@ func (f *File) Encode(w io.Writer) error {
 	}
 	for _, t := range f.Tenants {
 		td := tenantDoc{ID: t.ID, Domain: t.Domain, Region: t.Region}
-		if t.Failover != FailoverMove {
+		if t.Failover != slum.FailoverMove {
 			td.Failover = string(t.Failover)
 		}
-		if t.Serving != ServingOne {
+		if t.Serving != slum.ServingOne {
 			td.Serving = string(t.Serving)
 		}
 		for _, in := range t.Instances {
 			id := instanceDoc{ID: in.ID, Process: in.Process, Server: in.ServerID, MemoryMB: in.MemoryMB}
-			if in.Mode != ModeAlways {
+			if in.Mode != slum.ModeAlways {
 				id.Mode = string(in.Mode)
 			}
-			if in.DesiredState != StateRunning {
+			if in.DesiredState != slum.StateRunning {
 				id.State = string(in.DesiredState)
 			}
 			td.Instances = append(td.Instances, id)
@@ -772,3 +701,76 @@ type (
 		State    string `yaml:"state,omitempty"`
 	}
 )
+
+// File is a parsed fleet file: the servers and tenants a fleet should have.
+// See examples/fleet.yaml for the format.
+type File struct {
+	Name    string
+	Servers []FileServer
+	Tenants []FileTenant
+	// Settings, when the file has a settings block, are the fleet's
+	// settings it names; the others stay as they are.
+	Settings *FileSettings
+	// Warnings are problems that do not stop an apply, such as a token
+	// file others can read. ResolveTokens adds them.
+	Warnings []string
+	// Text is what the file was parsed from: a fleet the caller does not
+	// hold is sent the text (see Send), not the values parsed from it.
+	Text []byte
+
+	versioned bool // the file gives its version
+}
+
+// FileServer is one server of a fleet file. Token is set only when the file
+// names a token source (token_env or token_file) or says no_token;
+// otherwise the stored token is kept. A new server needs one of the three.
+type FileServer struct {
+	slum.Server
+	Line      int
+	TokenEnv  string
+	TokenFile string
+	NoToken   bool // no_token: true, the server has no token
+	TokenSet  bool
+	StateSet  bool
+	DomainSet bool // the file gives the domain; otherwise it is the URL's host
+
+	tokenLine int
+}
+
+// SetURL points the server at another URL; its domain follows unless the
+// file gives one.
+func (s *FileServer) SetURL(u string) {
+	s.URL = strings.TrimSuffix(u, "/")
+	if !s.DomainSet {
+		s.Domain = DefaultDomain(s.URL)
+	}
+}
+
+// FileTenant is one tenant of a fleet file with its instances.
+type FileTenant struct {
+	slum.Tenant
+	Line      int
+	Instances []FileInstance
+}
+
+// FileInstance is one instance of a fleet file. ServerID "" keeps the
+// current placement, or lets slum place a new instance.
+type FileInstance struct {
+	slum.Instance
+	Line int
+}
+
+// FileSettings are the fleet settings a file names.
+type FileSettings struct {
+	Line  int
+	given []func(*slum.Settings) // each sets one named setting
+	node  *yaml.Node             // as written, for Encode
+}
+
+// Over returns cur with the file's settings applied.
+func (fs *FileSettings) Over(cur slum.Settings) slum.Settings {
+	for _, set := range fs.given {
+		set(&cur)
+	}
+	return cur
+}

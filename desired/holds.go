@@ -5,59 +5,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/db"
 )
 
-// HoldKind names the safety rule that held a plan back.
-type HoldKind string
-
-const (
-	// HoldMassStop: the plan would stop more of the fleet than the
-	// mass-stop guard allows (an emptied or wrong database).
-	HoldMassStop HoldKind = "mass-stop"
-	// HoldPartition: so many servers look dead at once that the
-	// controller assumes it is the one cut off, and fails nothing over.
-	HoldPartition HoldKind = "partition"
-)
-
-// HoldState is where a hold is.
-type HoldState string
-
-const (
-	HoldHeld     HoldState = "held"     // waiting for the operator
-	HoldApproved HoldState = "approved" // approved once; the controller carries it out
-	HoldDone     HoldState = "done"     // carried out after approval
-	HoldCleared  HoldState = "cleared"  // the plan went away by itself
-)
-
-// Hold is a plan a safety rule held back. Approving it lets that exact plan
-// (its fingerprint) go ahead once; a different plan is a new hold.
-type Hold struct {
-	ID          int64     `json:"id"`
-	Kind        HoldKind  `json:"kind"`
-	Fingerprint string    `json:"fingerprint"`
-	Summary     string    `json:"summary"`
-	Detail      string    `json:"detail"` // JSON: the withheld actions
-	State       HoldState `json:"state"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	ApprovedAt  time.Time `json:"approved_at"`
-	ApprovedBy  string    `json:"approved_by"`
-}
-
-// HoldSpec is a held plan as the controller sees it now.
-type HoldSpec struct {
-	Kind        HoldKind
-	Fingerprint string
-	Summary     string
-	Detail      string
-}
-
-func toHold(r db.Hold) Hold {
-	return Hold{ID: r.ID, Kind: HoldKind(r.Kind), Fingerprint: r.Fingerprint, Summary: r.Summary, Detail: r.Detail,
-		State: HoldState(r.State), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
+func toHold(r db.Hold) slum.Hold {
+	return slum.Hold{ID: r.ID, Kind: slum.HoldKind(r.Kind), Fingerprint: r.Fingerprint, Summary: r.Summary, Detail: r.Detail,
+		State: slum.HoldState(r.State), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
 		ApprovedAt: fromMS(r.ApprovedAt), ApprovedBy: r.ApprovedBy}
 }
 
@@ -65,12 +21,12 @@ func toHold(r db.Hold) Hold {
 // a new held plan gets a hold (and an event), one already open is kept,
 // and open holds no longer in the list are cleared (the plan went away).
 // It returns the open holds, with any approval the operator gave.
-func (s *Store) SyncHolds(ctx context.Context, f Fence, specs []HoldSpec) ([]Hold, error) {
+func (s *Store) SyncHolds(ctx context.Context, f slum.Fence, specs []slum.HoldSpec) ([]slum.Hold, error) {
 	now := ms(s.now())
-	var out []Hold
+	var out []slum.Hold
 	err := s.fenced(ctx, f, func(q *db.Queries) error {
 		out = out[:0]
-		want := map[HoldKind]map[string]bool{}
+		want := map[slum.HoldKind]map[string]bool{}
 		for _, sp := range specs {
 			if want[sp.Kind] == nil {
 				want[sp.Kind] = map[string]bool{}
@@ -82,13 +38,13 @@ func (s *Store) SyncHolds(ctx context.Context, f Fence, specs []HoldSpec) ([]Hol
 			return fmt.Errorf("list holds: %w", err)
 		}
 		for _, h := range open {
-			if want[HoldKind(h.Kind)][h.Fingerprint] {
+			if want[slum.HoldKind(h.Kind)][h.Fingerprint] {
 				continue
 			}
-			if err := q.SetHoldState(ctx, db.SetHoldStateParams{State: string(HoldCleared), UpdatedAt: now, ID: h.ID}); err != nil {
+			if err := q.SetHoldState(ctx, db.SetHoldStateParams{State: string(slum.HoldCleared), UpdatedAt: now, ID: h.ID}); err != nil {
 				return err
 			}
-			if err := event(ctx, q, now, "hold/"+itoa(h.ID), ReasonReleased, "no longer needed: "+h.Summary); err != nil {
+			if err := event(ctx, q, now, slum.HoldRef(h.ID), slum.ReasonReleased, "no longer needed: "+h.Summary); err != nil {
 				return err
 			}
 		}
@@ -101,7 +57,7 @@ func (s *Store) SyncHolds(ctx context.Context, f Fence, specs []HoldSpec) ([]Hol
 				if err != nil {
 					return fmt.Errorf("record hold: %w", err)
 				}
-				if err := event(ctx, q, now, "hold/"+itoa(id), ReasonHeld, sp.Summary+"; approve this plan once with 'slum approve "+itoa(id)+"'"); err != nil {
+				if err := event(ctx, q, now, slum.HoldRef(id), slum.ReasonHeld, sp.Summary+"; approve this plan once with 'slum approve "+itoa(id)+"'"); err != nil {
 					return err
 				}
 				if r, err = q.GetHold(ctx, id); err != nil {
@@ -126,10 +82,10 @@ func (s *Store) SyncHolds(ctx context.Context, f Fence, specs []HoldSpec) ([]Hol
 
 // FinishHold marks an approved hold carried out, under the controller's
 // lease: the approval is spent and the next such plan is held again.
-func (s *Store) FinishHold(ctx context.Context, f Fence, id int64) error {
+func (s *Store) FinishHold(ctx context.Context, f slum.Fence, id int64) error {
 	now := ms(s.now())
 	return s.fenced(ctx, f, func(q *db.Queries) error {
-		if err := q.SetHoldState(ctx, db.SetHoldStateParams{State: string(HoldDone), UpdatedAt: now, ID: id}); err != nil {
+		if err := q.SetHoldState(ctx, db.SetHoldStateParams{State: string(slum.HoldDone), UpdatedAt: now, ID: id}); err != nil {
 			return err
 		}
 		// The controller's snapshot lists holds with their approvals: a
@@ -140,15 +96,15 @@ func (s *Store) FinishHold(ctx context.Context, f Fence, id int64) error {
 
 // ApproveHold lets the held plan id go ahead once. by names who approved
 // it, for the record. Approving anything but a held plan is a conflict.
-func (s *Store) ApproveHold(ctx context.Context, id int64, by string) (Hold, error) {
+func (s *Store) ApproveHold(ctx context.Context, id int64, by string) (slum.Hold, error) {
 	if id <= 0 {
-		return Hold{}, invalid("hold id", itoa(id), "must be a positive number (see 'slum status')")
+		return slum.Hold{}, invalid("hold id", itoa(id), "must be a positive number (see 'slum status')")
 	}
-	var out Hold
+	var out slum.Hold
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		r, err := q.GetHold(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("approve: hold %d %w", id, ErrNotFound)
+			return fmt.Errorf("approve: hold %d %w", id, slum.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("approve hold %d: %w", id, err)
@@ -158,25 +114,25 @@ func (s *Store) ApproveHold(ctx context.Context, id int64, by string) (Hold, err
 			return fmt.Errorf("approve hold %d: %w", id, err)
 		}
 		if n == 0 {
-			return fmt.Errorf("approve hold %d: %w: it is %s, not held", id, ErrConflict, r.State)
+			return fmt.Errorf("approve hold %d: %w: it is %s, not held", id, slum.ErrConflict, r.State)
 		}
 		if r, err = q.GetHold(ctx, id); err != nil {
 			return err
 		}
 		out = toHold(r)
-		return event(ctx, q, now, "hold/"+itoa(id), ReasonApproved, fmt.Sprintf("approved once by %s: %s", by, r.Summary))
+		return event(ctx, q, now, slum.HoldRef(id), slum.ReasonApproved, fmt.Sprintf("approved once by %s: %s", by, r.Summary))
 	})
 	return out, err
 }
 
 // OpenHolds returns the plans held back now.
-func (s *Store) OpenHolds(ctx context.Context) ([]Hold, error) {
+func (s *Store) OpenHolds(ctx context.Context) ([]slum.Hold, error) {
 	rows, err := s.db.Queries().ListOpenHolds(ctx)
 	return convert(rows, err, "list holds", toHold)
 }
 
 // RecentHolds returns the last n holds, newest first.
-func (s *Store) RecentHolds(ctx context.Context, n int64) ([]Hold, error) {
+func (s *Store) RecentHolds(ctx context.Context, n int64) ([]slum.Hold, error) {
 	rows, err := s.db.Queries().ListRecentHolds(ctx, n)
 	return convert(rows, err, "list holds", toHold)
 }

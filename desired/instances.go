@@ -7,41 +7,21 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/db"
-	"github.com/slum-fleet/slum/observed"
 )
 
-// DefaultMemoryMB is an instance's memory when none is given.
-const DefaultMemoryMB = 256
-
-// InstanceSpec asks for an instance. ServerID "" lets slum place it;
-// MemoryMB 0 and Mode "" mean "not given": the defaults for a new
-// instance, the current values for an existing one.
-type InstanceSpec struct {
-	TenantID string
-	ID       string
-	Process  string
-	ServerID string
-	MemoryMB int64
-	Mode     Mode
-}
-
-// ParseKey splits "tenant:instance".
-func ParseKey(key string) (tenant, instance string, err error) {
-	tenant, instance, ok := strings.Cut(key, ":")
-	if !ok {
-		return "", "", invalid("instance", key, "must be tenant:instance")
-	}
-	if err := ValidateID("tenant id", tenant); err != nil {
+// splitKey checks an instance key and splits it.
+func splitKey(key slum.InstanceKey) (tenant, instance string, err error) {
+	if _, err := slum.ParseInstanceKey(string(key)); err != nil {
 		return "", "", err
 	}
-	if err := ValidateID("instance id", instance); err != nil {
-		return "", "", err
-	}
+	tenant, instance = key.Split()
 	return tenant, instance, nil
 }
 
-func validateInstance(i Instance) error {
+func validateInstance(i slum.Instance) error {
 	if err := ValidateID("tenant id", i.TenantID); err != nil {
 		return err
 	}
@@ -63,27 +43,27 @@ func validateInstance(i Instance) error {
 		return err
 	}
 	switch i.DesiredState {
-	case StateRunning, StateStopped:
+	case slum.StateRunning, slum.StateStopped:
 	default:
 		return invalid("state", string(i.DesiredState), "must be running or stopped")
 	}
 	switch i.Mode {
-	case ModeAlways, ModeOnDemand:
+	case slum.ModeAlways, slum.ModeOnDemand:
 	default:
 		return invalid("mode", string(i.Mode), "must be always or on-demand")
 	}
 	return nil
 }
 
-func toInstance(r db.Instance) Instance {
-	return Instance{
+func toInstance(r db.Instance) slum.Instance {
+	return slum.Instance{
 		TenantID: r.TenantID, ID: r.ID, Process: r.Process, ServerID: r.ServerID, HomeServerID: r.HomeServerID, MemoryMB: r.MemoryMb, Rank: r.Rank,
-		DesiredState: DesiredState(r.DesiredState), Mode: Mode(r.Mode), Generation: r.Generation,
+		DesiredState: slum.DesiredState(r.DesiredState), Mode: slum.Mode(r.Mode), Generation: r.Generation,
 		CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
 	}
 }
 
-func insertInstanceParams(i Instance, now int64) db.InsertInstanceParams {
+func insertInstanceParams(i slum.Instance, now int64) db.InsertInstanceParams {
 	if i.HomeServerID == "" {
 		i.HomeServerID = i.ServerID
 	}
@@ -93,7 +73,7 @@ func insertInstanceParams(i Instance, now int64) db.InsertInstanceParams {
 	}
 }
 
-func updateInstanceParams(i Instance, now int64) db.UpdateInstanceParams {
+func updateInstanceParams(i slum.Instance, now int64) db.UpdateInstanceParams {
 	if i.HomeServerID == "" {
 		i.HomeServerID = i.ServerID
 	}
@@ -103,13 +83,13 @@ func updateInstanceParams(i Instance, now int64) db.UpdateInstanceParams {
 	}
 }
 
-func getInstance(ctx context.Context, q *db.Queries, tenant, id string) (Instance, error) {
+func getInstance(ctx context.Context, q *db.Queries, tenant, id string) (slum.Instance, error) {
 	r, err := q.GetInstance(ctx, db.GetInstanceParams{TenantID: tenant, ID: id})
 	if errors.Is(err, sql.ErrNoRows) {
-		return Instance{}, fmt.Errorf("instance %s:%s %w", tenant, id, ErrNotFound)
+		return slum.Instance{}, fmt.Errorf("instance %s:%s %w", tenant, id, slum.ErrNotFound)
 	}
 	if err != nil {
-		return Instance{}, fmt.Errorf("get instance %s:%s: %w", tenant, id, err)
+		return slum.Instance{}, fmt.Errorf("get instance %s:%s: %w", tenant, id, err)
 	}
 	return toInstance(r), nil
 }
@@ -117,22 +97,22 @@ func getInstance(ctx context.Context, q *db.Queries, tenant, id string) (Instanc
 // checkFits verifies that server can take inst: it exists, takes new
 // placements, has the memory free and runs no other instance of the
 // tenant's process.
-func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
+func checkFits(ctx context.Context, q *db.Queries, inst slum.Instance) error {
 	srv, err := getServer(ctx, q, inst.ServerID)
 	if err != nil {
 		return err
 	}
-	if srv.State != ServerActive {
-		return fmt.Errorf("%w: server %s is %s and takes no new instances", ErrConflict, srv.ID, srv.State)
+	if srv.State != slum.ServerActive {
+		return fmt.Errorf("%w: server %s is %s and takes no new instances", slum.ErrConflict, srv.ID, srv.State)
 	}
 	statuses, err := q.ListServerStatus(ctx)
 	if err != nil {
 		return err
 	}
 	for _, st := range statuses {
-		switch h := observed.Health(st.Health); {
-		case st.ServerID == srv.ID && (h == observed.HealthDead || h == observed.HealthUnauthorized):
-			return fmt.Errorf("%w: server %s is %s (as the controller last saw it) and takes no new instances; choose another server or let slum place it", ErrConflict, srv.ID, h)
+		switch h := slum.Health(st.Health); {
+		case st.ServerID == srv.ID && (h == slum.HealthDead || h == slum.HealthUnauthorized):
+			return fmt.Errorf("%w: server %s is %s (as the controller last saw it) and takes no new instances; choose another server or let slum place it", slum.ErrConflict, srv.ID, h)
 		}
 	}
 	use, err := q.ServerUsageOne(ctx, srv.ID)
@@ -140,7 +120,7 @@ func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
 		return err
 	}
 	if free := srv.CapacityMB - use.UsedMb; free < inst.MemoryMB {
-		return fmt.Errorf("%w: server %s has %d MB free, instance %s needs %d MB", ErrNoCapacity, srv.ID, free, inst.Key(), inst.MemoryMB)
+		return fmt.Errorf("%w: server %s has %d MB free, instance %s needs %d MB", slum.ErrNoCapacity, srv.ID, free, inst.Key(), inst.MemoryMB)
 	}
 	siblings, err := q.ListInstancesOfTenant(ctx, inst.TenantID)
 	if err != nil {
@@ -149,7 +129,7 @@ func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
 	for _, r := range siblings {
 		if r.ID != inst.ID && r.Process == inst.Process && r.ServerID == inst.ServerID {
 			return fmt.Errorf("%w: server %s already runs %s:%s of process %s (a tenant's instances of one process never share a server)",
-				ErrConflict, srv.ID, inst.TenantID, r.ID, inst.Process)
+				slum.ErrConflict, srv.ID, inst.TenantID, r.ID, inst.Process)
 		}
 	}
 	return nil
@@ -159,43 +139,43 @@ func checkFits(ctx context.Context, q *db.Queries, inst Instance) error {
 // spec.ServerID, or by slum when that is empty. Spawning an existing
 // instance sets it running again and applies the memory and mode spec
 // gives; it may not change its process or server (use MoveInstance).
-func (s *Store) SpawnInstance(ctx context.Context, spec InstanceSpec) (Instance, error) {
+func (s *Store) SpawnInstance(ctx context.Context, spec slum.InstanceSpec) (slum.Instance, error) {
 	inst, err := specInstance(spec)
 	if err != nil {
-		return Instance{}, fmt.Errorf("spawn instance: %w", err)
+		return slum.Instance{}, fmt.Errorf("spawn instance: %w", err)
 	}
 	err = s.write(ctx, func(q *db.Queries, now int64) error {
 		inst, err = spawn(ctx, q, now, inst, spec)
 		return err
 	})
 	if err != nil {
-		return Instance{}, err
+		return slum.Instance{}, err
 	}
 	return inst, nil
 }
 
-func specInstance(spec InstanceSpec) (Instance, error) {
-	inst := Instance{TenantID: spec.TenantID, ID: spec.ID, Process: spec.Process, ServerID: spec.ServerID,
-		MemoryMB: spec.MemoryMB, Mode: spec.Mode, DesiredState: StateRunning}
+func specInstance(spec slum.InstanceSpec) (slum.Instance, error) {
+	inst := slum.Instance{TenantID: spec.TenantID, ID: spec.ID, Process: spec.Process, ServerID: spec.ServerID,
+		MemoryMB: spec.MemoryMB, Mode: spec.Mode, DesiredState: slum.StateRunning}
 	if inst.MemoryMB == 0 {
-		inst.MemoryMB = DefaultMemoryMB
+		inst.MemoryMB = slum.DefaultMemoryMB
 	}
 	if inst.Mode == "" {
-		inst.Mode = ModeAlways
+		inst.Mode = slum.ModeAlways
 	}
 	return inst, validateInstance(inst)
 }
 
 // spawn adds inst, or sets an existing instance running with the memory
 // and mode spec gives (not the defaults inst was given in their place).
-func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance, spec InstanceSpec) (Instance, error) {
+func spawn(ctx context.Context, q *db.Queries, now int64, inst slum.Instance, spec slum.InstanceSpec) (slum.Instance, error) {
 	t, err := getTenant(ctx, q, inst.TenantID)
 	if err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
 	if old, err := getInstance(ctx, q, inst.TenantID, inst.ID); err == nil {
 		return respawn(ctx, q, now, old, inst, spec)
-	} else if !errors.Is(err, ErrNotFound) {
+	} else if !errors.Is(err, slum.ErrNotFound) {
 		return inst, err
 	}
 	if inst.ServerID == "" {
@@ -220,18 +200,18 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst Instance, spec In
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 	}
 	inst.Generation, inst.CreatedAt, inst.UpdatedAt = 1, fromMS(now), fromMS(now)
-	return inst, event(ctx, q, now, "instance/"+inst.Key(), ReasonPlaced, "placed on "+inst.ServerID)
+	return inst, event(ctx, q, now, slum.InstanceRef(inst.Key()), slum.ReasonPlaced, "placed on "+inst.ServerID)
 }
 
 // respawn sets the existing instance old running and applies the memory
 // and mode spec gives, or refuses every change when one cannot be made.
-func respawn(ctx context.Context, q *db.Queries, now int64, old, inst Instance, spec InstanceSpec) (Instance, error) {
+func respawn(ctx context.Context, q *db.Queries, now int64, old, inst slum.Instance, spec slum.InstanceSpec) (slum.Instance, error) {
 	if old.Process != inst.Process || (inst.ServerID != "" && old.ServerID != inst.ServerID) {
 		return inst, fmt.Errorf("spawn instance: %w: %s exists as process %s on server %s; move it or remove it first",
-			ErrAlreadyExists, old.Key(), old.Process, old.ServerID)
+			slum.ErrAlreadyExists, old.Key(), old.Process, old.ServerID)
 	}
 	want := old
-	want.DesiredState = StateRunning
+	want.DesiredState = slum.StateRunning
 	if spec.Mode != "" {
 		want.Mode = inst.Mode
 	}
@@ -257,7 +237,7 @@ func respawn(ctx context.Context, q *db.Queries, now int64, old, inst Instance, 
 			}
 			if free := srv.CapacityMB - use.UsedMb + old.MemoryMB; free < want.MemoryMB {
 				return inst, fmt.Errorf("spawn instance %s: %w: server %s has %d MB for it, not the %d MB asked; nothing was changed",
-					old.Key(), ErrNoCapacity, srv.ID, free, want.MemoryMB)
+					old.Key(), slum.ErrNoCapacity, srv.ID, free, want.MemoryMB)
 			}
 		}
 		changes = append(changes, fmt.Sprintf("memory %d MB -> %d MB", old.MemoryMB, want.MemoryMB))
@@ -272,46 +252,46 @@ func respawn(ctx context.Context, q *db.Queries, now int64, old, inst Instance, 
 	if err != nil {
 		return inst, err
 	}
-	reason := ReasonUpdated
-	if old.DesiredState != StateRunning {
-		reason = ReasonStarted
+	reason := slum.ReasonUpdated
+	if old.DesiredState != slum.StateRunning {
+		reason = slum.ReasonStarted
 	}
-	return out, event(ctx, q, now, "instance/"+out.Key(), reason, strings.Join(changes, ", "))
+	return out, event(ctx, q, now, slum.InstanceRef(out.Key()), reason, strings.Join(changes, ", "))
 }
 
 // StopInstance sets an instance's desired state to stopped; the instance
 // keeps its placement and can be spawned again.
-func (s *Store) StopInstance(ctx context.Context, key string) (Instance, error) {
-	tenant, id, err := ParseKey(key)
+func (s *Store) StopInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
+	tenant, id, err := splitKey(key)
 	if err != nil {
-		return Instance{}, fmt.Errorf("stop instance: %w", err)
+		return slum.Instance{}, fmt.Errorf("stop instance: %w", err)
 	}
-	var out Instance
+	var out slum.Instance
 	err = s.write(ctx, func(q *db.Queries, now int64) error {
 		in, err := getInstance(ctx, q, tenant, id)
 		if err != nil {
 			return fmt.Errorf("stop instance: %w", err)
 		}
-		if in.DesiredState == StateStopped {
+		if in.DesiredState == slum.StateStopped {
 			out = in
 			return nil
 		}
-		in.DesiredState = StateStopped
+		in.DesiredState = slum.StateStopped
 		if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
 			return fmt.Errorf("stop instance %s: %w", key, err)
 		}
 		if out, err = getInstance(ctx, q, tenant, id); err != nil {
 			return err
 		}
-		return event(ctx, q, now, "instance/"+key, ReasonStopped, "desired state set to stopped")
+		return event(ctx, q, now, slum.InstanceRef(key), slum.ReasonStopped, "desired state set to stopped")
 	})
 	return out, err
 }
 
 // RemoveInstance deletes an instance from the desired state; the controller
 // stops it.
-func (s *Store) RemoveInstance(ctx context.Context, key string) error {
-	tenant, id, err := ParseKey(key)
+func (s *Store) RemoveInstance(ctx context.Context, key slum.InstanceKey) error {
+	tenant, id, err := splitKey(key)
 	if err != nil {
 		return fmt.Errorf("remove instance: %w", err)
 	}
@@ -325,7 +305,7 @@ func (s *Store) RemoveInstance(ctx context.Context, key string) error {
 		if err := q.InsertRemoval(ctx, db.InsertRemovalParams{TenantID: tenant, InstanceID: id, RemovedAt: now}); err != nil {
 			return fmt.Errorf("remove instance %s: %w", key, err)
 		}
-		return event(ctx, q, now, "instance/"+key, ReasonRemoved, "instance removed")
+		return event(ctx, q, now, slum.InstanceRef(key), slum.ReasonRemoved, "instance removed")
 	})
 }
 
@@ -333,26 +313,26 @@ func (s *Store) RemoveInstance(ctx context.Context, key string) error {
 // slum chooses when that is empty. The controller starts the new copy and
 // then stops the old one, which deletes the old copy's data when the
 // tenement service has storage_persist = false.
-func (s *Store) MoveInstance(ctx context.Context, key, toServer string) (Move, error) {
-	tenant, id, err := ParseKey(key)
+func (s *Store) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer string) (slum.Move, error) {
+	tenant, id, err := splitKey(key)
 	if err != nil {
-		return Move{}, fmt.Errorf("move instance: %w", err)
+		return slum.Move{}, fmt.Errorf("move instance: %w", err)
 	}
 	if toServer != "" {
 		if err := ValidateID("server", toServer); err != nil {
-			return Move{}, fmt.Errorf("move instance: %w", err)
+			return slum.Move{}, fmt.Errorf("move instance: %w", err)
 		}
 	}
-	var mv Move
+	var mv slum.Move
 	err = s.write(ctx, func(q *db.Queries, now int64) error {
 		in, err := getInstance(ctx, q, tenant, id)
 		if err != nil {
 			return fmt.Errorf("move instance: %w", err)
 		}
 		if in.ServerID == toServer {
-			return fmt.Errorf("move instance %s: %w: it is already placed on %s", key, ErrConflict, toServer)
+			return fmt.Errorf("move instance %s: %w: it is already placed on %s", key, slum.ErrConflict, toServer)
 		}
-		mv = Move{Instance: key, From: in.ServerID}
+		mv = slum.Move{Instance: key, From: in.ServerID}
 		if toServer == "" {
 			t, err := getTenant(ctx, q, tenant)
 			if err != nil {
@@ -377,28 +357,28 @@ func (s *Store) MoveInstance(ctx context.Context, key, toServer string) (Move, e
 		if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
 			return fmt.Errorf("move instance %s: %w", key, err)
 		}
-		return event(ctx, q, now, "instance/"+key, ReasonMoved, "moved from "+mv.From+" to "+toServer)
+		return event(ctx, q, now, slum.InstanceRef(key), slum.ReasonMoved, "moved from "+mv.From+" to "+toServer)
 	})
 	return mv, err
 }
 
 // GetInstance returns one instance by "tenant:instance".
-func (s *Store) GetInstance(ctx context.Context, key string) (Instance, error) {
-	tenant, id, err := ParseKey(key)
+func (s *Store) GetInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
+	tenant, id, err := splitKey(key)
 	if err != nil {
-		return Instance{}, err
+		return slum.Instance{}, err
 	}
 	return getInstance(ctx, s.db.Queries(), tenant, id)
 }
 
 // ListInstances returns every instance, by tenant and id.
-func (s *Store) ListInstances(ctx context.Context) ([]Instance, error) {
+func (s *Store) ListInstances(ctx context.Context) ([]slum.Instance, error) {
 	rows, err := s.db.Queries().ListInstances(ctx)
 	return convert(rows, err, "list instances", toInstance)
 }
 
 // ListInstancesOfTenant returns one tenant's instances.
-func (s *Store) ListInstancesOfTenant(ctx context.Context, tenant string) ([]Instance, error) {
+func (s *Store) ListInstancesOfTenant(ctx context.Context, tenant string) ([]slum.Instance, error) {
 	if _, err := s.GetTenant(ctx, tenant); err != nil {
 		return nil, err
 	}
@@ -407,36 +387,12 @@ func (s *Store) ListInstancesOfTenant(ctx context.Context, tenant string) ([]Ins
 }
 
 // ListInstancesOnServer returns the instances placed on a server.
-func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]Instance, error) {
+func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]slum.Instance, error) {
 	if _, err := s.GetServer(ctx, serverID); err != nil {
 		return nil, err
 	}
 	rows, err := s.db.Queries().ListInstancesOnServer(ctx, serverID)
 	return convert(rows, err, "list instances on "+serverID, toInstance)
-}
-
-// Reschedule is a failover (or fail-back) move the controller decided: the
-// instance's current server changes, its home stays.
-type Reschedule struct {
-	TenantID   string `json:"tenant"`
-	InstanceID string `json:"instance"`
-	From       string `json:"from"`
-	To         string `json:"to"`
-	// Generation the move was planned at: it is made only if nothing
-	// changed the instance since.
-	Generation int64  `json:"generation"`
-	Reason     string `json:"reason"`
-}
-
-// Key is the instance's "tenant:instance".
-func (r Reschedule) Key() string { return r.TenantID + ":" + r.InstanceID }
-
-// Rescheduled is what a Reschedule did.
-type Rescheduled struct {
-	Moves     []Reschedule // the moves made
-	Instances []Instance   // the moved instances, as now stored
-	// Revision is the desired-state revision the moves committed as.
-	Revision int64
 }
 
 // Reschedule makes the controller's failover moves under its lease, in
@@ -445,14 +401,14 @@ type Rescheduled struct {
 // the rest are returned, with the moved instances as stored and the
 // revision, so the controller can apply them to the snapshot it holds
 // rather than read 100,000 instances again.
-func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) (Rescheduled, error) {
-	var out Rescheduled
+func (s *Store) Reschedule(ctx context.Context, f slum.Fence, rs []slum.Reschedule) (slum.Rescheduled, error) {
+	var out slum.Rescheduled
 	if len(rs) == 0 {
 		return out, nil
 	}
 	now := ms(s.now())
 	err := s.fenced(ctx, f, func(q *db.Queries) error {
-		out = Rescheduled{}
+		out = slum.Rescheduled{}
 		for _, r := range rs {
 			siblings, err := q.ListInstancesOfTenant(ctx, r.TenantID)
 			if err != nil {
@@ -479,7 +435,7 @@ func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) (Resch
 			if n == 0 {
 				continue
 			}
-			if err := event(ctx, q, now, "instance/"+r.Key(), ReasonRescheduled, fmt.Sprintf("%s -> %s: %s", r.From, r.To, r.Reason)); err != nil {
+			if err := event(ctx, q, now, slum.InstanceRef(r.Key()), slum.ReasonRescheduled, fmt.Sprintf("%s -> %s: %s", r.From, r.To, r.Reason)); err != nil {
 				return err
 			}
 			row, err := q.GetInstance(ctx, db.GetInstanceParams{TenantID: r.TenantID, ID: r.InstanceID})
@@ -500,7 +456,7 @@ func (s *Store) Reschedule(ctx context.Context, f Fence, rs []Reschedule) (Resch
 		return err
 	})
 	if err != nil {
-		return Rescheduled{}, err
+		return slum.Rescheduled{}, err
 	}
 	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestRespawnAppliesEveryGivenFieldOrNothing(t *testing.T) {
@@ -12,26 +14,26 @@ func TestRespawnAppliesEveryGivenFieldOrNothing(t *testing.T) {
 	s := openStore(t)
 	mustServer(t, s, "s1", "", 1000)
 	mustTenant(t, s, "a", "")
-	spawn := func(spec InstanceSpec) (Instance, error) {
+	spawn := func(spec slum.InstanceSpec) (slum.Instance, error) {
 		spec.TenantID, spec.ID, spec.Process = "a", "p", "api"
 		return s.SpawnInstance(ctx, spec)
 	}
-	in, err := spawn(InstanceSpec{Mode: ModeOnDemand})
-	if err != nil || in.MemoryMB != DefaultMemoryMB || in.Mode != ModeOnDemand {
+	in, err := spawn(slum.InstanceSpec{Mode: slum.ModeOnDemand})
+	if err != nil || in.MemoryMB != slum.DefaultMemoryMB || in.Mode != slum.ModeOnDemand {
 		t.Fatalf("first spawn: %+v %v", in, err)
 	}
 	// Nothing given: nothing changes, not even the mode back to its default.
-	if again, err := spawn(InstanceSpec{}); err != nil || again != in {
+	if again, err := spawn(slum.InstanceSpec{}); err != nil || again != in {
 		t.Fatalf("a bare re-spawn: %+v %v", again, err)
 	}
 	// Memory and mode given: both applied.
-	if in, err = spawn(InstanceSpec{MemoryMB: 512, Mode: ModeAlways}); err != nil || in.MemoryMB != 512 || in.Mode != ModeAlways {
+	if in, err = spawn(slum.InstanceSpec{MemoryMB: 512, Mode: slum.ModeAlways}); err != nil || in.MemoryMB != 512 || in.Mode != slum.ModeAlways {
 		t.Fatalf("re-spawn with memory and mode: %+v %v", in, err)
 	}
 	// More memory than the server has: refused whole, the mode included.
 	before := snapshot(t, s)
-	_, err = spawn(InstanceSpec{MemoryMB: 2000, Mode: ModeOnDemand})
-	if !errors.Is(err, ErrNoCapacity) || !strings.Contains(err.Error(), "server s1 has 1000 MB for it, not the 2000 MB asked") {
+	_, err = spawn(slum.InstanceSpec{MemoryMB: 2000, Mode: slum.ModeOnDemand})
+	if !errors.Is(err, slum.ErrNoCapacity) || !strings.Contains(err.Error(), "server s1 has 1000 MB for it, not the 2000 MB asked") {
 		t.Fatalf("re-spawn beyond capacity: %v", err)
 	}
 	if snapshot(t, s) != before {
@@ -41,11 +43,11 @@ func TestRespawnAppliesEveryGivenFieldOrNothing(t *testing.T) {
 	if _, err := s.StopInstance(ctx, "a:p"); err != nil {
 		t.Fatal(err)
 	}
-	if in, err = spawn(InstanceSpec{MemoryMB: 1000}); err != nil || in.MemoryMB != 1000 || in.DesiredState != StateRunning {
+	if in, err = spawn(slum.InstanceSpec{MemoryMB: 1000}); err != nil || in.MemoryMB != 1000 || in.DesiredState != slum.StateRunning {
 		t.Fatalf("re-spawn of a stopped instance: %+v %v", in, err)
 	}
 	// Negative memory is invalid; zero means "not given".
-	if _, err := spawn(InstanceSpec{MemoryMB: -1}); !errors.Is(err, ErrInvalid) {
+	if _, err := spawn(slum.InstanceSpec{MemoryMB: -1}); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("negative memory: %v", err)
 	}
 }

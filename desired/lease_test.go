@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestLease(t *testing.T) {
@@ -22,7 +24,7 @@ func TestLease(t *testing.T) {
 		t.Fatalf("renewal: %v", err)
 	}
 	_, err := s.AcquireLease(ctx, "controller", "b", "", 10*time.Second)
-	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "a holds the controller lease for 10s more") {
+	if !errors.Is(err, slum.ErrConflict) || !strings.Contains(err.Error(), "a holds the controller lease for 10s more") {
 		t.Fatalf("second holder: %v", err)
 	}
 	// A holder known to be dead is replaced at once.
@@ -42,7 +44,7 @@ func TestLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ReleaseLease(ctx, Fence{Lease: "controller", Holder: "b", Epoch: cur.Epoch}); err != nil {
+	if err := s.ReleaseLease(ctx, slum.Fence{Lease: "controller", Holder: "b", Epoch: cur.Epoch}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetLease(ctx, "controller"); err != nil {
@@ -51,7 +53,7 @@ func TestLease(t *testing.T) {
 	if err := s.ReleaseLease(ctx, cur.Fence()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GetLease(ctx, "controller"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetLease(ctx, "controller"); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("after release: %v", err)
 	}
 }
@@ -71,7 +73,7 @@ func TestLeaseEpochFencesWrites(t *testing.T) {
 	if err != nil || again.Epoch != a.Epoch {
 		t.Fatalf("a renewal changed the epoch: %d -> %d (%v)", a.Epoch, again.Epoch, err)
 	}
-	report := Report{Events: []Event{{At: now, Object: "fleet", Reason: ReasonSpawned, Message: "x"}}}
+	report := slum.Report{Events: []slum.Event{{At: now, Object: "fleet", Reason: slum.ReasonSpawned, Message: "x"}}}
 	if err := s.WriteReport(ctx, a.Fence(), report); err != nil {
 		t.Fatalf("a current holder's write: %v", err)
 	}
@@ -84,16 +86,16 @@ func TestLeaseEpochFencesWrites(t *testing.T) {
 	for name, write := range map[string]func() error{
 		"report": func() error { return s.WriteReport(ctx, a.Fence(), report) },
 		"record": func() error {
-			return s.RecordPlacements(ctx, a.Fence(), []Placement{{ServerID: "x", Name: "api:t--i"}})
+			return s.RecordPlacements(ctx, a.Fence(), []slum.Placement{{ServerID: "x", Name: "api:t--i"}})
 		},
 		"reschedule": func() error {
-			_, err := s.Reschedule(ctx, a.Fence(), []Reschedule{{TenantID: "t", InstanceID: "i"}})
+			_, err := s.Reschedule(ctx, a.Fence(), []slum.Reschedule{{TenantID: "t", InstanceID: "i"}})
 			return err
 		},
 		"holds":    func() error { _, err := s.SyncHolds(ctx, a.Fence(), nil); return err },
-		"no lease": func() error { return s.WriteReport(ctx, Fence{}, report) },
+		"no lease": func() error { return s.WriteReport(ctx, slum.Fence{}, report) },
 	} {
-		if err := write(); !errors.Is(err, ErrFenced) {
+		if err := write(); !errors.Is(err, slum.ErrFenced) {
 			t.Errorf("%s under a stale epoch: %v", name, err)
 		}
 	}

@@ -3,44 +3,12 @@ package desired
 import (
 	"context"
 	"fmt"
-	"time"
 
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum"
 )
 
-// Overview is the fleet at a glance: every server with its health, use and
-// failover state, instance phases, and the plans held back. The CLI's
-// 'slum status' and the API's status endpoint both show it.
-type Overview struct {
-	// ReportedAt is when a controller last wrote server status; zero when
-	// none ever has.
-	ReportedAt time.Time        `json:"reported_at"`
-	Servers    []ServerOverview `json:"servers"`
-	Tenants    int              `json:"tenants"`
-	Instances  int              `json:"instances"`
-	Phases     map[Phase]int    `json:"phases"`
-	FailedOver int              `json:"failed_over"` // instances away from their home server
-	Holds      []Hold           `json:"holds"`       // plans held back, waiting for 'slum approve'
-}
-
-// ServerOverview is one server in the overview.
-type ServerOverview struct {
-	ServerStats
-	State       ServerState     `json:"state"`
-	Health      observed.Health `json:"health"`
-	HealthSince time.Time       `json:"health_since"`
-	LastError   string          `json:"last_error"`
-	// Running is how many copies the server ran at its last successful
-	// list; nil when its instances cannot be listed now (unknown).
-	Running        *int64        `json:"running"`
-	Unmanaged      int64         `json:"unmanaged"`
-	PendingStops   int64         `json:"pending_stops"`
-	Failover       FailoverState `json:"failover"`
-	FailoverReason string        `json:"failover_reason"`
-}
-
 // Overview collects the fleet overview.
-func (s *Store) Overview(ctx context.Context) (*Overview, error) {
+func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 	servers, err := s.ListServers(ctx)
 	if err != nil {
 		return nil, err
@@ -67,19 +35,19 @@ func (s *Store) Overview(ctx context.Context) (*Overview, error) {
 	if err != nil {
 		return nil, err
 	}
-	byServer := make(map[string]ServerStatus, len(sstat))
+	byServer := make(map[string]slum.ServerStatus, len(sstat))
 	for _, st := range sstat {
 		byServer[st.ServerID] = st
 	}
-	o := &Overview{Servers: []ServerOverview{}, Tenants: int(tenants), Phases: map[Phase]int{},
-		Holds: append([]Hold{}, holds...)}
+	o := &slum.Overview{Servers: []slum.ServerOverview{}, Tenants: int(tenants), Phases: map[slum.Phase]int{},
+		Holds: append([]slum.Hold{}, holds...)}
 	for _, r := range byPhase {
-		o.Phases[Phase(r.Phase)] += int(r.Instances)
+		o.Phases[slum.Phase(r.Phase)] += int(r.Instances)
 		o.Instances += int(r.Instances)
 		o.FailedOver += int(r.FailedOver)
 	}
 	for i, srv := range servers {
-		so := ServerOverview{ServerStats: stats[i], State: srv.State, Health: observed.HealthUnknown}
+		so := slum.ServerOverview{ServerStats: stats[i], State: srv.State, Health: slum.HealthUnknown}
 		if st, ok := byServer[srv.ID]; ok {
 			so.Health, so.HealthSince, so.LastError = st.Health, st.HealthSince, st.LastError
 			so.Unmanaged, so.PendingStops = st.Unmanaged, st.PendingStops

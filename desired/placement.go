@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/slum-fleet/slum"
 )
 
 // Placer decides where instances go. It holds every server's capacity and
@@ -21,7 +23,7 @@ type Placer struct {
 type slot struct {
 	id       string
 	region   string
-	state    ServerState
+	state    slum.ServerState
 	capacity int64
 	used     int64
 	// unfit says why the server takes nothing new although it is active
@@ -48,12 +50,12 @@ func (p *Placer) runs(tenant, process, server string) bool {
 	return false
 }
 
-func (p *Placer) addServer(s Server) { p.AddServer(s, "") }
+func (p *Placer) addServer(s slum.Server) { p.AddServer(s, "") }
 
 // AddServer adds a server. unfit, when not empty, says why it takes nothing
 // new although it may be active (it is dead, say): it still counts for
 // capacity and anti-affinity.
-func (p *Placer) AddServer(s Server, unfit string) {
+func (p *Placer) AddServer(s slum.Server, unfit string) {
 	if sl, ok := p.byID[s.ID]; ok {
 		sl.region, sl.state, sl.capacity, sl.unfit = s.Region, s.State, s.CapacityMB, unfit
 		return
@@ -63,10 +65,10 @@ func (p *Placer) AddServer(s Server, unfit string) {
 	p.byID[s.ID] = sl
 }
 
-func (p *Placer) take(i Instance) { p.Take(i) }
+func (p *Placer) take(i slum.Instance) { p.Take(i) }
 
 // Take records that an instance occupies its server.
-func (p *Placer) Take(i Instance) {
+func (p *Placer) Take(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
 		sl.used += i.MemoryMB
 	}
@@ -74,10 +76,10 @@ func (p *Placer) Take(i Instance) {
 	p.affinity[k] = append(p.affinity[k], i.ServerID)
 }
 
-func (p *Placer) release(i Instance) { p.Release(i) }
+func (p *Placer) release(i slum.Instance) { p.Release(i) }
 
 // Release undoes Take.
-func (p *Placer) Release(i Instance) {
+func (p *Placer) Release(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
 		sl.used -= i.MemoryMB
 	}
@@ -113,7 +115,7 @@ func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid str
 		if sl.id == avoid {
 			continue
 		}
-		if sl.state != ServerActive {
+		if sl.state != slum.ServerActive {
 			notActive++
 			continue
 		}
@@ -155,7 +157,7 @@ func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid str
 			why = append(why, "there are no servers")
 		}
 		return "", fmt.Errorf("%w: no server can take %d MB for tenant %s process %s: %s",
-			ErrNoCapacity, memoryMB, tenant, process, strings.Join(why, ", "))
+			slum.ErrNoCapacity, memoryMB, tenant, process, strings.Join(why, ", "))
 	}
 	return best.id, nil
 }
@@ -166,15 +168,15 @@ func (p *Placer) Fits(server, tenant, process string, memoryMB int64) error {
 	sl, ok := p.byID[server]
 	switch {
 	case !ok:
-		return fmt.Errorf("%w: server %s is not in the fleet", ErrNoCapacity, server)
-	case sl.state != ServerActive:
-		return fmt.Errorf("%w: server %s is %s", ErrNoCapacity, server, sl.state)
+		return fmt.Errorf("%w: server %s is not in the fleet", slum.ErrNoCapacity, server)
+	case sl.state != slum.ServerActive:
+		return fmt.Errorf("%w: server %s is %s", slum.ErrNoCapacity, server, sl.state)
 	case sl.unfit != "":
-		return fmt.Errorf("%w: server %s is %s", ErrNoCapacity, server, sl.unfit)
+		return fmt.Errorf("%w: server %s is %s", slum.ErrNoCapacity, server, sl.unfit)
 	case p.runs(tenant, process, server):
-		return fmt.Errorf("%w: server %s already runs an instance of %s's %s", ErrNoCapacity, server, tenant, process)
+		return fmt.Errorf("%w: server %s already runs an instance of %s's %s", slum.ErrNoCapacity, server, tenant, process)
 	case sl.capacity-sl.used < memoryMB:
-		return fmt.Errorf("%w: server %s has %d MB free, %d MB needed", ErrNoCapacity, server, sl.capacity-sl.used, memoryMB)
+		return fmt.Errorf("%w: server %s has %d MB free, %d MB needed", slum.ErrNoCapacity, server, sl.capacity-sl.used, memoryMB)
 	}
 	return nil
 }

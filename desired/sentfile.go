@@ -5,35 +5,26 @@ import (
 	"sort"
 	"strings"
 	"unicode"
-)
 
-// SentFile is a fleet file on its way to a fleet its sender does not hold
-// (through the HTTP API): the file's text, and the server tokens its
-// token_env and token_file entries name, read on the sender's machine.
-// The receiver parses and checks the text itself, and never reads a file
-// or variable the text names: those are the sender's.
-type SentFile struct {
-	Name   string            `json:"name"`
-	Text   string            `json:"text"`
-	Tokens map[string]string `json:"tokens,omitempty"` // by server id
-}
+	"github.com/slum-fleet/slum"
+)
 
 // maxFileName bounds the name a sent file goes by in messages.
 const maxFileName = 1024
 
 // Send packs a fleet file read by Load or LoadFile (its tokens resolved)
-// for a fleet elsewhere.
-func (f *File) Send() (SentFile, error) {
+// for a fleet to apply.
+func Send(f *File) (slum.FileSource, error) {
 	if f.Text == nil {
-		return SentFile{}, fmt.Errorf("send fleet file %s: %w: it was not parsed from text", f.Name, ErrInvalid)
+		return slum.FileSource{}, fmt.Errorf("send fleet file %s: %w: it was not parsed from text", f.Name, slum.ErrInvalid)
 	}
-	sf := SentFile{Name: f.Name, Text: string(f.Text)}
+	sf := slum.FileSource{Name: f.Name, Text: string(f.Text)}
 	for _, s := range f.Servers {
 		if s.TokenEnv == "" && s.TokenFile == "" {
 			continue
 		}
 		if s.Token == "" {
-			return SentFile{}, fmt.Errorf("send fleet file %s: %w: server %s's token was not read (load the file with Load)", f.Name, ErrInvalid, s.ID)
+			return slum.FileSource{}, fmt.Errorf("send fleet file %s: %w: server %s's token was not read (load the file with Load)", f.Name, slum.ErrInvalid, s.ID)
 		}
 		if sf.Tokens == nil {
 			sf.Tokens = map[string]string{}
@@ -47,19 +38,19 @@ func (f *File) Send() (SentFile, error) {
 // from disk, with the sent tokens in place of what its token_env and
 // token_file entries name. Every token a server entry names must have
 // been sent, and nothing else.
-func (sf SentFile) Receive() (*File, error) {
+func Receive(sf slum.FileSource) (*File, error) {
 	if sf.Name == "" || len(sf.Name) > maxFileName || strings.ContainsFunc(sf.Name, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' }) {
 		return nil, invalid("file name", sf.Name, fmt.Sprintf("must be printable text of 1 to %d bytes", maxFileName))
 	}
 	if len(sf.Text) > MaxFileSize {
-		return nil, &FieldError{Where: sf.Name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
+		return nil, &slum.FieldError{Where: sf.Name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
 	}
 	f, err := Parse(sf.Name, []byte(sf.Text))
 	if err != nil {
 		return nil, err
 	}
 	if !f.versioned {
-		return nil, &FieldError{Where: sf.Name + ":1", Field: "version", NoValue: true,
+		return nil, &slum.FieldError{Where: sf.Name + ":1", Field: "version", NoValue: true,
 			Reason: "is missing: a fleet file starts with version: 1"}
 	}
 	used := map[string]bool{}
@@ -75,20 +66,20 @@ func (sf SentFile) Receive() (*File, error) {
 		named := s.TokenEnv != "" || s.TokenFile != ""
 		switch {
 		case named && !sent:
-			return nil, &FieldError{Where: where, Field: at + ".token", NoValue: true,
+			return nil, &slum.FieldError{Where: where, Field: at + ".token", NoValue: true,
 				Reason: "was not sent: the sender reads what token_env or token_file names and sends the token"}
 		case !named && sent:
-			return nil, &FieldError{Where: where, Field: at + ".token", NoValue: true,
+			return nil, &slum.FieldError{Where: where, Field: at + ".token", NoValue: true,
 				Reason: "was sent for server " + s.ID + ", whose entry names no token_env or token_file"}
 		case !named:
 			continue
 		}
 		used[s.ID] = true
 		if tok == "" {
-			return nil, &FieldError{Where: where, Field: at + ".token", NoValue: true, Reason: "was sent empty"}
+			return nil, &slum.FieldError{Where: where, Field: at + ".token", NoValue: true, Reason: "was sent empty"}
 		}
 		if err := ValidateToken(tok); err != nil {
-			return nil, &FieldError{Where: where, Field: at + ".token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
+			return nil, &slum.FieldError{Where: where, Field: at + ".token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
 		}
 		s.Token = tok
 	}
@@ -100,7 +91,7 @@ func (sf SentFile) Receive() (*File, error) {
 	}
 	if len(extra) > 0 {
 		sort.Strings(extra)
-		return nil, &FieldError{Where: sf.Name, Field: "tokens", NoValue: true,
+		return nil, &slum.FieldError{Where: sf.Name, Field: "tokens", NoValue: true,
 			Reason: "were sent for servers the file does not name: " + strings.Join(extra, ", ")}
 	}
 	return f, nil

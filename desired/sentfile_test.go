@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 const sentFleet = `version: 1
@@ -41,26 +43,26 @@ func TestSentFileArrivesAsLoaded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf, err := loaded.Send()
+	sf, err := Send(loaded)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(sf.Tokens, map[string]string{"s1": "tok-1", "s2": "tok-2"}) || sf.Name != "fleet.yaml" || sf.Text != sentFleet {
 		t.Fatalf("sent %+v", sf)
 	}
-	got, err := sf.Receive()
+	got, err := Receive(sf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(got.Servers, loaded.Servers) || !reflect.DeepEqual(got.Tenants, loaded.Tenants) ||
-		got.Settings.Over(DefaultSettings()) != loaded.Settings.Over(DefaultSettings()) {
+		got.Settings.Over(slum.DefaultSettings()) != loaded.Settings.Over(slum.DefaultSettings()) {
 		t.Fatalf("received\n%+v\nloaded\n%+v", got, loaded)
 	}
 	// It applies as the loaded file does.
 	ctx := context.Background()
 	a, b := openStore(t), openStore(t)
-	pa, err1 := a.Apply(ctx, loaded, ApplyOptions{})
-	pb, err2 := b.Apply(ctx, got, ApplyOptions{})
+	pa, err1 := a.applyFile(ctx, loaded, slum.ApplyOptions{})
+	pb, err2 := b.applyFile(ctx, got, slum.ApplyOptions{})
 	if err := errors.Join(err1, err2); err != nil || !reflect.DeepEqual(pa.Changes, pb.Changes) {
 		t.Fatalf("apply: %v\n%+v\n%+v", err, pa, pb)
 	}
@@ -83,35 +85,35 @@ func TestSentFileIsChecked(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		sf   SentFile
+		sf   slum.FileSource
 		want string
 	}{
-		{"no name", SentFile{Text: sentFleet, Tokens: ok}, `file name "": must be printable text`},
-		{"name with a newline", SentFile{Name: "a\nb", Text: sentFleet, Tokens: ok}, "must be printable text"},
-		{"no version", SentFile{Name: "f", Text: "servers: []\n"}, "f:1: version: is missing"},
-		{"bad yaml", SentFile{Name: "f", Text: "version: 1\nservers: 3\n"}, "f:2: servers: must be a list"},
-		{"token not sent", SentFile{Name: "f", Text: sentFleet, Tokens: with("s2", "")}, "f:10: servers[1].token: was not sent"},
-		{"token for a server without a source", SentFile{Name: "f", Text: sentFleet, Tokens: with("s3", "x")}, "f:11: servers[2].token: was sent for server s3"},
-		{"token for a server not in the file", SentFile{Name: "f", Text: sentFleet, Tokens: with("s9", "x")}, "f: tokens: were sent for servers the file does not name: s9"},
-		{"empty token", SentFile{Name: "f", Text: sentFleet, Tokens: with("s1", " ")}, `f:6: servers[0].token "(hidden)": must be printable ASCII`},
-		{"token with a space", SentFile{Name: "f", Text: sentFleet, Tokens: with("s1", "a b")}, `servers[0].token "(hidden)"`},
+		{"no name", slum.FileSource{Text: sentFleet, Tokens: ok}, `file name "": must be printable text`},
+		{"name with a newline", slum.FileSource{Name: "a\nb", Text: sentFleet, Tokens: ok}, "must be printable text"},
+		{"no version", slum.FileSource{Name: "f", Text: "servers: []\n"}, "f:1: version: is missing"},
+		{"bad yaml", slum.FileSource{Name: "f", Text: "version: 1\nservers: 3\n"}, "f:2: servers: must be a list"},
+		{"token not sent", slum.FileSource{Name: "f", Text: sentFleet, Tokens: with("s2", "")}, "f:10: servers[1].token: was not sent"},
+		{"token for a server without a source", slum.FileSource{Name: "f", Text: sentFleet, Tokens: with("s3", "x")}, "f:11: servers[2].token: was sent for server s3"},
+		{"token for a server not in the file", slum.FileSource{Name: "f", Text: sentFleet, Tokens: with("s9", "x")}, "f: tokens: were sent for servers the file does not name: s9"},
+		{"empty token", slum.FileSource{Name: "f", Text: sentFleet, Tokens: with("s1", " ")}, `f:6: servers[0].token "(hidden)": must be printable ASCII`},
+		{"token with a space", slum.FileSource{Name: "f", Text: sentFleet, Tokens: with("s1", "a b")}, `servers[0].token "(hidden)"`},
 	} {
-		_, err := tc.sf.Receive()
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+		_, err := Receive(tc.sf)
+		if !errors.Is(err, slum.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
 		}
 		if err != nil && strings.Contains(err.Error(), "tok-") {
 			t.Errorf("%s: the error shows a token: %v", tc.name, err)
 		}
 	}
-	if _, err := (&File{Name: "x"}).Send(); !errors.Is(err, ErrInvalid) {
+	if _, err := Send(&File{Name: "x"}); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("a file without text was sent: %v", err)
 	}
 	f, err := Parse("f", []byte(sentFleet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Send(); !errors.Is(err, ErrInvalid) {
+	if _, err := Send(f); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("a file whose tokens were not read was sent: %v", err)
 	}
 }
@@ -122,10 +124,10 @@ func FuzzSentFileReceive(f *testing.F) {
 	f.Add("f", "version: 1\nservers:\n  - {id: a, url: 'http://a:1', capacity_mb: 1, token_env: X}\n", "a", "t")
 	f.Fuzz(func(t *testing.T, name, text, id, token string) {
 		token = "S3CR3T" + token
-		sf := SentFile{Name: name, Text: text, Tokens: map[string]string{id: token}}
-		got, err := sf.Receive()
+		sf := slum.FileSource{Name: name, Text: text, Tokens: map[string]string{id: token}}
+		got, err := Receive(sf)
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
+			if !errors.Is(err, slum.ErrInvalid) {
 				t.Fatalf("error %v is not ErrInvalid", err)
 			}
 			if strings.Contains(err.Error(), "S3CR3T") && !strings.Contains(name+text+id, "S3CR3T") {

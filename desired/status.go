@@ -8,34 +8,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/db"
-	"github.com/slum-fleet/slum/observed"
 )
-
-// Report is what the controller observed and decided since its last
-// report, written in one fenced transaction. Status rows are the
-// controller's own: it upserts them and drops the rows of objects that left
-// the desired state.
-type Report struct {
-	Instances     []InstanceStatus
-	DropInstances []InstanceRef
-	Servers       []ServerStatus
-	DropServers   []string
-	Tenants       []TenantStatus
-	DropTenants   []string
-	Events        []Event
-	// Forget removes ledger entries whose copies are confirmed gone.
-	Forget []Placement
-}
-
-// InstanceRef names an instance.
-type InstanceRef struct{ TenantID, InstanceID string }
-
-// Empty reports whether the report writes nothing.
-func (r *Report) Empty() bool {
-	return len(r.Instances)+len(r.DropInstances)+len(r.Servers)+len(r.DropServers)+len(r.Tenants)+
-		len(r.DropTenants)+len(r.Events)+len(r.Forget) == 0
-}
 
 // maxEvents bounds the event log; older events are trimmed.
 const maxEvents = 10000
@@ -51,7 +27,7 @@ const maxEvents = 10000
 // between. Each row is true on its own; events and forgotten placements
 // come in the last transaction, so a failure part-way writes none of them
 // and the caller retries the whole report.
-func (s *Store) WriteReport(ctx context.Context, f Fence, r Report) error {
+func (s *Store) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
 	if r.Empty() {
 		return nil
 	}
@@ -68,10 +44,10 @@ const reportBatch = 2000
 
 // splitReport cuts r into parts of at most n status rows each; the last
 // part carries everything else.
-func splitReport(r Report, n int) []Report {
-	var parts []Report
+func splitReport(r slum.Report, n int) []slum.Report {
+	var parts []slum.Report
 	for len(r.Instances)+len(r.Tenants) > n {
-		var p Report
+		var p slum.Report
 		k := min(n, len(r.Instances))
 		p.Instances, r.Instances = r.Instances[:k], r.Instances[k:]
 		k = min(n-k, len(r.Tenants))
@@ -81,19 +57,20 @@ func splitReport(r Report, n int) []Report {
 	return append(parts, r)
 }
 
-func writeReport(ctx context.Context, q *db.Queries, r Report) error {
+func writeReport(ctx context.Context, q *db.Queries, r slum.Report) error {
 	for _, st := range r.Instances {
 		if err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
 			TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: string(st.Phase),
-			Health: st.Health, LastError: st.LastError, Message: st.Message, Attempts: st.Attempts,
+			Health: string(st.Health), LastError: st.LastError, Message: st.Message, Attempts: st.Attempts,
 			ObservedGeneration: st.ObservedGeneration, UpdatedAt: ms(st.UpdatedAt),
 		}); err != nil {
 			return fmt.Errorf("write status of %s: %w", st.Key(), err)
 		}
 	}
-	for _, ref := range r.DropInstances {
-		if err := q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: ref.TenantID, InstanceID: ref.InstanceID}); err != nil {
-			return fmt.Errorf("drop status of %s:%s: %w", ref.TenantID, ref.InstanceID, err)
+	for _, key := range r.DropInstances {
+		tenant, id := key.Split()
+		if err := q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: tenant, InstanceID: id}); err != nil {
+			return fmt.Errorf("drop status of %s: %w", key, err)
 		}
 	}
 	for _, st := range r.Servers {
@@ -138,9 +115,9 @@ func writeReport(ctx context.Context, q *db.Queries, r Report) error {
 	return q.BumpStatusRevision(ctx)
 }
 
-func insertEvents(ctx context.Context, q *db.Queries, evs []Event) error {
+func insertEvents(ctx context.Context, q *db.Queries, evs []slum.Event) error {
 	for _, e := range evs {
-		if err := q.InsertEvent(ctx, db.InsertEventParams{At: ms(e.At), Object: e.Object, Reason: string(e.Reason), Message: e.Message}); err != nil {
+		if err := q.InsertEvent(ctx, db.InsertEventParams{At: ms(e.At), Object: string(e.Object), Reason: string(e.Reason), Message: e.Message}); err != nil {
 			return fmt.Errorf("write event: %w", err)
 		}
 	}
@@ -169,25 +146,25 @@ func (s *Store) StatusRevision(ctx context.Context) (int64, error) {
 	return s.db.Queries().GetStatusRevision(ctx)
 }
 
-func toInstanceStatus(r db.InstanceStatus) InstanceStatus {
-	return InstanceStatus{TenantID: r.TenantID, InstanceID: r.InstanceID, ServerID: r.ServerID, Phase: Phase(r.Phase),
-		Health: r.Health, LastError: r.LastError, Message: r.Message, Attempts: r.Attempts,
+func toInstanceStatus(r db.InstanceStatus) slum.InstanceStatus {
+	return slum.InstanceStatus{TenantID: r.TenantID, InstanceID: r.InstanceID, ServerID: r.ServerID, Phase: slum.Phase(r.Phase),
+		Health: slum.InstanceHealth(r.Health), LastError: r.LastError, Message: r.Message, Attempts: r.Attempts,
 		ObservedGeneration: r.ObservedGeneration, UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
 // InstanceStatus returns what the controller last observed of an instance.
 // An instance the controller has not reported on yet is pending.
-func (s *Store) InstanceStatus(ctx context.Context, key string) (InstanceStatus, error) {
+func (s *Store) InstanceStatus(ctx context.Context, key slum.InstanceKey) (slum.InstanceStatus, error) {
 	in, err := s.GetInstance(ctx, key)
 	if err != nil {
-		return InstanceStatus{}, err
+		return slum.InstanceStatus{}, err
 	}
 	r, err := s.db.Queries().GetInstanceStatus(ctx, db.GetInstanceStatusParams{TenantID: in.TenantID, InstanceID: in.ID})
 	if errors.Is(err, sql.ErrNoRows) {
-		return InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID, Phase: PhasePending}, nil
+		return slum.InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID, Phase: slum.PhasePending}, nil
 	}
 	if err != nil {
-		return InstanceStatus{}, fmt.Errorf("instance status %s: %w", key, err)
+		return slum.InstanceStatus{}, fmt.Errorf("instance status %s: %w", key, err)
 	}
 	return toInstanceStatus(r), nil
 }
@@ -195,43 +172,43 @@ func (s *Store) InstanceStatus(ctx context.Context, key string) (InstanceStatus,
 // ListInstanceStatus returns every recorded instance status. Rows of
 // instances that no longer exist may remain until the controller drops
 // them; join with the desired instances.
-func (s *Store) ListInstanceStatus(ctx context.Context) ([]InstanceStatus, error) {
+func (s *Store) ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus, error) {
 	rows, err := s.db.Queries().ListInstanceStatus(ctx)
 	return convert(rows, err, "list instance status", toInstanceStatus)
 }
 
-func toServerStatus(r db.ServerStatus) ServerStatus {
-	return ServerStatus{ServerID: r.ServerID, Health: observed.Health(r.Health), HealthSince: fromMS(r.HealthSince),
+func toServerStatus(r db.ServerStatus) slum.ServerStatus {
+	return slum.ServerStatus{ServerID: r.ServerID, Health: slum.Health(r.Health), HealthSince: fromMS(r.HealthSince),
 		LastError: r.LastError, ConsecutiveFailures: r.ConsecutiveFailures, LastSeenAt: fromMS(r.LastSeenAt),
 		Listed: r.Listed != 0, Instances: r.Instances, Unmanaged: r.Unmanaged, PendingStops: r.PendingStops,
-		Failover: FailoverState(r.Failover), FailoverReason: r.FailoverReason, UpdatedAt: fromMS(r.UpdatedAt)}
+		Failover: slum.FailoverState(r.Failover), FailoverReason: r.FailoverReason, UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
 // ServerStatus returns what the controller last observed of a server; a
 // server it has not reported on is of unknown health.
-func (s *Store) ServerStatus(ctx context.Context, id string) (ServerStatus, error) {
+func (s *Store) ServerStatus(ctx context.Context, id string) (slum.ServerStatus, error) {
 	if _, err := s.GetServer(ctx, id); err != nil {
-		return ServerStatus{}, err
+		return slum.ServerStatus{}, err
 	}
 	all, err := s.ListServerStatus(ctx)
 	if err != nil {
-		return ServerStatus{}, err
+		return slum.ServerStatus{}, err
 	}
 	for _, st := range all {
 		if st.ServerID == id {
 			return st, nil
 		}
 	}
-	return ServerStatus{ServerID: id, Health: observed.HealthUnknown}, nil
+	return slum.ServerStatus{ServerID: id, Health: slum.HealthUnknown}, nil
 }
 
 // ListServerStatus returns every recorded server status.
-func (s *Store) ListServerStatus(ctx context.Context) ([]ServerStatus, error) {
+func (s *Store) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
 	rows, err := s.db.Queries().ListServerStatus(ctx)
 	return convert(rows, err, "list server status", toServerStatus)
 }
 
-func joinCopies(cs []CopyRef) string {
+func joinCopies(cs []slum.CopyRef) string {
 	parts := make([]string, len(cs))
 	for i, c := range cs {
 		parts[i] = c.String()
@@ -239,65 +216,65 @@ func joinCopies(cs []CopyRef) string {
 	return strings.Join(parts, ",")
 }
 
-func splitCopies(s string) []CopyRef {
+func splitCopies(s string) []slum.CopyRef {
 	if s == "" {
 		return nil
 	}
 	parts := strings.Split(s, ",")
-	out := make([]CopyRef, 0, len(parts))
+	out := make([]slum.CopyRef, 0, len(parts))
 	for _, p := range parts {
 		inst, server, _ := strings.Cut(p, "@")
-		out = append(out, CopyRef{Instance: inst, Server: server})
+		out = append(out, slum.CopyRef{Instance: inst, Server: server})
 	}
 	return out
 }
 
-func toTenantStatus(r db.TenantStatus) TenantStatus {
-	return TenantStatus{TenantID: r.TenantID, Serving: splitCopies(r.Serving), Spares: splitCopies(r.Spares),
+func toTenantStatus(r db.TenantStatus) slum.TenantStatus {
+	return slum.TenantStatus{TenantID: r.TenantID, Serving: splitCopies(r.Serving), Spares: splitCopies(r.Spares),
 		Reason: r.Reason, ChangedAt: fromMS(r.ChangedAt), UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
 // TenantStatus returns who serves a tenant, as the controller last
 // decided; before any controller has, nothing serves it and the reason
 // says so.
-func (s *Store) TenantStatus(ctx context.Context, id string) (TenantStatus, error) {
+func (s *Store) TenantStatus(ctx context.Context, id string) (slum.TenantStatus, error) {
 	if _, err := s.GetTenant(ctx, id); err != nil {
-		return TenantStatus{}, err
+		return slum.TenantStatus{}, err
 	}
 	r, err := s.db.Queries().GetTenantStatus(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return TenantStatus{TenantID: id, Reason: "no controller has decided yet: is 'slum run' running?"}, nil
+		return slum.TenantStatus{TenantID: id, Reason: "no controller has decided yet: is 'slum run' running?"}, nil
 	}
 	if err != nil {
-		return TenantStatus{}, fmt.Errorf("status of tenant %s: %w", id, err)
+		return slum.TenantStatus{}, fmt.Errorf("status of tenant %s: %w", id, err)
 	}
 	return toTenantStatus(r), nil
 }
 
 // ListTenantStatus returns who serves each tenant, as the controller last
 // decided.
-func (s *Store) ListTenantStatus(ctx context.Context) ([]TenantStatus, error) {
+func (s *Store) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
 	rows, err := s.db.Queries().ListTenantStatus(ctx)
 	return convert(rows, err, "list tenant status", toTenantStatus)
 }
 
-func toEvent(r db.Event) Event {
-	return Event{ID: r.ID, At: fromMS(r.At), Object: r.Object, Reason: EventReason(r.Reason), Message: r.Message}
+func toEvent(r db.Event) slum.Event {
+	return slum.Event{ID: r.ID, At: fromMS(r.At), Object: slum.ObjectRef(r.Object), Reason: slum.EventReason(r.Reason), Message: r.Message}
 }
 
 // Events returns events after id since, oldest first, at most limit.
-func (s *Store) Events(ctx context.Context, since int64, limit int64) ([]Event, error) {
+func (s *Store) Events(ctx context.Context, since int64, limit int64) ([]slum.Event, error) {
 	rows, err := s.db.Queries().ListEvents(ctx, db.ListEventsParams{ID: since, Limit: limit})
 	return convert(rows, err, "list events", toEvent)
 }
 
 // RecentEvents returns the last n events, oldest first.
-func (s *Store) RecentEvents(ctx context.Context, n int64) ([]Event, error) {
+func (s *Store) RecentEvents(ctx context.Context, n int64) ([]slum.Event, error) {
 	rows, err := s.db.Queries().RecentEvents(ctx, n)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
-	out := make([]Event, len(rows))
+	out := make([]slum.Event, len(rows))
 	for i, r := range rows {
 		out[len(rows)-1-i] = toEvent(r)
 	}
@@ -305,10 +282,10 @@ func (s *Store) RecentEvents(ctx context.Context, n int64) ([]Event, error) {
 }
 
 // ListPlacements returns the ownership ledger.
-func (s *Store) ListPlacements(ctx context.Context) ([]Placement, error) {
+func (s *Store) ListPlacements(ctx context.Context) ([]slum.Placement, error) {
 	rows, err := s.db.Queries().ListPlacements(ctx)
-	return convert(rows, err, "list placements", func(r db.Placement) Placement {
-		return Placement{ServerID: r.ServerID, Name: r.Name, TenantID: r.TenantID, InstanceID: r.InstanceID}
+	return convert(rows, err, "list placements", func(r db.Placement) slum.Placement {
+		return slum.Placement{ServerID: r.ServerID, Name: r.Name, TenantID: r.TenantID, InstanceID: r.InstanceID}
 	})
 }
 
@@ -318,7 +295,7 @@ func (s *Store) ListPlacements(ctx context.Context) ([]Placement, error) {
 // reportBatch, so the write lock is never held for long; an entry whose
 // spawn never follows (a failure part-way) is forgotten once its copy is
 // seen not to run.
-func (s *Store) RecordPlacements(ctx context.Context, f Fence, ps []Placement) error {
+func (s *Store) RecordPlacements(ctx context.Context, f slum.Fence, ps []slum.Placement) error {
 	now := ms(s.now())
 	for batch := range slices.Chunk(ps, reportBatch) {
 		err := s.fenced(ctx, f, func(q *db.Queries) error {

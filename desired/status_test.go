@@ -4,20 +4,22 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestSplitReport(t *testing.T) {
-	insts := func(n int) []InstanceStatus {
-		out := make([]InstanceStatus, n)
+	insts := func(n int) []slum.InstanceStatus {
+		out := make([]slum.InstanceStatus, n)
 		for i := range out {
-			out[i] = InstanceStatus{TenantID: fmt.Sprintf("t%d", i), InstanceID: "prod"}
+			out[i] = slum.InstanceStatus{TenantID: fmt.Sprintf("t%d", i), InstanceID: "prod"}
 		}
 		return out
 	}
-	tenants := func(n int) []TenantStatus {
-		out := make([]TenantStatus, n)
+	tenants := func(n int) []slum.TenantStatus {
+		out := make([]slum.TenantStatus, n)
 		for i := range out {
-			out[i] = TenantStatus{TenantID: fmt.Sprintf("t%d", i)}
+			out[i] = slum.TenantStatus{TenantID: fmt.Sprintf("t%d", i)}
 		}
 		return out
 	}
@@ -33,8 +35,8 @@ func TestSplitReport(t *testing.T) {
 		{"instances then tenants share a part", 15, 12, [][2]int{{10, 0}, {5, 5}, {0, 7}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := Report{Instances: insts(c.instances), Tenants: tenants(c.tenants),
-				Events: []Event{{Object: "fleet"}}, Forget: []Placement{{Name: "x"}}, DropServers: []string{"s9"}}
+			r := slum.Report{Instances: insts(c.instances), Tenants: tenants(c.tenants),
+				Events: []slum.Event{{Object: "fleet"}}, Forget: []slum.Placement{{Name: "x"}}, DropServers: []string{"s9"}}
 			parts := splitReport(r, 10)
 			var got [][2]int
 			var seenI, seenT []string

@@ -15,8 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/db"
-	"github.com/slum-fleet/slum/observed"
 )
 
 // Store is the desired state of one fleet.
@@ -41,9 +42,9 @@ func OpenExisting(ctx context.Context, path string) (*Store, error) {
 func newStore(d *db.DB, err error) (*Store, error) {
 	switch {
 	case errors.Is(err, db.ErrNotExist):
-		return nil, classed{err, ErrNotFound}
+		return nil, classed{err, slum.ErrNotFound}
 	case errors.Is(err, db.ErrForeign):
-		return nil, classed{err, ErrInvalid}
+		return nil, classed{err, slum.ErrInvalid}
 	case err != nil:
 		return nil, err
 	}
@@ -76,20 +77,11 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return s.db.Queries().GetRevision(ctx)
 }
 
-func event(ctx context.Context, q *db.Queries, now int64, object string, reason EventReason, msg string) error {
-	return q.InsertEvent(ctx, db.InsertEventParams{At: now, Object: object, Reason: string(reason), Message: msg})
+func event(ctx context.Context, q *db.Queries, now int64, object slum.ObjectRef, reason slum.EventReason, msg string) error {
+	return q.InsertEvent(ctx, db.InsertEventParams{At: now, Object: string(object), Reason: string(reason), Message: msg})
 }
 
 // ---- servers
-
-// ServerUpdate names the fields to change; nil leaves one as it is.
-type ServerUpdate struct {
-	URL        *string
-	Region     *string
-	CapacityMB *int64
-	Domain     *string
-	Token      *string
-}
 
 // DefaultDomain is the domain a server's subdomain routing uses when none is
 // given: the host of its URL.
@@ -101,7 +93,7 @@ func DefaultDomain(rawURL string) string {
 	return u.Hostname()
 }
 
-func validateServer(s Server) error {
+func validateServer(s slum.Server) error {
 	if err := ValidateID("server id", s.ID); err != nil {
 		return err
 	}
@@ -121,7 +113,7 @@ func validateServer(s Server) error {
 		return err
 	}
 	switch s.State {
-	case ServerActive, ServerCordoned, ServerDraining:
+	case slum.ServerActive, slum.ServerCordoned, slum.ServerDraining:
 	default:
 		return invalid("state", string(s.State), "must be active, cordoned or draining")
 	}
@@ -151,25 +143,25 @@ func ValidateToken(tok string) error {
 	return nil
 }
 
-func normalizeServer(s *Server) {
+func normalizeServer(s *slum.Server) {
 	if s.Domain == "" {
 		s.Domain = DefaultDomain(s.URL)
 	}
 	if s.State == "" {
-		s.State = ServerActive
+		s.State = slum.ServerActive
 	}
 	s.URL = strings.TrimSuffix(s.URL, "/")
 }
 
 // AddServer adds a server to the fleet.
-func (s *Store) AddServer(ctx context.Context, srv Server) (Server, error) {
+func (s *Store) AddServer(ctx context.Context, srv slum.Server) (slum.Server, error) {
 	normalizeServer(&srv)
 	if err := validateServer(srv); err != nil {
-		return Server{}, fmt.Errorf("add server: %w", err)
+		return slum.Server{}, fmt.Errorf("add server: %w", err)
 	}
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		if _, err := q.GetServer(ctx, srv.ID); err == nil {
-			return fmt.Errorf("add server: server %s %w", srv.ID, ErrAlreadyExists)
+			return fmt.Errorf("add server: server %s %w", srv.ID, slum.ErrAlreadyExists)
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("add server %s: %w", srv.ID, err)
 		}
@@ -177,59 +169,59 @@ func (s *Store) AddServer(ctx context.Context, srv Server) (Server, error) {
 		if err := q.InsertServer(ctx, serverParams(srv, now)); err != nil {
 			return fmt.Errorf("add server %s: %w", srv.ID, err)
 		}
-		return event(ctx, q, now, "server/"+srv.ID, ReasonAdded, "server added at "+srv.URL)
+		return event(ctx, q, now, slum.ServerRef(srv.ID), slum.ReasonAdded, "server added at "+srv.URL)
 	})
 	return srv, err
 }
 
-func serverParams(s Server, now int64) db.InsertServerParams {
+func serverParams(s slum.Server, now int64) db.InsertServerParams {
 	return db.InsertServerParams{
 		ID: s.ID, Url: s.URL, Region: s.Region, CapacityMb: s.CapacityMB, Domain: s.Domain,
 		Token: s.Token, State: string(s.State), CreatedAt: now, UpdatedAt: now,
 	}
 }
 
-func updateServerParams(s Server, now int64) db.UpdateServerParams {
+func updateServerParams(s slum.Server, now int64) db.UpdateServerParams {
 	return db.UpdateServerParams{
 		ID: s.ID, Url: s.URL, Region: s.Region, CapacityMb: s.CapacityMB, Domain: s.Domain,
 		Token: s.Token, State: string(s.State), UpdatedAt: now,
 	}
 }
 
-func toServer(r db.Server) Server {
-	return Server{
+func toServer(r db.Server) slum.Server {
+	return slum.Server{
 		ID: r.ID, URL: r.Url, Region: r.Region, CapacityMB: r.CapacityMb, Domain: r.Domain,
-		Token: r.Token, State: ServerState(r.State), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
+		Token: r.Token, State: slum.ServerState(r.State), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt),
 	}
 }
 
-func getServer(ctx context.Context, q *db.Queries, id string) (Server, error) {
+func getServer(ctx context.Context, q *db.Queries, id string) (slum.Server, error) {
 	r, err := q.GetServer(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Server{}, fmt.Errorf("server %s %w", id, ErrNotFound)
+		return slum.Server{}, fmt.Errorf("server %s %w", id, slum.ErrNotFound)
 	}
 	if err != nil {
-		return Server{}, fmt.Errorf("get server %s: %w", id, err)
+		return slum.Server{}, fmt.Errorf("get server %s: %w", id, err)
 	}
 	return toServer(r), nil
 }
 
 // GetServer returns one server.
-func (s *Store) GetServer(ctx context.Context, id string) (Server, error) {
+func (s *Store) GetServer(ctx context.Context, id string) (slum.Server, error) {
 	if err := ValidateID("server id", id); err != nil {
-		return Server{}, err
+		return slum.Server{}, err
 	}
 	return getServer(ctx, s.db.Queries(), id)
 }
 
 // ListServers returns every server, by id.
-func (s *Store) ListServers(ctx context.Context) ([]Server, error) {
+func (s *Store) ListServers(ctx context.Context) ([]slum.Server, error) {
 	rows, err := s.db.Queries().ListServers(ctx)
 	return convert(rows, err, "list servers", toServer)
 }
 
 // ServersInRegion returns the servers of one region.
-func (s *Store) ServersInRegion(ctx context.Context, region string) ([]Server, error) {
+func (s *Store) ServersInRegion(ctx context.Context, region string) ([]slum.Server, error) {
 	if err := ValidateRegion("region", region); err != nil {
 		return nil, err
 	}
@@ -239,8 +231,8 @@ func (s *Store) ServersInRegion(ctx context.Context, region string) ([]Server, e
 
 // UpdateServer changes a server's settings. Capacity cannot drop below what
 // its instances use.
-func (s *Store) UpdateServer(ctx context.Context, id string, u ServerUpdate) (Server, error) {
-	var out Server
+func (s *Store) UpdateServer(ctx context.Context, id string, u slum.ServerUpdate) (slum.Server, error) {
+	var out slum.Server
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		srv, err := getServer(ctx, q, id)
 		if err != nil {
@@ -274,37 +266,37 @@ func (s *Store) UpdateServer(ctx context.Context, id string, u ServerUpdate) (Se
 		}
 		if use.UsedMb > srv.CapacityMB {
 			return fmt.Errorf("update server %s: %w: its instances use %d MB, more than capacity_mb %d",
-				id, ErrNoCapacity, use.UsedMb, srv.CapacityMB)
+				id, slum.ErrNoCapacity, use.UsedMb, srv.CapacityMB)
 		}
 		if _, err := q.UpdateServer(ctx, updateServerParams(srv, now)); err != nil {
 			return fmt.Errorf("update server %s: %w", id, err)
 		}
 		srv.UpdatedAt = fromMS(now)
 		out = srv
-		return event(ctx, q, now, "server/"+id, ReasonUpdated, "server settings changed")
+		return event(ctx, q, now, slum.ServerRef(id), slum.ReasonUpdated, "server settings changed")
 	})
 	return out, err
 }
 
 // ServerStats returns one server's capacity use.
-func (s *Store) ServerStats(ctx context.Context, id string) (ServerStats, error) {
+func (s *Store) ServerStats(ctx context.Context, id string) (slum.ServerStats, error) {
 	srv, err := s.GetServer(ctx, id)
 	if err != nil {
-		return ServerStats{}, err
+		return slum.ServerStats{}, err
 	}
 	use, err := s.db.Queries().ServerUsageOne(ctx, id)
 	if err != nil {
-		return ServerStats{}, fmt.Errorf("server stats %s: %w", id, err)
+		return slum.ServerStats{}, fmt.Errorf("server stats %s: %w", id, err)
 	}
-	return ServerStats{ServerID: id, CapacityMB: srv.CapacityMB, UsedMB: use.UsedMb,
+	return slum.ServerStats{ServerID: id, CapacityMB: srv.CapacityMB, UsedMB: use.UsedMb,
 		FreeMB: srv.CapacityMB - use.UsedMb, Tenants: use.Tenants, Instances: use.Instances}, nil
 }
 
 // AllServerStats returns every server's capacity use, by id.
-func (s *Store) AllServerStats(ctx context.Context) ([]ServerStats, error) {
+func (s *Store) AllServerStats(ctx context.Context) ([]slum.ServerStats, error) {
 	rows, err := s.db.Queries().ServerUsage(ctx)
-	return convert(rows, err, "server stats", func(r db.ServerUsageRow) ServerStats {
-		return ServerStats{ServerID: r.ID, CapacityMB: r.CapacityMb, UsedMB: r.UsedMb,
+	return convert(rows, err, "server stats", func(r db.ServerUsageRow) slum.ServerStats {
+		return slum.ServerStats{ServerID: r.ID, CapacityMB: r.CapacityMb, UsedMB: r.UsedMb,
 			FreeMB: r.CapacityMb - r.UsedMb, Tenants: r.Tenants, Instances: r.Instances}
 	})
 }
@@ -326,7 +318,7 @@ func (s *Store) RemoveServer(ctx context.Context, id string, force bool) error {
 		}
 		if use.Instances > 0 {
 			return fmt.Errorf("remove server %s: %w: %d tenants with %d instances are placed there; move or remove them first (or drain the server)",
-				id, ErrHasActiveTenants, use.Tenants, use.Instances)
+				id, slum.ErrHasActiveTenants, use.Tenants, use.Instances)
 		}
 		if !force {
 			n, err := q.CountPlacementsOnServer(ctx, id)
@@ -335,7 +327,7 @@ func (s *Store) RemoveServer(ctx context.Context, id string, force bool) error {
 			}
 			if n > 0 {
 				return fmt.Errorf("remove server %s: %w: the controller has yet to stop %d instances it placed there; wait for it, or force",
-					id, ErrConflict, n)
+					id, slum.ErrConflict, n)
 			}
 		}
 		if err := q.ClearHomeServer(ctx, id); err != nil {
@@ -344,17 +336,17 @@ func (s *Store) RemoveServer(ctx context.Context, id string, force bool) error {
 		if _, err := q.DeleteServer(ctx, id); err != nil {
 			return fmt.Errorf("remove server %s: %w", id, err)
 		}
-		return event(ctx, q, now, "server/"+id, ReasonRemoved, "server removed")
+		return event(ctx, q, now, slum.ServerRef(id), slum.ReasonRemoved, "server removed")
 	})
 }
 
 // SetServerState cordons (ServerCordoned) or uncordons (ServerActive) a
 // server. Use Drain to drain one.
-func (s *Store) SetServerState(ctx context.Context, id string, state ServerState) (Server, error) {
-	if state != ServerActive && state != ServerCordoned {
-		return Server{}, invalid("state", string(state), "must be active or cordoned; drain with Drain")
+func (s *Store) SetServerState(ctx context.Context, id string, state slum.ServerState) (slum.Server, error) {
+	if state != slum.ServerActive && state != slum.ServerCordoned {
+		return slum.Server{}, invalid("state", string(state), "must be active or cordoned; drain with Drain")
 	}
-	var out Server
+	var out slum.Server
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		srv, err := getServer(ctx, q, id)
 		if err != nil {
@@ -370,24 +362,17 @@ func (s *Store) SetServerState(ctx context.Context, id string, state ServerState
 		}
 		srv.UpdatedAt = fromMS(now)
 		out = srv
-		reason := map[ServerState]EventReason{ServerActive: ReasonUncordoned, ServerCordoned: ReasonCordoned}[state]
-		return event(ctx, q, now, "server/"+id, reason, "server is now "+string(state))
+		reason := map[slum.ServerState]slum.EventReason{slum.ServerActive: slum.ReasonUncordoned, slum.ServerCordoned: slum.ReasonCordoned}[state]
+		return event(ctx, q, now, slum.ServerRef(id), reason, "server is now "+string(state))
 	})
 	return out, err
-}
-
-// Move is one instance placed on another server.
-type Move struct {
-	Instance string `json:"instance"` // tenant:instance
-	From     string `json:"from"`
-	To       string `json:"to"`
 }
 
 // Drain marks a server draining and places each of its instances on another
 // server, all in one transaction: when some instance fits nowhere nothing
 // changes. The controller then starts the new copies and stops the old ones.
-func (s *Store) Drain(ctx context.Context, id string) ([]Move, error) {
-	var moves []Move
+func (s *Store) Drain(ctx context.Context, id string) ([]slum.Move, error) {
+	var moves []slum.Move
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		moves = nil
 		srv, err := getServer(ctx, q, id)
@@ -424,16 +409,16 @@ func (s *Store) Drain(ctx context.Context, id string) ([]Move, error) {
 			if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
 				return fmt.Errorf("drain %s: move %s: %w", id, in.Key(), err)
 			}
-			moves = append(moves, Move{Instance: in.Key(), From: id, To: to})
-			if err := event(ctx, q, now, "instance/"+in.Key(), ReasonMoved, "drain of "+id+": placed on "+to); err != nil {
+			moves = append(moves, slum.Move{Instance: in.Key(), From: id, To: to})
+			if err := event(ctx, q, now, slum.InstanceRef(in.Key()), slum.ReasonMoved, "drain of "+id+": placed on "+to); err != nil {
 				return err
 			}
 		}
-		srv.State = ServerDraining
+		srv.State = slum.ServerDraining
 		if _, err := q.UpdateServer(ctx, updateServerParams(srv, now)); err != nil {
 			return fmt.Errorf("drain %s: %w", id, err)
 		}
-		return event(ctx, q, now, "server/"+id, ReasonDraining, fmt.Sprintf("server draining: %d instances placed elsewhere", len(moves)))
+		return event(ctx, q, now, slum.ServerRef(id), slum.ReasonDraining, fmt.Sprintf("server draining: %d instances placed elsewhere", len(moves)))
 	})
 	return moves, err
 }
@@ -450,14 +435,14 @@ func loadPlacer(ctx context.Context, q *db.Queries) (*Placer, error) {
 	if err != nil {
 		return nil, err
 	}
-	health := make(map[string]observed.Health, len(statuses))
+	health := make(map[string]slum.Health, len(statuses))
 	for _, st := range statuses {
-		health[st.ServerID] = observed.Health(st.Health)
+		health[st.ServerID] = slum.Health(st.Health)
 	}
 	for _, r := range servers {
 		unfit := ""
 		switch h := health[r.ID]; h {
-		case observed.HealthDead, observed.HealthSuspect, observed.HealthUnauthorized:
+		case slum.HealthDead, slum.HealthSuspect, slum.HealthUnauthorized:
 			unfit = "the controller last saw it " + string(h)
 		}
 		p.AddServer(toServer(r), unfit)
@@ -471,3 +456,5 @@ func loadPlacer(ctx context.Context, q *db.Queries) (*Placer, error) {
 	}
 	return p, nil
 }
+
+var _ slum.Fleet = (*Store)(nil)

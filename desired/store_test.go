@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum"
 )
 
 func openStore(t testing.TB) *Store {
@@ -23,14 +25,14 @@ func openStore(t testing.TB) *Store {
 
 func mustServer(t testing.TB, s *Store, id, region string, capacity int64) {
 	t.Helper()
-	if _, err := s.AddServer(context.Background(), Server{ID: id, URL: "http://" + id + ".test:8080", Region: region, CapacityMB: capacity, Token: "tok-" + id}); err != nil {
+	if _, err := s.AddServer(context.Background(), slum.Server{ID: id, URL: "http://" + id + ".test:8080", Region: region, CapacityMB: capacity, Token: "tok-" + id}); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func mustTenant(t testing.TB, s *Store, id, region string) {
 	t.Helper()
-	if _, _, err := s.AddTenant(context.Background(), Tenant{ID: id, Domain: id + ".example.com", Region: region}); err != nil {
+	if _, _, err := s.AddTenant(context.Background(), slum.Tenant{ID: id, Domain: id + ".example.com", Region: region}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -109,11 +111,11 @@ func TestServerIntegrity(t *testing.T) {
 	s := openStore(t)
 	mustServer(t, s, "s1", "eu", 1000)
 
-	if _, err := s.AddServer(ctx, Server{ID: "s1", URL: "http://x", CapacityMB: 1}); !errors.Is(err, ErrAlreadyExists) {
+	if _, err := s.AddServer(ctx, slum.Server{ID: "s1", URL: "http://x", CapacityMB: 1}); !errors.Is(err, slum.ErrAlreadyExists) {
 		t.Fatalf("duplicate server: %v", err)
 	}
 	before := snapshot(t, s)
-	for name, bad := range map[string]Server{
+	for name, bad := range map[string]slum.Server{
 		"bad id":       {ID: "S1", URL: "http://x", CapacityMB: 1},
 		"bad url":      {ID: "s2", URL: "x:80", CapacityMB: 1},
 		"zero cap":     {ID: "s2", URL: "http://x", CapacityMB: 0},
@@ -122,17 +124,17 @@ func TestServerIntegrity(t *testing.T) {
 		"bad domain":   {ID: "s2", URL: "http://x", CapacityMB: 1, Domain: "a..b"},
 		"bad token":    {ID: "s2", URL: "http://x", CapacityMB: 1, Token: "a b"},
 	} {
-		if _, err := s.AddServer(ctx, bad); !errors.Is(err, ErrInvalid) {
+		if _, err := s.AddServer(ctx, bad); !errors.Is(err, slum.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
 	if snapshot(t, s) != before {
 		t.Fatal("a rejected add changed the database")
 	}
-	if _, err := s.GetServer(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.GetServer(ctx, "nope"); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("get missing server: %v", err)
 	}
-	if _, err := s.UpdateServer(ctx, "nope", ServerUpdate{}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.UpdateServer(ctx, "nope", slum.ServerUpdate{}); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("update missing server: %v", err)
 	}
 	srv, _ := s.GetServer(ctx, "s1")
@@ -141,14 +143,14 @@ func TestServerIntegrity(t *testing.T) {
 	}
 
 	mustTenant(t, s, "alice", "")
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 600}); err != nil {
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 600}); err != nil {
 		t.Fatal(err)
 	}
 	small := int64(500)
-	if _, err := s.UpdateServer(ctx, "s1", ServerUpdate{CapacityMB: &small}); !errors.Is(err, ErrNoCapacity) {
+	if _, err := s.UpdateServer(ctx, "s1", slum.ServerUpdate{CapacityMB: &small}); !errors.Is(err, slum.ErrNoCapacity) {
 		t.Fatalf("shrinking below use: %v", err)
 	}
-	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, ErrHasActiveTenants) {
+	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, slum.ErrHasActiveTenants) {
 		t.Fatalf("removing a server with instances: %v", err)
 	}
 	if err := s.RemoveTenant(ctx, "alice"); err != nil {
@@ -159,16 +161,16 @@ func TestServerIntegrity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordPlacements(ctx, lease.Fence(), []Placement{{ServerID: "s1", Name: "api:alice--prod", TenantID: "alice", InstanceID: "prod"}}); err != nil {
+	if err := s.RecordPlacements(ctx, lease.Fence(), []slum.Placement{{ServerID: "s1", Name: "api:alice--prod", TenantID: "alice", InstanceID: "prod"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, ErrConflict) {
+	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("removing a server with copies to stop: %v", err)
 	}
 	if err := s.RemoveServer(ctx, "s1", true); err != nil {
 		t.Fatalf("forced remove: %v", err)
 	}
-	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, ErrNotFound) {
+	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("removing a removed server: %v", err)
 	}
 }
@@ -179,35 +181,35 @@ func TestTenantIntegrity(t *testing.T) {
 	mustServer(t, s, "s1", "", 1000)
 	mustTenant(t, s, "alice", "")
 
-	if _, _, err := s.AddTenant(ctx, Tenant{ID: "alice", Domain: "other.example.com"}); !errors.Is(err, ErrAlreadyExists) {
+	if _, _, err := s.AddTenant(ctx, slum.Tenant{ID: "alice", Domain: "other.example.com"}); !errors.Is(err, slum.ErrAlreadyExists) {
 		t.Fatalf("duplicate tenant: %v", err)
 	}
-	if _, _, err := s.AddTenant(ctx, Tenant{ID: "bob", Domain: "alice.example.com"}); !errors.Is(err, ErrConflict) {
+	if _, _, err := s.AddTenant(ctx, slum.Tenant{ID: "bob", Domain: "alice.example.com"}); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("duplicate domain: %v", err)
 	}
 	before := snapshot(t, s)
-	if _, _, err := s.AddTenant(ctx, Tenant{ID: "bob", Domain: "bob.example.com"}, InstanceSpec{ID: "prod", Process: "api", ServerID: "nope"}); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.AddTenant(ctx, slum.Tenant{ID: "bob", Domain: "bob.example.com"}, slum.InstanceSpec{ID: "prod", Process: "api", ServerID: "nope"}); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("tenant with an instance on a missing server: %v", err)
 	}
-	if _, _, err := s.AddTenant(ctx, Tenant{ID: "bob", Domain: "bob.example.com"}, InstanceSpec{ID: "prod", Process: "API"}); !errors.Is(err, ErrInvalid) {
+	if _, _, err := s.AddTenant(ctx, slum.Tenant{ID: "bob", Domain: "bob.example.com"}, slum.InstanceSpec{ID: "prod", Process: "API"}); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("tenant with a bad process: %v", err)
 	}
 	if snapshot(t, s) != before {
 		t.Fatal("a rejected tenant add left something behind")
 	}
-	if _, err := s.UpdateTenant(ctx, "nope", TenantUpdate{}); !errors.Is(err, ErrNotFound) {
+	if _, err := s.UpdateTenant(ctx, "nope", slum.TenantUpdate{}); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("update missing tenant: %v", err)
 	}
 	mustTenant(t, s, "bob", "")
 	taken := "alice.example.com"
-	if _, err := s.UpdateTenant(ctx, "bob", TenantUpdate{Domain: &taken}); !errors.Is(err, ErrConflict) {
+	if _, err := s.UpdateTenant(ctx, "bob", slum.TenantUpdate{Domain: &taken}); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("update to a taken domain: %v", err)
 	}
 	got, err := s.GetTenantByDomain(ctx, "bob.example.com")
 	if err != nil || got.ID != "bob" {
 		t.Fatalf("by domain: %v %v", got, err)
 	}
-	if err := s.RemoveTenant(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+	if err := s.RemoveTenant(ctx, "nope"); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("remove missing tenant: %v", err)
 	}
 }
@@ -220,18 +222,18 @@ func TestInstanceIntegrity(t *testing.T) {
 	mustTenant(t, s, "alice", "")
 
 	for name, tc := range map[string]struct {
-		spec InstanceSpec
+		spec slum.InstanceSpec
 		want error
 	}{
-		"missing tenant": {InstanceSpec{TenantID: "nobody", ID: "prod", Process: "api", ServerID: "s1"}, ErrNotFound},
-		"missing server": {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s9"}, ErrNotFound},
-		"bad id":         {InstanceSpec{TenantID: "alice", ID: "../x", Process: "api"}, ErrInvalid},
-		"bad process":    {InstanceSpec{TenantID: "alice", ID: "prod", Process: "a:b"}, ErrInvalid},
-		"zero memory":    {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: -1}, ErrInvalid},
-		"bad mode":       {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", Mode: "sometimes"}, ErrInvalid},
-		"too big":        {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 1001}, ErrNoCapacity},
-		"nothing fits":   {InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: 5000}, ErrNoCapacity},
-		"name over 63":   {InstanceSpec{TenantID: "alice", ID: strings.Repeat("x", 60), Process: "api"}, ErrInvalid},
+		"missing tenant": {slum.InstanceSpec{TenantID: "nobody", ID: "prod", Process: "api", ServerID: "s1"}, slum.ErrNotFound},
+		"missing server": {slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s9"}, slum.ErrNotFound},
+		"bad id":         {slum.InstanceSpec{TenantID: "alice", ID: "../x", Process: "api"}, slum.ErrInvalid},
+		"bad process":    {slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "a:b"}, slum.ErrInvalid},
+		"zero memory":    {slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: -1}, slum.ErrInvalid},
+		"bad mode":       {slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", Mode: "sometimes"}, slum.ErrInvalid},
+		"too big":        {slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 1001}, slum.ErrNoCapacity},
+		"nothing fits":   {slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", MemoryMB: 5000}, slum.ErrNoCapacity},
+		"name over 63":   {slum.InstanceSpec{TenantID: "alice", ID: strings.Repeat("x", 60), Process: "api"}, slum.ErrInvalid},
 	} {
 		before := snapshot(t, s)
 		if _, err := s.SpawnInstance(ctx, tc.spec); !errors.Is(err, tc.want) {
@@ -242,48 +244,48 @@ func TestInstanceIntegrity(t *testing.T) {
 		}
 	}
 
-	prod, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1"})
+	prod, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if prod.Generation != 1 || prod.TenementName() != "api:alice--prod" {
 		t.Fatalf("spawned %+v", prod)
 	}
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "backup", Process: "api", ServerID: "s1"}); !errors.Is(err, ErrConflict) {
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "backup", Process: "api", ServerID: "s1"}); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("second instance of a process on one server: %v", err)
 	}
-	backup, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "backup", Process: "api"})
+	backup, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "backup", Process: "api"})
 	if err != nil || backup.ServerID != "s2" {
 		t.Fatalf("backup placed on %q (%v), want s2", backup.ServerID, err)
 	}
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "third", Process: "api"}); !errors.Is(err, ErrNoCapacity) ||
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "third", Process: "api"}); !errors.Is(err, slum.ErrNoCapacity) ||
 		!strings.Contains(err.Error(), "anti-affinity") {
 		t.Fatalf("third api instance with two servers: %v", err)
 	}
 	// A different process may share the server.
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "worker", Process: "jobs", ServerID: "s1"}); err != nil {
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "worker", Process: "jobs", ServerID: "s1"}); err != nil {
 		t.Fatal(err)
 	}
 
 	stopped, err := s.StopInstance(ctx, "alice:prod")
-	if err != nil || stopped.DesiredState != StateStopped || stopped.Generation != 2 {
+	if err != nil || stopped.DesiredState != slum.StateStopped || stopped.Generation != 2 {
 		t.Fatalf("stop: %+v %v", stopped, err)
 	}
 	again, err := s.StopInstance(ctx, "alice:prod")
 	if err != nil || again.Generation != 2 {
 		t.Fatalf("second stop changed the generation: %+v %v", again, err)
 	}
-	started, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "prod", Process: "api"})
-	if err != nil || started.DesiredState != StateRunning || started.Generation != 3 || started.ServerID != "s1" {
+	started, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "api"})
+	if err != nil || started.DesiredState != slum.StateRunning || started.Generation != 3 || started.ServerID != "s1" {
 		t.Fatalf("respawn: %+v %v", started, err)
 	}
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "alice", ID: "prod", Process: "web"}); !errors.Is(err, ErrAlreadyExists) {
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "web"}); !errors.Is(err, slum.ErrAlreadyExists) {
 		t.Fatalf("respawn as another process: %v", err)
 	}
-	if _, err := s.StopInstance(ctx, "alice:nope"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.StopInstance(ctx, "alice:nope"); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("stop missing: %v", err)
 	}
-	if _, err := s.StopInstance(ctx, "alice"); !errors.Is(err, ErrInvalid) {
+	if _, err := s.StopInstance(ctx, "alice"); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("stop without instance: %v", err)
 	}
 	st, err := s.InstanceStatus(ctx, "alice:prod")
@@ -295,7 +297,7 @@ func TestInstanceIntegrity(t *testing.T) {
 		t.Fatalf("instances on s1: %v", on1)
 	}
 	stats, err := s.ServerStats(ctx, "s1")
-	if err != nil || stats.UsedMB != 2*DefaultMemoryMB || stats.FreeMB != 1000-2*DefaultMemoryMB || stats.Tenants != 1 || stats.Instances != 2 {
+	if err != nil || stats.UsedMB != 2*slum.DefaultMemoryMB || stats.FreeMB != 1000-2*slum.DefaultMemoryMB || stats.Tenants != 1 || stats.Instances != 2 {
 		t.Fatalf("stats: %+v %v", stats, err)
 	}
 }
@@ -312,7 +314,7 @@ func TestPlacement(t *testing.T) {
 
 	place := func(tenant, id string, mem int64) string {
 		t.Helper()
-		in, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: tenant, ID: id, Process: "api", MemoryMB: mem})
+		in, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: tenant, ID: id, Process: "api", MemoryMB: mem})
 		if err != nil {
 			t.Fatalf("place %s:%s: %v", tenant, id, err)
 		}
@@ -335,11 +337,11 @@ func TestPlacement(t *testing.T) {
 	if got := place("alice", "third", 700); got != "us-1" {
 		t.Fatalf("alice:third on %s, want us-1 (region full)", got)
 	}
-	if _, err := s.SetServerState(ctx, "us-1", ServerCordoned); err != nil {
+	if _, err := s.SetServerState(ctx, "us-1", slum.ServerCordoned); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "bob", ID: "backup", Process: "api", MemoryMB: 700})
-	if !errors.Is(err, ErrNoCapacity) {
+	_, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "bob", ID: "backup", Process: "api", MemoryMB: 700})
+	if !errors.Is(err, slum.ErrNoCapacity) {
 		t.Fatalf("with us-1 cordoned: %v", err)
 	}
 	for _, want := range []string{"1 cordoned", "2 without 700 MB free"} {
@@ -347,7 +349,7 @@ func TestPlacement(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
-	if _, err := s.SpawnInstance(ctx, InstanceSpec{TenantID: "bob", ID: "backup", Process: "api", ServerID: "us-1"}); !errors.Is(err, ErrConflict) {
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "bob", ID: "backup", Process: "api", ServerID: "us-1"}); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("explicit spawn on a cordoned server: %v", err)
 	}
 }
@@ -360,7 +362,7 @@ func TestDrainAndMove(t *testing.T) {
 	mustServer(t, s, "s3", "", 300)
 	mustTenant(t, s, "alice", "")
 	mustTenant(t, s, "bob", "")
-	for _, spec := range []InstanceSpec{
+	for _, spec := range []slum.InstanceSpec{
 		{TenantID: "alice", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 500},
 		{TenantID: "alice", ID: "backup", Process: "api", ServerID: "s2", MemoryMB: 500},
 		{TenantID: "bob", ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 200},
@@ -371,14 +373,14 @@ func TestDrainAndMove(t *testing.T) {
 	}
 	// alice:prod fits nowhere: s2 has alice's backup, s3 is too small.
 	before := snapshot(t, s)
-	if _, err := s.Drain(ctx, "s1"); !errors.Is(err, ErrNoCapacity) {
+	if _, err := s.Drain(ctx, "s1"); !errors.Is(err, slum.ErrNoCapacity) {
 		t.Fatalf("drain without room: %v", err)
 	}
 	if snapshot(t, s) != before {
 		t.Fatal("a failed drain changed the database")
 	}
 	big := int64(1000)
-	if _, err := s.UpdateServer(ctx, "s3", ServerUpdate{CapacityMB: &big}); err != nil {
+	if _, err := s.UpdateServer(ctx, "s3", slum.ServerUpdate{CapacityMB: &big}); err != nil {
 		t.Fatal(err)
 	}
 	moves, err := s.Drain(ctx, "s1")
@@ -390,20 +392,20 @@ func TestDrainAndMove(t *testing.T) {
 		t.Fatalf("alice:prod after drain: %+v", in)
 	}
 	srv, _ := s.GetServer(ctx, "s1")
-	if srv.State != ServerDraining {
+	if srv.State != slum.ServerDraining {
 		t.Fatalf("state %s", srv.State)
 	}
 	if left, _ := s.ListInstancesOnServer(ctx, "s1"); len(left) != 0 {
 		t.Fatalf("left on s1: %v", left)
 	}
-	if _, err := s.MoveInstance(ctx, "bob:prod", "s1"); !errors.Is(err, ErrConflict) {
+	if _, err := s.MoveInstance(ctx, "bob:prod", "s1"); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("move onto a draining server: %v", err)
 	}
 	mv, err := s.MoveInstance(ctx, "bob:prod", "")
 	if err != nil || mv.To == mv.From {
 		t.Fatalf("move: %+v %v", mv, err)
 	}
-	if _, err := s.SetServerState(ctx, "s1", ServerActive); err != nil {
+	if _, err := s.SetServerState(ctx, "s1", slum.ServerActive); err != nil {
 		t.Fatal(err)
 	}
 	if mv, err := s.MoveInstance(ctx, "alice:prod", "s1"); err != nil || mv.From != "s3" || mv.To != "s1" {
@@ -425,7 +427,7 @@ func TestRevisionBumpsOnDesiredWritesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	st0, _ := s.StatusRevision(ctx)
-	if err := s.WriteReport(ctx, lease.Fence(), Report{Events: []Event{{Object: "x", Reason: "y", Message: "z"}}}); err != nil {
+	if err := s.WriteReport(ctx, lease.Fence(), slum.Report{Events: []slum.Event{{Object: "x", Reason: "y", Message: "z"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if r2, _ := s.Revision(ctx); r2 != r1 {
@@ -434,7 +436,7 @@ func TestRevisionBumpsOnDesiredWritesOnly(t *testing.T) {
 	if st1, _ := s.StatusRevision(ctx); st1 != st0+1 {
 		t.Fatalf("status revision %d -> %d after a report", st0, st1)
 	}
-	if _, err := s.AddServer(ctx, Server{ID: "s1", URL: "http://x", CapacityMB: 1}); err == nil {
+	if _, err := s.AddServer(ctx, slum.Server{ID: "s1", URL: "http://x", CapacityMB: 1}); err == nil {
 		t.Fatal("duplicate accepted")
 	}
 	if r3, _ := s.Revision(ctx); r3 != r1 {

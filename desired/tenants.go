@@ -7,18 +7,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/db"
 )
 
-// TenantUpdate names the fields to change; nil leaves one as it is.
-type TenantUpdate struct {
-	Domain   *string
-	Region   *string
-	Failover *FailoverPolicy
-	Serving  *ServingPolicy
-}
-
-func validateTenant(t Tenant) error {
+func validateTenant(t slum.Tenant) error {
 	if err := ValidateID("tenant id", t.ID); err != nil {
 		return err
 	}
@@ -29,12 +23,12 @@ func validateTenant(t Tenant) error {
 		return err
 	}
 	switch t.Failover {
-	case FailoverMove, FailoverNone:
+	case slum.FailoverMove, slum.FailoverNone:
 	default:
 		return invalid("failover", string(t.Failover), "must be move or none")
 	}
 	switch t.Serving {
-	case ServingOne, ServingAll:
+	case slum.ServingOne, slum.ServingAll:
 	default:
 		return invalid("serving", string(t.Serving), "must be one or all")
 	}
@@ -42,37 +36,37 @@ func validateTenant(t Tenant) error {
 }
 
 // normalizeTenant fills in the default policies.
-func normalizeTenant(t *Tenant) {
+func normalizeTenant(t *slum.Tenant) {
 	if t.Failover == "" {
-		t.Failover = FailoverMove
+		t.Failover = slum.FailoverMove
 	}
 	if t.Serving == "" {
-		t.Serving = ServingOne
+		t.Serving = slum.ServingOne
 	}
 }
 
-func insertTenantParams(t Tenant, now int64) db.InsertTenantParams {
+func insertTenantParams(t slum.Tenant, now int64) db.InsertTenantParams {
 	return db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
 		Serving: string(t.Serving), CreatedAt: now, UpdatedAt: now}
 }
 
-func updateTenantParams(t Tenant, now int64) db.UpdateTenantParams {
+func updateTenantParams(t slum.Tenant, now int64) db.UpdateTenantParams {
 	return db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
 		Serving: string(t.Serving), UpdatedAt: now}
 }
 
-func toTenant(r db.Tenant) Tenant {
-	return Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, Failover: FailoverPolicy(r.Failover),
-		Serving: ServingPolicy(r.Serving), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+func toTenant(r db.Tenant) slum.Tenant {
+	return slum.Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, Failover: slum.FailoverPolicy(r.Failover),
+		Serving: slum.ServingPolicy(r.Serving), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
-func getTenant(ctx context.Context, q *db.Queries, id string) (Tenant, error) {
+func getTenant(ctx context.Context, q *db.Queries, id string) (slum.Tenant, error) {
 	r, err := q.GetTenant(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Tenant{}, fmt.Errorf("tenant %s %w", id, ErrNotFound)
+		return slum.Tenant{}, fmt.Errorf("tenant %s %w", id, slum.ErrNotFound)
 	}
 	if err != nil {
-		return Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
+		return slum.Tenant{}, fmt.Errorf("get tenant %s: %w", id, err)
 	}
 	return toTenant(r), nil
 }
@@ -87,7 +81,7 @@ func checkDomainFree(ctx context.Context, q *db.Queries, domain, self string) er
 		return err
 	}
 	if r.ID != self {
-		return fmt.Errorf("%w: domain %s belongs to tenant %s", ErrConflict, domain, r.ID)
+		return fmt.Errorf("%w: domain %s belongs to tenant %s", slum.ErrConflict, domain, r.ID)
 	}
 	return nil
 }
@@ -95,23 +89,23 @@ func checkDomainFree(ctx context.Context, q *db.Queries, domain, self string) er
 // AddTenant adds a tenant, and with it, in the same transaction, the
 // instances of first (whose TenantID it fills in). More instances are added
 // with SpawnInstance.
-func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) (Tenant, []Instance, error) {
+func (s *Store) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.InstanceSpec) (slum.Tenant, []slum.Instance, error) {
 	normalizeTenant(&t)
 	if err := validateTenant(t); err != nil {
-		return Tenant{}, nil, fmt.Errorf("add tenant: %w", err)
+		return slum.Tenant{}, nil, fmt.Errorf("add tenant: %w", err)
 	}
-	insts := make([]Instance, len(first))
+	insts := make([]slum.Instance, len(first))
 	for i, spec := range first {
 		spec.TenantID = t.ID
 		in, err := specInstance(spec)
 		if err != nil {
-			return Tenant{}, nil, fmt.Errorf("add tenant %s: %w", t.ID, err)
+			return slum.Tenant{}, nil, fmt.Errorf("add tenant %s: %w", t.ID, err)
 		}
 		insts[i] = in
 	}
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		if _, err := q.GetTenant(ctx, t.ID); err == nil {
-			return fmt.Errorf("add tenant: tenant %s %w", t.ID, ErrAlreadyExists)
+			return fmt.Errorf("add tenant: tenant %s %w", t.ID, slum.ErrAlreadyExists)
 		}
 		if err := checkDomainFree(ctx, q, t.Domain, t.ID); err != nil {
 			return fmt.Errorf("add tenant %s: %w", t.ID, err)
@@ -120,7 +114,7 @@ func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) 
 		if err := q.InsertTenant(ctx, insertTenantParams(t, now)); err != nil {
 			return fmt.Errorf("add tenant %s: %w", t.ID, err)
 		}
-		if err := event(ctx, q, now, "tenant/"+t.ID, ReasonAdded, "tenant added for "+t.Domain); err != nil {
+		if err := event(ctx, q, now, slum.TenantRef(t.ID), slum.ReasonAdded, "tenant added for "+t.Domain); err != nil {
 			return err
 		}
 		for i := range insts {
@@ -132,43 +126,43 @@ func (s *Store) AddTenant(ctx context.Context, t Tenant, first ...InstanceSpec) 
 		return nil
 	})
 	if err != nil {
-		return Tenant{}, nil, err
+		return slum.Tenant{}, nil, err
 	}
 	return t, insts, nil
 }
 
 // GetTenant returns one tenant.
-func (s *Store) GetTenant(ctx context.Context, id string) (Tenant, error) {
+func (s *Store) GetTenant(ctx context.Context, id string) (slum.Tenant, error) {
 	if err := ValidateID("tenant id", id); err != nil {
-		return Tenant{}, err
+		return slum.Tenant{}, err
 	}
 	return getTenant(ctx, s.db.Queries(), id)
 }
 
 // GetTenantByDomain returns the tenant that owns a domain.
-func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (Tenant, error) {
+func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (slum.Tenant, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
 	if err := ValidateDomain("domain", domain); err != nil {
-		return Tenant{}, err
+		return slum.Tenant{}, err
 	}
 	r, err := s.db.Queries().GetTenantByDomain(ctx, domain)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Tenant{}, fmt.Errorf("tenant with domain %s %w", domain, ErrNotFound)
+		return slum.Tenant{}, fmt.Errorf("tenant with domain %s %w", domain, slum.ErrNotFound)
 	}
 	if err != nil {
-		return Tenant{}, fmt.Errorf("get tenant by domain %s: %w", domain, err)
+		return slum.Tenant{}, fmt.Errorf("get tenant by domain %s: %w", domain, err)
 	}
 	return toTenant(r), nil
 }
 
 // ListTenants returns every tenant, by id.
-func (s *Store) ListTenants(ctx context.Context) ([]Tenant, error) {
+func (s *Store) ListTenants(ctx context.Context) ([]slum.Tenant, error) {
 	rows, err := s.db.Queries().ListTenants(ctx)
 	return convert(rows, err, "list tenants", toTenant)
 }
 
 // ListTenantsOnServer returns the tenants with an instance placed on a server.
-func (s *Store) ListTenantsOnServer(ctx context.Context, serverID string) ([]Tenant, error) {
+func (s *Store) ListTenantsOnServer(ctx context.Context, serverID string) ([]slum.Tenant, error) {
 	if _, err := s.GetServer(ctx, serverID); err != nil {
 		return nil, err
 	}
@@ -177,8 +171,8 @@ func (s *Store) ListTenantsOnServer(ctx context.Context, serverID string) ([]Ten
 }
 
 // UpdateTenant changes a tenant's domain or region.
-func (s *Store) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (Tenant, error) {
-	var out Tenant
+func (s *Store) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate) (slum.Tenant, error) {
+	var out slum.Tenant
 	err := s.write(ctx, func(q *db.Queries, now int64) error {
 		t, err := getTenant(ctx, q, id)
 		if err != nil {
@@ -207,7 +201,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, u TenantUpdate) (Te
 		}
 		t.UpdatedAt = fromMS(now)
 		out = t
-		return event(ctx, q, now, "tenant/"+id, ReasonUpdated, "tenant settings changed")
+		return event(ctx, q, now, slum.TenantRef(id), slum.ReasonUpdated, "tenant settings changed")
 	})
 	return out, err
 }
@@ -232,6 +226,6 @@ func (s *Store) RemoveTenant(ctx context.Context, id string) error {
 		if _, err := q.DeleteTenant(ctx, id); err != nil {
 			return fmt.Errorf("remove tenant %s: %w", id, err)
 		}
-		return event(ctx, q, now, "tenant/"+id, ReasonRemoved, fmt.Sprintf("tenant removed with %d instances", n))
+		return event(ctx, q, now, slum.TenantRef(id), slum.ReasonRemoved, fmt.Sprintf("tenant removed with %d instances", n))
 	})
 }

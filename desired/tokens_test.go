@@ -7,22 +7,24 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestAPITokens(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
-	rec, secret, err := s.CreateAPIToken(ctx, RoleAdmin, "ann's laptop")
+	rec, secret, err := s.CreateAPIToken(ctx, slum.RoleAdmin, "ann's laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(secret, APITokenPrefix) || len(secret) != len(APITokenPrefix)+43 {
 		t.Fatalf("token %q: want slum_ and 43 base64url characters (256 bits)", secret)
 	}
-	if rec.ID <= 0 || rec.Role != RoleAdmin || rec.Name != "ann's laptop" || rec.Revoked() {
+	if rec.ID <= 0 || rec.Role != slum.RoleAdmin || rec.Name != "ann's laptop" || rec.Revoked() {
 		t.Fatalf("record %+v", rec)
 	}
-	_, other, err := s.CreateAPIToken(ctx, RoleRead, "")
+	_, other, err := s.CreateAPIToken(ctx, slum.RoleRead, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal("two tokens are the same")
 	}
 	got, err := s.VerifyAPIToken(ctx, secret)
-	if err != nil || got.ID != rec.ID || got.Role != RoleAdmin {
+	if err != nil || got.ID != rec.ID || got.Role != slum.RoleAdmin {
 		t.Fatalf("verify: %+v %v", got, err)
 	}
 
@@ -46,7 +48,7 @@ func TestAPITokens(t *testing.T) {
 	for _, bad := range []string{"", "slum_", secret[:len(secret)-1], secret + "x", "xxxx" + secret[4:], strings.ToUpper(secret[:5]) + secret[5:],
 		APITokenPrefix + strings.Repeat("A", 43)} {
 		_, err := s.VerifyAPIToken(ctx, bad)
-		if !errors.Is(err, ErrBadToken) {
+		if !errors.Is(err, slum.ErrBadToken) {
 			t.Errorf("verify %q: %v, want ErrBadToken", bad, err)
 		}
 		if bad != "" && strings.Contains(err.Error(), bad) {
@@ -58,20 +60,20 @@ func TestAPITokens(t *testing.T) {
 	if err != nil || !revoked.Revoked() {
 		t.Fatalf("revoke: %+v %v", revoked, err)
 	}
-	if _, err := s.VerifyAPIToken(ctx, secret); !errors.Is(err, ErrBadToken) {
+	if _, err := s.VerifyAPIToken(ctx, secret); !errors.Is(err, slum.ErrBadToken) {
 		t.Fatalf("a revoked token works: %v", err)
 	}
-	if _, err := s.RevokeAPIToken(ctx, rec.ID); !errors.Is(err, ErrConflict) {
+	if _, err := s.RevokeAPIToken(ctx, rec.ID); !errors.Is(err, slum.ErrConflict) {
 		t.Fatalf("revoke twice: %v", err)
 	}
-	if _, err := s.RevokeAPIToken(ctx, 99); !errors.Is(err, ErrNotFound) {
+	if _, err := s.RevokeAPIToken(ctx, 99); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("revoke unknown: %v", err)
 	}
-	if _, err := s.RevokeAPIToken(ctx, 0); !errors.Is(err, ErrInvalid) {
+	if _, err := s.RevokeAPIToken(ctx, 0); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("revoke 0: %v", err)
 	}
 	list, err := s.ListAPITokens(ctx)
-	if err != nil || len(list) != 2 || !list[0].Revoked() || list[1].Revoked() || list[1].Role != RoleRead {
+	if err != nil || len(list) != 2 || !list[0].Revoked() || list[1].Revoked() || list[1].Role != slum.RoleRead {
 		t.Fatalf("list: %+v %v", list, err)
 	}
 	evs, err := s.RecentEvents(ctx, 10)
@@ -80,7 +82,7 @@ func TestAPITokens(t *testing.T) {
 	}
 	var text string
 	for _, e := range evs {
-		text += e.Object + " " + string(e.Reason) + " " + e.Message + "\n"
+		text += string(e.Object) + " " + string(e.Reason) + " " + e.Message + "\n"
 	}
 	if !strings.Contains(text, "api-token/1 Removed API token 1 (ann's laptop, admin) revoked") || strings.Contains(text, secret) {
 		t.Fatalf("events:\n%s", text)
@@ -91,18 +93,18 @@ func TestAPITokenInputIsChecked(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	for _, tc := range []struct {
-		role APIRole
+		role slum.APIRole
 		name string
 		want string
 	}{
 		{"root", "", `role "root": must be admin, read or router`},
 		{"", "", `role "": must be admin, read or router`},
-		{RoleRead, "a\nb", `name "a\nb": must be printable text`},
-		{RoleRead, strings.Repeat("x", 65), "is longer than 64 characters"},
-		{RoleRead, "\xff", "must be printable text"},
+		{slum.RoleRead, "a\nb", `name "a\nb": must be printable text`},
+		{slum.RoleRead, strings.Repeat("x", 65), "is longer than 64 characters"},
+		{slum.RoleRead, "\xff", "must be printable text"},
 	} {
 		_, _, err := s.CreateAPIToken(ctx, tc.role, tc.name)
-		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+		if !errors.Is(err, slum.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("create %q %q: %v, want %s", tc.role, tc.name, err, tc.want)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/names"
 )
 
@@ -106,7 +108,7 @@ func isScheme(s string) bool {
 
 // ValidateServer checks a server as AddServer would, before it is added:
 // a caller that must not create a database for a bad request checks first.
-func ValidateServer(s Server) error {
+func ValidateServer(s slum.Server) error {
 	normalizeServer(&s)
 	return validateServer(s)
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestValidateID(t *testing.T) {
@@ -21,7 +23,7 @@ func TestValidateID(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("ValidateID(%q) = %v, want ok=%v", tc.in, err, tc.ok)
 		}
-		if err != nil && !errors.Is(err, ErrInvalid) {
+		if err != nil && !errors.Is(err, slum.ErrInvalid) {
 			t.Errorf("ValidateID(%q) error %v is not ErrInvalid", tc.in, err)
 		}
 	}
@@ -109,7 +111,7 @@ func FuzzValidateURL(f *testing.F) {
 				}
 				continue
 			}
-			if !errors.Is(err, ErrInvalid) || strings.ContainsAny(err.Error(), "\n\r") {
+			if !errors.Is(err, slum.ErrInvalid) || strings.ContainsAny(err.Error(), "\n\r") {
 				t.Fatalf("ValidateURL(%q) = %v", s, err)
 			}
 			if strings.Contains(s, "SECRETPW@") && !strings.Contains(prefix+suffix, "SECRETPW") && strings.Contains(err.Error(), "SECRETPW") {
@@ -137,7 +139,7 @@ func TestValidateTokenHidesValue(t *testing.T) {
 // The names themselves are tested in package names; these are the
 // wrappers the controller calls.
 func TestTenementNameWrappers(t *testing.T) {
-	in := Instance{TenantID: "alice", ID: "prod", Process: "api"}
+	in := slum.Instance{TenantID: "alice", ID: "prod", Process: "api"}
 	if in.TenementName() != "api:alice--prod" || TenementID("alice", "prod") != "alice--prod" {
 		t.Fatalf("TenementName %q", in.TenementName())
 	}

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/e2e/harness"
 	"github.com/slum-fleet/slum/localfleet"
@@ -430,7 +432,7 @@ func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
 	})
 	evs, _ := st.RecentEvents(ctx, 10000)
 	for _, ev := range evs {
-		if ev.Reason == desired.ReasonUnmanaged {
+		if ev.Reason == slum.ReasonUnmanaged {
 			t.Fatalf("an unmanaged copy was seen: %v", ev)
 		}
 	}
@@ -450,7 +452,7 @@ func TestWrongTokenLocksNobodyOut(t *testing.T) {
 	eventually(t, 20*time.Second, "s3 unauthorized", func() bool {
 		sts, _ := st.ListServerStatus(context.Background())
 		for _, s := range sts {
-			if s.ServerID == "s3" && s.Health == observed.HealthUnauthorized {
+			if s.ServerID == "s3" && s.Health == slum.HealthUnauthorized {
 				return true
 			}
 		}
@@ -470,7 +472,7 @@ func TestWrongTokenLocksNobodyOut(t *testing.T) {
 	eventually(t, 20*time.Second, "s3 online again", func() bool {
 		sts, _ := st.ListServerStatus(context.Background())
 		for _, s := range sts {
-			if s.ServerID == "s3" && s.Health == observed.HealthOnline {
+			if s.ServerID == "s3" && s.Health == slum.HealthOnline {
 				return true
 			}
 		}

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/localfleet"
-	"github.com/slum-fleet/slum/observed"
 )
 
 // The failover fleet: alice has a warm spare on s2; bob fails over; carol's
@@ -125,7 +126,7 @@ func failoverOnce(t *testing.T, f fault) time.Duration {
 		t.Fatal(err)
 	}
 	healed = true
-	eventually(t, 30*time.Second, "s1 back online", func() bool { return serverStatus(t, st, "s1").Health == observed.HealthOnline })
+	eventually(t, 30*time.Second, "s1 back online", func() bool { return serverStatus(t, st, "s1").Health == slum.HealthOnline })
 	// One poll (2s) past the return, nothing runs twice.
 	time.Sleep(3 * time.Second)
 	copies := map[string][]string{}
@@ -151,7 +152,7 @@ func failoverOnce(t *testing.T, f fault) time.Duration {
 	return took
 }
 
-func serverStatus(t *testing.T, st *desired.Store, id string) desired.ServerStatus {
+func serverStatus(t *testing.T, st *desired.Store, id string) slum.ServerStatus {
 	t.Helper()
 	sts, err := st.ListServerStatus(context.Background())
 	if err != nil {
@@ -162,10 +163,10 @@ func serverStatus(t *testing.T, st *desired.Store, id string) desired.ServerStat
 			return s
 		}
 	}
-	return desired.ServerStatus{}
+	return slum.ServerStatus{}
 }
 
-func tenantStatus(t *testing.T, st *desired.Store, id string) desired.TenantStatus {
+func tenantStatus(t *testing.T, st *desired.Store, id string) slum.TenantStatus {
 	t.Helper()
 	ts, err := st.ListTenantStatus(context.Background())
 	if err != nil {
@@ -176,7 +177,7 @@ func tenantStatus(t *testing.T, st *desired.Store, id string) desired.TenantStat
 			return s
 		}
 	}
-	return desired.TenantStatus{}
+	return slum.TenantStatus{}
 }
 
 // When two of three servers are cut off at once, the controller assumes it

@@ -17,7 +17,7 @@ import (
 // DefaultFleet is the built-in fleet file: servers s1…sN and tenants
 // t01…tT, each tenant's prod copy on the next server in turn; every other
 // tenant also has a backup copy (a warm spare) on the server after that.
-// The servers' URLs, domains and tokens are placeholders until PointAt.
+// The servers' URLs, domains and tokens are placeholders until localfleet.PointAt.
 func DefaultFleet(servers, tenants int) (*desired.File, error) {
 	var b strings.Builder
 	b.WriteString("version: 1\nservers:\n")
@@ -34,21 +34,6 @@ func DefaultFleet(servers, tenants int) (*desired.File, error) {
 		}
 	}
 	return desired.Parse("built-in experiment fleet", []byte(b.String()))
-}
-
-// PointAt points the i-th server of f at the i-th local server: its URL,
-// the domain it routes instances under, and its token file.
-func PointAt(f *desired.File, members []*localfleet.Member) error {
-	if len(members) != len(f.Servers) {
-		return fmt.Errorf("%d local servers for the %d servers of %s", len(members), len(f.Servers), f.Name)
-	}
-	for i := range f.Servers {
-		s, m := &f.Servers[i], members[i]
-		s.SetURL(m.URL)
-		s.Domain, s.DomainSet = m.Domain, true
-		s.TokenEnv, s.TokenFile, s.NoToken, s.TokenSet = "", m.TokenFile, false, true
-	}
-	return f.ResolveTokens(func(string) (string, bool) { return "", false }, "")
 }
 
 // Processes lists the processes f's instances use: the services every

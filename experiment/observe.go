@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed"
@@ -15,15 +17,16 @@ import (
 // HealthChange is a server's health as the controller reported it.
 type HealthChange struct {
 	Server string
-	Health observed.Health
+	Health slum.Health
 	Since  time.Time // the controller's own time of the change
 	Seen   time.Time // when the experiment read it
 }
 
 // PlacementChange is an instance placed on another server.
 type PlacementChange struct {
-	Key, Name, From, To string
-	Seen                time.Time
+	Key            slum.InstanceKey
+	Name, From, To string
+	Seen           time.Time
 }
 
 // LeaseChange is the controller lease changing hands.
@@ -37,7 +40,7 @@ type LeaseChange struct {
 type Watch struct {
 	Health     []HealthChange
 	Placements []PlacementChange
-	Events     []desired.Event
+	Events     []slum.Event
 	Leases     []LeaseChange // each change of the controller lease
 	Rounds     []ListRound
 	DBErrors   int // database reads that failed (busy); the next poll retries
@@ -144,9 +147,9 @@ func (o *observer) dbLoop(ctx context.Context) {
 	if evs, err := o.st.RecentEvents(ctx, 1); err == nil && len(evs) == 1 {
 		lastEvent = evs[0].ID
 	}
-	health := map[string]desired.ServerStatus{}
-	placed := map[string]desired.Instance{}
-	var lease desired.Lease
+	health := map[string]slum.ServerStatus{}
+	placed := map[slum.InstanceKey]slum.Instance{}
+	var lease slum.Lease
 	first := true
 	for {
 		now := o.clk.Now()
@@ -197,7 +200,7 @@ func (o *observer) dbLoop(ctx context.Context) {
 			cp := o.db
 			cp.Health = append([]HealthChange(nil), o.db.Health...)
 			cp.Placements = append([]PlacementChange(nil), o.db.Placements...)
-			cp.Events = append([]desired.Event(nil), o.db.Events...)
+			cp.Events = append([]slum.Event(nil), o.db.Events...)
 			cp.Leases = append([]LeaseChange(nil), o.db.Leases...)
 			o.news.Store(&cp)
 		}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 )
 
 // ObserveOptions describe an observation of an existing fleet.
@@ -63,7 +63,7 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 	var rounds []ListRound
 	deadline := start.Add(opt.Duration)
 	progress("load running through " + opt.RouterAddr + "; cause the fault now (Ctrl-C ends)")
-	names := map[string]string{} // tenant:instance → tenement name
+	names := map[slum.InstanceKey]string{} // → tenement name
 	for _, in := range snap.Instances {
 		names[in.Key()] = in.TenementName()
 	}
@@ -77,7 +77,7 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 		if rec.FaultAt.IsZero() {
 			first := load.Status().FirstFailure
 			for _, h := range w.Health {
-				if h.Health != observed.HealthOnline && h.Health != observed.HealthUnknown && h.Seen.After(start) && (first.IsZero() || h.Since.Before(first)) {
+				if h.Health != slum.HealthOnline && h.Health != slum.HealthUnknown && h.Seen.After(start) && (first.IsZero() || h.Since.Before(first)) {
 					first = h.Since
 				}
 			}
@@ -126,7 +126,7 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 	rec.Displaced, rec.Warm, rec.Down = map[string]string{}, map[string]bool{}, map[string]bool{}
 	on, off := map[string]int{}, map[string]int{}
 	for _, in := range snap.Instances {
-		if in.DesiredState != desired.StateRunning || in.Mode != desired.ModeAlways {
+		if in.DesiredState != slum.StateRunning || in.Mode != slum.ModeAlways {
 			continue
 		}
 		if victim[in.ServerID] {
@@ -144,8 +144,7 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 	}
 	for _, p := range w.Placements {
 		if victim[p.From] {
-			tenant, _, _ := strings.Cut(p.Key, ":")
-			rec.Displaced[p.Name] = tenant
+			rec.Displaced[p.Name] = p.Key.Tenant()
 		}
 	}
 	rec.HealAt = backAt(w.Health, rec.Victims, rec.FaultAt)
@@ -170,7 +169,7 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 func hit(hs []HealthChange, t time.Time) []string {
 	seen := map[string]bool{}
 	for _, h := range hs {
-		if h.Health != observed.HealthOnline && h.Health != observed.HealthUnknown && !h.Since.Before(t.Truncate(time.Millisecond)) {
+		if h.Health != slum.HealthOnline && h.Health != slum.HealthUnknown && !h.Since.Before(t.Truncate(time.Millisecond)) {
 			seen[h.Server] = true
 		}
 	}
@@ -184,14 +183,14 @@ func hit(hs []HealthChange, t time.Time) []string {
 
 // runningRound is the controller's view of where instances run, as a
 // round of lists: each instance it last saw running, on its server.
-func runningRound(ctx context.Context, st *desired.Store, names map[string]string, now time.Time) (ListRound, bool) {
+func runningRound(ctx context.Context, st *desired.Store, names map[slum.InstanceKey]string, now time.Time) (ListRound, bool) {
 	sts, err := st.ListInstanceStatus(ctx)
 	if err != nil {
 		return ListRound{}, false
 	}
 	r := ListRound{At: now, Lists: map[string][]string{}}
 	for _, s := range sts {
-		if s.Phase == desired.PhaseRunning {
+		if s.Phase == slum.PhaseRunning {
 			if n, ok := names[s.Key()]; ok {
 				r.Lists[s.ServerID] = append(r.Lists[s.ServerID], n)
 			}

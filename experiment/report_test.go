@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 func sampleReport() *Report {
@@ -24,7 +24,7 @@ func sampleReport() *Report {
 			OnTwoServers: []Duplicate{{Name: "api:t01--prod", Servers: []string{"s1", "s2"}, First: Millis(3600 * time.Millisecond), Last: Millis(3700 * time.Millisecond)}},
 			Marks:        []MarkAt{{At: Millis(3600 * time.Millisecond), Kind: MarkFenced, Subject: "t01:prod"}}, LeftBehind: []string{}, Moved: []string{"t01:prod: s1 -> s2"}})
 	}
-	rep := &Report{Backend: "tenement", Servers: 3, Tenants: 2, Settings: desired.DefaultSettings(), TrialsAsked: 4, Faults: []Fault{FaultKill}, Rate: 20, Trials: trials}
+	rep := &Report{Backend: "tenement", Servers: 3, Tenants: 2, Settings: slum.DefaultSettings(), TrialsAsked: 4, Faults: []Fault{FaultKill}, Rate: 20, Trials: trials}
 	rep.Summaries = Summarize(rep.Trials)
 	return rep
 }

@@ -14,9 +14,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/localfleet"
+	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/observed"
 )
 
@@ -58,7 +61,7 @@ type Options struct {
 	// Its servers are pointed at the local fleet's.
 	File *desired.File
 	// Settings are the fleet's failure detection and failover settings.
-	Settings desired.Settings
+	Settings slum.Settings
 	Backend  string // localfleet backend; "" picks real tenement when it can
 	Dir      string
 	// Rate is the load per tenant, in requests a second; Timeout bounds
@@ -83,24 +86,24 @@ type Progress struct {
 
 // Report is an experiment's outcome.
 type Report struct {
-	Backend       string           `json:"backend"`
-	BackendReason string           `json:"backend_reason"`
-	Servers       int              `json:"servers"`
-	Tenants       int              `json:"tenants"`
-	WarmTenants   int              `json:"warm_spare_tenants"`
-	Settings      desired.Settings `json:"settings"`
-	Seed          int64            `json:"seed"`
-	TrialsAsked   int              `json:"trials_asked"`
-	Faults        []Fault          `json:"faults"`
-	Rate          float64          `json:"rate_per_tenant"`
-	Started       time.Time        `json:"started"`
-	Finished      time.Time        `json:"finished"`
-	Interrupted   bool             `json:"interrupted"`
-	Observe       bool             `json:"observe,omitempty"`
-	Trials        []Trial          `json:"trials"`
-	Summaries     []Summary        `json:"summaries"`
-	Pictures      []string         `json:"pictures"`
-	LeftBehind    []string         `json:"left_behind"`
+	Backend       string        `json:"backend"`
+	BackendReason string        `json:"backend_reason"`
+	Servers       int           `json:"servers"`
+	Tenants       int           `json:"tenants"`
+	WarmTenants   int           `json:"warm_spare_tenants"`
+	Settings      slum.Settings `json:"settings"`
+	Seed          int64         `json:"seed"`
+	TrialsAsked   int           `json:"trials_asked"`
+	Faults        []Fault       `json:"faults"`
+	Rate          float64       `json:"rate_per_tenant"`
+	Started       time.Time     `json:"started"`
+	Finished      time.Time     `json:"finished"`
+	Interrupted   bool          `json:"interrupted"`
+	Observe       bool          `json:"observe,omitempty"`
+	Trials        []Trial       `json:"trials"`
+	Summaries     []Summary     `json:"summaries"`
+	Pictures      []string      `json:"pictures"`
+	LeftBehind    []string      `json:"left_behind"`
 	// LoadAverage is this machine's load average (/proc/loadavg) as the
 	// experiment started and ended: others' work skews what it measures.
 	LoadAverage []string `json:"load_average"`
@@ -153,7 +156,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			rep.WarmTenants++
 		}
 	}
-	if err := PointAt(file, fleet.Members); err != nil {
+	if file, err = localfleet.PointAt(file, fleet.Members); err != nil {
 		fleet.Close()
 		return nil, err
 	}
@@ -238,7 +241,11 @@ func (r *trialRun) run(ctx context.Context) Record {
 	if _, err := st.SetSettings(ctx, r.opt.Settings); err != nil {
 		return r.fail(err)
 	}
-	if _, err := st.Apply(ctx, r.file, desired.ApplyOptions{}); err != nil {
+	src, err := desired.Send(r.file)
+	if err == nil {
+		_, err = st.Apply(ctx, src, slum.ApplyOptions{})
+	}
+	if err != nil {
 		return r.fail(fmt.Errorf("apply the fleet: %w", err))
 	}
 	r.phase("starting the controller and the router")
@@ -419,14 +426,14 @@ func (r *trialRun) expectations(ctx context.Context, st *desired.Store) error {
 	for _, v := range r.rec.Victims {
 		victim[v] = true
 	}
-	tenants := map[string]desired.Tenant{}
+	tenants := map[string]slum.Tenant{}
 	for _, t := range snap.Tenants {
 		tenants[t.ID] = t
 	}
 	on, off := map[string]int{}, map[string]int{}
 	r.rec.Displaced, r.rec.Warm, r.rec.Down = map[string]string{}, map[string]bool{}, map[string]bool{}
 	for _, in := range snap.Instances {
-		if in.DesiredState != desired.StateRunning || in.Mode != desired.ModeAlways {
+		if in.DesiredState != slum.StateRunning || in.Mode != slum.ModeAlways {
 			continue
 		}
 		if !victim[in.ServerID] {
@@ -434,7 +441,7 @@ func (r *trialRun) expectations(ctx context.Context, st *desired.Store) error {
 			continue
 		}
 		on[in.TenantID]++
-		moves := r.fault == FaultRestart || (r.fault.Moves() && tenants[in.TenantID].Failover == desired.FailoverMove)
+		moves := r.fault == FaultRestart || (r.fault.Moves() && tenants[in.TenantID].Failover == slum.FailoverMove)
 		if moves {
 			r.rec.Displaced[in.TenementName()] = in.TenantID
 		}
@@ -445,7 +452,7 @@ func (r *trialRun) expectations(ctx context.Context, st *desired.Store) error {
 		switch {
 		case off[t] > 0:
 			r.rec.Warm[t] = true
-		case r.fault == FaultPartition || tenants[t].Failover == desired.FailoverNone && r.fault != FaultRestart:
+		case r.fault == FaultPartition || tenants[t].Failover == slum.FailoverNone && r.fault != FaultRestart:
 			r.rec.Down[t] = true
 		}
 	}
@@ -507,10 +514,10 @@ func (r *trialRun) converge(ctx context.Context, st *desired.Store, listers map[
 
 // targetsOf lists the tenants to send load to: a tenant none of whose
 // instances should run is not served by design.
-func targetsOf(tenants []desired.Tenant, ins []desired.Instance) []Target {
+func targetsOf(tenants []slum.Tenant, ins []slum.Instance) []Target {
 	runs := map[string]bool{}
 	for _, in := range ins {
-		runs[in.TenantID] = runs[in.TenantID] || in.DesiredState == desired.StateRunning
+		runs[in.TenantID] = runs[in.TenantID] || in.DesiredState == slum.StateRunning
 	}
 	var out []Target
 	for _, t := range tenants {
@@ -541,7 +548,7 @@ func (r *trialRun) unconverged(ctx context.Context, st *desired.Store, listers m
 		}
 	}
 	for _, in := range ins {
-		if in.DesiredState == desired.StateRunning && in.Mode == desired.ModeAlways && !listed[in.ServerID][in.TenementName()] {
+		if in.DesiredState == slum.StateRunning && in.Mode == slum.ModeAlways && !listed[in.ServerID][in.TenementName()] {
 			return fmt.Sprintf("%s does not run on %s yet", in.Key(), in.ServerID)
 		}
 	}
@@ -551,7 +558,7 @@ func (r *trialRun) unconverged(ctx context.Context, st *desired.Store, listers m
 	}
 	copies := map[string]int{}
 	for _, in := range ins {
-		if in.DesiredState == desired.StateRunning {
+		if in.DesiredState == slum.StateRunning {
 			copies[in.TenantID]++
 		}
 	}
@@ -586,7 +593,7 @@ func (r *trialRun) unconverged(ctx context.Context, st *desired.Store, listers m
 func (r *trialRun) killController(ctx context.Context, obs *observer, ctl Controller, spec ControllerSpec) (Controller, error) {
 	clk := r.opt.Clock
 	deadline := clk.Now().Add(30 * time.Second)
-	for len(obs.latest().Placements) == 0 && !hasReason(obs.latest().Events, desired.ReasonRescheduled) {
+	for len(obs.latest().Placements) == 0 && !hasReason(obs.latest().Events, slum.ReasonRescheduled) {
 		if clk.Now().After(deadline) {
 			return ctl, errors.New("the controller did not start a failover within 30s, so it was not killed")
 		}
@@ -608,7 +615,7 @@ func (r *trialRun) killController(ctx context.Context, obs *observer, ctl Contro
 	return next, nil
 }
 
-func hasReason(evs []desired.Event, reason desired.EventReason) bool {
+func hasReason(evs []slum.Event, reason slum.EventReason) bool {
 	for _, e := range evs {
 		if e.Reason == reason {
 			return true
@@ -638,7 +645,7 @@ func (r *trialRun) waitRecovered(ctx context.Context, st *desired.Store, obs *ob
 		case r.fault == FaultPartition:
 			// Nothing may move: hold the partition until the controller
 			// has said it holds back, and a while longer.
-			if at := firstReasonAfter(w.Events, r.rec.FaultAt, desired.ReasonHeld, desired.ReasonFailoverBlocked); !at.IsZero() && now.Sub(at) > 3*time.Second {
+			if at := firstReasonAfter(w.Events, r.rec.FaultAt, slum.ReasonHeld, slum.ReasonFailoverBlocked); !at.IsZero() && now.Sub(at) > 3*time.Second {
 				return
 			}
 		case len(r.rec.Displaced) == 0:
@@ -677,15 +684,15 @@ func (r *trialRun) findUnplaceable(ctx context.Context, st *desired.Store) bool 
 	if err != nil {
 		return len(r.rec.Unplaceable) > 0
 	}
-	names := map[string]string{}
+	displaced := map[slum.InstanceKey]string{}
 	for name := range r.rec.Displaced {
-		if _, tenant, inst, ok := desired.ParseTenementName(name); ok {
-			names[tenant+":"+inst] = name
+		if _, tenant, inst, ok := names.ParseTenementName(name); ok {
+			displaced[slum.KeyOf(tenant, inst)] = name
 		}
 	}
 	r.rec.Unplaceable = nil
 	for _, s := range sts {
-		if n, ok := names[s.Key()]; ok && s.Phase == desired.PhaseUnplaceable {
+		if n, ok := displaced[s.Key()]; ok && s.Phase == slum.PhaseUnplaceable {
 			r.rec.Unplaceable = append(r.rec.Unplaceable, n)
 		}
 	}
@@ -702,7 +709,7 @@ func (r *trialRun) dropUnplaceable() {
 	}
 }
 
-func firstReasonAfter(evs []desired.Event, after time.Time, reasons ...desired.EventReason) time.Time {
+func firstReasonAfter(evs []slum.Event, after time.Time, reasons ...slum.EventReason) time.Time {
 	for _, e := range evs {
 		for _, want := range reasons {
 			if e.Reason == want && !e.At.Before(after.Truncate(time.Millisecond)) {
@@ -743,12 +750,12 @@ func (r *trialRun) waitReturned(ctx context.Context, obs *observer) {
 
 // allOnline reports whether the controller last saw every victim online.
 func allOnline(hs []HealthChange, victims []string) bool {
-	last := map[string]observed.Health{}
+	last := map[string]slum.Health{}
 	for _, h := range hs {
 		last[h.Server] = h.Health
 	}
 	for _, v := range victims {
-		if last[v] != observed.HealthOnline {
+		if last[v] != slum.HealthOnline {
 			return false
 		}
 	}
@@ -765,7 +772,7 @@ func backAt(hs []HealthChange, victims []string, from time.Time) time.Time {
 	var at time.Time
 	for _, v := range victims {
 		h, ok := last[v]
-		if !ok || h.Health != observed.HealthOnline || h.Seen.Before(from) {
+		if !ok || h.Health != slum.HealthOnline || h.Seen.Before(from) {
 			return time.Time{}
 		}
 		since := h.Since
@@ -788,7 +795,7 @@ func (r *trialRun) leftBehind(ctx context.Context, st *desired.Store, listers ma
 	if err != nil {
 		return append(out, "cannot read the desired state: "+err.Error())
 	}
-	want := map[string]desired.Instance{}
+	want := map[string]slum.Instance{}
 	for _, in := range ins {
 		want[in.TenementName()] = in
 	}
@@ -818,7 +825,7 @@ func (r *trialRun) leftBehind(ctx context.Context, st *desired.Store, listers ma
 		}
 	}
 	for _, in := range ins {
-		if in.DesiredState == desired.StateRunning && in.Mode == desired.ModeAlways {
+		if in.DesiredState == slum.StateRunning && in.Mode == slum.ModeAlways {
 			found := false
 			for _, s := range listed[in.TenementName()] {
 				found = found || s == in.ServerID
@@ -872,23 +879,22 @@ func interpret(rec *Record, w Watch) {
 		}
 	}
 	for _, h := range w.Health {
-		if victim[h.Server] && h.Health == observed.HealthDead {
+		if victim[h.Server] && h.Health == slum.HealthDead {
 			earliest(&rec.DeadAt, h.Since)
 		}
 	}
 	for _, e := range w.Events {
-		server := strings.TrimPrefix(e.Object, "server/")
 		switch e.Reason {
-		case desired.ReasonServerDead:
-			if victim[server] {
+		case slum.ReasonServerDead:
+			if e.Object.Kind() == slum.ObjectServer && victim[e.Object.ID()] {
 				earliest(&rec.DeadAt, e.At)
 			}
-		case desired.ReasonFailoverStarted:
+		case slum.ReasonFailoverStarted:
 			earliest(&rec.DeadAt, e.At)
-		case desired.ReasonRescheduled:
+		case slum.ReasonRescheduled:
 			earliest(&rec.DeadAt, e.At)
 			earliest(&rec.FailoverAt, e.At)
-		case desired.ReasonHeld, desired.ReasonFailoverBlocked:
+		case slum.ReasonHeld, slum.ReasonFailoverBlocked:
 			if rec.HeldAt.IsZero() {
 				earliest(&rec.HeldAt, e.At)
 			}
@@ -920,18 +926,15 @@ func interpret(rec *Record, w Watch) {
 }
 
 // markOf turns an event worth drawing into a Mark.
-func markOf(e desired.Event) (Mark, bool) {
-	if e.Reason == desired.ReasonFenced && !strings.HasPrefix(e.Object, "instance/") {
+func markOf(e slum.Event) (Mark, bool) {
+	if e.Reason == slum.ReasonFenced && e.Object.Kind() != slum.ObjectInstance {
 		return Mark{}, false // the server's "back, fencing" news, not a copy stopped
 	}
-	subject := e.Object
-	if i := strings.IndexByte(subject, '/'); i >= 0 {
-		subject = subject[i+1:]
-	}
-	kind, ok := map[desired.EventReason]MarkKind{
-		desired.ReasonServerDead: MarkDetected, desired.ReasonRescheduled: MarkFailover,
-		desired.ReasonServingChanged: MarkServing, desired.ReasonFenced: MarkFenced,
-		desired.ReasonHeld: MarkHeld, desired.ReasonFailoverBlocked: MarkHeld,
+	subject := e.Object.ID()
+	kind, ok := map[slum.EventReason]MarkKind{
+		slum.ReasonServerDead: MarkDetected, slum.ReasonRescheduled: MarkFailover,
+		slum.ReasonServingChanged: MarkServing, slum.ReasonFenced: MarkFenced,
+		slum.ReasonHeld: MarkHeld, slum.ReasonFailoverBlocked: MarkHeld,
 	}[e.Reason]
 	return Mark{At: e.At, Kind: kind, Subject: subject}, ok
 }

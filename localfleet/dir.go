@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 // DirMarker marks a directory as a tool's own (the demo's, an
@@ -22,7 +22,7 @@ type DirMarker struct {
 func PrepareDir(dir string, m DirMarker) error {
 	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
 		if _, err := os.Stat(filepath.Join(dir, m.File)); err != nil {
-			return fmt.Errorf("%w: %s exists and is not %s; choose another with %s", desired.ErrConflict, dir, m.What, m.Flag)
+			return fmt.Errorf("%w: %s exists and is not %s; choose another with %s", slum.ErrConflict, dir, m.What, m.Flag)
 		}
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("clear %s: %w", dir, err)

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/names"
 )
 
@@ -50,8 +51,8 @@ type rawDecoder interface{ decode([]byte) error }
 
 // namesResult decodes with decodeNames.
 type namesResult struct {
-	prev    map[string]string
-	names   map[string]string
+	prev    map[string]slum.InstanceHealth
+	names   map[string]slum.InstanceHealth
 	changed bool
 }
 
@@ -271,7 +272,7 @@ func (c *Client) List(ctx context.Context) ([]Instance, error) {
 // tenement name → tenement's health word. When the list holds exactly
 // what prev holds it returns prev itself and changed false, allocating
 // nothing, which is what a steady fleet's lists do. prev is only read.
-func (c *Client) ListNames(ctx context.Context, prev map[string]string) (m map[string]string, changed bool, err error) {
+func (c *Client) ListNames(ctx context.Context, prev map[string]slum.InstanceHealth) (m map[string]slum.InstanceHealth, changed bool, err error) {
 	out := namesResult{prev: prev}
 	if err := c.do(ctx, "list", http.MethodGet, "/api/instances", nil, true, &out); err != nil {
 		return nil, false, err

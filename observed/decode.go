@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/slum-fleet/slum"
 )
 
 // decodeList decodes tenement's instance list. The list is polled from every
@@ -224,7 +226,7 @@ func setNum(in *Instance, key string, v uint64, null bool) error {
 // false without allocating: the answer is read in place (its strings are
 // only compared, never kept) and a new map, with its own copies of the
 // names, is made only when something differs.
-func decodeNames(data []byte, prev map[string]string) (m map[string]string, changed bool, err error) {
+func decodeNames(data []byte, prev map[string]slum.InstanceHealth) (m map[string]slum.InstanceHealth, changed bool, err error) {
 	if len(data) == 0 {
 		_, err := decodeList(data)
 		return nil, false, err
@@ -238,7 +240,7 @@ func decodeNames(data []byte, prev map[string]string) (m map[string]string, chan
 	// counted in a map.
 	same, increasing, n, last := true, true, 0, ""
 	ok := scanEach(view, func(in Instance) {
-		if h, found := prev[in.Name]; !found || h != in.Health {
+		if h, found := prev[in.Name]; !found || string(h) != in.Health {
 			same = false
 		}
 		if n > 0 && in.Name <= last {
@@ -251,7 +253,7 @@ func decodeNames(data []byte, prev map[string]string) (m map[string]string, chan
 		return prev, false, nil
 	}
 	if ok {
-		m = make(map[string]string, n)
+		m = make(map[string]slum.InstanceHealth, n)
 		scanEach(view, func(in Instance) { m[strings.Clone(in.Name)] = internHealth(in.Health) })
 		if same && len(m) == len(prev) && prev != nil {
 			return prev, false, nil // every name of prev, each once or more, with its health
@@ -262,7 +264,7 @@ func decodeNames(data []byte, prev map[string]string) (m map[string]string, chan
 	if err != nil {
 		return nil, false, err
 	}
-	m = make(map[string]string, len(list))
+	m = make(map[string]slum.InstanceHealth, len(list))
 	for _, in := range list {
 		m[in.Name] = internHealth(in.Health)
 	}
@@ -299,11 +301,11 @@ func scanEach(b string, visit func(Instance)) bool {
 }
 
 // internHealth shares the few words tenement uses.
-func internHealth(h string) string {
-	for _, word := range []string{"healthy", "unknown", "degraded", "unhealthy", "failed"} {
-		if h == word {
+func internHealth(h string) slum.InstanceHealth {
+	for _, word := range slum.InstanceHealths {
+		if h == string(word) {
 			return word
 		}
 	}
-	return strings.Clone(h)
+	return slum.InstanceHealth(strings.Clone(h))
 }

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 const sampleList = `[{"id":"api:alice--prod","socket":"127.0.0.1:30000","uptime_secs":12,"idle_secs":3,"restarts":0,"health":"healthy","storage_used_bytes":4096,"storage_quota_bytes":null,"weight":100},
@@ -48,21 +50,21 @@ func FuzzDecodeList(f *testing.F) {
 }
 
 // namesOf is what a watcher should keep of a list, by way of encoding/json.
-func namesOf(t testing.TB, data []byte) (map[string]string, error) {
+func namesOf(t testing.TB, data []byte) (map[string]slum.InstanceHealth, error) {
 	var list []Instance
 	if err := json.Unmarshal(data, &list); err != nil {
 		return nil, err
 	}
-	m := make(map[string]string, len(list))
+	m := make(map[string]slum.InstanceHealth, len(list))
 	for _, in := range list {
-		m[in.Name] = in.Health
+		m[in.Name] = slum.InstanceHealth(in.Health)
 	}
 	return m, nil
 }
 
 func TestDecodeNames(t *testing.T) {
 	first, changed, err := decodeNames([]byte(sampleList), nil)
-	want := map[string]string{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
+	want := map[string]slum.InstanceHealth{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
 	if err != nil || !changed || !reflect.DeepEqual(first, want) {
 		t.Fatalf("decodeNames = %v, %v, %v; want %v, changed", first, changed, err, want)
 	}
@@ -123,9 +125,9 @@ func FuzzDecodeNames(f *testing.F) {
 	f.Add([]byte(`[{"id":"a","id":"b"}]`), true)
 	f.Add([]byte(`[{"id":"api:alice--prod","health":"healthy"}]`), true)
 	f.Add([]byte(`[{"id":"api:alice--prod","health":"healthy"},{"id":"api:alice--prod","health":"healthy"}]`), true)
-	prev := map[string]string{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
+	prev := map[string]slum.InstanceHealth{"api:alice--prod": "healthy", "api:bob--prod": "degraded"}
 	f.Fuzz(func(t *testing.T, data []byte, withPrev bool) {
-		p := map[string]string(nil)
+		p := map[string]slum.InstanceHealth(nil)
 		if withPrev {
 			p = prev
 		}

@@ -3,30 +3,9 @@ package observed
 import (
 	"errors"
 	"time"
+
+	"github.com/slum-fleet/slum"
 )
-
-// Health is a server's reachability as slum sees it.
-type Health string
-
-const (
-	HealthUnknown Health = "unknown" // not probed yet
-	HealthOnline  Health = "online"
-	// HealthSuspect servers missed at least one probe in a row, fewer
-	// than it takes to be dead. Nothing moves yet.
-	HealthSuspect Health = "suspect"
-	// HealthDead servers missed DeadAfter probes in a row: their instances
-	// fail over.
-	HealthDead Health = "dead"
-	// HealthUnauthorized servers answer but reject slum's token. They are
-	// alive: nothing moves off them.
-	HealthUnauthorized Health = "unauthorized"
-)
-
-// Healths lists every health, in the order overviews show them.
-var Healths = []Health{HealthOnline, HealthSuspect, HealthDead, HealthUnauthorized, HealthUnknown}
-
-// Reachable reports whether slum can act on the server.
-func (h Health) Reachable() bool { return h == HealthOnline }
 
 // DetectorPolicy says when missed probes make a server suspect and dead.
 type DetectorPolicy struct {
@@ -34,32 +13,20 @@ type DetectorPolicy struct {
 	DeadAfter    int // failed probes in a row; at least SuspectAfter
 }
 
-// HealthState is a server's health with its history, as a value.
-type HealthState struct {
-	Health   Health    `json:"health"`
-	Since    time.Time `json:"since"`     // when Health last changed
-	Failures int       `json:"failures"`  // failed probes in a row
-	LastSeen time.Time `json:"last_seen"` // the last time it answered at all
-	// LastDead is when it last became dead: a server that died recently
-	// is not trusted with new work (see the fleet's stable_after).
-	LastDead time.Time `json:"last_dead"`
-	LastErr  string    `json:"last_error"`
-}
-
 // Detector turns probe and list results into a server's health. It is a
 // pure state machine: each call takes the time and a result.
 type Detector struct {
-	st           HealthState
+	st           slum.HealthState
 	unauthorized bool
 }
 
 // NewDetector starts tracking a server at now.
 func NewDetector(now time.Time) *Detector {
-	return &Detector{st: HealthState{Health: HealthUnknown, Since: now}}
+	return &Detector{st: slum.HealthState{Health: slum.HealthUnknown, Since: now}}
 }
 
 // State returns the current health.
-func (d *Detector) State() HealthState { return d.st }
+func (d *Detector) State() slum.HealthState { return d.st }
 
 // Probe records a liveness probe: err nil when the server answered its
 // health endpoint. It reports whether the health changed.
@@ -108,22 +75,22 @@ func (d *Detector) settle(now time.Time, p DetectorPolicy) bool {
 	next := d.st.Health
 	switch {
 	case p.DeadAfter > 0 && d.st.Failures >= p.DeadAfter:
-		next = HealthDead
+		next = slum.HealthDead
 	case d.st.Failures >= max(p.SuspectAfter, 1):
 		// A dead server stays dead until it answers: no bouncing
 		// through suspect on the way down.
-		if next != HealthDead {
-			next = HealthSuspect
+		if next != slum.HealthDead {
+			next = slum.HealthSuspect
 		}
 	case d.unauthorized:
-		next = HealthUnauthorized
+		next = slum.HealthUnauthorized
 	case !d.st.LastSeen.IsZero():
-		next = HealthOnline
+		next = slum.HealthOnline
 	}
 	if next == d.st.Health {
 		return false
 	}
-	if next == HealthDead {
+	if next == slum.HealthDead {
 		d.st.LastDead = now
 	}
 	d.st.Health, d.st.Since = next, now

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
 )
 
@@ -14,7 +16,7 @@ type WatchClient interface {
 	Ping(ctx context.Context) error
 	// ListNames lists the server's instances as name → health word,
 	// returning prev itself (changed false) when nothing differs from it.
-	ListNames(ctx context.Context, prev map[string]string) (m map[string]string, changed bool, err error)
+	ListNames(ctx context.Context, prev map[string]slum.InstanceHealth) (m map[string]slum.InstanceHealth, changed bool, err error)
 	Stream(ctx context.Context) error
 }
 
@@ -57,7 +59,7 @@ type Watcher struct {
 	listed   bool
 	listedAt time.Time
 	listErr  string
-	insts    map[string]string
+	insts    map[string]slum.InstanceHealth
 	content  uint64
 }
 
@@ -104,7 +106,7 @@ type probeOutcome struct {
 type listOutcome struct {
 	seq     uint64 // which list call, in Run
 	start   time.Time
-	insts   map[string]string
+	insts   map[string]slum.InstanceHealth
 	changed bool // insts is not the map the call was given
 	err     error
 }
@@ -139,7 +141,7 @@ func (w *Watcher) probe(ctx context.Context, timeout time.Duration) probeOutcome
 // list lists the server; prev is the map the last list made (maps of
 // instances are never modified, so the call may read it while Run goes
 // on).
-func (w *Watcher) list(ctx context.Context, timeout time.Duration, prev map[string]string) listOutcome {
+func (w *Watcher) list(ctx context.Context, timeout time.Duration, prev map[string]slum.InstanceHealth) listOutcome {
 	start := w.clock.Now()
 	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -223,7 +225,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		soon = w.clock.After(gap)
 	}
 	startStream := func() {
-		if streaming || !w.pol.Stream || w.det.State().Health != HealthOnline {
+		if streaming || !w.pol.Stream || w.det.State().Health != slum.HealthOnline {
 			return
 		}
 		streaming, streamRetry = true, nil
@@ -272,7 +274,7 @@ func (w *Watcher) Run(ctx context.Context) {
 			was := w.det.State().Health
 			if w.onProbe(r) {
 				now := w.det.State().Health
-				if now == HealthOnline && was != HealthOnline {
+				if now == slum.HealthOnline && was != slum.HealthOnline {
 					// Back: list at once (stale copies are fenced at
 					// the first successful list) and watch the stream. A
 					// list sent while it was cut off may hang until its

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/internal/fakeclock"
 )
 
@@ -35,7 +37,7 @@ func (s *scriptedServer) Ping(context.Context) error {
 	return nil
 }
 
-func (s *scriptedServer) ListNames(ctx context.Context, _ map[string]string) (map[string]string, bool, error) {
+func (s *scriptedServer) ListNames(ctx context.Context, _ map[string]slum.InstanceHealth) (map[string]slum.InstanceHealth, bool, error) {
 	s.mu.Lock()
 	s.lists++
 	hang, names := s.hang, s.names
@@ -44,7 +46,7 @@ func (s *scriptedServer) ListNames(ctx context.Context, _ map[string]string) (ma
 		<-ctx.Done() // a cut link: nothing comes back
 		return nil, false, ctx.Err()
 	}
-	out := make(map[string]string, len(names))
+	out := make(map[string]slum.InstanceHealth, len(names))
 	for _, n := range names {
 		out[n] = "healthy"
 	}
@@ -87,13 +89,13 @@ func TestWatcherListsAtOnceWhenAServerComesBack(t *testing.T) {
 			}
 		}
 	}
-	until("the server is dead", func(s *Snapshot) bool { return s.Health.Health == HealthDead }, 250*time.Millisecond)
+	until("the server is dead", func(s *Snapshot) bool { return s.Health.Health == slum.HealthDead }, 250*time.Millisecond)
 
 	// Back, running one copy; the list sent while it was cut off still
 	// hangs, and would for an hour.
 	srv.set(true, false, "api:a--prod")
 	s := until("it is online and listed", func(s *Snapshot) bool {
-		return s.Health.Health == HealthOnline && s.Listed
+		return s.Health.Health == slum.HealthOnline && s.Listed
 	}, 100*time.Millisecond)
 	if _, ok := s.Instances["api:a--prod"]; !ok || len(s.Instances) != 1 {
 		t.Fatalf("listed %v, want the one copy it runs", s.Instances)

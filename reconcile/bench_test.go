@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/observed/sim"
 )
 
@@ -57,7 +59,7 @@ func benchFleet(b testing.TB, servers, n int) *fixture {
 	if err := file.ResolveTokens(func(string) (string, bool) { return "tok", true }, ""); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := st.Apply(f.ctx, file, desired.ApplyOptions{}); err != nil {
+	if _, err := st.Apply(f.ctx, fleettest.Source(b, file), slum.ApplyOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	if f.lease, err = st.AcquireLease(f.ctx, LeaseName, "bench/1/a", "", time.Hour); err != nil {
@@ -181,7 +183,7 @@ func BenchmarkReactToCommit(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		if _, _, err := other.AddTenant(f.ctx, desired.Tenant{ID: fmt.Sprintf("t%d", i), Domain: fmt.Sprintf("t%d.example.com", i)}, spec("prod", "api", "s1")); err != nil {
+		if _, _, err := other.AddTenant(f.ctx, slum.Tenant{ID: fmt.Sprintf("t%d", i), Domain: fmt.Sprintf("t%d.example.com", i)}, spec("prod", "api", "s1")); err != nil {
 			b.Fatal(err)
 		}
 		for f.sims["s1"].Calls("spawn") <= i {
@@ -237,7 +239,7 @@ func BenchmarkFailover(b *testing.B) {
 		for {
 			if st, err := f.store.ListServerStatus(f.ctx); err == nil {
 				for _, s := range st {
-					if s.ServerID == "s0" && s.Health == observed.HealthDead {
+					if s.ServerID == "s0" && s.Health == slum.HealthDead {
 						detected = s.HealthSince
 					}
 				}
@@ -263,7 +265,7 @@ func BenchmarkFailover(b *testing.B) {
 		held := time.Now()
 		for {
 			hs, _ := f.store.OpenHolds(f.ctx)
-			if len(hs) == 1 && hs[0].Kind == desired.HoldPartition {
+			if len(hs) == 1 && hs[0].Kind == slum.HoldPartition {
 				break
 			}
 			if time.Since(held) > time.Minute {
@@ -343,7 +345,7 @@ func BenchmarkPlanServerDies(b *testing.B) {
 	c := f.ctrl
 	obs := maps.Clone(c.observed)
 	dead := *obs["s0"]
-	dead.Health = observed.HealthState{Health: observed.HealthDead, Since: time.Now(), LastDead: time.Now()}
+	dead.Health = slum.HealthState{Health: slum.HealthDead, Since: time.Now(), LastDead: time.Now()}
 	dead.Seq++
 	obs["s0"] = &dead
 	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: obs, Ledger: c.ledger, Busy: c.busy,

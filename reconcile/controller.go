@@ -26,8 +26,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/routes"
 )
@@ -36,12 +37,12 @@ import (
 type Store interface {
 	ReportStore
 	Revision(ctx context.Context) (int64, error)
-	Snapshot(ctx context.Context) (*desired.Snapshot, error)
-	ListPlacements(ctx context.Context) ([]desired.Placement, error)
-	ListTenantStatus(ctx context.Context) ([]desired.TenantStatus, error)
-	ListInstanceStatus(ctx context.Context) ([]desired.InstanceStatus, error)
-	RecordPlacements(ctx context.Context, f desired.Fence, ps []desired.Placement) error
-	Reschedule(ctx context.Context, f desired.Fence, rs []desired.Reschedule) (desired.Rescheduled, error)
+	Snapshot(ctx context.Context) (*slum.Snapshot, error)
+	ListPlacements(ctx context.Context) ([]slum.Placement, error)
+	ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error)
+	ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus, error)
+	RecordPlacements(ctx context.Context, f slum.Fence, ps []slum.Placement) error
+	Reschedule(ctx context.Context, f slum.Fence, rs []slum.Reschedule) (slum.Rescheduled, error)
 }
 
 // Client is what the controller needs of a tenement server.
@@ -123,7 +124,7 @@ func (c Config) withDefaults() Config {
 
 // serverRT is what the loop keeps per server.
 type serverRT struct {
-	srv     desired.Server
+	srv     slum.Server
 	key     string // fingerprint of URL and token: a change means a new client
 	client  Client
 	err     error // why there is no client
@@ -162,23 +163,23 @@ type Controller struct {
 	// Owned by the loop (or by the caller, when driven by hand).
 	started     bool
 	ctx         context.Context
-	fence       desired.Fence
+	fence       slum.Fence
 	fleet       *Fleet
 	servers     map[string]*serverRT
 	observed    map[string]*observed.Snapshot
 	ledger      Ledger
 	busy        map[string]bool
-	ledgerVer   map[string]uint64    // per server: counts changes to its ledger entries
-	busyVer     map[string]uint64    // per server: counts changes to its actions in flight
-	last        *Plan                // the previous plan, whose unchanged parts the next reuses
-	reported    *Plan                // the plan last carried out, for plan-to-plan events
-	routed      *Plan                // the plan the last route table was built from
-	routedFleet *Fleet               // and its fleet
-	items       map[string]ItemState // by instance key, items with a history
-	serving     map[string]Serving   // who served each tenant when the controller started
+	ledgerVer   map[string]uint64              // per server: counts changes to its ledger entries
+	busyVer     map[string]uint64              // per server: counts changes to its actions in flight
+	last        *Plan                          // the previous plan, whose unchanged parts the next reuses
+	reported    *Plan                          // the plan last carried out, for plan-to-plan events
+	routed      *Plan                          // the plan the last route table was built from
+	routedFleet *Fleet                         // and its fleet
+	items       map[slum.InstanceKey]ItemState // items with a history
+	serving     map[string]Serving             // who served each tenant when the controller started
 	failovers   []FailoverRecord
-	deadAt      map[string]death // instance key → the death of the server it ran on
-	events      []desired.Event
+	deadAt      map[slum.InstanceKey]death // the death of the server each ran on
+	events      []slum.Event
 	spawned     int // spawn events in events
 	moreSpawned int // spawns since, past maxSpawnEvents: counted, not described
 	exec        *Executor
@@ -198,7 +199,7 @@ func New(store Store, newClient ClientFactory, cfg Config, log *slog.Logger, met
 	c := &Controller{store: store, cfg: cfg, log: log, metrics: metrics, newClient: newClient, clock: cfg.Clock,
 		snaps: make(chan *observed.Snapshot, 4096), results: newMailbox[Result](), kick: make(chan struct{}, 1),
 		servers: map[string]*serverRT{}, observed: map[string]*observed.Snapshot{}, ledger: Ledger{},
-		busy: map[string]bool{}, ledgerVer: map[string]uint64{}, busyVer: map[string]uint64{}, items: map[string]ItemState{}, serving: map[string]Serving{}, deadAt: map[string]death{}}
+		busy: map[string]bool{}, ledgerVer: map[string]uint64{}, busyVer: map[string]uint64{}, items: map[slum.InstanceKey]ItemState{}, serving: map[string]Serving{}, deadAt: map[slum.InstanceKey]death{}}
 	c.clients.Store(&map[string]Client{})
 	c.status.Store(&Status{Reason: "no plan made yet"})
 	return c
@@ -219,7 +220,7 @@ func (c *Controller) wake() {
 
 // start loads the ledger and the desired state and sets up the executor,
 // the reporter and a watcher per server. Every write is made under fence.
-func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
+func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
 	if c.started {
 		return nil
 	}
@@ -259,7 +260,7 @@ func (c *Controller) start(ctx context.Context, fence desired.Fence) error {
 	return nil
 }
 
-func (c *Controller) ledgerAdd(p desired.Placement, touched time.Time) {
+func (c *Controller) ledgerAdd(p slum.Placement, touched time.Time) {
 	c.ledgerVer[p.ServerID]++
 	m, ok := c.ledger[p.ServerID]
 	if !ok {
@@ -272,7 +273,7 @@ func (c *Controller) ledgerAdd(p desired.Placement, touched time.Time) {
 // Run reconciles until ctx ends, writing under fence, then lets in-flight
 // actions finish, writes what they changed and returns. It returns an
 // error wrapping desired.ErrFenced when another controller took the lease.
-func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
+func (c *Controller) Run(ctx context.Context, fence slum.Fence) error {
 	c.running = true
 	if err := c.start(ctx, fence); err != nil {
 		return err
@@ -385,7 +386,7 @@ func (c *Controller) Run(ctx context.Context, fence desired.Fence) error {
 		err = fatal
 	}
 	c.log.Info("stopped")
-	if err != nil && !errors.Is(err, desired.ErrFenced) && ctx.Err() != nil {
+	if err != nil && !errors.Is(err, slum.ErrFenced) && ctx.Err() != nil {
 		// Shutting down anyway: a failed last write is worth a log line,
 		// not a failed exit.
 		c.log.Error("last status write failed", "err", err)
@@ -402,7 +403,7 @@ func (c *Controller) heardFromAll() bool {
 		if s == nil {
 			return false
 		}
-		if h := s.Health.Health; !s.Listed && s.ListErr == "" && h != observed.HealthDead && h != observed.HealthUnauthorized {
+		if h := s.Health.Health; !s.Listed && s.ListErr == "" && h != slum.HealthDead && h != slum.HealthUnauthorized {
 			return false
 		}
 	}
@@ -491,7 +492,7 @@ func (c *Controller) reload(ctx context.Context) error {
 }
 
 // adopt makes snap the desired state the controller works from.
-func (c *Controller) adopt(snap *desired.Snapshot) {
+func (c *Controller) adopt(snap *slum.Snapshot) {
 	f := NewFleet(snap)
 	c.fleet = f
 	c.intent.Store(f)
@@ -564,7 +565,7 @@ func (c *Controller) publish(s *observed.Snapshot) {
 type unusable struct{ err error }
 
 func (u unusable) Ping(context.Context) error { return u.fail() }
-func (u unusable) ListNames(context.Context, map[string]string) (map[string]string, bool, error) {
+func (u unusable) ListNames(context.Context, map[string]slum.InstanceHealth) (map[string]slum.InstanceHealth, bool, error) {
 	return nil, false, u.fail()
 }
 func (u unusable) Stream(context.Context) error { return u.fail() }
@@ -572,7 +573,7 @@ func (u unusable) fail() error {
 	return &observed.Error{Op: "connect", Class: observed.ErrUnauthorized, Status: http.StatusUnauthorized, Message: u.err.Error()}
 }
 
-func (c *Controller) watchPolicy(s desired.Settings) observed.WatchPolicy {
+func (c *Controller) watchPolicy(s slum.Settings) observed.WatchPolicy {
 	return observed.WatchPolicy{ProbeInterval: s.ProbeInterval, ProbeTimeout: s.ProbeTimeout, ProbeRetry: c.cfg.ProbeRetry,
 		Detector:     observed.DetectorPolicy{SuspectAfter: 1, DeadAfter: s.DeadAfter},
 		PollInterval: c.cfg.PollInterval, PollTimeout: c.cfg.PollTimeout, Stream: !c.cfg.NoStream}
@@ -601,13 +602,13 @@ func (c *Controller) onSnapshot(s *observed.Snapshot) (urgent, news bool) {
 			news = pt == nil || !pt.quiet
 		}
 	}
-	was := observed.HealthUnknown
+	was := slum.HealthUnknown
 	if prev != nil {
 		was = prev.Health.Health
 	}
 	if now := s.Health.Health; now != was {
 		c.healthEvent(rt.srv.ID, was, s.Health)
-		if si, ok := c.fleet.ServerIndex[s.Server]; ok && now == observed.HealthDead {
+		if si, ok := c.fleet.ServerIndex[s.Server]; ok && now == slum.HealthDead {
 			for _, di := range c.fleet.OnServer[si] {
 				c.deadAt[c.fleet.Desired[di].Key] = death{server: s.Server, at: s.Health.Since}
 			}
@@ -616,20 +617,20 @@ func (c *Controller) onSnapshot(s *observed.Snapshot) (urgent, news bool) {
 	return urgent, news
 }
 
-func (c *Controller) healthEvent(id string, was observed.Health, h observed.HealthState) {
+func (c *Controller) healthEvent(id string, was slum.Health, h slum.HealthState) {
 	msg := fmt.Sprintf("server is %s (was %s)", h.Health, was)
-	if h.LastErr != "" && h.Health != observed.HealthOnline {
+	if h.LastErr != "" && h.Health != slum.HealthOnline {
 		msg += ": " + h.LastErr
 	}
-	reason := map[observed.Health]desired.EventReason{observed.HealthOnline: desired.ReasonServerOnline,
-		observed.HealthSuspect: desired.ReasonServerSuspect, observed.HealthDead: desired.ReasonServerDead,
-		observed.HealthUnauthorized: desired.ReasonUnauthorized}[h.Health]
+	reason := map[slum.Health]slum.EventReason{slum.HealthOnline: slum.ReasonServerOnline,
+		slum.HealthSuspect: slum.ReasonServerSuspect, slum.HealthDead: slum.ReasonServerDead,
+		slum.HealthUnauthorized: slum.ReasonUnauthorized}[h.Health]
 	if reason == "" {
 		return
 	}
-	c.events = append(c.events, desired.Event{At: h.Since, Object: "server/" + id, Reason: reason, Message: msg})
+	c.events = append(c.events, slum.Event{At: h.Since, Object: slum.ServerRef(id), Reason: reason, Message: msg})
 	level := slog.LevelInfo
-	if h.Health != observed.HealthOnline {
+	if h.Health != slum.HealthOnline {
 		level = slog.LevelWarn
 	}
 	c.log.Log(context.Background(), level, "server health changed", "server", id, "from", was, "to", h.Health, "err", h.LastErr)
@@ -675,14 +676,14 @@ func (c *Controller) onResult(r Result) {
 		}
 		switch {
 		case a.Kind == Stop && a.Fence:
-			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonFenced,
+			c.events = append(c.events, slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonFenced,
 				Message: fmt.Sprintf("stopped the stale copy %s on %s: %s", a.Name, a.ServerID, a.Reason)})
 		case a.Kind == Stop:
-			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonStopped,
+			c.events = append(c.events, slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonStopped,
 				Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
 		case a.Kind == Spawn && c.spawned < maxSpawnEvents:
 			c.spawned++
-			c.events = append(c.events, desired.Event{At: r.At, Object: actionObject(a), Reason: desired.ReasonSpawned,
+			c.events = append(c.events, slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonSpawned,
 				Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason})
 		case a.Kind == Spawn:
 			// Past what the reporter writes one by one: only counted.
@@ -696,11 +697,11 @@ func (c *Controller) onResult(r Result) {
 	object := actionObject(a)
 	switch {
 	case r.State.Parked:
-		c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonParked,
+		c.events = append(c.events, slum.Event{At: r.At, Object: object, Reason: slum.ReasonParked,
 			Message: fmt.Sprintf("%s on %s failed permanently; waiting for its desired state or server to change: %v", a.Kind, a.ServerID, r.Err)})
 		c.log.Error("action parked", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "err", r.Err)
 	case r.State.Attempts == 1:
-		c.events = append(c.events, desired.Event{At: r.At, Object: object, Reason: desired.ReasonRetrying,
+		c.events = append(c.events, slum.Event{At: r.At, Object: object, Reason: slum.ReasonRetrying,
 			Message: fmt.Sprintf("%s on %s failed, retrying with backoff: %v", a.Kind, a.ServerID, r.Err)})
 		c.log.Warn("action failed", "kind", a.Kind, "server", a.ServerID, "name", a.Name, "attempts", r.State.Attempts, "err", r.Err)
 	default:
@@ -709,11 +710,11 @@ func (c *Controller) onResult(r Result) {
 }
 
 // actionObject names what an action's events are about.
-func actionObject(a Action) string {
+func actionObject(a Action) slum.ObjectRef {
 	if a.Instance != "" {
-		return "instance/" + a.Instance
+		return slum.InstanceRef(a.Instance)
 	}
-	return "server/" + a.ServerID + "/" + a.Name
+	return slum.CopyOnServerRef(a.ServerID, a.Name)
 }
 
 // busyOn reports whether the loop still waits for an action's result on
@@ -749,7 +750,7 @@ func (c *Controller) check(a Action) error {
 		f = c.intent.Load()
 	}
 	d, ok := f.ByKey[a.Instance]
-	wantedHere := ok && d.ServerID == a.ServerID && d.Name == a.Name && d.DesiredState == desired.StateRunning
+	wantedHere := ok && d.ServerID == a.ServerID && d.Name == a.Name && d.DesiredState == slum.StateRunning
 	switch a.Kind {
 	case Spawn:
 		if !wantedHere {
@@ -790,7 +791,7 @@ func (c *Controller) step(ctx context.Context, act bool) *Plan {
 			// The moves are the only change since the snapshot held: apply
 			// them to it rather than read the whole desired state again
 			// (a second at 100,000 instances, with tenants waiting).
-			next, ok := (*desired.Snapshot)(nil), false
+			next, ok := (*slum.Snapshot)(nil), false
 			if res.Revision == c.fleet.Revision+1 {
 				next, ok = c.fleet.Snapshot.WithInstances(res.Instances, res.Revision)
 			}
@@ -929,12 +930,12 @@ func (c *Controller) replacements(plan *Plan, now time.Time) {
 			continue
 		}
 		switch {
-		case o.Phase == desired.PhaseRunning && o.Instance.ServerID != dead.server: // elsewhere, home included
+		case o.Phase == slum.PhaseRunning && o.Instance.ServerID != dead.server: // elsewhere, home included
 			c.metrics.failoverSeconds.Observe(now.Sub(dead.at).Seconds())
-			c.events = append(c.events, desired.Event{At: now, Object: "instance/" + o.Instance.Key, Reason: desired.ReasonReplaced,
+			c.events = append(c.events, slum.Event{At: now, Object: slum.InstanceRef(o.Instance.Key), Reason: slum.ReasonReplaced,
 				Message: fmt.Sprintf("runs on %s, %.2fs after %s was declared dead", o.Instance.ServerID, now.Sub(dead.at).Seconds(), dead.server)})
 			delete(c.deadAt, o.Instance.Key)
-		case o.Phase == desired.PhaseRunning, now.Sub(dead.at) > time.Hour:
+		case o.Phase == slum.PhaseRunning, now.Sub(dead.at) > time.Hour:
 			delete(c.deadAt, o.Instance.Key)
 		}
 	}
@@ -942,7 +943,7 @@ func (c *Controller) replacements(plan *Plan, now time.Time) {
 
 // update is the reporter's share of a plan.
 func (c *Controller) update(plan *Plan) Update {
-	items := make(map[string]ItemState, len(c.items))
+	items := make(map[slum.InstanceKey]ItemState, len(c.items))
 	for k, v := range c.items {
 		items[k] = v
 	}
@@ -967,18 +968,18 @@ func (c *Controller) setStatus(plan *Plan) {
 }
 
 func (c *Controller) observeMetrics(plan *Plan) {
-	servers := map[observed.Health]int{}
+	servers := map[slum.Health]int{}
 	for _, s := range plan.Servers {
 		servers[s.Health.Health]++
 	}
-	for _, h := range observed.Healths {
+	for _, h := range slum.Healths {
 		c.metrics.servers.WithLabelValues(string(h)).Set(float64(servers[h]))
 	}
-	phases := map[desired.Phase]int{}
+	phases := map[slum.Phase]int{}
 	for _, o := range plan.Observations {
 		phases[o.Phase]++
 	}
-	for _, ph := range desired.Phases {
+	for _, ph := range slum.Phases {
 		c.metrics.instances.WithLabelValues(string(ph)).Set(float64(phases[ph]))
 	}
 	unmanaged := 0
@@ -986,11 +987,11 @@ func (c *Controller) observeMetrics(plan *Plan) {
 		unmanaged += len(s.Unmanaged)
 	}
 	c.metrics.unmanaged.Set(float64(unmanaged))
-	held := map[desired.HoldKind]int{}
+	held := map[slum.HoldKind]int{}
 	for _, h := range plan.Held {
 		held[h.Kind]++
 	}
-	for _, k := range []desired.HoldKind{desired.HoldMassStop, desired.HoldPartition} {
+	for _, k := range []slum.HoldKind{slum.HoldMassStop, slum.HoldPartition} {
 		c.metrics.held.WithLabelValues(string(k)).Set(float64(held[k]))
 	}
 	c.metrics.unplaceable.Set(float64(len(plan.Unplaceable)))
@@ -1002,7 +1003,7 @@ func (c *Controller) observeMetrics(plan *Plan) {
 // Sync observes every server now (probe and list, waiting for each), plans
 // and, with act, carries the plan out; it returns the plan. It is for
 // dry runs, tests and benchmarks, and must not be used while Run runs.
-func (c *Controller) Sync(ctx context.Context, fence desired.Fence, act bool) (*Plan, error) {
+func (c *Controller) Sync(ctx context.Context, fence slum.Fence, act bool) (*Plan, error) {
 	if err := c.start(ctx, fence); err != nil {
 		return nil, err
 	}

@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/db"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fakeclock"
-	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/routes"
 )
@@ -35,7 +36,7 @@ type fixture struct {
 	ctrl  *Controller
 	cfg   Config
 	clock *fakeclock.Clock
-	lease desired.Lease
+	lease slum.Lease
 }
 
 func testConfig() Config {
@@ -59,7 +60,7 @@ func newFixture(t testing.TB, servers int, cfg Config) *fixture {
 		f.clock = fakeclock.New(time.Now())
 		f.cfg.Clock = f.clock
 	}
-	set := desired.DefaultSettings()
+	set := slum.DefaultSettings()
 	set.ProbeTimeout = 300 * time.Millisecond
 	if _, err := st.SetSettings(ctx, set); err != nil {
 		t.Fatal(err)
@@ -83,7 +84,7 @@ func (f *fixture) addServer(id, region string) {
 	}
 	f.t.Cleanup(s.Close)
 	f.sims[id] = s
-	if _, err := f.store.AddServer(f.ctx, desired.Server{ID: id, URL: url, Region: region, CapacityMB: 1 << 30, Token: "tok-" + id}); err != nil {
+	if _, err := f.store.AddServer(f.ctx, slum.Server{ID: id, URL: url, Region: region, CapacityMB: 1 << 30, Token: "tok-" + id}); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -96,15 +97,15 @@ func (f *fixture) newController() *Controller {
 	return New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, log, nil)
 }
 
-func (f *fixture) tenant(id string, instances ...desired.InstanceSpec) {
+func (f *fixture) tenant(id string, instances ...slum.InstanceSpec) {
 	f.t.Helper()
-	if _, _, err := f.store.AddTenant(f.ctx, desired.Tenant{ID: id, Domain: id + ".example.com"}, instances...); err != nil {
+	if _, _, err := f.store.AddTenant(f.ctx, slum.Tenant{ID: id, Domain: id + ".example.com"}, instances...); err != nil {
 		f.t.Fatal(err)
 	}
 }
 
-func spec(id, process, server string) desired.InstanceSpec {
-	return desired.InstanceSpec{ID: id, Process: process, ServerID: server, MemoryMB: 1}
+func spec(id, process, server string) slum.InstanceSpec {
+	return slum.InstanceSpec{ID: id, Process: process, ServerID: server, MemoryMB: 1}
 }
 
 // sync observes every server, plans, acts, and waits for the actions.
@@ -139,7 +140,7 @@ func (f *fixture) converge() int {
 
 func (f *fixture) running(server string) []string { return f.sims[server].Names() }
 
-func (f *fixture) status(key string) desired.InstanceStatus {
+func (f *fixture) status(key slum.InstanceKey) slum.InstanceStatus {
 	f.t.Helper()
 	st, err := f.store.InstanceStatus(f.ctx, key)
 	if err != nil {
@@ -148,7 +149,7 @@ func (f *fixture) status(key string) desired.InstanceStatus {
 	return st
 }
 
-func (f *fixture) serverStatus(id string) desired.ServerStatus {
+func (f *fixture) serverStatus(id string) slum.ServerStatus {
 	f.t.Helper()
 	sts, err := f.store.ListServerStatus(f.ctx)
 	if err != nil {
@@ -160,15 +161,15 @@ func (f *fixture) serverStatus(id string) desired.ServerStatus {
 		}
 	}
 	f.t.Fatalf("no status for server %s", id)
-	return desired.ServerStatus{}
+	return slum.ServerStatus{}
 }
 
-func (f *fixture) events(reason desired.EventReason) []desired.Event {
+func (f *fixture) events(reason slum.EventReason) []slum.Event {
 	evs, err := f.store.RecentEvents(f.ctx, 10000)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	var out []desired.Event
+	var out []slum.Event
 	for _, e := range evs {
 		if e.Reason == reason {
 			out = append(out, e)
@@ -181,7 +182,7 @@ func TestConvergeFromEmpty(t *testing.T) {
 	f := newFixture(t, 2, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"), spec("backup", "api", "s2"))
 	f.tenant("bob", spec("prod", "api", "s1"))
-	f.tenant("carol", desired.InstanceSpec{ID: "prod", Process: "idle", ServerID: "s2", Mode: desired.ModeOnDemand, MemoryMB: 1})
+	f.tenant("carol", slum.InstanceSpec{ID: "prod", Process: "idle", ServerID: "s2", Mode: slum.ModeOnDemand, MemoryMB: 1})
 
 	f.converge()
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod", "api:bob--prod"}) {
@@ -191,10 +192,10 @@ func TestConvergeFromEmpty(t *testing.T) {
 		t.Fatalf("s2 runs %v (on-demand carol must not be spawned)", got)
 	}
 	st := f.status("alice:prod")
-	if st.Phase != desired.PhaseRunning || st.Health != "healthy" || st.ObservedGeneration != 1 {
+	if st.Phase != slum.PhaseRunning || st.Health != "healthy" || st.ObservedGeneration != 1 {
 		t.Fatalf("alice:prod status %+v", st)
 	}
-	if st := f.status("carol:prod"); st.Phase != desired.PhaseIdle {
+	if st := f.status("carol:prod"); st.Phase != slum.PhaseIdle {
 		t.Fatalf("carol:prod status %+v", st)
 	}
 	// A converged fleet: a plan does nothing, and spawns nothing twice.
@@ -202,13 +203,13 @@ func TestConvergeFromEmpty(t *testing.T) {
 	if p := f.sync(); !p.Idle() || f.sims["s1"].Calls("spawn") != spawns {
 		t.Fatalf("a converged fleet's plan acted: %+v", p)
 	}
-	if evs := f.events(desired.ReasonSpawned); len(evs) != 3 {
+	if evs := f.events(slum.ReasonSpawned); len(evs) != 3 {
 		t.Fatalf("spawn events: %v", evs)
 	}
 	// Who serves each tenant is recorded for every reader.
 	ts, err := f.store.ListTenantStatus(f.ctx)
-	if err != nil || len(ts) != 3 || !slices.Equal(ts[0].Serving, []desired.CopyRef{{Instance: "prod", Server: "s1"}}) ||
-		!slices.Equal(ts[0].Spares, []desired.CopyRef{{Instance: "backup", Server: "s2"}}) {
+	if err != nil || len(ts) != 3 || !slices.Equal(ts[0].Serving, []slum.CopyRef{{Instance: "prod", Server: "s1"}}) ||
+		!slices.Equal(ts[0].Spares, []slum.CopyRef{{Instance: "backup", Server: "s2"}}) {
 		t.Fatalf("tenant status %+v %v", ts, err)
 	}
 }
@@ -246,8 +247,8 @@ func TestStopsOnlyWhatSlumPlaced(t *testing.T) {
 	if st := f.serverStatus("s1"); st.Unmanaged != 3 {
 		t.Fatalf("unmanaged %d, want 3", st.Unmanaged)
 	}
-	if len(f.events(desired.ReasonUnmanaged)) != 3 {
-		t.Fatalf("unmanaged events: %v", f.events(desired.ReasonUnmanaged))
+	if len(f.events(slum.ReasonUnmanaged)) != 3 {
+		t.Fatalf("unmanaged events: %v", f.events(slum.ReasonUnmanaged))
 	}
 	// Removing a tenant stops the copy slum placed, and nothing else.
 	if err := f.store.RemoveTenant(f.ctx, "alice"); err != nil {
@@ -261,12 +262,12 @@ func TestStopsOnlyWhatSlumPlaced(t *testing.T) {
 	if ps, _ := f.store.ListPlacements(f.ctx); len(ps) != 0 {
 		t.Fatalf("ledger after the stop: %v", ps)
 	}
-	if len(f.events(desired.ReasonStopped)) != 1 {
-		t.Fatalf("stopped events: %v", f.events(desired.ReasonStopped))
+	if len(f.events(slum.ReasonStopped)) != 1 {
+		t.Fatalf("stopped events: %v", f.events(slum.ReasonStopped))
 	}
 	// A just-stopped copy is not mistaken for an unmanaged one.
-	if len(f.events(desired.ReasonUnmanaged)) != 3 {
-		t.Fatalf("unmanaged events after the stop: %v", f.events(desired.ReasonUnmanaged))
+	if len(f.events(slum.ReasonUnmanaged)) != 3 {
+		t.Fatalf("unmanaged events after the stop: %v", f.events(slum.ReasonUnmanaged))
 	}
 }
 
@@ -282,7 +283,7 @@ func TestMassStopIsHeldVisiblyUntilApproved(t *testing.T) {
 	// Instances vanish without a removal (as with a wrong database file).
 	vanish(t, f, "t")
 	for i := 0; i < 3; i++ {
-		if p := f.sync(); len(p.Stops) != 0 || len(p.Held) != 1 || p.Held[0].Kind != desired.HoldMassStop {
+		if p := f.sync(); len(p.Stops) != 0 || len(p.Held) != 1 || p.Held[0].Kind != slum.HoldMassStop {
 			t.Fatalf("plan %d: stops %d, held %+v", i, len(p.Stops), p.Held)
 		}
 	}
@@ -294,7 +295,7 @@ func TestMassStopIsHeldVisiblyUntilApproved(t *testing.T) {
 		!strings.Contains(holds[0].Detail, "stop api:t0--prod on s1") {
 		t.Fatalf("open holds %+v %v", holds, err)
 	}
-	if evs := f.events(desired.ReasonHeld); len(evs) != 1 || !strings.Contains(evs[0].Message, fmt.Sprintf("slum approve %d", holds[0].ID)) {
+	if evs := f.events(slum.ReasonHeld); len(evs) != 1 || !strings.Contains(evs[0].Message, fmt.Sprintf("slum approve %d", holds[0].ID)) {
 		t.Fatalf("held events: %v", evs)
 	}
 	if st := f.ctrl.Status(); st.Holds != 1 || !strings.Contains(st.Reason, "mass-stop held") {
@@ -311,7 +312,7 @@ func TestMassStopIsHeldVisiblyUntilApproved(t *testing.T) {
 	if n := len(f.running("s1")) + len(f.running("s2")); n != 0 {
 		t.Fatalf("%d instances left after the approved stop", n)
 	}
-	if h, _ := f.store.RecentHolds(f.ctx, 1); h[0].State != desired.HoldDone {
+	if h, _ := f.store.RecentHolds(f.ctx, 1); h[0].State != slum.HoldDone {
 		t.Fatalf("approval not spent: %+v", h[0])
 	}
 	// The guard stays as strict: the next emptied database is held again.
@@ -456,17 +457,17 @@ func TestParkedUntilDesiredChanges(t *testing.T) {
 		t.Fatalf("a permanent failure was tried %d times", n)
 	}
 	st := f.status("alice:prod")
-	if st.Phase != desired.PhaseFailed || !strings.Contains(st.LastError, "Unknown process") || st.Attempts != 1 {
+	if st.Phase != slum.PhaseFailed || !strings.Contains(st.LastError, "Unknown process") || st.Attempts != 1 {
 		t.Fatalf("status %+v", st)
 	}
-	if len(f.events(desired.ReasonParked)) != 1 {
-		t.Fatalf("parked events %v", f.events(desired.ReasonParked))
+	if len(f.events(slum.ReasonParked)) != 1 {
+		t.Fatalf("parked events %v", f.events(slum.ReasonParked))
 	}
 	// A new generation (stop and start again) gets a new try.
 	if _, err := f.store.StopInstance(f.ctx, "alice:prod"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.SpawnInstance(f.ctx, desired.InstanceSpec{TenantID: "alice", ID: "prod", Process: "nope"}); err != nil {
+	if _, err := f.store.SpawnInstance(f.ctx, slum.InstanceSpec{TenantID: "alice", ID: "prod", Process: "nope"}); err != nil {
 		t.Fatal(err)
 	}
 	f.sync()
@@ -504,32 +505,32 @@ func TestFaultsAreIsolated(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		fault  func(f *fixture)
-		health observed.Health
+		health slum.Health
 		errHas string
 	}{
-		{"down", func(f *fixture) { f.sims["s1"].SetDown(true) }, observed.HealthDead, "connection refused"},
-		{"hung", func(f *fixture) { f.sims["s1"].SetHang(true) }, observed.HealthDead, "timed out"},
-		{"5xx", func(f *fixture) { f.sims["s1"].SetErrorRate(1) }, observed.HealthOnline, "simulated failure"},
-		{"malformed JSON", func(f *fixture) { f.sims["s1"].SetMalformed(true) }, observed.HealthOnline, "malformed"},
+		{"down", func(f *fixture) { f.sims["s1"].SetDown(true) }, slum.HealthDead, "connection refused"},
+		{"hung", func(f *fixture) { f.sims["s1"].SetHang(true) }, slum.HealthDead, "timed out"},
+		{"5xx", func(f *fixture) { f.sims["s1"].SetErrorRate(1) }, slum.HealthOnline, "simulated failure"},
+		{"malformed JSON", func(f *fixture) { f.sims["s1"].SetMalformed(true) }, slum.HealthOnline, "malformed"},
 		{"bad token", func(f *fixture) {
 			tok := "wrong"
-			if _, err := f.store.UpdateServer(f.ctx, "s1", desired.ServerUpdate{Token: &tok}); err != nil {
+			if _, err := f.store.UpdateServer(f.ctx, "s1", slum.ServerUpdate{Token: &tok}); err != nil {
 				f.t.Fatal(err)
 			}
-		}, observed.HealthUnauthorized, "unauthorized"},
+		}, slum.HealthUnauthorized, "unauthorized"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, 2, testConfig())
 			f.tenant("alice", spec("prod", "api", "s1"))
 			f.tenant("bob", spec("prod", "api", "s2"))
-			if _, err := f.store.UpdateTenant(f.ctx, "alice", desired.TenantUpdate{Failover: ptr(desired.FailoverNone)}); err != nil {
+			if _, err := f.store.UpdateTenant(f.ctx, "alice", slum.TenantUpdate{Failover: ptr(slum.FailoverNone)}); err != nil {
 				t.Fatal(err)
 			}
 			f.converge()
 			tc.fault(f)
 			f.tenant("carol", spec("prod", "api", "s2"))
 			f.tenant("dave", spec("prod", "api", "s1"))
-			if _, err := f.store.UpdateTenant(f.ctx, "dave", desired.TenantUpdate{Failover: ptr(desired.FailoverNone)}); err != nil {
+			if _, err := f.store.UpdateTenant(f.ctx, "dave", slum.TenantUpdate{Failover: ptr(slum.FailoverNone)}); err != nil {
 				t.Fatal(err)
 			}
 			for i := 0; i < 3; i++ {
@@ -547,7 +548,7 @@ func TestFaultsAreIsolated(t *testing.T) {
 			}
 			// What is not known shows as unknown (or down with its
 			// dead server), never as running.
-			if st := f.status("dave:prod"); st.Phase != desired.PhaseUnknown && st.Phase != desired.PhaseDown {
+			if st := f.status("dave:prod"); st.Phase != slum.PhaseUnknown && st.Phase != slum.PhaseDown {
 				t.Fatalf("dave:prod on the faulty server: %+v", st)
 			}
 			if tc.name == "bad token" && f.sims["s1"].Calls("list") > 2 {
@@ -566,7 +567,7 @@ func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.converge()
 	tok := "wrong"
-	if _, err := f.store.UpdateServer(f.ctx, "s1", desired.ServerUpdate{Token: &tok}); err != nil {
+	if _, err := f.store.UpdateServer(f.ctx, "s1", slum.ServerUpdate{Token: &tok}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 15; i++ {
@@ -584,11 +585,11 @@ func TestBadTokenDoesNotLockOthersOut(t *testing.T) {
 	}
 	// Fixing the token heals the server.
 	tok = "tok-s1"
-	if _, err := f.store.UpdateServer(f.ctx, "s1", desired.ServerUpdate{Token: &tok}); err != nil {
+	if _, err := f.store.UpdateServer(f.ctx, "s1", slum.ServerUpdate{Token: &tok}); err != nil {
 		t.Fatal(err)
 	}
 	f.sync()
-	if st := f.status("alice:prod"); st.Phase != desired.PhaseRunning {
+	if st := f.status("alice:prod"); st.Phase != slum.PhaseRunning {
 		t.Fatalf("after fixing the token: %+v", st)
 	}
 }
@@ -610,7 +611,7 @@ func TestRetriesTransientFailures(t *testing.T) {
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.sims["s1"].FailNext("spawn", 2)
 	f.sync()
-	if st := f.status("alice:prod"); st.Phase != desired.PhasePending || st.Attempts != 1 || !strings.Contains(st.LastError, "simulated failure") {
+	if st := f.status("alice:prod"); st.Phase != slum.PhasePending || st.Attempts != 1 || !strings.Contains(st.LastError, "simulated failure") {
 		t.Fatalf("after one failure: %+v", st)
 	}
 	f.clock.Advance(time.Second)
@@ -618,10 +619,10 @@ func TestRetriesTransientFailures(t *testing.T) {
 	if n := f.sims["s1"].Calls("spawn"); n != 3 {
 		t.Fatalf("%d spawn calls, want 3 (two failures, one success)", n)
 	}
-	if st := f.status("alice:prod"); st.Phase != desired.PhaseRunning || st.Attempts != 0 || st.LastError != "" {
+	if st := f.status("alice:prod"); st.Phase != slum.PhaseRunning || st.Attempts != 0 || st.LastError != "" {
 		t.Fatalf("after recovery: %+v", st)
 	}
-	if len(f.events(desired.ReasonRetrying)) != 1 {
+	if len(f.events(slum.ReasonRetrying)) != 1 {
 		t.Fatal("the failure left no event")
 	}
 }
@@ -640,7 +641,7 @@ func TestStatusIsNeverStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.converge()
-	if st := f.status("alice:prod"); st.Phase != desired.PhaseRunning {
+	if st := f.status("alice:prod"); st.Phase != slum.PhaseRunning {
 		t.Fatalf("removed and added again: %+v", st)
 	}
 	// A write that fails is retried, not remembered as written.
@@ -656,12 +657,12 @@ func TestStatusIsNeverStale(t *testing.T) {
 	}
 	failing.fail.Store(false)
 	f.converge()
-	if st := f.status("bob:prod"); st.Phase != desired.PhaseRunning {
+	if st := f.status("bob:prod"); st.Phase != slum.PhaseRunning {
 		t.Fatalf("after a failed write: %+v", st)
 	}
 }
 
-func spec2(tenant, id, process, server string) desired.InstanceSpec {
+func spec2(tenant, id, process, server string) slum.InstanceSpec {
 	s := spec(id, process, server)
 	s.TenantID = tenant
 	return s
@@ -672,7 +673,7 @@ type failingStore struct {
 	fail atomic.Bool
 }
 
-func (s *failingStore) WriteReport(ctx context.Context, f desired.Fence, r desired.Report) error {
+func (s *failingStore) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
 	if s.fail.Load() {
 		return errors.New("disk full")
 	}
@@ -691,7 +692,7 @@ func TestStaleEpochCannotWrite(t *testing.T) {
 	if _, err := f.ctrl.Sync(f.ctx, old, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ctrl.WaitIdle(f.ctx); !errors.Is(err, desired.ErrFenced) {
+	if err := f.ctrl.WaitIdle(f.ctx); !errors.Is(err, slum.ErrFenced) {
 		t.Fatalf("a fenced status write: %v", err)
 	}
 	if n := f.sims["s1"].Calls("spawn"); n != 0 {
@@ -700,7 +701,7 @@ func TestStaleEpochCannotWrite(t *testing.T) {
 	if ps, _ := f.store.ListPlacements(f.ctx); len(ps) != 0 {
 		t.Fatalf("a fenced controller wrote the ledger: %v", ps)
 	}
-	if _, err := f.store.Reschedule(f.ctx, old, []desired.Reschedule{{TenantID: "alice", InstanceID: "prod", From: "s1", To: "s1", Generation: 1}}); !errors.Is(err, desired.ErrFenced) {
+	if _, err := f.store.Reschedule(f.ctx, old, []slum.Reschedule{{TenantID: "alice", InstanceID: "prod", From: "s1", To: "s1", Generation: 1}}); !errors.Is(err, slum.ErrFenced) {
 		t.Fatalf("a fenced reschedule: %v", err)
 	}
 }
@@ -725,7 +726,7 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, _, err := other.AddTenant(f.ctx, desired.Tenant{ID: "alice", Domain: "alice.example.com"}, spec("prod", "api", "s1")); err != nil {
+	if _, _, err := other.AddTenant(f.ctx, slum.Tenant{ID: "alice", Domain: "alice.example.com"}, spec("prod", "api", "s1")); err != nil {
 		t.Fatal(err)
 	}
 	for len(f.running("s1")) == 0 {
@@ -736,7 +737,7 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 	}
 	// SIGTERM with a call in flight: it finishes, then Run returns.
 	f.sims["s1"].SetLatency(200 * time.Millisecond)
-	if _, err := other.SpawnInstance(f.ctx, desired.InstanceSpec{TenantID: "alice", ID: "worker", Process: "idle", ServerID: "s1"}); err != nil {
+	if _, err := other.SpawnInstance(f.ctx, slum.InstanceSpec{TenantID: "alice", ID: "worker", Process: "idle", ServerID: "s1"}); err != nil {
 		t.Fatal(err)
 	}
 	for f.sims["s1"].Calls("spawn") < 2 {
@@ -762,7 +763,7 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 func TestDryRunActsOnNothing(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
-	p, err := f.ctrl.Sync(f.ctx, desired.Fence{}, false)
+	p, err := f.ctrl.Sync(f.ctx, slum.Fence{}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -838,14 +839,14 @@ func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
 			t.Fatalf("%s reports %d unmanaged copies", id, st.Unmanaged)
 		}
 	}
-	if n := len(f.events(desired.ReasonUnmanaged)); n != 0 {
+	if n := len(f.events(slum.ReasonUnmanaged)); n != 0 {
 		t.Fatalf("%d unmanaged events", n)
 	}
 }
 
 func fastFailover(t *testing.T, f *fixture) {
 	t.Helper()
-	set := desired.DefaultSettings()
+	set := slum.DefaultSettings()
 	set.ProbeInterval, set.ProbeTimeout, set.StableAfter = 100*time.Millisecond, 100*time.Millisecond, 0
 	if _, err := f.store.SetSettings(f.ctx, set); err != nil {
 		t.Fatal(err)
@@ -869,7 +870,7 @@ func TestFailoverAndFencing(t *testing.T) {
 		if !ok || len(r.Backends) == 0 {
 			return ""
 		}
-		return r.Backends[0].Instance + "@" + r.Backends[0].Server
+		return string(r.Backends[0].Instance) + "@" + r.Backends[0].Server
 	}
 	eventually(t, 10*time.Second, "converged", func() bool {
 		return len(f.running("s1")) == 2 && len(f.running("s2")) == 1 && served("alice") == "alice:prod@s1"
@@ -888,9 +889,9 @@ func TestFailoverAndFencing(t *testing.T) {
 	if in.ServerID != "s2" || in.HomeServerID != "s1" {
 		t.Fatalf("bob:prod after failover: %+v", in)
 	}
-	eventually(t, time.Second, "failover events", func() bool { return len(f.events(desired.ReasonFailoverStarted)) == 1 })
-	if len(f.events(desired.ReasonRescheduled)) != 2 {
-		t.Fatalf("events: %v %v", f.events(desired.ReasonFailoverStarted), f.events(desired.ReasonRescheduled))
+	eventually(t, time.Second, "failover events", func() bool { return len(f.events(slum.ReasonFailoverStarted)) == 1 })
+	if len(f.events(slum.ReasonRescheduled)) != 2 {
+		t.Fatalf("events: %v %v", f.events(slum.ReasonFailoverStarted), f.events(slum.ReasonRescheduled))
 	}
 	// s1 comes back with its stale copies: they are fenced at once.
 	if err := f.sims["s1"].SetDown(false); err != nil {
@@ -898,7 +899,7 @@ func TestFailoverAndFencing(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "stale copies fenced", func() bool { return len(f.running("s1")) == 0 })
 	// One event for the server, one per stale copy.
-	eventually(t, time.Second, "fenced events", func() bool { return len(f.events(desired.ReasonFenced)) == 3 })
+	eventually(t, time.Second, "fenced events", func() bool { return len(f.events(slum.ReasonFenced)) == 3 })
 	// Nothing moves back by itself (failback stay).
 	time.Sleep(300 * time.Millisecond)
 	if in, _ := f.store.GetInstance(f.ctx, "bob:prod"); in.ServerID != "s2" {
@@ -918,7 +919,7 @@ func TestFailoverAndFencing(t *testing.T) {
 		}
 	}()
 	eventually(t, 10*time.Second, "bob:prod replaced again", func() bool {
-		for _, e := range f.events(desired.ReasonReplaced) {
+		for _, e := range f.events(slum.ReasonReplaced) {
 			if e.Object == "instance/bob:prod" && strings.Contains(e.Message, "after s2 was declared dead") {
 				return true
 			}
@@ -942,10 +943,10 @@ func TestPartitionMovesNothing(t *testing.T) {
 	f.sims["s2"].SetDown(true)
 	eventually(t, 10*time.Second, "the partition held", func() bool {
 		h, _ := f.store.OpenHolds(f.ctx)
-		return len(h) == 1 && h[0].Kind == desired.HoldPartition
+		return len(h) == 1 && h[0].Kind == slum.HoldPartition
 	})
 	time.Sleep(300 * time.Millisecond)
-	for _, k := range []string{"alice:prod", "bob:prod"} {
+	for _, k := range []slum.InstanceKey{"alice:prod", "bob:prod"} {
 		if in, _ := f.store.GetInstance(f.ctx, k); in.FailedOver() {
 			t.Fatalf("%s moved during a partition: %+v", k, in)
 		}
@@ -962,7 +963,7 @@ type recordFails struct {
 	fail atomic.Bool
 }
 
-func (s *recordFails) RecordPlacements(ctx context.Context, f desired.Fence, ps []desired.Placement) error {
+func (s *recordFails) RecordPlacements(ctx context.Context, f slum.Fence, ps []slum.Placement) error {
 	if s.fail.Load() && len(ps) > 0 {
 		return errors.New("disk I/O error")
 	}
@@ -995,10 +996,10 @@ func TestSpawnsWaitForTheirPlacements(t *testing.T) {
 type recordingStore struct {
 	*desired.Store
 	mu      sync.Mutex
-	reports []desired.Report
+	reports []slum.Report
 }
 
-func (s *recordingStore) WriteReport(ctx context.Context, f desired.Fence, r desired.Report) error {
+func (s *recordingStore) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
 	s.mu.Lock()
 	s.reports = append(s.reports, r)
 	s.mu.Unlock()
@@ -1028,13 +1029,13 @@ func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
 	defer rec.mu.Unlock()
 	for _, r := range rec.reports {
 		for _, st := range r.Instances {
-			if st.Phase != desired.PhaseRunning {
+			if st.Phase != slum.PhaseRunning {
 				t.Errorf("%s reported %s (%s) after a restart, though it ran throughout", st.Key(), st.Phase, st.Message)
 			}
 		}
 	}
-	for _, key := range []string{"alice:prod", "bob:prod"} {
-		if st := f.status(key); st.Phase != desired.PhaseRunning {
+	for _, key := range []slum.InstanceKey{"alice:prod", "bob:prod"} {
+		if st := f.status(key); st.Phase != slum.PhaseRunning {
 			t.Errorf("%s is %s", key, st.Phase)
 		}
 	}
@@ -1067,13 +1068,13 @@ func TestSpawnEventsPastTheCapAreCounted(t *testing.T) {
 	}
 	f.converge()
 	described, counted := 0, 0
-	for _, e := range f.events(desired.ReasonSpawned) {
+	for _, e := range f.events(slum.ReasonSpawned) {
 		var more int
 		if _, err := fmt.Sscanf(e.Message, "spawned %d more instances", &more); err == nil {
 			counted += more
 			continue
 		}
-		if !strings.HasPrefix(e.Object, "instance/t") || !strings.HasPrefix(e.Message, "spawned api:t") {
+		if !strings.HasPrefix(string(e.Object), "instance/t") || !strings.HasPrefix(e.Message, "spawned api:t") {
 			t.Errorf("spawn event %+v", e)
 		}
 		described++

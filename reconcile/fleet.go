@@ -3,7 +3,7 @@ package reconcile
 import (
 	"sort"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 // Fleet is a desired-state snapshot indexed for planning. It is built once
@@ -12,30 +12,30 @@ import (
 // (their index in the snapshot's slices), which plans use in place of
 // string-keyed lookups on the hot path.
 type Fleet struct {
-	*desired.Snapshot
-	Servers     map[string]*desired.Server
+	*slum.Snapshot
+	Servers     map[string]*slum.Server
 	ServerIndex map[string]int // position in Snapshot.Servers
-	Tenants     map[string]*desired.Tenant
+	Tenants     map[string]*slum.Tenant
 	// Desired holds every instance, in the snapshot's order; Desired[i]
 	// has Index i.
 	Desired  []Desired
-	OnServer [][]int32             // by server position: positions in Desired, in order
-	ByKey    map[string]*Desired   // by tenant:instance
+	OnServer [][]int32 // by server position: positions in Desired, in order
+	ByKey    map[slum.InstanceKey]*Desired
 	ByName   map[string]*Desired   // by tenement name (process:tenant--instance)
 	ByTenant map[string][]*Desired // by tenant, in rank order
 	// Removed holds the keys of instances removed on purpose whose copies
 	// may still run.
-	Removed map[string]bool
+	Removed map[slum.InstanceKey]bool
 }
 
 // NewFleet indexes a snapshot.
-func NewFleet(s *desired.Snapshot) *Fleet {
+func NewFleet(s *slum.Snapshot) *Fleet {
 	n := len(s.Instances)
-	f := &Fleet{Snapshot: s, Servers: make(map[string]*desired.Server, len(s.Servers)),
-		ServerIndex: make(map[string]int, len(s.Servers)), Tenants: make(map[string]*desired.Tenant, len(s.Tenants)),
+	f := &Fleet{Snapshot: s, Servers: make(map[string]*slum.Server, len(s.Servers)),
+		ServerIndex: make(map[string]int, len(s.Servers)), Tenants: make(map[string]*slum.Tenant, len(s.Tenants)),
 		Desired: make([]Desired, n), OnServer: make([][]int32, len(s.Servers)),
-		ByKey: make(map[string]*Desired, n), ByName: make(map[string]*Desired, n),
-		ByTenant: make(map[string][]*Desired, len(s.Tenants)), Removed: make(map[string]bool, len(s.Removed))}
+		ByKey: make(map[slum.InstanceKey]*Desired, n), ByName: make(map[string]*Desired, n),
+		ByTenant: make(map[string][]*Desired, len(s.Tenants)), Removed: make(map[slum.InstanceKey]bool, len(s.Removed))}
 	for i := range s.Servers {
 		f.Servers[s.Servers[i].ID] = &s.Servers[i]
 		f.ServerIndex[s.Servers[i].ID] = i
@@ -68,17 +68,17 @@ func NewFleet(s *desired.Snapshot) *Fleet {
 			return ds[i].ID < ds[j].ID
 		})
 	}
-	for _, r := range s.Removed {
-		f.Removed[r.TenantID+":"+r.InstanceID] = true
+	for _, k := range s.Removed {
+		f.Removed[k] = true
 	}
 	return f
 }
 
 // Approved returns the id of the approved hold of kind with fingerprint,
 // or 0.
-func (f *Fleet) Approved(kind desired.HoldKind, fingerprint string) int64 {
+func (f *Fleet) Approved(kind slum.HoldKind, fingerprint string) int64 {
 	for _, h := range f.Holds {
-		if h.Kind == kind && h.Fingerprint == fingerprint && h.State == desired.HoldApproved {
+		if h.Kind == kind && h.Fingerprint == fingerprint && h.State == slum.HoldApproved {
 			return h.ID
 		}
 	}

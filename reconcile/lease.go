@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 // LeaseName is the lease a running controller holds on its database.
@@ -21,9 +21,9 @@ const LeaseName = "controller"
 
 // LeaseStore is what HoldLease needs of the desired state.
 type LeaseStore interface {
-	AcquireLease(ctx context.Context, name, holder, deadHolder string, ttl time.Duration) (desired.Lease, error)
-	GetLease(ctx context.Context, name string) (desired.Lease, error)
-	ReleaseLease(ctx context.Context, f desired.Fence) error
+	AcquireLease(ctx context.Context, name, holder, deadHolder string, ttl time.Duration) (slum.Lease, error)
+	GetLease(ctx context.Context, name string) (slum.Lease, error)
+	ReleaseLease(ctx context.Context, f slum.Fence) error
 }
 
 // Holder names this process as a lease holder: host/pid/nonce.
@@ -59,7 +59,7 @@ var ErrLeaseLost = errors.New("lost the controller lease")
 // controller makes), a context that ends when ctx does or the lease is lost
 // (context.Cause is then ErrLeaseLost), and release, which gives the lease
 // up.
-func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Duration, log *slog.Logger) (desired.Lease, context.Context, func(), error) {
+func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Duration, log *slog.Logger) (slum.Lease, context.Context, func(), error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -67,11 +67,11 @@ func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Du
 	if err != nil {
 		cur, gerr := store.GetLease(ctx, LeaseName)
 		if gerr != nil || !deadHolder(cur.Holder) {
-			return desired.Lease{}, nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
+			return slum.Lease{}, nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
 		}
 		log.Warn("taking over the lease of a controller that is gone", "holder", cur.Holder)
 		if lease, err = store.AcquireLease(ctx, LeaseName, holder, cur.Holder, ttl); err != nil {
-			return desired.Lease{}, nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
+			return slum.Lease{}, nil, nil, fmt.Errorf("another slum run is active on this database: %w", err)
 		}
 	}
 	lctx, cancel := context.WithCancelCause(ctx)
@@ -92,7 +92,7 @@ func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Du
 			case err == nil && l.Epoch != lease.Epoch:
 				// Someone held it in between: whatever this controller
 				// writes now is fenced anyway.
-				err = fmt.Errorf("%w: the lease changed hands (epoch %d, now %d)", desired.ErrConflict, lease.Epoch, l.Epoch)
+				err = fmt.Errorf("%w: the lease changed hands (epoch %d, now %d)", slum.ErrConflict, lease.Epoch, l.Epoch)
 			case err == nil:
 				last = time.Now()
 				continue
@@ -102,7 +102,7 @@ func HoldLease(ctx context.Context, store LeaseStore, holder string, ttl time.Du
 			}
 			// A busy database may delay a renewal; the lease is lost
 			// only when it could have expired.
-			if errors.Is(err, desired.ErrConflict) || time.Since(last) > ttl*2/3 {
+			if errors.Is(err, slum.ErrConflict) || time.Since(last) > ttl*2/3 {
 				log.Error("lost the controller lease", "err", err)
 				cancel(fmt.Errorf("%w: %v", ErrLeaseLost, err))
 				return

@@ -3,8 +3,7 @@ package reconcile
 import (
 	"time"
 
-	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum"
 )
 
 // Kind is what an action does.
@@ -21,8 +20,8 @@ type Action struct {
 	ServerID string
 	Name     string // process:tenant--instance
 	Process  string
-	ID       string // tenant--instance
-	Instance string // tenant:instance
+	ID       string           // tenant--instance
+	Instance slum.InstanceKey // "" for a copy that is no instance of the fleet's
 	// Generation of the desired instance a spawn serves.
 	Generation int64
 	// Guarded stops count against the mass-stop guard: they remove a copy
@@ -49,8 +48,8 @@ type Wait struct {
 // Observation is what the plan says of one desired instance.
 type Observation struct {
 	Instance *Desired
-	Phase    desired.Phase
-	Health   string // tenement's word for the copy, when seen
+	Phase    slum.Phase
+	Health   slum.InstanceHealth // when seen
 	Message  string
 	// Converged: what runs matches the desired state at
 	// Instance.Generation.
@@ -60,22 +59,22 @@ type Observation struct {
 // ServerReport is what the plan says of one server.
 type ServerReport struct {
 	ServerID     string
-	Health       observed.HealthState
+	Health       slum.HealthState
 	Listed       bool
 	Running      int      // copies listed
 	Unmanaged    []string // running names slum did not place; never touched
 	PendingStops int      // copies slum placed there that are to go
-	Failover     desired.FailoverState
+	Failover     slum.FailoverState
 	Reason       string
 }
 
 // Serving is who serves one tenant.
 type Serving struct {
 	Tenant  string
-	Serving []desired.CopyRef // preferred first
-	Spares  []desired.CopyRef // running copies that do not serve
-	Reason  string            // why nothing serves, when nothing does
-	Since   time.Time         // when Serving last changed
+	Serving []slum.CopyRef // preferred first
+	Spares  []slum.CopyRef // running copies that do not serve
+	Reason  string         // why nothing serves, when nothing does
+	Since   time.Time      // when Serving last changed
 	// Settling: the serving copy was chosen when nothing served the
 	// tenant yet, so a better-ranked copy that comes up soon after takes
 	// over (the order copies come up in at start is an accident). A copy
@@ -86,18 +85,18 @@ type Serving struct {
 // Held is a part of the plan a safety rule holds back until the operator
 // approves it once.
 type Held struct {
-	Kind        desired.HoldKind
+	Kind        slum.HoldKind
 	Fingerprint string
 	Summary     string
-	Stops       []Action             // withheld stops (mass-stop)
-	Reschedules []desired.Reschedule // withheld failovers (partition)
-	Servers     []string             // the servers concerned
+	Stops       []Action          // withheld stops (mass-stop)
+	Reschedules []slum.Reschedule // withheld failovers (partition)
+	Servers     []string          // the servers concerned
 }
 
 // Unplaceable is an instance on a dead server that no healthy server can
 // take now.
 type Unplaceable struct {
-	Instance string
+	Instance slum.InstanceKey
 	From     string
 	Reason   string
 }
@@ -113,12 +112,12 @@ type Plan struct {
 	Waits  []Wait
 	// Record are ledger entries to write before the spawns are sent;
 	// Forget those whose copies are confirmed gone.
-	Record []desired.Placement
-	Forget []desired.Placement
+	Record []slum.Placement
+	Forget []slum.Placement
 	// Reschedules move instances off dead servers (failover) or back
 	// home (fail-back); the controller commits them to the desired state
 	// and the next plan spawns the new copies.
-	Reschedules []desired.Reschedule
+	Reschedules []slum.Reschedule
 	Unplaceable []Unplaceable
 	// FailingOver lists the servers whose failover this plan starts.
 	FailingOver []string
@@ -149,14 +148,14 @@ func (p *Plan) Idle() bool {
 // Desired is a desired instance with its names worked out once per load of
 // the desired state, not once per plan.
 type Desired struct {
-	*desired.Instance        // the snapshot's, shared
-	Name              string // on tenement: process:tenant--instance
-	Key               string // in slum: tenant:instance
-	Index             int    // position in Fleet.Desired
-	Srv               int    // position of its server in the snapshot's servers
+	*slum.Instance        // the snapshot's, shared
+	Name           string // on tenement: process:tenant--instance
+	Key            slum.InstanceKey
+	Index          int // position in Fleet.Desired
+	Srv            int // position of its server in the snapshot's servers
 }
 
 // NewDesired wraps a desired instance.
-func NewDesired(in *desired.Instance) Desired {
+func NewDesired(in *slum.Instance) Desired {
 	return Desired{Instance: in, Name: in.TenementName(), Key: in.Key()}
 }

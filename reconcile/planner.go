@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/observed"
 )
 
@@ -83,7 +86,7 @@ type Planner struct{}
 func (Planner) Plan(in Input) *Plan {
 	f := in.Fleet
 	p := &planning{in: in, f: f, set: f.Settings, plan: &Plan{Revision: f.Revision, At: in.Now},
-		health: make([]observed.HealthState, len(f.Snapshot.Servers)), snaps: make([]*observed.Snapshot, len(f.Snapshot.Servers)),
+		health: make([]slum.HealthState, len(f.Snapshot.Servers)), snaps: make([]*observed.Snapshot, len(f.Snapshot.Servers)),
 		obs: make([]Observation, len(f.Desired)), parts: make([]*part, len(f.Snapshot.Servers))}
 	p.classifyServers()
 	p.failover()
@@ -103,10 +106,10 @@ func (Planner) Plan(in Input) *Plan {
 type planning struct {
 	in     Input
 	f      *Fleet
-	set    desired.Settings
+	set    slum.Settings
 	plan   *Plan
-	health []observed.HealthState // by server position
-	snaps  []*observed.Snapshot   // by server position; nil: never observed
+	health []slum.HealthState   // by server position
+	snaps  []*observed.Snapshot // by server position; nil: never observed
 	// dead lists the dead servers, by id; moving says which of them fail
 	// over in this plan, held which are held back and why.
 	dead    []string
@@ -119,7 +122,7 @@ type planning struct {
 	placer  *desired.Placer
 	// prevServing is the previous plan's serving copies by tenant, made
 	// when first needed.
-	prevServing map[string][]desired.CopyRef
+	prevServing map[string][]slum.CopyRef
 }
 
 // part is the share of a plan that depends on one listed server alone. A
@@ -130,8 +133,8 @@ type part struct {
 	spawns []Action
 	stops  []Action
 	waits  []Wait
-	record []desired.Placement
-	forget []desired.Placement
+	record []slum.Placement
+	forget []slum.Placement
 	report ServerReport
 	obs    []Observation // for OnServer's instances, in order
 	quiet  bool
@@ -148,12 +151,12 @@ type partKey struct {
 // healthKey is what of a server's health its share of a plan depends on
 // (not when it last answered, which changes with every probe).
 type healthKey struct {
-	health   observed.Health
+	health   slum.Health
 	since    time.Time
 	lastDead time.Time
 }
 
-func keyOf(h observed.HealthState) healthKey {
+func keyOf(h slum.HealthState) healthKey {
 	return healthKey{health: h.Health, since: h.Since, lastDead: h.LastDead}
 }
 
@@ -170,24 +173,24 @@ func (p *planning) key(i int) partKey {
 // list succeeded and it is not dead.
 func (p *planning) listed(i int) *observed.Snapshot {
 	s := p.snaps[i]
-	if s == nil || !s.Listed || s.Health.Health == observed.HealthDead {
+	if s == nil || !s.Listed || s.Health.Health == slum.HealthDead {
 		return nil
 	}
 	return s
 }
 
-func (p *planning) healthOf(server string) observed.HealthState {
+func (p *planning) healthOf(server string) slum.HealthState {
 	if i, ok := p.f.ServerIndex[server]; ok {
 		return p.health[i]
 	}
-	return observed.HealthState{Health: observed.HealthUnknown}
+	return slum.HealthState{Health: slum.HealthUnknown}
 }
 
 // fit says why a server takes no new instances now, or "".
 func (p *planning) fit(i int) string {
 	h := p.health[i]
 	switch {
-	case h.Health != observed.HealthOnline:
+	case h.Health != slum.HealthOnline:
 		return string(h.Health)
 	case !h.LastDead.IsZero() && p.in.Now.Sub(h.Since) < p.set.StableAfter:
 		// Back from the dead (or wavering since): not trusted yet.
@@ -200,7 +203,7 @@ func (p *planning) classifyServers() {
 	p.reports = make([]*ServerReport, len(p.f.Snapshot.Servers))
 	for i := range p.f.Snapshot.Servers {
 		s := &p.f.Snapshot.Servers[i]
-		h := observed.HealthState{Health: observed.HealthUnknown}
+		h := slum.HealthState{Health: slum.HealthUnknown}
 		if snap := p.in.Observed[s.ID]; snap != nil {
 			h = snap.Health
 			p.snaps[i] = snap
@@ -211,7 +214,7 @@ func (p *planning) classifyServers() {
 			r.Listed, r.Running = snap.Listed, len(snap.Instances)
 		}
 		p.reports[i] = r
-		if h.Health == observed.HealthDead {
+		if h.Health == slum.HealthDead {
 			p.dead = append(p.dead, s.ID)
 		}
 	}
@@ -235,7 +238,7 @@ func (p *planning) placement() *desired.Placer {
 // movable reports whether an instance on a dead server fails over.
 func (p *planning) movable(d *Desired) bool {
 	t := p.f.Tenants[d.TenantID]
-	return d.DesiredState == desired.StateRunning && t != nil && t.Failover == desired.FailoverMove
+	return d.DesiredState == slum.StateRunning && t != nil && t.Failover == slum.FailoverMove
 }
 
 // failover decides, for every dead server, whether its instances move now,
@@ -257,7 +260,7 @@ func (p *planning) failover() {
 		return
 	}
 	partitioned, summary := p.partition()
-	var withheld []desired.Reschedule
+	var withheld []slum.Reschedule
 	heldAny := false
 	recent := map[string]bool{}
 	for _, r := range p.in.Failovers {
@@ -276,7 +279,7 @@ func (p *planning) failover() {
 		si := p.f.ServerIndex[id]
 		report := p.reports[si]
 		if n := away[id]; n > 0 {
-			report.Failover = desired.FailoverDone
+			report.Failover = slum.FailoverDone
 			report.Reason = fmt.Sprintf("%d of its instances run elsewhere", n)
 		}
 		var movable []*Desired
@@ -293,12 +296,12 @@ func (p *planning) failover() {
 			rs, _ := p.place(id, movable, false)
 			withheld = append(withheld, rs...)
 			heldAny = true
-			report.Failover, report.Reason = desired.FailoverHeld, summary
+			report.Failover, report.Reason = slum.FailoverHeld, summary
 			p.held[id] = "failover held: " + summary
 			continue
 		case !recent[id] && budget <= 0:
 			why := fmt.Sprintf("failover waits: %d servers failed over in the last minute (failover_rate %d)", len(recent), p.set.FailoverRate)
-			report.Failover, report.Reason = desired.FailoverHeld, why
+			report.Failover, report.Reason = slum.FailoverHeld, why
 			p.held[id] = why
 			continue
 		case !recent[id]:
@@ -308,14 +311,14 @@ func (p *planning) failover() {
 		p.moving[id] = true
 		rs, unplaceable := p.place(id, movable, true)
 		p.plan.Reschedules = append(p.plan.Reschedules, rs...)
-		report.Failover = desired.FailoverDone
+		report.Failover = slum.FailoverDone
 		report.Reason = fmt.Sprintf("%d of its instances run elsewhere", away[id]+len(rs))
 		if unplaceable > 0 {
 			report.Reason += fmt.Sprintf(", %d cannot be placed", unplaceable)
 		}
 	}
 	if heldAny {
-		h := Held{Kind: desired.HoldPartition, Summary: summary, Reschedules: withheld}
+		h := Held{Kind: slum.HoldPartition, Summary: summary, Reschedules: withheld}
 		for id := range partitioned {
 			h.Servers = append(h.Servers, id)
 		}
@@ -335,9 +338,9 @@ func (p *planning) failover() {
 func (p *planning) lost(id string, firstDead time.Time) bool {
 	h := p.healthOf(id)
 	switch h.Health {
-	case observed.HealthDead, observed.HealthSuspect:
+	case slum.HealthDead, slum.HealthSuspect:
 		return true
-	case observed.HealthOnline:
+	case slum.HealthOnline:
 		return !h.LastDead.IsZero() && h.Since.After(firstDead) && p.in.Now.Sub(h.Since) < p.set.StableAfter
 	}
 	return false
@@ -370,7 +373,7 @@ func (p *planning) partition() (map[string]bool, string) {
 	for id := range p.f.Servers {
 		if p.lost(id, first) {
 			lost++
-			if h := p.healthOf(id).Health; h == observed.HealthOnline {
+			if h := p.healthOf(id).Health; h == slum.HealthOnline {
 				back++
 			}
 		}
@@ -410,7 +413,7 @@ func (p *planning) partition() (map[string]bool, string) {
 				continue
 			}
 			for _, id := range ids {
-				if p.healthOf(id).Health == observed.HealthDead {
+				if p.healthOf(id).Health == slum.HealthDead {
 					out[id] = true
 				}
 			}
@@ -428,7 +431,7 @@ func (p *planning) partition() (map[string]bool, string) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	if id := p.f.Approved(desired.HoldPartition, fingerprint(ids)); id != 0 {
+	if id := p.f.Approved(slum.HoldPartition, fingerprint(ids)); id != 0 {
 		p.plan.Approved = append(p.plan.Approved, id)
 		return map[string]bool{}, ""
 	}
@@ -438,8 +441,8 @@ func (p *planning) partition() (map[string]bool, string) {
 // place finds a server for each instance of a dead server. With commit it
 // takes the places in the placer and records unplaceable instances;
 // without, it only reports where they would go.
-func (p *planning) place(from string, ds []*Desired, commit bool) ([]desired.Reschedule, int) {
-	var out []desired.Reschedule
+func (p *planning) place(from string, ds []*Desired, commit bool) ([]slum.Reschedule, int) {
+	var out []slum.Reschedule
 	unplaceable := 0
 	for _, d := range ds {
 		region := ""
@@ -451,7 +454,7 @@ func (p *planning) place(from string, ds []*Desired, commit bool) ([]desired.Res
 			if commit {
 				unplaceable++
 				p.plan.Unplaceable = append(p.plan.Unplaceable, Unplaceable{Instance: d.Key, From: from, Reason: err.Error()})
-				p.observe(d, desired.PhaseUnplaceable, "", fmt.Sprintf("server %s is dead and %s", from, strings.TrimPrefix(err.Error(), desired.ErrNoCapacity.Error()+": ")), false)
+				p.observe(d, slum.PhaseUnplaceable, "", fmt.Sprintf("server %s is dead and %s", from, strings.TrimPrefix(err.Error(), slum.ErrNoCapacity.Error()+": ")), false)
 			}
 			continue
 		}
@@ -460,10 +463,10 @@ func (p *planning) place(from string, ds []*Desired, commit bool) ([]desired.Res
 			moved.ServerID = to
 			p.placement().Take(moved)
 		}
-		out = append(out, desired.Reschedule{TenantID: d.TenantID, InstanceID: d.ID, From: from, To: to,
+		out = append(out, slum.Reschedule{TenantID: d.TenantID, InstanceID: d.ID, From: from, To: to,
 			Generation: d.Generation, Reason: "server " + from + " is dead"})
 		if commit {
-			p.observe(d, desired.PhasePending, "", fmt.Sprintf("failing over: server %s is dead; placed on %s", from, to), false)
+			p.observe(d, slum.PhasePending, "", fmt.Sprintf("failing over: server %s is dead; placed on %s", from, to), false)
 		}
 	}
 	return out, unplaceable
@@ -473,12 +476,12 @@ func (p *planning) place(from string, ds []*Desired, commit bool) ([]desired.Res
 // fleet's failback policy is "return" and the home server has been healthy
 // for FailbackAfter.
 func (p *planning) failback() {
-	if p.set.Failback != desired.FailbackReturn {
+	if p.set.Failback != slum.FailbackReturn {
 		return
 	}
 	for i := range p.f.Snapshot.Instances {
 		in := &p.f.Snapshot.Instances[i]
-		if !in.FailedOver() || in.DesiredState != desired.StateRunning {
+		if !in.FailedOver() || in.DesiredState != slum.StateRunning {
 			continue
 		}
 		hi, ok := p.f.ServerIndex[in.HomeServerID]
@@ -504,13 +507,13 @@ func (p *planning) failback() {
 		moved := *in
 		moved.ServerID = home.ID
 		p.placement().Take(moved)
-		p.plan.Reschedules = append(p.plan.Reschedules, desired.Reschedule{TenantID: in.TenantID, InstanceID: in.ID,
+		p.plan.Reschedules = append(p.plan.Reschedules, slum.Reschedule{TenantID: in.TenantID, InstanceID: in.ID,
 			From: in.ServerID, To: home.ID, Generation: in.Generation,
 			Reason: fmt.Sprintf("fail-back: home server %s has been online for %s", home.ID, p.in.Now.Sub(h.Since).Round(time.Second))})
 	}
 }
 
-func (p *planning) observe(d *Desired, phase desired.Phase, health, msg string, converged bool) {
+func (p *planning) observe(d *Desired, phase slum.Phase, health slum.InstanceHealth, msg string, converged bool) {
 	if p.obs[d.Index].Instance != nil {
 		return // the first word on an instance stands
 	}
@@ -547,37 +550,37 @@ func (p *planning) diffServer(si int) {
 	if missing := len(p.f.OnServer[si]) - len(running); missing > 16 {
 		// A server filling up: room for its spawns at once.
 		pt.spawns = make([]Action, 0, missing)
-		pt.record = make([]desired.Placement, 0, missing)
+		pt.record = make([]slum.Placement, 0, missing)
 	}
 	for _, di := range p.f.OnServer[si] {
 		d := &p.f.Desired[di]
 		health, present := running[d.Name]
 		_, isOwned := owned[d.Name]
-		if !isOwned && d.DesiredState == desired.StateRunning {
-			pt.record = append(pt.record, desired.Placement{ServerID: s.ID, Name: d.Name, TenantID: d.TenantID, InstanceID: d.ID})
+		if !isOwned && d.DesiredState == slum.StateRunning {
+			pt.record = append(pt.record, slum.Placement{ServerID: s.ID, Name: d.Name, TenantID: d.TenantID, InstanceID: d.ID})
 		}
 		act := Action{ServerID: s.ID, Name: d.Name, Process: d.Process, ID: d.Name[len(d.Process)+1:],
 			Instance: d.Key, Generation: d.Generation}
 		switch {
-		case present && d.DesiredState == desired.StateRunning:
-			phase := desired.PhaseRunning
-			if health == "failed" {
-				phase = desired.PhaseFailed
+		case present && d.DesiredState == slum.StateRunning:
+			phase := slum.PhaseRunning
+			if health == slum.InstanceFailed {
+				phase = slum.PhaseFailed
 			}
 			p.observe(d, phase, health, "", true)
 		case present && !isOwned:
 			// Desired stopped, but slum never placed this copy: it is
 			// not slum's to stop.
-			p.observe(d, desired.PhaseRunning, health, "desired stopped, but slum did not start this copy: left alone", false)
+			p.observe(d, slum.PhaseRunning, health, "desired stopped, but slum did not start this copy: left alone", false)
 			report.Unmanaged = append(report.Unmanaged, d.Name)
 		case present:
 			act.Kind, act.Reason = Stop, "desired state is stopped"
 			pt.stops = append(pt.stops, act)
-			p.observe(d, desired.PhasePending, health, "", false)
-		case d.DesiredState == desired.StateStopped:
-			p.observe(d, desired.PhaseStopped, "", "", true)
-		case d.Mode == desired.ModeOnDemand:
-			p.observe(d, desired.PhaseIdle, "", "", true)
+			p.observe(d, slum.PhasePending, health, "", false)
+		case d.DesiredState == slum.StateStopped:
+			p.observe(d, slum.PhaseStopped, "", "", true)
+		case d.Mode == slum.ModeOnDemand:
+			p.observe(d, slum.PhaseIdle, "", "", true)
 		default:
 			act.Kind, act.Reason = Spawn, "desired running and absent"
 			msg := ""
@@ -586,7 +589,7 @@ func (p *planning) diffServer(si int) {
 				msg = act.Reason
 			}
 			pt.spawns = append(pt.spawns, act)
-			p.observe(d, desired.PhasePending, "", msg, false)
+			p.observe(d, slum.PhasePending, "", msg, false)
 		}
 	}
 	for name := range running {
@@ -594,21 +597,21 @@ func (p *planning) diffServer(si int) {
 			continue
 		}
 		_, isOwned := owned[name]
-		process, tenant, inst, ok := desired.ParseTenementName(name)
+		process, tenant, inst, ok := names.ParseTenementName(name)
 		if !isOwned || !ok {
 			report.Unmanaged = append(report.Unmanaged, name)
 			continue
 		}
-		key := tenant + ":" + inst
-		act := Action{Kind: Stop, ServerID: s.ID, Name: name, Process: process, ID: desired.TenementID(tenant, inst), Instance: key}
+		key := slum.KeyOf(tenant, inst)
+		act := Action{Kind: Stop, ServerID: s.ID, Name: name, Process: process, ID: names.TenementID(tenant, inst), Instance: key}
 		d, exists := p.f.ByKey[key]
-		desiredElsewhere := exists && d.DesiredState == desired.StateRunning && d.ServerID != s.ID
+		desiredElsewhere := exists && d.DesiredState == slum.StateRunning && d.ServerID != s.ID
 		switch {
 		case desiredElsewhere && p.fences(report.Health, d):
 			act.Fence = true
 			act.Reason = fmt.Sprintf("fencing: %s was dead and %s failed over to %s", s.ID, key, d.ServerID)
 			pt.stops = append(pt.stops, act)
-			report.Failover, report.Reason = desired.FailoverFencing, "stopping stale copies of instances that failed over"
+			report.Failover, report.Reason = slum.FailoverFencing, "stopping stale copies of instances that failed over"
 		case desiredElsewhere && p.runsOn(d, d.Srv) && !p.servedFrom(d, s.ID):
 			act.Reason = "moved to " + d.ServerID + ", where it runs"
 			pt.stops = append(pt.stops, act)
@@ -628,7 +631,7 @@ func (p *planning) diffServer(si int) {
 				// Gone from the desired state without a trace: what an
 				// emptied or wrong database looks like.
 				act.Reason, act.Guarded = "no longer desired", true
-			case d.DesiredState == desired.StateStopped:
+			case d.DesiredState == slum.StateStopped:
 				act.Reason = "desired state is stopped"
 			default:
 				act.Reason = "replaced by " + d.Name
@@ -638,7 +641,7 @@ func (p *planning) diffServer(si int) {
 	}
 	waitsForList := false
 	for name, e := range owned {
-		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID && d.DesiredState == desired.StateRunning {
+		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID && d.DesiredState == slum.StateRunning {
 			continue // a placement of the desired state: kept while it is desired here
 		}
 		report.PendingStops++
@@ -649,8 +652,8 @@ func (p *planning) diffServer(si int) {
 			waitsForList = true
 			continue // an action on it may not show in this list yet
 		}
-		_, tenant, inst, _ := desired.ParseTenementName(name)
-		pt.forget = append(pt.forget, desired.Placement{ServerID: s.ID, Name: name, TenantID: tenant, InstanceID: inst})
+		_, tenant, inst, _ := names.ParseTenementName(name)
+		pt.forget = append(pt.forget, slum.Placement{ServerID: s.ID, Name: name, TenantID: tenant, InstanceID: inst})
 	}
 	// Spawns come in the snapshot's order; the rest from maps: sort them,
 	// so that plans are the same for the same inputs.
@@ -672,7 +675,7 @@ func (p *planning) diffServer(si int) {
 func (p *planning) pendingStops(server string, owned map[string]LedgerEntry) int {
 	n := 0
 	for name := range owned {
-		if d, ok := p.f.ByName[name]; !ok || d.ServerID != server || d.DesiredState != desired.StateRunning {
+		if d, ok := p.f.ByName[name]; !ok || d.ServerID != server || d.DesiredState != slum.StateRunning {
 			n++
 		}
 	}
@@ -698,17 +701,17 @@ func (p *planning) take(si int, pt *part) {
 // copy to stop at once: the server died, and d was placed elsewhere before
 // the server came back (its failover). Any other move waits until the new
 // copy runs.
-func (p *planning) fences(h observed.HealthState, d *Desired) bool {
-	return !h.LastDead.IsZero() && h.Health == observed.HealthOnline && d.UpdatedAt.Before(h.Since)
+func (p *planning) fences(h slum.HealthState, d *Desired) bool {
+	return !h.LastDead.IsZero() && h.Health == slum.HealthOnline && d.UpdatedAt.Before(h.Since)
 }
 
 // servedFrom reports whether the previous plan had d's copy on server
 // serve its tenant.
 func (p *planning) servedFrom(d *Desired, server string) bool {
-	var prev []desired.CopyRef
+	var prev []slum.CopyRef
 	if pp := p.in.Prev; pp != nil {
 		if p.prevServing == nil {
-			p.prevServing = make(map[string][]desired.CopyRef, len(pp.Serving))
+			p.prevServing = make(map[string][]slum.CopyRef, len(pp.Serving))
 			for _, sv := range pp.Serving {
 				p.prevServing[sv.Tenant] = sv.Serving
 			}
@@ -717,14 +720,14 @@ func (p *planning) servedFrom(d *Desired, server string) bool {
 	} else {
 		prev = p.in.Serving[d.TenantID].Serving
 	}
-	return slices.Contains(prev, desired.CopyRef{Instance: d.ID, Server: server})
+	return slices.Contains(prev, slum.CopyRef{Instance: d.ID, Server: server})
 }
 
 // runsOn reports whether d's copy runs on the server at position si (or,
 // on-demand, may wake there).
 func (p *planning) runsOn(d *Desired, si int) bool {
-	if d.Mode == desired.ModeOnDemand {
-		return p.health[si].Health == observed.HealthOnline
+	if d.Mode == slum.ModeOnDemand {
+		return p.health[si].Health == slum.HealthOnline
 	}
 	_, ok := p.listed(si).Running(d.Name)
 	return ok
@@ -742,14 +745,14 @@ func (p *planning) observeTheRest() {
 		for _, di := range p.f.OnServer[si] {
 			d := &p.f.Desired[di]
 			switch {
-			case d.DesiredState == desired.StateStopped && h.Health == observed.HealthDead:
-				p.observe(d, desired.PhaseStopped, "", "", false)
-			case h.Health == observed.HealthDead && p.held[s.ID] != "":
-				p.observe(d, desired.PhaseDown, "", fmt.Sprintf("server %s is dead; %s", s.ID, p.held[s.ID]), false)
-			case h.Health == observed.HealthDead && !p.movable(d):
-				p.observe(d, desired.PhaseDown, "", fmt.Sprintf("server %s is dead; tenant %s's failover policy is none", s.ID, d.TenantID), false)
-			case h.Health == observed.HealthDead:
-				p.observe(d, desired.PhaseDown, "", "server "+s.ID+" is dead", false)
+			case d.DesiredState == slum.StateStopped && h.Health == slum.HealthDead:
+				p.observe(d, slum.PhaseStopped, "", "", false)
+			case h.Health == slum.HealthDead && p.held[s.ID] != "":
+				p.observe(d, slum.PhaseDown, "", fmt.Sprintf("server %s is dead; %s", s.ID, p.held[s.ID]), false)
+			case h.Health == slum.HealthDead && !p.movable(d):
+				p.observe(d, slum.PhaseDown, "", fmt.Sprintf("server %s is dead; tenant %s's failover policy is none", s.ID, d.TenantID), false)
+			case h.Health == slum.HealthDead:
+				p.observe(d, slum.PhaseDown, "", "server "+s.ID+" is dead", false)
 			default:
 				msg := "server " + s.ID + " is " + string(h.Health)
 				if snap := p.snaps[si]; snap != nil && snap.ListErr != "" {
@@ -757,7 +760,7 @@ func (p *planning) observeTheRest() {
 				} else if h.LastErr != "" {
 					msg += ": " + h.LastErr
 				}
-				p.observe(d, desired.PhaseUnknown, "", msg, false)
+				p.observe(d, slum.PhaseUnknown, "", msg, false)
 			}
 		}
 	}
@@ -776,40 +779,40 @@ const servingSettle = 10 * time.Second
 // copy on its server, when that server is not dead and (as last listed)
 // runs it; else, while a move waits for that copy, the old one. An
 // on-demand copy wakes on request, so its server being up is enough.
-func (p *planning) upCopy(d *Desired, waiting map[string]string) (desired.CopyRef, bool) {
-	if d.DesiredState != desired.StateRunning {
-		return desired.CopyRef{}, false
+func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum.CopyRef, bool) {
+	if d.DesiredState != slum.StateRunning {
+		return slum.CopyRef{}, false
 	}
 	up := func(si int) bool {
 		h := p.health[si].Health
-		return h == observed.HealthOnline || h == observed.HealthSuspect
+		return h == slum.HealthOnline || h == slum.HealthSuspect
 	}
 	if up(d.Srv) {
-		if d.Mode == desired.ModeOnDemand {
-			return desired.CopyRef{Instance: d.ID, Server: d.ServerID}, true
+		if d.Mode == slum.ModeOnDemand {
+			return slum.CopyRef{Instance: d.ID, Server: d.ServerID}, true
 		}
 		// The copy on its own server, as this plan observed it (or as
 		// last listed, while its server cannot be listed).
 		o := p.obs[d.Index]
-		health, running := o.Health, o.Phase == desired.PhaseRunning || o.Phase == desired.PhaseFailed
-		if o.Phase == desired.PhaseUnknown {
+		health, running := o.Health, o.Phase == slum.PhaseRunning || o.Phase == slum.PhaseFailed
+		if o.Phase == slum.PhaseUnknown {
 			health, running = p.snaps[d.Srv].Running(d.Name)
 		}
-		if running && health != "failed" && health != "unhealthy" {
-			return desired.CopyRef{Instance: d.ID, Server: d.ServerID}, true
+		if running && health.Serves() {
+			return slum.CopyRef{Instance: d.ID, Server: d.ServerID}, true
 		}
 	}
 	if len(waiting) == 0 {
-		return desired.CopyRef{}, false
+		return slum.CopyRef{}, false
 	}
 	if old, ok := waiting[d.Key]; ok {
 		if si, ok := p.f.ServerIndex[old]; ok && up(si) {
-			if health, ok := p.snaps[si].Running(d.Name); ok && health != "failed" && health != "unhealthy" {
-				return desired.CopyRef{Instance: d.ID, Server: old}, true
+			if health, ok := p.snaps[si].Running(d.Name); ok && health.Serves() {
+				return slum.CopyRef{Instance: d.ID, Server: old}, true
 			}
 		}
 	}
-	return desired.CopyRef{}, false
+	return slum.CopyRef{}, false
 }
 
 // serving decides who serves each tenant. With one serving copy, the
@@ -823,14 +826,14 @@ func (p *planning) serving() {
 		p.plan.Serving = prev.Serving
 		return
 	}
-	var waiting map[string]string
+	var waiting map[slum.InstanceKey]string
 	for _, pt := range p.parts {
 		if pt == nil {
 			continue
 		}
 		for _, w := range pt.waits {
 			if waiting == nil {
-				waiting = map[string]string{}
+				waiting = map[slum.InstanceKey]string{}
 			}
 			waiting[w.Instance] = w.ServerID
 		}
@@ -847,7 +850,7 @@ func (p *planning) serving() {
 		}
 	}
 	p.plan.Serving = make([]Serving, 0, len(p.f.Snapshot.Tenants))
-	var up []desired.CopyRef
+	var up []slum.CopyRef
 	for i := range p.f.Snapshot.Tenants {
 		t := &p.f.Snapshot.Tenants[i]
 		var prev Serving
@@ -863,7 +866,7 @@ func (p *planning) serving() {
 				up = append(up, c)
 			}
 		}
-		if t.Serving == desired.ServingAll {
+		if t.Serving == slum.ServingAll {
 			sv.Serving, sv.Settling = slices.Clone(up), false
 		} else if len(up) > 0 {
 			first := -1
@@ -890,7 +893,7 @@ func (p *planning) serving() {
 			if len(prev.Serving) == 1 && prev.Serving[0] == up[first] {
 				sv.Serving = prev.Serving
 			} else {
-				sv.Serving = []desired.CopyRef{up[first]}
+				sv.Serving = []slum.CopyRef{up[first]}
 			}
 			if sparesAre(prev.Spares, up, first) {
 				sv.Spares = prev.Spares
@@ -919,7 +922,7 @@ func (p *planning) serving() {
 
 // sparesAre reports whether spares lists the copies of up but up[skip],
 // in order.
-func sparesAre(spares, up []desired.CopyRef, skip int) bool {
+func sparesAre(spares, up []slum.CopyRef, skip int) bool {
 	if len(spares) != len(up)-1 {
 		return false
 	}
@@ -954,11 +957,11 @@ func (p *planning) whyNotServed(tenant string) string {
 	}
 	stopped := true
 	for _, d := range ds {
-		if d.DesiredState != desired.StateRunning {
+		if d.DesiredState != slum.StateRunning {
 			continue
 		}
 		stopped = false
-		if h := p.health[d.Srv].Health; h != observed.HealthOnline && h != observed.HealthSuspect {
+		if h := p.health[d.Srv].Health; h != slum.HealthOnline && h != slum.HealthSuspect {
 			return fmt.Sprintf("its server %s is %s", d.ServerID, h)
 		}
 	}
@@ -993,11 +996,11 @@ func (p *planning) guardStops() {
 	}
 	sort.Strings(keys)
 	fp := fingerprint(keys)
-	if id := p.f.Approved(desired.HoldMassStop, fp); id != 0 {
+	if id := p.f.Approved(slum.HoldMassStop, fp); id != 0 {
 		p.plan.Approved = append(p.plan.Approved, id)
 		return
 	}
-	p.plan.Held = append(p.plan.Held, Held{Kind: desired.HoldMassStop, Fingerprint: fp, Stops: guarded,
+	p.plan.Held = append(p.plan.Held, Held{Kind: slum.HoldMassStop, Fingerprint: fp, Stops: guarded,
 		Summary: fmt.Sprintf("refused to stop %d of the %d instances slum placed (more than %.0f%%, max_stop_fraction): an emptied or wrong database must not empty the fleet",
 			len(guarded), placed, 100*g.Fraction)})
 	kept := p.plan.Stops[:0]

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed"
 )
@@ -17,19 +19,19 @@ var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 // srv describes a server as a plan sees it. Times are relative to t0.
 type srv struct {
 	id, region string
-	health     observed.Health // default online
-	unlisted   bool            // its last list failed
-	runs       []string        // tenement names it lists
-	lastDead   time.Duration   // ago; 0: never dead
-	since      time.Duration   // in its health for this long; default 1h
-	state      desired.ServerState
+	health     slum.Health   // default online
+	unlisted   bool          // its last list failed
+	runs       []string      // tenement names it lists
+	lastDead   time.Duration // ago; 0: never dead
+	since      time.Duration // in its health for this long; default 1h
+	state      slum.ServerState
 	capacity   int64 // MB; default 1000
 }
 
 type tnt struct {
 	id, region string
-	failover   desired.FailoverPolicy
-	serving    desired.ServingPolicy
+	failover   slum.FailoverPolicy
+	serving    slum.ServingPolicy
 }
 
 // ins describes an instance: key "tenant:id" on server, process api.
@@ -49,9 +51,9 @@ type scenario struct {
 	busy      []string
 	serving   map[string][]string // tenant → instance ids that served, on their servers
 	failovers []FailoverRecord
-	holds     []desired.Hold
+	holds     []slum.Hold
 	removed   []string // instance keys removed on purpose
-	settings  func(*desired.Settings)
+	settings  func(*slum.Settings)
 	guard     *Guard
 }
 
@@ -64,10 +66,10 @@ func name(key, process string) string {
 }
 
 func (sc scenario) input() Input {
-	snap := &desired.Snapshot{Revision: 7, Settings: desired.DefaultSettings(), Holds: sc.holds}
+	snap := &slum.Snapshot{Revision: 7, Settings: slum.DefaultSettings(), Holds: sc.holds}
 	for _, k := range sc.removed {
 		t, i, _ := strings.Cut(k, ":")
-		snap.Removed = append(snap.Removed, desired.InstanceRef{TenantID: t, InstanceID: i})
+		snap.Removed = append(snap.Removed, slum.KeyOf(t, i))
 	}
 	if sc.settings != nil {
 		sc.settings(&snap.Settings)
@@ -76,33 +78,33 @@ func (sc scenario) input() Input {
 	for _, s := range sc.servers {
 		st := s.state
 		if st == "" {
-			st = desired.ServerActive
+			st = slum.ServerActive
 		}
 		capacity := s.capacity
 		if capacity == 0 {
 			capacity = 1000
 		}
-		snap.Servers = append(snap.Servers, desired.Server{ID: s.id, Region: s.region, CapacityMB: capacity, State: st, URL: "http://" + s.id, Domain: s.id + ".test"})
+		snap.Servers = append(snap.Servers, slum.Server{ID: s.id, Region: s.region, CapacityMB: capacity, State: st, URL: "http://" + s.id, Domain: s.id + ".test"})
 		h := s.health
 		if h == "" {
-			h = observed.HealthOnline
+			h = slum.HealthOnline
 		}
 		since := s.since
 		if since == 0 {
 			since = time.Hour
 		}
-		hs := observed.HealthState{Health: h, Since: t0.Add(-since)}
+		hs := slum.HealthState{Health: h, Since: t0.Add(-since)}
 		if s.lastDead != 0 {
 			hs.LastDead = t0.Add(-s.lastDead)
 		}
-		if h == observed.HealthUnknown {
+		if h == slum.HealthUnknown {
 			continue
 		}
-		runs := map[string]string{}
+		runs := map[string]slum.InstanceHealth{}
 		for _, n := range s.runs {
-			runs[n] = "healthy"
+			runs[n] = slum.InstanceHealthy
 		}
-		obs[s.id] = &observed.Snapshot{Server: s.id, Health: hs, Listed: !s.unlisted && h != observed.HealthDead,
+		obs[s.id] = &observed.Snapshot{Server: s.id, Health: hs, Listed: !s.unlisted && h != slum.HealthDead,
 			ListedAt: t0.Add(-time.Second), Instances: runs}
 	}
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
@@ -111,18 +113,18 @@ func (sc scenario) input() Input {
 		seenTenant[t.id] = true
 		fo, sv := t.failover, t.serving
 		if fo == "" {
-			fo = desired.FailoverMove
+			fo = slum.FailoverMove
 		}
 		if sv == "" {
-			sv = desired.ServingOne
+			sv = slum.ServingOne
 		}
-		snap.Tenants = append(snap.Tenants, desired.Tenant{ID: t.id, Domain: t.id + ".example.com", Region: t.region, Failover: fo, Serving: sv})
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: t.id, Domain: t.id + ".example.com", Region: t.region, Failover: fo, Serving: sv})
 	}
 	for _, in := range sc.instances {
 		tenant, id, _ := strings.Cut(in.key, ":")
 		if !seenTenant[tenant] {
 			seenTenant[tenant] = true
-			snap.Tenants = append(snap.Tenants, desired.Tenant{ID: tenant, Domain: tenant + ".example.com", Failover: desired.FailoverMove, Serving: desired.ServingOne})
+			snap.Tenants = append(snap.Tenants, slum.Tenant{ID: tenant, Domain: tenant + ".example.com", Failover: slum.FailoverMove, Serving: slum.ServingOne})
 		}
 		process := in.process
 		if process == "" {
@@ -143,13 +145,13 @@ func (sc scenario) input() Input {
 		if updated == 0 {
 			updated = time.Hour
 		}
-		i := desired.Instance{TenantID: tenant, ID: id, Process: process, ServerID: in.server, HomeServerID: home, MemoryMB: mem,
-			DesiredState: desired.StateRunning, Mode: desired.ModeAlways, Rank: in.rank, Generation: gen, UpdatedAt: t0.Add(-updated)}
+		i := slum.Instance{TenantID: tenant, ID: id, Process: process, ServerID: in.server, HomeServerID: home, MemoryMB: mem,
+			DesiredState: slum.StateRunning, Mode: slum.ModeAlways, Rank: in.rank, Generation: gen, UpdatedAt: t0.Add(-updated)}
 		if in.stopped {
-			i.DesiredState = desired.StateStopped
+			i.DesiredState = slum.StateStopped
 		}
 		if in.onDemand {
-			i.Mode = desired.ModeOnDemand
+			i.Mode = slum.ModeOnDemand
 		}
 		snap.Instances = append(snap.Instances, i)
 	}
@@ -182,12 +184,12 @@ func (sc scenario) input() Input {
 		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
 		for _, id := range ids {
 			if inst, server, ok := strings.Cut(id, "@"); ok {
-				sv.Serving = append(sv.Serving, desired.CopyRef{Instance: inst, Server: server})
+				sv.Serving = append(sv.Serving, slum.CopyRef{Instance: inst, Server: server})
 				continue
 			}
 			for _, in := range snap.Instances {
 				if in.TenantID == tenant && in.ID == id {
-					sv.Serving = append(sv.Serving, desired.CopyRef{Instance: id, Server: in.ServerID})
+					sv.Serving = append(sv.Serving, slum.CopyRef{Instance: id, Server: in.ServerID})
 				}
 			}
 		}
@@ -209,7 +211,7 @@ func keys(as []Action) []string {
 	return out
 }
 
-func moves(rs []desired.Reschedule) []string {
+func moves(rs []slum.Reschedule) []string {
 	out := []string{}
 	for _, r := range rs {
 		out = append(out, fmt.Sprintf("%s %s->%s", r.Key(), r.From, r.To))
@@ -217,16 +219,16 @@ func moves(rs []desired.Reschedule) []string {
 	return out
 }
 
-func phases(p *Plan) map[string]desired.Phase {
-	out := map[string]desired.Phase{}
+func phases(p *Plan) map[string]slum.Phase {
+	out := map[string]slum.Phase{}
 	for _, o := range p.Observations {
-		out[o.Instance.Key] = o.Phase
+		out[string(o.Instance.Key)] = o.Phase
 	}
 	return out
 }
 
 func servingOf(p *Plan, tenant string) string {
-	ids := func(cs []desired.CopyRef) string {
+	ids := func(cs []slum.CopyRef) string {
 		var out []string
 		for _, c := range cs {
 			out = append(out, c.String())
@@ -241,8 +243,8 @@ func servingOf(p *Plan, tenant string) string {
 	return "?"
 }
 
-func heldKinds(p *Plan) []desired.HoldKind {
-	out := []desired.HoldKind{}
+func heldKinds(p *Plan) []slum.HoldKind {
+	out := []slum.HoldKind{}
 	for _, h := range p.Held {
 		out = append(out, h.Kind)
 	}
@@ -272,12 +274,12 @@ func TestPlannerConverges(t *testing.T) {
 		stops  []string
 		waits  []string
 		forget []string
-		phases map[string]desired.Phase
+		phases map[string]slum.Phase
 	}{{
 		name:   "absent and desired: recorded, then spawned",
 		sc:     scenario{servers: []srv{{id: "s1"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
 		spawns: []string{"s1/" + a},
-		phases: map[string]desired.Phase{"a:prod": desired.PhasePending},
+		phases: map[string]slum.Phase{"a:prod": slum.PhasePending},
 		check: func(t *testing.T, p *Plan) {
 			if len(p.Record) != 1 || p.Record[0].Name != a {
 				t.Errorf("record %+v", p.Record)
@@ -286,16 +288,16 @@ func TestPlannerConverges(t *testing.T) {
 	}, {
 		name:   "running: nothing to do",
 		sc:     scenario{servers: []srv{{id: "s1", runs: []string{a}}}, instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + a}},
-		phases: map[string]desired.Phase{"a:prod": desired.PhaseRunning},
+		phases: map[string]slum.Phase{"a:prod": slum.PhaseRunning},
 	}, {
 		name:   "on-demand and absent: idle, never spawned",
 		sc:     scenario{servers: []srv{{id: "s1"}}, instances: []ins{{key: "a:prod", server: "s1", onDemand: true}}, ledger: []string{"s1/" + a}},
-		phases: map[string]desired.Phase{"a:prod": desired.PhaseIdle},
+		phases: map[string]slum.Phase{"a:prod": slum.PhaseIdle},
 	}, {
 		name:   "desired stopped and running: stopped",
 		sc:     scenario{servers: []srv{{id: "s1", runs: []string{a}}}, instances: []ins{{key: "a:prod", server: "s1", stopped: true}}, ledger: []string{"s1/" + a}},
 		stops:  []string{"s1/" + a},
-		phases: map[string]desired.Phase{"a:prod": desired.PhasePending},
+		phases: map[string]slum.Phase{"a:prod": slum.PhasePending},
 	}, {
 		name: "what slum did not place is never stopped",
 		sc: scenario{servers: []srv{{id: "s1", runs: []string{a, "api:other", b}}},
@@ -354,9 +356,9 @@ func TestPlannerConverges(t *testing.T) {
 		sc:   scenario{servers: []srv{{id: "s1"}}, ledger: []string{"s1/" + a + "@now", "s1/" + b}, busy: []string{"s1/" + b}},
 	}, {
 		name: "an unreachable server: no actions, instances unknown, its pending stops counted",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthSuspect, unlisted: true}},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthSuspect, unlisted: true}},
 			instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + b, "s1/" + c}},
-		phases: map[string]desired.Phase{"a:prod": desired.PhaseUnknown},
+		phases: map[string]slum.Phase{"a:prod": slum.PhaseUnknown},
 		check: func(t *testing.T, p *Plan) {
 			if r := p.Servers[0]; r.PendingStops != 2 || r.Listed {
 				t.Errorf("report %+v", r)
@@ -409,7 +411,7 @@ func TestPlannerFailover(t *testing.T) {
 		out := []srv{{id: "s1", region: "eu"}, {id: "s2", region: "eu"}, {id: "s3", region: "us"}}
 		for i := range out {
 			if slices.Contains(dead, out[i].id) {
-				out[i].health = observed.HealthDead
+				out[i].health = slum.HealthDead
 			}
 		}
 		return out
@@ -419,10 +421,10 @@ func TestPlannerFailover(t *testing.T) {
 		sc          scenario
 		reschedules []string
 		unplaceable []string
-		held        []desired.HoldKind
+		held        []slum.HoldKind
 		failingOver []string
 		stops       []string
-		phases      map[string]desired.Phase
+		phases      map[string]slum.Phase
 		serving     map[string]string
 		check       func(t *testing.T, p *Plan)
 	}{{
@@ -431,9 +433,9 @@ func TestPlannerFailover(t *testing.T) {
 			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s1"}}},
 		reschedules: []string{"a:prod s1->s3", "b:prod s1->s2"},
 		failingOver: []string{"s1"},
-		phases:      map[string]desired.Phase{"a:prod": desired.PhasePending},
+		phases:      map[string]slum.Phase{"a:prod": slum.PhasePending},
 		check: func(t *testing.T, p *Plan) {
-			if p.Servers[0].Failover != desired.FailoverDone {
+			if p.Servers[0].Failover != slum.FailoverDone {
 				t.Errorf("s1 report %+v", p.Servers[0])
 			}
 		},
@@ -445,20 +447,20 @@ func TestPlannerFailover(t *testing.T) {
 		failingOver: []string{"s1"},
 	}, {
 		name:        "not onto cordoned, suspect or recently dead servers",
-		sc:          scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", state: desired.ServerCordoned}, {id: "s3", health: observed.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		sc:          scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", state: slum.ServerCordoned}, {id: "s3", health: slum.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
 		reschedules: []string{"a:prod s1->s5"},
 		failingOver: []string{"s1"},
 	}, {
 		name:   "failover none: down with its server",
-		sc:     scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: desired.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
-		phases: map[string]desired.Phase{"a:prod": desired.PhaseDown},
+		sc:     scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: slum.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		phases: map[string]slum.Phase{"a:prod": slum.PhaseDown},
 	}, {
 		name: "no room anywhere: unplaceable, with the reason",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", capacity: 100}, {id: "s3", capacity: 100}},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", capacity: 100}, {id: "s3", capacity: 100}},
 			instances: []ins{{key: "a:prod", server: "s1", mem: 500}}},
 		unplaceable: []string{"a:prod"},
 		failingOver: []string{"s1"},
-		phases:      map[string]desired.Phase{"a:prod": desired.PhaseUnplaceable},
+		phases:      map[string]slum.Phase{"a:prod": slum.PhaseUnplaceable},
 		check: func(t *testing.T, p *Plan) {
 			if !strings.Contains(p.Observations[0].Message, "2 without 500 MB free") {
 				t.Errorf("message %q", p.Observations[0].Message)
@@ -467,8 +469,8 @@ func TestPlannerFailover(t *testing.T) {
 	}, {
 		name:   "most servers dead at once: a partition; nothing moves, the plan is held",
 		sc:     scenario{servers: three("s1", "s2"), instances: []ins{{key: "a:prod", server: "s1"}}},
-		held:   []desired.HoldKind{desired.HoldPartition},
-		phases: map[string]desired.Phase{"a:prod": desired.PhaseDown},
+		held:   []slum.HoldKind{slum.HoldPartition},
+		phases: map[string]slum.Phase{"a:prod": slum.PhaseDown},
 		check: func(t *testing.T, p *Plan) {
 			h := p.Held[0]
 			if !slices.Equal(h.Servers, []string{"s1", "s2"}) || len(h.Reschedules) != 1 || !strings.Contains(h.Summary, "2 of 3 servers") {
@@ -477,16 +479,16 @@ func TestPlannerFailover(t *testing.T) {
 		},
 	}, {
 		name: "servers failing together count together: one dead, one on its way",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", health: observed.HealthSuspect, unlisted: true}, {id: "s3"}},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", health: slum.HealthSuspect, unlisted: true}, {id: "s3"}},
 			instances: []ins{{key: "a:prod", server: "s1"}}},
-		held: []desired.HoldKind{desired.HoldPartition},
+		held: []slum.HoldKind{slum.HoldPartition},
 	}, {
 		name: "a partition healing server by server: the last still cut off are not failed over",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead, since: 20 * time.Second},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 20 * time.Second},
 			{id: "s2", lastDead: 20 * time.Second, since: 5 * time.Second}, {id: "s3", lastDead: 19 * time.Second, since: 3 * time.Second},
 			{id: "s4"}, {id: "s5"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
-		held:   []desired.HoldKind{desired.HoldPartition},
-		phases: map[string]desired.Phase{"a:prod": desired.PhaseDown},
+		held:   []slum.HoldKind{slum.HoldPartition},
+		phases: map[string]slum.Phase{"a:prod": slum.PhaseDown},
 		check: func(t *testing.T, p *Plan) {
 			if h := p.Held[0]; !strings.Contains(h.Summary, "3 of 5 servers") || !strings.Contains(h.Summary, "2 of them came back") {
 				t.Errorf("held %+v", h)
@@ -494,27 +496,27 @@ func TestPlannerFailover(t *testing.T) {
 		},
 	}, {
 		name: "the same, once the others have been back for stable_after: it fails over",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead, since: 50 * time.Second},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 50 * time.Second},
 			{id: "s2", lastDead: 50 * time.Second, since: 35 * time.Second}, {id: "s3", lastDead: 49 * time.Second, since: 33 * time.Second},
 			{id: "s4"}, {id: "s5"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
 		reschedules: []string{"a:prod s1->s2"},
 		failingOver: []string{"s1"},
 	}, {
 		name: "a server that died and came back before this one died does not count with it",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead, since: 2 * time.Second},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 2 * time.Second},
 			{id: "s2", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s3"}},
 			instances: []ins{{key: "a:prod", server: "s1"}}},
 		reschedules: []string{"a:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
 		name: "a whole region of two dead at once is held too",
-		sc: scenario{servers: []srv{{id: "e1", region: "eu", health: observed.HealthDead}, {id: "e2", region: "eu", health: observed.HealthDead},
+		sc: scenario{servers: []srv{{id: "e1", region: "eu", health: slum.HealthDead}, {id: "e2", region: "eu", health: slum.HealthDead},
 			{id: "u1", region: "us"}, {id: "u2", region: "us"}, {id: "u3", region: "us"}}, instances: []ins{{key: "a:prod", server: "e1"}}},
-		held: []desired.HoldKind{desired.HoldPartition},
+		held: []slum.HoldKind{slum.HoldPartition},
 	}, {
 		name: "an approved partition hold fails over, once",
 		sc: scenario{servers: three("s1", "s2"), instances: []ins{{key: "a:prod", server: "s1"}},
-			holds: []desired.Hold{{ID: 4, Kind: desired.HoldPartition, Fingerprint: fingerprint([]string{"s1", "s2"}), State: desired.HoldApproved}}},
+			holds: []slum.Hold{{ID: 4, Kind: slum.HoldPartition, Fingerprint: fingerprint([]string{"s1", "s2"}), State: slum.HoldApproved}}},
 		reschedules: []string{"a:prod s1->s3"},
 		failingOver: []string{"s1"},
 		check: func(t *testing.T, p *Plan) {
@@ -524,16 +526,16 @@ func TestPlannerFailover(t *testing.T) {
 		},
 	}, {
 		name: "the failover rate: one new server a minute; one already failing over continues",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", health: observed.HealthDead}, {id: "s3", health: observed.HealthDead},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", health: slum.HealthDead}, {id: "s3", health: slum.HealthDead},
 			{id: "s4"}, {id: "s5"}, {id: "s6"}, {id: "s7"}, {id: "s8"}},
 			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s2"}, {key: "c:prod", server: "s3"}},
-			settings:  func(s *desired.Settings) { s.FailoverRate = 2 },
+			settings:  func(s *slum.Settings) { s.FailoverRate = 2 },
 			failovers: []FailoverRecord{{Server: "s1", At: t0.Add(-30 * time.Second)}}},
 		reschedules: []string{"a:prod s1->s4", "b:prod s2->s5"},
 		failingOver: []string{"s2"},
-		phases:      map[string]desired.Phase{"c:prod": desired.PhaseDown},
+		phases:      map[string]slum.Phase{"c:prod": slum.PhaseDown},
 		check: func(t *testing.T, p *Plan) {
-			if r := p.Servers[2]; r.Failover != desired.FailoverHeld || !strings.Contains(r.Reason, "failover_rate 2") {
+			if r := p.Servers[2]; r.Failover != slum.FailoverHeld || !strings.Contains(r.Reason, "failover_rate 2") {
 				t.Errorf("s3 %+v", r)
 			}
 		},
@@ -543,7 +545,7 @@ func TestPlannerFailover(t *testing.T) {
 			instances: []ins{{key: "a:prod", server: "s2", home: "s1", updated: 30 * time.Second}}, ledger: []string{"s1/" + a}},
 		stops: []string{"s1/" + a + " (fence)"},
 		check: func(t *testing.T, p *Plan) {
-			if p.Stops[0].Guarded || p.Servers[0].Failover != desired.FailoverFencing {
+			if p.Stops[0].Guarded || p.Servers[0].Failover != slum.FailoverFencing {
 				t.Errorf("fence %+v, s1 %+v", p.Stops[0], p.Servers[0])
 			}
 		},
@@ -558,7 +560,7 @@ func TestPlannerFailover(t *testing.T) {
 		},
 	}, {
 		name: "warm spare: the serving copy's server dies, the spare serves at once, the lost copy moves",
-		sc: scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2", runs: []string{b}}, {id: "s3"}},
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", runs: []string{b}}, {id: "s3"}},
 			instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}},
 			serving:   map[string][]string{"a": {"prod"}}},
 		reschedules: []string{"a:prod s1->s3"},
@@ -573,7 +575,7 @@ func TestPlannerFailover(t *testing.T) {
 	}, {
 		name: "fresh: the lowest rank serves, the rest are spares; active-active serves all",
 		sc: scenario{servers: []srv{{id: "s1", runs: []string{a, name("x:prod", "")}}, {id: "s2", runs: []string{b, name("x:backup", "")}}},
-			tenants:   []tnt{{id: "x", serving: desired.ServingAll}},
+			tenants:   []tnt{{id: "x", serving: slum.ServingAll}},
 			instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}, {key: "x:prod", server: "s1"}, {key: "x:backup", server: "s2", rank: 1}}},
 		serving: map[string]string{"a": "prod@s1|backup@s2", "x": "prod@s1,backup@s2|"},
 	}, {
@@ -584,7 +586,7 @@ func TestPlannerFailover(t *testing.T) {
 		serving: map[string]string{"a": "prod@s1|"},
 	}, {
 		name:    "nothing serves a tenant on a dead server without a spare: the reason says so",
-		sc:      scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: desired.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		sc:      scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: slum.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
 		serving: map[string]string{"a": "|"},
 		check: func(t *testing.T, p *Plan) {
 			if p.Serving[0].Reason != "its server s1 is dead" {
@@ -594,13 +596,13 @@ func TestPlannerFailover(t *testing.T) {
 	}, {
 		name: "fail-back returns an instance home once home is healthy long enough",
 		sc: scenario{servers: []srv{{id: "s1", since: 10 * time.Minute, lastDead: 20 * time.Minute}, {id: "s2", runs: []string{a}}},
-			settings:  func(s *desired.Settings) { s.Failback = desired.FailbackReturn },
+			settings:  func(s *slum.Settings) { s.Failback = slum.FailbackReturn },
 			instances: []ins{{key: "a:prod", server: "s2", home: "s1"}}, ledger: []string{"s2/" + a}},
 		reschedules: []string{"a:prod s2->s1"},
 	}, {
 		name: "no fail-back before failback_after, nor with failback stay",
 		sc: scenario{servers: []srv{{id: "s1", since: time.Minute, lastDead: 20 * time.Minute}, {id: "s2", runs: []string{a}}, {id: "s3", since: time.Hour}},
-			settings:  func(s *desired.Settings) { s.Failback = desired.FailbackReturn },
+			settings:  func(s *slum.Settings) { s.Failback = slum.FailbackReturn },
 			instances: []ins{{key: "a:prod", server: "s2", home: "s1"}, {key: "b:prod", server: "s2", home: "s3"}}, ledger: []string{"s2/" + a}},
 	}}
 	for _, c := range cases {
@@ -609,7 +611,7 @@ func TestPlannerFailover(t *testing.T) {
 			same(t, "reschedules", moves(p.Reschedules), c.reschedules)
 			var unplaceable []string
 			for _, u := range p.Unplaceable {
-				unplaceable = append(unplaceable, u.Instance)
+				unplaceable = append(unplaceable, string(u.Instance))
 			}
 			same(t, "unplaceable", unplaceable, c.unplaceable)
 			if got := heldKinds(p); !slices.Equal(got, c.held) && !(len(got) == 0 && c.held == nil) {
@@ -644,14 +646,14 @@ func TestPlannerMassStopGuard(t *testing.T) {
 	}
 	sc := scenario{servers: []srv{{id: "s1", runs: runs}}, ledger: ledger}
 	p := Planner{}.Plan(sc.input())
-	if len(p.Stops) != 0 || len(p.Held) != 1 || p.Held[0].Kind != desired.HoldMassStop || len(p.Held[0].Stops) != 20 {
+	if len(p.Stops) != 0 || len(p.Held) != 1 || p.Held[0].Kind != slum.HoldMassStop || len(p.Held[0].Stops) != 20 {
 		t.Fatalf("an emptied database: stops %d, held %+v", len(p.Stops), p.Held)
 	}
 	if !strings.Contains(p.Held[0].Summary, "refused to stop 20 of the 20 instances") {
 		t.Errorf("summary %q", p.Held[0].Summary)
 	}
 	// Approving that exact plan lets it through once.
-	sc.holds = []desired.Hold{{ID: 9, Kind: desired.HoldMassStop, Fingerprint: p.Held[0].Fingerprint, State: desired.HoldApproved}}
+	sc.holds = []slum.Hold{{ID: 9, Kind: slum.HoldMassStop, Fingerprint: p.Held[0].Fingerprint, State: slum.HoldApproved}}
 	p = Planner{}.Plan(sc.input())
 	if len(p.Stops) != 20 || len(p.Held) != 0 || !slices.Equal(p.Approved, []int64{9}) {
 		t.Fatalf("approved: stops %d, held %d, approved %v", len(p.Stops), len(p.Held), p.Approved)
@@ -694,7 +696,7 @@ func show(p *Plan) string {
 }
 
 func TestPlannerIsPure(t *testing.T) {
-	sc := scenario{servers: []srv{{id: "s1", health: observed.HealthDead}, {id: "s2"}, {id: "s3"}},
+	sc := scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2"}, {id: "s3"}},
 		instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s2"}}, ledger: []string{"s2/" + name("c:prod", "")}}
 	in := sc.input()
 	first := show(Planner{}.Plan(in))
@@ -721,8 +723,8 @@ func TestPlannerReuseIsInvisible(t *testing.T) {
 	}
 	for _, sc := range []scenario{
 		{servers: []srv{{id: "s1", runs: runs}, {id: "s2"}}, instances: insts, ledger: ledger},
-		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: observed.HealthSuspect, unlisted: true}}, instances: insts, ledger: ledger},
-		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: observed.HealthDead}}, instances: append(insts, ins{key: "x:prod", server: "s2"}), ledger: ledger},
+		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: slum.HealthSuspect, unlisted: true}}, instances: insts, ledger: ledger},
+		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: slum.HealthDead}}, instances: append(insts, ins{key: "x:prod", server: "s2"}), ledger: ledger},
 	} {
 		in := sc.input()
 		first := Planner{}.Plan(in)

@@ -12,17 +12,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/routes"
 )
 
 // ReportStore is what the reporter needs of the desired state.
 type ReportStore interface {
-	WriteReport(ctx context.Context, f desired.Fence, r desired.Report) error
-	SyncHolds(ctx context.Context, f desired.Fence, specs []desired.HoldSpec) ([]desired.Hold, error)
-	FinishHold(ctx context.Context, f desired.Fence, id int64) error
+	WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error
+	SyncHolds(ctx context.Context, f slum.Fence, specs []slum.HoldSpec) ([]slum.Hold, error)
+	FinishHold(ctx context.Context, f slum.Fence, id int64) error
 }
 
 // Update is what the controller hands the reporter after a plan: values
@@ -32,13 +32,13 @@ type Update struct {
 	Plan  *Plan
 	// Items are the executor's states of instances with a history
 	// (attempts, errors, parked), by instance key.
-	Items  map[string]ItemState
-	Events []desired.Event
+	Items  map[slum.InstanceKey]ItemState
+	Events []slum.Event
 	// MoreSpawned counts spawns past the maxSpawnEvents the update
 	// describes in Events: a fleet converging from empty does not build
 	// 100,000 event messages to write a count.
 	MoreSpawned int
-	Forget      []desired.Placement
+	Forget      []slum.Placement
 	Finish      []int64 // approved holds carried out
 }
 
@@ -56,7 +56,7 @@ const maxSpawnEvents = 50
 // written and writes only changes.
 type Reporter struct {
 	store ReportStore
-	fence desired.Fence
+	fence slum.Fence
 	clock clock.Clock
 	log   *slog.Logger
 	every time.Duration
@@ -71,15 +71,15 @@ type Reporter struct {
 	// Owned by Run (or by the caller of Merge and Flush, in manual mode).
 	fleet *Fleet
 	plan  *Plan
-	items map[string]ItemState
+	items map[slum.InstanceKey]ItemState
 	// itemsDirty: items changed since the last write, so every status is
 	// worked out again.
 	itemsDirty bool
-	events     []desired.Event
-	forget     []desired.Placement
+	events     []slum.Event
+	forget     []slum.Placement
 	finish     []int64
 	spawned    int
-	memo       map[string]memo // instance key → what was last written
+	memo       map[slum.InstanceKey]memo // what was last written
 	servers    map[string]serverMemo
 	tenants    map[string]tenantMemo
 	holds      string // fingerprint of the hold specs last synced
@@ -94,19 +94,19 @@ type memo struct {
 // tenantMemo is what was last written of a tenant: who served it (for the
 // event when that changes) and a digest of the rest.
 type tenantMemo struct {
-	serving []desired.CopyRef
+	serving []slum.CopyRef
 	hash    uint64
 }
 
 type serverMemo struct {
-	st desired.ServerStatus
+	st slum.ServerStatus
 	at time.Time
 }
 
 // NewReporter returns a reporter writing under fence.
-func NewReporter(store ReportStore, fence desired.Fence, clk clock.Clock, log *slog.Logger, every time.Duration) *Reporter {
+func NewReporter(store ReportStore, fence slum.Fence, clk clock.Clock, log *slog.Logger, every time.Duration) *Reporter {
 	return &Reporter{store: store, fence: fence, clock: clk, log: log, every: every,
-		wake: make(chan struct{}, 1), memo: map[string]memo{}, servers: map[string]serverMemo{},
+		wake: make(chan struct{}, 1), memo: map[slum.InstanceKey]memo{}, servers: map[string]serverMemo{},
 		tenants: map[string]tenantMemo{}, holds: "unsynced"}
 }
 
@@ -114,7 +114,7 @@ func NewReporter(store ReportStore, fence desired.Fence, clk clock.Clock, log *s
 // write: it then writes only what differs (a restarted controller does not
 // rewrite a large fleet's status), and drops rows of instances that are
 // gone.
-func (r *Reporter) Seed(sts []desired.InstanceStatus) {
+func (r *Reporter) Seed(sts []slum.InstanceStatus) {
 	for _, st := range sts {
 		st.UpdatedAt = time.Time{}
 		r.memo[st.Key()] = memo{hash: statusHash(st), obsGen: st.ObservedGeneration}
@@ -124,7 +124,7 @@ func (r *Reporter) Seed(sts []desired.InstanceStatus) {
 // SeedTenants tells the reporter what the tenant status table holds,
 // before its first write: a restarted controller then rewrites only the
 // tenants whose serving copies changed, not every tenant of the fleet.
-func (r *Reporter) SeedTenants(sts []desired.TenantStatus) {
+func (r *Reporter) SeedTenants(sts []slum.TenantStatus) {
 	for _, st := range sts {
 		s := Serving{Tenant: st.TenantID, Serving: st.Serving, Spares: st.Spares, Reason: st.Reason}
 		r.tenants[st.TenantID] = tenantMemo{serving: st.Serving, hash: servingHash(s)}
@@ -219,7 +219,7 @@ func (r *Reporter) Run(ctx context.Context) error {
 		err := r.Flush(ctx)
 		took := r.clock.Now().Sub(start)
 		restUntil = r.clock.Now().Add(min(took, maxRest))
-		if errors.Is(err, desired.ErrFenced) {
+		if errors.Is(err, slum.ErrFenced) {
 			return err
 		}
 	}
@@ -240,7 +240,7 @@ func (r *Reporter) Merge(u Update) {
 		r.items = u.Items
 	}
 	for _, e := range u.Events {
-		if e.Reason == desired.ReasonSpawned {
+		if e.Reason == slum.ReasonSpawned {
 			r.spawned++
 			if r.spawned > maxSpawnEvents {
 				continue
@@ -278,13 +278,13 @@ func routesChanged(last *Plan, lastFleet *Fleet, p *Plan, f *Fleet) bool {
 
 // RouteTable builds the route table a plan implies.
 func RouteTable(f *Fleet, p *Plan) *routes.Table {
-	health := make(map[string]observed.Health, len(p.Servers))
+	health := make(map[string]slum.Health, len(p.Servers))
 	for _, s := range p.Servers {
 		health[s.ServerID] = s.Health.Health
 	}
-	serving := make(map[string]desired.TenantStatus, len(p.Serving))
+	serving := make(map[string]slum.TenantStatus, len(p.Serving))
 	for _, s := range p.Serving {
-		serving[s.Tenant] = desired.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
+		serving[s.Tenant] = slum.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
 	}
 	return routes.Build(routes.Source{Revision: f.Revision, Servers: f.Snapshot.Servers, Health: health,
 		Tenants: f.Snapshot.Tenants, Instances: f.Snapshot.Instances, Serving: serving})
@@ -295,11 +295,11 @@ func RouteTable(f *Fleet, p *Plan) *routes.Table {
 // to be written is kept for the next flush.
 func (r *Reporter) Flush(ctx context.Context) error {
 	now := r.clock.Now()
-	var rep desired.Report
-	newMemo := map[string]memo{}
+	var rep slum.Report
+	newMemo := map[slum.InstanceKey]memo{}
 	newServers := map[string]serverMemo{}
 	newTenants := map[string]tenantMemo{}
-	var holdSpecs []desired.HoldSpec
+	var holdSpecs []slum.HoldSpec
 	holdsKey := r.holds
 	if r.plan != nil {
 		if r.plan != r.lastPlan || r.itemsDirty {
@@ -313,7 +313,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		holdSpecs, holdsKey = holdSpecsOf(r.plan)
 	}
 	if over := r.spawned - maxSpawnEvents; over > 0 {
-		r.events = append(r.events, desired.Event{At: now, Object: "fleet", Reason: desired.ReasonSpawned,
+		r.events = append(r.events, slum.Event{At: now, Object: "fleet", Reason: slum.ReasonSpawned,
 			Message: fmt.Sprintf("spawned %d more instances", over)})
 	}
 	rep.Events = append(rep.Events, r.events...)
@@ -342,8 +342,8 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	for k, m := range newMemo {
 		r.memo[k] = m
 	}
-	for _, ref := range rep.DropInstances {
-		delete(r.memo, ref.TenantID+":"+ref.InstanceID)
+	for _, key := range rep.DropInstances {
+		delete(r.memo, key)
 	}
 	for k, m := range newServers {
 		r.servers[k] = m
@@ -368,7 +368,7 @@ func (r *Reporter) failed(ctx context.Context, what string, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		// Stopping: the last flush, on a context of its own, writes it.
-	case errors.Is(err, desired.ErrFenced):
+	case errors.Is(err, slum.ErrFenced):
 		r.log.Error("another controller holds the lease: stopping", "err", err)
 	default:
 		r.log.Error("cannot "+what+"; retrying at the next flush", "err", err)
@@ -376,7 +376,7 @@ func (r *Reporter) failed(ctx context.Context, what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (r *Reporter) instanceStatus(now time.Time, rep *desired.Report, out map[string]memo) {
+func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.InstanceKey]memo) {
 	// Against the last plan written, at the same revision, an unchanged
 	// observation is an unchanged status: most of a large fleet, most of
 	// the time.
@@ -394,16 +394,16 @@ func (r *Reporter) instanceStatus(now time.Time, rep *desired.Report, out map[st
 		if o.Converged {
 			m.obsGen = d.Generation
 		}
-		st := desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: o.Phase,
+		st := slum.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: o.Phase,
 			Health: o.Health, Message: o.Message, ObservedGeneration: m.obsGen}
 		if it, ok := r.items[d.Key]; ok {
 			st.Attempts, st.LastError = it.Attempts, it.LastErr
-			if it.Parked && o.Phase == desired.PhasePending {
-				st.Phase = desired.PhaseFailed
+			if it.Parked && o.Phase == slum.PhasePending {
+				st.Phase = slum.PhaseFailed
 			}
 		}
 		h := statusHash(st)
-		if h == m.hash || m.hash == 0 && st == (desired.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: desired.PhasePending}) {
+		if h == m.hash || m.hash == 0 && st == (slum.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: slum.PhasePending}) {
 			// Unchanged; or pending with nothing to say and no row yet,
 			// which reads as pending anyway.
 			continue
@@ -418,15 +418,14 @@ func (r *Reporter) instanceStatus(now time.Time, rep *desired.Report, out map[st
 	}
 	for k := range r.memo {
 		if _, ok := r.fleet.ByKey[k]; !ok {
-			t, i, _ := strings.Cut(k, ":")
-			rep.DropInstances = append(rep.DropInstances, desired.InstanceRef{TenantID: t, InstanceID: i})
+			rep.DropInstances = append(rep.DropInstances, k)
 		}
 	}
 }
 
-func (r *Reporter) serverStatus(now time.Time, rep *desired.Report, out map[string]serverMemo) {
+func (r *Reporter) serverStatus(now time.Time, rep *slum.Report, out map[string]serverMemo) {
 	for _, s := range r.plan.Servers {
-		st := desired.ServerStatus{ServerID: s.ServerID, Health: s.Health.Health, HealthSince: s.Health.Since,
+		st := slum.ServerStatus{ServerID: s.ServerID, Health: s.Health.Health, HealthSince: s.Health.Since,
 			LastError: s.Health.LastErr, ConsecutiveFailures: int64(s.Health.Failures), LastSeenAt: s.Health.LastSeen,
 			Listed: s.Listed, Instances: int64(s.Running), Unmanaged: int64(len(s.Unmanaged)), PendingStops: int64(s.PendingStops),
 			Failover: s.Failover, FailoverReason: s.Reason}
@@ -445,7 +444,7 @@ func (r *Reporter) serverStatus(now time.Time, rep *desired.Report, out map[stri
 	}
 }
 
-func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[string]tenantMemo) {
+func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]tenantMemo) {
 	var last []Serving
 	if lp := r.lastPlan; lp != nil && lp.Revision == r.plan.Revision && len(lp.Serving) == len(r.plan.Serving) {
 		if len(lp.Serving) > 0 && &lp.Serving[0] == &r.plan.Serving[0] {
@@ -470,7 +469,7 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 		if ok && prev.hash == m.hash && slices.Equal(prev.serving, s.Serving) {
 			continue
 		}
-		st := desired.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason,
+		st := slum.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason,
 			ChangedAt: s.Since, UpdatedAt: now}
 		if !ok || !slices.Equal(prev.serving, s.Serving) {
 			if ok {
@@ -481,7 +480,7 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 				if len(s.Serving) == 0 {
 					msg += ": " + s.Reason
 				}
-				rep.Events = append(rep.Events, desired.Event{At: now, Object: "tenant/" + s.Tenant, Reason: desired.ReasonServingChanged, Message: msg})
+				rep.Events = append(rep.Events, slum.Event{At: now, Object: slum.TenantRef(s.Tenant), Reason: slum.ReasonServingChanged, Message: msg})
 			}
 		}
 		out[s.Tenant] = m
@@ -500,13 +499,13 @@ func (r *Reporter) tenantStatus(now time.Time, rep *desired.Report, out map[stri
 // sameServing reports whether two decisions are the same, cheaply: the
 // planner shares the slices of a decision that did not change.
 func sameServing(a, b Serving) bool {
-	same := func(x, y []desired.CopyRef) bool {
+	same := func(x, y []slum.CopyRef) bool {
 		return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0] || slices.Equal(x, y))
 	}
 	return a.Tenant == b.Tenant && a.Reason == b.Reason && same(a.Serving, b.Serving) && same(a.Spares, b.Spares)
 }
 
-func copies(cs []desired.CopyRef) string {
+func copies(cs []slum.CopyRef) string {
 	parts := make([]string, len(cs))
 	for i, c := range cs {
 		parts[i] = c.String()
@@ -523,8 +522,8 @@ func orNothing(s string) string {
 
 // holdSpecsOf lists a plan's held parts, and a key that changes when they
 // do.
-func holdSpecsOf(p *Plan) ([]desired.HoldSpec, string) {
-	var specs []desired.HoldSpec
+func holdSpecsOf(p *Plan) ([]slum.HoldSpec, string) {
+	var specs []slum.HoldSpec
 	var key strings.Builder
 	for _, h := range p.Held {
 		var detail []string
@@ -538,19 +537,19 @@ func holdSpecsOf(p *Plan) ([]desired.HoldSpec, string) {
 			Servers []string `json:"servers,omitempty"`
 			Actions []string `json:"actions"`
 		}{h.Servers, detail})
-		specs = append(specs, desired.HoldSpec{Kind: h.Kind, Fingerprint: h.Fingerprint, Summary: h.Summary, Detail: string(b)})
+		specs = append(specs, slum.HoldSpec{Kind: h.Kind, Fingerprint: h.Fingerprint, Summary: h.Summary, Detail: string(b)})
 		fmt.Fprintf(&key, "%s/%s/%s|", h.Kind, h.Fingerprint, h.Summary)
 	}
 	return specs, key.String()
 }
 
-func statusHash(st desired.InstanceStatus) uint64 {
+func statusHash(st slum.InstanceStatus) uint64 {
 	var h fnv
 	h.str(st.TenantID)
 	h.str(st.InstanceID)
 	h.str(st.ServerID)
 	h.str(string(st.Phase))
-	h.str(st.Health)
+	h.str(string(st.Health))
 	h.str(st.LastError)
 	h.str(st.Message)
 	h.num(st.Attempts)
@@ -561,7 +560,7 @@ func statusHash(st desired.InstanceStatus) uint64 {
 // servingHash digests what a tenant's status row holds.
 func servingHash(s Serving) uint64 {
 	var h fnv
-	for _, list := range [2][]desired.CopyRef{s.Serving, s.Spares} {
+	for _, list := range [2][]slum.CopyRef{s.Serving, s.Spares} {
 		h.num(int64(len(list)))
 		for _, c := range list {
 			h.str(c.Instance)

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/internal/fakeclock"
 )
 
@@ -15,39 +16,39 @@ import (
 type slowStore struct {
 	clock     *fakeclock.Clock
 	writeTook time.Duration
-	writes    chan desired.Report
+	writes    chan slum.Report
 }
 
-func (s *slowStore) WriteReport(_ context.Context, _ desired.Fence, r desired.Report) error {
+func (s *slowStore) WriteReport(_ context.Context, _ slum.Fence, r slum.Report) error {
 	s.clock.Advance(s.writeTook)
 	s.writes <- r
 	return nil
 }
 
-func (s *slowStore) SyncHolds(context.Context, desired.Fence, []desired.HoldSpec) ([]desired.Hold, error) {
+func (s *slowStore) SyncHolds(context.Context, slum.Fence, []slum.HoldSpec) ([]slum.Hold, error) {
 	return nil, nil
 }
 
-func (s *slowStore) FinishHold(context.Context, desired.Fence, int64) error { return nil }
+func (s *slowStore) FinishHold(context.Context, slum.Fence, int64) error { return nil }
 
 func TestReporterRestsAfterASlowWrite(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st := &slowStore{clock: clk, writeTook: 2 * time.Second, writes: make(chan desired.Report, 4)}
-	r := NewReporter(st, desired.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	st := &slowStore{clock: clk, writeTook: 2 * time.Second, writes: make(chan slum.Report, 4)}
+	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	event := func(msg string) Update {
-		return Update{Events: []desired.Event{{At: clk.Now(), Object: "fleet", Reason: desired.ReasonServingChanged, Message: msg}}}
+		return Update{Events: []slum.Event{{At: clk.Now(), Object: "fleet", Reason: slum.ReasonServingChanged, Message: msg}}}
 	}
-	waitWrite := func(what string) desired.Report {
+	waitWrite := func(what string) slum.Report {
 		t.Helper()
 		select {
 		case rep := <-st.writes:
 			return rep
 		case <-time.After(5 * time.Second):
 			t.Fatalf("no write of %s", what)
-			return desired.Report{}
+			return slum.Report{}
 		}
 	}
 
@@ -82,14 +83,14 @@ func TestReporterRestsAfterASlowWrite(t *testing.T) {
 // controller rewrites only the tenants whose serving copies changed.
 func TestReporterWritesTenantsThatChanged(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	st := &slowStore{clock: clk, writes: make(chan desired.Report, 8)}
-	r := NewReporter(st, desired.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	st := &slowStore{clock: clk, writes: make(chan slum.Report, 8)}
+	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
 	ctx := context.Background()
-	on := func(server string) []desired.CopyRef { return []desired.CopyRef{{Instance: "prod", Server: server}} }
+	on := func(server string) []slum.CopyRef { return []slum.CopyRef{{Instance: "prod", Server: server}} }
 	// What the last controller wrote: carol served on s1, dave on s2.
-	r.SeedTenants([]desired.TenantStatus{{TenantID: "carol", Serving: on("s1")}, {TenantID: "dave", Serving: on("s2")}})
-	f := NewFleet(&desired.Snapshot{Revision: 1, Tenants: []desired.Tenant{{ID: "alice"}, {ID: "bob"}, {ID: "carol"}, {ID: "dave"}, {ID: "erin"}}})
-	flush := func(serving ...Serving) desired.Report {
+	r.SeedTenants([]slum.TenantStatus{{TenantID: "carol", Serving: on("s1")}, {TenantID: "dave", Serving: on("s2")}})
+	f := NewFleet(&slum.Snapshot{Revision: 1, Tenants: []slum.Tenant{{ID: "alice"}, {ID: "bob"}, {ID: "carol"}, {ID: "dave"}, {ID: "erin"}}})
+	flush := func(serving ...Serving) slum.Report {
 		t.Helper()
 		r.Merge(Update{Fleet: f, Plan: &Plan{Revision: 1, Serving: serving}})
 		if err := r.Flush(ctx); err != nil {
@@ -97,7 +98,7 @@ func TestReporterWritesTenantsThatChanged(t *testing.T) {
 		}
 		return <-st.writes
 	}
-	tenants := func(rep desired.Report) []string {
+	tenants := func(rep slum.Report) []string {
 		var ids []string
 		for _, ts := range rep.Tenants {
 			ids = append(ids, ts.TenantID)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -63,7 +64,7 @@ func BenchmarkSet10k(b *testing.B) {
 		rs := make([]routes.Route, 10000)
 		for i := range rs {
 			tenant := fmt.Sprintf("t%05d", i)
-			rs[i] = route(tenant, routes.Backend{Instance: tenant + ":prod", Server: fmt.Sprintf("s%03d", (i+int(rev))%100),
+			rs[i] = route(tenant, routes.Backend{Instance: slum.KeyOf(tenant, "prod"), Server: fmt.Sprintf("s%03d", (i+int(rev))%100),
 				URL: fmt.Sprintf("http://10.77.0.%d:8080", (i+int(rev))%100+1), Host: tenant + "--prod.api.fleet.test"})
 		}
 		return routes.New(rev, rs)

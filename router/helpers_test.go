@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -107,7 +108,7 @@ func route(tenant string, bs ...routes.Backend) routes.Route {
 }
 
 func copyAt(tenant, instance, url string) routes.Backend {
-	return routes.Backend{Instance: tenant + ":" + instance, Server: "s-" + instance, URL: url,
+	return routes.Backend{Instance: slum.KeyOf(tenant, instance), Server: "s-" + instance, URL: url,
 		Host: tenant + "--" + instance + ".api.fleet.test"}
 }
 

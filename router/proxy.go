@@ -245,8 +245,8 @@ func (p *Proxy) forward(ex *exchange) {
 			ex.retried = true
 			p.metrics.retries.Inc()
 			p.log.LogAttrs(ex.r.Context(), slog.LevelWarn, "copy unreachable, retrying on another",
-				slog.String("id", ex.id), slog.String("tenant", tg.route.Tenant), slog.String("copy", b.Instance),
-				slog.String("server", b.Server), slog.String("next", alt.Instance), slog.Any("err", err))
+				slog.String("id", ex.id), slog.String("tenant", tg.route.Tenant), slog.String("copy", string(b.Instance)),
+				slog.String("server", b.Server), slog.String("next", string(alt.Instance)), slog.Any("err", err))
 			b = alt
 			resp, uc, err = p.roundTrip(ex, b)
 		}
@@ -335,7 +335,7 @@ func (p *Proxy) finish(ex *exchange) {
 		attrs = append(attrs, slog.String("tenant", ex.target.route.Tenant))
 	}
 	if b := ex.backend; b != nil {
-		attrs = append(attrs, slog.String("copy", b.Instance), slog.String("server", b.Server), slog.String("upstream", b.pool.addr))
+		attrs = append(attrs, slog.String("copy", string(b.Instance)), slog.String("server", b.Server), slog.String("upstream", b.pool.addr))
 	}
 	if ex.retried {
 		attrs = append(attrs, slog.Bool("retried", true))

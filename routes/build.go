@@ -1,8 +1,8 @@
 package routes
 
 import (
-	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/names"
 )
 
 // Source is what a route table is built from: the desired state and who
@@ -11,11 +11,11 @@ import (
 // same values as stored, so they all route alike.
 type Source struct {
 	Revision  int64
-	Servers   []desired.Server
-	Health    map[string]observed.Health // by server; missing: unknown
-	Tenants   []desired.Tenant
-	Instances []desired.Instance
-	Serving   map[string]desired.TenantStatus // by tenant
+	Servers   []slum.Server
+	Health    map[string]slum.Health // by server; missing: unknown
+	Tenants   []slum.Tenant
+	Instances []slum.Instance
+	Serving   map[string]slum.TenantStatus // by tenant
 }
 
 // Build makes the route table. A tenant's backends are its serving copies
@@ -24,26 +24,26 @@ type Source struct {
 // is never a backend, whatever the serving list says (it may be older than
 // the server's death).
 func Build(src Source) *Table {
-	servers := make(map[string]*desired.Server, len(src.Servers))
+	servers := make(map[string]*slum.Server, len(src.Servers))
 	for i := range src.Servers {
 		servers[src.Servers[i].ID] = &src.Servers[i]
 	}
-	byKey := make(map[string]*desired.Instance, len(src.Instances))
+	byKey := make(map[slum.InstanceKey]*slum.Instance, len(src.Instances))
 	for i := range src.Instances {
 		byKey[src.Instances[i].Key()] = &src.Instances[i]
 	}
-	backend := func(tenant string, c desired.CopyRef) (Backend, bool) {
-		in, ok := byKey[tenant+":"+c.Instance]
+	backend := func(tenant string, c slum.CopyRef) (Backend, bool) {
+		in, ok := byKey[slum.KeyOf(tenant, c.Instance)]
 		if !ok {
 			return Backend{}, false
 		}
 		s, ok := servers[c.Server]
-		if !ok || src.Health[s.ID] == observed.HealthDead {
+		if !ok || src.Health[s.ID] == slum.HealthDead {
 			return Backend{}, false
 		}
 		return Backend{Instance: in.Key(), Server: s.ID, URL: s.URL,
-			Host:     desired.TenementID(in.TenantID, in.ID) + "." + in.Process + "." + s.Domain,
-			OnDemand: in.Mode == desired.ModeOnDemand}, true
+			Host:     names.TenementID(in.TenantID, in.ID) + "." + in.Process + "." + s.Domain,
+			OnDemand: in.Mode == slum.ModeOnDemand}, true
 	}
 	rs := make([]Route, 0, len(src.Tenants))
 	for _, t := range src.Tenants {

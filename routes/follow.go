@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum"
 )
 
 // Reader is what following the fleet database needs.
 type Reader interface {
 	Revision(ctx context.Context) (int64, error)
 	StatusRevision(ctx context.Context) (int64, error)
-	Snapshot(ctx context.Context) (*desired.Snapshot, error)
-	ListServerStatus(ctx context.Context) ([]desired.ServerStatus, error)
-	ListTenantStatus(ctx context.Context) ([]desired.TenantStatus, error)
+	Snapshot(ctx context.Context) (*slum.Snapshot, error)
+	ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error)
+	ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error)
 }
 
 // Load builds the route table from the database: the desired state and
@@ -33,11 +32,11 @@ func Load(ctx context.Context, r Reader) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	health := make(map[string]observed.Health, len(sstat))
+	health := make(map[string]slum.Health, len(sstat))
 	for _, s := range sstat {
 		health[s.ServerID] = s.Health
 	}
-	serving := make(map[string]desired.TenantStatus, len(tstat))
+	serving := make(map[string]slum.TenantStatus, len(tstat))
 	for _, t := range tstat {
 		serving[t.TenantID] = t
 	}

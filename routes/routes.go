@@ -8,14 +8,16 @@ package routes
 import (
 	"sort"
 	"strings"
+
+	"github.com/slum-fleet/slum"
 )
 
 // Backend is one copy a request for a tenant can go to: an instance on a
 // tenement server, reached through that server's subdomain routing.
 type Backend struct {
-	Instance string `json:"instance"` // tenant:instance
-	Server   string `json:"server"`   // server id
-	URL      string `json:"url"`      // the server's tenement base URL, scheme://host[:port]
+	Instance slum.InstanceKey `json:"instance"`
+	Server   string           `json:"server"` // server id
+	URL      string           `json:"url"`    // the server's tenement base URL, scheme://host[:port]
 	// Host is the Host header tenement routes on:
 	// {tenant}--{instance}.{process}.{server domain}.
 	Host string `json:"host"`

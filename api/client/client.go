@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
 )
@@ -62,17 +64,17 @@ func New(baseURL, token string, opt Options) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, &desired.FieldError{Field: "API URL", Value: desired.RedactURL(baseURL), Reason: "must be https://host:port (or http:// on loopback), with nothing after the port"}
+		return nil, &slum.FieldError{Field: "API URL", Value: desired.RedactURL(baseURL), Reason: "must be https://host:port (or http:// on loopback), with nothing after the port"}
 	}
 	if u.Scheme == "http" && !opt.InsecureNoTLS && !loopbackHost(u.Hostname()) {
-		return nil, &desired.FieldError{Field: "API URL", Value: baseURL, Reason: "is plain http:// beyond loopback, which would send the token unencrypted: use https://"}
+		return nil, &slum.FieldError{Field: "API URL", Value: baseURL, Reason: "is plain http:// beyond loopback, which would send the token unencrypted: use https://"}
 	}
 	token = strings.TrimSpace(token)
 	if token == "" {
-		return nil, &desired.FieldError{Field: "API token", NoValue: true, Reason: "is empty"}
+		return nil, &slum.FieldError{Field: "API token", NoValue: true, Reason: "is empty"}
 	}
 	if strings.ContainsFunc(token, func(r rune) bool { return r <= ' ' || r > '~' }) {
-		return nil, &desired.FieldError{Field: "API token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
+		return nil, &slum.FieldError{Field: "API token", Value: "(hidden)", Reason: "must be printable ASCII without spaces"}
 	}
 	u.Path = ""
 	tr := opt.Transport
@@ -260,9 +262,11 @@ func decodeError(resp *http.Response) error {
 // massPrune carries a refused prune and its plan from decodeError to
 // Apply, which returns them as desired.Store.Apply does.
 type massPrune struct {
-	err  *desired.MassPruneError
-	plan *desired.Plan
+	err  *slum.MassPruneError
+	plan *slum.ChangeSet
 }
 
 func (m *massPrune) Error() string { return m.err.Error() }
 func (m *massPrune) Unwrap() error { return m.err }
+
+var _ slum.Fleet = (*Client)(nil)

@@ -20,10 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api"
 	"github.com/slum-fleet/slum/api/client"
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/internal/fleettest"
 )
 
 func openStore(t *testing.T) *desired.Store {
@@ -45,7 +48,7 @@ func remote(t *testing.T, st *desired.Store) *client.Client {
 	go a.Run(ctx)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	_, tok, err := st.CreateAPIToken(ctx, desired.RoleAdmin, "test")
+	_, tok, err := st.CreateAPIToken(ctx, slum.RoleAdmin, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,15 +63,15 @@ func seed(t *testing.T, st *desired.Store) {
 	t.Helper()
 	ctx := context.Background()
 	for _, id := range []string{"s1", "s2"} {
-		if _, err := st.AddServer(ctx, desired.Server{ID: id, URL: "http://10.0.0.1:8080", Region: "eu", CapacityMB: 1000, Token: "tok-" + id}); err != nil {
+		if _, err := st.AddServer(ctx, slum.Server{ID: id, URL: "http://10.0.0.1:8080", Region: "eu", CapacityMB: 1000, Token: "tok-" + id}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.AddServer(ctx, desired.Server{ID: "s3", URL: "http://10.0.0.3:8080", CapacityMB: 1000}); err != nil {
+	if _, err := st.AddServer(ctx, slum.Server{ID: "s3", URL: "http://10.0.0.3:8080", CapacityMB: 1000}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.AddTenant(ctx, desired.Tenant{ID: "alice", Domain: "alice.example.com"},
-		desired.InstanceSpec{ID: "prod", Process: "api", ServerID: "s1"}, desired.InstanceSpec{ID: "backup", Process: "api"}); err != nil {
+	if _, _, err := st.AddTenant(ctx, slum.Tenant{ID: "alice", Domain: "alice.example.com"},
+		slum.InstanceSpec{ID: "prod", Process: "api", ServerID: "s1"}, slum.InstanceSpec{ID: "backup", Process: "api"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -142,7 +145,7 @@ func TestClientReadsWhatTheStoreHas(t *testing.T) {
 	r15, e2 := c.ListAPITokens(ctx)
 	same(t, "ListAPITokens", l15, r15, e1, e2)
 	who, err := c.Whoami(ctx)
-	if err != nil || who.Role != desired.RoleAdmin || who.Name != "test" {
+	if err != nil || who.Role != slum.RoleAdmin || who.Name != "test" {
 		t.Fatalf("whoami: %+v %v", who, err)
 	}
 	tb, err := c.Routes(ctx)
@@ -162,22 +165,22 @@ func TestClientErrorsAreTheStores(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		sentinel error
-		op       func(s fleet) error
+		op       func(s slum.Fleet) error
 	}{
-		{"not found", desired.ErrNotFound, func(s fleet) error { _, err := s.GetTenant(ctx, "bob"); return err }},
-		{"empty id", desired.ErrInvalid, func(s fleet) error { _, err := s.GetTenant(ctx, ""); return err }},
-		{"id with a dash", desired.ErrInvalid, func(s fleet) error { _, err := s.GetServer(ctx, "-x"); return err }},
-		{"id with a slash", desired.ErrInvalid, func(s fleet) error { _, err := s.GetInstance(ctx, "a/b:c"); return err }},
-		{"exists", desired.ErrAlreadyExists, func(s fleet) error {
-			_, err := s.AddServer(ctx, desired.Server{ID: "s1", URL: "http://x:1", CapacityMB: 1})
+		{"not found", slum.ErrNotFound, func(s slum.Fleet) error { _, err := s.GetTenant(ctx, "bob"); return err }},
+		{"empty id", slum.ErrInvalid, func(s slum.Fleet) error { _, err := s.GetTenant(ctx, ""); return err }},
+		{"id with a dash", slum.ErrInvalid, func(s slum.Fleet) error { _, err := s.GetServer(ctx, "-x"); return err }},
+		{"id with a slash", slum.ErrInvalid, func(s slum.Fleet) error { _, err := s.GetInstance(ctx, "a/b:c"); return err }},
+		{"exists", slum.ErrAlreadyExists, func(s slum.Fleet) error {
+			_, err := s.AddServer(ctx, slum.Server{ID: "s1", URL: "http://x:1", CapacityMB: 1})
 			return err
 		}},
-		{"active tenants", desired.ErrHasActiveTenants, func(s fleet) error { return s.RemoveServer(ctx, "s1", false) }},
-		{"no capacity", desired.ErrNoCapacity, func(s fleet) error {
-			_, err := s.SpawnInstance(ctx, desired.InstanceSpec{TenantID: "alice", ID: "big", Process: "api", MemoryMB: 5000})
+		{"active tenants", slum.ErrHasActiveTenants, func(s slum.Fleet) error { return s.RemoveServer(ctx, "s1", false) }},
+		{"no capacity", slum.ErrNoCapacity, func(s slum.Fleet) error {
+			_, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "big", Process: "api", MemoryMB: 5000})
 			return err
 		}},
-		{"conflict", desired.ErrConflict, func(s fleet) error {
+		{"conflict", slum.ErrConflict, func(s slum.Fleet) error {
 			_, err := s.MoveInstance(ctx, "alice:prod", "s2")
 			return err
 		}},
@@ -192,42 +195,26 @@ func TestClientErrorsAreTheStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp, lerr := local.Apply(ctx, f, desired.ApplyOptions{Prune: true})
-	rp, rerr := c.Apply(ctx, f, desired.ApplyOptions{Prune: true})
-	var mass *desired.MassPruneError
-	if !errors.As(rerr, &mass) || !errors.Is(rerr, desired.ErrConflict) || lerr.Error() != rerr.Error() || rp == nil || !reflect.DeepEqual(lp.Changes, rp.Changes) {
+	lp, lerr := local.Apply(ctx, fleettest.Source(t, f), slum.ApplyOptions{Prune: true})
+	rp, rerr := c.Apply(ctx, fleettest.Source(t, f), slum.ApplyOptions{Prune: true})
+	var mass *slum.MassPruneError
+	if !errors.As(rerr, &mass) || !errors.Is(rerr, slum.ErrConflict) || lerr.Error() != rerr.Error() || rp == nil || !reflect.DeepEqual(lp.Changes, rp.Changes) {
 		t.Fatalf("mass prune: local %v %+v, remote %v %+v", lerr, lp, rerr, rp)
 	}
 	// A hidden token cannot be stored by mistake.
 	s1, _ := c.GetServer(ctx, "s1")
 	s1.ID = "s9"
-	if _, err := c.AddServer(ctx, s1); !errors.Is(err, desired.ErrInvalid) {
+	if _, err := c.AddServer(ctx, s1); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("adding a server with a hidden token: %v", err)
 	}
-	if _, err := local.AddServer(ctx, s1); !errors.Is(err, desired.ErrInvalid) {
+	if _, err := local.AddServer(ctx, s1); !errors.Is(err, slum.ErrInvalid) {
 		t.Fatalf("the hidden token is a valid token: %v", err)
 	}
 }
 
-// fleet is the part of the Store the error test calls.
-type fleet interface {
-	GetTenant(context.Context, string) (desired.Tenant, error)
-	GetServer(context.Context, string) (desired.Server, error)
-	GetInstance(context.Context, string) (desired.Instance, error)
-	AddServer(context.Context, desired.Server) (desired.Server, error)
-	RemoveServer(context.Context, string, bool) error
-	SpawnInstance(context.Context, desired.InstanceSpec) (desired.Instance, error)
-	MoveInstance(context.Context, string, string) (desired.Move, error)
-}
-
-var (
-	_ fleet = (*desired.Store)(nil)
-	_ fleet = (*client.Client)(nil)
-)
-
 func TestClientRefusesUnsafeURLs(t *testing.T) {
 	for _, u := range []string{"http://fleet.example.com:8443", "ftp://x", "https://", "https://x/api", "https://user:pw@x", "https://x?a=b"} {
-		if _, err := client.New(u, "slum_x", client.Options{}); !errors.Is(err, desired.ErrInvalid) || strings.Contains(err.Error(), "pw") {
+		if _, err := client.New(u, "slum_x", client.Options{}); !errors.Is(err, slum.ErrInvalid) || strings.Contains(err.Error(), "pw") {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
@@ -239,7 +226,7 @@ func TestClientRefusesUnsafeURLs(t *testing.T) {
 	if _, err := client.New("http://fleet.example.com:8443", "slum_x", client.Options{InsecureNoTLS: true}); err != nil {
 		t.Error(err)
 	}
-	if _, err := client.New("https://x", " \n", client.Options{}); !errors.Is(err, desired.ErrInvalid) {
+	if _, err := client.New("https://x", " \n", client.Options{}); !errors.Is(err, slum.ErrInvalid) {
 		t.Errorf("empty token: %v", err)
 	}
 }
@@ -294,7 +281,7 @@ func TestClientOverTLS(t *testing.T) {
 			t.Errorf("serve: %v", err)
 		}
 	}()
-	_, tok, _ := st.CreateAPIToken(ctx, desired.RoleRead, "")
+	_, tok, _ := st.CreateAPIToken(ctx, slum.RoleRead, "")
 	c, err := client.New(ln.URL, tok, client.Options{RootCAs: pool})
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +289,7 @@ func TestClientOverTLS(t *testing.T) {
 	if ss, err := c.ListServers(ctx); err != nil || len(ss) != 3 {
 		t.Fatalf("over TLS: %v %v", ss, err)
 	}
-	if _, err := c.AddServer(ctx, desired.Server{ID: "s9", URL: "http://x:1", CapacityMB: 1}); !errors.Is(err, wire.ErrForbidden) {
+	if _, err := c.AddServer(ctx, slum.Server{ID: "s9", URL: "http://x:1", CapacityMB: 1}); !errors.Is(err, wire.ErrForbidden) {
 		t.Fatalf("a read token writing: %v", err)
 	}
 	untrusting, _ := client.New(ln.URL, tok, client.Options{})

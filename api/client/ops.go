@@ -7,15 +7,16 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/api/wire"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/routes"
 )
 
 // Each method below is the desired.Store method of the same name, over
 // the API.
 
-func fromWire(s wire.Server) desired.Server {
+func fromWire(s wire.Server) slum.Server {
 	out := s.Server
 	if s.HasToken {
 		out.Token = HiddenToken
@@ -23,11 +24,11 @@ func fromWire(s wire.Server) desired.Server {
 	return out
 }
 
-func fromWireList(ss []wire.Server) []desired.Server {
+func fromWireList(ss []wire.Server) []slum.Server {
 	if ss == nil {
 		return nil
 	}
-	out := make([]desired.Server, len(ss))
+	out := make([]slum.Server, len(ss))
 	for i, s := range ss {
 		out[i] = fromWire(s)
 	}
@@ -36,13 +37,13 @@ func fromWireList(ss []wire.Server) []desired.Server {
 
 // errHiddenToken: a server read from the API was sent back with its
 // hidden token.
-var errHiddenToken = &desired.FieldError{Field: "token", Value: HiddenToken, Reason: "is what the API shows for a token it hides; give the server's real token"}
+var errHiddenToken = &slum.FieldError{Field: "token", Value: HiddenToken, Reason: "is what the API shows for a token it hides; give the server's real token"}
 
 // ---- servers
 
-func (c *Client) AddServer(ctx context.Context, s desired.Server) (desired.Server, error) {
+func (c *Client) AddServer(ctx context.Context, s slum.Server) (slum.Server, error) {
 	if s.Token == HiddenToken {
-		return desired.Server{}, errHiddenToken
+		return slum.Server{}, errHiddenToken
 	}
 	var out wire.Server
 	err := c.do(ctx, http.MethodPost, path("servers"), nil, wire.AddServer{ID: s.ID, URL: s.URL, Region: s.Region,
@@ -50,27 +51,27 @@ func (c *Client) AddServer(ctx context.Context, s desired.Server) (desired.Serve
 	return fromWire(out), err
 }
 
-func (c *Client) ListServers(ctx context.Context) ([]desired.Server, error) {
+func (c *Client) ListServers(ctx context.Context) ([]slum.Server, error) {
 	var out []wire.Server
 	err := c.do(ctx, http.MethodGet, path("servers"), nil, nil, &out)
 	return fromWireList(out), err
 }
 
-func (c *Client) ServersInRegion(ctx context.Context, region string) ([]desired.Server, error) {
+func (c *Client) ServersInRegion(ctx context.Context, region string) ([]slum.Server, error) {
 	var out []wire.Server
 	err := c.do(ctx, http.MethodGet, path("servers"), url.Values{"region": {region}}, nil, &out)
 	return fromWireList(out), err
 }
 
-func (c *Client) GetServer(ctx context.Context, serverID string) (desired.Server, error) {
+func (c *Client) GetServer(ctx context.Context, serverID string) (slum.Server, error) {
 	var out wire.Server
 	err := c.do(ctx, http.MethodGet, path("servers", id(serverID)), nil, nil, &out)
 	return fromWire(out), err
 }
 
-func (c *Client) UpdateServer(ctx context.Context, serverID string, u desired.ServerUpdate) (desired.Server, error) {
+func (c *Client) UpdateServer(ctx context.Context, serverID string, u slum.ServerUpdate) (slum.Server, error) {
 	if u.Token != nil && *u.Token == HiddenToken {
-		return desired.Server{}, errHiddenToken
+		return slum.Server{}, errHiddenToken
 	}
 	var out wire.Server
 	err := c.do(ctx, http.MethodPatch, path("servers", id(serverID)), nil, wire.ServerUpdate{URL: u.URL, Region: u.Region,
@@ -82,57 +83,57 @@ func (c *Client) RemoveServer(ctx context.Context, serverID string, force bool) 
 	return c.do(ctx, http.MethodDelete, path("servers", id(serverID)), url.Values{"force": {strconv.FormatBool(force)}}, nil, nil)
 }
 
-func (c *Client) SetServerState(ctx context.Context, serverID string, state desired.ServerState) (desired.Server, error) {
+func (c *Client) SetServerState(ctx context.Context, serverID string, state slum.ServerState) (slum.Server, error) {
 	var out wire.Server
 	err := c.do(ctx, http.MethodPut, path("servers", id(serverID), "state"), nil, wire.SetState{State: state}, &out)
 	return fromWire(out), err
 }
 
-func (c *Client) Drain(ctx context.Context, serverID string) ([]desired.Move, error) {
-	var out []desired.Move
+func (c *Client) Drain(ctx context.Context, serverID string) ([]slum.Move, error) {
+	var out []slum.Move
 	err := c.do(ctx, http.MethodPost, path("servers", id(serverID), "drain"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ServerStats(ctx context.Context, serverID string) (desired.ServerStats, error) {
-	var out desired.ServerStats
+func (c *Client) ServerStats(ctx context.Context, serverID string) (slum.ServerStats, error) {
+	var out slum.ServerStats
 	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "stats"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) AllServerStats(ctx context.Context) ([]desired.ServerStats, error) {
-	var out []desired.ServerStats
+func (c *Client) AllServerStats(ctx context.Context) ([]slum.ServerStats, error) {
+	var out []slum.ServerStats
 	err := c.do(ctx, http.MethodGet, path("stats", "servers"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ServerStatus(ctx context.Context, serverID string) (desired.ServerStatus, error) {
-	var out desired.ServerStatus
+func (c *Client) ServerStatus(ctx context.Context, serverID string) (slum.ServerStatus, error) {
+	var out slum.ServerStatus
 	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "status"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ListServerStatus(ctx context.Context) ([]desired.ServerStatus, error) {
-	var out []desired.ServerStatus
+func (c *Client) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
+	var out []slum.ServerStatus
 	err := c.do(ctx, http.MethodGet, path("status", "servers"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ListTenantsOnServer(ctx context.Context, serverID string) ([]desired.Tenant, error) {
-	var out []desired.Tenant
+func (c *Client) ListTenantsOnServer(ctx context.Context, serverID string) ([]slum.Tenant, error) {
+	var out []slum.Tenant
 	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "tenants"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ListInstancesOnServer(ctx context.Context, serverID string) ([]desired.Instance, error) {
-	var out []desired.Instance
+func (c *Client) ListInstancesOnServer(ctx context.Context, serverID string) ([]slum.Instance, error) {
+	var out []slum.Instance
 	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "instances"), nil, nil, &out)
 	return out, err
 }
 
 // ---- tenants
 
-func (c *Client) AddTenant(ctx context.Context, t desired.Tenant, first ...desired.InstanceSpec) (desired.Tenant, []desired.Instance, error) {
+func (c *Client) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.InstanceSpec) (slum.Tenant, []slum.Instance, error) {
 	req := wire.AddTenant{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: t.Failover, Serving: t.Serving}
 	for _, s := range first {
 		req.Instances = append(req.Instances, wire.FromSpec(s))
@@ -142,26 +143,26 @@ func (c *Client) AddTenant(ctx context.Context, t desired.Tenant, first ...desir
 	return out.Tenant, out.Instances, err
 }
 
-func (c *Client) ListTenants(ctx context.Context) ([]desired.Tenant, error) {
-	var out []desired.Tenant
+func (c *Client) ListTenants(ctx context.Context) ([]slum.Tenant, error) {
+	var out []slum.Tenant
 	err := c.do(ctx, http.MethodGet, path("tenants"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) GetTenant(ctx context.Context, tenantID string) (desired.Tenant, error) {
-	var out desired.Tenant
+func (c *Client) GetTenant(ctx context.Context, tenantID string) (slum.Tenant, error) {
+	var out slum.Tenant
 	err := c.do(ctx, http.MethodGet, path("tenants", id(tenantID)), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) GetTenantByDomain(ctx context.Context, domain string) (desired.Tenant, error) {
-	var out desired.Tenant
+func (c *Client) GetTenantByDomain(ctx context.Context, domain string) (slum.Tenant, error) {
+	var out slum.Tenant
 	err := c.do(ctx, http.MethodGet, path("domains", id(domain)), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) UpdateTenant(ctx context.Context, tenantID string, u desired.TenantUpdate) (desired.Tenant, error) {
-	var out desired.Tenant
+func (c *Client) UpdateTenant(ctx context.Context, tenantID string, u slum.TenantUpdate) (slum.Tenant, error) {
+	var out slum.Tenant
 	err := c.do(ctx, http.MethodPatch, path("tenants", id(tenantID)), nil, wire.TenantUpdate{Domain: u.Domain, Region: u.Region,
 		Failover: u.Failover, Serving: u.Serving}, &out)
 	return out, err
@@ -171,89 +172,84 @@ func (c *Client) RemoveTenant(ctx context.Context, tenantID string) error {
 	return c.do(ctx, http.MethodDelete, path("tenants", id(tenantID)), nil, nil, nil)
 }
 
-func (c *Client) ListInstancesOfTenant(ctx context.Context, tenantID string) ([]desired.Instance, error) {
-	var out []desired.Instance
+func (c *Client) ListInstancesOfTenant(ctx context.Context, tenantID string) ([]slum.Instance, error) {
+	var out []slum.Instance
 	err := c.do(ctx, http.MethodGet, path("tenants", id(tenantID), "instances"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) TenantStatus(ctx context.Context, tenantID string) (desired.TenantStatus, error) {
-	var out desired.TenantStatus
+func (c *Client) TenantStatus(ctx context.Context, tenantID string) (slum.TenantStatus, error) {
+	var out slum.TenantStatus
 	err := c.do(ctx, http.MethodGet, path("tenants", id(tenantID), "status"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ListTenantStatus(ctx context.Context) ([]desired.TenantStatus, error) {
-	var out []desired.TenantStatus
+func (c *Client) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
+	var out []slum.TenantStatus
 	err := c.do(ctx, http.MethodGet, path("status", "tenants"), nil, nil, &out)
 	return out, err
 }
 
 // ---- instances
 
-func (c *Client) ListInstances(ctx context.Context) ([]desired.Instance, error) {
-	var out []desired.Instance
+func (c *Client) ListInstances(ctx context.Context) ([]slum.Instance, error) {
+	var out []slum.Instance
 	err := c.do(ctx, http.MethodGet, path("instances"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) SpawnInstance(ctx context.Context, spec desired.InstanceSpec) (desired.Instance, error) {
-	var out desired.Instance
+func (c *Client) SpawnInstance(ctx context.Context, spec slum.InstanceSpec) (slum.Instance, error) {
+	var out slum.Instance
 	err := c.do(ctx, http.MethodPost, path("instances"), nil, wire.FromSpec(spec), &out)
 	return out, err
 }
 
-func (c *Client) GetInstance(ctx context.Context, key string) (desired.Instance, error) {
-	var out desired.Instance
+func (c *Client) GetInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
+	var out slum.Instance
 	err := c.do(ctx, http.MethodGet, path("instances", id(key)), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) StopInstance(ctx context.Context, key string) (desired.Instance, error) {
-	var out desired.Instance
+func (c *Client) StopInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
+	var out slum.Instance
 	err := c.do(ctx, http.MethodPost, path("instances", id(key), "stop"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) RemoveInstance(ctx context.Context, key string) error {
+func (c *Client) RemoveInstance(ctx context.Context, key slum.InstanceKey) error {
 	return c.do(ctx, http.MethodDelete, path("instances", id(key)), nil, nil, nil)
 }
 
-func (c *Client) MoveInstance(ctx context.Context, key, toServer string) (desired.Move, error) {
-	var out desired.Move
+func (c *Client) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer string) (slum.Move, error) {
+	var out slum.Move
 	err := c.do(ctx, http.MethodPost, path("instances", id(key), "move"), nil, wire.MoveTo{To: toServer}, &out)
 	return out, err
 }
 
-func (c *Client) InstanceStatus(ctx context.Context, key string) (desired.InstanceStatus, error) {
-	var out desired.InstanceStatus
+func (c *Client) InstanceStatus(ctx context.Context, key slum.InstanceKey) (slum.InstanceStatus, error) {
+	var out slum.InstanceStatus
 	err := c.do(ctx, http.MethodGet, path("instances", id(key), "status"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) ListInstanceStatus(ctx context.Context) ([]desired.InstanceStatus, error) {
-	var out []desired.InstanceStatus
+func (c *Client) ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus, error) {
+	var out []slum.InstanceStatus
 	err := c.do(ctx, http.MethodGet, path("status", "instances"), nil, nil, &out)
 	return out, err
 }
 
 // ---- fleet files, status, events, holds, settings
 
-// Apply sends the fleet file f (read by desired.Load or LoadFile: its
-// text, with the tokens it names read here) and applies it on the
-// fleet's side, in one transaction there. A dry run is a diff, which a
-// read token may ask for.
-func (c *Client) Apply(ctx context.Context, f *desired.File, opt desired.ApplyOptions) (*desired.Plan, error) {
-	sf, err := f.Send()
-	if err != nil {
-		return nil, err
-	}
+// Apply sends the fleet file src (its text, with the tokens it names
+// read on this side) and applies it on the fleet's side, in one
+// transaction there. A dry run is a diff, which a read token may ask for.
+func (c *Client) Apply(ctx context.Context, src slum.FileSource, opt slum.ApplyOptions) (*slum.ChangeSet, error) {
 	endpoint := "apply"
 	if opt.DryRun {
 		endpoint = "diff"
 	}
-	var plan desired.Plan
-	err = c.do(ctx, http.MethodPost, path(endpoint), nil, wire.Apply{File: sf, Prune: opt.Prune, AllowMassPrune: opt.AllowMassPrune, DryRun: opt.DryRun}, &plan)
+	var plan slum.ChangeSet
+	err := c.do(ctx, http.MethodPost, path(endpoint), nil, wire.Apply{File: src, Prune: opt.Prune, AllowMassPrune: opt.AllowMassPrune, DryRun: opt.DryRun}, &plan)
 	var mp *massPrune
 	if errors.As(err, &mp) {
 		return mp.plan, mp.err
@@ -264,73 +260,68 @@ func (c *Client) Apply(ctx context.Context, f *desired.File, opt desired.ApplyOp
 	return &plan, nil
 }
 
-// Diff returns what Apply would change, changing nothing.
-func (c *Client) Diff(ctx context.Context, f *desired.File, prune bool) (*desired.Plan, error) {
-	return c.Apply(ctx, f, desired.ApplyOptions{Prune: prune, DryRun: true})
-}
-
-func (c *Client) Overview(ctx context.Context) (*desired.Overview, error) {
-	var out desired.Overview
+func (c *Client) Overview(ctx context.Context) (*slum.Overview, error) {
+	var out slum.Overview
 	if err := c.do(ctx, http.MethodGet, path("status"), nil, nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-func (c *Client) Events(ctx context.Context, since, limit int64) ([]desired.Event, error) {
-	var out []desired.Event
+func (c *Client) Events(ctx context.Context, since, limit int64) ([]slum.Event, error) {
+	var out []slum.Event
 	err := c.do(ctx, http.MethodGet, path("events"), url.Values{"since": {strconv.FormatInt(since, 10)}, "limit": {strconv.FormatInt(limit, 10)}}, nil, &out)
 	return out, err
 }
 
-func (c *Client) RecentEvents(ctx context.Context, n int64) ([]desired.Event, error) {
-	var out []desired.Event
+func (c *Client) RecentEvents(ctx context.Context, n int64) ([]slum.Event, error) {
+	var out []slum.Event
 	err := c.do(ctx, http.MethodGet, path("events"), url.Values{"last": {strconv.FormatInt(n, 10)}}, nil, &out)
 	return out, err
 }
 
-func (c *Client) RecentHolds(ctx context.Context, n int64) ([]desired.Hold, error) {
-	var out []desired.Hold
+func (c *Client) RecentHolds(ctx context.Context, n int64) ([]slum.Hold, error) {
+	var out []slum.Hold
 	err := c.do(ctx, http.MethodGet, path("holds"), url.Values{"last": {strconv.FormatInt(n, 10)}}, nil, &out)
 	return out, err
 }
 
 // ApproveHold approves the held plan id once. The API records by
 // together with the token that approved it.
-func (c *Client) ApproveHold(ctx context.Context, holdID int64, by string) (desired.Hold, error) {
-	var out desired.Hold
+func (c *Client) ApproveHold(ctx context.Context, holdID int64, by string) (slum.Hold, error) {
+	var out slum.Hold
 	err := c.do(ctx, http.MethodPost, path("holds", holdID, "approve"), nil, wire.Approve{By: by}, &out)
 	return out, err
 }
 
-func (c *Client) Settings(ctx context.Context) (desired.Settings, error) {
-	var out desired.Settings
+func (c *Client) Settings(ctx context.Context) (slum.Settings, error) {
+	var out slum.Settings
 	err := c.do(ctx, http.MethodGet, path("settings"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) SetSettings(ctx context.Context, s desired.Settings) (desired.Settings, error) {
-	var out desired.Settings
+func (c *Client) SetSettings(ctx context.Context, s slum.Settings) (slum.Settings, error) {
+	var out slum.Settings
 	err := c.do(ctx, http.MethodPut, path("settings"), nil, s, &out)
 	return out, err
 }
 
 // ---- API tokens
 
-func (c *Client) CreateAPIToken(ctx context.Context, role desired.APIRole, name string) (desired.APIToken, string, error) {
+func (c *Client) CreateAPIToken(ctx context.Context, role slum.APIRole, name string) (slum.APIToken, string, error) {
 	var out wire.CreatedToken
 	err := c.do(ctx, http.MethodPost, path("tokens"), nil, wire.CreateToken{Role: role, Name: name}, &out)
 	return out.APIToken, out.Token, err
 }
 
-func (c *Client) ListAPITokens(ctx context.Context) ([]desired.APIToken, error) {
-	var out []desired.APIToken
+func (c *Client) ListAPITokens(ctx context.Context) ([]slum.APIToken, error) {
+	var out []slum.APIToken
 	err := c.do(ctx, http.MethodGet, path("tokens"), nil, nil, &out)
 	return out, err
 }
 
-func (c *Client) RevokeAPIToken(ctx context.Context, tokenID int64) (desired.APIToken, error) {
-	var out desired.APIToken
+func (c *Client) RevokeAPIToken(ctx context.Context, tokenID int64) (slum.APIToken, error) {
+	var out slum.APIToken
 	err := c.do(ctx, http.MethodDelete, path("tokens", tokenID), nil, nil, &out)
 	return out, err
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 // ErrorKind names what went wrong, in the error body of every response
@@ -43,39 +43,39 @@ var kinds = map[ErrorKind]struct {
 	status   int
 	sentinel error
 }{
-	KindInvalid:          {http.StatusBadRequest, desired.ErrInvalid},
-	KindNotFound:         {http.StatusNotFound, desired.ErrNotFound},
-	KindAlreadyExists:    {http.StatusConflict, desired.ErrAlreadyExists},
-	KindConflict:         {http.StatusConflict, desired.ErrConflict},
-	KindHasActiveTenants: {http.StatusConflict, desired.ErrHasActiveTenants},
-	KindMassPrune:        {http.StatusConflict, desired.ErrConflict},
-	KindNoCapacity:       {http.StatusUnprocessableEntity, desired.ErrNoCapacity},
+	KindInvalid:          {http.StatusBadRequest, slum.ErrInvalid},
+	KindNotFound:         {http.StatusNotFound, slum.ErrNotFound},
+	KindAlreadyExists:    {http.StatusConflict, slum.ErrAlreadyExists},
+	KindConflict:         {http.StatusConflict, slum.ErrConflict},
+	KindHasActiveTenants: {http.StatusConflict, slum.ErrHasActiveTenants},
+	KindMassPrune:        {http.StatusConflict, slum.ErrConflict},
+	KindNoCapacity:       {http.StatusUnprocessableEntity, slum.ErrNoCapacity},
 	KindUnauthorized:     {http.StatusUnauthorized, ErrUnauthorized},
 	KindForbidden:        {http.StatusForbidden, ErrForbidden},
 	KindRateLimited:      {http.StatusTooManyRequests, ErrRateLimited},
-	KindTooLarge:         {http.StatusRequestEntityTooLarge, desired.ErrInvalid},
-	KindUnsupported:      {http.StatusUnsupportedMediaType, desired.ErrInvalid},
+	KindTooLarge:         {http.StatusRequestEntityTooLarge, slum.ErrInvalid},
+	KindUnsupported:      {http.StatusUnsupportedMediaType, slum.ErrInvalid},
 	KindUnavailable:      {http.StatusServiceUnavailable, ErrUnavailable},
 	KindInternal:         {http.StatusInternalServerError, nil},
 }
 
 // KindOf classifies an error from the desired package.
 func KindOf(err error) ErrorKind {
-	var mass *desired.MassPruneError
+	var mass *slum.MassPruneError
 	switch {
 	case errors.As(err, &mass):
 		return KindMassPrune
-	case errors.Is(err, desired.ErrInvalid):
+	case errors.Is(err, slum.ErrInvalid):
 		return KindInvalid
-	case errors.Is(err, desired.ErrNotFound):
+	case errors.Is(err, slum.ErrNotFound):
 		return KindNotFound
-	case errors.Is(err, desired.ErrAlreadyExists):
+	case errors.Is(err, slum.ErrAlreadyExists):
 		return KindAlreadyExists
-	case errors.Is(err, desired.ErrHasActiveTenants):
+	case errors.Is(err, slum.ErrHasActiveTenants):
 		return KindHasActiveTenants
-	case errors.Is(err, desired.ErrNoCapacity):
+	case errors.Is(err, slum.ErrNoCapacity):
 		return KindNoCapacity
-	case errors.Is(err, desired.ErrConflict):
+	case errors.Is(err, slum.ErrConflict):
 		return KindConflict
 	}
 	return KindInternal
@@ -133,6 +133,6 @@ type ErrorBody struct {
 	Message string    `json:"message"`
 	// MassPrune and Plan come with KindMassPrune: the refused prune, and
 	// what it would have done.
-	MassPrune *desired.MassPruneError `json:"mass_prune,omitempty"`
-	Plan      *desired.Plan           `json:"plan,omitempty"`
+	MassPrune *slum.MassPruneError `json:"mass_prune,omitempty"`
+	Plan      *slum.ChangeSet      `json:"plan,omitempty"`
 }

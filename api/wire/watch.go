@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 // The watch: GET /v1/watch is a stream of server-sent events. The first
@@ -53,7 +53,7 @@ func ParseKinds(s string) (map[ObjectKind]bool, error) {
 			known = known || ObjectKind(k) == o
 		}
 		if !known {
-			return nil, &desired.FieldError{Field: "kinds", Value: k, Reason: "is not a kind the watch streams (settings, server, tenant, instance, hold, route, event)"}
+			return nil, &slum.FieldError{Field: "kinds", Value: k, Reason: "is not a kind the watch streams (settings, server, tenant, instance, hold, route, event)"}
 		}
 		out[ObjectKind(k)] = true
 	}
@@ -64,21 +64,21 @@ func ParseKinds(s string) (map[ObjectKind]bool, error) {
 // last saw of it (Status is nil until a controller reported it).
 type ServerView struct {
 	Server
-	Stats  desired.ServerStats   `json:"stats"`
-	Status *desired.ServerStatus `json:"status"`
+	Stats  slum.ServerStats   `json:"stats"`
+	Status *slum.ServerStatus `json:"status"`
 }
 
 // TenantView is a tenant with who serves it now.
 type TenantView struct {
-	desired.Tenant
-	Status *desired.TenantStatus `json:"status"`
+	slum.Tenant
+	Status *slum.TenantStatus `json:"status"`
 }
 
 // InstanceView is an instance with what the controller last saw of it.
 type InstanceView struct {
-	desired.Instance
-	Key    string                  `json:"key"`
-	Status *desired.InstanceStatus `json:"status"`
+	slum.Instance
+	Key    string               `json:"key"`
+	Status *slum.InstanceStatus `json:"status"`
 }
 
 // Op is what a change does to an object.
@@ -100,22 +100,22 @@ type Change struct {
 // Reset is the whole fleet: every object (as puts) and the latest events.
 // A client drops what it had and takes this.
 type Reset struct {
-	Stream         string          `json:"stream"`
-	Seq            int64           `json:"seq"`
-	Revision       int64           `json:"revision"`
-	StatusRevision int64           `json:"status_revision"`
-	Objects        []Change        `json:"objects"`
-	Events         []desired.Event `json:"events"`
+	Stream         string       `json:"stream"`
+	Seq            int64        `json:"seq"`
+	Revision       int64        `json:"revision"`
+	StatusRevision int64        `json:"status_revision"`
+	Objects        []Change     `json:"objects"`
+	Events         []slum.Event `json:"events"`
 }
 
 // Batch is what changed since the previous message: objects, and events
 // written to the event log, oldest first.
 type Batch struct {
-	Seq            int64           `json:"seq"`
-	Revision       int64           `json:"revision"`
-	StatusRevision int64           `json:"status_revision"`
-	Changes        []Change        `json:"changes"`
-	Events         []desired.Event `json:"events,omitempty"`
+	Seq            int64        `json:"seq"`
+	Revision       int64        `json:"revision"`
+	StatusRevision int64        `json:"status_revision"`
+	Changes        []Change     `json:"changes"`
+	Events         []slum.Event `json:"events,omitempty"`
 }
 
 // EventID is the SSE id of message seq of a stream: what a client sends
@@ -129,7 +129,7 @@ func ParseEventID(id string) (stream string, seq int64, err error) {
 		seq, err = strconv.ParseInt(n, 10, 64)
 	}
 	if !ok || err != nil || stream == "" || seq < 0 {
-		return "", 0, fmt.Errorf("%w: event id %q is not one the watch sent", desired.ErrInvalid, id)
+		return "", 0, fmt.Errorf("%w: event id %q is not one the watch sent", slum.ErrInvalid, id)
 	}
 	return stream, seq, nil
 }

@@ -10,7 +10,8 @@ import (
 	"encoding/json"
 	"strings"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -39,12 +40,12 @@ func FromPathSegment(seg string) string {
 // Server is a server as the API shows it: desired.Server, whose token is
 // never shown, and whether it has one.
 type Server struct {
-	desired.Server
+	slum.Server
 	HasToken bool `json:"has_token"`
 }
 
 // NewServer shows s.
-func NewServer(s desired.Server) Server { return Server{Server: s, HasToken: s.HasToken()} }
+func NewServer(s slum.Server) Server { return Server{Server: s, HasToken: s.HasToken()} }
 
 // AddServer is the body of POST /v1/servers.
 type AddServer struct {
@@ -69,7 +70,7 @@ type ServerUpdate struct {
 
 // SetState is the body of PUT /v1/servers/{id}/state.
 type SetState struct {
-	State desired.ServerState `json:"state"`
+	State slum.ServerState `json:"state"`
 }
 
 // Removed answers a DELETE, as 'slum ... remove -o json' does.
@@ -79,47 +80,47 @@ type Removed struct {
 
 // InstanceSpec asks for an instance (desired.InstanceSpec).
 type InstanceSpec struct {
-	Tenant   string       `json:"tenant"`
-	ID       string       `json:"id"`
-	Process  string       `json:"process"`
-	Server   string       `json:"server,omitempty"`
-	MemoryMB int64        `json:"memory_mb,omitempty"`
-	Mode     desired.Mode `json:"mode,omitempty"`
+	Tenant   string    `json:"tenant"`
+	ID       string    `json:"id"`
+	Process  string    `json:"process"`
+	Server   string    `json:"server,omitempty"`
+	MemoryMB int64     `json:"memory_mb,omitempty"`
+	Mode     slum.Mode `json:"mode,omitempty"`
 }
 
 // Spec converts the wire form.
-func (s InstanceSpec) Spec() desired.InstanceSpec {
-	return desired.InstanceSpec{TenantID: s.Tenant, ID: s.ID, Process: s.Process, ServerID: s.Server, MemoryMB: s.MemoryMB, Mode: s.Mode}
+func (s InstanceSpec) Spec() slum.InstanceSpec {
+	return slum.InstanceSpec{TenantID: s.Tenant, ID: s.ID, Process: s.Process, ServerID: s.Server, MemoryMB: s.MemoryMB, Mode: s.Mode}
 }
 
 // FromSpec is the wire form of s.
-func FromSpec(s desired.InstanceSpec) InstanceSpec {
+func FromSpec(s slum.InstanceSpec) InstanceSpec {
 	return InstanceSpec{Tenant: s.TenantID, ID: s.ID, Process: s.Process, Server: s.ServerID, MemoryMB: s.MemoryMB, Mode: s.Mode}
 }
 
 // AddTenant is the body of POST /v1/tenants: a tenant and, optionally,
 // its first instances.
 type AddTenant struct {
-	ID        string                 `json:"id"`
-	Domain    string                 `json:"domain"`
-	Region    string                 `json:"region,omitempty"`
-	Failover  desired.FailoverPolicy `json:"failover,omitempty"`
-	Serving   desired.ServingPolicy  `json:"serving,omitempty"`
-	Instances []InstanceSpec         `json:"instances,omitempty"`
+	ID        string              `json:"id"`
+	Domain    string              `json:"domain"`
+	Region    string              `json:"region,omitempty"`
+	Failover  slum.FailoverPolicy `json:"failover,omitempty"`
+	Serving   slum.ServingPolicy  `json:"serving,omitempty"`
+	Instances []InstanceSpec      `json:"instances,omitempty"`
 }
 
 // AddedTenant answers POST /v1/tenants.
 type AddedTenant struct {
-	Tenant    desired.Tenant     `json:"tenant"`
-	Instances []desired.Instance `json:"instances"`
+	Tenant    slum.Tenant     `json:"tenant"`
+	Instances []slum.Instance `json:"instances"`
 }
 
 // TenantUpdate is the body of PATCH /v1/tenants/{id}.
 type TenantUpdate struct {
-	Domain   *string                 `json:"domain,omitempty"`
-	Region   *string                 `json:"region,omitempty"`
-	Failover *desired.FailoverPolicy `json:"failover,omitempty"`
-	Serving  *desired.ServingPolicy  `json:"serving,omitempty"`
+	Domain   *string              `json:"domain,omitempty"`
+	Region   *string              `json:"region,omitempty"`
+	Failover *slum.FailoverPolicy `json:"failover,omitempty"`
+	Serving  *slum.ServingPolicy  `json:"serving,omitempty"`
 }
 
 // MoveTo is the body of POST /v1/instances/{key}/move; "" lets slum choose.
@@ -130,10 +131,10 @@ type MoveTo struct {
 // Apply is the body of POST /v1/apply and /v1/diff. The answer is the
 // desired.Plan.
 type Apply struct {
-	File           desired.SentFile `json:"file"`
-	Prune          bool             `json:"prune,omitempty"`
-	AllowMassPrune bool             `json:"allow_mass_prune,omitempty"`
-	DryRun         bool             `json:"dry_run,omitempty"`
+	File           slum.FileSource `json:"file"`
+	Prune          bool            `json:"prune,omitempty"`
+	AllowMassPrune bool            `json:"allow_mass_prune,omitempty"`
+	DryRun         bool            `json:"dry_run,omitempty"`
 }
 
 // Approve is the body of POST /v1/holds/{id}/approve: who approves, for
@@ -144,21 +145,21 @@ type Approve struct {
 
 // CreateToken is the body of POST /v1/tokens.
 type CreateToken struct {
-	Role desired.APIRole `json:"role"`
-	Name string          `json:"name,omitempty"`
+	Role slum.APIRole `json:"role"`
+	Name string       `json:"name,omitempty"`
 }
 
 // CreatedToken answers POST /v1/tokens: the only time the token is shown.
 type CreatedToken struct {
-	desired.APIToken
+	slum.APIToken
 	Token string `json:"token"`
 }
 
 // Whoami answers GET /v1/whoami: the token the request came with.
 type Whoami struct {
-	ID   int64           `json:"id"`
-	Name string          `json:"name"`
-	Role desired.APIRole `json:"role"`
+	ID   int64        `json:"id"`
+	Name string       `json:"name"`
+	Role slum.APIRole `json:"role"`
 	// NoAuth: the API runs without authentication (loopback only), and
 	// every request may do everything.
 	NoAuth bool `json:"no_auth,omitempty"`

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum"
 )
 
 func TestPathSegment(t *testing.T) {
@@ -45,14 +45,14 @@ func TestErrorKinds(t *testing.T) {
 		kind   ErrorKind
 		status int
 	}{
-		{desired.ErrInvalid, KindInvalid, 400},
-		{&desired.FieldError{Field: "x", Reason: "bad"}, KindInvalid, 400},
-		{desired.ErrNotFound, KindNotFound, 404},
-		{desired.ErrAlreadyExists, KindAlreadyExists, 409},
-		{desired.ErrConflict, KindConflict, 409},
-		{desired.ErrHasActiveTenants, KindHasActiveTenants, 409},
-		{&desired.MassPruneError{File: "f"}, KindMassPrune, 409},
-		{desired.ErrNoCapacity, KindNoCapacity, 422},
+		{slum.ErrInvalid, KindInvalid, 400},
+		{&slum.FieldError{Field: "x", Reason: "bad"}, KindInvalid, 400},
+		{slum.ErrNotFound, KindNotFound, 404},
+		{slum.ErrAlreadyExists, KindAlreadyExists, 409},
+		{slum.ErrConflict, KindConflict, 409},
+		{slum.ErrHasActiveTenants, KindHasActiveTenants, 409},
+		{&slum.MassPruneError{File: "f"}, KindMassPrune, 409},
+		{slum.ErrNoCapacity, KindNoCapacity, 422},
 		{errors.New("disk on fire"), KindInternal, 500},
 	} {
 		k := KindOf(tc.err)
@@ -77,7 +77,7 @@ func TestEventID(t *testing.T) {
 		t.Fatalf("%s %d %v", s, n, err)
 	}
 	for _, bad := range []string{"", "x", ".3", "a.-1", "a.b", "a.1.2"} {
-		if _, _, err := ParseEventID(bad); !errors.Is(err, desired.ErrInvalid) {
+		if _, _, err := ParseEventID(bad); !errors.Is(err, slum.ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

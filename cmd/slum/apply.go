@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
@@ -15,7 +17,7 @@ import (
 
 func (a *app) applyCommand() *cobra.Command {
 	var file string
-	var opt desired.ApplyOptions
+	var opt slum.ApplyOptions
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:         "apply -f FLEET.yaml [--prune [--allow-mass-prune]] [--dry-run]",
@@ -47,7 +49,7 @@ copies on is never pruned, as with 'slum server remove'.`,
 
 func (a *app) diffCommand() *cobra.Command {
 	var file string
-	opt := desired.ApplyOptions{DryRun: true}
+	opt := slum.ApplyOptions{DryRun: true}
 	cmd := &cobra.Command{
 		Use:         "diff -f FLEET.yaml [--prune [--allow-mass-prune]]",
 		Annotations: remoteOK,
@@ -94,19 +96,23 @@ func (a *app) loadFleetFile(path string) (*desired.File, error) {
 
 // applyFile applies (or, with DryRun, diffs) a fleet file and prints the
 // plan.
-func (a *app) applyFile(cmd *cobra.Command, file string, opt desired.ApplyOptions, detail bool) error {
+func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, detail bool) error {
 	f, err := a.loadFleetFile(file)
 	if err != nil {
 		return err
 	}
+	src, err := desired.Send(f)
+	if err != nil {
+		return err
+	}
 	ctx := cmd.Context()
-	st, done, err := a.applyTarget(ctx, f, opt)
+	st, done, err := a.applyTarget(ctx, src, opt)
 	if err != nil {
 		return err
 	}
 	defer done()
-	plan, err := st.Apply(ctx, f, opt)
-	var mass *desired.MassPruneError
+	plan, err := st.Apply(ctx, src, opt)
+	var mass *slum.MassPruneError
 	if errors.As(err, &mass) {
 		if perr := a.printPlan(plan, f.Name, true, true, opt.Prune); perr != nil {
 			return perr
@@ -122,7 +128,7 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt desired.ApplyOption
 // applyTarget is the fleet an apply or diff of f goes to: the API's, or
 // the database, which a dry run never creates (it compares with an empty
 // fleet instead) and an apply creates only for a file that applies.
-func (a *app) applyTarget(ctx context.Context, f *desired.File, opt desired.ApplyOptions) (fleet, func(), error) {
+func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.ApplyOptions) (slum.Fleet, func(), error) {
 	if a.remote() {
 		c, err := a.client()
 		if err != nil {
@@ -134,7 +140,7 @@ func (a *app) applyTarget(ctx context.Context, f *desired.File, opt desired.Appl
 	var err error
 	if opt.DryRun {
 		st, err = a.open(ctx, dbMustExist)
-		if errors.Is(err, desired.ErrNotFound) {
+		if errors.Is(err, slum.ErrNotFound) {
 			// Nothing to compare with: compare with an empty fleet, and
 			// create nothing.
 			fmt.Fprintf(a.stderr, "slum: no fleet database at %s yet: comparing %s with an empty fleet\n", oneLine(absPath(a.dbPath)), oneLine(f.Name))
@@ -157,7 +163,7 @@ func (a *app) applyTarget(ctx context.Context, f *desired.File, opt desired.Appl
 }
 
 // rehearse applies f to an empty fleet in memory.
-func rehearse(ctx context.Context, f *desired.File, opt desired.ApplyOptions) error {
+func rehearse(ctx context.Context, f slum.FileSource, opt slum.ApplyOptions) error {
 	st, err := desired.Open(ctx, ":memory:")
 	if err != nil {
 		return err
@@ -168,18 +174,18 @@ func rehearse(ctx context.Context, f *desired.File, opt desired.ApplyOptions) er
 	return err
 }
 
-func (a *app) printPlan(plan *desired.Plan, name string, dryRun, detail, prune bool) error {
+func (a *app) printPlan(plan *slum.ChangeSet, name string, dryRun, detail, prune bool) error {
 	if a.json() {
 		changes := plan.Changes
 		if changes == nil {
-			changes = []desired.Change{}
+			changes = []slum.Change{}
 		}
 		return a.printJSON(struct {
-			File     string           `json:"file"`
-			DryRun   bool             `json:"dry_run"`
-			Changes  []desired.Change `json:"changes"`
-			Notes    []string         `json:"notes"`
-			Unlisted int              `json:"unlisted"`
+			File     string        `json:"file"`
+			DryRun   bool          `json:"dry_run"`
+			Changes  []slum.Change `json:"changes"`
+			Notes    []string      `json:"notes"`
+			Unlisted int           `json:"unlisted"`
 		}{name, dryRun, changes, append([]string{}, plan.Notes...), plan.Unlisted})
 	}
 	if plan.Empty() {

@@ -7,9 +7,9 @@ import (
 	"os/user"
 	"strconv"
 
-	"github.com/spf13/cobra"
+	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/spf13/cobra"
 )
 
 func (a *app) approveCommand() *cobra.Command {
@@ -30,9 +30,9 @@ a new plan and is held again: an approval never weakens the guard.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil || id <= 0 {
-				return &desired.FieldError{Field: "hold id", Value: args[0], Reason: "must be the number 'slum status' shows"}
+				return &slum.FieldError{Field: "hold id", Value: args[0], Reason: "must be the number 'slum status' shows"}
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				if show {
 					return a.showHold(ctx, st, id)
 				}
@@ -52,7 +52,7 @@ a new plan and is held again: an approval never weakens the guard.`,
 	return cmd
 }
 
-func (a *app) showHold(ctx context.Context, st fleet, id int64) error {
+func (a *app) showHold(ctx context.Context, st slum.Fleet, id int64) error {
 	holds, err := st.RecentHolds(ctx, 1000)
 	if err != nil {
 		return err
@@ -75,5 +75,5 @@ func (a *app) showHold(ctx context.Context, st fleet, id int64) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("hold %d %w", id, desired.ErrNotFound)
+	return fmt.Errorf("hold %d %w", id, slum.ErrNotFound)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/slum-fleet/slum/api"
@@ -144,7 +146,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	set := desired.DefaultSettings()
+	set := slum.DefaultSettings()
 	set.ProbeInterval, set.ProbeTimeout, set.DeadAfter, set.StableAfter = 100*time.Millisecond, 80*time.Millisecond, 2, 0
 	if _, err := st.SetSettings(ctx, set); err != nil {
 		t.Fatal(err)
@@ -159,20 +161,20 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		defer s.Close()
 		sims[id] = s
-		if _, err := st.AddServer(ctx, desired.Server{ID: id, URL: url, Region: region, CapacityMB: 2048, Token: "tok-" + id}); err != nil {
+		if _, err := st.AddServer(ctx, slum.Server{ID: id, URL: url, Region: region, CapacityMB: 2048, Token: "tok-" + id}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, tn := range []struct{ id, server string }{{"alice", "s1"}, {"bob", "s2"}, {"carol", "s3"}} {
-		if _, _, err := st.AddTenant(ctx, desired.Tenant{ID: tn.id, Domain: tn.id + ".example.com"},
-			desired.InstanceSpec{ID: "prod", Process: "api", ServerID: tn.server, MemoryMB: 512}); err != nil {
+		if _, _, err := st.AddTenant(ctx, slum.Tenant{ID: tn.id, Domain: tn.id + ".example.com"},
+			slum.InstanceSpec{ID: "prod", Process: "api", ServerID: tn.server, MemoryMB: 512}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := st.SpawnInstance(ctx, desired.InstanceSpec{TenantID: "alice", ID: "backup", Process: "api", ServerID: "s3"}); err != nil {
+	if _, err := st.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "alice", ID: "backup", Process: "api", ServerID: "s3"}); err != nil {
 		t.Fatal(err)
 	}
-	_, token, err := st.CreateAPIToken(ctx, desired.RoleAdmin, "browser")
+	_, token, err := st.CreateAPIToken(ctx, slum.RoleAdmin, "browser")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,8 +281,8 @@ func TestDashboardApprovesAHeldPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	_, admin, _ := st.CreateAPIToken(ctx, desired.RoleAdmin, "ann")
-	_, reader, _ := st.CreateAPIToken(ctx, desired.RoleRead, "viewer")
+	_, admin, _ := st.CreateAPIToken(ctx, slum.RoleAdmin, "ann")
+	_, reader, _ := st.CreateAPIToken(ctx, slum.RoleRead, "viewer")
 	af := apiServeFlags{listen: api.ListenConfig{Addr: "127.0.0.1:0"}}
 	url, done, err := af.start(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -305,7 +307,7 @@ func TestDashboardApprovesAHeldPlan(t *testing.T) {
 	b.do("approve", chromedp.Click(`[data-hold="1"]`))
 	b.until("the plan approved", `document.querySelector('[data-hold-id="1"]').classList.contains("approved")`, 5*time.Second)
 	holds, err := st.RecentHolds(ctx, 1)
-	if err != nil || len(holds) != 1 || holds[0].State != desired.HoldApproved || holds[0].ApprovedBy != "dashboard via API token 1 (ann)" {
+	if err != nil || len(holds) != 1 || holds[0].State != slum.HoldApproved || holds[0].ApprovedBy != "dashboard via API token 1 (ann)" {
 		t.Fatalf("the hold after the click: %+v %v", holds, err)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/slum-fleet/slum"
 
 	"github.com/spf13/cobra"
 
@@ -64,21 +65,6 @@ func prepareDemoDir(dir string) error {
 	return nil
 }
 
-// pointAt points each server of the fleet f at a local server, the i-th
-// at members[i], with that server's URL and token file.
-func pointAt(f *desired.File, members []*localfleet.Member) error {
-	if len(members) != len(f.Servers) {
-		return fmt.Errorf("demo: %d local servers for the %d servers of %s", len(members), len(f.Servers), f.Name)
-	}
-	for i := range f.Servers {
-		s, m := &f.Servers[i], members[i]
-		s.SetURL(m.URL)
-		s.Domain, s.DomainSet = m.Domain, true
-		s.TokenEnv, s.TokenFile, s.NoToken, s.TokenSet = "", m.TokenFile, false, true
-	}
-	return nil
-}
-
 func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string, exitWhenConverged bool) error {
 	var rf routeFlags
 	rf.register(&cobra.Command{}, "route-addr", routeAddr)
@@ -102,7 +88,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	} else {
 		fmt.Fprintf(a.stdout, "using SIMULATED tenement servers (slum's own simulator, not tenement): %s\n", fleet.Reason)
 	}
-	if err := pointAt(example, fleet.Members); err != nil {
+	if example, err = localfleet.PointAt(example, fleet.Members); err != nil {
 		return err
 	}
 	for _, s := range example.Servers {
@@ -111,11 +97,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 
 	// The fleet file, written for the user to apply again later.
 	fleetPath := filepath.Join(abs, "fleet.yaml")
-	var text bytes.Buffer
-	if err := example.Encode(&text); err != nil {
-		return err
-	}
-	if err := os.WriteFile(fleetPath, text.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(fleetPath, example.Text, 0o644); err != nil {
 		return err
 	}
 	dbPath := filepath.Join(abs, "slum.db")
@@ -128,7 +110,11 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	if err != nil {
 		return err
 	}
-	plan, err := st.Apply(ctx, f, desired.ApplyOptions{})
+	src, err := desired.Send(f)
+	if err != nil {
+		return err
+	}
+	plan, err := st.Apply(ctx, src, slum.ApplyOptions{})
 	if err != nil {
 		return err
 	}
@@ -147,7 +133,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	if apiAddr != "" {
 		// An admin token for the dashboard and the remote CLI, kept
 		// where the demo keeps its database.
-		_, secret, err := st.CreateAPIToken(ctx, desired.RoleAdmin, "demo")
+		_, secret, err := st.CreateAPIToken(ctx, slum.RoleAdmin, "demo")
 		if err != nil {
 			return err
 		}
@@ -199,7 +185,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
 	}
 	if in, err := st.GetInstance(ctx, "alice:prod"); err == nil {
-		for i, s := range example.Servers { // pointAt paired them by position
+		for i, s := range example.Servers { // localfleet.PointAt paired them by position
 			if m := fleet.Members[i]; s.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
 				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), s.ID)
 			}
@@ -260,14 +246,14 @@ func mustGetwd() string {
 
 // settled reports whether an instance's phase is where its desired state
 // should leave it.
-func settled(in desired.Instance, phase desired.Phase) bool {
+func settled(in slum.Instance, phase slum.Phase) bool {
 	switch {
-	case in.DesiredState == desired.StateStopped:
-		return phase == desired.PhaseStopped
-	case in.Mode == desired.ModeOnDemand:
-		return phase == desired.PhaseIdle || phase == desired.PhaseRunning
+	case in.DesiredState == slum.StateStopped:
+		return phase == slum.PhaseStopped
+	case in.Mode == slum.ModeOnDemand:
+		return phase == slum.PhaseIdle || phase == slum.PhaseRunning
 	}
-	return phase == desired.PhaseRunning
+	return phase == slum.PhaseRunning
 }
 
 // watchConvergence shows a progress line until every instance settles.
@@ -284,16 +270,16 @@ func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start tim
 		if err != nil {
 			return err
 		}
-		phase := map[string]desired.Phase{}
+		phase := map[slum.InstanceKey]slum.Phase{}
 		for _, s := range sts {
-			phase[s.TenantID+":"+s.InstanceID] = s.Phase
+			phase[s.Key()] = s.Phase
 		}
-		counts := map[desired.Phase]int{}
+		counts := map[slum.Phase]int{}
 		done := 0
 		for _, in := range ins {
 			p := phase[in.Key()]
 			if p == "" {
-				p = desired.PhasePending
+				p = slum.PhasePending
 			}
 			counts[p]++
 			if settled(in, p) {
@@ -301,7 +287,7 @@ func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start tim
 			}
 		}
 		var parts []string
-		for _, p := range desired.Phases {
+		for _, p := range slum.Phases {
 			if counts[p] > 0 {
 				parts = append(parts, fmt.Sprintf("%d %s", counts[p], p))
 			}
@@ -350,7 +336,7 @@ func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store) error 
 	if err != nil {
 		return err
 	}
-	byName := map[string]desired.Instance{}
+	byName := map[string]slum.Instance{}
 	for _, in := range ins {
 		byName[in.ServerID+"/"+in.TenementName()] = in
 	}
@@ -375,7 +361,7 @@ func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store) error 
 		for _, o := range list {
 			tenant := "(unmanaged)"
 			if in, ok := byName[s.ID+"/"+o.Name]; ok {
-				tenant = in.Key()
+				tenant = string(in.Key())
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, url, o.Name, o.Health, tenant)
 			url = ""
@@ -386,9 +372,9 @@ func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store) error 
 	}
 	for _, in := range ins {
 		switch {
-		case in.DesiredState == desired.StateStopped:
+		case in.DesiredState == slum.StateStopped:
 			fmt.Fprintf(a.stdout, "%s is placed on %s but desired stopped, so it does not run\n", in.Key(), in.ServerID)
-		case in.Mode == desired.ModeOnDemand:
+		case in.Mode == slum.ModeOnDemand:
 			fmt.Fprintf(a.stdout, "%s is on-demand: tenement on %s starts it on its first request\n", in.Key(), in.ServerID)
 		}
 	}

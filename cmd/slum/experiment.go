@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
@@ -30,7 +32,7 @@ func (a *app) experimentCommand() *cobra.Command {
 	var rate float64
 	var timeout, duration time.Duration
 	var observe bool
-	set := desired.DefaultSettings()
+	set := slum.DefaultSettings()
 	cmd := &cobra.Command{
 		Use:   "experiment [--fault kill|hang|cut|restart|controller-kill|partition|all] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
 		Short: "Measure what a failure costs: failover experiments on a local fleet, or observed on a real one",
@@ -101,14 +103,14 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 				lo, hi int
 			}{{"trials", trials, 1, 1000}, {"servers", servers, 2, 63}, {"tenants", tenants, 1, 500}} {
 				if c.v < c.lo || c.v > c.hi {
-					return &desired.FieldError{Field: "--" + c.name, Value: strconv.Itoa(c.v), Reason: fmt.Sprintf("must be from %d to %d", c.lo, c.hi)}
+					return &slum.FieldError{Field: "--" + c.name, Value: strconv.Itoa(c.v), Reason: fmt.Sprintf("must be from %d to %d", c.lo, c.hi)}
 				}
 			}
 			if !(rate > 0 && rate <= 500) {
-				return &desired.FieldError{Field: "--rate", Value: strconv.FormatFloat(rate, 'g', -1, 64), Reason: "must be more than 0 and at most 500 requests a second per tenant"}
+				return &slum.FieldError{Field: "--rate", Value: strconv.FormatFloat(rate, 'g', -1, 64), Reason: "must be more than 0 and at most 500 requests a second per tenant"}
 			}
 			if timeout <= 0 || timeout > time.Minute {
-				return &desired.FieldError{Field: "--request-timeout", Value: timeout.String(), Reason: "must be more than 0 and at most 1m"}
+				return &slum.FieldError{Field: "--request-timeout", Value: timeout.String(), Reason: "must be more than 0 and at most 1m"}
 			}
 			var f *desired.File
 			if file != "" {
@@ -123,7 +125,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 				}
 				servers = len(f.Servers)
 				if f.Settings != nil {
-					set = overrideSettings(flags.Changed, f.Settings.Over(desired.DefaultSettings()), set)
+					set = overrideSettings(flags.Changed, f.Settings.Over(slum.DefaultSettings()), set)
 				}
 			}
 			if err := set.Validate(); err != nil {
@@ -160,7 +162,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 	fl.BoolVar(&observe, "observe", false, "observe an existing fleet (--db, --router) while you cause the fault")
 	fl.StringVar(&routerAddr, "router", "127.0.0.1:8080", "with --observe: the router's address (host:port)")
 	fl.DurationVar(&duration, "duration", 5*time.Minute, "with --observe: how long to observe at most")
-	d := desired.DefaultSettings()
+	d := slum.DefaultSettings()
 	fl.DurationVar(&set.ProbeInterval, "probe-interval", d.ProbeInterval, "fleet setting: how often each server is probed")
 	fl.DurationVar(&set.ProbeTimeout, "probe-timeout", d.ProbeTimeout, "fleet setting: a probe without an answer by then has failed")
 	fl.IntVar(&set.DeadAfter, "dead-after", d.DeadAfter, "fleet setting: failed probes in a row that make a server dead")
@@ -171,7 +173,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 
 // overrideSettings keeps the settings given as flags and takes the rest
 // from the fleet file's.
-func overrideSettings(changed func(string) bool, file, flags desired.Settings) desired.Settings {
+func overrideSettings(changed func(string) bool, file, flags slum.Settings) slum.Settings {
 	out := file
 	if changed("probe-interval") {
 		out.ProbeInterval = flags.ProbeInterval
@@ -196,17 +198,17 @@ func overrideSettings(changed func(string) bool, file, flags desired.Settings) d
 func loadExperimentFleet(path string) (*desired.File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &desired.FieldError{Field: "-f", Value: path, Reason: "cannot be read: " + err.Error()}
+		return nil, &slum.FieldError{Field: "-f", Value: path, Reason: "cannot be read: " + err.Error()}
 	}
 	f, err := desired.Parse(path, data)
 	if err != nil {
 		return nil, err
 	}
 	if len(f.Servers) < 2 || len(f.Servers) > 63 {
-		return nil, &desired.FieldError{Where: path, Field: "servers", Value: strconv.Itoa(len(f.Servers)), Reason: "an experiment needs 2 to 63 servers"}
+		return nil, &slum.FieldError{Where: path, Field: "servers", Value: strconv.Itoa(len(f.Servers)), Reason: "an experiment needs 2 to 63 servers"}
 	}
 	if len(f.Tenants) == 0 {
-		return nil, &desired.FieldError{Where: path, Field: "tenants", NoValue: true, Reason: "an experiment needs at least one tenant to send load to"}
+		return nil, &slum.FieldError{Where: path, Field: "tenants", NoValue: true, Reason: "an experiment needs at least one tenant to send load to"}
 	}
 	return f, nil
 }
@@ -459,10 +461,10 @@ func freeLoopbackAddr() (string, error) {
 // existing fleet, through its router and from its database.
 func (a *app) observeExperiment(ctx context.Context, routerAddr, out string, duration time.Duration, rate float64, timeout time.Duration) error {
 	if _, port, err := net.SplitHostPort(routerAddr); err != nil || port == "" {
-		return &desired.FieldError{Field: "--router", Value: routerAddr, Reason: "must be host:port, where the fleet's router listens"}
+		return &slum.FieldError{Field: "--router", Value: routerAddr, Reason: "must be host:port, where the fleet's router listens"}
 	}
 	if duration <= 0 || duration > 24*time.Hour {
-		return &desired.FieldError{Field: "--duration", Value: duration.String(), Reason: "must be more than 0 and at most 24h"}
+		return &slum.FieldError{Field: "--duration", Value: duration.String(), Reason: "must be more than 0 and at most 24h"}
 	}
 	st, err := a.open(ctx, dbMustExist)
 	if err != nil {

@@ -8,68 +8,12 @@ import (
 	"os"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/api/client"
 	"github.com/slum-fleet/slum/desired"
-)
-
-// fleet is what the commands do to a fleet: the typed operations of the
-// local database (*desired.Store), or of a fleet elsewhere through its
-// API (*client.Client), which has the same ones with the same errors. A
-// command written against fleet prints the same and exits the same
-// either way.
-type fleet interface {
-	AddServer(ctx context.Context, s desired.Server) (desired.Server, error)
-	ListServers(ctx context.Context) ([]desired.Server, error)
-	ServersInRegion(ctx context.Context, region string) ([]desired.Server, error)
-	GetServer(ctx context.Context, id string) (desired.Server, error)
-	UpdateServer(ctx context.Context, id string, u desired.ServerUpdate) (desired.Server, error)
-	SetServerState(ctx context.Context, id string, state desired.ServerState) (desired.Server, error)
-	Drain(ctx context.Context, id string) ([]desired.Move, error)
-	RemoveServer(ctx context.Context, id string, force bool) error
-	ServerStats(ctx context.Context, id string) (desired.ServerStats, error)
-	AllServerStats(ctx context.Context) ([]desired.ServerStats, error)
-	ServerStatus(ctx context.Context, id string) (desired.ServerStatus, error)
-
-	AddTenant(ctx context.Context, t desired.Tenant, first ...desired.InstanceSpec) (desired.Tenant, []desired.Instance, error)
-	ListTenants(ctx context.Context) ([]desired.Tenant, error)
-	ListTenantsOnServer(ctx context.Context, serverID string) ([]desired.Tenant, error)
-	GetTenant(ctx context.Context, id string) (desired.Tenant, error)
-	GetTenantByDomain(ctx context.Context, domain string) (desired.Tenant, error)
-	UpdateTenant(ctx context.Context, id string, u desired.TenantUpdate) (desired.Tenant, error)
-	RemoveTenant(ctx context.Context, id string) error
-	TenantStatus(ctx context.Context, id string) (desired.TenantStatus, error)
-
-	SpawnInstance(ctx context.Context, spec desired.InstanceSpec) (desired.Instance, error)
-	StopInstance(ctx context.Context, key string) (desired.Instance, error)
-	RemoveInstance(ctx context.Context, key string) error
-	MoveInstance(ctx context.Context, key, toServer string) (desired.Move, error)
-	GetInstance(ctx context.Context, key string) (desired.Instance, error)
-	ListInstances(ctx context.Context) ([]desired.Instance, error)
-	ListInstancesOfTenant(ctx context.Context, tenant string) ([]desired.Instance, error)
-	ListInstancesOnServer(ctx context.Context, serverID string) ([]desired.Instance, error)
-	InstanceStatus(ctx context.Context, key string) (desired.InstanceStatus, error)
-	ListInstanceStatus(ctx context.Context) ([]desired.InstanceStatus, error)
-
-	Apply(ctx context.Context, f *desired.File, opt desired.ApplyOptions) (*desired.Plan, error)
-	Overview(ctx context.Context) (*desired.Overview, error)
-	Events(ctx context.Context, since, limit int64) ([]desired.Event, error)
-	RecentEvents(ctx context.Context, n int64) ([]desired.Event, error)
-	RecentHolds(ctx context.Context, n int64) ([]desired.Hold, error)
-	ApproveHold(ctx context.Context, id int64, by string) (desired.Hold, error)
-	Settings(ctx context.Context) (desired.Settings, error)
-	SetSettings(ctx context.Context, s desired.Settings) (desired.Settings, error)
-
-	CreateAPIToken(ctx context.Context, role desired.APIRole, name string) (desired.APIToken, string, error)
-	ListAPITokens(ctx context.Context) ([]desired.APIToken, error)
-	RevokeAPIToken(ctx context.Context, id int64) (desired.APIToken, error)
-}
-
-// Both kinds of fleet do everything the commands need.
-var (
-	_ fleet = (*desired.Store)(nil)
-	_ fleet = (*client.Client)(nil)
 )
 
 // apiFlags say how to reach a fleet through its API instead of --db.
@@ -137,29 +81,29 @@ func (a *app) client() (*client.Client, error) {
 	}
 	b, err := os.ReadFile(a.api.tokenFile)
 	if err != nil {
-		return nil, &desired.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
+		return nil, &slum.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
 	}
 	if w := desired.TokenFileWarning(a.api.tokenFile); w != "" {
 		a.warn("%s", w)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return nil, &desired.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "is empty; put the token 'slum token create' printed there"}
+		return nil, &slum.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "is empty; put the token 'slum token create' printed there"}
 	}
 	opt := client.Options{InsecureNoTLS: a.api.insecure, UserAgent: "slum-cli"}
 	if a.api.caFile != "" {
 		pem, err := os.ReadFile(a.api.caFile)
 		if err != nil {
-			return nil, &desired.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "cannot be read: " + pathErrorCause(err)}
+			return nil, &slum.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "cannot be read: " + pathErrorCause(err)}
 		}
 		opt.RootCAs = x509.NewCertPool()
 		if !opt.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, &desired.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "holds no PEM certificate"}
+			return nil, &slum.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "holds no PEM certificate"}
 		}
 	}
 	c, err := client.New(a.api.url, tok, opt)
 	if err != nil {
-		var fe *desired.FieldError
+		var fe *slum.FieldError
 		if errors.As(err, &fe) && fe.Field == "API URL" {
 			fe.Field = "--api"
 		}
@@ -177,13 +121,13 @@ func pathErrorCause(err error) string {
 }
 
 // withFleet runs fn on the fleet: the existing database, or the API.
-func (a *app) withFleet(fn func(ctx context.Context, f fleet) error) func(*cobra.Command, []string) error {
+func (a *app) withFleet(fn func(ctx context.Context, f slum.Fleet) error) func(*cobra.Command, []string) error {
 	return a.withFleetFor(dbMustExist, fn)
 }
 
 // withFleetFor runs fn on the fleet, with the database opened for use
 // (a fleet behind an API always exists).
-func (a *app) withFleetFor(use dbUse, fn func(ctx context.Context, f fleet) error) func(*cobra.Command, []string) error {
+func (a *app) withFleetFor(use dbUse, fn func(ctx context.Context, f slum.Fleet) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		if a.remote() {
 			c, err := a.client()

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/spf13/cobra"
+	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/spf13/cobra"
 )
 
 func (a *app) instanceCommand() *cobra.Command {
@@ -16,7 +16,7 @@ func (a *app) instanceCommand() *cobra.Command {
 }
 
 func (a *app) instanceSpawn() *cobra.Command {
-	var spec desired.InstanceSpec
+	var spec slum.InstanceSpec
 	var mode string
 	cmd := &cobra.Command{
 		Use:   "spawn TENANT:INSTANCE --process P [--server S] [--memory-mb N] [--mode always|on-demand]",
@@ -30,18 +30,19 @@ server ('slum tenant move' moves it).`,
 		Example: "  slum instance spawn alice:backup --process api --memory-mb 512",
 		Args:    exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tenant, id, err := desired.ParseKey(args[0])
+			key, err := slum.ParseInstanceKey(args[0])
 			if err != nil {
 				return err
 			}
+			tenant, id := key.Split()
 			if err := positive(cmd, "memory-mb", spec.MemoryMB); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("mode") && mode == "" {
-				return &desired.FieldError{Field: "--mode", Value: mode, Reason: "must be always or on-demand"}
+				return &slum.FieldError{Field: "--mode", Value: mode, Reason: "must be always or on-demand"}
 			}
-			spec.TenantID, spec.ID, spec.Mode = tenant, id, desired.Mode(mode)
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			spec.TenantID, spec.ID, spec.Mode = tenant, id, slum.Mode(mode)
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				in, err := st.SpawnInstance(ctx, spec)
 				if err != nil {
 					return err
@@ -52,7 +53,7 @@ server ('slum tenant move' moves it).`,
 	}
 	cmd.Flags().StringVar(&spec.Process, "process", "", "the tenement service to run (required)")
 	cmd.Flags().StringVar(&spec.ServerID, "server", "", "the server to run on (default: slum places it)")
-	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", 0, fmt.Sprintf("memory, in MB, counted against the server's capacity (a new instance: %d)", desired.DefaultMemoryMB))
+	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", 0, fmt.Sprintf("memory, in MB, counted against the server's capacity (a new instance: %d)", slum.DefaultMemoryMB))
 	cmd.Flags().StringVar(&mode, "mode", "", "always (keep running; a new instance's default) or on-demand (its service scales to zero)")
 	_ = cmd.MarkFlagRequired("process")
 	return cmd
@@ -64,8 +65,8 @@ func (a *app) instanceStop() *cobra.Command {
 		Short: "Set an instance's desired state to stopped (it keeps its placement)",
 		Args:  exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
-				in, err := st.StopInstance(ctx, args[0])
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+				in, err := st.StopInstance(ctx, slum.InstanceKey(args[0]))
 				if err != nil {
 					return err
 				}
@@ -81,8 +82,8 @@ func (a *app) instanceRemove() *cobra.Command {
 		Short: "Remove an instance from the desired state; the controller stops it",
 		Args:  exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
-				if err := st.RemoveInstance(ctx, args[0]); err != nil {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+				if err := st.RemoveInstance(ctx, slum.InstanceKey(args[0])); err != nil {
 					return err
 				}
 				return a.say(map[string]string{"removed": args[0]}, "instance %s removed", args[0])
@@ -97,8 +98,8 @@ func (a *app) instanceList() *cobra.Command {
 		Use:   "list [--server S | --tenant T]",
 		Short: "List desired instances with their last observed phase",
 		Args:  exactArgs(),
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
-			var ins []desired.Instance
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+			var ins []slum.Instance
 			var err error
 			switch {
 			case server != "" && tenant != "":
@@ -117,9 +118,9 @@ func (a *app) instanceList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			phase := make(map[string]string, len(sts))
+			phase := make(map[slum.InstanceKey]string, len(sts))
 			for _, s := range sts {
-				phase[s.TenantID+":"+s.InstanceID] = string(s.Phase)
+				phase[s.Key()] = string(s.Phase)
 			}
 			rows := make([][]string, len(ins))
 			for i, in := range ins {
@@ -131,9 +132,9 @@ func (a *app) instanceList() *cobra.Command {
 				if in.FailedOver() {
 					server += " (home " + in.HomeServerID + ")"
 				}
-				rows[i] = []string{in.Key(), in.Process, server, fmt.Sprint(in.MemoryMB), string(in.Mode), string(in.DesiredState), p, fmt.Sprint(in.Generation)}
+				rows[i] = []string{string(in.Key()), in.Process, server, fmt.Sprint(in.MemoryMB), string(in.Mode), string(in.DesiredState), p, fmt.Sprint(in.Generation)}
 			}
-			return a.table(append([]desired.Instance{}, ins...), []string{"INSTANCE", "PROCESS", "SERVER", "MEMORY_MB", "MODE", "DESIRED", "PHASE", "GEN"}, rows)
+			return a.table(append([]slum.Instance{}, ins...), []string{"INSTANCE", "PROCESS", "SERVER", "MEMORY_MB", "MODE", "DESIRED", "PHASE", "GEN"}, rows)
 		}),
 	}
 	cmd.Flags().StringVar(&server, "server", "", "only instances placed on this server")
@@ -147,19 +148,19 @@ func (a *app) instanceStatus() *cobra.Command {
 		Short: "Show what the controller last observed of an instance",
 		Args:  exactArgs("TENANT:INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
-				in, err := st.GetInstance(ctx, args[0])
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+				in, err := st.GetInstance(ctx, slum.InstanceKey(args[0]))
 				if err != nil {
 					return err
 				}
-				s, err := st.InstanceStatus(ctx, args[0])
+				s, err := st.InstanceStatus(ctx, slum.InstanceKey(args[0]))
 				if err != nil {
 					return err
 				}
 				if a.json() {
 					return a.printJSON(struct {
-						Instance desired.Instance       `json:"instance"`
-						Status   desired.InstanceStatus `json:"status"`
+						Instance slum.Instance       `json:"instance"`
+						Status   slum.InstanceStatus `json:"status"`
 					}{in, s})
 				}
 				updated := "never"
@@ -168,7 +169,7 @@ func (a *app) instanceStatus() *cobra.Command {
 				}
 				fmt.Fprintf(a.stdout, "instance:            %s\ntenement name:       %s\nserver:              %s\nhome server:         %s\ndesired:             %s (%s), generation %d\nphase:               %s\nhealth:              %s\nmessage:             %s\nobserved generation: %d\nattempts:            %d\nlast error:          %s\nupdated:             %s\n",
 					in.Key(), in.TenementName(), in.ServerID, in.HomeServerID, in.DesiredState, in.Mode, in.Generation,
-					s.Phase, dash(s.Health), dash(s.Message), s.ObservedGeneration, s.Attempts, dash(s.LastError), updated)
+					s.Phase, dash(string(s.Health)), dash(s.Message), s.ObservedGeneration, s.Attempts, dash(s.LastError), updated)
 				return nil
 			})(cmd, args)
 		},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -82,12 +84,12 @@ func exitCode(err error) int {
 	case errors.As(err, &ue), strings.HasPrefix(msg, "required flag"), strings.HasPrefix(msg, "unknown command"),
 		strings.HasPrefix(msg, "unknown flag"), strings.HasPrefix(msg, "unknown shorthand flag"):
 		return exitUsage
-	case errors.Is(err, desired.ErrInvalid):
+	case errors.Is(err, slum.ErrInvalid):
 		return exitInvalid
-	case errors.Is(err, desired.ErrNotFound):
+	case errors.Is(err, slum.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, desired.ErrAlreadyExists), errors.Is(err, desired.ErrConflict),
-		errors.Is(err, desired.ErrNoCapacity), errors.Is(err, desired.ErrHasActiveTenants):
+	case errors.Is(err, slum.ErrAlreadyExists), errors.Is(err, slum.ErrConflict),
+		errors.Is(err, slum.ErrNoCapacity), errors.Is(err, slum.ErrHasActiveTenants):
 		return exitConflict
 	}
 	return exitFailure
@@ -198,7 +200,7 @@ func (a *app) open(ctx context.Context, use dbUse) (*desired.Store, error) {
 	} else {
 		st, err = desired.OpenExisting(ctx, a.dbPath)
 	}
-	if errors.Is(err, desired.ErrNotFound) {
+	if errors.Is(err, slum.ErrNotFound) {
 		return nil, fmt.Errorf("%w; create the fleet with 'slum init' (or 'slum server add', 'slum apply -f FILE'), "+
 			"or point --db or SLUM_DB at the fleet database", err)
 	}
@@ -293,7 +295,7 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 // positive checks a number flag the user gave: it must be at least 1.
 func positive(cmd *cobra.Command, name string, v int64) error {
 	if cmd.Flags().Changed(name) && v <= 0 {
-		return &desired.FieldError{Field: "--" + name, Value: strconv.FormatInt(v, 10), Reason: "must be a positive whole number"}
+		return &slum.FieldError{Field: "--" + name, Value: strconv.FormatInt(v, 10), Reason: "must be a positive whole number"}
 	}
 	return nil
 }

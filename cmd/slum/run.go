@@ -8,9 +8,10 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/reconcile"
 )
 
@@ -137,7 +138,7 @@ With --api-addr it also serves the fleet's HTTP API and dashboard (see
 }
 
 func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {
-	plan, err := c.Sync(ctx, desired.Fence{}, false)
+	plan, err := c.Sync(ctx, slum.Fence{}, false)
 	if err != nil {
 		return err
 	}
@@ -158,17 +159,17 @@ func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {
 		rows = append(rows, row{"wait", w.ServerID, w.Name, "stop waits: " + w.Reason + " and not running there yet"})
 	}
 	for _, r := range plan.Reschedules {
-		rows = append(rows, row{"move", r.To, r.Key(), "from " + r.From + ": " + r.Reason})
+		rows = append(rows, row{"move", r.To, string(r.Key()), "from " + r.From + ": " + r.Reason})
 	}
 	for _, u := range plan.Unplaceable {
-		rows = append(rows, row{"stuck", u.From, u.Instance, u.Reason})
+		rows = append(rows, row{"stuck", u.From, string(u.Instance), u.Reason})
 	}
 	for _, h := range plan.Held {
 		for _, s := range h.Stops {
 			rows = append(rows, row{"held", s.ServerID, s.Name, "stop held: " + h.Summary})
 		}
 		for _, r := range h.Reschedules {
-			rows = append(rows, row{"held", r.To, r.Key(), "move from " + r.From + " held: " + h.Summary})
+			rows = append(rows, row{"held", r.To, string(r.Key()), "move from " + r.From + " held: " + h.Summary})
 		}
 	}
 	observedN := 0

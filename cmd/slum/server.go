@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
@@ -70,7 +72,7 @@ func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 			if errors.As(err, &pe) {
 				err = pe.Err // without the path, shown already
 			}
-			return "", &desired.FieldError{Field: "--token-file", Value: t.file, Reason: "cannot be read: " + err.Error()}
+			return "", &slum.FieldError{Field: "--token-file", Value: t.file, Reason: "cannot be read: " + err.Error()}
 		}
 		if w := desired.TokenFileWarning(t.file); w != "" {
 			a.warn("%s", w)
@@ -82,7 +84,7 @@ func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 		}
 		v, ok := a.lookupEnv(t.env)
 		if !ok {
-			return "", &desired.FieldError{Field: "--token-env", Value: t.env, Reason: fmt.Sprintf("environment variable is not set: export %s=<the server's admin token> first", t.env)}
+			return "", &slum.FieldError{Field: "--token-env", Value: t.env, Reason: fmt.Sprintf("environment variable is not set: export %s=<the server's admin token> first", t.env)}
 		}
 		raw, source = v, "environment variable "+t.env
 	case cmd.Flags().Changed("token-stdin"):
@@ -94,7 +96,7 @@ func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 	}
 	tok := strings.TrimSpace(raw)
 	if tok == "" {
-		return "", &desired.FieldError{Field: "token", NoValue: true,
+		return "", &slum.FieldError{Field: "token", NoValue: true,
 			Reason: "the " + source + " is empty; give the server's admin token there (tenement: ten --data-dir DIR token-gen), or --no-token"}
 	}
 	return tok, nil
@@ -103,14 +105,14 @@ func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 func (a *app) serverCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "server", Annotations: remoteOK, Short: "Add, inspect and schedule tenement servers"})
 	cmd.AddCommand(a.serverAdd(), a.serverList(), a.serverGet(), a.serverUpdate(),
-		a.serverState("cordon", desired.ServerCordoned, "Stop placing new instances on a server; it keeps what it runs"),
-		a.serverState("uncordon", desired.ServerActive, "Let a cordoned or drained server take new instances again"),
+		a.serverState("cordon", slum.ServerCordoned, "Stop placing new instances on a server; it keeps what it runs"),
+		a.serverState("uncordon", slum.ServerActive, "Let a cordoned or drained server take new instances again"),
 		a.serverDrain(), a.serverRemove())
 	return cmd
 }
 
 func (a *app) serverAdd() *cobra.Command {
-	var s desired.Server
+	var s slum.Server
 	var tok tokenFlags
 	cmd := &cobra.Command{
 		Use:   "add ID --url URL --capacity-mb N (--token-file F | --token-env V | --token-stdin | --no-token) [--region R] [--domain D]",
@@ -132,7 +134,7 @@ func (a *app) serverAdd() *cobra.Command {
 			if err := desired.ValidateServer(s); err != nil {
 				return fmt.Errorf("add server: %w", err)
 			}
-			return a.withFleetFor(dbMayCreate, func(ctx context.Context, st fleet) error {
+			return a.withFleetFor(dbMayCreate, func(ctx context.Context, st slum.Fleet) error {
 				out, err := st.AddServer(ctx, s)
 				if err != nil {
 					return err
@@ -155,7 +157,7 @@ func (a *app) serverAdd() *cobra.Command {
 	return cmd
 }
 
-func serverRow(s desired.Server) []string {
+func serverRow(s slum.Server) []string {
 	tok := "no"
 	if s.HasToken() {
 		tok = "yes"
@@ -176,8 +178,8 @@ func (a *app) serverList() *cobra.Command {
 		Use:   "list",
 		Short: "List servers (tokens are never shown)",
 		Args:  exactArgs(),
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
-			var servers []desired.Server
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+			var servers []slum.Server
 			var err error
 			if region != "" {
 				servers, err = st.ServersInRegion(ctx, region)
@@ -191,7 +193,7 @@ func (a *app) serverList() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			used := map[string]desired.ServerStats{}
+			used := map[string]slum.ServerStats{}
 			for _, x := range stats {
 				used[x.ServerID] = x
 			}
@@ -201,7 +203,7 @@ func (a *app) serverList() *cobra.Command {
 				rows[i] = append(serverRow(s), fmt.Sprint(u.UsedMB), fmt.Sprint(u.Instances))
 			}
 			if servers == nil {
-				servers = []desired.Server{}
+				servers = []slum.Server{}
 			}
 			return a.table(servers, []string{"ID", "URL", "REGION", "CAPACITY_MB", "DOMAIN", "STATE", "TOKEN", "USED_MB", "INSTANCES"}, rows)
 		}),
@@ -216,7 +218,7 @@ func (a *app) serverGet() *cobra.Command {
 		Short: "Show one server with its capacity use and tenants",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				s, err := st.GetServer(ctx, args[0])
 				if err != nil {
 					return err
@@ -235,11 +237,11 @@ func (a *app) serverGet() *cobra.Command {
 				}
 				if a.json() {
 					return a.printJSON(struct {
-						desired.Server
-						Stats   desired.ServerStats  `json:"stats"`
-						Status  desired.ServerStatus `json:"status"`
-						Tenants []desired.Tenant     `json:"tenants"`
-					}{s, stats, status, append([]desired.Tenant{}, tenants...)})
+						slum.Server
+						Stats   slum.ServerStats  `json:"stats"`
+						Status  slum.ServerStatus `json:"status"`
+						Tenants []slum.Tenant     `json:"tenants"`
+					}{s, stats, status, append([]slum.Tenant{}, tenants...)})
 				}
 				names := make([]string, len(tenants))
 				for i, t := range tenants {
@@ -272,7 +274,7 @@ func (a *app) serverUpdate() *cobra.Command {
 		Short: "Change a server's settings",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u desired.ServerUpdate
+			var u slum.ServerUpdate
 			f := cmd.Flags()
 			if f.Changed("url") {
 				u.URL = &url
@@ -293,10 +295,10 @@ func (a *app) serverUpdate() *cobra.Command {
 				}
 				u.Token = &t
 			}
-			if u == (desired.ServerUpdate{}) {
+			if u == (slum.ServerUpdate{}) {
 				return usageError{fmt.Errorf("nothing to update: give at least one of --url, --capacity-mb, --region, --domain, --token-*, --no-token")}
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				s, err := st.UpdateServer(ctx, args[0], u)
 				if err != nil {
 					return err
@@ -313,13 +315,13 @@ func (a *app) serverUpdate() *cobra.Command {
 	return cmd
 }
 
-func (a *app) serverState(verb string, state desired.ServerState, short string) *cobra.Command {
+func (a *app) serverState(verb string, state slum.ServerState, short string) *cobra.Command {
 	return &cobra.Command{
 		Use:   verb + " ID",
 		Short: short,
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				s, err := st.SetServerState(ctx, args[0], state)
 				if err != nil {
 					return err
@@ -341,13 +343,13 @@ new ones run. Stopping an old copy deletes its data where the tenement
 service has storage_persist = false.`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				moves, err := st.Drain(ctx, args[0])
 				if err != nil {
 					return err
 				}
 				if a.json() {
-					return a.printJSON(append([]desired.Move{}, moves...))
+					return a.printJSON(append([]slum.Move{}, moves...))
 				}
 				for _, m := range moves {
 					fmt.Fprintf(a.stdout, "%s: %s -> %s\n", m.Instance, m.From, m.To)
@@ -366,7 +368,7 @@ func (a *app) serverRemove() *cobra.Command {
 		Short: "Remove a server that has no instances",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				if err := st.RemoveServer(ctx, args[0], force); err != nil {
 					return err
 				}

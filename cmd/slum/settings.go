@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/spf13/cobra"
 )
 
 func (a *app) settingsCommand() *cobra.Command {
@@ -35,7 +35,7 @@ command sees the same ones; a running controller applies a change at once.
 With these defaults a crashed server (connections refused) is dead within
 about half a second and a hung or cut-off one within about three.`,
 		Args: exactArgs(),
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 			s, err := st.Settings(ctx)
 			if err != nil {
 				return err
@@ -47,7 +47,7 @@ about half a second and a hung or cut-off one within about three.`,
 	return cmd
 }
 
-func (a *app) printSettings(s desired.Settings) error {
+func (a *app) printSettings(s slum.Settings) error {
 	if a.json() {
 		return a.printJSON(s)
 	}
@@ -79,7 +79,7 @@ func (a *app) settingsSet() *cobra.Command {
 			if f.NFlag() == 0 {
 				return usageError{fmt.Errorf("nothing to change: give at least one setting (see 'slum settings set --help')")}
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				s, err := st.Settings(ctx)
 				if err != nil {
 					return err
@@ -103,7 +103,7 @@ func (a *app) settingsSet() *cobra.Command {
 					s.StableAfter = stableAfter
 				}
 				if f.Changed("failback") {
-					s.Failback = desired.FailbackPolicy(failback)
+					s.Failback = slum.FailbackPolicy(failback)
 				}
 				if f.Changed("failback-after") {
 					s.FailbackAfter = failbackAfter
@@ -116,7 +116,7 @@ func (a *app) settingsSet() *cobra.Command {
 			})(cmd, args)
 		},
 	}
-	d := desired.DefaultSettings()
+	d := slum.DefaultSettings()
 	f := cmd.Flags()
 	f.DurationVar(&probeInterval, "probe-interval", d.ProbeInterval, "how often each server is probed")
 	f.DurationVar(&probeTimeout, "probe-timeout", d.ProbeTimeout, "a probe without an answer by then has failed")

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed/sim"
 )
 
@@ -40,7 +41,7 @@ missing, or from the environment variable --token-env names.`,
 			case tokenEnv != "":
 				v, ok := a.lookupEnv(tokenEnv)
 				if token = strings.TrimSpace(v); !ok || token == "" {
-					return &desired.FieldError{Field: "--token-env", Value: tokenEnv, Reason: fmt.Sprintf("environment variable is not set or empty: export %s=<a token> first", tokenEnv)}
+					return &slum.FieldError{Field: "--token-env", Value: tokenEnv, Reason: fmt.Sprintf("environment variable is not set or empty: export %s=<a token> first", tokenEnv)}
 				}
 			default:
 				if token, err = simToken(tokenFile); err != nil {
@@ -100,7 +101,7 @@ func simToken(path string) (string, error) {
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
-			return "", &desired.FieldError{Field: "--token-file", Value: path, Reason: "is empty; remove it to have a token made, or put one in it"}
+			return "", &slum.FieldError{Field: "--token-file", Value: path, Reason: "is empty; remove it to have a token made, or put one in it"}
 		}
 		return tok, nil
 	}

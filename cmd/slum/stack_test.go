@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 )
@@ -36,7 +38,7 @@ tenants:
 	if err := file.ResolveTokens(func(string) (string, bool) { return "tok", true }, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Apply(ctx, file, desired.ApplyOptions{}); err != nil {
+	if _, err := st.Apply(ctx, fleettest.Source(t, file), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	lease, err := st.AcquireLease(ctx, reconcile.LeaseName, "test", "", time.Minute)
@@ -44,9 +46,9 @@ tenants:
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := st.WriteReport(ctx, lease.Fence(), desired.Report{
-		Servers: []desired.ServerStatus{{ServerID: "s1", Health: observed.HealthOnline, HealthSince: now, Listed: true, UpdatedAt: now}},
-		Tenants: []desired.TenantStatus{{TenantID: "alice", Serving: []desired.CopyRef{{Instance: "prod", Server: "s1"}}, ChangedAt: now, UpdatedAt: now}},
+	if err := st.WriteReport(ctx, lease.Fence(), slum.Report{
+		Servers: []slum.ServerStatus{{ServerID: "s1", Health: slum.HealthOnline, HealthSince: now, Listed: true, UpdatedAt: now}},
+		Tenants: []slum.TenantStatus{{TenantID: "alice", Serving: []slum.CopyRef{{Instance: "prod", Server: "s1"}}, ChangedAt: now, UpdatedAt: now}},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/spf13/cobra"
+	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/spf13/cobra"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -16,7 +16,7 @@ func (a *app) statusCommand() *cobra.Command {
 		Annotations: remoteOK,
 		Short:       "A fleet overview: servers, their health, use and failover state, instance phases, held plans",
 		Args:        exactArgs(),
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 			o, err := st.Overview(ctx)
 			if err != nil {
 				return err
@@ -47,7 +47,7 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(a.stdout, "\nthe controller last reported %s ago: is 'slum run' running?\n", time.Since(o.ReportedAt).Round(time.Second))
 			}
 			fmt.Fprintf(a.stdout, "\n%d tenants, %d instances:", o.Tenants, o.Instances)
-			for _, p := range desired.Phases {
+			for _, p := range slum.Phases {
 				if n := o.Phases[p]; n > 0 {
 					fmt.Fprintf(a.stdout, " %d %s", n, p)
 				}
@@ -58,11 +58,11 @@ func (a *app) statusCommand() *cobra.Command {
 			fmt.Fprintln(a.stdout)
 			for _, h := range o.Holds {
 				state := "HELD"
-				if h.State == desired.HoldApproved {
+				if h.State == slum.HoldApproved {
 					state = "APPROVED, being carried out"
 				}
 				fmt.Fprintf(a.stdout, "\n%s plan %d (%s, since %s): %s\n", state, h.ID, h.Kind, h.CreatedAt.Local().Format("15:04:05"), h.Summary)
-				if h.State == desired.HoldHeld {
+				if h.State == slum.HoldHeld {
 					fmt.Fprintf(a.stdout, "  see what it would do: slum approve %d --show; let it go ahead once: slum approve %d\n", h.ID, h.ID)
 				}
 			}
@@ -81,20 +81,20 @@ func (a *app) eventsCommand() *cobra.Command {
 		Args:        exactArgs(),
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if n < 0 {
-				return &desired.FieldError{Field: "-n", Value: fmt.Sprint(n), Reason: "must be 0 or more"}
+				return &slum.FieldError{Field: "-n", Value: fmt.Sprint(n), Reason: "must be 0 or more"}
 			}
 			return nil
 		},
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 			evs, err := st.RecentEvents(ctx, n)
 			if err != nil {
 				return err
 			}
 			if a.json() && !follow {
-				return a.printJSON(append([]desired.Event{}, evs...))
+				return a.printJSON(append([]slum.Event{}, evs...))
 			}
 			var last int64
-			show := func(evs []desired.Event) {
+			show := func(evs []slum.Event) {
 				for _, e := range evs {
 					if a.json() {
 						_ = a.printJSON(e)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
@@ -17,8 +19,8 @@ func (a *app) tenantCommand() *cobra.Command {
 }
 
 func (a *app) tenantAdd() *cobra.Command {
-	var t desired.Tenant
-	var spec desired.InstanceSpec
+	var t slum.Tenant
+	var spec slum.InstanceSpec
 	cmd := &cobra.Command{
 		Use:   "add ID --domain D [--region R] [--failover move|none] [--serving one|all] [--process P [--server S] [--memory-mb N]]",
 		Short: "Add a tenant, and with --process its first instance 'prod'",
@@ -44,12 +46,12 @@ serves at once when the serving copy is lost) or all (active-active).`,
 			if err := positive(cmd, "memory-mb", spec.MemoryMB); err != nil {
 				return err
 			}
-			var first []desired.InstanceSpec
+			var first []slum.InstanceSpec
 			if spec.Process != "" {
 				spec.ID = "prod"
 				first = append(first, spec)
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				out, ins, err := st.AddTenant(ctx, t, first...)
 				if err != nil {
 					return err
@@ -58,19 +60,19 @@ serves at once when the serving copy is lost) or all (active-active).`,
 					return a.say(out, "tenant %s added for %s", out.ID, out.Domain)
 				}
 				return a.say(struct {
-					desired.Tenant
-					Instance desired.Instance `json:"instance"`
+					slum.Tenant
+					Instance slum.Instance `json:"instance"`
 				}{out, ins[0]}, "tenant %s added for %s; instance %s placed on %s", out.ID, out.Domain, ins[0].Key(), ins[0].ServerID)
 			})(cmd, args)
 		},
 	}
 	cmd.Flags().StringVar(&t.Domain, "domain", "", "the tenant's domain (required, unique)")
 	cmd.Flags().StringVar(&t.Region, "region", "", "preferred region for placement")
-	cmd.Flags().StringVar((*string)(&t.Failover), "failover", string(desired.FailoverMove), "when its server dies: move (start elsewhere, without the data) or none (stay down)")
-	cmd.Flags().StringVar((*string)(&t.Serving), "serving", string(desired.ServingOne), "which running copies serve: one (the others are warm spares) or all")
+	cmd.Flags().StringVar((*string)(&t.Failover), "failover", string(slum.FailoverMove), "when its server dies: move (start elsewhere, without the data) or none (stay down)")
+	cmd.Flags().StringVar((*string)(&t.Serving), "serving", string(slum.ServingOne), "which running copies serve: one (the others are warm spares) or all")
 	cmd.Flags().StringVar(&spec.Process, "process", "", "also spawn instance 'prod' of this tenement process")
 	cmd.Flags().StringVar(&spec.ServerID, "server", "", "server for that instance (default: slum places it)")
-	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", desired.DefaultMemoryMB, "memory for that instance, in MB")
+	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", slum.DefaultMemoryMB, "memory for that instance, in MB")
 	_ = cmd.MarkFlagRequired("domain")
 	return cmd
 }
@@ -81,8 +83,8 @@ func (a *app) tenantList() *cobra.Command {
 		Use:   "list",
 		Short: "List tenants",
 		Args:  exactArgs(),
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
-			var ts []desired.Tenant
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+			var ts []slum.Tenant
 			var err error
 			if server != "" {
 				ts, err = st.ListTenantsOnServer(ctx, server)
@@ -96,7 +98,7 @@ func (a *app) tenantList() *cobra.Command {
 			for i, t := range ts {
 				rows[i] = []string{t.ID, t.Domain, dash(t.Region)}
 			}
-			return a.table(append([]desired.Tenant{}, ts...), []string{"ID", "DOMAIN", "REGION"}, rows)
+			return a.table(append([]slum.Tenant{}, ts...), []string{"ID", "DOMAIN", "REGION"}, rows)
 		}),
 	}
 	cmd.Flags().StringVar(&server, "server", "", "only tenants with an instance on this server")
@@ -110,8 +112,8 @@ func (a *app) tenantGet() *cobra.Command {
 		Short: "Show a tenant and its instances (--domain: look it up by domain)",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
-				var t desired.Tenant
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+				var t slum.Tenant
 				var err error
 				if byDomain {
 					t, err = st.GetTenantByDomain(ctx, args[0])
@@ -131,10 +133,10 @@ func (a *app) tenantGet() *cobra.Command {
 				}
 				if a.json() {
 					return a.printJSON(struct {
-						desired.Tenant
-						Instances []desired.Instance   `json:"instances"`
-						Status    desired.TenantStatus `json:"status"`
-					}{t, append([]desired.Instance{}, ins...), ts})
+						slum.Tenant
+						Instances []slum.Instance   `json:"instances"`
+						Status    slum.TenantStatus `json:"status"`
+					}{t, append([]slum.Instance{}, ins...), ts})
 				}
 				parts := make([]string, len(ins))
 				for i, in := range ins {
@@ -165,7 +167,7 @@ func (a *app) tenantUpdate() *cobra.Command {
 		Short: "Change a tenant's domain, region or policies",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u desired.TenantUpdate
+			var u slum.TenantUpdate
 			f := cmd.Flags()
 			if f.Changed("domain") {
 				u.Domain = &domain
@@ -174,17 +176,17 @@ func (a *app) tenantUpdate() *cobra.Command {
 				u.Region = &region
 			}
 			if f.Changed("failover") {
-				p := desired.FailoverPolicy(failover)
+				p := slum.FailoverPolicy(failover)
 				u.Failover = &p
 			}
 			if f.Changed("serving") {
-				p := desired.ServingPolicy(serving)
+				p := slum.ServingPolicy(serving)
 				u.Serving = &p
 			}
-			if u == (desired.TenantUpdate{}) {
+			if u == (slum.TenantUpdate{}) {
 				return usageError{fmt.Errorf("nothing to update: give --domain, --region, --failover or --serving")}
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				t, err := st.UpdateTenant(ctx, args[0], u)
 				if err != nil {
 					return err
@@ -221,7 +223,7 @@ storage_persist = false: copy what must survive first.`,
 					return err
 				}
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				if instance == "" {
 					ins, err := st.ListInstancesOfTenant(ctx, args[0])
 					if err != nil {
@@ -229,7 +231,7 @@ storage_persist = false: copy what must survive first.`,
 					}
 					switch len(ins) {
 					case 0:
-						return fmt.Errorf("move tenant %s: %w: it has no instances", args[0], desired.ErrNotFound)
+						return fmt.Errorf("move tenant %s: %w: it has no instances", args[0], slum.ErrNotFound)
 					case 1:
 						instance = ins[0].ID
 					default:
@@ -240,7 +242,7 @@ storage_persist = false: copy what must survive first.`,
 						return usageError{fmt.Errorf("tenant %s has %d instances (%s): name one with --instance", args[0], len(ins), strings.Join(ids, ", "))}
 					}
 				}
-				mv, err := st.MoveInstance(ctx, args[0]+":"+instance, to)
+				mv, err := st.MoveInstance(ctx, slum.KeyOf(args[0], instance), to)
 				if err != nil {
 					return err
 				}
@@ -259,7 +261,7 @@ func (a *app) tenantRemove() *cobra.Command {
 		Short: "Remove a tenant and its instances; the controller stops them",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				if err := st.RemoveTenant(ctx, args[0]); err != nil {
 					return err
 				}
@@ -270,7 +272,7 @@ func (a *app) tenantRemove() *cobra.Command {
 }
 
 // copyList shows copies as "prod@s1, backup@s2".
-func copyList(cs []desired.CopyRef) string {
+func copyList(cs []slum.CopyRef) string {
 	parts := make([]string, len(cs))
 	for i, c := range cs {
 		parts[i] = c.String()

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
@@ -46,7 +48,7 @@ func (a *app) tokenCreate() *cobra.Command {
   slum token create --role router --name edge-1 > router.token && chmod 600 router.token`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r := desired.APIRole(role)
+			r := slum.APIRole(role)
 			if err := desired.ValidateAPIRole("--role", r); err != nil {
 				return err
 			}
@@ -59,12 +61,12 @@ func (a *app) tokenCreate() *cobra.Command {
 				// leaves no token behind.
 				f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
-					return &desired.FieldError{Field: "--out", Value: out, Reason: "cannot be created (it must not exist): " + pathErrorCause(err)}
+					return &slum.FieldError{Field: "--out", Value: out, Reason: "cannot be created (it must not exist): " + pathErrorCause(err)}
 				}
 				file = f
 				defer file.Close()
 			}
-			err := a.withFleet(func(ctx context.Context, st fleet) error {
+			err := a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				rec, secret, err := st.CreateAPIToken(ctx, r, name)
 				if err != nil {
 					return err
@@ -85,7 +87,7 @@ func (a *app) tokenCreate() *cobra.Command {
 				}
 				if a.json() {
 					return a.printJSON(struct {
-						desired.APIToken
+						slum.APIToken
 						Token string `json:"token"`
 					}{rec, secret})
 				}
@@ -112,7 +114,7 @@ func (a *app) tokenList() *cobra.Command {
 		Use:   "list",
 		Short: "List API tokens (the tokens themselves are never kept or shown)",
 		Args:  exactArgs(),
-		RunE: a.withFleet(func(ctx context.Context, st fleet) error {
+		RunE: a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 			ts, err := st.ListAPITokens(ctx)
 			if err != nil {
 				return err
@@ -125,7 +127,7 @@ func (a *app) tokenList() *cobra.Command {
 				}
 				rows[i] = []string{fmt.Sprint(t.ID), dash(t.Name), string(t.Role), t.CreatedAt.Local().Format("2006-01-02 15:04"), state}
 			}
-			return a.table(append([]desired.APIToken{}, ts...), []string{"ID", "NAME", "ROLE", "CREATED", "STATE"}, rows)
+			return a.table(append([]slum.APIToken{}, ts...), []string{"ID", "NAME", "ROLE", "CREATED", "STATE"}, rows)
 		}),
 	}
 }
@@ -138,9 +140,9 @@ func (a *app) tokenRevoke() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 64)
 			if err != nil || id <= 0 {
-				return &desired.FieldError{Field: "token id", Value: args[0], Reason: "must be the number 'slum token list' shows"}
+				return &slum.FieldError{Field: "token id", Value: args[0], Reason: "must be the number 'slum token list' shows"}
 			}
-			return a.withFleet(func(ctx context.Context, st fleet) error {
+			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				t, err := st.RevokeAPIToken(ctx, id)
 				if err != nil {
 					return err

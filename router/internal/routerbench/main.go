@@ -18,8 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/slum-fleet/slum"
+
 	"github.com/slum-fleet/slum/desired"
-	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
 )
@@ -113,11 +114,11 @@ func fleetDB(path, backend, domain string) error {
 		return err
 	}
 	defer st.Close()
-	if _, err := st.AddServer(ctx, desired.Server{ID: "local", URL: backend, CapacityMB: 1024, Domain: "bench.local", Token: "unused"}); err != nil {
+	if _, err := st.AddServer(ctx, slum.Server{ID: "local", URL: backend, CapacityMB: 1024, Domain: "bench.local", Token: "unused"}); err != nil {
 		return err
 	}
-	if _, _, err := st.AddTenant(ctx, desired.Tenant{ID: "bench", Domain: domain},
-		desired.InstanceSpec{ID: "prod", Process: "app", ServerID: "local"}); err != nil {
+	if _, _, err := st.AddTenant(ctx, slum.Tenant{ID: "bench", Domain: domain},
+		slum.InstanceSpec{ID: "prod", Process: "app", ServerID: "local"}); err != nil {
 		return err
 	}
 	lease, err := st.AcquireLease(ctx, "controller", "routerbench", "", time.Minute)
@@ -125,9 +126,9 @@ func fleetDB(path, backend, domain string) error {
 		return err
 	}
 	defer st.ReleaseLease(ctx, lease.Fence())
-	return st.WriteReport(ctx, lease.Fence(), desired.Report{
-		Servers: []desired.ServerStatus{{ServerID: "local", Health: observed.HealthOnline, Listed: true, Instances: 1, UpdatedAt: time.Now()}},
-		Tenants: []desired.TenantStatus{{TenantID: "bench", Serving: []desired.CopyRef{{Instance: "prod", Server: "local"}}, UpdatedAt: time.Now()}},
+	return st.WriteReport(ctx, lease.Fence(), slum.Report{
+		Servers: []slum.ServerStatus{{ServerID: "local", Health: slum.HealthOnline, Listed: true, Instances: 1, UpdatedAt: time.Now()}},
+		Tenants: []slum.TenantStatus{{TenantID: "bench", Serving: []slum.CopyRef{{Instance: "prod", Server: "local"}}, UpdatedAt: time.Now()}},
 	})
 }
 

@@ -1,0 +1,55 @@
+package slum
+
+import "time"
+
+// EventReason is what an event says happened, in one word.
+type EventReason string
+
+// Reasons of desired-state changes, written by the Store.
+const (
+	ReasonAdded      EventReason = "Added"
+	ReasonUpdated    EventReason = "Updated"
+	ReasonRemoved    EventReason = "Removed"
+	ReasonCordoned   EventReason = "Cordoned"
+	ReasonUncordoned EventReason = "Uncordoned"
+	ReasonDraining   EventReason = "Draining"
+	ReasonPlaced     EventReason = "Placed"
+	ReasonStarted    EventReason = "Started"
+	ReasonStopped    EventReason = "Stopped"
+	ReasonMoved      EventReason = "Moved"
+	ReasonApplied    EventReason = "Applied"
+	ReasonApproved   EventReason = "Approved"
+	ReasonSettings   EventReason = "SettingsChanged"
+	// ReasonRescheduled: failover (or fail-back) placed an instance on
+	// another server.
+	ReasonRescheduled EventReason = "Rescheduled"
+)
+
+// Reasons of what the controller saw and did.
+const (
+	ReasonSpawned         EventReason = "Spawned"
+	ReasonParked          EventReason = "Parked"
+	ReasonRetrying        EventReason = "Retrying"
+	ReasonUnmanaged       EventReason = "Unmanaged"
+	ReasonHeld            EventReason = "Held" // a safety rule held a plan back
+	ReasonReleased        EventReason = "Released"
+	ReasonServerOnline    EventReason = "ServerOnline"
+	ReasonServerSuspect   EventReason = "ServerSuspect"
+	ReasonServerDead      EventReason = "ServerDead"
+	ReasonUnauthorized    EventReason = "ServerUnauthorized"
+	ReasonFailoverStarted EventReason = "FailoverStarted"
+	ReasonFailoverBlocked EventReason = "FailoverBlocked"
+	ReasonFenced          EventReason = "Fenced"
+	ReasonUnplaceable     EventReason = "Unplaceable"
+	ReasonServingChanged  EventReason = "ServingChanged"
+	ReasonReplaced        EventReason = "Replaced" // a failed-over instance runs again
+)
+
+// Event is one line of the event log.
+type Event struct {
+	ID      int64       `json:"id"`
+	At      time.Time   `json:"at"`
+	Object  ObjectRef   `json:"object"`
+	Reason  EventReason `json:"reason"`
+	Message string      `json:"message"`
+}
