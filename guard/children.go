@@ -2,6 +2,7 @@ package guard
 
 import (
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -13,15 +14,18 @@ import (
 // the life of the process. Linux delivers a child's parent-death signal
 // when the thread that forked it exits, not the process; Go may end other
 // threads, so every child is forked from this one, which never ends.
-type spawner struct{ reqs chan spawnReq }
+type spawner struct {
+	reqs   chan spawnReq
+	output io.Writer // the children's stdout and stderr; nil: the guard's own
+}
 
 type spawnReq struct {
 	cmd  *exec.Cmd
 	done chan error
 }
 
-func newSpawner() *spawner {
-	s := &spawner{reqs: make(chan spawnReq)}
+func newSpawner(output io.Writer) *spawner {
+	s := &spawner{reqs: make(chan spawnReq), output: output}
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread lives as long as the process
 		for r := range s.reqs {
@@ -44,11 +48,9 @@ type child struct {
 // its group), with the guard's stdout and stderr.
 func (s *spawner) start(name string, cmd *exec.Cmd) (*child, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if cmd.Stdout == nil {
-		cmd.Stdout = os.Stdout
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if s.output != nil {
+		cmd.Stdout, cmd.Stderr = s.output, s.output
 	}
 	done := make(chan error, 1)
 	s.reqs <- spawnReq{cmd, done}

@@ -21,7 +21,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,6 +54,7 @@ type Config struct {
 	Timing     lease.Timing
 	Grace      time.Duration // SIGTERM to SIGKILL, for the app and for Litestream's last sync
 	Log        io.Writer     // every transition, one line each
+	Output     io.Writer     // the children's stdout and stderr; nil: the guard's own
 	Clock      clock.Clock
 	ParentPID  int            // the parent at start; 0 disables the parent watch
 	Signals    chan os.Signal // SIGTERM or SIGINT stop the guard cleanly
@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config) *Exit {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	s := &supervisor{cfg: cfg, spawn: newSpawner()}
+	s := &supervisor{cfg: cfg, spawn: newSpawner(cfg.Output)}
 	s.logw = &lineWriter{w: cfg.Log}
 	h, err := lease.NewHolder(cfg.Store, cfg.Replica, HolderID(cfg.InstanceID), cfg.Timing, cfg.Clock, s.logf)
 	if err != nil {
@@ -104,7 +104,5 @@ type lineWriter struct {
 func (l *lineWriter) line(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintln(l.w, "slum guard: "+s)
+	fmt.Fprintln(l.w, "slum guard: "+time.Now().UTC().Format("15:04:05.000")+" "+s)
 }
-
-var errParentGone = errors.New("the parent process died")

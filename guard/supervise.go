@@ -33,6 +33,7 @@ type supervisor struct {
 	stopping   *Exit     // set once a clean stop has begun
 	appKillAt  time.Time // SIGKILL for an app told to stop
 	lsKillAt   time.Time // SIGKILL for a Litestream told to stop
+	finalSync  bool      // the last sync before release has been started (or skipped)
 }
 
 func (s *supervisor) logf(format string, args ...any) { s.logw.line(fmt.Sprintf(format, args...)) }
@@ -272,9 +273,14 @@ func (s *supervisor) appExited() {
 }
 
 // stopLitestream lets Litestream send what it has not yet (SIGTERM), within
-// the grace period and only while the lease is valid.
+// the grace period and only while the lease is valid; once it has exited,
+// lastSync follows.
 func (s *supervisor) stopLitestream() {
-	if s.ls == nil || s.lsKilled {
+	if s.ls == nil {
+		s.lastSync()
+		return
+	}
+	if s.lsKilled {
 		return
 	}
 	s.ls.signal(syscall.SIGTERM)
@@ -285,9 +291,40 @@ func (s *supervisor) stopLitestream() {
 	}
 }
 
+// lastSync runs `litestream replicate -once` while the lease is still
+// valid, so that a clean stop leaves nothing unsent.
+func (s *supervisor) lastSync() {
+	if s.finalSync {
+		return
+	}
+	s.finalSync = true
+	now := s.cfg.Clock.Now()
+	if _, err := os.Stat(s.cfg.DB); err != nil {
+		return // nothing to send
+	}
+	if !now.Before(s.validUntil) {
+		s.logf("litestream: no last sync: the lease could not be renewed; writes since the last sync stay in this copy only")
+		return
+	}
+	ls, err := s.spawn.start("litestream sync", s.cfg.Litestream.SyncOnce())
+	if err != nil {
+		s.logf("litestream: no last sync: %v", err)
+		return
+	}
+	s.ls, s.lsKilled, s.lsKillAt = ls, true, now.Add(s.cfg.Grace)
+	if s.validUntil.Before(s.lsKillAt) {
+		s.lsKillAt = s.validUntil
+	}
+	s.logf("litestream: last sync before the release (pid %d)", ls.cmd.Process.Pid)
+}
+
 func (s *supervisor) litestreamExited() {
 	ls := s.ls
 	s.ls = nil
+	if s.stopping != nil && s.app == nil {
+		s.lastSync()
+		return
+	}
 	if s.lsKilled {
 		s.lsKillAt = time.Time{}
 		return

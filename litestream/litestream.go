@@ -73,6 +73,17 @@ func (r Runner) Replicate() *exec.Cmd {
 	return r.command("replicate", r.DB, r.Replica.String())
 }
 
+// SyncOnce is the command that sends what the replica lacks and exits: the
+// guard's last word before it releases the lease. (A Litestream stopped
+// before it first opened the database, within a second of its start,
+// sends nothing on SIGTERM.)
+func (r Runner) SyncOnce() *exec.Cmd {
+	if r.Config != "" {
+		return r.command("replicate", "-config", r.Config, "-once")
+	}
+	return r.command("replicate", "-once", r.DB, r.Replica.String())
+}
+
 func (r Runner) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(r.Bin, args...)
 	cmd.Env = ChildEnv(r.Env, r.DB, r.Replica)

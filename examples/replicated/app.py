@@ -90,7 +90,7 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"app: serving {DB} on 127.0.0.1:{port}", file=sys.stderr, flush=True)
-    server.serve_forever()
+    server.serve_forever(poll_interval=0.1)
     CONN.close()
 
 

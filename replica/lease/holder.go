@@ -17,7 +17,7 @@ var ErrFenced = errors.New("fenced")
 // FencedError says who has the lease now.
 type FencedError struct{ Now Record }
 
-func (e *FencedError) Error() string { return "fenced: the lease is " + e.Now.Describe() }
+func (e *FencedError) Error() string        { return "fenced: the lease is " + e.Now.Describe() }
 func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
 // Acquired is how a holder got its lease.
