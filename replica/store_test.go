@@ -51,7 +51,10 @@ func TestS3ConditionalWrites(t *testing.T) {
 	// concurrent conditional writes on one ETag: exactly one wins
 	results := make(chan error, 16)
 	for range 16 {
-		go func() { _, err := st.Replace(ctx, key, []byte(t.Name()+strings.Repeat("x", len(results))), e3); results <- err }()
+		go func() {
+			_, err := st.Replace(ctx, key, []byte(t.Name()+strings.Repeat("x", len(results))), e3)
+			results <- err
+		}()
 	}
 	won := 0
 	for range 16 {
