@@ -48,10 +48,16 @@ type child struct {
 // its group), with the guard's stdout and stderr.
 func (s *spawner) start(name string, cmd *exec.Cmd) (*child, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// The children write into pipes the guard drains, never straight to
+	// the guard's own stdout and stderr: those are pipes to tenement, and
+	// when tenement dies a child writing to them would die of SIGPIPE
+	// (Litestream in the middle of its last sync).
+	out, errOut := io.Writer(os.Stdout), io.Writer(os.Stderr)
 	if s.output != nil {
-		cmd.Stdout, cmd.Stderr = s.output, s.output
+		out, errOut = s.output, s.output
 	}
+	cmd.Stdout, cmd.Stderr = forgiving{out}, forgiving{errOut}
+	cmd.WaitDelay = time.Second // a grandchild holding the pipes open does not hold up Wait
 	done := make(chan error, 1)
 	s.reqs <- spawnReq{cmd, done}
 	if err := <-done; err != nil {
@@ -115,4 +121,13 @@ func newCommand(argv, env []string) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	return cmd
+}
+
+// forgiving passes writes on and drops what cannot be written, so that a
+// child's output never blocks or kills it.
+type forgiving struct{ w io.Writer }
+
+func (f forgiving) Write(p []byte) (int, error) {
+	_, _ = f.w.Write(p)
+	return len(p), nil
 }

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -91,6 +93,9 @@ Example (a tenement.toml service):
 			if err != nil {
 				return err
 			}
+			// stderr is a pipe to tenement: when tenement dies, a write to it
+			// must fail, not kill the guard before it has stopped its app
+			signal.Ignore(syscall.SIGPIPE)
 			if ex := guard.Run(cmd.Context(), cfg); ex.Code != guard.ExitStopped {
 				return guardExit{ex}
 			}
