@@ -150,9 +150,14 @@ func Require(t testing.TB) *Server {
 	return s
 }
 
-// Start starts weed from bin with its data in dir and waits until its S3
-// gateway answers with the bucket made (about 2 s).
-func Start(bin, dir string) (*Server, error) {
+// Start starts weed from bin with its data in dir, on loopback, and waits
+// until its S3 gateway has taken a first write (several seconds).
+func Start(bin, dir string) (*Server, error) { return StartBound(bin, dir, "127.0.0.1") }
+
+// StartBound is Start with the servers listening on bind: "0.0.0.0" lets
+// guards in network namespaces reach the S3 gateway at the host's address
+// on their link (EndpointAt).
+func StartBound(bin, dir, bind string) (*Server, error) {
 	ports, err := freePorts(8)
 	if err != nil {
 		return nil, err
@@ -175,7 +180,7 @@ func Start(bin, dir string) (*Server, error) {
 	}
 	defer logf.Close()
 	p := func(i int) string { return fmt.Sprint(ports[i]) }
-	s.cmd = exec.Command(bin, "server", "-dir="+data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3",
+	s.cmd = exec.Command(bin, "server", "-dir="+data, "-ip=127.0.0.1", "-ip.bind="+bind, "-filer", "-s3",
 		"-s3.config="+confPath, "-volume.max=4",
 		"-master.port="+p(0), "-master.port.grpc="+p(1), "-volume.port="+p(2), "-volume.port.grpc="+p(3),
 		"-filer.port="+p(4), "-filer.port.grpc="+p(5), "-s3.port="+p(6), "-s3.port.grpc="+p(7),
@@ -224,6 +229,13 @@ func (s *Server) waitReady(limit time.Duration) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// EndpointAt is the S3 endpoint at another address of this host (for a
+// server started with StartBound).
+func (s *Server) EndpointAt(host string) string {
+	u, _ := url.Parse(s.Endpoint)
+	return "http://" + net.JoinHostPort(host, u.Port())
 }
 
 // URL is the Litestream replica URL of path in the bucket.
