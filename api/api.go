@@ -1,5 +1,5 @@
 // Package api serves slum's fleet over HTTP: JSON endpoints for everything
-// the CLI does (each one a desired.Store operation, with the same
+// the CLI does (each one a store.Store operation, with the same
 // validation and typed errors, mapped to HTTP statuses), a watch stream of
 // server-sent events for routers and dashboards, the web dashboard at "/",
 // and what keeps it safe: API tokens with roles, a per-address limit on
@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/store"
 )
 
 // Config tunes the API.
@@ -80,7 +80,7 @@ func (c Config) withDefaults() Config {
 
 // Server is the fleet API over one fleet database.
 type Server struct {
-	store   *desired.Store
+	store   *store.Store
 	cfg     Config
 	log     *slog.Logger
 	limiter *failLimiter
@@ -91,7 +91,7 @@ type Server struct {
 
 // New makes the API for the fleet in st. Its watch runs once Run or
 // Serve runs.
-func New(st *desired.Store, cfg Config) *Server {
+func New(st *store.Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{store: st, cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
 	s.watch = newWatcher(st, cfg)

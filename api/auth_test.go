@@ -10,7 +10,6 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fakeclock"
 )
 
@@ -80,10 +79,10 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 	if _, err := a.store.RevokeAPIToken(a.ctx, list[len(list)-1].ID); err != nil {
 		t.Fatal(err)
 	}
-	wrong := desired.APITokenPrefix + strings.Repeat("x", 43)
+	wrong := slum.APITokenPrefix + strings.Repeat("x", 43)
 	for _, e := range endpoints {
 		for _, role := range []slum.APIRole{slum.RoleRouter, slum.RoleRead} {
-			before := dbState(t, a.store.Path())
+			before := dbState(t, a.store.Where())
 			r := a.do(e.method, e.path, a.tokens[role], e.body)
 			if allows(role, e.need) {
 				if r.status >= 300 {
@@ -94,7 +93,7 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 			if r.status != http.StatusForbidden || r.errorKind() != "forbidden" || !strings.Contains(r.body, "needs") {
 				t.Errorf("%s %s as %s: %d %s, want 403", e.method, e.path, role, r.status, r.body)
 			}
-			if dbState(t, a.store.Path()) != before {
+			if dbState(t, a.store.Where()) != before {
 				t.Errorf("%s %s as %s was refused but changed the database", e.method, e.path, role)
 			}
 		}
@@ -153,7 +152,7 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 		a.api.Handler().ServeHTTP(w, req)
 		return w
 	}
-	bad := desired.APITokenPrefix + strings.Repeat("A", 43)
+	bad := slum.APITokenPrefix + strings.Repeat("A", 43)
 	for i := 0; i < 3; i++ {
 		if w := call("192.0.2.1:5000", bad); w.Code != http.StatusUnauthorized {
 			t.Fatalf("guess %d: %d", i, w.Code)

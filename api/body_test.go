@@ -76,7 +76,7 @@ func TestBadBodiesChangeNothing(t *testing.T) {
 	a := newTestAPI(t, Config{MaxBody: 256})
 	a.seed()
 	admin := a.tokens[slum.RoleAdmin]
-	before := dbState(t, a.store.Path())
+	before := dbState(t, a.store.Where())
 	for _, tc := range []struct {
 		body        string
 		contentType string
@@ -108,7 +108,7 @@ func TestBadBodiesChangeNothing(t *testing.T) {
 			t.Errorf("%.40q: %d %+v, want %d %s", tc.body, resp.StatusCode, e, tc.status, tc.msg)
 		}
 	}
-	if dbState(t, a.store.Path()) != before {
+	if dbState(t, a.store.Where()) != before {
 		t.Fatal("a refused body changed the database")
 	}
 }
@@ -119,7 +119,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
 	// Hold the database's write lock, as another writer would.
-	d, err := sql.Open("sqlite3", "file:"+a.store.Path()+"?_busy_timeout=5000&_txlock=immediate")
+	d, err := sql.Open("sqlite3", "file:"+a.store.Where()+"?_busy_timeout=5000&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 	if _, err := tx.Exec(`UPDATE revision SET value = value WHERE id = 1`); err != nil {
 		t.Fatal(err)
 	}
-	before := dbState(t, a.store.Path())
+	before := dbState(t, a.store.Where())
 	ctx, cancel := context.WithCancel(context.Background())
 	text := "version: 1\ntenants:\n"
 	for _, id := range []string{"t1", "t2", "t3", "t4", "t5"} {
@@ -159,7 +159,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if dbState(t, a.store.Path()) != before {
+	if dbState(t, a.store.Where()) != before {
 		t.Fatal("a cancelled apply wrote something")
 	}
 	if ts, _ := a.store.ListTenants(context.Background()); len(ts) != 1 {
@@ -194,7 +194,7 @@ func FuzzRequestBodies(f *testing.F) {
 		a := *a
 		a.t = t
 		for _, w := range writes {
-			before := dbState(t, a.store.Path())
+			before := dbState(t, a.store.Where())
 			r := a.do(w.method, w.path, admin, string(body))
 			if r.status < 300 {
 				continue // a valid request: it may change things
@@ -202,7 +202,7 @@ func FuzzRequestBodies(f *testing.F) {
 			if r.status >= 500 {
 				t.Fatalf("%s %s %q: %d %s", w.method, w.path, body, r.status, r.body)
 			}
-			if after := dbState(t, a.store.Path()); after != before {
+			if after := dbState(t, a.store.Where()); after != before {
 				t.Fatalf("%s %s %q was refused (%d %s) but changed the database", w.method, w.path, body, r.status, r.body)
 			}
 		}

@@ -27,11 +27,13 @@ import (
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
-func openStore(t *testing.T) *desired.Store {
+func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := desired.Open(context.Background(), filepath.Join(t.TempDir(), "slum.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "slum.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func openStore(t *testing.T) *desired.Store {
 }
 
 // remote serves st's API and returns an admin client of it.
-func remote(t *testing.T, st *desired.Store) *client.Client {
+func remote(t *testing.T, st *store.Store) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -59,7 +61,7 @@ func remote(t *testing.T, st *desired.Store) *client.Client {
 	return c
 }
 
-func seed(t *testing.T, st *desired.Store) {
+func seed(t *testing.T, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	for _, id := range []string{"s1", "s2"} {

@@ -13,7 +13,7 @@ import (
 	"github.com/slum-fleet/slum/routes"
 )
 
-// Each method below is the desired.Store method of the same name, over
+// Each method below is the store.Store method of the same name, over
 // the API.
 
 func fromWire(s wire.Server) slum.Server {

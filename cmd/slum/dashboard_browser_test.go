@@ -16,9 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/slum-fleet/slum/api"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/reconcile"
+	"github.com/slum-fleet/slum/sqlite"
 )
 
 // findChromium is Debian's Chromium (or another Chrome) on PATH. In CI
@@ -141,7 +141,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	chromium := findChromium(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := desired.Open(ctx, filepath.Join(t.TempDir(), "slum.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "slum.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestDashboardApprovesAHeldPlan(t *testing.T) {
 	db := filepath.Join(dir, "slum.db")
 	expect(t, cliLocal(t, db, "", "server", "add", "s1", "--url", "http://10.0.0.1:8080", "--capacity-mb", "1000", "--no-token"), 0, "added", "")
 	ledger(t, db, holdRow)
-	st, err := desired.OpenExisting(ctx, db)
+	st, err := sqlite.OpenExisting(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

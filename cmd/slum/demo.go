@@ -23,6 +23,8 @@ import (
 	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/reconcile"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 // demoMarker marks a directory as the demo's own, so that a rerun may wipe
@@ -101,7 +103,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		return err
 	}
 	dbPath := filepath.Join(abs, "slum.db")
-	st, err := desired.Open(ctx, dbPath)
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
@@ -257,7 +259,7 @@ func settled(in slum.Instance, phase slum.Phase) bool {
 }
 
 // watchConvergence shows a progress line until every instance settles.
-func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start time.Time) error {
+func (a *app) watchConvergence(ctx context.Context, st *store.Store, start time.Time) error {
 	tty := isTerminal(a.stdout)
 	last := ""
 	deadline := start.Add(2 * time.Minute)
@@ -327,7 +329,7 @@ func isTerminal(w io.Writer) bool {
 
 // printWhereThingsRun asks each server what it runs and prints it next to
 // the desired state.
-func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store) error {
+func (a *app) printWhereThingsRun(ctx context.Context, st *store.Store) error {
 	servers, err := st.ListServers(ctx)
 	if err != nil {
 		return err
