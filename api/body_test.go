@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/api/wire"
 )
 
 // Typed errors become statuses with a JSON body naming the kind and
@@ -35,7 +36,7 @@ func TestErrorsMapToStatuses(t *testing.T) {
 		{"POST", "/v1/instances", map[string]any{"tenant": "alice", "id": "big", "process": "api", "memory_mb": 5000}, 422, "no_capacity", "no capacity"},
 		{"POST", "/v1/holds/7/approve", map[string]any{"by": "ann"}, 404, "not_found", "approve: hold 7 not found"},
 		{"POST", "/v1/holds/x/approve", map[string]any{}, 400, "invalid", `hold id "x": must be a positive whole number`},
-		{"GET", "/v1/events?last=-1", nil, 400, "invalid", `last "-1": must be a whole number`},
+		{"GET", "/v1/events/recent?last=-1", nil, 400, "invalid", `last "-1": must be a whole number`},
 		{"GET", "/v1/nothing", nil, 404, "not_found", "no such endpoint: GET /v1/nothing"},
 		{"GET", "/v1/watch?kinds=servers", nil, 400, "invalid", `kinds "servers": is not a kind`},
 	} {
@@ -185,7 +186,7 @@ func FuzzRequestBodies(f *testing.F) {
 	admin := a.tokens[slum.RoleAdmin]
 	var writes []struct{ method, path string }
 	for _, e := range endpoints {
-		if e.need == accessAdmin {
+		if e.need == wire.AccessAdmin {
 			writes = append(writes, struct{ method, path string }{e.method, strings.Replace(e.path, "s3", "s1", 1)})
 		}
 	}

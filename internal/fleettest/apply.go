@@ -40,7 +40,7 @@ func ApplyNewServerNeedsAToken(t *testing.T, open Opener) {
 	if err != nil || !plan.Empty() {
 		t.Fatalf("no token source on an existing server: %v %v", err, plan)
 	}
-	if srv, _ := s.GetServer(ctx, "s1"); srv.Token != "token-one" {
+	if srv, _ := s.Store.GetServer(ctx, "s1"); srv.Token != "token-one" {
 		t.Fatalf("token %q after an apply that names no source", srv.Token)
 	}
 	plan, err = s.Apply(ctx, Source(t, parseFleet(t, noSource+"    no_token: true\n")), slum.ApplyOptions{})
@@ -267,8 +267,8 @@ func ApplyCreatesThenChangesNothing(t *testing.T, open Opener) {
 	if plan.Summary() != "7 to create, 0 to update, 0 to delete" {
 		t.Fatalf("summary %q", plan.Summary())
 	}
-	s1, _ := s.GetServer(ctx, "s1")
-	s2, _ := s.GetServer(ctx, "s2")
+	s1, _ := s.Store.GetServer(ctx, "s1") // the API never shows a token
+	s2, _ := s.Store.GetServer(ctx, "s2")
 	if s1.Token != "token-one" || s2.Token != "token-two" {
 		t.Fatalf("tokens %q %q", s1.Token, s2.Token)
 	}
