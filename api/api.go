@@ -111,6 +111,7 @@ type Server struct {
 	store   Store
 	fleet   slum.Fleet // store, as the operations call it
 	bodies  *semaphore.Weighted
+	streams *streams
 	cfg     Config
 	log     *slog.Logger
 	limiter *failLimiter
@@ -123,7 +124,7 @@ type Server struct {
 // Serve runs.
 func New(st Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{store: st, fleet: st, bodies: semaphore.NewWeighted(cfg.BodyBudget), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
+	s := &Server{store: st, fleet: st, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
 	s.watch = newWatcher(st, cfg)
 	s.handler = s.routes()
 	return s
@@ -134,7 +135,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run runs the watch, which follows the database for watch streams,
 // until ctx ends.
-func (s *Server) Run(ctx context.Context) { s.watch.run(ctx) }
+func (s *Server) Run(ctx context.Context) {
+	go s.sweepRevoked(ctx)
+	s.watch.run(ctx)
+}
 
 // Serve serves the API on ln until ctx ends, then lets requests in flight
 // finish (watch streams end at once) for up to five seconds.

@@ -143,7 +143,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		LoadAverage: []string{loadAverage()}}
 	opt.progress(Progress{Phase: "starting the local fleet"})
 	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(file.Servers), Dir: filepath.Join(opt.Dir, "servers"),
-		Backend: opt.Backend, Services: Processes(file)})
+		Backend: opt.Backend, Services: Processes(file), Names: file.ServerIDs()})
 	if err != nil {
 		return nil, fmt.Errorf("start the local fleet: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,7 +81,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		return fmt.Errorf("demo: the example fleet: %w", err)
 	}
 	fmt.Fprintf(a.stdout, "starting %d tenement servers…\n", len(example.Servers))
-	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(abs, "servers"), Backend: backend})
+	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(abs, "servers"), Backend: backend, Names: example.ServerIDs()})
 	if err != nil {
 		return fmt.Errorf("demo: start the servers: %w", err)
 	}
@@ -162,6 +163,9 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	if err := a.printWhereThingsRun(ctx, st); err != nil {
 		return err
 	}
+	if fleet.Backend == localfleet.BackendTenement {
+		a.printAnswer(ctx, stk.RouterAddr, "alice.example.com")
+	}
 	exe := "slum"
 	if p, err := os.Executable(); err == nil && !strings.Contains(p, "go-build") {
 		exe = p
@@ -210,6 +214,25 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		runDone <- err
 		return err
 	}
+}
+
+// printAnswer shows what a tenant's app answers through the router.
+func (a *app) printAnswer(ctx context.Context, routerAddr, domain string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+routerAddr+"/", nil)
+	if err != nil {
+		return
+	}
+	req.Host = domain
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(a.stdout, "%s through the router: %v\n", domain, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	fmt.Fprintf(a.stdout, "%s answers through the router: %d %s\n", domain, resp.StatusCode, strings.TrimSpace(string(body)))
 }
 
 // waitHealthy gives tenement's health checks a moment, so the table shows
