@@ -49,6 +49,7 @@ const (
 	ObjectTenant   ObjectKind = "tenant"
 	ObjectInstance ObjectKind = "instance"
 	ObjectHold     ObjectKind = "hold"
+	ObjectSettings ObjectKind = "settings"
 	ObjectAPIToken ObjectKind = "api-token"
 	// ObjectFleet is the fleet as a whole (applies, settings).
 	ObjectFleet ObjectKind = "fleet"

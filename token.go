@@ -39,3 +39,7 @@ func (t APIToken) Revoked() bool { return !t.RevokedAt.IsZero() }
 // tokens (malformed, unknown or revoked). Which of these it was is not
 // said to whoever presented it.
 var ErrBadToken = errors.New("unknown or revoked API token")
+
+// APITokenPrefix starts every API token, so that one found in a file or a
+// log is recognised for what it is.
+const APITokenPrefix = "slum_"

@@ -1,5 +1,5 @@
 // Package api serves slum's fleet over HTTP: JSON endpoints for everything
-// the CLI does (each one a desired.Store operation, with the same
+// the CLI does (each one a store.Store operation, with the same
 // validation and typed errors, mapped to HTTP statuses), a watch stream of
 // server-sent events for routers and dashboards, the web dashboard at "/",
 // and what keeps it safe: API tokens with roles, a per-address limit on
@@ -15,8 +15,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/routes"
+	"golang.org/x/sync/semaphore"
 )
 
 // Config tunes the API.
@@ -26,9 +28,16 @@ type Config struct {
 	NoAuth bool
 	// AuthLimit bounds failed authentications per client address.
 	AuthLimit AuthLimit
-	// MaxBody bounds request bodies; MaxFileBody those of apply and diff,
-	// which carry fleet files.
-	MaxBody, MaxFileBody int64
+	// MaxBody bounds the bodies of requests that carry a few fields;
+	// MaxFileBody those of an admin's apply or diff, which carry fleet
+	// files, and MaxReadFileBody those of a read token's diff. Routers
+	// send no bodies. A body is refused from its declared length before
+	// it is read, and a chunked one as it streams.
+	MaxBody, MaxFileBody, MaxReadFileBody int64
+	// BodyBudget bounds the bytes of large bodies (over MaxBody) read at
+	// once, all requests together: one more is refused with 503 until
+	// others finish, so large requests cannot exhaust the API's memory.
+	BodyBudget int64
 	// WatchEvery is how often the watch looks for changes. A look that
 	// finds none costs a few small queries (~0.1 ms), whatever the
 	// fleet's size; one that finds some reads only what changed.
@@ -45,7 +54,7 @@ type Config struct {
 
 // DefaultConfig is the API's configuration unless told otherwise.
 func DefaultConfig() Config {
-	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 1 << 20, MaxFileBody: 64 << 20,
+	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 64 << 10, MaxFileBody: 16 << 20, MaxReadFileBody: 4 << 20, BodyBudget: 20 << 20,
 		WatchEvery: 10 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
 }
 
@@ -59,6 +68,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFileBody <= 0 {
 		c.MaxFileBody = d.MaxFileBody
+	}
+	if c.MaxReadFileBody <= 0 {
+		c.MaxReadFileBody = min(d.MaxReadFileBody, c.MaxFileBody)
+	}
+	if c.BodyBudget < c.MaxFileBody {
+		c.BodyBudget = max(d.BodyBudget, c.MaxFileBody)
 	}
 	if c.WatchEvery <= 0 {
 		c.WatchEvery = d.WatchEvery
@@ -78,9 +93,25 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server is the fleet API over one fleet database.
+// Store is what the API serves: the fleet's operations, and what its
+// authentication, route table and watch read. A *store.Store on either
+// engine is one.
+type Store interface {
+	slum.Fleet
+	routes.Reader
+	VerifyAPIToken(ctx context.Context, token string) (slum.APIToken, error)
+	OpenHolds(ctx context.Context) ([]slum.Hold, error)
+	ChangeSeq(ctx context.Context) (int64, error)
+	ChangedSince(ctx context.Context, seq int64, max int) (*slum.Changed, error)
+	KeepChangeLog(ctx context.Context, d time.Duration, until int64) (newUntil int64, lapsed bool, err error)
+}
+
+// Server is the fleet API over one fleet's store.
 type Server struct {
-	store   *desired.Store
+	store   Store
+	fleet   slum.Fleet // store, as the operations call it
+	bodies  *semaphore.Weighted
+	streams *streams
 	cfg     Config
 	log     *slog.Logger
 	limiter *failLimiter
@@ -91,9 +122,9 @@ type Server struct {
 
 // New makes the API for the fleet in st. Its watch runs once Run or
 // Serve runs.
-func New(st *desired.Store, cfg Config) *Server {
+func New(st Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{store: st, cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
+	s := &Server{store: st, fleet: st, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
 	s.watch = newWatcher(st, cfg)
 	s.handler = s.routes()
 	return s
@@ -104,7 +135,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run runs the watch, which follows the database for watch streams,
 // until ctx ends.
-func (s *Server) Run(ctx context.Context) { s.watch.run(ctx) }
+func (s *Server) Run(ctx context.Context) {
+	go s.sweepRevoked(ctx)
+	s.watch.run(ctx)
+}
 
 // Serve serves the API on ln until ctx ends, then lets requests in flight
 // finish (watch streams end at once) for up to five seconds.

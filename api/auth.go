@@ -14,32 +14,6 @@ import (
 	"github.com/slum-fleet/slum/api/wire"
 )
 
-// access is what an endpoint needs of a token's role.
-type access int
-
-const (
-	accessRouter access = iota // the route table and the watch: every role
-	accessRead                 // reading anything: read and admin
-	accessAdmin                // changing anything: admin
-)
-
-func (a access) String() string {
-	return [...]string{"a router, read or admin", "a read or admin", "an admin"}[a]
-}
-
-// allows reports whether role may use an endpoint that needs a.
-func allows(role slum.APIRole, a access) bool {
-	switch role {
-	case slum.RoleAdmin:
-		return true
-	case slum.RoleRead:
-		return a <= accessRead
-	case slum.RoleRouter:
-		return a == accessRouter
-	}
-	return false
-}
-
 // caller is who made a request: the token it came with.
 type caller struct {
 	token  slum.APIToken
@@ -110,10 +84,10 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 }
 
 // authorize lets a request through when its caller's role allows a.
-func (s *Server) authorize(a access, next http.HandlerFunc) http.HandlerFunc {
+func (s *Server) authorize(a wire.Access, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := callerOf(r.Context())
-		if !allows(c.token.Role, a) {
+		if !a.Allows(c.token.Role) {
 			s.fail(w, r, wire.KindForbidden, fmt.Sprintf("%s has role %s: %s %s needs %s token", c, c.token.Role, r.Method, r.URL.Path, a))
 			return
 		}

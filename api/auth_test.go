@@ -10,7 +10,7 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/internal/fakeclock"
 )
 
@@ -19,51 +19,73 @@ import (
 var endpoints = []struct {
 	method, path string
 	body         any
-	need         access
+	need         wire.Access
 }{
-	{"GET", "/v1/whoami", nil, accessRouter},
-	{"GET", "/v1/routes", nil, accessRouter},
-	{"GET", "/v1/servers", nil, accessRead},
-	{"GET", "/v1/servers?region=eu", nil, accessRead},
-	{"GET", "/v1/servers/s1", nil, accessRead},
-	{"GET", "/v1/servers/s1/stats", nil, accessRead},
-	{"GET", "/v1/servers/s1/status", nil, accessRead},
-	{"GET", "/v1/servers/s1/tenants", nil, accessRead},
-	{"GET", "/v1/servers/s1/instances", nil, accessRead},
-	{"GET", "/v1/stats/servers", nil, accessRead},
-	{"GET", "/v1/tenants", nil, accessRead},
-	{"GET", "/v1/tenants/alice", nil, accessRead},
-	{"GET", "/v1/domains/alice.example.com", nil, accessRead},
-	{"GET", "/v1/tenants/alice/instances", nil, accessRead},
-	{"GET", "/v1/tenants/alice/status", nil, accessRead},
-	{"GET", "/v1/instances", nil, accessRead},
-	{"GET", "/v1/instances/alice:prod", nil, accessRead},
-	{"GET", "/v1/instances/alice:prod/status", nil, accessRead},
-	{"GET", "/v1/status", nil, accessRead},
-	{"GET", "/v1/status/servers", nil, accessRead},
-	{"GET", "/v1/status/tenants", nil, accessRead},
-	{"GET", "/v1/status/instances", nil, accessRead},
-	{"GET", "/v1/events?last=5", nil, accessRead},
-	{"GET", "/v1/events?since=0&limit=5", nil, accessRead},
-	{"GET", "/v1/holds", nil, accessRead},
-	{"GET", "/v1/settings", nil, accessRead},
-	{"GET", "/v1/tokens", nil, accessRead},
-	{"POST", "/v1/diff", map[string]any{"file": map[string]any{"name": "f.yaml", "text": "version: 1\n"}}, accessRead},
-	{"POST", "/v1/servers", map[string]any{"id": "s3", "url": "http://10.0.0.3:8080", "capacity_mb": 100}, accessAdmin},
-	{"PATCH", "/v1/servers/s3", map[string]any{"region": "eu"}, accessAdmin},
-	{"PUT", "/v1/servers/s3/state", map[string]any{"state": "cordoned"}, accessAdmin},
-	{"POST", "/v1/servers/s3/drain", nil, accessAdmin},
-	{"DELETE", "/v1/servers/s3", nil, accessAdmin},
-	{"POST", "/v1/tenants", map[string]any{"id": "bob", "domain": "bob.example.com"}, accessAdmin},
-	{"PATCH", "/v1/tenants/bob", map[string]any{"region": "eu"}, accessAdmin},
-	{"POST", "/v1/instances", map[string]any{"tenant": "bob", "id": "prod", "process": "api"}, accessAdmin},
-	{"POST", "/v1/instances/bob:prod/stop", nil, accessAdmin},
-	{"POST", "/v1/instances/bob:prod/move", map[string]any{"to": ""}, accessAdmin},
-	{"DELETE", "/v1/instances/bob:prod", nil, accessAdmin},
-	{"DELETE", "/v1/tenants/bob", nil, accessAdmin},
-	{"PUT", "/v1/settings", slum.DefaultSettings(), accessAdmin},
-	{"POST", "/v1/apply", map[string]any{"file": map[string]any{"name": "f.yaml", "text": "version: 1\n"}}, accessAdmin},
-	{"POST", "/v1/tokens", map[string]any{"role": "read"}, accessAdmin},
+	{"GET", "/v1/whoami", nil, wire.AccessRouter},
+	{"GET", "/v1/routes", nil, wire.AccessRouter},
+	{"GET", "/v1/servers", nil, wire.AccessRead},
+	{"GET", "/v1/regions/eu/servers", nil, wire.AccessRead},
+	{"GET", "/v1/servers/s1", nil, wire.AccessRead},
+	{"GET", "/v1/servers/s1/stats", nil, wire.AccessRead},
+	{"GET", "/v1/servers/s1/status", nil, wire.AccessRead},
+	{"GET", "/v1/servers/s1/tenants", nil, wire.AccessRead},
+	{"GET", "/v1/servers/s1/instances", nil, wire.AccessRead},
+	{"GET", "/v1/stats/servers", nil, wire.AccessRead},
+	{"GET", "/v1/tenants", nil, wire.AccessRead},
+	{"GET", "/v1/tenants/alice", nil, wire.AccessRead},
+	{"GET", "/v1/domains/alice.example.com", nil, wire.AccessRead},
+	{"GET", "/v1/tenants/alice/instances", nil, wire.AccessRead},
+	{"GET", "/v1/tenants/alice/status", nil, wire.AccessRead},
+	{"GET", "/v1/instances", nil, wire.AccessRead},
+	{"GET", "/v1/instances/alice:prod", nil, wire.AccessRead},
+	{"GET", "/v1/instances/alice:prod/status", nil, wire.AccessRead},
+	{"GET", "/v1/status", nil, wire.AccessRead},
+	{"GET", "/v1/status/servers", nil, wire.AccessRead},
+	{"GET", "/v1/status/tenants", nil, wire.AccessRead},
+	{"GET", "/v1/status/instances", nil, wire.AccessRead},
+	{"GET", "/v1/events/recent?last=5", nil, wire.AccessRead},
+	{"GET", "/v1/events?since=0&limit=5", nil, wire.AccessRead},
+	{"GET", "/v1/holds", nil, wire.AccessRead},
+	{"GET", "/v1/settings", nil, wire.AccessRead},
+	{"GET", "/v1/tokens", nil, wire.AccessRead},
+	{"POST", "/v1/diff", map[string]any{"file": map[string]any{"name": "f.yaml", "text": "version: 1\n"}}, wire.AccessRead},
+	{"POST", "/v1/servers", map[string]any{"id": "s3", "url": "http://10.0.0.3:8080", "capacity_mb": 100}, wire.AccessAdmin},
+	{"PATCH", "/v1/servers/s3", map[string]any{"region": "eu"}, wire.AccessAdmin},
+	{"PUT", "/v1/servers/s3/state", map[string]any{"state": "cordoned"}, wire.AccessAdmin},
+	{"POST", "/v1/servers/s3/drain", nil, wire.AccessAdmin},
+	{"DELETE", "/v1/servers/s3", nil, wire.AccessAdmin},
+	{"POST", "/v1/tenants", map[string]any{"id": "bob", "domain": "bob.example.com"}, wire.AccessAdmin},
+	{"PATCH", "/v1/tenants/bob", map[string]any{"region": "eu"}, wire.AccessAdmin},
+	{"POST", "/v1/instances", map[string]any{"tenant": "bob", "id": "prod", "process": "api"}, wire.AccessAdmin},
+	{"POST", "/v1/instances/bob:prod/stop", nil, wire.AccessAdmin},
+	{"POST", "/v1/instances/bob:prod/move", map[string]any{"to": ""}, wire.AccessAdmin},
+	{"DELETE", "/v1/instances/bob:prod", nil, wire.AccessAdmin},
+	{"DELETE", "/v1/tenants/bob", nil, wire.AccessAdmin},
+	{"PUT", "/v1/settings", slum.DefaultSettings(), wire.AccessAdmin},
+	{"POST", "/v1/apply", map[string]any{"file": map[string]any{"name": "f.yaml", "text": "version: 1\n"}}, wire.AccessAdmin},
+	{"POST", "/v1/tokens", map[string]any{"role": "read"}, wire.AccessAdmin},
+	{"POST", "/v1/holds/1/approve", map[string]any{"by": "ann"}, wire.AccessAdmin},
+	{"DELETE", "/v1/tokens/5", nil, wire.AccessAdmin}, // the spare token TestRolesOnEveryEndpoint makes
+}
+
+// The list above covers every operation the API serves.
+func TestEndpointsCoverEveryOperation(t *testing.T) {
+	mux := http.NewServeMux()
+	covered := map[string]bool{}
+	for _, op := range wire.Ops {
+		mux.HandleFunc(op.Pattern(), func(http.ResponseWriter, *http.Request) {})
+	}
+	for _, e := range endpoints {
+		r := httptest.NewRequest(e.method, e.path, nil)
+		if _, pattern := mux.Handler(r); pattern != "" {
+			covered[pattern] = true
+		}
+	}
+	for _, op := range wire.Ops {
+		if !covered[op.Pattern()] {
+			t.Errorf("%s has no entry in endpoints", op.Pattern())
+		}
+	}
 }
 
 // Every role on every endpoint: what its role allows works, the rest is
@@ -80,12 +102,24 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 	if _, err := a.store.RevokeAPIToken(a.ctx, list[len(list)-1].ID); err != nil {
 		t.Fatal(err)
 	}
-	wrong := desired.APITokenPrefix + strings.Repeat("x", 43)
+	// What the approve and revoke endpoints act on: a held plan, a
+	// spare token.
+	if _, _, err := a.store.CreateAPIToken(a.ctx, slum.RoleRead, "spare"); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := a.store.AcquireLease(a.ctx, "controller", "test", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.store.SyncHolds(a.ctx, lease.Fence(), []slum.HoldSpec{{Kind: slum.HoldMassStop, Fingerprint: "f", Summary: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	wrong := slum.APITokenPrefix + strings.Repeat("x", 43)
 	for _, e := range endpoints {
 		for _, role := range []slum.APIRole{slum.RoleRouter, slum.RoleRead} {
-			before := dbState(t, a.store.Path())
+			before := dbState(t, a.store.Where())
 			r := a.do(e.method, e.path, a.tokens[role], e.body)
-			if allows(role, e.need) {
+			if e.need.Allows(role) {
 				if r.status >= 300 {
 					t.Errorf("%s %s as %s: %d %s", e.method, e.path, role, r.status, r.body)
 				}
@@ -94,7 +128,7 @@ func TestRolesOnEveryEndpoint(t *testing.T) {
 			if r.status != http.StatusForbidden || r.errorKind() != "forbidden" || !strings.Contains(r.body, "needs") {
 				t.Errorf("%s %s as %s: %d %s, want 403", e.method, e.path, role, r.status, r.body)
 			}
-			if dbState(t, a.store.Path()) != before {
+			if dbState(t, a.store.Where()) != before {
 				t.Errorf("%s %s as %s was refused but changed the database", e.method, e.path, role)
 			}
 		}
@@ -153,7 +187,7 @@ func TestFailedAuthenticationsAreLimitedPerAddress(t *testing.T) {
 		a.api.Handler().ServeHTTP(w, req)
 		return w
 	}
-	bad := desired.APITokenPrefix + strings.Repeat("A", 43)
+	bad := slum.APITokenPrefix + strings.Repeat("A", 43)
 	for i := 0; i < 3; i++ {
 		if w := call("192.0.2.1:5000", bad); w.Code != http.StatusUnauthorized {
 			t.Fatalf("guess %d: %d", i, w.Code)

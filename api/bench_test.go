@@ -21,6 +21,8 @@ import (
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 // Benchmark sizes: the targets' sizes unless -short (CI runs each
@@ -37,10 +39,10 @@ func fleetSize(b *testing.B) (servers, instances int) {
 // benchFleet makes a fleet of servers and instances (one per tenant), with
 // the status a controller would have written: every server online, every
 // instance running and serving.
-func benchFleet(b *testing.B, servers, instances int) *desired.Store {
+func benchFleet(b *testing.B, servers, instances int) *store.Store {
 	b.Helper()
 	ctx := context.Background()
-	st, err := desired.Open(ctx, filepath.Join(b.TempDir(), "slum.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "slum.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,13 +90,13 @@ func benchFleet(b *testing.B, servers, instances int) *desired.Store {
 }
 
 type benchAPI struct {
-	store *desired.Store
+	store *store.Store
 	api   *Server
 	url   string
 	token string
 }
 
-func startBenchAPI(b *testing.B, st *desired.Store, role slum.APIRole) *benchAPI {
+func startBenchAPI(b *testing.B, st *store.Store, role slum.APIRole) *benchAPI {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)

@@ -7,10 +7,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/slum-fleet/slum"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/slum-fleet/slum/api/wire"
 )
@@ -53,6 +53,8 @@ func bodyError(err error, limit int64) error {
 	switch {
 	case errors.As(err, &tooBig):
 		return &errBody{wire.KindTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit)}
+	case errors.Is(err, errBusy):
+		return errBusy
 	case errors.Is(err, io.EOF):
 		return &errBody{wire.KindInvalid, "the request body is empty: send a JSON object"}
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -96,40 +98,66 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, kind.Status(), wire.Error{Error: wire.ErrorBody{Kind: kind, Message: err.Error()}})
 }
 
-// queryInt reads a whole-number query parameter; def when it is absent.
-func queryInt(r *http.Request, name string, def int64) (int64, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
+// bodyLimit is how large a request's body may be: what its operation
+// carries, and what the caller's role has any business sending.
+func (s *Server) bodyLimit(kind wire.Body, role slum.APIRole) int64 {
+	switch {
+	case kind == wire.NoBody || role == slum.RoleRouter:
+		return 0
+	case kind == wire.FileBody && role == slum.RoleAdmin:
+		return s.cfg.MaxFileBody
+	case kind == wire.FileBody:
+		return s.cfg.MaxReadFileBody
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, &slum.FieldError{Field: name, Value: v, Reason: "must be a whole number, 0 or more"}
-	}
-	return n, nil
+	return s.cfg.MaxBody
 }
 
-func queryBool(r *http.Request, name string) (bool, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return false, nil
+// admitBody lets a request's body be read, or refuses it: a body
+// declared larger than limit at once (413), before a byte of it is read;
+// a large one while the API already reads as much as BodyBudget of other
+// large bodies (503: retry), so that no number of large requests takes
+// more memory than the budget. A chunked body is admitted chunk by chunk
+// as it streams. release gives back what the body took.
+func (s *Server) admitBody(r *http.Request, limit int64) (release func(), err error) {
+	if r.ContentLength > limit || (limit == 0 && r.ContentLength < 0 && r.Body != http.NoBody && r.Body != nil) {
+		if limit == 0 {
+			return nil, &errBody{wire.KindTooLarge, "this request takes no body"}
+		}
+		return nil, &errBody{wire.KindTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, &slum.FieldError{Field: name, Value: v, Reason: "must be true or false"}
+	if limit <= s.cfg.MaxBody {
+		return func() {}, nil // small bodies are not budgeted
 	}
-	return b, nil
+	if r.ContentLength >= 0 {
+		if !s.bodies.TryAcquire(r.ContentLength) {
+			return nil, errBusy
+		}
+		return func() { s.bodies.Release(r.ContentLength) }, nil
+	}
+	b := &budgetedBody{ReadCloser: r.Body, sem: s.bodies}
+	r.Body = b
+	return b.release, nil
 }
 
-// pathID is an id from the path (see wire.PathSegment).
-func pathID(r *http.Request, name string) string { return wire.FromPathSegment(r.PathValue(name)) }
+// errBusy refuses a large body while others take the budget.
+var errBusy = &errBody{wire.KindUnavailable, "the API is reading as much of other large requests as it takes at once: retry in a moment"}
 
-// pathNumber is a numeric id from the path.
-func pathNumber(r *http.Request, name, field string) (int64, error) {
-	v := r.PathValue(name)
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, &slum.FieldError{Field: field, Value: v, Reason: "must be a positive whole number"}
-	}
-	return n, nil
+// budgetedBody takes budget for each chunk of a chunked body it reads.
+type budgetedBody struct {
+	io.ReadCloser
+	sem   *semaphore.Weighted
+	taken int64
 }
+
+func (b *budgetedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		if !b.sem.TryAcquire(int64(n)) {
+			return 0, errBusy
+		}
+		b.taken += int64(n)
+	}
+	return n, err
+}
+
+func (b *budgetedBody) release() { b.sem.Release(b.taken) }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/api/wire"
 )
 
 // Typed errors become statuses with a JSON body naming the kind and
@@ -35,7 +36,7 @@ func TestErrorsMapToStatuses(t *testing.T) {
 		{"POST", "/v1/instances", map[string]any{"tenant": "alice", "id": "big", "process": "api", "memory_mb": 5000}, 422, "no_capacity", "no capacity"},
 		{"POST", "/v1/holds/7/approve", map[string]any{"by": "ann"}, 404, "not_found", "approve: hold 7 not found"},
 		{"POST", "/v1/holds/x/approve", map[string]any{}, 400, "invalid", `hold id "x": must be a positive whole number`},
-		{"GET", "/v1/events?last=-1", nil, 400, "invalid", `last "-1": must be a whole number`},
+		{"GET", "/v1/events/recent?last=-1", nil, 400, "invalid", `last "-1": must be a whole number`},
 		{"GET", "/v1/nothing", nil, 404, "not_found", "no such endpoint: GET /v1/nothing"},
 		{"GET", "/v1/watch?kinds=servers", nil, 400, "invalid", `kinds "servers": is not a kind`},
 	} {
@@ -76,7 +77,7 @@ func TestBadBodiesChangeNothing(t *testing.T) {
 	a := newTestAPI(t, Config{MaxBody: 256})
 	a.seed()
 	admin := a.tokens[slum.RoleAdmin]
-	before := dbState(t, a.store.Path())
+	before := dbState(t, a.store.Where())
 	for _, tc := range []struct {
 		body        string
 		contentType string
@@ -108,7 +109,7 @@ func TestBadBodiesChangeNothing(t *testing.T) {
 			t.Errorf("%.40q: %d %+v, want %d %s", tc.body, resp.StatusCode, e, tc.status, tc.msg)
 		}
 	}
-	if dbState(t, a.store.Path()) != before {
+	if dbState(t, a.store.Where()) != before {
 		t.Fatal("a refused body changed the database")
 	}
 }
@@ -119,7 +120,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 	a := newTestAPI(t, Config{})
 	a.seed()
 	// Hold the database's write lock, as another writer would.
-	d, err := sql.Open("sqlite3", "file:"+a.store.Path()+"?_busy_timeout=5000&_txlock=immediate")
+	d, err := sql.Open("sqlite3", "file:"+a.store.Where()+"?_busy_timeout=5000&_txlock=immediate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 	if _, err := tx.Exec(`UPDATE revision SET value = value WHERE id = 1`); err != nil {
 		t.Fatal(err)
 	}
-	before := dbState(t, a.store.Path())
+	before := dbState(t, a.store.Where())
 	ctx, cancel := context.WithCancel(context.Background())
 	text := "version: 1\ntenants:\n"
 	for _, id := range []string{"t1", "t2", "t3", "t4", "t5"} {
@@ -159,7 +160,7 @@ func TestCancelledRequestWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if dbState(t, a.store.Path()) != before {
+	if dbState(t, a.store.Where()) != before {
 		t.Fatal("a cancelled apply wrote something")
 	}
 	if ts, _ := a.store.ListTenants(context.Background()); len(ts) != 1 {
@@ -185,7 +186,7 @@ func FuzzRequestBodies(f *testing.F) {
 	admin := a.tokens[slum.RoleAdmin]
 	var writes []struct{ method, path string }
 	for _, e := range endpoints {
-		if e.need == accessAdmin {
+		if e.need == wire.AccessAdmin {
 			writes = append(writes, struct{ method, path string }{e.method, strings.Replace(e.path, "s3", "s1", 1)})
 		}
 	}
@@ -194,7 +195,7 @@ func FuzzRequestBodies(f *testing.F) {
 		a := *a
 		a.t = t
 		for _, w := range writes {
-			before := dbState(t, a.store.Path())
+			before := dbState(t, a.store.Where())
 			r := a.do(w.method, w.path, admin, string(body))
 			if r.status < 300 {
 				continue // a valid request: it may change things
@@ -202,7 +203,7 @@ func FuzzRequestBodies(f *testing.F) {
 			if r.status >= 500 {
 				t.Fatalf("%s %s %q: %d %s", w.method, w.path, body, r.status, r.body)
 			}
-			if after := dbState(t, a.store.Path()); after != before {
+			if after := dbState(t, a.store.Where()); after != before {
 				t.Fatalf("%s %s %q was refused (%d %s) but changed the database", w.method, w.path, body, r.status, r.body)
 			}
 		}

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
-
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 // testAPI is an API over a fresh fleet database, served over HTTP, with a
@@ -23,7 +23,7 @@ import (
 type testAPI struct {
 	t      testing.TB
 	ctx    context.Context
-	store  *desired.Store
+	store  *store.Store
 	api    *Server
 	srv    *httptest.Server
 	tokens map[slum.APIRole]string
@@ -33,7 +33,7 @@ func newTestAPI(t testing.TB, cfg Config) *testAPI {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	st, err := desired.Open(ctx, filepath.Join(t.TempDir(), "slum.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "slum.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
 )
 
 // The watch: one goroutine (watcher.run) follows the database. It reads
@@ -124,7 +123,7 @@ type subscribeReq struct {
 const recentEvents = 100
 
 type watcher struct {
-	st      *desired.Store
+	st      Store
 	every   time.Duration
 	history int
 	clock   clock.Clock
@@ -134,7 +133,7 @@ type watcher struct {
 	latest  atomic.Int64 // the newest node's seq, for streams to see how far behind they are
 }
 
-func newWatcher(st *desired.Store, cfg Config) *watcher {
+func newWatcher(st Store, cfg Config) *watcher {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return &watcher{st: st, every: cfg.WatchEvery, history: cfg.WatchHistory, clock: cfg.Clock, log: cfg.Log,
@@ -454,7 +453,11 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if c := callerOf(ctx); !c.noAuth {
+		defer s.streams.add(c.token.ID, cancel)()
+	}
 	sub, err := s.watch.subscribe(ctx, since, kinds)
 	if err != nil {
 		return nil // the client left

@@ -197,7 +197,7 @@ func TestWatchReadsTheWholeFleetOnlyWhenTheLogCannotTell(t *testing.T) {
 	// (here: the watcher stalled past its time): the watcher that comes
 	// back late reads the whole fleet, and so misses nothing.
 	second := ws.fleet
-	raw, err := sql.Open("sqlite3", "file:"+a.store.Path()+"?_busy_timeout=10000")
+	raw, err := sql.Open("sqlite3", "file:"+a.store.Where()+"?_busy_timeout=10000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func TestWatchKeepsEventsAcrossAFailedPoll(t *testing.T) {
 	}
 	// A change log entry the watch cannot read makes the poll fail after
 	// it read the event.
-	raw, err := sql.Open("sqlite3", "file:"+a.store.Path()+"?_busy_timeout=10000")
+	raw, err := sql.Open("sqlite3", "file:"+a.store.Where()+"?_busy_timeout=10000")
 	if err != nil {
 		t.Fatal(err)
 	}

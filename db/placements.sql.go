@@ -9,6 +9,38 @@ import (
 	"context"
 )
 
+const countPlacementsByServer = `-- name: CountPlacementsByServer :many
+SELECT server_id, COUNT(*) AS placed FROM placements GROUP BY server_id ORDER BY server_id
+`
+
+type CountPlacementsByServerRow struct {
+	ServerID string
+	Placed   int64
+}
+
+func (q *Queries) CountPlacementsByServer(ctx context.Context) ([]CountPlacementsByServerRow, error) {
+	rows, err := q.query(ctx, q.countPlacementsByServerStmt, countPlacementsByServer)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []CountPlacementsByServerRow
+	for rows.Next() {
+		var i CountPlacementsByServerRow
+		if err := rows.Scan(&i.ServerID, &i.Placed); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countPlacementsOnServer = `-- name: CountPlacementsOnServer :one
 SELECT COUNT(*) FROM placements WHERE server_id = ?
 `

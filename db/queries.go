@@ -51,6 +51,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.countInstancesOnServerStmt, err = db.PrepareContext(ctx, countInstancesOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountInstancesOnServer: %w", err)
 	}
+	if q.countPlacementsByServerStmt, err = db.PrepareContext(ctx, countPlacementsByServer); err != nil {
+		return nil, fmt.Errorf("error preparing query CountPlacementsByServer: %w", err)
+	}
 	if q.countPlacementsOnServerStmt, err = db.PrepareContext(ctx, countPlacementsOnServer); err != nil {
 		return nil, fmt.Errorf("error preparing query CountPlacementsOnServer: %w", err)
 	}
@@ -324,6 +327,11 @@ func (q *Queries) Close() error {
 	if q.countInstancesOnServerStmt != nil {
 		if cerr := q.countInstancesOnServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing countInstancesOnServerStmt: %w", cerr)
+		}
+	}
+	if q.countPlacementsByServerStmt != nil {
+		if cerr := q.countPlacementsByServerStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing countPlacementsByServerStmt: %w", cerr)
 		}
 	}
 	if q.countPlacementsOnServerStmt != nil {
@@ -749,6 +757,7 @@ type Queries struct {
 	clockMSStmt                 *sql.Stmt
 	countInstancesByPhaseStmt   *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
+	countPlacementsByServerStmt *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
 	countTenantsStmt            *sql.Stmt
 	deleteInstanceStmt          *sql.Stmt
@@ -839,6 +848,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		clockMSStmt:                 q.clockMSStmt,
 		countInstancesByPhaseStmt:   q.countInstancesByPhaseStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
+		countPlacementsByServerStmt: q.countPlacementsByServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
 		countTenantsStmt:            q.countTenantsStmt,
 		deleteInstanceStmt:          q.deleteInstanceStmt,

@@ -501,14 +501,14 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 		}
 	}
 	state := s.State
-	normalizeServer(&s.Server)
+	NormalizeServer(&s.Server)
 	if err := ValidateID(at+".id", s.ID); err != nil {
 		return s, p.wrap(n, err)
 	}
 	if s.CapacityMB == 0 {
 		return s, p.fieldErr(n, at+".capacity_mb", "is required: the memory, in MB, the server has for instances")
 	}
-	if err := validateServer(s.Server); err != nil {
+	if err := ValidateServer(s.Server); err != nil {
 		return s, p.wrap(n, prefixField(err, at+"."))
 	}
 	if state == "" {
@@ -558,8 +558,8 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 	if err != nil {
 		return t, err
 	}
-	normalizeTenant(&t.Tenant)
-	if err := validateTenant(t.Tenant); err != nil {
+	NormalizeTenant(&t.Tenant)
+	if err := ValidateTenant(t.Tenant); err != nil {
 		return t, p.wrap(n, prefixField(err, at+"."))
 	}
 	if instNodes == nil {
@@ -609,7 +609,7 @@ func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) 
 	if err != nil {
 		return in, err
 	}
-	if err := validateInstance(in.Instance); err != nil {
+	if err := ValidateInstance(in.Instance); err != nil {
 		return in, p.wrap(n, prefixField(err, at+"."))
 	}
 	return in, nil
@@ -719,6 +719,15 @@ type File struct {
 	Text []byte
 
 	versioned bool // the file gives its version
+}
+
+// ServerIDs are the ids of the file's servers, in the file's order.
+func (f *File) ServerIDs() []string {
+	ids := make([]string, len(f.Servers))
+	for i, s := range f.Servers {
+		ids[i] = s.ID
+	}
+	return ids
 }
 
 // FileServer is one server of a fleet file. Token is set only when the file

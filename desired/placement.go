@@ -38,8 +38,6 @@ func NewPlacer() *Placer {
 	return &Placer{byID: map[string]*slot{}, affinity: map[tenantProcess][]string{}}
 }
 
-func newPlacer() *Placer { return NewPlacer() }
-
 // runs reports whether server already runs an instance of tenant's process.
 func (p *Placer) runs(tenant, process, server string) bool {
 	for _, s := range p.affinity[tenantProcess{tenant, process}] {
@@ -49,8 +47,6 @@ func (p *Placer) runs(tenant, process, server string) bool {
 	}
 	return false
 }
-
-func (p *Placer) addServer(s slum.Server) { p.AddServer(s, "") }
 
 // AddServer adds a server. unfit, when not empty, says why it takes nothing
 // new although it may be active (it is dead, say): it still counts for
@@ -65,8 +61,6 @@ func (p *Placer) AddServer(s slum.Server, unfit string) {
 	p.byID[s.ID] = sl
 }
 
-func (p *Placer) take(i slum.Instance) { p.Take(i) }
-
 // Take records that an instance occupies its server.
 func (p *Placer) Take(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
@@ -75,8 +69,6 @@ func (p *Placer) Take(i slum.Instance) {
 	k := tenantProcess{i.TenantID, i.Process}
 	p.affinity[k] = append(p.affinity[k], i.ServerID)
 }
-
-func (p *Placer) release(i slum.Instance) { p.Release(i) }
 
 // Release undoes Take.
 func (p *Placer) Release(i slum.Instance) {
@@ -94,10 +86,6 @@ func (p *Placer) Release(i slum.Instance) {
 	if len(p.affinity[k]) == 0 {
 		delete(p.affinity, k)
 	}
-}
-
-func (p *Placer) place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
-	return p.Place(tenant, region, process, memoryMB, avoid)
 }
 
 // Place picks a server for an instance of tenant's process: an active,

@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/slum-fleet/slum"
-
 	"github.com/slum-fleet/slum/names"
 )
 
@@ -104,13 +102,6 @@ func isScheme(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// ValidateServer checks a server as AddServer would, before it is added:
-// a caller that must not create a database for a bad request checks first.
-func ValidateServer(s slum.Server) error {
-	normalizeServer(&s)
-	return validateServer(s)
 }
 
 // ValidateEnvName checks the name of an environment variable that holds

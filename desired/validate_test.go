@@ -135,18 +135,3 @@ func TestValidateTokenHidesValue(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-// The names themselves are tested in package names; these are the
-// wrappers the controller calls.
-func TestTenementNameWrappers(t *testing.T) {
-	in := slum.Instance{TenantID: "alice", ID: "prod", Process: "api"}
-	if in.TenementName() != "api:alice--prod" || TenementID("alice", "prod") != "alice--prod" {
-		t.Fatalf("TenementName %q", in.TenementName())
-	}
-	if p, ten, id, ok := ParseTenementName("api:alice--prod"); !ok || p != "api" || ten != "alice" || id != "prod" {
-		t.Fatal("ParseTenementName")
-	}
-	if _, _, _, ok := ParseTenementName("api:a--b--c"); ok {
-		t.Fatal("ParseTenementName accepted a name slum cannot make")
-	}
-}

@@ -24,10 +24,11 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/e2e/harness"
 	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 var (
@@ -269,9 +270,9 @@ func (e *env) appAnswers(server, process, id string) (string, error) {
 }
 
 // store opens the database read-only, for what the CLI shows as a table.
-func (e *env) store() *desired.Store {
+func (e *env) store() *store.Store {
 	e.t.Helper()
-	st, err := desired.Open(context.Background(), e.db)
+	st, err := sqlite.Open(context.Background(), e.db)
 	if err != nil {
 		e.t.Fatal(err)
 	}

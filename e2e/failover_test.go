@@ -12,8 +12,8 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/localfleet"
+	"github.com/slum-fleet/slum/store"
 )
 
 // The failover fleet: alice has a warm spare on s2; bob fails over; carol's
@@ -152,7 +152,7 @@ func failoverOnce(t *testing.T, f fault) time.Duration {
 	return took
 }
 
-func serverStatus(t *testing.T, st *desired.Store, id string) slum.ServerStatus {
+func serverStatus(t *testing.T, st *store.Store, id string) slum.ServerStatus {
 	t.Helper()
 	sts, err := st.ListServerStatus(context.Background())
 	if err != nil {
@@ -166,7 +166,7 @@ func serverStatus(t *testing.T, st *desired.Store, id string) slum.ServerStatus 
 	return slum.ServerStatus{}
 }
 
-func tenantStatus(t *testing.T, st *desired.Store, id string) slum.TenantStatus {
+func tenantStatus(t *testing.T, st *store.Store, id string) slum.TenantStatus {
 	t.Helper()
 	ts, err := st.ListTenantStatus(context.Background())
 	if err != nil {

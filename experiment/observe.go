@@ -10,8 +10,8 @@ import (
 	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/store"
 )
 
 // HealthChange is a server's health as the controller reported it.
@@ -64,7 +64,7 @@ type Lister interface {
 // tenement's own (instance lists). Two goroutines each own what they
 // record and hand it back when stopped; they share only immutable values.
 type observer struct {
-	st      *desired.Store
+	st      *store.Store
 	clk     clock.Clock
 	listers map[string]Lister
 	victims map[string]bool
@@ -87,7 +87,7 @@ type observer struct {
 	lists  []ListRound
 }
 
-func newObserver(st *desired.Store, clk clock.Clock, listers map[string]Lister, victims []string, allowVictim bool) *observer {
+func newObserver(st *store.Store, clk clock.Clock, listers map[string]Lister, victims []string, allowVictim bool) *observer {
 	o := &observer{st: st, clk: clk, listers: listers, victims: map[string]bool{}, allowVictim: allowVictim,
 		dbEvery: 20 * time.Millisecond, fastEvery: 100 * time.Millisecond, slowEvery: 500 * time.Millisecond}
 	for _, v := range victims {

@@ -9,12 +9,12 @@ import (
 	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/store"
 )
 
 // ObserveOptions describe an observation of an existing fleet.
 type ObserveOptions struct {
-	Store      *desired.Store
+	Store      *store.Store
 	RouterAddr string
 	Rate       float64
 	Timeout    time.Duration
@@ -183,7 +183,7 @@ func hit(hs []HealthChange, t time.Time) []string {
 
 // runningRound is the controller's view of where instances run, as a
 // round of lists: each instance it last saw running, on its server.
-func runningRound(ctx context.Context, st *desired.Store, names map[slum.InstanceKey]string, now time.Time) (ListRound, bool) {
+func runningRound(ctx context.Context, st *store.Store, names map[slum.InstanceKey]string, now time.Time) (ListRound, bool) {
 	sts, err := st.ListInstanceStatus(ctx)
 	if err != nil {
 		return ListRound{}, false

@@ -21,6 +21,8 @@ import (
 	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 // ControllerSpec says how to start the controller under test.
@@ -141,7 +143,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		LoadAverage: []string{loadAverage()}}
 	opt.progress(Progress{Phase: "starting the local fleet"})
 	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(file.Servers), Dir: filepath.Join(opt.Dir, "servers"),
-		Backend: opt.Backend, Services: Processes(file)})
+		Backend: opt.Backend, Services: Processes(file), Names: file.ServerIDs()})
 	if err != nil {
 		return nil, fmt.Errorf("start the local fleet: %w", err)
 	}
@@ -233,7 +235,7 @@ func (r *trialRun) run(ctx context.Context) Record {
 	if err := reset(ctx, r.fleet); err != nil {
 		return r.fail(err)
 	}
-	st, err := desired.Open(ctx, filepath.Join(r.dir, "slum.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(r.dir, "slum.db"))
 	if err != nil {
 		return r.fail(err)
 	}
@@ -249,7 +251,7 @@ func (r *trialRun) run(ctx context.Context) Record {
 		return r.fail(fmt.Errorf("apply the fleet: %w", err))
 	}
 	r.phase("starting the controller and the router")
-	spec := ControllerSpec{DB: st.Path(), Separate: r.fault == FaultControllerKill, Log: filepath.Join(r.dir, "slum.log")}
+	spec := ControllerSpec{DB: st.Where(), Separate: r.fault == FaultControllerKill, Log: filepath.Join(r.dir, "slum.log")}
 	ctl, err := r.opt.Launcher.Start(ctx, spec)
 	if err != nil {
 		return r.fail(fmt.Errorf("start the controller: %w", err))
@@ -417,7 +419,7 @@ func (r *trialRun) chooseVictims() []*localfleet.Member {
 // expectations work out, from the converged fleet, what the fault takes
 // down: the displaced instances, the tenants with a warm spare, and those
 // expected to stay down.
-func (r *trialRun) expectations(ctx context.Context, st *desired.Store) error {
+func (r *trialRun) expectations(ctx context.Context, st *store.Store) error {
 	snap, err := st.Snapshot(ctx)
 	if err != nil {
 		return err
@@ -484,7 +486,7 @@ func (r *trialRun) healAll(ctx context.Context, victims []*localfleet.Member) er
 // converge waits until every instance runs where the desired state puts
 // it (by the servers' own lists) and the router serves every tenant from
 // one of its copies; it returns the load's targets.
-func (r *trialRun) converge(ctx context.Context, st *desired.Store, listers map[string]Lister, routerAddr string, limit time.Duration) ([]Target, error) {
+func (r *trialRun) converge(ctx context.Context, st *store.Store, listers map[string]Lister, routerAddr string, limit time.Duration) ([]Target, error) {
 	tenants, err := st.ListTenants(ctx)
 	if err != nil {
 		return nil, err
@@ -529,7 +531,7 @@ func targetsOf(tenants []slum.Tenant, ins []slum.Instance) []Target {
 }
 
 // unconverged says what is not yet as it should be, or "".
-func (r *trialRun) unconverged(ctx context.Context, st *desired.Store, listers map[string]Lister, routerAddr string, targets []Target, client *http.Client) string {
+func (r *trialRun) unconverged(ctx context.Context, st *store.Store, listers map[string]Lister, routerAddr string, targets []Target, client *http.Client) string {
 	ins, err := st.ListInstances(ctx)
 	if err != nil {
 		return err.Error()
@@ -627,7 +629,7 @@ func hasReason(evs []slum.Event, reason slum.EventReason) bool {
 // waitRecovered waits until the fault has cost what it will: every
 // displaced instance runs again and no request has failed for a while
 // (or, for a partition, the controller has held the failover a while).
-func (r *trialRun) waitRecovered(ctx context.Context, st *desired.Store, obs *observer, load *Load) {
+func (r *trialRun) waitRecovered(ctx context.Context, st *store.Store, obs *observer, load *Load) {
 	clk := r.opt.Clock
 	defer r.dropUnplaceable()
 	var lastCheck time.Time
@@ -679,7 +681,7 @@ func (r *trialRun) waitRecovered(ctx context.Context, st *desired.Store, obs *ob
 // findUnplaceable notes the displaced instances the controller reports it
 // cannot place anywhere (no server has room, or every other one holds a
 // copy of the tenant); it reports whether there are any.
-func (r *trialRun) findUnplaceable(ctx context.Context, st *desired.Store) bool {
+func (r *trialRun) findUnplaceable(ctx context.Context, st *store.Store) bool {
 	sts, err := st.ListInstanceStatus(ctx)
 	if err != nil {
 		return len(r.rec.Unplaceable) > 0
@@ -789,7 +791,7 @@ func backAt(hs []HealthChange, victims []string, from time.Time) time.Time {
 // leftBehind lists what the trial leaves that it should not: copies that
 // run where the desired state does not put them, instances that do not run
 // where it does, holds still open.
-func (r *trialRun) leftBehind(ctx context.Context, st *desired.Store, listers map[string]Lister) []string {
+func (r *trialRun) leftBehind(ctx context.Context, st *store.Store, listers map[string]Lister) []string {
 	out := []string{}
 	ins, err := st.ListInstances(ctx)
 	if err != nil {

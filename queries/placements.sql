@@ -11,3 +11,6 @@ SELECT * FROM placements ORDER BY server_id, name;
 
 -- name: CountPlacementsOnServer :one
 SELECT COUNT(*) FROM placements WHERE server_id = ?;
+
+-- name: CountPlacementsByServer :many
+SELECT server_id, COUNT(*) AS placed FROM placements GROUP BY server_id ORDER BY server_id;

@@ -18,6 +18,7 @@ import (
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/observed/sim"
+	"github.com/slum-fleet/slum/sqlite"
 )
 
 // benchFleet is a fleet of in-process simulators and a database whose
@@ -29,7 +30,7 @@ func benchFleet(b testing.TB, servers, n int) *fixture {
 	cfg.Clock = clock.Real{}
 	f := &fixture{t: b, ctx: context.Background(), sims: map[string]*sim.Server{}, cfg: cfg}
 	f.path = filepath.Join(b.TempDir(), "bench.db")
-	st, err := desired.Open(f.ctx, f.path)
+	st, err := sqlite.Open(f.ctx, f.path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func BenchmarkReactToCommit(b *testing.B) {
 	for !f.ctrl.Status().Ready {
 		time.Sleep(time.Millisecond)
 	}
-	other, err := desired.Open(f.ctx, f.path)
+	other, err := sqlite.Open(f.ctx, f.path)
 	if err != nil {
 		b.Fatal(err)
 	}

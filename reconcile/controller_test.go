@@ -18,10 +18,11 @@ import (
 
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/db"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fakeclock"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 // fixture is a fleet of in-process simulated servers and a database. The
@@ -31,7 +32,7 @@ type fixture struct {
 	t     testing.TB
 	ctx   context.Context
 	path  string
-	store *desired.Store
+	store *store.Store
 	sims  map[string]*sim.Server
 	ctrl  *Controller
 	cfg   Config
@@ -50,7 +51,7 @@ func newFixture(t testing.TB, servers int, cfg Config) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	path := filepath.Join(t.TempDir(), "slum.db")
-	st, err := desired.Open(ctx, path)
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,12 +332,12 @@ func TestMassStopIsHeldVisiblyUntilApproved(t *testing.T) {
 // wrong database looks like to the controller.
 func vanish(t *testing.T, f *fixture, prefix string) {
 	t.Helper()
-	raw, err := db.Open(f.ctx, f.path)
+	raw, err := sqlite.OpenEngine(f.ctx, f.path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	err = raw.InTx(f.ctx, func(q *db.Queries) error {
+	err = raw.InTx(f.ctx, func(q db.Querier) error {
 		ts, err := q.ListTenants(f.ctx)
 		if err != nil {
 			return err
@@ -669,7 +670,7 @@ func spec2(tenant, id, process, server string) slum.InstanceSpec {
 }
 
 type failingStore struct {
-	*desired.Store
+	*store.Store
 	fail atomic.Bool
 }
 
@@ -721,7 +722,7 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// Another process's commit: a second connection to the same file.
-	other, err := desired.Open(f.ctx, f.path)
+	other, err := sqlite.Open(f.ctx, f.path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -959,7 +960,7 @@ func TestPartitionMovesNothing(t *testing.T) {
 // recordFails is a Store whose placements cannot be recorded while fail
 // is set.
 type recordFails struct {
-	*desired.Store
+	*store.Store
 	fail atomic.Bool
 }
 
@@ -994,7 +995,7 @@ func TestSpawnsWaitForTheirPlacements(t *testing.T) {
 
 // recordingStore keeps every report written.
 type recordingStore struct {
-	*desired.Store
+	*store.Store
 	mu      sync.Mutex
 	reports []slum.Report
 }

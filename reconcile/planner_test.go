@@ -10,7 +10,7 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/observed"
 )
 
@@ -163,7 +163,7 @@ func (sc scenario) input() Input {
 			e, touched = strings.TrimSuffix(e, "@now"), t0
 		}
 		server, n, _ := strings.Cut(e, "/")
-		if _, _, _, ok := desired.ParseTenementName(n); !ok {
+		if _, _, _, ok := names.ParseTenementName(n); !ok {
 			panic("bad ledger name " + n)
 		}
 		if ledger[server] == nil {

@@ -1,5 +1,5 @@
 // Package client is the Go client of slum's fleet HTTP API (package api).
-// Client has the typed operations of desired.Store, with the same
+// Client has the typed operations of store.Store, with the same
 // arguments, results and errors: an error from the API is one errors.Is
 // finds desired.ErrNotFound, desired.ErrInvalid and the rest in, so code
 // written for a local fleet works unchanged against a remote one. Its
@@ -260,7 +260,7 @@ func decodeError(resp *http.Response) error {
 }
 
 // massPrune carries a refused prune and its plan from decodeError to
-// Apply, which returns them as desired.Store.Apply does.
+// Apply, which returns them as store.Store.Apply does.
 type massPrune struct {
 	err  *slum.MassPruneError
 	plan *slum.ChangeSet

@@ -27,11 +27,13 @@ import (
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
-func openStore(t *testing.T) *desired.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
-	st, err := desired.Open(context.Background(), filepath.Join(t.TempDir(), "slum.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "slum.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func openStore(t *testing.T) *desired.Store {
 }
 
 // remote serves st's API and returns an admin client of it.
-func remote(t *testing.T, st *desired.Store) *client.Client {
+func remote(t testing.TB, st *store.Store) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -59,7 +61,40 @@ func remote(t *testing.T, st *desired.Store) *client.Client {
 	return c
 }
 
-func seed(t *testing.T, st *desired.Store) {
+// The API client keeps the Fleet contract: every operation behaves, and
+// fails, as the store behind it does.
+func TestFleetContract(t *testing.T) {
+	fleettest.Run(t, func(t testing.TB) fleettest.Subject {
+		st := openStore(t)
+		return fleettest.Subject{Fleet: remoteNoAuth(t, st), Store: st, Stored: func(t testing.TB) []byte {
+			file, err := os.ReadFile(st.Where())
+			if err != nil {
+				t.Fatal(err)
+			}
+			wal, _ := os.ReadFile(st.Where() + "-wal")
+			return append(file, wal...)
+		}}
+	})
+}
+
+// remoteNoAuth serves st's API without tokens (on loopback), so the
+// fleet behind it holds only what a test puts there, and returns a client.
+func remoteNoAuth(t testing.TB, st *store.Store) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a := api.New(st, api.Config{NoAuth: true})
+	go a.Run(ctx)
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	c, err := client.New(srv.URL, "no-auth", client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func seed(t *testing.T, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	for _, id := range []string{"s1", "s2"} {

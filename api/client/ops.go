@@ -4,40 +4,52 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/slum-fleet/slum"
-
 	"github.com/slum-fleet/slum/api/wire"
+	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/routes"
 )
 
-// Each method below is the desired.Store method of the same name, over
-// the API.
+// Each method below is the slum.Fleet operation of the same name, sent as
+// its wire.Op declares.
 
-func fromWire(s wire.Server) slum.Server {
+// send makes one operation's request and decodes its answer.
+func send[Req, Resp any](ctx context.Context, c *Client, op wire.Op[Req, Resp], req Req) (Resp, error) {
+	var out Resp
+	path, query := op.Target(req)
+	var body any
+	if op.Body != wire.NoBody {
+		body = req
+	}
+	err := c.do(ctx, op.Method, path, query, body, &out)
+	return out, err
+}
+
+func fromWire(s wire.Server, err error) (slum.Server, error) {
 	out := s.Server
 	if s.HasToken {
 		out.Token = HiddenToken
 	}
-	return out
+	return out, err
 }
 
-func fromWireList(ss []wire.Server) []slum.Server {
+func fromWireList(ss []wire.Server, err error) ([]slum.Server, error) {
 	if ss == nil {
-		return nil
+		return nil, err
 	}
 	out := make([]slum.Server, len(ss))
 	for i, s := range ss {
-		out[i] = fromWire(s)
+		out[i], _ = fromWire(s, nil)
 	}
-	return out
+	return out, err
 }
 
 // errHiddenToken: a server read from the API was sent back with its
 // hidden token.
 var errHiddenToken = &slum.FieldError{Field: "token", Value: HiddenToken, Reason: "is what the API shows for a token it hides; give the server's real token"}
+
+func drop[T any](_ T, err error) error { return err }
 
 // ---- servers
 
@@ -45,197 +57,141 @@ func (c *Client) AddServer(ctx context.Context, s slum.Server) (slum.Server, err
 	if s.Token == HiddenToken {
 		return slum.Server{}, errHiddenToken
 	}
-	var out wire.Server
-	err := c.do(ctx, http.MethodPost, path("servers"), nil, wire.AddServer{ID: s.ID, URL: s.URL, Region: s.Region,
-		CapacityMB: s.CapacityMB, Domain: s.Domain, Token: s.Token}, &out)
-	return fromWire(out), err
+	return fromWire(send(ctx, c, wire.AddServer, wire.AddServerReq{ID: s.ID, URL: s.URL, Region: s.Region, CapacityMB: s.CapacityMB, Domain: s.Domain, Token: s.Token}))
 }
 
 func (c *Client) ListServers(ctx context.Context) ([]slum.Server, error) {
-	var out []wire.Server
-	err := c.do(ctx, http.MethodGet, path("servers"), nil, nil, &out)
-	return fromWireList(out), err
+	return fromWireList(send(ctx, c, wire.ListServers, wire.None{}))
 }
 
 func (c *Client) ServersInRegion(ctx context.Context, region string) ([]slum.Server, error) {
-	var out []wire.Server
-	err := c.do(ctx, http.MethodGet, path("servers"), url.Values{"region": {region}}, nil, &out)
-	return fromWireList(out), err
+	return fromWireList(send(ctx, c, wire.ServersInRegion, wire.InRegion{Region: region}))
 }
 
-func (c *Client) GetServer(ctx context.Context, serverID string) (slum.Server, error) {
-	var out wire.Server
-	err := c.do(ctx, http.MethodGet, path("servers", id(serverID)), nil, nil, &out)
-	return fromWire(out), err
+func (c *Client) GetServer(ctx context.Context, id string) (slum.Server, error) {
+	return fromWire(send(ctx, c, wire.GetServer, wire.ByID{ID: id}))
 }
 
-func (c *Client) UpdateServer(ctx context.Context, serverID string, u slum.ServerUpdate) (slum.Server, error) {
+func (c *Client) UpdateServer(ctx context.Context, id string, u slum.ServerUpdate) (slum.Server, error) {
 	if u.Token != nil && *u.Token == HiddenToken {
 		return slum.Server{}, errHiddenToken
 	}
-	var out wire.Server
-	err := c.do(ctx, http.MethodPatch, path("servers", id(serverID)), nil, wire.ServerUpdate{URL: u.URL, Region: u.Region,
-		CapacityMB: u.CapacityMB, Domain: u.Domain, Token: u.Token}, &out)
-	return fromWire(out), err
+	return fromWire(send(ctx, c, wire.UpdateServer, wire.UpdateServerReq{ID: id,
+		ServerUpdate: wire.ServerUpdate{URL: u.URL, Region: u.Region, CapacityMB: u.CapacityMB, Domain: u.Domain, Token: u.Token}}))
 }
 
-func (c *Client) RemoveServer(ctx context.Context, serverID string, force bool) error {
-	return c.do(ctx, http.MethodDelete, path("servers", id(serverID)), url.Values{"force": {strconv.FormatBool(force)}}, nil, nil)
+func (c *Client) RemoveServer(ctx context.Context, id string, force bool) error {
+	return drop(send(ctx, c, wire.RemoveServer, wire.RemoveServerReq{ID: id, Force: force}))
 }
 
-func (c *Client) SetServerState(ctx context.Context, serverID string, state slum.ServerState) (slum.Server, error) {
-	var out wire.Server
-	err := c.do(ctx, http.MethodPut, path("servers", id(serverID), "state"), nil, wire.SetState{State: state}, &out)
-	return fromWire(out), err
+func (c *Client) SetServerState(ctx context.Context, id string, state slum.ServerState) (slum.Server, error) {
+	return fromWire(send(ctx, c, wire.SetServerState, wire.SetStateReq{ID: id, SetState: wire.SetState{State: state}}))
 }
 
-func (c *Client) Drain(ctx context.Context, serverID string) ([]slum.Move, error) {
-	var out []slum.Move
-	err := c.do(ctx, http.MethodPost, path("servers", id(serverID), "drain"), nil, nil, &out)
-	return out, err
+func (c *Client) Drain(ctx context.Context, id string) ([]slum.Move, error) {
+	return send(ctx, c, wire.Drain, wire.ByID{ID: id})
 }
 
-func (c *Client) ServerStats(ctx context.Context, serverID string) (slum.ServerStats, error) {
-	var out slum.ServerStats
-	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "stats"), nil, nil, &out)
-	return out, err
+func (c *Client) ServerStats(ctx context.Context, id string) (slum.ServerStats, error) {
+	return send(ctx, c, wire.ServerStats, wire.ByID{ID: id})
 }
 
 func (c *Client) AllServerStats(ctx context.Context) ([]slum.ServerStats, error) {
-	var out []slum.ServerStats
-	err := c.do(ctx, http.MethodGet, path("stats", "servers"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.AllServerStats, wire.None{})
 }
 
-func (c *Client) ServerStatus(ctx context.Context, serverID string) (slum.ServerStatus, error) {
-	var out slum.ServerStatus
-	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "status"), nil, nil, &out)
-	return out, err
+func (c *Client) ServerStatus(ctx context.Context, id string) (slum.ServerStatus, error) {
+	return send(ctx, c, wire.ServerStatus, wire.ByID{ID: id})
 }
 
 func (c *Client) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
-	var out []slum.ServerStatus
-	err := c.do(ctx, http.MethodGet, path("status", "servers"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.ListServerStatus, wire.None{})
 }
 
-func (c *Client) ListTenantsOnServer(ctx context.Context, serverID string) ([]slum.Tenant, error) {
-	var out []slum.Tenant
-	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "tenants"), nil, nil, &out)
-	return out, err
+func (c *Client) ListTenantsOnServer(ctx context.Context, id string) ([]slum.Tenant, error) {
+	return send(ctx, c, wire.ListTenantsOnServer, wire.ByID{ID: id})
 }
 
-func (c *Client) ListInstancesOnServer(ctx context.Context, serverID string) ([]slum.Instance, error) {
-	var out []slum.Instance
-	err := c.do(ctx, http.MethodGet, path("servers", id(serverID), "instances"), nil, nil, &out)
-	return out, err
+func (c *Client) ListInstancesOnServer(ctx context.Context, id string) ([]slum.Instance, error) {
+	return send(ctx, c, wire.ListInstancesOnServer, wire.ByID{ID: id})
 }
 
 // ---- tenants
 
 func (c *Client) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.InstanceSpec) (slum.Tenant, []slum.Instance, error) {
-	req := wire.AddTenant{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: t.Failover, Serving: t.Serving}
+	req := wire.AddTenantReq{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: t.Failover, Serving: t.Serving}
 	for _, s := range first {
 		req.Instances = append(req.Instances, wire.FromSpec(s))
 	}
-	var out wire.AddedTenant
-	err := c.do(ctx, http.MethodPost, path("tenants"), nil, req, &out)
+	out, err := send(ctx, c, wire.AddTenant, req)
 	return out.Tenant, out.Instances, err
 }
 
 func (c *Client) ListTenants(ctx context.Context) ([]slum.Tenant, error) {
-	var out []slum.Tenant
-	err := c.do(ctx, http.MethodGet, path("tenants"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.ListTenants, wire.None{})
 }
 
-func (c *Client) GetTenant(ctx context.Context, tenantID string) (slum.Tenant, error) {
-	var out slum.Tenant
-	err := c.do(ctx, http.MethodGet, path("tenants", id(tenantID)), nil, nil, &out)
-	return out, err
+func (c *Client) GetTenant(ctx context.Context, id string) (slum.Tenant, error) {
+	return send(ctx, c, wire.GetTenant, wire.ByID{ID: id})
 }
 
 func (c *Client) GetTenantByDomain(ctx context.Context, domain string) (slum.Tenant, error) {
-	var out slum.Tenant
-	err := c.do(ctx, http.MethodGet, path("domains", id(domain)), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.GetTenantByDomain, wire.ByDomain{Domain: domain})
 }
 
-func (c *Client) UpdateTenant(ctx context.Context, tenantID string, u slum.TenantUpdate) (slum.Tenant, error) {
-	var out slum.Tenant
-	err := c.do(ctx, http.MethodPatch, path("tenants", id(tenantID)), nil, wire.TenantUpdate{Domain: u.Domain, Region: u.Region,
-		Failover: u.Failover, Serving: u.Serving}, &out)
-	return out, err
+func (c *Client) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate) (slum.Tenant, error) {
+	return send(ctx, c, wire.UpdateTenant, wire.UpdateTenantReq{ID: id,
+		TenantUpdate: wire.TenantUpdate{Domain: u.Domain, Region: u.Region, Failover: u.Failover, Serving: u.Serving}})
 }
 
-func (c *Client) RemoveTenant(ctx context.Context, tenantID string) error {
-	return c.do(ctx, http.MethodDelete, path("tenants", id(tenantID)), nil, nil, nil)
+func (c *Client) RemoveTenant(ctx context.Context, id string) error {
+	return drop(send(ctx, c, wire.RemoveTenant, wire.ByID{ID: id}))
 }
 
-func (c *Client) ListInstancesOfTenant(ctx context.Context, tenantID string) ([]slum.Instance, error) {
-	var out []slum.Instance
-	err := c.do(ctx, http.MethodGet, path("tenants", id(tenantID), "instances"), nil, nil, &out)
-	return out, err
+func (c *Client) ListInstancesOfTenant(ctx context.Context, id string) ([]slum.Instance, error) {
+	return send(ctx, c, wire.ListInstancesOfTenant, wire.ByID{ID: id})
 }
 
-func (c *Client) TenantStatus(ctx context.Context, tenantID string) (slum.TenantStatus, error) {
-	var out slum.TenantStatus
-	err := c.do(ctx, http.MethodGet, path("tenants", id(tenantID), "status"), nil, nil, &out)
-	return out, err
+func (c *Client) TenantStatus(ctx context.Context, id string) (slum.TenantStatus, error) {
+	return send(ctx, c, wire.TenantStatus, wire.ByID{ID: id})
 }
 
 func (c *Client) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
-	var out []slum.TenantStatus
-	err := c.do(ctx, http.MethodGet, path("status", "tenants"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.ListTenantStatus, wire.None{})
 }
 
 // ---- instances
 
 func (c *Client) ListInstances(ctx context.Context) ([]slum.Instance, error) {
-	var out []slum.Instance
-	err := c.do(ctx, http.MethodGet, path("instances"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.ListInstances, wire.None{})
 }
 
 func (c *Client) SpawnInstance(ctx context.Context, spec slum.InstanceSpec) (slum.Instance, error) {
-	var out slum.Instance
-	err := c.do(ctx, http.MethodPost, path("instances"), nil, wire.FromSpec(spec), &out)
-	return out, err
+	return send(ctx, c, wire.SpawnInstance, wire.FromSpec(spec))
 }
 
 func (c *Client) GetInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
-	var out slum.Instance
-	err := c.do(ctx, http.MethodGet, path("instances", id(key)), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.GetInstance, wire.ByKey{Key: key})
 }
 
 func (c *Client) StopInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
-	var out slum.Instance
-	err := c.do(ctx, http.MethodPost, path("instances", id(key), "stop"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.StopInstance, wire.ByKey{Key: key})
 }
 
 func (c *Client) RemoveInstance(ctx context.Context, key slum.InstanceKey) error {
-	return c.do(ctx, http.MethodDelete, path("instances", id(key)), nil, nil, nil)
+	return drop(send(ctx, c, wire.RemoveInstance, wire.ByKey{Key: key}))
 }
 
 func (c *Client) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer string) (slum.Move, error) {
-	var out slum.Move
-	err := c.do(ctx, http.MethodPost, path("instances", id(key), "move"), nil, wire.MoveTo{To: toServer}, &out)
-	return out, err
+	return send(ctx, c, wire.MoveInstance, wire.MoveReq{Key: key, MoveTo: wire.MoveTo{To: toServer}})
 }
 
 func (c *Client) InstanceStatus(ctx context.Context, key slum.InstanceKey) (slum.InstanceStatus, error) {
-	var out slum.InstanceStatus
-	err := c.do(ctx, http.MethodGet, path("instances", id(key), "status"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.InstanceStatus, wire.ByKey{Key: key})
 }
 
 func (c *Client) ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus, error) {
-	var out []slum.InstanceStatus
-	err := c.do(ctx, http.MethodGet, path("status", "instances"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.ListInstanceStatus, wire.None{})
 }
 
 // ---- fleet files, status, events, holds, settings
@@ -244,12 +200,11 @@ func (c *Client) ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus,
 // read on this side) and applies it on the fleet's side, in one
 // transaction there. A dry run is a diff, which a read token may ask for.
 func (c *Client) Apply(ctx context.Context, src slum.FileSource, opt slum.ApplyOptions) (*slum.ChangeSet, error) {
-	endpoint := "apply"
+	op := wire.Apply
 	if opt.DryRun {
-		endpoint = "diff"
+		op = wire.Diff
 	}
-	var plan slum.ChangeSet
-	err := c.do(ctx, http.MethodPost, path(endpoint), nil, wire.Apply{File: src, Prune: opt.Prune, AllowMassPrune: opt.AllowMassPrune, DryRun: opt.DryRun}, &plan)
+	plan, err := send(ctx, c, op, wire.ApplyReq{File: src, Prune: opt.Prune, AllowMassPrune: opt.AllowMassPrune, DryRun: opt.DryRun})
 	var mp *massPrune
 	if errors.As(err, &mp) {
 		return mp.plan, mp.err
@@ -257,73 +212,57 @@ func (c *Client) Apply(ctx context.Context, src slum.FileSource, opt slum.ApplyO
 	if err != nil {
 		return nil, err
 	}
-	return &plan, nil
+	return plan, nil
 }
 
 func (c *Client) Overview(ctx context.Context) (*slum.Overview, error) {
-	var out slum.Overview
-	if err := c.do(ctx, http.MethodGet, path("status"), nil, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return send(ctx, c, wire.Overview, wire.None{})
 }
 
 func (c *Client) Events(ctx context.Context, since, limit int64) ([]slum.Event, error) {
-	var out []slum.Event
-	err := c.do(ctx, http.MethodGet, path("events"), url.Values{"since": {strconv.FormatInt(since, 10)}, "limit": {strconv.FormatInt(limit, 10)}}, nil, &out)
-	return out, err
+	return send(ctx, c, wire.Events, wire.EventsSince{Since: since, Limit: limit})
 }
 
 func (c *Client) RecentEvents(ctx context.Context, n int64) ([]slum.Event, error) {
-	var out []slum.Event
-	err := c.do(ctx, http.MethodGet, path("events"), url.Values{"last": {strconv.FormatInt(n, 10)}}, nil, &out)
-	return out, err
+	return send(ctx, c, wire.RecentEvents, wire.Last{N: n})
 }
 
 func (c *Client) RecentHolds(ctx context.Context, n int64) ([]slum.Hold, error) {
-	var out []slum.Hold
-	err := c.do(ctx, http.MethodGet, path("holds"), url.Values{"last": {strconv.FormatInt(n, 10)}}, nil, &out)
-	return out, err
+	return send(ctx, c, wire.RecentHolds, wire.Last{N: n})
 }
 
 // ApproveHold approves the held plan id once. The API records by
 // together with the token that approved it.
-func (c *Client) ApproveHold(ctx context.Context, holdID int64, by string) (slum.Hold, error) {
-	var out slum.Hold
-	err := c.do(ctx, http.MethodPost, path("holds", holdID, "approve"), nil, wire.Approve{By: by}, &out)
-	return out, err
+func (c *Client) ApproveHold(ctx context.Context, id int64, by string) (slum.Hold, error) {
+	return send(ctx, c, wire.ApproveHold, wire.ApproveReq{ID: id, Approve: wire.Approve{By: by}})
 }
 
 func (c *Client) Settings(ctx context.Context) (slum.Settings, error) {
-	var out slum.Settings
-	err := c.do(ctx, http.MethodGet, path("settings"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.GetSettings, wire.None{})
 }
 
 func (c *Client) SetSettings(ctx context.Context, s slum.Settings) (slum.Settings, error) {
-	var out slum.Settings
-	err := c.do(ctx, http.MethodPut, path("settings"), nil, s, &out)
-	return out, err
+	return send(ctx, c, wire.SetSettings, s)
 }
 
 // ---- API tokens
 
 func (c *Client) CreateAPIToken(ctx context.Context, role slum.APIRole, name string) (slum.APIToken, string, error) {
-	var out wire.CreatedToken
-	err := c.do(ctx, http.MethodPost, path("tokens"), nil, wire.CreateToken{Role: role, Name: name}, &out)
+	// Checked here too: JSON would carry a name that is not UTF-8 as
+	// another one.
+	if err := desired.ValidateTokenName("name", name); err != nil {
+		return slum.APIToken{}, "", err
+	}
+	out, err := send(ctx, c, wire.CreateAPIToken, wire.CreateToken{Role: role, Name: name})
 	return out.APIToken, out.Token, err
 }
 
 func (c *Client) ListAPITokens(ctx context.Context) ([]slum.APIToken, error) {
-	var out []slum.APIToken
-	err := c.do(ctx, http.MethodGet, path("tokens"), nil, nil, &out)
-	return out, err
+	return send(ctx, c, wire.ListAPITokens, wire.None{})
 }
 
-func (c *Client) RevokeAPIToken(ctx context.Context, tokenID int64) (slum.APIToken, error) {
-	var out slum.APIToken
-	err := c.do(ctx, http.MethodDelete, path("tokens", tokenID), nil, nil, &out)
-	return out, err
+func (c *Client) RevokeAPIToken(ctx context.Context, id int64) (slum.APIToken, error) {
+	return send(ctx, c, wire.RevokeAPIToken, wire.TokenID{ID: id})
 }
 
 // Whoami says which token the client uses and what it may do.

@@ -81,19 +81,19 @@ type InstanceView struct {
 	Status *slum.InstanceStatus `json:"status"`
 }
 
-// Op is what a change does to an object.
-type Op string
+// ChangeOp is what a change does to an object.
+type ChangeOp string
 
 const (
-	OpPut    Op = "put"    // the object is new or changed: Object is all of it
-	OpDelete Op = "delete" // the object is gone
+	OpPut    ChangeOp = "put"    // the object is new or changed: Object is all of it
+	OpDelete ChangeOp = "delete" // the object is gone
 )
 
 // Change is one object put or deleted.
 type Change struct {
 	Kind   ObjectKind `json:"kind"`
 	ID     string     `json:"id"`
-	Op     Op         `json:"op"`
+	Op     ChangeOp   `json:"op"`
 	Object Raw        `json:"object,omitempty"`
 }
 

@@ -47,8 +47,8 @@ type Server struct {
 // NewServer shows s.
 func NewServer(s slum.Server) Server { return Server{Server: s, HasToken: s.HasToken()} }
 
-// AddServer is the body of POST /v1/servers.
-type AddServer struct {
+// AddServerReq is the body of POST /v1/servers.
+type AddServerReq struct {
 	ID         string `json:"id"`
 	URL        string `json:"url"`
 	Region     string `json:"region,omitempty"`
@@ -98,9 +98,9 @@ func FromSpec(s slum.InstanceSpec) InstanceSpec {
 	return InstanceSpec{Tenant: s.TenantID, ID: s.ID, Process: s.Process, Server: s.ServerID, MemoryMB: s.MemoryMB, Mode: s.Mode}
 }
 
-// AddTenant is the body of POST /v1/tenants: a tenant and, optionally,
+// AddTenantReq is the body of POST /v1/tenants: a tenant and, optionally,
 // its first instances.
-type AddTenant struct {
+type AddTenantReq struct {
 	ID        string              `json:"id"`
 	Domain    string              `json:"domain"`
 	Region    string              `json:"region,omitempty"`
@@ -128,9 +128,9 @@ type MoveTo struct {
 	To string `json:"to"`
 }
 
-// Apply is the body of POST /v1/apply and /v1/diff. The answer is the
-// desired.Plan.
-type Apply struct {
+// ApplyReq is the body of POST /v1/apply and /v1/diff. The answer is the
+// change set.
+type ApplyReq struct {
 	File           slum.FileSource `json:"file"`
 	Prune          bool            `json:"prune,omitempty"`
 	AllowMassPrune bool            `json:"allow_mass_prune,omitempty"`

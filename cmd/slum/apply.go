@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 func (a *app) applyCommand() *cobra.Command {
@@ -111,7 +113,13 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 		return err
 	}
 	defer done()
+	if !opt.DryRun {
+		a.warnStops(previewStops(ctx, st, src, opt))
+	}
 	plan, err := st.Apply(ctx, src, opt)
+	if opt.DryRun && plan != nil {
+		a.warnStops(plan.Stops)
+	}
 	var mass *slum.MassPruneError
 	if errors.As(err, &mass) {
 		if perr := a.printPlan(plan, f.Name, true, true, opt.Prune); perr != nil {
@@ -136,7 +144,7 @@ func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.Apply
 		}
 		return c, func() { c.Close() }, nil
 	}
-	var st *desired.Store
+	var st *store.Store
 	var err error
 	if opt.DryRun {
 		st, err = a.open(ctx, dbMustExist)
@@ -144,7 +152,7 @@ func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.Apply
 			// Nothing to compare with: compare with an empty fleet, and
 			// create nothing.
 			fmt.Fprintf(a.stderr, "slum: no fleet database at %s yet: comparing %s with an empty fleet\n", oneLine(absPath(a.dbPath)), oneLine(f.Name))
-			st, err = desired.Open(ctx, ":memory:")
+			st, err = sqlite.Open(ctx, ":memory:")
 		}
 	} else {
 		if _, serr := os.Stat(a.dbPath); errors.Is(serr, fs.ErrNotExist) {
@@ -164,7 +172,7 @@ func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.Apply
 
 // rehearse applies f to an empty fleet in memory.
 func rehearse(ctx context.Context, f slum.FileSource, opt slum.ApplyOptions) error {
-	st, err := desired.Open(ctx, ":memory:")
+	st, err := sqlite.Open(ctx, ":memory:")
 	if err != nil {
 		return err
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/slum-fleet/slum/api"
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/reconcile"
+	"github.com/slum-fleet/slum/sqlite"
 )
 
 // findChromium is Debian's Chromium (or another Chrome) on PATH. In CI
@@ -141,7 +141,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	chromium := findChromium(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := desired.Open(ctx, filepath.Join(t.TempDir(), "slum.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "slum.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +251,17 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Error("the page does not say it is live")
 	}
 	b.screenshot("moved")
+
+	// A batch that carries only events (an API token made: no object
+	// changes) is shown like any other, without the page starting over.
+	resets := b.eval(`document.getElementById("live").dataset.resets`)
+	if _, _, err := st.CreateAPIToken(ctx, slum.RoleRead, "events-only"); err != nil {
+		t.Fatal(err)
+	}
+	b.until("the token's event", `[...document.querySelectorAll("[data-event]")].some(e => e.textContent.includes("events-only"))`, 3*time.Second)
+	if got := b.eval(`document.getElementById("live").dataset.resets`); got != resets {
+		t.Errorf("an events-only batch made the page start over (%s resets, was %s)", got, resets)
+	}
 }
 
 // waitDB waits for the database to say something, and returns when.
@@ -276,7 +287,7 @@ func TestDashboardApprovesAHeldPlan(t *testing.T) {
 	db := filepath.Join(dir, "slum.db")
 	expect(t, cliLocal(t, db, "", "server", "add", "s1", "--url", "http://10.0.0.1:8080", "--capacity-mb", "1000", "--no-token"), 0, "added", "")
 	ledger(t, db, holdRow)
-	st, err := desired.OpenExisting(ctx, db)
+	st, err := sqlite.OpenExisting(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,6 +24,8 @@ import (
 	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/reconcile"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 // demoMarker marks a directory as the demo's own, so that a rerun may wipe
@@ -78,7 +81,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		return fmt.Errorf("demo: the example fleet: %w", err)
 	}
 	fmt.Fprintf(a.stdout, "starting %d tenement servers…\n", len(example.Servers))
-	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(abs, "servers"), Backend: backend})
+	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(abs, "servers"), Backend: backend, Names: example.ServerIDs()})
 	if err != nil {
 		return fmt.Errorf("demo: start the servers: %w", err)
 	}
@@ -101,7 +104,7 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		return err
 	}
 	dbPath := filepath.Join(abs, "slum.db")
-	st, err := desired.Open(ctx, dbPath)
+	st, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return err
 	}
@@ -160,6 +163,9 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	if err := a.printWhereThingsRun(ctx, st); err != nil {
 		return err
 	}
+	if fleet.Backend == localfleet.BackendTenement {
+		a.printAnswer(ctx, stk.RouterAddr, "alice.example.com")
+	}
 	exe := "slum"
 	if p, err := os.Executable(); err == nil && !strings.Contains(p, "go-build") {
 		exe = p
@@ -210,6 +216,25 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 	}
 }
 
+// printAnswer shows what a tenant's app answers through the router.
+func (a *app) printAnswer(ctx context.Context, routerAddr, domain string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+routerAddr+"/", nil)
+	if err != nil {
+		return
+	}
+	req.Host = domain
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(a.stdout, "%s through the router: %v\n", domain, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	fmt.Fprintf(a.stdout, "%s answers through the router: %d %s\n", domain, resp.StatusCode, strings.TrimSpace(string(body)))
+}
+
 // waitHealthy gives tenement's health checks a moment, so the table shows
 // their verdict rather than "unknown".
 func waitHealthy(ctx context.Context, fleet *localfleet.Fleet, limit time.Duration) {
@@ -257,7 +282,7 @@ func settled(in slum.Instance, phase slum.Phase) bool {
 }
 
 // watchConvergence shows a progress line until every instance settles.
-func (a *app) watchConvergence(ctx context.Context, st *desired.Store, start time.Time) error {
+func (a *app) watchConvergence(ctx context.Context, st *store.Store, start time.Time) error {
 	tty := isTerminal(a.stdout)
 	last := ""
 	deadline := start.Add(2 * time.Minute)
@@ -327,7 +352,7 @@ func isTerminal(w io.Writer) bool {
 
 // printWhereThingsRun asks each server what it runs and prints it next to
 // the desired state.
-func (a *app) printWhereThingsRun(ctx context.Context, st *desired.Store) error {
+func (a *app) printWhereThingsRun(ctx context.Context, st *store.Store) error {
 	servers, err := st.ListServers(ctx)
 	if err != nil {
 		return err

@@ -23,6 +23,8 @@ import (
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/experiment"
 	"github.com/slum-fleet/slum/reconcile"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 )
 
 func (a *app) experimentCommand() *cobra.Command {
@@ -335,7 +337,7 @@ func (l stackLauncher) Start(ctx context.Context, spec experiment.ControllerSpec
 		}
 		return c, err
 	}
-	st, err := desired.OpenExisting(ctx, spec.DB)
+	st, err := sqlite.OpenExisting(ctx, spec.DB)
 	if err != nil {
 		logf.Close()
 		return nil, err
@@ -358,7 +360,7 @@ func (l stackLauncher) Start(ctx context.Context, spec experiment.ControllerSpec
 // inProcess is the stack running in this process.
 type inProcess struct {
 	stk  *stack
-	st   *desired.Store
+	st   *store.Store
 	logf *os.File
 }
 

@@ -13,11 +13,11 @@ import (
 	"text/tabwriter"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"github.com/slum-fleet/slum/desired"
 )
 
 // Exit codes. Scripts can tell a bad request from a failure.
@@ -199,13 +199,13 @@ const (
 // open opens the fleet database named by --db. Only commands that make a
 // fleet create it, and say so; the others fail when it is missing, so
 // that a mistyped path is not taken for an empty fleet.
-func (a *app) open(ctx context.Context, use dbUse) (*desired.Store, error) {
-	var st *desired.Store
+func (a *app) open(ctx context.Context, use dbUse) (*store.Store, error) {
+	var st *store.Store
 	var err error
 	if use == dbMayCreate {
-		st, err = desired.Open(ctx, a.dbPath)
+		st, err = sqlite.Open(ctx, a.dbPath)
 	} else {
-		st, err = desired.OpenExisting(ctx, a.dbPath)
+		st, err = sqlite.OpenExisting(ctx, a.dbPath)
 	}
 	if errors.Is(err, slum.ErrNotFound) {
 		return nil, fmt.Errorf("%w; create the fleet with 'slum init' (or 'slum server add', 'slum apply -f FILE'), "+
@@ -248,7 +248,7 @@ other command needs it to exist.`,
 				return err
 			}
 			defer st.Close()
-			path := absPath(st.Path())
+			path := absPath(st.Where())
 			msg := "fleet database %s is ready (it existed)"
 			if st.Created() {
 				msg = "fleet database %s is ready (created, empty)"

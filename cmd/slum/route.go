@@ -190,7 +190,7 @@ func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSourc
 	if err != nil {
 		return nil, err
 	}
-	return &routeSource{name: st.Path(),
+	return &routeSource{name: st.Where(),
 		load: func(ctx context.Context) (*routes.Table, error) { return routes.Load(ctx, st) },
 		follow: func(ctx context.Context, set func(*routes.Table), onErr func(error)) {
 			routes.Follow(ctx, st, every, set, onErr)

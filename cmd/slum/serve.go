@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/api"
-	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/store"
 )
 
 // apiServeFlags are the API server's settings, shared by 'slum serve'
@@ -29,7 +29,7 @@ func (f *apiServeFlags) register(cmd *cobra.Command, prefix, addrFlag, addrDefau
 }
 
 // start serves the API over st until ctx ends; done yields Serve's end.
-func (f *apiServeFlags) start(ctx context.Context, st *desired.Store, log *slog.Logger) (url string, done <-chan error, err error) {
+func (f *apiServeFlags) start(ctx context.Context, st *store.Store, log *slog.Logger) (url string, done <-chan error, err error) {
 	ln, err := api.Listen(f.listen)
 	if errors.Is(err, api.ErrUnsafe) {
 		return "", nil, usageError{err}

@@ -10,10 +10,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/store"
 )
 
 // stackOptions say how to run the controller and what runs beside it.
@@ -45,7 +45,7 @@ type stack struct {
 // startStack takes the controller lease on st (one controller per
 // database) and starts the router, the API, the metrics server and the
 // controller.
-func startStack(ctx context.Context, st *desired.Store, o stackOptions) (*stack, error) {
+func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, error) {
 	s := &stack{done: make(chan error, 1)}
 	fail := func(err error) (*stack, error) {
 		s.close()
@@ -103,7 +103,7 @@ func startStack(ctx context.Context, st *desired.Store, o stackOptions) (*stack,
 	s.Epoch = lease.Epoch
 	rctx, cancel := context.WithCancel(lctx)
 	s.cancel = cancel
-	o.log.Info("slum run", "db", st.Path(), "epoch", lease.Epoch)
+	o.log.Info("slum run", "db", st.Where(), "epoch", lease.Epoch)
 	go func() {
 		err := c.Run(rctx, lease.Fence())
 		if cause := context.Cause(lctx); err == nil && errors.Is(cause, reconcile.ErrLeaseLost) {
@@ -139,7 +139,7 @@ func (s *stack) close() {
 // seedRoutes routes as the database last said, until the controller's
 // first plan: a restarted controller's router does not answer 503 for
 // every tenant meanwhile.
-func seedRoutes(ctx context.Context, st *desired.Store, p *router.Proxy, log *slog.Logger) {
+func seedRoutes(ctx context.Context, st *store.Store, p *router.Proxy, log *slog.Logger) {
 	t, err := routes.Load(ctx, st)
 	if err == nil {
 		err = p.Set(t)

@@ -13,13 +13,14 @@ import (
 	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
+	"github.com/slum-fleet/slum/sqlite"
 )
 
 // A restarted controller's router routes as the database last said before
 // the controller's first plan.
 func TestRouterStartsWithTheRoutesInTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	st, err := desired.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,9 +20,9 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/sqlite"
 )
 
 func main() {
@@ -109,7 +109,7 @@ func run(mode, listen, backend, domain string, accessLog bool) error {
 // decided it, so that 'slum route --db' routes to the backend.
 func fleetDB(path, backend, domain string) error {
 	ctx := context.Background()
-	st, err := desired.Open(ctx, path)
+	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package desired
+package sqlite
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/desired"
 )
 
 // fleetText is a fleet file of servers servers and n instances: n/2
@@ -29,12 +30,18 @@ func fleetText(servers, n int) []byte {
 	return []byte(b.String())
 }
 
-func loadFleet(b *testing.B, path string) *File {
-	f, err := LoadFile(path)
+// loadFleet reads a fleet file as 'slum apply -f' does: parsed, its
+// tokens read, packed for the fleet.
+func loadFleet(b *testing.B, path string) slum.FileSource {
+	f, err := desired.LoadFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return f
+	src, err := desired.Send(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return src
 }
 
 // BenchmarkApply applies a fleet file of n instances over 1,000 servers to
@@ -59,13 +66,13 @@ func BenchmarkApply(b *testing.B) {
 				}
 				b.StartTimer()
 				start := time.Now()
-				plan, err := s.applyFile(ctx, loadFleet(b, path), slum.ApplyOptions{})
+				plan, err := s.Apply(ctx, loadFleet(b, path), slum.ApplyOptions{})
 				first := time.Since(start)
 				if err != nil {
 					b.Fatal(err)
 				}
 				start = time.Now()
-				again, err := s.applyFile(ctx, loadFleet(b, path), slum.ApplyOptions{})
+				again, err := s.Apply(ctx, loadFleet(b, path), slum.ApplyOptions{})
 				reapply := time.Since(start)
 				b.StopTimer()
 				if err != nil || !again.Empty() {

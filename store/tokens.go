@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -10,27 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/desired"
 )
 
-// ValidateAPIRole checks a role named by a user.
-func ValidateAPIRole(field string, r slum.APIRole) error {
-	for _, known := range slum.APIRoles {
-		if r == known {
-			return nil
-		}
-	}
-	return invalid(field, string(r), "must be admin, read or router")
-}
-
-// APITokenPrefix starts every API token, so that one found in a file or a
-// log is recognised for what it is.
-const APITokenPrefix = "slum_"
+// Tokens are the API's tokens, kept as digests.
+type Tokens struct{ base }
 
 // apiTokenBytes is the randomness in a token: 256 bits, so a digest
 // compared in constant time is all a check needs (no slow hash).
@@ -38,22 +26,7 @@ const apiTokenBytes = 32
 
 // apiTokenLen is the length of a token: the prefix and the bytes in
 // unpadded base64url.
-var apiTokenLen = len(APITokenPrefix) + base64.RawURLEncoding.EncodedLen(apiTokenBytes)
-
-// maxTokenName bounds a token's name.
-const maxTokenName = 64
-
-// ValidateTokenName checks a token's name: what it is for ("ci",
-// "ann's laptop"), printable, at most 64 characters; empty is allowed.
-func ValidateTokenName(field, name string) error {
-	if !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return invalid(field, name, "must be printable text")
-	}
-	if utf8.RuneCountInString(name) > maxTokenName {
-		return invalid(field, name, fmt.Sprintf("is longer than %d characters", maxTokenName))
-	}
-	return nil
-}
+var apiTokenLen = len(slum.APITokenPrefix) + base64.RawURLEncoding.EncodedLen(apiTokenBytes)
 
 func apiTokenDigest(token string) []byte {
 	d := sha256.Sum256([]byte(token))
@@ -67,21 +40,21 @@ func toAPIToken(r db.ApiToken) slum.APIToken {
 // CreateAPIToken makes a new API token with role and name. It returns the
 // token's record and the token itself, which exists nowhere else: the
 // database keeps only its digest.
-func (s *Store) CreateAPIToken(ctx context.Context, role slum.APIRole, name string) (slum.APIToken, string, error) {
-	if err := ValidateAPIRole("role", role); err != nil {
+func (s *Tokens) CreateAPIToken(ctx context.Context, role slum.APIRole, name string) (slum.APIToken, string, error) {
+	if err := desired.ValidateAPIRole("role", role); err != nil {
 		return slum.APIToken{}, "", err
 	}
-	if err := ValidateTokenName("name", name); err != nil {
+	if err := desired.ValidateTokenName("name", name); err != nil {
 		return slum.APIToken{}, "", err
 	}
 	b := make([]byte, apiTokenBytes)
 	if _, err := rand.Read(b); err != nil {
 		return slum.APIToken{}, "", fmt.Errorf("make API token: %w", err)
 	}
-	secret := APITokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+	secret := slum.APITokenPrefix + base64.RawURLEncoding.EncodeToString(b)
 	var out slum.APIToken
 	now := ms(s.now())
-	err := s.db.InTx(ctx, func(q *db.Queries) error {
+	err := s.eng.InTx(ctx, func(q db.Querier) error {
 		r, err := q.InsertAPIToken(ctx, db.InsertAPITokenParams{Name: name, Role: string(role), Digest: apiTokenDigest(secret), CreatedAt: now})
 		if err != nil {
 			return fmt.Errorf("create API token: %w", err)
@@ -103,20 +76,20 @@ func orDash(s string) string {
 }
 
 // ListAPITokens returns every API token's record, revoked ones too, by id.
-func (s *Store) ListAPITokens(ctx context.Context) ([]slum.APIToken, error) {
-	rows, err := s.db.Queries().ListAPITokens(ctx)
+func (s *Tokens) ListAPITokens(ctx context.Context) ([]slum.APIToken, error) {
+	rows, err := s.eng.Read().ListAPITokens(ctx)
 	return convert(rows, err, "list API tokens", toAPIToken)
 }
 
 // RevokeAPIToken stops the token id from working, at once: every request
 // checks the database. Revoking a revoked token is a conflict.
-func (s *Store) RevokeAPIToken(ctx context.Context, id int64) (slum.APIToken, error) {
+func (s *Tokens) RevokeAPIToken(ctx context.Context, id int64) (slum.APIToken, error) {
 	if id <= 0 {
 		return slum.APIToken{}, invalid("token id", itoa(id), "must be a positive number (see 'slum token list')")
 	}
 	var out slum.APIToken
 	now := ms(s.now())
-	err := s.db.InTx(ctx, func(q *db.Queries) error {
+	err := s.eng.InTx(ctx, func(q db.Querier) error {
 		r, err := q.GetAPIToken(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("revoke: API token %d %w", id, slum.ErrNotFound)
@@ -142,12 +115,12 @@ func (s *Store) RevokeAPIToken(ctx context.Context, id int64) (slum.APIToken, er
 // (malformed, unknown, revoked) fails with an error wrapping ErrBadToken,
 // whose text never holds the token. The token is found by its digest and
 // the digests are compared in constant time.
-func (s *Store) VerifyAPIToken(ctx context.Context, token string) (slum.APIToken, error) {
-	if len(token) != apiTokenLen || !strings.HasPrefix(token, APITokenPrefix) {
+func (s *Tokens) VerifyAPIToken(ctx context.Context, token string) (slum.APIToken, error) {
+	if len(token) != apiTokenLen || !strings.HasPrefix(token, slum.APITokenPrefix) {
 		return slum.APIToken{}, fmt.Errorf("%w: not a slum API token", slum.ErrBadToken)
 	}
 	want := apiTokenDigest(token)
-	r, err := s.db.Queries().GetAPITokenByDigest(ctx, want)
+	r, err := s.eng.Read().GetAPITokenByDigest(ctx, want)
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.APIToken{}, fmt.Errorf("%w: no such token", slum.ErrBadToken)
 	}

@@ -1,165 +1,36 @@
-// Package desired is slum's source of truth: the servers, tenants and
-// instance placements the fleet should have, kept in SQLite. Store is its Go
-// API; every change is validated first and made in one transaction, and the
-// fleet-file apply and diff live here too. The controller reads desired state
-// and writes observed status through the same Store.
-package desired
+package store
 
 import (
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
-	"time"
 
 	"github.com/slum-fleet/slum"
-
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/desired"
 )
 
-// Store is the desired state of one fleet.
-type Store struct {
-	db  *db.DB
-	now func() time.Time
-}
-
-// Open opens the fleet database at path, creating and migrating it as
-// needed. A file that is not a slum database is refused untouched, with
-// an error wrapping ErrInvalid.
-func Open(ctx context.Context, path string) (*Store, error) {
-	return newStore(db.Open(ctx, path))
-}
-
-// OpenExisting opens a fleet database that must exist already: where there
-// is none it creates nothing and fails with an error wrapping ErrNotFound.
-func OpenExisting(ctx context.Context, path string) (*Store, error) {
-	return newStore(db.OpenExisting(ctx, path))
-}
-
-func newStore(d *db.DB, err error) (*Store, error) {
-	switch {
-	case errors.Is(err, db.ErrNotExist):
-		return nil, classed{err, slum.ErrNotFound}
-	case errors.Is(err, db.ErrForeign):
-		return nil, classed{err, slum.ErrInvalid}
-	case err != nil:
-		return nil, err
-	}
-	return &Store{db: d, now: time.Now}, nil
-}
-
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
-
-// Path is the database file.
-func (s *Store) Path() string { return s.db.Path() }
-
-// Created reports whether opening the Store created its database file.
-func (s *Store) Created() bool { return s.db.Created() }
-
-// write runs fn in one transaction that also bumps the desired revision, so
-// a running controller sees the change at once.
-func (s *Store) write(ctx context.Context, fn func(q *db.Queries, now int64) error) error {
-	now := ms(s.now())
-	return s.db.InTx(ctx, func(q *db.Queries) error {
-		if err := fn(q, now); err != nil {
-			return err
-		}
-		return q.BumpRevision(ctx)
-	})
-}
+// Desired is the fleet's desired state: servers, tenants, instance
+// placements, fleet files and the fleet's settings. Every change bumps the
+// desired revision, so a running controller sees it at once.
+type Desired struct{ base }
 
 // Revision counts committed changes to desired state.
-func (s *Store) Revision(ctx context.Context) (int64, error) {
-	return s.db.Queries().GetRevision(ctx)
-}
-
-func event(ctx context.Context, q *db.Queries, now int64, object slum.ObjectRef, reason slum.EventReason, msg string) error {
-	return q.InsertEvent(ctx, db.InsertEventParams{At: now, Object: string(object), Reason: string(reason), Message: msg})
+func (s *Desired) Revision(ctx context.Context) (int64, error) {
+	return s.eng.Read().GetRevision(ctx)
 }
 
 // ---- servers
 
-// DefaultDomain is the domain a server's subdomain routing uses when none is
-// given: the host of its URL.
-func DefaultDomain(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return ""
-	}
-	return u.Hostname()
-}
-
-func validateServer(s slum.Server) error {
-	if err := ValidateID("server id", s.ID); err != nil {
-		return err
-	}
-	if err := ValidateURL("url", s.URL); err != nil {
-		return err
-	}
-	if err := ValidateRegion("region", s.Region); err != nil {
-		return err
-	}
-	if err := ValidatePositive("capacity_mb", s.CapacityMB); err != nil {
-		return err
-	}
-	if err := validateServerDomain(s.Domain); err != nil {
-		return err
-	}
-	if err := ValidateToken(s.Token); err != nil {
-		return err
-	}
-	switch s.State {
-	case slum.ServerActive, slum.ServerCordoned, slum.ServerDraining:
-	default:
-		return invalid("state", string(s.State), "must be active, cordoned or draining")
-	}
-	return nil
-}
-
-// validateServerDomain accepts a host name or, since a URL's host may be
-// one, an IP address.
-func validateServerDomain(d string) error {
-	if net.ParseIP(d) != nil {
-		return nil
-	}
-	return ValidateDomain("domain", d)
-}
-
-// ValidateToken rejects tokens that could not travel in an HTTP header.
-// The token itself is never part of the message.
-func ValidateToken(tok string) error {
-	if len(tok) > 4096 {
-		return invalid("token", "(hidden)", "must be at most 4096 characters")
-	}
-	for i := 0; i < len(tok); i++ {
-		if tok[i] <= ' ' || tok[i] > '~' {
-			return invalid("token", "(hidden)", "must be printable ASCII without spaces")
-		}
-	}
-	return nil
-}
-
-func normalizeServer(s *slum.Server) {
-	if s.Domain == "" {
-		s.Domain = DefaultDomain(s.URL)
-	}
-	if s.State == "" {
-		s.State = slum.ServerActive
-	}
-	s.URL = strings.TrimSuffix(s.URL, "/")
-}
-
 // AddServer adds a server to the fleet.
-func (s *Store) AddServer(ctx context.Context, srv slum.Server) (slum.Server, error) {
-	normalizeServer(&srv)
-	if err := validateServer(srv); err != nil {
+func (s *Desired) AddServer(ctx context.Context, srv slum.Server) (slum.Server, error) {
+	desired.NormalizeServer(&srv)
+	if err := desired.ValidateServer(srv); err != nil {
 		return slum.Server{}, fmt.Errorf("add server: %w", err)
 	}
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		if _, err := q.GetServer(ctx, srv.ID); err == nil {
 			return fmt.Errorf("add server: server %s %w", srv.ID, slum.ErrAlreadyExists)
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -195,7 +66,7 @@ func toServer(r db.Server) slum.Server {
 	}
 }
 
-func getServer(ctx context.Context, q *db.Queries, id string) (slum.Server, error) {
+func getServer(ctx context.Context, q db.Querier, id string) (slum.Server, error) {
 	r, err := q.GetServer(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.Server{}, fmt.Errorf("server %s %w", id, slum.ErrNotFound)
@@ -207,42 +78,42 @@ func getServer(ctx context.Context, q *db.Queries, id string) (slum.Server, erro
 }
 
 // GetServer returns one server.
-func (s *Store) GetServer(ctx context.Context, id string) (slum.Server, error) {
-	if err := ValidateID("server id", id); err != nil {
+func (s *Desired) GetServer(ctx context.Context, id string) (slum.Server, error) {
+	if err := desired.ValidateID("server id", id); err != nil {
 		return slum.Server{}, err
 	}
-	return getServer(ctx, s.db.Queries(), id)
+	return getServer(ctx, s.eng.Read(), id)
 }
 
 // ListServers returns every server, by id.
-func (s *Store) ListServers(ctx context.Context) ([]slum.Server, error) {
-	rows, err := s.db.Queries().ListServers(ctx)
+func (s *Desired) ListServers(ctx context.Context) ([]slum.Server, error) {
+	rows, err := s.eng.Read().ListServers(ctx)
 	return convert(rows, err, "list servers", toServer)
 }
 
 // ServersInRegion returns the servers of one region.
-func (s *Store) ServersInRegion(ctx context.Context, region string) ([]slum.Server, error) {
-	if err := ValidateRegion("region", region); err != nil {
+func (s *Desired) ServersInRegion(ctx context.Context, region string) ([]slum.Server, error) {
+	if err := desired.ValidateRegion("region", region); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Queries().ListServersInRegion(ctx, region)
+	rows, err := s.eng.Read().ListServersInRegion(ctx, region)
 	return convert(rows, err, "list servers in region "+region, toServer)
 }
 
 // UpdateServer changes a server's settings. Capacity cannot drop below what
 // its instances use.
-func (s *Store) UpdateServer(ctx context.Context, id string, u slum.ServerUpdate) (slum.Server, error) {
+func (s *Desired) UpdateServer(ctx context.Context, id string, u slum.ServerUpdate) (slum.Server, error) {
 	var out slum.Server
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		srv, err := getServer(ctx, q, id)
 		if err != nil {
 			return fmt.Errorf("update server: %w", err)
 		}
-		oldHost := DefaultDomain(srv.URL)
+		oldHost := desired.DefaultDomain(srv.URL)
 		if u.URL != nil {
 			srv.URL = strings.TrimSuffix(*u.URL, "/")
 			if u.Domain == nil && srv.Domain == oldHost {
-				srv.Domain = DefaultDomain(srv.URL)
+				srv.Domain = desired.DefaultDomain(srv.URL)
 			}
 		}
 		if u.Region != nil {
@@ -257,7 +128,7 @@ func (s *Store) UpdateServer(ctx context.Context, id string, u slum.ServerUpdate
 		if u.Token != nil {
 			srv.Token = *u.Token
 		}
-		if err := validateServer(srv); err != nil {
+		if err := desired.ValidateServer(srv); err != nil {
 			return fmt.Errorf("update server %s: %w", id, err)
 		}
 		use, err := q.ServerUsageOne(ctx, id)
@@ -279,12 +150,12 @@ func (s *Store) UpdateServer(ctx context.Context, id string, u slum.ServerUpdate
 }
 
 // ServerStats returns one server's capacity use.
-func (s *Store) ServerStats(ctx context.Context, id string) (slum.ServerStats, error) {
+func (s *Desired) ServerStats(ctx context.Context, id string) (slum.ServerStats, error) {
 	srv, err := s.GetServer(ctx, id)
 	if err != nil {
 		return slum.ServerStats{}, err
 	}
-	use, err := s.db.Queries().ServerUsageOne(ctx, id)
+	use, err := s.eng.Read().ServerUsageOne(ctx, id)
 	if err != nil {
 		return slum.ServerStats{}, fmt.Errorf("server stats %s: %w", id, err)
 	}
@@ -293,8 +164,8 @@ func (s *Store) ServerStats(ctx context.Context, id string) (slum.ServerStats, e
 }
 
 // AllServerStats returns every server's capacity use, by id.
-func (s *Store) AllServerStats(ctx context.Context) ([]slum.ServerStats, error) {
-	rows, err := s.db.Queries().ServerUsage(ctx)
+func (s *Desired) AllServerStats(ctx context.Context) ([]slum.ServerStats, error) {
+	rows, err := s.eng.Read().ServerUsage(ctx)
 	return convert(rows, err, "server stats", func(r db.ServerUsageRow) slum.ServerStats {
 		return slum.ServerStats{ServerID: r.ID, CapacityMB: r.CapacityMb, UsedMB: r.UsedMb,
 			FreeMB: r.CapacityMb - r.UsedMb, Tenants: r.Tenants, Instances: r.Instances}
@@ -304,11 +175,11 @@ func (s *Store) AllServerStats(ctx context.Context) ([]slum.ServerStats, error) 
 // RemoveServer deletes a server that has no instances. Unless force is set
 // it also refuses while the controller has yet to stop copies it placed
 // there, which would otherwise be left running unwatched.
-func (s *Store) RemoveServer(ctx context.Context, id string, force bool) error {
-	if err := ValidateID("server id", id); err != nil {
+func (s *Desired) RemoveServer(ctx context.Context, id string, force bool) error {
+	if err := desired.ValidateID("server id", id); err != nil {
 		return fmt.Errorf("remove server: %w", err)
 	}
-	return s.write(ctx, func(q *db.Queries, now int64) error {
+	return s.write(ctx, func(q db.Querier, now int64) error {
 		if _, err := getServer(ctx, q, id); err != nil {
 			return fmt.Errorf("remove server: %w", err)
 		}
@@ -342,12 +213,12 @@ func (s *Store) RemoveServer(ctx context.Context, id string, force bool) error {
 
 // SetServerState cordons (ServerCordoned) or uncordons (ServerActive) a
 // server. Use Drain to drain one.
-func (s *Store) SetServerState(ctx context.Context, id string, state slum.ServerState) (slum.Server, error) {
+func (s *Desired) SetServerState(ctx context.Context, id string, state slum.ServerState) (slum.Server, error) {
 	if state != slum.ServerActive && state != slum.ServerCordoned {
 		return slum.Server{}, invalid("state", string(state), "must be active or cordoned; drain with Drain")
 	}
 	var out slum.Server
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		srv, err := getServer(ctx, q, id)
 		if err != nil {
 			return err
@@ -371,9 +242,9 @@ func (s *Store) SetServerState(ctx context.Context, id string, state slum.Server
 // Drain marks a server draining and places each of its instances on another
 // server, all in one transaction: when some instance fits nowhere nothing
 // changes. The controller then starts the new copies and stops the old ones.
-func (s *Store) Drain(ctx context.Context, id string) ([]slum.Move, error) {
+func (s *Desired) Drain(ctx context.Context, id string) ([]slum.Move, error) {
 	var moves []slum.Move
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		moves = nil
 		srv, err := getServer(ctx, q, id)
 		if err != nil {
@@ -399,13 +270,13 @@ func (s *Store) Drain(ctx context.Context, id string) ([]slum.Move, error) {
 				region = t.Region
 				tenantRegion[in.TenantID] = region
 			}
-			to, err := p.place(in.TenantID, region, in.Process, in.MemoryMB, id)
+			to, err := p.Place(in.TenantID, region, in.Process, in.MemoryMB, id)
 			if err != nil {
 				return fmt.Errorf("drain %s: instance %s: %w", id, in.Key(), err)
 			}
-			p.release(in)
+			p.Release(in)
 			in.ServerID, in.HomeServerID = to, to
-			p.take(in)
+			p.Take(in)
 			if _, err := q.UpdateInstance(ctx, updateInstanceParams(in, now)); err != nil {
 				return fmt.Errorf("drain %s: move %s: %w", id, in.Key(), err)
 			}
@@ -425,8 +296,8 @@ func (s *Store) Drain(ctx context.Context, id string) ([]slum.Move, error) {
 
 // loadPlacer reads every server and instance into a Placer. Servers the
 // controller last saw dead, suspect or rejecting its token take nothing new.
-func loadPlacer(ctx context.Context, q *db.Queries) (*Placer, error) {
-	p := newPlacer()
+func loadPlacer(ctx context.Context, q db.Querier) (*desired.Placer, error) {
+	p := desired.NewPlacer()
 	servers, err := q.ListServers(ctx)
 	if err != nil {
 		return nil, err
@@ -452,9 +323,7 @@ func loadPlacer(ctx context.Context, q *db.Queries) (*Placer, error) {
 		return nil, err
 	}
 	for _, r := range insts {
-		p.take(toInstance(r))
+		p.Take(toInstance(r))
 	}
 	return p, nil
 }
-
-var _ slum.Fleet = (*Store)(nil)

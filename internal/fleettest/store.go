@@ -1,11 +1,9 @@
-package desired
+package fleettest
 
 import (
 	"context"
-	"database/sql"
+	"encoding/json"
 	"errors"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,22 +11,103 @@ import (
 	"github.com/slum-fleet/slum"
 )
 
-func keysOf[K ~string, V any](m map[K]*V) string {
-	var ks []string
-	for k, v := range m {
-		s := string(k)
-		if v == nil {
-			s += "(gone)"
-		}
-		ks = append(ks, s)
+func Lease(t *testing.T, open StoreOpener) {
+	ctx := context.Background()
+	now := time.UnixMilli(1_000_000)
+	s := open(t, func() time.Time { return now })
+
+	if _, err := s.AcquireLease(ctx, "controller", "a", "", 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
-	slices.Sort(ks)
-	return strings.Join(ks, " ")
+	if _, err := s.AcquireLease(ctx, "controller", "a", "", 10*time.Second); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	_, err := s.AcquireLease(ctx, "controller", "b", "", 10*time.Second)
+	if !errors.Is(err, slum.ErrConflict) || !strings.Contains(err.Error(), "a holds the controller lease for 10s more") {
+		t.Fatalf("second holder: %v", err)
+	}
+	// A holder known to be dead is replaced at once.
+	if _, err := s.AcquireLease(ctx, "controller", "b", "a", 10*time.Second); err != nil {
+		t.Fatalf("takeover from a dead holder: %v", err)
+	}
+	// An expired lease is free.
+	now = now.Add(11 * time.Second)
+	if _, err := s.AcquireLease(ctx, "controller", "c", "", 10*time.Second); err != nil {
+		t.Fatalf("after expiry: %v", err)
+	}
+	if l, err := s.GetLease(ctx, "controller"); err != nil || l.Holder != "c" {
+		t.Fatalf("lease %+v %v", l, err)
+	}
+	// Releasing someone else's lease does nothing; one's own frees it.
+	cur, err := s.GetLease(ctx, "controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReleaseLease(ctx, slum.Fence{Lease: "controller", Holder: "b", Epoch: cur.Epoch}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLease(ctx, "controller"); err != nil {
+		t.Fatal("released by a non-holder")
+	}
+	if err := s.ReleaseLease(ctx, cur.Fence()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLease(ctx, "controller"); !errors.Is(err, slum.ErrNotFound) {
+		t.Fatalf("after release: %v", err)
+	}
 }
 
-func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
+// Every change of holder starts a new epoch, and a write under an old
+// epoch is refused in the same transaction as the write.
+func LeaseEpochFencesWrites(t *testing.T, open StoreOpener) {
 	ctx := context.Background()
-	s := openStore(t)
+	now := time.UnixMilli(1_000_000)
+	s := open(t, func() time.Time { return now })
+	a, err := s.AcquireLease(ctx, "controller", "a", "", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.AcquireLease(ctx, "controller", "a", "", 10*time.Second)
+	if err != nil || again.Epoch != a.Epoch {
+		t.Fatalf("a renewal changed the epoch: %d -> %d (%v)", a.Epoch, again.Epoch, err)
+	}
+	report := slum.Report{Events: []slum.Event{{At: now, Object: "fleet", Reason: slum.ReasonSpawned, Message: "x"}}}
+	if err := s.WriteReport(ctx, a.Fence(), report); err != nil {
+		t.Fatalf("a current holder's write: %v", err)
+	}
+	now = now.Add(11 * time.Second)
+	b, err := s.AcquireLease(ctx, "controller", "b", "", 10*time.Second)
+	if err != nil || b.Epoch != a.Epoch+1 {
+		t.Fatalf("takeover: epoch %d (%v), want %d", b.Epoch, err, a.Epoch+1)
+	}
+	before := everything(t, s)
+	for name, write := range map[string]func() error{
+		"report": func() error { return s.WriteReport(ctx, a.Fence(), report) },
+		"record": func() error {
+			return s.RecordPlacements(ctx, a.Fence(), []slum.Placement{{ServerID: "x", Name: "api:t--i"}})
+		},
+		"reschedule": func() error {
+			_, err := s.Reschedule(ctx, a.Fence(), []slum.Reschedule{{TenantID: "t", InstanceID: "i"}})
+			return err
+		},
+		"holds":    func() error { _, err := s.SyncHolds(ctx, a.Fence(), nil); return err },
+		"no lease": func() error { return s.WriteReport(ctx, slum.Fence{}, report) },
+	} {
+		if err := write(); !errors.Is(err, slum.ErrFenced) {
+			t.Errorf("%s under a stale epoch: %v", name, err)
+		}
+	}
+	if after := everything(t, s); after != before {
+		t.Fatal("a fenced write changed the database")
+	}
+	if err := s.WriteReport(ctx, b.Fence(), report); err != nil {
+		t.Fatalf("the new holder's write: %v", err)
+	}
+}
+
+func ChangedSinceReadsOnlyWhatChanged(t *testing.T, open StoreOpener) {
+	ctx := context.Background()
+	s := open(t, nil)
 	mustServer(t, s, "s1", "", 1000)
 	mustServer(t, s, "s2", "", 1000)
 	mustTenant(t, s, "alice", "")
@@ -143,9 +222,9 @@ func TestChangedSinceReadsOnlyWhatChanged(t *testing.T) {
 	}
 }
 
-func TestChangedSinceRefusesWhatItCannotTell(t *testing.T) {
+func ChangedSinceRefusesWhatItCannotTell(t *testing.T, open StoreOpener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t, nil)
 	seq, _ := s.ChangeSeq(ctx)
 	mustServer(t, s, "s1", "", 1000)
 	mustServer(t, s, "s2", "", 1000)
@@ -162,69 +241,18 @@ func TestChangedSinceRefusesWhatItCannotTell(t *testing.T) {
 	}
 }
 
-// Every kind a trigger writes into the change log is one ChangedSince
-// reads, and every kind it reads is written by some trigger. A kind it
-// does not know is not skipped: the reader is told to read everything.
-func TestChangedSinceReadsEveryKindTheTriggersWrite(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t)
-	raw, err := sql.Open("sqlite3", "file:"+s.Path()+"?_busy_timeout=10000")
+func TokenNeverInJSON(t *testing.T, open StoreOpener) {
+	s := open(t, nil)
+	mustServer(t, s, "s1", "", 100)
+	srv, err := s.GetServer(context.Background(), "s1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer raw.Close()
-	rows, err := raw.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger'`)
-	if err != nil {
-		t.Fatal(err)
+	if srv.Token != "tok-s1" {
+		t.Fatalf("token not stored: %q", srv.Token)
 	}
-	insert := regexp.MustCompile(`(?is)INSERT\s+INTO\s+change_log\s*\(([^)]*)\)\s*VALUES\s*\(\s*'([^']*)'`)
-	written := map[slum.ChangeKind][]string{} // kind → triggers
-	for rows.Next() {
-		var name, text string
-		if err := rows.Scan(&name, &text); err != nil {
-			t.Fatal(err)
-		}
-		if !regexp.MustCompile(`(?i)INTO\s+change_log\b`).MatchString(text) {
-			continue
-		}
-		ms := insert.FindAllStringSubmatch(text, -1)
-		if len(ms) == 0 {
-			t.Errorf("trigger %s writes the change log in a form this test cannot read: %s", name, text)
-		}
-		for _, m := range ms {
-			if !strings.HasPrefix(strings.TrimSpace(m[1]), "kind") {
-				t.Errorf("trigger %s: the kind is not the first column: %s", name, m[1])
-			}
-			written[slum.ChangeKind(m[2])] = append(written[slum.ChangeKind(m[2])], name)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	rows.Close()
-	for kind, triggers := range written {
-		seq, err := s.ChangeSeq(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := raw.ExecContext(ctx, `INSERT INTO change_log (kind, key) VALUES (?, 'a:b')`, string(kind)); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.ChangedSince(ctx, seq, 10); err != nil {
-			t.Errorf("kind %q (written by %v): %v", kind, triggers, err)
-		}
-	}
-	for _, k := range []slum.ChangeKind{slum.ChangeSettings, slum.ChangeServer, slum.ChangeTenant, slum.ChangeInstance, slum.ChangeServerStatus, slum.ChangeTenantStatus, slum.ChangeInstanceStatus} {
-		if len(written[k]) == 0 {
-			t.Errorf("no trigger writes kind %q", k)
-		}
-	}
-
-	seq, _ := s.ChangeSeq(ctx)
-	if _, err := raw.ExecContext(ctx, `INSERT INTO change_log (kind, key) VALUES ('hold', '1')`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.ChangedSince(ctx, seq, 10); !errors.Is(err, slum.ErrUnknownChange) || !errors.Is(err, slum.ErrChangesGone) {
-		t.Fatalf("an unknown kind: %v", err)
+	b, _ := json.Marshal(srv)
+	if strings.Contains(string(b), "tok-s1") {
+		t.Fatalf("JSON shows the token: %s", b)
 	}
 }

@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -12,6 +12,12 @@ import (
 
 	"github.com/slum-fleet/slum/db"
 )
+
+// Status is what the controller observed and decided: each instance's,
+// server's and tenant's status, its ledger of placements, the plans it
+// holds back and the event log. Only the controller writes it, under its
+// lease's fence (an operator's approval of a held plan excepted).
+type Status struct{ base }
 
 // maxEvents bounds the event log; older events are trimmed.
 const maxEvents = 10000
@@ -27,12 +33,12 @@ const maxEvents = 10000
 // between. Each row is true on its own; events and forgotten placements
 // come in the last transaction, so a failure part-way writes none of them
 // and the caller retries the whole report.
-func (s *Store) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
+func (s *Status) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
 	if r.Empty() {
 		return nil
 	}
 	for _, part := range splitReport(r, reportBatch) {
-		if err := s.fenced(ctx, f, func(q *db.Queries) error { return writeReport(ctx, q, part) }); err != nil {
+		if err := s.fenced(ctx, f, func(q db.Querier) error { return writeReport(ctx, q, part) }); err != nil {
 			return err
 		}
 	}
@@ -57,7 +63,7 @@ func splitReport(r slum.Report, n int) []slum.Report {
 	return append(parts, r)
 }
 
-func writeReport(ctx context.Context, q *db.Queries, r slum.Report) error {
+func writeReport(ctx context.Context, q db.Querier, r slum.Report) error {
 	for _, st := range r.Instances {
 		if err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
 			TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: string(st.Phase),
@@ -115,7 +121,7 @@ func writeReport(ctx context.Context, q *db.Queries, r slum.Report) error {
 	return q.BumpStatusRevision(ctx)
 }
 
-func insertEvents(ctx context.Context, q *db.Queries, evs []slum.Event) error {
+func insertEvents(ctx context.Context, q db.Querier, evs []slum.Event) error {
 	for _, e := range evs {
 		if err := q.InsertEvent(ctx, db.InsertEventParams{At: ms(e.At), Object: string(e.Object), Reason: string(e.Reason), Message: e.Message}); err != nil {
 			return fmt.Errorf("write event: %w", err)
@@ -142,8 +148,8 @@ func boolInt(b bool) int64 {
 }
 
 // StatusRevision counts the controller's status writes.
-func (s *Store) StatusRevision(ctx context.Context) (int64, error) {
-	return s.db.Queries().GetStatusRevision(ctx)
+func (s *Status) StatusRevision(ctx context.Context) (int64, error) {
+	return s.eng.Read().GetStatusRevision(ctx)
 }
 
 func toInstanceStatus(r db.InstanceStatus) slum.InstanceStatus {
@@ -154,12 +160,12 @@ func toInstanceStatus(r db.InstanceStatus) slum.InstanceStatus {
 
 // InstanceStatus returns what the controller last observed of an instance.
 // An instance the controller has not reported on yet is pending.
-func (s *Store) InstanceStatus(ctx context.Context, key slum.InstanceKey) (slum.InstanceStatus, error) {
-	in, err := s.GetInstance(ctx, key)
+func (s *Status) InstanceStatus(ctx context.Context, key slum.InstanceKey) (slum.InstanceStatus, error) {
+	in, err := (&Desired{s.base}).GetInstance(ctx, key)
 	if err != nil {
 		return slum.InstanceStatus{}, err
 	}
-	r, err := s.db.Queries().GetInstanceStatus(ctx, db.GetInstanceStatusParams{TenantID: in.TenantID, InstanceID: in.ID})
+	r, err := s.eng.Read().GetInstanceStatus(ctx, db.GetInstanceStatusParams{TenantID: in.TenantID, InstanceID: in.ID})
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.InstanceStatus{TenantID: in.TenantID, InstanceID: in.ID, ServerID: in.ServerID, Phase: slum.PhasePending}, nil
 	}
@@ -172,8 +178,8 @@ func (s *Store) InstanceStatus(ctx context.Context, key slum.InstanceKey) (slum.
 // ListInstanceStatus returns every recorded instance status. Rows of
 // instances that no longer exist may remain until the controller drops
 // them; join with the desired instances.
-func (s *Store) ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus, error) {
-	rows, err := s.db.Queries().ListInstanceStatus(ctx)
+func (s *Status) ListInstanceStatus(ctx context.Context) ([]slum.InstanceStatus, error) {
+	rows, err := s.eng.Read().ListInstanceStatus(ctx)
 	return convert(rows, err, "list instance status", toInstanceStatus)
 }
 
@@ -186,8 +192,8 @@ func toServerStatus(r db.ServerStatus) slum.ServerStatus {
 
 // ServerStatus returns what the controller last observed of a server; a
 // server it has not reported on is of unknown health.
-func (s *Store) ServerStatus(ctx context.Context, id string) (slum.ServerStatus, error) {
-	if _, err := s.GetServer(ctx, id); err != nil {
+func (s *Status) ServerStatus(ctx context.Context, id string) (slum.ServerStatus, error) {
+	if _, err := (&Desired{s.base}).GetServer(ctx, id); err != nil {
 		return slum.ServerStatus{}, err
 	}
 	all, err := s.ListServerStatus(ctx)
@@ -203,8 +209,8 @@ func (s *Store) ServerStatus(ctx context.Context, id string) (slum.ServerStatus,
 }
 
 // ListServerStatus returns every recorded server status.
-func (s *Store) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
-	rows, err := s.db.Queries().ListServerStatus(ctx)
+func (s *Status) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
+	rows, err := s.eng.Read().ListServerStatus(ctx)
 	return convert(rows, err, "list server status", toServerStatus)
 }
 
@@ -237,11 +243,11 @@ func toTenantStatus(r db.TenantStatus) slum.TenantStatus {
 // TenantStatus returns who serves a tenant, as the controller last
 // decided; before any controller has, nothing serves it and the reason
 // says so.
-func (s *Store) TenantStatus(ctx context.Context, id string) (slum.TenantStatus, error) {
-	if _, err := s.GetTenant(ctx, id); err != nil {
+func (s *Status) TenantStatus(ctx context.Context, id string) (slum.TenantStatus, error) {
+	if _, err := (&Desired{s.base}).GetTenant(ctx, id); err != nil {
 		return slum.TenantStatus{}, err
 	}
-	r, err := s.db.Queries().GetTenantStatus(ctx, id)
+	r, err := s.eng.Read().GetTenantStatus(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.TenantStatus{TenantID: id, Reason: "no controller has decided yet: is 'slum run' running?"}, nil
 	}
@@ -253,8 +259,8 @@ func (s *Store) TenantStatus(ctx context.Context, id string) (slum.TenantStatus,
 
 // ListTenantStatus returns who serves each tenant, as the controller last
 // decided.
-func (s *Store) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
-	rows, err := s.db.Queries().ListTenantStatus(ctx)
+func (s *Status) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
+	rows, err := s.eng.Read().ListTenantStatus(ctx)
 	return convert(rows, err, "list tenant status", toTenantStatus)
 }
 
@@ -263,14 +269,14 @@ func toEvent(r db.Event) slum.Event {
 }
 
 // Events returns events after id since, oldest first, at most limit.
-func (s *Store) Events(ctx context.Context, since int64, limit int64) ([]slum.Event, error) {
-	rows, err := s.db.Queries().ListEvents(ctx, db.ListEventsParams{ID: since, Limit: limit})
+func (s *Status) Events(ctx context.Context, since int64, limit int64) ([]slum.Event, error) {
+	rows, err := s.eng.Read().ListEvents(ctx, db.ListEventsParams{ID: since, Limit: limit})
 	return convert(rows, err, "list events", toEvent)
 }
 
 // RecentEvents returns the last n events, oldest first.
-func (s *Store) RecentEvents(ctx context.Context, n int64) ([]slum.Event, error) {
-	rows, err := s.db.Queries().RecentEvents(ctx, n)
+func (s *Status) RecentEvents(ctx context.Context, n int64) ([]slum.Event, error) {
+	rows, err := s.eng.Read().RecentEvents(ctx, n)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
 	}
@@ -282,8 +288,8 @@ func (s *Store) RecentEvents(ctx context.Context, n int64) ([]slum.Event, error)
 }
 
 // ListPlacements returns the ownership ledger.
-func (s *Store) ListPlacements(ctx context.Context) ([]slum.Placement, error) {
-	rows, err := s.db.Queries().ListPlacements(ctx)
+func (s *Status) ListPlacements(ctx context.Context) ([]slum.Placement, error) {
+	rows, err := s.eng.Read().ListPlacements(ctx)
 	return convert(rows, err, "list placements", func(r db.Placement) slum.Placement {
 		return slum.Placement{ServerID: r.ServerID, Name: r.Name, TenantID: r.TenantID, InstanceID: r.InstanceID}
 	})
@@ -295,10 +301,10 @@ func (s *Store) ListPlacements(ctx context.Context) ([]slum.Placement, error) {
 // reportBatch, so the write lock is never held for long; an entry whose
 // spawn never follows (a failure part-way) is forgotten once its copy is
 // seen not to run.
-func (s *Store) RecordPlacements(ctx context.Context, f slum.Fence, ps []slum.Placement) error {
+func (s *Status) RecordPlacements(ctx context.Context, f slum.Fence, ps []slum.Placement) error {
 	now := ms(s.now())
 	for batch := range slices.Chunk(ps, reportBatch) {
-		err := s.fenced(ctx, f, func(q *db.Queries) error {
+		err := s.fenced(ctx, f, func(q db.Querier) error {
 			for _, p := range batch {
 				if err := q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: p.ServerID, Name: p.Name,
 					TenantID: p.TenantID, InstanceID: p.InstanceID, CreatedAt: now}); err != nil && !isForeignKey(err) {

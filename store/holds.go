@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -21,10 +21,10 @@ func toHold(r db.Hold) slum.Hold {
 // a new held plan gets a hold (and an event), one already open is kept,
 // and open holds no longer in the list are cleared (the plan went away).
 // It returns the open holds, with any approval the operator gave.
-func (s *Store) SyncHolds(ctx context.Context, f slum.Fence, specs []slum.HoldSpec) ([]slum.Hold, error) {
+func (s *Status) SyncHolds(ctx context.Context, f slum.Fence, specs []slum.HoldSpec) ([]slum.Hold, error) {
 	now := ms(s.now())
 	var out []slum.Hold
-	err := s.fenced(ctx, f, func(q *db.Queries) error {
+	err := s.fenced(ctx, f, func(q db.Querier) error {
 		out = out[:0]
 		want := map[slum.HoldKind]map[string]bool{}
 		for _, sp := range specs {
@@ -82,9 +82,9 @@ func (s *Store) SyncHolds(ctx context.Context, f slum.Fence, specs []slum.HoldSp
 
 // FinishHold marks an approved hold carried out, under the controller's
 // lease: the approval is spent and the next such plan is held again.
-func (s *Store) FinishHold(ctx context.Context, f slum.Fence, id int64) error {
+func (s *Status) FinishHold(ctx context.Context, f slum.Fence, id int64) error {
 	now := ms(s.now())
-	return s.fenced(ctx, f, func(q *db.Queries) error {
+	return s.fenced(ctx, f, func(q db.Querier) error {
 		if err := q.SetHoldState(ctx, db.SetHoldStateParams{State: string(slum.HoldDone), UpdatedAt: now, ID: id}); err != nil {
 			return err
 		}
@@ -96,12 +96,12 @@ func (s *Store) FinishHold(ctx context.Context, f slum.Fence, id int64) error {
 
 // ApproveHold lets the held plan id go ahead once. by names who approved
 // it, for the record. Approving anything but a held plan is a conflict.
-func (s *Store) ApproveHold(ctx context.Context, id int64, by string) (slum.Hold, error) {
+func (s *Status) ApproveHold(ctx context.Context, id int64, by string) (slum.Hold, error) {
 	if id <= 0 {
 		return slum.Hold{}, invalid("hold id", itoa(id), "must be a positive number (see 'slum status')")
 	}
 	var out slum.Hold
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		r, err := q.GetHold(ctx, id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("approve: hold %d %w", id, slum.ErrNotFound)
@@ -126,13 +126,13 @@ func (s *Store) ApproveHold(ctx context.Context, id int64, by string) (slum.Hold
 }
 
 // OpenHolds returns the plans held back now.
-func (s *Store) OpenHolds(ctx context.Context) ([]slum.Hold, error) {
-	rows, err := s.db.Queries().ListOpenHolds(ctx)
+func (s *Status) OpenHolds(ctx context.Context) ([]slum.Hold, error) {
+	rows, err := s.eng.Read().ListOpenHolds(ctx)
 	return convert(rows, err, "list holds", toHold)
 }
 
 // RecentHolds returns the last n holds, newest first.
-func (s *Store) RecentHolds(ctx context.Context, n int64) ([]slum.Hold, error) {
-	rows, err := s.db.Queries().ListRecentHolds(ctx, n)
+func (s *Status) RecentHolds(ctx context.Context, n int64) ([]slum.Hold, error) {
+	rows, err := s.eng.Read().ListRecentHolds(ctx, n)
 	return convert(rows, err, "list holds", toHold)
 }

@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/desired"
 )
 
 // splitKey checks an instance key and splits it.
@@ -19,40 +20,6 @@ func splitKey(key slum.InstanceKey) (tenant, instance string, err error) {
 	}
 	tenant, instance = key.Split()
 	return tenant, instance, nil
-}
-
-func validateInstance(i slum.Instance) error {
-	if err := ValidateID("tenant id", i.TenantID); err != nil {
-		return err
-	}
-	if err := ValidateID("instance id", i.ID); err != nil {
-		return err
-	}
-	if err := ValidateLabel("process", i.Process); err != nil {
-		return err
-	}
-	if id := TenementID(i.TenantID, i.ID); len(id) > MaxLabel {
-		return invalid("instance id", i.ID, fmt.Sprintf("with tenant %s makes tenement id %s longer than 63 characters", i.TenantID, id))
-	}
-	if i.ServerID != "" {
-		if err := ValidateID("server", i.ServerID); err != nil {
-			return err
-		}
-	}
-	if err := ValidatePositive("memory_mb", i.MemoryMB); err != nil {
-		return err
-	}
-	switch i.DesiredState {
-	case slum.StateRunning, slum.StateStopped:
-	default:
-		return invalid("state", string(i.DesiredState), "must be running or stopped")
-	}
-	switch i.Mode {
-	case slum.ModeAlways, slum.ModeOnDemand:
-	default:
-		return invalid("mode", string(i.Mode), "must be always or on-demand")
-	}
-	return nil
 }
 
 func toInstance(r db.Instance) slum.Instance {
@@ -83,7 +50,7 @@ func updateInstanceParams(i slum.Instance, now int64) db.UpdateInstanceParams {
 	}
 }
 
-func getInstance(ctx context.Context, q *db.Queries, tenant, id string) (slum.Instance, error) {
+func getInstance(ctx context.Context, q db.Querier, tenant, id string) (slum.Instance, error) {
 	r, err := q.GetInstance(ctx, db.GetInstanceParams{TenantID: tenant, ID: id})
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.Instance{}, fmt.Errorf("instance %s:%s %w", tenant, id, slum.ErrNotFound)
@@ -97,7 +64,7 @@ func getInstance(ctx context.Context, q *db.Queries, tenant, id string) (slum.In
 // checkFits verifies that server can take inst: it exists, takes new
 // placements, has the memory free and runs no other instance of the
 // tenant's process.
-func checkFits(ctx context.Context, q *db.Queries, inst slum.Instance) error {
+func checkFits(ctx context.Context, q db.Querier, inst slum.Instance) error {
 	srv, err := getServer(ctx, q, inst.ServerID)
 	if err != nil {
 		return err
@@ -139,12 +106,12 @@ func checkFits(ctx context.Context, q *db.Queries, inst slum.Instance) error {
 // spec.ServerID, or by slum when that is empty. Spawning an existing
 // instance sets it running again and applies the memory and mode spec
 // gives; it may not change its process or server (use MoveInstance).
-func (s *Store) SpawnInstance(ctx context.Context, spec slum.InstanceSpec) (slum.Instance, error) {
-	inst, err := specInstance(spec)
+func (s *Desired) SpawnInstance(ctx context.Context, spec slum.InstanceSpec) (slum.Instance, error) {
+	inst, err := desired.NewInstance(spec)
 	if err != nil {
 		return slum.Instance{}, fmt.Errorf("spawn instance: %w", err)
 	}
-	err = s.write(ctx, func(q *db.Queries, now int64) error {
+	err = s.write(ctx, func(q db.Querier, now int64) error {
 		inst, err = spawn(ctx, q, now, inst, spec)
 		return err
 	})
@@ -154,21 +121,9 @@ func (s *Store) SpawnInstance(ctx context.Context, spec slum.InstanceSpec) (slum
 	return inst, nil
 }
 
-func specInstance(spec slum.InstanceSpec) (slum.Instance, error) {
-	inst := slum.Instance{TenantID: spec.TenantID, ID: spec.ID, Process: spec.Process, ServerID: spec.ServerID,
-		MemoryMB: spec.MemoryMB, Mode: spec.Mode, DesiredState: slum.StateRunning}
-	if inst.MemoryMB == 0 {
-		inst.MemoryMB = slum.DefaultMemoryMB
-	}
-	if inst.Mode == "" {
-		inst.Mode = slum.ModeAlways
-	}
-	return inst, validateInstance(inst)
-}
-
 // spawn adds inst, or sets an existing instance running with the memory
 // and mode spec gives (not the defaults inst was given in their place).
-func spawn(ctx context.Context, q *db.Queries, now int64, inst slum.Instance, spec slum.InstanceSpec) (slum.Instance, error) {
+func spawn(ctx context.Context, q db.Querier, now int64, inst slum.Instance, spec slum.InstanceSpec) (slum.Instance, error) {
 	t, err := getTenant(ctx, q, inst.TenantID)
 	if err != nil {
 		return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
@@ -183,7 +138,7 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst slum.Instance, sp
 		if err != nil {
 			return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 		}
-		if inst.ServerID, err = p.place(inst.TenantID, t.Region, inst.Process, inst.MemoryMB, ""); err != nil {
+		if inst.ServerID, err = p.Place(inst.TenantID, t.Region, inst.Process, inst.MemoryMB, ""); err != nil {
 			return inst, fmt.Errorf("spawn instance %s: %w", inst.Key(), err)
 		}
 	} else if err := checkFits(ctx, q, inst); err != nil {
@@ -205,7 +160,7 @@ func spawn(ctx context.Context, q *db.Queries, now int64, inst slum.Instance, sp
 
 // respawn sets the existing instance old running and applies the memory
 // and mode spec gives, or refuses every change when one cannot be made.
-func respawn(ctx context.Context, q *db.Queries, now int64, old, inst slum.Instance, spec slum.InstanceSpec) (slum.Instance, error) {
+func respawn(ctx context.Context, q db.Querier, now int64, old, inst slum.Instance, spec slum.InstanceSpec) (slum.Instance, error) {
 	if old.Process != inst.Process || (inst.ServerID != "" && old.ServerID != inst.ServerID) {
 		return inst, fmt.Errorf("spawn instance: %w: %s exists as process %s on server %s; move it or remove it first",
 			slum.ErrAlreadyExists, old.Key(), old.Process, old.ServerID)
@@ -261,13 +216,13 @@ func respawn(ctx context.Context, q *db.Queries, now int64, old, inst slum.Insta
 
 // StopInstance sets an instance's desired state to stopped; the instance
 // keeps its placement and can be spawned again.
-func (s *Store) StopInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
+func (s *Desired) StopInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
 	tenant, id, err := splitKey(key)
 	if err != nil {
 		return slum.Instance{}, fmt.Errorf("stop instance: %w", err)
 	}
 	var out slum.Instance
-	err = s.write(ctx, func(q *db.Queries, now int64) error {
+	err = s.write(ctx, func(q db.Querier, now int64) error {
 		in, err := getInstance(ctx, q, tenant, id)
 		if err != nil {
 			return fmt.Errorf("stop instance: %w", err)
@@ -290,12 +245,12 @@ func (s *Store) StopInstance(ctx context.Context, key slum.InstanceKey) (slum.In
 
 // RemoveInstance deletes an instance from the desired state; the controller
 // stops it.
-func (s *Store) RemoveInstance(ctx context.Context, key slum.InstanceKey) error {
+func (s *Desired) RemoveInstance(ctx context.Context, key slum.InstanceKey) error {
 	tenant, id, err := splitKey(key)
 	if err != nil {
 		return fmt.Errorf("remove instance: %w", err)
 	}
-	return s.write(ctx, func(q *db.Queries, now int64) error {
+	return s.write(ctx, func(q db.Querier, now int64) error {
 		if _, err := getInstance(ctx, q, tenant, id); err != nil {
 			return fmt.Errorf("remove instance: %w", err)
 		}
@@ -313,18 +268,18 @@ func (s *Store) RemoveInstance(ctx context.Context, key slum.InstanceKey) error 
 // slum chooses when that is empty. The controller starts the new copy and
 // then stops the old one, which deletes the old copy's data when the
 // tenement service has storage_persist = false.
-func (s *Store) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer string) (slum.Move, error) {
+func (s *Desired) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer string) (slum.Move, error) {
 	tenant, id, err := splitKey(key)
 	if err != nil {
 		return slum.Move{}, fmt.Errorf("move instance: %w", err)
 	}
 	if toServer != "" {
-		if err := ValidateID("server", toServer); err != nil {
+		if err := desired.ValidateID("server", toServer); err != nil {
 			return slum.Move{}, fmt.Errorf("move instance: %w", err)
 		}
 	}
 	var mv slum.Move
-	err = s.write(ctx, func(q *db.Queries, now int64) error {
+	err = s.write(ctx, func(q db.Querier, now int64) error {
 		in, err := getInstance(ctx, q, tenant, id)
 		if err != nil {
 			return fmt.Errorf("move instance: %w", err)
@@ -342,8 +297,8 @@ func (s *Store) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer
 			if err != nil {
 				return fmt.Errorf("move instance %s: %w", key, err)
 			}
-			p.release(in)
-			if toServer, err = p.place(tenant, t.Region, in.Process, in.MemoryMB, in.ServerID); err != nil {
+			p.Release(in)
+			if toServer, err = p.Place(tenant, t.Region, in.Process, in.MemoryMB, in.ServerID); err != nil {
 				return fmt.Errorf("move instance %s: %w", key, err)
 			}
 		} else {
@@ -363,35 +318,35 @@ func (s *Store) MoveInstance(ctx context.Context, key slum.InstanceKey, toServer
 }
 
 // GetInstance returns one instance by "tenant:instance".
-func (s *Store) GetInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
+func (s *Desired) GetInstance(ctx context.Context, key slum.InstanceKey) (slum.Instance, error) {
 	tenant, id, err := splitKey(key)
 	if err != nil {
 		return slum.Instance{}, err
 	}
-	return getInstance(ctx, s.db.Queries(), tenant, id)
+	return getInstance(ctx, s.eng.Read(), tenant, id)
 }
 
 // ListInstances returns every instance, by tenant and id.
-func (s *Store) ListInstances(ctx context.Context) ([]slum.Instance, error) {
-	rows, err := s.db.Queries().ListInstances(ctx)
+func (s *Desired) ListInstances(ctx context.Context) ([]slum.Instance, error) {
+	rows, err := s.eng.Read().ListInstances(ctx)
 	return convert(rows, err, "list instances", toInstance)
 }
 
 // ListInstancesOfTenant returns one tenant's instances.
-func (s *Store) ListInstancesOfTenant(ctx context.Context, tenant string) ([]slum.Instance, error) {
+func (s *Desired) ListInstancesOfTenant(ctx context.Context, tenant string) ([]slum.Instance, error) {
 	if _, err := s.GetTenant(ctx, tenant); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Queries().ListInstancesOfTenant(ctx, tenant)
+	rows, err := s.eng.Read().ListInstancesOfTenant(ctx, tenant)
 	return convert(rows, err, "list instances of "+tenant, toInstance)
 }
 
 // ListInstancesOnServer returns the instances placed on a server.
-func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]slum.Instance, error) {
+func (s *Desired) ListInstancesOnServer(ctx context.Context, serverID string) ([]slum.Instance, error) {
 	if _, err := s.GetServer(ctx, serverID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Queries().ListInstancesOnServer(ctx, serverID)
+	rows, err := s.eng.Read().ListInstancesOnServer(ctx, serverID)
 	return convert(rows, err, "list instances on "+serverID, toInstance)
 }
 
@@ -401,13 +356,13 @@ func (s *Store) ListInstancesOnServer(ctx context.Context, serverID string) ([]s
 // the rest are returned, with the moved instances as stored and the
 // revision, so the controller can apply them to the snapshot it holds
 // rather than read 100,000 instances again.
-func (s *Store) Reschedule(ctx context.Context, f slum.Fence, rs []slum.Reschedule) (slum.Rescheduled, error) {
+func (s *Desired) Reschedule(ctx context.Context, f slum.Fence, rs []slum.Reschedule) (slum.Rescheduled, error) {
 	var out slum.Rescheduled
 	if len(rs) == 0 {
 		return out, nil
 	}
 	now := ms(s.now())
-	err := s.fenced(ctx, f, func(q *db.Queries) error {
+	err := s.fenced(ctx, f, func(q db.Querier) error {
 		out = slum.Rescheduled{}
 		for _, r := range rs {
 			siblings, err := q.ListInstancesOfTenant(ctx, r.TenantID)

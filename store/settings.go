@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -18,7 +18,7 @@ func toSettings(r db.FleetSetting) slum.Settings {
 		FailbackAfter: time.Duration(r.FailbackAfterMs) * time.Millisecond}
 }
 
-func getSettings(ctx context.Context, q *db.Queries) (slum.Settings, error) {
+func getSettings(ctx context.Context, q db.Querier) (slum.Settings, error) {
 	r, err := q.GetSettings(ctx)
 	if err != nil {
 		return slum.Settings{}, fmt.Errorf("read fleet settings: %w", err)
@@ -27,17 +27,17 @@ func getSettings(ctx context.Context, q *db.Queries) (slum.Settings, error) {
 }
 
 // Settings returns the fleet's settings.
-func (s *Store) Settings(ctx context.Context) (slum.Settings, error) {
-	return getSettings(ctx, s.db.Queries())
+func (s *Desired) Settings(ctx context.Context) (slum.Settings, error) {
+	return getSettings(ctx, s.eng.Read())
 }
 
 // SetSettings replaces the fleet's settings; a running controller applies
 // them at once.
-func (s *Store) SetSettings(ctx context.Context, set slum.Settings) (slum.Settings, error) {
+func (s *Desired) SetSettings(ctx context.Context, set slum.Settings) (slum.Settings, error) {
 	if err := set.Validate(); err != nil {
 		return slum.Settings{}, fmt.Errorf("fleet settings: %w", err)
 	}
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		old, err := getSettings(ctx, q)
 		if err != nil {
 			return err
@@ -53,7 +53,7 @@ func (s *Store) SetSettings(ctx context.Context, set slum.Settings) (slum.Settin
 	return set, err
 }
 
-func setSettings(ctx context.Context, q *db.Queries, set slum.Settings, now int64) error {
+func setSettings(ctx context.Context, q db.Querier, set slum.Settings, now int64) error {
 	err := q.UpdateSettings(ctx, db.UpdateSettingsParams{ProbeIntervalMs: set.ProbeInterval.Milliseconds(),
 		ProbeTimeoutMs: set.ProbeTimeout.Milliseconds(), DeadAfter: int64(set.DeadAfter),
 		PartitionFraction: set.PartitionFraction, FailoverRate: int64(set.FailoverRate),

@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -23,11 +23,11 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 	}
 	// Tenants and instances are counted by SQLite: a large fleet's
 	// overview must not read every row.
-	tenants, err := s.db.Queries().CountTenants(ctx)
+	tenants, err := s.eng.Read().CountTenants(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("count tenants: %w", err)
 	}
-	byPhase, err := s.db.Queries().CountInstancesByPhase(ctx)
+	byPhase, err := s.eng.Read().CountInstancesByPhase(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("count instances: %w", err)
 	}

@@ -1,18 +1,28 @@
-package desired
+package store
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/slum-fleet/slum"
-
 	"github.com/slum-fleet/slum/db"
 )
 
-// Snapshot reads the desired state. The revision is read first, so a
-// commit racing the read shows as a newer revision and is read again.
-func (s *Store) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
-	q := s.db.Queries()
+// Snapshot reads the whole desired state at one revision, in one read
+// transaction.
+func (s *Desired) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
+	var snap *slum.Snapshot
+	err := s.eng.InReadTx(ctx, func(q db.Querier) error {
+		var err error
+		snap, err = readSnapshot(ctx, q)
+		return err
+	})
+	return snap, err
+}
+
+// readSnapshot reads the desired state with q: consistent when q is a
+// transaction's.
+func readSnapshot(ctx context.Context, q db.Querier) (*slum.Snapshot, error) {
 	rev, err := q.GetRevision(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read revision: %w", err)
@@ -33,7 +43,8 @@ func (s *Store) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
 	if snap.Settings, err = getSettings(ctx, q); err != nil {
 		return nil, err
 	}
-	if snap.Holds, err = s.OpenHolds(ctx); err != nil {
+	holds, err := q.ListOpenHolds(ctx)
+	if snap.Holds, err = convert(holds, err, "list held plans", toHold); err != nil {
 		return nil, err
 	}
 	removed, err := q.ListRemovals(ctx)

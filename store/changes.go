@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -12,10 +12,14 @@ import (
 	"github.com/slum-fleet/slum/db"
 )
 
+// ChangeLog says which objects commits wrote, so readers that follow the
+// fleet read only what changed.
+type ChangeLog struct{ base }
+
 // ChangeSeq is the change log's latest position. A reader reads it before
 // it reads the whole fleet, then follows with ChangedSince from it.
-func (s *Store) ChangeSeq(ctx context.Context) (int64, error) {
-	seq, err := s.db.Queries().LatestChangeSeq(ctx)
+func (s *ChangeLog) ChangeSeq(ctx context.Context) (int64, error) {
+	seq, err := s.eng.Read().LatestChangeSeq(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read the change log: %w", err)
 	}
@@ -29,8 +33,8 @@ func (s *Store) ChangeSeq(ctx context.Context) (int64, error) {
 // they may have gone unlogged since: the caller then reads the whole fleet,
 // after this call, instead of following the log. Both times are SQLite's
 // clock, the one the triggers read.
-func (s *Store) KeepChangeLog(ctx context.Context, d time.Duration, until int64) (newUntil int64, lapsed bool, err error) {
-	err = s.db.InTx(ctx, func(q *db.Queries) error {
+func (s *ChangeLog) KeepChangeLog(ctx context.Context, d time.Duration, until int64) (newUntil int64, lapsed bool, err error) {
+	err = s.eng.InTx(ctx, func(q db.Querier) error {
 		now, err := q.ClockMS(ctx)
 		if err != nil {
 			return err
@@ -50,8 +54,8 @@ func (s *Store) KeepChangeLog(ctx context.Context, d time.Duration, until int64)
 // or holds more than max writes since. Objects are read after the log, so
 // one may already show a later commit; the next call lists that commit
 // again and reads the same value.
-func (s *Store) ChangedSince(ctx context.Context, seq int64, max int) (*slum.Changed, error) {
-	q := s.db.Queries()
+func (s *ChangeLog) ChangedSince(ctx context.Context, seq int64, max int) (*slum.Changed, error) {
+	q := s.eng.Read()
 	rows, err := q.ListChangesSince(ctx, db.ListChangesSinceParams{Seq: seq, Limit: int64(max) + 1})
 	if err != nil {
 		return nil, fmt.Errorf("read the change log: %w", err)
@@ -82,7 +86,7 @@ func (s *Store) ChangedSince(ctx context.Context, seq int64, max int) (*slum.Cha
 }
 
 // read reads the object one log entry names, unless it was read already.
-func readChange(ctx context.Context, c *slum.Changed, q *db.Queries, r db.ChangeLog) error {
+func readChange(ctx context.Context, c *slum.Changed, q db.Querier, r db.ChangeLog) error {
 	switch slum.ChangeKind(r.Kind) {
 	case slum.ChangeSettings:
 		if c.Settings != nil {
@@ -190,7 +194,7 @@ func found[K comparable, R, T any](err error, into map[K]*T, key K, row R, conv 
 	return nil
 }
 
-func readStats(ctx context.Context, c *slum.Changed, q *db.Queries, id string) error {
+func readStats(ctx context.Context, c *slum.Changed, q db.Querier, id string) error {
 	srv, ok := c.Servers[id]
 	if !ok {
 		s, err := getServer(ctx, q, id)

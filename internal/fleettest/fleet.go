@@ -1,11 +1,9 @@
-package desired
+package fleettest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -13,102 +11,9 @@ import (
 	"github.com/slum-fleet/slum"
 )
 
-func openStore(t testing.TB) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "slum.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func mustServer(t testing.TB, s *Store, id, region string, capacity int64) {
-	t.Helper()
-	if _, err := s.AddServer(context.Background(), slum.Server{ID: id, URL: "http://" + id + ".test:8080", Region: region, CapacityMB: capacity, Token: "tok-" + id}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func mustTenant(t testing.TB, s *Store, id, region string) {
-	t.Helper()
-	if _, _, err := s.AddTenant(context.Background(), slum.Tenant{ID: id, Domain: id + ".example.com", Region: region}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// snapshot is every desired row, to show that a rejected call changed
-// nothing.
-func snapshot(t testing.TB, s *Store) string {
-	t.Helper()
+func ServerIntegrity(t *testing.T, open Opener) {
 	ctx := context.Background()
-	srv, err1 := s.ListServers(ctx)
-	ten, err2 := s.ListTenants(ctx)
-	ins, err3 := s.ListInstances(ctx)
-	rev, err4 := s.Revision(ctx)
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal([]any{srv, ten, ins, rev})
-	return string(b)
-}
-
-func TestDatabaseFileIsPrivate(t *testing.T) {
-	s := openStore(t)
-	fi, err := os.Stat(s.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("database mode %v, want 0600 (it holds tokens)", fi.Mode().Perm())
-	}
-}
-
-func TestReopenKeepsDataAndSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "slum.db")
-	ctx := context.Background()
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustServer(t, s, "s1", "", 100)
-	v1, err := s.db.SchemaVersion(ctx)
-	if err != nil || v1 < 1 {
-		t.Fatalf("schema version %d, %v", v1, err)
-	}
-	s.Close()
-	s, err = Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if v2, _ := s.db.SchemaVersion(ctx); v2 != v1 {
-		t.Fatalf("schema version went from %d to %d on reopen", v1, v2)
-	}
-	if _, err := s.GetServer(ctx, "s1"); err != nil {
-		t.Fatalf("data lost on reopen: %v", err)
-	}
-}
-
-func TestTokenNeverInJSON(t *testing.T) {
-	s := openStore(t)
-	mustServer(t, s, "s1", "", 100)
-	srv, err := s.GetServer(context.Background(), "s1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if srv.Token != "tok-s1" {
-		t.Fatalf("token not stored: %q", srv.Token)
-	}
-	b, _ := json.Marshal(srv)
-	if strings.Contains(string(b), "tok-s1") {
-		t.Fatalf("JSON shows the token: %s", b)
-	}
-}
-
-func TestServerIntegrity(t *testing.T) {
-	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	mustServer(t, s, "s1", "eu", 1000)
 
 	if _, err := s.AddServer(ctx, slum.Server{ID: "s1", URL: "http://x", CapacityMB: 1}); !errors.Is(err, slum.ErrAlreadyExists) {
@@ -157,11 +62,11 @@ func TestServerIntegrity(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A copy the controller placed and has yet to stop holds the server.
-	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Minute)
+	lease, err := s.Store.AcquireLease(ctx, "controller", "test", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordPlacements(ctx, lease.Fence(), []slum.Placement{{ServerID: "s1", Name: "api:alice--prod", TenantID: "alice", InstanceID: "prod"}}); err != nil {
+	if err := s.Store.RecordPlacements(ctx, lease.Fence(), []slum.Placement{{ServerID: "s1", Name: "api:alice--prod", TenantID: "alice", InstanceID: "prod"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, slum.ErrConflict) {
@@ -175,9 +80,9 @@ func TestServerIntegrity(t *testing.T) {
 	}
 }
 
-func TestTenantIntegrity(t *testing.T) {
+func TenantIntegrity(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	mustServer(t, s, "s1", "", 1000)
 	mustTenant(t, s, "alice", "")
 
@@ -214,9 +119,9 @@ func TestTenantIntegrity(t *testing.T) {
 	}
 }
 
-func TestInstanceIntegrity(t *testing.T) {
+func InstanceIntegrity(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	mustServer(t, s, "s1", "", 1000)
 	mustServer(t, s, "s2", "", 1000)
 	mustTenant(t, s, "alice", "")
@@ -302,9 +207,9 @@ func TestInstanceIntegrity(t *testing.T) {
 	}
 }
 
-func TestPlacement(t *testing.T) {
+func Placement(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	mustServer(t, s, "eu-1", "eu", 1000)
 	mustServer(t, s, "eu-2", "eu", 1000)
 	mustServer(t, s, "us-1", "us", 4000)
@@ -354,9 +259,9 @@ func TestPlacement(t *testing.T) {
 	}
 }
 
-func TestDrainAndMove(t *testing.T) {
+func DrainAndMove(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	mustServer(t, s, "s1", "", 1000)
 	mustServer(t, s, "s2", "", 1000)
 	mustServer(t, s, "s3", "", 300)
@@ -413,33 +318,121 @@ func TestDrainAndMove(t *testing.T) {
 	}
 }
 
-func TestRevisionBumpsOnDesiredWritesOnly(t *testing.T) {
+func RevisionBumpsOnDesiredWritesOnly(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
-	r0, _ := s.Revision(ctx)
+	s := open(t)
+	r0, _ := s.Store.Revision(ctx)
 	mustServer(t, s, "s1", "", 100)
-	r1, _ := s.Revision(ctx)
+	r1, _ := s.Store.Revision(ctx)
 	if r1 != r0+1 {
 		t.Fatalf("revision %d -> %d after a server add", r0, r1)
 	}
-	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Minute)
+	lease, err := s.Store.AcquireLease(ctx, "controller", "test", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st0, _ := s.StatusRevision(ctx)
-	if err := s.WriteReport(ctx, lease.Fence(), slum.Report{Events: []slum.Event{{Object: "x", Reason: "y", Message: "z"}}}); err != nil {
+	st0, _ := s.Store.StatusRevision(ctx)
+	if err := s.Store.WriteReport(ctx, lease.Fence(), slum.Report{Events: []slum.Event{{Object: "x", Reason: "y", Message: "z"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if r2, _ := s.Revision(ctx); r2 != r1 {
+	if r2, _ := s.Store.Revision(ctx); r2 != r1 {
 		t.Fatal("a status report bumped the desired revision")
 	}
-	if st1, _ := s.StatusRevision(ctx); st1 != st0+1 {
+	if st1, _ := s.Store.StatusRevision(ctx); st1 != st0+1 {
 		t.Fatalf("status revision %d -> %d after a report", st0, st1)
 	}
 	if _, err := s.AddServer(ctx, slum.Server{ID: "s1", URL: "http://x", CapacityMB: 1}); err == nil {
 		t.Fatal("duplicate accepted")
 	}
-	if r3, _ := s.Revision(ctx); r3 != r1 {
+	if r3, _ := s.Store.Revision(ctx); r3 != r1 {
 		t.Fatal("a rejected write bumped the revision")
+	}
+}
+
+func RespawnAppliesEveryGivenFieldOrNothing(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t)
+	mustServer(t, s, "s1", "", 1000)
+	mustTenant(t, s, "a", "")
+	spawn := func(spec slum.InstanceSpec) (slum.Instance, error) {
+		spec.TenantID, spec.ID, spec.Process = "a", "p", "api"
+		return s.SpawnInstance(ctx, spec)
+	}
+	in, err := spawn(slum.InstanceSpec{Mode: slum.ModeOnDemand})
+	if err != nil || in.MemoryMB != slum.DefaultMemoryMB || in.Mode != slum.ModeOnDemand {
+		t.Fatalf("first spawn: %+v %v", in, err)
+	}
+	// Nothing given: nothing changes, not even the mode back to its default.
+	if again, err := spawn(slum.InstanceSpec{}); err != nil || again != in {
+		t.Fatalf("a bare re-spawn: %+v %v", again, err)
+	}
+	// Memory and mode given: both applied.
+	if in, err = spawn(slum.InstanceSpec{MemoryMB: 512, Mode: slum.ModeAlways}); err != nil || in.MemoryMB != 512 || in.Mode != slum.ModeAlways {
+		t.Fatalf("re-spawn with memory and mode: %+v %v", in, err)
+	}
+	// More memory than the server has: refused whole, the mode included.
+	before := snapshot(t, s)
+	_, err = spawn(slum.InstanceSpec{MemoryMB: 2000, Mode: slum.ModeOnDemand})
+	if !errors.Is(err, slum.ErrNoCapacity) || !strings.Contains(err.Error(), "server s1 has 1000 MB for it, not the 2000 MB asked") {
+		t.Fatalf("re-spawn beyond capacity: %v", err)
+	}
+	if snapshot(t, s) != before {
+		t.Fatal("a refused re-spawn changed the database")
+	}
+	// A stopped instance is started with the new memory.
+	if _, err := s.StopInstance(ctx, "a:p"); err != nil {
+		t.Fatal(err)
+	}
+	if in, err = spawn(slum.InstanceSpec{MemoryMB: 1000}); err != nil || in.MemoryMB != 1000 || in.DesiredState != slum.StateRunning {
+		t.Fatalf("re-spawn of a stopped instance: %+v %v", in, err)
+	}
+	// Negative memory is invalid; zero means "not given".
+	if _, err := spawn(slum.InstanceSpec{MemoryMB: -1}); !errors.Is(err, slum.ErrInvalid) {
+		t.Fatalf("negative memory: %v", err)
+	}
+}
+
+// The overview's counts, which SQLite makes, are what reading every
+// instance and its status gives.
+func OverviewCounts(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t)
+	for _, id := range []string{"s1", "s2", "s3"} {
+		mustServer(t, s, id, "", 10000)
+	}
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		mustTenant(t, s, id, "")
+		if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: id, ID: "prod", Process: "api", ServerID: "s1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "a", ID: "backup", Process: "api", ServerID: "s2"}); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := s.Store.AcquireLease(ctx, "controller", "test", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.Store.WriteReport(ctx, lease.Fence(), slum.Report{Instances: []slum.InstanceStatus{
+		{TenantID: "a", InstanceID: "prod", Phase: slum.PhaseRunning, UpdatedAt: now},
+		{TenantID: "b", InstanceID: "prod", Phase: slum.PhaseRunning, UpdatedAt: now},
+		{TenantID: "c", InstanceID: "prod", Phase: slum.PhaseFailed, UpdatedAt: now},
+		{TenantID: "d", InstanceID: "prod", Phase: "", UpdatedAt: now},
+		{TenantID: "gone", InstanceID: "prod", Phase: slum.PhaseRunning, UpdatedAt: now},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s.GetInstance(ctx, "e:prod")
+	if _, err := s.Store.Reschedule(ctx, lease.Fence(), []slum.Reschedule{{TenantID: "e", InstanceID: "prod", From: "s1", To: "s3", Generation: in.Generation, Reason: "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := s.Overview(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[slum.Phase]int{slum.PhaseRunning: 2, slum.PhaseFailed: 1, slum.PhasePending: 3}
+	if o.Tenants != 5 || o.Instances != 6 || o.FailedOver != 1 || !reflect.DeepEqual(o.Phases, want) {
+		t.Fatalf("overview: %d tenants, %d instances, %d failed over, phases %v", o.Tenants, o.Instances, o.FailedOver, o.Phases)
 	}
 }

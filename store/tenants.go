@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -10,40 +10,8 @@ import (
 	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/desired"
 )
-
-func validateTenant(t slum.Tenant) error {
-	if err := ValidateID("tenant id", t.ID); err != nil {
-		return err
-	}
-	if err := ValidateDomain("domain", t.Domain); err != nil {
-		return err
-	}
-	if err := ValidateRegion("region", t.Region); err != nil {
-		return err
-	}
-	switch t.Failover {
-	case slum.FailoverMove, slum.FailoverNone:
-	default:
-		return invalid("failover", string(t.Failover), "must be move or none")
-	}
-	switch t.Serving {
-	case slum.ServingOne, slum.ServingAll:
-	default:
-		return invalid("serving", string(t.Serving), "must be one or all")
-	}
-	return nil
-}
-
-// normalizeTenant fills in the default policies.
-func normalizeTenant(t *slum.Tenant) {
-	if t.Failover == "" {
-		t.Failover = slum.FailoverMove
-	}
-	if t.Serving == "" {
-		t.Serving = slum.ServingOne
-	}
-}
 
 func insertTenantParams(t slum.Tenant, now int64) db.InsertTenantParams {
 	return db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
@@ -60,7 +28,7 @@ func toTenant(r db.Tenant) slum.Tenant {
 		Serving: slum.ServingPolicy(r.Serving), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
-func getTenant(ctx context.Context, q *db.Queries, id string) (slum.Tenant, error) {
+func getTenant(ctx context.Context, q db.Querier, id string) (slum.Tenant, error) {
 	r, err := q.GetTenant(ctx, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.Tenant{}, fmt.Errorf("tenant %s %w", id, slum.ErrNotFound)
@@ -72,7 +40,7 @@ func getTenant(ctx context.Context, q *db.Queries, id string) (slum.Tenant, erro
 }
 
 // checkDomainFree fails when another tenant has the domain.
-func checkDomainFree(ctx context.Context, q *db.Queries, domain, self string) error {
+func checkDomainFree(ctx context.Context, q db.Querier, domain, self string) error {
 	r, err := q.GetTenantByDomain(ctx, domain)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
@@ -89,21 +57,21 @@ func checkDomainFree(ctx context.Context, q *db.Queries, domain, self string) er
 // AddTenant adds a tenant, and with it, in the same transaction, the
 // instances of first (whose TenantID it fills in). More instances are added
 // with SpawnInstance.
-func (s *Store) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.InstanceSpec) (slum.Tenant, []slum.Instance, error) {
-	normalizeTenant(&t)
-	if err := validateTenant(t); err != nil {
+func (s *Desired) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.InstanceSpec) (slum.Tenant, []slum.Instance, error) {
+	desired.NormalizeTenant(&t)
+	if err := desired.ValidateTenant(t); err != nil {
 		return slum.Tenant{}, nil, fmt.Errorf("add tenant: %w", err)
 	}
 	insts := make([]slum.Instance, len(first))
 	for i, spec := range first {
 		spec.TenantID = t.ID
-		in, err := specInstance(spec)
+		in, err := desired.NewInstance(spec)
 		if err != nil {
 			return slum.Tenant{}, nil, fmt.Errorf("add tenant %s: %w", t.ID, err)
 		}
 		insts[i] = in
 	}
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		if _, err := q.GetTenant(ctx, t.ID); err == nil {
 			return fmt.Errorf("add tenant: tenant %s %w", t.ID, slum.ErrAlreadyExists)
 		}
@@ -132,20 +100,20 @@ func (s *Store) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.Inst
 }
 
 // GetTenant returns one tenant.
-func (s *Store) GetTenant(ctx context.Context, id string) (slum.Tenant, error) {
-	if err := ValidateID("tenant id", id); err != nil {
+func (s *Desired) GetTenant(ctx context.Context, id string) (slum.Tenant, error) {
+	if err := desired.ValidateID("tenant id", id); err != nil {
 		return slum.Tenant{}, err
 	}
-	return getTenant(ctx, s.db.Queries(), id)
+	return getTenant(ctx, s.eng.Read(), id)
 }
 
 // GetTenantByDomain returns the tenant that owns a domain.
-func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (slum.Tenant, error) {
+func (s *Desired) GetTenantByDomain(ctx context.Context, domain string) (slum.Tenant, error) {
 	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
-	if err := ValidateDomain("domain", domain); err != nil {
+	if err := desired.ValidateDomain("domain", domain); err != nil {
 		return slum.Tenant{}, err
 	}
-	r, err := s.db.Queries().GetTenantByDomain(ctx, domain)
+	r, err := s.eng.Read().GetTenantByDomain(ctx, domain)
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.Tenant{}, fmt.Errorf("tenant with domain %s %w", domain, slum.ErrNotFound)
 	}
@@ -156,24 +124,24 @@ func (s *Store) GetTenantByDomain(ctx context.Context, domain string) (slum.Tena
 }
 
 // ListTenants returns every tenant, by id.
-func (s *Store) ListTenants(ctx context.Context) ([]slum.Tenant, error) {
-	rows, err := s.db.Queries().ListTenants(ctx)
+func (s *Desired) ListTenants(ctx context.Context) ([]slum.Tenant, error) {
+	rows, err := s.eng.Read().ListTenants(ctx)
 	return convert(rows, err, "list tenants", toTenant)
 }
 
 // ListTenantsOnServer returns the tenants with an instance placed on a server.
-func (s *Store) ListTenantsOnServer(ctx context.Context, serverID string) ([]slum.Tenant, error) {
+func (s *Desired) ListTenantsOnServer(ctx context.Context, serverID string) ([]slum.Tenant, error) {
 	if _, err := s.GetServer(ctx, serverID); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Queries().ListTenantsOnServer(ctx, serverID)
+	rows, err := s.eng.Read().ListTenantsOnServer(ctx, serverID)
 	return convert(rows, err, "list tenants on "+serverID, toTenant)
 }
 
 // UpdateTenant changes a tenant's domain or region.
-func (s *Store) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate) (slum.Tenant, error) {
+func (s *Desired) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate) (slum.Tenant, error) {
 	var out slum.Tenant
-	err := s.write(ctx, func(q *db.Queries, now int64) error {
+	err := s.write(ctx, func(q db.Querier, now int64) error {
 		t, err := getTenant(ctx, q, id)
 		if err != nil {
 			return fmt.Errorf("update tenant: %w", err)
@@ -190,7 +158,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate
 		if u.Serving != nil {
 			t.Serving = *u.Serving
 		}
-		if err := validateTenant(t); err != nil {
+		if err := desired.ValidateTenant(t); err != nil {
 			return fmt.Errorf("update tenant %s: %w", id, err)
 		}
 		if err := checkDomainFree(ctx, q, t.Domain, id); err != nil {
@@ -208,11 +176,11 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate
 
 // RemoveTenant deletes a tenant and all its instances. The controller stops
 // the copies it placed.
-func (s *Store) RemoveTenant(ctx context.Context, id string) error {
-	if err := ValidateID("tenant id", id); err != nil {
+func (s *Desired) RemoveTenant(ctx context.Context, id string) error {
+	if err := desired.ValidateID("tenant id", id); err != nil {
 		return fmt.Errorf("remove tenant: %w", err)
 	}
-	return s.write(ctx, func(q *db.Queries, now int64) error {
+	return s.write(ctx, func(q db.Querier, now int64) error {
 		if _, err := getTenant(ctx, q, id); err != nil {
 			return fmt.Errorf("remove tenant: %w", err)
 		}

@@ -1,9 +1,13 @@
-package db
+// Package sqlite is slum's embedded engine: a fleet kept in one SQLite
+// file, opened safely for a CLI and a controller that share it (files
+// that are not slum's are refused untouched; the schema is migrated in
+// place), running the queries of package db. Open hands back the fleet's
+// store.
+package sqlite
 
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -17,18 +21,22 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/store"
 )
 
-//go:embed migrations/*.sql
-var migrations embed.FS
-
-// DB is an open slum database with its prepared queries.
-type DB struct {
-	sql     *sql.DB
-	q       *Queries
+// Engine is an open slum database with its prepared queries.
+type Engine struct {
+	sql     *sql.DB     // writes: transactions take the write lock up front
+	read    *sql.DB     // read transactions, which take no lock
+	q       *db.Queries // prepared on sql
+	rq      *db.Queries // prepared on read
 	path    string
 	created bool
 }
+
+var _ store.Engine = (*Engine)(nil)
 
 // Errors Open returns for a file it will not use. Either way the file is
 // left exactly as it was.
@@ -41,16 +49,45 @@ var (
 	ErrForeign = errors.New("not a slum database")
 )
 
-// Open opens the slum database at path, creating it (0600, because it
+// Open opens the fleet database at path, creating it (0600, because it
 // holds server tokens) when there is none, and brings its schema up to
-// date. A file that is not a slum database is refused untouched.
-func Open(ctx context.Context, path string) (*DB, error) { return open(ctx, path, true) }
+// date. A file that is not a slum database is refused untouched, with an
+// error wrapping slum.ErrInvalid.
+func Open(ctx context.Context, path string) (*store.Store, error) { return open(ctx, path, true) }
 
-// OpenExisting is Open for a database that must already exist: where there
-// is none it fails with ErrNotExist and creates nothing.
-func OpenExisting(ctx context.Context, path string) (*DB, error) { return open(ctx, path, false) }
+// OpenExisting is Open for a fleet database that must exist already: where
+// there is none it creates nothing and fails with an error wrapping
+// slum.ErrNotFound.
+func OpenExisting(ctx context.Context, path string) (*store.Store, error) {
+	return open(ctx, path, false)
+}
 
-func open(ctx context.Context, path string, create bool) (*DB, error) {
+func open(ctx context.Context, path string, create bool) (*store.Store, error) {
+	e, err := OpenEngine(ctx, path, create)
+	switch {
+	case errors.Is(err, ErrNotExist):
+		return nil, classed{err, slum.ErrNotFound}
+	case errors.Is(err, ErrForeign):
+		return nil, classed{err, slum.ErrInvalid}
+	case err != nil:
+		return nil, err
+	}
+	return store.New(e), nil
+}
+
+// classed gives an error of the engine's one of slum's classes without
+// changing its message.
+type classed struct {
+	err   error
+	class error
+}
+
+func (e classed) Error() string   { return e.err.Error() }
+func (e classed) Unwrap() []error { return []error{e.err, e.class} }
+
+// OpenEngine opens the slum database at path, creating it when create is
+// set and there is none.
+func OpenEngine(ctx context.Context, path string, create bool) (*Engine, error) {
 	if path == "" {
 		return nil, errors.New("open database: empty path")
 	}
@@ -76,7 +113,7 @@ func open(ctx context.Context, path string, create bool) (*DB, error) {
 	if path == ":memory:" {
 		sqldb.SetMaxOpenConns(1)
 	}
-	fail := func(err error) (*DB, error) {
+	fail := func(err error) (*Engine, error) {
 		sqldb.Close()
 		return nil, err
 	}
@@ -102,11 +139,24 @@ func open(ctx context.Context, path string, create bool) (*DB, error) {
 	if err := migrate(ctx, sqldb, ms); err != nil {
 		return fail(fmt.Errorf("migrate database %s: %w", path, err))
 	}
-	q, err := Prepare(ctx, sqldb)
+	q, err := db.Prepare(ctx, sqldb)
 	if err != nil {
 		return fail(fmt.Errorf("prepare queries on %s: %w", path, err))
 	}
-	return &DB{sql: sqldb, q: q, path: path, created: created}, nil
+	e := &Engine{sql: sqldb, read: sqldb, q: q, rq: q, path: path, created: created}
+	if path != ":memory:" {
+		// A second pool whose transactions start deferred: a read
+		// transaction never waits for the write lock.
+		if e.read, err = sql.Open("sqlite3", strings.Replace(dsn, "_txlock=immediate", "_txlock=deferred", 1)); err == nil {
+			e.rq, err = db.Prepare(ctx, e.read)
+		}
+		if err != nil {
+			e.read = sqldb
+			e.Close()
+			return nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+	}
+	return e, nil
 }
 
 // sqliteHeader starts every SQLite database file.
@@ -219,27 +269,46 @@ func listSome(names []string) string {
 }
 
 // Close closes the database.
-func (d *DB) Close() error {
-	qerr := d.q.Close()
-	return errors.Join(qerr, d.sql.Close())
+func (e *Engine) Close() error {
+	err := errors.Join(e.q.Close(), e.sql.Close())
+	if e.read != e.sql {
+		if e.rq != nil && e.rq != e.q {
+			err = errors.Join(err, e.rq.Close())
+		}
+		err = errors.Join(err, e.read.Close())
+	}
+	return err
 }
 
-// Path is the file the database was opened from.
-func (d *DB) Path() string { return d.path }
+// Name is "sqlite".
+func (e *Engine) Name() string { return "sqlite" }
+
+// Where is the file the database was opened from.
+func (e *Engine) Where() string { return e.path }
 
 // Created reports whether opening it created the database file.
-func (d *DB) Created() bool { return d.created }
+func (e *Engine) Created() bool { return e.created }
 
-// Queries runs single statements outside a transaction.
-func (d *DB) Queries() *Queries { return d.q }
+// Read runs single statements outside a transaction.
+func (e *Engine) Read() db.Querier { return e.q }
 
 // InTx runs fn in one write transaction, committing when fn returns nil.
-func (d *DB) InTx(ctx context.Context, fn func(q *Queries) error) error {
-	tx, err := d.sql.BeginTx(ctx, nil)
+func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
+	return inTx(ctx, e.sql, e.q, fn)
+}
+
+// InReadTx runs fn in one deferred transaction: a consistent read that
+// takes no write lock.
+func (e *Engine) InReadTx(ctx context.Context, fn func(q db.Querier) error) error {
+	return inTx(ctx, e.read, e.rq, fn)
+}
+
+func inTx(ctx context.Context, pool *sql.DB, q *db.Queries, fn func(q db.Querier) error) error {
+	tx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if err := fn(d.q.WithTx(tx)); err != nil {
+	if err := fn(q.WithTx(tx)); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -250,9 +319,9 @@ func (d *DB) InTx(ctx context.Context, fn func(q *Queries) error) error {
 }
 
 // SchemaVersion reports the highest migration applied.
-func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
+func (e *Engine) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := d.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	err := e.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
 	return v, err
 }
 
@@ -263,7 +332,7 @@ type migration struct {
 }
 
 func loadMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrations, "migrations")
+	entries, err := fs.ReadDir(db.Migrations, "migrations")
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +343,7 @@ func loadMigrations() ([]migration, error) {
 		if !ok || err != nil {
 			return nil, fmt.Errorf("migration %s: name must start with a number and _", e.Name())
 		}
-		body, err := migrations.ReadFile("migrations/" + e.Name())
+		body, err := db.Migrations.ReadFile("migrations/" + e.Name())
 		if err != nil {
 			return nil, err
 		}

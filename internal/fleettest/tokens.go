@@ -1,24 +1,23 @@
-package desired
+package fleettest
 
 import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/slum-fleet/slum"
 )
 
-func TestAPITokens(t *testing.T) {
+func APITokens(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	rec, secret, err := s.CreateAPIToken(ctx, slum.RoleAdmin, "ann's laptop")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(secret, APITokenPrefix) || len(secret) != len(APITokenPrefix)+43 {
+	if !strings.HasPrefix(secret, slum.APITokenPrefix) || len(secret) != len(slum.APITokenPrefix)+43 {
 		t.Fatalf("token %q: want slum_ and 43 base64url characters (256 bits)", secret)
 	}
 	if rec.ID <= 0 || rec.Role != slum.RoleAdmin || rec.Name != "ann's laptop" || rec.Revoked() {
@@ -31,23 +30,21 @@ func TestAPITokens(t *testing.T) {
 	if other == secret {
 		t.Fatal("two tokens are the same")
 	}
-	got, err := s.VerifyAPIToken(ctx, secret)
+	got, err := s.Store.VerifyAPIToken(ctx, secret)
 	if err != nil || got.ID != rec.ID || got.Role != slum.RoleAdmin {
 		t.Fatalf("verify: %+v %v", got, err)
 	}
 
 	// Only the digest is stored: the token's text is nowhere in the file.
-	file, _ := os.ReadFile(s.Path())
-	wal, _ := os.ReadFile(s.Path() + "-wal")
 	digest := sha256.Sum256([]byte(secret))
-	if stored := string(file) + string(wal); strings.Contains(stored, secret) || strings.Contains(stored, secret[len(APITokenPrefix):]) ||
+	if stored := string(s.Stored(t)); strings.Contains(stored, secret) || strings.Contains(stored, secret[len(slum.APITokenPrefix):]) ||
 		!strings.Contains(stored, string(digest[:])) {
 		t.Fatal("the database holds the token, or not its digest")
 	}
 
 	for _, bad := range []string{"", "slum_", secret[:len(secret)-1], secret + "x", "xxxx" + secret[4:], strings.ToUpper(secret[:5]) + secret[5:],
-		APITokenPrefix + strings.Repeat("A", 43)} {
-		_, err := s.VerifyAPIToken(ctx, bad)
+		slum.APITokenPrefix + strings.Repeat("A", 43)} {
+		_, err := s.Store.VerifyAPIToken(ctx, bad)
 		if !errors.Is(err, slum.ErrBadToken) {
 			t.Errorf("verify %q: %v, want ErrBadToken", bad, err)
 		}
@@ -60,7 +57,7 @@ func TestAPITokens(t *testing.T) {
 	if err != nil || !revoked.Revoked() {
 		t.Fatalf("revoke: %+v %v", revoked, err)
 	}
-	if _, err := s.VerifyAPIToken(ctx, secret); !errors.Is(err, slum.ErrBadToken) {
+	if _, err := s.Store.VerifyAPIToken(ctx, secret); !errors.Is(err, slum.ErrBadToken) {
 		t.Fatalf("a revoked token works: %v", err)
 	}
 	if _, err := s.RevokeAPIToken(ctx, rec.ID); !errors.Is(err, slum.ErrConflict) {
@@ -89,9 +86,9 @@ func TestAPITokens(t *testing.T) {
 	}
 }
 
-func TestAPITokenInputIsChecked(t *testing.T) {
+func APITokenInputIsChecked(t *testing.T, open Opener) {
 	ctx := context.Background()
-	s := openStore(t)
+	s := open(t)
 	for _, tc := range []struct {
 		role slum.APIRole
 		name string

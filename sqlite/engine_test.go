@@ -1,4 +1,4 @@
-package db
+package sqlite
 
 import (
 	"bytes"
@@ -11,13 +11,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum/db"
 )
 
 func TestOpenMigratesOnceAndIsPrivate(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "x.db")
 	for i := 0; i < 2; i++ {
-		d, err := Open(ctx, path)
+		d, err := OpenEngine(ctx, path, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,19 +46,19 @@ func TestOpenMigratesOnceAndIsPrivate(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v %v", fi.Mode(), err)
 	}
-	if _, err := Open(ctx, filepath.Join(t.TempDir(), "a?b.db")); err == nil {
+	if _, err := OpenEngine(ctx, filepath.Join(t.TempDir(), "a?b.db"), true); err == nil {
 		t.Fatal("a path with '?' was accepted")
 	}
 }
 
 func TestInTxRollsBack(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"))
+	d, err := OpenEngine(ctx, filepath.Join(t.TempDir(), "x.db"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	err = d.InTx(ctx, func(q *Queries) error {
+	err = d.InTx(ctx, func(q db.Querier) error {
 		if err := q.BumpRevision(ctx); err != nil {
 			return err
 		}
@@ -65,7 +67,7 @@ func TestInTxRollsBack(t *testing.T) {
 	if err != os.ErrInvalid {
 		t.Fatalf("InTx returned %v", err)
 	}
-	if rev, _ := d.Queries().GetRevision(ctx); rev != 0 {
+	if rev, _ := d.q.GetRevision(ctx); rev != 0 {
 		t.Fatalf("a failed transaction left revision %d", rev)
 	}
 }
@@ -104,24 +106,24 @@ func TestOlderDatabaseUpgradesInPlace(t *testing.T) {
 		}
 		raw.Close()
 
-		d, err := Open(ctx, path)
+		d, err := OpenEngine(ctx, path, true)
 		if err != nil {
 			t.Fatalf("upgrade from %d: %v", upto, err)
 		}
 		if v, _ := d.SchemaVersion(ctx); v != ms[len(ms)-1].version {
 			t.Fatalf("version after upgrade %d", v)
 		}
-		if _, err := d.Queries().GetServer(ctx, "s1"); err != nil {
+		if _, err := d.q.GetServer(ctx, "s1"); err != nil {
 			t.Fatalf("data lost in the upgrade: %v", err)
 		}
-		in, err := d.Queries().GetInstance(ctx, GetInstanceParams{TenantID: "t", ID: "prod"})
+		in, err := d.q.GetInstance(ctx, db.GetInstanceParams{TenantID: "t", ID: "prod"})
 		if err != nil || in.HomeServerID != "s1" {
 			t.Fatalf("an instance after the upgrade: %+v %v", in, err)
 		}
-		if tn, err := d.Queries().GetTenant(ctx, "t"); err != nil || tn.Failover != "move" || tn.Serving != "one" {
+		if tn, err := d.q.GetTenant(ctx, "t"); err != nil || tn.Failover != "move" || tn.Serving != "one" {
 			t.Fatalf("a tenant after the upgrade: %+v %v", tn, err)
 		}
-		if _, err := d.Queries().InsertLease(ctx, InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
+		if _, err := d.q.InsertLease(ctx, db.InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
 			t.Fatalf("the new table is missing: %v", err)
 		}
 		d.Close()
@@ -154,7 +156,7 @@ func TestOpenRefusesForeignFilesUntouched(t *testing.T) {
 			sqliteFile(t, p, `CREATE TABLE schema_migrations (version INTEGER NOT NULL, dirty BOOLEAN NOT NULL)`, `INSERT INTO schema_migrations VALUES (3, 0)`)
 		},
 		"slum's tables and more": func(p string) {
-			d, err := Open(ctx, p)
+			d, err := OpenEngine(ctx, p, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,7 +166,7 @@ func TestOpenRefusesForeignFilesUntouched(t *testing.T) {
 			d.Close()
 		},
 		"a newer slum's": func(p string) {
-			d, err := Open(ctx, p)
+			d, err := OpenEngine(ctx, p, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -195,7 +197,7 @@ func TestOpenRefusesForeignFilesUntouched(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, open := range []func(context.Context, string) (*DB, error){Open, OpenExisting} {
+			for _, open := range []func(context.Context, string) (*Engine, error){openCreating, openExisting} {
 				d, err := open(ctx, path)
 				if !errors.Is(err, ErrForeign) {
 					if d != nil {
@@ -221,7 +223,7 @@ func TestOpenExistingCreatesNothing(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "missing.db")
-	if _, err := OpenExisting(ctx, missing); !errors.Is(err, ErrNotExist) {
+	if _, err := OpenEngine(ctx, missing, false); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("a missing file: %v", err)
 	}
 	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
@@ -231,24 +233,24 @@ func TestOpenExistingCreatesNothing(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenExisting(ctx, empty); !errors.Is(err, ErrNotExist) {
+	if _, err := OpenEngine(ctx, empty, false); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("an empty file: %v", err)
 	}
 	if fi, err := os.Stat(empty); err != nil || fi.Size() != 0 {
 		t.Fatalf("OpenExisting wrote to an empty file: %v %v", fi, err)
 	}
 	// Open takes an empty file as a new database; OpenExisting then opens it.
-	d, err := Open(ctx, empty)
+	d, err := OpenEngine(ctx, empty, true)
 	if err != nil || d.Created() {
 		t.Fatalf("Open of an empty file: %v (created %v)", err, d != nil && d.Created())
 	}
 	d.Close()
-	d, err = OpenExisting(ctx, empty)
+	d, err = OpenEngine(ctx, empty, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
-	d, err = Open(ctx, missing)
+	d, err = OpenEngine(ctx, missing, true)
 	if err != nil || !d.Created() {
 		t.Fatalf("Open of a missing file: %v", err)
 	}
@@ -257,7 +259,7 @@ func TestOpenExistingCreatesNothing(t *testing.T) {
 
 func TestEveryTableIsKnown(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"))
+	d, err := OpenEngine(ctx, filepath.Join(t.TempDir(), "x.db"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +292,7 @@ func TestEveryTableIsKnown(t *testing.T) {
 func TestOpenUpToDateDatabaseTakesNoWriteLock(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "x.db")
-	d, err := Open(ctx, path)
+	d, err := OpenEngine(ctx, path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,4 +320,11 @@ func TestOpenUpToDateDatabaseTakesNoWriteLock(t *testing.T) {
 	if err := migrate(ctx, sqldb, ms); err != nil {
 		t.Fatalf("migrate of an up-to-date database while another holds the write lock: %v", err)
 	}
+}
+
+func openCreating(ctx context.Context, path string) (*Engine, error) {
+	return OpenEngine(ctx, path, true)
+}
+func openExisting(ctx context.Context, path string) (*Engine, error) {
+	return OpenEngine(ctx, path, false)
 }

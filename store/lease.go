@@ -1,4 +1,4 @@
-package desired
+package store
 
 import (
 	"context"
@@ -12,9 +12,13 @@ import (
 	"github.com/slum-fleet/slum/db"
 )
 
+// Leases are the named leases controllers hold, with the epoch that
+// fences every write of a controller that lost its lease.
+type Leases struct{ base }
+
 // checkFence fails with ErrFenced unless f is current. It runs inside the
 // write's transaction, so the check and the write are one.
-func checkFence(ctx context.Context, q *db.Queries, f slum.Fence) error {
+func checkFence(ctx context.Context, q db.Querier, f slum.Fence) error {
 	if f.Holder == "" {
 		return fmt.Errorf("%w: the write carries no lease", slum.ErrFenced)
 	}
@@ -28,28 +32,18 @@ func checkFence(ctx context.Context, q *db.Queries, f slum.Fence) error {
 	return nil
 }
 
-// fenced runs fn in one transaction that first checks the fence.
-func (s *Store) fenced(ctx context.Context, f slum.Fence, fn func(q *db.Queries) error) error {
-	return s.db.InTx(ctx, func(q *db.Queries) error {
-		if err := checkFence(ctx, q, f); err != nil {
-			return err
-		}
-		return fn(q)
-	})
-}
-
 // AcquireLease takes the named lease for holder until now+ttl, or renews
 // it when holder has it. A lease held by another is taken only once it
 // has expired, or at once when its holder is deadHolder (one the caller
 // knows is gone); taking it starts a new epoch. Otherwise the error wraps
 // ErrConflict and names the holder.
-func (s *Store) AcquireLease(ctx context.Context, name, holder, deadHolder string, ttl time.Duration) (slum.Lease, error) {
+func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder string, ttl time.Duration) (slum.Lease, error) {
 	if holder == "" || ttl <= 0 {
 		return slum.Lease{}, invalid("lease holder", holder, "must be named and have a positive ttl")
 	}
 	now := s.now()
 	var out db.Lease
-	err := s.db.InTx(ctx, func(q *db.Queries) error {
+	err := s.eng.InTx(ctx, func(q db.Querier) error {
 		n, err := q.InsertLease(ctx, db.InsertLeaseParams{Name: name, Holder: holder, ExpiresAt: ms(now.Add(ttl))})
 		if err != nil {
 			return err
@@ -85,8 +79,8 @@ func toLease(r db.Lease) slum.Lease {
 }
 
 // GetLease returns the named lease, or ErrNotFound.
-func (s *Store) GetLease(ctx context.Context, name string) (slum.Lease, error) {
-	r, err := s.db.Queries().GetLease(ctx, name)
+func (s *Leases) GetLease(ctx context.Context, name string) (slum.Lease, error) {
+	r, err := s.eng.Read().GetLease(ctx, name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.Lease{}, fmt.Errorf("lease %s %w", name, slum.ErrNotFound)
 	}
@@ -97,8 +91,8 @@ func (s *Store) GetLease(ctx context.Context, name string) (slum.Lease, error) {
 }
 
 // ReleaseLease gives up a lease; it is a no-op unless f is current.
-func (s *Store) ReleaseLease(ctx context.Context, f slum.Fence) error {
-	if err := s.db.Queries().ReleaseLease(ctx, db.ReleaseLeaseParams{Name: f.Lease, Holder: f.Holder, Epoch: f.Epoch}); err != nil {
+func (s *Leases) ReleaseLease(ctx context.Context, f slum.Fence) error {
+	if err := s.eng.Read().ReleaseLease(ctx, db.ReleaseLeaseParams{Name: f.Lease, Holder: f.Holder, Epoch: f.Epoch}); err != nil {
 		return fmt.Errorf("release the %s lease: %w", f.Lease, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package db
+package sqlite
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 // 1,000 more), without gaps.
 func TestChangeLogKeepsItsLatestEntries(t *testing.T) {
 	ctx := context.Background()
-	d, err := Open(ctx, filepath.Join(t.TempDir(), "x.db"))
+	d, err := OpenEngine(ctx, filepath.Join(t.TempDir(), "x.db"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestChangeLogKeepsItsLatestEntries(t *testing.T) {
 	if hi != 22500 || count < 20000 || count > 21000 || lo != hi-count+1 || lo == 1 {
 		t.Fatalf("change log from %d to %d, %d entries", lo, hi, count)
 	}
-	if seq, err := d.Queries().LatestChangeSeq(ctx); err != nil || seq != hi {
+	if seq, err := d.q.LatestChangeSeq(ctx); err != nil || seq != hi {
 		t.Fatalf("latest %d %v", seq, err)
 	}
 }
