@@ -105,8 +105,8 @@ func TestKillNineOfTheWholeTreeFailsOverWithTheData(t *testing.T) {
 	if !strings.Contains(b.log.String(), "database: restored") {
 		t.Fatalf("the new copy did not restore; its log:\n%s", b.log.String())
 	}
-	t.Logf("FIGURE kill -9 → the copy elsewhere serves with data: %s (lease lapse %s + restore + start); acknowledged %d, lost %d (all within the last %s before the kill)",
-		served.Sub(killed).Round(time.Millisecond), lease.DefaultTiming.TTL, len(acked), len(lostAll), lastAck.Sub(oldest(acked, has)).Round(time.Millisecond))
+	t.Logf("FIGURE kill -9 → the copy elsewhere serves with data: %s (lease lapse %s, %s, app start); acknowledged %d, lost %d (all within the last %s before the kill)",
+		served.Sub(killed).Round(time.Millisecond), lease.DefaultTiming.TTL, restoreTime(b), len(acked), len(lostAll), lastAck.Sub(oldest(acked, has)).Round(time.Millisecond))
 }
 
 // oldest is the acknowledgement time of the oldest lost write (lastAck

@@ -52,6 +52,7 @@ func TestCleanStopReleasesAndTheNextCopyTakesOverAtOnceWithEveryWrite(t *testing
 	if e := a.waitExit(10 * time.Second); e.Code != ExitStopped {
 		t.Fatalf("exit %+v, want %d", e, ExitStopped)
 	}
+	released := time.Now()
 	if o, err := w.watcher().Observe(context.Background()); err != nil || o.Record.State != lease.StateReleased {
 		t.Fatalf("after a clean stop the lease is %+v (%v), want released", o.Record, err)
 	}
@@ -67,7 +68,8 @@ func TestCleanStopReleasesAndTheNextCopyTakesOverAtOnceWithEveryWrite(t *testing
 	if strings.Contains(b.log.String(), "waiting for it to stay unchanged") {
 		t.Fatalf("the next copy waited for a released lease; its log:\n%s", b.log.String())
 	}
-	t.Logf("FIGURE clean stop → the next copy serves with every write: %s (including the old app's stop and Litestream's last sync)", served.Sub(stopped).Round(time.Millisecond))
+	t.Logf("FIGURE clean stop → the next copy serves with every write: %s; of which release → next copy serving %s (%s)",
+		served.Sub(stopped).Round(time.Millisecond), served.Sub(released).Round(time.Millisecond), restoreTime(b))
 }
 
 func TestRacingGuardsOnlyOneServes(t *testing.T) {
@@ -258,4 +260,13 @@ func TestParentDeathStopsTheAppAndReleases(t *testing.T) {
 		t.Fatalf("after the parent's death the lease is %+v (%v), want released", o.Record, err)
 	}
 	t.Logf("FIGURE parent killed → orphaned guard stopped its app and released: %s", time.Since(died).Round(time.Millisecond))
+}
+
+// restoreTime is the restore as the copy's guard logged it.
+func restoreTime(c *tenantCopy) string {
+	m := regexp.MustCompile(`database: restored \S+ from the replica in (\S+)`).FindStringSubmatch(c.log.String())
+	if m == nil {
+		return "no restore"
+	}
+	return "restore " + m[1]
 }
