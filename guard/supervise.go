@@ -34,6 +34,7 @@ type supervisor struct {
 	appKillAt  time.Time // SIGKILL for an app told to stop
 	lsKillAt   time.Time // SIGKILL for a Litestream told to stop
 	finalSync  bool      // the last sync before release has been started (or skipped)
+	ready      bool      // the database was made the newest: only then may it be replicated
 }
 
 func (s *supervisor) logf(format string, args ...any) { s.logw.line(fmt.Sprintf(format, args...)) }
@@ -217,6 +218,7 @@ func (s *supervisor) prepared(err error, cancelPrep func()) {
 		s.beginStop(&Exit{Code: ExitFailure, Reason: "database: " + err.Error()}, cancelPrep)
 		return
 	}
+	s.ready = true
 	app, err := s.spawn.start("app", newCommand(s.cfg.App, s.cfg.AppEnv))
 	if err != nil {
 		s.beginStop(&Exit{Code: ExitFailure, Reason: "cannot start the app: " + err.Error()}, cancelPrep)
@@ -294,8 +296,8 @@ func (s *supervisor) stopLitestream() {
 // lastSync runs `litestream replicate -once` while the lease is still
 // valid, so that a clean stop leaves nothing unsent.
 func (s *supervisor) lastSync() {
-	if s.finalSync {
-		return
+	if s.finalSync || !s.ready {
+		return // never send a database that was not made the newest (a stop mid-restore)
 	}
 	s.finalSync = true
 	now := s.cfg.Clock.Now()
