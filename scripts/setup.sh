@@ -78,10 +78,14 @@ log "litestream: $(py_script litestream || echo 'NOT FOUND')"
 if [ ! -x "$GOBIN/weed" ] || ! "$GOBIN/weed" version 2>/dev/null | grep -q "$SEAWEEDFS_RELEASE"; then
   log "SeaweedFS $SEAWEEDFS_RELEASE into $GOBIN/weed (about 8 minutes to build on 2 cores)"
   src=$(go mod download -json "${SEAWEEDFS_MODULE}@${SEAWEEDFS_VERSION}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  build=$(mktemp -d)
-  cp -r "$src/." "$build/"
-  chmod -R u+w "$build"
-  (cd "$build" && go build -o "$GOBIN/weed" ./weed)
-  rm -rf "$build"
+  # a writable copy at a fixed place, so that a rebuild (a fresh clone in
+  # CI) finds Go's build cache warm
+  build="${XDG_CACHE_HOME:-$HOME/.cache}/slum/seaweedfs-${SEAWEEDFS_VERSION}"
+  if [ ! -f "$build/go.mod" ]; then
+    rm -rf "$build" && mkdir -p "$build"
+    cp -r "$src/." "$build/"
+    chmod -R u+w "$build"
+  fi
+  (cd "$build" && go build -trimpath -o "$GOBIN/weed" ./weed)
 fi
 log "weed: $("$GOBIN/weed" version 2>/dev/null | head -1 || echo 'NOT FOUND')"
