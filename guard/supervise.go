@@ -162,6 +162,10 @@ func (s *supervisor) loop(ctx context.Context, prepDone <-chan error, cancelPrep
 			if errors.As(r.err, &fe) {
 				return s.fence(fe, cancelPrep, prepDone), false
 			}
+			if errors.Is(r.err, lease.ErrHandover) {
+				s.beginStop(&Exit{Code: ExitStopped, Reason: "handing the lease over: " + r.err.Error()}, cancelPrep)
+				continue
+			}
 			s.renewed(r)
 		case <-appDone:
 			s.appExited()

@@ -14,6 +14,10 @@ import (
 // on this holder's behalf. The holder must stop writing and stop its app.
 var ErrFenced = errors.New("fenced")
 
+// ErrHandover: an observer asked this holder to hand the lease over. The
+// holder stops cleanly and releases it; its renewals keep the state.
+var ErrHandover = errors.New("a handover of the lease was asked")
+
 // FencedError says who has the lease now.
 type FencedError struct{ Now Record }
 
@@ -183,7 +187,12 @@ func (h *Holder) afterConflict(ctx context.Context, sent Record) error {
 		return &FencedError{Now: Record{Holder: "nobody", State: StateReleased, Reason: "the lease object was deleted"}}
 	}
 	r := o.Record
-	if r.Holder == h.id && r.Generation == h.rec.Generation && r.State == StateHeld && r.Renewal <= sent.Renewal {
+	mine := r.Holder == h.id && r.Generation == h.rec.Generation
+	switch {
+	case mine && r.State == StateHandover && h.rec.State != StateHandover:
+		h.rec, h.etag = r, o.ETag
+		return fmt.Errorf("%w by %s: %s", ErrHandover, r.By, r.Reason)
+	case mine && r.State == h.rec.State && r.Renewal <= sent.Renewal:
 		h.rec, h.etag = r, o.ETag
 		return fmt.Errorf("lease: a renewal was refused by a write of its own that landed unanswered; renewing again")
 	}

@@ -15,6 +15,9 @@
 //     has stayed unchanged for a whole TTL on the taker's own monotonic
 //     clock; no clocks of two hosts are ever compared. A released lease is
 //     taken at once.
+//   - An observer may revoke a held lease (its holder stops at once) or
+//     ask for a handover (its holder stops cleanly, sends the rest of the
+//     database and releases it: a planned move loses nothing).
 //   - Generation grows by one each time the lease changes hands;
 //     DBGeneration is the generation under which the replica's database
 //     was last written, so a copy can tell whether its local file is the
@@ -42,12 +45,19 @@ type State string
 const (
 	StateHeld     State = "held"     // a holder renews it
 	StateReleased State = "released" // free: the next taker takes it at once
-	StateRevoked  State = "revoked"  // its holder must stop; taken once it lapses
+	StateRevoked  State = "revoked"  // its holder must stop at once; taken once it lapses
+	// StateHandover: its holder is asked to stop cleanly (its app, then the
+	// replication's last sync) and release it; it keeps renewing meanwhile.
+	// Takers wait for the release, or for the lapse, as for held.
+	StateHandover State = "handover"
 )
 
 func (s State) valid() bool {
-	return s == StateHeld || s == StateReleased || s == StateRevoked
+	return s == StateHeld || s == StateReleased || s == StateRevoked || s == StateHandover
 }
+
+// renewable: states the holder still renews.
+func (s State) renewable() bool { return s == StateHeld || s == StateHandover }
 
 // Record is the lease object's body.
 type Record struct {

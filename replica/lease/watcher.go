@@ -119,18 +119,34 @@ func (w *Watcher) Observe(ctx context.Context) (Observation, error) {
 // lease had stayed unchanged for its TTL.
 var ErrNotLapsed = errors.New("the lease has not lapsed")
 
-// Revoke marks the last observed lease revoked, conditional on it being
-// unchanged: its holder stops its app when it next renews. A holder that
+// Revoke marks the last observed lease (held, or asked for a handover)
+// revoked, conditional on it being unchanged: its holder stops its app when it next renews. A holder that
 // cannot be reached stops writing by itself; the lease may be released on
 // its behalf once it has lapsed, counted from before the revoke (a revoked
 // lease cannot be renewed). replica.ErrChanged: observe again.
 func (w *Watcher) Revoke(ctx context.Context, by, reason string) (Observation, error) {
 	o := w.last
-	if !o.Present || o.Record.State != StateHeld {
+	if !o.Present || !o.Record.State.renewable() {
 		return o, fmt.Errorf("revoke: %w: the lease is %s", replica.ErrChanged, o.Describe(0))
 	}
 	rec := o.Record
 	rec.State, rec.Renewal, rec.By, rec.Reason = StateRevoked, rec.Renewal+1, by, reason
+	return w.write(ctx, rec, o.Since)
+}
+
+// RequestHandover asks the holder of the last observed lease to stop
+// cleanly and release it: its app stops, its replication sends what it has
+// not yet sent, and the next holder takes the lease at once, with every
+// write. It is conditional on the lease being unchanged
+// (replica.ErrChanged: observe again; a live holder renews every TTL/4). A
+// holder that does not answer lapses as for Revoke.
+func (w *Watcher) RequestHandover(ctx context.Context, by, reason string) (Observation, error) {
+	o := w.last
+	if !o.Present || o.Record.State != StateHeld {
+		return o, fmt.Errorf("handover: %w: the lease is %s", replica.ErrChanged, o.Describe(0))
+	}
+	rec := o.Record
+	rec.State, rec.Renewal, rec.By, rec.Reason = StateHandover, rec.Renewal+1, by, reason
 	return w.write(ctx, rec, o.Since)
 }
 

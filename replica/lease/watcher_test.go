@@ -104,3 +104,35 @@ func TestRevokeOfAChangedLeaseFails(t *testing.T) {
 		t.Fatalf("the holder must be untouched by a failed revoke: %v", err)
 	}
 }
+
+func TestHandoverKeepsTheHolderRenewingUntilItReleases(t *testing.T) {
+	st, clk := newMemStore(), fakeclock.New(t0)
+	a := newTestHolder(t, st, clk, "a")
+	if _, err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := NewWatcher(st, loc, clk)
+	if _, err := w.Observe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := w.RequestHandover(context.Background(), "slum", "moving alice to s2"); err != nil || o.Record.State != StateHandover {
+		t.Fatalf("request: %+v %v", o, err)
+	}
+	if err := a.Renew(context.Background()); !errors.Is(err, ErrHandover) || errors.Is(err, ErrFenced) {
+		t.Fatalf("renew after the request: %v, want ErrHandover", err)
+	}
+	clk.Advance(500 * time.Millisecond)
+	if err := a.Renew(context.Background()); err != nil || a.Record().State != StateHandover {
+		t.Fatalf("the holder must go on renewing while it stops cleanly: %v, state %s", err, a.Record().State)
+	}
+	if before := (Observation{Present: true, Record: a.Record(), Since: t0, At: t0}); NextStep(before, 2*time.Second) != StepWait {
+		t.Fatal("a taker must wait for a lease in handover")
+	}
+	if err := a.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := newTestHolder(t, st, clk, "b")
+	if acq, err := b.Acquire(context.Background()); err != nil || acq.Waited != 0 || acq.PrevDBGeneration != 1 {
+		t.Fatalf("take after the handover: %+v %v", acq, err)
+	}
+}
