@@ -12,9 +12,10 @@
 //   - When it learns that another copy holds the lease, or that the lease
 //     was revoked, it kills Litestream, stops the app and exits with
 //     ExitFenced.
-//   - On SIGTERM, when the app exits, and when its parent (tenement's
-//     `ten`) dies, it stops the app, lets Litestream send what it has not,
-//     and writes the lease released, so a replacement takes over at once.
+//   - On SIGTERM, when the app exits, when an observer asks for a handover,
+//     and when its parent (tenement's `ten`) dies, it stops the app, lets
+//     Litestream send what it has not, and writes the lease released, so a
+//     replacement takes over at once.
 package guard
 
 import (

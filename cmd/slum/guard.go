@@ -55,10 +55,10 @@ unchanged lease succeeds again. When it learns that another copy holds the
 lease, or that slum revoked it, it kills Litestream, stops the app (SIGTERM,
 then SIGKILL after --grace) and exits 5.
 
-On SIGTERM or SIGINT, when the app exits, and when its parent (tenement's
-'ten') dies, it stops the app, lets Litestream send what it has not yet
-sent, and writes the lease released, so that a replacement takes over at
-once. Every lease transition is logged to stderr (tenement keeps it).
+On SIGTERM or SIGINT, when the app exits, when slum asks for a handover (a
+planned move), and when its parent (tenement's 'ten') dies, it stops the
+app, lets Litestream send what it has not yet sent, and writes the lease
+released, so that a replacement takes over at once with every write. Every lease transition is logged to stderr (tenement keeps it).
 
 The replica is a Litestream S3 URL, s3://BUCKET/PATH?endpoint=URL&region=R
 (endpoint and region optional). {tenant} in it is replaced by the tenant of
