@@ -118,11 +118,13 @@ var (
 	// ErrBadRequest: a request the client refused to send (bad process or
 	// id) or the server refused as malformed (400).
 	ErrBadRequest = errors.New("bad request")
+	// ErrNoInstance: the server runs no such instance (a storage query).
+	ErrNoInstance = errors.New("no such instance")
 )
 
 // Error is a failed call to a tenement server.
 type Error struct {
-	Op         string // list, spawn, stop, restart, health
+	Op         string // list, spawn, stop, restart, health, logs, log stream, telemetry, storage
 	Server     string // the server's base URL
 	Status     int    // HTTP status, 0 when none was received
 	Message    string // tenement's error text, or the transport error
@@ -306,16 +308,6 @@ func (c *Client) Stop(ctx context.Context, process, id string) error {
 	return err
 }
 
-// Restart restarts process:id.
-func (c *Client) Restart(ctx context.Context, process, id string) (SpawnResult, error) {
-	var out SpawnResult
-	if err := c.checkName("restart", process, id); err != nil {
-		return out, err
-	}
-	err := c.do(ctx, "restart", http.MethodPost, "/api/instances/"+process+":"+id+"/restart", nil, true, &out)
-	return out, err
-}
-
 // Health returns tenement's health word for process:id.
 func (c *Client) Health(ctx context.Context, process, id string) (string, error) {
 	var out struct {
@@ -398,10 +390,12 @@ func (c *Client) do(ctx context.Context, op, method, path string, body []byte, a
 		c.mu.Lock()
 		c.lockedUntil = c.now().Add(LockoutWait)
 		c.mu.Unlock()
-	case op == "spawn" && resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(e.Message, "Unknown process"):
+	case (op == "spawn" || op == "restart") && resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(e.Message, "Unknown process"):
 		e.Class = ErrUnknownProcess
 	case resp.StatusCode == http.StatusBadRequest:
 		e.Class = ErrBadRequest
+	case resp.StatusCode == http.StatusNotFound && op == "storage":
+		e.Class = ErrNoInstance
 	case resp.StatusCode == http.StatusNotFound:
 		e.Class = ErrBadRequest
 		if op == "list" {

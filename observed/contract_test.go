@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +19,13 @@ import (
 // target is a tenement server the contract runs against.
 type target struct {
 	url, token string
+	domain     string // of subdomain routing to its instances
 	restart    func() // a server restart: every instance is lost
-	idleWait   time.Duration
+	kill       func() // kill -9 and start again
+	// terminate sends SIGTERM; relaunch starts the server again after it.
+	terminate, relaunch func()
+	running             func() bool // the server process is up (nil: no process)
+	idleWait            time.Duration
 }
 
 func simTarget(t *testing.T) target {
@@ -31,7 +37,20 @@ func simTarget(t *testing.T) target {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
-	return target{url: u, token: "sim-token", restart: s.Crash, idleWait: 4 * time.Second}
+	relaunch := func() {
+		s.Crash()
+		if err := s.SetDown(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill := func() {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		relaunch()
+	}
+	return target{url: u, token: "sim-token", domain: "fleet.test", restart: s.Crash, kill: kill,
+		terminate: s.Terminate, relaunch: relaunch, idleWait: 4 * time.Second}
 }
 
 func freePort(t *testing.T) int {
@@ -50,7 +69,19 @@ func tenTarget(t *testing.T) target {
 			t.Fatal(err)
 		}
 	}
-	return target{url: s.URL, token: s.Token, restart: restart, idleWait: 15 * time.Second}
+	relaunch := func() {
+		if err := s.Launch(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill := func() { s.Kill(); relaunch() }
+	terminate := func() {
+		if err := s.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return target{url: s.URL, token: s.Token, domain: s.Opt.Domain, restart: restart, kill: kill,
+		terminate: terminate, relaunch: relaunch, running: s.Running, idleWait: 15 * time.Second}
 }
 
 // TestContract holds the simulator and real tenement to the same behaviour.
@@ -137,6 +168,13 @@ func runContract(t *testing.T, tg target) {
 			t.Fatalf("after restart: %v", got)
 		}
 	})
+	runInstanceContract(t, tg, c)
+}
+
+// runInstanceContract pins spawns, stops and what a server forgets (after
+// runContract's first instance).
+func runInstanceContract(t *testing.T, tg target, c *observed.Client) {
+	ctx := context.Background()
 	t.Run("unknown process is permanent", func(t *testing.T) {
 		_, err := c.Spawn(ctx, "nope", "x--y")
 		if !errors.Is(err, observed.ErrUnknownProcess) || !observed.IsPermanent(err) {
@@ -159,6 +197,8 @@ func runContract(t *testing.T, tg target) {
 			t.Fatalf("still listed after stop: %v", got)
 		}
 	})
+	runLogContract(t, tg, c)
+	runRestartContract(t, c)
 	t.Run("bad ids are never sent", func(t *testing.T) {
 		for _, id := range []string{"../x", "a/b", "", "UPPER", "a.b"} {
 			_, err := c.Spawn(ctx, "api", id)
@@ -176,6 +216,7 @@ func runContract(t *testing.T, tg target) {
 			t.Fatalf("after a server restart: %v", got)
 		}
 	})
+	runServerEndContract(t, tg, c)
 	t.Run("idle instances are reaped", func(t *testing.T) {
 		if _, err := c.Spawn(ctx, "idle", "erin--prod"); err != nil {
 			t.Fatal(err)
@@ -188,6 +229,12 @@ func runContract(t *testing.T, tg target) {
 			time.Sleep(250 * time.Millisecond)
 		}
 	})
+	runTokenContract(t, tg, c)
+}
+
+// runTokenContract pins what bad tokens do.
+func runTokenContract(t *testing.T, tg target, c *observed.Client) {
+	ctx := context.Background()
 	t.Run("bad token is permanent and not resent", func(t *testing.T) {
 		bad, _ := observed.NewClient(tg.url, "wrong-token")
 		_, err := bad.List(ctx)

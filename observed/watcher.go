@@ -176,142 +176,172 @@ func (w *Watcher) onList(r listOutcome) bool {
 // in goroutines of their own and report back here, so a hung call never
 // holds up the others.
 func (w *Watcher) Run(ctx context.Context) {
-	probes := make(chan probeOutcome, 1)
-	lists := make(chan listOutcome, 1)
-	streamEnded := make(chan error, 1)
-	var probing, listing, streaming bool
-	relist := false // a list was asked for while one was under way
-	var nextProbe, nextPoll <-chan time.Time
-	var streamRetry <-chan time.Time
-	startProbe := func() {
-		if probing {
-			return
-		}
-		probing, nextProbe = true, nil
-		timeout := w.pol.ProbeTimeout
-		go func() { probes <- w.probe(ctx, timeout) }()
-	}
-	var listStarted time.Time
-	var soon <-chan time.Time // a list asked for soon, waiting its turn
-	var listSeq uint64
-	cancelList := func() {}
-	startList := func() {
-		if listing {
-			return
-		}
-		listing, nextPoll, soon, listStarted = true, nil, nil, w.clock.Now()
-		listSeq++
-		seq, timeout, prev := listSeq, w.pol.PollTimeout, w.insts
-		lctx, cancel := context.WithCancel(ctx)
-		cancelList = cancel
-		go func() {
-			out := w.list(lctx, timeout, prev)
-			out.seq = seq
-			lists <- out
-		}()
-	}
-	// listSoon lists as soon as allowed: lists asked for (after every
-	// batch of actions on the server) come at most every PollInterval/20,
-	// so a server taking a thousand spawns is not listed a thousand times.
-	listSoon := func() {
-		if soon != nil {
-			return
-		}
-		gap := max(w.pol.PollInterval/20, 50*time.Millisecond) - w.clock.Now().Sub(listStarted)
-		if gap <= 0 {
-			startList()
-			return
-		}
-		soon = w.clock.After(gap)
-	}
-	startStream := func() {
-		if streaming || !w.pol.Stream || w.det.State().Health != slum.HealthOnline {
-			return
-		}
-		streaming, streamRetry = true, nil
-		go func() { streamEnded <- w.client.Stream(ctx) }()
-	}
-	startProbe()
-	startList()
+	r := &watchRun{w: w, ctx: ctx, probes: make(chan probeOutcome, 1), lists: make(chan listOutcome, 1),
+		streamEnded: make(chan error, 1), cancelList: func() {}}
+	r.startProbe()
+	r.startList()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case p := <-w.policy:
 			w.pol = p
-		case <-nextProbe:
-			startProbe()
-		case <-nextPoll:
-			startList()
+		case <-r.nextProbe:
+			r.startProbe()
+		case <-r.nextPoll:
+			r.startList()
 		case <-w.pollSoon:
 			// A list under way may have started before what it should
 			// show happened: list again once it is back.
-			if listing {
-				relist = true
+			if r.listing {
+				r.relist = true
 			} else {
-				listSoon()
+				r.listSoon()
 			}
-		case <-soon:
-			soon = nil
-			startList()
-		case <-streamRetry:
-			startStream()
-		case err := <-streamEnded:
-			streaming = false
-			if ctx.Err() != nil {
+		case <-r.soon:
+			r.soon = nil
+			r.startList()
+		case <-r.streamRetry:
+			r.startStream()
+		case err := <-r.streamEnded:
+			if !r.onStreamEnded(err) {
 				return
 			}
-			// The connection closing is the first sign of a crash:
-			// probe now rather than at the next interval.
-			startProbe()
-			if errors.Is(err, ErrUnauthorized) {
-				streamRetry = nil
-			} else {
-				streamRetry = w.clock.After(5 * w.pol.ProbeInterval)
-			}
-		case r := <-probes:
-			probing = false
-			was := w.det.State().Health
-			if w.onProbe(r) {
-				now := w.det.State().Health
-				if now == slum.HealthOnline && was != slum.HealthOnline {
-					// Back: list at once (stale copies are fenced at
-					// the first successful list) and watch the stream. A
-					// list sent while it was cut off may hang until its
-					// timeout: give it up.
-					if listing {
-						cancelList()
-						listing = false
-					}
-					startList()
-					startStream()
-				}
-				w.publish(w.snapshot())
-			}
-			// After a failure, probe again soon: at once after a timeout
-			// (the probe already waited), ProbeRetry after a refusal.
-			wait := w.pol.ProbeInterval
-			if r.err != nil && !answered(r.err) {
-				wait = max(0, w.pol.ProbeRetry-r.took)
-			}
-			nextProbe = w.clock.After(wait)
-			if !streaming && streamRetry == nil {
-				startStream()
-			}
-		case r := <-lists:
-			if r.seq != listSeq {
-				continue // a list given up on
-			}
-			cancelList()
-			listing = false
-			if w.onList(r) {
-				w.publish(w.snapshot())
-			}
-			nextPoll = w.clock.After(w.pol.PollInterval)
-			if relist {
-				relist = false
-				listSoon()
-			}
+		case p := <-r.probes:
+			r.onProbe(p)
+		case l := <-r.lists:
+			r.onList(l)
 		}
+	}
+}
+
+// watchRun is what Run keeps between its events: which calls are under
+// way and when the next ones are due.
+type watchRun struct {
+	w           *Watcher
+	ctx         context.Context
+	probes      chan probeOutcome
+	lists       chan listOutcome
+	streamEnded chan error
+
+	probing, listing, streaming bool
+	relist                      bool // a list was asked for while one was under way
+	nextProbe, nextPoll         <-chan time.Time
+	streamRetry                 <-chan time.Time
+	soon                        <-chan time.Time // a list asked for soon, waiting its turn
+	listStarted                 time.Time
+	listSeq                     uint64
+	cancelList                  func()
+}
+
+func (r *watchRun) startProbe() {
+	if r.probing {
+		return
+	}
+	r.probing, r.nextProbe = true, nil
+	timeout := r.w.pol.ProbeTimeout
+	go func() { r.probes <- r.w.probe(r.ctx, timeout) }()
+}
+
+func (r *watchRun) startList() {
+	if r.listing {
+		return
+	}
+	r.listing, r.nextPoll, r.soon, r.listStarted = true, nil, nil, r.w.clock.Now()
+	r.listSeq++
+	seq, timeout, prev := r.listSeq, r.w.pol.PollTimeout, r.w.insts
+	lctx, cancel := context.WithCancel(r.ctx)
+	r.cancelList = cancel
+	go func() {
+		out := r.w.list(lctx, timeout, prev)
+		out.seq = seq
+		r.lists <- out
+	}()
+}
+
+// listSoon lists as soon as allowed: lists asked for (after every batch
+// of actions on the server) come at most every PollInterval/20, so a
+// server taking a thousand spawns is not listed a thousand times.
+func (r *watchRun) listSoon() {
+	if r.soon != nil {
+		return
+	}
+	gap := max(r.w.pol.PollInterval/20, 50*time.Millisecond) - r.w.clock.Now().Sub(r.listStarted)
+	if gap <= 0 {
+		r.startList()
+		return
+	}
+	r.soon = r.w.clock.After(gap)
+}
+
+func (r *watchRun) startStream() {
+	if r.streaming || !r.w.pol.Stream || r.w.det.State().Health != slum.HealthOnline {
+		return
+	}
+	r.streaming, r.streamRetry = true, nil
+	go func() { r.streamEnded <- r.w.client.Stream(r.ctx) }()
+}
+
+// onStreamEnded handles the end of the log stream; false: Run is over.
+func (r *watchRun) onStreamEnded(err error) bool {
+	r.streaming = false
+	if r.ctx.Err() != nil {
+		return false
+	}
+	// The connection closing is the first sign of a crash: probe now
+	// rather than at the next interval.
+	r.startProbe()
+	if errors.Is(err, ErrUnauthorized) {
+		r.streamRetry = nil
+	} else {
+		r.streamRetry = r.w.clock.After(5 * r.w.pol.ProbeInterval)
+	}
+	return true
+}
+
+func (r *watchRun) onProbe(p probeOutcome) {
+	w := r.w
+	r.probing = false
+	was := w.det.State().Health
+	if w.onProbe(p) {
+		now := w.det.State().Health
+		if now == slum.HealthOnline && was != slum.HealthOnline {
+			// Back: list at once (stale copies are fenced at the first
+			// successful list) and watch the stream. A list sent while
+			// it was cut off may hang until its timeout: give it up.
+			if r.listing {
+				r.cancelList()
+				r.listing = false
+			}
+			r.startList()
+			r.startStream()
+		}
+		w.publish(w.snapshot())
+	}
+	// After a failure, probe again soon: at once after a timeout (the
+	// probe already waited), ProbeRetry after a refusal.
+	wait := w.pol.ProbeInterval
+	if p.err != nil && !answered(p.err) {
+		wait = max(0, w.pol.ProbeRetry-p.took)
+	}
+	r.nextProbe = w.clock.After(wait)
+	if !r.streaming && r.streamRetry == nil {
+		r.startStream()
+	}
+}
+
+func (r *watchRun) onList(l listOutcome) {
+	if l.seq != r.listSeq {
+		return // a list given up on
+	}
+	r.cancelList()
+	r.listing = false
+	if r.w.onList(l) {
+		r.w.publish(r.w.snapshot())
+	}
+	r.nextPoll = r.w.clock.After(r.w.pol.PollInterval)
+	if r.relist {
+		r.relist = false
+		r.listSoon()
 	}
 }

@@ -2,7 +2,8 @@
 // HTTP API with the behaviour a controller depends on (idempotent spawn, 404
 // on stopping an absent instance, the 429 lock-out after 10 bad tokens, a
 // restart that loses every instance, idle reaping for services with an idle
-// timeout) and injects faults: latency, errors, hangs, crashes, refused
+// timeout, the backoff of repeated instance restarts, the log buffer and its
+// stream, telemetry and storage) and injects faults: latency, errors, hangs, crashes, refused
 // connections. It runs in-process for tests and benchmarks, and as
 // 'slum sim' for the demo. The contract tests in package observed hold it
 // to the real tenement.
@@ -35,6 +36,16 @@ type Config struct {
 	// AuthDelay is added to every authenticated call, standing in for
 	// tenement's Argon2 verification.
 	AuthDelay time.Duration
+	// LogCapacity is how many log lines the server keeps (default
+	// 10,000, as tenement).
+	LogCapacity int
+	// Keepalive is how often an idle log stream gets a comment (default
+	// 15 s, as tenement).
+	Keepalive time.Duration
+	// RestartBackoff is the wait before an instance's second restart,
+	// doubling for each further one up to 60 s (default 1 s, as
+	// tenement's backoff_base_ms).
+	RestartBackoff time.Duration
 }
 
 type instance struct {
@@ -56,6 +67,8 @@ type Server struct {
 	authFails int
 	lastFail  time.Time
 	calls     map[string]int
+	restarts  map[string]int // restarts of each instance since the server started
+	logs      *logBook
 
 	latency   time.Duration
 	errorRate float64
@@ -73,7 +86,8 @@ type Server struct {
 
 // New returns a simulator; serve it with Start or use Handler.
 func New(cfg Config) *Server {
-	return &Server{cfg: cfg, instances: map[string]*instance{}, nextPort: 30000, calls: map[string]int{}, stop: make(chan struct{})}
+	return &Server{cfg: cfg, instances: map[string]*instance{}, nextPort: 30000, calls: map[string]int{},
+		restarts: map[string]int{}, logs: newLogBook(cfg.LogCapacity), stop: make(chan struct{})}
 }
 
 // Start listens on addr ("127.0.0.1:0" for any port) and serves until Close.
@@ -191,20 +205,6 @@ func (s *Server) SetHang(hang bool) {
 	}
 }
 
-// logStream holds a server-sent event stream open, as tenement's log
-// stream does, until the client leaves or the server goes down.
-func (s *Server) logStream(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.WriteHeader(http.StatusOK)
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	select {
-	case <-r.Context().Done():
-	case <-s.stop:
-	}
-}
-
 // Kill stops the server as kill -9 would: connections are refused and
 // dropped, and its instances are gone when it comes back (SetDown(false)),
 // as a restarted tenement kills what its previous run left.
@@ -213,12 +213,32 @@ func (s *Server) Kill() error {
 	return s.SetDown(true)
 }
 
-// Crash loses every instance, as a tenement restart does.
+// Terminate stops the server as SIGTERM stops tenement 0.2.2: its
+// instances stop and it takes no new connection, but a log stream open
+// at the time stays open (with keepalives, no lines) until its client
+// leaves; only then would tenement exit. Start it again with Crash and
+// SetDown(false).
+func (s *Server) Terminate() {
+	s.mu.Lock()
+	s.instances = map[string]*instance{}
+	s.mu.Unlock()
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if !s.down {
+		s.down = true
+		_ = s.ln.Close()
+	}
+}
+
+// Crash loses every instance and log line and ends every log stream, as
+// a tenement restart does.
 func (s *Server) Crash() {
 	s.mu.Lock()
 	s.instances = map[string]*instance{}
+	s.restarts = map[string]int{}
 	s.nextPort = 30000
 	s.mu.Unlock()
+	s.logs.clear()
 }
 
 // Names lists the running instances, sorted.
@@ -307,6 +327,7 @@ func (s *Server) spawnLocked(process, id string) *instance {
 	in := &instance{process: process, id: id, port: s.nextPort, started: now, lastActive: now, health: "healthy"}
 	s.nextPort++
 	s.instances[name] = in
+	s.Log(process, id, "stdout", id+" listening on port "+strconv.Itoa(in.port)) // as slum's test app does
 	return in
 }
 
@@ -325,7 +346,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /api/instances/{name}", s.api("stop", s.stopOne))
 	mux.HandleFunc("POST /api/instances/{name}/restart", s.api("restart", s.restart))
 	mux.HandleFunc("GET /api/instances/{name}/health", s.api("health", s.health))
+	mux.HandleFunc("GET /api/logs", s.api("logs", s.queryLogs))
 	mux.HandleFunc("GET /api/logs/stream", s.api("stream", s.logStream))
+	mux.HandleFunc("GET /api/instances/{name}/storage", s.api("storage", s.storage))
+	mux.HandleFunc("GET /api/telemetry", s.telemetry)
 	return s.faults(s.routeApps(mux))
 }
 
@@ -351,6 +375,7 @@ func (s *Server) routeApps(api http.Handler) http.Handler {
 		in.hits++
 		hits := in.hits
 		s.mu.Unlock()
+		s.appLog(process, id, r.URL.Path, hits)
 		writeJSON(w, http.StatusOK, map[string]any{"tenant": id, "hits": hits})
 	})
 }
@@ -512,10 +537,34 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	wait := s.restartBackoff(s.restarts[name])
+	s.mu.Unlock()
+	if wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	s.mu.Lock()
 	delete(s.instances, name)
 	in := s.spawnLocked(process, id)
+	s.restarts[name]++
 	s.mu.Unlock()
 	writeSpawned(w, in)
+}
+
+// restartBackoff is tenement's wait before a restart of an instance
+// restarted n times before: none, then the base doubling up to 60 s.
+func (s *Server) restartBackoff(n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	base := s.cfg.RestartBackoff
+	if base <= 0 {
+		base = time.Second
+	}
+	return min(base<<min(n-1, 16), time.Minute)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
