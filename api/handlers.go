@@ -21,6 +21,7 @@ func (s *Server) routes() http.Handler {
 	v1.HandleFunc("GET "+p+"/whoami", s.authorize(wire.AccessRouter, s.handle(s.whoami)))
 	v1.HandleFunc("GET "+p+"/routes", s.authorize(wire.AccessRouter, s.handle(s.getRoutes)))
 	v1.HandleFunc("GET "+p+"/watch", s.authorize(wire.AccessRouter, s.handle(s.serveWatch)))
+	v1.HandleFunc("GET "+p+wire.LogsPath, s.authorize(wire.AccessRead, s.handle(s.serveLogs)))
 	v1.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, wire.KindNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -139,6 +139,7 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(),
 		a.tokenCommand(), a.runCommand(), a.routeCommand(), a.serveCommand(), a.simCommand(), a.demoCommand(), a.experimentCommand())
 	root.AddCommand(a.guardCommand())
+	root.AddCommand(a.logsCommand())
 	group(root)
 	return root
 }
