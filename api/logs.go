@@ -49,8 +49,12 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case !st.started():
 		return err // nothing sent yet: an error answer of its own
-	case err != nil && ctx.Err() == nil && !errors.Is(err, errLogWrite):
+	case ctx.Err() != nil || errors.Is(err, errLogWrite):
+		// Cut: the client left, its token was revoked, the API stops.
+	case err != nil:
 		_ = st.send(wire.LogEventError, wire.Error{Error: wire.ErrorBody{Kind: wire.KindOf(err), Message: err.Error()}})
+	default:
+		_ = st.send(wire.LogEventEnd, struct{}{})
 	}
 	return nil
 }

@@ -216,6 +216,12 @@ func (fl *follower) follow(view fleetView) error {
 				return err
 			}
 			continue
+		case s.isRetired() && s.ended():
+			fl.start(c)
+			if err := fl.notice(c.key.String(), "a copy again: following it"); err != nil {
+				return err
+			}
+			continue
 		case s.isRetired():
 			s.setRetired(false)
 			s.retireAt = time.Time{}

@@ -251,3 +251,45 @@ func TestSourceQueueIsBounded(t *testing.T) {
 		t.Fatalf("queue %q, want %q", got, want)
 	}
 }
+
+// An instance moved away and back: the old copy is read for its last
+// lines, then let go; back on its first server it is followed again, and
+// what that server kept of it before is not written again.
+func TestFollowAMoveAndBack(t *testing.T) {
+	f := newTestFleet(t, 3)
+	f.report([]string{"s1", "s2", "s3"}, "prod@s1")
+	f.sims["s1"].Put("api", "alice--prod")
+	f.log("s1", "prod", "stdout", "first stay")
+	fw := follow(t, f, Query{Instance: "prod"})
+	fw.until("the history", func() bool { return fw.rec.has("prod@s1", "first stay") })
+	// As the controller reports a move: the new copy serves.
+	move := func(to string) {
+		if _, err := f.st.MoveInstance(f.ctx, "alice:prod", to); err != nil {
+			t.Fatal(err)
+		}
+		f.report([]string{"s1", "s2", "s3"}, "prod@"+to)
+	}
+	move("s3")
+	fw.until("the old copy said", func() bool { return fw.rec.said("prod@s1", "an old copy: prod runs on s3: reading its last lines") })
+	f.log("s1", "prod", "stdout", "last words")
+	fw.until("the old copy's last words", func() bool { return fw.rec.has("prod@s1", "last words") })
+	f.sims["s3"].Put("api", "alice--prod")
+	fw.until("the new copy", func() bool { return fw.rec.has("prod@s3", "alice--prod listening on port 30000") })
+	fw.clk.Advance(retireGrace) // the old copy is let go at the next poll
+	polls := 0
+	fw.until("a few polls", func() bool { polls++; return polls > 20 })
+	move("s1")
+	fw.until("back on s1", func() bool { return fw.rec.said("prod@s1", "a new copy: following it") })
+	f.log("s1", "prod", "stdout", "second stay")
+	fw.until("the second stay", func() bool { return fw.rec.has("prod@s1", "second stay") })
+	ls, _ := fw.rec.snapshot()
+	for _, l := range ls {
+		if l.Message == "last words" && l.Gone != "an old copy: prod runs on s3" {
+			t.Fatalf("the old copy's line is not marked: %+v", l)
+		}
+		if l.Message == "second stay" && l.Gone != "" {
+			t.Fatalf("the copy back home is marked: %+v", l)
+		}
+	}
+	fw.once()
+}

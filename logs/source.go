@@ -191,6 +191,16 @@ func (s *source) isRetired() bool {
 	return s.retired
 }
 
+// ended reports whether the source has stopped reading.
+func (s *source) ended() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // stop ends the source and waits for it.
 func (s *source) stop() {
 	s.cancel()

@@ -2,7 +2,7 @@
 # slum's benchmark command: the figures the issues ask for.
 #  1. go test benchmarks: apply of 1k/10k/100k instances over 1,000 servers,
 #     convergence of 1k/10k/100k instances over 100 in-process simulated
-#     servers, and a no-op pass over 100k.
+#     servers, a no-op pass over 100k, and merging the logs of 10 copies.
 #  2. The controller as users run it: 'slum run' against 100 simulators in
 #     another process ('slum sim --count 100'), converging 1k, 10k and 100k
 #     instances; time to converge and the controller's RSS.
@@ -28,6 +28,7 @@ go test -run '^$' -bench 'Apply' -benchtime 1x -timeout 30m ./desired/ | grep -E
 go test -run '^$' -bench 'Converge|NoopPass' -benchtime 1x -timeout 30m ./reconcile/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'NoopPass' -benchtime 20x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
 go test -run '^$' -bench 'ReactToCommit' -benchtime 100x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
+go test -run '^$' -bench 'Merge|Gather' -benchtime 20x -timeout 10m ./logs/ | grep -E '^Benchmark'
 fi
 
 echo "== slum run against 100 simulated servers in another process"

@@ -45,4 +45,4 @@ echo "== end to end, with the race detector (slum built with it too): real tenem
 go test -race -count=1 -timeout 25m -v ./e2e/ 2>&1 | grep -vE '^\s+e2e_test.go:[0-9]+: FIGURE'
 
 echo "== benchmarks, one iteration each (figures: scripts/bench.sh)"
-go test -run '^$' -bench . -benchtime 1x -timeout 20m ./desired/ ./reconcile/ ./api/
+go test -run '^$' -bench . -benchtime 1x -timeout 20m ./desired/ ./reconcile/ ./api/ ./logs/

@@ -81,6 +81,8 @@ func (c *Client) Logs(ctx context.Context, q logs.Query, out logs.Output) error 
 	})
 	var ended *streamEnded
 	switch cause := context.Cause(ctx); {
+	case errors.Is(err, errLogsDone):
+		return nil
 	case errors.As(err, &ended):
 		return ended.err
 	case errors.Is(cause, errIdle):
@@ -92,6 +94,9 @@ func (c *Client) Logs(ctx context.Context, q logs.Query, out logs.Output) error 
 	}
 	return err
 }
+
+// errLogsDone: the API said nothing is left to follow.
+var errLogsDone = errors.New("nothing more to follow")
 
 // streamEnded carries the error the API ended a log stream with.
 type streamEnded struct{ err error }
@@ -113,6 +118,8 @@ func logEvent(ev sseEvent, out logs.Output) error {
 			return fmt.Errorf("log stream: a notice that is not valid: %w", err)
 		}
 		return out.Notice(n)
+	case wire.LogEventEnd:
+		return errLogsDone
 	case wire.LogEventError:
 		var body wire.Error
 		if err := json.Unmarshal(ev.data, &body); err != nil || body.Error.Kind == "" {

@@ -245,3 +245,26 @@ func TestCLILogsFollowEndsWhenTheTokenIsRevoked(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, fc.text())
 	}
 }
+
+// A tenant removed while followed ends 'slum logs -f' cleanly, both ways.
+func TestCLILogsFollowEndsWithTheTenant(t *testing.T) { bothWays(t, testCLILogsFollowEndsWithTheTenant) }
+
+func testCLILogsFollowEndsWithTheTenant(t *testing.T) {
+	f := newLogFleet(t)
+	args := []string{"--db", f.db, "logs", "alice", "-f"}
+	if isRemote(t) {
+		s := serveFor(t, f.db)
+		args = []string{"--api", s.url, "--api-token-file", s.tokenFile, "logs", "alice", "-f"}
+	}
+	fc := startFollow(t, args...)
+	fc.waitFor(t, "GET /b failed", 10*time.Second)
+	expect(t, cliLocal(t, f.db, "", "tenant", "remove", "alice"), 0, "", "")
+	select {
+	case <-fc.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("'slum logs -f' follows a removed tenant")
+	}
+	if code := fc.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(fc.text(), "slum: tenant alice not found: nothing more to follow") {
+		t.Fatalf("exit %d:\n%s", code, fc.text())
+	}
+}
