@@ -247,7 +247,9 @@ func TestCLILogsFollowEndsWhenTheTokenIsRevoked(t *testing.T) {
 }
 
 // A tenant removed while followed ends 'slum logs -f' cleanly, both ways.
-func TestCLILogsFollowEndsWithTheTenant(t *testing.T) { bothWays(t, testCLILogsFollowEndsWithTheTenant) }
+func TestCLILogsFollowEndsWithTheTenant(t *testing.T) {
+	bothWays(t, testCLILogsFollowEndsWithTheTenant)
+}
 
 func testCLILogsFollowEndsWithTheTenant(t *testing.T) {
 	f := newLogFleet(t)
