@@ -24,7 +24,7 @@ func Gather(ctx context.Context, f Fleet, q Query, opt Options) (Result, error) 
 	}
 	res := Result{Notices: []Notice{}, Lines: []Line{}}
 	if len(view.copies) == 0 {
-		res.Notices = append(res.Notices, Notice{Time: opt.Clock.Now(), Message: "tenant " + q.Tenant + " has no copy on any server of the fleet"})
+		res.Notices = append(res.Notices, Notice{Time: opt.Clock.Now().UTC(), Message: "tenant " + q.Tenant + " has no copy on any server of the fleet"})
 		return res, nil
 	}
 	lists := make([][]Line, len(view.copies))
@@ -38,7 +38,7 @@ func Gather(ctx context.Context, f Fleet, q Query, opt Options) (Result, error) 
 	for i, err := range errs {
 		if err != nil {
 			c := view.copies[i].key.String()
-			res.Notices = append(res.Notices, Notice{Time: opt.Clock.Now(), Copy: c, Message: "cannot read its lines: " + err.Error()})
+			res.Notices = append(res.Notices, Notice{Time: opt.Clock.Now().UTC(), Copy: c, Message: "cannot read its lines: " + err.Error()})
 			why = append(why, c+": "+err.Error())
 		}
 	}

@@ -226,12 +226,16 @@ type Options struct {
 	StreamIdle time.Duration
 }
 
+// sharedHTTP reaches tenement servers for every read that brings no
+// client of its own: one pool of connections (the API serves many reads).
+var sharedHTTP = &http.Client{Transport: observed.NewTransport()}
+
 func (o Options) withDefaults() Options {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
 	if o.HTTP == nil {
-		o.HTTP = &http.Client{Transport: observed.NewTransport()}
+		o.HTTP = sharedHTTP
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {

@@ -324,12 +324,17 @@ func (c *Client) Health(ctx context.Context, process, id string) (string, error)
 const maxBody = 64 << 20
 
 func (c *Client) do(ctx context.Context, op, method, path string, body []byte, auth bool, out any) error {
+	return c.doWithin(ctx, c.timeout, op, method, path, body, auth, out)
+}
+
+// doWithin is do with a timeout of its own.
+func (c *Client) doWithin(ctx context.Context, timeout time.Duration, op, method, path string, body []byte, auth bool, out any) error {
 	if auth {
 		if err := c.refuseLocally(op); err != nil {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
 	if body != nil {

@@ -293,17 +293,22 @@ func (s *LogStream) Close() {
 	s.body.Close()
 }
 
+// MaxRestartBackoff is the longest tenement 0.2.2 waits before a
+// restart (its backoff_max_ms default).
+const MaxRestartBackoff = time.Minute
+
 // Restart restarts process:id: tenement stops it (if it runs) and spawns
 // it again, so a restart of an instance that is not running starts it.
 // Each restart of the same instance since the server started waits
-// longer first (tenement's backoff: none, 1 s, 2 s, 4 s … up to 60 s),
-// and the call answers only once it is spawned again.
+// longer first (tenement's backoff: none, 1 s, 2 s, 4 s … up to
+// MaxRestartBackoff), and the call answers only once it is spawned again;
+// so it is given the client's timeout plus that.
 func (c *Client) Restart(ctx context.Context, process, id string) (SpawnResult, error) {
 	var out SpawnResult
 	if err := c.checkName("restart", process, id); err != nil {
 		return out, err
 	}
-	err := c.do(ctx, "restart", http.MethodPost, "/api/instances/"+process+":"+id+"/restart", nil, true, &out)
+	err := c.doWithin(ctx, c.timeout+MaxRestartBackoff, "restart", http.MethodPost, "/api/instances/"+process+":"+id+"/restart", nil, true, &out)
 	return out, err
 }
 
