@@ -476,3 +476,45 @@ func TestChangeLogKeepsItsLatestEntries(t *testing.T) {
 		t.Fatalf("after a rolled-back write: %+v %v", c, err)
 	}
 }
+
+// Writers are serialised as on SQLite: spawns racing for a server's last
+// room, from two processes' stores, place only what fits.
+func TestWritersAreSerialised(t *testing.T) {
+	ctx := context.Background()
+	e, url := openEngine(t)
+	other := mustOpen(t, url)
+	defer other.Close()
+	stores := []*store.Store{store.New(e), store.New(other)}
+	if _, err := stores[0].AddServer(ctx, slum.Server{ID: "s1", URL: "http://s1.test:8080", CapacityMB: 300}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	for i := range n {
+		if _, _, err := stores[0].AddTenant(ctx, slum.Tenant{ID: fmt.Sprintf("t%d", i), Domain: fmt.Sprintf("t%d.example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = stores[i%2].SpawnInstance(ctx, slum.InstanceSpec{TenantID: fmt.Sprintf("t%d", i), ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 100})
+		}()
+	}
+	wg.Wait()
+	placed := 0
+	for _, err := range errs {
+		if err == nil {
+			placed++
+		}
+	}
+	st, err := stores[0].ServerStats(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if placed != 3 || st.UsedMB != 300 {
+		t.Fatalf("%d spawns placed, %d MB used of 300: %v", placed, st.UsedMB, errs)
+	}
+}

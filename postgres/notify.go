@@ -27,6 +27,9 @@ func (e *Engine) Changes(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
+// listenerName names the feed's connections in pg_stat_activity.
+const listenerName = "slum-changes"
+
 const (
 	listenRetryMin = 100 * time.Millisecond
 	listenRetryMax = 5 * time.Second
@@ -58,6 +61,7 @@ func (e *Engine) listenOnce(ctx context.Context, ch chan struct{}, connected fun
 	// some 20 s instead of the system's two hours.
 	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}
 	cfg.DialFunc = d.DialContext
+	cfg.RuntimeParams["application_name"] = listenerName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return hidePassword(err, e.cfg.ConnConfig.Password)

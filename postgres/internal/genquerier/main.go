@@ -50,10 +50,10 @@ func main() {
 
 // method is one method of db.Querier.
 type method struct {
-	name    string
-	params  []param // after ctx
-	result  string  // "" (error only), or the type of the value returned
-	queued  bool
+	name   string
+	params []param // after ctx
+	result string  // "" (error only), or the type of the value returned
+	queued bool
 }
 
 type param struct{ name, typ string }
