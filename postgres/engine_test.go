@@ -374,7 +374,7 @@ func TestNowIsTheDatabasesClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := now.Sub(server); d < 0 || d > time.Second {
+	if d := now.Sub(server.Truncate(time.Millisecond)); d < 0 || d > time.Second {
 		t.Fatalf("engine's now %v, the server's clock read just before %v", now, server)
 	}
 }
@@ -516,5 +516,76 @@ func TestWritersAreSerialised(t *testing.T) {
 	}
 	if placed != 3 || st.UsedMB != 300 {
 		t.Fatalf("%d spawns placed, %d MB used of 300: %v", placed, st.UsedMB, errs)
+	}
+}
+
+// Calls queued in a run and sent as one statement do what the calls one
+// by one would: the last of a row given twice wins, calls of other
+// statements in between keep their place, events keep their order, and a
+// ledger entry for a server that is gone is skipped.
+func TestBulkRunsDoWhatTheCallsWould(t *testing.T) {
+	ctx := context.Background()
+	e, _ := openEngine(t)
+	s := store.New(e)
+	if _, err := s.AddServer(ctx, slum.Server{ID: "s1", URL: "http://s1.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	st := func(id, phase string) db.UpsertInstanceStatusParams {
+		return db.UpsertInstanceStatusParams{TenantID: "t", InstanceID: id, Phase: phase, UpdatedAt: 1}
+	}
+	err := e.InTx(ctx, func(q db.Querier) error {
+		for _, call := range []func() error{
+			func() error { return q.UpsertInstanceStatus(ctx, st("a", "pending")) },
+			func() error { return q.UpsertInstanceStatus(ctx, st("b", "pending")) },
+			func() error { return q.UpsertInstanceStatus(ctx, st("a", "running")) },
+			func() error { return q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: "t", InstanceID: "b"}) },
+			func() error { return q.UpsertInstanceStatus(ctx, st("c", "failed")) },
+			func() error { return q.UpsertInstanceStatus(ctx, st("b", "stopped")) },
+			func() error { return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "first"}) },
+			func() error { return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "second"}) },
+			func() error { return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "third"}) },
+			func() error {
+				return q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: "s1", Name: "api:t--a", TenantID: "t", InstanceID: "a"})
+			},
+			func() error {
+				return q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: "gone", Name: "api:t--b", TenantID: "t", InstanceID: "b"})
+			},
+			func() error {
+				return q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: "s1", Name: "api:t--a", TenantID: "t", InstanceID: "a"})
+			},
+		} {
+			if err := call(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.Read().ListInstanceStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, r.InstanceID+"="+r.Phase)
+	}
+	if strings.Join(got, " ") != "a=running b=stopped c=failed" {
+		t.Fatalf("status rows %v", got)
+	}
+	evs, err := s.Events(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, ev := range evs[1:] { // the first is the server's
+		msgs = append(msgs, ev.Message)
+	}
+	if strings.Join(msgs, " ") != "first second third" {
+		t.Fatalf("events in the order %v", msgs)
+	}
+	if ps, err := s.ListPlacements(ctx); err != nil || len(ps) != 1 || ps[0].ServerID != "s1" {
+		t.Fatalf("ledger %+v %v", ps, err)
 	}
 }

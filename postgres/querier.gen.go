@@ -88,8 +88,24 @@ func (q querier) DeleteInstance(ctx context.Context, arg db.DeleteInstanceParams
 }
 
 func (q querier) DeleteInstanceStatus(ctx context.Context, arg db.DeleteInstanceStatusParams) error {
-	return pgErr(q.later.DeleteInstanceStatus(ctx, pgdb.DeleteInstanceStatusParams(arg)))
+	if q.pipe == nil {
+		return pgErr(q.later.DeleteInstanceStatus(ctx, pgdb.DeleteInstanceStatusParams(arg)))
+	}
+	return add(ctx, q.pipe, deleteInstanceStatusRows, arg)
 }
+
+// deleteInstanceStatusRows sends a run of DeleteInstanceStatus calls as one statement.
+var deleteInstanceStatusRows = &bulk[db.DeleteInstanceStatusParams]{send: func(ctx context.Context, q *pgdb.Queries, rows []db.DeleteInstanceStatusParams) error {
+	if len(rows) == 1 {
+		return q.DeleteInstanceStatus(ctx, pgdb.DeleteInstanceStatusParams(rows[0]))
+	}
+	var p pgdb.DeleteInstanceStatusRowsParams
+	for _, r := range rows {
+		p.TenantID = append(p.TenantID, r.TenantID)
+		p.InstanceID = append(p.InstanceID, r.InstanceID)
+	}
+	return q.DeleteInstanceStatusRows(ctx, p)
+}}
 
 func (q querier) DeleteInstancesOfTenant(ctx context.Context, tenantID string) (int64, error) {
 	r, err := q.now.DeleteInstancesOfTenant(ctx, tenantID)
@@ -123,8 +139,19 @@ func (q querier) DeleteTenant(ctx context.Context, id string) (int64, error) {
 }
 
 func (q querier) DeleteTenantStatus(ctx context.Context, tenantID string) error {
-	return pgErr(q.later.DeleteTenantStatus(ctx, tenantID))
+	if q.pipe == nil {
+		return pgErr(q.later.DeleteTenantStatus(ctx, tenantID))
+	}
+	return add(ctx, q.pipe, deleteTenantStatusRows, tenantID)
 }
+
+// deleteTenantStatusRows sends a run of DeleteTenantStatus calls as one statement.
+var deleteTenantStatusRows = &bulk[string]{send: func(ctx context.Context, q *pgdb.Queries, rows []string) error {
+	if len(rows) == 1 {
+		return q.DeleteTenantStatus(ctx, rows[0])
+	}
+	return q.DeleteTenantStatusRows(ctx, rows)
+}}
 
 func (q querier) GetAPIToken(ctx context.Context, id int64) (db.ApiToken, error) {
 	r, err := q.now.GetAPIToken(ctx, id)
@@ -207,8 +234,26 @@ func (q querier) InsertAPIToken(ctx context.Context, arg db.InsertAPITokenParams
 }
 
 func (q querier) InsertEvent(ctx context.Context, arg db.InsertEventParams) error {
-	return pgErr(q.later.InsertEvent(ctx, pgdb.InsertEventParams(arg)))
+	if q.pipe == nil {
+		return pgErr(q.later.InsertEvent(ctx, pgdb.InsertEventParams(arg)))
+	}
+	return add(ctx, q.pipe, insertEventRows, arg)
 }
+
+// insertEventRows sends a run of InsertEvent calls as one statement.
+var insertEventRows = &bulk[db.InsertEventParams]{send: func(ctx context.Context, q *pgdb.Queries, rows []db.InsertEventParams) error {
+	if len(rows) == 1 {
+		return q.InsertEvent(ctx, pgdb.InsertEventParams(rows[0]))
+	}
+	var p pgdb.InsertEventRowsParams
+	for _, r := range rows {
+		p.At = append(p.At, r.At)
+		p.Object = append(p.Object, r.Object)
+		p.Reason = append(p.Reason, r.Reason)
+		p.Message = append(p.Message, r.Message)
+	}
+	return q.InsertEventRows(ctx, p)
+}}
 
 func (q querier) InsertHold(ctx context.Context, arg db.InsertHoldParams) (int64, error) {
 	r, err := q.now.InsertHold(ctx, pgdb.InsertHoldParams(arg))
@@ -225,8 +270,27 @@ func (q querier) InsertLease(ctx context.Context, arg db.InsertLeaseParams) (int
 }
 
 func (q querier) InsertPlacement(ctx context.Context, arg db.InsertPlacementParams) error {
-	return pgErr(q.later.InsertPlacement(ctx, pgdb.InsertPlacementParams(arg)))
+	if q.pipe == nil {
+		return pgErr(q.later.InsertPlacement(ctx, pgdb.InsertPlacementParams(arg)))
+	}
+	return add(ctx, q.pipe, insertPlacementRows, arg)
 }
+
+// insertPlacementRows sends a run of InsertPlacement calls as one statement.
+var insertPlacementRows = &bulk[db.InsertPlacementParams]{send: func(ctx context.Context, q *pgdb.Queries, rows []db.InsertPlacementParams) error {
+	if len(rows) == 1 {
+		return q.InsertPlacement(ctx, pgdb.InsertPlacementParams(rows[0]))
+	}
+	var p pgdb.InsertPlacementRowsParams
+	for _, r := range rows {
+		p.ServerID = append(p.ServerID, r.ServerID)
+		p.Name = append(p.Name, r.Name)
+		p.TenantID = append(p.TenantID, r.TenantID)
+		p.InstanceID = append(p.InstanceID, r.InstanceID)
+		p.CreatedAt = append(p.CreatedAt, r.CreatedAt)
+	}
+	return q.InsertPlacementRows(ctx, p)
+}}
 
 func (q querier) InsertRemoval(ctx context.Context, arg db.InsertRemovalParams) error {
 	return pgErr(q.now.InsertRemoval(ctx, pgdb.InsertRemovalParams(arg)))
@@ -547,13 +611,57 @@ func (q querier) UpdateTenant(ctx context.Context, arg db.UpdateTenantParams) (i
 }
 
 func (q querier) UpsertInstanceStatus(ctx context.Context, arg db.UpsertInstanceStatusParams) error {
-	return pgErr(q.later.UpsertInstanceStatus(ctx, pgdb.UpsertInstanceStatusParams(arg)))
+	if q.pipe == nil {
+		return pgErr(q.later.UpsertInstanceStatus(ctx, pgdb.UpsertInstanceStatusParams(arg)))
+	}
+	return add(ctx, q.pipe, upsertInstanceStatusRows, arg)
 }
+
+// upsertInstanceStatusRows sends a run of UpsertInstanceStatus calls as one statement.
+var upsertInstanceStatusRows = &bulk[db.UpsertInstanceStatusParams]{send: func(ctx context.Context, q *pgdb.Queries, rows []db.UpsertInstanceStatusParams) error {
+	if len(rows) == 1 {
+		return q.UpsertInstanceStatus(ctx, pgdb.UpsertInstanceStatusParams(rows[0]))
+	}
+	var p pgdb.UpsertInstanceStatusRowsParams
+	for _, r := range rows {
+		p.TenantID = append(p.TenantID, r.TenantID)
+		p.InstanceID = append(p.InstanceID, r.InstanceID)
+		p.ServerID = append(p.ServerID, r.ServerID)
+		p.Phase = append(p.Phase, r.Phase)
+		p.Health = append(p.Health, r.Health)
+		p.LastError = append(p.LastError, r.LastError)
+		p.Message = append(p.Message, r.Message)
+		p.Attempts = append(p.Attempts, r.Attempts)
+		p.ObservedGeneration = append(p.ObservedGeneration, r.ObservedGeneration)
+		p.UpdatedAt = append(p.UpdatedAt, r.UpdatedAt)
+	}
+	return q.UpsertInstanceStatusRows(ctx, p)
+}}
 
 func (q querier) UpsertServerStatus(ctx context.Context, arg db.UpsertServerStatusParams) error {
 	return pgErr(q.later.UpsertServerStatus(ctx, pgdb.UpsertServerStatusParams(arg)))
 }
 
 func (q querier) UpsertTenantStatus(ctx context.Context, arg db.UpsertTenantStatusParams) error {
-	return pgErr(q.later.UpsertTenantStatus(ctx, pgdb.UpsertTenantStatusParams(arg)))
+	if q.pipe == nil {
+		return pgErr(q.later.UpsertTenantStatus(ctx, pgdb.UpsertTenantStatusParams(arg)))
+	}
+	return add(ctx, q.pipe, upsertTenantStatusRows, arg)
 }
+
+// upsertTenantStatusRows sends a run of UpsertTenantStatus calls as one statement.
+var upsertTenantStatusRows = &bulk[db.UpsertTenantStatusParams]{send: func(ctx context.Context, q *pgdb.Queries, rows []db.UpsertTenantStatusParams) error {
+	if len(rows) == 1 {
+		return q.UpsertTenantStatus(ctx, pgdb.UpsertTenantStatusParams(rows[0]))
+	}
+	var p pgdb.UpsertTenantStatusRowsParams
+	for _, r := range rows {
+		p.TenantID = append(p.TenantID, r.TenantID)
+		p.Serving = append(p.Serving, r.Serving)
+		p.Spares = append(p.Spares, r.Spares)
+		p.Reason = append(p.Reason, r.Reason)
+		p.ChangedAt = append(p.ChangedAt, r.ChangedAt)
+		p.UpdatedAt = append(p.UpdatedAt, r.UpdatedAt)
+	}
+	return q.UpsertTenantStatusRows(ctx, p)
+}}

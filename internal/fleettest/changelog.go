@@ -22,7 +22,7 @@ import (
 func ChangeKindsAreRead(t *testing.T, s *store.Store, triggers map[string]string, insert func(kind slum.ChangeKind)) {
 	t.Helper()
 	ctx := context.Background()
-	entry := regexp.MustCompile(`(?is)INSERT\s+INTO\s+change_log\s*\(([^)]*)\)\s*VALUES\s*\(\s*'([^']*)'`)
+	entry := regexp.MustCompile(`(?is)INSERT\s+INTO\s+change_log\s*\(([^)]*)\)\s*(?:VALUES\s*\(|SELECT)\s*'([^']*)'`)
 	written := map[slum.ChangeKind][]string{} // kind → triggers
 	for name, text := range triggers {
 		if !regexp.MustCompile(`(?i)INTO\s+change_log\b`).MatchString(text) {

@@ -71,7 +71,10 @@ CREATE INDEX instances_server ON instances (server_id);
 -- Anti-affinity: a tenant's instances of one process never share a server.
 CREATE UNIQUE INDEX instances_affinity ON instances (tenant_id, process, server_id);
 
--- Observed state, written by the controller alone (no cascades).
+-- Observed state, written by the controller alone (no cascades). Its
+-- rows are rewritten as often as the controller reports, so pages keep
+-- room for the new versions (fillfactor): an update stays on its page
+-- and leaves the index alone, twice as fast as one that cannot.
 
 CREATE TABLE instance_status (
     tenant_id           text   NOT NULL,
@@ -85,7 +88,7 @@ CREATE TABLE instance_status (
     observed_generation bigint NOT NULL DEFAULT 0,
     updated_at          bigint NOT NULL,
     PRIMARY KEY (tenant_id, instance_id)
-);
+) WITH (fillfactor = 50);
 
 CREATE TABLE server_status (
     server_id            text   NOT NULL PRIMARY KEY,
@@ -103,7 +106,7 @@ CREATE TABLE server_status (
     failover             text   NOT NULL DEFAULT '',
     failover_reason      text   NOT NULL DEFAULT '',
     updated_at           bigint NOT NULL
-);
+) WITH (fillfactor = 50);
 
 -- Who serves each tenant now, as the controller decided.
 CREATE TABLE tenant_status (
@@ -113,7 +116,7 @@ CREATE TABLE tenant_status (
     reason     text   NOT NULL DEFAULT '', -- why nothing serves, when nothing does
     changed_at bigint NOT NULL DEFAULT 0,  -- when serving last changed
     updated_at bigint NOT NULL
-);
+) WITH (fillfactor = 50);
 
 -- The ownership ledger: every tenement instance slum has asked a server to
 -- run, written before the spawn is sent and removed once the stop is
@@ -304,47 +307,55 @@ CREATE FUNCTION change_log_kept() RETURNS boolean LANGUAGE sql VOLATILE AS $$
     SELECT until_ms > slum_clock_ms() FROM change_log_readers WHERE id = 1
 $$;
 
+-- The status tables' triggers run once a statement (the controller writes
+-- a run of status rows as one), with the rows it wrote.
 CREATE FUNCTION server_status_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF change_log_kept() THEN
         IF TG_OP = 'DELETE' THEN
-            INSERT INTO change_log (kind, key) VALUES ('server_status', OLD.server_id);
+            INSERT INTO change_log (kind, key) SELECT 'server_status', server_id FROM old_rows;
         ELSE
-            INSERT INTO change_log (kind, key) VALUES ('server_status', NEW.server_id);
+            INSERT INTO change_log (kind, key) SELECT 'server_status', server_id FROM new_rows;
         END IF;
     END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER server_status_log AFTER INSERT OR UPDATE OR DELETE ON server_status FOR EACH ROW EXECUTE FUNCTION server_status_log();
+CREATE TRIGGER server_status_logi AFTER INSERT ON server_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION server_status_log();
+CREATE TRIGGER server_status_logu AFTER UPDATE ON server_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION server_status_log();
+CREATE TRIGGER server_status_logd AFTER DELETE ON server_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION server_status_log();
 
 CREATE FUNCTION tenant_status_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF change_log_kept() THEN
         IF TG_OP = 'DELETE' THEN
-            INSERT INTO change_log (kind, key) VALUES ('tenant_status', OLD.tenant_id);
+            INSERT INTO change_log (kind, key) SELECT 'tenant_status', tenant_id FROM old_rows;
         ELSE
-            INSERT INTO change_log (kind, key) VALUES ('tenant_status', NEW.tenant_id);
+            INSERT INTO change_log (kind, key) SELECT 'tenant_status', tenant_id FROM new_rows;
         END IF;
     END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER tenant_status_log AFTER INSERT OR UPDATE OR DELETE ON tenant_status FOR EACH ROW EXECUTE FUNCTION tenant_status_log();
+CREATE TRIGGER tenant_status_logi AFTER INSERT ON tenant_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant_status_log();
+CREATE TRIGGER tenant_status_logu AFTER UPDATE ON tenant_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant_status_log();
+CREATE TRIGGER tenant_status_logd AFTER DELETE ON tenant_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION tenant_status_log();
 
 CREATE FUNCTION instance_status_log() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF change_log_kept() THEN
         IF TG_OP = 'DELETE' THEN
-            INSERT INTO change_log (kind, key) VALUES ('instance_status', OLD.tenant_id || ':' || OLD.instance_id);
+            INSERT INTO change_log (kind, key) SELECT 'instance_status', tenant_id || ':' || instance_id FROM old_rows;
         ELSE
-            INSERT INTO change_log (kind, key) VALUES ('instance_status', NEW.tenant_id || ':' || NEW.instance_id);
+            INSERT INTO change_log (kind, key) SELECT 'instance_status', tenant_id || ':' || instance_id FROM new_rows;
         END IF;
     END IF;
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER instance_status_log AFTER INSERT OR UPDATE OR DELETE ON instance_status FOR EACH ROW EXECUTE FUNCTION instance_status_log();
+CREATE TRIGGER instance_status_logi AFTER INSERT ON instance_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION instance_status_log();
+CREATE TRIGGER instance_status_logu AFTER UPDATE ON instance_status REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION instance_status_log();
+CREATE TRIGGER instance_status_logd AFTER DELETE ON instance_status REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION instance_status_log();
 
 -- Changes travel at once: a commit that bumps a revision (every change of
 -- the desired state, every status write of the controller) notifies the
