@@ -538,12 +538,20 @@ func TestBulkRunsDoWhatTheCallsWould(t *testing.T) {
 			func() error { return q.UpsertInstanceStatus(ctx, st("a", "pending")) },
 			func() error { return q.UpsertInstanceStatus(ctx, st("b", "pending")) },
 			func() error { return q.UpsertInstanceStatus(ctx, st("a", "running")) },
-			func() error { return q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: "t", InstanceID: "b"}) },
+			func() error {
+				return q.DeleteInstanceStatus(ctx, db.DeleteInstanceStatusParams{TenantID: "t", InstanceID: "b"})
+			},
 			func() error { return q.UpsertInstanceStatus(ctx, st("c", "failed")) },
 			func() error { return q.UpsertInstanceStatus(ctx, st("b", "stopped")) },
-			func() error { return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "first"}) },
-			func() error { return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "second"}) },
-			func() error { return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "third"}) },
+			func() error {
+				return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "first"})
+			},
+			func() error {
+				return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "second"})
+			},
+			func() error {
+				return q.InsertEvent(ctx, db.InsertEventParams{At: 1, Object: "fleet", Reason: "x", Message: "third"})
+			},
 			func() error {
 				return q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: "s1", Name: "api:t--a", TenantID: "t", InstanceID: "a"})
 			},
