@@ -1,7 +1,9 @@
 -- slum's schema on Postgres: the same tables, columns (in the same order),
 -- constraints, indexes and change log as SQLite's migrations 0001-0006
 -- leave, so that the queries of both engines hand back the same rows.
--- Times are milliseconds since the epoch (bigint), as in SQLite.
+-- Times are milliseconds since the epoch (bigint), as in SQLite. Text
+-- sorts by its bytes (COLLATE "C"), as SQLite sorts it, whatever the
+-- database's collation: lists come out in the same order on both engines.
 
 -- Every write transaction of slum takes this lock first (it is released
 -- at commit), so writers are serialised as on SQLite: the store's checks
@@ -22,48 +24,48 @@ $$;
 -- Desired state: what the fleet should look like.
 
 CREATE TABLE servers (
-    id          text   NOT NULL PRIMARY KEY,
-    url         text   NOT NULL,
-    region      text   NOT NULL DEFAULT '',
-    capacity_mb bigint NOT NULL CHECK (capacity_mb > 0),
-    domain      text   NOT NULL,
-    token       text   NOT NULL DEFAULT '',
-    state       text   NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'cordoned', 'draining')),
-    created_at  bigint NOT NULL,
-    updated_at  bigint NOT NULL
+    id          text COLLATE "C" NOT NULL PRIMARY KEY,
+    url         text COLLATE "C" NOT NULL,
+    region      text COLLATE "C" NOT NULL DEFAULT '',
+    capacity_mb bigint           NOT NULL CHECK (capacity_mb > 0),
+    domain      text COLLATE "C" NOT NULL,
+    token       text COLLATE "C" NOT NULL DEFAULT '',
+    state       text COLLATE "C" NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'cordoned', 'draining')),
+    created_at  bigint           NOT NULL,
+    updated_at  bigint           NOT NULL
 );
 
 CREATE INDEX servers_region ON servers (region);
 
 CREATE TABLE tenants (
-    id         text   NOT NULL PRIMARY KEY,
-    domain     text   NOT NULL UNIQUE,
-    region     text   NOT NULL DEFAULT '',
-    created_at bigint NOT NULL,
-    updated_at bigint NOT NULL,
+    id         text COLLATE "C" NOT NULL PRIMARY KEY,
+    domain     text COLLATE "C" NOT NULL UNIQUE,
+    region     text COLLATE "C" NOT NULL DEFAULT '',
+    created_at bigint           NOT NULL,
+    updated_at bigint           NOT NULL,
     -- Whether its instances move off a dead server, and whether one copy
     -- serves at a time (the others are warm spares) or all do.
-    failover   text   NOT NULL DEFAULT 'move' CHECK (failover IN ('move', 'none')),
-    serving    text   NOT NULL DEFAULT 'one' CHECK (serving IN ('one', 'all'))
+    failover text COLLATE "C" NOT NULL DEFAULT 'move' CHECK (failover IN ('move', 'none')),
+    serving  text COLLATE "C" NOT NULL DEFAULT 'one' CHECK (serving IN ('one', 'all'))
 );
 
 -- One desired placement of one of a tenant's instances.
 CREATE TABLE instances (
-    tenant_id      text   NOT NULL REFERENCES tenants (id) ON DELETE RESTRICT,
-    id             text   NOT NULL,
-    process        text   NOT NULL,
-    server_id      text   NOT NULL REFERENCES servers (id) ON DELETE RESTRICT,
-    memory_mb      bigint NOT NULL CHECK (memory_mb > 0),
-    desired_state  text   NOT NULL DEFAULT 'running' CHECK (desired_state IN ('running', 'stopped')),
-    mode           text   NOT NULL DEFAULT 'always' CHECK (mode IN ('always', 'on-demand')),
-    generation     bigint NOT NULL DEFAULT 1,
-    created_at     bigint NOT NULL,
-    updated_at     bigint NOT NULL,
+    tenant_id     text COLLATE "C" NOT NULL REFERENCES tenants (id) ON DELETE RESTRICT,
+    id            text COLLATE "C" NOT NULL,
+    process       text COLLATE "C" NOT NULL,
+    server_id     text COLLATE "C" NOT NULL REFERENCES servers (id) ON DELETE RESTRICT,
+    memory_mb     bigint           NOT NULL CHECK (memory_mb > 0),
+    desired_state text COLLATE "C" NOT NULL DEFAULT 'running' CHECK (desired_state IN ('running', 'stopped')),
+    mode          text COLLATE "C" NOT NULL DEFAULT 'always' CHECK (mode IN ('always', 'on-demand')),
+    generation    bigint           NOT NULL DEFAULT 1,
+    created_at    bigint           NOT NULL,
+    updated_at    bigint           NOT NULL,
     -- Where it was declared; failover changes server_id only.
-    home_server_id text   NOT NULL DEFAULT '',
+    home_server_id text COLLATE "C" NOT NULL DEFAULT '',
     -- The tenant's preference among its copies: the lowest rank that runs
     -- serves.
-    rank           bigint NOT NULL DEFAULT 0,
+    rank bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant_id, id)
 );
 
@@ -77,65 +79,65 @@ CREATE UNIQUE INDEX instances_affinity ON instances (tenant_id, process, server_
 -- and leaves the index alone, twice as fast as one that cannot.
 
 CREATE TABLE instance_status (
-    tenant_id           text   NOT NULL,
-    instance_id         text   NOT NULL,
-    server_id           text   NOT NULL DEFAULT '',
-    phase               text   NOT NULL DEFAULT 'pending',
-    health              text   NOT NULL DEFAULT '',
-    last_error          text   NOT NULL DEFAULT '',
-    message             text   NOT NULL DEFAULT '',
-    attempts            bigint NOT NULL DEFAULT 0,
-    observed_generation bigint NOT NULL DEFAULT 0,
-    updated_at          bigint NOT NULL,
+    tenant_id           text COLLATE "C" NOT NULL,
+    instance_id         text COLLATE "C" NOT NULL,
+    server_id           text COLLATE "C" NOT NULL DEFAULT '',
+    phase               text COLLATE "C" NOT NULL DEFAULT 'pending',
+    health              text COLLATE "C" NOT NULL DEFAULT '',
+    last_error          text COLLATE "C" NOT NULL DEFAULT '',
+    message             text COLLATE "C" NOT NULL DEFAULT '',
+    attempts            bigint           NOT NULL DEFAULT 0,
+    observed_generation bigint           NOT NULL DEFAULT 0,
+    updated_at          bigint           NOT NULL,
     PRIMARY KEY (tenant_id, instance_id)
 ) WITH (fillfactor = 50);
 
 CREATE TABLE server_status (
-    server_id            text   NOT NULL PRIMARY KEY,
-    health               text   NOT NULL DEFAULT 'unknown',
-    health_since         bigint NOT NULL DEFAULT 0,
-    last_error           text   NOT NULL DEFAULT '',
-    consecutive_failures bigint NOT NULL DEFAULT 0,
-    last_seen_at         bigint NOT NULL DEFAULT 0,
+    server_id            text COLLATE "C" NOT NULL PRIMARY KEY,
+    health               text COLLATE "C" NOT NULL DEFAULT 'unknown',
+    health_since         bigint           NOT NULL DEFAULT 0,
+    last_error           text COLLATE "C" NOT NULL DEFAULT '',
+    consecutive_failures bigint           NOT NULL DEFAULT 0,
+    last_seen_at         bigint           NOT NULL DEFAULT 0,
     -- 1: the last instance list succeeded, so instances and unmanaged are
     -- current.
-    listed               bigint NOT NULL DEFAULT 0,
-    instances            bigint NOT NULL DEFAULT 0,
-    unmanaged            bigint NOT NULL DEFAULT 0,
-    pending_stops        bigint NOT NULL DEFAULT 0,
-    failover             text   NOT NULL DEFAULT '',
-    failover_reason      text   NOT NULL DEFAULT '',
-    updated_at           bigint NOT NULL
+    listed          bigint           NOT NULL DEFAULT 0,
+    instances       bigint           NOT NULL DEFAULT 0,
+    unmanaged       bigint           NOT NULL DEFAULT 0,
+    pending_stops   bigint           NOT NULL DEFAULT 0,
+    failover        text COLLATE "C" NOT NULL DEFAULT '',
+    failover_reason text COLLATE "C" NOT NULL DEFAULT '',
+    updated_at      bigint           NOT NULL
 ) WITH (fillfactor = 50);
 
 -- Who serves each tenant now, as the controller decided.
 CREATE TABLE tenant_status (
-    tenant_id  text   NOT NULL PRIMARY KEY,
-    serving    text   NOT NULL DEFAULT '', -- copies, preferred first: instance@server, comma-separated
-    spares     text   NOT NULL DEFAULT '', -- running copies that do not serve, likewise
-    reason     text   NOT NULL DEFAULT '', -- why nothing serves, when nothing does
-    changed_at bigint NOT NULL DEFAULT 0,  -- when serving last changed
-    updated_at bigint NOT NULL
+    tenant_id  text COLLATE "C" NOT NULL PRIMARY KEY,
+    serving    text COLLATE "C" NOT NULL DEFAULT '', -- copies, preferred first: instance@server, comma-separated
+    spares     text COLLATE "C" NOT NULL DEFAULT '', -- running copies that do not serve, likewise
+    reason     text COLLATE "C" NOT NULL DEFAULT '', -- why nothing serves, when nothing does
+    changed_at bigint           NOT NULL DEFAULT 0,  -- when serving last changed
+    updated_at bigint           NOT NULL
 ) WITH (fillfactor = 50);
 
 -- The ownership ledger: every tenement instance slum has asked a server to
 -- run, written before the spawn is sent and removed once the stop is
 -- confirmed.
 CREATE TABLE placements (
-    server_id   text   NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
-    name        text   NOT NULL,
-    tenant_id   text   NOT NULL,
-    instance_id text   NOT NULL,
-    created_at  bigint NOT NULL,
+    server_id   text COLLATE "C" NOT NULL REFERENCES servers (id) ON DELETE CASCADE,
+    name        text COLLATE "C" NOT NULL,
+    tenant_id   text COLLATE "C" NOT NULL,
+    instance_id text COLLATE "C" NOT NULL,
+    created_at  bigint           NOT NULL,
     PRIMARY KEY (server_id, name)
 );
 
 CREATE TABLE events (
-    id      bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-    at      bigint NOT NULL,
-    object  text   NOT NULL,
-    reason  text   NOT NULL,
-    message text   NOT NULL
+    id      bigint           GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    at      bigint           NOT NULL,
+    object  text COLLATE "C" NOT NULL,
+    reason  text COLLATE "C" NOT NULL,
+    message text COLLATE "C" NOT NULL
 );
 
 -- Bumped by every transaction that changes desired state.
@@ -155,25 +157,25 @@ INSERT INTO status_revision (id, value) VALUES (1, 0);
 -- Leases: one acting controller per fleet; the epoch grows every time the
 -- lease changes hands and fences every write of the controller.
 CREATE TABLE leases (
-    name       text   NOT NULL PRIMARY KEY,
-    holder     text   NOT NULL,
-    expires_at bigint NOT NULL,
-    epoch      bigint NOT NULL DEFAULT 1
+    name       text COLLATE "C" NOT NULL PRIMARY KEY,
+    holder     text COLLATE "C" NOT NULL,
+    expires_at bigint           NOT NULL,
+    epoch      bigint           NOT NULL DEFAULT 1
 );
 
 -- Plans a safety rule held back, until the operator approves that exact
 -- plan once or the plan goes away.
 CREATE TABLE holds (
-    id          bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-    kind        text   NOT NULL CHECK (kind IN ('mass-stop', 'partition')),
-    fingerprint text   NOT NULL,
-    summary     text   NOT NULL,
-    detail      text   NOT NULL, -- JSON: the withheld actions
-    state       text   NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'approved', 'done', 'cleared')),
-    created_at  bigint NOT NULL,
-    updated_at  bigint NOT NULL,
-    approved_at bigint NOT NULL DEFAULT 0,
-    approved_by text   NOT NULL DEFAULT ''
+    id          bigint           GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    kind        text COLLATE "C" NOT NULL CHECK (kind IN ('mass-stop', 'partition')),
+    fingerprint text COLLATE "C" NOT NULL,
+    summary     text COLLATE "C" NOT NULL,
+    detail      text COLLATE "C" NOT NULL, -- JSON: the withheld actions
+    state       text COLLATE "C" NOT NULL DEFAULT 'held' CHECK (state IN ('held', 'approved', 'done', 'cleared')),
+    created_at  bigint           NOT NULL,
+    updated_at  bigint           NOT NULL,
+    approved_at bigint           NOT NULL DEFAULT 0,
+    approved_by text COLLATE "C" NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX holds_open ON holds (kind, fingerprint) WHERE state IN ('held', 'approved');
 
@@ -186,7 +188,7 @@ CREATE TABLE fleet_settings (
     partition_fraction double precision NOT NULL DEFAULT 0.55,
     failover_rate      bigint           NOT NULL DEFAULT 5,
     stable_after_ms    bigint           NOT NULL DEFAULT 30000,
-    failback           text             NOT NULL DEFAULT 'stay' CHECK (failback IN ('stay', 'return')),
+    failback           text COLLATE "C" NOT NULL DEFAULT 'stay' CHECK (failback IN ('stay', 'return')),
     failback_after_ms  bigint           NOT NULL DEFAULT 300000,
     updated_at         bigint           NOT NULL DEFAULT 0
 );
@@ -195,21 +197,21 @@ INSERT INTO fleet_settings (id) VALUES (1);
 -- Instances removed from the desired state on purpose, until the
 -- controller has stopped their copies.
 CREATE TABLE removals (
-    tenant_id   text   NOT NULL,
-    instance_id text   NOT NULL,
-    removed_at  bigint NOT NULL,
+    tenant_id   text COLLATE "C" NOT NULL,
+    instance_id text COLLATE "C" NOT NULL,
+    removed_at  bigint           NOT NULL,
     PRIMARY KEY (tenant_id, instance_id)
 );
 
 -- Tokens of the fleet's HTTP API, as their SHA-256 digests only. A revoked
 -- token keeps its row (revoked_at > 0).
 CREATE TABLE api_tokens (
-    id         bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
-    name       text   NOT NULL,
-    role       text   NOT NULL CHECK (role IN ('admin', 'read', 'router')),
-    digest     bytea  NOT NULL UNIQUE CHECK (octet_length(digest) = 32),
-    created_at bigint NOT NULL,
-    revoked_at bigint NOT NULL DEFAULT 0
+    id         bigint           GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    name       text COLLATE "C" NOT NULL,
+    role       text COLLATE "C" NOT NULL CHECK (role IN ('admin', 'read', 'router')),
+    digest     bytea            NOT NULL UNIQUE CHECK (octet_length(digest) = 32),
+    created_at bigint           NOT NULL,
+    revoked_at bigint           NOT NULL DEFAULT 0
 );
 
 -- The change log: which objects every commit wrote, in commit order.
@@ -219,10 +221,10 @@ CREATE TABLE api_tokens (
 -- follow the order of commits: a reader whose next position is gone
 -- (trimmed) reads everything.
 CREATE TABLE change_log (
-    seq  bigint NOT NULL PRIMARY KEY,
-    kind text   NOT NULL, -- server, tenant, instance, settings, server_status, tenant_status, instance_status
-    key  text   NOT NULL, -- the object's id (an instance's: tenant:id)
-    was  text   NOT NULL DEFAULT '' -- an instance's server before the write, whose capacity use changed too
+    seq  bigint           NOT NULL PRIMARY KEY,
+    kind text COLLATE "C" NOT NULL, -- server, tenant, instance, settings, server_status, tenant_status, instance_status
+    key  text COLLATE "C" NOT NULL, -- the object's id (an instance's: tenant:id)
+    was  text COLLATE "C" NOT NULL DEFAULT '' -- an instance's server before the write, whose capacity use changed too
 );
 
 CREATE FUNCTION change_log_position() RETURNS trigger LANGUAGE plpgsql AS $$
