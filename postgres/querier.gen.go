@@ -34,8 +34,52 @@ func (q querier) ClaimLease(ctx context.Context, arg db.ClaimLeaseParams) (int64
 	return r, pgErr(err)
 }
 
+func (q querier) ClearAPITokens(ctx context.Context) error {
+	return pgErr(q.now.ClearAPITokens(ctx))
+}
+
+func (q querier) ClearEvents(ctx context.Context) error {
+	return pgErr(q.now.ClearEvents(ctx))
+}
+
+func (q querier) ClearHolds(ctx context.Context) error {
+	return pgErr(q.now.ClearHolds(ctx))
+}
+
 func (q querier) ClearHomeServer(ctx context.Context, homeServerID string) error {
 	return pgErr(q.now.ClearHomeServer(ctx, homeServerID))
+}
+
+func (q querier) ClearInstanceStatus(ctx context.Context) error {
+	return pgErr(q.now.ClearInstanceStatus(ctx))
+}
+
+func (q querier) ClearInstances(ctx context.Context) error {
+	return pgErr(q.now.ClearInstances(ctx))
+}
+
+func (q querier) ClearPlacements(ctx context.Context) error {
+	return pgErr(q.now.ClearPlacements(ctx))
+}
+
+func (q querier) ClearRemovals(ctx context.Context) error {
+	return pgErr(q.now.ClearRemovals(ctx))
+}
+
+func (q querier) ClearServerStatus(ctx context.Context) error {
+	return pgErr(q.now.ClearServerStatus(ctx))
+}
+
+func (q querier) ClearServers(ctx context.Context) error {
+	return pgErr(q.now.ClearServers(ctx))
+}
+
+func (q querier) ClearTenantStatus(ctx context.Context) error {
+	return pgErr(q.now.ClearTenantStatus(ctx))
+}
+
+func (q querier) ClearTenants(ctx context.Context) error {
+	return pgErr(q.now.ClearTenants(ctx))
 }
 
 func (q querier) ClockMS(ctx context.Context) (int64, error) {
@@ -117,7 +161,7 @@ func (q querier) DeletePlacement(ctx context.Context, arg db.DeletePlacementPara
 }
 
 func (q querier) DeleteRemoval(ctx context.Context, arg db.DeleteRemovalParams) error {
-	return pgErr(q.now.DeleteRemoval(ctx, pgdb.DeleteRemovalParams(arg)))
+	return pgErr(q.later.DeleteRemoval(ctx, pgdb.DeleteRemovalParams(arg)))
 }
 
 func (q querier) DeleteRemovalIfGone(ctx context.Context, arg db.DeleteRemovalIfGoneParams) error {
@@ -261,7 +305,7 @@ func (q querier) InsertHold(ctx context.Context, arg db.InsertHoldParams) (int64
 }
 
 func (q querier) InsertInstance(ctx context.Context, arg db.InsertInstanceParams) error {
-	return pgErr(q.now.InsertInstance(ctx, pgdb.InsertInstanceParams(arg)))
+	return pgErr(q.later.InsertInstance(ctx, pgdb.InsertInstanceParams(arg)))
 }
 
 func (q querier) InsertLease(ctx context.Context, arg db.InsertLeaseParams) (int64, error) {
@@ -293,7 +337,7 @@ var insertPlacementRows = &bulk[db.InsertPlacementParams]{send: func(ctx context
 }}
 
 func (q querier) InsertRemoval(ctx context.Context, arg db.InsertRemovalParams) error {
-	return pgErr(q.now.InsertRemoval(ctx, pgdb.InsertRemovalParams(arg)))
+	return pgErr(q.later.InsertRemoval(ctx, pgdb.InsertRemovalParams(arg)))
 }
 
 func (q querier) InsertRemovalsOfTenant(ctx context.Context, arg db.InsertRemovalsOfTenantParams) error {
@@ -301,11 +345,11 @@ func (q querier) InsertRemovalsOfTenant(ctx context.Context, arg db.InsertRemova
 }
 
 func (q querier) InsertServer(ctx context.Context, arg db.InsertServerParams) error {
-	return pgErr(q.now.InsertServer(ctx, pgdb.InsertServerParams(arg)))
+	return pgErr(q.later.InsertServer(ctx, pgdb.InsertServerParams(arg)))
 }
 
 func (q querier) InsertTenant(ctx context.Context, arg db.InsertTenantParams) error {
-	return pgErr(q.now.InsertTenant(ctx, pgdb.InsertTenantParams(arg)))
+	return pgErr(q.later.InsertTenant(ctx, pgdb.InsertTenantParams(arg)))
 }
 
 func (q querier) KeepChangeLog(ctx context.Context, ms int64) (int64, error) {
@@ -326,6 +370,18 @@ func (q querier) ListAPITokens(ctx context.Context) ([]db.ApiToken, error) {
 	out := make([]db.ApiToken, len(rs))
 	for i, r := range rs {
 		out[i] = db.ApiToken(r)
+	}
+	return out, nil
+}
+
+func (q querier) ListAllHolds(ctx context.Context) ([]db.Hold, error) {
+	rs, err := q.now.ListAllHolds(ctx)
+	if err != nil {
+		return nil, pgErr(err)
+	}
+	out := make([]db.Hold, len(rs))
+	for i, r := range rs {
+		out[i] = db.Hold(r)
 	}
 	return out, nil
 }
@@ -553,8 +609,20 @@ func (q querier) RescheduleInstance(ctx context.Context, arg db.RescheduleInstan
 	return r, pgErr(err)
 }
 
+func (q querier) RestoreAPIToken(ctx context.Context, arg db.RestoreAPITokenParams) error {
+	return pgErr(q.later.RestoreAPIToken(ctx, pgdb.RestoreAPITokenParams(arg)))
+}
+
+func (q querier) RestoreEvent(ctx context.Context, arg db.RestoreEventParams) error {
+	return pgErr(q.later.RestoreEvent(ctx, pgdb.RestoreEventParams(arg)))
+}
+
+func (q querier) RestoreHold(ctx context.Context, arg db.RestoreHoldParams) error {
+	return pgErr(q.later.RestoreHold(ctx, pgdb.RestoreHoldParams(arg)))
+}
+
 func (q querier) RestoreInstance(ctx context.Context, arg db.RestoreInstanceParams) error {
-	return pgErr(q.now.RestoreInstance(ctx, pgdb.RestoreInstanceParams(arg)))
+	return pgErr(q.later.RestoreInstance(ctx, pgdb.RestoreInstanceParams(arg)))
 }
 
 func (q querier) RevokeAPIToken(ctx context.Context, arg db.RevokeAPITokenParams) (int64, error) {
@@ -581,6 +649,14 @@ func (q querier) ServerUsageOne(ctx context.Context, serverID string) (db.Server
 
 func (q querier) SetHoldState(ctx context.Context, arg db.SetHoldStateParams) error {
 	return pgErr(q.now.SetHoldState(ctx, pgdb.SetHoldStateParams(arg)))
+}
+
+func (q querier) SetRevision(ctx context.Context, value int64) error {
+	return pgErr(q.now.SetRevision(ctx, value))
+}
+
+func (q querier) SetStatusRevision(ctx context.Context, value int64) error {
+	return pgErr(q.now.SetStatusRevision(ctx, value))
 }
 
 func (q querier) TouchHold(ctx context.Context, arg db.TouchHoldParams) error {

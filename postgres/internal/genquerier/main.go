@@ -24,16 +24,20 @@ import (
 	"strings"
 )
 
-// queued are the statements the controller sends by the thousand (status
-// reports, the ledger, events), whose results nothing reads: in a
-// transaction they are queued and sent with the next statement whose
-// result is read, or the commit, in one round trip. Those pgdb has a bulk
-// form of (X and XRows, whose params are X's as arrays) go as one
-// statement for each run of calls in a row. A statement that fails fails
-// the transaction all the same; its error names the query.
+// queued are the statements sent by the thousand, whose results nothing
+// reads: the controller's (status reports, the ledger, events), and the
+// inserts of an apply and a copy. In a transaction they are queued and
+// sent with the next statement whose result is read, or the commit, in
+// one round trip. Those pgdb has a bulk form of (X and XRows, whose
+// params are X's as arrays) go as one statement for each run of calls in
+// a row. A statement that fails fails the transaction all the same; its
+// error names the query (the store checks every write before it makes it:
+// a database that refuses one is a bug).
 var queued = []string{
 	"DeleteInstanceStatus", "DeletePlacement", "DeleteRemovalIfGone", "DeleteServerStatus", "DeleteTenantStatus",
 	"InsertEvent", "InsertPlacement", "UpsertInstanceStatus", "UpsertServerStatus", "UpsertTenantStatus",
+	"DeleteRemoval", "InsertInstance", "InsertRemoval", "InsertServer", "InsertTenant",
+	"RestoreAPIToken", "RestoreEvent", "RestoreHold", "RestoreInstance",
 }
 
 func main() {
