@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what slum's build, tests and demo need on a fresh Debian machine:
 # Go modules, sqlc and staticcheck (into .tools/bin), the real tenement
-# (pip install tenement==0.2.2) and iproute2 for the network-namespace tests.
+# (pip install tenement==0.2.2), iproute2 for the network-namespace tests,
+# and Postgres' server programs, which the Postgres engine's tests run a
+# throwaway server of (internal/pgtest).
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +41,14 @@ if ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null; then
   log "wrk and haproxy (scripts/bench-router.sh)"
   as_root apt-get update -qq
   as_root apt-get install -y -qq wrk haproxy >/dev/null
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  # The tests run a server of their own, on a socket of their own: the
+  # package's own cluster, if it starts one, is not used.
+  log "postgresql (the Postgres engine's tests start a server of their own)"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq postgresql >/dev/null
 fi
 
 if ! command -v chromium >/dev/null; then

@@ -9,6 +9,11 @@
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 //
+// One that cannot (it has a TestMain of its own) may use it all the same:
+// the server then stops when the test binary exits (a parent-death
+// signal), and the next test binary that starts one removes its
+// directory.
+//
 // Where Postgres cannot be started (its binaries missing: scripts/setup.sh
 // installs them), tests fail in CI (CI=true) and are skipped, loudly,
 // elsewhere.
@@ -23,6 +28,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -267,7 +273,7 @@ func start() (*server, error) {
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	// SIGQUIT, an immediate shutdown, should the test binary die first.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	if err := s.cmd.Start(); err != nil {
+	if err := startOnKeptThread(s.cmd); err != nil {
 		return fail(err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
@@ -281,6 +287,19 @@ func start() (*server, error) {
 	}
 	go s.dropping(dropper)
 	return s, nil
+}
+
+// startOnKeptThread starts cmd from a thread kept for as long as the
+// process lives: the parent-death signal is sent when the thread that
+// started the child ends, not the process.
+func startOnKeptThread(cmd *exec.Cmd) error {
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		started <- cmd.Start()
+		select {}
+	}()
+	return <-started
 }
 
 // credential is who runs the server: the postgres OS user when the tests
