@@ -45,14 +45,24 @@ var _ store.Notifier = (*Engine)(nil)
 // database is left exactly as it was.
 var (
 	// ErrNotExist: the database holds no fleet (no tables at all), and
-	// the caller did not ask for one to be created.
-	ErrNotExist = errors.New("no slum database")
+	// the caller did not ask for one to be made. It is a slum.ErrNotFound.
+	ErrNotExist error = &classed{"no slum database", slum.ErrNotFound}
 	// ErrForeign: the database is not a slum database: another program's
-	// tables, or a schema a newer slum made.
-	ErrForeign = errors.New("not a slum database")
+	// tables, or a schema a newer slum made. It is a slum.ErrInvalid.
+	ErrForeign error = &classed{"not a slum database", slum.ErrInvalid}
 	// ErrUnreachable: no connection to the server could be made.
 	ErrUnreachable = errors.New("cannot reach the Postgres server")
 )
+
+// classed is an error of the engine's that is one of slum's classes
+// (errors.Is), which its message does not repeat.
+type classed struct {
+	msg   string
+	class error
+}
+
+func (e *classed) Error() string { return e.msg }
+func (e *classed) Unwrap() error { return e.class }
 
 // IsURL reports whether s names a Postgres database (a postgres:// or
 // postgresql:// URL) rather than a SQLite file.
@@ -60,41 +70,23 @@ func IsURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
-// Open opens the fleet in the Postgres database at url, creating its
-// schema when the database is empty, and brings the schema up to date. A
-// database that is not slum's is refused untouched, with an error
-// wrapping slum.ErrInvalid.
+// Open opens the fleet in the Postgres database at url, making its
+// schema when the database is empty, and brings the schema up to date.
 func Open(ctx context.Context, url string) (*store.Store, error) { return open(ctx, url, true) }
 
 // OpenExisting is Open for a fleet that must exist already: in a database
-// that holds none it creates nothing and fails with an error wrapping
-// slum.ErrNotFound.
+// that holds none it makes nothing and fails with ErrNotExist.
 func OpenExisting(ctx context.Context, url string) (*store.Store, error) {
 	return open(ctx, url, false)
 }
 
 func open(ctx context.Context, url string, create bool) (*store.Store, error) {
 	e, err := OpenEngine(ctx, url, create)
-	switch {
-	case errors.Is(err, ErrNotExist):
-		return nil, classed{err, slum.ErrNotFound}
-	case errors.Is(err, ErrForeign):
-		return nil, classed{err, slum.ErrInvalid}
-	case err != nil:
+	if err != nil {
 		return nil, err
 	}
 	return store.New(e), nil
 }
-
-// classed gives an error of the engine's one of slum's classes without
-// changing its message.
-type classed struct {
-	err   error
-	class error
-}
-
-func (e classed) Error() string   { return e.err.Error() }
-func (e classed) Unwrap() []error { return []error{e.err, e.class} }
 
 // OpenEngine opens the slum database at url (a postgres:// URL, or the
 // key=value form libpq takes), creating its schema when the database is

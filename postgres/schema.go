@@ -133,11 +133,13 @@ func knownTables(ms []migration) map[string]bool {
 	return known
 }
 
+// listSome names the first few of names, and how many there are.
 func listSome(names []string) string {
-	if len(names) > 5 {
-		return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+	const few = 4
+	if len(names) <= few {
+		return strings.Join(names, ", ")
 	}
-	return strings.Join(names, ", ")
+	return fmt.Sprintf("%s, … (%d in all)", strings.Join(names[:few], ", "), len(names))
 }
 
 // migrate applies every migration the schema has not recorded, each in
