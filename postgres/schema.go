@@ -96,25 +96,23 @@ func checkSchema(ctx context.Context, q pgdb.DBTX, schema string, ms []migration
 	if len(tables) == 0 {
 		return true, nil
 	}
-	if !slices.Contains(tables, "schema_migrations") {
+	known := knownTables(ms)
+	others := slices.DeleteFunc(slices.Clone(tables), func(t string) bool { return known[t] })
+	switch {
+	case !slices.Contains(tables, "schema_migrations"):
 		return false, fmt.Errorf("%w: schema %s holds another program's tables (%s)", ErrForeign, schema, listSome(tables))
+	case len(others) > 0:
+		return false, fmt.Errorf("%w: schema %s holds tables slum never makes (%s)", ErrForeign, schema, listSome(others))
 	}
+	// Slum records each migration with its name and time; another tool's
+	// table of the name records something else.
 	var version int
-	if err := q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0)::int FROM schema_migrations WHERE name <> '' AND applied_at >= 0`).Scan(&version); err != nil {
+	err = q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0)::int FROM schema_migrations WHERE name <> '' AND applied_at >= 0`).Scan(&version)
+	if err != nil {
 		return false, fmt.Errorf("%w: schema %s has a schema_migrations table, but not slum's (%v)", ErrForeign, schema, err)
 	}
 	if latest := ms[len(ms)-1].version; version > latest {
 		return false, fmt.Errorf("%w: a newer slum made it (schema version %d; this slum knows up to %d): use that slum", ErrForeign, version, latest)
-	}
-	known := knownTables(ms)
-	var other []string
-	for _, t := range tables {
-		if !known[t] {
-			other = append(other, t)
-		}
-	}
-	if len(other) > 0 {
-		return false, fmt.Errorf("%w: schema %s holds tables slum never makes (%s)", ErrForeign, schema, listSome(other))
 	}
 	return false, nil
 }
