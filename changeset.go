@@ -60,6 +60,20 @@ type ChangeSet struct {
 	// Unlisted counts objects in the database the file does not name; they
 	// are kept unless the apply prunes.
 	Unlisted int `json:"unlisted"`
+	// Stops are the copies the change makes the controller stop: of
+	// instances moved (once the new copy runs) or deleted. A stop deletes
+	// the copy's data where its tenement service has storage_persist =
+	// false, so users are told before the change.
+	Stops []StoppedCopy `json:"stops,omitempty"`
+}
+
+// StoppedCopy is a copy of an instance a change stops.
+type StoppedCopy struct {
+	Instance InstanceKey `json:"instance"`
+	Server   string      `json:"server"`
+	// Moved: the instance moves elsewhere and this, its old copy, is
+	// stopped once the new one runs; otherwise the instance is removed.
+	Moved bool `json:"moved,omitempty"`
 }
 
 // Empty reports whether the change set changes nothing.

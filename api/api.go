@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -34,8 +35,9 @@ type Config struct {
 	// send no bodies. A body is refused from its declared length before
 	// it is read, and a chunked one as it streams.
 	MaxBody, MaxFileBody, MaxReadFileBody int64
-	// BodyBudget bounds the bytes of large bodies (over MaxBody) read at
-	// once, all requests together: one more is refused with 503 until
+	// BodyBudget bounds the memory large bodies (over MaxBody) take at
+	// once, all requests together (twice a body's size: its bytes and
+	// what decoding makes of them): one more is refused with 503 until
 	// others finish, so large requests cannot exhaust the API's memory.
 	BodyBudget int64
 	// WatchEvery is how often the watch looks for changes. A look that
@@ -54,7 +56,7 @@ type Config struct {
 
 // DefaultConfig is the API's configuration unless told otherwise.
 func DefaultConfig() Config {
-	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 64 << 10, MaxFileBody: 16 << 20, MaxReadFileBody: 4 << 20, BodyBudget: 20 << 20,
+	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 64 << 10, MaxFileBody: 16 << 20, MaxReadFileBody: 4 << 20, BodyBudget: 32 << 20,
 		WatchEvery: 10 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
 }
 
@@ -72,8 +74,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxReadFileBody <= 0 {
 		c.MaxReadFileBody = min(d.MaxReadFileBody, c.MaxFileBody)
 	}
-	if c.BodyBudget < c.MaxFileBody {
-		c.BodyBudget = max(d.BodyBudget, c.MaxFileBody)
+	if c.BodyBudget < 2*c.MaxFileBody {
+		c.BodyBudget = max(d.BodyBudget, 2*c.MaxFileBody)
 	}
 	if c.WatchEvery <= 0 {
 		c.WatchEvery = d.WatchEvery
@@ -111,6 +113,8 @@ type Server struct {
 	store   Store
 	fleet   slum.Fleet // store, as the operations call it
 	bodies  *semaphore.Weighted
+	streams *streams
+	freed   atomic.Int64 // when memory of large bodies was last given back (unix ns)
 	cfg     Config
 	log     *slog.Logger
 	limiter *failLimiter
@@ -123,7 +127,7 @@ type Server struct {
 // Serve runs.
 func New(st Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{store: st, fleet: st, bodies: semaphore.NewWeighted(cfg.BodyBudget), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
+	s := &Server{store: st, fleet: st, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
 	s.watch = newWatcher(st, cfg)
 	s.handler = s.routes()
 	return s
@@ -134,7 +138,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run runs the watch, which follows the database for watch streams,
 // until ctx ends.
-func (s *Server) Run(ctx context.Context) { s.watch.run(ctx) }
+func (s *Server) Run(ctx context.Context) {
+	go s.sweepRevoked(ctx)
+	s.watch.run(ctx)
+}
 
 // Serve serves the API on ln until ctx ends, then lets requests in flight
 // finish (watch streams end at once) for up to five seconds.

@@ -1,17 +1,21 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/slum-fleet/slum"
-	"golang.org/x/sync/semaphore"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/slum-fleet/slum/api/wire"
 )
 
@@ -27,9 +31,8 @@ func (e *errBody) Error() string { return e.msg }
 // limit bytes, one value, no field v does not have. Nothing is done with a
 // body that fails any of these.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return &errBody{wire.KindUnsupported, "the request body must be JSON, sent with Content-Type: application/json"}
+	if err := jsonType(r); err != nil {
+		return err
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
@@ -46,15 +49,26 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	return nil
 }
 
+// jsonType refuses a body that is not sent as JSON.
+func jsonType(r *http.Request) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &errBody{wire.KindUnsupported, "the request body must be JSON, sent with Content-Type: application/json"}
+	}
+	return nil
+}
+
 func bodyError(err error, limit int64) error {
+	var eb *errBody
+	if errors.As(err, &eb) {
+		return eb
+	}
 	var tooBig *http.MaxBytesError
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooBig):
 		return &errBody{wire.KindTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit)}
-	case errors.Is(err, errBusy):
-		return errBusy
 	case errors.Is(err, io.EOF):
 		return &errBody{wire.KindInvalid, "the request body is empty: send a JSON object"}
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
@@ -112,52 +126,111 @@ func (s *Server) bodyLimit(kind wire.Body, role slum.APIRole) int64 {
 	return s.cfg.MaxBody
 }
 
-// admitBody lets a request's body be read, or refuses it: a body
-// declared larger than limit at once (413), before a byte of it is read;
-// a large one while the API already reads as much as BodyBudget of other
-// large bodies (503: retry), so that no number of large requests takes
-// more memory than the budget. A chunked body is admitted chunk by chunk
-// as it streams. release gives back what the body took.
-func (s *Server) admitBody(r *http.Request, limit int64) (release func(), err error) {
-	if r.ContentLength > limit || (limit == 0 && r.ContentLength < 0 && r.Body != http.NoBody && r.Body != nil) {
-		if limit == 0 {
-			return nil, &errBody{wire.KindTooLarge, "this request takes no body"}
-		}
-		return nil, &errBody{wire.KindTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit)}
+// admitBody checks a request's body before a byte of it is read: one
+// declared larger than limit is refused at once (413), as is any body of
+// a request that takes none.
+func admitBody(r *http.Request, limit int64) error {
+	switch {
+	case limit == 0 && (r.ContentLength > 0 || r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody):
+		return &errBody{wire.KindTooLarge, "this request takes no body"}
+	case r.ContentLength > limit:
+		return &errBody{wire.KindTooLarge, fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	}
-	if limit <= s.cfg.MaxBody {
-		return func() {}, nil // small bodies are not budgeted
+	return nil
+}
+
+// largeBody is a body over MaxBody, read whole within the API's budget
+// for large bodies: it takes twice its size of the budget (the bytes, and
+// what decoding makes of them), all of a limit's worth when it comes
+// chunked, and is refused with 503 while other large bodies hold the
+// budget, so no number of large requests takes more memory than that.
+type largeBody struct {
+	data    []byte
+	release func()
+}
+
+// readLarge reads a large body, refusing it as readLarge's doc says.
+func (s *Server) readLarge(w http.ResponseWriter, r *http.Request, limit int64) (*largeBody, error) {
+	if err := jsonType(r); err != nil {
+		return nil, err
 	}
+	want := 2 * limit
 	if r.ContentLength >= 0 {
-		if !s.bodies.TryAcquire(r.ContentLength) {
-			return nil, errBusy
-		}
-		return func() { s.bodies.Release(r.ContentLength) }, nil
+		want = 2 * r.ContentLength
 	}
-	b := &budgetedBody{ReadCloser: r.Body, sem: s.bodies}
-	r.Body = b
-	return b.release, nil
+	if !s.bodies.TryAcquire(want) {
+		return nil, errBusy
+	}
+	release := func() { s.bodies.Release(want); s.returnMemory(want) }
+	data, err := readAtMost(http.MaxBytesReader(w, r.Body, limit), r.ContentLength)
+	if err != nil {
+		release()
+		return nil, bodyError(err, limit)
+	}
+	return &largeBody{data: data, release: release}, nil
+}
+
+// readAtMost reads all of a body of n bytes (-1: unknown) into one buffer
+// of its size: no growing buffer doubles what it holds.
+func readAtMost(body io.Reader, n int64) ([]byte, error) {
+	if n >= 0 {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(body, data); err != nil {
+			return nil, err
+		}
+		if _, err := body.Read(make([]byte, 1)); err != io.EOF {
+			return nil, &errBody{wire.KindInvalid, "the request body is longer than its Content-Length"}
+		}
+		return data, nil
+	}
+	var chunks [][]byte
+	total := 0
+	for {
+		chunk := make([]byte, 256<<10)
+		k, err := io.ReadFull(body, chunk)
+		chunks, total = append(chunks, chunk[:k]), total+k
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return bytes.Join(chunks, nil)[:total:total], nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// decodeLarge decodes a large body into v, as decode does a small one,
+// without a copy of the bytes on the way.
+func decodeLarge(b *largeBody, v any) error {
+	err := jsonv2.Unmarshal(b.data, v, jsonv2.RejectUnknownMembers(true))
+	var sem *jsonv2.SemanticError
+	var syn *jsontext.SyntacticError
+	switch {
+	case err == nil:
+		return nil
+	case len(bytes.TrimSpace(b.data)) == 0:
+		return &errBody{wire.KindInvalid, "the request body is empty: send a JSON object"}
+	case errors.As(err, &sem) && errors.Is(sem.Err, jsonv2.ErrUnknownName):
+		return &errBody{wire.KindInvalid, fmt.Sprintf("request body: unknown field %q (see the API's documentation)", sem.JSONPointer.LastToken())}
+	case errors.As(err, &syn):
+		return &errBody{wire.KindInvalid, "the request body is not valid JSON: " + syn.Err.Error()}
+	}
+	return &errBody{wire.KindInvalid, "request body: " + strings.TrimPrefix(err.Error(), "json: ")}
+}
+
+// returnMemory gives the memory of a large body back to the system once
+// its request is done, at most ten times a second: large bodies are rare
+// (an apply of a large fleet), and what they leave must not stay in the
+// process's RSS until the collector gets round to it.
+func (s *Server) returnMemory(read int64) {
+	if read < 1<<20 {
+		return
+	}
+	now := time.Now().UnixNano()
+	if last := s.freed.Load(); now-last < int64(100*time.Millisecond) || !s.freed.CompareAndSwap(last, now) {
+		return
+	}
+	go debug.FreeOSMemory()
 }
 
 // errBusy refuses a large body while others take the budget.
 var errBusy = &errBody{wire.KindUnavailable, "the API is reading as much of other large requests as it takes at once: retry in a moment"}
-
-// budgetedBody takes budget for each chunk of a chunked body it reads.
-type budgetedBody struct {
-	io.ReadCloser
-	sem   *semaphore.Weighted
-	taken int64
-}
-
-func (b *budgetedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		if !b.sem.TryAcquire(int64(n)) {
-			return 0, errBusy
-		}
-		b.taken += int64(n)
-	}
-	return n, err
-}
-
-func (b *budgetedBody) release() { b.sem.Release(b.taken) }

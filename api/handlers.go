@@ -43,14 +43,22 @@ func (s *Server) serveOp(op wire.Route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := callerOf(r.Context())
 		limit := s.bodyLimit(op.BodyKind(), c.token.Role)
-		release, err := s.admitBody(r, limit)
-		if err != nil {
+		if err := admitBody(r, limit); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		defer release()
+		readBody := func(v any) error { return decode(w, r, limit, v) }
+		if limit > s.cfg.MaxBody {
+			large, err := s.readLarge(w, r, limit)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			defer large.release()
+			readBody = func(v any) error { return decodeLarge(large, v) }
+		}
 		ctx := wire.WithCaller(r.Context(), c.String())
-		status, resp, err := op.Serve(ctx, s.fleet, r, func(v any) error { return decode(w, r, limit, v) })
+		status, resp, err := op.Serve(ctx, s.fleet, r, readBody)
 		var mass *slum.MassPruneError
 		switch {
 		case errors.As(err, &mass):

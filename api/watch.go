@@ -453,7 +453,11 @@ func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if c := callerOf(ctx); !c.noAuth {
+		defer s.streams.add(c.token.ID, cancel)()
+	}
 	sub, err := s.watch.subscribe(ctx, since, kinds)
 	if err != nil {
 		return nil // the client left

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +265,53 @@ func TestSlowWatcherHoldsUpNobody(t *testing.T) {
 		if d := time.Since(start); d > time.Second {
 			t.Fatalf("change %d took %s", i, d)
 		}
+	}
+}
+
+// Revoking a token ends the watch streams it holds open, wherever it was
+// revoked: here on the database, as the CLI does.
+func TestRevokedTokenEndsItsStreams(t *testing.T) {
+	a := newTestAPI(t, Config{})
+	a.seed()
+	req, _ := http.NewRequestWithContext(a.ctx, "GET", a.srv.URL+"/v1/watch", nil)
+	req.Header.Set("Authorization", "Bearer "+a.tokens[slum.RoleRead])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 4096)
+	if _, err := resp.Body.Read(first); err != nil {
+		t.Fatalf("first frame: %v", err)
+	}
+	// Another token's stream stays open.
+	other, _ := http.NewRequestWithContext(a.ctx, "GET", a.srv.URL+"/v1/watch", nil)
+	other.Header.Set("Authorization", "Bearer "+a.tokens[slum.RoleAdmin])
+	oresp, err := http.DefaultClient.Do(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer oresp.Body.Close()
+
+	list, _ := a.store.ListAPITokens(a.ctx)
+	var readID int64
+	for _, tk := range list {
+		if tk.Role == slum.RoleRead {
+			readID = tk.ID
+		}
+	}
+	if _, err := a.store.RevokeAPIToken(a.ctx, readID); err != nil {
+		t.Fatal(err)
+	}
+	a.api.sweep(a.ctx)
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	select {
+	case <-ended:
+	case <-time.After(time.Second):
+		t.Fatal("the revoked token's stream is still open after a sweep")
+	}
+	if n := len(a.api.streams.tokens()); n != 1 {
+		t.Fatalf("%d tokens with open streams, want the admin's only", n)
 	}
 }

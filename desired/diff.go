@@ -323,6 +323,7 @@ func (d *differ) instanceUpdated(old, want slum.Instance, at string) {
 	note := ""
 	if moved {
 		note = MoveNote
+		d.out.Stops = append(d.out.Stops, slum.StoppedCopy{Instance: want.Key(), Server: old.ServerID, Moved: true})
 	}
 	d.out.Instances = append(d.out.Instances, InstanceEdit{slum.OpUpdate, want, moved, at})
 	d.instanceChanges = append(d.instanceChanges, slum.Change{Op: slum.OpUpdate, Kind: slum.ObjectInstance, ID: string(want.Key()), Fields: fc, Note: note})
@@ -377,6 +378,8 @@ func (d *differ) unlisted() error {
 			// Pruning the server needs its ledger empty: nothing of
 			// slum's runs there.
 			note = "it does not run: the controller has no copy of it on " + in.ServerID
+		} else {
+			d.out.Stops = append(d.out.Stops, slum.StoppedCopy{Instance: key, Server: in.ServerID})
 		}
 		d.out.Instances = append(d.out.Instances, InstanceEdit{Op: slum.OpDelete, Instance: in, Where: d.f.Name})
 		d.instanceChanges = append(d.instanceChanges, slum.Change{Op: slum.OpDelete, Kind: slum.ObjectInstance, ID: string(key), Note: note})

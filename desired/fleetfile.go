@@ -721,6 +721,15 @@ type File struct {
 	versioned bool // the file gives its version
 }
 
+// ServerIDs are the ids of the file's servers, in the file's order.
+func (f *File) ServerIDs() []string {
+	ids := make([]string, len(f.Servers))
+	for i, s := range f.Servers {
+		ids[i] = s.ID
+	}
+	return ids
+}
+
 // FileServer is one server of a fleet file. Token is set only when the file
 // names a token source (token_env or token_file) or says no_token;
 // otherwise the stored token is kept. A new server needs one of the three.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -37,9 +38,23 @@ func TestDemo(t *testing.T) {
 				}
 			}
 			// The demo leaves a database the printed commands work on.
-			st := exec.Command(slumBin, "--db", dir+"/demo/slum.db", "instance", "list")
-			if out, err := st.CombinedOutput(); err != nil || !strings.Contains(string(out), "alice:prod") {
-				t.Fatalf("instance list after the demo: %v\n%s", err, out)
+			st := exec.Command(slumBin, "--db", dir+"/demo/slum.db", "-o", "json", "tenant", "get", "alice")
+			got, err := st.CombinedOutput()
+			if err != nil || !strings.Contains(string(got), `"serving"`) {
+				t.Fatalf("tenant get after the demo: %v\n%s", err, got)
+			}
+			// Through the router, alice's app names the server slum says
+			// serves her: the demo's names are slum's.
+			if backend == "auto" {
+				var alice struct {
+					Status struct{ Serving []struct{ Server string } }
+				}
+				if err := json.Unmarshal(got, &alice); err != nil || len(alice.Status.Serving) == 0 {
+					t.Fatalf("alice: %v %s", err, got)
+				}
+				if want := `"server": "` + alice.Status.Serving[0].Server + `"`; !strings.Contains(text, "alice.example.com answers through the router: 200") || !strings.Contains(text, want) {
+					t.Fatalf("the demo's answer from alice does not name %s:\n%s", want, text)
+				}
 			}
 			// And nothing of its fleet is left running: no namespace of
 			// its own (named after its process; other fleets may run on

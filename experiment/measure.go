@@ -401,53 +401,7 @@ func measureLoad(r Record, tr *Trial) {
 	for _, name := range names {
 		ss := byTenant[name]
 		sort.Slice(ss, func(i, j int) bool { return ss[i].Sent.Before(ss[j].Sent) })
-		tf := Tenant{Tenant: name, Warm: r.Warm[name], Down: r.Down[name], Requests: len(ss), Copies: []string{}}
-		var lats []time.Duration
-		var lastFail, lastFailHealed time.Time
-		for i, s := range ss {
-			tr.Requests++
-			if s.OK() {
-				lats = append(lats, s.Latency)
-				if n := len(tf.Copies); n == 0 || tf.Copies[n-1] != s.Copy {
-					tf.Copies = append(tf.Copies, s.Copy)
-				}
-				continue
-			}
-			if s.Done().Before(t0) {
-				tr.FailedBefore++
-				continue
-			}
-			tf.Failed++
-			tr.Failed++
-			if !r.Affected[name] {
-				tr.UnaffectedFailed++
-			}
-			tr.Failures[s.Outcome]++
-			tr.FailedReqs = append(tr.FailedReqs, Request{Tenant: name, Sent: Millis(s.Sent.Sub(t0)), Latency: Millis(s.Latency), Outcome: s.Outcome})
-			if tf.Warm && !r.DeadAt.IsZero() && !s.Sent.Before(r.DeadAt) {
-				tr.WarmFailedAfterDetection++
-				tr.WarmAfterDetection[s.Outcome]++
-			}
-			healed := !r.HealAt.IsZero() && !s.Sent.Before(r.HealAt)
-			if healed {
-				tr.FailedAfterHeal++
-			}
-			switch {
-			case blip(ss, i):
-				// A lone failure between two answered requests is
-				// counted, but is no outage: it does not hold back
-				// "served again" (tenement's own sporadic 502s are such).
-				tf.Blips++
-			case healed:
-				lastFailHealed = s.Sent
-			case s.Sent.Before(windowEnd):
-				lastFail = s.Sent
-			}
-		}
-		if !lastFail.IsZero() {
-			tf.Interrupted = true
-			tf.ServedAgain = servedAfter(ss, lastFail, windowEnd, t0)
-		}
+		tf, lastFail, lastFailHealed := measureTenant(r, tr, name, ss, windowEnd)
 		if !tf.Down {
 			switch {
 			case !tf.Interrupted:
@@ -470,14 +424,8 @@ func measureLoad(r Record, tr *Trial) {
 				afterHeal = t
 			}
 		}
-		tf.LongestGap = Millis(longestGap(ss, r.LoadStart, r.LoadEnd))
 		if tf.LongestGap > tr.LongestGap {
 			tr.LongestGap, tr.LongestGapTenant = tf.LongestGap, name
-		}
-		sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-		tf.P50, tf.P99 = Millis(percentile(lats, 0.5)), Millis(percentile(lats, 0.99))
-		if len(lats) > 0 {
-			tf.Max = Millis(lats[len(lats)-1])
 		}
 		tr.Tenants = append(tr.Tenants, tf)
 	}
@@ -496,6 +444,66 @@ func measureLoad(r Record, tr *Trial) {
 		}
 		tr.ServedAfterHeal = since(r.HealAt, afterHeal)
 	}
+}
+
+// measureTenant works out what one tenant's requests (ss, in the order
+// sent) saw, counting its failures into tr. It returns the tenant's
+// figures and its last failures before and after the fault was undone.
+func measureTenant(r Record, tr *Trial, name string, ss []Sample, windowEnd time.Time) (tf Tenant, lastFail, lastFailHealed time.Time) {
+	t0 := r.FaultAt
+	tf = Tenant{Tenant: name, Warm: r.Warm[name], Down: r.Down[name], Requests: len(ss), Copies: []string{}}
+	var lats []time.Duration
+	for i, s := range ss {
+		tr.Requests++
+		if s.OK() {
+			lats = append(lats, s.Latency)
+			if n := len(tf.Copies); n == 0 || tf.Copies[n-1] != s.Copy {
+				tf.Copies = append(tf.Copies, s.Copy)
+			}
+			continue
+		}
+		if s.Done().Before(t0) {
+			tr.FailedBefore++
+			continue
+		}
+		tf.Failed++
+		tr.Failed++
+		if !r.Affected[name] {
+			tr.UnaffectedFailed++
+		}
+		tr.Failures[s.Outcome]++
+		tr.FailedReqs = append(tr.FailedReqs, Request{Tenant: name, Sent: Millis(s.Sent.Sub(t0)), Latency: Millis(s.Latency), Outcome: s.Outcome})
+		if tf.Warm && !r.DeadAt.IsZero() && !s.Sent.Before(r.DeadAt) {
+			tr.WarmFailedAfterDetection++
+			tr.WarmAfterDetection[s.Outcome]++
+		}
+		healed := !r.HealAt.IsZero() && !s.Sent.Before(r.HealAt)
+		if healed {
+			tr.FailedAfterHeal++
+		}
+		switch {
+		case blip(ss, i):
+			// A lone failure between two answered requests is counted,
+			// but is no outage: it does not hold back "served again"
+			// (tenement's own sporadic 502s are such).
+			tf.Blips++
+		case healed:
+			lastFailHealed = s.Sent
+		case s.Sent.Before(windowEnd):
+			lastFail = s.Sent
+		}
+	}
+	if !lastFail.IsZero() {
+		tf.Interrupted = true
+		tf.ServedAgain = servedAfter(ss, lastFail, windowEnd, t0)
+	}
+	tf.LongestGap = Millis(longestGap(ss, r.LoadStart, r.LoadEnd))
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	tf.P50, tf.P99 = Millis(percentile(lats, 0.5)), Millis(percentile(lats, 0.99))
+	if len(lats) > 0 {
+		tf.Max = Millis(lats[len(lats)-1])
+	}
+	return tf, lastFail, lastFailHealed
 }
 
 // servedAfter is when the tenant was first answered by a request sent

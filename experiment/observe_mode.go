@@ -58,15 +58,39 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 	defer obs.cancel()
 	load := StartLoad(ctx, LoadOptions{RouterAddr: opt.RouterAddr, Targets: targets, Rate: opt.Rate, Timeout: opt.Timeout,
 		Limit: opt.Duration + time.Minute, Clock: clk})
-	start := clk.Now()
-	rec := Record{Fault: FaultObserved, Trial: 1, LoadStart: start, ReturnGrace: opt.ReturnGrace}
-	var rounds []ListRound
-	deadline := start.Add(opt.Duration)
+	rec := Record{Fault: FaultObserved, Trial: 1, LoadStart: clk.Now(), ReturnGrace: opt.ReturnGrace}
 	progress("load running through " + opt.RouterAddr + "; cause the fault now (Ctrl-C ends)")
+	rec.Rounds = watchUntilRecovered(ctx, opt, st, snap, obs, load, &rec, func() { progress("fault seen; recording until the fleet has recovered") })
+	rec.LoadEnd = clk.Now()
+	rec.Samples = load.Stop()
+	w := obs.stop()
+	rep.Finished = time.Now()
+	rep.LoadAverage = append(rep.LoadAverage, loadAverage())
+	if rec.FaultAt.IsZero() {
+		rep.Interrupted = ctx.Err() != nil
+		rec.FaultAt = rec.LoadStart
+		rec.Err = "no fault was seen: no request failed and every server stayed online"
+	}
+	rep.WarmTenants = attribute(&rec, snap, w)
+	interpret(&rec, w)
+	rec.Marks = append(rec.Marks, Mark{At: rec.FaultAt, Kind: MarkFault, Subject: "first sign"})
+	rep.Trials = append(rep.Trials, Measure(rec))
+	return rep, nil
+}
+
+// watchUntilRecovered follows the fleet under load until the fault's
+// first sign (noted in rec.FaultAt, and with seen) and then until every
+// server it hit is back and no request has failed for a while, until
+// opt.Duration is up, or until ctx ends. It returns what the servers ran,
+// round by round, as the database said.
+func watchUntilRecovered(ctx context.Context, opt ObserveOptions, st *store.Store, snap *slum.Snapshot, obs *observer, load *Load, rec *Record, seen func()) []ListRound {
+	clk := opt.Clock
 	names := map[slum.InstanceKey]string{} // → tenement name
 	for _, in := range snap.Instances {
 		names[in.Key()] = in.TenementName()
 	}
+	var rounds []ListRound
+	deadline := rec.LoadStart.Add(opt.Duration)
 	var backSince time.Time
 	for clk.Now().Before(deadline) && ctx.Err() == nil {
 		now := clk.Now()
@@ -75,15 +99,9 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 		}
 		w := obs.latest()
 		if rec.FaultAt.IsZero() {
-			first := load.Status().FirstFailure
-			for _, h := range w.Health {
-				if h.Health != slum.HealthOnline && h.Health != slum.HealthUnknown && h.Seen.After(start) && (first.IsZero() || h.Since.Before(first)) {
-					first = h.Since
-				}
-			}
-			if !first.IsZero() {
+			if first := firstSign(w, load, rec.LoadStart); !first.IsZero() {
 				rec.FaultAt = first
-				progress("fault seen; recording until the fleet has recovered")
+				seen()
 			}
 		} else {
 			victims := hit(w.Health, rec.FaultAt)
@@ -108,16 +126,27 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 		case <-clk.After(100 * time.Millisecond):
 		}
 	}
-	rec.LoadEnd = clk.Now()
-	rec.Samples = load.Stop()
-	w := obs.stop()
-	rep.Finished = time.Now()
-	rep.LoadAverage = append(rep.LoadAverage, loadAverage())
-	if rec.FaultAt.IsZero() {
-		rep.Interrupted = ctx.Err() != nil
-		rec.FaultAt = start
-		rec.Err = "no fault was seen: no request failed and every server stayed online"
+	return rounds
+}
+
+// firstSign is a fault's first sign since start: the first failed
+// request, or a server the controller no longer finds online; zero when
+// there is none yet.
+func firstSign(w *Watch, load *Load, start time.Time) time.Time {
+	first := load.Status().FirstFailure
+	for _, h := range w.Health {
+		if h.Health != slum.HealthOnline && h.Health != slum.HealthUnknown && h.Seen.After(start) && (first.IsZero() || h.Since.Before(first)) {
+			first = h.Since
+		}
 	}
+	return first
+}
+
+// attribute works out from what was watched who the fault hit: the
+// servers (rec.Victims), the tenants with copies on them (rec.Affected,
+// rec.Warm when they have copies elsewhere too) and the copies displaced.
+// It returns how many tenants have a warm spare.
+func attribute(rec *Record, snap *slum.Snapshot, w Watch) (warmTenants int) {
 	rec.Victims = hit(w.Health, rec.FaultAt)
 	victim := map[string]bool{}
 	for _, v := range rec.Victims {
@@ -148,21 +177,17 @@ func Observe(ctx context.Context, opt ObserveOptions) (*Report, error) {
 		}
 	}
 	rec.HealAt = backAt(w.Health, rec.Victims, rec.FaultAt)
-	rec.Rounds = rounds
-	interpret(&rec, w)
-	rec.Marks = append(rec.Marks, Mark{At: rec.FaultAt, Kind: MarkFault, Subject: "first sign"})
 	for t, n := range off {
 		if n+on[t] > 1 {
-			rep.WarmTenants++
+			warmTenants++
 		}
 	}
 	for t, n := range on {
 		if off[t] == 0 && n > 1 {
-			rep.WarmTenants++
+			warmTenants++
 		}
 	}
-	rep.Trials = append(rep.Trials, Measure(rec))
-	return rep, nil
+	return warmTenants
 }
 
 // hit lists the servers the controller found not online after t.

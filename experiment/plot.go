@@ -144,59 +144,14 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 	p.Add(grid)
 	n := len(trials)
 	labels := make([]string, n)
-	var failed, detected, held, failover, replaced, served, healed, back, fenced, dups, ckill, cback plotter.XYs
-	xmax := 1.0
+	pts := &timelinePoints{xmax: 1}
 	for i, t := range trials {
 		y := float64(n - 1 - i)
 		labels[n-1-i] = fmt.Sprintf("trial %d", t.Trial)
-		end := 0.0
-		if t.ServedAgain != nil {
-			end = t.ServedAgain.D().Seconds()
-		} else if t.Healed != nil {
-			end = t.Healed.D().Seconds()
-		}
-		if end > 0 {
-			p.Add(band(0, end, y, colOutage, 9))
-		}
-		for _, fr := range t.FailedReqs {
-			// Spread over the row by tenant, so a row shows who failed.
-			off := (float64(tenantIndex(t, fr.Tenant))/float64(max(len(t.Tenants)-1, 1)) - 0.5) * 0.5
-			failed = append(failed, plotter.XY{X: fr.Sent.D().Seconds(), Y: y + off})
-			xmax = math.Max(xmax, fr.Sent.D().Seconds())
-		}
-		add := func(xys *plotter.XYs, m *Millis) {
-			if m != nil {
-				*xys = append(*xys, plotter.XY{X: m.D().Seconds(), Y: y})
-				xmax = math.Max(xmax, m.D().Seconds())
-			}
-		}
-		add(&detected, t.Detected)
-		add(&held, t.Held)
-		add(&failover, t.FailoverStarted)
-		for _, ms := range t.ReplacedEach {
-			add(&replaced, &ms)
-		}
-		if t.ServedAgain != nil && t.ServedAgain.D() > 0 {
-			add(&served, t.ServedAgain)
-		}
-		add(&healed, t.Healed)
-		add(&back, t.Back)
-		add(&ckill, t.ControllerKilled)
-		add(&cback, t.ControllerBack)
-		for _, m := range t.Marks {
-			if m.Kind == MarkFenced && t.Healed != nil && m.At >= *t.Healed {
-				at := m.At
-				add(&fenced, &at)
-			}
-		}
-		for _, d := range t.OnTwoServers {
-			p.Add(band(d.First.D().Seconds(), math.Max(d.Last.D().Seconds(), d.First.D().Seconds()+0.05), y+0.3, colDup, 3))
-			first := d.First
-			add(&dups, &first)
-		}
+		pts.addTrial(p, t, y)
 	}
 	p.NominalY(labels...)
-	p.X.Min, p.X.Max = -0.4, xmax*1.05+0.3
+	p.X.Min, p.X.Max = -0.4, pts.xmax*1.05+0.3
 	p.Y.Min, p.Y.Max = -0.8, float64(n)-0.2
 	p.Add(band(0, 0.0001, 0, colFault, 0)) // keeps x=0 in range
 	vline, _ := plotter.NewLine(plotter.XYs{{X: 0, Y: -0.6}, {X: 0, Y: float64(n) - 0.4}})
@@ -212,18 +167,18 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 		c     color.Color
 		r     vg.Length
 	}{
-		{"failed request (row spread by tenant)", failed, draw.CrossGlyph{}, colFailed, 2},
-		{"detected dead (controller)", detected, draw.PyramidGlyph{}, colDetected, 5},
-		{"failover held back (partition)", held, draw.PlusGlyph{}, colFault, 6},
-		{"first instance placed elsewhere", failover, draw.SquareGlyph{}, colFailover, 4},
-		{"displaced instance runs (tenement's list)", replaced, draw.BoxGlyph{}, colReplaced, 3},
-		{"every tenant served again (router)", served, draw.CircleGlyph{}, colServed, 5.5},
-		{"controller killed", ckill, draw.CrossGlyph{}, colFault, 6},
-		{"another controller took over", cback, draw.RingGlyph{}, colFault, 6},
-		{"fault undone", healed, draw.RingGlyph{}, colHealed, 4.5},
-		{"server back online (controller)", back, draw.CircleGlyph{}, colHealed, 3.5},
-		{"stale copy fenced", fenced, draw.PlusGlyph{}, colFenced, 4},
-		{"instance on two servers", dups, draw.RingGlyph{}, colDup, 5},
+		{"failed request (row spread by tenant)", pts.failed, draw.CrossGlyph{}, colFailed, 2},
+		{"detected dead (controller)", pts.detected, draw.PyramidGlyph{}, colDetected, 5},
+		{"failover held back (partition)", pts.held, draw.PlusGlyph{}, colFault, 6},
+		{"first instance placed elsewhere", pts.failover, draw.SquareGlyph{}, colFailover, 4},
+		{"displaced instance runs (tenement's list)", pts.replaced, draw.BoxGlyph{}, colReplaced, 3},
+		{"every tenant served again (router)", pts.served, draw.CircleGlyph{}, colServed, 5.5},
+		{"controller killed", pts.ckill, draw.CrossGlyph{}, colFault, 6},
+		{"another controller took over", pts.cback, draw.RingGlyph{}, colFault, 6},
+		{"fault undone", pts.healed, draw.RingGlyph{}, colHealed, 4.5},
+		{"server back online (controller)", pts.back, draw.CircleGlyph{}, colHealed, 3.5},
+		{"stale copy fenced", pts.fenced, draw.PlusGlyph{}, colFenced, 4},
+		{"instance on two servers", pts.dups, draw.RingGlyph{}, colDup, 5},
 	}
 	for _, l := range layers {
 		if len(l.xys) == 0 {
@@ -235,6 +190,62 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 	}
 	h := max(vg.Length(2.4)*vg.Inch+vg.Length(n)*0.32*vg.Inch, 4.2*vg.Inch)
 	return p, legend, h
+}
+
+// timelinePoints are the marks of a timeline, by kind.
+type timelinePoints struct {
+	failed, detected, held, failover, replaced, served, healed, back, fenced, dups, ckill, cback plotter.XYs
+	xmax                                                                                         float64
+}
+
+// addTrial adds the marks of one trial, drawn on row y, and its bands
+// to p: when some tenant was not served, and copies on two servers.
+func (pts *timelinePoints) addTrial(p *plot.Plot, t Trial, y float64) {
+	end := 0.0
+	if t.ServedAgain != nil {
+		end = t.ServedAgain.D().Seconds()
+	} else if t.Healed != nil {
+		end = t.Healed.D().Seconds()
+	}
+	if end > 0 {
+		p.Add(band(0, end, y, colOutage, 9))
+	}
+	for _, fr := range t.FailedReqs {
+		// Spread over the row by tenant, so a row shows who failed.
+		off := (float64(tenantIndex(t, fr.Tenant))/float64(max(len(t.Tenants)-1, 1)) - 0.5) * 0.5
+		pts.failed = append(pts.failed, plotter.XY{X: fr.Sent.D().Seconds(), Y: y + off})
+		pts.xmax = math.Max(pts.xmax, fr.Sent.D().Seconds())
+	}
+	add := func(xys *plotter.XYs, m *Millis) {
+		if m != nil {
+			*xys = append(*xys, plotter.XY{X: m.D().Seconds(), Y: y})
+			pts.xmax = math.Max(pts.xmax, m.D().Seconds())
+		}
+	}
+	add(&pts.detected, t.Detected)
+	add(&pts.held, t.Held)
+	add(&pts.failover, t.FailoverStarted)
+	for _, ms := range t.ReplacedEach {
+		add(&pts.replaced, &ms)
+	}
+	if t.ServedAgain != nil && t.ServedAgain.D() > 0 {
+		add(&pts.served, t.ServedAgain)
+	}
+	add(&pts.healed, t.Healed)
+	add(&pts.back, t.Back)
+	add(&pts.ckill, t.ControllerKilled)
+	add(&pts.cback, t.ControllerBack)
+	for _, m := range t.Marks {
+		if m.Kind == MarkFenced && t.Healed != nil && m.At >= *t.Healed {
+			at := m.At
+			add(&pts.fenced, &at)
+		}
+	}
+	for _, d := range t.OnTwoServers {
+		p.Add(band(d.First.D().Seconds(), math.Max(d.Last.D().Seconds(), d.First.D().Seconds()+0.05), y+0.3, colDup, 3))
+		first := d.First
+		add(&pts.dups, &first)
+	}
 }
 
 func tenantIndex(t Trial, tenant string) int {

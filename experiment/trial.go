@@ -143,7 +143,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		LoadAverage: []string{loadAverage()}}
 	opt.progress(Progress{Phase: "starting the local fleet"})
 	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(file.Servers), Dir: filepath.Join(opt.Dir, "servers"),
-		Backend: opt.Backend, Services: Processes(file)})
+		Backend: opt.Backend, Services: Processes(file), Names: file.ServerIDs()})
 	if err != nil {
 		return nil, fmt.Errorf("start the local fleet: %w", err)
 	}
@@ -224,151 +224,218 @@ func (r *trialRun) fail(err error) Record {
 }
 
 // run runs the trial and returns what it saw. A trial that cannot run to
-// its end says why in Record.Err.
+// its end says why in Record.Err. Whatever happens, it leaves nothing
+// running: the fault is undone and the controller stopped, even when ctx
+// has ended.
 func (r *trialRun) run(ctx context.Context) Record {
-	clk := r.opt.Clock
 	r.rec = Record{Fault: r.fault, Trial: r.k, Seed: r.opt.Seed, ReturnGrace: r.opt.ReturnGrace, AllowVictim: r.fault == FaultRestart}
-	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return r.fail(err)
-	}
-	r.phase("restarting the tenement servers")
-	if err := reset(ctx, r.fleet); err != nil {
-		return r.fail(err)
-	}
-	st, err := sqlite.Open(ctx, filepath.Join(r.dir, "slum.db"))
+	st, err := r.prepare(ctx)
 	if err != nil {
 		return r.fail(err)
 	}
 	defer st.Close()
-	if _, err := st.SetSettings(ctx, r.opt.Settings); err != nil {
+	t := &trial{st: st}
+	defer t.cleanup(context.WithoutCancel(ctx), r)
+	if err := r.start(ctx, t); err != nil {
 		return r.fail(err)
+	}
+	if err := r.fault1(ctx, t); err != nil || ctx.Err() != nil {
+		if err != nil {
+			return r.fail(err)
+		}
+		return r.rec
+	}
+	if err := r.finish(ctx, t); err != nil {
+		return r.fail(err)
+	}
+	return r.rec
+}
+
+// trial is what a trial holds while it runs.
+type trial struct {
+	st      *store.Store
+	spec    ControllerSpec
+	ctl     Controller
+	listers map[string]Lister
+	targets []Target
+	victims []*localfleet.Member
+	healed  bool
+	obs     *observer
+	stopObs func() Watch
+	load    *Load
+	stopLd  func() []Sample
+}
+
+// cleanup undoes what a trial left: the fault, the observer, the load and
+// the controller.
+func (t *trial) cleanup(ctx context.Context, r *trialRun) {
+	if !t.healed {
+		r.healAll(ctx, t.victims)
+	}
+	if t.stopLd != nil {
+		t.stopLd()
+	}
+	if t.stopObs != nil {
+		t.stopObs()
+	}
+	if t.ctl != nil {
+		_ = t.ctl.Stop()
+	}
+}
+
+// prepare resets the servers and makes the trial's fleet database.
+func (r *trialRun) prepare(ctx context.Context) (*store.Store, error) {
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return nil, err
+	}
+	r.phase("restarting the tenement servers")
+	if err := reset(ctx, r.fleet); err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(r.dir, "slum.db"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.SetSettings(ctx, r.opt.Settings); err != nil {
+		st.Close()
+		return nil, err
 	}
 	src, err := desired.Send(r.file)
 	if err == nil {
 		_, err = st.Apply(ctx, src, slum.ApplyOptions{})
 	}
 	if err != nil {
-		return r.fail(fmt.Errorf("apply the fleet: %w", err))
+		st.Close()
+		return nil, fmt.Errorf("apply the fleet: %w", err)
 	}
+	return st, nil
+}
+
+// start starts the controller, lets the fleet converge, chooses the
+// victims and starts watching and loading the fleet.
+func (r *trialRun) start(ctx context.Context, t *trial) error {
 	r.phase("starting the controller and the router")
-	spec := ControllerSpec{DB: st.Where(), Separate: r.fault == FaultControllerKill, Log: filepath.Join(r.dir, "slum.log")}
-	ctl, err := r.opt.Launcher.Start(ctx, spec)
+	t.spec = ControllerSpec{DB: t.st.Where(), Separate: r.fault == FaultControllerKill, Log: filepath.Join(r.dir, "slum.log")}
+	ctl, err := r.opt.Launcher.Start(ctx, t.spec)
 	if err != nil {
-		return r.fail(fmt.Errorf("start the controller: %w", err))
+		return fmt.Errorf("start the controller: %w", err)
 	}
-	// Whatever happens, the trial leaves nothing running: the fault is
-	// undone and the controller stopped, even when ctx has ended.
-	cleanup := context.WithoutCancel(ctx)
-	var victims []*localfleet.Member
-	healed := false
-	defer func() {
-		if !healed {
-			r.healAll(cleanup, victims)
-		}
-		if ctl != nil {
-			_ = ctl.Stop()
-		}
-	}()
-	listers := map[string]Lister{}
+	t.ctl = ctl
+	if t.listers, err = serverListers(ctx, t.st); err != nil {
+		return err
+	}
+	r.phase("converging")
+	if t.targets, err = r.converge(ctx, t.st, t.listers, ctl.RouterAddr(), 90*time.Second); err != nil {
+		return err
+	}
+	// Choose the victims and see what the fault will take down.
+	t.victims = r.chooseVictims()
+	for _, v := range t.victims {
+		r.rec.Victims = append(r.rec.Victims, r.ids[v])
+	}
+	if err := r.expectations(ctx, t.st); err != nil {
+		return err
+	}
+	clk := r.opt.Clock
+	t.obs = newObserver(t.st, clk, t.listers, r.rec.Victims, r.rec.AllowVictim)
+	t.obs.setPhase(listAll)
+	t.obs.start(ctx)
+	t.stopObs = sync.OnceValue(t.obs.stop)
+	r.phase("load")
+	t.load = StartLoad(ctx, LoadOptions{RouterAddr: ctl.RouterAddr(), Targets: t.targets, Rate: r.opt.Rate, Timeout: r.opt.Timeout,
+		Limit: 3 * time.Minute, Clock: clk})
+	t.stopLd = sync.OnceValue(t.load.Stop)
+	r.rec.LoadStart = clk.Now()
+	return nil
+}
+
+// serverListers are clients that list each server of the fleet.
+func serverListers(ctx context.Context, st *store.Store) (map[string]Lister, error) {
 	servers, err := st.ListServers(ctx)
 	if err != nil {
-		return r.fail(err)
+		return nil, err
 	}
+	listers := make(map[string]Lister, len(servers))
 	for _, s := range servers {
 		c, err := observed.NewClient(s.URL, s.Token, observed.WithTimeout(time.Second))
 		if err != nil {
-			return r.fail(err)
+			return nil, err
 		}
 		listers[s.ID] = c
 	}
-	r.phase("converging")
-	targets, err := r.converge(ctx, st, listers, ctl.RouterAddr(), 90*time.Second)
-	if err != nil {
-		return r.fail(err)
-	}
+	return listers, nil
+}
 
-	// Choose the victims and see what the fault will take down.
-	victims = r.chooseVictims()
-	for _, v := range victims {
-		r.rec.Victims = append(r.rec.Victims, r.ids[v])
-	}
-	if err := r.expectations(ctx, st); err != nil {
-		return r.fail(err)
-	}
-	obs := newObserver(st, clk, listers, r.rec.Victims, r.rec.AllowVictim)
-	obs.setPhase(listAll)
-	obs.start(ctx)
-	stopObs := sync.OnceValue(obs.stop)
-	defer stopObs()
-	r.phase("load")
-	routerAddr := ctl.RouterAddr()
-	load := StartLoad(ctx, LoadOptions{RouterAddr: routerAddr, Targets: targets, Rate: r.opt.Rate, Timeout: r.opt.Timeout,
-		Limit: 3 * time.Minute, Clock: clk})
-	stopLoad := sync.OnceValue(load.Stop)
-	defer stopLoad()
-	r.rec.LoadStart = clk.Now()
+// fault1 injects the trial's fault at a random moment and waits for the
+// fleet to recover.
+func (r *trialRun) fault1(ctx context.Context, t *trial) error {
+	clk := r.opt.Clock
 	// Not in step with the controller's probes: a random moment.
 	if !r.sleep(ctx, time.Second+time.Duration(r.rng.Int64N(int64(time.Second)))) {
-		return r.rec
+		return nil
 	}
-
 	r.phase("fault: " + r.faultText())
 	names := make([]string, 0, len(r.rec.Displaced))
 	for n := range r.rec.Displaced {
 		names = append(names, n)
 	}
-	obs.watch(names)
-	obs.setPhase(listSurvive)
+	t.obs.watch(names)
+	t.obs.setPhase(listSurvive)
 	r.rec.FaultAt = clk.Now()
 	r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.FaultAt, Kind: MarkFault, Subject: strings.Join(r.rec.Victims, ",")})
-	if err := r.injectAll(ctx, victims); err != nil {
-		return r.fail(fmt.Errorf("inject %s: %w", r.fault, err))
+	if err := r.injectAll(ctx, t.victims); err != nil {
+		return fmt.Errorf("inject %s: %w", r.fault, err)
 	}
 	if r.fault == FaultRestart {
 		// Until the restart is done the server may still list what it
 		// is about to lose: that is not running again.
 		r.rec.ListFrom = clk.Now()
-		obs.watch(names)
+		t.obs.watch(names)
 	}
 	if r.fault == FaultControllerKill {
 		r.phase("waiting for the failover to start, to kill the controller")
-		if ctl, err = r.killController(ctx, obs, ctl, spec); err != nil {
-			return r.fail(err)
+		ctl, err := r.killController(ctx, t.obs, t.ctl, t.spec)
+		t.ctl = ctl
+		if err != nil {
+			return err
 		}
 	}
 	r.phase("recovering")
-	r.waitRecovered(ctx, st, obs, load)
-	if ctx.Err() != nil {
-		return r.rec
-	}
+	r.waitRecovered(ctx, t.st, t.obs, t.load)
+	return nil
+}
 
+// finish undoes the fault, waits for the victims to return, and reads
+// what the trial left behind and what it measured.
+func (r *trialRun) finish(ctx context.Context, t *trial) error {
+	clk := r.opt.Clock
 	r.phase("undoing the fault")
-	obs.setPhase(listAll)
+	t.obs.setPhase(listAll)
 	if r.fault != FaultRestart {
 		r.rec.HealAt = clk.Now()
 		r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.HealAt, Kind: MarkHealed, Subject: strings.Join(r.rec.Victims, ",")})
 	}
-	healed = true
-	if err := r.healAll(ctx, victims); err != nil {
-		return r.fail(fmt.Errorf("undo %s: %w", r.fault, err))
+	t.healed = true
+	if err := r.healAll(ctx, t.victims); err != nil {
+		return fmt.Errorf("undo %s: %w", r.fault, err)
 	}
 	r.phase("returning")
-	r.waitReturned(ctx, obs)
+	r.waitReturned(ctx, t.obs)
 	if ctx.Err() != nil {
-		return r.rec
+		return nil
 	}
 	r.rec.LoadEnd = clk.Now()
-	r.rec.Samples = stopLoad()
-	watch := stopObs()
+	r.rec.Samples = t.stopLd()
+	watch := t.stopObs()
 	r.phase("checking what is left")
-	r.rec.LeftBehind = r.leftBehind(ctx, st, listers)
-	err = ctl.Stop()
-	ctl = nil
+	r.rec.LeftBehind = r.leftBehind(ctx, t.st, t.listers)
+	err := t.ctl.Stop()
+	t.ctl = nil
 	if err != nil && !errors.Is(err, context.Canceled) {
 		r.rec.LeftBehind = append(r.rec.LeftBehind, "the controller stopped with an error: "+err.Error())
 	}
 	interpret(&r.rec, watch)
-	return r.rec
+	return nil
 }
 
 func (r *trialRun) faultText() string {

@@ -26,6 +26,17 @@ type Options struct {
 	Services []Service
 	// SimPort is the first simulator's port; 0 picks free ports.
 	SimPort int
+	// Names are the servers' ids, as the fleet file that points at them
+	// names them (the tenant app reports its server's); empty: s1, s2, ….
+	Names []string
+}
+
+// name is the id of the i-th server (from 1).
+func (o Options) name(i int) string {
+	if i <= len(o.Names) {
+		return o.Names[i-1]
+	}
+	return fmt.Sprintf("s%d", i)
 }
 
 // Member is one server of a local fleet.
@@ -50,10 +61,13 @@ type Fleet struct {
 	tag     string
 }
 
-// Start brings up opt.Servers servers named s1, s2, ….
+// Start brings up opt.Servers servers, named as opt.Names says.
 func Start(ctx context.Context, opt Options) (*Fleet, error) {
 	if opt.Servers < 1 || opt.Servers > MaxHosts {
 		return nil, fmt.Errorf("servers must be 1 to %d, not %d", MaxHosts, opt.Servers)
+	}
+	if len(opt.Names) != 0 && len(opt.Names) != opt.Servers {
+		return nil, fmt.Errorf("%d names for %d servers", len(opt.Names), opt.Servers)
 	}
 	backend, reason := opt.Backend, "asked for"
 	if backend == "" {
@@ -97,7 +111,7 @@ func (f *Fleet) startTen(ctx context.Context, opt Options) error {
 			if h, err = newHost(f.tag, block, i); err != nil {
 				break
 			}
-			f.Members = append(f.Members, &Member{ID: fmt.Sprintf("s%d", i), Host: h})
+			f.Members = append(f.Members, &Member{ID: opt.name(i), Host: h})
 		}
 	}
 	unlock()
@@ -138,7 +152,7 @@ func (f *Fleet) startSim(opt Options) error {
 		return err
 	}
 	for i := 1; i <= opt.Servers; i++ {
-		m := &Member{ID: fmt.Sprintf("s%d", i), Token: "sim-token-" + strconv.Itoa(i)}
+		m := &Member{ID: opt.name(i), Token: "sim-token-" + strconv.Itoa(i)}
 		c := cfg
 		c.Token = m.Token
 		m.Sim = sim.New(c)

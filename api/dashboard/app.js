@@ -20,6 +20,7 @@ const state = {
   flash: new Set(), // keys to animate on the next draw
   seenChips: new Map(), // instance key -> server it was last drawn on
   firstDraw: true,
+  resets: 0, // whole-fleet messages taken: one per (re)connection
 };
 
 // ---- small DOM helpers: text only, never HTML from data
@@ -170,11 +171,13 @@ function put(c) {
 
 function handle(name, msg) {
   if (name === "reset") {
+    state.resets++;
+    document.getElementById("live").dataset.resets = String(state.resets);
     for (const m of Object.values(state.objects)) m.clear();
-    for (const c of msg.objects) put(c);
+    for (const c of msg.objects || []) put(c);
     state.events = (msg.events || []).slice().reverse();
   } else if (name === "changes") {
-    for (const c of msg.changes) {
+    for (const c of msg.changes || []) {
       const old = state.objects[c.kind] && state.objects[c.kind].get(c.id);
       put(c);
       if (c.kind === "server" && old && c.object && health(old) !== health(c.object)) state.flash.add("server:" + c.id);

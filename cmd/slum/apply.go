@@ -113,7 +113,13 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 		return err
 	}
 	defer done()
+	if !opt.DryRun {
+		a.warnStops(previewStops(ctx, st, src, opt))
+	}
 	plan, err := st.Apply(ctx, src, opt)
+	if opt.DryRun && plan != nil {
+		a.warnStops(plan.Stops)
+	}
 	var mass *slum.MassPruneError
 	if errors.As(err, &mass) {
 		if perr := a.printPlan(plan, f.Name, true, true, opt.Prune); perr != nil {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/slum-fleet/slum"
 )
 
 var slumBin string
@@ -205,5 +207,57 @@ func TestCLIHelpEverywhere(t *testing.T) {
 	}
 	if _, err := os.Stat(db); err == nil {
 		t.Error("--help created the database")
+	}
+}
+
+func TestCLIWarnsBeforeStopping(t *testing.T) { bothWays(t, testCLIWarnsBeforeStopping) }
+
+// Every path that has the controller stop a copy (tenant move, server
+// drain, apply, diff) says so, alike, and what a stop deletes.
+func testCLIWarnsBeforeStopping(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	example := filepath.Join("..", "..", "examples", "fleet.yaml")
+	expect(t, cliLocal(t, db, "", "apply", "-f", example), 0, "applied", "")
+	cost := "the stop deletes its data where the tenement service has storage_persist = false"
+	warning := func(key, server string) string {
+		return "slum: warning: the copy of " + key + " on " + server + " will be stopped once its new copy runs: " + cost
+	}
+	serverOf := func(key string) string {
+		r := cli(t, db, "", "-o", "json", "instance", "list")
+		var ins []slum.Instance
+		if err := json.Unmarshal([]byte(r.stdout), &ins); err != nil {
+			t.Fatalf("%v %s", err, r.stdout)
+		}
+		for _, in := range ins {
+			if string(in.Key()) == key {
+				return in.ServerID
+			}
+		}
+		t.Fatalf("no instance %s", key)
+		return ""
+	}
+	carol := serverOf("carol:prod")
+	to := "us-1"
+	if carol == "us-1" {
+		to = "eu-1"
+	}
+	expect(t, cli(t, db, "", "tenant", "move", "carol", "--to", to), 0, "carol:prod moves", warning("carol:prod", carol))
+
+	data, _ := os.ReadFile(example)
+	moved := filepath.Join(dir, "moved.yaml")
+	os.WriteFile(moved, []byte(strings.Replace(string(data), "        server: eu-2        # pin it", "        server: eu-1        # pin it", 1)), 0o644)
+	r := cli(t, db, "", "diff", "-f", moved)
+	if r.code != 0 || !strings.Contains(r.stderr, warning("bob:prod", "eu-2")) {
+		t.Fatalf("diff of a move: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r2 := cli(t, db, "", "apply", "-f", moved)
+	if r2.code != 0 || r2.stderr != r.stderr {
+		t.Fatalf("apply warns otherwise than diff: %d\ndiff: %s\napply: %s", r2.code, r.stderr, r2.stderr)
+	}
+
+	r = cli(t, db, "", "server", "drain", "eu-1")
+	if r.code != 0 || !strings.Contains(r.stderr, warning("bob:prod", "eu-1")) {
+		t.Errorf("drain does not warn of bob:prod: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }

@@ -251,6 +251,17 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Error("the page does not say it is live")
 	}
 	b.screenshot("moved")
+
+	// A batch that carries only events (an API token made: no object
+	// changes) is shown like any other, without the page starting over.
+	resets := b.eval(`document.getElementById("live").dataset.resets`)
+	if _, _, err := st.CreateAPIToken(ctx, slum.RoleRead, "events-only"); err != nil {
+		t.Fatal(err)
+	}
+	b.until("the token's event", `[...document.querySelectorAll("[data-event]")].some(e => e.textContent.includes("events-only"))`, 3*time.Second)
+	if got := b.eval(`document.getElementById("live").dataset.resets`); got != resets {
+		t.Errorf("an events-only batch made the page start over (%s resets, was %s)", got, resets)
+	}
 }
 
 // waitDB waits for the database to say something, and returns when.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,101 +68,154 @@ func prepareDemoDir(dir string) error {
 	return nil
 }
 
+// demoRun is the demo while it runs: its directory, the local fleet, the
+// fleet file and database, and the stack on them.
+type demoRun struct {
+	dir, fleetPath, dbPath, tokenPath string
+	fleet                             *localfleet.Fleet
+	example                           *desired.File
+	st                                *store.Store
+	stk                               *stack
+}
+
 func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string, exitWhenConverged bool) error {
-	var rf routeFlags
-	rf.register(&cobra.Command{}, "route-addr", routeAddr)
 	if err := prepareDemoDir(dir); err != nil {
 		return err
 	}
-	abs, _ := filepath.Abs(dir)
-	fmt.Fprintf(a.stdout, "slum demo in %s\n", abs)
+	d := &demoRun{}
+	d.dir, _ = filepath.Abs(dir)
+	d.fleetPath, d.dbPath, d.tokenPath = filepath.Join(d.dir, "fleet.yaml"), filepath.Join(d.dir, "slum.db"), filepath.Join(d.dir, "api.token")
+	fmt.Fprintf(a.stdout, "slum demo in %s\n", d.dir)
+	if err := a.startDemoFleet(ctx, d, backend); err != nil {
+		return err
+	}
+	defer d.fleet.Close()
+	if err := a.applyDemoFleet(ctx, d); err != nil {
+		return err
+	}
+	defer d.st.Close()
+	logf, err := os.OpenFile(filepath.Join(d.dir, "slum.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	if err := a.startDemoStack(ctx, d, routeAddr, apiAddr, logf); err != nil {
+		return err
+	}
+	defer func() { _ = d.stk.Stop() }()
+	fmt.Fprintf(a.stdout, "running the controller and the router on http://%s (log: %s)\n", d.stk.RouterAddr, filepath.Join(d.dir, "slum.log"))
+
+	start := time.Now()
+	if err := a.watchConvergence(ctx, d.st, start); err != nil {
+		return err
+	}
+	converged := time.Since(start)
+	waitHealthy(ctx, d.fleet, 5*time.Second)
+	if err := a.printWhereThingsRun(ctx, d.st); err != nil {
+		return err
+	}
+	if d.fleet.Backend == localfleet.BackendTenement {
+		a.printAnswer(ctx, d.stk.RouterAddr, "alice.example.com")
+	}
+	a.printDemoHints(ctx, d, converged)
+	if exitWhenConverged {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(a.stdout, "\nstopping…")
+		return nil
+	case err := <-d.stk.done:
+		d.stk.done <- err
+		return err
+	}
+}
+
+// startDemoFleet starts the local servers of the example fleet and
+// points the fleet file at them.
+func (a *app) startDemoFleet(ctx context.Context, d *demoRun, backend string) error {
 	example, err := desired.Parse("examples/fleet.yaml", []byte(examples.Fleet))
 	if err != nil {
 		return fmt.Errorf("demo: the example fleet: %w", err)
 	}
 	fmt.Fprintf(a.stdout, "starting %d tenement servers…\n", len(example.Servers))
-	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(abs, "servers"), Backend: backend})
+	fleet, err := localfleet.Start(ctx, localfleet.Options{Servers: len(example.Servers), Dir: filepath.Join(d.dir, "servers"), Backend: backend, Names: example.ServerIDs()})
 	if err != nil {
 		return fmt.Errorf("demo: start the servers: %w", err)
 	}
-	defer fleet.Close()
 	if fleet.Backend == localfleet.BackendTenement {
 		fmt.Fprintf(a.stdout, "using %s\n", fleet.Reason)
 	} else {
 		fmt.Fprintf(a.stdout, "using SIMULATED tenement servers (slum's own simulator, not tenement): %s\n", fleet.Reason)
 	}
 	if example, err = localfleet.PointAt(example, fleet.Members); err != nil {
+		fleet.Close()
 		return err
 	}
 	for _, s := range example.Servers {
 		fmt.Fprintf(a.stdout, "  server %s: %s\n", s.ID, s.URL)
 	}
+	d.fleet, d.example = fleet, example
+	return nil
+}
 
-	// The fleet file, written for the user to apply again later.
-	fleetPath := filepath.Join(abs, "fleet.yaml")
-	if err := os.WriteFile(fleetPath, example.Text, 0o644); err != nil {
+// applyDemoFleet writes the fleet file, for the user to apply again
+// later, and applies it to a new database as 'slum apply -f' does.
+func (a *app) applyDemoFleet(ctx context.Context, d *demoRun) error {
+	if err := os.WriteFile(d.fleetPath, d.example.Text, 0o644); err != nil {
 		return err
 	}
-	dbPath := filepath.Join(abs, "slum.db")
-	st, err := sqlite.Open(ctx, dbPath)
+	st, err := sqlite.Open(ctx, d.dbPath)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	f, err := desired.LoadFile(fleetPath)
+	f, err := desired.LoadFile(d.fleetPath)
+	var src slum.FileSource
+	if err == nil {
+		src, err = desired.Send(f)
+	}
+	var plan *slum.ChangeSet
+	if err == nil {
+		plan, err = st.Apply(ctx, src, slum.ApplyOptions{})
+	}
 	if err != nil {
+		st.Close()
 		return err
 	}
-	src, err := desired.Send(f)
-	if err != nil {
-		return err
-	}
-	plan, err := st.Apply(ctx, src, slum.ApplyOptions{})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stdout, "applied %s: %s\n", fleetPath, plan.Summary())
+	fmt.Fprintf(a.stdout, "applied %s: %s\n", d.fleetPath, plan.Summary())
+	d.st = st
+	return nil
+}
 
-	logf, err := os.OpenFile(filepath.Join(abs, "slum.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
+// startDemoStack runs the controller with its router and, with apiAddr,
+// the API, as 'slum run' does.
+func (a *app) startDemoStack(ctx context.Context, d *demoRun, routeAddr, apiAddr string, logf *os.File) error {
+	var rf routeFlags
+	rf.register(&cobra.Command{}, "route-addr", routeAddr)
+	rf.server.Addr = routeAddr
 	cfg := reconcile.DefaultConfig()
 	cfg.PollInterval = time.Second
-	rf.server.Addr = routeAddr
 	var apiServe *apiServeFlags
-	tokenPath := filepath.Join(abs, "api.token")
 	if apiAddr != "" {
 		// An admin token for the dashboard and the remote CLI, kept
 		// where the demo keeps its database.
-		_, secret, err := st.CreateAPIToken(ctx, slum.RoleAdmin, "demo")
+		_, secret, err := d.st.CreateAPIToken(ctx, slum.RoleAdmin, "demo")
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(tokenPath, []byte(secret+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(d.tokenPath, []byte(secret+"\n"), 0o600); err != nil {
 			return err
 		}
 		apiServe = &apiServeFlags{listen: api.ListenConfig{Addr: apiAddr}}
 	}
-	stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: &rf, api: apiServe, leaseTTL: 15 * time.Second,
+	stk, err := startStack(ctx, d.st, stackOptions{cfg: cfg, route: &rf, api: apiServe, leaseTTL: 15 * time.Second,
 		log: slog.New(slog.NewTextHandler(logf, nil))})
-	if err != nil {
-		return err
-	}
-	defer func() { _ = stk.Stop() }()
-	runDone := stk.done
-	fmt.Fprintf(a.stdout, "running the controller and the router on http://%s (log: %s)\n", stk.RouterAddr, filepath.Join(abs, "slum.log"))
+	d.stk = stk
+	return err
+}
 
-	start := time.Now()
-	if err := a.watchConvergence(ctx, st, start); err != nil {
-		return err
-	}
-	converged := time.Since(start)
-	waitHealthy(ctx, fleet, 5*time.Second)
-	if err := a.printWhereThingsRun(ctx, st); err != nil {
-		return err
-	}
+// printDemoHints says what to try next.
+func (a *app) printDemoHints(ctx context.Context, d *demoRun, converged time.Duration) {
 	exe := "slum"
 	if p, err := os.Executable(); err == nil && !strings.Contains(p, "go-build") {
 		exe = p
@@ -172,9 +226,9 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		exe = "go run ./cmd/slum"
 	}
 	fmt.Fprintf(a.stdout, "\nThe fleet converged in %.1fs, and slum keeps it so while this runs. In another terminal, try:\n\n", converged.Seconds())
-	fmt.Fprintf(a.stdout, "  export SLUM_DB=%s\n", dbPath)
+	fmt.Fprintf(a.stdout, "  export SLUM_DB=%s\n", d.dbPath)
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  curl -H 'Host: alice.example.com' http://%s/\t# alice's app, through slum's router\n", stk.RouterAddr)
+	fmt.Fprintf(tw, "  curl -H 'Host: alice.example.com' http://%s/\t# alice's app, through slum's router\n", d.stk.RouterAddr)
 	for _, c := range [][2]string{
 		{"status", "servers, their health, instance phases"},
 		{"instance list", "every instance and where it runs"},
@@ -182,34 +236,42 @@ func (a *app) demo(ctx context.Context, dir, backend, routeAddr, apiAddr string,
 		{"tenant move alice --instance prod --to us-1", "slum starts the new copy, then stops the old; the router follows"},
 		{"events --follow", "what slum does, as it does it"},
 		{"tenant remove bob", "slum stops bob's instance"},
-		{"apply -f " + fleetPath, "back to the file (--prune drops the rest)"},
+		{"apply -f " + d.fleetPath, "back to the file (--prune drops the rest)"},
 	} {
 		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
 	}
-	if in, err := st.GetInstance(ctx, "alice:prod"); err == nil {
-		for i, s := range example.Servers { // localfleet.PointAt paired them by position
-			if m := fleet.Members[i]; s.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
-				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), s.ID)
+	if in, err := d.st.GetInstance(ctx, "alice:prod"); err == nil {
+		for _, m := range d.fleet.Members {
+			if m.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
+				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), m.ID)
 			}
 		}
 	}
 	_ = tw.Flush()
-	if stk.APIURL != "" {
-		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or use it from the CLI:\n\n", stk.APIURL, tokenPath)
-		fmt.Fprintf(a.stdout, "  %s --api %s --api-token-file %s status\n", exe, stk.APIURL, tokenPath)
+	if d.stk.APIURL != "" {
+		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or use it from the CLI:\n\n", d.stk.APIURL, d.tokenPath)
+		fmt.Fprintf(a.stdout, "  %s --api %s --api-token-file %s status\n", exe, d.stk.APIURL, d.tokenPath)
 	}
 	fmt.Fprintln(a.stdout, "\nCtrl-C stops the demo, the controller and the servers.")
-	if exitWhenConverged {
-		return nil
+}
+
+// printAnswer shows what a tenant's app answers through the router.
+func (a *app) printAnswer(ctx context.Context, routerAddr, domain string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+routerAddr+"/", nil)
+	if err != nil {
+		return
 	}
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(a.stdout, "\nstopping…")
-		return nil
-	case err := <-runDone:
-		runDone <- err
-		return err
+	req.Host = domain
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(a.stdout, "%s through the router: %v\n", domain, err)
+		return
 	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	fmt.Fprintf(a.stdout, "%s answers through the router: %d %s\n", domain, resp.StatusCode, strings.TrimSpace(string(body)))
 }
 
 // waitHealthy gives tenement's health checks a moment, so the table shows

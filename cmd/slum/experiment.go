@@ -19,6 +19,7 @@ import (
 	"github.com/slum-fleet/slum"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/experiment"
@@ -27,14 +28,21 @@ import (
 	"github.com/slum-fleet/slum/store"
 )
 
+// experimentFlags are what 'slum experiment' is told.
+type experimentFlags struct {
+	faults, file, out, backend, routerAddr string
+	trials, servers, tenants               int
+	seed                                   int64
+	rate                                   float64
+	timeout, duration                      time.Duration
+	observe                                bool
+	set                                    slum.Settings
+	parsed                                 []experiment.Fault // from faults, by check
+	fleet                                  *desired.File      // read from file, by check
+}
+
 func (a *app) experimentCommand() *cobra.Command {
-	var faults, file, out, backend, routerAddr string
-	var trials, servers, tenants int
-	var seed int64
-	var rate float64
-	var timeout, duration time.Duration
-	var observe bool
-	set := slum.DefaultSettings()
+	e := &experimentFlags{set: slum.DefaultSettings()}
 	cmd := &cobra.Command{
 		Use:   "experiment [--fault kill|hang|cut|restart|controller-kill|partition|all] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
 		Short: "Measure what a failure costs: failover experiments on a local fleet, or observed on a real one",
@@ -80,97 +88,114 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
   slum experiment --observe --router 127.0.0.1:8080 --duration 2m`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			flags := cmd.Flags()
-			if observe {
-				for _, name := range []string{"fault", "trials", "seed", "servers", "tenants", "file", "backend"} {
-					if flags.Changed(name) {
-						return usageError{fmt.Errorf("--%s does not go with --observe: the fleet is an existing one and you cause the fault", name)}
-					}
-				}
-			} else if flags.Changed("router") || flags.Changed("duration") {
-				return usageError{errors.New("--router and --duration go with --observe")}
-			}
-			fs, err := experiment.ParseFaults(faults)
-			if err != nil {
-				return usageError{err}
-			}
-			if backend == "auto" {
-				backend = ""
-			} else if backend != "tenement" && backend != "simulator" {
-				return usageError{fmt.Errorf("--backend must be auto, tenement or simulator, not %q", backend)}
-			}
-			for _, c := range []struct {
-				name   string
-				v      int
-				lo, hi int
-			}{{"trials", trials, 1, 1000}, {"servers", servers, 2, 63}, {"tenants", tenants, 1, 500}} {
-				if c.v < c.lo || c.v > c.hi {
-					return &slum.FieldError{Field: "--" + c.name, Value: strconv.Itoa(c.v), Reason: fmt.Sprintf("must be from %d to %d", c.lo, c.hi)}
-				}
-			}
-			if !(rate > 0 && rate <= 500) {
-				return &slum.FieldError{Field: "--rate", Value: strconv.FormatFloat(rate, 'g', -1, 64), Reason: "must be more than 0 and at most 500 requests a second per tenant"}
-			}
-			if timeout <= 0 || timeout > time.Minute {
-				return &slum.FieldError{Field: "--request-timeout", Value: timeout.String(), Reason: "must be more than 0 and at most 1m"}
-			}
-			var f *desired.File
-			if file != "" {
-				if f, err = loadExperimentFleet(file); err != nil {
-					return err
-				}
-				if flags.Changed("tenants") {
-					return usageError{errors.New("--tenants does not go with -f: the file names the tenants")}
-				}
-				if flags.Changed("servers") && servers != len(f.Servers) {
-					return usageError{fmt.Errorf("--servers %d, but %s names %d servers", servers, file, len(f.Servers))}
-				}
-				servers = len(f.Servers)
-				if f.Settings != nil {
-					set = overrideSettings(flags.Changed, f.Settings.Over(slum.DefaultSettings()), set)
-				}
-			}
-			if err := set.Validate(); err != nil {
+			if err := e.check(cmd.Flags()); err != nil {
 				return err
 			}
-			if observe {
-				return a.observeExperiment(cmd.Context(), routerAddr, out, duration, rate, timeout)
+			if e.observe {
+				return a.observeExperiment(cmd.Context(), e.routerAddr, e.out, e.duration, e.rate, e.timeout)
 			}
-			abs, err := filepath.Abs(out)
+			opt, err := e.options()
 			if err != nil {
 				return err
 			}
-			if err := experiment.PrepareDir(abs); err != nil {
-				return err
-			}
-			opt := experiment.Options{Faults: fs, Trials: trials, Seed: seed, Servers: servers, Tenants: tenants, File: f,
-				Settings: set, Backend: backend, Dir: abs, Rate: rate, Timeout: timeout,
-				ReturnGrace: reconcile.DefaultConfig().PollInterval, Launcher: stackLauncher{cfg: reconcile.DefaultConfig()},
-				Progress: newProgress(a.stderr).show}
-			return a.finishExperiment(cmd.Context(), opt, abs)
+			opt.Progress = newProgress(a.stderr).show
+			return a.finishExperiment(cmd.Context(), opt, opt.Dir)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all")
-	fl.IntVar(&trials, "trials", 5, "trials of each fault")
-	fl.Int64Var(&seed, "seed", 1, "seeds the choice of servers and moments, so a run can be repeated")
-	fl.IntVar(&servers, "servers", 3, "tenement servers in the local fleet")
-	fl.IntVar(&tenants, "tenants", 6, "tenants of the built-in fleet; every other one has a warm spare")
-	fl.StringVarP(&file, "file", "f", "", "a fleet file to load instead of the built-in fleet (its servers are pointed at the local ones)")
-	fl.StringVar(&out, "out", "slum-experiment", "where pictures, results.json and each trial's database and log go (wiped on start)")
-	fl.StringVar(&backend, "backend", "auto", "auto, tenement or simulator")
-	fl.Float64Var(&rate, "rate", 20, "requests a second per tenant, through the router")
-	fl.DurationVar(&timeout, "request-timeout", 5*time.Second, "a request not answered by then has failed")
-	fl.BoolVar(&observe, "observe", false, "observe an existing fleet (--db, --router) while you cause the fault")
-	fl.StringVar(&routerAddr, "router", "127.0.0.1:8080", "with --observe: the router's address (host:port)")
-	fl.DurationVar(&duration, "duration", 5*time.Minute, "with --observe: how long to observe at most")
-	d := slum.DefaultSettings()
-	fl.DurationVar(&set.ProbeInterval, "probe-interval", d.ProbeInterval, "fleet setting: how often each server is probed")
-	fl.DurationVar(&set.ProbeTimeout, "probe-timeout", d.ProbeTimeout, "fleet setting: a probe without an answer by then has failed")
-	fl.IntVar(&set.DeadAfter, "dead-after", d.DeadAfter, "fleet setting: failed probes in a row that make a server dead")
-	fl.Float64Var(&set.PartitionFraction, "partition-fraction", d.PartitionFraction, "fleet setting: share of servers dead at once beyond which nothing fails over")
-	fl.IntVar(&set.FailoverRate, "failover-rate", d.FailoverRate, "fleet setting: servers failed over a minute, at most")
+	e.register(cmd.Flags())
 	return cmd
+}
+
+func (e *experimentFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all")
+	fl.IntVar(&e.trials, "trials", 5, "trials of each fault")
+	fl.Int64Var(&e.seed, "seed", 1, "seeds the choice of servers and moments, so a run can be repeated")
+	fl.IntVar(&e.servers, "servers", 3, "tenement servers in the local fleet")
+	fl.IntVar(&e.tenants, "tenants", 6, "tenants of the built-in fleet; every other one has a warm spare")
+	fl.StringVarP(&e.file, "file", "f", "", "a fleet file to load instead of the built-in fleet (its servers are pointed at the local ones)")
+	fl.StringVar(&e.out, "out", "slum-experiment", "where pictures, results.json and each trial's database and log go (wiped on start)")
+	fl.StringVar(&e.backend, "backend", "auto", "auto, tenement or simulator")
+	fl.Float64Var(&e.rate, "rate", 20, "requests a second per tenant, through the router")
+	fl.DurationVar(&e.timeout, "request-timeout", 5*time.Second, "a request not answered by then has failed")
+	fl.BoolVar(&e.observe, "observe", false, "observe an existing fleet (--db, --router) while you cause the fault")
+	fl.StringVar(&e.routerAddr, "router", "127.0.0.1:8080", "with --observe: the router's address (host:port)")
+	fl.DurationVar(&e.duration, "duration", 5*time.Minute, "with --observe: how long to observe at most")
+	d := slum.DefaultSettings()
+	fl.DurationVar(&e.set.ProbeInterval, "probe-interval", d.ProbeInterval, "fleet setting: how often each server is probed")
+	fl.DurationVar(&e.set.ProbeTimeout, "probe-timeout", d.ProbeTimeout, "fleet setting: a probe without an answer by then has failed")
+	fl.IntVar(&e.set.DeadAfter, "dead-after", d.DeadAfter, "fleet setting: failed probes in a row that make a server dead")
+	fl.Float64Var(&e.set.PartitionFraction, "partition-fraction", d.PartitionFraction, "fleet setting: share of servers dead at once beyond which nothing fails over")
+	fl.IntVar(&e.set.FailoverRate, "failover-rate", d.FailoverRate, "fleet setting: servers failed over a minute, at most")
+}
+
+// check refuses flags that do not go together or are out of range, and
+// takes the fleet file's settings where no flag overrides them.
+func (e *experimentFlags) check(flags *pflag.FlagSet) error {
+	if e.observe {
+		for _, name := range []string{"fault", "trials", "seed", "servers", "tenants", "file", "backend"} {
+			if flags.Changed(name) {
+				return usageError{fmt.Errorf("--%s does not go with --observe: the fleet is an existing one and you cause the fault", name)}
+			}
+		}
+	} else if flags.Changed("router") || flags.Changed("duration") {
+		return usageError{errors.New("--router and --duration go with --observe")}
+	}
+	var err error
+	if e.parsed, err = experiment.ParseFaults(e.faults); err != nil {
+		return usageError{err}
+	}
+	if e.backend == "auto" {
+		e.backend = ""
+	} else if e.backend != "tenement" && e.backend != "simulator" {
+		return usageError{fmt.Errorf("--backend must be auto, tenement or simulator, not %q", e.backend)}
+	}
+	for _, c := range []struct {
+		name   string
+		v      int
+		lo, hi int
+	}{{"trials", e.trials, 1, 1000}, {"servers", e.servers, 2, 63}, {"tenants", e.tenants, 1, 500}} {
+		if c.v < c.lo || c.v > c.hi {
+			return &slum.FieldError{Field: "--" + c.name, Value: strconv.Itoa(c.v), Reason: fmt.Sprintf("must be from %d to %d", c.lo, c.hi)}
+		}
+	}
+	if !(e.rate > 0 && e.rate <= 500) {
+		return &slum.FieldError{Field: "--rate", Value: strconv.FormatFloat(e.rate, 'g', -1, 64), Reason: "must be more than 0 and at most 500 requests a second per tenant"}
+	}
+	if e.timeout <= 0 || e.timeout > time.Minute {
+		return &slum.FieldError{Field: "--request-timeout", Value: e.timeout.String(), Reason: "must be more than 0 and at most 1m"}
+	}
+	if e.file != "" && flags.Changed("tenants") {
+		return usageError{errors.New("--tenants does not go with -f: the file names the tenants")}
+	}
+	if e.file != "" {
+		f, err := loadExperimentFleet(e.file)
+		if err != nil {
+			return err
+		}
+		if flags.Changed("servers") && e.servers != len(f.Servers) {
+			return usageError{fmt.Errorf("--servers %d, but %s names %d servers", e.servers, e.file, len(f.Servers))}
+		}
+		e.servers, e.fleet = len(f.Servers), f
+		if f.Settings != nil {
+			e.set = overrideSettings(flags.Changed, f.Settings.Over(slum.DefaultSettings()), e.set)
+		}
+	}
+	return e.set.Validate()
+}
+
+// options are the experiment the checked flags describe, its directory
+// prepared.
+func (e *experimentFlags) options() (experiment.Options, error) {
+	abs, err := filepath.Abs(e.out)
+	if err != nil {
+		return experiment.Options{}, err
+	}
+	if err := experiment.PrepareDir(abs); err != nil {
+		return experiment.Options{}, err
+	}
+	return experiment.Options{Faults: e.parsed, Trials: e.trials, Seed: e.seed, Servers: e.servers, Tenants: e.tenants, File: e.fleet,
+		Settings: e.set, Backend: e.backend, Dir: abs, Rate: e.rate, Timeout: e.timeout,
+		ReturnGrace: reconcile.DefaultConfig().PollInterval, Launcher: stackLauncher{cfg: reconcile.DefaultConfig()}}, nil
 }
 
 // overrideSettings keeps the settings given as flags and takes the rest

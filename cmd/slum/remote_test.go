@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -15,7 +16,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -344,4 +347,91 @@ func TestCLIRouteFollowsTheAPI(t *testing.T) {
 	t.Logf("the router followed in %s", time.Since(start).Round(time.Millisecond))
 	// A router token may do nothing else.
 	expect(t, runSlum(t, "", "--api", srv.url, "--api-token-file", routerTok, "status"), 1, "", "has role router")
+}
+
+// Large bodies cost 'slum serve' no memory to refuse: eight concurrent
+// 100 MB bodies, with every role's token, declared (refused from their
+// length before a byte is read) and chunked (refused as they stream, the
+// large ones within the API's shared budget), grow its RSS by less than
+// 50 MB. Every one is refused.
+func TestServeRefusesLargeBodiesCheaply(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	expect(t, cliLocal(t, db, "", "init"), 0, "is ready", "")
+	tokens := map[string]string{}
+	for _, role := range []string{"admin", "read", "router"} {
+		f := filepath.Join(dir, role+".token")
+		expect(t, cliLocal(t, db, "", "token", "create", "--role", role, "--out", f), 0, "written to", "")
+		b, _ := os.ReadFile(f)
+		tokens[role] = strings.TrimSpace(string(b))
+	}
+	cmd, url, _ := startProc(t, serveURL, "--db", db, "serve", "--listen", "127.0.0.1:0")
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	rss := func() int64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			t.Skipf("no /proc: %v", err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+		return 0
+	}
+	before := rss()
+	const size = 100 << 20
+	for _, chunked := range []bool{false, true} {
+		for role, tok := range tokens {
+			for _, path := range []string{"/v1/apply", "/v1/diff", "/v1/servers"} {
+				var wg sync.WaitGroup
+				statuses := make([]int, 8)
+				for i := range statuses {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						// A JSON string that never ends: it is read until
+						// a limit stops it.
+						prefix := `{"file":{"name":"f","text":"`
+						body := io.MultiReader(strings.NewReader(prefix), io.LimitReader(letters{}, size-int64(len(prefix))))
+						req, _ := http.NewRequest("POST", url+path, body)
+						if !chunked {
+							req.ContentLength = size
+						}
+						req.Header.Set("Authorization", "Bearer "+tok)
+						req.Header.Set("Content-Type", "application/json")
+						resp, err := http.DefaultClient.Do(req)
+						if err != nil {
+							statuses[i] = -1 // the server closed the connection mid-body: refused
+							return
+						}
+						resp.Body.Close()
+						statuses[i] = resp.StatusCode
+					}()
+				}
+				wg.Wait()
+				for _, st := range statuses {
+					if st >= 200 && st < 300 {
+						t.Fatalf("a 100 MB body to %s as %s (chunked %v) was taken: %d", path, role, chunked, st)
+					}
+				}
+			}
+		}
+	}
+	if grew := rss() - before; grew > 50<<20 {
+		t.Fatalf("RSS grew by %d MB refusing large bodies (want < 50 MB)", grew>>20)
+	} else {
+		t.Logf("RSS %d MB -> %d MB after 144 refused 100 MB bodies", before>>20, (before+grew)>>20)
+	}
+}
+
+// letters reads as endless 'a's.
+type letters struct{}
+
+func (letters) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'a'
+	}
+	return len(p), nil
 }

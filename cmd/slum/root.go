@@ -80,6 +80,12 @@ func oneLine(s string) string {
 }
 
 func exitCode(err error) int {
+	if ce, ok := errors.AsType[interface {
+		error
+		ExitCode() int
+	}](err); ok {
+		return ce.ExitCode() // a command with exit codes of its own (guard)
+	}
 	var ue usageError
 	msg := err.Error()
 	switch {
@@ -143,6 +149,7 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 	root.AddCommand(a.initCommand(), a.serverCommand(), a.tenantCommand(), a.instanceCommand(),
 		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(),
 		a.tokenCommand(), a.runCommand(), a.routeCommand(), a.serveCommand(), a.simCommand(), a.demoCommand(), a.experimentCommand())
+	root.AddCommand(a.guardCommand())
 	root.AddCommand(a.copyCommand())
 	group(root)
 	return root

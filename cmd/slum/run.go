@@ -30,15 +30,19 @@ func newLogger(w *os.File, format, level string) (*slog.Logger, error) {
 	return nil, usageError{fmt.Errorf("--log-format must be text or json, not %q", format)}
 }
 
+// runFlags are what 'slum run' is told.
+type runFlags struct {
+	cfg                              reconcile.Config
+	metricsAddr, logFormat, logLevel string
+	memoryLimitMB                    int64
+	profiling, dryRun                bool
+	leaseTTL                         time.Duration
+	route                            routeFlags
+	api                              apiServeFlags
+}
+
 func (a *app) runCommand() *cobra.Command {
-	cfg := reconcile.DefaultConfig()
-	var metricsAddr, logFormat, logLevel string
-	var memoryLimitMB int64
-	var profiling bool
-	leaseTTL := 15 * time.Second
-	var dryRun bool
-	var rf routeFlags
-	var af apiServeFlags
+	r := &runFlags{cfg: reconcile.DefaultConfig(), leaseTTL: 15 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the controller: keep every tenement server matching the desired state, and fail over dead ones",
@@ -69,52 +73,14 @@ failover reaches the router the moment it is decided.
 With --api-addr it also serves the fleet's HTTP API and dashboard (see
 'slum serve'; the --api-* flags are serve's).`,
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(os.Stderr, logFormat, logLevel)
-			if err != nil {
-				return err
-			}
-			if cfg.Guard.Fraction <= 0 || cfg.Guard.Fraction > 1 {
-				return usageError{fmt.Errorf("--max-stop-fraction must be in (0, 1], not %v", cfg.Guard.Fraction)}
-			}
-			if _, set := a.lookupEnv("GOGC"); !set {
-				// Collect at half the live heap's growth, not all of it: a
-				// long-running controller of a large fleet holds about half
-				// the memory for a little more collector work.
-				debug.SetGCPercent(50)
-			}
-			if _, set := a.lookupEnv("GOMEMLIMIT"); !set && memoryLimitMB > 0 {
-				// A soft limit: close to the live heap, the collector runs
-				// all the time (at 100,000 instances the heap is ~150 MB).
-				debug.SetMemoryLimit(memoryLimitMB << 20)
-			}
-			ctx := cmd.Context()
-			st, err := a.open(ctx, dbMustExist)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if dryRun {
-				return a.dryRun(ctx, reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, log, nil))
-			}
-			var route *routeFlags
-			if rf.server.Addr != "" {
-				route = &rf
-			}
-			var apiServe *apiServeFlags
-			if af.listen.Addr != "" {
-				apiServe = &af
-			} else if cmd.Flags().Changed("api-tls-cert") || cmd.Flags().Changed("api-no-auth") || cmd.Flags().Changed("api-insecure-no-tls") {
-				return usageError{fmt.Errorf("the --api-* flags need --api-addr")}
-			}
-			stk, err := startStack(ctx, st, stackOptions{cfg: cfg, route: route, api: apiServe, metricsAddr: metricsAddr, profiling: profiling, leaseTTL: leaseTTL, log: log})
-			if err != nil {
-				return err
-			}
-			return stk.Wait()
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return a.run(cmd, r) },
 	}
-	f := cmd.Flags()
+	r.register(cmd)
+	return cmd
+}
+
+func (r *runFlags) register(cmd *cobra.Command) {
+	f, cfg := cmd.Flags(), &r.cfg
 	f.DurationVar(&cfg.PollInterval, "poll-interval", cfg.PollInterval, "list every server's instances at least this often")
 	f.DurationVar(&cfg.PollTimeout, "poll-timeout", cfg.PollTimeout, "timeout of one server's list call")
 	f.DurationVar(&cfg.ActionTimeout, "action-timeout", cfg.ActionTimeout, "timeout of one spawn or stop call")
@@ -125,16 +91,62 @@ With --api-addr it also serves the fleet's HTTP API and dashboard (see
 	f.Float64Var(&cfg.Guard.Fraction, "max-stop-fraction", cfg.Guard.Fraction, "hold a plan that would stop more than this share of placed instances")
 	f.IntVar(&cfg.Guard.Floor, "max-stop-floor", cfg.Guard.Floor, "a plan may always stop this many instances")
 	f.BoolVar(&cfg.NoStream, "no-log-stream", false, "do not hold servers' log streams open (a crash is then noticed by probes only)")
-	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz here (empty: off)")
-	f.BoolVar(&profiling, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the metrics address")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.BoolVar(&dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
-	f.DurationVar(&leaseTTL, "lease-ttl", leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
-	rf.register(cmd, "route-addr", "")
-	af.register(cmd, "api-", "api-addr", "")
-	f.Int64Var(&memoryLimitMB, "memory-limit-mb", 0, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); keep it above twice the live heap (~1.5 KB per instance), or the collector takes the CPU")
-	return cmd
+	f.StringVar(&r.metricsAddr, "metrics-addr", "127.0.0.1:9464", "serve /metrics, /healthz and /readyz here (empty: off)")
+	f.BoolVar(&r.profiling, "pprof", false, "also serve Go's profiles under /debug/pprof/ on the metrics address")
+	f.StringVar(&r.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&r.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.BoolVar(&r.dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
+	f.DurationVar(&r.leaseTTL, "lease-ttl", r.leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
+	r.route.register(cmd, "route-addr", "")
+	r.api.register(cmd, "api-", "api-addr", "")
+	f.Int64Var(&r.memoryLimitMB, "memory-limit-mb", 0, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); keep it above twice the live heap (~1.5 KB per instance), or the collector takes the CPU")
+}
+
+// run runs the controller as r says, with what runs beside it.
+func (a *app) run(cmd *cobra.Command, r *runFlags) error {
+	log, err := newLogger(os.Stderr, r.logFormat, r.logLevel)
+	if err != nil {
+		return err
+	}
+	if r.cfg.Guard.Fraction <= 0 || r.cfg.Guard.Fraction > 1 {
+		return usageError{fmt.Errorf("--max-stop-fraction must be in (0, 1], not %v", r.cfg.Guard.Fraction)}
+	}
+	if _, set := a.lookupEnv("GOGC"); !set {
+		// Collect at half the live heap's growth, not all of it: a
+		// long-running controller of a large fleet holds about half the
+		// memory for a little more collector work.
+		debug.SetGCPercent(50)
+	}
+	if _, set := a.lookupEnv("GOMEMLIMIT"); !set && r.memoryLimitMB > 0 {
+		// A soft limit: close to the live heap, the collector runs all
+		// the time (at 100,000 instances the heap is ~150 MB).
+		debug.SetMemoryLimit(r.memoryLimitMB << 20)
+	}
+	ctx := cmd.Context()
+	st, err := a.open(ctx, dbMustExist)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if r.dryRun {
+		return a.dryRun(ctx, reconcile.New(st, reconcile.HTTPClientFactory(r.cfg.ActionTimeout), r.cfg, log, nil))
+	}
+	var route *routeFlags
+	if r.route.server.Addr != "" {
+		route = &r.route
+	}
+	var apiServe *apiServeFlags
+	if r.api.listen.Addr != "" {
+		apiServe = &r.api
+	} else if cmd.Flags().Changed("api-tls-cert") || cmd.Flags().Changed("api-no-auth") || cmd.Flags().Changed("api-insecure-no-tls") {
+		return usageError{fmt.Errorf("the --api-* flags need --api-addr")}
+	}
+	stk, err := startStack(ctx, st, stackOptions{cfg: r.cfg, route: route, api: apiServe, metricsAddr: r.metricsAddr,
+		profiling: r.profiling, leaseTTL: r.leaseTTL, log: log})
+	if err != nil {
+		return err
+	}
+	return stk.Wait()
 }
 
 func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {

@@ -344,6 +344,11 @@ service has storage_persist = false.`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
+				ins, err := st.ListInstancesOnServer(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				a.warnStops(stopsOfMoves(ins))
 				moves, err := st.Drain(ctx, args[0])
 				if err != nil {
 					return err

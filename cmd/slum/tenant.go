@@ -242,11 +242,19 @@ storage_persist = false: copy what must survive first.`,
 						return usageError{fmt.Errorf("tenant %s has %d instances (%s): name one with --instance", args[0], len(ins), strings.Join(ids, ", "))}
 					}
 				}
-				mv, err := st.MoveInstance(ctx, slum.KeyOf(args[0], instance), to)
+				key := slum.KeyOf(args[0], instance)
+				in, err := st.GetInstance(ctx, key)
 				if err != nil {
 					return err
 				}
-				return a.say(mv, "%s moves %s -> %s; the old copy is stopped once the new one runs (its data is deleted where storage_persist = false)", mv.Instance, mv.From, mv.To)
+				if in.ServerID != to {
+					a.warnStops(stopsOfMoves([]slum.Instance{in}))
+				}
+				mv, err := st.MoveInstance(ctx, key, to)
+				if err != nil {
+					return err
+				}
+				return a.say(mv, "%s moves %s -> %s; the old copy is stopped once the new one runs", mv.Instance, mv.From, mv.To)
 			})(cmd, args)
 		},
 	}
