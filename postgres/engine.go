@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -36,6 +37,10 @@ type Engine struct {
 	schema  string // the schema the fleet's tables are in
 	created bool
 	read    querier
+	// life ends when the engine is closed, and with it the feeds of
+	// commits.
+	life context.Context
+	end  context.CancelFunc
 }
 
 var _ store.Engine = (*Engine)(nil)
@@ -97,12 +102,7 @@ func OpenEngine(ctx context.Context, url string, create bool) (*Engine, error) {
 	if err != nil {
 		return nil, hidePassword(fmt.Errorf("open database %s: %w: %w", where, slum.ErrInvalid, err), passwordOf(url))
 	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "slum"
-	}
+	configure(cfg, url)
 	secret := cfg.ConnConfig.Password
 	fail := func(err error) error { return hidePassword(fmt.Errorf("open database %s: %w", where, err), secret) }
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -110,6 +110,7 @@ func OpenEngine(ctx context.Context, url string, create bool) (*Engine, error) {
 		return nil, fail(err)
 	}
 	e := &Engine{pool: pool, cfg: cfg, where: where}
+	e.life, e.end = context.WithCancel(context.Background())
 	read := pgdb.New(pooled{pool})
 	e.read = querier{now: read, later: read}
 	if err := e.prepare(ctx, create); err != nil {
@@ -118,6 +119,35 @@ func OpenEngine(ctx context.Context, url string, create bool) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// configure gives what the URL leaves unsaid the values a fleet on several
+// hosts wants. A host cut off (a controller's, say) must not hold the
+// write lock for long: the server gives up on a client whose link is
+// silent for some 25 s (keepalives) or that sits in a transaction doing
+// nothing for 30 s, and slum gives up on a server likewise.
+func configure(cfg *pgxpool.Config, url string) {
+	cc := cfg.ConnConfig
+	if cc.ConnectTimeout == 0 {
+		cc.ConnectTimeout = 10 * time.Second
+	}
+	for k, v := range map[string]string{"application_name": "slum", "idle_in_transaction_session_timeout": "30s",
+		"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"} {
+		if _, ok := cc.RuntimeParams[k]; !ok {
+			cc.RuntimeParams[k] = v
+		}
+	}
+	cc.DialFunc = keepAliveDialer.DialContext
+	// Writers wait for the write lock on a connection each: room for
+	// them and the readers of a controller, an API and a router.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
+}
+
+// keepAliveDialer finds a connection to a server that vanished (a cut
+// link) dead within some 20 s, not the system's two hours.
+var keepAliveDialer = &net.Dialer{Timeout: 10 * time.Second,
+	KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}
 
 // prepare checks the database is slum's (or empty) and migrates it.
 func (e *Engine) prepare(ctx context.Context, create bool) error {
@@ -208,6 +238,7 @@ func (e *Engine) Created() bool { return e.created }
 
 // Close closes the engine's connections.
 func (e *Engine) Close() error {
+	e.end()
 	e.pool.Close()
 	return nil
 }

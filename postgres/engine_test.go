@@ -597,3 +597,22 @@ func TestBulkRunsDoWhatTheCallsWould(t *testing.T) {
 		t.Fatalf("ledger %+v %v", ps, err)
 	}
 }
+
+// The engine's sessions let the server give up on a client that stalls
+// inside a transaction (or, over TCP, is cut off), so that it cannot hold
+// the write lock for long; a URL may say otherwise.
+func TestSessionsDoNotHoldTheWriteLockForLong(t *testing.T) {
+	ctx := context.Background()
+	url := fleetURL(t)
+	for _, tc := range []struct{ url, want string }{{url, "30s"}, {url + "&idle_in_transaction_session_timeout=5000", "5s"}} {
+		e := mustOpen(t, tc.url)
+		var idle string
+		if err := e.pool.QueryRow(ctx, `SELECT current_setting('idle_in_transaction_session_timeout')`).Scan(&idle); err != nil {
+			t.Fatal(err)
+		}
+		e.Close()
+		if idle != tc.want {
+			t.Errorf("%s: idle in transaction timeout %s, want %s", tc.url, idle, tc.want)
+		}
+	}
+}

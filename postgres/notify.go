@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,10 +19,16 @@ func (e *Engine) channel() string { return "slum:" + e.schema }
 // reader reads again. It listens on a connection of its own, which it
 // makes again by itself (warning in the log) when it breaks. Values do
 // not queue: a reader that was busy gets one for all the commits it
-// missed. The channel closes when ctx ends.
+// missed. The channel closes when ctx ends or the engine is closed.
 func (e *Engine) Changes(ctx context.Context) <-chan struct{} {
 	ch := make(chan struct{}, 1)
-	go e.listen(ctx, ch)
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(e.life, cancel)
+	go func() {
+		defer stop()
+		defer cancel()
+		e.listen(ctx, ch)
+	}()
 	return ch
 }
 
@@ -57,10 +62,6 @@ func (e *Engine) listen(ctx context.Context, ch chan struct{}) {
 // connected is called once it listens.
 func (e *Engine) listenOnce(ctx context.Context, ch chan struct{}, connected func()) error {
 	cfg := e.cfg.ConnConfig.Copy()
-	// A connection to a server that vanished (a cut link) fails within
-	// some 20 s instead of the system's two hours.
-	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 5 * time.Second, Count: 3}}
-	cfg.DialFunc = d.DialContext
 	cfg.RuntimeParams["application_name"] = listenerName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {

@@ -103,3 +103,20 @@ func TestChangesSurviveALostConnection(t *testing.T) {
 	for range ch {
 	}
 }
+
+// Closing the engine ends its feeds.
+func TestCloseEndsTheFeed(t *testing.T) {
+	url := fleetURL(t)
+	e := mustOpen(t, url)
+	ch := e.Changes(context.Background())
+	next(t, ch, 10*time.Second, "connected")
+	e.Close()
+	select {
+	case _, ok := <-ch:
+		for ok {
+			_, ok = <-ch
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the feed outlived its engine")
+	}
+}
