@@ -361,9 +361,11 @@ func (s *server) stop() {
 }
 
 // tempRoot is where clusters are made: in memory (/dev/shm) where there
-// is one, as a cluster on disk makes databases ten times slower.
+// is one with room, as a cluster on disk makes databases ten times
+// slower.
 func tempRoot() string {
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() && syscall.Access("/dev/shm", 2) == nil {
+	var fs syscall.Statfs_t
+	if syscall.Access("/dev/shm", 2) == nil && syscall.Statfs("/dev/shm", &fs) == nil && fs.Bavail*uint64(fs.Bsize) >= 2<<30 {
 		return "/dev/shm"
 	}
 	return os.TempDir()
