@@ -103,9 +103,12 @@ func TestPostgresDatabaseForEveryCommand(t *testing.T) {
 	expect(t, cliLocal(t, url, "", "tenant", "get", "nobody"), exitNotFound, "", "not found")
 	r = runSlumEnv(t, []string{"SLUM_DB_URL=" + url}, "server", "list")
 	expect(t, r, exitOK, "s1", "")
-	r = runSlumEnv(t, []string{"SLUM_DB_URL=" + url}, "--help")
-	if strings.Contains(r.stdout, "pw-s3cret") {
-		t.Fatalf("help shows the password: %s", r.stdout)
+	for _, env := range []string{"SLUM_DB_URL=" + url, "SLUM_DB=" + url} {
+		r = runSlumEnv(t, []string{env}, "--help")
+		if strings.Contains(r.stdout, "pw-s3cret") || !strings.Contains(r.stdout, "--db string") {
+			t.Fatalf("help with %s: %s", strings.Split(env, "=")[0], r.stdout)
+		}
+		expect(t, runSlumEnv(t, []string{env}, "server", "list"), exitOK, "s1", "")
 	}
 	expect(t, runSlumEnv(t, []string{"SLUM_DB_URL=slum.db"}, "server", "list"), exitUsage, "", "SLUM_DB_URL must be a postgres:// URL")
 	expect(t, runSlumEnv(t, []string{"SLUM_DB_URL=" + url, "SLUM_DB=other.db"}, "server", "list"), exitUsage, "", "name two databases")
