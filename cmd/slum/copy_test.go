@@ -32,8 +32,9 @@ func populated(t *testing.T) string {
 }
 
 // The fleet copied to Postgres and back shows the same through every
-// command, with the same exit codes; a target that holds a fleet is
-// refused unless replaced.
+// command, with the same exit codes (status's table is left out: it says
+// how long ago the controller reported, which moves between two runs); a
+// target that holds a fleet is refused unless replaced.
 func TestCopyCommand(t *testing.T) {
 	src := populated(t)
 	pg := withPassword(pgtest.URL(t))
@@ -42,7 +43,7 @@ func TestCopyCommand(t *testing.T) {
 	back := filepath.Join(t.TempDir(), "back.db")
 	expect(t, runSlum(t, "", "copy", "--from", pg, "--to", back, "-o", "json"), exitOK, `"replaced": false`, "")
 	for _, args := range [][]string{{"server", "list"}, {"tenant", "list"}, {"instance", "list"}, {"settings"}, {"token", "list"},
-		{"events", "-o", "json"}, {"status", "-o", "json"}, {"tenant", "get", "alice"}, {"server", "get", "s1"}, {"instance", "status", "alice:prod"}, {"status"}} {
+		{"events", "-o", "json"}, {"status", "-o", "json"}, {"tenant", "get", "alice"}, {"server", "get", "s1"}, {"instance", "status", "alice:prod"}} {
 		want := cliLocal(t, src, "", args...)
 		for _, db := range []string{pg, back} {
 			got := cliLocal(t, db, "", args...)
