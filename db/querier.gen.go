@@ -17,8 +17,19 @@ type Querier interface {
 	// Renews the caller's lease, or takes one that expired or whose holder is
 	// known to be dead. A change of holder starts a new epoch.
 	ClaimLease(ctx context.Context, arg ClaimLeaseParams) (int64, error)
+	ClearAPITokens(ctx context.Context) error
+	ClearEvents(ctx context.Context) error
+	ClearHolds(ctx context.Context) error
 	// A removed server is nobody's home any more.
 	ClearHomeServer(ctx context.Context, homeServerID string) error
+	ClearInstanceStatus(ctx context.Context) error
+	ClearInstances(ctx context.Context) error
+	ClearPlacements(ctx context.Context) error
+	ClearRemovals(ctx context.Context) error
+	ClearServerStatus(ctx context.Context) error
+	ClearServers(ctx context.Context) error
+	ClearTenantStatus(ctx context.Context) error
+	ClearTenants(ctx context.Context) error
 	// SQLite's clock, which the change log's triggers read: milliseconds
 	// since the epoch.
 	ClockMS(ctx context.Context) (int64, error)
@@ -71,6 +82,7 @@ type Querier interface {
 	KeepChangeLog(ctx context.Context, ms int64) (int64, error)
 	LatestChangeSeq(ctx context.Context) (int64, error)
 	ListAPITokens(ctx context.Context) ([]ApiToken, error)
+	ListAllHolds(ctx context.Context) ([]Hold, error)
 	ListChangesSince(ctx context.Context, arg ListChangesSinceParams) ([]ChangeLog, error)
 	ListEvents(ctx context.Context, arg ListEventsParams) ([]Event, error)
 	ListInstanceStatus(ctx context.Context) ([]InstanceStatus, error)
@@ -94,11 +106,19 @@ type Querier interface {
 	// A failover move: only the current server changes, and only if nothing
 	// changed the instance since the controller planned it.
 	RescheduleInstance(ctx context.Context, arg RescheduleInstanceParams) (int64, error)
+	// What a copy of a fleet between engines writes (store.Copy): rows as
+	// they were, ids kept, and the tables emptied when a copy replaces a
+	// fleet.
+	RestoreAPIToken(ctx context.Context, arg RestoreAPITokenParams) error
+	RestoreEvent(ctx context.Context, arg RestoreEventParams) error
+	RestoreHold(ctx context.Context, arg RestoreHoldParams) error
 	RestoreInstance(ctx context.Context, arg RestoreInstanceParams) error
 	RevokeAPIToken(ctx context.Context, arg RevokeAPITokenParams) (int64, error)
 	ServerUsage(ctx context.Context) ([]ServerUsageRow, error)
 	ServerUsageOne(ctx context.Context, serverID string) (ServerUsageOneRow, error)
 	SetHoldState(ctx context.Context, arg SetHoldStateParams) error
+	SetRevision(ctx context.Context, value int64) error
+	SetStatusRevision(ctx context.Context, value int64) error
 	TouchHold(ctx context.Context, arg TouchHoldParams) error
 	TrimEvents(ctx context.Context, id int64) error
 	UpdateInstance(ctx context.Context, arg UpdateInstanceParams) (int64, error)

@@ -39,8 +39,41 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.claimLeaseStmt, err = db.PrepareContext(ctx, claimLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ClaimLease: %w", err)
 	}
+	if q.clearAPITokensStmt, err = db.PrepareContext(ctx, clearAPITokens); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearAPITokens: %w", err)
+	}
+	if q.clearEventsStmt, err = db.PrepareContext(ctx, clearEvents); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearEvents: %w", err)
+	}
+	if q.clearHoldsStmt, err = db.PrepareContext(ctx, clearHolds); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearHolds: %w", err)
+	}
 	if q.clearHomeServerStmt, err = db.PrepareContext(ctx, clearHomeServer); err != nil {
 		return nil, fmt.Errorf("error preparing query ClearHomeServer: %w", err)
+	}
+	if q.clearInstanceStatusStmt, err = db.PrepareContext(ctx, clearInstanceStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearInstanceStatus: %w", err)
+	}
+	if q.clearInstancesStmt, err = db.PrepareContext(ctx, clearInstances); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearInstances: %w", err)
+	}
+	if q.clearPlacementsStmt, err = db.PrepareContext(ctx, clearPlacements); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearPlacements: %w", err)
+	}
+	if q.clearRemovalsStmt, err = db.PrepareContext(ctx, clearRemovals); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearRemovals: %w", err)
+	}
+	if q.clearServerStatusStmt, err = db.PrepareContext(ctx, clearServerStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearServerStatus: %w", err)
+	}
+	if q.clearServersStmt, err = db.PrepareContext(ctx, clearServers); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearServers: %w", err)
+	}
+	if q.clearTenantStatusStmt, err = db.PrepareContext(ctx, clearTenantStatus); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearTenantStatus: %w", err)
+	}
+	if q.clearTenantsStmt, err = db.PrepareContext(ctx, clearTenants); err != nil {
+		return nil, fmt.Errorf("error preparing query ClearTenants: %w", err)
 	}
 	if q.clockMSStmt, err = db.PrepareContext(ctx, clockMS); err != nil {
 		return nil, fmt.Errorf("error preparing query ClockMS: %w", err)
@@ -174,6 +207,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.listAPITokensStmt, err = db.PrepareContext(ctx, listAPITokens); err != nil {
 		return nil, fmt.Errorf("error preparing query ListAPITokens: %w", err)
 	}
+	if q.listAllHoldsStmt, err = db.PrepareContext(ctx, listAllHolds); err != nil {
+		return nil, fmt.Errorf("error preparing query ListAllHolds: %w", err)
+	}
 	if q.listChangesSinceStmt, err = db.PrepareContext(ctx, listChangesSince); err != nil {
 		return nil, fmt.Errorf("error preparing query ListChangesSince: %w", err)
 	}
@@ -237,6 +273,15 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.rescheduleInstanceStmt, err = db.PrepareContext(ctx, rescheduleInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RescheduleInstance: %w", err)
 	}
+	if q.restoreAPITokenStmt, err = db.PrepareContext(ctx, restoreAPIToken); err != nil {
+		return nil, fmt.Errorf("error preparing query RestoreAPIToken: %w", err)
+	}
+	if q.restoreEventStmt, err = db.PrepareContext(ctx, restoreEvent); err != nil {
+		return nil, fmt.Errorf("error preparing query RestoreEvent: %w", err)
+	}
+	if q.restoreHoldStmt, err = db.PrepareContext(ctx, restoreHold); err != nil {
+		return nil, fmt.Errorf("error preparing query RestoreHold: %w", err)
+	}
 	if q.restoreInstanceStmt, err = db.PrepareContext(ctx, restoreInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RestoreInstance: %w", err)
 	}
@@ -251,6 +296,12 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.setHoldStateStmt, err = db.PrepareContext(ctx, setHoldState); err != nil {
 		return nil, fmt.Errorf("error preparing query SetHoldState: %w", err)
+	}
+	if q.setRevisionStmt, err = db.PrepareContext(ctx, setRevision); err != nil {
+		return nil, fmt.Errorf("error preparing query SetRevision: %w", err)
+	}
+	if q.setStatusRevisionStmt, err = db.PrepareContext(ctx, setStatusRevision); err != nil {
+		return nil, fmt.Errorf("error preparing query SetStatusRevision: %w", err)
 	}
 	if q.touchHoldStmt, err = db.PrepareContext(ctx, touchHold); err != nil {
 		return nil, fmt.Errorf("error preparing query TouchHold: %w", err)
@@ -309,9 +360,64 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing claimLeaseStmt: %w", cerr)
 		}
 	}
+	if q.clearAPITokensStmt != nil {
+		if cerr := q.clearAPITokensStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearAPITokensStmt: %w", cerr)
+		}
+	}
+	if q.clearEventsStmt != nil {
+		if cerr := q.clearEventsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearEventsStmt: %w", cerr)
+		}
+	}
+	if q.clearHoldsStmt != nil {
+		if cerr := q.clearHoldsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearHoldsStmt: %w", cerr)
+		}
+	}
 	if q.clearHomeServerStmt != nil {
 		if cerr := q.clearHomeServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing clearHomeServerStmt: %w", cerr)
+		}
+	}
+	if q.clearInstanceStatusStmt != nil {
+		if cerr := q.clearInstanceStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearInstanceStatusStmt: %w", cerr)
+		}
+	}
+	if q.clearInstancesStmt != nil {
+		if cerr := q.clearInstancesStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearInstancesStmt: %w", cerr)
+		}
+	}
+	if q.clearPlacementsStmt != nil {
+		if cerr := q.clearPlacementsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearPlacementsStmt: %w", cerr)
+		}
+	}
+	if q.clearRemovalsStmt != nil {
+		if cerr := q.clearRemovalsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearRemovalsStmt: %w", cerr)
+		}
+	}
+	if q.clearServerStatusStmt != nil {
+		if cerr := q.clearServerStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearServerStatusStmt: %w", cerr)
+		}
+	}
+	if q.clearServersStmt != nil {
+		if cerr := q.clearServersStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearServersStmt: %w", cerr)
+		}
+	}
+	if q.clearTenantStatusStmt != nil {
+		if cerr := q.clearTenantStatusStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearTenantStatusStmt: %w", cerr)
+		}
+	}
+	if q.clearTenantsStmt != nil {
+		if cerr := q.clearTenantsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing clearTenantsStmt: %w", cerr)
 		}
 	}
 	if q.clockMSStmt != nil {
@@ -534,6 +640,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing listAPITokensStmt: %w", cerr)
 		}
 	}
+	if q.listAllHoldsStmt != nil {
+		if cerr := q.listAllHoldsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listAllHoldsStmt: %w", cerr)
+		}
+	}
 	if q.listChangesSinceStmt != nil {
 		if cerr := q.listChangesSinceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listChangesSinceStmt: %w", cerr)
@@ -639,6 +750,21 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing rescheduleInstanceStmt: %w", cerr)
 		}
 	}
+	if q.restoreAPITokenStmt != nil {
+		if cerr := q.restoreAPITokenStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing restoreAPITokenStmt: %w", cerr)
+		}
+	}
+	if q.restoreEventStmt != nil {
+		if cerr := q.restoreEventStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing restoreEventStmt: %w", cerr)
+		}
+	}
+	if q.restoreHoldStmt != nil {
+		if cerr := q.restoreHoldStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing restoreHoldStmt: %w", cerr)
+		}
+	}
 	if q.restoreInstanceStmt != nil {
 		if cerr := q.restoreInstanceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing restoreInstanceStmt: %w", cerr)
@@ -662,6 +788,16 @@ func (q *Queries) Close() error {
 	if q.setHoldStateStmt != nil {
 		if cerr := q.setHoldStateStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing setHoldStateStmt: %w", cerr)
+		}
+	}
+	if q.setRevisionStmt != nil {
+		if cerr := q.setRevisionStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing setRevisionStmt: %w", cerr)
+		}
+	}
+	if q.setStatusRevisionStmt != nil {
+		if cerr := q.setStatusRevisionStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing setStatusRevisionStmt: %w", cerr)
 		}
 	}
 	if q.touchHoldStmt != nil {
@@ -753,7 +889,18 @@ type Queries struct {
 	bumpStatusRevisionStmt      *sql.Stmt
 	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
+	clearAPITokensStmt          *sql.Stmt
+	clearEventsStmt             *sql.Stmt
+	clearHoldsStmt              *sql.Stmt
 	clearHomeServerStmt         *sql.Stmt
+	clearInstanceStatusStmt     *sql.Stmt
+	clearInstancesStmt          *sql.Stmt
+	clearPlacementsStmt         *sql.Stmt
+	clearRemovalsStmt           *sql.Stmt
+	clearServerStatusStmt       *sql.Stmt
+	clearServersStmt            *sql.Stmt
+	clearTenantStatusStmt       *sql.Stmt
+	clearTenantsStmt            *sql.Stmt
 	clockMSStmt                 *sql.Stmt
 	countInstancesByPhaseStmt   *sql.Stmt
 	countInstancesOnServerStmt  *sql.Stmt
@@ -798,6 +945,7 @@ type Queries struct {
 	keepChangeLogStmt           *sql.Stmt
 	latestChangeSeqStmt         *sql.Stmt
 	listAPITokensStmt           *sql.Stmt
+	listAllHoldsStmt            *sql.Stmt
 	listChangesSinceStmt        *sql.Stmt
 	listEventsStmt              *sql.Stmt
 	listInstanceStatusStmt      *sql.Stmt
@@ -819,11 +967,16 @@ type Queries struct {
 	recentEventsStmt            *sql.Stmt
 	releaseLeaseStmt            *sql.Stmt
 	rescheduleInstanceStmt      *sql.Stmt
+	restoreAPITokenStmt         *sql.Stmt
+	restoreEventStmt            *sql.Stmt
+	restoreHoldStmt             *sql.Stmt
 	restoreInstanceStmt         *sql.Stmt
 	revokeAPITokenStmt          *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
 	setHoldStateStmt            *sql.Stmt
+	setRevisionStmt             *sql.Stmt
+	setStatusRevisionStmt       *sql.Stmt
 	touchHoldStmt               *sql.Stmt
 	trimEventsStmt              *sql.Stmt
 	updateInstanceStmt          *sql.Stmt
@@ -844,7 +997,18 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		bumpStatusRevisionStmt:      q.bumpStatusRevisionStmt,
 		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
+		clearAPITokensStmt:          q.clearAPITokensStmt,
+		clearEventsStmt:             q.clearEventsStmt,
+		clearHoldsStmt:              q.clearHoldsStmt,
 		clearHomeServerStmt:         q.clearHomeServerStmt,
+		clearInstanceStatusStmt:     q.clearInstanceStatusStmt,
+		clearInstancesStmt:          q.clearInstancesStmt,
+		clearPlacementsStmt:         q.clearPlacementsStmt,
+		clearRemovalsStmt:           q.clearRemovalsStmt,
+		clearServerStatusStmt:       q.clearServerStatusStmt,
+		clearServersStmt:            q.clearServersStmt,
+		clearTenantStatusStmt:       q.clearTenantStatusStmt,
+		clearTenantsStmt:            q.clearTenantsStmt,
 		clockMSStmt:                 q.clockMSStmt,
 		countInstancesByPhaseStmt:   q.countInstancesByPhaseStmt,
 		countInstancesOnServerStmt:  q.countInstancesOnServerStmt,
@@ -889,6 +1053,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		keepChangeLogStmt:           q.keepChangeLogStmt,
 		latestChangeSeqStmt:         q.latestChangeSeqStmt,
 		listAPITokensStmt:           q.listAPITokensStmt,
+		listAllHoldsStmt:            q.listAllHoldsStmt,
 		listChangesSinceStmt:        q.listChangesSinceStmt,
 		listEventsStmt:              q.listEventsStmt,
 		listInstanceStatusStmt:      q.listInstanceStatusStmt,
@@ -910,11 +1075,16 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		recentEventsStmt:            q.recentEventsStmt,
 		releaseLeaseStmt:            q.releaseLeaseStmt,
 		rescheduleInstanceStmt:      q.rescheduleInstanceStmt,
+		restoreAPITokenStmt:         q.restoreAPITokenStmt,
+		restoreEventStmt:            q.restoreEventStmt,
+		restoreHoldStmt:             q.restoreHoldStmt,
 		restoreInstanceStmt:         q.restoreInstanceStmt,
 		revokeAPITokenStmt:          q.revokeAPITokenStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,
 		setHoldStateStmt:            q.setHoldStateStmt,
+		setRevisionStmt:             q.setRevisionStmt,
+		setStatusRevisionStmt:       q.setStatusRevisionStmt,
 		touchHoldStmt:               q.touchHoldStmt,
 		trimEventsStmt:              q.trimEventsStmt,
 		updateInstanceStmt:          q.updateInstanceStmt,

@@ -37,7 +37,7 @@ func benchFleet(b testing.TB, servers, n int) *fixture {
 	b.Cleanup(func() { st.Close() })
 	f.store = st
 	var text strings.Builder
-	text.WriteString("servers:\n")
+	text.WriteString("version: 1\nservers:\n")
 	for i := 0; i < servers; i++ {
 		id := fmt.Sprintf("s%d", i)
 		s := sim.New(sim.Config{Token: "tok", Processes: map[string]sim.Process{"api": {}}})

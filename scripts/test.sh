@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$PWD/.tools/bin:$PATH"
 
-echo "== sqlc: generated code must match queries/ and db/migrations/"
+echo "== sqlc: generated code must match queries/ and db/migrations/, postgres/queries/ and postgres/migrations/"
 if ! sqlc diff; then
-  echo "generated code is stale: run 'sqlc generate' (scripts/setup.sh installs it to .tools/bin)" >&2
+  echo "generated code is stale: run 'sqlc generate' and 'go generate ./postgres' (scripts/setup.sh installs sqlc to .tools/bin)" >&2
   exit 1
 fi
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/internal/fleettest"
+	"github.com/slum-fleet/slum/store"
 )
 
 // fleetText is a fleet file of servers servers and n instances: n/2
@@ -95,4 +97,10 @@ func BenchmarkApply(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkStore is the controller's writes and reads on SQLite; the same
+// on Postgres is postgres' BenchmarkStore.
+func BenchmarkStore(b *testing.B) {
+	fleettest.Bench(b, 10000, func(t testing.TB) *store.Store { return openStore(t) })
 }

@@ -31,8 +31,8 @@ func (s *ChangeLog) ChangeSeq(ctx context.Context) (int64, error) {
 // state's changes are always logged). until is when this reader last kept
 // them logged to, as this returned it (0 the first time). lapsed says
 // they may have gone unlogged since: the caller then reads the whole fleet,
-// after this call, instead of following the log. Both times are SQLite's
-// clock, the one the triggers read.
+// after this call, instead of following the log. Both times are the
+// database's clock, the one the triggers read.
 func (s *ChangeLog) KeepChangeLog(ctx context.Context, d time.Duration, until int64) (newUntil int64, lapsed bool, err error) {
 	err = s.eng.InTx(ctx, func(q db.Querier) error {
 		now, err := q.ClockMS(ctx)

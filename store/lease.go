@@ -33,17 +33,21 @@ func checkFence(ctx context.Context, q db.Querier, f slum.Fence) error {
 }
 
 // AcquireLease takes the named lease for holder until now+ttl, or renews
-// it when holder has it. A lease held by another is taken only once it
-// has expired, or at once when its holder is deadHolder (one the caller
-// knows is gone); taking it starts a new epoch. Otherwise the error wraps
-// ErrConflict and names the holder.
+// it when holder has it; now is the engine's clock (the database's, which
+// controllers on several hosts share). A lease held by another is taken
+// only once it has expired, or at once when its holder is deadHolder (one
+// the caller knows is gone); taking it starts a new epoch. Otherwise the
+// error wraps ErrConflict and names the holder.
 func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder string, ttl time.Duration) (slum.Lease, error) {
 	if holder == "" || ttl <= 0 {
 		return slum.Lease{}, invalid("lease holder", holder, "must be named and have a positive ttl")
 	}
-	now := s.now()
+	now, err := s.leaseNow(ctx)
+	if err != nil {
+		return slum.Lease{}, fmt.Errorf("acquire the %s lease: read the clock: %w", name, err)
+	}
 	var out db.Lease
-	err := s.eng.InTx(ctx, func(q db.Querier) error {
+	err = s.eng.InTx(ctx, func(q db.Querier) error {
 		n, err := q.InsertLease(ctx, db.InsertLeaseParams{Name: name, Holder: holder, ExpiresAt: ms(now.Add(ttl))})
 		if err != nil {
 			return err

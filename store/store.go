@@ -38,7 +38,18 @@ type Engine interface {
 	// InReadTx runs fn in one transaction that sees one consistent state
 	// and writes nothing.
 	InReadTx(ctx context.Context, fn func(q db.Querier) error) error
+	// Now is the engine's clock, which leases are taken and renewed by:
+	// controllers on several hosts share the database's, not each other's.
+	Now(ctx context.Context) (time.Time, error)
 	Close() error
+}
+
+// Notifier is an Engine that tells of commits as they are made.
+type Notifier interface {
+	// Changes receives soon after every commit that changes the desired
+	// state or the controller's status, and whenever commits may have
+	// gone untold (so the reader reads again); it closes when ctx ends.
+	Changes(ctx context.Context) <-chan struct{}
 }
 
 // Store is one fleet's store.
@@ -54,14 +65,19 @@ type Store struct {
 // Both the CLI and the API drive a Store through slum.Fleet.
 var _ slum.Fleet = (*Store)(nil)
 
-// New makes the Store of the fleet in eng.
+// New makes the Store of the fleet in eng. Leases go by the engine's
+// clock.
 func New(eng Engine) *Store {
-	return NewWithClock(eng, time.Now)
+	return build(base{eng: eng, now: time.Now, leaseNow: eng.Now})
 }
 
-// NewWithClock is New with a clock of the caller's.
+// NewWithClock is New with a clock of the caller's, for leases too.
 func NewWithClock(eng Engine, now func() time.Time) *Store {
-	b := base{eng: eng, now: now}
+	return build(base{eng: eng, now: now, leaseNow: func(context.Context) (time.Time, error) { return now(), nil }})
+}
+
+func build(b base) *Store {
+	eng := b.eng
 	return &Store{Desired: Desired{b}, Status: Status{b}, Tokens: Tokens{b}, Leases: Leases{b}, ChangeLog: ChangeLog{b}, eng: eng}
 }
 
@@ -77,10 +93,20 @@ func (s *Store) Engine() string { return s.eng.Name() }
 // Created reports whether opening the store created its database.
 func (s *Store) Created() bool { return s.eng.Created() }
 
+// Changes is the engine's feed of commits (see Notifier), or nil (which
+// never receives) when the engine has none and readers poll.
+func (s *Store) Changes(ctx context.Context) <-chan struct{} {
+	if n, ok := s.eng.(Notifier); ok {
+		return n.Changes(ctx)
+	}
+	return nil
+}
+
 // base is what every part of the Store shares.
 type base struct {
-	eng Engine
-	now func() time.Time
+	eng      Engine
+	now      func() time.Time
+	leaseNow func(context.Context) (time.Time, error)
 }
 
 // write runs fn in one transaction that also bumps the desired revision, so

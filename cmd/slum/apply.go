@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 )
@@ -155,7 +156,7 @@ func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.Apply
 			st, err = sqlite.Open(ctx, ":memory:")
 		}
 	} else {
-		if _, serr := os.Stat(a.dbPath); errors.Is(serr, fs.ErrNotExist) {
+		if _, serr := os.Stat(a.dbPath); errors.Is(serr, fs.ErrNotExist) && !postgres.IsURL(a.dbPath) {
 			// A file apply would reject must not leave a new database
 			// behind: try it on an empty fleet first.
 			if err := rehearse(ctx, f, opt); err != nil {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 
@@ -37,7 +38,8 @@ type app struct {
 	stderr    io.Writer
 	lookupEnv func(string) (string, bool)
 
-	dbPath string
+	dbPath string // --db: a SQLite file's path, or a postgres:// URL
+	dbURL  string // SLUM_DB_URL: a postgres:// URL, password and all, that no command line shows
 	output string
 	api    apiFlags
 }
@@ -106,6 +108,7 @@ func (a *app) rootCommand() *cobra.Command {
 	if v, ok := a.lookupEnv("SLUM_DB"); ok && v != "" {
 		defaultDB = v
 	}
+	a.dbURL, _ = a.lookupEnv("SLUM_DB_URL")
 	root := &cobra.Command{
 		Use:   "slum",
 		Short: "A fleet controller for tenement servers",
@@ -114,7 +117,10 @@ their instances (by command or with a fleet file), and 'slum run' keeps the
 real servers matching that desired state.
 
 The fleet database (--db) is created by 'slum init', 'slum server add' and
-'slum apply'; every other command needs it to exist.
+'slum apply'; every other command needs it to exist. It is a SQLite file,
+or a Postgres database for a fleet run from several hosts:
+--db postgres://user@host/db (SLUM_DB_URL holds a URL with its password
+off every command line; PGPASSWORD and ~/.pgpass work too).
 
 With --api https://host:port and --api-token-file F (or SLUM_API and
 SLUM_API_TOKEN_FILE) the commands drive a fleet elsewhere through its API
@@ -128,17 +134,23 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 			if a.output != "table" && a.output != "json" {
 				return usageError{fmt.Errorf("-o must be table or json, not %q", a.output)}
 			}
+			if err := a.chooseDB(cmd); err != nil {
+				return err
+			}
 			return a.checkRemote(cmd)
 		},
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagError(err)} })
-	root.PersistentFlags().StringVar(&a.dbPath, "db", defaultDB, "the fleet database (env SLUM_DB)")
+	root.PersistentFlags().StringVar(&a.dbPath, "db", defaultDB, "the fleet database: a SQLite file, or a postgres:// URL (env SLUM_DB, or SLUM_DB_URL)")
+	// Help shows the default, which SLUM_DB may have made a URL.
+	root.PersistentFlags().Lookup("db").DefValue = postgres.Redact(defaultDB)
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
 	a.api.register(root, a.lookupEnv)
 	root.AddCommand(a.initCommand(), a.serverCommand(), a.tenantCommand(), a.instanceCommand(),
 		a.applyCommand(), a.diffCommand(), a.statusCommand(), a.eventsCommand(), a.approveCommand(), a.settingsCommand(),
 		a.tokenCommand(), a.runCommand(), a.routeCommand(), a.serveCommand(), a.simCommand(), a.demoCommand(), a.experimentCommand())
 	root.AddCommand(a.guardCommand())
+	root.AddCommand(a.copyCommand())
 	root.AddCommand(a.logsCommand())
 	group(root)
 	return root
@@ -197,23 +209,53 @@ const (
 	dbMayCreate              // it makes a fleet: init, server add, apply
 )
 
+// chooseDB takes SLUM_DB_URL for --db unless --db is given: the URL's
+// password stays off the command line.
+func (a *app) chooseDB(cmd *cobra.Command) error {
+	if a.dbURL == "" || cmd.Flags().Changed("db") {
+		return nil
+	}
+	if !postgres.IsURL(a.dbURL) {
+		return usageError{errors.New("SLUM_DB_URL must be a postgres:// URL; name a SQLite file with --db or SLUM_DB")}
+	}
+	if v, _ := a.lookupEnv("SLUM_DB"); v != "" && v != a.dbURL {
+		return usageError{errors.New("SLUM_DB and SLUM_DB_URL name two databases: unset one, or give --db")}
+	}
+	a.dbPath = a.dbURL
+	return nil
+}
+
+// openStore opens the fleet database db, a postgres:// URL or a SQLite
+// file's path, creating the fleet only when create is set.
+func openStore(ctx context.Context, db string, create bool) (*store.Store, error) {
+	switch {
+	case postgres.IsURL(db) && create:
+		return postgres.Open(ctx, db)
+	case postgres.IsURL(db):
+		return postgres.OpenExisting(ctx, db)
+	case create:
+		return sqlite.Open(ctx, db)
+	}
+	return sqlite.OpenExisting(ctx, db)
+}
+
 // open opens the fleet database named by --db. Only commands that make a
 // fleet create it, and say so; the others fail when it is missing, so
 // that a mistyped path is not taken for an empty fleet.
 func (a *app) open(ctx context.Context, use dbUse) (*store.Store, error) {
-	var st *store.Store
-	var err error
-	if use == dbMayCreate {
-		st, err = sqlite.Open(ctx, a.dbPath)
-	} else {
-		st, err = sqlite.OpenExisting(ctx, a.dbPath)
-	}
+	st, err := openStore(ctx, a.dbPath, use == dbMayCreate)
 	if errors.Is(err, slum.ErrNotFound) {
 		return nil, fmt.Errorf("%w; create the fleet with 'slum init' (or 'slum server add', 'slum apply -f FILE'), "+
-			"or point --db or SLUM_DB at the fleet database", err)
+			"or point --db, SLUM_DB or SLUM_DB_URL at the fleet database", err)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if st.Engine() == "postgres" {
+		if st.Created() {
+			fmt.Fprintf(a.stderr, "slum: created the fleet in the database %s (it holds server tokens: let few read it)\n", oneLine(st.Where()))
+		}
+		return st, nil
 	}
 	if st.Created() {
 		fmt.Fprintf(a.stderr, "slum: created the fleet database %s (mode 0600: it holds server tokens)\n", oneLine(absPath(a.dbPath)))
@@ -227,7 +269,12 @@ func (a *app) warn(format string, args ...any) {
 	fmt.Fprintln(a.stderr, "slum: warning: "+oneLine(fmt.Sprintf(format, args...)))
 }
 
+// absPath is how messages name a database: a file by its absolute path,
+// a URL without its password.
 func absPath(p string) string {
+	if postgres.IsURL(p) {
+		return postgres.Redact(p)
+	}
 	if abs, err := filepath.Abs(p); err == nil {
 		return abs
 	}

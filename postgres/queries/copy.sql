@@ -1,0 +1,70 @@
+-- What a copy of a fleet between engines writes (store.Copy): rows as
+-- they were, ids kept (a restored id moves its table's identity on, as
+-- SQLite's AUTOINCREMENT does: copy in the order of ids), and the tables
+-- emptied when a copy replaces a fleet.
+
+-- name: RestoreAPIToken :exec
+WITH restored AS (
+    INSERT INTO api_tokens (id, name, role, digest, created_at, revoked_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING id
+)
+SELECT setval(pg_get_serial_sequence('api_tokens', 'id'), id) FROM restored;
+
+-- name: RestoreHold :exec
+WITH restored AS (
+    INSERT INTO holds (id, kind, fingerprint, summary, detail, state, created_at, updated_at, approved_at, approved_by)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    RETURNING id
+)
+SELECT setval(pg_get_serial_sequence('holds', 'id'), id) FROM restored;
+
+-- name: RestoreEvent :exec
+WITH restored AS (
+    INSERT INTO events (id, at, object, reason, message)
+    VALUES ($1, $2, $3, $4, $5)
+    RETURNING id
+)
+SELECT setval(pg_get_serial_sequence('events', 'id'), id) FROM restored;
+
+-- name: SetRevision :exec
+UPDATE revision SET value = $1 WHERE id = 1;
+
+-- name: SetStatusRevision :exec
+UPDATE status_revision SET value = $1 WHERE id = 1;
+
+-- name: ListAllHolds :many
+SELECT * FROM holds ORDER BY id;
+
+-- name: ClearPlacements :exec
+DELETE FROM placements;
+
+-- name: ClearRemovals :exec
+DELETE FROM removals;
+
+-- name: ClearInstanceStatus :exec
+DELETE FROM instance_status;
+
+-- name: ClearServerStatus :exec
+DELETE FROM server_status;
+
+-- name: ClearTenantStatus :exec
+DELETE FROM tenant_status;
+
+-- name: ClearInstances :exec
+DELETE FROM instances;
+
+-- name: ClearTenants :exec
+DELETE FROM tenants;
+
+-- name: ClearServers :exec
+DELETE FROM servers;
+
+-- name: ClearAPITokens :exec
+DELETE FROM api_tokens;
+
+-- name: ClearHolds :exec
+DELETE FROM holds;
+
+-- name: ClearEvents :exec
+DELETE FROM events;

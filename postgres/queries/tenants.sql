@@ -1,0 +1,22 @@
+-- name: InsertTenant :exec
+INSERT INTO tenants (id, domain, region, failover, serving, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: UpdateTenant :execrows
+UPDATE tenants SET domain = $1, region = $2, failover = $3, serving = $4, updated_at = $5 WHERE id = $6;
+
+-- name: GetTenant :one
+SELECT * FROM tenants WHERE id = $1;
+
+-- name: GetTenantByDomain :one
+SELECT * FROM tenants WHERE domain = $1;
+
+-- name: ListTenants :many
+SELECT * FROM tenants ORDER BY id;
+
+-- name: ListTenantsOnServer :many
+SELECT * FROM tenants
+WHERE id IN (SELECT tenant_id FROM instances WHERE server_id = $1)
+ORDER BY id;
+
+-- name: DeleteTenant :execrows
+DELETE FROM tenants WHERE id = $1;
