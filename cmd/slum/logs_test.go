@@ -236,13 +236,20 @@ func TestCLILogsFollowEndsWhenTheTokenIsRevoked(t *testing.T) {
 	fc := startFollow(t, "--api", s.url, "--api-token-file", read, "logs", "alice:backup", "-f")
 	fc.waitFor(t, "oops", 10*time.Second)
 	expect(t, cliLocal(t, f.db, "", "token", "revoke", "2"), 0, "revoked", "")
+	fc.ends(t, 1, "slum: the API ended the log stream")
+}
+
+// ends waits for the follow to exit (5 s at most) with code, having said
+// what.
+func (fc *followingCLI) ends(t *testing.T, code int, what string) {
+	t.Helper()
 	select {
 	case <-fc.done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("'slum logs -f' still follows with a revoked token")
+		t.Fatal("'slum logs -f' goes on")
 	}
-	if code := fc.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(fc.text(), "slum: the API ended the log stream") {
-		t.Fatalf("exit %d:\n%s", code, fc.text())
+	if got := fc.cmd.ProcessState.ExitCode(); got != code || !strings.Contains(fc.text(), what) {
+		t.Fatalf("exit %d, want %d and %q:\n%s", got, code, what, fc.text())
 	}
 }
 
@@ -261,12 +268,5 @@ func testCLILogsFollowEndsWithTheTenant(t *testing.T) {
 	fc := startFollow(t, args...)
 	fc.waitFor(t, "GET /b failed", 10*time.Second)
 	expect(t, cliLocal(t, f.db, "", "tenant", "remove", "alice"), 0, "", "")
-	select {
-	case <-fc.done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("'slum logs -f' follows a removed tenant")
-	}
-	if code := fc.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(fc.text(), "slum: tenant alice not found: nothing more to follow") {
-		t.Fatalf("exit %d:\n%s", code, fc.text())
-	}
+	fc.ends(t, 0, "slum: tenant alice not found: nothing more to follow")
 }
