@@ -16,32 +16,6 @@ import (
 	"github.com/slum-fleet/slum/observed"
 )
 
-// LedgerEntry is one copy slum placed on a server, under its tenement
-// name (which says whose it is: see desired.ParseTenementName).
-type LedgerEntry struct {
-	// Touched is when slum last acted on the copy (recorded it, or a
-	// spawn or stop of it finished): a list that started before then
-	// cannot tell whether the copy is gone.
-	Touched time.Time
-}
-
-type Ledger map[string]map[string]LedgerEntry
-
-// Size counts the entries.
-func (l Ledger) Size() int {
-	n := 0
-	for _, m := range l {
-		n += len(m)
-	}
-	return n
-}
-
-// FailoverRecord is when a server's failover started.
-type FailoverRecord struct {
-	Server string
-	At     time.Time
-}
-
 // Guard is the mass-stop guard: a plan that would stop more than Fraction
 // of the copies slum placed, and more than Floor, has those stops held
 // until the operator approves them once.
@@ -56,10 +30,9 @@ type Input struct {
 	Now      time.Time
 	Fleet    *Fleet
 	Observed map[string]*observed.Snapshot // by server; missing: never observed
-	Ledger   Ledger
-	// Busy holds the keys (Action.Key) of actions queued or in flight:
-	// their ledger entries are not forgotten meanwhile.
-	Busy map[string]bool
+	// Ledger is what slum placed and which actions are in flight (their
+	// entries are not forgotten meanwhile).
+	Ledger *Ledger
 	// Serving is who served each tenant before, for the first plan (when
 	// there is no Prev): a copy keeps serving while it can, so traffic
 	// does not flap.
@@ -67,19 +40,15 @@ type Input struct {
 	Failovers []FailoverRecord // failovers started lately, for the rate limit
 	Guard     Guard
 	// Prev is the previous plan, whose per-server shares are reused for
-	// servers whose inputs did not change: a fleet where nothing happens
-	// is planned in time proportional to what changed, not to its size.
-	// The result is the same as without it.
+	// servers whose inputs did not change (see partKey): a fleet where
+	// nothing happens is planned in time proportional to what changed,
+	// not to its size. The result is the same as without it.
 	Prev *Plan
-	// LedgerVersion and BusyVersion count changes to each server's ledger
-	// entries and to its actions in flight, so Prev's shares can be
-	// trusted.
-	LedgerVersion map[string]uint64
-	BusyVersion   map[string]uint64
 }
 
 // Planner turns an Input into a Plan. It is a pure function: no I/O, no
-// clock, no state between calls. Every rule of the controller lives here.
+// clock, no state of its own (the previous plan is an input). Every rule
+// of the controller lives here.
 type Planner struct{}
 
 // Plan decides what to do.
@@ -140,11 +109,16 @@ type part struct {
 	quiet  bool
 }
 
+// partKey is everything a quiet part is made from: the desired state (its
+// revision), the server's listed instances (its snapshot's content), its
+// ledger entries and actions in flight (the ledger's version of it, which
+// every change of them moves) and its health. A part with anything to do
+// also reads other servers (where a moved copy runs, who serves it): such
+// a part is never reused.
 type partKey struct {
 	revision int64
 	seq      uint64 // the content of the server's snapshot
 	ledger   uint64
-	busy     uint64
 	health   healthKey
 }
 
@@ -162,7 +136,7 @@ func keyOf(h slum.HealthState) healthKey {
 
 func (p *planning) key(i int) partKey {
 	id := p.f.Snapshot.Servers[i].ID
-	k := partKey{revision: p.f.Revision, ledger: p.in.LedgerVersion[id], busy: p.in.BusyVersion[id], health: keyOf(p.health[i])}
+	k := partKey{revision: p.f.Revision, ledger: p.in.Ledger.version(id), health: keyOf(p.health[i])}
 	if s := p.snaps[i]; s != nil {
 		k.seq = s.Content
 	}
@@ -530,7 +504,7 @@ func (p *planning) observe(d *Desired, phase slum.Phase, health slum.InstanceHea
 func (p *planning) diffServer(si int) {
 	s := &p.f.Snapshot.Servers[si]
 	report := p.reports[si]
-	owned := p.in.Ledger[s.ID]
+	owned := p.in.Ledger.Owned(s.ID)
 	snap := p.listed(si)
 	if snap == nil {
 		report.PendingStops = p.pendingStops(s.ID, owned)
@@ -648,7 +622,7 @@ func (p *planning) diffServer(si int) {
 		if _, present := running[name]; present {
 			continue
 		}
-		if p.in.Busy[s.ID+"/"+name] || !snap.ListedAt.After(e.Touched) {
+		if p.in.Ledger.Busy(s.ID, name) || !snap.ListedAt.After(e.Touched) {
 			waitsForList = true
 			continue // an action on it may not show in this list yet
 		}
