@@ -753,7 +753,7 @@ const servingSettle = 10 * time.Second
 // copy on its server, when that server is not dead and (as last listed)
 // runs it; else, while a move waits for that copy, the old one. An
 // on-demand copy wakes on request, so its server being up is enough.
-func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum.CopyRef, bool) {
+func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string, replicated bool) (slum.CopyRef, bool) {
 	if d.DesiredState != slum.StateRunning {
 		return slum.CopyRef{}, false
 	}
@@ -772,7 +772,7 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum
 		if o.Phase == slum.PhaseUnknown {
 			health, running = p.snaps[d.Srv].Running(d.Name)
 		}
-		if running && health.Serves() {
+		if running && servesData(health, replicated) {
 			return slum.CopyRef{Instance: d.ID, Server: d.ServerID}, true
 		}
 	}
@@ -781,7 +781,7 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum
 	}
 	if old, ok := waiting[d.Key]; ok {
 		if si, ok := p.f.ServerIndex[old]; ok && up(si) {
-			if health, ok := p.snaps[si].Running(d.Name); ok && health.Serves() {
+			if health, ok := p.snaps[si].Running(d.Name); ok && servesData(health, replicated) {
 				return slum.CopyRef{Instance: d.ID, Server: old}, true
 			}
 		}
@@ -836,7 +836,7 @@ func (p *planning) serving() {
 		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
 		up = up[:0]
 		for _, d := range p.f.ByTenant[t.ID] {
-			if c, ok := p.upCopy(d, waiting); ok {
+			if c, ok := p.upCopy(d, waiting, t.Data == slum.DataReplicated); ok {
 				up = append(up, c)
 			}
 		}
@@ -888,10 +888,23 @@ func (p *planning) serving() {
 			sv.Spares = prev.Spares
 		}
 		if len(sv.Serving) == 0 {
-			sv.Reason = p.whyNotServed(t.ID)
+			sv.Reason = p.whyNotServed(t)
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)
 	}
+}
+
+// servesData reports whether a running copy in this health may take
+// traffic. A replicated tenant's copy must be healthy: its guard answers
+// nothing until it holds the replica's lease and has restored the newest
+// database, so a copy tenement has not yet seen healthy (unknown) may be
+// one still waiting for the old writer, or restoring. Any other copy
+// serves unless it is being restarted or given up on.
+func servesData(h slum.InstanceHealth, replicated bool) bool {
+	if replicated {
+		return h == slum.InstanceHealthy
+	}
+	return h.Serves()
 }
 
 // sparesAre reports whether spares lists the copies of up but up[skip],
@@ -924,8 +937,8 @@ func (pl *Plan) settling() bool {
 	return false
 }
 
-func (p *planning) whyNotServed(tenant string) string {
-	ds := p.f.ByTenant[tenant]
+func (p *planning) whyNotServed(t *slum.Tenant) string {
+	ds := p.f.ByTenant[t.ID]
 	if len(ds) == 0 {
 		return "it has no instances"
 	}
@@ -942,7 +955,25 @@ func (p *planning) whyNotServed(tenant string) string {
 	if stopped {
 		return "its instances are desired stopped"
 	}
+	if t.Data == slum.DataReplicated && p.anyListed(ds) {
+		return ReasonWaitingForWriter
+	}
 	return reasonNoCopyYet
+}
+
+// ReasonWaitingForWriter is why a replicated tenant whose copy runs is not
+// served yet: its guard waits for the old writer's lease to lapse or be
+// released, or restores the newest database.
+const ReasonWaitingForWriter = "waiting for its writer: a copy runs but has not yet taken the replica's lease and restored"
+
+// anyListed reports whether a server lists a copy of one of ds.
+func (p *planning) anyListed(ds []*Desired) bool {
+	for _, d := range ds {
+		if _, ok := p.snaps[d.Srv].Running(d.Name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // reasonNoCopyYet is why a tenant whose copies are on their way is not
