@@ -46,6 +46,7 @@ const (
 // Config is one guard.
 type Config struct {
 	InstanceID string // the tenement instance id, in the holder id
+	Server     string // the slum server it runs on, in the lease; may be empty
 	DB         string // absolute path of the database
 	Replica    replica.Location
 	Store      replica.Store
@@ -92,6 +93,7 @@ func Run(ctx context.Context, cfg Config) *Exit {
 	if err != nil {
 		return &Exit{Code: ExitFailure, Reason: err.Error()}
 	}
+	h.OnServer(cfg.Server)
 	s.holder = h
 	return s.run(ctx)
 }

@@ -40,6 +40,7 @@ type Holder struct {
 	store  replica.Store
 	key    string
 	id     string
+	server string
 	timing Timing
 	clock  clock.Clock
 	logf   func(format string, args ...any)
@@ -63,6 +64,10 @@ func NewHolder(store replica.Store, loc replica.Location, id string, timing Timi
 	return &Holder{store: store, key: loc.Key(ObjectName), id: id, timing: timing, clock: clk, logf: logf,
 		watch: NewWatcher(store, loc, clk)}, nil
 }
+
+// OnServer names the slum server this holder runs on, written into every
+// record it writes (Record.Server). Call it before Acquire.
+func (h *Holder) OnServer(server string) { h.server = server }
 
 // ID is the holder's id.
 func (h *Holder) ID() string { return h.id }
@@ -126,7 +131,7 @@ func (h *Holder) Acquire(ctx context.Context) (Acquired, error) {
 // take creates or replaces the observed lease with this holder's.
 func (h *Holder) take(ctx context.Context, o Observation, step Step) (Acquired, error) {
 	gen := o.Record.Generation + 1
-	rec := Record{Holder: h.id, Generation: gen, State: StateHeld, DBGeneration: gen,
+	rec := Record{Holder: h.id, Server: h.server, Generation: gen, State: StateHeld, DBGeneration: gen,
 		TTLMillis: h.timing.TTL.Milliseconds(), Renewal: o.Record.Renewal + 1}
 	sent := h.clock.Now()
 	var etag string

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -298,4 +299,37 @@ func TestUnreachableStoreIsTransientAndValidityRunsOut(t *testing.T) {
 	if want := t0.Add(500*time.Millisecond + DefaultTiming.RenewDeadline); !a.ValidUntil().Equal(want) {
 		t.Fatalf("valid until %v after renewing again, want %v", a.ValidUntil(), want)
 	}
+}
+
+// TestHolderNamesItsServerInEveryWrite: slum acts on a lease by the server
+// its record names, so the name is in the record from the take on, through
+// renewals and the release.
+func TestHolderNamesItsServerInEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	st, clk := newMemStore(), fakeclock.New(t0)
+	h := newTestHolder(t, st, clk, "a--prod@host/pid1/x")
+	h.OnServer("eu-1")
+	w := NewWatcher(st, loc, clk)
+	check := func(step string, state State) {
+		t.Helper()
+		o, err := w.Observe(ctx)
+		if err != nil || o.Record.Server != "eu-1" || o.Record.State != state {
+			t.Fatalf("after %s: %+v %v", step, o.Record, err)
+		}
+		if d := o.Record.Describe(); !strings.Contains(d, "on server eu-1") {
+			t.Fatalf("after %s: %q does not name the server", step, d)
+		}
+	}
+	if _, err := h.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("acquire", StateHeld)
+	if err := h.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("renew", StateHeld)
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("release", StateReleased)
 }
