@@ -2,65 +2,22 @@ package lease
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/internal/fakeclock"
+	"github.com/slum-fleet/slum/internal/replicamem"
 	"github.com/slum-fleet/slum/replica"
 )
 
 // memStore is a Store with S3's conditional semantics, for the rule tests;
 // the same behaviours run against the real store in s3_test.go.
-type memStore struct {
-	mu      sync.Mutex
-	objs    map[string]replica.Object
-	failing error // every call fails with it when set
-}
+type memStore = replicamem.Store
 
-func newMemStore() *memStore { return &memStore{objs: map[string]replica.Object{}} }
-
-func (m *memStore) Get(_ context.Context, key string) (replica.Object, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failing != nil {
-		return replica.Object{}, m.failing
-	}
-	o, ok := m.objs[key]
-	if !ok {
-		return replica.Object{}, replica.ErrNotExist
-	}
-	return o, nil
-}
-
-func (m *memStore) put(key string, body []byte, cond func(replica.Object, bool) bool) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failing != nil {
-		return "", m.failing
-	}
-	o, ok := m.objs[key]
-	if !cond(o, ok) {
-		return "", replica.ErrChanged
-	}
-	sum := md5.Sum(body)
-	etag := hex.EncodeToString(sum[:])
-	m.objs[key] = replica.Object{Body: append([]byte(nil), body...), ETag: etag}
-	return etag, nil
-}
-
-func (m *memStore) Create(_ context.Context, key string, body []byte) (string, error) {
-	return m.put(key, body, func(_ replica.Object, ok bool) bool { return !ok })
-}
-
-func (m *memStore) Replace(_ context.Context, key string, body []byte, etag string) (string, error) {
-	return m.put(key, body, func(o replica.Object, ok bool) bool { return ok && o.ETag == etag })
-}
+func newMemStore() *memStore { return replicamem.New() }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -284,7 +241,7 @@ func TestUnreachableStoreIsTransientAndValidityRunsOut(t *testing.T) {
 	if want := t0.Add(DefaultTiming.RenewDeadline); !a.ValidUntil().Equal(want) {
 		t.Fatalf("valid until %v, want %v", a.ValidUntil(), want)
 	}
-	st.failing = errors.New("connection refused")
+	st.Fail(errors.New("connection refused"))
 	clk.Advance(500 * time.Millisecond)
 	if err := a.Renew(context.Background()); err == nil || errors.Is(err, ErrFenced) {
 		t.Fatalf("renew against a down store: %v, want transient", err)
@@ -292,7 +249,7 @@ func TestUnreachableStoreIsTransientAndValidityRunsOut(t *testing.T) {
 	if !a.ValidUntil().Equal(t0.Add(DefaultTiming.RenewDeadline)) {
 		t.Fatal("a failed renewal moved ValidUntil")
 	}
-	st.failing = nil
+	st.Fail(nil)
 	if err := a.Renew(context.Background()); err != nil {
 		t.Fatal(err)
 	}
