@@ -58,8 +58,8 @@ type tenant struct {
 	lastErr      string
 }
 
-// New makes a data guard that writes its events under fence.
-func New(src Source, open OpenStore, fence slum.Fence, cfg Config, log *slog.Logger) *Guard {
+// New makes a data guard.
+func New(src Source, open OpenStore, cfg Config, log *slog.Logger) *Guard {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 250 * time.Millisecond
 	}
@@ -75,16 +75,32 @@ func New(src Source, open OpenStore, fence slum.Fence, cfg Config, log *slog.Log
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	return &Guard{src: src, open: open, fence: fence, cfg: cfg, log: log, metrics: NewMetrics(), tenants: map[string]*tenant{}}
+	return &Guard{src: src, open: open, cfg: cfg, log: log, metrics: NewMetrics(), tenants: map[string]*tenant{}}
+}
+
+// S3FromEnv opens replicas on S3 with the credentials and region that
+// Litestream and the guards take from the environment (AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_REGION).
+func S3FromEnv(lookup func(string) (string, bool)) OpenStore {
+	return func(loc replica.Location) (replica.Store, error) {
+		creds, err := replica.CredentialsFromEnv(lookup)
+		if err != nil {
+			return nil, err
+		}
+		region, _ := lookup("AWS_REGION")
+		return replica.OpenS3(loc, creds, region)
+	}
 }
 
 // Metrics are the guard's metrics.
 func (g *Guard) Metrics() *Metrics { return g.metrics }
 
 // Run looks at every replicated tenant's lease every Interval until ctx
-// ends. Failures are logged and retried: the guard never stops a tenant
-// by failing, it only stops helping it.
-func (g *Guard) Run(ctx context.Context) error {
+// ends, writing its events under fence (the controller's). Failures are
+// logged and retried: the guard never stops a tenant by failing, it only
+// stops helping it.
+func (g *Guard) Run(ctx context.Context, fence slum.Fence) error {
+	g.fence = fence
 	for {
 		if err := g.Tick(ctx); err != nil && ctx.Err() == nil {
 			g.metrics.errors.Inc()

@@ -107,7 +107,7 @@ func newRig(t *testing.T, f *fleet) *rig {
 		}
 		return r.store, nil
 	}
-	r.g = New(f, open, slum.Fence{}, Config{Clock: r.clk}, slog.New(slog.NewTextHandler(r.log, nil)))
+	r.g = New(f, open, Config{Clock: r.clk}, slog.New(slog.NewTextHandler(r.log, nil)))
 	return r
 }
 

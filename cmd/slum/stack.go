@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slum-fleet/slum/dataguard"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
@@ -86,6 +88,8 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, nil)
 	s.Controller = c
 	gatherers = append(gatherers, c.Metrics().Registry)
+	dg := dataguard.New(st, dataguard.S3FromEnv(os.LookupEnv), dataguard.Config{}, o.log)
+	gatherers = append(gatherers, dg.Metrics().Registry)
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, gatherers, readyz(c), o.profiling)
 		if err != nil {
@@ -104,6 +108,10 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	rctx, cancel := context.WithCancel(lctx)
 	s.cancel = cancel
 	o.log.Info("slum run", "db", st.Where(), "epoch", lease.Epoch)
+	// The replicated tenants' single-writer leases, beside the controller.
+	dgDone := make(chan struct{})
+	go func() { defer close(dgDone); _ = dg.Run(rctx, lease.Fence()) }()
+	s.cleanup = append(s.cleanup, func() { cancel(); <-dgDone })
 	go func() {
 		err := c.Run(rctx, lease.Fence())
 		if cause := context.Cause(lctx); err == nil && errors.Is(cause, reconcile.ErrLeaseLost) {
