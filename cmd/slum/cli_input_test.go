@@ -321,7 +321,7 @@ func testCLIMessagesSayWhatAndWhere(t *testing.T) {
 	bad := writeFile(t, filepath.Join(dir, "bad\nname.yaml"), "version: 1\nservrs: []\n", 0o644)
 	rejected(t, db, "", 3, `bad\nname.yaml:2: servrs: is not a known field; did you mean servers?`, "apply", "-f", bad)
 	unknown := writeFile(t, filepath.Join(dir, "unknown.yaml"), "version: 1\ntenants:\n  - id: bob\n    domian: bob.example.com\n", 0o644)
-	rejected(t, db, "", 3, unknown+`:4: tenants[0].domian: is not a known field; did you mean domain? (known: id, domain, region, failover, serving, instances)`, "apply", "-f", unknown)
+	rejected(t, db, "", 3, unknown+`:4: tenants[0].domian: is not a known field; did you mean domain? (known: id, domain, region, failover, serving, data, replica, instances)`, "apply", "-f", unknown)
 	clash := writeFile(t, filepath.Join(dir, "clash.yaml"), "version: 1\ntenants:\n  - id: bob\n    domain: bob.example.com\n  - id: carol\n    domain: alice.example.com\n", 0o644)
 	rejected(t, db, "", 5, clash+":5: conflict: tenants alice and carol would both have domain alice.example.com", "apply", "-f", clash)
 	full := writeFile(t, filepath.Join(dir, "full.yaml"), "version: 1\ntenants:\n  - id: bob\n    domain: bob.example.com\n    instances:\n      - {id: prod, process: api, memory_mb: 5000}\n", 0o644)
