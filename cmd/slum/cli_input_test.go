@@ -466,3 +466,23 @@ func TestCLIDemoOnSimulators(t *testing.T) {
 	expect(t, cli(t, db, "", "apply", "-f", filepath.Join(dir, "demo", "fleet.yaml")), 0, "no changes", "")
 	expect(t, cli(t, db, "", "server", "get", "us-1"), 0, "token:       set", "")
 }
+
+// TestCLIReplicatedData: a tenant declared replicated shows its data and
+// replica in get (both ways), a replica with credentials is refused without
+// showing them and changes nothing, and --data local drops the replica.
+func TestCLIReplicatedData(t *testing.T) { bothWays(t, testCLIReplicatedData) }
+
+func testCLIReplicatedData(t *testing.T) {
+	_, db := newFleet(t)
+	const url = "s3://replicas/tenants/carol?endpoint=http://127.0.0.1:8333"
+	expect(t, cli(t, db, "", "tenant", "add", "carol", "--domain", "carol.example.com", "--data", "replicated", "--replica", url), 0, "tenant carol added", "")
+	expect(t, cli(t, db, "", "tenant", "get", "carol"), 0, "data:      replicated ("+url+")", "")
+	expect(t, cli(t, db, "", "-o", "json", "tenant", "get", "carol"), 0, `"data": "replicated"`, "")
+	if r := rejected(t, db, "", 3, `replica "s3://REDACTED@replicas/carol": must not carry credentials`,
+		"tenant", "update", "carol", "--replica", "s3://key:hunter2@replicas/carol"); strings.Contains(r.stderr+r.stdout, "hunter2") {
+		t.Fatalf("the secret was shown: %q", r.stderr)
+	}
+	rejected(t, db, "", 3, `replica "": is required with data: replicated`, "tenant", "add", "dave", "--domain", "dave.example.com", "--data", "replicated")
+	expect(t, cli(t, db, "", "tenant", "update", "carol", "--data", "local"), 0, "tenant carol updated", "")
+	expect(t, cli(t, db, "", "tenant", "get", "carol"), 0, "data:      local\n", "")
+}
