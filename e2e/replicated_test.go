@@ -207,6 +207,7 @@ func replicatedTrial(t *testing.T, f *localfleet.Fleet, fault replicatedFault, t
 		}
 	}
 	t.Logf("%d writes to the old copy from inside its namespace were acknowledged after the fault", countAfter(orphanAcks, t0))
+	timeline(t, e, st, tenant, t0)
 	return r
 }
 
@@ -439,4 +440,27 @@ func copyPort(t *testing.T, m *localfleet.Member, name string) int {
 	}
 	t.Fatalf("%s does not list %s with a port: %+v", m.ID, name, list)
 	return 0
+}
+
+// timeline logs, relative to the fault, what slum saw and did for the
+// tenant (its events) and what the new copy's guard did (its lease and
+// database lines): where the time to serve again went.
+func timeline(t *testing.T, e *env, st *store.Store, tenant string, t0 time.Time) {
+	evs, err := st.RecentEvents(context.Background(), 200)
+	if err != nil {
+		t.Logf("events: %v", err)
+		return
+	}
+	for _, ev := range evs {
+		if ev.At.After(t0.Add(-time.Second)) && (strings.Contains(string(ev.Object), tenant) || strings.HasPrefix(string(ev.Object), "server/")) {
+			t.Logf("  %+6.2fs %-28s %-16s %s", ev.At.Sub(t0).Seconds(), ev.Object, ev.Reason, ev.Message)
+		}
+	}
+	out, err := e.try("logs", tenant+":prod", "--grep", "lease:")
+	if err == nil {
+		t.Logf("the guards' lease lines:\n%s", tail(out, 12))
+	}
+	if out, err := e.try("logs", tenant+":prod", "--grep", "database:"); err == nil {
+		t.Logf("the guards' database lines:\n%s", tail(out, 6))
+	}
 }
