@@ -40,7 +40,9 @@ database.
      (REPLICA/slum-lease) on the replica store. An absent lease is created,
      a released one taken at once, and one held by another copy is taken
      only after it has stayed unchanged for its TTL, as this guard's own
-     clock measures.
+     clock measures, unless it is this copy's own predecessor (the same
+     instance, --server and host) whose process is gone, as when tenement
+     restarts the instance with SIGKILL: that one is taken at once.
   2. If another copy wrote the replica since this copy's database was last
      current (a marker file beside the database, DB.slum-generation, says
      which generation that was), the local database is stale: it is moved

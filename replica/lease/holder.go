@@ -41,6 +41,7 @@ type Holder struct {
 	key    string
 	id     string
 	server string
+	gone   func(Record) bool
 	timing Timing
 	clock  clock.Clock
 	logf   func(format string, args ...any)
@@ -68,6 +69,13 @@ func NewHolder(store replica.Store, loc replica.Location, id string, timing Timi
 // OnServer names the slum server this holder runs on, written into every
 // record it writes (Record.Server). Call it before Acquire.
 func (h *Holder) OnServer(server string) { h.server = server }
+
+// TakeFromGone lets this holder take a held or revoked lease at once when
+// gone says its holder provably no longer runs (the guard: a predecessor
+// of this very copy, on this host and server, whose process has exited,
+// as when tenement restarts an instance with SIGKILL). Without it, or
+// when gone is false, the lease is taken only once it has lapsed.
+func (h *Holder) TakeFromGone(gone func(Record) bool) { h.gone = gone }
 
 // ID is the holder's id.
 func (h *Holder) ID() string { return h.id }
@@ -98,6 +106,10 @@ func (h *Holder) Acquire(ctx context.Context) (Acquired, error) {
 			continue
 		}
 		step := NextStep(o, h.timing.TTL)
+		if step == StepWait && h.gone != nil && h.gone(o.Record) {
+			h.say(&lastSaid, "lease: %s, which provably no longer runs: taking it at once", o.Record.Describe())
+			step = StepTake
+		}
 		if step == StepWait {
 			h.say(&lastSaid, "lease: %s; waiting for it to stay unchanged for %s", o.Record.Describe(), o.Wait(h.timing.TTL))
 			// poll at the renewal interval, and once more right at the lapse

@@ -290,3 +290,37 @@ func TestHolderNamesItsServerInEveryWrite(t *testing.T) {
 	}
 	check("release", StateReleased)
 }
+
+// TestHolderTakesAtOnceFromAHolderProvedGone: a lease whose holder the
+// caller proves gone is taken without waiting for the TTL; one it cannot
+// prove gone is waited for as ever.
+func TestHolderTakesAtOnceFromAHolderProvedGone(t *testing.T) {
+	ctx := context.Background()
+	st, clk := newMemStore(), fakeclock.New(t0)
+	old := newTestHolder(t, st, clk, "a--prod@host/pid1/x")
+	if _, err := old.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waits := newTestHolder(t, st, clk, "a--prod@host/pid3/z")
+	waits.TakeFromGone(func(Record) bool { return false })
+	done := acquireAsync(waits)
+	clk.WaitForWaiters(1, time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("took a lease it could not prove gone at once (%v)", err)
+	default:
+	}
+	next := newTestHolder(t, st, clk, "a--prod@host/pid2/y")
+	var asked Record
+	next.TakeFromGone(func(r Record) bool { asked = r; return r.Holder == "a--prod@host/pid1/x" })
+	acq, err := next.Acquire(ctx) // no clock advance: at once
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acq.Generation != 2 || asked.Holder != "a--prod@host/pid1/x" {
+		t.Fatalf("acquired %+v after asking about %+v", acq, asked)
+	}
+	if err := old.Renew(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the gone holder's renewal: %v", err)
+	}
+}
