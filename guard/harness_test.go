@@ -342,4 +342,3 @@ func waitFor(limit time.Duration, cond func() bool) (bool, time.Duration) {
 	}
 	return cond(), time.Since(start)
 }
-
