@@ -520,12 +520,35 @@ func (p *planning) diffServer(si int) {
 	}
 	pt := &part{key: key}
 	p.parts[si] = pt
-	running := snap.Instances
-	if missing := len(p.f.OnServer[si]) - len(running); missing > 16 {
+	if missing := len(p.f.OnServer[si]) - len(snap.Instances); missing > 16 {
 		// A server filling up: room for its spawns at once.
 		pt.spawns = make([]Action, 0, missing)
 		pt.record = make([]slum.Placement, 0, missing)
 	}
+	p.diffDesired(si, pt, snap.Instances, owned)
+	p.diffRunning(si, pt, snap.Instances, owned)
+	waitsForList := p.forgettable(si, pt, snap, owned)
+	// Spawns come in the snapshot's order; the rest from maps: sort them,
+	// so that plans are the same for the same inputs.
+	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
+	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
+	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
+	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
+	if pt.quiet {
+		sort.Strings(report.Unmanaged)
+		pt.report = *report
+		pt.obs = make([]Observation, len(p.f.OnServer[si]))
+		for j, di := range p.f.OnServer[si] {
+			pt.obs[j] = p.obs[di]
+		}
+	}
+}
+
+// diffDesired compares the instances desired on a server with what it
+// runs: placements to record, spawns, stops of what is desired stopped.
+func (p *planning) diffDesired(si int, pt *part, running map[string]slum.InstanceHealth, owned map[string]LedgerEntry) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	for _, di := range p.f.OnServer[si] {
 		d := &p.f.Desired[di]
 		health, present := running[d.Name]
@@ -566,6 +589,15 @@ func (p *planning) diffServer(si int) {
 			p.observe(d, slum.PhasePending, "", msg, false)
 		}
 	}
+}
+
+// diffRunning decides what becomes of the copies a server runs that are
+// not desired there: stale copies of a failover are fenced, old copies of
+// a move stop once the new one runs and serves, copies slum placed that
+// are no longer wanted stop, and copies it did not place are left alone.
+func (p *planning) diffRunning(si int, pt *part, running map[string]slum.InstanceHealth, owned map[string]LedgerEntry) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	for name := range running {
 		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID {
 			continue
@@ -598,28 +630,42 @@ func (p *planning) diffServer(si int) {
 			act.Reason = "moved to " + d.ServerID
 			pt.waits = append(pt.waits, Wait{Action: act, WaitingFor: d.ServerID})
 		default:
-			switch {
-			case !exists && p.f.Removed[key]:
-				act.Reason = "removed"
-			case !exists:
-				// Gone from the desired state without a trace: what an
-				// emptied or wrong database looks like.
-				act.Reason, act.Guarded = "no longer desired", true
-			case d.DesiredState == slum.StateStopped:
-				act.Reason = "desired state is stopped"
-			default:
-				act.Reason = "replaced by " + d.Name
-			}
+			act.Reason, act.Guarded = p.whyStop(d, exists, key)
 			pt.stops = append(pt.stops, act)
 		}
 	}
-	waitsForList := false
+}
+
+// whyStop says why a copy slum placed that is desired nowhere else stops,
+// and whether the mass-stop guard weighs it.
+func (p *planning) whyStop(d *Desired, exists bool, key slum.InstanceKey) (string, bool) {
+	switch {
+	case !exists && p.f.Removed[key]:
+		return "removed", false
+	case !exists:
+		// Gone from the desired state without a trace: what an emptied
+		// or wrong database looks like.
+		return "no longer desired", true
+	case d.DesiredState == slum.StateStopped:
+		return "desired state is stopped", false
+	default:
+		return "replaced by " + d.Name, false
+	}
+}
+
+// forgettable forgets the placements on a server that are no longer
+// desired there and gone from its list; it reports whether some may still
+// be acted on (an action in flight, or touched after the list began), so
+// the part waits for the next list.
+func (p *planning) forgettable(si int, pt *part, snap *observed.Snapshot, owned map[string]LedgerEntry) (waitsForList bool) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	for name, e := range owned {
 		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID && d.DesiredState == slum.StateRunning {
 			continue // a placement of the desired state: kept while it is desired here
 		}
 		report.PendingStops++
-		if _, present := running[name]; present {
+		if _, present := snap.Instances[name]; present {
 			continue
 		}
 		if p.in.Ledger.Busy(s.ID, name) || !snap.ListedAt.After(e.Touched) {
@@ -629,20 +675,7 @@ func (p *planning) diffServer(si int) {
 		_, tenant, inst, _ := names.ParseTenementName(name)
 		pt.forget = append(pt.forget, slum.Placement{ServerID: s.ID, Name: name, TenantID: tenant, InstanceID: inst})
 	}
-	// Spawns come in the snapshot's order; the rest from maps: sort them,
-	// so that plans are the same for the same inputs.
-	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
-	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
-	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
-	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
-	if pt.quiet {
-		sort.Strings(report.Unmanaged)
-		pt.report = *report
-		pt.obs = make([]Observation, len(p.f.OnServer[si]))
-		for j, di := range p.f.OnServer[si] {
-			pt.obs[j] = p.obs[di]
-		}
-	}
+	return waitsForList
 }
 
 // pendingStops counts the copies slum placed on a server that are to go.

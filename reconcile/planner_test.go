@@ -74,6 +74,20 @@ func (sc scenario) input() Input {
 	if sc.settings != nil {
 		sc.settings(&snap.Settings)
 	}
+	obs := sc.observe(snap)
+	sc.addInstances(snap)
+	ledger := sc.ledgerOf()
+	guard := Guard{Fraction: 0.5, Floor: 10}
+	if sc.guard != nil {
+		guard = *sc.guard
+	}
+	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Serving: sc.servingOf(snap),
+		Failovers: sc.failovers, Guard: guard}
+}
+
+// observe adds the scenario's servers to snap and returns what each was
+// observed running.
+func (sc scenario) observe(snap *slum.Snapshot) map[string]*observed.Snapshot {
 	obs := map[string]*observed.Snapshot{}
 	for _, s := range sc.servers {
 		st := s.state
@@ -108,6 +122,11 @@ func (sc scenario) input() Input {
 			ListedAt: t0.Add(-time.Second), Instances: runs}
 	}
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
+	return obs
+}
+
+// addInstances adds the scenario's tenants and instances to snap.
+func (sc scenario) addInstances(snap *slum.Snapshot) {
 	seenTenant := map[string]bool{}
 	for _, t := range sc.tenants {
 		seenTenant[t.id] = true
@@ -156,6 +175,9 @@ func (sc scenario) input() Input {
 		snap.Instances = append(snap.Instances, i)
 	}
 	sort.Slice(snap.Tenants, func(i, j int) bool { return snap.Tenants[i].ID < snap.Tenants[j].ID })
+}
+
+func (sc scenario) ledgerOf() *Ledger {
 	ledger := NewLedger()
 	for _, e := range sc.ledger {
 		touched := t0.Add(-time.Hour)
@@ -173,10 +195,10 @@ func (sc scenario) input() Input {
 		server, n, _ := strings.Cut(b, "/")
 		ledger.SetBusy(server, n, true)
 	}
-	guard := Guard{Fraction: 0.5, Floor: 10}
-	if sc.guard != nil {
-		guard = *sc.guard
-	}
+	return ledger
+}
+
+func (sc scenario) servingOf(snap *slum.Snapshot) map[string]Serving {
 	serving := map[string]Serving{}
 	for tenant, ids := range sc.serving {
 		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
@@ -193,8 +215,7 @@ func (sc scenario) input() Input {
 		}
 		serving[tenant] = sv
 	}
-	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Serving: serving,
-		Failovers: sc.failovers, Guard: guard}
+	return serving
 }
 
 func keys(as []Action) []string {
