@@ -20,6 +20,7 @@ type recorder struct {
 	peak  atomic.Int32
 	hold  chan struct{} // when set, each call waits for a send on it, or its close
 	once  sync.Once
+	began chan string // each call's name as it begins
 }
 
 // release lets every held call through.
@@ -29,9 +30,24 @@ func (r *recorder) release() {
 	}
 }
 
-func newRecorder() *recorder { return &recorder{calls: map[string]int{}, errs: map[string][]error{}} }
+func newRecorder() *recorder {
+	return &recorder{calls: map[string]int{}, errs: map[string][]error{}, began: make(chan string, 1024)}
+}
+
+// started waits for n calls to begin.
+func (r *recorder) started(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-r.began:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a call never began")
+		}
+	}
+}
 
 func (r *recorder) send(_ context.Context, a Action) error {
+	r.began <- a.Name
 	n := r.inFly.Add(1)
 	for {
 		p := r.peak.Load()
@@ -65,11 +81,12 @@ type execFixture struct {
 	mu      sync.Mutex
 	results []Result
 	reject  map[string]string // name → why the check drops it
+	result  chan struct{}     // signalled after each result
 }
 
 func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *execFixture {
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &execFixture{clock: fakeclock.New(t0), reject: map[string]string{}}
+	x := &execFixture{clock: fakeclock.New(t0), reject: map[string]string{}, result: make(chan struct{}, 1)}
 	check := func(a Action) error {
 		x.mu.Lock()
 		defer x.mu.Unlock()
@@ -80,7 +97,15 @@ func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *exec
 	}
 	x.e = NewExecutor(ctx, ExecutorConfig{Concurrency: concurrency, PerServer: perServer, Timeout: time.Second,
 		Backoff: BackoffPolicy{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond}}, x.clock, r.send, check,
-		func(res Result) { x.mu.Lock(); x.results = append(x.results, res); x.mu.Unlock() }, nil)
+		func(res Result) {
+			x.mu.Lock()
+			x.results = append(x.results, res)
+			x.mu.Unlock()
+			select {
+			case x.result <- struct{}{}:
+			default:
+			}
+		}, nil)
 	t.Cleanup(func() {
 		r.release()
 		cancel()
@@ -91,12 +116,14 @@ func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *exec
 
 func (x *execFixture) idle(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// An action leaves the depth before its result is handed over: the
+	// last result is heard with the executor idle.
 	for x.e.Depth() > 0 {
-		if time.Now().After(deadline) {
+		select {
+		case <-x.result:
+		case <-time.After(5 * time.Second):
 			t.Fatal("the executor never drained")
 		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -198,12 +225,9 @@ func TestExecutorBoundsConcurrency(t *testing.T) {
 				a.ServerID = []string{"s1", "s2", "s3", "s4"}[i%c.servers]
 				x.e.Offer(a, x.clock.Now(), "k")
 			}
-			// The bound fills up, and stays full while the calls hang.
-			deadline := time.Now().Add(5 * time.Second)
-			for int(r.inFly.Load()) < c.maxPeak && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond)
+			// The bound fills up while the calls hang, and is never passed
+			// (peak counts every call as it begins).
+			r.started(t, c.maxPeak)
 			r.release()
 			x.idle(t)
 			if p := int(r.peak.Load()); p != c.maxPeak {
@@ -240,9 +264,7 @@ func TestExecutorChecksEachActionWhenItIsSent(t *testing.T) {
 	x.e.Offer(second, x.clock.Now(), "k")
 	// While the first call is in flight, the second instance is removed
 	// from the desired state: its queued spawn must not be sent.
-	for r.inFly.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	r.started(t, 1)
 	x.mu.Lock()
 	x.reject[second.Name] = "b is no longer desired"
 	x.mu.Unlock()
