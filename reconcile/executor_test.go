@@ -127,6 +127,13 @@ func (x *execFixture) idle(t *testing.T) {
 	}
 }
 
+// offerOne offers one action, as OfferAll does a batch.
+func offerOne(e *Executor, a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.offer(a, observedAt, serverKey)
+}
+
 func spawnOf(name string, gen int64) Action {
 	return Action{Kind: Spawn, ServerID: "s1", Name: "api:" + name, Process: "api", ID: name, Generation: gen}
 }
@@ -138,21 +145,21 @@ func TestExecutorBackoffResetsOnSuccess(t *testing.T) {
 	x := newExecFixture(t, r, 4, 2)
 	a := spawnOf("a--p", 1)
 	obs := x.clock.Now()
-	x.e.Offer(a, obs, "k")
+	offerOne(x.e, a, obs, "k")
 	x.idle(t)
 	st, _ := x.e.State("s1", a.Name)
 	if st.Attempts != 1 || st.LastErr == "" || st.Parked {
 		t.Fatalf("after one failure: %+v", st)
 	}
 	// Offered again at once: the backoff holds it back.
-	if _, queued := x.e.Offer(a, x.clock.Now(), "k"); queued {
+	if _, queued := offerOne(x.e, a, x.clock.Now(), "k"); queued {
 		t.Fatal("queued during its backoff")
 	}
 	// After the backoff (at most 80ms with jitter) it runs again, fails,
 	// and after the next backoff succeeds.
 	for r.count(a.Name) < 3 {
 		x.clock.Advance(100 * time.Millisecond)
-		x.e.Offer(a, x.clock.Now(), "k")
+		offerOne(x.e, a, x.clock.Now(), "k")
 		x.idle(t)
 	}
 	st, _ = x.e.State("s1", a.Name)
@@ -160,13 +167,13 @@ func TestExecutorBackoffResetsOnSuccess(t *testing.T) {
 		t.Fatalf("success did not reset the item: %+v", st)
 	}
 	// Done: not repeated until the server is observed after the success.
-	x.e.Offer(a, obs, "k")
+	offerOne(x.e, a, obs, "k")
 	x.idle(t)
 	if n := r.count(a.Name); n != 3 {
 		t.Fatalf("repeated a done action on a stale observation: %d calls", n)
 	}
 	x.clock.Advance(time.Millisecond)
-	x.e.Offer(a, x.clock.Now(), "k")
+	offerOne(x.e, a, x.clock.Now(), "k")
 	x.idle(t)
 	if n := r.count(a.Name); n != 4 {
 		t.Fatalf("a newer observation that still lacks it must retry: %d calls", n)
@@ -179,11 +186,11 @@ func TestExecutorParksPermanentFailures(t *testing.T) {
 	r.errs["api:a--p"] = []error{perm, perm}
 	x := newExecFixture(t, r, 4, 2)
 	a := spawnOf("a--p", 1)
-	x.e.Offer(a, x.clock.Now(), "k")
+	offerOne(x.e, a, x.clock.Now(), "k")
 	x.idle(t)
 	for i := 0; i < 5; i++ {
 		x.clock.Advance(time.Minute)
-		if st, queued := x.e.Offer(a, x.clock.Now(), "k"); !st.Parked || queued {
+		if st, queued := offerOne(x.e, a, x.clock.Now(), "k"); !st.Parked || queued {
 			t.Fatalf("not parked: %+v", st)
 		}
 	}
@@ -191,13 +198,13 @@ func TestExecutorParksPermanentFailures(t *testing.T) {
 		t.Fatalf("a parked item was retried: %d calls", n)
 	}
 	// A new generation unparks it.
-	x.e.Offer(spawnOf("a--p", 2), x.clock.Now(), "k")
+	offerOne(x.e, spawnOf("a--p", 2), x.clock.Now(), "k")
 	x.idle(t)
 	if n := r.count(a.Name); n != 2 {
 		t.Fatalf("new generation not tried: %d calls", n)
 	}
 	// So does a change of the server's URL or token.
-	x.e.Offer(spawnOf("a--p", 2), x.clock.Now(), "k2")
+	offerOne(x.e, spawnOf("a--p", 2), x.clock.Now(), "k2")
 	x.idle(t)
 	if n := r.count(a.Name); n != 3 {
 		t.Fatalf("changed server not tried: %d calls", n)
@@ -223,7 +230,7 @@ func TestExecutorBoundsConcurrency(t *testing.T) {
 			for i := 0; i < c.items; i++ {
 				a := spawnOf("t"+string(rune('a'+i%26))+string(rune('a'+i/26))+"--p", 1)
 				a.ServerID = []string{"s1", "s2", "s3", "s4"}[i%c.servers]
-				x.e.Offer(a, x.clock.Now(), "k")
+				offerOne(x.e, a, x.clock.Now(), "k")
 			}
 			// The bound fills up while the calls hang, and is never passed
 			// (peak counts every call as it begins).
@@ -244,7 +251,7 @@ func TestExecutorDedupesInFlight(t *testing.T) {
 	a := spawnOf("a--p", 1)
 	queued := 0
 	for i := 0; i < 10; i++ {
-		if _, q := x.e.Offer(a, x.clock.Now(), "k"); q {
+		if _, q := offerOne(x.e, a, x.clock.Now(), "k"); q {
 			queued++
 		}
 	}
@@ -260,8 +267,8 @@ func TestExecutorChecksEachActionWhenItIsSent(t *testing.T) {
 	r.hold = make(chan struct{})
 	x := newExecFixture(t, r, 1, 1)
 	first, second := spawnOf("a--p", 1), spawnOf("b--p", 1)
-	x.e.Offer(first, x.clock.Now(), "k")
-	x.e.Offer(second, x.clock.Now(), "k")
+	offerOne(x.e, first, x.clock.Now(), "k")
+	offerOne(x.e, second, x.clock.Now(), "k")
 	// While the first call is in flight, the second instance is removed
 	// from the desired state: its queued spawn must not be sent.
 	r.started(t, 1)
