@@ -69,12 +69,8 @@ func TestFailover(t *testing.T) {
 }
 
 func failoverOnce(t *testing.T, f fault) time.Duration {
-	e := newEnv(t)
+	e := failoverFleet(t)
 	ctx := context.Background()
-	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
-	e.startRun()
-	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
-		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
 	st := e.store()
 	serving := func(tenant string) string {
 		ts, _ := st.ListTenantStatus(ctx)
@@ -152,6 +148,17 @@ func failoverOnce(t *testing.T, f fault) time.Duration {
 	return took
 }
 
+// failoverFleet is the failover fleet, applied, under 'slum run' and
+// converged.
+func failoverFleet(t *testing.T) *env {
+	e := newEnv(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
+	e.startRun()
+	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
+		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
+	return e
+}
+
 func serverStatus(t *testing.T, st *store.Store, id string) slum.ServerStatus {
 	t.Helper()
 	sts, err := st.ListServerStatus(context.Background())
@@ -183,12 +190,8 @@ func tenantStatus(t *testing.T, st *store.Store, id string) slum.TenantStatus {
 // When two of three servers are cut off at once, the controller assumes it
 // is the one cut off: nothing moves, and it says so.
 func TestPartitionMovesNothing(t *testing.T) {
-	e := newEnv(t)
+	e := failoverFleet(t)
 	ctx := context.Background()
-	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
-	e.startRun()
-	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
-		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
 	for _, id := range []string{"s1", "s2"} {
 		if err := e.member(id).Host.SetLink(false); err != nil {
 			t.Fatal(err)
@@ -229,12 +232,8 @@ func TestPartitionMovesNothing(t *testing.T) {
 // third killed within 5 s: its instances run on the two survivors as soon
 // as after any crash, not after stable_after (issue 22: 27.5 s before).
 func TestKillAfterAHeldPartition(t *testing.T) {
-	e := newEnv(t)
+	e := failoverFleet(t)
 	ctx := context.Background()
-	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
-	e.startRun()
-	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
-		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
 	st := e.store()
 	cut := time.Now()
 	for _, id := range []string{"s2", "s3"} {
