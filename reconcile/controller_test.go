@@ -38,6 +38,63 @@ type fixture struct {
 	cfg   Config
 	clock *fakeclock.Clock
 	lease slum.Lease
+	acts  actions
+	urls  sync.Map // server URL → id
+}
+
+// actions logs every spawn and stop the fixture's controllers send, as
+// "spawn s1 api:alice--prod", so tests assert the exact list.
+type actions struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// take returns the actions sent since the last take.
+func (a *actions) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.list
+	a.list = nil
+	slices.Sort(out) // sent concurrently: their order is not the plan's
+	return out
+}
+
+func (a *actions) add(kind, server, process, id string) {
+	a.mu.Lock()
+	a.list = append(a.list, kind+" "+server+" "+process+":"+id)
+	a.mu.Unlock()
+}
+
+// logged wraps a client of the fixture's server id.
+type logged struct {
+	Client
+	server string
+	acts   *actions
+}
+
+func (l logged) Spawn(ctx context.Context, process, id string) (observed.SpawnResult, error) {
+	l.acts.add("spawn", l.server, process, id)
+	return l.Client.Spawn(ctx, process, id)
+}
+
+func (l logged) Stop(ctx context.Context, process, id string) error {
+	l.acts.add("stop", l.server, process, id)
+	return l.Client.Stop(ctx, process, id)
+}
+
+// clients makes HTTP clients that log their actions.
+func (f *fixture) clients() ClientFactory {
+	newClient := HTTPClientFactory(f.cfg.ActionTimeout)
+	return func(url, token string) (Client, error) {
+		c, err := newClient(url, token)
+		if err != nil {
+			return nil, err
+		}
+		if id, ok := f.urls.Load(url); ok {
+			return logged{c, id.(string), &f.acts}, nil
+		}
+		return c, nil
+	}
 }
 
 func testConfig() Config {
@@ -87,6 +144,7 @@ func (f *fixture) addServer(id, region string) {
 	}
 	f.t.Cleanup(s.Close)
 	f.sims[id] = s
+	f.urls.Store(url, id)
 	if _, err := f.store.AddServer(f.ctx, slum.Server{ID: id, URL: url, Region: region, CapacityMB: 1 << 30, Token: "tok-" + id}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -97,7 +155,7 @@ func (f *fixture) newController() *Controller {
 	if os.Getenv("SLUM_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, log, nil)
+	return New(f.store, f.clients(), f.cfg, log, nil)
 }
 
 func (f *fixture) tenant(id string, instances ...slum.InstanceSpec) {
@@ -410,7 +468,7 @@ func TestCrashAndRestartConverges(t *testing.T) {
 	// spawns are in flight, and it never writes its final state.
 	ctx, crash := context.WithCancel(f.ctx)
 	began := make(chan struct{}, 1)
-	first := New(f.store, spawnSignal(HTTPClientFactory(f.cfg.ActionTimeout), began), f.cfg, nil, nil)
+	first := New(f.store, spawnSignal(f.clients(), began), f.cfg, nil, nil)
 	if _, err := first.Sync(ctx, f.lease.Fence(), true); err != nil {
 		t.Fatal(err)
 	}
@@ -672,7 +730,7 @@ func TestStatusIsNeverStale(t *testing.T) {
 	// A write that fails is retried, not remembered as written.
 	failing := &failingStore{Store: f.store}
 	failing.fail.Store(true)
-	f.ctrl = New(failing, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(failing, f.clients(), f.cfg, nil, nil)
 	f.tenant("bob", spec("prod", "api", "s1"))
 	if _, err := f.ctrl.Sync(f.ctx, f.lease.Fence(), true); err != nil {
 		t.Fatal(err)
@@ -765,6 +823,16 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 	}
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod", "idle:alice--worker"}) {
 		t.Fatalf("the in-flight spawn did not finish: s1 runs %v", got)
+	}
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod", "spawn s1 idle:alice--worker")
+}
+
+// wantActions checks the actions sent since the last check, in order of
+// their text.
+func wantActions(t *testing.T, acts *actions, want ...string) {
+	t.Helper()
+	if got := acts.take(); !slices.Equal(got, want) {
+		t.Fatalf("actions sent:\n got  %q\n want %q", got, want)
 	}
 }
 
@@ -918,6 +986,7 @@ func TestFailoverAndFencing(t *testing.T) {
 	f.until(10*time.Second, "converged", func() bool {
 		return len(f.running("s1")) == 2 && len(f.running("s2")) == 1 && served("alice") == "alice:prod@s1"
 	})
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod", "spawn s1 api:bob--prod", "spawn s2 api:alice--backup")
 	// s1 is cut off but keeps running its copies (as a cut link does).
 	if err := f.sims["s1"].SetDown(true); err != nil {
 		t.Fatal(err)
@@ -928,6 +997,7 @@ func TestFailoverAndFencing(t *testing.T) {
 		return slices.Contains(f.running("s3"), "api:alice--prod") && slices.Contains(f.running("s2"), "api:bob--prod")
 	})
 	f.until(time.Second, "bob served on s2", func() bool { return served("bob") == "bob:prod@s2" })
+	wantActions(t, &f.acts, "spawn s2 api:bob--prod", "spawn s3 api:alice--prod")
 	in, _ := f.store.GetInstance(f.ctx, "bob:prod")
 	if in.ServerID != "s2" || in.HomeServerID != "s1" {
 		t.Fatalf("bob:prod after failover: %+v", in)
@@ -959,6 +1029,7 @@ func TestFailoverAndFencing(t *testing.T) {
 	if in, _ := f.store.GetInstance(f.ctx, "bob:prod"); in.ServerID != "s2" {
 		t.Fatalf("bob:prod moved back: %+v", in)
 	}
+	wantActions(t, &f.acts, "stop s1 api:alice--prod", "stop s1 api:bob--prod")
 	// s2 dies too: bob:prod fails over a second time, and the event names
 	// the server that died, not its home.
 	if err := f.sims["s2"].SetDown(true); err != nil {
@@ -983,6 +1054,7 @@ func TestFailoverAndFencing(t *testing.T) {
 	// A failover of its own, told once, with what it moved.
 	f.until(time.Second, "the second failover told", func() bool { return len(f.events(slum.ReasonFailoverStarted)) == 2 })
 	f.pass(time.Second)
+	wantActions(t, &f.acts, "spawn s1 api:alice--backup", "spawn s1 api:bob--prod")
 	started := f.events(slum.ReasonFailoverStarted)
 	if len(started) != 2 || started[1].Object != "server/s2" || started[1].Message != "server is dead: 2 of its instances placed elsewhere" {
 		t.Fatalf("failover events %+v", started)
@@ -1030,6 +1102,7 @@ func TestPartitionMovesNothing(t *testing.T) {
 	f.tenant("bob", spec("prod", "api", "s2"))
 	defer f.run()()
 	f.until(10*time.Second, "converged", func() bool { return len(f.running("s1")) == 1 && len(f.running("s2")) == 1 })
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod", "spawn s2 api:bob--prod")
 	f.sims["s1"].SetDown(true)
 	f.sims["s2"].SetDown(true)
 	f.until(10*time.Second, "the partition held", func() bool {
@@ -1039,6 +1112,7 @@ func TestPartitionMovesNothing(t *testing.T) {
 	// Held for as long as it lasts: seconds of probes and plans later,
 	// nothing moved.
 	f.pass(5 * time.Second)
+	wantActions(t, &f.acts) // nothing at all
 	for _, k := range []slum.InstanceKey{"alice:prod", "bob:prod"} {
 		if in, _ := f.store.GetInstance(f.ctx, k); in.FailedOver() {
 			t.Fatalf("%s moved during a partition: %+v", k, in)
@@ -1068,7 +1142,7 @@ func (s *recordFails) RecordPlacements(ctx context.Context, f slum.Fence, ps []s
 func TestSpawnsWaitForTheirPlacements(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	st := &recordFails{Store: f.store}
-	f.ctrl = New(st, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(st, f.clients(), f.cfg, nil, nil)
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.converge()
 	f.sims["s1"].Crash() // alice's copy is gone; slum placed it
@@ -1117,7 +1191,7 @@ func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
 		s.SetLatency(150 * time.Millisecond)
 	}
 	rec := &recordingStore{Store: f.store, wrote: make(chan struct{}, 1)}
-	f.ctrl = New(rec, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(rec, f.clients(), f.cfg, nil, nil)
 	stop := f.run()
 	// The first plan changes the routes, so its report is written at once:
 	// with the fake clock still, the plan waited for the lists, not for
@@ -1158,7 +1232,7 @@ func TestFirstPlanWaitsForASlowListBriefly(t *testing.T) {
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.converge()
 	f.sims["s2"].SetLatency(8 * time.Second)
-	f.ctrl = New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(f.store, f.clients(), f.cfg, nil, nil)
 	defer f.run()()
 	if took := f.until(2*firstListWait, "ready", func() bool { return f.ctrl.Status().Ready }); took < firstListWait {
 		t.Fatalf("the first plan came after %v, before s2's list or firstListWait", took)
