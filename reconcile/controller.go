@@ -572,6 +572,11 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan, moved map[string]
 	for _, fg := range plan.Forget {
 		c.ledger.Forget(fg.ServerID, fg.Name)
 	}
+	for _, id := range plan.Relist {
+		if rt := c.servers.byID[id]; rt != nil {
+			c.cfg.Clock.AfterFunc(RelistAfter, rt.watcher.PollSoon)
+		}
+	}
 	c.events.add(planEvents(c.plans.reported, plan, now)...)
 	c.events.add(c.failovers.announce(plan, moved, c.deadSince, now)...)
 	c.events.add(c.foundSpawned(plan, now)...)

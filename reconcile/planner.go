@@ -67,6 +67,11 @@ func (Planner) Plan(in Input) *Plan {
 	p.gather()
 	p.serving()
 	p.guardStops()
+	for i, pt := range p.parts {
+		if pt != nil && pt.awaitsWriter {
+			p.plan.Relist = append(p.plan.Relist, f.Snapshot.Servers[i].ID)
+		}
+	}
 	p.assemble()
 	return p.plan
 }
@@ -108,6 +113,10 @@ type part struct {
 	report ServerReport
 	obs    []Observation // for OnServer's instances, in order
 	quiet  bool
+	// awaitsWriter: a replicated tenant's copy here runs but is not yet
+	// healthy (it waits for the old writer's lease, or restores): the
+	// server is listed again soon, so it is routed once it is.
+	awaitsWriter bool
 }
 
 // partKey is everything a quiet part is made from: the desired state (its
@@ -554,7 +563,7 @@ func (p *planning) diffServer(si int) {
 	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
 	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
 	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
-	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
+	pt.quiet = !waitsForList && !pt.awaitsWriter && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
 	if pt.quiet {
 		sort.Strings(report.Unmanaged)
 		pt.report = *report
@@ -581,6 +590,9 @@ func (p *planning) diffDesired(si int, pt *part, running map[string]slum.Instanc
 			Instance: d.Key, Generation: d.Generation}
 		switch {
 		case present && d.DesiredState == slum.StateRunning:
+			if t := p.f.Tenants[d.TenantID]; t != nil && t.Data == slum.DataReplicated && health != slum.InstanceHealthy {
+				pt.awaitsWriter = true
+			}
 			phase := slum.PhaseRunning
 			if health == slum.InstanceFailed {
 				phase = slum.PhaseFailed

@@ -879,18 +879,19 @@ func TestPlannerReplicatedServesOnlyHealthyCopies(t *testing.T) {
 		data            slum.DataPolicy
 		prod, backup    slum.InstanceHealth // "": not listed
 		serving, reason string
+		relist          string // the servers listed again soon
 	}{
-		{slum.DataReplicated, slum.InstanceHealthy, "", "prod@s1|", ""},
-		{slum.DataReplicated, slum.InstanceHealthUnknown, "", "|", ReasonWaitingForWriter},
-		{slum.DataReplicated, slum.InstanceDegraded, "", "|", ReasonWaitingForWriter},
-		{slum.DataReplicated, slum.InstanceUnhealthy, "", "|", ReasonWaitingForWriter},
-		{slum.DataReplicated, "", "", "|", reasonNoCopyYet},
+		{slum.DataReplicated, slum.InstanceHealthy, "", "prod@s1|", "", ""},
+		{slum.DataReplicated, slum.InstanceHealthUnknown, "", "|", ReasonWaitingForWriter, "s1"},
+		{slum.DataReplicated, slum.InstanceDegraded, "", "|", ReasonWaitingForWriter, "s1"},
+		{slum.DataReplicated, slum.InstanceUnhealthy, "", "|", ReasonWaitingForWriter, "s1"},
+		{slum.DataReplicated, "", "", "|", reasonNoCopyYet, ""},
 		// The writer serves; a copy whose guard waits for the lease is no spare.
-		{slum.DataReplicated, slum.InstanceHealthy, slum.InstanceHealthUnknown, "prod@s1|", ""},
-		{slum.DataReplicated, slum.InstanceHealthUnknown, slum.InstanceHealthy, "backup@s2|", ""},
-		{slum.DataLocal, slum.InstanceHealthUnknown, "", "prod@s1|", ""},
-		{slum.DataLocal, slum.InstanceDegraded, slum.InstanceHealthUnknown, "prod@s1|backup@s2", ""},
-		{slum.DataLocal, slum.InstanceUnhealthy, "", "|", reasonNoCopyYet},
+		{slum.DataReplicated, slum.InstanceHealthy, slum.InstanceHealthUnknown, "prod@s1|", "", "s2"},
+		{slum.DataReplicated, slum.InstanceHealthUnknown, slum.InstanceHealthy, "backup@s2|", "", "s1"},
+		{slum.DataLocal, slum.InstanceHealthUnknown, "", "prod@s1|", "", ""},
+		{slum.DataLocal, slum.InstanceDegraded, slum.InstanceHealthUnknown, "prod@s1|backup@s2", "", ""},
+		{slum.DataLocal, slum.InstanceUnhealthy, "", "|", reasonNoCopyYet, ""},
 	} {
 		name := fmt.Sprintf("%s/prod=%s/backup=%s", tc.data, tc.prod, tc.backup)
 		t.Run(name, func(t *testing.T) {
@@ -916,6 +917,9 @@ func TestPlannerReplicatedServesOnlyHealthyCopies(t *testing.T) {
 			}
 			if p.Serving[0].Reason != tc.reason {
 				t.Errorf("reason %q, want %q", p.Serving[0].Reason, tc.reason)
+			}
+			if got := strings.Join(p.Relist, ","); got != tc.relist {
+				t.Errorf("relist %q, want %q", got, tc.relist)
 			}
 		})
 	}
