@@ -108,8 +108,12 @@ func TestReplicatedTenantKeepsItsDataWithOneWriter(t *testing.T) {
 					if r.stale != 0 {
 						t.Errorf("%d writes the old copy accepted after the new copy took over are in the new copy's history: two writers", r.stale)
 					}
-					if r.lostSpan > 1500*time.Millisecond {
-						t.Errorf("%.2fs of acknowledged writes lost, want at most about 1 s (Litestream's sync interval)", r.lostSpan.Seconds())
+					// Litestream sends the WAL every second (the recipe's
+					// sync-interval); what it had not sent when the copy died
+					// is lost: up to that second and the send's own time
+					// (1.54 s at worst measured here, on a loaded machine).
+					if r.lostSpan > 2*time.Second {
+						t.Errorf("%.2fs of acknowledged writes lost, want at most Litestream's sync interval (1 s) and one send", r.lostSpan.Seconds())
 					}
 				})
 			}
