@@ -127,9 +127,14 @@ func (g *Guard) Tick(ctx context.Context) error {
 	for _, s := range g.snap.Servers {
 		health[s.ID] = slum.HealthUnknown
 	}
+	deadFor := map[string]time.Duration{}
+	now := g.cfg.Clock.Now()
 	for _, s := range statuses {
 		if _, ok := health[s.ServerID]; ok {
 			health[s.ServerID] = s.Health
+			if s.Health == slum.HealthDead {
+				deadFor[s.ServerID] = now.Sub(s.HealthSince)
+			}
 		}
 	}
 	placed := g.placements()
@@ -139,7 +144,7 @@ func (g *Guard) Tick(ctx context.Context) error {
 		if t.Data != slum.DataReplicated {
 			continue
 		}
-		ev, wait := g.tenant(ctx, t, Input{Tenant: t.ID, Placed: placed[t.ID], Health: health, TTL: g.cfg.TTL})
+		ev, wait := g.tenant(ctx, t, Input{Tenant: t.ID, Placed: placed[t.ID], Health: health, DeadFor: deadFor, TTL: g.cfg.TTL})
 		events = append(events, ev...)
 		if wait {
 			waiting++

@@ -47,9 +47,18 @@ type Input struct {
 	// Health is every server's health (a server missing here is no longer
 	// in the fleet).
 	Health map[string]slum.Health
-	Lease  lease.Observation
-	TTL    time.Duration // the new copy's TTL
+	// DeadFor is how long each dead server has been dead.
+	DeadFor map[string]time.Duration
+	Lease   lease.Observation
+	TTL     time.Duration // the new copy's TTL
 }
+
+// RevokeAfter is how long a dead server's copy is given to release its
+// lease by itself before slum revokes it: a copy whose 'ten' died sees its
+// parent go, stops its app, sends the rest of its WAL and releases within
+// about half a second, losing nothing; a revoke in the middle of that
+// would make the new copy wait for the lease to lapse.
+const RevokeAfter = time.Second
 
 // Decision is what the rules say of a tenant's lease.
 type Decision struct {
@@ -64,9 +73,10 @@ type Decision struct {
 // Decide is the single-writer rule: a lease is left alone while its holder
 // is the copy where its instance is placed (a failover: none tenant on a
 // dead server included: nothing replaces it); a holder whose instance is
-// placed elsewhere, removed or stopped is revoked when its server is dead
-// or gone, and asked to hand over when its server is up; a revoked lease
-// is released once this observer has seen it unchanged for the TTL. A
+// placed elsewhere, removed or stopped is revoked when its server has been
+// dead for RevokeAfter (or is gone from the fleet), and asked to hand over
+// when its server is up; a revoked lease, or a dead server's, is released
+// once this observer has seen it unchanged for the TTL. A
 // lease that names no server, or a holder that is not one of the tenant's
 // instances, is never acted on: it lapses by itself when its copy dies or
 // loses the store.
@@ -97,12 +107,14 @@ func Decide(in Input) Decision {
 	health, known := in.Health[rec.Server]
 	gone := !known || health == slum.HealthDead
 	switch {
-	case rec.State == lease.StateRevoked && o.Lapsed(in.TTL):
+	case o.Lapsed(in.TTL) && (gone || rec.State == lease.StateRevoked):
 		return Decision{Step: StepRelease, Waiting: true,
-			Why: fmt.Sprintf("the revoked lease of %s on %s stayed unchanged for %s: released for its new copy", inst, rec.Server, o.Unchanged().Round(time.Millisecond))}
+			Why: fmt.Sprintf("the %s lease of %s on %s stayed unchanged for %s: released for its new copy", rec.State, inst, rec.Server, o.Unchanged().Round(time.Millisecond))}
 	case rec.State == lease.StateRevoked:
 		return Decision{Waiting: true, Why: fmt.Sprintf("waiting for the revoked lease of %s on %s to lapse (%s of %s)",
 			inst, rec.Server, o.Unchanged().Round(time.Millisecond), o.Wait(in.TTL))}
+	case gone && known && in.DeadFor[rec.Server] < RevokeAfter:
+		return Decision{Waiting: true, Why: fmt.Sprintf("%s %s and its server %s is dead: giving its copy %s to release its lease by itself", inst, where, rec.Server, RevokeAfter)}
 	case gone:
 		state := "dead"
 		if !known {

@@ -22,6 +22,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		placed  map[string]string // default prod on s3
+		deadFor time.Duration     // s2's; default 5 s
 		lease   lease.Observation
 		step    Step
 		waiting bool
@@ -35,6 +36,9 @@ func TestDecide(t *testing.T) {
 		{name: "failed over from a dead server: revoke", lease: obs(lease.StateHeld, prod, "s2", 0), step: StepRevoke, waiting: true, why: "prod moved to s3 and its server s2 is dead"},
 		{name: "asked to hand over, then its server died: revoke", lease: obs(lease.StateHandover, prod, "s2", 0), step: StepRevoke, waiting: true, why: "is dead"},
 		{name: "its server left the fleet: revoke", lease: obs(lease.StateHeld, prod, "s9", 0), step: StepRevoke, waiting: true, why: "no longer in the fleet"},
+		{name: "just dead: its copy is given a second to release by itself", deadFor: 500 * time.Millisecond, lease: obs(lease.StateHeld, prod, "s2", 0), waiting: true, why: "giving its copy 1s to release its lease by itself"},
+		{name: "a dead server's lease that lapsed is released without a revoke", lease: obs(lease.StateHeld, prod, "s2", 2*time.Second), step: StepRelease, waiting: true, why: "the held lease of prod on s2 stayed unchanged for 2s"},
+		{name: "a live server's lapsed lease is asked to hand over, not released", lease: obs(lease.StateHeld, prod, "s1", 3*time.Second), step: StepHandover, waiting: true, why: "asking its copy on s1"},
 		{name: "revoked, not lapsed: wait", lease: obs(lease.StateRevoked, prod, "s2", 1500*time.Millisecond), waiting: true, why: "to lapse (1.5s of 2s)"},
 		{name: "revoked and lapsed: release", lease: obs(lease.StateRevoked, prod, "s2", 2*time.Second), step: StepRelease, waiting: true, why: "stayed unchanged for 2s"},
 		{name: "a longer holder TTL is waited for", lease: func() lease.Observation {
@@ -55,7 +59,11 @@ func TestDecide(t *testing.T) {
 			if placed == nil {
 				placed = map[string]string{"prod": "s3"}
 			}
-			d := Decide(Input{Tenant: "alice", Placed: placed, Health: health, Lease: tc.lease, TTL: 2 * time.Second})
+			deadFor := tc.deadFor
+			if deadFor == 0 {
+				deadFor = 5 * time.Second
+			}
+			d := Decide(Input{Tenant: "alice", Placed: placed, Health: health, DeadFor: map[string]time.Duration{"s2": deadFor}, Lease: tc.lease, TTL: 2 * time.Second})
 			if d.Step != tc.step || d.Waiting != tc.waiting || !strings.Contains(d.Why, tc.why) {
 				t.Fatalf("got %+v, want step %q waiting %v why containing %q", d, tc.step, tc.waiting, tc.why)
 			}
