@@ -92,7 +92,32 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	expect(t, cli(t, db, "", "run", "--metrics-addr", ""), 5, "", "another slum run is active on this database")
+	// A second 'slum run' stands by: it does not exit, acts on nothing
+	// and says who leads.
+	second, secondMetrics, secondLog := startProc(t, regexp.MustCompile(`"addr":"(http://[^"]+)/metrics"`),
+		"--db", db, "run", "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
+	for {
+		code, body := get(t, secondMetrics+"/readyz")
+		_, m := get(t, secondMetrics+"/metrics")
+		if code == 503 && strings.Contains(body, "standby, not acting on the fleet:") && strings.Contains(body, "leads (epoch") &&
+			strings.Contains(m, "slum_controller_leader 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(secondLog)
+			t.Fatalf("the second slum run is not a standby: /readyz %d %q\n%s", code, body, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Wait(); err != nil {
+		t.Fatalf("the standby after SIGTERM: %v", err)
+	}
+	if _, m := get(t, metrics+"/metrics"); !strings.Contains(m, "slum_controller_leader 1") {
+		t.Fatalf("the leader's metrics do not say it leads:\n%s", m)
+	}
 	if code, _ := get(t, metrics+"/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
 	}
