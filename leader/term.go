@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/clock"
 )
 
 // renewal is the outcome of one renewal, begun at start.
@@ -36,7 +37,17 @@ func (e *Elector) lead(ctx context.Context, lease slum.Lease, acquired time.Time
 	go func() { defer close(renewing); e.renew(rctx, lease, renewed) }()
 
 	last := acquired
-	deadline := clk.After(t.RenewDeadline - clk.Now().Sub(last))
+	deadline := make(chan struct{}, 1)
+	arm := func() clock.Timer {
+		return clk.AfterFunc(t.RenewDeadline-clk.Now().Sub(last), func() {
+			select {
+			case deadline <- struct{}{}:
+			default:
+			}
+		})
+	}
+	timer := arm()
+	defer func() { timer.Stop() }()
 	var cause, ran error
 	stopped := false
 	for cause == nil {
@@ -53,7 +64,12 @@ func (e *Elector) lead(ctx context.Context, lease slum.Lease, acquired time.Time
 			switch {
 			case r.err == nil:
 				last = r.start
-				deadline = clk.After(t.RenewDeadline - clk.Now().Sub(last))
+				timer.Stop()
+				select {
+				case <-deadline: // fired meanwhile: the renewal came in time
+				default:
+				}
+				timer = arm()
 			case errors.Is(r.err, ErrLeaseLost) || isFault(r.err):
 				cause = r.err
 			default:

@@ -44,6 +44,12 @@ type conns struct {
 	q    *db.Queries // prepared on sql
 	rq   *db.Queries // prepared on read
 	file fileID      // of the file opened
+	// Its -wal and -shm, as they were when opened: once the file is
+	// replaced they are the old file's, never the new one's.
+	side map[string]fileID
+
+	closing sync.Once
+	closed  error
 }
 
 var (
@@ -181,6 +187,12 @@ func openConns(ctx context.Context, path string, create bool) (*conns, error) {
 		// The file the pools have open, as it is now: they opened it
 		// above, so what is at the path is what they hold.
 		c.file, err = statFile(path)
+		c.side = map[string]fileID{}
+		for _, p := range []string{path + "-wal", path + "-shm"} {
+			if id, err := statFile(p); err == nil {
+				c.side[p] = id
+			}
+		}
 	}
 	if err != nil {
 		if c.rq == nil {
@@ -305,6 +317,11 @@ func listSome(names []string) string {
 func (e *Engine) Close() error { return e.cur.Load().close() }
 
 func (c *conns) close() error {
+	c.closing.Do(func() { c.closed = c.closeOnce() })
+	return c.closed
+}
+
+func (c *conns) closeOnce() error {
 	err := errors.Join(c.q.Close(), c.sql.Close())
 	if c.read != c.sql {
 		if c.rq != nil && c.rq != c.q {

@@ -69,7 +69,9 @@ func (e *Engine) Check(context.Context) error {
 
 // Reopen opens the file now at the engine's path in place of the one
 // open, which it closes: a database restored or replaced at the path. The
-// file must be a fleet database already; nothing is created.
+// file must be a fleet database already (restore one file, such as
+// 'sqlite3 DB .backup' writes, not its -wal beside it); nothing is
+// created.
 func (e *Engine) Reopen(ctx context.Context) error {
 	if e.path == ":memory:" {
 		return nil
@@ -79,12 +81,26 @@ func (e *Engine) Reopen(ctx context.Context) error {
 	if _, err := prepareFile(e.path, false); err != nil {
 		return err
 	}
+	// The old file's connections close first: the last one folds the old
+	// WAL into the old file and removes DB-wal and DB-shm, which SQLite
+	// would otherwise read as the new file's (and corrupt it). Meanwhile,
+	// and until an opening succeeds, the engine's calls fail.
+	old := e.cur.Load()
+	_ = old.close()
+	for p, id := range old.side {
+		// SQLite leaves them when the file was renamed or deleted.
+		if now, err := statFile(p); err == nil && now == id {
+			if err := os.Remove(p); err != nil {
+				return fmt.Errorf("reopen %s: remove the old file's %s: %w", e.path, p, err)
+			}
+		}
+	}
 	c, err := openConns(ctx, e.path, false)
 	if err != nil {
 		return err
 	}
-	old := e.cur.Swap(c)
-	return old.close()
+	e.cur.Store(c)
+	return nil
 }
 
 // fault classes an error of SQLite's that says the database cannot take
