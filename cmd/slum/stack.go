@@ -101,16 +101,19 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.MetricsAddr = srv.Addr
 		o.log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 	}
+	ectx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
 	if st.Engine() == "sqlite" {
-		remove, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
+		mk, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
 		if err != nil {
 			o.log.Warn("could not note beside the database that this controller uses it", "err", err)
 		} else {
-			s.cleanup = append(s.cleanup, remove)
+			mctx, stopMarking := context.WithCancel(ectx)
+			marked := make(chan struct{})
+			go func() { defer close(marked); mark(mctx, el, mk) }()
+			s.cleanup = append(s.cleanup, func() { stopMarking(); <-marked; mk.Remove() })
 		}
 	}
-	ectx, cancel := context.WithCancel(ctx)
-	s.cancel = cancel
 	o.log.Info("slum run", "db", st.Where(), "holder", el.Holder())
 	go func() {
 		s.done <- el.Run(ectx, leader.Hooks{
@@ -123,6 +126,26 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		})
 	}()
 	return s, nil
+}
+
+// mark keeps the run marker saying whether the elector leads, and why not,
+// checked every 200 ms, until ctx ends.
+func mark(ctx context.Context, el *leader.Elector, mk *sqlite.Marker) {
+	var last leader.Status
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st := el.Status(); st.Leading != last.Leading || st.Reason != last.Reason {
+			if mk.Update(st.Leading, st.Reason) == nil {
+				last = st
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // standby is what the stack does while it does not lead: its router
