@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/slum-fleet/slum/clock"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -43,6 +45,9 @@ type Config struct {
 	// UpstreamTLS configures connections to https backends; nil uses the
 	// system roots. ServerName is set per backend.
 	UpstreamTLS *tls.Config
+	// Clock tells the time for the route source's state and the table's
+	// age; nil is the wall clock.
+	Clock clock.Clock
 }
 
 // DefaultConfig is the configuration slum route starts from.

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -43,6 +44,8 @@ type Proxy struct {
 
 	snap  atomic.Pointer[snapshot]
 	setMu sync.Mutex // serialises Set; never taken by requests
+	clock clock.Clock
+	src   sourceState
 
 	// tunnels ends upgraded connections (WebSocket) on CloseTunnels.
 	tunnels      context.Context
@@ -72,7 +75,12 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) (*Proxy, error) {
 		return nil, fmt.Errorf("router: request id seed: %w", err)
 	}
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
 	p := &Proxy{
+		clock:       clk,
 		cfg:         cfg,
 		log:         log,
 		metrics:     metrics,
@@ -88,6 +96,7 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) (*Proxy, error) {
 		return nil, err
 	}
 	p.snap.Store(empty)
+	metrics.watchTable(p)
 	go p.janitor()
 	return p, nil
 }
@@ -165,6 +174,7 @@ func (p *Proxy) janitor() {
 			for _, pl := range p.snap.Load().pools {
 				pl.sweep(now, p.cfg.IdleConnTimeout)
 			}
+			p.reportSource(p.clock.Now())
 		}
 	}
 }

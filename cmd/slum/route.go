@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/router"
-	"github.com/slum-fleet/slum/routes"
 )
 
 // routeFlags are the router's settings, shared by 'slum route' and
@@ -135,23 +134,20 @@ off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 			if err != nil {
 				return err
 			}
-			if err := p.Set(first); err != nil {
+			p.SetSource(src.name)
+			if err := p.Update(first); err != nil {
 				return err
 			}
 			log.Info("following the fleet", "from", src.name, "routes", first.Len())
 			if metricsAddr != "" {
-				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil, profiling)
+				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil, profiling, p.HealthHandler())
 				if err != nil {
 					return err
 				}
 				defer srv.Close()
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 			}
-			go src.follow(ctx, func(t *routes.Table) {
-				if err := p.Set(t); err != nil {
-					log.Error("route table refused", "err", err)
-				}
-			}, func(err error) { log.Warn("route table not refreshed", "err", err) })
+			go src.follow(ctx, p)
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
@@ -169,46 +165,22 @@ off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 	return cmd
 }
 
-// routeSource is where a router gets its route table: the fleet database,
-// or the fleet's API.
-type routeSource struct {
-	name   string
-	load   func(ctx context.Context) (*routes.Table, error)
-	follow func(ctx context.Context, set func(*routes.Table), onErr func(error))
-	close  func()
-}
-
-func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSource, error) {
-	if a.remote() {
-		c, err := a.client()
-		if err != nil {
-			return nil, err
-		}
-		return &routeSource{name: c.URL(), load: c.Routes, follow: c.FollowRoutes, close: func() { c.Close() }}, nil
-	}
-	st, err := a.open(ctx, dbMustExist)
-	if err != nil {
-		return nil, err
-	}
-	return &routeSource{name: st.Where(),
-		load: func(ctx context.Context) (*routes.Table, error) { return routes.Load(ctx, st) },
-		follow: func(ctx context.Context, set func(*routes.Table), onErr func(error)) {
-			routes.Follow(ctx, st, every, set, onErr)
-		},
-		close: func() { st.Close() }}, nil
-}
-
-// serveMetrics serves Prometheus metrics from the gatherers, /healthz,
-// /readyz when ready is given, and Go's profiles under /debug/pprof/ when
+// serveMetrics serves Prometheus metrics from the gatherers, /healthz (a
+// bare "ok", or health when given: a router's source and table), /readyz
+// when ready is given, and Go's profiles under /debug/pprof/ when
 // profiling is asked for.
-func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc, profiling bool) (*http.Server, error) {
+func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc, profiling bool, health ...http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	if len(health) > 0 {
+		mux.Handle("GET /healthz", health[0])
+	} else {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	}
 	if ready != nil {
 		mux.HandleFunc("GET /readyz", ready)
 	}
