@@ -38,9 +38,10 @@ func classIndex(status int) int {
 type upstreamErrorKind string
 
 const (
-	errKindConnect  upstreamErrorKind = "connect"  // could not connect
-	errKindTimeout  upstreamErrorKind = "timeout"  // no response headers in time
-	errKindProtocol upstreamErrorKind = "protocol" // broke off or answered nonsense
+	errKindConnect  upstreamErrorKind = "connect"     // could not connect
+	errKindTimeout  upstreamErrorKind = "timeout"     // no response headers in time
+	errKindProtocol upstreamErrorKind = "protocol"    // broke off or answered nonsense
+	errKindGone     upstreamErrorKind = "server_gone" // its server left the route table mid-exchange
 )
 
 // NewMetrics creates the router's metrics on a new registry.
@@ -60,7 +61,7 @@ func NewMetrics() *Metrics {
 		unknownHost: prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_unknown_host_total",
 			Help: "404 answers for hosts that are no tenant's domain."}),
 		upstreamErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_upstream_errors_total",
-			Help: "Failed upstream attempts, by kind: connect, timeout or protocol."}, []string{"kind"}),
+			Help: "Failed upstream attempts, by kind: connect, timeout, protocol or server_gone."}, []string{"kind"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slum_router_in_flight_requests",
 			Help: "Requests being proxied now (upgraded connections included)."}),
 	}

@@ -56,6 +56,13 @@ func (p *Proxy) roundTrip(ex *exchange, b *backend) (*http.Response, *upstreamCo
 		ex.unwatch()
 		uc.close()
 		var ue *upstreamError
+		if uc.gone.Load() {
+			// Its server was declared dead: whatever failed, that is why.
+			errors.As(err, &ue)
+			ue = &upstreamError{kind: errKindGone, noResponse: ue != nil && ue.noResponse, err: errServerGone}
+			p.metrics.upstreamErr.WithLabelValues(string(ue.kind)).Inc()
+			return nil, nil, ue
+		}
 		if !errors.As(err, &ue) {
 			return nil, nil, err // the client's side failed
 		}
@@ -351,6 +358,9 @@ func (p *Proxy) relay(ex *exchange, resp *http.Response, uc *upstreamConn) {
 
 	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
 	err := p.copyResponse(ex, resp, uc, stream)
+	if err != nil && uc.gone.Load() {
+		err = &upstreamError{kind: errKindGone, err: errServerGone}
+	}
 	if err != nil {
 		ex.unwatch()
 		uc.close()
