@@ -46,8 +46,7 @@ func TestDeadServerEndsItsRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
+	srvURL := serveProxy(t, p)
 
 	arrived := make(chan string, 3)
 	dead := hung(t, arrived)
@@ -66,7 +65,7 @@ func TestDeadServerEndsItsRequests(t *testing.T) {
 	}
 	results := make(chan result, 3)
 	send := func(method, path string, body io.Reader) {
-		req, _ := http.NewRequest(method, srv.URL+path, body)
+		req, _ := http.NewRequest(method, srvURL+path, body)
 		req.Host = "alice.example.com"
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -21,6 +21,7 @@ type Metrics struct {
 	sourceUp       prometheus.Gauge
 	sourceFailures prometheus.Counter
 	deadEnded      prometheus.Counter
+	handedOff      prometheus.Counter
 }
 
 // statusClasses are the values of the requests counter's class label,
@@ -72,8 +73,10 @@ func NewMetrics() *Metrics {
 		Help: "Failed reads of the route source."})
 	m.deadEnded = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_dead_server_aborts_total",
 		Help: "Upstream exchanges ended because their server left the route table (declared dead or removed)."})
+	m.handedOff = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_fast_path_handoffs_total",
+		Help: "Client connections the fast path handed to net/http's server (a request it does not handle: upgrades, Expect, chunked bodies, HTTP/1.0...)."})
 	r.MustRegister(m.requests, m.upstream, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight,
-		m.sourceUp, m.sourceFailures, m.deadEnded)
+		m.sourceUp, m.sourceFailures, m.deadEnded, m.handedOff)
 	return m
 }
 

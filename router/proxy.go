@@ -200,11 +200,18 @@ type exchange struct {
 	bytes       int64
 	err         error // why the exchange failed, for the log
 	stopWatch   func() bool
+	// onWatch, when set (the fast path), is called whenever the exchange
+	// waits on its upstream: the client's connection is then watched for
+	// going away.
+	onWatch func()
 }
 
 // ServeHTTP proxies one request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{w: w, r: r, start: time.Now()}
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.serve(w, r, nil) }
+
+// serve proxies one request; onWatch is the fast path's (see exchange).
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, onWatch func()) {
+	ex := &exchange{w: w, r: r, start: time.Now(), onWatch: onWatch}
 	p.metrics.inFlight.Inc()
 	defer p.finish(ex)
 	ex.id, ex.newID = p.requestID(r)

@@ -98,8 +98,7 @@ func TestRoutingOutlivesItsSource(t *testing.T) {
 	}
 	t.Cleanup(func() { p.Close() })
 	p.SetSource("fleet.db")
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
+	srvURL := serveProxy(t, p)
 	up := upstream(t, named("web"))
 	db := &fakeReader{rev: 1, table: oneTenant(up), reads: make(chan struct{}, 1)}
 
@@ -108,7 +107,7 @@ func TestRoutingOutlivesItsSource(t *testing.T) {
 	go func() { defer close(followed); routes.FollowInto(ctx, db, time.Millisecond, p) }()
 	t.Cleanup(func() { cancel(); <-followed })
 	get := func() (int, string) {
-		req, _ := http.NewRequest("GET", srv.URL+"/x", nil)
+		req, _ := http.NewRequest("GET", srvURL+"/x", nil)
 		req.Host = "a.example.com"
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -89,6 +89,9 @@ const quickAnswer = 5 * time.Millisecond
 
 // watch makes a client that goes away abort the upstream I/O at once.
 func (ex *exchange) watch(uc *upstreamConn) {
+	if ex.onWatch != nil {
+		ex.onWatch()
+	}
 	if ex.stopWatch != nil {
 		return
 	}
