@@ -225,15 +225,8 @@ func (fc *fastConn) serveOne(rh reqHead) (ok bool) {
 	r := fc.req
 	r.Method, r.RequestURI, r.Host, r.ContentLength = rh.method, rh.uri, rh.host, rh.length
 	fc.url = url.URL{}
-	if strings.ContainsAny(rh.uri, "%") {
-		u, err := url.ParseRequestURI(rh.uri)
-		if err != nil {
-			fc.w.reset(false, true)
-			fc.w.WriteHeader(http.StatusBadRequest)
-			fc.w.finish()
-			return false
-		}
-		fc.url = *u
+	if rh.url != nil {
+		fc.url = *rh.url
 	} else {
 		fc.url.Path, fc.url.RawQuery, _ = strings.Cut(rh.uri, "?")
 	}

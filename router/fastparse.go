@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 )
 
@@ -21,9 +22,10 @@ var (
 type reqHead struct {
 	method, uri string
 	host        string
-	length      int64 // of the body; 0 without Content-Length
-	close       bool  // Connection: close
-	size        int   // bytes of the head, final CRLF included
+	length      int64    // of the body; 0 without Content-Length
+	close       bool     // Connection: close
+	size        int      // bytes of the head, final CRLF included
+	url         *url.URL // the target parsed, when it has escapes; nil: a plain path
 }
 
 // parseHead parses the request head at the start of b into h (cleared
@@ -102,6 +104,13 @@ func parseRequestLine(line string, rh *reqHead) bool {
 		if c := uri[i]; c <= ' ' || c >= 0x7f || c == '#' {
 			return false
 		}
+	}
+	if strings.IndexByte(uri, '%') >= 0 {
+		u, err := url.ParseRequestURI(uri)
+		if err != nil {
+			return false // net/http answers 400
+		}
+		rh.url = u
 	}
 	rh.method, rh.uri = internMethod(m), uri
 	return true

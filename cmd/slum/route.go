@@ -40,6 +40,7 @@ func (rf *routeFlags) register(cmd *cobra.Command, addrFlag string, addrDefault 
 	f.DurationVar(&rf.proxy.UpstreamIdleTimeout, "route-idle-timeout", rf.proxy.UpstreamIdleTimeout, "silence of a copy mid-response before the exchange is abandoned")
 	f.Int64Var(&rf.maxBodyMB, "route-max-body-mb", 64, "largest request body accepted, in MB (413 beyond it; 0: no limit)")
 	f.BoolVar(&rf.accessLog, "access-log", true, "log every request (slog, Info)")
+	f.BoolVar(&rf.server.FastPath, "route-fast-path", rf.server.FastPath, "serve plain HTTP/1.1 requests on the router's own fast path (false: net/http's server serves every request)")
 }
 
 // start builds the router, serves it until ctx ends, and returns the proxy
