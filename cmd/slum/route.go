@@ -107,14 +107,20 @@ travels in X-Forwarded-Host, with X-Forwarded-For and X-Forwarded-Proto.
 An unknown domain gets 404; a tenant nothing serves now (its server is dead,
 nothing is placed yet) gets 503 with Retry-After. A request that cannot
 connect is retried once on another copy when that is safe (GET, HEAD,
-OPTIONS, or a body not yet sent). Streams, server-sent events, WebSocket and
-large uploads pass through unbuffered.
+OPTIONS, or a body not yet sent). Requests in flight to a server declared
+dead are ended half a second later (retried on the copy that serves now
+when safe, else 502/503). Streams, server-sent events and large uploads
+pass through unbuffered; WebSocket upgrades too, but tenement 0.2.2 closes
+the connection right after relaying the 101.
 
 This router follows the fleet database (--db), seeing every change within
 about 50 ms; 'slum run --route-addr' runs one inside the controller instead.
 With --api (and a router token, 'slum token create --role router') it
 follows a fleet elsewhere through its API's watch, resuming where it left
-off when the connection breaks. SIGTERM lets in-flight requests finish.`,
+off when the connection breaks. When its source fails it keeps routing with
+the last good table, says so on /healthz, in slum_router_source_up and in
+its log, and follows again by itself. SIGTERM lets in-flight requests
+finish.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
