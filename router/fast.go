@@ -177,7 +177,7 @@ func (fc *fastConn) serve() {
 
 // readHead waits for the next request head: IdleTimeout for its first
 // byte (ReadHeaderTimeout for a new connection's), ReadHeaderTimeout for
-// the rest.
+// the rest when it does not come in one read.
 func (fc *fastConn) readHead(first bool) (reqHead, error) {
 	wait := fc.s.cfg.IdleTimeout
 	if first {
@@ -188,11 +188,8 @@ func (fc *fastConn) readHead(first bool) (reqHead, error) {
 		if _, err := fc.br.Peek(1); err != nil {
 			return reqHead{}, err
 		}
-		if !first {
-			fc.conn.SetReadDeadline(time.Now().Add(fc.s.cfg.ReadHeaderTimeout))
-		}
 	}
-	for {
+	for more := false; ; more = true {
 		b, _ := fc.br.Peek(fc.br.Buffered())
 		rh, vals, err := parseHead(b, fc.req.Header, fc.vals)
 		fc.vals = vals
@@ -201,6 +198,9 @@ func (fc *fastConn) readHead(first bool) (reqHead, error) {
 		}
 		if fc.br.Buffered() == fc.br.Size() {
 			return reqHead{}, errFallback // a head larger than the buffer
+		}
+		if !more && !first {
+			fc.conn.SetReadDeadline(time.Now().Add(fc.s.cfg.ReadHeaderTimeout))
 		}
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
 			return reqHead{}, err
@@ -221,7 +221,9 @@ func (fc *fastConn) handOff() bool {
 // serveOne proxies one request; false when the connection cannot go on.
 func (fc *fastConn) serveOne(rh reqHead) (ok bool) {
 	fc.br.Discard(rh.size)
-	fc.conn.SetReadDeadline(time.Time{})
+	if rh.length > 0 {
+		fc.conn.SetReadDeadline(time.Time{}) // an upload may take long; the idle deadline stays otherwise
+	}
 	r := fc.req
 	r.Method, r.RequestURI, r.Host, r.ContentLength = rh.method, rh.uri, rh.host, rh.length
 	fc.url = url.URL{}
@@ -289,6 +291,7 @@ func (b *backgroundRead) start(fc *fastConn) {
 	b.running = true
 	b.abort.Store(false)
 	b.done = make(chan struct{})
+	fc.conn.SetReadDeadline(time.Time{}) // a stream may outlast the idle deadline
 	go func() {
 		defer close(b.done)
 		var one [1]byte
