@@ -64,6 +64,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	s.Elector = el
 	cfg := o.cfg
 	gatherers := prometheus.Gatherers{}
+	var health []http.Handler // the router's /healthz, when there is one
 	if o.route != nil {
 		// The router outlives every term: it stops after the elector,
 		// letting in-flight requests finish.
@@ -75,8 +76,10 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		}
 		s.cleanup = append(s.cleanup, func() { stopRouter(); <-done })
 		s.Proxy, s.RouterAddr = p, addr
+		p.SetSource("controller")
 		seedRoutes(ctx, st, p, o.log)
 		cfg.OnRoutes = func(t *routes.Table) { setRoutes(p, t, o.log) }
+		health = append(health, p.HealthHandler())
 		gatherers = append(gatherers, p.Metrics().Registry)
 	}
 	if o.api != nil {
@@ -93,7 +96,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	metrics := reconcile.NewMetrics()
 	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry)
 	if o.metricsAddr != "" {
-		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling)
+		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
 		if err != nil {
 			return fail(err)
 		}
@@ -122,7 +125,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 				s.ctrl.Store(c)
 				return c.Run(ctx, lease.Fence())
 			},
-			Standby: s.standby(st, o.log),
+			Standby: s.standby(st),
 		})
 	}()
 	return s, nil
@@ -151,24 +154,22 @@ func mark(ctx context.Context, el *leader.Elector, mk *sqlite.Marker) {
 // standby is what the stack does while it does not lead: its router
 // follows the database (the leader's decisions, when another process
 // leads), as 'slum route --db' does, keeping its last table while the
-// database cannot be read.
-func (s *stack) standby(st *store.Store, log *slog.Logger) func(ctx context.Context) {
+// database cannot be read (its /healthz and slum_router_source_up say so).
+func (s *stack) standby(st *store.Store) func(ctx context.Context) {
 	if s.Proxy == nil {
 		return nil
 	}
 	return func(ctx context.Context) {
-		var lastLog time.Time
-		routes.Follow(ctx, st, 50*time.Millisecond, func(t *routes.Table) { setRoutes(s.Proxy, t, log) }, func(err error) {
-			if time.Since(lastLog) >= time.Minute {
-				lastLog = time.Now()
-				log.Warn("routing with the last route table: the database cannot be read", "err", err)
-			}
-		})
+		s.Proxy.SetSource(st.Where())
+		defer s.Proxy.SetSource("controller")
+		routes.FollowInto(ctx, st, 50*time.Millisecond, s.Proxy)
 	}
 }
 
+// setRoutes hands the router a table of this term's controller: its
+// source is up.
 func setRoutes(p *router.Proxy, t *routes.Table, log *slog.Logger) {
-	if err := p.Set(t); err != nil {
+	if err := p.Update(t); err != nil {
 		log.Error("route table refused", "err", err)
 	}
 }
