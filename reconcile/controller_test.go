@@ -574,9 +574,7 @@ func TestMoveIsMakeBeforeBreak(t *testing.T) {
 		if p := f.sync(); len(p.Stops) != 0 || len(p.Waits) != 1 {
 			t.Fatalf("stopped the only copy while the new one was not running: %+v", p.Stops)
 		}
-		if f.clock != nil { // nil: a benchmark's fleet, on the real clock
-			f.clock.Advance(time.Second)
-		}
+		f.clock.Advance(time.Second)
 	}
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod"}) {
 		t.Fatalf("s1 runs %v", got)
