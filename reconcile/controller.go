@@ -420,8 +420,10 @@ func (c *Controller) onResult(r Result) {
 		c.events.add(slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonStopped,
 			Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
 	case a.Kind == Spawn:
-		c.events.add(slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonSpawned,
-			Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason})
+		c.events.spawned(func() slum.Event {
+			return slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonSpawned,
+				Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason}
+		})
 	}
 }
 
