@@ -112,6 +112,35 @@ type Elector struct {
 	log     *slog.Logger
 	metrics *Metrics
 	status  atomic.Pointer[Status]
+	term    atomic.Pointer[leadTerm] // the term led now; nil while standing by
+}
+
+// leadTerm is the lease led now and when its last good renewal began: the
+// lease is safe to act under until RenewDeadline after that.
+type leadTerm struct {
+	epoch   int64
+	renewed time.Time
+}
+
+// ErrNotActing: this elector does not lead under that epoch now, or its
+// renew deadline has passed (a process paused past its lease, say) and
+// its term is about to end.
+var ErrNotActing = errors.New("not leading: may not act on the fleet")
+
+// MayAct tells whether a term under epoch may act on the fleet at this
+// moment: it leads under that epoch and a renewal succeeded within the
+// renew deadline. A controller asks just before each action it sends, so a
+// process resumed after a pause past its lease sends nothing, even before
+// its term's context ends.
+func (e *Elector) MayAct(epoch int64) error {
+	t := e.term.Load()
+	switch {
+	case t == nil || t.epoch != epoch:
+		return fmt.Errorf("%w: the term of epoch %d is over", ErrNotActing, epoch)
+	case e.cfg.Clock.Now().Sub(t.renewed) >= e.cfg.Timing.RenewDeadline:
+		return fmt.Errorf("%w: not renewed for %s (renew deadline)", ErrNotActing, e.cfg.Timing.RenewDeadline)
+	}
+	return nil
 }
 
 // New returns an elector on st.

@@ -211,6 +211,36 @@ func TestRenewDeadlineStopsActingBeforeTheLeaseLapses(t *testing.T) {
 	}
 }
 
+// MayAct answers for the term led now and only until its renew deadline:
+// the moment the clock passes it, before the term's context has ended (a
+// process resumed after a pause), nothing may be sent.
+func TestMayActOnlyWithinTheRenewDeadline(t *testing.T) {
+	clk := fakeclock.New(time.Unix(1_000_000, 0))
+	st := newStore(t, clk)
+	e, terms, _ := run(t, st, clk, "h/1/a", nil)
+	if err := e.MayAct(1); !errors.Is(err, ErrNotActing) {
+		t.Fatalf("before leading: %v", err)
+	}
+	until(t, st, clk, "leads", got(terms))
+	tm := <-terms
+	if err := e.MayAct(tm.lease.Epoch); err != nil {
+		t.Fatalf("leading: %v", err)
+	}
+	if err := e.MayAct(tm.lease.Epoch + 1); !errors.Is(err, ErrNotActing) {
+		t.Fatalf("another epoch: %v", err)
+	}
+	st.set(errors.New("database is locked"), nil)
+	st.settle()
+	clk.Advance(timing.RenewDeadline + step)
+	if err := e.MayAct(tm.lease.Epoch); !errors.Is(err, ErrNotActing) {
+		t.Fatalf("past the renew deadline: %v", err)
+	}
+	until(t, st, clk, "the term ends", ended(tm.ctx))
+	if err := e.MayAct(tm.lease.Epoch); !errors.Is(err, ErrNotActing) {
+		t.Fatalf("after the term: %v", err)
+	}
+}
+
 // A database that cannot be used ends the term at once; a replaced file is
 // reopened before the next.
 func TestDatabaseFaultStopsActingAtOnce(t *testing.T) {

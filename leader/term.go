@@ -37,6 +37,7 @@ func (e *Elector) lead(ctx context.Context, lease slum.Lease, acquired time.Time
 	go func() { defer close(renewing); e.renew(rctx, lease, renewed) }()
 
 	last := acquired
+	e.term.Store(&leadTerm{epoch: lease.Epoch, renewed: last})
 	deadline := make(chan struct{}, 1)
 	arm := func() clock.Timer {
 		return clk.AfterFunc(t.RenewDeadline-clk.Now().Sub(last), func() {
@@ -64,6 +65,7 @@ func (e *Elector) lead(ctx context.Context, lease slum.Lease, acquired time.Time
 			switch {
 			case r.err == nil:
 				last = r.start
+				e.term.Store(&leadTerm{epoch: lease.Epoch, renewed: last})
 				timer.Stop()
 				select {
 				case <-deadline: // fired meanwhile: the renewal came in time
@@ -80,6 +82,7 @@ func (e *Elector) lead(ctx context.Context, lease slum.Lease, acquired time.Time
 			cause = fmt.Errorf("%w: not renewed for %s (renew deadline; the lease lasts %s)", ErrLeaseLost, t.RenewDeadline, t.TTL)
 		}
 	}
+	e.term.Store(nil)
 	if ctx.Err() == nil {
 		e.log.Error("stopped leading: not acting on the fleet until the lease is held again", "epoch", lease.Epoch, "reason", cause.Error())
 	}

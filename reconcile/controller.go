@@ -94,6 +94,10 @@ type Config struct {
 	Clock    clock.Clock
 	// OnRoutes receives every new route table (an in-process router).
 	OnRoutes func(*routes.Table)
+	// MayAct, when set, is asked just before each spawn or stop is sent:
+	// an error (the leader's renew deadline passed) drops the action. The
+	// term's context ends soon after; this closes the moment between.
+	MayAct func() error
 }
 
 // DefaultConfig is what 'slum run' uses unless told otherwise.
@@ -240,7 +244,7 @@ func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
 	}
 	run := &session{fence: fence, items: map[slum.InstanceKey]ItemState{},
 		exec: NewExecutor(ctx, ExecutorConfig{Concurrency: c.cfg.Concurrency, PerServer: c.cfg.PerServer,
-			Timeout: c.cfg.ActionTimeout, Backoff: c.cfg.Backoff}, c.cfg.Clock, c.send, c.intent.check,
+			Timeout: c.cfg.ActionTimeout, Backoff: c.cfg.Backoff}, c.cfg.Clock, c.send, c.checkAction,
 			c.in.results.put, c.in.wake),
 		rep: NewReporter(c.store, fence, c.cfg.Clock, c.log, c.cfg.FlushInterval)}
 	run.rep.Seed(written)
@@ -254,6 +258,17 @@ func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
 	run.pending = leftPending(c.fleet(), written)
 	c.log.Info("controller started", "placements", len(ps), "servers", len(c.fleet().Servers), "epoch", fence.Epoch)
 	return nil
+}
+
+// checkAction tells, as an action is about to be sent, whether this
+// controller may still act and the newest desired state still wants it.
+func (c *Controller) checkAction(a Action) error {
+	if c.cfg.MayAct != nil {
+		if err := c.cfg.MayAct(); err != nil {
+			return err
+		}
+	}
+	return c.intent.check(a)
 }
 
 // leftPending is what the last controller left pending, by the server it

@@ -838,6 +838,32 @@ func wantActions(t *testing.T, acts *actions, want ...string) {
 	}
 }
 
+// A controller whose leader may no longer act (its renew deadline passed)
+// sends nothing, though its plan wants the spawn; once it may, it does.
+func TestNothingIsSentWhenTheLeaderMayNotAct(t *testing.T) {
+	cfg := testConfig()
+	var refuse atomic.Bool
+	refuse.Store(true)
+	cfg.MayAct = func() error {
+		if refuse.Load() {
+			return errors.New("not renewed for 10s (renew deadline)")
+		}
+		return nil
+	}
+	f := newFixture(t, 1, cfg)
+	f.tenant("alice", spec("prod", "api", "s1"))
+	if p := f.sync(); len(p.Spawns) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	wantActions(t, &f.acts)
+	if got := f.running("s1"); len(got) != 0 {
+		t.Fatalf("s1 runs %v", got)
+	}
+	refuse.Store(false)
+	f.converge()
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod")
+}
+
 func TestDryRunActsOnNothing(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))

@@ -124,6 +124,8 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	go func() {
 		s.done <- el.Run(ectx, leader.Hooks{
 			Lead: func(ctx context.Context, lease slum.Lease) error {
+				cfg := cfg
+				cfg.MayAct = func() error { return el.MayAct(lease.Epoch) }
 				c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, metrics)
 				s.ctrl.Store(c)
 				// The replicated tenants' single-writer leases, beside the
