@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,11 @@ type upstreamConn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 	pl        *pool // that opened it; nil in tests
+	// The last response fastResponse read, and what it reuses.
+	resp http.Response
+	hdr  http.Header
+	vals []string
+	body fastBody
 	// gone is set when the connection was closed because its server left
 	// the route table (declared dead): the exchange on it failed for that.
 	gone atomic.Bool

@@ -145,9 +145,12 @@ func (p *Proxy) send(ex *exchange, b *backend, uc *upstreamConn) (*http.Response
 		return nil, err
 	}
 	for {
-		resp, err := http.ReadResponse(uc.br, ex.r)
-		if err != nil {
-			return nil, readError(err, false)
+		resp, ok := uc.fastResponse(ex.r.Method)
+		if !ok {
+			var err error
+			if resp, err = http.ReadResponse(uc.br, ex.r); err != nil {
+				return nil, readError(err, false)
+			}
 		}
 		if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
