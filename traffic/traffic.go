@@ -15,7 +15,6 @@
 package traffic
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -52,15 +51,13 @@ type Report struct {
 // Limits of a report, so a confused router cannot make the API hold more
 // than the history is meant to.
 const (
-	maxSource  = 128
+	maxSource  = 256
 	maxBounds  = 64
 	maxEntries = 100_000
 )
 
-// ErrInvalid is wrapped by every error about a report.
-var ErrInvalid = slum.ErrInvalid
-
-// Validate says what is wrong with a report, if anything.
+// Validate says what is wrong with a report, if anything: a
+// *slum.FieldError, which is an slum.ErrInvalid.
 func (r Report) Validate() error {
 	if r.Source == "" || len(r.Source) > maxSource || strings.ContainsFunc(r.Source, func(c rune) bool { return !unicode.IsPrint(c) }) {
 		return &slum.FieldError{Field: "source", Value: r.Source, Reason: fmt.Sprintf("must be printable text of 1 to %d bytes", maxSource)}
@@ -165,8 +162,9 @@ func (h *History) startOf(n uint32) time.Time {
 	return time.Unix(0, int64(n)*int64(h.cfg.Resolution))
 }
 
-// ErrFull: the history keeps MaxSeries series already.
-var ErrFull = errors.New("traffic history is full")
+// ErrFull: the history keeps MaxSeries series already. It is an
+// slum.ErrNoCapacity.
+var ErrFull = fmt.Errorf("%w: traffic history is full", slum.ErrNoCapacity)
 
 // Record adds what grew since the source's previous report to the slot
 // of now. A source's first report only sets where it counts from.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // routeFlags are the router's settings, shared by 'slum route' and
@@ -114,7 +115,8 @@ This router follows the fleet database (--db), seeing every change within
 about 50 ms; 'slum run --route-addr' runs one inside the controller instead.
 With --api (and a router token, 'slum token create --role router') it
 follows a fleet elsewhere through its API's watch, resuming where it left
-off when the connection breaks. SIGTERM lets in-flight requests finish.`,
+off when the connection breaks, and reports its traffic (requests, errors,
+latency) to that API every two seconds for the dashboard and 'slum status'. SIGTERM lets in-flight requests finish.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
@@ -147,6 +149,10 @@ off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 				defer srv.Close()
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 			}
+			if src.report != nil {
+				go traffic.Feed(ctx, nil, 2*trafficReportEvery, src.source, p.Metrics().Traffic, src.report,
+					func(err error) { log.Warn("traffic not reported to the API", "err", err) })
+			}
 			go src.follow(ctx, func(t *routes.Table) {
 				if err := p.Set(t); err != nil {
 					log.Error("route table refused", "err", err)
@@ -172,7 +178,12 @@ off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 // routeSource is where a router gets its route table: the fleet database,
 // or the fleet's API.
 type routeSource struct {
-	name   string
+	name string
+	// report sends the router's traffic to the fleet's API; nil when it
+	// follows the database (nothing to report to).
+	report func(ctx context.Context, r traffic.Report) error
+	// source names this router's reports.
+	source string
 	load   func(ctx context.Context) (*routes.Table, error)
 	follow func(ctx context.Context, set func(*routes.Table), onErr func(error))
 	close  func()
@@ -184,7 +195,8 @@ func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSourc
 		if err != nil {
 			return nil, err
 		}
-		return &routeSource{name: c.URL(), load: c.Routes, follow: c.FollowRoutes, close: func() { c.Close() }}, nil
+		return &routeSource{name: c.URL(), load: c.Routes, follow: c.FollowRoutes, report: c.RecordTraffic,
+			source: traffic.SourceName("route"), close: func() { c.Close() }}, nil
 	}
 	st, err := a.open(ctx, dbMustExist)
 	if err != nil {
