@@ -21,7 +21,13 @@ const state = {
   seenChips: new Map(), // instance key -> server it was last drawn on
   firstDraw: true,
   resets: 0, // whole-fleet messages taken: one per (re)connection
+  history: [], // the event log as far back as the page has it, oldest first
+  episodes: [], // failovers read from history (timeline.js)
+  foIndex: null, // the failover shown; null: the latest
+  filter: "", // the search box
+  perf: { signIn: 0, firstRender: 0, batches: [] }, // ms, measured here
 };
+window.slumPerf = state.perf;
 
 // ---- small DOM helpers: text only, never HTML from data
 function h(tag, props, ...children) {
@@ -46,9 +52,15 @@ const $ = (id) => document.getElementById(id);
 function fmtMB(mb) {
   return mb >= 1024 ? (mb / 1024).toFixed(mb % 1024 ? 1 : 0) + " GB" : mb + " MB";
 }
-function fmtTime(iso) {
-  const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+function pad(n, w) { return String(n).padStart(w || 2, "0"); }
+// Times in the viewer's zone, to the millisecond where order matters.
+function fmtTimeMs(t) {
+  const d = new Date(t);
+  return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + "." + pad(d.getMilliseconds(), 3);
+}
+function fmtClock(t) {
+  const d = new Date(t);
+  return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
 }
 function ago(iso) {
   if (!iso || iso.startsWith("0001")) return "";
@@ -85,6 +97,7 @@ function showLogin(msg) {
 }
 
 async function signIn(token) {
+  state.perf.signIn = performance.now();
   state.token = token.trim();
   try {
     state.who = await api("GET", "/v1/whoami");
@@ -101,6 +114,29 @@ async function signIn(token) {
     h("span", {}, "token ", h("b", { text: state.who.name || "#" + state.who.id }), " · " + state.who.role));
   drawLegend();
   watch();
+  if (state.who.role !== "router") {
+    loadHistory();
+    pollTraffic();
+  }
+  route();
+}
+
+// loadHistory reads the event log further back than the watch's reset
+// does, for the failover timelines.
+async function loadHistory() {
+  try {
+    addHistory(await api("GET", "/v1/events/recent?last=3000"));
+    scheduleDraw();
+  } catch (_) { /* the watch's events still show */ }
+}
+
+function addHistory(evs) {
+  if (!evs || !evs.length) return;
+  const have = new Set(state.history.map((e) => e.id));
+  for (const e of evs) if (!have.has(e.id)) state.history.push(e);
+  state.history.sort((a, b) => a.id - b.id);
+  if (state.history.length > 5000) state.history.splice(0, state.history.length - 5000);
+  state.episodes = failoverEpisodes(state.history);
 }
 
 // ---- the watch: server-sent events read from a fetch, so the token
@@ -119,7 +155,7 @@ async function watch() {
       if (!res.ok) throw new Error("watch: " + res.status);
       setLive("live");
       pause = 500;
-      await readStream(res.body);
+      await readSSE(res.body, handle, (id) => { state.lastId = id; });
       throw new Error("stream ended");
     } catch (e) {
       if (ctl.signal.aborted && $("app").hidden) return;
@@ -130,7 +166,9 @@ async function watch() {
   }
 }
 
-async function readStream(body) {
+// readSSE reads server-sent events from a response body: onMessage(event,
+// data parsed as JSON) for each, onID(id) for each id.
+async function readSSE(body, onMessage, onID) {
   const reader = body.getReader();
   const dec = new TextDecoder();
   let buf = "";
@@ -145,8 +183,12 @@ async function readStream(body) {
       buf = buf.slice(nl + 1);
       if (line.endsWith("\r")) line = line.slice(0, -1);
       if (line === "") {
-        if (ev.id) state.lastId = ev.id;
-        if (ev.data.length) handle(ev.event, JSON.parse(ev.data.join("\n")));
+        if (ev.id && onID) onID(ev.id);
+        if (ev.data.length) {
+          let data = null;
+          try { data = JSON.parse(ev.data.join("\n")); } catch (_) { data = ev.data.join("\n"); }
+          onMessage(ev.event || "message", data);
+        }
         ev = { id: "", event: "", data: [] };
         continue;
       }
@@ -170,12 +212,14 @@ function put(c) {
 }
 
 function handle(name, msg) {
+  const t0 = performance.now();
   if (name === "reset") {
     state.resets++;
     document.getElementById("live").dataset.resets = String(state.resets);
     for (const m of Object.values(state.objects)) m.clear();
     for (const c of msg.objects || []) put(c);
     state.events = (msg.events || []).slice().reverse();
+    addHistory(msg.events);
   } else if (name === "changes") {
     for (const c of msg.changes || []) {
       const old = state.objects[c.kind] && state.objects[c.kind].get(c.id);
@@ -185,11 +229,13 @@ function handle(name, msg) {
     }
     for (const e of msg.events || []) { state.events.unshift(e); state.flash.add("event:" + e.id); }
     state.events.length = Math.min(state.events.length, 200);
+    addHistory(msg.events);
   } else {
     return;
   }
   state.revision = msg.revision;
   state.statusRevision = msg.status_revision;
+  state.pendingBatch = { name, t0 };
   scheduleDraw();
 }
 
@@ -223,14 +269,30 @@ function servingSets() {
 
 // ---- drawing
 function draw() {
+  const t0 = performance.now();
   drawSummary();
   drawHolds();
+  drawFleetTraffic();
+  drawTimeline();
   drawServers();
   drawTenants();
+  drawUnplaceable();
   drawEvents();
+  drawTenantPage();
   $("footer").textContent = "desired revision " + state.revision + " · status revision " + state.statusRevision +
-    " · " + state.objects.route.size + " routes";
+    " · " + state.objects.route.size + " routes · " + state.history.length + " events kept here";
   state.flash.clear();
+  const done = performance.now();
+  const b = state.pendingBatch;
+  state.pendingBatch = null;
+  if (b && b.name === "reset" && !state.perf.firstRender && state.perf.signIn) {
+    state.perf.firstRender = done - state.perf.signIn;
+    state.perf.firstDraw = done - t0;
+  } else if (b && b.name === "changes") {
+    state.perf.batches.push(done - b.t0);
+    if (state.perf.batches.length > 200) state.perf.batches.shift();
+  }
+  $("app").dataset.perf = JSON.stringify({ first: Math.round(state.perf.firstRender), lastBatch: Math.round(state.perf.batches[state.perf.batches.length - 1] || 0) });
   state.firstDraw = false;
 }
 
@@ -271,8 +333,9 @@ function drawHolds() {
       h("div", { class: "icon", text: approved ? "✓" : "!" }),
       h("div", { class: "what" },
         h("b", { text: (approved ? "Approved" : "Held") + " plan " + hd.id + " (" + hd.kind + ")" }), " — " + hd.summary,
-        actions.length ? h("ul", {}, actions.slice(0, 6).map((a) => h("li", { text: a })),
-          actions.length > 6 ? h("li", { text: "… and " + (actions.length - 6) + " more" }) : null) : null),
+        actions.length ? h("div", {}, h("span", { class: "muted small", text: approved ? "What it does:" : "What it would do, once approved:" }),
+          h("ul", {}, actions.slice(0, 12).map((a) => h("li", { text: a })),
+            actions.length > 12 ? h("li", { text: "… and " + (actions.length - 12) + " more (slum approve " + hd.id + " --show)" }) : null)) : null),
       btn);
   }));
 }
@@ -289,88 +352,144 @@ async function approve(id, btn) {
   }
 }
 
+const HEALTHS = [["online", "answers its probes"], ["suspect", "missed a probe: takes no new instances"], ["dead", "missed dead_after probes: its copies run elsewhere"],
+  ["unauthorized", "refuses slum's token"], ["unknown", "not probed yet"]];
+const PHASE_TEXT = { running: "running", idle: "idle (on demand, asleep)", pending: "being placed or started", stopped: "stopped",
+  failed: "failed to start", unknown: "not seen yet", down: "its server is dead", unplaceable: "no server can take it" };
+
 function drawLegend() {
-  $("legend").replaceChildren(...PHASES.slice(0, 6).map((p) => h("span", {}, h("i", { class: "p-" + p }), p)));
+  const chip = (cls, text, title) => h("span", { title }, h("i", { class: "sw " + cls }), text);
+  $("legend").replaceChildren(
+    h("div", { class: "legend-row" }, h("b", { text: "Instances" }), PHASES.map((p) => chip("p-" + p, PHASE_TEXT[p]))),
+    h("div", { class: "legend-row" }, h("b", { text: "Servers" }), HEALTHS.map(([k, t]) => chip("hl-" + k, k, t))),
+    h("div", { class: "legend-row" }, h("b", { text: "Copies" }),
+      chip("c-serving", "serving (the router sends its traffic here)"), chip("c-spare", "warm spare"), chip("c-moved", "failed over, away from home")),
+    h("div", { class: "legend-row" }, h("b", { text: "Charts" }), chartKey(["rps", "err", "p50", "p99"])),
+    h("div", { class: "legend-row" }, h("b", { text: "Timeline" }),
+      Object.entries(MARKS).map(([k, m]) => chip("dot-" + k, m.label))));
+}
+
+function chartKey(keys) {
+  const names = { rps: "requests/s", err: "error rate (0–100%)", p50: "p50 latency", p99: "p99 latency" };
+  return h("span", { class: "chart-key" }, keys.map((k) => h("span", {}, h("i", { class: "ln ln-" + k }), names[k])));
+}
+
+function byServerMap() {
+  const on = new Map(), from = new Map();
+  for (const i of state.objects.instance.values()) {
+    if (!on.has(i.server)) on.set(i.server, []);
+    on.get(i.server).push(i);
+    if (i.home_server && i.home_server !== i.server) {
+      if (!from.has(i.home_server)) from.set(i.home_server, []);
+      from.get(i.home_server).push(i);
+    }
+  }
+  return { on, from };
 }
 
 function drawServers() {
   const servers = [...state.objects.server.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const byServer = new Map();
-  for (const i of state.objects.instance.values()) {
-    if (!byServer.has(i.server)) byServer.set(i.server, []);
-    byServer.get(i.server).push(i);
-  }
-  const { serving, spare } = servingSets();
-  const cards = servers.map((s) => {
-    const hl = health(s);
-    const insts = (byServer.get(s.id) || []).sort((a, b) => a.key.localeCompare(b.key));
-    const cap = s.capacity_mb || 1;
-    const used = (s.stats && s.stats.used_mb) || 0;
-    const bar = h("div", { class: "cap", title: fmtMB(used) + " of " + fmtMB(cap) + " placed" },
-      insts.map((i) => {
-        const seg = h("span", { class: "p-" + phaseOf(i), title: i.key + " · " + fmtMB(i.memory_mb) + " · " + phaseOf(i) });
-        seg.style.width = Math.min(100, (100 * i.memory_mb) / cap) + "%";
-        return seg;
-      }));
-    const chips = insts.map((i) => {
-      const ref = i.tenant + ":" + i.id + "@" + s.id;
-      const isServing = serving.has(ref), isSpare = spare.has(ref);
-      const moved = i.home_server && i.home_server !== i.server;
-      const prev = state.seenChips.get(i.key);
-      const isNew = !state.firstDraw && prev !== s.id;
-      state.seenChips.set(i.key, s.id);
-      const tags = [];
-      if (isServing) tags.push("serving");
-      else if (isSpare) tags.push("spare");
-      if (moved) tags.push("↪ from " + i.home_server);
-      if (i.desired_state === "stopped") tags.push("stopped");
-      return h("span", {
-        class: "chip" + (isServing ? " serving" : "") + (moved ? " moved" : "") + (isNew ? " new" : ""),
-        "data-instance": i.key, "data-phase": phaseOf(i), "data-serving": isServing ? "yes" : "no",
-        title: i.key + " (" + i.process + ") · " + phaseOf(i) + (i.status && i.status.message ? " · " + i.status.message : ""),
-      }, h("span", { class: "ph p-" + phaseOf(i) }), i.key, tags.length ? h("span", { class: "tag", text: tags.join(" · ") }) : null);
-    });
-    const sub = [h("span", { text: s.url })];
-    if (s.state !== "active") sub.push(h("span", { class: "badge warn", text: s.state }));
-    const fo = s.status && s.status.failover;
-    if (fo) sub.push(h("span", { class: "badge " + (fo === "held" ? "warn" : "bad"), text: fo, title: s.status.failover_reason }));
-    if (!s.has_token) sub.push(h("span", { class: "badge bad", text: "no token" }));
-    const since = s.status && ago(s.status.health_since);
-    if (since) sub.push(h("span", { class: "since", text: hl + " for " + since }));
-    const card = h("article", { class: "server" + (state.flash.has("server:" + s.id) ? " flash" : ""), "data-server": s.id, "data-health": hl },
-      h("div", { class: "server-head" },
-        h("span", { class: "server-name", text: s.id }),
-        s.region ? h("span", { class: "region", text: s.region }) : null,
-        h("span", { class: "count", text: insts.length + " instance" + (insts.length === 1 ? "" : "s") }),
-        h("span", { class: "pill " + hl, "data-role": "health", text: hl })),
-      h("div", { class: "server-sub" }, sub),
-      bar,
-      h("div", { class: "cap-text" },
-        h("span", {}, h("b", { text: fmtMB(used) }), " of " + fmtMB(cap) + " placed"),
-        h("span", {}, h("b", { text: fmtMB(Math.max(0, cap - used)) }), " free")),
-      h("div", { class: "chips" }, chips.length ? chips : h("span", { class: "empty", text: "no instances placed here" })),
-      s.status && s.status.last_error && hl !== "online" ? h("div", { class: "last-error", text: s.status.last_error, title: s.status.last_error }) : null);
-    return card;
-  });
+  const { on, from } = byServerMap();
+  const sets = servingSets();
+  const cards = servers.map((s) => serverCard(s, (on.get(s.id) || []).sort((a, b) => a.key.localeCompare(b.key)), from.get(s.id) || [], sets));
   $("servers").replaceChildren(...(cards.length ? cards : [h("p", { class: "empty", text: "No servers yet: slum server add, or slum apply -f fleet.yaml." })]));
 }
 
+function chipOf(i, s, sets) {
+  const ref = i.tenant + ":" + i.id + "@" + s.id;
+  const isServing = sets.serving.has(ref), isSpare = sets.spare.has(ref);
+  const moved = i.home_server && i.home_server !== i.server;
+  const prev = state.seenChips.get(i.key);
+  const isNew = !state.firstDraw && prev !== s.id;
+  state.seenChips.set(i.key, s.id);
+  const tags = [];
+  if (isServing) tags.push("serving");
+  else if (isSpare) tags.push("spare");
+  if (moved) tags.push("↪ from " + i.home_server);
+  if (i.desired_state === "stopped") tags.push("stopped");
+  const msg = i.status && i.status.message;
+  return h("a", {
+    href: "#tenant/" + encodeURIComponent(i.tenant),
+    class: "chip" + (isServing ? " serving" : isSpare ? " spare" : "") + (moved ? " moved" : "") + (isNew ? " new" : ""),
+    "data-instance": i.key, "data-phase": phaseOf(i), "data-serving": isServing ? "yes" : "no",
+    title: i.key + " (" + i.process + ") · " + phaseOf(i) + (msg ? " · " + msg : ""),
+  }, h("span", { class: "ph p-" + phaseOf(i) }), i.key, tags.length ? h("span", { class: "tag", text: tags.join(" · ") }) : null,
+  phaseOf(i) === "unplaceable" || phaseOf(i) === "failed" ? h("span", { class: "why", text: msg || "" }) : null);
+}
+
+function serverCard(s, insts, away, sets) {
+  const hl = health(s);
+  const cap = s.capacity_mb || 1;
+  const used = (s.stats && s.stats.used_mb) || 0;
+  const bar = h("div", { class: "cap", title: fmtMB(used) + " of " + fmtMB(cap) + " placed" },
+    insts.map((i) => {
+      const seg = h("span", { class: "p-" + phaseOf(i), title: i.key + " · " + fmtMB(i.memory_mb) + " · " + phaseOf(i) });
+      seg.style.width = Math.min(100, (100 * i.memory_mb) / cap) + "%";
+      return seg;
+    }));
+  const sub = [h("span", { class: "url", text: s.url })];
+  if (s.state !== "active") sub.push(h("span", { class: "badge warn", text: s.state }));
+  const fo = s.status && s.status.failover;
+  if (fo) sub.push(h("span", { class: "badge " + (fo === "held" ? "warn" : "bad"), text: "failover " + fo }));
+  if (!s.has_token) sub.push(h("span", { class: "badge bad", text: "no token" }));
+  const since = s.status && s.status.health_since;
+  if (since && !since.startsWith("0001")) sub.push(h("span", { class: "since", text: hl + " since " + fmtTimeMs(since) + " (" + ago(since) + ")" }));
+  const chips = insts.map((i) => chipOf(i, s, sets));
+  const err = s.status && s.status.last_error && hl !== "online" ? s.status.last_error : "";
+  return h("article", { class: "server" + (state.flash.has("server:" + s.id) ? " flash" : ""), "data-server": s.id, "data-health": hl },
+    h("div", { class: "server-head" },
+      h("span", { class: "server-name", text: s.id }),
+      s.region ? h("span", { class: "region", text: s.region }) : null,
+      h("span", { class: "count", text: insts.length + " instance" + (insts.length === 1 ? "" : "s") }),
+      h("span", { class: "pill " + hl, "data-role": "health", text: hl })),
+    h("div", { class: "server-sub" }, sub),
+    fo && s.status.failover_reason ? h("div", { class: "note " + (fo === "held" ? "warn" : "bad"), text: s.status.failover_reason }) : null,
+    err ? h("div", { class: "last-error", "data-role": "last-error", text: err }) : null,
+    serverChart(s.id),
+    bar,
+    h("div", { class: "cap-text" },
+      h("span", {}, h("b", { text: fmtMB(used) }), " of " + fmtMB(cap) + " placed"),
+      h("span", {}, h("b", { text: fmtMB(Math.max(0, cap - used)) }), " free")),
+    h("div", { class: "chips" }, chips.length ? chips : h("span", { class: "empty", text: hl === "dead" ? "nothing runs here now" : "no instances placed here" })),
+    away.length ? h("div", { class: "away", "data-role": "ran-here" },
+      h("div", { class: "muted small", text: (hl === "dead" ? "Ran here before it died" : "Home here, running elsewhere") + " (" + away.length + "):" }),
+      h("ul", {}, away.sort((a, b) => a.key.localeCompare(b.key)).map((i) => h("li", { "data-went": i.key },
+        h("span", { class: "ph p-" + phaseOf(i) }), h("a", { href: "#tenant/" + encodeURIComponent(i.tenant), text: i.key }),
+        " → " + i.server + " · " + phaseOf(i) + (i.status && i.status.message && phaseOf(i) !== "running" ? " · " + i.status.message : ""))))) : null);
+}
+
+const TENANT_ROWS = 100;
+
 function drawTenants() {
-  const tenants = [...state.objects.tenant.values()].sort((a, b) => a.id.localeCompare(b.id));
-  $("tenants").replaceChildren(...tenants.map((t) => {
+  const all = matchTenants(state.filter || "");
+  const shown = all.slice(0, TENANT_ROWS);
+  $("tenant-count").textContent = state.filter ? all.length + " of " + state.objects.tenant.size + " match" :
+    all.length > TENANT_ROWS ? "busiest " + TENANT_ROWS + " of " + all.length + " · search for the rest" : state.objects.tenant.size + " tenants, busiest first";
+  $("tenants").replaceChildren(...shown.map((t) => {
     const st = t.status;
-    const srv = h("div", { class: "srv" });
+    const srv = h("span", { class: "srv" });
     if (st && st.serving && st.serving.length) {
       srv.append(h("span", { class: "ok", "data-serving-copy": st.serving.map((c) => c.instance + "@" + c.server).join(","),
         text: st.serving.map((c) => c.instance + "@" + c.server).join(", ") }));
       if (st.spares && st.spares.length) srv.append(h("span", { class: "spare", text: "spare " + st.spares.map((c) => c.instance + "@" + c.server).join(", ") }));
     } else {
       srv.append(h("span", { class: "none", text: st ? "nothing serves" : "not decided yet" }));
-      if (st && st.reason) srv.append(h("span", { class: "spare", text: st.reason }));
+      if (st && st.reason) srv.append(h("span", { class: "spare wrap", text: st.reason }));
     }
-    return h("div", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id },
-      h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }), srv);
-  }));
+    const r = tenantRate(t.id);
+    return h("a", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id, href: "#tenant/" + encodeURIComponent(t.id) },
+      h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }),
+      h("span", { class: "rate" }, sparkline(t.id), h("span", { class: "rate-num", text: r ? fmtRate(r.rps) : "–" })), srv);
+  }), ...(all.length ? [] : [h("p", { class: "empty", text: state.filter ? "No tenant matches “" + state.filter + "”." : "No tenants yet." })]));
+}
+
+function drawUnplaceable() {
+  const bad = [...state.objects.instance.values()].filter((i) => phaseOf(i) === "unplaceable" || phaseOf(i) === "failed" || phaseOf(i) === "down");
+  $("trouble-panel").hidden = !bad.length;
+  $("trouble").replaceChildren(...bad.sort((a, b) => a.key.localeCompare(b.key)).slice(0, 200).map((i) =>
+    h("li", { "data-trouble": i.key }, h("span", { class: "ph p-" + phaseOf(i) }),
+      h("a", { href: "#tenant/" + encodeURIComponent(i.tenant), text: i.key }), h("b", { text: " " + phaseOf(i) }),
+      " on " + (i.server || "no server") + ": ", h("span", { class: "wrap", text: (i.status && i.status.message) || PHASE_TEXT[phaseOf(i)] }))));
 }
 
 function reasonClass(r) {
@@ -382,12 +501,15 @@ function reasonClass(r) {
   return "plain";
 }
 
+function eventRow(e) {
+  return h("li", { class: "event" + (state.flash.has("event:" + e.id) ? " new" : ""), "data-event": e.reason },
+    h("time", { text: fmtTimeMs(e.at), title: new Date(e.at).toISOString() }),
+    h("span", {}, h("span", { class: "r " + reasonClass(e.reason), text: e.reason }), h("span", { class: "o", text: e.object })),
+    h("span", { class: "m", text: e.message }));
+}
+
 function drawEvents() {
-  $("events").replaceChildren(...state.events.slice(0, 120).map((e) =>
-    h("li", { class: "event" + (state.flash.has("event:" + e.id) ? " new" : ""), "data-event": e.reason },
-      h("time", { text: fmtTime(e.at) }),
-      h("span", {}, h("span", { class: "r " + reasonClass(e.reason), text: e.reason }), h("span", { class: "o", text: e.object })),
-      h("span", { class: "m", text: e.message }))));
+  $("events").replaceChildren(...state.events.slice(0, 150).map(eventRow));
 }
 
 // ---- start
@@ -396,8 +518,17 @@ document.addEventListener("DOMContentLoaded", () => {
   $("signout").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = "";
+    location.hash = "";
     location.reload();
   });
+  $("fo-prev").addEventListener("click", () => { const i = state.foIndex ?? state.episodes.length - 1; state.foIndex = Math.max(0, i - 1); drawTimeline(); });
+  $("fo-next").addEventListener("click", () => {
+    const i = (state.foIndex ?? state.episodes.length - 1) + 1;
+    state.foIndex = i >= state.episodes.length - 1 ? null : i;
+    drawTimeline();
+  });
+  $("tp-close").addEventListener("click", () => { location.hash = ""; });
+  setupSearch();
   setInterval(() => { if (!$("app").hidden) scheduleDraw(); }, 5000); // "since" times age
   if (state.token) signIn(state.token);
   else showLogin();
