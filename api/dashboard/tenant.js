@@ -22,7 +22,13 @@ function matchTenants(q) {
 
 function setupSearch() {
   const input = $("search");
-  input.addEventListener("input", () => { state.filter = input.value; drawTenants(); });
+  let slashed = false; // focused by "/": a browser that types it anyway has it taken back
+  input.addEventListener("input", () => {
+    if (slashed && input.value.startsWith("/")) input.value = input.value.slice(1);
+    slashed = false;
+    state.filter = input.value;
+    drawTenants();
+  });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
       const first = matchTenants(input.value)[0];
@@ -30,7 +36,7 @@ function setupSearch() {
     } else if (e.key === "Escape") { input.value = ""; state.filter = ""; drawTenants(); }
   });
   document.addEventListener("keydown", (e) => {
-    if (e.key === "/" && document.activeElement !== input && !/INPUT|TEXTAREA/.test((document.activeElement || {}).tagName)) { e.preventDefault(); input.focus(); }
+    if (e.key === "/" && document.activeElement !== input && !/INPUT|TEXTAREA/.test((document.activeElement || {}).tagName)) { e.preventDefault(); slashed = !input.value; input.focus(); }
     if (e.key === "Escape" && tenantPage.id) location.hash = "";
   });
   window.addEventListener("hashchange", route);

@@ -40,9 +40,14 @@ function mark(ep, key, label, kind, e, text) {
   ep.end = Math.max(ep.end, at);
 }
 
-// failoverEpisodes reads events (oldest first) into episodes, newest last.
+// failoverEpisodes reads events into episodes, newest last. Events are
+// taken in the order of their times, not their ids: the controller's
+// health events are written a flush after the placements they caused.
+// A server that was only suspect for a while, then answered again, had
+// no failover: it is left out.
 function failoverEpisodes(events) {
   const eps = [], open = new Map(), byInstance = new Map();
+  events = events.slice().sort((a, b) => new Date(a.at) - new Date(b.at) || a.id - b.id);
   const openFor = (server) => open.get(server);
   const latestOpen = (at) => { let best = null; for (const ep of open.values()) if (!best || ep.start > best.start) best = ep; return best && at - best.end < 120000 ? best : null; };
   for (const e of events) {
@@ -65,7 +70,7 @@ function failoverEpisodes(events) {
       if (ep) mark(ep, "server:" + ep.server, "server " + ep.server, "held", e);
     }
   }
-  return eps;
+  return eps.filter((ep) => !ep.closed || ep.dead || ep.rows.size > 1);
 }
 
 function serverEvent(e, id, at, eps, open) {
@@ -172,7 +177,7 @@ function timelineHead(ep, i, n) {
 function timelineSVG(ep, rows) {
   const W = 1000, lane = 26, top = 24, left = 190;
   const H = top + rows.length * lane + 8;
-  const span = Math.max(ep.end - ep.start, 1000) * 1.08;
+  const span = Math.max(ep.end - ep.start, 100) * 1.15;
   const x = (t) => left + ((t - ep.start) / span) * (W - left - 20);
   const svg = s("svg", { viewBox: "0 0 " + W + " " + H, class: "tl-svg", role: "img", "aria-label": "failover of " + ep.server + " on a time axis" });
   for (let k = 0; k <= 5; k++) {

@@ -138,7 +138,7 @@ function drawFleetTraffic() {
     h("span", { class: "k-rps" }, h("b", { "data-role": "fleet-rps", text: fmtRate(last) }), " requests"),
     h("span", { class: "k-err" }, h("b", { text: fmtPct(lastErr) }), " errors"),
     h("span", { class: "muted", text: "peak " + fmtRate(peak) + " · last " + Math.round((traffic.slots * traffic.step) / 60000) + " min" }),
-    traffic.failed ? h("span", { class: "bad-text", text: "traffic: " + traffic.failed }) : null);
+    ...(traffic.failed ? [h("span", { class: "bad-text", text: "traffic: " + traffic.failed })] : []));
   cv.dataset.points = String(f.rps.length);
   cv.dataset.peak = String(peak);
   drawLines(cv, [
