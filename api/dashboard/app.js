@@ -25,7 +25,7 @@ const state = {
   episodes: [], // failovers read from history (timeline.js)
   foIndex: null, // the failover shown; null: the latest
   filter: "", // the search box
-  perf: { signIn: 0, firstRender: 0, batches: [] }, // ms, measured here
+  perf: { signIn: 0, firstRender: 0, batches: [], shown: [] }, // ms, measured here
 };
 window.slumPerf = state.perf;
 
@@ -130,13 +130,27 @@ async function loadHistory() {
   } catch (_) { /* the watch's events still show */ }
 }
 
+// addHistory adds events the page did not have; the failovers are read
+// again only when one of them could change one.
 function addHistory(evs) {
   if (!evs || !evs.length) return;
-  const have = new Set(state.history.map((e) => e.id));
-  for (const e of evs) if (!have.has(e.id)) state.history.push(e);
-  state.history.sort((a, b) => a.id - b.id);
+  const last = state.history.length ? state.history[state.history.length - 1].id : 0;
+  let older = false, relevant = false;
+  for (const e of evs) {
+    if (e.id <= last) { older = true; continue; }
+    e.t = Date.parse(e.at);
+    state.history.push(e);
+    // A start matters only while a failover is under way.
+    relevant = relevant || TIMELINE_REASONS.has(e.reason) && (e.object.startsWith("server/") || e.reason === "Held" ||
+      state.episodes.some((ep) => !ep.closed && e.t - ep.end < 120000));
+  }
+  if (older) { // an earlier read, merged in
+    const have = new Set(state.history.map((e) => e.id));
+    for (const e of evs) if (!have.has(e.id)) { e.t = Date.parse(e.at); state.history.push(e); relevant = true; }
+    state.history.sort((a, b) => a.id - b.id);
+  }
   if (state.history.length > 5000) state.history.splice(0, state.history.length - 5000);
-  state.episodes = failoverEpisodes(state.history);
+  if (relevant || older) state.episodes = failoverEpisodes(state.history);
 }
 
 // ---- the watch: server-sent events read from a fetch, so the token
@@ -235,7 +249,11 @@ function handle(name, msg) {
   }
   state.revision = msg.revision;
   state.statusRevision = msg.status_revision;
-  state.pendingBatch = { name, t0 };
+  // What the next draw shows: the first reset (for the first render's
+  // time), or the oldest batch waiting (for how long one takes to show).
+  if (name === "reset") state.resetPending = true;
+  else if (!state.pendingBatch) state.pendingBatch = { t0, work: 0 };
+  if (state.pendingBatch) state.pendingBatch.work += performance.now() - t0;
   scheduleDraw();
 }
 
@@ -270,29 +288,34 @@ function servingSets() {
 // ---- drawing
 function draw() {
   const t0 = performance.now();
-  drawSummary();
-  drawHolds();
-  drawFleetTraffic();
-  drawTimeline();
-  drawServers();
-  drawTenants();
-  drawUnplaceable();
-  drawEvents();
-  drawTenantPage();
+  const sec = {};
+  for (const [name, fn] of [["summary", drawSummary], ["holds", drawHolds], ["traffic", drawFleetTraffic], ["timeline", drawTimeline],
+    ["servers", drawServers], ["tenants", drawTenants], ["trouble", drawUnplaceable], ["events", drawEvents], ["page", drawTenantPage], ["charts", flushCharts]]) {
+    const a = performance.now();
+    fn();
+    sec[name] = Math.round((performance.now() - a) * 10) / 10;
+  }
+  state.perf.sections = sec;
   $("footer").textContent = "desired revision " + state.revision + " · status revision " + state.statusRevision +
     " · " + state.objects.route.size + " routes · " + state.history.length + " events kept here";
   state.flash.clear();
   const done = performance.now();
   const b = state.pendingBatch;
   state.pendingBatch = null;
-  if (b && b.name === "reset" && !state.perf.firstRender && state.perf.signIn) {
+  if (state.resetPending && !state.perf.firstRender && state.perf.signIn) {
     state.perf.firstRender = done - state.perf.signIn;
     state.perf.firstDraw = done - t0;
-  } else if (b && b.name === "changes") {
-    state.perf.batches.push(done - b.t0);
-    if (state.perf.batches.length > 200) state.perf.batches.shift();
+  } else if (b && !state.resetPending) {
+    // work: the page's own time on the batches (reading them, drawing);
+    // shown: from the first one's arrival until drawn, waiting for the
+    // browser's next frame included.
+    state.perf.batches.push(b.work + (done - t0));
+    state.perf.shown.push(done - b.t0);
+    if (state.perf.batches.length > 200) { state.perf.batches.shift(); state.perf.shown.shift(); }
   }
+  state.resetPending = false;
   $("app").dataset.perf = JSON.stringify({ first: Math.round(state.perf.firstRender), lastBatch: Math.round(state.perf.batches[state.perf.batches.length - 1] || 0) });
+  state.perf.sections = sec;
   state.firstDraw = false;
 }
 
@@ -387,13 +410,57 @@ function byServerMap() {
   return { on, from };
 }
 
+// A card is made again only when what it shows changed: with a thousand
+// tenants, a batch that touches one server leaves the others alone.
+const cardCache = new Map(); // server id -> { sig, el }
+
 function drawServers() {
   const servers = [...state.objects.server.values()].sort((a, b) => a.id.localeCompare(b.id));
   const { on, from } = byServerMap();
   const sets = servingSets();
-  const cards = servers.map((s) => serverCard(s, (on.get(s.id) || []).sort((a, b) => a.key.localeCompare(b.key)), from.get(s.id) || [], sets));
-  $("servers").replaceChildren(...(cards.length ? cards : [h("p", { class: "empty", text: "No servers yet: slum server add, or slum apply -f fleet.yaml." })]));
+  const box = $("servers");
+  if (!servers.length) {
+    cardCache.clear();
+    box.replaceChildren(h("p", { class: "empty", text: "No servers yet: slum server add, or slum apply -f fleet.yaml." }));
+    return;
+  }
+  const els = servers.map((s) => {
+    const insts = on.get(s.id) || [], away = from.get(s.id) || [];
+    const sig = cardSig(s, insts, away, sets);
+    const hit = cardCache.get(s.id);
+    if (hit && hit.sig === sig && !state.flash.has("server:" + s.id)) return hit.el;
+    const el = serverCard(s, insts.sort(chipOrder), away, sets);
+    cardCache.set(s.id, { sig, el });
+    return el;
+  });
+  for (const id of cardCache.keys()) if (!state.objects.server.has(id)) cardCache.delete(id);
+  const cur = [...box.children];
+  if (cur.length === els.length && cur.every((c, i) => c === els[i] || c.dataset.server === els[i].dataset.server)) {
+    cur.forEach((c, i) => { if (c !== els[i]) c.replaceWith(els[i]); });
+  } else {
+    box.replaceChildren(...els);
+  }
 }
+
+// cardSig is everything a server's card shows, as one string.
+function cardSig(s, insts, away, sets) {
+  const parts = [JSON.stringify(s), JSON.stringify((traffic.servers.get(s.id) || {}).now || null), traffic.end, ago(s.status && s.status.health_since)];
+  for (const i of insts) {
+    const ref = i.tenant + ":" + i.id + "@" + s.id;
+    parts.push(i.key, i.home_server, phaseOf(i), i.desired_state, i.memory_mb, (i.status && i.status.message) || "", sets.serving.has(ref), sets.spare.has(ref));
+  }
+  for (const i of away) parts.push(i.key, i.server, phaseOf(i));
+  return parts.join("|");
+}
+
+// chipOrder puts what needs looking at first: trouble, then failed over,
+// then by key.
+function chipOrder(a, b) {
+  const rank = (i) => (["failed", "down", "unplaceable"].includes(phaseOf(i)) ? 0 : phaseOf(i) !== "running" ? 1 : i.home_server && i.home_server !== i.server ? 2 : 3);
+  return rank(a) - rank(b) || a.key.localeCompare(b.key);
+}
+
+const CHIPS_SHOWN = 40;
 
 function chipOf(i, s, sets) {
   const ref = i.tenant + ":" + i.id + "@" + s.id;
@@ -421,12 +488,7 @@ function serverCard(s, insts, away, sets) {
   const hl = health(s);
   const cap = s.capacity_mb || 1;
   const used = (s.stats && s.stats.used_mb) || 0;
-  const bar = h("div", { class: "cap", title: fmtMB(used) + " of " + fmtMB(cap) + " placed" },
-    insts.map((i) => {
-      const seg = h("span", { class: "p-" + phaseOf(i), title: i.key + " · " + fmtMB(i.memory_mb) + " · " + phaseOf(i) });
-      seg.style.width = Math.min(100, (100 * i.memory_mb) / cap) + "%";
-      return seg;
-    }));
+  const bar = capBar(insts, cap, used);
   const sub = [h("span", { class: "url", text: s.url })];
   if (s.state !== "active") sub.push(h("span", { class: "badge warn", text: s.state }));
   const fo = s.status && s.status.failover;
@@ -434,7 +496,8 @@ function serverCard(s, insts, away, sets) {
   if (!s.has_token) sub.push(h("span", { class: "badge bad", text: "no token" }));
   const since = s.status && s.status.health_since;
   if (since && !since.startsWith("0001")) sub.push(h("span", { class: "since", text: hl + " since " + fmtTimeMs(since) + " (" + ago(since) + ")" }));
-  const chips = insts.map((i) => chipOf(i, s, sets));
+  const chips = insts.slice(0, CHIPS_SHOWN).map((i) => chipOf(i, s, sets));
+  if (insts.length > CHIPS_SHOWN) chips.push(h("span", { class: "more", text: "+ " + (insts.length - CHIPS_SHOWN) + " more here: search a tenant to see its own" }));
   const err = s.status && s.status.last_error && hl !== "online" ? s.status.last_error : "";
   return h("article", { class: "server" + (state.flash.has("server:" + s.id) ? " flash" : ""), "data-server": s.id, "data-health": hl },
     h("div", { class: "server-head" },
@@ -458,29 +521,69 @@ function serverCard(s, insts, away, sets) {
         " → " + i.server + " · " + phaseOf(i) + (i.status && i.status.message && phaseOf(i) !== "running" ? " · " + i.status.message : ""))))) : null);
 }
 
+// capBar is a server's placed memory, a segment per instance coloured by
+// phase; past CHIPS_SHOWN, one segment per phase.
+function capBar(insts, cap, used) {
+  const seg = (cls, mb, title) => {
+    const el = h("span", { class: "p-" + cls, title });
+    el.style.width = Math.min(100, (100 * mb) / cap) + "%";
+    return el;
+  };
+  let segs;
+  if (insts.length <= CHIPS_SHOWN) {
+    segs = insts.map((i) => seg(phaseOf(i), i.memory_mb, i.key + " · " + fmtMB(i.memory_mb) + " · " + phaseOf(i)));
+  } else {
+    const by = new Map();
+    for (const i of insts) { const p = phaseOf(i); const e = by.get(p) || { n: 0, mb: 0 }; e.n++; e.mb += i.memory_mb; by.set(p, e); }
+    segs = PHASES.filter((p) => by.has(p)).map((p) => seg(p, by.get(p).mb, by.get(p).n + " " + p + " · " + fmtMB(by.get(p).mb)));
+  }
+  return h("div", { class: "cap", title: fmtMB(used) + " of " + fmtMB(cap) + " placed" }, segs);
+}
+
 const TENANT_ROWS = 100;
+
+const rowCache = new Map(); // tenant id -> { sig, el }
 
 function drawTenants() {
   const all = matchTenants(state.filter || "");
   const shown = all.slice(0, TENANT_ROWS);
   $("tenant-count").textContent = state.filter ? all.length + " of " + state.objects.tenant.size + " match" :
     all.length > TENANT_ROWS ? "busiest " + TENANT_ROWS + " of " + all.length + " · search for the rest" : state.objects.tenant.size + " tenants, busiest first";
-  $("tenants").replaceChildren(...shown.map((t) => {
-    const st = t.status;
-    const srv = h("span", { class: "srv" });
-    if (st && st.serving && st.serving.length) {
-      srv.append(h("span", { class: "ok", "data-serving-copy": st.serving.map((c) => c.instance + "@" + c.server).join(","),
-        text: st.serving.map((c) => c.instance + "@" + c.server).join(", ") }));
-      if (st.spares && st.spares.length) srv.append(h("span", { class: "spare", text: "spare " + st.spares.map((c) => c.instance + "@" + c.server).join(", ") }));
-    } else {
-      srv.append(h("span", { class: "none", text: st ? "nothing serves" : "not decided yet" }));
-      if (st && st.reason) srv.append(h("span", { class: "spare wrap", text: st.reason }));
-    }
-    const r = tenantRate(t.id);
-    return h("a", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id, href: "#tenant/" + encodeURIComponent(t.id) },
-      h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }),
-      h("span", { class: "rate" }, sparkline(t.id), h("span", { class: "rate-num", text: r ? fmtRate(r.rps) : "–" })), srv);
-  }), ...(all.length ? [] : [h("p", { class: "empty", text: state.filter ? "No tenant matches “" + state.filter + "”." : "No tenants yet." })]));
+  const keep = new Set();
+  const els = shown.map((t) => {
+    keep.add(t.id);
+    const sig = JSON.stringify(t) + "|" + JSON.stringify(tenantRate(t.id)) + "|" + traffic.end;
+    const hit = rowCache.get(t.id);
+    if (hit && hit.sig === sig && !state.flash.has("tenant:" + t.id)) return hit.el;
+    const el = tenantRow(t);
+    rowCache.set(t.id, { sig, el });
+    return el;
+  });
+  for (const id of rowCache.keys()) if (!keep.has(id)) rowCache.delete(id);
+  const box = $("tenants");
+  const cur = [...box.children];
+  if (cur.length === els.length && cur.every((c, i) => c.dataset.tenant === els[i].dataset.tenant)) {
+    cur.forEach((c, i) => { if (c !== els[i]) c.replaceWith(els[i]); });
+  } else {
+    box.replaceChildren(...els, ...(all.length ? [] : [h("p", { class: "empty", text: state.filter ? "No tenant matches “" + state.filter + "”." : "No tenants yet." })]));
+  }
+}
+
+function tenantRow(t) {
+  const st = t.status;
+  const srv = h("span", { class: "srv" });
+  if (st && st.serving && st.serving.length) {
+    srv.append(h("span", { class: "ok", "data-serving-copy": st.serving.map((c) => c.instance + "@" + c.server).join(","),
+      text: st.serving.map((c) => c.instance + "@" + c.server).join(", ") }));
+    if (st.spares && st.spares.length) srv.append(h("span", { class: "spare", text: "spare " + st.spares.map((c) => c.instance + "@" + c.server).join(", ") }));
+  } else {
+    srv.append(h("span", { class: "none", text: st ? "nothing serves" : "not decided yet" }));
+    if (st && st.reason) srv.append(h("span", { class: "spare wrap", text: st.reason }));
+  }
+  const r = tenantRate(t.id);
+  return h("a", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id, href: "#tenant/" + encodeURIComponent(t.id) },
+    h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }),
+    h("span", { class: "rate" }, sparkline(t.id), h("span", { class: "rate-num", text: r ? fmtRate(r.rps) : "–" })), srv);
 }
 
 function drawUnplaceable() {
@@ -508,8 +611,13 @@ function eventRow(e) {
     h("span", { class: "m", text: e.message }));
 }
 
+let eventsSig = "";
 function drawEvents() {
-  $("events").replaceChildren(...state.events.slice(0, 150).map(eventRow));
+  const top = state.events.slice(0, 150);
+  const sig = top.length + ":" + (top[0] ? top[0].id : 0) + ":" + top.filter((e) => state.flash.has("event:" + e.id)).length;
+  if (sig === eventsSig) return;
+  eventsSig = sig;
+  $("events").replaceChildren(...top.map(eventRow));
 }
 
 // ---- start

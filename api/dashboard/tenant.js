@@ -53,6 +53,7 @@ function route() {
   document.body.classList.toggle("has-page", !!id);
   if (!id) return;
   drawTenantPage();
+  flushCharts();
   $("tp-close").focus();
   followLog(id);
 }
@@ -93,7 +94,7 @@ function drawTenantPage() {
       })))),
     h("div", { class: "tp-grid" },
       h("div", { class: "panel" }, h("h3", { text: "Events" }), h("ol", { class: "events" }, evs.length ? evs.map(eventRow) : h("li", { class: "empty", text: "none in the recent log" }))),
-      h("div", { class: "panel" }, h("h3", {}, "Live log ", h("span", { id: "tp-log-state", class: "muted small", text: tenantPage.logState || "" })),
+      h("div", { class: "panel" }, h("h3", {}, "Live log ", h("span", { id: "tp-log-state", class: "log-state", text: tenantPage.logState || "" })),
         h("pre", { id: "tp-log", class: "log", tabindex: "0", "aria-label": "live log of " + id }))));
   drawLog();
 }

@@ -6,6 +6,10 @@
 // closes it.
 "use strict";
 
+// TIMELINE_REASONS are the events that may change a failover's timeline.
+const TIMELINE_REASONS = new Set(["ServerSuspect", "ServerDead", "ServerOnline", "FailoverStarted", "FailoverBlocked", "Rescheduled",
+  "Unplaceable", "Replaced", "Spawned", "Started", "Fenced", "ServingChanged", "Held"]);
+
 const MARKS = {
   suspect: { color: "#fbbf24", label: "suspect" },
   dead: { color: "#f87171", label: "declared dead" },
@@ -35,7 +39,7 @@ function row(ep, key, label) {
 }
 
 function mark(ep, key, label, kind, e, text) {
-  const at = new Date(e.at).getTime();
+  const at = e.t;
   row(ep, key, label).marks.push({ kind, at, text: text || e.message, id: e.id });
   ep.end = Math.max(ep.end, at);
 }
@@ -47,12 +51,12 @@ function mark(ep, key, label, kind, e, text) {
 // no failover: it is left out.
 function failoverEpisodes(events) {
   const eps = [], open = new Map(), byInstance = new Map();
-  events = events.slice().sort((a, b) => new Date(a.at) - new Date(b.at) || a.id - b.id);
+  events = events.slice().sort((a, b) => a.t - b.t || a.id - b.id);
   const openFor = (server) => open.get(server);
   const latestOpen = (at) => { let best = null; for (const ep of open.values()) if (!best || ep.start > best.start) best = ep; return best && at - best.end < 120000 ? best : null; };
   for (const e of events) {
     const [kind, id] = refOf(e.object);
-    const at = new Date(e.at).getTime();
+    const at = e.t;
     if (kind === "server") serverEvent(e, id, at, eps, open);
     else if (kind === "instance") instanceEvent(e, id, openFor, byInstance, latestOpen, at);
     else if (kind === "tenant" && e.reason === "ServingChanged") {

@@ -79,10 +79,31 @@ function fmtRate(r) {
 function fmtMs(v) { return v >= 100 ? Math.round(v) + " ms" : (Math.round(v * 10) / 10) + " ms"; }
 function fmtPct(v) { return (Math.round(v * 1000) / 10) + "%"; }
 
+// Charts are drawn once their canvases are on the page (flushCharts, at
+// the end of each draw), so they know their size: every size is read
+// first, then every chart drawn, so the page is laid out once.
+// A chart of the same name (a server's, a tenant's) drawn before keeps
+// its size, so a redrawn card does not make the page lay out again; the
+// sizes are forgotten when the window's size changes.
+const chartQueue = [];
+const chartSizes = new Map();
+window.addEventListener("resize", () => { chartSizes.clear(); scheduleDraw(); });
+function whenPlaced(cv, fn, name) { chartQueue.push({ cv, fn, name }); }
+function flushCharts() {
+  const items = chartQueue.splice(0).filter((it) => it.cv.isConnected);
+  const sizes = items.map((it) => (it.name && chartSizes.get(it.name)) || [it.cv.clientWidth, it.cv.clientHeight]);
+  items.forEach((it, i) => {
+    it.cv.measured = sizes[i];
+    if (it.name && sizes[i][0] > 0) chartSizes.set(it.name, sizes[i]);
+    it.fn();
+  });
+}
+
 // canvasFor sizes a canvas to its box at the screen's pixel density.
 function canvasFor(cv) {
   const dpr = window.devicePixelRatio || 1;
-  const w = cv.clientWidth || cv.width, hgt = cv.clientHeight || cv.height;
+  const [mw, mh] = cv.measured || [cv.clientWidth, cv.clientHeight];
+  const w = mw || cv.width / dpr, hgt = mh || cv.height / dpr;
   if (cv.width !== Math.round(w * dpr) || cv.height !== Math.round(hgt * dpr)) {
     cv.width = Math.round(w * dpr);
     cv.height = Math.round(hgt * dpr);
@@ -160,13 +181,13 @@ function serverChart(id) {
     h("span", { class: "k-rps" }, h("b", { text: now ? fmtRate(now.rps) : "–" }), " upstream"),
     h("span", { class: "k-p99" }, h("b", { text: now && now.p99_ms ? fmtMs(now.p99_ms) : "–" }), " p99"),
     h("span", { class: "k-p50" }, h("b", { text: now && now.p50_ms ? fmtMs(now.p50_ms) : "–" }), " p50"));
-  requestAnimationFrame(() => {
+  whenPlaced(cv, () => {
     if (!s) { canvasFor(cv); return; }
     drawLines(cv, [
       { values: s.rps, color: COLORS.rps, fill: "rgba(96,165,250,0.12)" },
       { values: s.p99, color: COLORS.p99, width: 1 },
     ], { pad: 2 });
-  });
+  }, "server-chart");
   return h("div", { class: "server-chart" }, cv, label);
 }
 
@@ -174,12 +195,12 @@ function serverChart(id) {
 function sparkline(id, big) {
   const s = traffic.tenants.get(id);
   const cv = h("canvas", { class: big ? "chart big-chart" : "spark", "aria-hidden": big ? null : "true", "data-spark": id });
-  requestAnimationFrame(() => {
+  whenPlaced(cv, () => {
     if (!s) { canvasFor(cv); return; }
     const series = [{ values: s.rps, color: COLORS.rps, fill: big ? "rgba(96,165,250,0.15)" : null }, { values: s.err, color: COLORS.err, max: 1, width: 1 }];
     if (big) series.push({ values: s.p99, color: COLORS.p99, width: 1 }, { values: s.p50, color: COLORS.p50, width: 1 });
     drawLines(cv, series, { grid: big, pad: 2 });
-  });
+  }, big ? "" : "spark");
   return cv;
 }
 
