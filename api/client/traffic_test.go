@@ -9,7 +9,6 @@ import (
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/api"
-	"github.com/slum-fleet/slum/api/client"
 	"github.com/slum-fleet/slum/internal/fakeclock"
 	"github.com/slum-fleet/slum/traffic"
 )
@@ -23,18 +22,7 @@ func TestTrafficThroughTheAPI(t *testing.T) {
 	a := api.New(st, api.Config{Traffic: traffic.New(traffic.Config{Clock: clk})})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	as := func(role slum.APIRole) *client.Client {
-		_, tok, err := st.CreateAPIToken(ctx, role, "t-"+string(role))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := client.New(srv.URL, tok, client.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	router, reader := as(slum.RoleRouter), as(slum.RoleRead)
+	router, reader := clientAs(t, st, srv.URL, slum.RoleRouter, "edge"), clientAs(t, st, srv.URL, slum.RoleRead, "viewer")
 	rep := func(n uint64) traffic.Report {
 		return traffic.Report{Source: "edge", Tenants: map[string]traffic.Counts{"alice": {Requests: n, Errors: n / 10}, "bob": {}},
 			Servers: map[string]traffic.Counts{}}

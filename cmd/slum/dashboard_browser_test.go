@@ -240,6 +240,18 @@ func (f *dashFleet) load(ctx context.Context, tenants ...string) {
 	}
 }
 
+// openDashboard starts a live fleet with more extra tenants and a
+// browser signed in to its dashboard.
+func openDashboard(t *testing.T, more int) (*dashFleet, *browser) {
+	chromium := findChromium(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	f := startDashFleet(t, ctx, more)
+	b := startBrowser(t, chromium)
+	f.signIn(b)
+	return f, b
+}
+
 // signIn opens the dashboard and signs in with the fleet's admin token.
 func (f *dashFleet) signIn(b *browser) {
 	b.do("sign in", chromedp.Navigate(f.stk.APIURL+"/"), chromedp.WaitVisible("#token"),
@@ -253,12 +265,7 @@ func (f *dashFleet) signIn(b *browser) {
 // the page in a phone-sized window. Screenshots of each step go to the
 // directory it prints.
 func TestDashboardInABrowser(t *testing.T) {
-	chromium := findChromium(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := startDashFleet(t, ctx, 0)
-	b := startBrowser(t, chromium)
-	f.signIn(b)
+	f, b := openDashboard(t, 0)
 	dashboardConverges(t, b, f)
 	dashboardShowsTraffic(t, b, f)
 	dashboardShowsFailover(t, b, f)
@@ -407,12 +414,8 @@ func dashboardTakesEventsOnlyBatches(t *testing.T, b *browser, f *dashFleet) {
 // measures (window.slumPerf: sign-in click to the first reset drawn; a
 // batch's arrival to its draw done).
 func TestDashboardWithAThousandTenants(t *testing.T) {
-	chromium := findChromium(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	f := startDashFleet(t, ctx, 1000)
-	b := startBrowser(t, chromium)
-	f.signIn(b)
+	f, b := openDashboard(t, 1000)
+	ctx := f.ctx
 	b.until("1,003 tenants", `document.getElementById("tenant-count").textContent.includes("1003")`, 20*time.Second)
 	first := b.eval(`String(window.slumPerf.firstRender.toFixed(1))`)
 	t.Logf("1,003 tenants: first render %s ms after signing in (draw alone %s ms)", first, b.eval(`String(window.slumPerf.firstDraw.toFixed(1))`))
