@@ -136,7 +136,7 @@ func TestValidate(t *testing.T) {
 	ok := report("r", map[string]Counts{"alice": {Requests: 2, Errors: 1, Latency: []uint64{1, 1, 2}}})
 	for name, mut := range map[string]func(r *Report){
 		"no source":        func(r *Report) { r.Source = "" },
-		"long source":      func(r *Report) { r.Source = strings.Repeat("x", 200) },
+		"long source":      func(r *Report) { r.Source = strings.Repeat("x", 300) },
 		"bad id":           func(r *Report) { r.Tenants["Bad Id"] = Counts{} },
 		"errors > req":     func(r *Report) { r.Tenants["alice"] = Counts{Requests: 1, Errors: 2} },
 		"unsorted bounds":  func(r *Report) { r.Bounds = []float64{1, 0.1, 2} },
