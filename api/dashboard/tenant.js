@@ -29,11 +29,14 @@ function setupSearch() {
     state.filter = input.value;
     drawTenants();
   });
+  // Enter submits the search form: the first match's page opens.
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const first = matchTenants(input.value)[0];
+    if (first) location.hash = "#tenant/" + encodeURIComponent(first.id);
+  });
   input.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") {
-      const first = matchTenants(input.value)[0];
-      if (first) location.hash = "#tenant/" + encodeURIComponent(first.id);
-    } else if (e.key === "Escape") { input.value = ""; state.filter = ""; drawTenants(); }
+    if (e.key === "Escape") { input.value = ""; state.filter = ""; drawTenants(); }
   });
   document.addEventListener("keydown", (e) => {
     if (e.key === "/" && document.activeElement !== input && !/INPUT|TEXTAREA/.test((document.activeElement || {}).tagName)) { e.preventDefault(); slashed = !input.value; input.focus(); }

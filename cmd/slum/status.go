@@ -69,7 +69,7 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(a.stdout, "; %d failed over (away from their home server)", o.FailedOver)
 			}
 			fmt.Fprintln(a.stdout)
-			printTraffic(a.stdout, tw, a.remote())
+			printTraffic(a.stdout, tw)
 			for _, h := range o.Holds {
 				state := "HELD"
 				if h.State == slum.HoldApproved {

@@ -162,11 +162,8 @@ func (a *app) tenantGet() *cobra.Command {
 				}
 				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\nfailover:  %s\nserving:   %s (policy %s)\nspares:    %s\ninstances: %s\n",
 					t.ID, t.Domain, dash(t.Region), t.Failover, serving, t.Serving, dash(copyList(ts.Spares)), dash(strings.Join(parts, "; ")))
-				switch {
-				case now != nil:
+				if now != nil {
 					fmt.Fprintf(a.stdout, "traffic:   %s (last 30 s)\n", rateText(*now))
-				case tw != nil:
-					fmt.Fprintln(a.stdout, "traffic:   none reported")
 				}
 				return nil
 			})(cmd, args)

@@ -14,14 +14,19 @@ import (
 
 // trafficNow is the latest traffic of the fleet behind f (q narrows it),
 // when f keeps any: the API does (its routers report to it), a database
-// does not. nil, nil: none to show.
+// does not. nil, nil: none to show (no router reported), so a fleet
+// without routers reads the same locally and through the API.
 func trafficNow(ctx context.Context, f slum.Fleet, q traffic.Query) (*traffic.Window, error) {
 	tf, ok := f.(wire.TrafficFleet)
 	if !ok {
 		return nil, nil
 	}
 	q.Last = time.Minute
-	return tf.Traffic(ctx, q)
+	w, err := tf.Traffic(ctx, q)
+	if err != nil || len(w.Tenants)+len(w.Servers) == 0 {
+		return nil, err
+	}
+	return w, nil
 }
 
 // rateText is a rate as one line says it.
@@ -33,12 +38,10 @@ func rateText(r traffic.Rate) string {
 	return s
 }
 
-// printTraffic prints the servers' and the busiest tenants' rates now.
-func printTraffic(w io.Writer, tw *traffic.Window, remote bool) {
+// printTraffic prints the servers' and the busiest tenants' rates now,
+// when routers reported any.
+func printTraffic(w io.Writer, tw *traffic.Window) {
 	if tw == nil {
-		if !remote {
-			fmt.Fprintln(w, "\ntraffic: kept by the API its routers report to; ask it with --api")
-		}
 		return
 	}
 	var total traffic.Rate
