@@ -582,7 +582,9 @@ function tenantRow(t) {
   }
   const r = tenantRate(t.id);
   return h("a", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id, href: "#tenant/" + encodeURIComponent(t.id) },
-    h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }),
+    h("span", { class: "tid" }, t.id,
+      t.data === "replicated" ? h("span", { class: "badge", "data-data": "replicated", text: "replicated", title: "data replicated to " + t.replica }) : null),
+    h("span", { class: "dom", text: t.domain }),
     h("span", { class: "rate" }, sparkline(t.id), h("span", { class: "rate-num", text: r ? fmtRate(r.rps) : "–" })), srv);
 }
 
@@ -599,8 +601,8 @@ function reasonClass(r) {
   if (/^Failover/.test(r)) return r === "FailoverBlocked" ? "bad" : "warn";
   if (/Dead|Failed|Blocked|Unplaceable|Unauthorized|Fenced|Removed/.test(r)) return "bad";
   if (/Online|Spawned|Started|Replaced|Added|Released|Approved/.test(r)) return "good";
-  if (/Moved|Rescheduled|ServingChanged|Placed|FailoverStarted/.test(r)) return "move";
-  if (/Held|Suspect|Retrying|Cordoned|Draining/.test(r)) return "warn";
+  if (/Moved|Rescheduled|ServingChanged|Placed|FailoverStarted|WriterTookOver/.test(r)) return "move";
+  if (/Held|Suspect|Retrying|Cordoned|Draining|WaitingForWriter|LeaseRevoked|HandoverAsked/.test(r)) return "warn";
   return "plain";
 }
 

@@ -77,6 +77,7 @@ function drawTenantPage() {
     h("div", { class: "tp-grid" },
       h("div", { class: "panel" }, h("h3", { text: "Policies" }), h("dl", { class: "kv" },
         kv("domain", t.domain), kv("region", t.region || "any"), kv("failover", t.failover), kv("serving", t.serving),
+        t.data ? kv("data", t.data + (t.replica ? " → " + t.replica : "")) : null,
         kv("served by", (st.serving || []).map((c) => c.instance + "@" + c.server).join(", ") || "nothing" + (st.reason ? ": " + st.reason : "")),
         kv("since", st.changed_at ? fmtTimeMs(st.changed_at) : "–"))),
       h("div", { class: "panel" }, h("h3", { text: "Traffic, last 10 minutes" }),
