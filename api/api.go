@@ -19,6 +19,7 @@ import (
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/traffic"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// send no bodies. A body is refused from its declared length before
 	// it is read, and a chunked one as it streams.
 	MaxBody, MaxFileBody, MaxReadFileBody int64
+	// MaxReportBody bounds a router's traffic report (about 60 bytes a
+	// tenant).
+	MaxReportBody int64
 	// BodyBudget bounds the memory large bodies (over MaxBody) take at
 	// once, all requests together (twice a body's size: its bytes and
 	// what decoding makes of them): one more is refused with 503 until
@@ -50,13 +54,17 @@ type Config struct {
 	// Keepalive is how often an idle watch stream gets a comment, so
 	// proxies in between do not close it.
 	Keepalive time.Duration
-	Clock     clock.Clock
-	Log       *slog.Logger
+	// Traffic is the traffic history routers report to and the dashboard
+	// and GET /v1/metrics read; nil: a new one. A router in the same
+	// process feeds it directly (Server.Traffic).
+	Traffic *traffic.History
+	Clock   clock.Clock
+	Log     *slog.Logger
 }
 
 // DefaultConfig is the API's configuration unless told otherwise.
 func DefaultConfig() Config {
-	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 64 << 10, MaxFileBody: 16 << 20, MaxReadFileBody: 4 << 20, BodyBudget: 32 << 20,
+	return Config{AuthLimit: DefaultAuthLimit, MaxBody: 64 << 10, MaxFileBody: 16 << 20, MaxReadFileBody: 4 << 20, MaxReportBody: 8 << 20, BodyBudget: 32 << 20,
 		WatchEvery: 10 * time.Millisecond, WatchHistory: 1024, Keepalive: 15 * time.Second}
 }
 
@@ -74,8 +82,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxReadFileBody <= 0 {
 		c.MaxReadFileBody = min(d.MaxReadFileBody, c.MaxFileBody)
 	}
-	if c.BodyBudget < 2*c.MaxFileBody {
-		c.BodyBudget = max(d.BodyBudget, 2*c.MaxFileBody)
+	if c.MaxReportBody <= 0 {
+		c.MaxReportBody = d.MaxReportBody
+	}
+	if c.BodyBudget < 2*max(c.MaxFileBody, c.MaxReportBody) {
+		c.BodyBudget = max(d.BodyBudget, 2*c.MaxFileBody, 2*c.MaxReportBody)
 	}
 	if c.WatchEvery <= 0 {
 		c.WatchEvery = d.WatchEvery
@@ -91,6 +102,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Traffic == nil {
+		c.Traffic = traffic.New(traffic.Config{Clock: c.Clock})
 	}
 	return c
 }
@@ -127,11 +141,14 @@ type Server struct {
 // Serve runs.
 func New(st Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{store: st, fleet: st, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
+	s := &Server{store: st, fleet: trafficFleet{st, cfg.Traffic}, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
 	s.watch = newWatcher(st, cfg)
 	s.handler = s.routes()
 	return s
 }
+
+// Traffic is the history routers report their traffic to.
+func (s *Server) Traffic() *traffic.History { return s.cfg.Traffic }
 
 // Handler serves the API and the dashboard.
 func (s *Server) Handler() http.Handler { return s.handler }

@@ -23,6 +23,8 @@ var endpoints = []struct {
 }{
 	{"GET", "/v1/whoami", nil, wire.AccessRouter},
 	{"GET", "/v1/routes", nil, wire.AccessRouter},
+	{"GET", "/v1/metrics?last=60", nil, wire.AccessRead},
+	{"POST", "/v1/traffic", map[string]any{"source": "edge", "tenants": map[string]any{"alice": map[string]any{"requests": 1}}}, wire.AccessRouter},
 	{"GET", "/v1/servers", nil, wire.AccessRead},
 	{"GET", "/v1/regions/eu/servers", nil, wire.AccessRead},
 	{"GET", "/v1/servers/s1", nil, wire.AccessRead},

@@ -116,6 +116,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // carries, and what the caller's role has any business sending.
 func (s *Server) bodyLimit(kind wire.Body, role slum.APIRole) int64 {
 	switch {
+	case kind == wire.ReportBody:
+		return s.cfg.MaxReportBody
 	case kind == wire.NoBody || role == slum.RoleRouter:
 		return 0
 	case kind == wire.FileBody && role == slum.RoleAdmin:

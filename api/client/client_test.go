@@ -50,11 +50,17 @@ func remote(t testing.TB, st *store.Store) *client.Client {
 	go a.Run(ctx)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	_, tok, err := st.CreateAPIToken(ctx, slum.RoleAdmin, "test")
+	return clientAs(t, st, srv.URL, slum.RoleAdmin, "test")
+}
+
+// clientAs is a client of the API at url with a new token of role.
+func clientAs(t testing.TB, st *store.Store, url string, role slum.APIRole, name string) *client.Client {
+	t.Helper()
+	_, tok, err := st.CreateAPIToken(context.Background(), role, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(srv.URL, tok, client.Options{})
+	c, err := client.New(url, tok, client.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

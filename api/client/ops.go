@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/api/wire"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // Each method below is the slum.Fleet operation of the same name, sent as
@@ -282,3 +284,21 @@ func (c *Client) Routes(ctx context.Context) (*routes.Table, error) {
 	}
 	return out.Table(), nil
 }
+
+// ---- traffic
+
+// RecordTraffic reports a router's counters to the fleet's traffic history.
+func (c *Client) RecordTraffic(ctx context.Context, r traffic.Report) error {
+	return drop(send(ctx, c, wire.RecordTraffic, r))
+}
+
+// Traffic reads the fleet's traffic history.
+func (c *Client) Traffic(ctx context.Context, q traffic.Query) (*traffic.Window, error) {
+	req := wire.TrafficReq{Last: int64(q.Last / time.Second), Tenant: q.Tenant, Server: q.Server}
+	if !q.Since.IsZero() {
+		req.Since = q.Since.UnixMilli()
+	}
+	return send(ctx, c, wire.Traffic, req)
+}
+
+var _ wire.TrafficFleet = (*Client)(nil)

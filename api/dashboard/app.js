@@ -21,7 +21,13 @@ const state = {
   seenChips: new Map(), // instance key -> server it was last drawn on
   firstDraw: true,
   resets: 0, // whole-fleet messages taken: one per (re)connection
+  history: [], // the event log as far back as the page has it, oldest first
+  episodes: [], // failovers read from history (timeline.js)
+  foIndex: null, // the failover shown; null: the latest
+  filter: "", // the search box
+  perf: { signIn: 0, firstRender: 0, batches: [], shown: [] }, // ms, measured here
 };
+window.slumPerf = state.perf;
 
 // ---- small DOM helpers: text only, never HTML from data
 function h(tag, props, ...children) {
@@ -46,9 +52,15 @@ const $ = (id) => document.getElementById(id);
 function fmtMB(mb) {
   return mb >= 1024 ? (mb / 1024).toFixed(mb % 1024 ? 1 : 0) + " GB" : mb + " MB";
 }
-function fmtTime(iso) {
-  const d = new Date(iso);
-  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+function pad(n, w) { return String(n).padStart(w || 2, "0"); }
+// Times in the viewer's zone, to the millisecond where order matters.
+function fmtTimeMs(t) {
+  const d = new Date(t);
+  return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + "." + pad(d.getMilliseconds(), 3);
+}
+function fmtClock(t) {
+  const d = new Date(t);
+  return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
 }
 function ago(iso) {
   if (!iso || iso.startsWith("0001")) return "";
@@ -85,6 +97,7 @@ function showLogin(msg) {
 }
 
 async function signIn(token) {
+  state.perf.signIn = performance.now();
   state.token = token.trim();
   try {
     state.who = await api("GET", "/v1/whoami");
@@ -101,6 +114,43 @@ async function signIn(token) {
     h("span", {}, "token ", h("b", { text: state.who.name || "#" + state.who.id }), " · " + state.who.role));
   drawLegend();
   watch();
+  if (state.who.role !== "router") {
+    loadHistory();
+    pollTraffic();
+  }
+  route();
+}
+
+// loadHistory reads the event log further back than the watch's reset
+// does, for the failover timelines.
+async function loadHistory() {
+  try {
+    addHistory(await api("GET", "/v1/events/recent?last=3000"));
+    scheduleDraw();
+  } catch (_) { /* the watch's events still show */ }
+}
+
+// addHistory adds events the page did not have; the failovers are read
+// again only when one of them could change one.
+function addHistory(evs) {
+  if (!evs || !evs.length) return;
+  const last = state.history.length ? state.history[state.history.length - 1].id : 0;
+  let older = false, relevant = false;
+  for (const e of evs) {
+    if (e.id <= last) { older = true; continue; }
+    e.t = Date.parse(e.at);
+    state.history.push(e);
+    // A start matters only while a failover is under way.
+    relevant = relevant || TIMELINE_REASONS.has(e.reason) && (e.object.startsWith("server/") || e.reason === "Held" ||
+      state.episodes.some((ep) => !ep.closed && e.t - ep.end < 120000));
+  }
+  if (older) { // an earlier read, merged in
+    const have = new Set(state.history.map((e) => e.id));
+    for (const e of evs) if (!have.has(e.id)) { e.t = Date.parse(e.at); state.history.push(e); relevant = true; }
+    state.history.sort((a, b) => a.id - b.id);
+  }
+  if (state.history.length > 5000) state.history.splice(0, state.history.length - 5000);
+  if (relevant || older) state.episodes = failoverEpisodes(state.history);
 }
 
 // ---- the watch: server-sent events read from a fetch, so the token
@@ -119,7 +169,7 @@ async function watch() {
       if (!res.ok) throw new Error("watch: " + res.status);
       setLive("live");
       pause = 500;
-      await readStream(res.body);
+      await readSSE(res.body, handle, (id) => { state.lastId = id; });
       throw new Error("stream ended");
     } catch (e) {
       if (ctl.signal.aborted && $("app").hidden) return;
@@ -130,7 +180,9 @@ async function watch() {
   }
 }
 
-async function readStream(body) {
+// readSSE reads server-sent events from a response body: onMessage(event,
+// data parsed as JSON) for each, onID(id) for each id.
+async function readSSE(body, onMessage, onID) {
   const reader = body.getReader();
   const dec = new TextDecoder();
   let buf = "";
@@ -145,8 +197,12 @@ async function readStream(body) {
       buf = buf.slice(nl + 1);
       if (line.endsWith("\r")) line = line.slice(0, -1);
       if (line === "") {
-        if (ev.id) state.lastId = ev.id;
-        if (ev.data.length) handle(ev.event, JSON.parse(ev.data.join("\n")));
+        if (ev.id && onID) onID(ev.id);
+        if (ev.data.length) {
+          let data = null;
+          try { data = JSON.parse(ev.data.join("\n")); } catch (_) { data = ev.data.join("\n"); }
+          onMessage(ev.event || "message", data);
+        }
         ev = { id: "", event: "", data: [] };
         continue;
       }
@@ -170,12 +226,14 @@ function put(c) {
 }
 
 function handle(name, msg) {
+  const t0 = performance.now();
   if (name === "reset") {
     state.resets++;
     document.getElementById("live").dataset.resets = String(state.resets);
     for (const m of Object.values(state.objects)) m.clear();
     for (const c of msg.objects || []) put(c);
     state.events = (msg.events || []).slice().reverse();
+    addHistory(msg.events);
   } else if (name === "changes") {
     for (const c of msg.changes || []) {
       const old = state.objects[c.kind] && state.objects[c.kind].get(c.id);
@@ -185,11 +243,17 @@ function handle(name, msg) {
     }
     for (const e of msg.events || []) { state.events.unshift(e); state.flash.add("event:" + e.id); }
     state.events.length = Math.min(state.events.length, 200);
+    addHistory(msg.events);
   } else {
     return;
   }
   state.revision = msg.revision;
   state.statusRevision = msg.status_revision;
+  // What the next draw shows: the first reset (for the first render's
+  // time), or the oldest batch waiting (for how long one takes to show).
+  if (name === "reset") state.resetPending = true;
+  else if (!state.pendingBatch) state.pendingBatch = { t0, work: 0 };
+  if (state.pendingBatch) state.pendingBatch.work += performance.now() - t0;
   scheduleDraw();
 }
 
@@ -223,14 +287,35 @@ function servingSets() {
 
 // ---- drawing
 function draw() {
-  drawSummary();
-  drawHolds();
-  drawServers();
-  drawTenants();
-  drawEvents();
+  const t0 = performance.now();
+  const sec = {};
+  for (const [name, fn] of [["summary", drawSummary], ["holds", drawHolds], ["traffic", drawFleetTraffic], ["timeline", drawTimeline],
+    ["servers", drawServers], ["tenants", drawTenants], ["trouble", drawUnplaceable], ["events", drawEvents], ["page", drawTenantPage], ["charts", flushCharts]]) {
+    const a = performance.now();
+    fn();
+    sec[name] = Math.round((performance.now() - a) * 10) / 10;
+  }
+  state.perf.sections = sec;
   $("footer").textContent = "desired revision " + state.revision + " · status revision " + state.statusRevision +
-    " · " + state.objects.route.size + " routes";
+    " · " + state.objects.route.size + " routes · " + state.history.length + " events kept here";
   state.flash.clear();
+  const done = performance.now();
+  const b = state.pendingBatch;
+  state.pendingBatch = null;
+  if (state.resetPending && !state.perf.firstRender && state.perf.signIn) {
+    state.perf.firstRender = done - state.perf.signIn;
+    state.perf.firstDraw = done - t0;
+  } else if (b && !state.resetPending) {
+    // work: the page's own time on the batches (reading them, drawing);
+    // shown: from the first one's arrival until drawn, waiting for the
+    // browser's next frame included.
+    state.perf.batches.push(b.work + (done - t0));
+    state.perf.shown.push(done - b.t0);
+    if (state.perf.batches.length > 200) { state.perf.batches.shift(); state.perf.shown.shift(); }
+  }
+  state.resetPending = false;
+  $("app").dataset.perf = JSON.stringify({ first: Math.round(state.perf.firstRender), lastBatch: Math.round(state.perf.batches[state.perf.batches.length - 1] || 0) });
+  state.perf.sections = sec;
   state.firstDraw = false;
 }
 
@@ -271,8 +356,9 @@ function drawHolds() {
       h("div", { class: "icon", text: approved ? "✓" : "!" }),
       h("div", { class: "what" },
         h("b", { text: (approved ? "Approved" : "Held") + " plan " + hd.id + " (" + hd.kind + ")" }), " — " + hd.summary,
-        actions.length ? h("ul", {}, actions.slice(0, 6).map((a) => h("li", { text: a })),
-          actions.length > 6 ? h("li", { text: "… and " + (actions.length - 6) + " more" }) : null) : null),
+        actions.length ? h("div", {}, h("span", { class: "muted small", text: approved ? "What it does:" : "What it would do, once approved:" }),
+          h("ul", {}, actions.slice(0, 12).map((a) => h("li", { text: a })),
+            actions.length > 12 ? h("li", { text: "… and " + (actions.length - 12) + " more (slum approve " + hd.id + " --show)" }) : null)) : null),
       btn);
   }));
 }
@@ -289,89 +375,226 @@ async function approve(id, btn) {
   }
 }
 
+const HEALTHS = [["online", "answers its probes"], ["suspect", "missed a probe: takes no new instances"], ["dead", "missed dead_after probes: its copies run elsewhere"],
+  ["unauthorized", "refuses slum's token"], ["unknown", "not probed yet"]];
+const PHASE_TEXT = { running: "running", idle: "idle (on demand, asleep)", pending: "being placed or started", stopped: "stopped",
+  failed: "failed to start", unknown: "not seen yet", down: "its server is dead", unplaceable: "no server can take it" };
+
 function drawLegend() {
-  $("legend").replaceChildren(...PHASES.slice(0, 6).map((p) => h("span", {}, h("i", { class: "p-" + p }), p)));
+  const chip = (cls, text, title) => h("span", { title }, h("i", { class: "sw " + cls }), text);
+  $("legend").replaceChildren(
+    h("div", { class: "legend-row" }, h("b", { text: "Instances" }), PHASES.map((p) => chip("p-" + p, PHASE_TEXT[p]))),
+    h("div", { class: "legend-row" }, h("b", { text: "Servers" }), HEALTHS.map(([k, t]) => chip("hl-" + k, k, t))),
+    h("div", { class: "legend-row" }, h("b", { text: "Copies" }),
+      chip("c-serving", "serving (the router sends its traffic here)"), chip("c-spare", "warm spare"), chip("c-moved", "failed over, away from home")),
+    h("div", { class: "legend-row" }, h("b", { text: "Charts" }), chartKey(["rps", "err", "p50", "p99"])),
+    h("div", { class: "legend-row" }, h("b", { text: "Timeline" }),
+      Object.entries(MARKS).map(([k, m]) => chip("dot-" + k, m.label))));
 }
+
+function chartKey(keys) {
+  const names = { rps: "requests/s", err: "error rate (0–100%)", p50: "p50 latency", p99: "p99 latency" };
+  return h("span", { class: "chart-key" }, keys.map((k) => h("span", {}, h("i", { class: "ln ln-" + k }), names[k])));
+}
+
+function byServerMap() {
+  const on = new Map(), from = new Map();
+  for (const i of state.objects.instance.values()) {
+    if (!on.has(i.server)) on.set(i.server, []);
+    on.get(i.server).push(i);
+    if (i.home_server && i.home_server !== i.server) {
+      if (!from.has(i.home_server)) from.set(i.home_server, []);
+      from.get(i.home_server).push(i);
+    }
+  }
+  return { on, from };
+}
+
+// A card is made again only when what it shows changed: with a thousand
+// tenants, a batch that touches one server leaves the others alone.
+const cardCache = new Map(); // server id -> { sig, el }
 
 function drawServers() {
   const servers = [...state.objects.server.values()].sort((a, b) => a.id.localeCompare(b.id));
-  const byServer = new Map();
-  for (const i of state.objects.instance.values()) {
-    if (!byServer.has(i.server)) byServer.set(i.server, []);
-    byServer.get(i.server).push(i);
+  const { on, from } = byServerMap();
+  const sets = servingSets();
+  const box = $("servers");
+  if (!servers.length) {
+    cardCache.clear();
+    box.replaceChildren(h("p", { class: "empty", text: "No servers yet: slum server add, or slum apply -f fleet.yaml." }));
+    return;
   }
-  const { serving, spare } = servingSets();
-  const cards = servers.map((s) => {
-    const hl = health(s);
-    const insts = (byServer.get(s.id) || []).sort((a, b) => a.key.localeCompare(b.key));
-    const cap = s.capacity_mb || 1;
-    const used = (s.stats && s.stats.used_mb) || 0;
-    const bar = h("div", { class: "cap", title: fmtMB(used) + " of " + fmtMB(cap) + " placed" },
-      insts.map((i) => {
-        const seg = h("span", { class: "p-" + phaseOf(i), title: i.key + " · " + fmtMB(i.memory_mb) + " · " + phaseOf(i) });
-        seg.style.width = Math.min(100, (100 * i.memory_mb) / cap) + "%";
-        return seg;
-      }));
-    const chips = insts.map((i) => {
-      const ref = i.tenant + ":" + i.id + "@" + s.id;
-      const isServing = serving.has(ref), isSpare = spare.has(ref);
-      const moved = i.home_server && i.home_server !== i.server;
-      const prev = state.seenChips.get(i.key);
-      const isNew = !state.firstDraw && prev !== s.id;
-      state.seenChips.set(i.key, s.id);
-      const tags = [];
-      if (isServing) tags.push("serving");
-      else if (isSpare) tags.push("spare");
-      if (moved) tags.push("↪ from " + i.home_server);
-      if (i.desired_state === "stopped") tags.push("stopped");
-      return h("span", {
-        class: "chip" + (isServing ? " serving" : "") + (moved ? " moved" : "") + (isNew ? " new" : ""),
-        "data-instance": i.key, "data-phase": phaseOf(i), "data-serving": isServing ? "yes" : "no",
-        title: i.key + " (" + i.process + ") · " + phaseOf(i) + (i.status && i.status.message ? " · " + i.status.message : ""),
-      }, h("span", { class: "ph p-" + phaseOf(i) }), i.key, tags.length ? h("span", { class: "tag", text: tags.join(" · ") }) : null);
-    });
-    const sub = [h("span", { text: s.url })];
-    if (s.state !== "active") sub.push(h("span", { class: "badge warn", text: s.state }));
-    const fo = s.status && s.status.failover;
-    if (fo) sub.push(h("span", { class: "badge " + (fo === "held" ? "warn" : "bad"), text: fo, title: s.status.failover_reason }));
-    if (!s.has_token) sub.push(h("span", { class: "badge bad", text: "no token" }));
-    const since = s.status && ago(s.status.health_since);
-    if (since) sub.push(h("span", { class: "since", text: hl + " for " + since }));
-    const card = h("article", { class: "server" + (state.flash.has("server:" + s.id) ? " flash" : ""), "data-server": s.id, "data-health": hl },
-      h("div", { class: "server-head" },
-        h("span", { class: "server-name", text: s.id }),
-        s.region ? h("span", { class: "region", text: s.region }) : null,
-        h("span", { class: "count", text: insts.length + " instance" + (insts.length === 1 ? "" : "s") }),
-        h("span", { class: "pill " + hl, "data-role": "health", text: hl })),
-      h("div", { class: "server-sub" }, sub),
-      bar,
-      h("div", { class: "cap-text" },
-        h("span", {}, h("b", { text: fmtMB(used) }), " of " + fmtMB(cap) + " placed"),
-        h("span", {}, h("b", { text: fmtMB(Math.max(0, cap - used)) }), " free")),
-      h("div", { class: "chips" }, chips.length ? chips : h("span", { class: "empty", text: "no instances placed here" })),
-      s.status && s.status.last_error && hl !== "online" ? h("div", { class: "last-error", text: s.status.last_error, title: s.status.last_error }) : null);
-    return card;
+  const els = servers.map((s) => {
+    const insts = on.get(s.id) || [], away = from.get(s.id) || [];
+    const sig = cardSig(s, insts, away, sets);
+    const hit = cardCache.get(s.id);
+    if (hit && hit.sig === sig && !state.flash.has("server:" + s.id)) return hit.el;
+    const el = serverCard(s, insts.sort(chipOrder), away, sets);
+    cardCache.set(s.id, { sig, el });
+    return el;
   });
-  $("servers").replaceChildren(...(cards.length ? cards : [h("p", { class: "empty", text: "No servers yet: slum server add, or slum apply -f fleet.yaml." })]));
+  for (const id of cardCache.keys()) if (!state.objects.server.has(id)) cardCache.delete(id);
+  const cur = [...box.children];
+  if (cur.length === els.length && cur.every((c, i) => c === els[i] || c.dataset.server === els[i].dataset.server)) {
+    cur.forEach((c, i) => { if (c !== els[i]) c.replaceWith(els[i]); });
+  } else {
+    box.replaceChildren(...els);
+  }
 }
 
+// cardSig is everything a server's card shows, as one string.
+function cardSig(s, insts, away, sets) {
+  const parts = [JSON.stringify(s), JSON.stringify((traffic.servers.get(s.id) || {}).now || null), traffic.end, ago(s.status && s.status.health_since)];
+  for (const i of insts) {
+    const ref = i.tenant + ":" + i.id + "@" + s.id;
+    parts.push(i.key, i.home_server, phaseOf(i), i.desired_state, i.memory_mb, (i.status && i.status.message) || "", sets.serving.has(ref), sets.spare.has(ref));
+  }
+  for (const i of away) parts.push(i.key, i.server, phaseOf(i));
+  return parts.join("|");
+}
+
+// chipOrder puts what needs looking at first: trouble, then failed over,
+// then by key.
+function chipOrder(a, b) {
+  const rank = (i) => (["failed", "down", "unplaceable"].includes(phaseOf(i)) ? 0 : phaseOf(i) !== "running" ? 1 : i.home_server && i.home_server !== i.server ? 2 : 3);
+  return rank(a) - rank(b) || a.key.localeCompare(b.key);
+}
+
+const CHIPS_SHOWN = 40;
+
+function chipOf(i, s, sets) {
+  const ref = i.tenant + ":" + i.id + "@" + s.id;
+  const isServing = sets.serving.has(ref), isSpare = sets.spare.has(ref);
+  const moved = i.home_server && i.home_server !== i.server;
+  const prev = state.seenChips.get(i.key);
+  const isNew = !state.firstDraw && prev !== s.id;
+  state.seenChips.set(i.key, s.id);
+  const tags = [];
+  if (isServing) tags.push("serving");
+  else if (isSpare) tags.push("spare");
+  if (moved) tags.push("↪ from " + i.home_server);
+  if (i.desired_state === "stopped") tags.push("stopped");
+  const msg = i.status && i.status.message;
+  return h("a", {
+    href: "#tenant/" + encodeURIComponent(i.tenant),
+    class: "chip" + (isServing ? " serving" : isSpare ? " spare" : "") + (moved ? " moved" : "") + (isNew ? " new" : ""),
+    "data-instance": i.key, "data-phase": phaseOf(i), "data-serving": isServing ? "yes" : "no",
+    title: i.key + " (" + i.process + ") · " + phaseOf(i) + (msg ? " · " + msg : ""),
+  }, h("span", { class: "ph p-" + phaseOf(i) }), i.key, tags.length ? h("span", { class: "tag", text: tags.join(" · ") }) : null,
+  phaseOf(i) === "unplaceable" || phaseOf(i) === "failed" ? h("span", { class: "why", text: msg || "" }) : null);
+}
+
+function serverCard(s, insts, away, sets) {
+  const hl = health(s);
+  const cap = s.capacity_mb || 1;
+  const used = (s.stats && s.stats.used_mb) || 0;
+  const bar = capBar(insts, cap, used);
+  const sub = [h("span", { class: "url", text: s.url })];
+  if (s.state !== "active") sub.push(h("span", { class: "badge warn", text: s.state }));
+  const fo = s.status && s.status.failover;
+  if (fo) sub.push(h("span", { class: "badge " + (fo === "held" ? "warn" : "bad"), text: "failover " + fo }));
+  if (!s.has_token) sub.push(h("span", { class: "badge bad", text: "no token" }));
+  const since = s.status && s.status.health_since;
+  if (since && !since.startsWith("0001")) sub.push(h("span", { class: "since", text: hl + " since " + fmtTimeMs(since) + " (" + ago(since) + ")" }));
+  const chips = insts.slice(0, CHIPS_SHOWN).map((i) => chipOf(i, s, sets));
+  if (insts.length > CHIPS_SHOWN) chips.push(h("span", { class: "more", text: "+ " + (insts.length - CHIPS_SHOWN) + " more here: search a tenant to see its own" }));
+  const err = s.status && s.status.last_error && hl !== "online" ? s.status.last_error : "";
+  return h("article", { class: "server" + (state.flash.has("server:" + s.id) ? " flash" : ""), "data-server": s.id, "data-health": hl },
+    h("div", { class: "server-head" },
+      h("span", { class: "server-name", text: s.id }),
+      s.region ? h("span", { class: "region", text: s.region }) : null,
+      h("span", { class: "count", text: insts.length + " instance" + (insts.length === 1 ? "" : "s") }),
+      h("span", { class: "pill " + hl, "data-role": "health", text: hl })),
+    h("div", { class: "server-sub" }, sub),
+    fo && s.status.failover_reason ? h("div", { class: "note " + (fo === "held" ? "warn" : "bad"), text: s.status.failover_reason }) : null,
+    err ? h("div", { class: "last-error", "data-role": "last-error", text: err }) : null,
+    serverChart(s.id),
+    bar,
+    h("div", { class: "cap-text" },
+      h("span", {}, h("b", { text: fmtMB(used) }), " of " + fmtMB(cap) + " placed"),
+      h("span", {}, h("b", { text: fmtMB(Math.max(0, cap - used)) }), " free")),
+    h("div", { class: "chips" }, chips.length ? chips : h("span", { class: "empty", text: hl === "dead" ? "nothing runs here now" : "no instances placed here" })),
+    away.length ? h("div", { class: "away", "data-role": "ran-here" },
+      h("div", { class: "muted small", text: (hl === "dead" ? "Ran here before it died" : "Home here, running elsewhere") + " (" + away.length + "):" }),
+      h("ul", {}, away.sort((a, b) => a.key.localeCompare(b.key)).map((i) => h("li", { "data-went": i.key },
+        h("span", { class: "ph p-" + phaseOf(i) }), h("a", { href: "#tenant/" + encodeURIComponent(i.tenant), text: i.key }),
+        " → " + i.server + " · " + phaseOf(i) + (i.status && i.status.message && phaseOf(i) !== "running" ? " · " + i.status.message : ""))))) : null);
+}
+
+// capBar is a server's placed memory, a segment per instance coloured by
+// phase; past CHIPS_SHOWN, one segment per phase.
+function capBar(insts, cap, used) {
+  const seg = (cls, mb, title) => {
+    const el = h("span", { class: "p-" + cls, title });
+    el.style.width = Math.min(100, (100 * mb) / cap) + "%";
+    return el;
+  };
+  let segs;
+  if (insts.length <= CHIPS_SHOWN) {
+    segs = insts.map((i) => seg(phaseOf(i), i.memory_mb, i.key + " · " + fmtMB(i.memory_mb) + " · " + phaseOf(i)));
+  } else {
+    const by = new Map();
+    for (const i of insts) { const p = phaseOf(i); const e = by.get(p) || { n: 0, mb: 0 }; e.n++; e.mb += i.memory_mb; by.set(p, e); }
+    segs = PHASES.filter((p) => by.has(p)).map((p) => seg(p, by.get(p).mb, by.get(p).n + " " + p + " · " + fmtMB(by.get(p).mb)));
+  }
+  return h("div", { class: "cap", title: fmtMB(used) + " of " + fmtMB(cap) + " placed" }, segs);
+}
+
+const TENANT_ROWS = 100;
+
+const rowCache = new Map(); // tenant id -> { sig, el }
+
 function drawTenants() {
-  const tenants = [...state.objects.tenant.values()].sort((a, b) => a.id.localeCompare(b.id));
-  $("tenants").replaceChildren(...tenants.map((t) => {
-    const st = t.status;
-    const srv = h("div", { class: "srv" });
-    if (st && st.serving && st.serving.length) {
-      srv.append(h("span", { class: "ok", "data-serving-copy": st.serving.map((c) => c.instance + "@" + c.server).join(","),
-        text: st.serving.map((c) => c.instance + "@" + c.server).join(", ") }));
-      if (st.spares && st.spares.length) srv.append(h("span", { class: "spare", text: "spare " + st.spares.map((c) => c.instance + "@" + c.server).join(", ") }));
-    } else {
-      srv.append(h("span", { class: "none", text: st ? "nothing serves" : "not decided yet" }));
-      if (st && st.reason) srv.append(h("span", { class: "spare", text: st.reason }));
-    }
-    return h("div", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id },
-      h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }),
-      ...(t.data === "replicated" ? [h("span", { class: "badge", "data-data": "replicated", text: "replicated", title: "data replicated to " + t.replica })] : []), srv);
-  }));
+  const all = matchTenants(state.filter || "");
+  const shown = all.slice(0, TENANT_ROWS);
+  $("tenant-count").textContent = state.filter ? all.length + " of " + state.objects.tenant.size + " match" :
+    all.length > TENANT_ROWS ? "busiest " + TENANT_ROWS + " of " + all.length + " · search for the rest" : state.objects.tenant.size + " tenants, busiest first";
+  const keep = new Set();
+  const els = shown.map((t) => {
+    keep.add(t.id);
+    const sig = JSON.stringify(t) + "|" + JSON.stringify(tenantRate(t.id)) + "|" + traffic.end;
+    const hit = rowCache.get(t.id);
+    if (hit && hit.sig === sig && !state.flash.has("tenant:" + t.id)) return hit.el;
+    const el = tenantRow(t);
+    rowCache.set(t.id, { sig, el });
+    return el;
+  });
+  for (const id of rowCache.keys()) if (!keep.has(id)) rowCache.delete(id);
+  const box = $("tenants");
+  const cur = [...box.children];
+  if (cur.length === els.length && cur.every((c, i) => c.dataset.tenant === els[i].dataset.tenant)) {
+    cur.forEach((c, i) => { if (c !== els[i]) c.replaceWith(els[i]); });
+  } else {
+    box.replaceChildren(...els, ...(all.length ? [] : [h("p", { class: "empty", text: state.filter ? "No tenant matches “" + state.filter + "”." : "No tenants yet." })]));
+  }
+}
+
+function tenantRow(t) {
+  const st = t.status;
+  const srv = h("span", { class: "srv" });
+  if (st && st.serving && st.serving.length) {
+    srv.append(h("span", { class: "ok", "data-serving-copy": st.serving.map((c) => c.instance + "@" + c.server).join(","),
+      text: st.serving.map((c) => c.instance + "@" + c.server).join(", ") }));
+    if (st.spares && st.spares.length) srv.append(h("span", { class: "spare", text: "spare " + st.spares.map((c) => c.instance + "@" + c.server).join(", ") }));
+  } else {
+    srv.append(h("span", { class: "none", text: st ? "nothing serves" : "not decided yet" }));
+    if (st && st.reason) srv.append(h("span", { class: "spare wrap", text: st.reason }));
+  }
+  const r = tenantRate(t.id);
+  return h("a", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id, href: "#tenant/" + encodeURIComponent(t.id) },
+    h("span", { class: "tid" }, t.id,
+      t.data === "replicated" ? h("span", { class: "badge", "data-data": "replicated", text: "replicated", title: "data replicated to " + t.replica }) : null),
+    h("span", { class: "dom", text: t.domain }),
+    h("span", { class: "rate" }, sparkline(t.id), h("span", { class: "rate-num", text: r ? fmtRate(r.rps) : "–" })), srv);
+}
+
+function drawUnplaceable() {
+  const bad = [...state.objects.instance.values()].filter((i) => phaseOf(i) === "unplaceable" || phaseOf(i) === "failed" || phaseOf(i) === "down");
+  $("trouble-panel").hidden = !bad.length;
+  $("trouble").replaceChildren(...bad.sort((a, b) => a.key.localeCompare(b.key)).slice(0, 200).map((i) =>
+    h("li", { "data-trouble": i.key }, h("span", { class: "ph p-" + phaseOf(i) }),
+      h("a", { href: "#tenant/" + encodeURIComponent(i.tenant), text: i.key }), h("b", { text: " " + phaseOf(i) }),
+      " on " + (i.server || "no server") + ": ", h("span", { class: "wrap", text: (i.status && i.status.message) || PHASE_TEXT[phaseOf(i)] }))));
 }
 
 function reasonClass(r) {
@@ -383,12 +606,20 @@ function reasonClass(r) {
   return "plain";
 }
 
+function eventRow(e) {
+  return h("li", { class: "event" + (state.flash.has("event:" + e.id) ? " new" : ""), "data-event": e.reason },
+    h("time", { text: fmtTimeMs(e.at), title: new Date(e.at).toISOString() }),
+    h("span", {}, h("span", { class: "r " + reasonClass(e.reason), text: e.reason }), h("span", { class: "o", text: e.object })),
+    h("span", { class: "m", text: e.message }));
+}
+
+let eventsSig = "";
 function drawEvents() {
-  $("events").replaceChildren(...state.events.slice(0, 120).map((e) =>
-    h("li", { class: "event" + (state.flash.has("event:" + e.id) ? " new" : ""), "data-event": e.reason },
-      h("time", { text: fmtTime(e.at) }),
-      h("span", {}, h("span", { class: "r " + reasonClass(e.reason), text: e.reason }), h("span", { class: "o", text: e.object })),
-      h("span", { class: "m", text: e.message }))));
+  const top = state.events.slice(0, 150);
+  const sig = top.length + ":" + (top[0] ? top[0].id : 0) + ":" + top.filter((e) => state.flash.has("event:" + e.id)).length;
+  if (sig === eventsSig) return;
+  eventsSig = sig;
+  $("events").replaceChildren(...top.map(eventRow));
 }
 
 // ---- start
@@ -397,8 +628,17 @@ document.addEventListener("DOMContentLoaded", () => {
   $("signout").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = "";
+    location.hash = "";
     location.reload();
   });
+  $("fo-prev").addEventListener("click", () => { const i = state.foIndex ?? state.episodes.length - 1; state.foIndex = Math.max(0, i - 1); drawTimeline(); });
+  $("fo-next").addEventListener("click", () => {
+    const i = (state.foIndex ?? state.episodes.length - 1) + 1;
+    state.foIndex = i >= state.episodes.length - 1 ? null : i;
+    drawTimeline();
+  });
+  $("tp-close").addEventListener("click", () => { location.hash = ""; });
+  setupSearch();
   setInterval(() => { if (!$("app").hidden) scheduleDraw(); }, 5000); // "since" times age
   if (state.token) signIn(state.token);
   else showLogin();

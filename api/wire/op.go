@@ -42,9 +42,10 @@ func (a Access) Allows(role slum.APIRole) bool {
 type Body int
 
 const (
-	NoBody    Body = iota // the request has none
-	SmallBody             // a JSON object of a few fields
-	FileBody              // carries a fleet file
+	NoBody     Body = iota // the request has none
+	SmallBody              // a JSON object of a few fields
+	FileBody               // carries a fleet file
+	ReportBody             // a router's traffic report: any role that may send it
 )
 
 // Op is one operation of slum.Fleet as the API carries it, declared once:

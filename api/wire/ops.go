@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // The operations of slum.Fleet, each as the API carries it. Ops lists
@@ -329,4 +332,72 @@ var Ops = []Route{
 	ListInstances, SpawnInstance, GetInstance, RemoveInstance, StopInstance, MoveInstance, InstanceStatus, ListInstanceStatus,
 	Apply, Diff, Overview, Events, RecentEvents, RecentHolds, ApproveHold, GetSettings, SetSettings,
 	ListAPITokens, CreateAPIToken, RevokeAPIToken,
+	RecordTraffic, Traffic,
+}
+
+// ---- traffic
+
+// TrafficFleet is a Fleet that also keeps the routers' traffic: the
+// API's (package traffic holds it), and the client's, which sends there.
+type TrafficFleet interface {
+	slum.Fleet
+	RecordTraffic(ctx context.Context, r traffic.Report) error
+	Traffic(ctx context.Context, q traffic.Query) (*traffic.Window, error)
+}
+
+// errNoTraffic: the Fleet behind the API keeps no traffic.
+var errNoTraffic = fmt.Errorf("%w: this fleet keeps no traffic history", slum.ErrNotFound)
+
+var (
+	// RecordTraffic is a router's report of its counters. The API names
+	// the source after the token that sent it, so one router cannot
+	// stand in for another.
+	RecordTraffic = Op[traffic.Report, None]{Method: "POST", Path: "/traffic", Access: AccessRouter, Body: ReportBody,
+		Call: func(ctx context.Context, f slum.Fleet, r traffic.Report) (None, error) {
+			tf, ok := f.(TrafficFleet)
+			if !ok {
+				return None{}, errNoTraffic
+			}
+			if who := callerOf(ctx); who != "" {
+				r.Source = who + "/" + r.Source
+			}
+			return None{}, tf.RecordTraffic(ctx, r)
+		}}
+	// Traffic is the traffic history: every tenant's and server's, or one's.
+	Traffic = Op[TrafficReq, *traffic.Window]{Method: "GET", Path: "/metrics", Access: AccessRead,
+		Call: func(ctx context.Context, f slum.Fleet, r TrafficReq) (*traffic.Window, error) {
+			tf, ok := f.(TrafficFleet)
+			if !ok {
+				return nil, errNoTraffic
+			}
+			q, err := r.Query()
+			if err != nil {
+				return nil, err
+			}
+			return tf.Traffic(ctx, q)
+		}}
+)
+
+// TrafficReq asks for part of the traffic history.
+type TrafficReq struct {
+	Last   int64  `query:"last" field:"last (seconds)" json:"-"`   // 0: all of it
+	Since  int64  `query:"since" field:"since (unix ms)" json:"-"` // only slots after (a window's end)
+	Tenant string `query:"tenant" json:"-"`
+	Server string `query:"server" json:"-"`
+}
+
+// Query is the history's question, once the ids are checked.
+func (r TrafficReq) Query() (traffic.Query, error) {
+	q := traffic.Query{Last: time.Duration(r.Last) * time.Second, Tenant: r.Tenant, Server: r.Server}
+	if r.Since > 0 {
+		q.Since = time.UnixMilli(r.Since)
+	}
+	for field, id := range map[string]string{"tenant": r.Tenant, "server": r.Server} {
+		if id != "" {
+			if err := desired.ValidateID(field, id); err != nil {
+				return q, err
+			}
+		}
+	}
+	return q, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/router"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // routeFlags are the router's settings, shared by 'slum route' and
@@ -117,10 +118,11 @@ This router follows the fleet database (--db), seeing every change within
 about 50 ms; 'slum run --route-addr' runs one inside the controller instead.
 With --api (and a router token, 'slum token create --role router') it
 follows a fleet elsewhere through its API's watch, resuming where it left
-off when the connection breaks. When its source fails it keeps routing with
-the last good table, says so on /healthz, in slum_router_source_up and in
-its log, and follows again by itself. SIGTERM lets in-flight requests
-finish.`,
+off when the connection breaks, and reports its traffic (requests, errors,
+latency) to that API every two seconds for the dashboard and 'slum status'.
+When its source fails it keeps routing with the last good table, says so on
+/healthz, in slum_router_source_up and in its log, and follows again by
+itself. SIGTERM lets in-flight requests finish.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
@@ -153,6 +155,10 @@ finish.`,
 				}
 				defer srv.Close()
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
+			}
+			if src.report != nil {
+				go traffic.Feed(ctx, nil, 2*trafficReportEvery, src.source, p.Metrics().Traffic, src.report,
+					func(err error) { log.Warn("traffic not reported to the API", "err", err) })
 			}
 			go src.follow(ctx, p)
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {

@@ -14,12 +14,17 @@ import (
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
 	"github.com/slum-fleet/slum/store"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // routeSource is where 'slum route' gets its route table: the fleet
 // database, or the fleet's API.
 type routeSource struct {
-	name   string
+	name string
+	// report sends the router's traffic to the fleet's API; nil when it
+	// follows the database (nothing to report to).
+	report func(ctx context.Context, r traffic.Report) error
+	source string // names this router's reports
 	load   func(ctx context.Context) (*routes.Table, error)
 	follow func(ctx context.Context, p *router.Proxy)
 	close  func()
@@ -31,7 +36,7 @@ func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSourc
 		if err != nil {
 			return nil, err
 		}
-		return &routeSource{name: c.URL(), load: c.Routes,
+		return &routeSource{name: c.URL(), load: c.Routes, report: c.RecordTraffic, source: traffic.SourceName("route"),
 			follow: func(ctx context.Context, p *router.Proxy) { followAPI(ctx, c, p, probeEvery) },
 			close:  func() { c.Close() }}, nil
 	}

@@ -11,12 +11,16 @@ import (
 
 	"github.com/slum-fleet/slum/api"
 	"github.com/slum-fleet/slum/store"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // apiServeFlags are the API server's settings, shared by 'slum serve'
 // (plain names) and 'slum run' (names prefixed api-, beside the router's).
 type apiServeFlags struct {
 	listen api.ListenConfig
+	// traffic is the history the API serves; nil: its own, which routers
+	// report to through the API.
+	traffic *traffic.History
 }
 
 func (f *apiServeFlags) register(cmd *cobra.Command, prefix, addrFlag, addrDefault string) {
@@ -37,7 +41,7 @@ func (f *apiServeFlags) start(ctx context.Context, st *store.Store, log *slog.Lo
 	if err != nil {
 		return "", nil, err
 	}
-	srv := api.New(st, api.Config{NoAuth: f.listen.NoAuth, Log: log})
+	srv := api.New(st, api.Config{NoAuth: f.listen.NoAuth, Traffic: f.traffic, Log: log})
 	ch := make(chan error, 1)
 	go func() { ch <- srv.Serve(ctx, ln) }()
 	log.Info("serving the fleet API and dashboard", "url", ln.URL+"/", "tls", ln.TLS)

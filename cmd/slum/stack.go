@@ -20,6 +20,7 @@ import (
 	"github.com/slum-fleet/slum/routes"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 // stackOptions say how to run the controller and what runs beside it.
@@ -30,7 +31,9 @@ type stackOptions struct {
 	metricsAddr string         // "": no metrics server
 	profiling   bool           // serve /debug/pprof/ beside the metrics
 	leaseTTL    time.Duration
-	log         *slog.Logger
+	// traffic is the slot of the API's traffic history; 0: 5 s.
+	traffic time.Duration
+	log     *slog.Logger
 }
 
 // stack is a controller with its router, API and metrics server: what
@@ -83,6 +86,18 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		cfg.OnRoutes = func(t *routes.Table) { setRoutes(p, t, o.log) }
 		health = append(health, p.HealthHandler())
 		gatherers = append(gatherers, p.Metrics().Registry)
+	}
+	if o.api != nil && s.Proxy != nil {
+		// The router in this process reports to the API here directly.
+		api := *o.api
+		o.api = &api
+		hist := traffic.New(traffic.Config{Resolution: o.traffic})
+		api.traffic = hist
+		fctx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+		s.cleanup = append(s.cleanup, stopFeed)
+		go traffic.Feed(fctx, nil, trafficReportEvery, traffic.SourceName("in-process"), s.Proxy.Metrics().Traffic,
+			func(_ context.Context, r traffic.Report) error { return hist.Record(r) },
+			func(err error) { o.log.Warn("traffic not recorded", "err", err) })
 	}
 	if o.api != nil {
 		// The API, like the router, stops after the elector.
@@ -141,6 +156,10 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	}()
 	return s, nil
 }
+
+// trafficReportEvery is how often a router reports its counters to the
+// traffic history: more often than its slots, so each slot gets its share.
+const trafficReportEvery = time.Second
 
 // mark keeps the run marker saying whether the elector leads, and why not,
 // checked every 200 ms, until ctx ends.

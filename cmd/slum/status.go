@@ -11,6 +11,8 @@ import (
 	"github.com/slum-fleet/slum/sqlite"
 
 	"github.com/spf13/cobra"
+
+	"github.com/slum-fleet/slum/traffic"
 )
 
 func (a *app) statusCommand() *cobra.Command {
@@ -24,8 +26,15 @@ func (a *app) statusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			tw, err := trafficNow(ctx, st, traffic.Query{})
+			if err != nil {
+				return err
+			}
 			if a.json() {
-				return a.printJSON(o)
+				return a.printJSON(struct {
+					*slum.Overview
+					Traffic *traffic.Window `json:"traffic,omitempty"`
+				}{o, tw})
 			}
 			rows := make([][]string, len(o.Servers))
 			for i, s := range o.Servers {
@@ -60,6 +69,7 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(a.stdout, "; %d failed over (away from their home server)", o.FailedOver)
 			}
 			fmt.Fprintln(a.stdout)
+			printTraffic(a.stdout, tw)
 			for _, h := range o.Holds {
 				state := "HELD"
 				if h.State == slum.HoldApproved {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
+	"github.com/slum-fleet/slum/traffic"
 )
 
 func (a *app) tenantCommand() *cobra.Command {
@@ -143,12 +144,21 @@ func (a *app) tenantGet() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				tw, err := trafficNow(ctx, st, traffic.Query{Tenant: t.ID})
+				if err != nil {
+					return err
+				}
+				var now *traffic.Rate
+				if tw != nil && tw.Tenants[t.ID] != nil {
+					now = &tw.Tenants[t.ID].Now
+				}
 				if a.json() {
 					return a.printJSON(struct {
 						slum.Tenant
 						Instances []slum.Instance   `json:"instances"`
 						Status    slum.TenantStatus `json:"status"`
-					}{t, append([]slum.Instance{}, ins...), ts})
+						Traffic   *traffic.Rate     `json:"traffic,omitempty"`
+					}{t, append([]slum.Instance{}, ins...), ts, now})
 				}
 				parts := make([]string, len(ins))
 				for i, in := range ins {
@@ -164,6 +174,9 @@ func (a *app) tenantGet() *cobra.Command {
 				}
 				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\nfailover:  %s\ndata:      %s\nserving:   %s (policy %s)\nspares:    %s\ninstances: %s\n",
 					t.ID, t.Domain, dash(t.Region), t.Failover, dataDesc(t), serving, t.Serving, dash(copyList(ts.Spares)), dash(strings.Join(parts, "; ")))
+				if now != nil {
+					fmt.Fprintf(a.stdout, "traffic:   %s (last 30 s)\n", rateText(*now))
+				}
 				return nil
 			})(cmd, args)
 		},
