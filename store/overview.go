@@ -35,12 +35,19 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 	if err != nil {
 		return nil, err
 	}
+	lead, err := s.Leadership(ctx, slum.ControllerLease)
+	if err != nil {
+		return nil, err
+	}
 	byServer := make(map[string]slum.ServerStatus, len(sstat))
 	for _, st := range sstat {
 		byServer[st.ServerID] = st
 	}
 	o := &slum.Overview{Servers: []slum.ServerOverview{}, Tenants: int(tenants), Phases: map[slum.Phase]int{},
 		Holds: append([]slum.Hold{}, holds...)}
+	if lead.Leader != "" || len(lead.Standbys) > 0 {
+		o.Leadership = &lead
+	}
 	for _, r := range byPhase {
 		o.Phases[slum.Phase(r.Phase)] += int(r.Instances)
 		o.Instances += int(r.Instances)

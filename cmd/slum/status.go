@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -40,6 +42,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err := a.table(nil, []string{"SERVER", "STATE", "HEALTH", "USED_MB", "INSTANCES", "RUNNING", "UNMANAGED", "PENDING_STOPS", "FAILOVER", "LAST_ERROR"}, rows); err != nil {
 				return err
 			}
+			printLeadership(a.stdout, o.Leadership)
 			switch {
 			case o.ReportedAt.IsZero():
 				fmt.Fprintln(a.stdout, "\nno controller has reported yet: start one with 'slum run'")
@@ -69,6 +72,36 @@ func (a *app) statusCommand() *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+// printLeadership names the leading controller, its epoch and how long
+// since it renewed its lease, and the standbys.
+func printLeadership(w io.Writer, l *slum.Leadership) {
+	if l == nil {
+		return
+	}
+	ago := func(ms int64) string {
+		return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond).String()
+	}
+	switch {
+	case l.Leader == "":
+		fmt.Fprintln(w, "\nno controller leads: the last one stopped")
+	case l.Expired:
+		fmt.Fprintf(w, "\nno controller leads: the lease of %s (epoch %d) lapsed %s ago\n", l.Leader, l.Epoch, ago(l.At.Sub(l.ExpiresAt).Milliseconds()))
+	case l.RenewedAgoMS < 0:
+		fmt.Fprintf(w, "\nleader %s, epoch %d, lease for %s more\n", l.Leader, l.Epoch, ago(l.ExpiresAt.Sub(l.At).Milliseconds()))
+	default:
+		fmt.Fprintf(w, "\nleader %s, epoch %d, renewed %s ago, lease for %s more\n", l.Leader, l.Epoch, ago(l.RenewedAgoMS), ago(l.ExpiresAt.Sub(l.At).Milliseconds()))
+	}
+	if len(l.Standbys) == 0 {
+		fmt.Fprintln(w, "no standby controllers")
+		return
+	}
+	names := make([]string, len(l.Standbys))
+	for i, c := range l.Standbys {
+		names[i] = fmt.Sprintf("%s (seen %s ago)", c.Holder, ago(c.SeenAgoMS))
+	}
+	fmt.Fprintf(w, "standbys: %s\n", strings.Join(names, ", "))
 }
 
 func (a *app) eventsCommand() *cobra.Command {
