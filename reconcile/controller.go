@@ -455,15 +455,18 @@ func (c *Controller) drain() (urgent, news bool) {
 
 // watchRevision sends the desired state's revision whenever it differs
 // from the last one sent: another process (the CLI) committed a change.
+// It looks at once when the store tells of a commit (Postgres' NOTIFY).
 func (c *Controller) watchRevision(ctx context.Context, out chan<- int64) {
 	t := time.NewTicker(c.cfg.RevisionPoll)
 	defer t.Stop()
+	feed := slum.Changes(ctx, c.store)
 	last := int64(-1)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-feed:
 		}
 		rev, err := c.store.Revision(ctx)
 		if err != nil || rev == last {

@@ -45,13 +45,15 @@ func Load(ctx context.Context, r Reader) (*Table, error) {
 }
 
 // Follow hands set a new table whenever the desired state or the
-// controller's status changes (checked every interval), until ctx ends.
+// controller's status changes (checked every interval, and at once when
+// r tells of a commit: see slum.ChangeFeed), until ctx ends.
 // Errors (a busy or unreadable database) go to onErr; the last table stays
 // in use meanwhile.
 func Follow(ctx context.Context, r Reader, every time.Duration, set func(*Table), onErr func(error)) {
 	var lastRev, lastStatus int64 = -1, -1
 	t := time.NewTicker(every)
 	defer t.Stop()
+	feed := slum.Changes(ctx, r)
 	for {
 		rev, err := r.Revision(ctx)
 		if err == nil {
@@ -71,6 +73,7 @@ func Follow(ctx context.Context, r Reader, every time.Duration, set func(*Table)
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-feed:
 		}
 	}
 }
