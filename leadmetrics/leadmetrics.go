@@ -1,8 +1,8 @@
-// Package leadmetrics exports the controllers' leadership as Prometheus
+// Package leadmetrics exports the fleet's leadership as Prometheus
 // metrics: who leads at which epoch, how long since the leader renewed
-// its lease, how many stand by, and whether this process leads. They are
-// read from the fleet database at each scrape, so every controller (and
-// any process with the database) reports the same leadership.
+// its lease and how many stand by. They are read from the fleet database
+// at each scrape, so every controller reports the same leadership, the
+// fleet's (package leader's metrics say what this process does).
 package leadmetrics
 
 import (
@@ -24,29 +24,23 @@ type Source interface {
 const readTimeout = 2 * time.Second
 
 var (
-	leaderDesc = prometheus.NewDesc("slum_controller_leader",
+	leaderDesc = prometheus.NewDesc("slum_fleet_leader",
 		"1 for the controller holding an unexpired controller lease, by holder.", []string{"holder"}, nil)
-	epochDesc = prometheus.NewDesc("slum_controller_epoch",
+	epochDesc = prometheus.NewDesc("slum_fleet_lease_epoch",
 		"The controller lease's epoch: it grows each time the lease changes hands.", nil, nil)
-	renewedDesc = prometheus.NewDesc("slum_controller_lease_renewed_seconds",
+	renewedDesc = prometheus.NewDesc("slum_fleet_lease_renewed_seconds",
 		"Seconds since the leader last renewed its lease, by the database's clock.", nil, nil)
-	standbysDesc = prometheus.NewDesc("slum_controller_standbys",
+	standbysDesc = prometheus.NewDesc("slum_fleet_standbys",
 		"Controllers heard from lately that stand by.", nil, nil)
-	selfDesc = prometheus.NewDesc("slum_controller_is_leader",
-		"1 while this process holds the unexpired controller lease, else 0.", nil, nil)
-	upDesc = prometheus.NewDesc("slum_controller_leadership_read",
+	upDesc = prometheus.NewDesc("slum_fleet_leadership_read",
 		"1 when the leadership could be read from the database at this scrape, else 0.", nil, nil)
 )
 
 // Collector reads the leadership at each scrape.
-type Collector struct {
-	src  Source
-	self func() string
-}
+type Collector struct{ src Source }
 
-// New is a Collector reading src; self names this process's lease holder
-// ("" when it runs no controller).
-func New(src Source, self func() string) *Collector { return &Collector{src: src, self: self} }
+// New is a Collector reading src.
+func New(src Source) *Collector { return &Collector{src: src} }
 
 // Registry is a registry of its own holding c.
 func (c *Collector) Registry() *prometheus.Registry {
@@ -57,7 +51,7 @@ func (c *Collector) Registry() *prometheus.Registry {
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{leaderDesc, epochDesc, renewedDesc, standbysDesc, selfDesc, upDesc} {
+	for _, d := range []*prometheus.Desc{leaderDesc, epochDesc, renewedDesc, standbysDesc, upDesc} {
 		ch <- d
 	}
 }
@@ -83,9 +77,4 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(renewedDesc, prometheus.GaugeValue, float64(l.RenewedAgoMS)/1000)
 	}
 	ch <- prometheus.MustNewConstMetric(standbysDesc, prometheus.GaugeValue, float64(len(l.Standbys)))
-	self := 0.0
-	if me := c.self(); leads && me != "" && me == l.Leader {
-		self = 1
-	}
-	ch <- prometheus.MustNewConstMetric(selfDesc, prometheus.GaugeValue, self)
 }
