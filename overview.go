@@ -15,9 +15,9 @@ type Overview struct {
 	Phases     map[Phase]int    `json:"phases"`
 	FailedOver int              `json:"failed_over"` // instances away from their home server
 	Holds      []Hold           `json:"holds"`       // plans held back, waiting for 'slum approve'
-	// Leadership names the leading controller and the standbys; nil when
-	// no controller ever ran on the fleet (or every one stopped).
-	Leadership *Leadership `json:"leadership"`
+	// Controller is who leads the fleet's controllers and who stands by;
+	// nil when no controller ever ran on the fleet (or every one stopped).
+	Controller *Leadership `json:"controller"`
 }
 
 // ServerOverview is one server in the overview.

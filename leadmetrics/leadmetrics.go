@@ -66,15 +66,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
-	leads := l.Leader != "" && !l.Expired
+	leads := l.Leader != "" && l.Live
 	if leads {
 		ch <- prometheus.MustNewConstMetric(leaderDesc, prometheus.GaugeValue, 1, l.Leader)
 	}
 	if l.Leader != "" {
 		ch <- prometheus.MustNewConstMetric(epochDesc, prometheus.GaugeValue, float64(l.Epoch))
 	}
-	if l.RenewedAgoMS >= 0 {
-		ch <- prometheus.MustNewConstMetric(renewedDesc, prometheus.GaugeValue, float64(l.RenewedAgoMS)/1000)
+	if l.Leader != "" && !l.RenewedAt.IsZero() {
+		ch <- prometheus.MustNewConstMetric(renewedDesc, prometheus.GaugeValue, l.Ago(l.RenewedAt).Seconds())
 	}
 	ch <- prometheus.MustNewConstMetric(standbysDesc, prometheus.GaugeValue, float64(len(l.Standbys)))
 }

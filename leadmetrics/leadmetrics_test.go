@@ -20,10 +20,10 @@ type fixed struct {
 func (f fixed) Leadership(context.Context, string) (slum.Leadership, error) { return f.l, f.err }
 
 func TestMetricsSayWhoLeads(t *testing.T) {
-	lead := slum.Leadership{Leader: "a", Epoch: 3, ExpiresAt: time.Unix(10, 0), RenewedAgoMS: 1500,
+	lead := slum.Leadership{At: time.Unix(5, 0), Leader: "a", Epoch: 3, ExpiresAt: time.Unix(10, 0), Live: true, RenewedAt: time.Unix(3, 500e6),
 		Standbys: []slum.Controller{{Holder: "b"}, {Holder: "c"}}}
 	lapsed := lead
-	lapsed.Expired = true
+	lapsed.Live = false
 	for _, tc := range []struct {
 		name string
 		src  fixed
@@ -49,7 +49,7 @@ slum_fleet_leadership_read 1
 slum_fleet_lease_renewed_seconds 1.5
 slum_fleet_standbys 2
 `},
-		{"no controller ever", fixed{l: slum.Leadership{RenewedAgoMS: -1}}, `
+		{"no controller ever", fixed{l: slum.Leadership{}}, `
 slum_fleet_leadership_read 1
 slum_fleet_standbys 0
 `},

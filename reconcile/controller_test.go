@@ -69,7 +69,7 @@ func newFixture(t testing.TB, servers int, cfg Config) *fixture {
 	for i := 1; i <= servers; i++ {
 		f.addServer(fmt.Sprintf("s%d", i), "")
 	}
-	if f.lease, err = st.AcquireLease(ctx, LeaseName, "test/1/a", "", time.Hour); err != nil {
+	if f.lease, err = st.AcquireLease(ctx, slum.ControllerLease, "test/1/a", "", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	f.ctrl = f.newController()
@@ -687,7 +687,7 @@ func TestStaleEpochCannotWrite(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
 	old := f.lease.Fence()
-	if _, err := f.store.AcquireLease(f.ctx, LeaseName, "test/2/b", "test/1/a", time.Hour); err != nil {
+	if _, err := f.store.AcquireLease(f.ctx, slum.ControllerLease, "test/2/b", "test/1/a", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.ctrl.Sync(f.ctx, old, true); err != nil {

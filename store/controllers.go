@@ -52,7 +52,7 @@ func (s *Leases) Leadership(ctx context.Context, name string) (slum.Leadership, 
 	if err != nil {
 		return slum.Leadership{}, fmt.Errorf("read the leadership: read the clock: %w", err)
 	}
-	out := slum.Leadership{At: now, RenewedAgoMS: -1, Standbys: []slum.Controller{}}
+	out := slum.Leadership{At: now, Standbys: []slum.Controller{}}
 	err = s.eng.InReadTx(ctx, func(q db.Querier) error {
 		l, err := q.GetLease(ctx, name)
 		switch {
@@ -61,18 +61,17 @@ func (s *Leases) Leadership(ctx context.Context, name string) (slum.Leadership, 
 			return fmt.Errorf("get lease %s: %w", name, err)
 		default:
 			out.Leader, out.Epoch, out.ExpiresAt = l.Holder, l.Epoch, fromMS(l.ExpiresAt)
-			out.Expired = out.ExpiresAt.Before(now)
+			out.Live = out.ExpiresAt.After(now)
 		}
 		rows, err := q.ListControllers(ctx)
 		if err != nil {
 			return fmt.Errorf("list controllers: %w", err)
 		}
 		for _, r := range rows {
-			c := slum.Controller{Holder: r.Holder, StartedAt: fromMS(r.StartedAt), SeenAt: fromMS(r.SeenAt),
-				SeenAgoMS: max(0, ms(now)-r.SeenAt)}
+			c := slum.Controller{Holder: r.Holder, StartedAt: fromMS(r.StartedAt), SeenAt: fromMS(r.SeenAt)}
 			switch {
 			case r.Holder == out.Leader:
-				out.RenewedAgoMS = c.SeenAgoMS
+				out.RenewedAt = c.SeenAt
 			case now.Sub(c.SeenAt) <= standbyFresh:
 				out.Standbys = append(out.Standbys, c)
 			}

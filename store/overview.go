@@ -46,7 +46,7 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 	o := &slum.Overview{Servers: []slum.ServerOverview{}, Tenants: int(tenants), Phases: map[slum.Phase]int{},
 		Holds: append([]slum.Hold{}, holds...)}
 	if lead.Leader != "" || len(lead.Standbys) > 0 {
-		o.Leadership = &lead
+		o.Controller = &lead
 	}
 	for _, r := range byPhase {
 		o.Phases[slum.Phase(r.Phase)] += int(r.Instances)

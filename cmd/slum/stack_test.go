@@ -11,7 +11,6 @@ import (
 
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
-	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/sqlite"
 )
@@ -42,7 +41,7 @@ tenants:
 	if _, err := st.Apply(ctx, fleettest.Source(t, file), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	lease, err := st.AcquireLease(ctx, reconcile.LeaseName, "test", "", time.Minute)
+	lease, err := st.AcquireLease(ctx, slum.ControllerLease, "test", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

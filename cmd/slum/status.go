@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/leader"
+	"github.com/slum-fleet/slum/postgres"
+	"github.com/slum-fleet/slum/sqlite"
 
 	"github.com/spf13/cobra"
 )
@@ -42,7 +43,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err := a.table(nil, []string{"SERVER", "STATE", "HEALTH", "USED_MB", "INSTANCES", "RUNNING", "UNMANAGED", "PENDING_STOPS", "FAILOVER", "LAST_ERROR"}, rows); err != nil {
 				return err
 			}
-			printLeadership(a.stdout, o.Leadership)
+			a.printController(o.Controller)
 			switch {
 			case o.ReportedAt.IsZero():
 				fmt.Fprintln(a.stdout, "\nno controller has reported yet: start one with 'slum run'")
@@ -72,36 +73,6 @@ func (a *app) statusCommand() *cobra.Command {
 			return nil
 		}),
 	}
-}
-
-// printLeadership names the leading controller, its epoch and how long
-// since it renewed its lease, and the standbys.
-func printLeadership(w io.Writer, l *slum.Leadership) {
-	if l == nil {
-		return
-	}
-	ago := func(ms int64) string {
-		return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond).String()
-	}
-	switch {
-	case l.Leader == "":
-		fmt.Fprintln(w, "\nno controller leads: the last one stopped")
-	case l.Expired:
-		fmt.Fprintf(w, "\nno controller leads: the lease of %s (epoch %d) lapsed %s ago\n", l.Leader, l.Epoch, ago(l.At.Sub(l.ExpiresAt).Milliseconds()))
-	case l.RenewedAgoMS < 0:
-		fmt.Fprintf(w, "\nleader %s, epoch %d, lease for %s more\n", l.Leader, l.Epoch, ago(l.ExpiresAt.Sub(l.At).Milliseconds()))
-	default:
-		fmt.Fprintf(w, "\nleader %s, epoch %d, renewed %s ago, lease for %s more\n", l.Leader, l.Epoch, ago(l.RenewedAgoMS), ago(l.ExpiresAt.Sub(l.At).Milliseconds()))
-	}
-	if len(l.Standbys) == 0 {
-		fmt.Fprintln(w, "no standby controllers")
-		return
-	}
-	names := make([]string, len(l.Standbys))
-	for i, c := range l.Standbys {
-		names[i] = fmt.Sprintf("%s (seen %s ago)", c.Holder, ago(c.SeenAgoMS))
-	}
-	fmt.Fprintf(w, "standbys: %s\n", strings.Join(names, ", "))
 }
 
 func (a *app) eventsCommand() *cobra.Command {
@@ -156,4 +127,42 @@ func (a *app) eventsCommand() *cobra.Command {
 	cmd.Flags().Int64VarP(&n, "lines", "n", 50, "how many recent events")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
 	return cmd
+}
+
+// printController says who leads (its epoch, how long since it renewed
+// its lease), or that no controller acts on the fleet, and the standbys:
+// the controllers the database heard from lately and, for a SQLite fleet
+// on this host, any other 'slum run' waiting on its file.
+func (a *app) printController(l *slum.Leadership) {
+	round := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
+	switch {
+	case l == nil:
+		fmt.Fprintln(a.stdout, "\ncontroller: none has ever led this fleet")
+	case l.Leader == "":
+		fmt.Fprintln(a.stdout, "\ncontroller: NO LEADER, nothing acts on the fleet: the last one gave its lease up")
+	case l.Live && !l.RenewedAt.IsZero():
+		fmt.Fprintf(a.stdout, "\ncontroller: %s leads (epoch %d; renewed %s ago, its lease runs %s more)\n", l.Leader, l.Epoch,
+			round(l.Ago(l.RenewedAt)), round(l.For()))
+	case l.Live:
+		fmt.Fprintf(a.stdout, "\ncontroller: %s leads (epoch %d; its lease runs %s more)\n", l.Leader, l.Epoch, round(l.For()))
+	default:
+		fmt.Fprintf(a.stdout, "\ncontroller: NO LIVE LEADER, nothing acts on the fleet: the lease of %s (epoch %d) lapsed %s ago\n",
+			l.Leader, l.Epoch, round(l.For()))
+	}
+	listed := map[string]bool{}
+	if l != nil {
+		for _, c := range l.Standbys {
+			listed[c.Holder] = true
+			fmt.Fprintf(a.stdout, "standby: %s (seen %s ago, since %s)\n", c.Holder, round(l.Ago(c.SeenAt)), c.StartedAt.Local().Format("15:04:05"))
+		}
+	}
+	if a.remote() || postgres.IsURL(a.dbPath) {
+		return
+	}
+	ms, _ := sqlite.RunMarkers(a.dbPath)
+	for _, m := range ms {
+		if (l == nil || !l.Live || m.Holder != l.Leader) && !listed[m.Holder] && !leader.HolderGone(m.Holder) {
+			fmt.Fprintf(a.stdout, "standby: %s (pid %d, since %s)\n", m.Holder, m.PID, m.Started.Local().Format("15:04:05"))
+		}
+	}
 }

@@ -16,7 +16,7 @@ func TestCLIStatusNamesTheLeader(t *testing.T) { bothWays(t, testCLIStatusNamesT
 
 func testCLIStatusNamesTheLeader(t *testing.T) {
 	_, db := newFleet(t)
-	expect(t, cli(t, db, "", "status"), 0, "no controller has reported yet", "")
+	expect(t, cli(t, db, "", "status"), 0, "controller: none has ever led this fleet", "")
 	s, err := sqlite.Open(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
@@ -30,15 +30,15 @@ func testCLIStatusNamesTheLeader(t *testing.T) {
 	}
 	s.Close()
 	r := cli(t, db, "", "status")
-	expect(t, r, 0, "leader host-a/1/aa, epoch 1, renewed ", "")
-	expect(t, r, 0, "standbys: host-b/2/bb (seen ", "")
+	expect(t, r, 0, "controller: host-a/1/aa leads (epoch 1; renewed ", "")
+	expect(t, r, 0, "standby: host-b/2/bb (seen ", "")
 	r = cli(t, db, "", "status", "-o", "json")
 	var o slum.Overview
-	if err := json.Unmarshal([]byte(r.stdout), &o); err != nil || o.Leadership == nil {
+	if err := json.Unmarshal([]byte(r.stdout), &o); err != nil || o.Controller == nil {
 		t.Fatalf("status -o json: %v\n%s", err, r.stdout)
 	}
-	l := o.Leadership
-	if l.Leader != "host-a/1/aa" || l.Epoch != 1 || l.Expired || l.RenewedAgoMS < 0 || l.RenewedAgoMS > 30_000 ||
+	l := o.Controller
+	if l.Leader != "host-a/1/aa" || l.Epoch != 1 || !l.Live || l.Ago(l.RenewedAt) > 30*time.Second || l.RenewedAt.After(l.At) ||
 		len(l.Standbys) != 1 || l.Standbys[0].Holder != "host-b/2/bb" {
 		t.Fatalf("leadership %+v", l)
 	}

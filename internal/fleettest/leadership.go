@@ -19,8 +19,8 @@ func Leadership(t *testing.T, open StoreOpener) {
 	s := open(t, func() time.Time { return now })
 	lease := slum.ControllerLease
 
-	if o := overview(t, s); o.Leadership != nil {
-		t.Fatalf("no controller ran, yet leadership %+v", o.Leadership)
+	if o := overview(t, s); o.Controller != nil {
+		t.Fatalf("no controller ran, yet leadership %+v", o.Controller)
 	}
 	if _, err := s.AcquireLease(ctx, lease, "a", "", 10*time.Second); err != nil {
 		t.Fatal(err)
@@ -30,22 +30,22 @@ func Leadership(t *testing.T, open StoreOpener) {
 		t.Fatal("b took a held lease")
 	}
 	now = now.Add(500 * time.Millisecond)
-	want := slum.Leadership{At: now, Leader: "a", Epoch: 1, ExpiresAt: time.UnixMilli(1_010_000), RenewedAgoMS: 1500,
-		Standbys: []slum.Controller{{Holder: "b", StartedAt: time.UnixMilli(1_001_000), SeenAt: time.UnixMilli(1_001_000), SeenAgoMS: 500}}}
+	want := slum.Leadership{At: now, Leader: "a", Epoch: 1, ExpiresAt: time.UnixMilli(1_010_000), Live: true, RenewedAt: time.UnixMilli(1_000_000),
+		Standbys: []slum.Controller{{Holder: "b", StartedAt: time.UnixMilli(1_001_000), SeenAt: time.UnixMilli(1_001_000)}}}
 	checkLeadership(t, s, want)
 	lastEvent(t, s, slum.ControllerRef("a"), slum.ReasonLeading, "a leads (epoch 1)")
 
 	// a falls silent: its lease lapses, then b (still trying) takes it.
 	now = time.UnixMilli(1_011_000)
 	got := leadership(t, s)
-	if !got.Expired || got.Leader != "a" {
+	if got.Live || got.Leader != "a" || got.For() != time.Second {
 		t.Fatalf("a's lease lapsed: %+v", got)
 	}
 	if _, err := s.AcquireLease(ctx, lease, "b", "", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	want = slum.Leadership{At: now, Leader: "b", Epoch: 2, ExpiresAt: time.UnixMilli(1_021_000), RenewedAgoMS: 0,
-		Standbys: []slum.Controller{{Holder: "a", StartedAt: time.UnixMilli(1_000_000), SeenAt: time.UnixMilli(1_000_000), SeenAgoMS: 11_000}}}
+	want = slum.Leadership{At: now, Leader: "b", Epoch: 2, ExpiresAt: time.UnixMilli(1_021_000), Live: true, RenewedAt: now,
+		Standbys: []slum.Controller{{Holder: "a", StartedAt: time.UnixMilli(1_000_000), SeenAt: time.UnixMilli(1_000_000)}}}
 	checkLeadership(t, s, want)
 	lastEvent(t, s, slum.ControllerRef("b"), slum.ReasonTookOver, "b took over from a, whose lease expired 1s ago (epoch 2)")
 
@@ -55,7 +55,7 @@ func Leadership(t *testing.T, open StoreOpener) {
 		t.Fatal(err)
 	}
 	now = now.Add(11 * time.Second)
-	if got := leadership(t, s); len(got.Standbys) != 0 || got.RenewedAgoMS != 11_000 {
+	if got := leadership(t, s); len(got.Standbys) != 0 || got.Ago(got.RenewedAt) != 11*time.Second {
 		t.Fatalf("a silent for 31 s: %+v", got)
 	}
 	// A holder known to be gone is replaced at once, and the event says so.
@@ -99,7 +99,7 @@ func leadership(t *testing.T, s *store.Store) slum.Leadership {
 // checkLeadership compares the leadership, and the overview's, with want.
 func checkLeadership(t *testing.T, s *store.Store, want slum.Leadership) {
 	t.Helper()
-	for _, got := range []*slum.Leadership{ptr(leadership(t, s)), overview(t, s).Leadership} {
+	for _, got := range []*slum.Leadership{ptr(leadership(t, s)), overview(t, s).Controller} {
 		if got == nil || !sameLeadership(*got, want) {
 			t.Fatalf("leadership\n got %+v\nwant %+v", got, want)
 		}
@@ -108,12 +108,12 @@ func checkLeadership(t *testing.T, s *store.Store, want slum.Leadership) {
 
 func sameLeadership(a, b slum.Leadership) bool {
 	if !a.At.Equal(b.At) || a.Leader != b.Leader || a.Epoch != b.Epoch || !a.ExpiresAt.Equal(b.ExpiresAt) ||
-		a.Expired != b.Expired || a.RenewedAgoMS != b.RenewedAgoMS || len(a.Standbys) != len(b.Standbys) {
+		a.Live != b.Live || !a.RenewedAt.Equal(b.RenewedAt) || len(a.Standbys) != len(b.Standbys) {
 		return false
 	}
 	for i, x := range a.Standbys {
 		y := b.Standbys[i]
-		if x.Holder != y.Holder || !x.StartedAt.Equal(y.StartedAt) || !x.SeenAt.Equal(y.SeenAt) || x.SeenAgoMS != y.SeenAgoMS {
+		if x.Holder != y.Holder || !x.StartedAt.Equal(y.StartedAt) || !x.SeenAt.Equal(y.SeenAt) {
 			return false
 		}
 	}
