@@ -13,6 +13,7 @@ import (
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/leader"
+	"github.com/slum-fleet/slum/leadmetrics"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
@@ -91,7 +92,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.APIURL = url
 	}
 	metrics := reconcile.NewMetrics()
-	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry)
+	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, leadmetrics.New(st).Registry())
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling)
 		if err != nil {
