@@ -21,6 +21,10 @@ type Host struct {
 	HostIf string // the host end of the veth pair
 	PeerIf string // the namespace end
 	Addr   string // the namespace's address, as the host reaches it
+	// Gateway is the host's end's address: where the namespace reaches
+	// the host, and through it (when forwarding is on, see Forwarding)
+	// every other namespace of the fleet.
+	Gateway string
 }
 
 // Subnet holds every test host's address.
@@ -94,7 +98,7 @@ func newHost(tag string, block, n int) (*Host, error) {
 	}
 	base := 4 * (n - 1)
 	h := &Host{Netns: fmt.Sprintf("slum-%s-%d", tag, n), HostIf: fmt.Sprintf("sl%s%dh", tag, n), PeerIf: fmt.Sprintf("sl%s%dn", tag, n),
-		Addr: fmt.Sprintf("10.77.%d.%d", block, base+2)}
+		Addr: fmt.Sprintf("10.77.%d.%d", block, base+2), Gateway: fmt.Sprintf("10.77.%d.%d", block, base+1)}
 	if len(h.HostIf) > 15 || len(h.PeerIf) > 15 {
 		return nil, fmt.Errorf("tag %q too long for interface names", tag)
 	}
@@ -113,6 +117,9 @@ func newHost(tag string, block, n int) (*Host, error) {
 		{"ip", "netns", "exec", h.Netns, "ip", "addr", "add", fmt.Sprintf("10.77.%d.%d/30", block, base+2), "dev", h.PeerIf},
 		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, "up"},
 		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", "lo", "up"},
+		// The other namespaces are through the host, which passes packets
+		// on only while forwarding is on.
+		{"ip", "netns", "exec", h.Netns, "ip", "route", "add", Subnet, "via", h.Gateway},
 	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
@@ -212,4 +219,19 @@ func RemoveStale() {
 			_ = exec.Command("ip", "link", "del", name).Run()
 		}
 	}
+}
+
+// Forwarding turns the host's IPv4 forwarding on, so that namespaces reach
+// each other through it (a controller in one, tenement servers in
+// others); restore puts it back as it was.
+func Forwarding() (restore func(), err error) {
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	was, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("turn IPv4 forwarding on: %w", err)
+	}
+	return func() { _ = os.WriteFile(path, was, 0o644) }, nil
 }
