@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,10 @@ type Served struct {
 	log      string // the server's log: every write statement, with its client's address
 }
 
+// electionWrites are the queries (by their sqlc names) of a controller's
+// election: standing by, it still writes its heartbeat and tries the lease.
+var electionWrites = []string{"BeatController", "ForgetControllers", "DeleteController", "InsertLease", "ClaimLease", "ReleaseLease"}
+
 // LogSize is how far the server's log reaches now, for WritesFrom.
 func (s *Served) LogSize() int64 {
 	fi, err := os.Stat(s.log)
@@ -35,26 +40,26 @@ func (s *Served) LogSize() int64 {
 	return fi.Size()
 }
 
-// WritesFrom counts the write statements the server took from a client at
+// WritesFrom is the write statements the server took from a client at
 // addr since the log reached from, leaving out a controller's own
 // election (its heartbeat and the lease), which a standby writes too.
-func (s *Served) WritesFrom(t testing.TB, addr string, from int64) int {
+func (s *Served) WritesFrom(t testing.TB, addr string, from int64) []string {
 	t.Helper()
 	b, err := os.ReadFile(s.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var out []string
 	for _, line := range strings.Split(string(b[min(from, int64(len(b))):]), "\n") {
 		if !strings.Contains(line, " "+addr+"(") || !strings.Contains(line, "statement: ") && !strings.Contains(line, "execute ") {
 			continue
 		}
-		if strings.Contains(line, "controllers") || strings.Contains(line, "leases") {
+		if slices.ContainsFunc(electionWrites, func(q string) bool { return strings.Contains(line, "-- name: "+q+" ") }) {
 			continue
 		}
-		n++
+		out = append(out, line)
 	}
-	return n
+	return out
 }
 
 // URL is the fleet database's URL at host (one of the addresses the
