@@ -66,6 +66,10 @@ func TestDatabaseReadOnlyUnderLoad(t *testing.T) {
 	if out, err := e.try("tenant", "add", "late", "--domain", "late.example.com", "--process", "api"); err == nil {
 		t.Errorf("a write to the read-only database succeeded: %s", out)
 	}
+	eventually(t, 5*time.Second, "slum status says the lease holder stands by", func() bool {
+		out, _ := e.try("status")
+		return strings.Contains(out, "BUT IT STANDS BY") && strings.Contains(out, "read-only")
+	})
 	eventually(t, 30*time.Second, "slum status says no controller leads", func() bool {
 		out, _ := e.try("status")
 		return strings.Contains(out, "NO LIVE LEADER")

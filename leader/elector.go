@@ -34,6 +34,10 @@ type Store interface {
 	Reopen(ctx context.Context) error
 }
 
+// faultRetry is how often a standby whose database cannot be used checks
+// it again.
+const faultRetry = 200 * time.Millisecond
+
 // ErrLeaseLost: another controller took the lease, or it was not renewed
 // by the renew deadline; the term's controller must stop acting.
 var ErrLeaseLost = errors.New("lost the controller lease")
@@ -173,9 +177,16 @@ func (e *Elector) Run(ctx context.Context, h Hooks) error {
 			if sb == nil && h.Standby != nil {
 				sb = startStandby(ctx, h.Standby)
 			}
+			wait := e.cfg.Timing.RetryPeriod
+			if isFault(err) {
+				// Checking the database is a few system calls: a
+				// standby on a bad one looks often, to lead again as
+				// soon as it is good.
+				wait = min(wait, faultRetry)
+			}
 			select {
 			case <-ctx.Done():
-			case <-e.cfg.Clock.After(e.cfg.Timing.RetryPeriod):
+			case <-e.cfg.Clock.After(wait):
 			}
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/routes"
 )
 
 // Kind is what an action does.
@@ -75,10 +76,11 @@ type Serving struct {
 	Spares  []slum.CopyRef // running copies that do not serve
 	Reason  string         // why nothing serves, when nothing does
 	Since   time.Time      // when Serving last changed
-	// Settling: the serving copy was chosen when nothing served the
-	// tenant yet, so a better-ranked copy that comes up soon after takes
-	// over (the order copies come up in at start is an accident). A copy
-	// that took over from a lost one keeps serving (no flapping back).
+	// Settling: nothing served the tenant yet, and it waits (since
+	// Since, for at most servingSettle) for its preferred copy to come up
+	// rather than have another copy serve and give way a moment later
+	// (the order copies come up in is an accident). Once a copy serves,
+	// it serves while it is up.
 	Settling bool
 }
 
@@ -158,4 +160,23 @@ type Desired struct {
 // NewDesired wraps a desired instance.
 func NewDesired(in *slum.Instance) Desired {
 	return Desired{Instance: in, Name: in.TenementName(), Key: in.Key()}
+}
+
+// planRoutes is a plan as the routes.Decision it makes.
+type planRoutes struct{ p *Plan }
+
+var _ routes.Decision = planRoutes{}
+
+func (d planRoutes) Revision() int64          { return d.p.Revision }
+func (d planRoutes) Servers() int             { return len(d.p.Servers) }
+func (d planRoutes) Health(i int) slum.Health { return d.p.Servers[i].Health.Health }
+func (d planRoutes) Tenants() int             { return len(d.p.Serving) }
+func (d planRoutes) Choice(i int) routes.Choice {
+	s := &d.p.Serving[i]
+	return routes.Choice{Tenant: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
+}
+
+// routeTable builds the route table a plan on f implies.
+func routeTable(f *Fleet, p *Plan) *routes.Table {
+	return routes.Decided(f.Snapshot.Servers, f.Snapshot.Tenants, f.Snapshot.Instances, planRoutes{p})
 }

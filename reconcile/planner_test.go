@@ -74,6 +74,20 @@ func (sc scenario) input() Input {
 	if sc.settings != nil {
 		sc.settings(&snap.Settings)
 	}
+	obs := sc.observe(snap)
+	sc.addInstances(snap)
+	ledger := sc.ledgerOf()
+	guard := Guard{Fraction: 0.5, Floor: 10}
+	if sc.guard != nil {
+		guard = *sc.guard
+	}
+	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Serving: sc.servingOf(snap),
+		Failovers: sc.failovers, Guard: guard}
+}
+
+// observe adds the scenario's servers to snap and returns what each was
+// observed running.
+func (sc scenario) observe(snap *slum.Snapshot) map[string]*observed.Snapshot {
 	obs := map[string]*observed.Snapshot{}
 	for _, s := range sc.servers {
 		st := s.state
@@ -108,6 +122,11 @@ func (sc scenario) input() Input {
 			ListedAt: t0.Add(-time.Second), Instances: runs}
 	}
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
+	return obs
+}
+
+// addInstances adds the scenario's tenants and instances to snap.
+func (sc scenario) addInstances(snap *slum.Snapshot) {
 	seenTenant := map[string]bool{}
 	for _, t := range sc.tenants {
 		seenTenant[t.id] = true
@@ -156,7 +175,10 @@ func (sc scenario) input() Input {
 		snap.Instances = append(snap.Instances, i)
 	}
 	sort.Slice(snap.Tenants, func(i, j int) bool { return snap.Tenants[i].ID < snap.Tenants[j].ID })
-	ledger := Ledger{}
+}
+
+func (sc scenario) ledgerOf() *Ledger {
+	ledger := NewLedger()
 	for _, e := range sc.ledger {
 		touched := t0.Add(-time.Hour)
 		if strings.HasSuffix(e, "@now") {
@@ -166,19 +188,17 @@ func (sc scenario) input() Input {
 		if _, _, _, ok := names.ParseTenementName(n); !ok {
 			panic("bad ledger name " + n)
 		}
-		if ledger[server] == nil {
-			ledger[server] = map[string]LedgerEntry{}
-		}
-		ledger[server][n] = LedgerEntry{Touched: touched}
+		_, tenant, inst, _ := names.ParseTenementName(n)
+		ledger.Add(slum.Placement{ServerID: server, Name: n, TenantID: tenant, InstanceID: inst}, touched)
 	}
-	busy := map[string]bool{}
 	for _, b := range sc.busy {
-		busy[b] = true
+		server, n, _ := strings.Cut(b, "/")
+		ledger.SetBusy(server, n, true)
 	}
-	guard := Guard{Fraction: 0.5, Floor: 10}
-	if sc.guard != nil {
-		guard = *sc.guard
-	}
+	return ledger
+}
+
+func (sc scenario) servingOf(snap *slum.Snapshot) map[string]Serving {
 	serving := map[string]Serving{}
 	for tenant, ids := range sc.serving {
 		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
@@ -195,8 +215,7 @@ func (sc scenario) input() Input {
 		}
 		serving[tenant] = sv
 	}
-	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Busy: busy, Serving: serving,
-		Failovers: sc.failovers, Guard: guard}
+	return serving
 }
 
 func keys(as []Action) []string {
@@ -373,6 +392,16 @@ func TestPlannerConverges(t *testing.T) {
 			}
 		},
 		spawns: []string{"s2/" + a},
+	}, {
+		name: "the same instance's copy gone after it ran there (tenement restarted) is respawned, not failed over",
+		sc: scenario{servers: []srv{{id: "s1"}, {id: "s2"}}, instances: []ins{{key: "a:prod", server: "s2", home: "s1"}},
+			ledger: []string{"s2/" + a}},
+		check: func(t *testing.T, p *Plan) {
+			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "desired running and absent" {
+				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations)
+			}
+		},
+		spawns: []string{"s2/" + a},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -446,9 +475,23 @@ func TestPlannerFailover(t *testing.T) {
 		reschedules: []string{"a:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
-		name:        "not onto cordoned, suspect or recently dead servers",
-		sc:          scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", state: slum.ServerCordoned}, {id: "s3", health: slum.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		name: "not onto cordoned or suspect servers, nor (while another can) onto one back lately from an outage that moved instances",
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", state: slum.ServerCordoned}, {id: "s3", health: slum.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s7", home: "s4"}}},
 		reschedules: []string{"a:prod s1->s5"},
+		failingOver: []string{"s1"},
+	}, {
+		name: "stable_after orders the choice, never vetoes it: a server back lately is used when no other can take it",
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 2 * time.Second}, {id: "s2", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s3", state: slum.ServerCordoned}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s3", home: "s2"}}},
+		reschedules: []string{"a:prod s1->s2"},
+		failingOver: []string{"s1"},
+	}, {
+		name: "servers back from a held partition (nothing moved) are trusted at once: the crash of the third fails over",
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: time.Second},
+			{id: "s2", lastDead: 9 * time.Second, since: 4 * time.Second}, {id: "s3", lastDead: 9 * time.Second, since: 4 * time.Second}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s1"}}},
+		reschedules: []string{"a:prod s1->s2", "b:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
 		name:   "failover none: down with its server",
@@ -505,7 +548,7 @@ func TestPlannerFailover(t *testing.T) {
 		name: "a server that died and came back before this one died does not count with it",
 		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 2 * time.Second},
 			{id: "s2", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s3"}},
-			instances: []ins{{key: "a:prod", server: "s1"}}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s3", home: "s2"}}},
 		reschedules: []string{"a:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
@@ -705,7 +748,7 @@ func TestPlannerIsPure(t *testing.T) {
 			t.Fatalf("the same input planned differently:\n%s\n%s", first, again)
 		}
 	}
-	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger["s2"]) != 1 {
+	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger.Owned("s2")) != 1 {
 		t.Fatal("Plan changed its input")
 	}
 }
@@ -738,31 +781,81 @@ func TestPlannerReuseIsInvisible(t *testing.T) {
 	}
 }
 
-// At start, copies come up in any order: the first to run serves, but the
-// preferred copy takes over when it comes up soon after. Once settled, or
-// after a takeover, the serving copy stays.
-func TestPlannerServingSettles(t *testing.T) {
+// Every change of the ledger between two plans is seen by the second,
+// reuse or not: the ledger counts its own changes.
+func TestPlannerReuseFollowsTheLedger(t *testing.T) {
+	a, b := name("a:prod", ""), name("b:prod", "")
+	pl := func(server, n string) slum.Placement {
+		_, tenant, inst, _ := names.ParseTenementName(n)
+		return slum.Placement{ServerID: server, Name: n, TenantID: tenant, InstanceID: inst}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(l *Ledger)
+	}{
+		{"a placement forgotten", func(l *Ledger) { l.Forget("s1", a) }},
+		{"a placement of a copy no longer desired", func(l *Ledger) { l.Add(pl("s1", b), t0.Add(-time.Hour)) }},
+		{"a placement touched after the list", func(l *Ledger) { l.Add(pl("s1", b), t0); l.Touch("s1", b, t0) }},
+		{"an action in flight", func(l *Ledger) { l.Add(pl("s1", b), t0.Add(-time.Hour)); l.SetBusy("s1", b, true) }},
+		{"an action done", func(l *Ledger) { l.SetBusy("s1", a, true); l.SetBusy("s1", a, false) }},
+		{"a server dropped", func(l *Ledger) { l.DropServer("s1") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2"}},
+				instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + a}}.input()
+			first := Planner{}.Plan(in)
+			c.change(in.Ledger)
+			in.Prev = first
+			reused := Planner{}.Plan(in)
+			in.Prev = nil
+			if fresh := (Planner{}).Plan(in); show(reused) != show(fresh) {
+				t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
+			}
+		})
+	}
+}
+
+// With one serving copy, the copy that serves is stable from the start:
+// a new tenant waits (briefly) for its preferred copy rather than have
+// its backup serve and give way a moment later; once a copy serves, it
+// serves while it is up.
+func TestPlannerServingIsStableFromTheStart(t *testing.T) {
 	a, b := name("a:prod", ""), name("a:backup", "")
-	sc := scenario{servers: []srv{{id: "s1"}, {id: "s2", runs: []string{b}}},
+	onlyBackup := scenario{servers: []srv{{id: "s1"}, {id: "s2", runs: []string{b}}},
 		instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}}}
-	in := sc.input()
-	p := Planner{}.Plan(in)
-	if got := servingOf(p, "a"); got != "backup@s2|" || !p.Serving[0].Settling {
-		t.Fatalf("only the backup runs: %s %+v", got, p.Serving[0])
+	both := onlyBackup
+	both.servers = []srv{{id: "s1", runs: []string{a}}, {id: "s2", runs: []string{b}}}
+	prodDead := onlyBackup
+	prodDead.servers = []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", runs: []string{b}}, {id: "s3"}}
+	at := func(sc scenario, after time.Duration, prev *Plan) *Plan {
+		in := sc.input()
+		in.Now = t0.Add(after)
+		if prev != nil {
+			in.Serving = map[string]Serving{"a": prev.Serving[0]}
+		}
+		return Planner{}.Plan(in)
 	}
-	sc.servers[0].runs = []string{a}
-	next := sc.input()
-	next.Now = t0.Add(3 * time.Second)
-	next.Serving = map[string]Serving{"a": p.Serving[0]}
-	p2 := Planner{}.Plan(next)
-	if got := servingOf(p2, "a"); got != "prod@s1|backup@s2" {
-		t.Fatalf("prod came up 3s later: %s", got)
+	first := at(onlyBackup, 0, nil)
+	if got := servingOf(first, "a"); got != "|" || !first.Serving[0].Settling || !strings.Contains(first.Serving[0].Reason, "preferred copy prod") {
+		t.Fatalf("only the backup runs, prod on its way: %s %+v", got, first.Serving[0])
 	}
-	// Had prod come up only after the settling time, backup would stay.
-	late := sc.input()
-	late.Now = t0.Add(servingSettle + time.Second)
-	late.Serving = map[string]Serving{"a": p.Serving[0]}
-	if got := servingOf(Planner{}.Plan(late), "a"); got != "backup@s2|prod@s1" {
-		t.Fatalf("prod came up after settling: %s", got)
+	for _, c := range []struct {
+		name string
+		plan *Plan
+		want string
+	}{
+		{"prod up 3s later serves from the start", at(both, 3*time.Second, first), "prod@s1|backup@s2"},
+		{"still waiting 5s later", at(onlyBackup, 5*time.Second, first), "|"},
+		{"prod not up after servingSettle: the backup serves", at(onlyBackup, servingSettle, first), "backup@s2|"},
+		{"and keeps serving when prod comes up", at(both, servingSettle+time.Second, at(onlyBackup, servingSettle, first)), "backup@s2|prod@s1"},
+		{"prod's server dead: the backup serves at once", at(prodDead, 0, nil), "backup@s2|"},
+		{"prod up first: it serves at once", at(both, 0, nil), "prod@s1|backup@s2"},
+	} {
+		if got := servingOf(c.plan, "a"); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+		if c.want != "|" && c.plan.Serving[0].Settling {
+			t.Errorf("%s: still settling", c.name)
+		}
 	}
 }

@@ -126,3 +126,54 @@ func TestCheckSeesTheFileReadOnly(t *testing.T) {
 		t.Fatalf("a write once writable again: %v", err)
 	}
 }
+
+// A full disk (a small tmpfs filled up): Check says so, a write fails with
+// store.ErrFault, and both recover once there is room.
+func TestCheckSeesTheDiskFull(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount a tmpfs (needs root): %v: %s", err, out)
+		}
+		t.Skipf("SKIPPED: mounting a small tmpfs needs root: %v: %s", err, out)
+	}
+	defer func() { _ = exec.Command("umount", "-l", dir).Run() }()
+	path := filepath.Join(dir, "fleet.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if err := st.Check(ctx); !errors.Is(err, store.ErrFault) || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("a full disk: %v", err)
+	}
+	var werr error
+	for i := 0; i < 200 && werr == nil; i++ {
+		_, werr = st.AddServer(ctx, slum.Server{ID: fmt.Sprintf("s%d", i), URL: fmt.Sprintf("http://s%d.test:8080", i), CapacityMB: 100})
+	}
+	if !errors.Is(werr, store.ErrFault) {
+		t.Fatalf("writes to a full disk: %v", werr)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("room again: %v", err)
+	}
+	if _, err := st.AddServer(ctx, slum.Server{ID: "late", URL: "http://late.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -94,6 +95,7 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 	}
 	// A second 'slum run' stands by: it does not exit, acts on nothing
 	// and says who leads.
+	host, _ := os.Hostname()
 	second, secondMetrics, secondLog := startProc(t, regexp.MustCompile(`"addr":"(http://[^"]+)/metrics"`),
 		"--db", db, "run", "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
 	for {
@@ -108,6 +110,10 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 			t.Fatalf("the second slum run is not a standby: /readyz %d %q\n%s", code, body, b)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if out := cliLocal(t, db, "", "status").stdout; !strings.Contains(out, "leads (epoch") ||
+		!strings.Contains(out, fmt.Sprintf("standby: %s/%d/", host, second.Process.Pid)) {
+		t.Fatalf("status names no leader or not the standby:\n%s", out)
 	}
 	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

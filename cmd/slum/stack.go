@@ -65,6 +65,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	s.Elector = el
 	cfg := o.cfg
 	gatherers := prometheus.Gatherers{}
+	var health []http.Handler // the router's /healthz, when there is one
 	if o.route != nil {
 		// The router outlives every term: it stops after the elector,
 		// letting in-flight requests finish.
@@ -76,8 +77,10 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		}
 		s.cleanup = append(s.cleanup, func() { stopRouter(); <-done })
 		s.Proxy, s.RouterAddr = p, addr
+		p.SetSource("controller")
 		seedRoutes(ctx, st, p, o.log)
 		cfg.OnRoutes = func(t *routes.Table) { setRoutes(p, t, o.log) }
+		health = append(health, p.HealthHandler())
 		gatherers = append(gatherers, p.Metrics().Registry)
 	}
 	if o.api != nil {
@@ -94,7 +97,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	metrics := reconcile.NewMetrics()
 	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, leadmetrics.New(st).Registry())
 	if o.metricsAddr != "" {
-		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling)
+		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
 		if err != nil {
 			return fail(err)
 		}
@@ -102,16 +105,19 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.MetricsAddr = srv.Addr
 		o.log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 	}
+	ectx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
 	if st.Engine() == "sqlite" {
-		remove, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
+		mk, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
 		if err != nil {
 			o.log.Warn("could not note beside the database that this controller uses it", "err", err)
 		} else {
-			s.cleanup = append(s.cleanup, remove)
+			mctx, stopMarking := context.WithCancel(ectx)
+			marked := make(chan struct{})
+			go func() { defer close(marked); mark(mctx, el, mk) }()
+			s.cleanup = append(s.cleanup, func() { stopMarking(); <-marked; mk.Remove() })
 		}
 	}
-	ectx, cancel := context.WithCancel(ctx)
-	s.cancel = cancel
 	o.log.Info("slum run", "db", st.Where(), "holder", el.Holder())
 	go func() {
 		s.done <- el.Run(ectx, leader.Hooks{
@@ -120,33 +126,51 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 				s.ctrl.Store(c)
 				return c.Run(ctx, lease.Fence())
 			},
-			Standby: s.standby(st, o.log),
+			Standby: s.standby(st),
 		})
 	}()
 	return s, nil
 }
 
+// mark keeps the run marker saying whether the elector leads, and why not,
+// checked every 200 ms, until ctx ends.
+func mark(ctx context.Context, el *leader.Elector, mk *sqlite.Marker) {
+	var last leader.Status
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st := el.Status(); st.Leading != last.Leading || st.Reason != last.Reason {
+			if mk.Update(st.Leading, st.Reason) == nil {
+				last = st
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // standby is what the stack does while it does not lead: its router
 // follows the database (the leader's decisions, when another process
 // leads), as 'slum route --db' does, keeping its last table while the
-// database cannot be read.
-func (s *stack) standby(st *store.Store, log *slog.Logger) func(ctx context.Context) {
+// database cannot be read (its /healthz and slum_router_source_up say so).
+func (s *stack) standby(st *store.Store) func(ctx context.Context) {
 	if s.Proxy == nil {
 		return nil
 	}
 	return func(ctx context.Context) {
-		var lastLog time.Time
-		routes.Follow(ctx, st, 50*time.Millisecond, func(t *routes.Table) { setRoutes(s.Proxy, t, log) }, func(err error) {
-			if time.Since(lastLog) >= time.Minute {
-				lastLog = time.Now()
-				log.Warn("routing with the last route table: the database cannot be read", "err", err)
-			}
-		})
+		s.Proxy.SetSource(st.Where())
+		defer s.Proxy.SetSource("controller")
+		routes.FollowInto(ctx, st, 50*time.Millisecond, s.Proxy)
 	}
 }
 
+// setRoutes hands the router a table of this term's controller: its
+// source is up.
 func setRoutes(p *router.Proxy, t *routes.Table, log *slog.Logger) {
-	if err := p.Set(t); err != nil {
+	if err := p.Update(t); err != nil {
 		log.Error("route table refused", "err", err)
 	}
 }

@@ -161,8 +161,13 @@ func (a *app) printController(l *slum.Leadership) {
 	}
 	ms, _ := sqlite.RunMarkers(a.dbPath)
 	for _, m := range ms {
-		if (l == nil || !l.Live || m.Holder != l.Leader) && !listed[m.Holder] && !leader.HolderGone(m.Holder) {
-			fmt.Fprintf(a.stdout, "standby: %s (pid %d, since %s)\n", m.Holder, m.PID, m.Started.Local().Format("15:04:05"))
+		switch {
+		case leader.HolderGone(m.Holder) || m.Leading:
+		case l != nil && l.Live && m.Holder == l.Leader:
+			fmt.Fprintf(a.stdout, "controller: BUT IT STANDS BY, not acting on the fleet (since %s): %s\n", m.Updated.Local().Format("15:04:05"), oneLine(m.Reason))
+		case listed[m.Holder]: // named from the database already
+		default:
+			fmt.Fprintf(a.stdout, "standby: %s (pid %d, since %s): %s\n", m.Holder, m.PID, m.Updated.Local().Format("15:04:05"), oneLine(m.Reason))
 		}
 	}
 }
