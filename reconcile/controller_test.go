@@ -623,8 +623,8 @@ func TestFaultsAreIsolated(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				f.sync()
 				if f.clock != nil { // nil: a benchmark's fleet, on the real clock
-			f.clock.Advance(time.Second)
-		}
+					f.clock.Advance(time.Second)
+				}
 			}
 			// The healthy server converged regardless.
 			if got := f.running("s2"); !slices.Equal(got, []string{"api:bob--prod", "api:carol--prod"}) {
