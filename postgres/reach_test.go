@@ -79,10 +79,10 @@ func TestCommitsReachEveryReaderAtOnce(t *testing.T) {
 	time.Sleep(time.Second) // every reader has read the fleet once and listens
 	took := map[string][]time.Duration{}
 	for i := range 10 {
-		start := time.Now()
 		if _, err := cli.AddServer(ctx, slum.Server{ID: fmt.Sprintf("s%d", i), URL: "http://s.test:8080", CapacityMB: 100}); err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now() // committed: from here the readers hear of it
 		rev, err := cli.Revision(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -92,12 +92,18 @@ func TestCommitsReachEveryReaderAtOnce(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The median: the machine may be busy. Under the race detector,
+	// which slows each reader's read of the fleet several times over, a
+	// looser bound still tells the feed (every poll is 10 s) from polling.
+	limit := 50 * time.Millisecond
+	if raceEnabled {
+		limit = 500 * time.Millisecond
+	}
 	for name, d := range took {
 		slices.Sort(d)
-		t.Logf("%s: commit to seen, commit included: %v", name, d)
-		// The median: the machine may be busy.
-		if d[len(d)/2] > 50*time.Millisecond {
-			t.Errorf("%s saw commits in %v (sorted), median over 50 ms", name, d)
+		t.Logf("%s: commit to seen: %v", name, d)
+		if d[len(d)/2] > limit {
+			t.Errorf("%s saw commits in %v (sorted), median over %v", name, d, limit)
 		}
 	}
 }
