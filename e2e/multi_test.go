@@ -76,10 +76,10 @@ func newMultiEnv(t *testing.T) (*multiEnv, *localfleet.Host, *localfleet.Host) {
 		t.Fatal(err)
 	}
 	t.Cleanup(restore)
-	m := &multiEnv{env: e, pg: pgtest.ServeTCP(t, []string{hosts[0].Gateway, hosts[1].Gateway}, multiPort, localfleet.Subnet),
-		gateway: hosts[1].Gateway}
+	m := &multiEnv{env: e, pg: pgtest.ServeTCP(t, []string{hosts[0].HostAddr, hosts[1].HostAddr}, multiPort, localfleet.Subnet),
+		gateway: hosts[1].HostAddr}
 	m.slumDB("init")
-	st, err := postgres.OpenExisting(context.Background(), m.pg.URL(hosts[1].Gateway))
+	st, err := postgres.OpenExisting(context.Background(), m.pg.URL(hosts[1].HostAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func (m *multiEnv) start(name string, h *localfleet.Host) *controller {
 	}
 	c.cmd = exec.Command("ip", "netns", "exec", h.Netns, slumBin, "run", "--metrics-addr", "", "--log-level", "debug", "--backoff-max", "2s",
 		"--lease-ttl", multiLeaseTTL)
-	c.cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL="+m.pg.URL(h.Gateway))
+	c.cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL="+m.pg.URL(h.HostAddr))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		m.t.Fatal(err)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/dataguard"
 	"github.com/slum-fleet/slum/leader"
 	"github.com/slum-fleet/slum/leadmetrics"
 	"github.com/slum-fleet/slum/reconcile"
@@ -95,7 +97,8 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.APIURL = url
 	}
 	metrics := reconcile.NewMetrics()
-	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, leadmetrics.New(st).Registry())
+	dg := dataguard.New(st, dataguard.S3FromEnv(os.LookupEnv), dataguard.Config{}, o.log)
+	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, dg.Metrics().Registry, leadmetrics.New(st).Registry())
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
 		if err != nil {
@@ -124,6 +127,12 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 			Lead: func(ctx context.Context, lease slum.Lease) error {
 				c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, metrics)
 				s.ctrl.Store(c)
+				// The replicated tenants' single-writer leases, beside the
+				// controller, while it leads.
+				dctx, stopDG := context.WithCancel(ctx)
+				dgDone := make(chan struct{})
+				go func() { defer close(dgDone); _ = dg.Run(dctx, lease.Fence()) }()
+				defer func() { stopDG(); <-dgDone }()
 				return c.Run(ctx, lease.Fence())
 			},
 			Standby: s.standby(st),

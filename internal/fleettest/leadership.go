@@ -120,8 +120,6 @@ func sameLeadership(a, b slum.Leadership) bool {
 	return true
 }
 
-func ptr[T any](v T) *T { return &v }
-
 // lastEvent fails unless the newest event is about obj, for reason,
 // saying msg.
 func lastEvent(t *testing.T, s *store.Store, obj slum.ObjectRef, reason slum.EventReason, msg string) {

@@ -160,6 +160,8 @@ type Tenant struct {
 	UpdatedAt int64
 	Failover  string
 	Serving   string
+	Data      string
+	Replica   string
 }
 
 type TenantStatus struct {

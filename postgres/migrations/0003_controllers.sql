@@ -1,5 +1,5 @@
 -- Controllers: every running 'slum run' on the fleet, leading or standing
--- by (SQLite's migration 0007), so that status can name the standbys and
+-- by (SQLite's migration 0008), so that status can name the standbys and
 -- how long since the leader renewed its lease. Each writes seen_at (the
 -- database's clock, in milliseconds since the epoch) every time it takes,
 -- renews or tries to take the controller lease; a row left by a
