@@ -1,6 +1,9 @@
 package slum
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // ErrChangesGone says the change log cannot tell what changed since the
 // position asked for: it no longer reaches back that far, or more changed
@@ -50,4 +53,38 @@ func (c *Changed) Len() int {
 		n++
 	}
 	return n
+}
+
+// ChangeFeed is a fleet store that tells of commits as they are made
+// (Postgres' LISTEN/NOTIFY): its readers wake at once rather than at their
+// next poll. The change log and the revisions stay the source of truth:
+// a reader still polls, for the notifications that go missing.
+type ChangeFeed interface {
+	// Changes receives soon after commits; it closes when ctx ends. A
+	// store without a feed returns nil.
+	Changes(ctx context.Context) <-chan struct{}
+}
+
+// Changes is the feed of commits of store, when it is a ChangeFeed with
+// one, as a channel that never closes; otherwise nil, which never
+// receives (the reader polls only).
+func Changes(ctx context.Context, store any) <-chan struct{} {
+	f, ok := store.(ChangeFeed)
+	if !ok {
+		return nil
+	}
+	src := f.Changes(ctx)
+	if src == nil {
+		return nil
+	}
+	out := make(chan struct{}, 1)
+	go func() {
+		for range src {
+			select {
+			case out <- struct{}{}:
+			default: // one already waits: it covers this commit too
+			}
+		}
+	}()
+	return out
 }

@@ -45,6 +45,18 @@ const (
 	ReasonReplaced        EventReason = "Replaced" // a failed-over instance runs again
 )
 
+// Reasons of the controllers' leadership, written by the Store as the
+// controller lease changes hands.
+const (
+	// ReasonLeading: a controller took a lease no one held.
+	ReasonLeading EventReason = "Leading"
+	// ReasonTookOver: a controller took the lease of another, which had
+	// expired or whose process was known to be gone.
+	ReasonTookOver EventReason = "TookOver"
+	// ReasonSteppedDown: the leader gave its lease up (it stopped).
+	ReasonSteppedDown EventReason = "SteppedDown"
+)
+
 // Reasons of a replicated tenant's single-writer lease, written by slum's
 // data guard (package dataguard).
 const (

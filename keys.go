@@ -51,6 +51,9 @@ const (
 	ObjectHold     ObjectKind = "hold"
 	ObjectSettings ObjectKind = "settings"
 	ObjectAPIToken ObjectKind = "api-token"
+	// ObjectController is one running controller (slum run), by its
+	// lease holder's name.
+	ObjectController ObjectKind = "controller"
 	// ObjectFleet is the fleet as a whole (applies, settings).
 	ObjectFleet ObjectKind = "fleet"
 )
@@ -78,6 +81,11 @@ func HoldRef(id int64) ObjectRef {
 // APITokenRef names an API token.
 func APITokenRef(id int64) ObjectRef {
 	return ObjectRef(string(ObjectAPIToken) + "/" + strconv.FormatInt(id, 10))
+}
+
+// ControllerRef names a controller by its lease holder's name.
+func ControllerRef(holder string) ObjectRef {
+	return ObjectRef(string(ObjectController) + "/" + holder)
 }
 
 // CopyOnServerRef names a tenement instance on a server that is no

@@ -15,20 +15,9 @@ type Overview struct {
 	Phases     map[Phase]int    `json:"phases"`
 	FailedOver int              `json:"failed_over"` // instances away from their home server
 	Holds      []Hold           `json:"holds"`       // plans held back, waiting for 'slum approve'
-	// Controller is the controller lease as the database has it; nil when
-	// no controller ever led.
-	Controller *LeaseState `json:"controller"`
-}
-
-// LeaseState is a lease and whether it is live by the database's clock:
-// a lease that is not live means no controller acts on the fleet.
-type LeaseState struct {
-	Lease
-	Live bool `json:"live"`
-	// For is how long the lease has to run when live, or how long ago it
-	// lapsed (not in JSON, which says expires_at: output stays the same
-	// from one moment to the next).
-	For time.Duration `json:"-"`
+	// Controller is who leads the fleet's controllers and who stands by;
+	// nil when no controller ever ran on the fleet (or every one stopped).
+	Controller *Leadership `json:"controller"`
 }
 
 // ServerOverview is one server in the overview.

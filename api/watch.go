@@ -193,6 +193,7 @@ func (w *watcher) run(ctx context.Context) {
 		w.log.Warn("watch: read the fleet", "err", err)
 	}
 	tick := w.clock.After(w.every)
+	feed := slum.Changes(ctx, w.st) // a commit is looked at once, not at the next tick
 	for {
 		select {
 		case <-ctx.Done():
@@ -209,6 +210,10 @@ func (w *watcher) run(ctx context.Context) {
 				w.log.Warn("watch: read the fleet", "err", err)
 			}
 			tick = w.clock.After(w.every)
+		case <-feed:
+			if err := w.poll(ctx, st); err != nil && ctx.Err() == nil {
+				w.log.Warn("watch: read the fleet", "err", err)
+			}
 		}
 	}
 }

@@ -335,11 +335,11 @@ func TestWatchKeepsEventsAcrossAFailedPoll(t *testing.T) {
 	ctx := a.ctx
 	w := newWatcher(a.store, Config{}.withDefaults())
 	ws := &watchState{rev: -1, srev: -1, tail: newNode(0)}
-	pollOnce(t, ctx, w, ws)
-	lease, err := a.store.AcquireLease(ctx, "controller", "test", "", time.Hour)
+	lease, err := a.store.AcquireLease(ctx, "controller", "test", "", time.Hour) // its event before the first poll
 	if err != nil {
 		t.Fatal(err)
 	}
+	pollOnce(t, ctx, w, ws)
 	if err := a.store.WriteReport(ctx, lease.Fence(), slum.Report{
 		Events: []slum.Event{{At: time.Now(), Object: "fleet", Reason: slum.ReasonSpawned, Message: "kept"}}}); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 
 type Querier interface {
 	ApproveHold(ctx context.Context, arg ApproveHoldParams) (int64, error)
+	// A controller says it runs: the first beat records when it started.
+	BeatController(ctx context.Context, arg BeatControllerParams) error
 	BumpRevision(ctx context.Context) error
 	BumpStatusRevision(ctx context.Context) error
 	// Counts 1 when the named lease is still held by holder at epoch.
@@ -41,6 +43,7 @@ type Querier interface {
 	CountPlacementsByServer(ctx context.Context) ([]CountPlacementsByServerRow, error)
 	CountPlacementsOnServer(ctx context.Context, serverID string) (int64, error)
 	CountTenants(ctx context.Context) (int64, error)
+	DeleteController(ctx context.Context, holder string) error
 	DeleteInstance(ctx context.Context, arg DeleteInstanceParams) (int64, error)
 	DeleteInstanceStatus(ctx context.Context, arg DeleteInstanceStatusParams) error
 	DeleteInstancesOfTenant(ctx context.Context, tenantID string) (int64, error)
@@ -52,6 +55,8 @@ type Querier interface {
 	DeleteServerStatus(ctx context.Context, serverID string) error
 	DeleteTenant(ctx context.Context, id string) (int64, error)
 	DeleteTenantStatus(ctx context.Context, tenantID string) error
+	// Drops the rows of controllers silent since before.
+	ForgetControllers(ctx context.Context, before int64) error
 	GetAPIToken(ctx context.Context, id int64) (ApiToken, error)
 	GetAPITokenByDigest(ctx context.Context, digest []byte) (ApiToken, error)
 	GetHold(ctx context.Context, id int64) (Hold, error)
@@ -84,6 +89,7 @@ type Querier interface {
 	ListAPITokens(ctx context.Context) ([]ApiToken, error)
 	ListAllHolds(ctx context.Context) ([]Hold, error)
 	ListChangesSince(ctx context.Context, arg ListChangesSinceParams) ([]ChangeLog, error)
+	ListControllers(ctx context.Context) ([]Controller, error)
 	ListEvents(ctx context.Context, arg ListEventsParams) ([]Event, error)
 	ListInstanceStatus(ctx context.Context) ([]InstanceStatus, error)
 	ListInstances(ctx context.Context) ([]Instance, error)

@@ -27,6 +27,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.approveHoldStmt, err = db.PrepareContext(ctx, approveHold); err != nil {
 		return nil, fmt.Errorf("error preparing query ApproveHold: %w", err)
 	}
+	if q.beatControllerStmt, err = db.PrepareContext(ctx, beatController); err != nil {
+		return nil, fmt.Errorf("error preparing query BeatController: %w", err)
+	}
 	if q.bumpRevisionStmt, err = db.PrepareContext(ctx, bumpRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query BumpRevision: %w", err)
 	}
@@ -93,6 +96,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.countTenantsStmt, err = db.PrepareContext(ctx, countTenants); err != nil {
 		return nil, fmt.Errorf("error preparing query CountTenants: %w", err)
 	}
+	if q.deleteControllerStmt, err = db.PrepareContext(ctx, deleteController); err != nil {
+		return nil, fmt.Errorf("error preparing query DeleteController: %w", err)
+	}
 	if q.deleteInstanceStmt, err = db.PrepareContext(ctx, deleteInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteInstance: %w", err)
 	}
@@ -122,6 +128,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.deleteTenantStatusStmt, err = db.PrepareContext(ctx, deleteTenantStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query DeleteTenantStatus: %w", err)
+	}
+	if q.forgetControllersStmt, err = db.PrepareContext(ctx, forgetControllers); err != nil {
+		return nil, fmt.Errorf("error preparing query ForgetControllers: %w", err)
 	}
 	if q.getAPITokenStmt, err = db.PrepareContext(ctx, getAPIToken); err != nil {
 		return nil, fmt.Errorf("error preparing query GetAPIToken: %w", err)
@@ -212,6 +221,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.listChangesSinceStmt, err = db.PrepareContext(ctx, listChangesSince); err != nil {
 		return nil, fmt.Errorf("error preparing query ListChangesSince: %w", err)
+	}
+	if q.listControllersStmt, err = db.PrepareContext(ctx, listControllers); err != nil {
+		return nil, fmt.Errorf("error preparing query ListControllers: %w", err)
 	}
 	if q.listEventsStmt, err = db.PrepareContext(ctx, listEvents); err != nil {
 		return nil, fmt.Errorf("error preparing query ListEvents: %w", err)
@@ -340,6 +352,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing approveHoldStmt: %w", cerr)
 		}
 	}
+	if q.beatControllerStmt != nil {
+		if cerr := q.beatControllerStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing beatControllerStmt: %w", cerr)
+		}
+	}
 	if q.bumpRevisionStmt != nil {
 		if cerr := q.bumpRevisionStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing bumpRevisionStmt: %w", cerr)
@@ -450,6 +467,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing countTenantsStmt: %w", cerr)
 		}
 	}
+	if q.deleteControllerStmt != nil {
+		if cerr := q.deleteControllerStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing deleteControllerStmt: %w", cerr)
+		}
+	}
 	if q.deleteInstanceStmt != nil {
 		if cerr := q.deleteInstanceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing deleteInstanceStmt: %w", cerr)
@@ -498,6 +520,11 @@ func (q *Queries) Close() error {
 	if q.deleteTenantStatusStmt != nil {
 		if cerr := q.deleteTenantStatusStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing deleteTenantStatusStmt: %w", cerr)
+		}
+	}
+	if q.forgetControllersStmt != nil {
+		if cerr := q.forgetControllersStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing forgetControllersStmt: %w", cerr)
 		}
 	}
 	if q.getAPITokenStmt != nil {
@@ -648,6 +675,11 @@ func (q *Queries) Close() error {
 	if q.listChangesSinceStmt != nil {
 		if cerr := q.listChangesSinceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listChangesSinceStmt: %w", cerr)
+		}
+	}
+	if q.listControllersStmt != nil {
+		if cerr := q.listControllersStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listControllersStmt: %w", cerr)
 		}
 	}
 	if q.listEventsStmt != nil {
@@ -885,6 +917,7 @@ type Queries struct {
 	db                          DBTX
 	tx                          *sql.Tx
 	approveHoldStmt             *sql.Stmt
+	beatControllerStmt          *sql.Stmt
 	bumpRevisionStmt            *sql.Stmt
 	bumpStatusRevisionStmt      *sql.Stmt
 	checkFenceStmt              *sql.Stmt
@@ -907,6 +940,7 @@ type Queries struct {
 	countPlacementsByServerStmt *sql.Stmt
 	countPlacementsOnServerStmt *sql.Stmt
 	countTenantsStmt            *sql.Stmt
+	deleteControllerStmt        *sql.Stmt
 	deleteInstanceStmt          *sql.Stmt
 	deleteInstanceStatusStmt    *sql.Stmt
 	deleteInstancesOfTenantStmt *sql.Stmt
@@ -917,6 +951,7 @@ type Queries struct {
 	deleteServerStatusStmt      *sql.Stmt
 	deleteTenantStmt            *sql.Stmt
 	deleteTenantStatusStmt      *sql.Stmt
+	forgetControllersStmt       *sql.Stmt
 	getAPITokenStmt             *sql.Stmt
 	getAPITokenByDigestStmt     *sql.Stmt
 	getHoldStmt                 *sql.Stmt
@@ -947,6 +982,7 @@ type Queries struct {
 	listAPITokensStmt           *sql.Stmt
 	listAllHoldsStmt            *sql.Stmt
 	listChangesSinceStmt        *sql.Stmt
+	listControllersStmt         *sql.Stmt
 	listEventsStmt              *sql.Stmt
 	listInstanceStatusStmt      *sql.Stmt
 	listInstancesStmt           *sql.Stmt
@@ -993,6 +1029,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		db:                          tx,
 		tx:                          tx,
 		approveHoldStmt:             q.approveHoldStmt,
+		beatControllerStmt:          q.beatControllerStmt,
 		bumpRevisionStmt:            q.bumpRevisionStmt,
 		bumpStatusRevisionStmt:      q.bumpStatusRevisionStmt,
 		checkFenceStmt:              q.checkFenceStmt,
@@ -1015,6 +1052,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		countPlacementsByServerStmt: q.countPlacementsByServerStmt,
 		countPlacementsOnServerStmt: q.countPlacementsOnServerStmt,
 		countTenantsStmt:            q.countTenantsStmt,
+		deleteControllerStmt:        q.deleteControllerStmt,
 		deleteInstanceStmt:          q.deleteInstanceStmt,
 		deleteInstanceStatusStmt:    q.deleteInstanceStatusStmt,
 		deleteInstancesOfTenantStmt: q.deleteInstancesOfTenantStmt,
@@ -1025,6 +1063,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		deleteServerStatusStmt:      q.deleteServerStatusStmt,
 		deleteTenantStmt:            q.deleteTenantStmt,
 		deleteTenantStatusStmt:      q.deleteTenantStatusStmt,
+		forgetControllersStmt:       q.forgetControllersStmt,
 		getAPITokenStmt:             q.getAPITokenStmt,
 		getAPITokenByDigestStmt:     q.getAPITokenByDigestStmt,
 		getHoldStmt:                 q.getHoldStmt,
@@ -1055,6 +1094,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		listAPITokensStmt:           q.listAPITokensStmt,
 		listAllHoldsStmt:            q.listAllHoldsStmt,
 		listChangesSinceStmt:        q.listChangesSinceStmt,
+		listControllersStmt:         q.listControllersStmt,
 		listEventsStmt:              q.listEventsStmt,
 		listInstanceStatusStmt:      q.listInstanceStatusStmt,
 		listInstancesStmt:           q.listInstancesStmt,

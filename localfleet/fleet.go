@@ -59,6 +59,8 @@ type Fleet struct {
 	Reason  string // why this backend
 	Members []*Member
 	tag     string
+	block   int     // the fleet's 10.77.block.0/24, when its servers have hosts
+	extra   []*Host // hosts of NewHost
 }
 
 // Start brings up opt.Servers servers, named as opt.Names says.
@@ -105,6 +107,7 @@ func (f *Fleet) startTen(ctx context.Context, opt Options) error {
 	}
 	RemoveStale()
 	block, err := freeBlock()
+	f.block = block
 	if err == nil {
 		for i := 1; i <= opt.Servers; i++ {
 			var h *Host
@@ -174,9 +177,32 @@ func (f *Fleet) startSim(opt Options) error {
 	return nil
 }
 
+// NewHost makes one more host in the fleet's block, with no server in it
+// (for a controller of its own), removed with the fleet. Only a fleet of
+// real tenement servers has hosts.
+func (f *Fleet) NewHost() (*Host, error) {
+	if f.Backend != BackendTenement {
+		return nil, fmt.Errorf("a fleet of %s servers has no hosts", f.Backend)
+	}
+	unlock, err := lockBlocks()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	h, err := newHost(f.tag, f.block, len(f.Members)+len(f.extra)+1)
+	if err != nil {
+		return nil, err
+	}
+	f.extra = append(f.extra, h)
+	return h, nil
+}
+
 // Close stops every server and removes the namespaces.
 func (f *Fleet) Close() {
-	hosts := false
+	hosts := len(f.extra) > 0
+	for _, h := range f.extra {
+		h.Remove()
+	}
 	for _, m := range f.Members {
 		if m.Ten != nil {
 			m.Ten.Stop()

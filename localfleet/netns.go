@@ -116,6 +116,9 @@ func newHost(tag string, block, n int) (*Host, error) {
 		{"ip", "netns", "exec", h.Netns, "ip", "addr", "add", fmt.Sprintf("10.77.%d.%d/30", block, base+2), "dev", h.PeerIf},
 		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, "up"},
 		{"ip", "netns", "exec", h.Netns, "ip", "link", "set", "lo", "up"},
+		// The other namespaces are through the host, which passes packets
+		// on only while forwarding is on.
+		{"ip", "netns", "exec", h.Netns, "ip", "route", "add", Subnet, "via", h.HostAddr},
 	}
 	for _, s := range steps {
 		if err := run(s...); err != nil {
@@ -215,4 +218,19 @@ func RemoveStale() {
 			_ = exec.Command("ip", "link", "del", name).Run()
 		}
 	}
+}
+
+// Forwarding turns the host's IPv4 forwarding on, so that namespaces reach
+// each other through it (a controller in one, tenement servers in
+// others); restore puts it back as it was.
+func Forwarding() (restore func(), err error) {
+	const path = "/proc/sys/net/ipv4/ip_forward"
+	was, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("turn IPv4 forwarding on: %w", err)
+	}
+	return func() { _ = os.WriteFile(path, was, 0o644) }, nil
 }

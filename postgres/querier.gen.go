@@ -16,6 +16,10 @@ func (q querier) ApproveHold(ctx context.Context, arg db.ApproveHoldParams) (int
 	return r, pgErr(err)
 }
 
+func (q querier) BeatController(ctx context.Context, arg db.BeatControllerParams) error {
+	return pgErr(q.now.BeatController(ctx, pgdb.BeatControllerParams(arg)))
+}
+
 func (q querier) BumpRevision(ctx context.Context) error {
 	return pgErr(q.now.BumpRevision(ctx))
 }
@@ -126,6 +130,10 @@ func (q querier) CountTenants(ctx context.Context) (int64, error) {
 	return r, pgErr(err)
 }
 
+func (q querier) DeleteController(ctx context.Context, holder string) error {
+	return pgErr(q.now.DeleteController(ctx, holder))
+}
+
 func (q querier) DeleteInstance(ctx context.Context, arg db.DeleteInstanceParams) (int64, error) {
 	r, err := q.now.DeleteInstance(ctx, pgdb.DeleteInstanceParams(arg))
 	return r, pgErr(err)
@@ -196,6 +204,10 @@ var deleteTenantStatusRows = &bulk[string]{send: func(ctx context.Context, q *pg
 	}
 	return q.DeleteTenantStatusRows(ctx, rows)
 }}
+
+func (q querier) ForgetControllers(ctx context.Context, before int64) error {
+	return pgErr(q.now.ForgetControllers(ctx, before))
+}
 
 func (q querier) GetAPIToken(ctx context.Context, id int64) (db.ApiToken, error) {
 	r, err := q.now.GetAPIToken(ctx, id)
@@ -394,6 +406,18 @@ func (q querier) ListChangesSince(ctx context.Context, arg db.ListChangesSincePa
 	out := make([]db.ChangeLog, len(rs))
 	for i, r := range rs {
 		out[i] = db.ChangeLog(r)
+	}
+	return out, nil
+}
+
+func (q querier) ListControllers(ctx context.Context) ([]db.Controller, error) {
+	rs, err := q.now.ListControllers(ctx)
+	if err != nil {
+		return nil, pgErr(err)
+	}
+	out := make([]db.Controller, len(rs))
+	for i, r := range rs {
+		out[i] = db.Controller(r)
 	}
 	return out, nil
 }

@@ -237,12 +237,14 @@ func (c *Controller) drain() (urgent, news bool) {
 func (c *Controller) watchRevision(ctx context.Context, out chan<- int64) {
 	t := c.cfg.Clock.NewTicker(c.cfg.RevisionPoll)
 	defer t.Stop()
+	feed := slum.Changes(ctx, c.store) // a commit is looked at once (Postgres' NOTIFY), not at the next tick
 	last := int64(-1)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
+		case <-feed:
 		}
 		rev, err := c.store.Revision(ctx)
 		if err != nil || rev == last {

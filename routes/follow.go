@@ -56,7 +56,8 @@ type Sink interface {
 }
 
 // Follow hands set a new table whenever the desired state or the
-// controller's status changes (checked every interval), until ctx ends.
+// controller's status changes (checked every interval, and at once when
+// r tells of a commit: see slum.ChangeFeed), until ctx ends.
 // Errors (a busy or unreadable database) go to onErr; the last table stays
 // in use meanwhile.
 func Follow(ctx context.Context, r Reader, every time.Duration, set func(*Table), onErr func(error)) {
@@ -71,6 +72,7 @@ func FollowInto(ctx context.Context, r Reader, every time.Duration, sink Sink) {
 	var lastRev, lastStatus int64 = -1, -1
 	t := time.NewTicker(every)
 	defer t.Stop()
+	feed := slum.Changes(ctx, r)
 	for {
 		rev, st, changed, err := check(ctx, r, lastRev, lastStatus)
 		switch {
@@ -89,6 +91,7 @@ func FollowInto(ctx context.Context, r Reader, every time.Duration, sink Sink) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-feed:
 		}
 	}
 }

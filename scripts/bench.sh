@@ -2,7 +2,10 @@
 # slum's benchmark command: the figures the issues ask for.
 #  1. go test benchmarks: apply of 1k/10k/100k instances over 1,000 servers,
 #     convergence of 1k/10k/100k instances over 100 in-process simulated
-#     servers, a no-op pass over 100k, and merging the logs of 10 copies.
+#     servers, a no-op pass over 100k, and merging the logs of 10 copies;
+#     10k instances over 10 simulated servers converged on SQLite and on
+#     Postgres in one run, with a no-op pass each, Postgres' figures beside
+#     SQLite's and the target (within 1.5x).
 #  2. The controller as users run it: 'slum run' against 100 simulators in
 #     another process ('slum sim --count 100'), converging 1k, 10k and 100k
 #     instances; time to converge and the controller's RSS.
@@ -29,6 +32,12 @@ go test -run '^$' -bench 'Converge|NoopPass' -benchtime 1x -timeout 30m ./reconc
 go test -run '^$' -bench 'NoopPass' -benchtime 20x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
 go test -run '^$' -bench 'ReactToCommit' -benchtime 100x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
 go test -run '^$' -bench 'Merge|Gather' -benchtime 20x -timeout 10m ./logs/ | grep -E '^Benchmark'
+echo "== converge 10,000 instances over 10 simulated servers: Postgres against SQLite, one run"
+go test -run '^$' -bench 'ConvergeEngines' -benchtime 1x -timeout 30m ./postgres/ | grep -E '^Benchmark' | tee /dev/stderr |
+	awk '{ e = ($1 ~ /postgres/) ? "pg" : "sqlite"; for (i = 1; i < NF; i++) { if ($(i+1) == "converge_s") c[e] = $i; if ($(i+1) == "noop_pass_ms") n[e] = $i } }
+	END { if (c["sqlite"] > 0 && n["sqlite"] > 0) {
+		printf "converge: postgres %.2f s, sqlite %.2f s: %.2fx (target within 1.5x)\n", c["pg"], c["sqlite"], c["pg"] / c["sqlite"]
+		printf "no-op pass: postgres %.1f ms, sqlite %.1f ms: %.2fx (target within 1.5x)\n", n["pg"], n["sqlite"], n["pg"] / n["sqlite"] } }'
 fi
 
 echo "== slum run against 100 simulated servers in another process"

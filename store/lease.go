@@ -47,7 +47,17 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: read the clock: %w", name, err)
 	}
 	var out db.Lease
+	held := false
 	err = s.eng.InTx(ctx, func(q db.Querier) error {
+		held = false
+		prev, err := q.GetLease(ctx, name)
+		found := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err := beat(ctx, q, holder, now); err != nil {
+			return err
+		}
 		n, err := q.InsertLease(ctx, db.InsertLeaseParams{Name: name, Holder: holder, ExpiresAt: ms(now.Add(ttl))})
 		if err != nil {
 			return err
@@ -63,11 +73,22 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 			return err
 		}
 		if n == 0 {
-			return errLeaseHeld
+			// Commit the heartbeat: a standby is seen by trying.
+			held = true
+			return nil
+		}
+		if found && prev.Holder == deadHolder && deadHolder != "" {
+			// A gone process stands by no more.
+			if err := q.DeleteController(ctx, deadHolder); err != nil {
+				return err
+			}
+		}
+		if reason, msg := leaseEvent(holder, prev, found, out.Epoch, now, deadHolder); reason != "" {
+			return event(ctx, q, ms(now), slum.ControllerRef(holder), reason, msg)
 		}
 		return nil
 	})
-	if errors.Is(err, errLeaseHeld) {
+	if err == nil && held {
 		return toLease(out), fmt.Errorf("%w: %s holds the %s lease for %s more", slum.ErrConflict, out.Holder, name, fromMS(out.ExpiresAt).Sub(now).Round(time.Second))
 	}
 	if err != nil {
@@ -75,8 +96,6 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 	}
 	return toLease(out), nil
 }
-
-var errLeaseHeld = errors.New("lease held")
 
 func toLease(r db.Lease) slum.Lease {
 	return slum.Lease{Name: r.Name, Holder: r.Holder, Epoch: r.Epoch, ExpiresAt: fromMS(r.ExpiresAt)}
@@ -94,9 +113,28 @@ func (s *Leases) GetLease(ctx context.Context, name string) (slum.Lease, error) 
 	return toLease(r), nil
 }
 
-// ReleaseLease gives up a lease; it is a no-op unless f is current.
+// ReleaseLease gives up a lease, and the holder's heartbeat with it (a
+// controller that stops is no standby); it is a no-op unless f is current.
 func (s *Leases) ReleaseLease(ctx context.Context, f slum.Fence) error {
-	if err := s.eng.Read().ReleaseLease(ctx, db.ReleaseLeaseParams{Name: f.Lease, Holder: f.Holder, Epoch: f.Epoch}); err != nil {
+	now := s.now()
+	err := s.eng.InTx(ctx, func(q db.Querier) error {
+		if err := q.DeleteController(ctx, f.Holder); err != nil {
+			return err
+		}
+		cur, err := q.GetLease(ctx, f.Lease)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && (cur.Holder != f.Holder || cur.Epoch != f.Epoch) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := q.ReleaseLease(ctx, db.ReleaseLeaseParams{Name: f.Lease, Holder: f.Holder, Epoch: f.Epoch}); err != nil {
+			return err
+		}
+		return event(ctx, q, ms(now), slum.ControllerRef(f.Holder), slum.ReasonSteppedDown,
+			fmt.Sprintf("%s gave up the %s lease (epoch %d)", f.Holder, f.Lease, f.Epoch))
+	})
+	if err != nil {
 		return fmt.Errorf("release the %s lease: %w", f.Lease, err)
 	}
 	return nil

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/slum-fleet/slum"
@@ -36,12 +35,19 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 	if err != nil {
 		return nil, err
 	}
+	lead, err := s.Leadership(ctx, slum.ControllerLease)
+	if err != nil {
+		return nil, err
+	}
 	byServer := make(map[string]slum.ServerStatus, len(sstat))
 	for _, st := range sstat {
 		byServer[st.ServerID] = st
 	}
 	o := &slum.Overview{Servers: []slum.ServerOverview{}, Tenants: int(tenants), Phases: map[slum.Phase]int{},
 		Holds: append([]slum.Hold{}, holds...)}
+	if lead.Leader != "" || len(lead.Standbys) > 0 {
+		o.Controller = &lead
+	}
 	for _, r := range byPhase {
 		o.Phases[slum.Phase(r.Phase)] += int(r.Instances)
 		o.Instances += int(r.Instances)
@@ -63,25 +69,5 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 		}
 		o.Servers = append(o.Servers, so)
 	}
-	if o.Controller, err = s.controllerLease(ctx); err != nil {
-		return nil, err
-	}
 	return o, nil
-}
-
-// controllerLease is the controller's lease, judged by the lease clock.
-func (s *Store) controllerLease(ctx context.Context) (*slum.LeaseState, error) {
-	l, err := s.GetLease(ctx, slum.ControllerLease)
-	if errors.Is(err, slum.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	now, err := s.Leases.leaseNow(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read the lease clock: %w", err)
-	}
-	left := l.ExpiresAt.Sub(now)
-	return &slum.LeaseState{Lease: l, Live: left > 0, For: left.Abs()}, nil
 }

@@ -81,7 +81,7 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 	for {
 		_, body := get(t, metrics+"/metrics")
 		if strings.Contains(body, `slum_actions_total{kind="spawn",result="ok"} 1`) {
-			for _, m := range []string{"slum_plan_duration_seconds", "slum_queue_depth", "slum_failover_seconds", `slum_servers{health="online"} 1`} {
+			for _, m := range []string{"slum_plan_duration_seconds", "slum_queue_depth", "slum_failover_seconds", `slum_servers{health="online"} 1`, "slum_fleet_leader{holder=", "slum_fleet_lease_epoch 1", "slum_fleet_standbys 0"} {
 				if !strings.Contains(body, m) {
 					t.Fatalf("metrics lack %s:\n%s", m, body)
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/dataguard"
 	"github.com/slum-fleet/slum/leader"
+	"github.com/slum-fleet/slum/leadmetrics"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
@@ -112,7 +113,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	}
 	metrics := reconcile.NewMetrics()
 	dg := dataguard.New(st, dataguard.S3FromEnv(os.LookupEnv), dataguard.Config{}, o.log)
-	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, dg.Metrics().Registry)
+	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, dg.Metrics().Registry, leadmetrics.New(st).Registry())
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
 		if err != nil {

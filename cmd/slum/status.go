@@ -139,17 +139,32 @@ func (a *app) eventsCommand() *cobra.Command {
 	return cmd
 }
 
-// printController says who leads, or that no controller acts on the fleet,
-// and, for a SQLite fleet on this host, which 'slum run' stand by.
-func (a *app) printController(l *slum.LeaseState) {
+// printController says who leads (its epoch, how long since it renewed
+// its lease), or that no controller acts on the fleet, and the standbys:
+// the controllers the database heard from lately and, for a SQLite fleet
+// on this host, any other 'slum run' waiting on its file.
+func (a *app) printController(l *slum.Leadership) {
+	round := func(d time.Duration) time.Duration { return d.Round(100 * time.Millisecond) }
 	switch {
 	case l == nil:
 		fmt.Fprintln(a.stdout, "\ncontroller: none has ever led this fleet")
+	case l.Leader == "":
+		fmt.Fprintln(a.stdout, "\ncontroller: NO LEADER, nothing acts on the fleet: the last one gave its lease up")
+	case l.Live && !l.RenewedAt.IsZero():
+		fmt.Fprintf(a.stdout, "\ncontroller: %s leads (epoch %d; renewed %s ago, its lease runs %s more)\n", l.Leader, l.Epoch,
+			round(l.Ago(l.RenewedAt)), round(l.For()))
 	case l.Live:
-		fmt.Fprintf(a.stdout, "\ncontroller: %s leads (epoch %d; its lease runs %s more)\n", l.Holder, l.Epoch, l.For.Round(100*time.Millisecond))
+		fmt.Fprintf(a.stdout, "\ncontroller: %s leads (epoch %d; its lease runs %s more)\n", l.Leader, l.Epoch, round(l.For()))
 	default:
 		fmt.Fprintf(a.stdout, "\ncontroller: NO LIVE LEADER, nothing acts on the fleet: the lease of %s (epoch %d) lapsed %s ago\n",
-			l.Holder, l.Epoch, l.For.Round(100*time.Millisecond))
+			l.Leader, l.Epoch, round(l.For()))
+	}
+	listed := map[string]bool{}
+	if l != nil {
+		for _, c := range l.Standbys {
+			listed[c.Holder] = true
+			fmt.Fprintf(a.stdout, "standby: %s (seen %s ago, since %s)\n", c.Holder, round(l.Ago(c.SeenAt)), c.StartedAt.Local().Format("15:04:05"))
+		}
 	}
 	if a.remote() || postgres.IsURL(a.dbPath) {
 		return
@@ -158,8 +173,9 @@ func (a *app) printController(l *slum.LeaseState) {
 	for _, m := range ms {
 		switch {
 		case leader.HolderGone(m.Holder) || m.Leading:
-		case l != nil && l.Live && m.Holder == l.Holder:
+		case l != nil && l.Live && m.Holder == l.Leader:
 			fmt.Fprintf(a.stdout, "controller: BUT IT STANDS BY, not acting on the fleet (since %s): %s\n", m.Updated.Local().Format("15:04:05"), oneLine(m.Reason))
+		case listed[m.Holder]: // named from the database already
 		default:
 			fmt.Fprintf(a.stdout, "standby: %s (pid %d, since %s): %s\n", m.Holder, m.PID, m.Updated.Local().Format("15:04:05"), oneLine(m.Reason))
 		}

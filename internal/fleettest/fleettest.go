@@ -76,6 +76,7 @@ func RunStore(t *testing.T, open StoreOpener) {
 	}{
 		{"Lease", Lease},
 		{"LeaseEpochFencesWrites", LeaseEpochFencesWrites},
+		{"Leadership", Leadership},
 		{"ChangedSinceReadsOnlyWhatChanged", ChangedSinceReadsOnlyWhatChanged},
 		{"ChangedSinceRefusesWhatItCannotTell", ChangedSinceRefusesWhatItCannotTell},
 		{"TokenNeverInJSON", TokenNeverInJSON},

@@ -25,6 +25,12 @@ type ChangeLogReader struct {
 	UntilMs int64
 }
 
+type Controller struct {
+	Holder    string
+	StartedAt int64
+	SeenAt    int64
+}
+
 type Event struct {
 	ID      int64
 	At      int64
