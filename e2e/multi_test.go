@@ -21,12 +21,6 @@ import (
 	"github.com/slum-fleet/slum/store"
 )
 
-// multiLeaseTTL is the controllers' lease. The target (a standby leads
-// within 5 s) is for slum's defaults, but 'slum run' defaults to a 15 s
-// lease (the standby then leads after about 15 s, measured); until the
-// default comes down, the test gives the lease that meets it.
-const multiLeaseTTL = "4s"
-
 // multiPort is the test's Postgres port, on the hosts' ends of the
 // controllers' links only.
 const multiPort = 25432
@@ -110,8 +104,7 @@ func (m *multiEnv) start(name string, h *localfleet.Host) *controller {
 	if err != nil {
 		m.t.Fatal(err)
 	}
-	c.cmd = exec.Command("ip", "netns", "exec", h.Netns, slumBin, "run", "--metrics-addr", "", "--log-level", "debug", "--backoff-max", "2s",
-		"--lease-ttl", multiLeaseTTL)
+	c.cmd = exec.Command("ip", "netns", "exec", h.Netns, slumBin, "run", "--metrics-addr", "", "--log-level", "debug", "--backoff-max", "2s")
 	c.cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL="+m.pg.URL(h.HostAddr))
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {

@@ -42,7 +42,7 @@ type runFlags struct {
 }
 
 func (a *app) runCommand() *cobra.Command {
-	r := &runFlags{cfg: reconcile.DefaultConfig(), leaseTTL: 15 * time.Second}
+	r := &runFlags{cfg: reconcile.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the controller: keep every tenement server matching the desired state, and fail over dead ones",
@@ -67,7 +67,7 @@ approves it once with 'slum approve'. SIGTERM or Ctrl-C lets in-flight calls
 finish, then exits.
 
 One controller acts on a fleet at a time: it holds a lease on the database
-(--lease-ttl), renewed every second. A 'slum run' that finds a live holder,
+(--lease-ttl: 15s on SQLite, 4s on Postgres), renewed every second. A 'slum run' that finds a live holder,
 or whose database cannot be used (deleted, replaced, read-only, full), or
 that could not renew its lease for 2/3 of --lease-ttl (so before another can
 take it), stands by: it acts on nothing, keeps routing and serving the API,
@@ -105,7 +105,7 @@ func (r *runFlags) register(cmd *cobra.Command) {
 	f.StringVar(&r.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&r.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&r.dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
-	f.DurationVar(&r.leaseTTL, "lease-ttl", r.leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it (a leader that cannot renew stops acting after 2/3 of it)")
+	f.DurationVar(&r.leaseTTL, "lease-ttl", 0, "how long the controller's lease on the database outlives a controller that dies without releasing it (a leader that cannot renew stops acting after 2/3 of it); default 15s on SQLite, 4s on Postgres")
 	r.route.register(cmd, "route-addr", "")
 	r.api.register(cmd, "api-", "api-addr", "")
 	f.Int64Var(&r.memoryLimitMB, "memory-limit-mb", 0, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); keep it above twice the live heap (~1.5 KB per instance), or the collector takes the CPU")
@@ -119,6 +119,9 @@ func (a *app) run(cmd *cobra.Command, r *runFlags) error {
 	}
 	if r.cfg.Guard.Fraction <= 0 || r.cfg.Guard.Fraction > 1 {
 		return usageError{fmt.Errorf("--max-stop-fraction must be in (0, 1], not %v", r.cfg.Guard.Fraction)}
+	}
+	if cmd.Flags().Changed("lease-ttl") && r.leaseTTL <= 0 {
+		return usageError{fmt.Errorf("--lease-ttl must be positive, not %v", r.leaseTTL)}
 	}
 	if _, set := a.lookupEnv("GOGC"); !set {
 		// Collect at half the live heap's growth, not all of it: a
@@ -151,7 +154,7 @@ func (a *app) run(cmd *cobra.Command, r *runFlags) error {
 		return usageError{fmt.Errorf("the --api-* flags need --api-addr")}
 	}
 	stk, err := startStack(ctx, st, stackOptions{cfg: r.cfg, route: route, api: apiServe, metricsAddr: r.metricsAddr,
-		profiling: r.profiling, leaseTTL: r.leaseTTL, log: log})
+		profiling: r.profiling, leaseTTL: defaultLeaseTTL(st.Engine(), r.leaseTTL), log: log})
 	if err != nil {
 		return err
 	}
@@ -228,4 +231,21 @@ func (a *app) dryRun(ctx context.Context, c *reconcile.Controller) error {
 		fmt.Fprintln(a.stdout, "servers not observed get no actions; see 'slum status' for their errors")
 	}
 	return nil
+}
+
+// defaultLeaseTTL is the lease --lease-ttl asks for, or the engine's
+// default. On SQLite every controller shares one host, where a dead
+// holder is seen at once (its pid), so the lease only bounds a hung one
+// and may be long enough to ride out a large write holding the file's
+// lock. On Postgres a holder on another host is seen only by its lease
+// lapsing: the lease is the takeover time, and short.
+func defaultLeaseTTL(engine string, flag time.Duration) time.Duration {
+	switch {
+	case flag > 0:
+		return flag
+	case engine == "postgres":
+		return 4 * time.Second
+	default:
+		return 15 * time.Second
+	}
 }
