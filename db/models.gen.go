@@ -113,6 +113,18 @@ type Revision struct {
 	Value int64
 }
 
+type Rollout struct {
+	ID          int64
+	Spec        string
+	State       string
+	Steps       string
+	Message     string
+	Runner      string
+	HeartbeatAt int64
+	CreatedAt   int64
+	UpdatedAt   int64
+}
+
 type Server struct {
 	ID         string
 	Url        string

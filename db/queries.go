@@ -24,6 +24,9 @@ func New(db DBTX) *Queries {
 func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	q := Queries{db: db}
 	var err error
+	if q.abandonRolloutStmt, err = db.PrepareContext(ctx, abandonRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query AbandonRollout: %w", err)
+	}
 	if q.approveHoldStmt, err = db.PrepareContext(ctx, approveHold); err != nil {
 		return nil, fmt.Errorf("error preparing query ApproveHold: %w", err)
 	}
@@ -38,6 +41,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.claimLeaseStmt, err = db.PrepareContext(ctx, claimLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ClaimLease: %w", err)
+	}
+	if q.claimRolloutStmt, err = db.PrepareContext(ctx, claimRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query ClaimRollout: %w", err)
 	}
 	if q.clearAPITokensStmt, err = db.PrepareContext(ctx, clearAPITokens); err != nil {
 		return nil, fmt.Errorf("error preparing query ClearAPITokens: %w", err)
@@ -147,6 +153,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getRevisionStmt, err = db.PrepareContext(ctx, getRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query GetRevision: %w", err)
 	}
+	if q.getRolloutStmt, err = db.PrepareContext(ctx, getRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query GetRollout: %w", err)
+	}
 	if q.getServerStmt, err = db.PrepareContext(ctx, getServer); err != nil {
 		return nil, fmt.Errorf("error preparing query GetServer: %w", err)
 	}
@@ -191,6 +200,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertRemovalsOfTenantStmt, err = db.PrepareContext(ctx, insertRemovalsOfTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertRemovalsOfTenant: %w", err)
+	}
+	if q.insertRolloutStmt, err = db.PrepareContext(ctx, insertRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertRollout: %w", err)
 	}
 	if q.insertServerStmt, err = db.PrepareContext(ctx, insertServer); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertServer: %w", err)
@@ -237,8 +249,14 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.listRecentHoldsStmt, err = db.PrepareContext(ctx, listRecentHolds); err != nil {
 		return nil, fmt.Errorf("error preparing query ListRecentHolds: %w", err)
 	}
+	if q.listRecentRolloutsStmt, err = db.PrepareContext(ctx, listRecentRollouts); err != nil {
+		return nil, fmt.Errorf("error preparing query ListRecentRollouts: %w", err)
+	}
 	if q.listRemovalsStmt, err = db.PrepareContext(ctx, listRemovals); err != nil {
 		return nil, fmt.Errorf("error preparing query ListRemovals: %w", err)
+	}
+	if q.listRunningRolloutsStmt, err = db.PrepareContext(ctx, listRunningRollouts); err != nil {
+		return nil, fmt.Errorf("error preparing query ListRunningRollouts: %w", err)
 	}
 	if q.listServerStatusStmt, err = db.PrepareContext(ctx, listServerStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query ListServerStatus: %w", err)
@@ -288,6 +306,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.revokeAPITokenStmt, err = db.PrepareContext(ctx, revokeAPIToken); err != nil {
 		return nil, fmt.Errorf("error preparing query RevokeAPIToken: %w", err)
 	}
+	if q.saveRolloutStmt, err = db.PrepareContext(ctx, saveRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query SaveRollout: %w", err)
+	}
 	if q.serverUsageStmt, err = db.PrepareContext(ctx, serverUsage); err != nil {
 		return nil, fmt.Errorf("error preparing query ServerUsage: %w", err)
 	}
@@ -335,6 +356,11 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 
 func (q *Queries) Close() error {
 	var err error
+	if q.abandonRolloutStmt != nil {
+		if cerr := q.abandonRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing abandonRolloutStmt: %w", cerr)
+		}
+	}
 	if q.approveHoldStmt != nil {
 		if cerr := q.approveHoldStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing approveHoldStmt: %w", cerr)
@@ -358,6 +384,11 @@ func (q *Queries) Close() error {
 	if q.claimLeaseStmt != nil {
 		if cerr := q.claimLeaseStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing claimLeaseStmt: %w", cerr)
+		}
+	}
+	if q.claimRolloutStmt != nil {
+		if cerr := q.claimRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing claimRolloutStmt: %w", cerr)
 		}
 	}
 	if q.clearAPITokensStmt != nil {
@@ -540,6 +571,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing getRevisionStmt: %w", cerr)
 		}
 	}
+	if q.getRolloutStmt != nil {
+		if cerr := q.getRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getRolloutStmt: %w", cerr)
+		}
+	}
 	if q.getServerStmt != nil {
 		if cerr := q.getServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getServerStmt: %w", cerr)
@@ -613,6 +649,11 @@ func (q *Queries) Close() error {
 	if q.insertRemovalsOfTenantStmt != nil {
 		if cerr := q.insertRemovalsOfTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertRemovalsOfTenantStmt: %w", cerr)
+		}
+	}
+	if q.insertRolloutStmt != nil {
+		if cerr := q.insertRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertRolloutStmt: %w", cerr)
 		}
 	}
 	if q.insertServerStmt != nil {
@@ -690,9 +731,19 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing listRecentHoldsStmt: %w", cerr)
 		}
 	}
+	if q.listRecentRolloutsStmt != nil {
+		if cerr := q.listRecentRolloutsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listRecentRolloutsStmt: %w", cerr)
+		}
+	}
 	if q.listRemovalsStmt != nil {
 		if cerr := q.listRemovalsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listRemovalsStmt: %w", cerr)
+		}
+	}
+	if q.listRunningRolloutsStmt != nil {
+		if cerr := q.listRunningRolloutsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listRunningRolloutsStmt: %w", cerr)
 		}
 	}
 	if q.listServerStatusStmt != nil {
@@ -773,6 +824,11 @@ func (q *Queries) Close() error {
 	if q.revokeAPITokenStmt != nil {
 		if cerr := q.revokeAPITokenStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing revokeAPITokenStmt: %w", cerr)
+		}
+	}
+	if q.saveRolloutStmt != nil {
+		if cerr := q.saveRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing saveRolloutStmt: %w", cerr)
 		}
 	}
 	if q.serverUsageStmt != nil {
@@ -884,11 +940,13 @@ func (q *Queries) queryRow(ctx context.Context, stmt *sql.Stmt, query string, ar
 type Queries struct {
 	db                          DBTX
 	tx                          *sql.Tx
+	abandonRolloutStmt          *sql.Stmt
 	approveHoldStmt             *sql.Stmt
 	bumpRevisionStmt            *sql.Stmt
 	bumpStatusRevisionStmt      *sql.Stmt
 	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
+	claimRolloutStmt            *sql.Stmt
 	clearAPITokensStmt          *sql.Stmt
 	clearEventsStmt             *sql.Stmt
 	clearHoldsStmt              *sql.Stmt
@@ -925,6 +983,7 @@ type Queries struct {
 	getLeaseStmt                *sql.Stmt
 	getOpenHoldStmt             *sql.Stmt
 	getRevisionStmt             *sql.Stmt
+	getRolloutStmt              *sql.Stmt
 	getServerStmt               *sql.Stmt
 	getServerStatusStmt         *sql.Stmt
 	getSettingsStmt             *sql.Stmt
@@ -940,6 +999,7 @@ type Queries struct {
 	insertPlacementStmt         *sql.Stmt
 	insertRemovalStmt           *sql.Stmt
 	insertRemovalsOfTenantStmt  *sql.Stmt
+	insertRolloutStmt           *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
 	keepChangeLogStmt           *sql.Stmt
@@ -955,7 +1015,9 @@ type Queries struct {
 	listOpenHoldsStmt           *sql.Stmt
 	listPlacementsStmt          *sql.Stmt
 	listRecentHoldsStmt         *sql.Stmt
+	listRecentRolloutsStmt      *sql.Stmt
 	listRemovalsStmt            *sql.Stmt
+	listRunningRolloutsStmt     *sql.Stmt
 	listServerStatusStmt        *sql.Stmt
 	listServersStmt             *sql.Stmt
 	listServersInRegionStmt     *sql.Stmt
@@ -972,6 +1034,7 @@ type Queries struct {
 	restoreHoldStmt             *sql.Stmt
 	restoreInstanceStmt         *sql.Stmt
 	revokeAPITokenStmt          *sql.Stmt
+	saveRolloutStmt             *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
 	setHoldStateStmt            *sql.Stmt
@@ -992,11 +1055,13 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 	return &Queries{
 		db:                          tx,
 		tx:                          tx,
+		abandonRolloutStmt:          q.abandonRolloutStmt,
 		approveHoldStmt:             q.approveHoldStmt,
 		bumpRevisionStmt:            q.bumpRevisionStmt,
 		bumpStatusRevisionStmt:      q.bumpStatusRevisionStmt,
 		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
+		claimRolloutStmt:            q.claimRolloutStmt,
 		clearAPITokensStmt:          q.clearAPITokensStmt,
 		clearEventsStmt:             q.clearEventsStmt,
 		clearHoldsStmt:              q.clearHoldsStmt,
@@ -1033,6 +1098,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		getLeaseStmt:                q.getLeaseStmt,
 		getOpenHoldStmt:             q.getOpenHoldStmt,
 		getRevisionStmt:             q.getRevisionStmt,
+		getRolloutStmt:              q.getRolloutStmt,
 		getServerStmt:               q.getServerStmt,
 		getServerStatusStmt:         q.getServerStatusStmt,
 		getSettingsStmt:             q.getSettingsStmt,
@@ -1048,6 +1114,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		insertPlacementStmt:         q.insertPlacementStmt,
 		insertRemovalStmt:           q.insertRemovalStmt,
 		insertRemovalsOfTenantStmt:  q.insertRemovalsOfTenantStmt,
+		insertRolloutStmt:           q.insertRolloutStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
 		keepChangeLogStmt:           q.keepChangeLogStmt,
@@ -1063,7 +1130,9 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		listOpenHoldsStmt:           q.listOpenHoldsStmt,
 		listPlacementsStmt:          q.listPlacementsStmt,
 		listRecentHoldsStmt:         q.listRecentHoldsStmt,
+		listRecentRolloutsStmt:      q.listRecentRolloutsStmt,
 		listRemovalsStmt:            q.listRemovalsStmt,
+		listRunningRolloutsStmt:     q.listRunningRolloutsStmt,
 		listServerStatusStmt:        q.listServerStatusStmt,
 		listServersStmt:             q.listServersStmt,
 		listServersInRegionStmt:     q.listServersInRegionStmt,
@@ -1080,6 +1149,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		restoreHoldStmt:             q.restoreHoldStmt,
 		restoreInstanceStmt:         q.restoreInstanceStmt,
 		revokeAPITokenStmt:          q.revokeAPITokenStmt,
+		saveRolloutStmt:             q.saveRolloutStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,
 		setHoldStateStmt:            q.setHoldStateStmt,
