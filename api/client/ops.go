@@ -280,3 +280,27 @@ func (c *Client) Routes(ctx context.Context) (*routes.Table, error) {
 	}
 	return out.Table(), nil
 }
+
+// ---- rolling restarts, run by the API
+
+var _ slum.Restarts = (*Client)(nil)
+
+func (c *Client) Restart(ctx context.Context, spec slum.RestartSpec) (slum.Rollout, error) {
+	return send(ctx, c, wire.StartRestart, spec)
+}
+
+func (c *Client) ResumeRollout(ctx context.Context, id int64) (slum.Rollout, error) {
+	return send(ctx, c, wire.ResumeRollout, wire.RolloutID{ID: id})
+}
+
+func (c *Client) AbandonRollout(ctx context.Context, id int64) (slum.Rollout, error) {
+	return send(ctx, c, wire.AbandonRollout, wire.RolloutID{ID: id})
+}
+
+func (c *Client) GetRollout(ctx context.Context, id int64) (slum.Rollout, error) {
+	return send(ctx, c, wire.GetRollout, wire.RolloutID{ID: id})
+}
+
+func (c *Client) ListRollouts(ctx context.Context, n int64) ([]slum.Rollout, error) {
+	return send(ctx, c, wire.ListRollouts, wire.Last{N: n})
+}
