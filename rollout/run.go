@@ -50,6 +50,9 @@ type Config struct {
 	// ServingTimeout is how long the controller has to move serving off
 	// a copy before its restart.
 	ServingTimeout time.Duration
+	// Drain is how long a copy serving moved off is left to finish the
+	// requests it has and for routers to follow, before its restart.
+	Drain time.Duration
 	// Heartbeat is how often the runner says it is alive.
 	Heartbeat time.Duration
 	Clock     clock.Clock
@@ -62,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ServingTimeout <= 0 {
 		c.ServingTimeout = 15 * time.Second
+	}
+	if c.Drain == 0 {
+		c.Drain = time.Second
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = slum.RolloutStale / 5

@@ -15,12 +15,19 @@ import (
 // serving: its gap is its restart.
 func (ru *run) servingOff(ctx context.Context, in slum.Instance) error {
 	deadline := ru.cfg.Clock.Now().Add(ru.cfg.ServingTimeout)
-	for {
+	for moved := false; ; moved = true {
 		ts, err := ru.st.TenantStatus(ctx, in.TenantID)
 		if err != nil {
 			return err
 		}
 		if !slices.ContainsFunc(ts.Serving, func(c slum.CopyRef) bool { return c.Instance == in.ID }) {
+			if moved && ru.cfg.Drain > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-ru.cfg.Clock.After(ru.cfg.Drain):
+				}
+			}
 			return nil
 		}
 		other, err := ru.anotherCanServe(ctx, in)
