@@ -325,7 +325,9 @@ var (
 		}}
 	ListRollouts = Op[Last, []slum.Rollout]{Method: "GET", Path: "/rollouts", Access: AccessRead,
 		Call: func(ctx context.Context, f slum.Fleet, r Last) ([]slum.Rollout, error) {
-			return withRestarts(f, func(rs slum.Restarts) ([]slum.Rollout, error) { return rs.ListRollouts(ctx, min(r.orDefault(20), MaxList)) })
+			return withRestarts(f, func(rs slum.Restarts) ([]slum.Rollout, error) {
+				return rs.ListRollouts(ctx, min(r.orDefault(20), MaxList))
+			})
 		}}
 )
 
