@@ -150,7 +150,7 @@ func BenchmarkNoopPass(b *testing.B) {
 		}
 		start := time.Now()
 		f.ctrl.step(f.ctx, true)
-		if err := f.ctrl.Flush(f.ctx); err != nil {
+		if err := f.ctrl.run.rep.Flush(f.ctx); err != nil {
 			b.Fatal(err)
 		}
 		planning += time.Since(start)
@@ -299,16 +299,12 @@ func BenchmarkPlanFresh(b *testing.B) {
 	f.ctrl = f.newController()
 	f.converge()
 	c := f.ctrl
-	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
-		Serving: c.serving, Guard: c.cfg.Guard, Prev: c.last, LedgerVersion: map[string]uint64{}}
+	in := c.input(time.Now())
+	in.Prev = nil // nothing reused
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, s := range c.fleet.Snapshot.Servers {
-			in.LedgerVersion[s.ID]++
-		}
 		p := (Planner{}).Plan(in)
-		in.Prev = p
 		if !p.Idle() {
 			b.Fatalf("a converged fleet planned work: %d spawns, %d stops", len(p.Spawns), len(p.Stops))
 		}
@@ -324,8 +320,7 @@ func BenchmarkPlanFromEmpty(b *testing.B) {
 		b.Fatal(err)
 	}
 	c := f.ctrl
-	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: c.observed, Ledger: c.ledger, Busy: c.busy,
-		Serving: c.serving, Guard: c.cfg.Guard}
+	in := c.input(time.Now())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -344,13 +339,13 @@ func BenchmarkPlanServerDies(b *testing.B) {
 	f.ctrl = f.newController()
 	f.converge()
 	c := f.ctrl
-	obs := maps.Clone(c.observed)
+	obs := maps.Clone(c.servers.observed)
 	dead := *obs["s0"]
 	dead.Health = slum.HealthState{Health: slum.HealthDead, Since: time.Now(), LastDead: time.Now()}
 	dead.Seq++
 	obs["s0"] = &dead
-	in := Input{Now: time.Now(), Fleet: c.fleet, Observed: obs, Ledger: c.ledger, Busy: c.busy,
-		Serving: c.serving, Guard: c.cfg.Guard, Prev: c.last, LedgerVersion: c.ledgerVer, BusyVersion: c.busyVer}
+	in := c.input(time.Now())
+	in.Observed = obs
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -116,7 +116,7 @@ func (f *fixture) sync() *Plan {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.ctrl.WaitIdle(f.ctx); err != nil {
+	if err := f.ctrl.waitIdle(f.ctx); err != nil {
 		f.t.Fatal(err)
 	}
 	return p
@@ -227,7 +227,7 @@ func TestRemovedServerIsForgotten(t *testing.T) {
 		t.Fatalf("remove s2 once its copies are stopped: %v", err)
 	}
 	f.sync()
-	if _, tracked := f.ctrl.servers["s2"]; tracked {
+	if _, tracked := f.ctrl.servers.byID["s2"]; tracked {
 		t.Fatal("removed server still tracked")
 	}
 	if sts, _ := f.store.ListServerStatus(f.ctx); len(sts) != 1 {
@@ -653,7 +653,7 @@ func TestStatusIsNeverStale(t *testing.T) {
 	if _, err := f.ctrl.Sync(f.ctx, f.lease.Fence(), true); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ctrl.WaitIdle(f.ctx); err == nil {
+	if err := f.ctrl.waitIdle(f.ctx); err == nil {
 		t.Fatal("the failing write reported success")
 	}
 	failing.fail.Store(false)
@@ -693,7 +693,7 @@ func TestStaleEpochCannotWrite(t *testing.T) {
 	if _, err := f.ctrl.Sync(f.ctx, old, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.ctrl.WaitIdle(f.ctx); !errors.Is(err, slum.ErrFenced) {
+	if err := f.ctrl.waitIdle(f.ctx); !errors.Is(err, slum.ErrFenced) {
 		t.Fatalf("a fenced status write: %v", err)
 	}
 	if n := f.sims["s1"].Calls("spawn"); n != 0 {

@@ -2,10 +2,62 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/slum-fleet/slum"
 )
+
+// maxSpawnEvents bounds the spawn events described per write; a fleet
+// converging from empty gets a count instead.
+const maxSpawnEvents = 50
+
+// eventLog is a batch of events on its way to the database: the
+// controller keeps one between plans, the reporter one between writes.
+// Spawns past maxSpawnEvents are counted, not described (a fleet
+// converging from empty builds no 100,000 messages to write a count).
+type eventLog struct {
+	events []slum.Event
+	spawns int // spawn events in events
+	more   int // spawns past the cap
+}
+
+// add logs events.
+func (l *eventLog) add(es ...slum.Event) {
+	for _, e := range es {
+		if e.Reason == slum.ReasonSpawned && e.Object != slum.FleetRef {
+			if l.spawns >= maxSpawnEvents {
+				l.more++
+				continue
+			}
+			l.spawns++
+		}
+		l.events = append(l.events, e)
+	}
+}
+
+// absorb adds another log's events and count.
+func (l *eventLog) absorb(o eventLog) {
+	l.add(o.events...)
+	l.more += o.more
+}
+
+// take empties the log and returns what it held.
+func (l *eventLog) take() eventLog {
+	o := *l
+	*l = eventLog{}
+	return o
+}
+
+// written is what the log writes at now: its events and, when spawns
+// were only counted, one event with their number.
+func (l *eventLog) written(now time.Time) []slum.Event {
+	if l.more == 0 {
+		return l.events
+	}
+	return append(slices.Clip(l.events), slum.Event{At: now, Object: slum.FleetRef, Reason: slum.ReasonSpawned,
+		Message: fmt.Sprintf("spawned %d more instances", l.more)})
+}
 
 // planEvents reports what is new in plan compared with the one before:
 // copies slum did not place, unplaceable instances, failover states. The

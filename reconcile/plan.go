@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/routes"
 )
 
 // Kind is what an action does.
@@ -158,4 +159,23 @@ type Desired struct {
 // NewDesired wraps a desired instance.
 func NewDesired(in *slum.Instance) Desired {
 	return Desired{Instance: in, Name: in.TenementName(), Key: in.Key()}
+}
+
+// planRoutes is a plan as the routes.Decision it makes.
+type planRoutes struct{ p *Plan }
+
+var _ routes.Decision = planRoutes{}
+
+func (d planRoutes) Revision() int64          { return d.p.Revision }
+func (d planRoutes) Servers() int             { return len(d.p.Servers) }
+func (d planRoutes) Health(i int) slum.Health { return d.p.Servers[i].Health.Health }
+func (d planRoutes) Tenants() int             { return len(d.p.Serving) }
+func (d planRoutes) Choice(i int) routes.Choice {
+	s := &d.p.Serving[i]
+	return routes.Choice{Tenant: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
+}
+
+// routeTable builds the route table a plan on f implies.
+func routeTable(f *Fleet, p *Plan) *routes.Table {
+	return routes.Decided(f.Snapshot.Servers, f.Snapshot.Tenants, f.Snapshot.Instances, planRoutes{p})
 }

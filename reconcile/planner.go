@@ -16,32 +16,6 @@ import (
 	"github.com/slum-fleet/slum/observed"
 )
 
-// LedgerEntry is one copy slum placed on a server, under its tenement
-// name (which says whose it is: see desired.ParseTenementName).
-type LedgerEntry struct {
-	// Touched is when slum last acted on the copy (recorded it, or a
-	// spawn or stop of it finished): a list that started before then
-	// cannot tell whether the copy is gone.
-	Touched time.Time
-}
-
-type Ledger map[string]map[string]LedgerEntry
-
-// Size counts the entries.
-func (l Ledger) Size() int {
-	n := 0
-	for _, m := range l {
-		n += len(m)
-	}
-	return n
-}
-
-// FailoverRecord is when a server's failover started.
-type FailoverRecord struct {
-	Server string
-	At     time.Time
-}
-
 // Guard is the mass-stop guard: a plan that would stop more than Fraction
 // of the copies slum placed, and more than Floor, has those stops held
 // until the operator approves them once.
@@ -56,10 +30,9 @@ type Input struct {
 	Now      time.Time
 	Fleet    *Fleet
 	Observed map[string]*observed.Snapshot // by server; missing: never observed
-	Ledger   Ledger
-	// Busy holds the keys (Action.Key) of actions queued or in flight:
-	// their ledger entries are not forgotten meanwhile.
-	Busy map[string]bool
+	// Ledger is what slum placed and which actions are in flight (their
+	// entries are not forgotten meanwhile).
+	Ledger *Ledger
 	// Serving is who served each tenant before, for the first plan (when
 	// there is no Prev): a copy keeps serving while it can, so traffic
 	// does not flap.
@@ -67,19 +40,15 @@ type Input struct {
 	Failovers []FailoverRecord // failovers started lately, for the rate limit
 	Guard     Guard
 	// Prev is the previous plan, whose per-server shares are reused for
-	// servers whose inputs did not change: a fleet where nothing happens
-	// is planned in time proportional to what changed, not to its size.
-	// The result is the same as without it.
+	// servers whose inputs did not change (see partKey): a fleet where
+	// nothing happens is planned in time proportional to what changed,
+	// not to its size. The result is the same as without it.
 	Prev *Plan
-	// LedgerVersion and BusyVersion count changes to each server's ledger
-	// entries and to its actions in flight, so Prev's shares can be
-	// trusted.
-	LedgerVersion map[string]uint64
-	BusyVersion   map[string]uint64
 }
 
 // Planner turns an Input into a Plan. It is a pure function: no I/O, no
-// clock, no state between calls. Every rule of the controller lives here.
+// clock, no state of its own (the previous plan is an input). Every rule
+// of the controller lives here.
 type Planner struct{}
 
 // Plan decides what to do.
@@ -140,11 +109,16 @@ type part struct {
 	quiet  bool
 }
 
+// partKey is everything a quiet part is made from: the desired state (its
+// revision), the server's listed instances (its snapshot's content), its
+// ledger entries and actions in flight (the ledger's version of it, which
+// every change of them moves) and its health. A part with anything to do
+// also reads other servers (where a moved copy runs, who serves it): such
+// a part is never reused.
 type partKey struct {
 	revision int64
 	seq      uint64 // the content of the server's snapshot
 	ledger   uint64
-	busy     uint64
 	health   healthKey
 }
 
@@ -162,7 +136,7 @@ func keyOf(h slum.HealthState) healthKey {
 
 func (p *planning) key(i int) partKey {
 	id := p.f.Snapshot.Servers[i].ID
-	k := partKey{revision: p.f.Revision, ledger: p.in.LedgerVersion[id], busy: p.in.BusyVersion[id], health: keyOf(p.health[i])}
+	k := partKey{revision: p.f.Revision, ledger: p.in.Ledger.version(id), health: keyOf(p.health[i])}
 	if s := p.snaps[i]; s != nil {
 		k.seq = s.Content
 	}
@@ -530,7 +504,7 @@ func (p *planning) observe(d *Desired, phase slum.Phase, health slum.InstanceHea
 func (p *planning) diffServer(si int) {
 	s := &p.f.Snapshot.Servers[si]
 	report := p.reports[si]
-	owned := p.in.Ledger[s.ID]
+	owned := p.in.Ledger.Owned(s.ID)
 	snap := p.listed(si)
 	if snap == nil {
 		report.PendingStops = p.pendingStops(s.ID, owned)
@@ -546,12 +520,35 @@ func (p *planning) diffServer(si int) {
 	}
 	pt := &part{key: key}
 	p.parts[si] = pt
-	running := snap.Instances
-	if missing := len(p.f.OnServer[si]) - len(running); missing > 16 {
+	if missing := len(p.f.OnServer[si]) - len(snap.Instances); missing > 16 {
 		// A server filling up: room for its spawns at once.
 		pt.spawns = make([]Action, 0, missing)
 		pt.record = make([]slum.Placement, 0, missing)
 	}
+	p.diffDesired(si, pt, snap.Instances, owned)
+	p.diffRunning(si, pt, snap.Instances, owned)
+	waitsForList := p.forgettable(si, pt, snap, owned)
+	// Spawns come in the snapshot's order; the rest from maps: sort them,
+	// so that plans are the same for the same inputs.
+	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
+	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
+	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
+	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
+	if pt.quiet {
+		sort.Strings(report.Unmanaged)
+		pt.report = *report
+		pt.obs = make([]Observation, len(p.f.OnServer[si]))
+		for j, di := range p.f.OnServer[si] {
+			pt.obs[j] = p.obs[di]
+		}
+	}
+}
+
+// diffDesired compares the instances desired on a server with what it
+// runs: placements to record, spawns, stops of what is desired stopped.
+func (p *planning) diffDesired(si int, pt *part, running map[string]slum.InstanceHealth, owned map[string]LedgerEntry) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	for _, di := range p.f.OnServer[si] {
 		d := &p.f.Desired[di]
 		health, present := running[d.Name]
@@ -592,6 +589,15 @@ func (p *planning) diffServer(si int) {
 			p.observe(d, slum.PhasePending, "", msg, false)
 		}
 	}
+}
+
+// diffRunning decides what becomes of the copies a server runs that are
+// not desired there: stale copies of a failover are fenced, old copies of
+// a move stop once the new one runs and serves, copies slum placed that
+// are no longer wanted stop, and copies it did not place are left alone.
+func (p *planning) diffRunning(si int, pt *part, running map[string]slum.InstanceHealth, owned map[string]LedgerEntry) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	for name := range running {
 		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID {
 			continue
@@ -624,51 +630,52 @@ func (p *planning) diffServer(si int) {
 			act.Reason = "moved to " + d.ServerID
 			pt.waits = append(pt.waits, Wait{Action: act, WaitingFor: d.ServerID})
 		default:
-			switch {
-			case !exists && p.f.Removed[key]:
-				act.Reason = "removed"
-			case !exists:
-				// Gone from the desired state without a trace: what an
-				// emptied or wrong database looks like.
-				act.Reason, act.Guarded = "no longer desired", true
-			case d.DesiredState == slum.StateStopped:
-				act.Reason = "desired state is stopped"
-			default:
-				act.Reason = "replaced by " + d.Name
-			}
+			act.Reason, act.Guarded = p.whyStop(d, exists, key)
 			pt.stops = append(pt.stops, act)
 		}
 	}
-	waitsForList := false
+}
+
+// whyStop says why a copy slum placed that is desired nowhere else stops,
+// and whether the mass-stop guard weighs it.
+func (p *planning) whyStop(d *Desired, exists bool, key slum.InstanceKey) (string, bool) {
+	switch {
+	case !exists && p.f.Removed[key]:
+		return "removed", false
+	case !exists:
+		// Gone from the desired state without a trace: what an emptied
+		// or wrong database looks like.
+		return "no longer desired", true
+	case d.DesiredState == slum.StateStopped:
+		return "desired state is stopped", false
+	default:
+		return "replaced by " + d.Name, false
+	}
+}
+
+// forgettable forgets the placements on a server that are no longer
+// desired there and gone from its list; it reports whether some may still
+// be acted on (an action in flight, or touched after the list began), so
+// the part waits for the next list.
+func (p *planning) forgettable(si int, pt *part, snap *observed.Snapshot, owned map[string]LedgerEntry) (waitsForList bool) {
+	s := &p.f.Snapshot.Servers[si]
+	report := p.reports[si]
 	for name, e := range owned {
 		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID && d.DesiredState == slum.StateRunning {
 			continue // a placement of the desired state: kept while it is desired here
 		}
 		report.PendingStops++
-		if _, present := running[name]; present {
+		if _, present := snap.Instances[name]; present {
 			continue
 		}
-		if p.in.Busy[s.ID+"/"+name] || !snap.ListedAt.After(e.Touched) {
+		if p.in.Ledger.Busy(s.ID, name) || !snap.ListedAt.After(e.Touched) {
 			waitsForList = true
 			continue // an action on it may not show in this list yet
 		}
 		_, tenant, inst, _ := names.ParseTenementName(name)
 		pt.forget = append(pt.forget, slum.Placement{ServerID: s.ID, Name: name, TenantID: tenant, InstanceID: inst})
 	}
-	// Spawns come in the snapshot's order; the rest from maps: sort them,
-	// so that plans are the same for the same inputs.
-	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
-	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
-	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
-	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
-	if pt.quiet {
-		sort.Strings(report.Unmanaged)
-		pt.report = *report
-		pt.obs = make([]Observation, len(p.f.OnServer[si]))
-		for j, di := range p.f.OnServer[si] {
-			pt.obs[j] = p.obs[di]
-		}
-	}
+	return waitsForList
 }
 
 // pendingStops counts the copies slum placed on a server that are to go.

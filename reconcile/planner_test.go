@@ -74,6 +74,20 @@ func (sc scenario) input() Input {
 	if sc.settings != nil {
 		sc.settings(&snap.Settings)
 	}
+	obs := sc.observe(snap)
+	sc.addInstances(snap)
+	ledger := sc.ledgerOf()
+	guard := Guard{Fraction: 0.5, Floor: 10}
+	if sc.guard != nil {
+		guard = *sc.guard
+	}
+	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Serving: sc.servingOf(snap),
+		Failovers: sc.failovers, Guard: guard}
+}
+
+// observe adds the scenario's servers to snap and returns what each was
+// observed running.
+func (sc scenario) observe(snap *slum.Snapshot) map[string]*observed.Snapshot {
 	obs := map[string]*observed.Snapshot{}
 	for _, s := range sc.servers {
 		st := s.state
@@ -108,6 +122,11 @@ func (sc scenario) input() Input {
 			ListedAt: t0.Add(-time.Second), Instances: runs}
 	}
 	sort.Slice(snap.Servers, func(i, j int) bool { return snap.Servers[i].ID < snap.Servers[j].ID })
+	return obs
+}
+
+// addInstances adds the scenario's tenants and instances to snap.
+func (sc scenario) addInstances(snap *slum.Snapshot) {
 	seenTenant := map[string]bool{}
 	for _, t := range sc.tenants {
 		seenTenant[t.id] = true
@@ -156,7 +175,10 @@ func (sc scenario) input() Input {
 		snap.Instances = append(snap.Instances, i)
 	}
 	sort.Slice(snap.Tenants, func(i, j int) bool { return snap.Tenants[i].ID < snap.Tenants[j].ID })
-	ledger := Ledger{}
+}
+
+func (sc scenario) ledgerOf() *Ledger {
+	ledger := NewLedger()
 	for _, e := range sc.ledger {
 		touched := t0.Add(-time.Hour)
 		if strings.HasSuffix(e, "@now") {
@@ -166,19 +188,17 @@ func (sc scenario) input() Input {
 		if _, _, _, ok := names.ParseTenementName(n); !ok {
 			panic("bad ledger name " + n)
 		}
-		if ledger[server] == nil {
-			ledger[server] = map[string]LedgerEntry{}
-		}
-		ledger[server][n] = LedgerEntry{Touched: touched}
+		_, tenant, inst, _ := names.ParseTenementName(n)
+		ledger.Add(slum.Placement{ServerID: server, Name: n, TenantID: tenant, InstanceID: inst}, touched)
 	}
-	busy := map[string]bool{}
 	for _, b := range sc.busy {
-		busy[b] = true
+		server, n, _ := strings.Cut(b, "/")
+		ledger.SetBusy(server, n, true)
 	}
-	guard := Guard{Fraction: 0.5, Floor: 10}
-	if sc.guard != nil {
-		guard = *sc.guard
-	}
+	return ledger
+}
+
+func (sc scenario) servingOf(snap *slum.Snapshot) map[string]Serving {
 	serving := map[string]Serving{}
 	for tenant, ids := range sc.serving {
 		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
@@ -195,8 +215,7 @@ func (sc scenario) input() Input {
 		}
 		serving[tenant] = sv
 	}
-	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Busy: busy, Serving: serving,
-		Failovers: sc.failovers, Guard: guard}
+	return serving
 }
 
 func keys(as []Action) []string {
@@ -705,7 +724,7 @@ func TestPlannerIsPure(t *testing.T) {
 			t.Fatalf("the same input planned differently:\n%s\n%s", first, again)
 		}
 	}
-	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger["s2"]) != 1 {
+	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger.Owned("s2")) != 1 {
 		t.Fatal("Plan changed its input")
 	}
 }
@@ -735,6 +754,40 @@ func TestPlannerReuseIsInvisible(t *testing.T) {
 		if show(reused) != show(fresh) {
 			t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
 		}
+	}
+}
+
+// Every change of the ledger between two plans is seen by the second,
+// reuse or not: the ledger counts its own changes.
+func TestPlannerReuseFollowsTheLedger(t *testing.T) {
+	a, b := name("a:prod", ""), name("b:prod", "")
+	pl := func(server, n string) slum.Placement {
+		_, tenant, inst, _ := names.ParseTenementName(n)
+		return slum.Placement{ServerID: server, Name: n, TenantID: tenant, InstanceID: inst}
+	}
+	for _, c := range []struct {
+		name   string
+		change func(l *Ledger)
+	}{
+		{"a placement forgotten", func(l *Ledger) { l.Forget("s1", a) }},
+		{"a placement of a copy no longer desired", func(l *Ledger) { l.Add(pl("s1", b), t0.Add(-time.Hour)) }},
+		{"a placement touched after the list", func(l *Ledger) { l.Add(pl("s1", b), t0); l.Touch("s1", b, t0) }},
+		{"an action in flight", func(l *Ledger) { l.Add(pl("s1", b), t0.Add(-time.Hour)); l.SetBusy("s1", b, true) }},
+		{"an action done", func(l *Ledger) { l.SetBusy("s1", a, true); l.SetBusy("s1", a, false) }},
+		{"a server dropped", func(l *Ledger) { l.DropServer("s1") }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2"}},
+				instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + a}}.input()
+			first := Planner{}.Plan(in)
+			c.change(in.Ledger)
+			in.Prev = first
+			reused := Planner{}.Plan(in)
+			in.Prev = nil
+			if fresh := (Planner{}).Plan(in); show(reused) != show(fresh) {
+				t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
+			}
+		})
 	}
 }
 

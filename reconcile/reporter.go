@@ -15,7 +15,6 @@ import (
 	"github.com/slum-fleet/slum"
 
 	"github.com/slum-fleet/slum/clock"
-	"github.com/slum-fleet/slum/routes"
 )
 
 // ReportStore is what the reporter needs of the desired state.
@@ -33,22 +32,28 @@ type Update struct {
 	// Items are the executor's states of instances with a history
 	// (attempts, errors, parked), by instance key.
 	Items  map[slum.InstanceKey]ItemState
-	Events []slum.Event
-	// MoreSpawned counts spawns past the maxSpawnEvents the update
-	// describes in Events: a fleet converging from empty does not build
-	// 100,000 event messages to write a count.
-	MoreSpawned int
-	Forget      []slum.Placement
-	Finish      []int64 // approved holds carried out
+	Events eventLog
+	Forget []slum.Placement
+	Finish []int64 // approved holds carried out
+}
+
+// absorb merges a later update into u: the later plan and items win,
+// events, forgotten placements and finished holds add up.
+func (u *Update) absorb(later Update) {
+	if later.Plan != nil {
+		u.Fleet, u.Plan = later.Fleet, later.Plan
+	}
+	if later.Items != nil {
+		u.Items = later.Items
+	}
+	u.Events.absorb(later.Events)
+	u.Forget = append(u.Forget, later.Forget...)
+	u.Finish = append(u.Finish, later.Finish...)
 }
 
 // serverHeartbeat: a server's status is rewritten at least this often, so
 // readers can tell a controller that reports from one that stopped.
 const serverHeartbeat = 10 * time.Second
-
-// maxSpawnEvents bounds the spawn events written per flush; a fleet
-// converging from empty gets a count instead.
-const maxSpawnEvents = 50
 
 // Reporter writes what the controller observed and decided: instance,
 // server and tenant status, events, forgotten placements and holds, in
@@ -75,10 +80,9 @@ type Reporter struct {
 	// itemsDirty: items changed since the last write, so every status is
 	// worked out again.
 	itemsDirty bool
-	events     []slum.Event
+	events     eventLog
 	forget     []slum.Placement
 	finish     []int64
-	spawned    int
 	memo       map[slum.InstanceKey]memo // what was last written
 	servers    map[string]serverMemo
 	tenants    map[string]tenantMemo
@@ -140,17 +144,7 @@ func (r *Reporter) Submit(u Update, urgent bool) {
 	if r.pending == nil {
 		r.pending = &u
 	} else {
-		p := r.pending
-		if u.Plan != nil {
-			p.Fleet, p.Plan = u.Fleet, u.Plan
-		}
-		if u.Items != nil {
-			p.Items = u.Items
-		}
-		p.Events = append(p.Events, u.Events...)
-		p.MoreSpawned += u.MoreSpawned
-		p.Forget = append(p.Forget, u.Forget...)
-		p.Finish = append(p.Finish, u.Finish...)
+		r.pending.absorb(u)
 	}
 	r.urgent = r.urgent || urgent
 	r.mu.Unlock()
@@ -173,7 +167,7 @@ func (r *Reporter) take() (u *Update, urgent bool) {
 // the error that stopped it: ErrFenced wrapped when another controller
 // took the lease.
 func (r *Reporter) Run(ctx context.Context) error {
-	t := time.NewTicker(r.every)
+	t := r.clock.NewTicker(r.every)
 	defer t.Stop()
 	// A flush that took long is followed by as long a pause: writing a
 	// large fleet's status never takes more than half the reporter's time,
@@ -196,7 +190,7 @@ func (r *Reporter) Run(ctx context.Context) error {
 				r.Merge(*u)
 			}
 			due = due || urgent
-		case <-t.C:
+		case <-t.C():
 			if u, _ := r.take(); u != nil {
 				r.Merge(*u)
 			}
@@ -239,55 +233,9 @@ func (r *Reporter) Merge(u Update) {
 		}
 		r.items = u.Items
 	}
-	for _, e := range u.Events {
-		if e.Reason == slum.ReasonSpawned {
-			r.spawned++
-			if r.spawned > maxSpawnEvents {
-				continue
-			}
-		}
-		r.events = append(r.events, e)
-	}
-	r.spawned += u.MoreSpawned
+	r.events.absorb(u.Events)
 	r.forget = append(r.forget, u.Forget...)
 	r.finish = append(r.finish, u.Finish...)
-}
-
-// routesChanged reports whether a plan implies another route table than
-// the last one built: another revision, a server's health, or who serves
-// a tenant.
-func routesChanged(last *Plan, lastFleet *Fleet, p *Plan, f *Fleet) bool {
-	if last == nil || lastFleet != f || len(last.Servers) != len(p.Servers) || len(last.Serving) != len(p.Serving) {
-		return true
-	}
-	for i := range p.Servers {
-		if p.Servers[i].Health.Health != last.Servers[i].Health.Health {
-			return true
-		}
-	}
-	if len(p.Serving) > 0 && &p.Serving[0] == &last.Serving[0] {
-		return false
-	}
-	for i := range p.Serving {
-		if !sameServing(p.Serving[i], last.Serving[i]) {
-			return true
-		}
-	}
-	return false
-}
-
-// RouteTable builds the route table a plan implies.
-func RouteTable(f *Fleet, p *Plan) *routes.Table {
-	health := make(map[string]slum.Health, len(p.Servers))
-	for _, s := range p.Servers {
-		health[s.ServerID] = s.Health.Health
-	}
-	serving := make(map[string]slum.TenantStatus, len(p.Serving))
-	for _, s := range p.Serving {
-		serving[s.Tenant] = slum.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
-	}
-	return routes.Build(routes.Source{Revision: f.Revision, Servers: f.Snapshot.Servers, Health: health,
-		Tenants: f.Snapshot.Tenants, Instances: f.Snapshot.Instances, Serving: serving})
 }
 
 // Flush writes what changed since the last successful write, in one
@@ -312,11 +260,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		r.serverStatus(now, &rep, newServers)
 		holdSpecs, holdsKey = holdSpecsOf(r.plan)
 	}
-	if over := r.spawned - maxSpawnEvents; over > 0 {
-		r.events = append(r.events, slum.Event{At: now, Object: "fleet", Reason: slum.ReasonSpawned,
-			Message: fmt.Sprintf("spawned %d more instances", over)})
-	}
-	rep.Events = append(rep.Events, r.events...)
+	rep.Events = append(rep.Events, r.events.written(now)...)
 	rep.Forget = r.forget
 	if holdsKey != r.holds {
 		if _, err := r.store.SyncHolds(ctx, r.fence, holdSpecs); err != nil {
@@ -357,7 +301,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	for _, id := range rep.DropTenants {
 		delete(r.tenants, id)
 	}
-	r.events, r.forget, r.spawned = nil, nil, 0
+	r.events, r.forget = eventLog{}, nil
 	if r.plan != nil {
 		r.lastPlan, r.itemsDirty = r.plan, false
 	}

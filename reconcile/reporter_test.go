@@ -39,7 +39,7 @@ func TestReporterRestsAfterASlowWrite(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	event := func(msg string) Update {
-		return Update{Events: []slum.Event{{At: clk.Now(), Object: "fleet", Reason: slum.ReasonServingChanged, Message: msg}}}
+		return Update{Events: eventLog{events: []slum.Event{{At: clk.Now(), Object: "fleet", Reason: slum.ReasonServingChanged, Message: msg}}}}
 	}
 	waitWrite := func(what string) slum.Report {
 		t.Helper()

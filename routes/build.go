@@ -1,6 +1,8 @@
 package routes
 
 import (
+	"slices"
+
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/names"
 )
@@ -71,4 +73,64 @@ func Build(src Source) *Table {
 		rs = append(rs, r)
 	}
 	return New(src.Revision, rs)
+}
+
+// Choice is who serves one tenant: its serving copies, preferred first,
+// its running spares, and why nothing serves it when nothing does.
+type Choice struct {
+	Tenant  string
+	Serving []slum.CopyRef
+	Spares  []slum.CopyRef
+	Reason  string
+}
+
+// Decision is what a controller decided that routes depend on, beside
+// the desired state at its revision: the health of each server and who
+// serves each tenant, both in the desired state's order. A plan is one.
+type Decision interface {
+	Revision() int64
+	Servers() int
+	Health(server int) slum.Health
+	Tenants() int
+	Choice(tenant int) Choice
+}
+
+// Changed reports whether next implies another route table than last
+// (nil: no table was built yet): another revision, a server's health, or
+// who serves a tenant. Copies are compared by identity first, so a
+// decision that reuses the last one's lists is compared in passing.
+func Changed(last, next Decision) bool {
+	if last == nil || last.Revision() != next.Revision() || last.Servers() != next.Servers() || last.Tenants() != next.Tenants() {
+		return true
+	}
+	for i := range next.Servers() {
+		if next.Health(i) != last.Health(i) {
+			return true
+		}
+	}
+	same := func(x, y []slum.CopyRef) bool {
+		return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0] || slices.Equal(x, y))
+	}
+	for i := range next.Tenants() {
+		a, b := last.Choice(i), next.Choice(i)
+		if a.Tenant != b.Tenant || a.Reason != b.Reason || !same(a.Serving, b.Serving) || !same(a.Spares, b.Spares) {
+			return true
+		}
+	}
+	return false
+}
+
+// Decided builds the route table of a decision on the desired state of
+// servers, tenants and instances at its revision.
+func Decided(servers []slum.Server, tenants []slum.Tenant, instances []slum.Instance, d Decision) *Table {
+	health := make(map[string]slum.Health, len(servers))
+	for i := range min(d.Servers(), len(servers)) {
+		health[servers[i].ID] = d.Health(i)
+	}
+	serving := make(map[string]slum.TenantStatus, d.Tenants())
+	for i := range d.Tenants() {
+		c := d.Choice(i)
+		serving[c.Tenant] = slum.TenantStatus{TenantID: c.Tenant, Serving: c.Serving, Spares: c.Spares, Reason: c.Reason}
+	}
+	return Build(Source{Revision: d.Revision(), Servers: servers, Health: health, Tenants: tenants, Instances: instances, Serving: serving})
 }

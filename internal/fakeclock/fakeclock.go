@@ -2,7 +2,6 @@
 package fakeclock
 
 import (
-	"sort"
 	"sync"
 	"time"
 
@@ -17,8 +16,11 @@ type Clock struct {
 	added   chan struct{} // signalled whenever a waiter is added
 }
 
+// waiter is a pending After, AfterFunc or tick of a ticker (every > 0:
+// it is due again every after it fires).
 type waiter struct {
 	at      time.Time
+	every   time.Duration
 	ch      chan time.Time
 	fn      func()
 	stopped bool
@@ -50,6 +52,17 @@ func (c *Clock) AfterFunc(d time.Duration, f func()) clock.Timer {
 	return timer{c, w}
 }
 
+// NewTicker ticks every d of fake time; a tick the reader has not taken
+// yet is not doubled, as with time.Ticker.
+func (c *Clock) NewTicker(d time.Duration) clock.Ticker {
+	if d <= 0 {
+		panic("fakeclock: non-positive interval for NewTicker")
+	}
+	w := &waiter{at: c.Now().Add(d), every: d, ch: make(chan time.Time, 1)}
+	c.add(w)
+	return ticker{timer{c, w}}
+}
+
 type timer struct {
 	c *Clock
 	w *waiter
@@ -69,9 +82,14 @@ func (t timer) Stop() bool {
 	return false
 }
 
+type ticker struct{ t timer }
+
+func (t ticker) C() <-chan time.Time { return t.t.w.ch }
+func (t ticker) Stop()               { t.t.Stop() }
+
 func (c *Clock) add(w *waiter) {
 	c.mu.Lock()
-	if !w.at.After(c.now) {
+	if w.every == 0 && !w.at.After(c.now) {
 		c.mu.Unlock()
 		c.fire(w, w.at)
 		return
@@ -86,7 +104,10 @@ func (c *Clock) add(w *waiter) {
 
 func (c *Clock) fire(w *waiter, at time.Time) {
 	if w.ch != nil {
-		w.ch <- at
+		select {
+		case w.ch <- at:
+		default: // a ticker's tick not taken yet
+		}
 	}
 	if w.fn != nil {
 		go w.fn()
@@ -94,28 +115,38 @@ func (c *Clock) fire(w *waiter, at time.Time) {
 }
 
 // Advance moves the clock by d, firing every waiter that comes due, in
-// order of due time.
+// order of due time (a ticker once per interval passed, its reader
+// keeping at most one tick).
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	now := c.now
-	var due, keep []*waiter
-	for _, w := range c.waiters {
-		if !w.at.After(now) {
-			due = append(due, w)
-		} else {
-			keep = append(keep, w)
-		}
-	}
-	c.waiters = keep
 	c.mu.Unlock()
-	sort.Slice(due, func(i, j int) bool { return due[i].at.Before(due[j].at) })
-	for _, w := range due {
-		c.fire(w, w.at)
+	for {
+		c.mu.Lock()
+		next := -1
+		for i, w := range c.waiters {
+			if !w.at.After(now) && (next < 0 || w.at.Before(c.waiters[next].at)) {
+				next = i
+			}
+		}
+		if next < 0 {
+			c.mu.Unlock()
+			return
+		}
+		w := c.waiters[next]
+		at := w.at
+		if w.every > 0 {
+			w.at = w.at.Add(w.every)
+		} else {
+			c.waiters = append(c.waiters[:next], c.waiters[next+1:]...)
+		}
+		c.mu.Unlock()
+		c.fire(w, at)
 	}
 }
 
-// Waiters is how many timers are pending.
+// Waiters is how many timers and tickers are pending.
 func (c *Clock) Waiters() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,0 +1,136 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/slum-fleet/slum"
+)
+
+// LedgerEntry is one copy slum placed on a server, under its tenement
+// name (which says whose it is: see desired.ParseTenementName).
+type LedgerEntry struct {
+	// Touched is when slum last acted on the copy (recorded it, or a
+	// spawn or stop of it finished): a list that started before then
+	// cannot tell whether the copy is gone.
+	Touched time.Time
+}
+
+// Ledger is what slum placed on each server (the copies it may stop) and
+// which of them have an action queued or in flight that the loop has not
+// heard back from. It is the value the planner reads; the loop changes it
+// only through its methods, each of which counts a change of the server it
+// touches, so a plan's share of a server is reused only while that count
+// is unchanged (no caller has to remember to say what changed).
+type Ledger struct {
+	servers map[string]*ledgerServer
+	changes uint64 // every change so far, so a version is never reused
+}
+
+type ledgerServer struct {
+	owned   map[string]LedgerEntry // by tenement name
+	busy    map[string]bool        // by tenement name
+	version uint64                 // the ledger's change count at its last change
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger { return &Ledger{servers: map[string]*ledgerServer{}} }
+
+func (l *Ledger) server(id string) *ledgerServer {
+	s, ok := l.servers[id]
+	if !ok {
+		s = &ledgerServer{owned: map[string]LedgerEntry{}}
+		l.servers[id] = s
+	}
+	l.changes++
+	s.version = l.changes
+	return s
+}
+
+// Add records a placement, touched at t.
+func (l *Ledger) Add(p slum.Placement, t time.Time) {
+	l.server(p.ServerID).owned[p.Name] = LedgerEntry{Touched: t}
+}
+
+// Touch notes that an action on a placed copy finished at t.
+func (l *Ledger) Touch(server, name string, t time.Time) {
+	if _, ok := l.servers[server].owned[name]; ok {
+		l.server(server).owned[name] = LedgerEntry{Touched: t}
+	}
+}
+
+// Forget drops a placement.
+func (l *Ledger) Forget(server, name string) {
+	if _, ok := l.servers[server].owned[name]; ok {
+		delete(l.server(server).owned, name)
+	}
+}
+
+// DropServer forgets a server that left the fleet, with its placements.
+func (l *Ledger) DropServer(id string) { delete(l.servers, id) }
+
+// SetBusy marks whether an action on a copy is queued or in flight.
+func (l *Ledger) SetBusy(server, name string, busy bool) {
+	if busy {
+		s := l.server(server)
+		if s.busy == nil {
+			s.busy = map[string]bool{}
+		}
+		s.busy[name] = true
+		return
+	}
+	if !l.servers[server].busy[name] {
+		return
+	}
+	s := l.server(server)
+	delete(s.busy, name)
+	if len(s.busy) == 0 {
+		// An emptied map keeps its size: let go of the table a server
+		// filling up grew.
+		s.busy = nil
+	}
+}
+
+// Owned is what slum placed on a server, by tenement name. It must not be
+// modified.
+func (l *Ledger) Owned(server string) map[string]LedgerEntry {
+	if s := l.servers[server]; s != nil {
+		return s.owned
+	}
+	return nil
+}
+
+// Owns reports whether slum placed a copy on a server.
+func (l *Ledger) Owns(server, name string) bool {
+	_, ok := l.Owned(server)[name]
+	return ok
+}
+
+// Busy reports whether an action on a copy is queued or in flight.
+func (l *Ledger) Busy(server, name string) bool {
+	s := l.servers[server]
+	return s != nil && s.busy[name]
+}
+
+// BusyOn reports whether any action on a server is queued or in flight.
+func (l *Ledger) BusyOn(server string) bool {
+	s := l.servers[server]
+	return s != nil && len(s.busy) > 0
+}
+
+// version changes with every change of a server's entries and is never
+// the same for two states of them.
+func (l *Ledger) version(server string) uint64 {
+	if s := l.servers[server]; s != nil {
+		return s.version
+	}
+	return 0
+}
+
+// Size counts the placements.
+func (l *Ledger) Size() int {
+	n := 0
+	for _, s := range l.servers {
+		n += len(s.owned)
+	}
+	return n
+}
