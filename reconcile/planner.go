@@ -829,7 +829,9 @@ func (p *planning) notRestarting(tenant string, up []slum.CopyRef) []slum.CopyRe
 	if len(p.f.Snapshot.Restarting) == 0 {
 		return up
 	}
-	restarting := func(c slum.CopyRef) bool { return slices.Contains(p.f.Snapshot.Restarting, slum.KeyOf(tenant, c.Instance)) }
+	restarting := func(c slum.CopyRef) bool {
+		return slices.Contains(p.f.Snapshot.Restarting, slum.KeyOf(tenant, c.Instance))
+	}
 	if !slices.ContainsFunc(up, func(c slum.CopyRef) bool { return !restarting(c) }) {
 		return up
 	}
