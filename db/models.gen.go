@@ -44,6 +44,8 @@ type FleetSetting struct {
 	Failback          string
 	FailbackAfterMs   int64
 	UpdatedAt         int64
+	Rebalance         string
+	RebalanceEveryMs  int64
 }
 
 type Hold struct {

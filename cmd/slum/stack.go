@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/rebalance"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
@@ -104,6 +106,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	rctx, cancel := context.WithCancel(lctx)
 	s.cancel = cancel
 	o.log.Info("slum run", "db", st.Where(), "epoch", lease.Epoch)
+	go rebalance.NewAuto(st, clock.Real{}, o.log).Run(rctx) // off unless the fleet's rebalance setting is on
 	go func() {
 		err := c.Run(rctx, lease.Fence())
 		if cause := context.Cause(lctx); err == nil && errors.Is(cause, reconcile.ErrLeaseLost) {

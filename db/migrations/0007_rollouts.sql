@@ -14,3 +14,7 @@ CREATE TABLE rollouts (
     updated_at   INTEGER NOT NULL
 );
 CREATE INDEX rollouts_running ON rollouts (state) WHERE state = 'running';
+
+-- Whether the controller rebalances by itself, and how often at most.
+ALTER TABLE fleet_settings ADD COLUMN rebalance TEXT NOT NULL DEFAULT 'off' CHECK (rebalance IN ('off', 'on'));
+ALTER TABLE fleet_settings ADD COLUMN rebalance_every_ms INTEGER NOT NULL DEFAULT 600000;

@@ -13,3 +13,7 @@ CREATE TABLE rollouts (
     updated_at   bigint           NOT NULL
 );
 CREATE INDEX rollouts_running ON rollouts (state) WHERE state = 'running';
+
+-- Whether the controller rebalances by itself, and how often at most.
+ALTER TABLE fleet_settings ADD COLUMN rebalance text COLLATE "C" NOT NULL DEFAULT 'off' CHECK (rebalance IN ('off', 'on'));
+ALTER TABLE fleet_settings ADD COLUMN rebalance_every_ms bigint NOT NULL DEFAULT 600000;
