@@ -16,7 +16,7 @@ func toSettings(r db.FleetSetting) slum.Settings {
 		PartitionFraction: r.PartitionFraction, FailoverRate: int(r.FailoverRate),
 		StableAfter: time.Duration(r.StableAfterMs) * time.Millisecond, Failback: slum.FailbackPolicy(r.Failback),
 		FailbackAfter: time.Duration(r.FailbackAfterMs) * time.Millisecond,
-		Rebalance: slum.RebalancePolicy(r.Rebalance), RebalanceEvery: time.Duration(r.RebalanceEveryMs) * time.Millisecond}
+		Rebalance:     slum.RebalancePolicy(r.Rebalance), RebalanceEvery: time.Duration(r.RebalanceEveryMs) * time.Millisecond}
 }
 
 func getSettings(ctx context.Context, q db.Querier) (slum.Settings, error) {
