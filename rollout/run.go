@@ -277,14 +277,19 @@ func (ru *run) restart(ctx context.Context, s slum.RolloutStep) error {
 		return err
 	}
 	process, id := in.Process, names.TenementID(in.TenantID, in.ID)
-	if err := t.Restart(ctx, process, id); err != nil {
-		return fmt.Errorf("tenement refused the restart: %w", err)
-	}
 	timeout := ru.r.Spec.Timeout
 	if timeout == 0 {
 		timeout = slum.DefaultRestartTimeout
 	}
 	deadline := ru.cfg.Clock.Now().Add(timeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := t.Restart(rctx, process, id); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("the restart did not succeed within %s: %w", timeout, err)
+	}
 	last := "no answer"
 	for {
 		h, err := t.Health(ctx, process, id)

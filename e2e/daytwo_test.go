@@ -1,0 +1,301 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum"
+)
+
+// Six tenants on three servers; a, b and c have a warm spare.
+const dayTwoTenants = `  - {id: a, domain: a.example.com, instances: [{id: prod, process: api, server: s1}, {id: backup, process: api, server: s2}]}
+  - {id: b, domain: b.example.com, instances: [{id: prod, process: api, server: s2}, {id: backup, process: api, server: s3}]}
+  - {id: c, domain: c.example.com, instances: [{id: prod, process: api, server: s3}, {id: backup, process: api, server: s1}]}
+  - {id: d, domain: d.example.com, instances: [{id: prod, process: api, server: s1}]}
+  - {id: e, domain: e.example.com, instances: [{id: prod, process: api, server: s2}]}
+  - {id: f, domain: f.example.com, instances: [{id: prod, process: api, server: s3}]}
+`
+
+var (
+	dayTwoConverged = map[string][]string{"s1": {"api:a--prod", "api:c--backup", "api:d--prod"},
+		"s2": {"api:a--backup", "api:b--prod", "api:e--prod"}, "s3": {"api:b--backup", "api:c--prod", "api:f--prod"}}
+	withSpare = []string{"a", "b", "c"}
+)
+
+// tenantLoad sends steady requests to every tenant through the router,
+// recording each tenant's failures and its longest gap: from a failed
+// request to the next answered one.
+type tenantLoad struct {
+	mu     sync.Mutex
+	failed map[string]int
+	sent   map[string]int
+	gap    map[string]time.Duration
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+func startTenantLoad(router string, tenants []string) *tenantLoad {
+	l := &tenantLoad{failed: map[string]int{}, sent: map[string]int{}, gap: map[string]time.Duration{}, stop: make(chan struct{})}
+	for _, tn := range tenants {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			var failingSince time.Time
+			for {
+				select {
+				case <-l.stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				sent := time.Now()
+				a := through(router, tn+".example.com")
+				ok := a.status == 200 && a.err == nil && strings.HasPrefix(a.tenant, tn+"--")
+				l.mu.Lock()
+				l.sent[tn]++
+				switch {
+				case !ok:
+					l.failed[tn]++
+					if failingSince.IsZero() {
+						failingSince = sent
+					}
+				case !failingSince.IsZero():
+					l.gap[tn] = max(l.gap[tn], time.Since(failingSince))
+					failingSince = time.Time{}
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+func (l *tenantLoad) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// apiToken starts nothing: it makes an admin token for the controller's
+// API and returns the flags that reach the fleet through it.
+func (e *env) remote(apiAddr string) []string {
+	tok := filepath.Join(e.dir, "admin.token")
+	e.slum("token", "create", "--role", "admin", "--name", "e2e", "--out", tok)
+	return []string{"--api", "http://" + apiAddr, "--api-token-file", tok}
+}
+
+// TestRollingRestart restarts every copy of six tenants on three real
+// tenement servers, through the fleet API, under steady load through the
+// router: tenants with a warm spare lose no request; each of the others
+// is down no longer than its copy's restart.
+func TestRollingRestart(t *testing.T) {
+	e := newEnv(t)
+	router, apiAddr := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", dayTwoTenants))
+	e.startRun("--route-addr", router, "--api-addr", apiAddr)
+	e.converge(dayTwoConverged, 60*time.Second)
+	tenants := []string{"a", "b", "c", "d", "e", "f"}
+	for _, tn := range tenants {
+		eventually(t, 10*time.Second, tn+" served through the router", func() bool { return through(router, tn+".example.com").status == 200 })
+	}
+	remote := e.remote(apiAddr)
+	plan := e.slum(append(remote, "restart", "--all", "--dry-run")...)
+	if !strings.Contains(plan, "a:backup") || strings.Index(plan, "a:backup") > strings.Index(plan, "a:prod") {
+		t.Fatalf("the order does not restart a's spare first:\n%s", plan)
+	}
+
+	l := startTenantLoad(router, tenants)
+	time.Sleep(time.Second)
+	start := time.Now()
+	out := e.slum(append(remote, "-o", "json", "restart", "--all")...)
+	took := time.Since(start)
+	time.Sleep(time.Second)
+	l.end()
+	var r slum.Rollout
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if r.State != slum.RolloutDone || r.Counts()[slum.StepDone] != 9 {
+		t.Fatalf("rollout %s: %s\n%s", r.State, r.Message, out)
+	}
+	figure(t, "rolling restart: 9 copies of 6 tenants, one at a time", took)
+	restartOf := map[string]time.Duration{}
+	for _, s := range r.Steps {
+		d := s.FinishedAt.Sub(s.StartedAt)
+		restartOf[s.Instance.Tenant()] = max(restartOf[s.Instance.Tenant()], d)
+		figure(t, fmt.Sprintf("rolling restart: %s restarted and healthy", s.Instance), d)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("requests sent %v, failed %v, longest gaps %v", l.sent, l.failed, l.gap)
+	for _, tn := range tenants {
+		if slices.Contains(withSpare, tn) {
+			fmt.Printf("e2e figure: %-60s %6d of %d\n", "rolling restart: failed requests of "+tn+" (warm spare)", l.failed[tn], l.sent[tn])
+			if l.failed[tn] != 0 {
+				t.Errorf("%s has a warm spare, yet %d of %d requests failed during the restart", tn, l.failed[tn], l.sent[tn])
+			}
+			continue
+		}
+		figure(t, "rolling restart: longest gap of "+tn+" (one copy)", l.gap[tn])
+		// The gap is measured between requests 20 ms apart.
+		if l.gap[tn] > restartOf[tn]+100*time.Millisecond {
+			t.Errorf("%s was down %v, longer than its copy's restart (%v)", tn, l.gap[tn], restartOf[tn])
+		}
+	}
+	ev := e.slum("events")
+	for _, want := range []string{"RolloutStarted", "Restarted", "RolloutDone"} {
+		if !strings.Contains(ev, want) {
+			t.Errorf("no %s event:\n%s", want, tail(ev, 20))
+		}
+	}
+}
+
+// TestRollingRestartHalts: the copies of a hung server do not come back;
+// the rollout halts on the first, leaves the rest untouched and exits 1.
+func TestRollingRestartHalts(t *testing.T) {
+	e := newEnv(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", dayTwoTenants))
+	e.slum("settings", "set", "--dead-after", "30") // s1 hangs, and is not failed over meanwhile
+	e.startRun()
+	e.converge(dayTwoConverged, 60*time.Second)
+	if err := e.member("s1").Ten.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer e.member("s1").Ten.Signal(syscall.SIGCONT)
+	out, err := e.try("restart", "--server", "s1", "--timeout", "2s")
+	if err == nil || !strings.Contains(out, "halted") {
+		t.Fatalf("a restart on a dead server: %v\n%s", err, out)
+	}
+	status := e.slum("restart", "--status")
+	if !strings.Contains(status, "failed") || !strings.Contains(status, "pending") {
+		t.Fatalf("after the halt:\n%s", status)
+	}
+	t.Logf("halted as expected:\n%s\n%s", out, status)
+}
+
+// TestRebalanceAfterFailover: s1 dies, its copies fail over and stay
+// (failback: stay); once s1 is back and stable, 'slum rebalance --apply'
+// returns the fleet to within one instance of even, make-before-break,
+// under steady load: tenants with a warm spare lose no request.
+func TestRebalanceAfterFailover(t *testing.T) {
+	e := newEnv(t)
+	router := "127.0.0.1:" + freePort(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", dayTwoTenants))
+	e.slum("settings", "set", "--stable-after", "3s")
+	e.startRun("--route-addr", router)
+	e.converge(dayTwoConverged, 60*time.Second)
+	s1 := e.member("s1")
+	s1.Ten.Kill()
+	eventually(t, 30*time.Second, "s1's copies failed over", func() bool {
+		n2, _ := e.running("s2")
+		n3, _ := e.running("s3")
+		return len(n2)+len(n3) == 9
+	})
+	if err := s1.Ten.Launch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := e.store()
+	eventually(t, 30*time.Second, "s1 back online", func() bool { return serverStatus(t, st, "s1").Health == slum.HealthOnline })
+	time.Sleep(4 * time.Second) // stable_after
+	e.converge(map[string][]string{"s1": {}}, 30*time.Second)
+	before := e.slum("rebalance")
+	t.Logf("the plan:\n%s", before)
+
+	l := startTenantLoad(router, []string{"a", "b", "c", "d", "e", "f"})
+	copies := watchCopies(e, l.stop)
+	time.Sleep(time.Second)
+	start := time.Now()
+	out := e.slum("rebalance", "--apply")
+	figure(t, "rebalance --apply: every moved copy running at its new server", time.Since(start))
+	eventually(t, 30*time.Second, "the old copies stopped", func() bool {
+		total := 0
+		for _, id := range []string{"s1", "s2", "s3"} {
+			n, _ := e.running(id)
+			total += len(n)
+		}
+		return total == 9
+	})
+	time.Sleep(time.Second)
+	l.end()
+	t.Logf("%s", out)
+	counts := []int{}
+	for _, id := range []string{"s1", "s2", "s3"} {
+		n, _ := e.running(id)
+		counts = append(counts, len(n))
+	}
+	fmt.Printf("e2e figure: %-60s %v\n", "rebalance: instances per server after", counts)
+	if slices.Max(counts)-slices.Min(counts) > 1 {
+		t.Errorf("after the rebalance the servers run %v instances: not within one of even", counts)
+	}
+	copies.check(t)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("requests sent %v, failed %v", l.sent, l.failed)
+	for _, tn := range withSpare {
+		fmt.Printf("e2e figure: %-60s %6d of %d\n", "rebalance: failed requests of "+tn+" (warm spare)", l.failed[tn], l.sent[tn])
+		if l.failed[tn] != 0 {
+			t.Errorf("%s has a warm spare, yet %d requests failed during the rebalance", tn, l.failed[tn])
+		}
+	}
+	for _, tn := range []string{"d", "e", "f"} {
+		fmt.Printf("e2e figure: %-60s %6d of %d\n", "rebalance: failed requests of "+tn+" (one copy)", l.failed[tn], l.sent[tn])
+	}
+}
+
+// copyWatch polls what every server runs, to tell make-before-break: a
+// copy that leaves a server while no other server runs it was broken
+// before it was made.
+type copyWatch struct {
+	mu     sync.Mutex
+	broken []string
+	done   chan struct{}
+}
+
+func watchCopies(e *env, stop <-chan struct{}) *copyWatch {
+	w := &copyWatch{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		prev := map[string]int{}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			now := map[string]int{}
+			for _, id := range []string{"s1", "s2", "s3"} {
+				names, err := e.running(id)
+				if err != nil {
+					continue
+				}
+				for _, n := range names {
+					now[n]++
+				}
+			}
+			for n, c := range prev {
+				if c > 0 && now[n] == 0 {
+					w.mu.Lock()
+					w.broken = append(w.broken, n)
+					w.mu.Unlock()
+				}
+			}
+			prev = now
+		}
+	}()
+	return w
+}
+
+func (w *copyWatch) check(t *testing.T) {
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.broken) > 0 {
+		t.Errorf("copies ran nowhere for a moment during the rebalance (break before make): %v", w.broken)
+	}
+}
