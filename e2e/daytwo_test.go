@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,6 +39,7 @@ type tenantLoad struct {
 	failed map[string]int
 	sent   map[string]int
 	gap    map[string]time.Duration
+	why    []string // each failure: tenant, when, what
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -52,6 +54,11 @@ func startTenantLoad(router string, tenants []string) *tenantLoad {
 			for {
 				select {
 				case <-l.stop:
+					if !failingSince.IsZero() {
+						l.mu.Lock()
+						l.gap[tn] = max(l.gap[tn], time.Since(failingSince))
+						l.mu.Unlock()
+					}
 					return
 				case <-time.After(20 * time.Millisecond):
 				}
@@ -63,6 +70,7 @@ func startTenantLoad(router string, tenants []string) *tenantLoad {
 				switch {
 				case !ok:
 					l.failed[tn]++
+					l.why = append(l.why, fmt.Sprintf("%s at %s after %s: %d %v", tn, sent.Format("15:04:05.000"), time.Since(sent).Round(time.Millisecond), a.status, a.err))
 					if failingSince.IsZero() {
 						failingSince = sent
 					}
@@ -82,12 +90,20 @@ func (l *tenantLoad) end() {
 	l.wg.Wait()
 }
 
-// apiToken starts nothing: it makes an admin token for the controller's
-// API and returns the flags that reach the fleet through it.
-func (e *env) remote(apiAddr string) []string {
+// remote makes an admin token for the controller's API and returns a
+// slum that reaches the fleet through the API alone.
+func (e *env) remote(apiAddr string) func(args ...string) string {
 	tok := filepath.Join(e.dir, "admin.token")
 	e.slum("token", "create", "--role", "admin", "--name", "e2e", "--out", tok)
-	return []string{"--api", "http://" + apiAddr, "--api-token-file", tok}
+	return func(args ...string) string {
+		e.t.Helper()
+		cmd := exec.Command(slumBin, append([]string{"--api", "http://" + apiAddr, "--api-token-file", tok}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			e.t.Fatalf("slum %s (through the API): %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
 }
 
 // TestRollingRestart restarts every copy of six tenants on three real
@@ -105,7 +121,7 @@ func TestRollingRestart(t *testing.T) {
 		eventually(t, 10*time.Second, tn+" served through the router", func() bool { return through(router, tn+".example.com").status == 200 })
 	}
 	remote := e.remote(apiAddr)
-	plan := e.slum(append(remote, "restart", "--all", "--dry-run")...)
+	plan := remote("restart", "--all", "--dry-run")
 	if !strings.Contains(plan, "a:backup") || strings.Index(plan, "a:backup") > strings.Index(plan, "a:prod") {
 		t.Fatalf("the order does not restart a's spare first:\n%s", plan)
 	}
@@ -113,7 +129,7 @@ func TestRollingRestart(t *testing.T) {
 	l := startTenantLoad(router, tenants)
 	time.Sleep(time.Second)
 	start := time.Now()
-	out := e.slum(append(remote, "-o", "json", "restart", "--all")...)
+	out := remote("-o", "json", "restart", "--all")
 	took := time.Since(start)
 	time.Sleep(time.Second)
 	l.end()
@@ -133,7 +149,7 @@ func TestRollingRestart(t *testing.T) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t.Logf("requests sent %v, failed %v, longest gaps %v", l.sent, l.failed, l.gap)
+	t.Logf("requests sent %v, failed %v, longest gaps %v; failures: %v", l.sent, l.failed, l.gap, l.why)
 	for _, tn := range tenants {
 		if slices.Contains(withSpare, tn) {
 			fmt.Printf("e2e figure: %-60s %6d of %d\n", "rolling restart: failed requests of "+tn+" (warm spare)", l.failed[tn], l.sent[tn])
@@ -236,7 +252,7 @@ func TestRebalanceAfterFailover(t *testing.T) {
 	copies.check(t)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t.Logf("requests sent %v, failed %v", l.sent, l.failed)
+	t.Logf("requests sent %v, failed %v; failures: %v", l.sent, l.failed, l.why)
 	for _, tn := range withSpare {
 		fmt.Printf("e2e figure: %-60s %6d of %d\n", "rebalance: failed requests of "+tn+" (warm spare)", l.failed[tn], l.sent[tn])
 		if l.failed[tn] != 0 {
