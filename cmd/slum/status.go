@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -56,6 +57,17 @@ func (a *app) statusCommand() *cobra.Command {
 				fmt.Fprintf(a.stdout, "; %d failed over (away from their home server)", o.FailedOver)
 			}
 			fmt.Fprintln(a.stdout)
+			if r := o.Rollout; r != nil {
+				c := r.Counts()
+				fmt.Fprintf(a.stdout, "\nrolling restart %d of %s: %s, %d of %d copies restarted", r.ID, r.Spec, r.State, c[slum.StepDone], len(r.Steps))
+				if now := r.Restarting(); len(now) > 0 {
+					fmt.Fprintf(a.stdout, ", restarting %s", strings.Join(keys(now), ", "))
+				}
+				if r.Message != "" {
+					fmt.Fprintf(a.stdout, " (%s)", r.Message)
+				}
+				fmt.Fprintln(a.stdout, "; 'slum restart --status'")
+			}
 			for _, h := range o.Holds {
 				state := "HELD"
 				if h.State == slum.HoldApproved {
