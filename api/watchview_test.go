@@ -117,45 +117,52 @@ func TestWatchFollowsTheChangeLogLikeAWholeRead(t *testing.T) {
 		}},
 	}
 	for _, s := range steps {
-		before := ws.tail.seq
-		prev := objectsOf(ws.view)
-		if err := s.write(); err != nil {
-			t.Fatalf("%s: %v", s.name, err)
-		}
-		pollOnce(t, ctx, w, ws)
-		f, _, err := w.readAll(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		holds, _ := st.OpenHolds(ctx)
-		whole, _ := makeView(nil, f, holds, nil)
-		sameObjects(t, s.name, ws.view, whole)
+		stepMatchesWholeRead(t, ctx, w, ws, s.name, s.write)
+	}
+}
 
-		// The batch is the difference, no more, no less.
-		want := map[string]string{}
-		cur := objectsOf(whole)
-		for k, v := range cur {
-			if prev[k] != v {
-				want[k] = "put"
-			}
+// stepMatchesWholeRead makes one write, polls, and checks that the watch
+// holds what a whole read shows and that the batch it published is the
+// difference, no more, no less.
+func stepMatchesWholeRead(t *testing.T, ctx context.Context, w *watcher, ws *watchState, name string, write func() error) {
+	t.Helper()
+	before := ws.tail.seq
+	prev := objectsOf(ws.view)
+	if err := write(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	pollOnce(t, ctx, w, ws)
+	f, _, err := w.readAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds, _ := w.st.OpenHolds(ctx)
+	whole, _ := makeView(nil, f, holds, nil)
+	sameObjects(t, name, ws.view, whole)
+
+	want := map[string]string{}
+	cur := objectsOf(whole)
+	for k, v := range cur {
+		if prev[k] != v {
+			want[k] = "put"
 		}
-		for k := range prev {
-			if _, ok := cur[k]; !ok {
-				want[k] = "delete"
-			}
+	}
+	for k := range prev {
+		if _, ok := cur[k]; !ok {
+			want[k] = "delete"
 		}
-		got := map[string]string{}
-		if ws.tail.seq != before {
-			for _, c := range ws.tail.batch.Changes {
-				got[string(c.Kind)+":"+c.ID] = string(c.Op)
-			}
+	}
+	got := map[string]string{}
+	if ws.tail.seq != before {
+		for _, c := range ws.tail.batch.Changes {
+			got[string(c.Kind)+":"+c.ID] = string(c.Op)
 		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: published %v, want %v", s.name, got, want)
-		}
-		if len(want) == 0 {
-			t.Errorf("%s: changed nothing the watch shows: a step that tests nothing", s.name)
-		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s: published %v, want %v", name, got, want)
+	}
+	if len(want) == 0 {
+		t.Errorf("%s: changed nothing the watch shows: a step that tests nothing", name)
 	}
 }
 

@@ -43,22 +43,25 @@ func ms(m *Millis) float64 {
 	return float64(m.D()) / float64(time.Millisecond)
 }
 
+// measureCase is a trial's samples and what Measure must make of them.
+type measureCase struct {
+	name    string
+	samples []Sample
+	warm    map[string]bool
+	down    map[string]bool
+	dead    int // ms; -1 for never
+	heal    int // ms; -1 for never
+	// wanted
+	served                 float64 // -1: nil
+	failed, before, warmNo int
+	afterHeal              int
+	gap                    float64
+	gapTenant              string
+	failures               map[string]int
+}
+
 func TestMeasureLoad(t *testing.T) {
-	cases := []struct {
-		name    string
-		samples []Sample
-		warm    map[string]bool
-		down    map[string]bool
-		dead    int // ms; -1 for never
-		heal    int // ms; -1 for never
-		// wanted
-		served                 float64 // -1: nil
-		failed, before, warmNo int
-		afterHeal              int
-		gap                    float64
-		gapTenant              string
-		failures               map[string]int
-	}{
+	cases := []measureCase{
 		{name: "nothing fails", samples: steady("a", -1000, 3000, never), dead: -1, heal: -1,
 			served: 0, gap: 50, gapTenant: "a", failures: map[string]int{}},
 		{name: "a cold tenant is down a second",
@@ -126,29 +129,34 @@ func TestMeasureLoad(t *testing.T) {
 				r.HealAt = at(c.heal)
 				r.LoadEnd = at(4000)
 			}
-			tr := Measure(r)
-			if got := ms(tr.ServedAgain); got != c.served {
-				t.Errorf("served again at %v ms, want %v", got, c.served)
-			}
-			if tr.Failed != c.failed || tr.FailedBefore != c.before || tr.WarmFailedAfterDetection != c.warmNo || tr.FailedAfterHeal != c.afterHeal {
-				t.Errorf("failed %d, before %d, warm after detection %d, after heal %d; want %d, %d, %d, %d",
-					tr.Failed, tr.FailedBefore, tr.WarmFailedAfterDetection, tr.FailedAfterHeal, c.failed, c.before, c.warmNo, c.afterHeal)
-			}
-			if got := float64(tr.LongestGap.D()) / 1e6; got != c.gap || tr.LongestGapTenant != c.gapTenant {
-				t.Errorf("longest gap %v ms for %s, want %v for %s", got, tr.LongestGapTenant, c.gap, c.gapTenant)
-			}
-			if len(tr.Failures) != len(c.failures) {
-				t.Errorf("failures %v, want %v", tr.Failures, c.failures)
-			}
-			for k, v := range c.failures {
-				if tr.Failures[k] != v {
-					t.Errorf("failures %v, want %v", tr.Failures, c.failures)
-				}
-			}
-			if len(tr.FailedReqs) != tr.Failed {
-				t.Errorf("%d failed requests listed, %d counted", len(tr.FailedReqs), tr.Failed)
-			}
+			c.check(t, Measure(r))
 		})
+	}
+}
+
+// check compares a trial's measure with what the case wants.
+func (c measureCase) check(t *testing.T, tr Trial) {
+	t.Helper()
+	if got := ms(tr.ServedAgain); got != c.served {
+		t.Errorf("served again at %v ms, want %v", got, c.served)
+	}
+	if tr.Failed != c.failed || tr.FailedBefore != c.before || tr.WarmFailedAfterDetection != c.warmNo || tr.FailedAfterHeal != c.afterHeal {
+		t.Errorf("failed %d, before %d, warm after detection %d, after heal %d; want %d, %d, %d, %d",
+			tr.Failed, tr.FailedBefore, tr.WarmFailedAfterDetection, tr.FailedAfterHeal, c.failed, c.before, c.warmNo, c.afterHeal)
+	}
+	if got := float64(tr.LongestGap.D()) / 1e6; got != c.gap || tr.LongestGapTenant != c.gapTenant {
+		t.Errorf("longest gap %v ms for %s, want %v for %s", got, tr.LongestGapTenant, c.gap, c.gapTenant)
+	}
+	if len(tr.Failures) != len(c.failures) {
+		t.Errorf("failures %v, want %v", tr.Failures, c.failures)
+	}
+	for k, v := range c.failures {
+		if tr.Failures[k] != v {
+			t.Errorf("failures %v, want %v", tr.Failures, c.failures)
+		}
+	}
+	if len(tr.FailedReqs) != tr.Failed {
+		t.Errorf("%d failed requests listed, %d counted", len(tr.FailedReqs), tr.Failed)
 	}
 }
 

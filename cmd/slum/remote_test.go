@@ -74,16 +74,30 @@ tenants:
 `, 0o644)
 	small := writeFile(t, filepath.Join(dir, "small.yaml"), "version: 1\n", 0o644)
 
-	type step struct {
-		args  []string
-		stdin string
-		both  bool // read only: run with and without -o json
-		json  bool // a change: run once, with -o json when set
+	runBothWays(t, localDB, srv, remoteSteps(tok, fleetFile, small, dir))
+	// The plan was approved through the API by the API's token.
+	shown := runSlum(t, "", "--db", remoteDB, "-o", "json", "approve", "1", "--show")
+	if !strings.Contains(shown.stdout, `via API token 1 (test)`) {
+		t.Fatalf("the approval does not name the token: %s", shown.stdout)
 	}
+}
+
+// remoteStep is one command of TestCLIRemoteMatchesLocal.
+type remoteStep struct {
+	args  []string
+	stdin string
+	both  bool // read only: run with and without -o json
+	json  bool // a change: run once, with -o json when set
+}
+
+// remoteSteps are the commands TestCLIRemoteMatchesLocal runs both ways,
+// in order: each change sees the ones before it.
+func remoteSteps(tok, fleetFile, small, dir string) []remoteStep {
+	type step = remoteStep
 	r := func(args ...string) step { return step{args: args, both: true} }
 	w := func(args ...string) step { return step{args: args} }
 	wj := func(args ...string) step { return step{args: args, json: true} }
-	steps := []step{
+	return []step{
 		w("server", "add", "s1", "--url", "http://10.0.0.1:8080", "--capacity-mb", "1000", "--region", "eu", "--token-file", tok),
 		{args: []string{"server", "add", "s2", "--url", "http://10.0.0.2:8080", "--capacity-mb", "1000", "--token-stdin"}, stdin: "tok-2\n", json: true},
 		w("server", "add", "s3", "--url", "http://10.0.0.3:8080", "--capacity-mb", "500", "--no-token"),
@@ -141,6 +155,13 @@ tenants:
 		w("server", "remove", "s3"), w("server", "remove", "s9"),
 		r("events", "-n", "200"),
 	}
+}
+
+// runBothWays runs each step on localDB with --db and through srv with
+// --api, and fails at the first that prints or exits differently; every
+// usual exit code must be seen.
+func runBothWays(t *testing.T, localDB string, srv *served, steps []remoteStep) {
+	t.Helper()
 	codes := map[int]bool{}
 	for _, s := range steps {
 		modes := [][]string{nil}
@@ -165,11 +186,6 @@ tenants:
 		if !codes[c] {
 			t.Errorf("no step exited %d", c)
 		}
-	}
-	// The plan was approved through the API by the API's token.
-	shown := runSlum(t, "", "--db", remoteDB, "-o", "json", "approve", "1", "--show")
-	if !strings.Contains(shown.stdout, `via API token 1 (test)`) {
-		t.Fatalf("the approval does not name the token: %s", shown.stdout)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/store"
 )
 
 func Lease(t *testing.T, open StoreOpener) {
@@ -156,9 +157,13 @@ func ChangedSinceReadsOnlyWhatChanged(t *testing.T, open StoreOpener) {
 		t.Fatalf("the position did not move: %d", c.Seq)
 	}
 
-	// The controller's status is in the log too while a reader keeps it
-	// logged; the settings always are.
-	seq = c.Seq
+	statusIsLoggedWhileKept(t, s, c.Seq)
+}
+
+// statusIsLoggedWhileKept: the controller's status is in the change log
+// while a reader keeps it logged; the settings always are.
+func statusIsLoggedWhileKept(t *testing.T, s *store.Store, seq int64) {
+	ctx := context.Background()
 	lease, err := s.AcquireLease(ctx, "controller", "test", "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +211,7 @@ func ChangedSinceReadsOnlyWhatChanged(t *testing.T, open StoreOpener) {
 	if err := s.RemoveServer(ctx, "s1", false); err != nil {
 		t.Fatal(err)
 	}
-	c, err = s.ChangedSince(ctx, seq, 100)
+	c, err := s.ChangedSince(ctx, seq, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
