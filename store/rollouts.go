@@ -146,15 +146,9 @@ var ErrRolloutTaken = fmt.Errorf("%w: the rollout is no longer this runner's", s
 // runner (ErrRolloutTaken when it no longer is). It bumps the desired
 // revision, so the controller sees which copies restart now.
 func (s *Rollouts) SaveRollout(ctx context.Context, r slum.Rollout, evs ...slum.Event) error {
-	stepsJSON, _ := json.Marshal(r.Steps)
 	return s.write(ctx, func(q db.Querier, now int64) error {
-		n, err := q.SaveRollout(ctx, db.SaveRolloutParams{State: string(r.State), Steps: string(stepsJSON), Message: r.Message,
-			HeartbeatAt: now, UpdatedAt: now, ID: r.ID, Runner: r.Runner})
-		if err != nil {
-			return fmt.Errorf("save rollout %d: %w", r.ID, err)
-		}
-		if n == 0 {
-			return fmt.Errorf("rollout %d: %w", r.ID, ErrRolloutTaken)
+		if err := saveRollout(ctx, q, r, now); err != nil {
+			return err
 		}
 		for _, ev := range evs {
 			if err := event(ctx, q, now, ev.Object, ev.Reason, ev.Message); err != nil {
@@ -165,21 +159,24 @@ func (s *Rollouts) SaveRollout(ctx context.Context, r slum.Rollout, evs ...slum.
 	})
 }
 
-// HeartbeatRollout says r's runner is alive, changing nothing else.
+// HeartbeatRollout says r's runner is alive: SaveRollout without events
+// or a new revision.
 func (s *Rollouts) HeartbeatRollout(ctx context.Context, r slum.Rollout) error {
-	stepsJSON, _ := json.Marshal(r.Steps)
 	now := ms(s.now())
-	return s.eng.InTx(ctx, func(q db.Querier) error {
-		n, err := q.SaveRollout(ctx, db.SaveRolloutParams{State: string(r.State), Steps: string(stepsJSON), Message: r.Message,
-			HeartbeatAt: now, UpdatedAt: now, ID: r.ID, Runner: r.Runner})
-		if err != nil {
-			return fmt.Errorf("rollout %d heartbeat: %w", r.ID, err)
-		}
-		if n == 0 {
-			return fmt.Errorf("rollout %d: %w", r.ID, ErrRolloutTaken)
-		}
-		return nil
-	})
+	return s.eng.InTx(ctx, func(q db.Querier) error { return saveRollout(ctx, q, r, now) })
+}
+
+func saveRollout(ctx context.Context, q db.Querier, r slum.Rollout, now int64) error {
+	stepsJSON, _ := json.Marshal(r.Steps)
+	n, err := q.SaveRollout(ctx, db.SaveRolloutParams{State: string(r.State), Steps: string(stepsJSON), Message: r.Message,
+		HeartbeatAt: now, UpdatedAt: now, ID: r.ID, Runner: r.Runner})
+	if err != nil {
+		return fmt.Errorf("save rollout %d: %w", r.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("rollout %d: %w", r.ID, ErrRolloutTaken)
+	}
+	return nil
 }
 
 // AbandonRollout gives an unfinished rollout up (its runner, if alive,
