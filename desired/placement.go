@@ -27,8 +27,11 @@ type slot struct {
 	capacity int64
 	used     int64
 	// unfit says why the server takes nothing new although it is active
-	// (dead, suspect, unauthorized, recently dead), or "".
+	// (dead, suspect, unauthorized), or "".
 	unfit string
+	// wary: the server takes new instances only where no other can (it
+	// came back lately from an outage that made slum move instances).
+	wary bool
 }
 
 type tenantProcess struct{ tenant, process string }
@@ -61,6 +64,15 @@ func (p *Placer) AddServer(s slum.Server, unfit string) {
 	p.byID[s.ID] = sl
 }
 
+// SetWary makes a server the last choice: Place picks it only when no
+// server that is not wary can take the instance (in the tenant's region
+// first, as always).
+func (p *Placer) SetWary(server string) {
+	if sl, ok := p.byID[server]; ok {
+		sl.wary = true
+	}
+}
+
 // Take records that an instance occupies its server.
 func (p *Placer) Take(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
@@ -90,8 +102,8 @@ func (p *Placer) Release(i slum.Instance) {
 
 // Place picks a server for an instance of tenant's process: an active,
 // fit server with room that runs none of the tenant's instances of that
-// process, in the tenant's region when one there fits, least used (by
-// share of its capacity) first. avoid names a server not to use (the one
+// process, in the tenant's region when one there fits, then one not wary
+// (see SetWary), least used (by share of its capacity) first. avoid names a server not to use (the one
 // being drained or failed over from). The error wraps ErrNoCapacity and
 // counts what ruled each server out.
 func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
@@ -123,7 +135,8 @@ func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid str
 		switch {
 		case best == nil,
 			inRegion && !bestInRegion,
-			inRegion == bestInRegion && less(sl, best):
+			inRegion == bestInRegion && !sl.wary && best.wary,
+			inRegion == bestInRegion && sl.wary == best.wary && less(sl, best):
 			best, bestInRegion = sl, inRegion
 		}
 	}
@@ -133,7 +146,7 @@ func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid str
 			why = append(why, fmt.Sprintf("%d cordoned or draining", notActive))
 		}
 		if unfit > 0 {
-			why = append(why, fmt.Sprintf("%d dead, unreachable or recently dead", unfit))
+			why = append(why, fmt.Sprintf("%d dead or unreachable", unfit))
 		}
 		if sameProcess > 0 {
 			why = append(why, fmt.Sprintf("%d already run an instance of %s's %s (anti-affinity)", sameProcess, tenant, process))

@@ -69,12 +69,8 @@ func TestFailover(t *testing.T) {
 }
 
 func failoverOnce(t *testing.T, f fault) time.Duration {
-	e := newEnv(t)
+	e := failoverFleet(t)
 	ctx := context.Background()
-	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
-	e.startRun()
-	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
-		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
 	st := e.store()
 	serving := func(tenant string) string {
 		ts, _ := st.ListTenantStatus(ctx)
@@ -152,6 +148,17 @@ func failoverOnce(t *testing.T, f fault) time.Duration {
 	return took
 }
 
+// failoverFleet is the failover fleet, applied, under 'slum run' and
+// converged.
+func failoverFleet(t *testing.T) *env {
+	e := newEnv(t)
+	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
+	e.startRun()
+	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
+		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
+	return e
+}
+
 func serverStatus(t *testing.T, st *store.Store, id string) slum.ServerStatus {
 	t.Helper()
 	sts, err := st.ListServerStatus(context.Background())
@@ -183,12 +190,8 @@ func tenantStatus(t *testing.T, st *store.Store, id string) slum.TenantStatus {
 // When two of three servers are cut off at once, the controller assumes it
 // is the one cut off: nothing moves, and it says so.
 func TestPartitionMovesNothing(t *testing.T) {
-	e := newEnv(t)
+	e := failoverFleet(t)
 	ctx := context.Background()
-	e.slum("apply", "-f", e.fleetFile("fleet.yaml", failoverTenants))
-	e.startRun()
-	e.converge(map[string][]string{"s1": {"api:alice--prod", "api:bob--prod", "api:carol--prod"},
-		"s2": {"api:alice--backup"}, "s3": {"api:dave--prod"}}, 60*time.Second)
 	for _, id := range []string{"s1", "s2"} {
 		if err := e.member(id).Host.SetLink(false); err != nil {
 			t.Fatal(err)
@@ -222,4 +225,74 @@ func TestPartitionMovesNothing(t *testing.T) {
 		h, _ := st.OpenHolds(ctx)
 		return len(h) == 0
 	})
+}
+
+// A held partition is no reason to distrust the servers it held: two of
+// three servers cut off for 5 s (held, nothing moves) and back, then the
+// third killed within 5 s: its instances run on the two survivors as soon
+// as after any crash, not after stable_after (issue 22: 27.5 s before).
+func TestKillAfterAHeldPartition(t *testing.T) {
+	e := failoverFleet(t)
+	ctx := context.Background()
+	st := e.store()
+	cut := time.Now()
+	for _, id := range []string{"s2", "s3"} {
+		if err := e.member(id).Host.SetLink(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	healed := false
+	defer func() {
+		if !healed {
+			for _, id := range []string{"s2", "s3"} {
+				_ = e.member(id).Host.SetLink(true)
+			}
+		}
+	}()
+	eventually(t, 20*time.Second, "the partition is held", func() bool {
+		h, _ := st.OpenHolds(ctx)
+		return len(h) == 1 && h[0].Kind == slum.HoldPartition
+	})
+	time.Sleep(time.Until(cut.Add(5 * time.Second)))
+	for _, id := range []string{"s2", "s3"} {
+		if err := e.member(id).Host.SetLink(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	healed = true
+	eventually(t, 20*time.Second, "s2 and s3 back", func() bool {
+		return serverStatus(t, st, "s2").Health == slum.HealthOnline && serverStatus(t, st, "s3").Health == slum.HealthOnline
+	})
+	back := time.Now()
+	ins, _ := st.ListInstances(ctx)
+	for _, in := range ins {
+		if in.FailedOver() {
+			t.Fatalf("%s moved during the partition: %+v", in.Key(), in)
+		}
+	}
+	s1 := e.member("s1")
+	s1.Ten.Kill()
+	defer func() { _ = s1.Ten.Launch(context.Background()) }()
+	if since := time.Since(back); since > 5*time.Second {
+		t.Fatalf("s1 killed %v after the others came back, want within 5s", since)
+	}
+	var ranAt time.Time
+	eventually(t, 30*time.Second, "alice:prod and bob:prod running on the survivors", func() bool {
+		s2, _ := e.running("s2")
+		s3, _ := e.running("s3")
+		if slices.Contains(s3, "api:alice--prod") && (slices.Contains(s2, "api:bob--prod") || slices.Contains(s3, "api:bob--prod")) {
+			ranAt = time.Now()
+			return true
+		}
+		return false
+	})
+	dead := serverStatus(t, st, "s1")
+	if dead.Health != slum.HealthDead {
+		t.Fatalf("s1 is %s", dead.Health)
+	}
+	took := ranAt.Sub(dead.HealthSince)
+	figure(t, "kill -9 after a held partition: displaced instances running after detection", took)
+	if took > 1500*time.Millisecond {
+		t.Errorf("every displaced instance ran %v after s1 was declared dead, want within 1.5s\n%s", took, e.slum("status"))
+	}
 }

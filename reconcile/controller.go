@@ -165,6 +165,11 @@ type session struct {
 	rep     *Reporter
 	items   map[slum.InstanceKey]ItemState
 	running bool
+	// pending are the instances the last controller left pending (it
+	// may have spawned them and stopped before recording it), by the
+	// server they were pending on; the first plan records those it finds
+	// running there.
+	pending map[slum.InstanceKey]string
 }
 
 // plans is what the loop keeps of its plans: the last one made (whose
@@ -240,13 +245,38 @@ func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
 		rep: NewReporter(c.store, fence, c.cfg.Clock, c.log, c.cfg.FlushInterval)}
 	run.rep.Seed(written)
 	run.rep.SeedTenants(sts)
+
 	c.run = run
 	if err := c.reload(ctx); err != nil {
 		c.run = nil
 		return err
 	}
+	run.pending = leftPending(c.fleet(), written)
 	c.log.Info("controller started", "placements", len(ps), "servers", len(c.fleet().Servers), "epoch", fence.Epoch)
 	return nil
+}
+
+// leftPending is what the last controller left pending, by the server it
+// was pending on: instances desired running whose status says pending, or
+// that have no status yet (pending, unwritten).
+func leftPending(f *Fleet, written []slum.InstanceStatus) map[slum.InstanceKey]string {
+	known := make(map[slum.InstanceKey]slum.InstanceStatus, len(written))
+	for _, st := range written {
+		known[st.Key()] = st
+	}
+	var out map[slum.InstanceKey]string
+	for i := range f.Desired {
+		d := &f.Desired[i]
+		st, ok := known[d.Key]
+		if d.DesiredState != slum.StateRunning || ok && (st.Phase != slum.PhasePending || st.ServerID != d.ServerID) {
+			continue
+		}
+		if out == nil {
+			out = map[slum.InstanceKey]string{}
+		}
+		out[d.Key] = d.ServerID
+	}
+	return out
 }
 
 // heardFromAll reports whether every server of the fleet has been listed,
@@ -451,10 +481,13 @@ func (c *Controller) step(ctx context.Context, act bool) *Plan {
 	if !act {
 		return plan
 	}
-	if len(plan.Reschedules) > 0 && c.failOver(ctx, plan) {
-		plan = c.plan()
+	var moved map[string]int
+	if len(plan.Reschedules) > 0 {
+		if moved = c.failOver(ctx, plan); len(moved) > 0 {
+			plan = c.plan()
+		}
 	}
-	recorded := c.carryOut(ctx, plan)
+	recorded := c.carryOut(ctx, plan, moved)
 	took := time.Since(start)
 	c.metrics.passDuration.Observe(took.Seconds())
 	if !plan.Idle() || len(plan.Held) > 0 {
@@ -466,15 +499,20 @@ func (c *Controller) step(ctx context.Context, act bool) *Plan {
 }
 
 // failOver commits a plan's failover moves and adopts the desired state
-// they make; it reports whether anything moved (the plan is then remade).
-func (c *Controller) failOver(ctx context.Context, plan *Plan) bool {
+// they make; it returns how many instances moved from each server (when
+// any did, the plan is remade).
+func (c *Controller) failOver(ctx context.Context, plan *Plan) map[string]int {
 	res, err := c.store.Reschedule(ctx, c.run.fence, plan.Reschedules)
 	if err != nil {
 		c.log.Error("cannot commit failover moves", "err", err)
-		return false
+		return nil
 	}
 	if len(res.Moves) == 0 {
-		return false
+		return nil
+	}
+	moved := map[string]int{}
+	for _, m := range res.Moves {
+		moved[m.From]++
 	}
 	c.failovers.start(plan.FailingOver, c.cfg.Clock.Now())
 	c.metrics.failovers.Add(float64(len(plan.FailingOver)))
@@ -493,7 +531,7 @@ func (c *Controller) failOver(ctx context.Context, plan *Plan) bool {
 	} else if err := c.reload(ctx); err != nil {
 		c.log.Error("cannot read the desired state", "err", err)
 	}
-	return true
+	return moved
 }
 
 func (c *Controller) plan() *Plan {
@@ -507,8 +545,9 @@ func (c *Controller) input(now time.Time) Input {
 		Serving: c.plans.serving, Failovers: c.failovers.recent(now), Guard: c.cfg.Guard, Prev: c.plans.last}
 }
 
-// carryOut acts on a plan; it returns how long recording placements took.
-func (c *Controller) carryOut(ctx context.Context, plan *Plan) time.Duration {
+// carryOut acts on a plan, made after moved instances (by server they
+// left) were failed over; it returns how long recording placements took.
+func (c *Controller) carryOut(ctx context.Context, plan *Plan, moved map[string]int) time.Duration {
 	now := c.cfg.Clock.Now()
 	f := c.fleet()
 	// Who serves whom changed: the router hears of it before any copy is
@@ -534,19 +573,21 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan) time.Duration {
 		c.ledger.Forget(fg.ServerID, fg.Name)
 	}
 	c.events.add(planEvents(c.plans.reported, plan, now)...)
+	c.events.add(c.failovers.announce(plan, moved, c.deadSince, now)...)
+	c.events.add(c.foundSpawned(plan, now)...)
 	c.plans.reported = plan
 	took, events := c.failovers.replaced(plan, now)
 	for _, d := range took {
 		c.metrics.failoverSeconds.Observe(d.Seconds())
 	}
 	c.events.add(events...)
+	c.observeMetrics(plan)
+	c.setStatus(plan)
 	if c.run.running {
 		c.run.rep.Submit(c.update(plan), urgent)
 	} else {
 		c.run.rep.Merge(c.update(plan))
 	}
-	c.observeMetrics(plan)
-	c.setStatus(plan)
 	return recTook
 }
 
@@ -603,6 +644,35 @@ func (c *Controller) offer(ctx context.Context, plan *Plan, now time.Time) time.
 	}
 	send()
 	return took
+}
+
+// foundSpawned records, once, the spawns of the last controller that it
+// did not record: instances it left pending that the first plan finds
+// running where they were pending.
+func (c *Controller) foundSpawned(plan *Plan, now time.Time) []slum.Event {
+	if c.run.pending == nil {
+		return nil
+	}
+	var out []slum.Event
+	for _, o := range plan.Observations {
+		if o.Instance == nil || o.Phase != slum.PhaseRunning {
+			continue
+		}
+		if server, ok := c.run.pending[o.Instance.Key]; ok && server == o.Instance.ServerID {
+			out = append(out, slum.Event{At: now, Object: slum.InstanceRef(o.Instance.Key), Reason: slum.ReasonSpawned,
+				Message: "found " + o.Instance.Name + " running on " + server + ": spawned by the last controller, which stopped before recording it"})
+		}
+	}
+	c.run.pending = nil
+	return out
+}
+
+// deadSince is when a server was declared dead, as last observed.
+func (c *Controller) deadSince(server string) time.Time {
+	if s := c.servers.observed[server]; s != nil {
+		return s.Health.Since
+	}
+	return time.Time{}
 }
 
 // update is the reporter's share of a plan, with the events logged since

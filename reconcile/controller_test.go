@@ -16,9 +16,9 @@ import (
 
 	"github.com/slum-fleet/slum"
 
-	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/db"
 	"github.com/slum-fleet/slum/internal/fakeclock"
+	"github.com/slum-fleet/slum/observed"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/routes"
 	"github.com/slum-fleet/slum/sqlite"
@@ -26,8 +26,8 @@ import (
 )
 
 // fixture is a fleet of in-process simulated servers and a database. The
-// controller is driven by hand (Sync) on a fake clock (the default), or
-// runs (Run) on the real one (cfg.Clock = clock.Real{}).
+// controller runs on a fake clock, driven by hand (Sync) or running (Run)
+// while the test moves the clock on (until, pass).
 type fixture struct {
 	t     testing.TB
 	ctx   context.Context
@@ -38,6 +38,63 @@ type fixture struct {
 	cfg   Config
 	clock *fakeclock.Clock
 	lease slum.Lease
+	acts  actions
+	urls  sync.Map // server URL → id
+}
+
+// actions logs every spawn and stop the fixture's controllers send, as
+// "spawn s1 api:alice--prod", so tests assert the exact list.
+type actions struct {
+	mu   sync.Mutex
+	list []string
+}
+
+// take returns the actions sent since the last take.
+func (a *actions) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.list
+	a.list = nil
+	slices.Sort(out) // sent concurrently: their order is not the plan's
+	return out
+}
+
+func (a *actions) add(kind, server, process, id string) {
+	a.mu.Lock()
+	a.list = append(a.list, kind+" "+server+" "+process+":"+id)
+	a.mu.Unlock()
+}
+
+// logged wraps a client of the fixture's server id.
+type logged struct {
+	Client
+	server string
+	acts   *actions
+}
+
+func (l logged) Spawn(ctx context.Context, process, id string) (observed.SpawnResult, error) {
+	l.acts.add("spawn", l.server, process, id)
+	return l.Client.Spawn(ctx, process, id)
+}
+
+func (l logged) Stop(ctx context.Context, process, id string) error {
+	l.acts.add("stop", l.server, process, id)
+	return l.Client.Stop(ctx, process, id)
+}
+
+// clients makes HTTP clients that log their actions.
+func (f *fixture) clients() ClientFactory {
+	newClient := HTTPClientFactory(f.cfg.ActionTimeout)
+	return func(url, token string) (Client, error) {
+		c, err := newClient(url, token)
+		if err != nil {
+			return nil, err
+		}
+		if id, ok := f.urls.Load(url); ok {
+			return logged{c, id.(string), &f.acts}, nil
+		}
+		return c, nil
+	}
 }
 
 func testConfig() Config {
@@ -56,11 +113,13 @@ func newFixture(t testing.TB, servers int, cfg Config) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{t: t, ctx: ctx, path: path, store: st, sims: map[string]*sim.Server{}, cfg: cfg}
-	if cfg.Clock == nil {
-		f.clock = fakeclock.New(time.Now())
-		f.cfg.Clock = f.clock
-	}
+	f := &fixture{t: t, ctx: ctx, path: path, store: st, sims: map[string]*sim.Server{}, cfg: cfg,
+		// Ahead of the database's clock, which stamps commits (an instance
+		// moved by a failover) in real time: those come before what the
+		// controller sees next, however slowly a loaded machine runs the
+		// test's steps.
+		clock: fakeclock.New(time.Now().Add(time.Minute))}
+	f.cfg.Clock = f.clock
 	set := slum.DefaultSettings()
 	set.ProbeTimeout = 300 * time.Millisecond
 	if _, err := st.SetSettings(ctx, set); err != nil {
@@ -85,6 +144,7 @@ func (f *fixture) addServer(id, region string) {
 	}
 	f.t.Cleanup(s.Close)
 	f.sims[id] = s
+	f.urls.Store(url, id)
 	if _, err := f.store.AddServer(f.ctx, slum.Server{ID: id, URL: url, Region: region, CapacityMB: 1 << 30, Token: "tok-" + id}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -95,7 +155,7 @@ func (f *fixture) newController() *Controller {
 	if os.Getenv("SLUM_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, log, nil)
+	return New(f.store, f.clients(), f.cfg, log, nil)
 }
 
 func (f *fixture) tenant(id string, instances ...slum.InstanceSpec) {
@@ -131,9 +191,7 @@ func (f *fixture) converge() int {
 		if len(p.Spawns)+len(p.Stops)+len(p.Reschedules)+len(p.Waits) == 0 {
 			return i
 		}
-		if f.clock != nil {
-			f.clock.Advance(time.Second)
-		}
+		f.clock.Advance(time.Second)
 	}
 	f.t.Fatal("no convergence in 20 plans")
 	return 0
@@ -409,12 +467,15 @@ func TestCrashAndRestartConverges(t *testing.T) {
 	// Crash mid-convergence: the first controller's context ends while
 	// spawns are in flight, and it never writes its final state.
 	ctx, crash := context.WithCancel(f.ctx)
-	first := f.newController()
+	began := make(chan struct{}, 1)
+	first := New(f.store, spawnSignal(f.clients(), began), f.cfg, nil, nil)
 	if _, err := first.Sync(ctx, f.lease.Fence(), true); err != nil {
 		t.Fatal(err)
 	}
-	for f.sims["s1"].Calls("spawn") == 0 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-began:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no spawn sent")
 	}
 	crash()
 	// One server restarts too, losing what it ran.
@@ -445,6 +506,27 @@ func TestCrashAndRestartConverges(t *testing.T) {
 			t.Fatalf("%s got %d stops", id, n)
 		}
 	}
+}
+
+// spawnSignal makes clients that signal began as each spawn is sent.
+func spawnSignal(newClient ClientFactory, began chan struct{}) ClientFactory {
+	return func(url, token string) (Client, error) {
+		c, err := newClient(url, token)
+		return signalling{c, began}, err
+	}
+}
+
+type signalling struct {
+	Client
+	began chan struct{}
+}
+
+func (s signalling) Spawn(ctx context.Context, process, id string) (observed.SpawnResult, error) {
+	select {
+	case s.began <- struct{}{}:
+	default:
+	}
+	return s.Client.Spawn(ctx, process, id)
 }
 
 func TestParkedUntilDesiredChanges(t *testing.T) {
@@ -648,7 +730,7 @@ func TestStatusIsNeverStale(t *testing.T) {
 	// A write that fails is retried, not remembered as written.
 	failing := &failingStore{Store: f.store}
 	failing.fail.Store(true)
-	f.ctrl = New(failing, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(failing, f.clients(), f.cfg, nil, nil)
 	f.tenant("bob", spec("prod", "api", "s1"))
 	if _, err := f.ctrl.Sync(f.ctx, f.lease.Fence(), true); err != nil {
 		t.Fatal(err)
@@ -708,19 +790,11 @@ func TestStaleEpochCannotWrite(t *testing.T) {
 }
 
 func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
-	cfg := testConfig()
-	cfg.Clock = clock.Real{}
-	f := newFixture(t, 1, cfg)
+	f := newFixture(t, 1, testConfig())
 	ctx, stop := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
 	go func() { done <- f.ctrl.Run(ctx, f.lease.Fence()) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f.ctrl.Status().Ready {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	f.until(5*time.Second, "ready", func() bool { return f.ctrl.Status().Ready })
 	// Another process's commit: a second connection to the same file.
 	other, err := sqlite.Open(f.ctx, f.path)
 	if err != nil {
@@ -730,23 +804,14 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 	if _, _, err := other.AddTenant(f.ctx, slum.Tenant{ID: "alice", Domain: "alice.example.com"}, spec("prod", "api", "s1")); err != nil {
 		t.Fatal(err)
 	}
-	for len(f.running("s1")) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the controller did not react to the commit before its resync")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	// Well before the resync (an hour): the revision poll saw the commit.
+	f.until(5*time.Second, "the controller reacted to the commit", func() bool { return len(f.running("s1")) == 1 })
 	// SIGTERM with a call in flight: it finishes, then Run returns.
 	f.sims["s1"].SetLatency(200 * time.Millisecond)
 	if _, err := other.SpawnInstance(f.ctx, slum.InstanceSpec{TenantID: "alice", ID: "worker", Process: "idle", ServerID: "s1"}); err != nil {
 		t.Fatal(err)
 	}
-	for f.sims["s1"].Calls("spawn") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("the second spawn never arrived")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	f.until(5*time.Second, "the second spawn arrived", func() bool { return f.sims["s1"].Calls("spawn") >= 2 })
 	stop() // the spawn is in flight: it arrived and waits out its latency
 	select {
 	case err := <-done:
@@ -756,8 +821,18 @@ func TestRunReactsToCommitsAndStopsCleanly(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
-	if got := f.running("s1"); !slices.Contains(got, "idle:alice--worker") {
-		t.Fatalf("the in-flight spawn did not finish: %v", got)
+	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod", "idle:alice--worker"}) {
+		t.Fatalf("the in-flight spawn did not finish: s1 runs %v", got)
+	}
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod", "spawn s1 idle:alice--worker")
+}
+
+// wantActions checks the actions sent since the last check, in order of
+// their text.
+func wantActions(t *testing.T, acts *actions, want ...string) {
+	t.Helper()
+	if got := acts.take(); !slices.Equal(got, want) {
+		t.Fatalf("actions sent:\n got  %q\n want %q", got, want)
 	}
 }
 
@@ -779,7 +854,7 @@ func TestDryRunActsOnNothing(t *testing.T) {
 	}
 }
 
-// run starts the controller on the real clock and returns a stop function.
+// run starts the controller's loop and returns a stop function.
 func (f *fixture) run() func() {
 	f.t.Helper()
 	ctx, stop := context.WithCancel(f.ctx)
@@ -787,22 +862,57 @@ func (f *fixture) run() func() {
 	go func() { done <- f.ctrl.Run(ctx, f.lease.Fence()) }()
 	return func() {
 		stop()
-		if err := <-done; err != nil {
-			f.t.Errorf("Run: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				f.t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			f.t.Error("Run did not return after its context ended")
 		}
 	}
 }
 
-func eventually(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
+// step is how far until and pass move the fake clock at a time.
+const step = 10 * time.Millisecond
+
+// until moves the fake clock on, a step at a time, until ok holds, and
+// returns the fake time that took; it fails after limit of fake time.
+func (f *fixture) until(limit time.Duration, what string, ok func() bool) time.Duration {
+	f.t.Helper()
+	var passed time.Duration
 	for !ok() {
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not within %v", what, limit)
+		if passed >= limit {
+			f.t.Fatalf("%s: not within %v", what, limit)
 		}
-		time.Sleep(5 * time.Millisecond)
+		f.settle(f.clock.Advance(step))
+		passed += step
 	}
-	return time.Since(start)
+	return passed
+}
+
+// pass moves the fake clock on by d, in a hundred steps or steps of
+// step, whichever are longer.
+func (f *fixture) pass(d time.Duration) {
+	by := max(step, d/100)
+	for passed := time.Duration(0); passed < d; passed += by {
+		f.settle(f.clock.Advance(by))
+	}
+}
+
+// settle lets what a step woke act before the next: it returns once each
+// goroutine the clock woke waits on it again (a watcher between probes,
+// the loop waiting to plan), yielding for at most a few milliseconds per
+// goroutine that does not (one that waits on a channel instead). How long
+// anything takes is told by the fake clock alone.
+func (f *fixture) settle(fired int) {
+	for range max(fired, 1) {
+		select {
+		case <-f.clock.Parked():
+		case <-time.After(5 * time.Millisecond):
+			return
+		}
+	}
 }
 
 // Tenants added and removed in quick succession, while the controller
@@ -810,7 +920,7 @@ func eventually(t *testing.T, limit time.Duration, what string, ok func() bool) 
 // and one that lands after it is cleaned up.
 func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
 	cfg := testConfig()
-	cfg.Clock, cfg.PerServer, cfg.PollInterval = clock.Real{}, 2, 200*time.Millisecond
+	cfg.PerServer, cfg.PollInterval = 2, 200*time.Millisecond
 	f := newFixture(t, 3, cfg)
 	for _, s := range f.sims {
 		s.SetLatency(15 * time.Millisecond) // spawns queue up behind each other
@@ -820,14 +930,14 @@ func TestQuickAddAndRemoveLeavesNothing(t *testing.T) {
 		for i := 0; i < 30; i++ {
 			f.tenant(fmt.Sprintf("r%dt%d", round, i), spec("prod", "api", fmt.Sprintf("s%d", i%3+1)))
 		}
-		time.Sleep(time.Duration(round%5*20) * time.Millisecond)
+		f.pass(time.Duration(round%5*20) * time.Millisecond)
 		for i := 0; i < 30; i++ {
 			if err := f.store.RemoveTenant(f.ctx, fmt.Sprintf("r%dt%d", round, i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	eventually(t, 20*time.Second, "every copy gone", func() bool {
+	f.until(20*time.Second, "every copy gone", func() bool {
 		n := 0
 		for _, s := range f.sims {
 			n += s.Len()
@@ -858,7 +968,7 @@ func fastFailover(t *testing.T, f *fixture) {
 // when it comes back; the route table follows.
 func TestFailoverAndFencing(t *testing.T) {
 	cfg := testConfig()
-	cfg.Clock, cfg.PollInterval, cfg.ProbeRetry = clock.Real{}, 200*time.Millisecond, 30*time.Millisecond
+	cfg.PollInterval, cfg.ProbeRetry = 200*time.Millisecond, 30*time.Millisecond
 	var table atomic.Pointer[routes.Table]
 	cfg.OnRoutes = func(t *routes.Table) { table.Store(t) }
 	f := newFixture(t, 3, cfg)
@@ -873,39 +983,53 @@ func TestFailoverAndFencing(t *testing.T) {
 		}
 		return string(r.Backends[0].Instance) + "@" + r.Backends[0].Server
 	}
-	eventually(t, 10*time.Second, "converged", func() bool {
+	f.until(10*time.Second, "converged", func() bool {
 		return len(f.running("s1")) == 2 && len(f.running("s2")) == 1 && served("alice") == "alice:prod@s1"
 	})
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod", "spawn s1 api:bob--prod", "spawn s2 api:alice--backup")
 	// s1 is cut off but keeps running its copies (as a cut link does).
 	if err := f.sims["s1"].SetDown(true); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "alice served by her spare", func() bool { return served("alice") == "alice:backup@s2" })
+	f.until(10*time.Second, "alice served by her spare", func() bool { return served("alice") == "alice:backup@s2" })
 	// alice:prod cannot join her backup on s2; bob goes to the least used.
-	eventually(t, 10*time.Second, "bob and alice:prod running elsewhere", func() bool {
+	f.until(10*time.Second, "bob and alice:prod running elsewhere", func() bool {
 		return slices.Contains(f.running("s3"), "api:alice--prod") && slices.Contains(f.running("s2"), "api:bob--prod")
 	})
-	eventually(t, time.Second, "bob served on s2", func() bool { return served("bob") == "bob:prod@s2" })
+	f.until(time.Second, "bob served on s2", func() bool { return served("bob") == "bob:prod@s2" })
+	wantActions(t, &f.acts, "spawn s2 api:bob--prod", "spawn s3 api:alice--prod")
 	in, _ := f.store.GetInstance(f.ctx, "bob:prod")
 	if in.ServerID != "s2" || in.HomeServerID != "s1" {
 		t.Fatalf("bob:prod after failover: %+v", in)
 	}
-	eventually(t, time.Second, "failover events", func() bool { return len(f.events(slum.ReasonFailoverStarted)) == 1 })
+	f.until(time.Second, "failover events", func() bool { return len(f.events(slum.ReasonFailoverStarted)) == 1 })
+	if e := f.events(slum.ReasonFailoverStarted)[0]; e.Message != "server is dead: 2 of its instances placed elsewhere" {
+		t.Fatalf("failover event %q", e.Message)
+	}
 	if len(f.events(slum.ReasonRescheduled)) != 2 {
 		t.Fatalf("events: %v %v", f.events(slum.ReasonFailoverStarted), f.events(slum.ReasonRescheduled))
 	}
+	defer func() {
+		if t.Failed() {
+			for _, e := range f.events(slum.ReasonFenced) {
+				t.Log("fenced:", e.Object, e.Message)
+			}
+		}
+	}()
 	// s1 comes back with its stale copies: they are fenced at once.
 	if err := f.sims["s1"].SetDown(false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "stale copies fenced", func() bool { return len(f.running("s1")) == 0 })
+	f.until(10*time.Second, "stale copies fenced", func() bool { return len(f.running("s1")) == 0 })
 	// One event for the server, one per stale copy.
-	eventually(t, time.Second, "fenced events", func() bool { return len(f.events(slum.ReasonFenced)) == 3 })
-	// Nothing moves back by itself (failback stay).
-	time.Sleep(300 * time.Millisecond)
+	f.until(time.Second, "fenced events", func() bool { return len(f.events(slum.ReasonFenced)) == 3 })
+	// Nothing moves back by itself (failback stay): seconds of probes,
+	// lists and plans later.
+	f.pass(5 * time.Second)
 	if in, _ := f.store.GetInstance(f.ctx, "bob:prod"); in.ServerID != "s2" {
 		t.Fatalf("bob:prod moved back: %+v", in)
 	}
+	wantActions(t, &f.acts, "stop s1 api:alice--prod", "stop s1 api:bob--prod")
 	// s2 dies too: bob:prod fails over a second time, and the event names
 	// the server that died, not its home.
 	if err := f.sims["s2"].SetDown(true); err != nil {
@@ -919,7 +1043,7 @@ func TestFailoverAndFencing(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 10*time.Second, "bob:prod replaced again", func() bool {
+	f.until(10*time.Second, "bob:prod replaced again", func() bool {
 		for _, e := range f.events(slum.ReasonReplaced) {
 			if e.Object == "instance/bob:prod" && strings.Contains(e.Message, "after s2 was declared dead") {
 				return true
@@ -927,26 +1051,68 @@ func TestFailoverAndFencing(t *testing.T) {
 		}
 		return false
 	})
+	// A failover of its own, told once, with what it moved.
+	f.until(time.Second, "the second failover told", func() bool { return len(f.events(slum.ReasonFailoverStarted)) == 2 })
+	f.pass(time.Second)
+	wantActions(t, &f.acts, "spawn s1 api:alice--backup", "spawn s1 api:bob--prod")
+	started := f.events(slum.ReasonFailoverStarted)
+	if len(started) != 2 || started[1].Object != "server/s2" || started[1].Message != "server is dead: 2 of its instances placed elsewhere" {
+		t.Fatalf("failover events %+v", started)
+	}
+}
+
+// A controller killed right after its spawns did not record them; the
+// next records what it finds running of what the last left pending.
+func TestSpawnsOfAKilledControllerAreRecorded(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	f.tenant("alice", spec("prod", "api", "s1"))
+	killed := f.newController()
+	if _, err := killed.Sync(f.ctx, f.lease.Fence(), true); err != nil {
+		t.Fatal(err)
+	}
+	// Its reporter wrote the plan (alice pending: no row), and the spawn
+	// landed; then it was killed, before hearing back.
+	if err := killed.run.rep.Flush(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.until(time.Second, "the spawn landed", func() bool { return len(f.running("s1")) == 1 })
+	if n := len(f.events(slum.ReasonSpawned)); n != 0 {
+		t.Fatalf("%d spawn events before the restart", n)
+	}
+	f.ctrl = f.newController()
+	f.sync()
+	evs := f.events(slum.ReasonSpawned)
+	if len(evs) != 1 || evs[0].Object != "instance/alice:prod" || !strings.Contains(evs[0].Message, "spawned by the last controller") {
+		t.Fatalf("spawn events %+v", evs)
+	}
+	f.sync()
+	if n := len(f.events(slum.ReasonSpawned)); n != 1 {
+		t.Fatalf("%d spawn events after another plan", n)
+	}
 }
 
 // When most servers look dead at once, the controller assumes it is cut
 // off and moves nothing.
 func TestPartitionMovesNothing(t *testing.T) {
 	cfg := testConfig()
-	cfg.Clock, cfg.PollInterval, cfg.ProbeRetry = clock.Real{}, 200*time.Millisecond, 30*time.Millisecond
+	cfg.PollInterval, cfg.ProbeRetry = 200*time.Millisecond, 30*time.Millisecond
 	f := newFixture(t, 3, cfg)
 	fastFailover(t, f)
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.tenant("bob", spec("prod", "api", "s2"))
 	defer f.run()()
-	eventually(t, 10*time.Second, "converged", func() bool { return len(f.running("s1")) == 1 && len(f.running("s2")) == 1 })
+	f.until(10*time.Second, "converged", func() bool { return len(f.running("s1")) == 1 && len(f.running("s2")) == 1 })
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod", "spawn s2 api:bob--prod")
 	f.sims["s1"].SetDown(true)
 	f.sims["s2"].SetDown(true)
-	eventually(t, 10*time.Second, "the partition held", func() bool {
+	f.until(10*time.Second, "the partition held", func() bool {
 		h, _ := f.store.OpenHolds(f.ctx)
 		return len(h) == 1 && h[0].Kind == slum.HoldPartition
 	})
-	time.Sleep(300 * time.Millisecond)
+	// Held for as long as it lasts: seconds of probes and plans later,
+	// nothing moved.
+	f.pass(5 * time.Second)
+	wantActions(t, &f.acts) // nothing at all
 	for _, k := range []slum.InstanceKey{"alice:prod", "bob:prod"} {
 		if in, _ := f.store.GetInstance(f.ctx, k); in.FailedOver() {
 			t.Fatalf("%s moved during a partition: %+v", k, in)
@@ -976,7 +1142,7 @@ func (s *recordFails) RecordPlacements(ctx context.Context, f slum.Fence, ps []s
 func TestSpawnsWaitForTheirPlacements(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	st := &recordFails{Store: f.store}
-	f.ctrl = New(st, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(st, f.clients(), f.cfg, nil, nil)
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.converge()
 	f.sims["s1"].Crash() // alice's copy is gone; slum placed it
@@ -998,33 +1164,47 @@ type recordingStore struct {
 	*store.Store
 	mu      sync.Mutex
 	reports []slum.Report
+	wrote   chan struct{} // signalled after each write
 }
 
 func (s *recordingStore) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
 	s.mu.Lock()
 	s.reports = append(s.reports, r)
 	s.mu.Unlock()
-	return s.Store.WriteReport(ctx, f, r)
+	err := s.Store.WriteReport(ctx, f, r)
+	select {
+	case s.wrote <- struct{}{}:
+	default:
+	}
+	return err
 }
 
 // A restarted controller whose servers are slow to list makes its first
 // plan from their lists, not before: it does not report their instances
 // unknown for a moment (and rewrite every row twice).
 func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
-	cfg := testConfig()
-	cfg.Clock = clock.Real{}
-	f := newFixture(t, 2, cfg)
+	f := newFixture(t, 2, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.tenant("bob", spec("prod", "api", "s2"))
 	f.converge()
 	for _, s := range f.sims {
 		s.SetLatency(150 * time.Millisecond)
 	}
-	rec := &recordingStore{Store: f.store}
-	f.ctrl = New(rec, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	rec := &recordingStore{Store: f.store, wrote: make(chan struct{}, 1)}
+	f.ctrl = New(rec, f.clients(), f.cfg, nil, nil)
 	stop := f.run()
-	eventually(t, 5*time.Second, "ready", func() bool { return f.ctrl.Status().Ready })
-	time.Sleep(5 * f.cfg.FlushInterval)
+	// The first plan changes the routes, so its report is written at once:
+	// with the fake clock still, the plan waited for the lists, not for
+	// firstListWait.
+	select {
+	case <-rec.wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report written")
+	}
+	if !f.ctrl.Status().Ready {
+		t.Fatal("a report written before the first plan")
+	}
+	f.pass(5 * f.cfg.FlushInterval)
 	stop()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -1047,14 +1227,14 @@ func TestFirstPlanWaitsForTheFirstLists(t *testing.T) {
 // mid-failover plans at once.
 func TestFirstPlanWaitsForASlowListBriefly(t *testing.T) {
 	cfg := testConfig()
-	cfg.Clock, cfg.PollTimeout = clock.Real{}, 10*time.Second
+	cfg.PollTimeout = 10 * time.Second
 	f := newFixture(t, 2, cfg)
 	f.tenant("alice", spec("prod", "api", "s1"))
 	f.converge()
 	f.sims["s2"].SetLatency(8 * time.Second)
-	f.ctrl = New(f.store, HTTPClientFactory(f.cfg.ActionTimeout), f.cfg, nil, nil)
+	f.ctrl = New(f.store, f.clients(), f.cfg, nil, nil)
 	defer f.run()()
-	if took := eventually(t, 2*firstListWait, "ready", func() bool { return f.ctrl.Status().Ready }); took < firstListWait/2 {
+	if took := f.until(2*firstListWait, "ready", func() bool { return f.ctrl.Status().Ready }); took < firstListWait {
 		t.Fatalf("the first plan came after %v, before s2's list or firstListWait", took)
 	}
 }

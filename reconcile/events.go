@@ -60,7 +60,8 @@ func (l *eventLog) written(now time.Time) []slum.Event {
 }
 
 // planEvents reports what is new in plan compared with the one before:
-// copies slum did not place, unplaceable instances, failover states. The
+// copies slum did not place, unplaceable instances, failovers held and
+// fencing. The
 // controller sees every plan (the reporter may skip some), so no
 // passing state goes unreported.
 func planEvents(prev, plan *Plan, now time.Time) []slum.Event {
@@ -91,9 +92,9 @@ func planEvents(prev, plan *Plan, now time.Time) []slum.Event {
 		if s.Failover == prevFailover[s.ServerID] {
 			continue
 		}
+		// A failover started is told by the controller, which knows what
+		// it moved (see failovers.announce).
 		switch s.Failover {
-		case slum.FailoverDone:
-			add(slum.ServerRef(s.ServerID), slum.ReasonFailoverStarted, "server is dead: "+s.Reason)
 		case slum.FailoverHeld:
 			add(slum.ServerRef(s.ServerID), slum.ReasonFailoverBlocked, "server is dead: "+s.Reason)
 		case slum.FailoverFencing:

@@ -140,18 +140,7 @@ func (e *Executor) newBackoff() *backoff.ExponentialBackOff {
 	return b
 }
 
-// Offer asks for an action and reports whether it was queued. It is not
-// when the same item is queued or in flight, waiting out its backoff,
-// parked on the same generation and server settings (serverKey), or done
-// and not yet observed since (observedAt is when the list the plan used
-// was taken).
-func (e *Executor) Offer(a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.offer(a, observedAt, serverKey)
-}
-
-// Offering is one action of a batch, with what Offer takes besides.
+// Offering is one action of a batch, with what offer takes besides.
 type Offering struct {
 	Action     Action
 	ObservedAt time.Time
@@ -177,6 +166,11 @@ func (e *Executor) OfferAll(batch []Offering) []bool {
 	return queued
 }
 
+// offer asks for an action and reports whether it was queued. It is not
+// when the same item is queued or in flight, waiting out its backoff,
+// parked on the same generation and server settings (serverKey), or done
+// and not yet observed since (observedAt is when the list the plan used
+// was taken). The caller holds e.mu.
 func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
 	sq := e.server(a.ServerID)
 	it, ok := sq.items[a.Name]

@@ -20,6 +20,7 @@ type recorder struct {
 	peak  atomic.Int32
 	hold  chan struct{} // when set, each call waits for a send on it, or its close
 	once  sync.Once
+	began chan string // each call's name as it begins
 }
 
 // release lets every held call through.
@@ -29,9 +30,24 @@ func (r *recorder) release() {
 	}
 }
 
-func newRecorder() *recorder { return &recorder{calls: map[string]int{}, errs: map[string][]error{}} }
+func newRecorder() *recorder {
+	return &recorder{calls: map[string]int{}, errs: map[string][]error{}, began: make(chan string, 1024)}
+}
+
+// started waits for n calls to begin.
+func (r *recorder) started(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-r.began:
+		case <-time.After(5 * time.Second):
+			t.Fatal("a call never began")
+		}
+	}
+}
 
 func (r *recorder) send(_ context.Context, a Action) error {
+	r.began <- a.Name
 	n := r.inFly.Add(1)
 	for {
 		p := r.peak.Load()
@@ -65,11 +81,12 @@ type execFixture struct {
 	mu      sync.Mutex
 	results []Result
 	reject  map[string]string // name → why the check drops it
+	result  chan struct{}     // signalled after each result
 }
 
 func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *execFixture {
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &execFixture{clock: fakeclock.New(t0), reject: map[string]string{}}
+	x := &execFixture{clock: fakeclock.New(t0), reject: map[string]string{}, result: make(chan struct{}, 1)}
 	check := func(a Action) error {
 		x.mu.Lock()
 		defer x.mu.Unlock()
@@ -80,7 +97,15 @@ func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *exec
 	}
 	x.e = NewExecutor(ctx, ExecutorConfig{Concurrency: concurrency, PerServer: perServer, Timeout: time.Second,
 		Backoff: BackoffPolicy{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond}}, x.clock, r.send, check,
-		func(res Result) { x.mu.Lock(); x.results = append(x.results, res); x.mu.Unlock() }, nil)
+		func(res Result) {
+			x.mu.Lock()
+			x.results = append(x.results, res)
+			x.mu.Unlock()
+			select {
+			case x.result <- struct{}{}:
+			default:
+			}
+		}, nil)
 	t.Cleanup(func() {
 		r.release()
 		cancel()
@@ -91,13 +116,22 @@ func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *exec
 
 func (x *execFixture) idle(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	// An action leaves the depth before its result is handed over: the
+	// last result is heard with the executor idle.
 	for x.e.Depth() > 0 {
-		if time.Now().After(deadline) {
+		select {
+		case <-x.result:
+		case <-time.After(5 * time.Second):
 			t.Fatal("the executor never drained")
 		}
-		time.Sleep(time.Millisecond)
 	}
+}
+
+// offerOne offers one action, as OfferAll does a batch.
+func offerOne(e *Executor, a Action, observedAt time.Time, serverKey string) (ItemState, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.offer(a, observedAt, serverKey)
 }
 
 func spawnOf(name string, gen int64) Action {
@@ -111,21 +145,21 @@ func TestExecutorBackoffResetsOnSuccess(t *testing.T) {
 	x := newExecFixture(t, r, 4, 2)
 	a := spawnOf("a--p", 1)
 	obs := x.clock.Now()
-	x.e.Offer(a, obs, "k")
+	offerOne(x.e, a, obs, "k")
 	x.idle(t)
 	st, _ := x.e.State("s1", a.Name)
 	if st.Attempts != 1 || st.LastErr == "" || st.Parked {
 		t.Fatalf("after one failure: %+v", st)
 	}
 	// Offered again at once: the backoff holds it back.
-	if _, queued := x.e.Offer(a, x.clock.Now(), "k"); queued {
+	if _, queued := offerOne(x.e, a, x.clock.Now(), "k"); queued {
 		t.Fatal("queued during its backoff")
 	}
 	// After the backoff (at most 80ms with jitter) it runs again, fails,
 	// and after the next backoff succeeds.
 	for r.count(a.Name) < 3 {
 		x.clock.Advance(100 * time.Millisecond)
-		x.e.Offer(a, x.clock.Now(), "k")
+		offerOne(x.e, a, x.clock.Now(), "k")
 		x.idle(t)
 	}
 	st, _ = x.e.State("s1", a.Name)
@@ -133,13 +167,13 @@ func TestExecutorBackoffResetsOnSuccess(t *testing.T) {
 		t.Fatalf("success did not reset the item: %+v", st)
 	}
 	// Done: not repeated until the server is observed after the success.
-	x.e.Offer(a, obs, "k")
+	offerOne(x.e, a, obs, "k")
 	x.idle(t)
 	if n := r.count(a.Name); n != 3 {
 		t.Fatalf("repeated a done action on a stale observation: %d calls", n)
 	}
 	x.clock.Advance(time.Millisecond)
-	x.e.Offer(a, x.clock.Now(), "k")
+	offerOne(x.e, a, x.clock.Now(), "k")
 	x.idle(t)
 	if n := r.count(a.Name); n != 4 {
 		t.Fatalf("a newer observation that still lacks it must retry: %d calls", n)
@@ -152,11 +186,11 @@ func TestExecutorParksPermanentFailures(t *testing.T) {
 	r.errs["api:a--p"] = []error{perm, perm}
 	x := newExecFixture(t, r, 4, 2)
 	a := spawnOf("a--p", 1)
-	x.e.Offer(a, x.clock.Now(), "k")
+	offerOne(x.e, a, x.clock.Now(), "k")
 	x.idle(t)
 	for i := 0; i < 5; i++ {
 		x.clock.Advance(time.Minute)
-		if st, queued := x.e.Offer(a, x.clock.Now(), "k"); !st.Parked || queued {
+		if st, queued := offerOne(x.e, a, x.clock.Now(), "k"); !st.Parked || queued {
 			t.Fatalf("not parked: %+v", st)
 		}
 	}
@@ -164,13 +198,13 @@ func TestExecutorParksPermanentFailures(t *testing.T) {
 		t.Fatalf("a parked item was retried: %d calls", n)
 	}
 	// A new generation unparks it.
-	x.e.Offer(spawnOf("a--p", 2), x.clock.Now(), "k")
+	offerOne(x.e, spawnOf("a--p", 2), x.clock.Now(), "k")
 	x.idle(t)
 	if n := r.count(a.Name); n != 2 {
 		t.Fatalf("new generation not tried: %d calls", n)
 	}
 	// So does a change of the server's URL or token.
-	x.e.Offer(spawnOf("a--p", 2), x.clock.Now(), "k2")
+	offerOne(x.e, spawnOf("a--p", 2), x.clock.Now(), "k2")
 	x.idle(t)
 	if n := r.count(a.Name); n != 3 {
 		t.Fatalf("changed server not tried: %d calls", n)
@@ -196,14 +230,11 @@ func TestExecutorBoundsConcurrency(t *testing.T) {
 			for i := 0; i < c.items; i++ {
 				a := spawnOf("t"+string(rune('a'+i%26))+string(rune('a'+i/26))+"--p", 1)
 				a.ServerID = []string{"s1", "s2", "s3", "s4"}[i%c.servers]
-				x.e.Offer(a, x.clock.Now(), "k")
+				offerOne(x.e, a, x.clock.Now(), "k")
 			}
-			// The bound fills up, and stays full while the calls hang.
-			deadline := time.Now().Add(5 * time.Second)
-			for int(r.inFly.Load()) < c.maxPeak && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			time.Sleep(20 * time.Millisecond)
+			// The bound fills up while the calls hang, and is never passed
+			// (peak counts every call as it begins).
+			r.started(t, c.maxPeak)
 			r.release()
 			x.idle(t)
 			if p := int(r.peak.Load()); p != c.maxPeak {
@@ -220,7 +251,7 @@ func TestExecutorDedupesInFlight(t *testing.T) {
 	a := spawnOf("a--p", 1)
 	queued := 0
 	for i := 0; i < 10; i++ {
-		if _, q := x.e.Offer(a, x.clock.Now(), "k"); q {
+		if _, q := offerOne(x.e, a, x.clock.Now(), "k"); q {
 			queued++
 		}
 	}
@@ -236,13 +267,11 @@ func TestExecutorChecksEachActionWhenItIsSent(t *testing.T) {
 	r.hold = make(chan struct{})
 	x := newExecFixture(t, r, 1, 1)
 	first, second := spawnOf("a--p", 1), spawnOf("b--p", 1)
-	x.e.Offer(first, x.clock.Now(), "k")
-	x.e.Offer(second, x.clock.Now(), "k")
+	offerOne(x.e, first, x.clock.Now(), "k")
+	offerOne(x.e, second, x.clock.Now(), "k")
 	// While the first call is in flight, the second instance is removed
 	// from the desired state: its queued spawn must not be sent.
-	for r.inFly.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	r.started(t, 1)
 	x.mu.Lock()
 	x.reject[second.Name] = "b is no longer desired"
 	x.mu.Unlock()

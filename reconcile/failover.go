@@ -20,6 +20,9 @@ type FailoverRecord struct {
 type failovers struct {
 	started []FailoverRecord
 	deadAt  map[slum.InstanceKey]death
+	// announced is, per server, the death whose failover an event told
+	// (one FailoverStarted per failover, not per plan or re-death).
+	announced map[string]time.Time
 }
 
 // death is a server's death, as the instances that ran on it remember it
@@ -87,4 +90,37 @@ func (f *failovers) replaced(plan *Plan, now time.Time) (took []time.Duration, e
 		}
 	}
 	return took, events
+}
+
+// announce tells, once per death of a server, the failover it started:
+// how many of its instances were just placed elsewhere and how many
+// cannot be placed. A death that moves nothing (a server dead again with
+// its instances elsewhere already) is not a failover and is not told.
+// dead gives the time each dead server of the plan died.
+func (f *failovers) announce(plan *Plan, moved map[string]int, dead func(server string) time.Time, now time.Time) []slum.Event {
+	unplaceable := map[string]int{}
+	for _, u := range plan.Unplaceable {
+		unplaceable[u.From]++
+	}
+	var out []slum.Event
+	for _, s := range plan.Servers {
+		id := s.ServerID
+		if s.Failover != slum.FailoverDone || moved[id]+unplaceable[id] == 0 {
+			continue
+		}
+		at := dead(id)
+		if last, ok := f.announced[id]; ok && last.Equal(at) {
+			continue
+		}
+		if f.announced == nil {
+			f.announced = map[string]time.Time{}
+		}
+		f.announced[id] = at
+		msg := fmt.Sprintf("server is dead: %d of its instances placed elsewhere", moved[id])
+		if n := unplaceable[id]; n > 0 {
+			msg += fmt.Sprintf(", %d cannot be placed", n)
+		}
+		out = append(out, slum.Event{At: now, Object: slum.ServerRef(id), Reason: slum.ReasonFailoverStarted, Message: msg})
+	}
+	return out
 }

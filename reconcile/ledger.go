@@ -111,12 +111,6 @@ func (l *Ledger) Busy(server, name string) bool {
 	return s != nil && s.busy[name]
 }
 
-// BusyOn reports whether any action on a server is queued or in flight.
-func (l *Ledger) BusyOn(server string) bool {
-	s := l.servers[server]
-	return s != nil && len(s.busy) > 0
-}
-
 // version changes with every change of a server's entries and is never
 // the same for two states of them.
 func (l *Ledger) version(server string) uint64 {

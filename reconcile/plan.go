@@ -76,10 +76,11 @@ type Serving struct {
 	Spares  []slum.CopyRef // running copies that do not serve
 	Reason  string         // why nothing serves, when nothing does
 	Since   time.Time      // when Serving last changed
-	// Settling: the serving copy was chosen when nothing served the
-	// tenant yet, so a better-ranked copy that comes up soon after takes
-	// over (the order copies come up in at start is an accident). A copy
-	// that took over from a lost one keeps serving (no flapping back).
+	// Settling: nothing served the tenant yet, and it waits (since
+	// Since, for at most servingSettle) for its preferred copy to come up
+	// rather than have another copy serve and give way a moment later
+	// (the order copies come up in is an accident). Once a copy serves,
+	// it serves while it is up.
 	Settling bool
 }
 

@@ -89,6 +89,7 @@ type planning struct {
 	parts   []*part
 	reused  int // parts taken from the previous plan
 	placer  *desired.Placer
+	away    map[string]int // see awayFrom
 	// prevServing is the previous plan's serving copies by tenant, made
 	// when first needed.
 	prevServing map[string][]slum.CopyRef
@@ -162,15 +163,35 @@ func (p *planning) healthOf(server string) slum.HealthState {
 
 // fit says why a server takes no new instances now, or "".
 func (p *planning) fit(i int) string {
-	h := p.health[i]
-	switch {
-	case h.Health != slum.HealthOnline:
+	if h := p.health[i]; h.Health != slum.HealthOnline {
 		return string(h.Health)
-	case !h.LastDead.IsZero() && p.in.Now.Sub(h.Since) < p.set.StableAfter:
-		// Back from the dead (or wavering since): not trusted yet.
-		return fmt.Sprintf("back from the dead %s ago (stable_after %s)", p.in.Now.Sub(h.Since).Round(time.Second), p.set.StableAfter)
 	}
 	return ""
+}
+
+// wary reports whether a server online now is a last choice for new
+// instances: it came back less than stable_after ago from an outage that
+// made slum move instances away from it (it may waver again). A server
+// back from an outage that moved nothing (a partition held, a blip) is
+// trusted as before.
+func (p *planning) wary(i int) bool {
+	h := p.health[i]
+	return h.Health == slum.HealthOnline && !h.LastDead.IsZero() && p.in.Now.Sub(h.Since) < p.set.StableAfter &&
+		p.awayFrom()[p.f.Snapshot.Servers[i].ID] > 0
+}
+
+// awayFrom counts, per server, its instances that failed over and run
+// elsewhere; made on first use.
+func (p *planning) awayFrom() map[string]int {
+	if p.away == nil {
+		p.away = map[string]int{}
+		for i := range p.f.Snapshot.Instances {
+			if in := &p.f.Snapshot.Instances[i]; in.FailedOver() {
+				p.away[in.HomeServerID]++
+			}
+		}
+	}
+	return p.away
 }
 
 func (p *planning) classifyServers() {
@@ -201,6 +222,9 @@ func (p *planning) placement() *desired.Placer {
 		p.placer = desired.NewPlacer()
 		for i := range p.f.Snapshot.Servers {
 			p.placer.AddServer(p.f.Snapshot.Servers[i], p.fit(i))
+			if p.wary(i) {
+				p.placer.SetWary(p.f.Snapshot.Servers[i].ID)
+			}
 		}
 		for i := range p.f.Snapshot.Instances {
 			p.placer.Take(p.f.Snapshot.Instances[i])
@@ -225,9 +249,11 @@ func (p *planning) movable(d *Desired) bool {
 //     that exact set of dead servers once.
 //   - Rate: at most FailoverRate servers start failing over a minute.
 //   - Each movable instance is placed on a fit server (online, active,
-//     not recently dead, room, never beside another copy of the tenant's
-//     process, the tenant's region first), or is unplaceable until one
-//     can take it.
+//     room, never beside another copy of the tenant's process; the
+//     tenant's region first, then servers not back lately from an outage
+//     that moved instances, see wary), or is unplaceable until one can
+//     take it: stable_after orders the choice, it never leaves an
+//     instance down that an online server can take.
 func (p *planning) failover() {
 	p.moving, p.held = map[string]bool{}, map[string]string{}
 	if len(p.dead) == 0 {
@@ -243,12 +269,7 @@ func (p *planning) failover() {
 		}
 	}
 	budget := p.set.FailoverRate - len(recent)
-	away := map[string]int{} // dead server → its instances already elsewhere
-	for i := range p.f.Snapshot.Instances {
-		if in := &p.f.Snapshot.Instances[i]; in.FailedOver() {
-			away[in.HomeServerID]++
-		}
-	}
+	away := p.awayFrom() // dead server → its instances already elsewhere
 	for _, id := range p.dead {
 		si := p.f.ServerIndex[id]
 		report := p.reports[si]
@@ -464,7 +485,7 @@ func (p *planning) failback() {
 			continue
 		}
 		h := p.health[hi]
-		if p.fit(hi) != "" || p.in.Now.Sub(h.Since) < p.set.FailbackAfter {
+		if p.fit(hi) != "" || p.wary(hi) || p.in.Now.Sub(h.Since) < p.set.FailbackAfter {
 			continue
 		}
 		// Only an instance that runs where it is now goes home: the
@@ -581,7 +602,10 @@ func (p *planning) diffDesired(si int, pt *part, running map[string]slum.Instanc
 		default:
 			act.Kind, act.Reason = Spawn, "desired running and absent"
 			msg := ""
-			if d.FailedOver() {
+			if d.FailedOver() && !isOwned {
+				// Its first copy here: a failover's. A copy slum placed
+				// here before that is gone (tenement restarted, say) is
+				// only respawned.
 				act.Reason = "failed over from " + d.HomeServerID
 				msg = act.Reason
 			}
@@ -778,9 +802,47 @@ func (p *planning) observeTheRest() {
 	}
 }
 
-// servingSettle is how long a serving copy chosen when nothing served yet
-// gives way to a better-ranked copy that comes up.
+// servingSettle is how long a tenant nothing served yet waits for its
+// preferred copy to come up while another copy is up already.
 const servingSettle = 10 * time.Second
+
+// servingCopy picks, with one serving copy, the position in up of the
+// copy that serves: the one that served while it is up, else (the one
+// that served is lost) the best ranked up. When nothing served yet, the
+// preferred copy serves from the start: while it is on its way (pending
+// on a server online now) for less than servingSettle, nothing serves
+// (-1), rather than another copy serving and giving way to it a moment
+// later.
+func (p *planning) servingCopy(tenant string, up []slum.CopyRef, prev Serving) int {
+	if len(prev.Serving) > 0 {
+		for j, c := range up {
+			if c.Instance == prev.Serving[0].Instance {
+				return j
+			}
+		}
+		return 0
+	}
+	pref := p.preferred(tenant)
+	if pref == nil || up[0].Instance == pref.ID {
+		return 0
+	}
+	waited := prev.Settling && p.in.Now.Sub(prev.Since) >= servingSettle
+	coming := p.health[pref.Srv].Health == slum.HealthOnline && p.obs[pref.Index].Phase == slum.PhasePending
+	if coming && !waited {
+		return -1
+	}
+	return 0
+}
+
+// preferred is the tenant's best ranked copy desired running, or nil.
+func (p *planning) preferred(tenant string) *Desired {
+	for _, d := range p.f.ByTenant[tenant] {
+		if d.DesiredState == slum.StateRunning {
+			return d
+		}
+	}
+	return nil
+}
 
 // upCopy returns the copy of d that can take traffic now, if one can: the
 // copy on its server, when that server is not dead and (as last listed)
@@ -890,27 +952,20 @@ func (p *planning) serving() {
 			}
 		}
 		up = p.notRestarting(t.ID, up)
-		if t.Serving == slum.ServingAll {
-			sv.Serving, sv.Settling = slices.Clone(up), false
-		} else if len(up) > 0 {
-			first := -1
-			if len(prev.Serving) > 0 {
-				for j, c := range up {
-					if c.Instance == prev.Serving[0].Instance {
-						first = j
-					}
+		sv.Settling = false
+		switch {
+		case t.Serving == slum.ServingAll:
+			sv.Serving = slices.Clone(up)
+		case len(up) > 0:
+			first := p.servingCopy(t.ID, up, prev)
+			if first < 0 {
+				// Nothing served yet and the preferred copy is on its way:
+				// it serves from the start, nothing flips once it is up.
+				sv.Settling = true
+				if !prev.Settling {
+					sv.Since = p.in.Now
 				}
-			}
-			switch {
-			case first < 0 && len(prev.Serving) == 0:
-				first, sv.Settling = 0, true // nothing served yet
-			case first < 0:
-				first, sv.Settling = 0, false // the serving copy is lost: take over
-			case sv.Settling && first > 0 && p.in.Now.Sub(prev.Since) < servingSettle:
-				first = 0 // a better copy came up just after the start
-			}
-			if sv.Settling && p.in.Now.Sub(prev.Since) >= servingSettle && !prev.Since.IsZero() {
-				sv.Settling = false
+				break
 			}
 			// The same decision as before shares the previous slices: no
 			// allocation per tenant per plan in a quiet fleet.
@@ -937,7 +992,10 @@ func (p *planning) serving() {
 		if slices.Equal(sv.Spares, prev.Spares) {
 			sv.Spares = prev.Spares
 		}
-		if len(sv.Serving) == 0 {
+		switch {
+		case sv.Settling:
+			sv.Reason = fmt.Sprintf("waiting up to %s for its preferred copy %s to come up", servingSettle, p.preferred(t.ID).ID)
+		case len(sv.Serving) == 0:
 			sv.Reason = p.whyNotServed(t.ID)
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)

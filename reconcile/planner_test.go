@@ -392,6 +392,16 @@ func TestPlannerConverges(t *testing.T) {
 			}
 		},
 		spawns: []string{"s2/" + a},
+	}, {
+		name: "the same instance's copy gone after it ran there (tenement restarted) is respawned, not failed over",
+		sc: scenario{servers: []srv{{id: "s1"}, {id: "s2"}}, instances: []ins{{key: "a:prod", server: "s2", home: "s1"}},
+			ledger: []string{"s2/" + a}},
+		check: func(t *testing.T, p *Plan) {
+			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "desired running and absent" {
+				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations)
+			}
+		},
+		spawns: []string{"s2/" + a},
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -465,9 +475,23 @@ func TestPlannerFailover(t *testing.T) {
 		reschedules: []string{"a:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
-		name:        "not onto cordoned, suspect or recently dead servers",
-		sc:          scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", state: slum.ServerCordoned}, {id: "s3", health: slum.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}}, instances: []ins{{key: "a:prod", server: "s1"}}},
+		name: "not onto cordoned or suspect servers, nor (while another can) onto one back lately from an outage that moved instances",
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", state: slum.ServerCordoned}, {id: "s3", health: slum.HealthSuspect}, {id: "s4", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s5"}, {id: "s6"}, {id: "s7"}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s7", home: "s4"}}},
 		reschedules: []string{"a:prod s1->s5"},
+		failingOver: []string{"s1"},
+	}, {
+		name: "stable_after orders the choice, never vetoes it: a server back lately is used when no other can take it",
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 2 * time.Second}, {id: "s2", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s3", state: slum.ServerCordoned}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s3", home: "s2"}}},
+		reschedules: []string{"a:prod s1->s2"},
+		failingOver: []string{"s1"},
+	}, {
+		name: "servers back from a held partition (nothing moved) are trusted at once: the crash of the third fails over",
+		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: time.Second},
+			{id: "s2", lastDead: 9 * time.Second, since: 4 * time.Second}, {id: "s3", lastDead: 9 * time.Second, since: 4 * time.Second}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s1"}}},
+		reschedules: []string{"a:prod s1->s2", "b:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
 		name:   "failover none: down with its server",
@@ -524,7 +548,7 @@ func TestPlannerFailover(t *testing.T) {
 		name: "a server that died and came back before this one died does not count with it",
 		sc: scenario{servers: []srv{{id: "s1", health: slum.HealthDead, since: 2 * time.Second},
 			{id: "s2", lastDead: 20 * time.Second, since: 10 * time.Second}, {id: "s3"}},
-			instances: []ins{{key: "a:prod", server: "s1"}}},
+			instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s3", home: "s2"}}},
 		reschedules: []string{"a:prod s1->s3"},
 		failingOver: []string{"s1"},
 	}, {
@@ -791,31 +815,47 @@ func TestPlannerReuseFollowsTheLedger(t *testing.T) {
 	}
 }
 
-// At start, copies come up in any order: the first to run serves, but the
-// preferred copy takes over when it comes up soon after. Once settled, or
-// after a takeover, the serving copy stays.
-func TestPlannerServingSettles(t *testing.T) {
+// With one serving copy, the copy that serves is stable from the start:
+// a new tenant waits (briefly) for its preferred copy rather than have
+// its backup serve and give way a moment later; once a copy serves, it
+// serves while it is up.
+func TestPlannerServingIsStableFromTheStart(t *testing.T) {
 	a, b := name("a:prod", ""), name("a:backup", "")
-	sc := scenario{servers: []srv{{id: "s1"}, {id: "s2", runs: []string{b}}},
+	onlyBackup := scenario{servers: []srv{{id: "s1"}, {id: "s2", runs: []string{b}}},
 		instances: []ins{{key: "a:prod", server: "s1"}, {key: "a:backup", server: "s2", rank: 1}}}
-	in := sc.input()
-	p := Planner{}.Plan(in)
-	if got := servingOf(p, "a"); got != "backup@s2|" || !p.Serving[0].Settling {
-		t.Fatalf("only the backup runs: %s %+v", got, p.Serving[0])
+	both := onlyBackup
+	both.servers = []srv{{id: "s1", runs: []string{a}}, {id: "s2", runs: []string{b}}}
+	prodDead := onlyBackup
+	prodDead.servers = []srv{{id: "s1", health: slum.HealthDead}, {id: "s2", runs: []string{b}}, {id: "s3"}}
+	at := func(sc scenario, after time.Duration, prev *Plan) *Plan {
+		in := sc.input()
+		in.Now = t0.Add(after)
+		if prev != nil {
+			in.Serving = map[string]Serving{"a": prev.Serving[0]}
+		}
+		return Planner{}.Plan(in)
 	}
-	sc.servers[0].runs = []string{a}
-	next := sc.input()
-	next.Now = t0.Add(3 * time.Second)
-	next.Serving = map[string]Serving{"a": p.Serving[0]}
-	p2 := Planner{}.Plan(next)
-	if got := servingOf(p2, "a"); got != "prod@s1|backup@s2" {
-		t.Fatalf("prod came up 3s later: %s", got)
+	first := at(onlyBackup, 0, nil)
+	if got := servingOf(first, "a"); got != "|" || !first.Serving[0].Settling || !strings.Contains(first.Serving[0].Reason, "preferred copy prod") {
+		t.Fatalf("only the backup runs, prod on its way: %s %+v", got, first.Serving[0])
 	}
-	// Had prod come up only after the settling time, backup would stay.
-	late := sc.input()
-	late.Now = t0.Add(servingSettle + time.Second)
-	late.Serving = map[string]Serving{"a": p.Serving[0]}
-	if got := servingOf(Planner{}.Plan(late), "a"); got != "backup@s2|prod@s1" {
-		t.Fatalf("prod came up after settling: %s", got)
+	for _, c := range []struct {
+		name string
+		plan *Plan
+		want string
+	}{
+		{"prod up 3s later serves from the start", at(both, 3*time.Second, first), "prod@s1|backup@s2"},
+		{"still waiting 5s later", at(onlyBackup, 5*time.Second, first), "|"},
+		{"prod not up after servingSettle: the backup serves", at(onlyBackup, servingSettle, first), "backup@s2|"},
+		{"and keeps serving when prod comes up", at(both, servingSettle+time.Second, at(onlyBackup, servingSettle, first)), "backup@s2|prod@s1"},
+		{"prod's server dead: the backup serves at once", at(prodDead, 0, nil), "backup@s2|"},
+		{"prod up first: it serves at once", at(both, 0, nil), "prod@s1|backup@s2"},
+	} {
+		if got := servingOf(c.plan, "a"); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+		if c.want != "|" && c.plan.Serving[0].Settling {
+			t.Errorf("%s: still settling", c.name)
+		}
 	}
 }

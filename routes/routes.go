@@ -1,8 +1,10 @@
 // Package routes owns the route table: for each tenant domain, the copies
-// that serve it now. The table is an immutable value: whoever computes a
-// new one (the controller's reporter, a router following the database or
-// the API) builds a fresh Table and swaps it in, so readers on the request
-// path never lock and never touch the database.
+// that serve it now, and whether a controller's decision (Decision: each
+// server's health, who serves each tenant) changes it. The table is an
+// immutable value: whoever computes a new one (the controller's loop from
+// each plan that changes it, a router following the database or the API)
+// builds a fresh Table and swaps it in, so readers on the request path
+// never lock and never touch the database.
 package routes
 
 import (

@@ -116,8 +116,8 @@ func (c *Clock) fire(w *waiter, at time.Time) {
 
 // Advance moves the clock by d, firing every waiter that comes due, in
 // order of due time (a ticker once per interval passed, its reader
-// keeping at most one tick).
-func (c *Clock) Advance(d time.Duration) {
+// keeping at most one tick). It returns how many fired.
+func (c *Clock) Advance(d time.Duration) (fired int) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	now := c.now
@@ -132,7 +132,7 @@ func (c *Clock) Advance(d time.Duration) {
 		}
 		if next < 0 {
 			c.mu.Unlock()
-			return
+			return fired
 		}
 		w := c.waiters[next]
 		at := w.at
@@ -143,8 +143,13 @@ func (c *Clock) Advance(d time.Duration) {
 		}
 		c.mu.Unlock()
 		c.fire(w, at)
+		fired++
 	}
 }
+
+// Parked is signalled (at most one signal pending) whenever a timer is
+// added: some goroutine went back to waiting on the clock.
+func (c *Clock) Parked() <-chan struct{} { return c.added }
 
 // Waiters is how many timers and tickers are pending.
 func (c *Clock) Waiters() int {
