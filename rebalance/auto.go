@@ -2,6 +2,7 @@ package rebalance
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // is on: at most one move every rebalance_every, made as 'slum rebalance
 // --apply' makes it (make-before-break, through the controller), and only
 // when nothing else moves (every copy running where it should, no stop
-// pending, no server fencing or held). It runs beside the controller,
+// pending, no server fencing or held, no rolling restart). It runs beside the controller,
 // under its lease, and decides nothing the controller does.
 type Auto struct {
 	f     slum.Fleet
@@ -77,8 +78,21 @@ func (a *Auto) Step(ctx context.Context, last time.Time) (bool, error) {
 	return true, nil
 }
 
-// quiet reports whether nothing moves in the fleet now.
+// rollouts is a fleet that keeps rolling restarts (the store).
+type rollouts interface {
+	UnfinishedRollout(ctx context.Context) (slum.Rollout, error)
+}
+
+// quiet reports whether nothing moves in the fleet now: no rolling
+// restart either.
 func (a *Auto) quiet(ctx context.Context) (bool, error) {
+	if ro, ok := a.f.(rollouts); ok {
+		if _, err := ro.UnfinishedRollout(ctx); err == nil {
+			return false, nil
+		} else if !errors.Is(err, slum.ErrNotFound) {
+			return false, err
+		}
+	}
 	ss, err := a.f.ListServerStatus(ctx)
 	if err != nil {
 		return false, err

@@ -83,6 +83,16 @@ func TestAutoMovesOneAtATimeOnlyWhenOnAndQuiet(t *testing.T) {
 		t.Fatal("moved while a copy was pending")
 	}
 	f.phase = slum.PhaseRunning
+	ro, err := st.CreateRollout(ctx, slum.RestartSpec{All: true}, []slum.RolloutStep{{Instance: "a:prod", Server: "s1", State: slum.StepPending}}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved, _ := auto.Step(ctx, time.Time{}); moved {
+		t.Fatal("moved during a rolling restart")
+	}
+	if _, err := st.AbandonRollout(ctx, ro.ID); err != nil {
+		t.Fatal(err)
+	}
 	if moved, err := auto.Step(ctx, time.Time{}); err != nil || !moved || onS2() != 1 {
 		t.Fatalf("on and quiet: moved=%v %v, %d on s2", moved, err, onS2())
 	}
