@@ -109,6 +109,7 @@ type Querier interface {
 	NextRank(ctx context.Context, tenantID string) (int64, error)
 	RecentEvents(ctx context.Context, limit int64) ([]Event, error)
 	ReleaseLease(ctx context.Context, arg ReleaseLeaseParams) error
+	ReleaseRollout(ctx context.Context, arg ReleaseRolloutParams) (int64, error)
 	// A failover move: only the current server changes, and only if nothing
 	// changed the instance since the controller planned it.
 	RescheduleInstance(ctx context.Context, arg RescheduleInstanceParams) (int64, error)

@@ -288,6 +288,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.releaseLeaseStmt, err = db.PrepareContext(ctx, releaseLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ReleaseLease: %w", err)
 	}
+	if q.releaseRolloutStmt, err = db.PrepareContext(ctx, releaseRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query ReleaseRollout: %w", err)
+	}
 	if q.rescheduleInstanceStmt, err = db.PrepareContext(ctx, rescheduleInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RescheduleInstance: %w", err)
 	}
@@ -796,6 +799,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing releaseLeaseStmt: %w", cerr)
 		}
 	}
+	if q.releaseRolloutStmt != nil {
+		if cerr := q.releaseRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing releaseRolloutStmt: %w", cerr)
+		}
+	}
 	if q.rescheduleInstanceStmt != nil {
 		if cerr := q.rescheduleInstanceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing rescheduleInstanceStmt: %w", cerr)
@@ -1028,6 +1036,7 @@ type Queries struct {
 	nextRankStmt                *sql.Stmt
 	recentEventsStmt            *sql.Stmt
 	releaseLeaseStmt            *sql.Stmt
+	releaseRolloutStmt          *sql.Stmt
 	rescheduleInstanceStmt      *sql.Stmt
 	restoreAPITokenStmt         *sql.Stmt
 	restoreEventStmt            *sql.Stmt
@@ -1143,6 +1152,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		nextRankStmt:                q.nextRankStmt,
 		recentEventsStmt:            q.recentEventsStmt,
 		releaseLeaseStmt:            q.releaseLeaseStmt,
+		releaseRolloutStmt:          q.releaseRolloutStmt,
 		rescheduleInstanceStmt:      q.rescheduleInstanceStmt,
 		restoreAPITokenStmt:         q.restoreAPITokenStmt,
 		restoreEventStmt:            q.restoreEventStmt,

@@ -179,6 +179,31 @@ func (q *Queries) ListRunningRollouts(ctx context.Context) ([]Rollout, error) {
 	return items, nil
 }
 
+const releaseRollout = `-- name: ReleaseRollout :execrows
+UPDATE rollouts SET steps = ?, runner = '', updated_at = ?
+WHERE id = ? AND runner = ? AND state = 'running'
+`
+
+type ReleaseRolloutParams struct {
+	Steps     string
+	UpdatedAt int64
+	ID        int64
+	Runner    string
+}
+
+func (q *Queries) ReleaseRollout(ctx context.Context, arg ReleaseRolloutParams) (int64, error) {
+	result, err := q.exec(ctx, q.releaseRolloutStmt, releaseRollout,
+		arg.Steps,
+		arg.UpdatedAt,
+		arg.ID,
+		arg.Runner,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}
+
 const saveRollout = `-- name: SaveRollout :execrows
 UPDATE rollouts SET state = ?, steps = ?, message = ?, heartbeat_at = ?, updated_at = ?
 WHERE id = ? AND runner = ? AND state = 'running'

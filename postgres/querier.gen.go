@@ -648,6 +648,11 @@ func (q querier) ReleaseLease(ctx context.Context, arg db.ReleaseLeaseParams) er
 	return pgErr(q.now.ReleaseLease(ctx, pgdb.ReleaseLeaseParams(arg)))
 }
 
+func (q querier) ReleaseRollout(ctx context.Context, arg db.ReleaseRolloutParams) (int64, error) {
+	r, err := q.now.ReleaseRollout(ctx, pgdb.ReleaseRolloutParams(arg))
+	return r, pgErr(err)
+}
+
 func (q querier) RescheduleInstance(ctx context.Context, arg db.RescheduleInstanceParams) (int64, error) {
 	r, err := q.now.RescheduleInstance(ctx, pgdb.RescheduleInstanceParams(arg))
 	return r, pgErr(err)

@@ -23,3 +23,7 @@ WHERE id = ? AND runner = ? AND state = 'running';
 -- name: AbandonRollout :execrows
 UPDATE rollouts SET state = 'abandoned', message = ?, runner = '', updated_at = ?
 WHERE id = ? AND state = 'running';
+
+-- name: ReleaseRollout :execrows
+UPDATE rollouts SET steps = ?, runner = '', updated_at = ?
+WHERE id = ? AND runner = ? AND state = 'running';

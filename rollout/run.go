@@ -30,6 +30,7 @@ type Store interface {
 	ClaimRollout(ctx context.Context, id int64, runner string, stale time.Duration) (slum.Rollout, error)
 	SaveRollout(ctx context.Context, r slum.Rollout, evs ...slum.Event) error
 	HeartbeatRollout(ctx context.Context, r slum.Rollout) error
+	ReleaseRollout(ctx context.Context, r slum.Rollout) error
 	AbandonRollout(ctx context.Context, id int64) (slum.Rollout, error)
 }
 
@@ -160,6 +161,16 @@ func (ru *run) finish(ctx context.Context, halt error) error {
 	ru.mu.Lock()
 	defer ru.mu.Unlock()
 	if ctx.Err() != nil && halt == nil || errors.Is(halt, context.Canceled) || errors.Is(halt, context.DeadlineExceeded) {
+		// Unfinished, let go: a copy interrupted mid-restart is restarted
+		// again on resume, and meanwhile may serve.
+		for i := range ru.r.Steps {
+			if ru.r.Steps[i].State == slum.StepRestarting {
+				ru.r.Steps[i].State = slum.StepPending
+			}
+		}
+		if err := ru.st.ReleaseRollout(context.WithoutCancel(ctx), ru.r); err != nil {
+			ru.cfg.Log.Warn("rollout interrupted: it is resumable once its heartbeat is stale", "rollout", ru.r.ID, "err", err)
+		}
 		return fmt.Errorf("rollout %d interrupted: resume it with 'slum restart --resume': %w", ru.r.ID, context.Cause(ctx))
 	}
 	if halt != nil && !errors.Is(halt, errHalted) {

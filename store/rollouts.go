@@ -179,6 +179,23 @@ func saveRollout(ctx context.Context, q db.Querier, r slum.Rollout, now int64) e
 	return nil
 }
 
+// ReleaseRollout lets an interrupted rollout go, unfinished, with r's
+// steps (none restarting): another runner may resume it at once. It bumps
+// the desired revision: the controller no longer avoids its copies.
+func (s *Rollouts) ReleaseRollout(ctx context.Context, r slum.Rollout) error {
+	stepsJSON, _ := json.Marshal(r.Steps)
+	return s.write(ctx, func(q db.Querier, now int64) error {
+		n, err := q.ReleaseRollout(ctx, db.ReleaseRolloutParams{Steps: string(stepsJSON), UpdatedAt: now, ID: r.ID, Runner: r.Runner})
+		if err != nil {
+			return fmt.Errorf("release rollout %d: %w", r.ID, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("rollout %d: %w", r.ID, ErrRolloutTaken)
+		}
+		return nil
+	})
+}
+
 // AbandonRollout gives an unfinished rollout up (its runner, if alive,
 // stops at its next save); ErrConflict when it is finished.
 func (s *Rollouts) AbandonRollout(ctx context.Context, id int64) (slum.Rollout, error) {

@@ -96,9 +96,20 @@ func Rollouts(t *testing.T, open StoreOpener) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Released (interrupted, let go), another runner takes it at once.
+	if err := s.ReleaseRollout(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRollout(ctx, c); !errors.Is(err, store.ErrRolloutTaken) {
+		t.Fatalf("a save after the release: %v", err)
+	}
+	if d, err := s.ClaimRollout(ctx, c.ID, "d", slum.RolloutStale); err != nil || d.Runner != "d" {
+		t.Fatalf("claim after the release: %+v, %v", d, err)
+	}
 	if ab, err := s.AbandonRollout(ctx, c.ID); err != nil || ab.State != slum.RolloutAbandoned {
 		t.Fatalf("abandon %+v, %v", ab, err)
 	}
+	c.Runner = "d"
 	if err := s.SaveRollout(ctx, c); !errors.Is(err, store.ErrRolloutTaken) {
 		t.Fatalf("the runner's save after abandon: %v", err)
 	}

@@ -173,6 +173,31 @@ func (q *Queries) ListRunningRollouts(ctx context.Context) ([]Rollout, error) {
 	return items, nil
 }
 
+const releaseRollout = `-- name: ReleaseRollout :execrows
+UPDATE rollouts SET steps = $1, runner = '', updated_at = $2
+WHERE id = $3 AND runner = $4 AND state = 'running'
+`
+
+type ReleaseRolloutParams struct {
+	Steps     string
+	UpdatedAt int64
+	ID        int64
+	Runner    string
+}
+
+func (q *Queries) ReleaseRollout(ctx context.Context, arg ReleaseRolloutParams) (int64, error) {
+	result, err := q.db.Exec(ctx, releaseRollout,
+		arg.Steps,
+		arg.UpdatedAt,
+		arg.ID,
+		arg.Runner,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const saveRollout = `-- name: SaveRollout :execrows
 UPDATE rollouts SET state = $1, steps = $2, message = $3, heartbeat_at = $4, updated_at = $5
 WHERE id = $6 AND runner = $7 AND state = 'running'

@@ -23,3 +23,7 @@ WHERE id = $6 AND runner = $7 AND state = 'running';
 -- name: AbandonRollout :execrows
 UPDATE rollouts SET state = 'abandoned', message = $1, runner = '', updated_at = $2
 WHERE id = $3 AND state = 'running';
+
+-- name: ReleaseRollout :execrows
+UPDATE rollouts SET steps = $1, runner = '', updated_at = $2
+WHERE id = $3 AND runner = $4 AND state = 'running';
