@@ -150,9 +150,19 @@ func TestRollingRestart(t *testing.T) {
 		eventually(t, 10*time.Second, tn+" served through the router", func() bool { return through(router, tn+".example.com").status == 200 })
 	}
 	remote := e.remote(apiAddr)
-	plan := remote("restart", "--all", "--dry-run")
-	if !strings.Contains(plan, "a:backup") || strings.Index(plan, "a:backup") > strings.Index(plan, "a:prod") {
-		t.Fatalf("the order does not restart a's spare first:\n%s", plan)
+	var plan slum.Rollout
+	if out := remote("-o", "json", "restart", "--all", "--dry-run"); json.Unmarshal([]byte(out), &plan) != nil || len(plan.Steps) != 9 {
+		t.Fatalf("the dry run:\n%s", out)
+	}
+	// Each tenant's serving copy comes after its others.
+	servedAt := map[string]int{}
+	for i, s := range plan.Steps {
+		if j, ok := servedAt[s.Instance.Tenant()]; ok {
+			t.Fatalf("%s is restarted after %s's serving copy (step %d): %+v", s.Instance, s.Instance.Tenant(), j+1, plan.Steps)
+		}
+		if s.Serving {
+			servedAt[s.Instance.Tenant()] = i
+		}
 	}
 
 	l := startTenantLoad(router, tenants)
