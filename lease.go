@@ -29,3 +29,7 @@ func (l Lease) Fence() Fence { return Fence{Lease: l.Name, Holder: l.Holder, Epo
 
 // ErrFenced: the write's lease changed hands; the writer must stop acting.
 var ErrFenced = errors.New("fenced: the lease is held by another controller")
+
+// ControllerLease is the lease a leading controller holds on its fleet
+// database (package leader takes and renews it).
+const ControllerLease = "controller"

@@ -18,6 +18,20 @@ type Overview struct {
 	// Rollout is the rolling restart under way (or interrupted), or the
 	// last one if it ended within RolloutShown; nil otherwise.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Controller is the controller lease as the database has it; nil when
+	// no controller ever led.
+	Controller *LeaseState `json:"controller"`
+}
+
+// LeaseState is a lease and whether it is live by the database's clock:
+// a lease that is not live means no controller acts on the fleet.
+type LeaseState struct {
+	Lease
+	Live bool `json:"live"`
+	// For is how long the lease has to run when live, or how long ago it
+	// lapsed (not in JSON, which says expires_at: output stays the same
+	// from one moment to the next).
+	For time.Duration `json:"-"`
 }
 
 // RolloutShown is how long an overview shows a finished rollout.

@@ -63,7 +63,7 @@ func benchFleet(b testing.TB, servers, n int) *fixture {
 	if _, err := st.Apply(f.ctx, fleettest.Source(b, file), slum.ApplyOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	if f.lease, err = st.AcquireLease(f.ctx, LeaseName, "bench/1/a", "", time.Hour); err != nil {
+	if f.lease, err = st.AcquireLease(f.ctx, slum.ControllerLease, "bench/1/a", "", time.Hour); err != nil {
 		b.Fatal(err)
 	}
 	return f

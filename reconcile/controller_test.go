@@ -128,7 +128,7 @@ func newFixture(t testing.TB, servers int, cfg Config) *fixture {
 	for i := 1; i <= servers; i++ {
 		f.addServer(fmt.Sprintf("s%d", i), "")
 	}
-	if f.lease, err = st.AcquireLease(ctx, LeaseName, "test/1/a", "", time.Hour); err != nil {
+	if f.lease, err = st.AcquireLease(ctx, slum.ControllerLease, "test/1/a", "", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	f.ctrl = f.newController()
@@ -191,7 +191,9 @@ func (f *fixture) converge() int {
 		if len(p.Spawns)+len(p.Stops)+len(p.Reschedules)+len(p.Waits) == 0 {
 			return i
 		}
-		f.clock.Advance(time.Second)
+		if f.clock != nil { // nil: a benchmark's fleet, on the real clock
+			f.clock.Advance(time.Second)
+		}
 	}
 	f.t.Fatal("no convergence in 20 plans")
 	return 0
@@ -572,7 +574,9 @@ func TestMoveIsMakeBeforeBreak(t *testing.T) {
 		if p := f.sync(); len(p.Stops) != 0 || len(p.Waits) != 1 {
 			t.Fatalf("stopped the only copy while the new one was not running: %+v", p.Stops)
 		}
-		f.clock.Advance(time.Second)
+		if f.clock != nil { // nil: a benchmark's fleet, on the real clock
+			f.clock.Advance(time.Second)
+		}
 	}
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod"}) {
 		t.Fatalf("s1 runs %v", got)
@@ -618,7 +622,9 @@ func TestFaultsAreIsolated(t *testing.T) {
 			}
 			for i := 0; i < 3; i++ {
 				f.sync()
-				f.clock.Advance(time.Second)
+				if f.clock != nil { // nil: a benchmark's fleet, on the real clock
+					f.clock.Advance(time.Second)
+				}
 			}
 			// The healthy server converged regardless.
 			if got := f.running("s2"); !slices.Equal(got, []string{"api:bob--prod", "api:carol--prod"}) {
@@ -769,7 +775,7 @@ func TestStaleEpochCannotWrite(t *testing.T) {
 	f := newFixture(t, 1, testConfig())
 	f.tenant("alice", spec("prod", "api", "s1"))
 	old := f.lease.Fence()
-	if _, err := f.store.AcquireLease(f.ctx, LeaseName, "test/2/b", "test/1/a", time.Hour); err != nil {
+	if _, err := f.store.AcquireLease(f.ctx, slum.ControllerLease, "test/2/b", "test/1/a", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.ctrl.Sync(f.ctx, old, true); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/slum-fleet/slum/clock"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
@@ -31,6 +33,12 @@ type Config struct {
 	// for reuse. Keep it below the upstream's own keep-alive timeout
 	// (tenement closes idle connections after 30 s).
 	IdleConnTimeout time.Duration
+	// RetireGrace is how long an exchange in flight to a server that left
+	// the route table (declared dead, or its copies moved away) may still
+	// take before it is ended: a replayable request with no answer yet is
+	// then retried on the copy that serves now, any other is answered 502
+	// (or cut, when its response had begun).
+	RetireGrace time.Duration
 	// MaxIdleConnsPerBackend caps the idle connections kept per tenement
 	// server; more are closed after use.
 	MaxIdleConnsPerBackend int
@@ -43,6 +51,9 @@ type Config struct {
 	// UpstreamTLS configures connections to https backends; nil uses the
 	// system roots. ServerName is set per backend.
 	UpstreamTLS *tls.Config
+	// Clock tells the time for the route source's state and the table's
+	// age; nil is the wall clock.
+	Clock clock.Clock
 }
 
 // DefaultConfig is the configuration slum route starts from.
@@ -53,6 +64,7 @@ func DefaultConfig() Config {
 		ColdStartAllowance:     30 * time.Second,
 		UpstreamIdleTimeout:    5 * time.Minute,
 		IdleConnTimeout:        20 * time.Second,
+		RetireGrace:            500 * time.Millisecond,
 		MaxIdleConnsPerBackend: 256,
 		MaxBodyBytes:           64 << 20,
 		RetryAfter:             time.Second,
@@ -70,6 +82,7 @@ func (c Config) Validate() error {
 		{"cold start allowance", c.ColdStartAllowance},
 		{"upstream idle timeout", c.UpstreamIdleTimeout},
 		{"idle connection timeout", c.IdleConnTimeout},
+		{"retire grace", c.RetireGrace},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: %s must be positive, not %v", ErrInvalidConfig, d.name, d.v)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -39,11 +40,37 @@ func newFixture(t *testing.T, cfg Config, rs ...routes.Route) *fixture {
 	if err := p.Set(routes.New(1, rs)); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
+	url := serveProxy(t, p)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &fixture{t: t, proxy: p, url: srv.URL, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}, logs: logs}
+	return &fixture{t: t, proxy: p, url: url, client: &http.Client{Transport: tr, Timeout: 20 * time.Second}, logs: logs}
+}
+
+// fastPath says which server the tests run the proxy on: TestMain runs
+// every test twice, on net/http's server and on the fast path.
+var fastPath bool
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fastPath = true
+	if c := m.Run(); c != 0 {
+		code = c
+	}
+	os.Exit(code)
+}
+
+// serveProxy serves p on a loopback listener, on the server the run
+// tests (fastPath), and returns its URL.
+func serveProxy(t *testing.T, p *Proxy) string {
+	t.Helper()
+	if !fastPath {
+		srv := httptest.NewServer(p)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	cfg := DefaultServerConfig()
+	cfg.FastPath = true
+	return "http://" + startServer(t, cfg, p).addr
 }
 
 // do sends a request for host through the proxy.
@@ -231,4 +258,13 @@ func ctxWithTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// wantHandoffs checks, on the fast path, how many connections went to
+// net/http's server.
+func wantHandoffs(t *testing.T, p *Proxy, n float64) {
+	t.Helper()
+	if got := metricValue(t, p.Metrics(), "slum_router_fast_path_handoffs_total"); fastPath && got != n {
+		t.Errorf("%v connections handed to net/http, want %v", got, n)
+	}
 }

@@ -16,6 +16,12 @@ type Metrics struct {
 	unknownHost prometheus.Counter
 	upstreamErr *prometheus.CounterVec
 	inFlight    prometheus.Gauge
+	// The route source: up or down, failed checks, and the age of the
+	// table in use (growing while the source is down).
+	sourceUp       prometheus.Gauge
+	sourceFailures prometheus.Counter
+	deadEnded      prometheus.Counter
+	handedOff      prometheus.Counter
 }
 
 // statusClasses are the values of the requests counter's class label,
@@ -33,9 +39,10 @@ func classIndex(status int) int {
 type upstreamErrorKind string
 
 const (
-	errKindConnect  upstreamErrorKind = "connect"  // could not connect
-	errKindTimeout  upstreamErrorKind = "timeout"  // no response headers in time
-	errKindProtocol upstreamErrorKind = "protocol" // broke off or answered nonsense
+	errKindConnect  upstreamErrorKind = "connect"     // could not connect
+	errKindTimeout  upstreamErrorKind = "timeout"     // no response headers in time
+	errKindProtocol upstreamErrorKind = "protocol"    // broke off or answered nonsense
+	errKindGone     upstreamErrorKind = "server_gone" // its server left the route table mid-exchange
 )
 
 // NewMetrics creates the router's metrics on a new registry.
@@ -55,12 +62,33 @@ func NewMetrics() *Metrics {
 		unknownHost: prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_unknown_host_total",
 			Help: "404 answers for hosts that are no tenant's domain."}),
 		upstreamErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_upstream_errors_total",
-			Help: "Failed upstream attempts, by kind: connect, timeout or protocol."}, []string{"kind"}),
+			Help: "Failed upstream attempts, by kind: connect, timeout, protocol or server_gone."}, []string{"kind"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slum_router_in_flight_requests",
 			Help: "Requests being proxied now (upgraded connections included)."}),
 	}
-	r.MustRegister(m.requests, m.upstream, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight)
+	m.sourceUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "slum_router_source_up",
+		Help: "1 while the route source (database, API, controller) answers, 0 while the router routes with its last good table."})
+	m.sourceUp.Set(1)
+	m.sourceFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_source_failures_total",
+		Help: "Failed reads of the route source."})
+	m.deadEnded = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_dead_server_aborts_total",
+		Help: "Upstream exchanges ended because their server left the route table (declared dead or removed)."})
+	m.handedOff = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_fast_path_handoffs_total",
+		Help: "Client connections the fast path handed to net/http's server (a request it does not handle: upgrades, Expect, chunked bodies, HTTP/1.0...)."})
+	r.MustRegister(m.requests, m.upstream, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight,
+		m.sourceUp, m.sourceFailures, m.deadEnded, m.handedOff)
 	return m
+}
+
+// watchTable registers the gauges that read p's table: its revision and
+// age. A Metrics serves one proxy.
+func (m *Metrics) watchTable(p *Proxy) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "slum_router_table_age_seconds",
+			Help: "Seconds since the route source last confirmed the table in use."}, p.tableAgeSeconds),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "slum_router_table_revision",
+			Help: "Revision of the route table in use."}, func() float64 { return float64(p.Table().Revision()) }),
+	)
 }
 
 // tenantCounters are one tenant's request counters by class, looked up

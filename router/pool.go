@@ -4,10 +4,14 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/slum-fleet/slum/clock"
 )
 
 // probeAfter is how long a pooled connection may sit idle before it is
@@ -28,9 +32,18 @@ type upstreamConn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	pl        *pool // that opened it; nil in tests
+	// gone is set when the connection was closed because its server left
+	// the route table (declared dead): the exchange on it failed for that.
+	gone atomic.Bool
 }
 
-func (c *upstreamConn) close() { c.conn.Close() }
+func (c *upstreamConn) close() {
+	c.conn.Close()
+	if c.pl != nil {
+		c.pl.forget(c)
+	}
+}
 
 // alive checks, without blocking, that the server has not closed an idle
 // connection: there must be nothing to read, not even an EOF.
@@ -46,10 +59,72 @@ type pool struct {
 	serverName string
 	idle       chan *upstreamConn
 	retired    atomic.Bool // no longer in the route table: keep nothing
+
+	// open holds every connection the pool opened and has not closed,
+	// idle or busy, so that retire can end the exchanges on them.
+	mu        sync.Mutex
+	open      map[*upstreamConn]struct{}
+	retiredBy clock.Clock // set by retire, with the grace it gave
+	grace     time.Duration
 }
 
 func newPool(u *url.URL, maxIdle int) *pool {
-	return &pool{addr: u.Host, tls: u.Scheme == "https", serverName: u.Hostname(), idle: make(chan *upstreamConn, maxIdle)}
+	return &pool{addr: u.Host, tls: u.Scheme == "https", serverName: u.Hostname(), idle: make(chan *upstreamConn, maxIdle),
+		open: make(map[*upstreamConn]struct{})}
+}
+
+// errServerGone ends exchanges whose server left the route table.
+var errServerGone = errors.New("the copy's server left the route table (declared dead or removed)")
+
+// track records a new connection. One opened for a request that chose
+// the pool before it was retired gets the grace the others got.
+func (pl *pool) track(c *upstreamConn) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	c.pl = pl
+	if pl.retiredBy != nil {
+		pl.retiredBy.AfterFunc(pl.grace, c.end)
+		return
+	}
+	pl.open[c] = struct{}{}
+}
+
+func (pl *pool) forget(c *upstreamConn) {
+	pl.mu.Lock()
+	delete(pl.open, c)
+	pl.mu.Unlock()
+}
+
+// retire is for a pool whose server left the route table (declared
+// dead, or its last copy moved away): it keeps nothing from now on, and
+// gives the exchanges in flight grace to finish, as a live server's
+// would; then it ends them, so that a dead server's requests are never
+// left to the response timeout (the proxy retries those it may replay on
+// the copy that serves now). Closing the TCP connection under each makes
+// blocked reads and writes fail at once; gone tells them why. It returns
+// how many busy connections it will end.
+func (pl *pool) retire(clk clock.Clock, grace time.Duration) int {
+	pl.retired.Store(true)
+	pl.drain()
+	pl.mu.Lock()
+	pl.retiredBy, pl.grace = clk, grace
+	conns := pl.open
+	pl.open = map[*upstreamConn]struct{}{}
+	pl.mu.Unlock()
+	if len(conns) > 0 {
+		clk.AfterFunc(grace, func() {
+			for c := range conns {
+				c.end()
+			}
+		})
+	}
+	return len(conns)
+}
+
+// end closes c because its server left the route table.
+func (c *upstreamConn) end() {
+	c.gone.Store(true)
+	c.raw.Close()
 }
 
 // get returns an idle connection that is still usable, or nil. probe
@@ -154,5 +229,7 @@ func (p *Proxy) dial(ctx context.Context, pl *pool) (*upstreamConn, error) {
 		}
 		c = tc
 	}
-	return &upstreamConn{conn: c, raw: raw, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}, nil
+	uc := &upstreamConn{conn: c, raw: raw, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+	pl.track(uc)
+	return uc, nil
 }

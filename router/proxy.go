@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -43,6 +44,8 @@ type Proxy struct {
 
 	snap  atomic.Pointer[snapshot]
 	setMu sync.Mutex // serialises Set; never taken by requests
+	clock clock.Clock
+	src   sourceState
 
 	// tunnels ends upgraded connections (WebSocket) on CloseTunnels.
 	tunnels      context.Context
@@ -72,7 +75,12 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) (*Proxy, error) {
 		return nil, fmt.Errorf("router: request id seed: %w", err)
 	}
 	dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
 	p := &Proxy{
+		clock:       clk,
 		cfg:         cfg,
 		log:         log,
 		metrics:     metrics,
@@ -88,6 +96,7 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics) (*Proxy, error) {
 		return nil, err
 	}
 	p.snap.Store(empty)
+	metrics.watchTable(p)
 	go p.janitor()
 	return p, nil
 }
@@ -119,8 +128,10 @@ func (p *Proxy) Set(t *routes.Table) error {
 	p.snap.Store(next)
 	for key, pl := range prev.pools {
 		if next.pools[key] != pl {
-			pl.retired.Store(true)
-			pl.drain()
+			if n := pl.retire(p.clock, p.cfg.RetireGrace); n > 0 {
+				p.metrics.deadEnded.Add(float64(n))
+				p.log.Warn("server left the route table: ending its exchanges in flight", "upstream", pl.addr, "connections", n)
+			}
 		}
 	}
 	for tenant := range prev.tenants {
@@ -148,6 +159,7 @@ func (p *Proxy) Close() error {
 			pl.retired.Store(true)
 			pl.drain()
 		}
+
 	})
 	return nil
 }
@@ -165,6 +177,7 @@ func (p *Proxy) janitor() {
 			for _, pl := range p.snap.Load().pools {
 				pl.sweep(now, p.cfg.IdleConnTimeout)
 			}
+			p.reportSource(p.clock.Now())
 		}
 	}
 }
@@ -187,11 +200,18 @@ type exchange struct {
 	bytes       int64
 	err         error // why the exchange failed, for the log
 	stopWatch   func() bool
+	// onWatch, when set (the fast path), is called whenever the exchange
+	// waits on its upstream: the client's connection is then watched for
+	// going away.
+	onWatch func()
 }
 
 // ServeHTTP proxies one request.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{w: w, r: r, start: time.Now()}
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.serve(w, r, nil) }
+
+// serve proxies one request; onWatch is the fast path's (see exchange).
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, onWatch func()) {
+	ex := &exchange{w: w, r: r, start: time.Now(), onWatch: onWatch}
 	p.metrics.inFlight.Inc()
 	defer p.finish(ex)
 	ex.id, ex.newID = p.requestID(r)
@@ -240,16 +260,23 @@ func (p *Proxy) forward(ex *exchange) {
 	ex.upgrade = upgradeRequested(ex.r.Header)
 	b := tg.backends[0]
 	resp, uc, err := p.roundTrip(ex, b)
-	if err != nil && retryElsewhere(ex, err) {
-		if alt := tg.next(0); alt != nil {
-			ex.retried = true
-			p.metrics.retries.Inc()
-			p.log.LogAttrs(ex.r.Context(), slog.LevelWarn, "copy unreachable, retrying on another",
-				slog.String("id", ex.id), slog.String("tenant", tg.route.Tenant), slog.String("copy", string(b.Instance)),
-				slog.String("server", b.Server), slog.String("next", string(alt.Instance)), slog.Any("err", err))
-			b = alt
-			resp, uc, err = p.roundTrip(ex, b)
+	// One retry after a failure to connect; a few more when the copy's
+	// server left the table mid-request, each for a newer table.
+	for tries := 0; err != nil && tries < maxRetries && retryElsewhere(ex, err); tries++ {
+		if tries > 0 && !errors.Is(err, errServerGone) {
+			break
 		}
+		alt := p.alternative(ex, b, err)
+		if alt == nil {
+			break
+		}
+		ex.retried = true
+		p.metrics.retries.Inc()
+		p.log.LogAttrs(ex.r.Context(), slog.LevelWarn, "copy unreachable, retrying on another",
+			slog.String("id", ex.id), slog.String("tenant", tg.route.Tenant), slog.String("copy", string(b.Instance)),
+			slog.String("server", b.Server), slog.String("next", string(alt.Instance)), slog.Any("err", err))
+		b = alt
+		resp, uc, err = p.roundTrip(ex, b)
 	}
 	ex.backend = b
 	if err != nil {
@@ -263,6 +290,31 @@ func (p *Proxy) forward(ex *exchange) {
 	p.relay(ex, resp, uc)
 }
 
+// maxRetries bounds the copies one request is sent to after the first.
+const maxRetries = 3
+
+// alternative is the copy a failed exchange on b is retried on: the
+// next copy or a warm spare; when b's server left the route table, the
+// first live copy of the table in use now.
+func (p *Proxy) alternative(ex *exchange, b *backend, err error) *backend {
+	if !errors.Is(err, errServerGone) {
+		if alt := ex.target.next(0); alt != nil && !alt.pool.retired.Load() {
+			return alt
+		}
+		return nil
+	}
+	tg := p.snap.Load().lookup(ex.r.Host)
+	if tg == nil {
+		return nil
+	}
+	for _, c := range append(tg.backends[:len(tg.backends):len(tg.backends)], tg.spares...) {
+		if c.pool != b.pool {
+			return c
+		}
+	}
+	return nil
+}
+
 func isConnectError(err error) bool {
 	var ce *connectError
 	return errors.As(err, &ce)
@@ -271,8 +323,9 @@ func isConnectError(err error) bool {
 // retryElsewhere reports whether a failed exchange may be tried on another
 // copy: it could not connect, before the request body was read; or the
 // copy broke off without answering a request that can be replayed (GET,
-// HEAD, OPTIONS), as when its server dies with the request in flight. A
-// timeout is not retried: the copy may still be doing the work.
+// HEAD, OPTIONS), as when its server dies with the request in flight or
+// is declared dead meanwhile. A timeout is not retried: the copy may still
+// be doing the work.
 func retryElsewhere(ex *exchange, err error) bool {
 	if ex.bodyStarted || ex.r.Context().Err() != nil {
 		return false
@@ -281,7 +334,7 @@ func retryElsewhere(ex *exchange, err error) bool {
 		return true
 	}
 	var ue *upstreamError
-	return errors.As(err, &ue) && ue.kind == errKindProtocol && ue.noResponse && replayable(ex.r.Method)
+	return errors.As(err, &ue) && (ue.kind == errKindProtocol || ue.kind == errKindGone) && ue.noResponse && replayable(ex.r.Method)
 }
 
 // fail answers for an exchange that got no response headers.
@@ -296,6 +349,12 @@ func (p *Proxy) fail(ex *exchange, err error) {
 		ex.plain(http.StatusRequestEntityTooLarge, "413 request body too large\n")
 	case errors.Is(err, errClientBody):
 		ex.plain(http.StatusBadRequest, "400 bad request: the request body could not be read\n")
+	case errors.Is(err, errServerGone) && !ex.bodyStarted && replayable(ex.r.Method):
+		// Safe to retry, but nothing else serves the tenant now.
+		ex.w.Header().Set("Retry-After", p.retryAfter)
+		ex.plain(http.StatusServiceUnavailable, "503 service unavailable: the tenant's server was declared dead and no other copy serves now\n")
+	case errors.Is(err, errServerGone):
+		ex.plain(http.StatusBadGateway, "502 bad gateway: the tenant's server was declared dead with the request in flight\n")
 	case errors.As(err, &ce):
 		ex.plain(http.StatusBadGateway, "502 bad gateway: the tenant's server could not be reached\n")
 	case errors.As(err, &ue) && ue.kind == errKindTimeout:

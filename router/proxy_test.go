@@ -32,6 +32,7 @@ func TestRoutesByHostAndRewritesHost(t *testing.T) {
 			t.Errorf("%s: %d %q, want 200 %q", c.host, resp.StatusCode, got, c.want)
 		}
 	}
+	wantHandoffs(t, f.proxy, 0) // plain GETs stay on the fast path
 }
 
 func TestForwardedHeadersAndHopByHop(t *testing.T) {

@@ -26,6 +26,10 @@ type ServerConfig struct {
 	// ShutdownTimeout is how long in-flight requests may take to finish
 	// once the server is told to stop; after it they are cut.
 	ShutdownTimeout time.Duration
+	// FastPath serves plain HTTP/1.1 requests without net/http's server
+	// (see fastServer); TLS, HTTP/2, upgrades and anything unusual still
+	// go to net/http. Off: net/http serves everything.
+	FastPath bool
 }
 
 // DefaultServerConfig listens on loopback only, in plain HTTP.
@@ -36,6 +40,7 @@ func DefaultServerConfig() ServerConfig {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ShutdownTimeout:   30 * time.Second,
+		FastPath:          true,
 	}
 }
 
@@ -91,15 +96,27 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.tls != nil {
 		scheme = "https"
 	}
-	s.log.Info("router listening", "addr", scheme+"://"+ln.Addr().String())
-	served := make(chan error, 1)
-	go func() {
-		if s.tls != nil {
-			served <- srv.ServeTLS(ln, "", "")
-		} else {
-			served <- srv.Serve(ln)
-		}
-	}()
+	s.log.Info("router listening", "addr", scheme+"://"+ln.Addr().String(), "fast_path", s.cfg.FastPath && s.tls == nil)
+	served := make(chan error, 2)
+	var fast *fastServer
+	switch {
+	case s.tls != nil:
+		go func() { served <- srv.ServeTLS(ln, "", "") }()
+	case s.cfg.FastPath:
+		slow := newHandoff(ln.Addr())
+		fast = newFastServer(s.cfg, s.proxy, s.log, slow)
+		go func() { served <- srv.Serve(slow) }()
+		go func() {
+			err := fast.serve(ln)
+			if ctx.Err() == nil {
+				srv.Close()
+				<-served
+				served <- err
+			}
+		}()
+	default:
+		go func() { served <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("router: serve: %w", err)
@@ -107,7 +124,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	var fastErr error
+	if fast != nil {
+		ln.Close()
+		fastErr = fast.shutdown(sctx)
+	}
 	err := srv.Shutdown(sctx)
+	if errors.Is(fastErr, context.DeadlineExceeded) && err == nil {
+		err = fastErr
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("router shutdown: requests still in flight were cut", "after", s.cfg.ShutdownTimeout)
 		srv.Close()

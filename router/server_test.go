@@ -36,6 +36,7 @@ type running struct {
 // startServer runs a Server for p on a loopback listener until stop.
 func startServer(t *testing.T, cfg ServerConfig, p *Proxy) *running {
 	t.Helper()
+	cfg.FastPath = fastPath
 	s, err := NewServer(cfg, p, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -24,10 +24,11 @@ var ErrStaleTable = errors.New("route table is older than the one in use")
 // parsed, each tied to its server's connection pool and its metrics. It is
 // immutable once published.
 type snapshot struct {
-	table    *routes.Table
-	byDomain map[string]*target
-	pools    map[string]*pool // by scheme://host:port
-	tenants  map[string]*tenantCounters
+	table     *routes.Table
+	byDomain  map[string]*target
+	pools     map[string]*pool // by scheme://host:port
+	tenants   map[string]*tenantCounters
+	installed time.Time // when Set published it
 }
 
 // target is one route, ready to serve.
@@ -71,10 +72,11 @@ func (s *snapshot) lookup(host string) *target {
 func (p *Proxy) compile(t *routes.Table, prev *snapshot) (*snapshot, error) {
 	rs := t.Routes()
 	s := &snapshot{
-		table:    t,
-		byDomain: make(map[string]*target, len(rs)),
-		pools:    make(map[string]*pool),
-		tenants:  make(map[string]*tenantCounters),
+		table:     t,
+		byDomain:  make(map[string]*target, len(rs)),
+		pools:     make(map[string]*pool),
+		tenants:   make(map[string]*tenantCounters),
+		installed: p.clock.Now(),
 	}
 	for i := range rs {
 		r := &rs[i]

@@ -106,7 +106,9 @@ func TestSwapUnderConcurrentLoad(t *testing.T) {
 				resp.Body.Close()
 				switch {
 				case resp.StatusCode != 200:
-					failed.Add(1)
+					if failed.Add(1) < 3 {
+						t.Logf("%d %s", resp.StatusCode, body)
+					}
 				case string(body) == "A alice--a.api.fleet.test /":
 					served[0].Add(1)
 				case string(body) == "B alice--b.api.fleet.test /":

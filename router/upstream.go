@@ -56,6 +56,13 @@ func (p *Proxy) roundTrip(ex *exchange, b *backend) (*http.Response, *upstreamCo
 		ex.unwatch()
 		uc.close()
 		var ue *upstreamError
+		if uc.gone.Load() {
+			// Its server was declared dead: whatever failed, that is why.
+			errors.As(err, &ue)
+			ue = &upstreamError{kind: errKindGone, noResponse: ue != nil && ue.noResponse, err: errServerGone}
+			p.metrics.upstreamErr.WithLabelValues(string(ue.kind)).Inc()
+			return nil, nil, ue
+		}
 		if !errors.As(err, &ue) {
 			return nil, nil, err // the client's side failed
 		}
@@ -82,6 +89,9 @@ const quickAnswer = 5 * time.Millisecond
 
 // watch makes a client that goes away abort the upstream I/O at once.
 func (ex *exchange) watch(uc *upstreamConn) {
+	if ex.onWatch != nil {
+		ex.onWatch()
+	}
 	if ex.stopWatch != nil {
 		return
 	}
@@ -351,6 +361,9 @@ func (p *Proxy) relay(ex *exchange, resp *http.Response, uc *upstreamConn) {
 
 	stream := resp.ContentLength < 0 || isEventStream(resp.Header)
 	err := p.copyResponse(ex, resp, uc, stream)
+	if err != nil && uc.gone.Load() {
+		err = &upstreamError{kind: errKindGone, err: errServerGone}
+	}
 	if err != nil {
 		ex.unwatch()
 		uc.close()

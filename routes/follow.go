@@ -44,28 +44,46 @@ func Load(ctx context.Context, r Reader) (*Table, error) {
 		Instances: snap.Instances, Serving: serving}), nil
 }
 
+// Sink receives what following a source finds: each new table, and
+// whether each check succeeded. router.Proxy is one.
+type Sink interface {
+	// Update installs a new table; an error means the table was refused.
+	Update(*Table) error
+	// SourceOK: the source was read, the table in use is current.
+	SourceOK()
+	// SourceFailed: the source could not be read; the last table stays.
+	SourceFailed(error)
+}
+
 // Follow hands set a new table whenever the desired state or the
 // controller's status changes (checked every interval), until ctx ends.
 // Errors (a busy or unreadable database) go to onErr; the last table stays
 // in use meanwhile.
 func Follow(ctx context.Context, r Reader, every time.Duration, set func(*Table), onErr func(error)) {
+	FollowInto(ctx, r, every, funcSink{set, onErr})
+}
+
+// FollowInto is Follow reporting every check to sink: a table that changed
+// goes to Update, a check that found nothing new to SourceOK, a failure to
+// SourceFailed. A refused table is tried again at the next check. It
+// recovers by itself when the database can be read again.
+func FollowInto(ctx context.Context, r Reader, every time.Duration, sink Sink) {
 	var lastRev, lastStatus int64 = -1, -1
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		rev, err := r.Revision(ctx)
-		if err == nil {
-			var st int64
-			if st, err = r.StatusRevision(ctx); err == nil && (rev != lastRev || st != lastStatus) {
-				var tab *Table
-				if tab, err = Load(ctx, r); err == nil {
-					set(tab)
-					lastRev, lastStatus = rev, st
-				}
+		rev, st, changed, err := check(ctx, r, lastRev, lastStatus)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				sink.SourceFailed(fmt.Errorf("follow the fleet database: %w", err))
 			}
-		}
-		if err != nil && ctx.Err() == nil {
-			onErr(fmt.Errorf("follow the fleet database: %w", err))
+		case changed != nil:
+			if sink.Update(changed) == nil {
+				lastRev, lastStatus = rev, st
+			}
+		default:
+			sink.SourceOK()
 		}
 		select {
 		case <-ctx.Done():
@@ -74,3 +92,30 @@ func Follow(ctx context.Context, r Reader, every time.Duration, set func(*Table)
 		}
 	}
 }
+
+// check reads the database's revisions and, when they moved, the table.
+func check(ctx context.Context, r Reader, lastRev, lastStatus int64) (int64, int64, *Table, error) {
+	rev, err := r.Revision(ctx)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	st, err := r.StatusRevision(ctx)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if rev == lastRev && st == lastStatus {
+		return rev, st, nil, nil
+	}
+	tab, err := Load(ctx, r)
+	return rev, st, tab, err
+}
+
+// funcSink adapts Follow's callbacks to a Sink.
+type funcSink struct {
+	set   func(*Table)
+	onErr func(error)
+}
+
+func (f funcSink) Update(t *Table) error  { f.set(t); return nil }
+func (f funcSink) SourceOK()              {}
+func (f funcSink) SourceFailed(err error) { f.onErr(err) }

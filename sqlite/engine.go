@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -26,17 +28,34 @@ import (
 	"github.com/slum-fleet/slum/store"
 )
 
-// Engine is an open slum database with its prepared queries.
+// Engine is an open slum database with its prepared queries. Its
+// connections are swapped whole when the file is opened again (Reopen).
 type Engine struct {
-	sql     *sql.DB     // writes: transactions take the write lock up front
-	read    *sql.DB     // read transactions, which take no lock
-	q       *db.Queries // prepared on sql
-	rq      *db.Queries // prepared on read
+	cur     atomic.Pointer[conns]
+	reopen  sync.Mutex
 	path    string
 	created bool
 }
 
-var _ store.Engine = (*Engine)(nil)
+// conns are the pools and queries of one opening of the file.
+type conns struct {
+	sql  *sql.DB     // writes: transactions take the write lock up front
+	read *sql.DB     // read transactions, which take no lock
+	q    *db.Queries // prepared on sql
+	rq   *db.Queries // prepared on read
+	file fileID      // of the file opened
+	// Its -wal and -shm, as they were when opened: once the file is
+	// replaced they are the old file's, never the new one's.
+	side map[string]fileID
+
+	closing sync.Once
+	closed  error
+}
+
+var (
+	_ store.Engine  = (*Engine)(nil)
+	_ store.Checker = (*Engine)(nil)
+)
 
 // Errors Open returns for a file it will not use. Either way the file is
 // left exactly as it was.
@@ -101,6 +120,18 @@ func OpenEngine(ctx context.Context, path string, create bool) (*Engine, error) 
 			return nil, err
 		}
 	}
+	c, err := openConns(ctx, path, create)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{path: path, created: created}
+	e.cur.Store(c)
+	return e, nil
+}
+
+// openConns opens the file at path: two pools, the schema checked and
+// brought up to date, the queries prepared.
+func openConns(ctx context.Context, path string, create bool) (*conns, error) {
 	// IMMEDIATE transactions take the write lock up front, so two writers
 	// wait on the busy timeout instead of failing on a lock upgrade. The
 	// journal mode is set only once the file is known to be slum's: it is
@@ -113,7 +144,7 @@ func OpenEngine(ctx context.Context, path string, create bool) (*Engine, error) 
 	if path == ":memory:" {
 		sqldb.SetMaxOpenConns(1)
 	}
-	fail := func(err error) (*Engine, error) {
+	fail := func(err error) (*conns, error) {
 		sqldb.Close()
 		return nil, err
 	}
@@ -143,20 +174,34 @@ func OpenEngine(ctx context.Context, path string, create bool) (*Engine, error) 
 	if err != nil {
 		return fail(fmt.Errorf("prepare queries on %s: %w", path, err))
 	}
-	e := &Engine{sql: sqldb, read: sqldb, q: q, rq: q, path: path, created: created}
-	if path != ":memory:" {
-		// A second pool whose transactions start deferred: a read
-		// transaction never waits for the write lock.
-		if e.read, err = sql.Open("sqlite3", strings.Replace(dsn, "_txlock=immediate", "_txlock=deferred", 1)); err == nil {
-			e.rq, err = db.Prepare(ctx, e.read)
-		}
-		if err != nil {
-			e.read = sqldb
-			e.Close()
-			return nil, fmt.Errorf("open database %s: %w", path, err)
+	c := &conns{sql: sqldb, read: sqldb, q: q, rq: q}
+	if path == ":memory:" {
+		return c, nil
+	}
+	// A second pool whose transactions start deferred: a read
+	// transaction never waits for the write lock.
+	if c.read, err = sql.Open("sqlite3", strings.Replace(dsn, "_txlock=immediate", "_txlock=deferred", 1)); err == nil {
+		c.rq, err = db.Prepare(ctx, c.read)
+	}
+	if err == nil {
+		// The file the pools have open, as it is now: they opened it
+		// above, so what is at the path is what they hold.
+		c.file, err = statFile(path)
+		c.side = map[string]fileID{}
+		for _, p := range []string{path + "-wal", path + "-shm"} {
+			if id, err := statFile(p); err == nil {
+				c.side[p] = id
+			}
 		}
 	}
-	return e, nil
+	if err != nil {
+		if c.rq == nil {
+			c.read = sqldb
+		}
+		c.close()
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	return c, nil
 }
 
 // sqliteHeader starts every SQLite database file.
@@ -269,13 +314,20 @@ func listSome(names []string) string {
 }
 
 // Close closes the database.
-func (e *Engine) Close() error {
-	err := errors.Join(e.q.Close(), e.sql.Close())
-	if e.read != e.sql {
-		if e.rq != nil && e.rq != e.q {
-			err = errors.Join(err, e.rq.Close())
+func (e *Engine) Close() error { return e.cur.Load().close() }
+
+func (c *conns) close() error {
+	c.closing.Do(func() { c.closed = c.closeOnce() })
+	return c.closed
+}
+
+func (c *conns) closeOnce() error {
+	err := errors.Join(c.q.Close(), c.sql.Close())
+	if c.read != c.sql {
+		if c.rq != nil && c.rq != c.q {
+			err = errors.Join(err, c.rq.Close())
 		}
-		err = errors.Join(err, e.read.Close())
+		err = errors.Join(err, c.read.Close())
 	}
 	return err
 }
@@ -290,30 +342,32 @@ func (e *Engine) Where() string { return e.path }
 func (e *Engine) Created() bool { return e.created }
 
 // Read runs single statements outside a transaction.
-func (e *Engine) Read() db.Querier { return e.q }
+func (e *Engine) Read() db.Querier { return e.cur.Load().q }
 
 // InTx runs fn in one write transaction, committing when fn returns nil.
 func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
-	return inTx(ctx, e.sql, e.q, fn)
+	c := e.cur.Load()
+	return inTx(ctx, c.sql, c.q, fn)
 }
 
 // InReadTx runs fn in one deferred transaction: a consistent read that
 // takes no write lock.
 func (e *Engine) InReadTx(ctx context.Context, fn func(q db.Querier) error) error {
-	return inTx(ctx, e.read, e.rq, fn)
+	c := e.cur.Load()
+	return inTx(ctx, c.read, c.rq, fn)
 }
 
 func inTx(ctx context.Context, pool *sql.DB, q *db.Queries, fn func(q db.Querier) error) error {
 	tx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fault(fmt.Errorf("begin transaction: %w", err))
 	}
 	if err := fn(q.WithTx(tx)); err != nil {
 		_ = tx.Rollback()
-		return err
+		return fault(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fault(fmt.Errorf("commit: %w", err))
 	}
 	return nil
 }
@@ -321,7 +375,7 @@ func inTx(ctx context.Context, pool *sql.DB, q *db.Queries, fn func(q db.Querier
 // SchemaVersion reports the highest migration applied.
 func (e *Engine) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := e.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	err := e.cur.Load().sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
 	return v, err
 }
 

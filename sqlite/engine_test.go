@@ -29,15 +29,15 @@ func TestOpenMigratesOnceAndIsPrivate(t *testing.T) {
 			t.Fatalf("open %d: schema version %d (%v), want %d", i, v, err, ms[len(ms)-1].version)
 		}
 		var n int
-		if err := d.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
+		if err := d.cur.Load().sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
 			t.Fatalf("open %d: %d migrations recorded (%v), want %d", i, n, err, len(ms))
 		}
 		var fk int
-		if err := d.sql.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
+		if err := d.cur.Load().sql.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
 			t.Fatalf("foreign keys %d %v", fk, err)
 		}
 		var mode string
-		if err := d.sql.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		if err := d.cur.Load().sql.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 			t.Fatalf("journal mode %q %v", mode, err)
 		}
 		d.Close()
@@ -67,7 +67,7 @@ func TestInTxRollsBack(t *testing.T) {
 	if err != os.ErrInvalid {
 		t.Fatalf("InTx returned %v", err)
 	}
-	if rev, _ := d.q.GetRevision(ctx); rev != 0 {
+	if rev, _ := d.cur.Load().q.GetRevision(ctx); rev != 0 {
 		t.Fatalf("a failed transaction left revision %d", rev)
 	}
 }
@@ -113,17 +113,17 @@ func TestOlderDatabaseUpgradesInPlace(t *testing.T) {
 		if v, _ := d.SchemaVersion(ctx); v != ms[len(ms)-1].version {
 			t.Fatalf("version after upgrade %d", v)
 		}
-		if _, err := d.q.GetServer(ctx, "s1"); err != nil {
+		if _, err := d.cur.Load().q.GetServer(ctx, "s1"); err != nil {
 			t.Fatalf("data lost in the upgrade: %v", err)
 		}
-		in, err := d.q.GetInstance(ctx, db.GetInstanceParams{TenantID: "t", ID: "prod"})
+		in, err := d.cur.Load().q.GetInstance(ctx, db.GetInstanceParams{TenantID: "t", ID: "prod"})
 		if err != nil || in.HomeServerID != "s1" {
 			t.Fatalf("an instance after the upgrade: %+v %v", in, err)
 		}
-		if tn, err := d.q.GetTenant(ctx, "t"); err != nil || tn.Failover != "move" || tn.Serving != "one" {
+		if tn, err := d.cur.Load().q.GetTenant(ctx, "t"); err != nil || tn.Failover != "move" || tn.Serving != "one" {
 			t.Fatalf("a tenant after the upgrade: %+v %v", tn, err)
 		}
-		if _, err := d.q.InsertLease(ctx, db.InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
+		if _, err := d.cur.Load().q.InsertLease(ctx, db.InsertLeaseParams{Name: "x", Holder: "h", ExpiresAt: 1}); err != nil {
 			t.Fatalf("the new table is missing: %v", err)
 		}
 		d.Close()
@@ -160,7 +160,7 @@ func TestOpenRefusesForeignFilesUntouched(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.sql.ExecContext(ctx, `CREATE TABLE notes (x TEXT)`); err != nil {
+			if _, err := d.cur.Load().sql.ExecContext(ctx, `CREATE TABLE notes (x TEXT)`); err != nil {
 				t.Fatal(err)
 			}
 			d.Close()
@@ -170,7 +170,7 @@ func TestOpenRefusesForeignFilesUntouched(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.sql.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 1)`); err != nil {
+			if _, err := d.cur.Load().sql.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 1)`); err != nil {
 				t.Fatal(err)
 			}
 			d.Close()
@@ -266,7 +266,7 @@ func TestEveryTableIsKnown(t *testing.T) {
 	defer d.Close()
 	ms, _ := loadMigrations()
 	known := knownTables(ms)
-	rows, err := d.sql.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'`)
+	rows, err := d.cur.Load().sql.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestOpenUpToDateDatabaseTakesNoWriteLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	conn, err := d.sql.Conn(ctx)
+	conn, err := d.cur.Load().sql.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/slum-fleet/slum"
@@ -67,5 +68,25 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 		}
 		o.Servers = append(o.Servers, so)
 	}
+	if o.Controller, err = s.controllerLease(ctx); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// controllerLease is the controller's lease, judged by the lease clock.
+func (s *Store) controllerLease(ctx context.Context) (*slum.LeaseState, error) {
+	l, err := s.GetLease(ctx, slum.ControllerLease)
+	if errors.Is(err, slum.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now, err := s.Leases.leaseNow(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the lease clock: %w", err)
+	}
+	left := l.ExpiresAt.Sub(now)
+	return &slum.LeaseState{Lease: l, Live: left > 0, For: left.Abs()}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/internal/pgtest"
 	"github.com/slum-fleet/slum/sqlite"
@@ -27,6 +28,13 @@ func populated(t *testing.T) string {
 		t.Fatal(err)
 	}
 	fleettest.Populate(t, s)
+	// Who leads does not travel with a copy: no lease held in the source
+	// either, so that status reads the same.
+	if l, err := s.GetLease(context.Background(), slum.ControllerLease); err == nil {
+		if err := s.ReleaseLease(context.Background(), l.Fence()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.Close()
 	return path
 }

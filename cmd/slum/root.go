@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/leader"
 	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
@@ -244,6 +247,9 @@ func openStore(ctx context.Context, db string, create bool) (*store.Store, error
 // fleet create it, and say so; the others fail when it is missing, so
 // that a mistyped path is not taken for an empty fleet.
 func (a *app) open(ctx context.Context, use dbUse) (*store.Store, error) {
+	if err := deletedUnderController(a.dbPath, use); err != nil {
+		return nil, err
+	}
 	st, err := openStore(ctx, a.dbPath, use == dbMayCreate)
 	if errors.Is(err, slum.ErrNotFound) {
 		return nil, fmt.Errorf("%w; create the fleet with 'slum init' (or 'slum server add', 'slum apply -f FILE'), "+
@@ -355,3 +361,44 @@ func positive(cmd *cobra.Command, name string, v int64) error {
 	}
 	return nil
 }
+
+// deletedUnderController refuses a SQLite database that is missing where a
+// 'slum run' noted it used one (sqlite.RunMarker): it was deleted or moved
+// under that controller. Creating an empty one there would let a second
+// controller act on the fleet, knowing nothing of what runs on it, so no
+// command creates it, and none suggests it.
+func deletedUnderController(path string, use dbUse) error {
+	if postgres.IsURL(path) {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	ms, err := sqlite.RunMarkers(path)
+	if err != nil || len(ms) == 0 {
+		return nil
+	}
+	m := ms[0]
+	who := fmt.Sprintf("'slum run' (pid %d, started %s) still runs on it", m.PID, m.Started.Format(time.RFC3339))
+	if leader.HolderGone(m.Holder) {
+		who = fmt.Sprintf("'slum run' (pid %d, started %s, no longer running) used it", m.PID, m.Started.Format(time.RFC3339))
+	}
+	class, verb := slum.ErrNotFound, "there is"
+	if use == dbMayCreate {
+		class, verb = slum.ErrConflict, "refusing to create a new one: there is"
+	}
+	return classedError{class, fmt.Sprintf("%s no fleet database at %s, but %s: the file was deleted or moved. "+
+		"Put it (or its backup) back at that path: a running controller opens it again by itself. "+
+		"A new, empty database would know nothing of what runs on the servers, and a second controller would act on them; "+
+		"to start a new fleet there anyway, stop that controller and remove %s",
+		verb, oneLine(absPath(path)), who, oneLine(m.Path))}
+}
+
+// classedError is a message of one of slum's error classes (exit codes).
+type classedError struct {
+	class error
+	msg   string
+}
+
+func (e classedError) Error() string { return e.msg }
+func (e classedError) Unwrap() error { return e.class }

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/router"
-	"github.com/slum-fleet/slum/routes"
 )
 
 // routeFlags are the router's settings, shared by 'slum route' and
@@ -41,6 +40,7 @@ func (rf *routeFlags) register(cmd *cobra.Command, addrFlag string, addrDefault 
 	f.DurationVar(&rf.proxy.UpstreamIdleTimeout, "route-idle-timeout", rf.proxy.UpstreamIdleTimeout, "silence of a copy mid-response before the exchange is abandoned")
 	f.Int64Var(&rf.maxBodyMB, "route-max-body-mb", 64, "largest request body accepted, in MB (413 beyond it; 0: no limit)")
 	f.BoolVar(&rf.accessLog, "access-log", true, "log every request (slog, Info)")
+	f.BoolVar(&rf.server.FastPath, "route-fast-path", rf.server.FastPath, "serve plain HTTP/1.1 requests on the router's own fast path (false: net/http's server serves every request)")
 }
 
 // start builds the router, serves it until ctx ends, and returns the proxy
@@ -107,14 +107,20 @@ travels in X-Forwarded-Host, with X-Forwarded-For and X-Forwarded-Proto.
 An unknown domain gets 404; a tenant nothing serves now (its server is dead,
 nothing is placed yet) gets 503 with Retry-After. A request that cannot
 connect is retried once on another copy when that is safe (GET, HEAD,
-OPTIONS, or a body not yet sent). Streams, server-sent events, WebSocket and
-large uploads pass through unbuffered.
+OPTIONS, or a body not yet sent). Requests in flight to a server declared
+dead are ended half a second later (retried on the copy that serves now
+when safe, else 502/503). Streams, server-sent events and large uploads
+pass through unbuffered; WebSocket upgrades too, but tenement 0.2.2 closes
+the connection right after relaying the 101.
 
 This router follows the fleet database (--db), seeing every change within
 about 50 ms; 'slum run --route-addr' runs one inside the controller instead.
 With --api (and a router token, 'slum token create --role router') it
 follows a fleet elsewhere through its API's watch, resuming where it left
-off when the connection breaks. SIGTERM lets in-flight requests finish.`,
+off when the connection breaks. When its source fails it keeps routing with
+the last good table, says so on /healthz, in slum_router_source_up and in
+its log, and follows again by itself. SIGTERM lets in-flight requests
+finish.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(os.Stderr, logFormat, logLevel)
@@ -135,23 +141,20 @@ off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 			if err != nil {
 				return err
 			}
-			if err := p.Set(first); err != nil {
+			p.SetSource(src.name)
+			if err := p.Update(first); err != nil {
 				return err
 			}
 			log.Info("following the fleet", "from", src.name, "routes", first.Len())
 			if metricsAddr != "" {
-				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil, profiling)
+				srv, err := serveMetrics(metricsAddr, p.Metrics().Registry, nil, profiling, p.HealthHandler())
 				if err != nil {
 					return err
 				}
 				defer srv.Close()
 				log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 			}
-			go src.follow(ctx, func(t *routes.Table) {
-				if err := p.Set(t); err != nil {
-					log.Error("route table refused", "err", err)
-				}
-			}, func(err error) { log.Warn("route table not refreshed", "err", err) })
+			go src.follow(ctx, p)
 			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
@@ -169,46 +172,22 @@ off when the connection breaks. SIGTERM lets in-flight requests finish.`,
 	return cmd
 }
 
-// routeSource is where a router gets its route table: the fleet database,
-// or the fleet's API.
-type routeSource struct {
-	name   string
-	load   func(ctx context.Context) (*routes.Table, error)
-	follow func(ctx context.Context, set func(*routes.Table), onErr func(error))
-	close  func()
-}
-
-func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSource, error) {
-	if a.remote() {
-		c, err := a.client()
-		if err != nil {
-			return nil, err
-		}
-		return &routeSource{name: c.URL(), load: c.Routes, follow: c.FollowRoutes, close: func() { c.Close() }}, nil
-	}
-	st, err := a.open(ctx, dbMustExist)
-	if err != nil {
-		return nil, err
-	}
-	return &routeSource{name: st.Where(),
-		load: func(ctx context.Context) (*routes.Table, error) { return routes.Load(ctx, st) },
-		follow: func(ctx context.Context, set func(*routes.Table), onErr func(error)) {
-			routes.Follow(ctx, st, every, set, onErr)
-		},
-		close: func() { st.Close() }}, nil
-}
-
-// serveMetrics serves Prometheus metrics from the gatherers, /healthz,
-// /readyz when ready is given, and Go's profiles under /debug/pprof/ when
+// serveMetrics serves Prometheus metrics from the gatherers, /healthz (a
+// bare "ok", or health when given: a router's source and table), /readyz
+// when ready is given, and Go's profiles under /debug/pprof/ when
 // profiling is asked for.
-func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc, profiling bool) (*http.Server, error) {
+func serveMetrics(addr string, g prometheus.Gatherer, ready http.HandlerFunc, profiling bool, health ...http.Handler) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	if len(health) > 0 {
+		mux.Handle("GET /healthz", health[0])
+	} else {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	}
 	if ready != nil {
 		mux.HandleFunc("GET /readyz", ready)
 	}

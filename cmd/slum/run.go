@@ -66,6 +66,15 @@ vanished from the database without being removed, is held until an operator
 approves it once with 'slum approve'. SIGTERM or Ctrl-C lets in-flight calls
 finish, then exits.
 
+One controller acts on a fleet at a time: it holds a lease on the database
+(--lease-ttl), renewed every second. A 'slum run' that finds a live holder,
+or whose database cannot be used (deleted, replaced, read-only, full), or
+that could not renew its lease for 2/3 of --lease-ttl (so before another can
+take it), stands by: it acts on nothing, keeps routing and serving the API,
+says why on /readyz (503) and in slum_controller_leader, and takes over by
+itself as soon as it can: at once from a holder of this host that has died
+(killed, even if not reaped yet), otherwise when the holder's lease lapses.
+
 With --route-addr it also routes tenants' traffic (see 'slum route'), from
 the route table of each plan: no database read on the request path, and a
 failover reaches the router the moment it is decided.
@@ -96,7 +105,7 @@ func (r *runFlags) register(cmd *cobra.Command) {
 	f.StringVar(&r.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&r.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.BoolVar(&r.dryRun, "dry-run", false, "observe every server once, print the plan, act on nothing")
-	f.DurationVar(&r.leaseTTL, "lease-ttl", r.leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it")
+	f.DurationVar(&r.leaseTTL, "lease-ttl", r.leaseTTL, "how long the controller's lease on the database outlives a controller that dies without releasing it (a leader that cannot renew stops acting after 2/3 of it)")
 	r.route.register(cmd, "route-addr", "")
 	r.api.register(cmd, "api-", "api-addr", "")
 	f.Int64Var(&r.memoryLimitMB, "memory-limit-mb", 0, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); keep it above twice the live heap (~1.5 KB per instance), or the collector takes the CPU")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -92,7 +93,37 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	expect(t, cli(t, db, "", "run", "--metrics-addr", ""), 5, "", "another slum run is active on this database")
+	// A second 'slum run' stands by: it does not exit, acts on nothing
+	// and says who leads.
+	host, _ := os.Hostname()
+	second, secondMetrics, secondLog := startProc(t, regexp.MustCompile(`"addr":"(http://[^"]+)/metrics"`),
+		"--db", db, "run", "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
+	for {
+		code, body := get(t, secondMetrics+"/readyz")
+		_, m := get(t, secondMetrics+"/metrics")
+		if code == 503 && strings.Contains(body, "standby, not acting on the fleet:") && strings.Contains(body, "leads (epoch") &&
+			strings.Contains(m, "slum_controller_leader 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(secondLog)
+			t.Fatalf("the second slum run is not a standby: /readyz %d %q\n%s", code, body, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := cliLocal(t, db, "", "status").stdout; !strings.Contains(out, "leads (epoch") ||
+		!strings.Contains(out, fmt.Sprintf("standby: %s/%d/", host, second.Process.Pid)) {
+		t.Fatalf("status names no leader or not the standby:\n%s", out)
+	}
+	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Wait(); err != nil {
+		t.Fatalf("the standby after SIGTERM: %v", err)
+	}
+	if _, m := get(t, metrics+"/metrics"); !strings.Contains(m, "slum_controller_leader 1") {
+		t.Fatalf("the leader's metrics do not say it leads:\n%s", m)
+	}
 	if code, _ := get(t, metrics+"/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
 	}
@@ -118,5 +149,78 @@ func TestCLIRunAgainstASimulator(t *testing.T) {
 	}
 	if !strings.Contains(log, `"msg":"stopped"`) {
 		t.Fatalf("no clean stop in the log:\n%s", log)
+	}
+}
+
+// The database deleted under a running controller: it stands by and says
+// so; no command creates a new database in its place, or suggests one;
+// once a database is back at the path, it opens it and leads again.
+func TestRunStandsByWhenItsDatabaseIsDeleted(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	expect(t, cliLocal(t, db, "", "init"), 0, "created", "")
+	run, metrics, logPath := startProc(t, regexp.MustCompile(`"addr":"(http://[^"]+)/metrics"`),
+		"--db", db, "run", "--metrics-addr", "127.0.0.1:0", "--log-format", "json")
+	readyz := func(want int, says string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, body := get(t, metrics+"/readyz")
+			if code == want && strings.Contains(body, says) {
+				return
+			}
+			if time.Now().After(deadline) {
+				b, _ := os.ReadFile(logPath)
+				t.Fatalf("/readyz %d %q, want %d saying %q\n%s", code, body, want, says, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	readyz(200, "leading")
+	away := filepath.Join(dir, "away.db")
+	if err := os.Rename(db, away); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	readyz(503, "was deleted")
+	t.Logf("FIGURE database deleted: standing by after %.2fs", time.Since(start).Seconds())
+	for _, args := range [][]string{{"status"}, {"server", "list"}} {
+		r := cliLocal(t, db, "", args...)
+		expect(t, r, 4, "", "was deleted or moved")
+		if !strings.Contains(r.stderr, "still runs on it") || strings.Contains(r.stderr, "server add") || strings.Contains(r.stderr, "slum init") {
+			t.Fatalf("slum %v: %s", args, r.stderr)
+		}
+	}
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"init"}, {"server", "add", "s1", "--url", "http://127.0.0.1:9", "--capacity-mb", "1", "--token-file", tok},
+		{"apply", "-f", "-"}} {
+		expect(t, cliLocal(t, db, "version: 1\n", args...), 5, "", "refusing to create a new one")
+	}
+	if _, err := os.Stat(db); err == nil {
+		t.Fatal("a command created a new database")
+	}
+	// The fleet put back (a new file, as a restore makes): led again.
+	b, err := os.ReadFile(away)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	readyz(200, "leading")
+	t.Logf("FIGURE database restored: leading again after %.2fs", time.Since(start).Seconds())
+	expect(t, cliLocal(t, db, "", "status"), 0, "leads (epoch", "")
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Wait(); err != nil {
+		t.Fatalf("slum run after SIGTERM: %v", err)
+	}
+	if ms, _ := filepath.Glob(db + ".run-*"); len(ms) != 0 {
+		t.Fatalf("run markers left after a clean stop: %v", ms)
 	}
 }

@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/leader"
 	"github.com/slum-fleet/slum/rebalance"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 )
 
@@ -29,35 +33,43 @@ type stackOptions struct {
 	log         *slog.Logger
 }
 
-// stack is a running controller with its router and metrics server:
-// what 'slum run' runs. The demo and the experiments run the same stack
-// over a local fleet, so what they show is what users run.
+// stack is a controller with its router, API and metrics server: what
+// 'slum run' runs. The controller leads or stands by in turn (package
+// leader), a fresh one each term; the router, the API and the metrics
+// outlive every term, so routing never fate-shares with the lease or the
+// database. The demo and the experiments run the same stack over a local
+// fleet, so what they show is what users run.
 type stack struct {
-	Controller  *reconcile.Controller
+	Elector     *leader.Elector
 	Proxy       *router.Proxy // nil without a router
 	RouterAddr  string        // where the router listens, when there is one
 	APIURL      string        // where the API and dashboard are served, when they are
 	MetricsAddr string
-	Epoch       int64 // of the controller's lease
+	ctrl        atomic.Pointer[reconcile.Controller] // this term's, or the last one's
 	done        chan error
 	cancel      context.CancelFunc
 	cleanup     []func()
 }
 
-// startStack takes the controller lease on st (one controller per
-// database) and starts the router, the API, the metrics server and the
-// controller.
+// startStack starts the router, the API and the metrics server, and the
+// elector, which leads (one controller per database) or stands by.
 func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, error) {
 	s := &stack{done: make(chan error, 1)}
 	fail := func(err error) (*stack, error) {
 		s.close()
 		return nil, err
 	}
+	el, err := leader.New(st, leader.Config{Timing: leader.DefaultTiming(o.leaseTTL), Log: o.log})
+	if err != nil {
+		return nil, usageError{err}
+	}
+	s.Elector = el
 	cfg := o.cfg
 	gatherers := prometheus.Gatherers{}
+	var health []http.Handler // the router's /healthz, when there is one
 	if o.route != nil {
-		// The router outlives the controller's last plan: it stops after
-		// the controller, letting in-flight requests finish.
+		// The router outlives every term: it stops after the elector,
+		// letting in-flight requests finish.
 		rctx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
 		p, addr, done, err := o.route.start(rctx, o.log)
 		if err != nil {
@@ -66,16 +78,14 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		}
 		s.cleanup = append(s.cleanup, func() { stopRouter(); <-done })
 		s.Proxy, s.RouterAddr = p, addr
+		p.SetSource("controller")
 		seedRoutes(ctx, st, p, o.log)
-		cfg.OnRoutes = func(t *routes.Table) {
-			if err := p.Set(t); err != nil {
-				o.log.Error("route table refused", "err", err)
-			}
-		}
+		cfg.OnRoutes = func(t *routes.Table) { setRoutes(p, t, o.log) }
+		health = append(health, p.HealthHandler())
 		gatherers = append(gatherers, p.Metrics().Registry)
 	}
 	if o.api != nil {
-		// The API, like the router, stops after the controller.
+		// The API, like the router, stops after the elector.
 		actx, stopAPI := context.WithCancel(context.WithoutCancel(ctx))
 		url, done, err := o.api.start(actx, st, o.log)
 		if err != nil {
@@ -85,11 +95,10 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.cleanup = append(s.cleanup, func() { stopAPI(); <-done })
 		s.APIURL = url
 	}
-	c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, nil)
-	s.Controller = c
-	gatherers = append(gatherers, c.Metrics().Registry)
+	metrics := reconcile.NewMetrics()
+	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry)
 	if o.metricsAddr != "" {
-		srv, err := serveMetrics(o.metricsAddr, gatherers, readyz(c), o.profiling)
+		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
 		if err != nil {
 			return fail(err)
 		}
@@ -97,32 +106,90 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.MetricsAddr = srv.Addr
 		o.log.Info("serving metrics", "addr", "http://"+srv.Addr+"/metrics")
 	}
-	lease, lctx, release, err := reconcile.HoldLease(ctx, st, reconcile.Holder(), o.leaseTTL, o.log)
-	if err != nil {
-		return fail(err)
-	}
-	s.cleanup = append(s.cleanup, release)
-	s.Epoch = lease.Epoch
-	rctx, cancel := context.WithCancel(lctx)
+	ectx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	o.log.Info("slum run", "db", st.Where(), "epoch", lease.Epoch)
-	go rebalance.NewAuto(st, clock.Real{}, o.log).Run(rctx) // off unless the fleet's rebalance setting is on
-	go func() {
-		err := c.Run(rctx, lease.Fence())
-		if cause := context.Cause(lctx); err == nil && errors.Is(cause, reconcile.ErrLeaseLost) {
-			err = cause
+	if st.Engine() == "sqlite" {
+		mk, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
+		if err != nil {
+			o.log.Warn("could not note beside the database that this controller uses it", "err", err)
+		} else {
+			mctx, stopMarking := context.WithCancel(ectx)
+			marked := make(chan struct{})
+			go func() { defer close(marked); mark(mctx, el, mk) }()
+			s.cleanup = append(s.cleanup, func() { stopMarking(); <-marked; mk.Remove() })
 		}
-		s.done <- err
+	}
+	o.log.Info("slum run", "db", st.Where(), "holder", el.Holder())
+	go func() {
+		s.done <- el.Run(ectx, leader.Hooks{
+			Lead: func(ctx context.Context, lease slum.Lease) error {
+				c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, metrics)
+				s.ctrl.Store(c)
+				go rebalance.NewAuto(st, clock.Real{}, o.log).Run(ctx) // off unless the fleet's rebalance setting is on
+				return c.Run(ctx, lease.Fence())
+			},
+			Standby: s.standby(st),
+		})
 	}()
 	return s, nil
 }
 
-// Wait blocks until the controller stops (its context ended, or its lease
-// was lost), stops what runs beside it and returns the controller's error.
+// mark keeps the run marker saying whether the elector leads, and why not,
+// checked every 200 ms, until ctx ends.
+func mark(ctx context.Context, el *leader.Elector, mk *sqlite.Marker) {
+	var last leader.Status
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if st := el.Status(); st.Leading != last.Leading || st.Reason != last.Reason {
+			if mk.Update(st.Leading, st.Reason) == nil {
+				last = st
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// standby is what the stack does while it does not lead: its router
+// follows the database (the leader's decisions, when another process
+// leads), as 'slum route --db' does, keeping its last table while the
+// database cannot be read (its /healthz and slum_router_source_up say so).
+func (s *stack) standby(st *store.Store) func(ctx context.Context) {
+	if s.Proxy == nil {
+		return nil
+	}
+	return func(ctx context.Context) {
+		s.Proxy.SetSource(st.Where())
+		defer s.Proxy.SetSource("controller")
+		routes.FollowInto(ctx, st, 50*time.Millisecond, s.Proxy)
+	}
+}
+
+// setRoutes hands the router a table of this term's controller: its
+// source is up.
+func setRoutes(p *router.Proxy, t *routes.Table, log *slog.Logger) {
+	if err := p.Update(t); err != nil {
+		log.Error("route table refused", "err", err)
+	}
+}
+
+// Controller is the controller of the current term (or of the last one,
+// or nil before the first).
+func (s *stack) Controller() *reconcile.Controller { return s.ctrl.Load() }
+
+// Wait blocks until the stack stops (its context ended), stops what runs
+// beside the elector, and returns nil on a clean stop.
 func (s *stack) Wait() error {
 	err := <-s.done
 	s.done <- err
 	s.close()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
 	return err
 }
 
@@ -152,18 +219,27 @@ func seedRoutes(ctx context.Context, st *store.Store, p *router.Proxy, log *slog
 	}
 }
 
-// readyz fails until the controller has made a plan, and while a plan is
-// held back waiting for an operator.
-func readyz(c *reconcile.Controller) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		st := c.Status()
-		switch {
-		case !st.Ready:
-			http.Error(w, "not ready: "+st.Reason, http.StatusServiceUnavailable)
-		case st.Holds > 0:
-			http.Error(w, "held, waiting for an operator ('slum status', 'slum approve'): "+st.Reason, http.StatusServiceUnavailable)
-		default:
-			fmt.Fprintln(w, "ready")
-		}
+// readyz fails while the stack stands by (with the reason: who leads, or
+// what is wrong with the database), until its controller has made a plan,
+// and while a plan is held back waiting for an operator.
+func (s *stack) readyz(w http.ResponseWriter, _ *http.Request) {
+	el := s.Elector.Status()
+	if !el.Leading {
+		http.Error(w, "standby, not acting on the fleet: "+el.Reason, http.StatusServiceUnavailable)
+		return
+	}
+	c := s.Controller()
+	if c == nil {
+		http.Error(w, "not ready: no plan made yet", http.StatusServiceUnavailable)
+		return
+	}
+	st := c.Status()
+	switch {
+	case !st.Ready:
+		http.Error(w, "not ready: "+st.Reason, http.StatusServiceUnavailable)
+	case st.Holds > 0:
+		http.Error(w, "held, waiting for an operator ('slum status', 'slum approve'): "+st.Reason, http.StatusServiceUnavailable)
+	default:
+		fmt.Fprintf(w, "ready: leading (epoch %d)\n", el.Lease.Epoch)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
@@ -42,7 +44,7 @@ tenants:
 	if _, err := st.Apply(ctx, fleettest.Source(t, file), slum.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	lease, err := st.AcquireLease(ctx, reconcile.LeaseName, "test", "", time.Minute)
+	lease, err := st.AcquireLease(ctx, slum.ControllerLease, "test", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,5 +67,80 @@ tenants:
 	r, ok := p.Table().Lookup("alice.example.com")
 	if !ok || len(r.Backends) != 1 || r.Backends[0].Instance != "alice:prod" {
 		t.Fatalf("after seeding: %+v %v, want alice served by prod", r, ok)
+	}
+}
+
+// A stack that stands by (another controller leads) acts on nothing and
+// its router follows what the leader writes to the database.
+func TestStandbyRouterFollowsTheLeader(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	file, err := desired.Parse("fleet.yaml", []byte(`version: 1
+servers:
+  - {id: s1, url: "http://127.0.0.1:9", domain: s1.fleet.test, capacity_mb: 1024, token_env: TOK}
+  - {id: s2, url: "http://127.0.0.1:9", domain: s2.fleet.test, capacity_mb: 1024, token_env: TOK}
+tenants:
+  - id: alice
+    domain: alice.example.com
+    instances: [{id: prod, process: api, server: s1}, {id: backup, process: api, server: s2}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := file.ResolveTokens(func(string) (string, bool) { return "tok", true }, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, fleettest.Source(t, file), slum.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The leader: a controller of another host, as far as this one knows.
+	lease, err := st.AcquireLease(ctx, slum.ControllerLease, "elsewhere/1/a", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(copy string) {
+		t.Helper()
+		now := time.Now()
+		rep := slum.Report{Tenants: []slum.TenantStatus{{TenantID: "alice", Serving: []slum.CopyRef{{Instance: copy, Server: map[string]string{"prod": "s1", "backup": "s2"}[copy]}},
+			ChangedAt: now, UpdatedAt: now}}}
+		for _, id := range []string{"s1", "s2"} {
+			rep.Servers = append(rep.Servers, slum.ServerStatus{ServerID: id, Health: slum.HealthOnline, HealthSince: now, Listed: true, UpdatedAt: now})
+		}
+		if err := st.WriteReport(ctx, lease.Fence(), rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve("prod")
+	var rf routeFlags
+	rf.register(&cobra.Command{}, "route-addr", "127.0.0.1:0")
+	stk, err := startStack(ctx, st, stackOptions{cfg: reconcile.DefaultConfig(), route: &rf, leaseTTL: 15 * time.Second,
+		log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = stk.Stop() }()
+	routed := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			r, ok := stk.Proxy.Table().Lookup("alice.example.com")
+			if ok && len(r.Backends) == 1 && string(r.Backends[0].Instance) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("alice routed to %+v, want %s; elector %+v", r.Backends, want, stk.Elector.Status())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	routed("alice:prod")
+	serve("backup")
+	routed("alice:backup")
+	if es := stk.Elector.Status(); es.Leading || !strings.Contains(es.Reason, "elsewhere/1/a leads") || stk.Controller() != nil {
+		t.Fatalf("the stack does not stand by: %+v", es)
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/leader"
+	"github.com/slum-fleet/slum/postgres"
+	"github.com/slum-fleet/slum/sqlite"
 
 	"github.com/spf13/cobra"
 )
@@ -41,6 +44,7 @@ func (a *app) statusCommand() *cobra.Command {
 			if err := a.table(nil, []string{"SERVER", "STATE", "HEALTH", "USED_MB", "INSTANCES", "RUNNING", "UNMANAGED", "PENDING_STOPS", "FAILOVER", "LAST_ERROR"}, rows); err != nil {
 				return err
 			}
+			a.printController(o.Controller)
 			switch {
 			case o.ReportedAt.IsZero():
 				fmt.Fprintln(a.stdout, "\nno controller has reported yet: start one with 'slum run'")
@@ -135,4 +139,31 @@ func (a *app) eventsCommand() *cobra.Command {
 	cmd.Flags().Int64VarP(&n, "lines", "n", 50, "how many recent events")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
 	return cmd
+}
+
+// printController says who leads, or that no controller acts on the fleet,
+// and, for a SQLite fleet on this host, which 'slum run' stand by.
+func (a *app) printController(l *slum.LeaseState) {
+	switch {
+	case l == nil:
+		fmt.Fprintln(a.stdout, "\ncontroller: none has ever led this fleet")
+	case l.Live:
+		fmt.Fprintf(a.stdout, "\ncontroller: %s leads (epoch %d; its lease runs %s more)\n", l.Holder, l.Epoch, l.For.Round(100*time.Millisecond))
+	default:
+		fmt.Fprintf(a.stdout, "\ncontroller: NO LIVE LEADER, nothing acts on the fleet: the lease of %s (epoch %d) lapsed %s ago\n",
+			l.Holder, l.Epoch, l.For.Round(100*time.Millisecond))
+	}
+	if a.remote() || postgres.IsURL(a.dbPath) {
+		return
+	}
+	ms, _ := sqlite.RunMarkers(a.dbPath)
+	for _, m := range ms {
+		switch {
+		case leader.HolderGone(m.Holder) || m.Leading:
+		case l != nil && l.Live && m.Holder == l.Holder:
+			fmt.Fprintf(a.stdout, "controller: BUT IT STANDS BY, not acting on the fleet (since %s): %s\n", m.Updated.Local().Format("15:04:05"), oneLine(m.Reason))
+		default:
+			fmt.Fprintf(a.stdout, "standby: %s (pid %d, since %s): %s\n", m.Holder, m.PID, m.Updated.Local().Format("15:04:05"), oneLine(m.Reason))
+		}
+	}
 }

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/api/client"
+	"github.com/slum-fleet/slum/router"
+	"github.com/slum-fleet/slum/routes"
+	"github.com/slum-fleet/slum/store"
+)
+
+// routeSource is where 'slum route' gets its route table: the fleet
+// database, or the fleet's API.
+type routeSource struct {
+	name   string
+	load   func(ctx context.Context) (*routes.Table, error)
+	follow func(ctx context.Context, p *router.Proxy)
+	close  func()
+}
+
+func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSource, error) {
+	if a.remote() {
+		c, err := a.client()
+		if err != nil {
+			return nil, err
+		}
+		return &routeSource{name: c.URL(), load: c.Routes,
+			follow: func(ctx context.Context, p *router.Proxy) { followAPI(ctx, c, p, probeEvery) },
+			close:  func() { c.Close() }}, nil
+	}
+	st, err := a.open(ctx, dbMustExist)
+	if err != nil {
+		return nil, err
+	}
+	db := newWatchedDB(ctx, a, st)
+	return &routeSource{name: st.Where(),
+		load: func(ctx context.Context) (*routes.Table, error) { return routes.Load(ctx, db) },
+		follow: func(ctx context.Context, p *router.Proxy) {
+			routes.FollowInto(ctx, db, every, p)
+		},
+		close: db.close}, nil
+}
+
+// probeEvery is how often a router whose API watch is broken asks the API
+// for the whole table, to notice it is back even when no route changed.
+const probeEvery = 2 * time.Second
+
+// followAPI follows the API's watch into p. While the watch is broken, p
+// is told the source is down, and the API is probed until it answers.
+func followAPI(ctx context.Context, c *client.Client, p *router.Proxy, every time.Duration) {
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if p.Health().SourceUp {
+				continue
+			}
+			if tab, err := c.Routes(ctx); err == nil {
+				p.Update(tab)
+			}
+		}
+	}()
+	c.FollowRoutes(ctx, func(t *routes.Table) { p.Update(t) }, p.SourceFailed)
+}
+
+// watchedDB is the fleet database as a router follows it. A SQLite file
+// that is deleted or replaced under the router is noticed: reading the
+// deleted file would go on "succeeding" with stale rows. Until a file is
+// there again, every read fails (the router keeps its table and says
+// so); a replaced file is reopened.
+type watchedDB struct {
+	a    *app
+	path string // "" for Postgres: nothing to watch
+	mu   sync.Mutex
+	st   *store.Store
+	ino  uint64
+}
+
+func newWatchedDB(ctx context.Context, a *app, st *store.Store) *watchedDB {
+	w := &watchedDB{a: a, st: st}
+	if st.Engine() == "sqlite" {
+		if ino, err := inode(a.dbPath); err == nil {
+			w.path, w.ino = a.dbPath, ino
+		}
+	}
+	return w
+}
+
+func inode(path string) (uint64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	sys, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, errors.New("no inode")
+	}
+	return sys.Ino, nil
+}
+
+// errDBGone: the database file is not where it was opened.
+var errDBGone = errors.New("the fleet database file is gone")
+
+// store checks the file and returns the store to read.
+func (w *watchedDB) store(ctx context.Context) (*store.Store, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.path == "" {
+		return w.st, nil
+	}
+	ino, err := inode(w.path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", errDBGone, w.path, err)
+	}
+	if ino == w.ino {
+		return w.st, nil
+	}
+	st, err := openStore(ctx, w.path, false)
+	if err != nil {
+		return nil, fmt.Errorf("the fleet database %s was replaced and cannot be opened: %w", w.path, err)
+	}
+	w.st.Close()
+	w.st, w.ino = st, ino
+	return st, nil
+}
+
+func (w *watchedDB) close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.st.Close()
+}
+
+func (w *watchedDB) Revision(ctx context.Context) (int64, error) {
+	st, err := w.store(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.Revision(ctx)
+}
+
+func (w *watchedDB) StatusRevision(ctx context.Context) (int64, error) {
+	st, err := w.store(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.StatusRevision(ctx)
+}
+
+func (w *watchedDB) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
+	st, err := w.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.Snapshot(ctx)
+}
+
+func (w *watchedDB) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
+	st, err := w.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.ListServerStatus(ctx)
+}
+
+func (w *watchedDB) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
+	st, err := w.store(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return st.ListTenantStatus(ctx)
+}

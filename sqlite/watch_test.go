@@ -1,0 +1,179 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/store"
+)
+
+func TestFaultClassesWhatStopsWrites(t *testing.T) {
+	for _, tc := range []struct {
+		err   error
+		fault bool
+	}{
+		{sqlite3.Error{Code: sqlite3.ErrReadonly}, true},
+		{fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull}), true},
+		{sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrWrite}, true},
+		{sqlite3.Error{Code: sqlite3.ErrCantOpen}, true},
+		{sqlite3.Error{Code: sqlite3.ErrBusy}, false},
+		{sqlite3.Error{Code: sqlite3.ErrConstraint}, false},
+		{slum.ErrConflict, false},
+	} {
+		got := fault(tc.err)
+		if errors.Is(got, store.ErrFault) != tc.fault || got.Error() != tc.err.Error() {
+			t.Errorf("%v: %v (fault %v)", tc.err, got, errors.Is(got, store.ErrFault))
+		}
+	}
+}
+
+// Check tells a deleted or replaced file (which SQLite would go on
+// writing unseen) and Reopen opens what is at the path now.
+func TestCheckSeesTheFileDeletedOrReplaced(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.db")
+	e, err := OpenEngine(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.Close() }()
+	st := store.New(e)
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("a good file: %v", err)
+	}
+	if err := os.Rename(path, path+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "deleted") {
+		t.Fatalf("deleted: %v", err)
+	}
+	if err := st.Reopen(ctx); !errors.Is(err, ErrNotExist) {
+		t.Fatalf("reopen with no file: %v", err)
+	}
+	// Another fleet put in its place: seen, and reopened.
+	other, err := Open(ctx, filepath.Join(dir, "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.AddServer(ctx, slum.Server{ID: "s9", URL: "http://s9.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("replaced: %v", err)
+	}
+	if err := st.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("after reopening: %v", err)
+	}
+	if _, err := st.GetServer(ctx, "s9"); err != nil {
+		t.Fatalf("the reopened store does not read the new file: %v", err)
+	}
+}
+
+// An immutable file (chattr +i: root ignores modes) is read-only to
+// Check, and its writes are store.ErrFault.
+func TestCheckSeesTheFileReadOnly(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.AddServer(ctx, slum.Server{ID: "s1", URL: "http://s1.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	chattr := func(flag string) error {
+		return exec.Command("chattr", flag, path, path+"-wal").Run()
+	}
+	if err := chattr("+i"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chattr +i (needs root and a file system with attributes): %v", err)
+		}
+		t.Skipf("SKIPPED: chattr +i needs root and a file system with attributes: %v", err)
+	}
+	defer func() { _ = chattr("-i") }()
+	if err := st.Check(ctx); !errors.Is(err, store.ErrFault) || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("immutable: %v", err)
+	}
+	_, err = st.AddServer(ctx, slum.Server{ID: "s2", URL: "http://s2.test:8080", CapacityMB: 100})
+	if !errors.Is(err, store.ErrFault) {
+		t.Fatalf("a write to an immutable database: %v", err)
+	}
+	if err := chattr("-i"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("writable again: %v", err)
+	}
+	if _, err := st.AddServer(ctx, slum.Server{ID: "s2", URL: "http://s2.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatalf("a write once writable again: %v", err)
+	}
+}
+
+// A full disk (a small tmpfs filled up): Check says so, a write fails with
+// store.ErrFault, and both recover once there is room.
+func TestCheckSeesTheDiskFull(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount a tmpfs (needs root): %v: %s", err, out)
+		}
+		t.Skipf("SKIPPED: mounting a small tmpfs needs root: %v: %s", err, out)
+	}
+	defer func() { _ = exec.Command("umount", "-l", dir).Run() }()
+	path := filepath.Join(dir, "fleet.db")
+	st, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if err := st.Check(ctx); !errors.Is(err, store.ErrFault) || !strings.Contains(err.Error(), "full") {
+		t.Fatalf("a full disk: %v", err)
+	}
+	var werr error
+	for i := 0; i < 200 && werr == nil; i++ {
+		_, werr = st.AddServer(ctx, slum.Server{ID: fmt.Sprintf("s%d", i), URL: fmt.Sprintf("http://s%d.test:8080", i), CapacityMB: 100})
+	}
+	if !errors.Is(werr, store.ErrFault) {
+		t.Fatalf("writes to a full disk: %v", werr)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Check(ctx); err != nil {
+		t.Fatalf("room again: %v", err)
+	}
+	if _, err := st.AddServer(ctx, slum.Server{ID: "late", URL: "http://late.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatalf("a write once there is room: %v", err)
+	}
+}

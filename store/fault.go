@@ -1,0 +1,47 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Faults of the database itself, as opposed to a rejected request. A
+// controller stops acting on either: it cannot record what it does.
+var (
+	// ErrFault: the database cannot take writes as it is (read-only,
+	// full, failing) and will not until someone fixes it.
+	ErrFault = errors.New("the fleet database cannot be used")
+	// ErrMoved: the database's file is no longer the one opened (deleted,
+	// or replaced by another file); Reopen may open what is there now.
+	ErrMoved = errors.New("the fleet database's file changed under it")
+)
+
+// Checker is an Engine that can tell, without writing, whether its
+// database is still usable, and open it again when its file was replaced.
+type Checker interface {
+	// Check fails, wrapping ErrFault or ErrMoved, when the database is
+	// not usable as opened.
+	Check(ctx context.Context) error
+	// Reopen opens the database now at the engine's place (which must be
+	// an existing fleet) in place of the one open.
+	Reopen(ctx context.Context) error
+}
+
+// Check reports whether the store's database is usable (see Checker); an
+// engine that cannot tell counts as usable, its writes failing as they
+// come.
+func (s *Store) Check(ctx context.Context) error {
+	if c, ok := s.eng.(Checker); ok {
+		return c.Check(ctx)
+	}
+	return nil
+}
+
+// Reopen opens the store's database again (see Checker); a no-op for an
+// engine that cannot.
+func (s *Store) Reopen(ctx context.Context) error {
+	if c, ok := s.eng.(Checker); ok {
+		return c.Reopen(ctx)
+	}
+	return nil
+}
