@@ -45,6 +45,16 @@ const (
 	ReasonReplaced        EventReason = "Replaced" // a failed-over instance runs again
 )
 
+// Reasons of a replicated tenant's single-writer lease, written by slum's
+// data guard (package dataguard).
+const (
+	ReasonWaitingForWriter EventReason = "WaitingForWriter" // its new copy waits for the old writer
+	ReasonLeaseRevoked     EventReason = "LeaseRevoked"     // the old copy's server is dead
+	ReasonHandoverAsked    EventReason = "HandoverAsked"    // a moved copy is asked to hand over
+	ReasonLeaseReleased    EventReason = "LeaseReleased"    // a revoked lease lapsed and was freed
+	ReasonWriterTookOver   EventReason = "WriterTookOver"   // the copy where it is placed writes again
+)
+
 // Event is one line of the event log.
 type Event struct {
 	ID      int64       `json:"id"`

@@ -8,6 +8,8 @@ type TenantUpdate struct {
 	Region   *string
 	Failover *FailoverPolicy
 	Serving  *ServingPolicy
+	Data     *DataPolicy
+	Replica  *string
 }
 
 // FailoverPolicy says what happens to a tenant's instances when their
@@ -23,6 +25,22 @@ const (
 	FailoverNone FailoverPolicy = "none"
 )
 
+// DataPolicy says where a tenant's data lives, and so what a failover
+// must do about it.
+type DataPolicy string
+
+const (
+	// DataLocal: the data lives on the server's disk only (or the app keeps
+	// none). A failed-over copy starts empty.
+	DataLocal DataPolicy = "local"
+	// DataReplicated: each copy runs under 'slum guard', which replicates
+	// its SQLite database to the tenant's replica and holds the replica's
+	// single-writer lease. A new copy restores before it serves, and slum
+	// revokes a dead copy's lease (or asks a live one to hand over) so
+	// that only one copy ever writes the replica.
+	DataReplicated DataPolicy = "replicated"
+)
+
 // ServingPolicy says which of a tenant's running copies take traffic.
 type ServingPolicy string
 
@@ -36,13 +54,18 @@ const (
 
 // Tenant is one customer's app: a domain and its instances.
 type Tenant struct {
-	ID        string         `json:"id"`
-	Domain    string         `json:"domain"`
-	Region    string         `json:"region"`
-	Failover  FailoverPolicy `json:"failover"`
-	Serving   ServingPolicy  `json:"serving"`
-	CreatedAt time.Time      `json:"created_at"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	ID       string         `json:"id"`
+	Domain   string         `json:"domain"`
+	Region   string         `json:"region"`
+	Failover FailoverPolicy `json:"failover"`
+	Serving  ServingPolicy  `json:"serving"`
+	Data     DataPolicy     `json:"data"`
+	// Replica is the replica URL of a replicated tenant, as its guard is
+	// given it (s3://BUCKET/PATH?endpoint=...): where slum reads and
+	// revokes its lease. Never credentials.
+	Replica   string    `json:"replica,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // CopyRef names one copy of an instance: the instance and the server it

@@ -22,7 +22,7 @@ func (q *Queries) DeleteTenant(ctx context.Context, id string) (int64, error) {
 }
 
 const getTenant = `-- name: GetTenant :one
-SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants WHERE id = ?
+SELECT id, domain, region, created_at, updated_at, failover, serving, data, replica FROM tenants WHERE id = ?
 `
 
 func (q *Queries) GetTenant(ctx context.Context, id string) (Tenant, error) {
@@ -36,12 +36,14 @@ func (q *Queries) GetTenant(ctx context.Context, id string) (Tenant, error) {
 		&i.UpdatedAt,
 		&i.Failover,
 		&i.Serving,
+		&i.Data,
+		&i.Replica,
 	)
 	return i, err
 }
 
 const getTenantByDomain = `-- name: GetTenantByDomain :one
-SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants WHERE domain = ?
+SELECT id, domain, region, created_at, updated_at, failover, serving, data, replica FROM tenants WHERE domain = ?
 `
 
 func (q *Queries) GetTenantByDomain(ctx context.Context, domain string) (Tenant, error) {
@@ -55,12 +57,14 @@ func (q *Queries) GetTenantByDomain(ctx context.Context, domain string) (Tenant,
 		&i.UpdatedAt,
 		&i.Failover,
 		&i.Serving,
+		&i.Data,
+		&i.Replica,
 	)
 	return i, err
 }
 
 const insertTenant = `-- name: InsertTenant :exec
-INSERT INTO tenants (id, domain, region, failover, serving, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO tenants (id, domain, region, failover, serving, data, replica, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 `
 
 type InsertTenantParams struct {
@@ -69,6 +73,8 @@ type InsertTenantParams struct {
 	Region    string
 	Failover  string
 	Serving   string
+	Data      string
+	Replica   string
 	CreatedAt int64
 	UpdatedAt int64
 }
@@ -80,6 +86,8 @@ func (q *Queries) InsertTenant(ctx context.Context, arg InsertTenantParams) erro
 		arg.Region,
 		arg.Failover,
 		arg.Serving,
+		arg.Data,
+		arg.Replica,
 		arg.CreatedAt,
 		arg.UpdatedAt,
 	)
@@ -87,7 +95,7 @@ func (q *Queries) InsertTenant(ctx context.Context, arg InsertTenantParams) erro
 }
 
 const listTenants = `-- name: ListTenants :many
-SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants ORDER BY id
+SELECT id, domain, region, created_at, updated_at, failover, serving, data, replica FROM tenants ORDER BY id
 `
 
 func (q *Queries) ListTenants(ctx context.Context) ([]Tenant, error) {
@@ -107,6 +115,8 @@ func (q *Queries) ListTenants(ctx context.Context) ([]Tenant, error) {
 			&i.UpdatedAt,
 			&i.Failover,
 			&i.Serving,
+			&i.Data,
+			&i.Replica,
 		); err != nil {
 			return nil, err
 		}
@@ -122,7 +132,7 @@ func (q *Queries) ListTenants(ctx context.Context) ([]Tenant, error) {
 }
 
 const listTenantsOnServer = `-- name: ListTenantsOnServer :many
-SELECT id, domain, region, created_at, updated_at, failover, serving FROM tenants
+SELECT id, domain, region, created_at, updated_at, failover, serving, data, replica FROM tenants
 WHERE id IN (SELECT tenant_id FROM instances WHERE server_id = ?)
 ORDER BY id
 `
@@ -144,6 +154,8 @@ func (q *Queries) ListTenantsOnServer(ctx context.Context, serverID string) ([]T
 			&i.UpdatedAt,
 			&i.Failover,
 			&i.Serving,
+			&i.Data,
+			&i.Replica,
 		); err != nil {
 			return nil, err
 		}
@@ -159,7 +171,7 @@ func (q *Queries) ListTenantsOnServer(ctx context.Context, serverID string) ([]T
 }
 
 const updateTenant = `-- name: UpdateTenant :execrows
-UPDATE tenants SET domain = ?, region = ?, failover = ?, serving = ?, updated_at = ? WHERE id = ?
+UPDATE tenants SET domain = ?, region = ?, failover = ?, serving = ?, data = ?, replica = ?, updated_at = ? WHERE id = ?
 `
 
 type UpdateTenantParams struct {
@@ -167,6 +179,8 @@ type UpdateTenantParams struct {
 	Region    string
 	Failover  string
 	Serving   string
+	Data      string
+	Replica   string
 	UpdatedAt int64
 	ID        string
 }
@@ -177,6 +191,8 @@ func (q *Queries) UpdateTenant(ctx context.Context, arg UpdateTenantParams) (int
 		arg.Region,
 		arg.Failover,
 		arg.Serving,
+		arg.Data,
+		arg.Replica,
 		arg.UpdatedAt,
 		arg.ID,
 	)

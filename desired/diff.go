@@ -226,6 +226,8 @@ func (d *differ) tenants() error {
 			fc.add("region", old.Region, t.Region)
 			fc.add("failover", string(old.Failover), string(t.Failover))
 			fc.add("serving", string(old.Serving), string(t.Serving))
+			fc.add("data", string(old.Data), string(t.Data))
+			fc.add("replica", old.Replica, t.Replica)
 			if len(fc) > 0 {
 				d.out.Tenants = append(d.out.Tenants, TenantEdit{Tenant: t, Exists: true, Renamed: old.Domain != t.Domain, Where: at})
 				d.tenantChanges = append(d.tenantChanges, slum.Change{Op: slum.OpUpdate, Kind: slum.ObjectTenant, ID: t.ID, Fields: fc})

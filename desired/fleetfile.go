@@ -556,10 +556,16 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 			var s string
 			s, err = p.str(v, at+".serving")
 			t.Serving = slum.ServingPolicy(s)
+		case "data":
+			var s string
+			s, err = p.str(v, at+".data")
+			t.Data = slum.DataPolicy(s)
+		case "replica":
+			t.Replica, err = p.str(v, at+".replica")
 		case "instances":
 			instNodes = v
 		default:
-			return p.unknown(k, at, k.Value, "id", "domain", "region", "failover", "serving", "instances")
+			return p.unknown(k, at, k.Value, "id", "domain", "region", "failover", "serving", "data", "replica", "instances")
 		}
 		return err
 	})
@@ -653,6 +659,10 @@ func (f *File) Encode(w io.Writer) error {
 		if t.Serving != slum.ServingOne {
 			td.Serving = string(t.Serving)
 		}
+		if t.Data != slum.DataLocal {
+			td.Data = string(t.Data)
+		}
+		td.Replica = t.Replica
 		for _, in := range t.Instances {
 			id := instanceDoc{ID: in.ID, Process: in.Process, Server: in.ServerID, MemoryMB: in.MemoryMB}
 			if in.Mode != slum.ModeAlways {
@@ -698,6 +708,8 @@ type (
 		Region    string        `yaml:"region,omitempty"`
 		Failover  string        `yaml:"failover,omitempty"`
 		Serving   string        `yaml:"serving,omitempty"`
+		Data      string        `yaml:"data,omitempty"`
+		Replica   string        `yaml:"replica,omitempty"`
 		Instances []instanceDoc `yaml:"instances,omitempty"`
 	}
 	instanceDoc struct {

@@ -55,6 +55,13 @@ func TestParseErrors(t *testing.T) {
 		{"bad mode", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, mode: never}\n", `instances[0].mode "never"`},
 		{"zero memory", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, memory_mb: 0}\n", `instances[0].memory_mb "0": must be a positive integer`},
 		{"dup instance", "version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api}\n      - {id: p, process: web}\n", `is already used at line 6`},
+		{"bad data", "version: 1\ntenants:\n  - {id: a, domain: x.com, data: shared}\n", `tenants[0].data "shared": must be local or replicated`},
+		{"replicated without a replica", "version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated}\n", `tenants[0].replica "": is required with data: replicated`},
+		{"replica of local data", "version: 1\ntenants:\n  - {id: a, domain: x.com, replica: 's3://b/a'}\n", `tenants[0].replica "(not shown)": is for data: replicated only`},
+		{"replica not s3", "version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated, replica: 'file:///srv/a'}\n", `tenants[0].replica "file:///srv/a": must be an s3:// URL`},
+		{"replica with credentials", "version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated, replica: 's3://me:hunter2@b/a'}\n", `tenants[0].replica "s3://REDACTED@b/a": must not carry credentials`},
+		{"replica template", "version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated, replica: 's3://b/{tenant}'}\n", `must name the tenant's own replica, not a template`},
+		{"replica option", "version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated, replica: 's3://b/a?sse=x'}\n", `has the option "sse"`},
 		{"list expected", "version: 1\nservers: s1\n", `fleet.yaml:2: servers: must be a list`},
 		{"nested value", "version: 1\nservers:\n  - id: [s1]\n", `fleet.yaml:3: servers[0].id: must be a single value`},
 	} {
@@ -146,6 +153,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nservers: []\ntenants: []\n"))
 	f.Add([]byte("version: 1\ntenants:\n  - {id: a, domain: x.com, instances: [{id: p, process: api}]}\n"))
 	f.Add([]byte("version: 1\nservers:\n  - {id: s1, url: 'http://a:1/', capacity_mb: 1, no_token: true, state: cordoned, domain: b.c}\n"))
+	f.Add([]byte("version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated, replica: 's3://b/t/a?endpoint=http://127.0.0.1:8333'}\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Add([]byte("version: 1\n---\nversion: 1\n"))
 	data, err := os.ReadFile("../examples/fleet.yaml")
@@ -171,7 +179,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, tn := range file.Tenants {
-			if ValidateID("id", tn.ID) != nil || ValidateDomain("d", tn.Domain) != nil {
+			if ValidateID("id", tn.ID) != nil || ValidateDomain("d", tn.Domain) != nil || ValidateTenant(tn.Tenant) != nil {
 				t.Fatalf("invalid tenant accepted: %+v", tn)
 			}
 			for _, in := range tn.Instances {
@@ -240,13 +248,14 @@ func TestLoadFromAReader(t *testing.T) {
 
 func TestEncodeWritesWhatParses(t *testing.T) {
 	// Policies that are not the defaults, and a settings block.
-	text := strings.Replace(examples.Fleet, "    region: eu\n    instances:", "    region: eu\n    failover: none\n    serving: all\n    instances:", 1) +
+	text := strings.Replace(examples.Fleet, "    region: eu\n    instances:", "    region: eu\n    failover: none\n    serving: all\n    data: replicated\n    replica: s3://replicas/tenants/alice?endpoint=http://127.0.0.1:8333\n    instances:", 1) +
 		"settings:\n  dead_after: 5\n  failback: return\n"
 	f, err := Parse("fleet.yaml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Tenants[0].Failover != slum.FailoverNone || f.Tenants[0].Serving != slum.ServingAll || f.Settings == nil {
+	if f.Tenants[0].Failover != slum.FailoverNone || f.Tenants[0].Serving != slum.ServingAll || f.Tenants[0].Data != slum.DataReplicated ||
+		f.Tenants[0].Replica != "s3://replicas/tenants/alice?endpoint=http://127.0.0.1:8333" || f.Tenants[1].Data != slum.DataLocal || f.Settings == nil {
 		t.Fatalf("the test's fleet: %+v %+v", f.Tenants[0].Tenant, f.Settings)
 	}
 	f.Servers[0].SetURL("http://10.9.9.9:9/")

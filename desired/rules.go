@@ -10,6 +10,7 @@ import (
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/names"
+	"github.com/slum-fleet/slum/replica"
 )
 
 // The desired state's rules: what a valid server, tenant and instance is,
@@ -112,6 +113,38 @@ func ValidateTenant(t slum.Tenant) error {
 	default:
 		return invalid("serving", string(t.Serving), "must be one or all")
 	}
+	return validateData(t)
+}
+
+// validateData checks a tenant's data policy and replica URL: a replicated
+// tenant names its replica (slum revokes and hands over its lease there), a
+// local one names none, and the URL is a concrete replica without
+// credentials (they stay in the guard's environment).
+func validateData(t slum.Tenant) error {
+	switch t.Data {
+	case slum.DataLocal:
+		if t.Replica != "" {
+			return invalid("replica", "(not shown)", "is for data: replicated only")
+		}
+		return nil
+	case slum.DataReplicated:
+	default:
+		return invalid("data", string(t.Data), "must be local or replicated")
+	}
+	if t.Replica == "" {
+		return invalid("replica", "", "is required with data: replicated (the s3:// URL its guard replicates to)")
+	}
+	if strings.ContainsAny(t.Replica, "{}") {
+		return invalid("replica", t.Replica, "must name the tenant's own replica, not a template")
+	}
+	if _, err := replica.ParseLocation(t.Replica); err != nil {
+		if fe, ok := err.(*slum.FieldError); ok {
+			c := *fe
+			c.Field = "replica"
+			return &c
+		}
+		return err
+	}
 	return nil
 }
 
@@ -122,6 +155,9 @@ func NormalizeTenant(t *slum.Tenant) {
 	}
 	if t.Serving == "" {
 		t.Serving = slum.ServingOne
+	}
+	if t.Data == "" {
+		t.Data = slum.DataLocal
 	}
 }
 

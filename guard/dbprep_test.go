@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum/replica"
+	"github.com/slum-fleet/slum/replica/lease"
 )
 
 func TestJudge(t *testing.T) {
@@ -86,5 +87,38 @@ func TestMarkerRoundTrip(t *testing.T) {
 	got, ok, err := readMarker(db)
 	if !ok || err != nil || got != want {
 		t.Fatalf("marker %+v ok=%v err=%v, want %+v", got, ok, err, want)
+	}
+}
+
+// TestPredecessorGone: only a lease of this very copy (instance, server,
+// host) whose process is gone is taken at once; anything else waits for
+// the lapse.
+func TestPredecessorGone(t *testing.T) {
+	dead := func(int) bool { return false }
+	alive := func(int) bool { return true }
+	rec := func(holder, server string) lease.Record { return lease.Record{Holder: holder, Server: server} }
+	for _, tc := range []struct {
+		name   string
+		rec    lease.Record
+		server string
+		alive  func(int) bool
+		want   bool
+	}{
+		{"its own dead predecessor", rec("a--prod@vm/pid4242/ab", "s1"), "s1", dead, true},
+		{"its predecessor still runs", rec("a--prod@vm/pid4242/ab", "s1"), "s1", alive, false},
+		{"the copy on another server", rec("a--prod@vm/pid4242/ab", "s2"), "s1", dead, false},
+		{"no server named by this guard", rec("a--prod@vm/pid4242/ab", ""), "", dead, false},
+		{"no server in the lease", rec("a--prod@vm/pid4242/ab", ""), "s1", dead, false},
+		{"another instance", rec("a--backup@vm/pid4242/ab", "s1"), "s1", dead, false},
+		{"another host", rec("a--prod@other/pid4242/ab", "s1"), "s1", dead, false},
+		{"a holder id it cannot read", rec("a--prod@vm/4242", "s1"), "s1", dead, false},
+		{"a pid that is no number", rec("a--prod@vm/pidX/ab", "s1"), "s1", dead, false},
+		{"init", rec("a--prod@vm/pid1/ab", "s1"), "s1", dead, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := predecessorGone(tc.rec, "a--prod", tc.server, "vm", tc.alive); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -25,7 +25,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/slum-fleet/slum/clock"
@@ -46,6 +49,7 @@ const (
 // Config is one guard.
 type Config struct {
 	InstanceID string // the tenement instance id, in the holder id
+	Server     string // the slum server it runs on, in the lease; may be empty
 	DB         string // absolute path of the database
 	Replica    replica.Location
 	Store      replica.Store
@@ -81,6 +85,36 @@ func HolderID(instanceID string) string {
 	return fmt.Sprintf("%s@%s/pid%d/%s", instanceID, host, os.Getpid(), hex.EncodeToString(b))
 }
 
+// predecessorGone reports whether a lease's holder is provably this
+// copy's own predecessor, gone: the same instance on the same slum server
+// and host (so the same machine), and its process no longer exists. Its
+// children (the app, Litestream) die with it (SIGKILL on the parent's
+// death), so nothing of it writes the replica. tenement restarts an
+// unhealthy instance with SIGKILL: without this, the restarted guard
+// would wait a whole TTL for a lease nobody holds. A pid that exists
+// again (reused) is taken for alive: the lease is then waited for.
+func predecessorGone(r lease.Record, instance, server, host string, alive func(int) bool) bool {
+	if server == "" || r.Server != server {
+		return false
+	}
+	id, rest, ok := strings.Cut(r.Holder, "@")
+	if !ok || id != instance {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 3 || parts[0] != host || !strings.HasPrefix(parts[1], "pid") {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimPrefix(parts[1], "pid"))
+	if err != nil || pid <= 1 || pid == os.Getpid() {
+		return false
+	}
+	return !alive(pid)
+}
+
+// pidAlive: a process with this pid exists on this machine.
+func pidAlive(pid int) bool { return syscall.Kill(pid, 0) != syscall.ESRCH }
+
 // Run runs the guard until it stops; the result is always an *Exit.
 func Run(ctx context.Context, cfg Config) *Exit {
 	if cfg.Clock == nil {
@@ -91,6 +125,10 @@ func Run(ctx context.Context, cfg Config) *Exit {
 	h, err := lease.NewHolder(cfg.Store, cfg.Replica, HolderID(cfg.InstanceID), cfg.Timing, cfg.Clock, s.logf)
 	if err != nil {
 		return &Exit{Code: ExitFailure, Reason: err.Error()}
+	}
+	h.OnServer(cfg.Server)
+	if host, err := os.Hostname(); err == nil {
+		h.TakeFromGone(func(r lease.Record) bool { return predecessorGone(r, cfg.InstanceID, cfg.Server, host, pidAlive) })
 	}
 	s.holder = h
 	return s.run(ctx)

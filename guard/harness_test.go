@@ -342,5 +342,3 @@ func waitFor(limit time.Duration, cond func() bool) (bool, time.Duration) {
 	}
 	return cond(), time.Since(start)
 }
-
-func pidAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }

@@ -121,7 +121,7 @@ func (f *Fleet) startTen(ctx context.Context, opt Options) error {
 	for _, m := range f.Members {
 		m.Domain = m.ID + ".fleet.test"
 		t, err := StartTen(ctx, TenOptions{Name: m.ID, Dir: filepath.Join(opt.Dir, m.ID), Port: 8080, Services: opt.Services,
-			Netns: m.Host.Netns, URL: "http://" + m.Host.Addr + ":8080", Domain: m.Domain})
+			Netns: m.Host.Netns, HostAddr: m.Host.HostAddr, URL: "http://" + m.Host.Addr + ":8080", Domain: m.Domain})
 		if err != nil {
 			return fmt.Errorf("server %s: %w", m.ID, err)
 		}

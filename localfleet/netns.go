@@ -21,6 +21,9 @@ type Host struct {
 	HostIf string // the host end of the veth pair
 	PeerIf string // the namespace end
 	Addr   string // the namespace's address, as the host reaches it
+	// HostAddr is the host's address on the link, as the namespace
+	// reaches it (a store on the host listening on every address).
+	HostAddr string
 }
 
 // Subnet holds every test host's address.
@@ -94,7 +97,7 @@ func newHost(tag string, block, n int) (*Host, error) {
 	}
 	base := 4 * (n - 1)
 	h := &Host{Netns: fmt.Sprintf("slum-%s-%d", tag, n), HostIf: fmt.Sprintf("sl%s%dh", tag, n), PeerIf: fmt.Sprintf("sl%s%dn", tag, n),
-		Addr: fmt.Sprintf("10.77.%d.%d", block, base+2)}
+		Addr: fmt.Sprintf("10.77.%d.%d", block, base+2), HostAddr: fmt.Sprintf("10.77.%d.%d", block, base+1)}
 	if len(h.HostIf) > 15 || len(h.PeerIf) > 15 {
 		return nil, fmt.Errorf("tag %q too long for interface names", tag)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -48,11 +49,23 @@ func FindTen() (string, error) {
 type Service struct {
 	Name        string
 	IdleTimeout int // seconds; 0 for none
+	// Command replaces the test app ("python3 app.py"); {host} in it
+	// becomes the host's address on the server's link (where a store on
+	// the host is reached from the server's namespace), {app} the test
+	// app's path.
+	Command string
+	Env     map[string]string // more [service.NAME.env] entries
 }
 
 // WriteConfig prepares dir for a tenement server: the tenant app and a
-// tenement.toml with the services, checking health every second.
+// tenement.toml with the services, checking health every second. Every
+// instance gets SLUM_SERVER, the server's id, in its environment (what a
+// replicated tenant's guard names in its lease).
 func WriteConfig(dir, server string, services []Service) error {
+	return writeConfig(dir, server, "127.0.0.1", services)
+}
+
+func writeConfig(dir, server, host string, services []Service) error {
 	app := filepath.Join(dir, "app.py")
 	if err := os.WriteFile(app, appPy, 0o644); err != nil {
 		return err
@@ -63,11 +76,24 @@ func WriteConfig(dir, server string, services []Service) error {
 	var b strings.Builder
 	b.WriteString("[settings]\nhealth_check_interval = 1\n\n")
 	for _, s := range services {
-		fmt.Fprintf(&b, "[service.%s]\ncommand = \"python3 %s\"\nhealth = \"/health\"\nisolation = \"process\"\n", s.Name, app)
+		command := "python3 " + app
+		if s.Command != "" {
+			command = strings.NewReplacer("{host}", host, "{app}", app).Replace(s.Command)
+		}
+		fmt.Fprintf(&b, "[service.%s]\ncommand = %q\nhealth = \"/health\"\nisolation = \"process\"\n", s.Name, command)
 		if s.IdleTimeout > 0 {
 			fmt.Fprintf(&b, "idle_timeout = %d\n", s.IdleTimeout)
 		}
-		fmt.Fprintf(&b, "[service.%s.env]\nTENANT_ID = \"{id}\"\nDATA_DIR = \"{data_dir}\"\nSERVER_ID = %q\n\n", s.Name, server)
+		fmt.Fprintf(&b, "[service.%s.env]\nTENANT_ID = \"{id}\"\nDATA_DIR = \"{data_dir}\"\nSERVER_ID = %q\nSLUM_SERVER = %q\n", s.Name, server, server)
+		keys := make([]string, 0, len(s.Env))
+		for k := range s.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s = %q\n", k, s.Env[k])
+		}
+		b.WriteString("\n")
 	}
 	return os.WriteFile(filepath.Join(dir, "tenement.toml"), []byte(b.String()), 0o644)
 }
@@ -80,6 +106,7 @@ type TenOptions struct {
 	Domain   string
 	Services []Service
 	Netns    string // run inside this network namespace
+	HostAddr string // the host's address on the namespace's link; default 127.0.0.1
 	URL      string // how slum reaches it; default http://127.0.0.1:Port
 }
 
@@ -111,7 +138,11 @@ func StartTen(ctx context.Context, opt TenOptions) (*Ten, error) {
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := WriteConfig(opt.Dir, opt.Name, opt.Services); err != nil {
+	host := opt.HostAddr
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if err := writeConfig(opt.Dir, opt.Name, host, opt.Services); err != nil {
 		return nil, err
 	}
 	t := &Ten{Opt: opt, Data: filepath.Join(opt.Dir, "data"), URL: opt.URL, ten: ten}

@@ -1,8 +1,8 @@
 -- name: InsertTenant :exec
-INSERT INTO tenants (id, domain, region, failover, serving, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT INTO tenants (id, domain, region, failover, serving, data, replica, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: UpdateTenant :execrows
-UPDATE tenants SET domain = ?, region = ?, failover = ?, serving = ?, updated_at = ? WHERE id = ?;
+UPDATE tenants SET domain = ?, region = ?, failover = ?, serving = ?, data = ?, replica = ?, updated_at = ? WHERE id = ?;
 
 -- name: GetTenant :one
 SELECT * FROM tenants WHERE id = ?;

@@ -420,8 +420,10 @@ func (c *Controller) onResult(r Result) {
 		c.events.add(slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonStopped,
 			Message: fmt.Sprintf("stopped %s on %s: %s", a.Name, a.ServerID, a.Reason)})
 	case a.Kind == Spawn:
-		c.events.add(slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonSpawned,
-			Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason})
+		c.events.spawned(func() slum.Event {
+			return slum.Event{At: r.At, Object: actionObject(a), Reason: slum.ReasonSpawned,
+				Message: "spawned " + a.Name + " on " + a.ServerID + ": " + a.Reason}
+		})
 	}
 }
 
@@ -571,6 +573,11 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan, moved map[string]
 	}
 	for _, fg := range plan.Forget {
 		c.ledger.Forget(fg.ServerID, fg.Name)
+	}
+	for _, id := range plan.Relist {
+		if rt := c.servers.byID[id]; rt != nil {
+			c.cfg.Clock.AfterFunc(RelistAfter, rt.watcher.PollSoon)
+		}
 	}
 	c.events.add(planEvents(c.plans.reported, plan, now)...)
 	c.events.add(c.failovers.announce(plan, moved, c.deadSince, now)...)

@@ -574,9 +574,7 @@ func TestMoveIsMakeBeforeBreak(t *testing.T) {
 		if p := f.sync(); len(p.Stops) != 0 || len(p.Waits) != 1 {
 			t.Fatalf("stopped the only copy while the new one was not running: %+v", p.Stops)
 		}
-		if f.clock != nil { // nil: a benchmark's fleet, on the real clock
-			f.clock.Advance(time.Second)
-		}
+		f.clock.Advance(time.Second)
 	}
 	if got := f.running("s1"); !slices.Equal(got, []string{"api:alice--prod"}) {
 		t.Fatalf("s1 runs %v", got)
@@ -622,9 +620,7 @@ func TestFaultsAreIsolated(t *testing.T) {
 			}
 			for i := 0; i < 3; i++ {
 				f.sync()
-				if f.clock != nil { // nil: a benchmark's fleet, on the real clock
-					f.clock.Advance(time.Second)
-				}
+				f.clock.Advance(time.Second)
 			}
 			// The healthy server converged regardless.
 			if got := f.running("s2"); !slices.Equal(got, []string{"api:bob--prod", "api:carol--prod"}) {

@@ -36,6 +36,15 @@ func (l *eventLog) add(es ...slum.Event) {
 	}
 }
 
+// spawned logs a spawn, building its event only when it is described.
+func (l *eventLog) spawned(event func() slum.Event) {
+	if l.spawns >= maxSpawnEvents {
+		l.more++
+		return
+	}
+	l.add(event())
+}
+
 // absorb adds another log's events and count.
 func (l *eventLog) absorb(o eventLog) {
 	l.add(o.events...)

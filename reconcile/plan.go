@@ -36,6 +36,9 @@ type Action struct {
 	Reason string
 }
 
+// RelistAfter is how soon a server in Plan.Relist is listed again.
+const RelistAfter = 250 * time.Millisecond
+
 // Key identifies an action's work item: one instance on one server.
 func (a Action) Key() string { return a.ServerID + "/" + a.Name }
 
@@ -123,6 +126,10 @@ type Plan struct {
 	Unplaceable []Unplaceable
 	// FailingOver lists the servers whose failover this plan starts.
 	FailingOver []string
+	// Relist names the servers to list again soon (RelistAfter), not at
+	// the poll interval: a replicated tenant's copy there runs but is not
+	// yet healthy, and is routed as soon as a list shows it healthy.
+	Relist []string
 
 	Held     []Held
 	Approved []int64 // holds whose one-time approval this plan carries out

@@ -67,6 +67,11 @@ func (Planner) Plan(in Input) *Plan {
 	p.gather()
 	p.serving()
 	p.guardStops()
+	for i, pt := range p.parts {
+		if pt != nil && pt.awaitsWriter {
+			p.plan.Relist = append(p.plan.Relist, f.Snapshot.Servers[i].ID)
+		}
+	}
 	p.assemble()
 	return p.plan
 }
@@ -108,6 +113,10 @@ type part struct {
 	report ServerReport
 	obs    []Observation // for OnServer's instances, in order
 	quiet  bool
+	// awaitsWriter: a replicated tenant's copy here runs but is not yet
+	// healthy (it waits for the old writer's lease, or restores): the
+	// server is listed again soon, so it is routed once it is.
+	awaitsWriter bool
 }
 
 // partKey is everything a quiet part is made from: the desired state (its
@@ -554,7 +563,7 @@ func (p *planning) diffServer(si int) {
 	sort.Slice(pt.stops, func(i, j int) bool { return pt.stops[i].Name < pt.stops[j].Name })
 	sort.Slice(pt.waits, func(i, j int) bool { return pt.waits[i].Name < pt.waits[j].Name })
 	sort.Slice(pt.forget, func(i, j int) bool { return pt.forget[i].Name < pt.forget[j].Name })
-	pt.quiet = !waitsForList && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
+	pt.quiet = !waitsForList && !pt.awaitsWriter && len(pt.spawns)+len(pt.stops)+len(pt.waits)+len(pt.record)+len(pt.forget) == 0
 	if pt.quiet {
 		sort.Strings(report.Unmanaged)
 		pt.report = *report
@@ -581,6 +590,9 @@ func (p *planning) diffDesired(si int, pt *part, running map[string]slum.Instanc
 			Instance: d.Key, Generation: d.Generation}
 		switch {
 		case present && d.DesiredState == slum.StateRunning:
+			if t := p.f.Tenants[d.TenantID]; t != nil && t.Data == slum.DataReplicated && health != slum.InstanceHealthy {
+				pt.awaitsWriter = true
+			}
 			phase := slum.PhaseRunning
 			if health == slum.InstanceFailed {
 				phase = slum.PhaseFailed
@@ -848,7 +860,7 @@ func (p *planning) preferred(tenant string) *Desired {
 // copy on its server, when that server is not dead and (as last listed)
 // runs it; else, while a move waits for that copy, the old one. An
 // on-demand copy wakes on request, so its server being up is enough.
-func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum.CopyRef, bool) {
+func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string, replicated bool) (slum.CopyRef, bool) {
 	if d.DesiredState != slum.StateRunning {
 		return slum.CopyRef{}, false
 	}
@@ -867,7 +879,7 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum
 		if o.Phase == slum.PhaseUnknown {
 			health, running = p.snaps[d.Srv].Running(d.Name)
 		}
-		if running && health.Serves() {
+		if running && servesData(health, replicated) {
 			return slum.CopyRef{Instance: d.ID, Server: d.ServerID}, true
 		}
 	}
@@ -876,7 +888,7 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string) (slum
 	}
 	if old, ok := waiting[d.Key]; ok {
 		if si, ok := p.f.ServerIndex[old]; ok && up(si) {
-			if health, ok := p.snaps[si].Running(d.Name); ok && health.Serves() {
+			if health, ok := p.snaps[si].Running(d.Name); ok && servesData(health, replicated) {
 				return slum.CopyRef{Instance: d.ID, Server: old}, true
 			}
 		}
@@ -947,7 +959,7 @@ func (p *planning) serving() {
 		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
 		up = up[:0]
 		for _, d := range p.f.ByTenant[t.ID] {
-			if c, ok := p.upCopy(d, waiting); ok {
+			if c, ok := p.upCopy(d, waiting, t.Data == slum.DataReplicated); ok {
 				up = append(up, c)
 			}
 		}
@@ -996,10 +1008,23 @@ func (p *planning) serving() {
 		case sv.Settling:
 			sv.Reason = fmt.Sprintf("waiting up to %s for its preferred copy %s to come up", servingSettle, p.preferred(t.ID).ID)
 		case len(sv.Serving) == 0:
-			sv.Reason = p.whyNotServed(t.ID)
+			sv.Reason = p.whyNotServed(t)
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)
 	}
+}
+
+// servesData reports whether a running copy in this health may take
+// traffic. A replicated tenant's copy must be healthy: its guard answers
+// nothing until it holds the replica's lease and has restored the newest
+// database, so a copy tenement has not yet seen healthy (unknown) may be
+// one still waiting for the old writer, or restoring. Any other copy
+// serves unless it is being restarted or given up on.
+func servesData(h slum.InstanceHealth, replicated bool) bool {
+	if replicated {
+		return h == slum.InstanceHealthy
+	}
+	return h.Serves()
 }
 
 // sparesAre reports whether spares lists the copies of up but up[skip],
@@ -1032,8 +1057,8 @@ func (pl *Plan) settling() bool {
 	return false
 }
 
-func (p *planning) whyNotServed(tenant string) string {
-	ds := p.f.ByTenant[tenant]
+func (p *planning) whyNotServed(t *slum.Tenant) string {
+	ds := p.f.ByTenant[t.ID]
 	if len(ds) == 0 {
 		return "it has no instances"
 	}
@@ -1050,7 +1075,25 @@ func (p *planning) whyNotServed(tenant string) string {
 	if stopped {
 		return "its instances are desired stopped"
 	}
+	if t.Data == slum.DataReplicated && p.anyListed(ds) {
+		return ReasonWaitingForWriter
+	}
 	return reasonNoCopyYet
+}
+
+// ReasonWaitingForWriter is why a replicated tenant whose copy runs is not
+// served yet: its guard waits for the old writer's lease to lapse or be
+// released, or restores the newest database.
+const ReasonWaitingForWriter = "waiting for its writer: a copy runs but has not yet taken the replica's lease and restored"
+
+// anyListed reports whether a server lists a copy of one of ds.
+func (p *planning) anyListed(ds []*Desired) bool {
+	for _, d := range ds {
+		if _, ok := p.snaps[d.Srv].Running(d.Name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // reasonNoCopyYet is why a tenant whose copies are on their way is not

@@ -21,7 +21,7 @@ type srv struct {
 	id, region string
 	health     slum.Health   // default online
 	unlisted   bool          // its last list failed
-	runs       []string      // tenement names it lists
+	runs       []string      // tenement names it lists, healthy unless "name=health"
 	lastDead   time.Duration // ago; 0: never dead
 	since      time.Duration // in its health for this long; default 1h
 	state      slum.ServerState
@@ -32,6 +32,7 @@ type tnt struct {
 	id, region string
 	failover   slum.FailoverPolicy
 	serving    slum.ServingPolicy
+	data       slum.DataPolicy
 }
 
 // ins describes an instance: key "tenant:id" on server, process api.
@@ -116,7 +117,11 @@ func (sc scenario) observe(snap *slum.Snapshot) map[string]*observed.Snapshot {
 		}
 		runs := map[string]slum.InstanceHealth{}
 		for _, n := range s.runs {
-			runs[n] = slum.InstanceHealthy
+			n, h, ok := strings.Cut(n, "=")
+			if !ok {
+				h = string(slum.InstanceHealthy)
+			}
+			runs[n] = slum.InstanceHealth(h)
 		}
 		obs[s.id] = &observed.Snapshot{Server: s.id, Health: hs, Listed: !s.unlisted && h != slum.HealthDead,
 			ListedAt: t0.Add(-time.Second), Instances: runs}
@@ -137,7 +142,11 @@ func (sc scenario) addInstances(snap *slum.Snapshot) {
 		if sv == "" {
 			sv = slum.ServingOne
 		}
-		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: t.id, Domain: t.id + ".example.com", Region: t.region, Failover: fo, Serving: sv})
+		data := t.data
+		if data == "" {
+			data = slum.DataLocal
+		}
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: t.id, Domain: t.id + ".example.com", Region: t.region, Failover: fo, Serving: sv, Data: data})
 	}
 	for _, in := range sc.instances {
 		tenant, id, _ := strings.Cut(in.key, ":")
@@ -857,5 +866,61 @@ func TestPlannerServingIsStableFromTheStart(t *testing.T) {
 		if c.want != "|" && c.plan.Serving[0].Settling {
 			t.Errorf("%s: still settling", c.name)
 		}
+	}
+}
+
+// TestPlannerReplicatedServesOnlyHealthyCopies: a replicated tenant's copy
+// takes traffic only once tenement calls it healthy (its guard holds the
+// lease and restored); until then nothing serves it and the reason says it
+// waits for its writer. A stateless tenant's copy serves in any health but
+// restarting or failed, as before.
+func TestPlannerReplicatedServesOnlyHealthyCopies(t *testing.T) {
+	for _, tc := range []struct {
+		data            slum.DataPolicy
+		prod, backup    slum.InstanceHealth // "": not listed
+		serving, reason string
+		relist          string // the servers listed again soon
+	}{
+		{slum.DataReplicated, slum.InstanceHealthy, "", "prod@s1|", "", ""},
+		{slum.DataReplicated, slum.InstanceHealthUnknown, "", "|", ReasonWaitingForWriter, "s1"},
+		{slum.DataReplicated, slum.InstanceDegraded, "", "|", ReasonWaitingForWriter, "s1"},
+		{slum.DataReplicated, slum.InstanceUnhealthy, "", "|", ReasonWaitingForWriter, "s1"},
+		{slum.DataReplicated, "", "", "|", reasonNoCopyYet, ""},
+		// The writer serves; a copy whose guard waits for the lease is no spare.
+		{slum.DataReplicated, slum.InstanceHealthy, slum.InstanceHealthUnknown, "prod@s1|", "", "s2"},
+		{slum.DataReplicated, slum.InstanceHealthUnknown, slum.InstanceHealthy, "backup@s2|", "", "s1"},
+		{slum.DataLocal, slum.InstanceHealthUnknown, "", "prod@s1|", "", ""},
+		{slum.DataLocal, slum.InstanceDegraded, slum.InstanceHealthUnknown, "prod@s1|backup@s2", "", ""},
+		{slum.DataLocal, slum.InstanceUnhealthy, "", "|", reasonNoCopyYet, ""},
+	} {
+		name := fmt.Sprintf("%s/prod=%s/backup=%s", tc.data, tc.prod, tc.backup)
+		t.Run(name, func(t *testing.T) {
+			runs := func(n string, h slum.InstanceHealth) []string {
+				if h == "" {
+					return nil
+				}
+				return []string{n + "=" + string(h)}
+			}
+			sc := scenario{
+				servers:   []srv{{id: "s1", runs: runs("api:r--prod", tc.prod)}, {id: "s2", runs: runs("api:r--backup", tc.backup)}},
+				tenants:   []tnt{{id: "r", data: tc.data}},
+				instances: []ins{{key: "r:prod", server: "s1", rank: 0}, {key: "r:backup", server: "s2", rank: 1}},
+				ledger:    []string{"s1/api:r--prod", "s2/api:r--backup"},
+			}
+			if tc.backup == "" {
+				sc.instances = sc.instances[:1]
+				sc.ledger = sc.ledger[:1]
+			}
+			p := Planner{}.Plan(sc.input())
+			if got := servingOf(p, "r"); got != tc.serving {
+				t.Errorf("serving|spares %q, want %q", got, tc.serving)
+			}
+			if p.Serving[0].Reason != tc.reason {
+				t.Errorf("reason %q, want %q", p.Serving[0].Reason, tc.reason)
+			}
+			if got := strings.Join(p.Relist, ","); got != tc.relist {
+				t.Errorf("relist %q, want %q", got, tc.relist)
+			}
+		})
 	}
 }

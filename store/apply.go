@@ -134,7 +134,7 @@ func execute(ctx context.Context, q db.Querier, plan *desired.Delta, now int64) 
 	// no tenant can have (validation forbids "_") before setting them.
 	for _, t := range plan.Tenants {
 		if t.Renamed {
-			if _, err := q.UpdateTenant(ctx, updateTenantParams(slum.Tenant{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, Failover: t.Failover, Serving: t.Serving}, now)); err != nil {
+			if _, err := q.UpdateTenant(ctx, updateTenantParams(slum.Tenant{ID: t.ID, Domain: "_" + t.ID, Region: t.Region, Failover: t.Failover, Serving: t.Serving, Data: t.Data, Replica: t.Replica}, now)); err != nil {
 				return fmt.Errorf("%s: update tenant %s: %w", t.Where, t.ID, err)
 			}
 		}

@@ -315,7 +315,7 @@ func writeRows(ctx context.Context, q db.Querier, r *fleetRows) error {
 
 func tenantRow(t db.Tenant) db.InsertTenantParams {
 	return db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: t.Failover, Serving: t.Serving,
-		CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
+		Data: t.Data, Replica: t.Replica, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt}
 }
 
 func instanceRow(i db.Instance) db.RestoreInstanceParams {

@@ -15,17 +15,17 @@ import (
 
 func insertTenantParams(t slum.Tenant, now int64) db.InsertTenantParams {
 	return db.InsertTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
-		Serving: string(t.Serving), CreatedAt: now, UpdatedAt: now}
+		Serving: string(t.Serving), Data: string(t.Data), Replica: t.Replica, CreatedAt: now, UpdatedAt: now}
 }
 
 func updateTenantParams(t slum.Tenant, now int64) db.UpdateTenantParams {
 	return db.UpdateTenantParams{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: string(t.Failover),
-		Serving: string(t.Serving), UpdatedAt: now}
+		Serving: string(t.Serving), Data: string(t.Data), Replica: t.Replica, UpdatedAt: now}
 }
 
 func toTenant(r db.Tenant) slum.Tenant {
 	return slum.Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, Failover: slum.FailoverPolicy(r.Failover),
-		Serving: slum.ServingPolicy(r.Serving), CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
+		Serving: slum.ServingPolicy(r.Serving), Data: slum.DataPolicy(r.Data), Replica: r.Replica, CreatedAt: fromMS(r.CreatedAt), UpdatedAt: fromMS(r.UpdatedAt)}
 }
 
 func getTenant(ctx context.Context, q db.Querier, id string) (slum.Tenant, error) {
@@ -138,7 +138,7 @@ func (s *Desired) ListTenantsOnServer(ctx context.Context, serverID string) ([]s
 	return convert(rows, err, "list tenants on "+serverID, toTenant)
 }
 
-// UpdateTenant changes a tenant's domain or region.
+// UpdateTenant changes a tenant's domain, region or policies.
 func (s *Desired) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate) (slum.Tenant, error) {
 	var out slum.Tenant
 	err := s.write(ctx, func(q db.Querier, now int64) error {
@@ -157,6 +157,15 @@ func (s *Desired) UpdateTenant(ctx context.Context, id string, u slum.TenantUpda
 		}
 		if u.Serving != nil {
 			t.Serving = *u.Serving
+		}
+		if u.Data != nil {
+			t.Data = *u.Data
+			if t.Data == slum.DataLocal && u.Replica == nil {
+				t.Replica = "" // a tenant made local keeps no replica
+			}
+		}
+		if u.Replica != nil {
+			t.Replica = *u.Replica
 		}
 		if err := desired.ValidateTenant(t); err != nil {
 			return fmt.Errorf("update tenant %s: %w", id, err)

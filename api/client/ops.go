@@ -120,7 +120,8 @@ func (c *Client) ListInstancesOnServer(ctx context.Context, id string) ([]slum.I
 // ---- tenants
 
 func (c *Client) AddTenant(ctx context.Context, t slum.Tenant, first ...slum.InstanceSpec) (slum.Tenant, []slum.Instance, error) {
-	req := wire.AddTenantReq{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: t.Failover, Serving: t.Serving}
+	req := wire.AddTenantReq{ID: t.ID, Domain: t.Domain, Region: t.Region, Failover: t.Failover, Serving: t.Serving,
+		Data: t.Data, Replica: t.Replica}
 	for _, s := range first {
 		req.Instances = append(req.Instances, wire.FromSpec(s))
 	}
@@ -142,7 +143,8 @@ func (c *Client) GetTenantByDomain(ctx context.Context, domain string) (slum.Ten
 
 func (c *Client) UpdateTenant(ctx context.Context, id string, u slum.TenantUpdate) (slum.Tenant, error) {
 	return send(ctx, c, wire.UpdateTenant, wire.UpdateTenantReq{ID: id,
-		TenantUpdate: wire.TenantUpdate{Domain: u.Domain, Region: u.Region, Failover: u.Failover, Serving: u.Serving}})
+		TenantUpdate: wire.TenantUpdate{Domain: u.Domain, Region: u.Region, Failover: u.Failover, Serving: u.Serving,
+			Data: u.Data, Replica: u.Replica}})
 }
 
 func (c *Client) RemoveTenant(ctx context.Context, id string) error {

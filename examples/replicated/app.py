@@ -8,6 +8,7 @@ $SLUM_GUARD_DB (set by 'slum guard'), else $DB_PATH, else ./app.db.
   POST /writes        body: any text; stores it, answers 200 {"id": N}
                       only after the transaction has committed
   GET  /writes        200 {"ids": [...]}: every stored write's id
+  GET  /writes/bodies 200 {"bodies": [...]}: every stored write's body, in id order
   GET  /              200, a line saying how many writes are stored
 
 A write is acknowledged only once it is durable in the local database;
@@ -57,6 +58,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 ids = [r[0] for r in CONN.execute("SELECT id FROM writes ORDER BY id")]
             return self.send(200, {"ids": ids})
+        if self.path == "/writes/bodies":
+            with LOCK:
+                bodies = [r[0] for r in CONN.execute("SELECT body FROM writes ORDER BY id")]
+            return self.send(200, {"bodies": bodies})
         if self.path == "/":
             with LOCK:
                 n = CONN.execute("SELECT count(*) FROM writes").fetchone()[0]

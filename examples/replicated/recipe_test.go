@@ -230,3 +230,18 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// TestRecipeChecksHealthEverySecond: slum routes a replicated copy only
+// once tenement calls it healthy, so the recipe must not leave tenement's
+// 10 s default between checks.
+func TestRecipeChecksHealthEverySecond(t *testing.T) {
+	b, err := os.ReadFile("tenement.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	set, svc := strings.Index(s, "\n[settings]\nhealth_check_interval = 1\n"), strings.Index(s, "\n[service.app]")
+	if set < 0 || svc < 0 || set > svc {
+		t.Fatalf("tenement.toml does not set health_check_interval = 1 in [settings] before the service:\n%s", s)
+	}
+}

@@ -36,7 +36,8 @@ func Populate(t testing.TB, s *store.Store) string {
 		slum.InstanceSpec{ID: "prod", Process: "api", ServerID: "s1", MemoryMB: 256},
 		slum.InstanceSpec{ID: "backup", Process: "api", ServerID: "s2", MemoryMB: 256})
 	must(err)
-	_, _, err = s.AddTenant(ctx, slum.Tenant{ID: "bob", Domain: "bob.example.com", Failover: slum.FailoverNone, Serving: slum.ServingAll},
+	_, _, err = s.AddTenant(ctx, slum.Tenant{ID: "bob", Domain: "bob.example.com", Failover: slum.FailoverNone, Serving: slum.ServingAll,
+		Data: slum.DataReplicated, Replica: "s3://replicas/tenants/bob?endpoint=http://127.0.0.1:8333"},
 		slum.InstanceSpec{ID: "web", Process: "web", ServerID: "s3", Mode: slum.ModeOnDemand})
 	must(err)
 	_, err = s.SpawnInstance(ctx, slum.InstanceSpec{TenantID: "bob", ID: "old", Process: "worker", ServerID: "s3"})

@@ -436,3 +436,52 @@ func OverviewCounts(t *testing.T, open Opener) {
 		t.Fatalf("overview: %d tenants, %d instances, %d failed over, phases %v", o.Tenants, o.Instances, o.FailedOver, o.Phases)
 	}
 }
+
+// ReplicatedData: a tenant's data policy and replica are kept, shown and
+// changed as declared; a bad one is refused and changes nothing.
+func ReplicatedData(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := open(t)
+	const url = "s3://replicas/tenants/carol?endpoint=http://127.0.0.1:8333"
+	mustTenant(t, s, "alice", "")
+	if got, err := s.GetTenant(ctx, "alice"); err != nil || got.Data != slum.DataLocal || got.Replica != "" {
+		t.Fatalf("a tenant's data is local by default: %+v %v", got, err)
+	}
+	added, _, err := s.AddTenant(ctx, slum.Tenant{ID: "carol", Domain: "carol.example.com", Data: slum.DataReplicated, Replica: url})
+	if err != nil || added.Data != slum.DataReplicated || added.Replica != url {
+		t.Fatalf("add replicated: %+v %v", added, err)
+	}
+	if got, err := s.GetTenant(ctx, "carol"); err != nil || got.Data != slum.DataReplicated || got.Replica != url {
+		t.Fatalf("get replicated: %+v %v", got, err)
+	}
+	before := snapshot(t, s)
+	repl, local := slum.DataReplicated, slum.DataLocal
+	for name, u := range map[string]slum.TenantUpdate{
+		"replicated without a replica": {Data: &repl},
+		"a replica with credentials":   {Data: &repl, Replica: ptr("s3://key:hunter2@replicas/alice")},
+		"a replica that is not s3":     {Data: &repl, Replica: ptr("https://replicas/alice")},
+		"a replica of local data":      {Replica: ptr(url)},
+	} {
+		_, err := s.UpdateTenant(ctx, "alice", u)
+		if !errors.Is(err, slum.ErrInvalid) || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, _, err := s.AddTenant(ctx, slum.Tenant{ID: "dave", Domain: "dave.example.com", Data: "shared"}); !errors.Is(err, slum.ErrInvalid) {
+		t.Errorf("an unknown data policy: %v", err)
+	}
+	if snapshot(t, s) != before {
+		t.Fatal("a rejected data change left something behind")
+	}
+	if got, err := s.UpdateTenant(ctx, "alice", slum.TenantUpdate{Data: &repl, Replica: ptr(url)}); err != nil || got.Data != repl || got.Replica != url {
+		t.Fatalf("make alice replicated: %+v %v", got, err)
+	}
+	if got, err := s.UpdateTenant(ctx, "carol", slum.TenantUpdate{Data: &local}); err != nil || got.Data != local || got.Replica != "" {
+		t.Fatalf("a tenant made local drops its replica: %+v %v", got, err)
+	}
+	if got, err := s.GetTenant(ctx, "carol"); err != nil || got.Data != local || got.Replica != "" {
+		t.Fatalf("carol after the update: %+v %v", got, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

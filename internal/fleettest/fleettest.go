@@ -53,6 +53,7 @@ func Run(t *testing.T, open Opener) {
 		{"ApplySettings", ApplySettings},
 		{"ServerIntegrity", ServerIntegrity},
 		{"TenantIntegrity", TenantIntegrity},
+		{"ReplicatedData", ReplicatedData},
 		{"InstanceIntegrity", InstanceIntegrity},
 		{"Placement", Placement},
 		{"DrainAndMove", DrainAndMove},

@@ -168,6 +168,8 @@ type Tenant struct {
 	UpdatedAt int64
 	Failover  string
 	Serving   string
+	Data      string
+	Replica   string
 }
 
 type TenantStatus struct {

@@ -1,8 +1,8 @@
 -- name: InsertTenant :exec
-INSERT INTO tenants (id, domain, region, failover, serving, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7);
+INSERT INTO tenants (id, domain, region, failover, serving, data, replica, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: UpdateTenant :execrows
-UPDATE tenants SET domain = $1, region = $2, failover = $3, serving = $4, updated_at = $5 WHERE id = $6;
+UPDATE tenants SET domain = $1, region = $2, failover = $3, serving = $4, data = $5, replica = $6, updated_at = $7 WHERE id = $8;
 
 -- name: GetTenant :one
 SELECT * FROM tenants WHERE id = $1;

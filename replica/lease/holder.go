@@ -40,6 +40,8 @@ type Holder struct {
 	store  replica.Store
 	key    string
 	id     string
+	server string
+	gone   func(Record) bool
 	timing Timing
 	clock  clock.Clock
 	logf   func(format string, args ...any)
@@ -63,6 +65,17 @@ func NewHolder(store replica.Store, loc replica.Location, id string, timing Timi
 	return &Holder{store: store, key: loc.Key(ObjectName), id: id, timing: timing, clock: clk, logf: logf,
 		watch: NewWatcher(store, loc, clk)}, nil
 }
+
+// OnServer names the slum server this holder runs on, written into every
+// record it writes (Record.Server). Call it before Acquire.
+func (h *Holder) OnServer(server string) { h.server = server }
+
+// TakeFromGone lets this holder take a held or revoked lease at once when
+// gone says its holder provably no longer runs (the guard: a predecessor
+// of this very copy, on this host and server, whose process has exited,
+// as when tenement restarts an instance with SIGKILL). Without it, or
+// when gone is false, the lease is taken only once it has lapsed.
+func (h *Holder) TakeFromGone(gone func(Record) bool) { h.gone = gone }
 
 // ID is the holder's id.
 func (h *Holder) ID() string { return h.id }
@@ -93,6 +106,10 @@ func (h *Holder) Acquire(ctx context.Context) (Acquired, error) {
 			continue
 		}
 		step := NextStep(o, h.timing.TTL)
+		if step == StepWait && h.gone != nil && h.gone(o.Record) {
+			h.say(&lastSaid, "lease: %s, which provably no longer runs: taking it at once", o.Record.Describe())
+			step = StepTake
+		}
 		if step == StepWait {
 			h.say(&lastSaid, "lease: %s; waiting for it to stay unchanged for %s", o.Record.Describe(), o.Wait(h.timing.TTL))
 			// poll at the renewal interval, and once more right at the lapse
@@ -126,7 +143,7 @@ func (h *Holder) Acquire(ctx context.Context) (Acquired, error) {
 // take creates or replaces the observed lease with this holder's.
 func (h *Holder) take(ctx context.Context, o Observation, step Step) (Acquired, error) {
 	gen := o.Record.Generation + 1
-	rec := Record{Holder: h.id, Generation: gen, State: StateHeld, DBGeneration: gen,
+	rec := Record{Holder: h.id, Server: h.server, Generation: gen, State: StateHeld, DBGeneration: gen,
 		TTLMillis: h.timing.TTL.Milliseconds(), Renewal: o.Record.Renewal + 1}
 	sent := h.clock.Now()
 	var etag string

@@ -61,7 +61,12 @@ func (s State) renewable() bool { return s == StateHeld || s == StateHandover }
 
 // Record is the lease object's body.
 type Record struct {
-	Holder       string `json:"holder"`
+	Holder string `json:"holder"`
+	// Server is the slum server the holder runs on, as its guard was told
+	// (slum guard --server, or SLUM_SERVER in tenement's environment):
+	// what lets slum revoke the lease of a copy on a dead server, or ask
+	// a moved copy to hand over. Empty: slum never acts on this lease.
+	Server       string `json:"server,omitempty"`
 	Generation   int64  `json:"generation"`
 	State        State  `json:"state"`
 	DBGeneration int64  `json:"db_generation"`
@@ -114,6 +119,9 @@ func (r Record) encode() []byte {
 // Describe says what the record means, for logs and status.
 func (r Record) Describe() string {
 	s := fmt.Sprintf("%s by %s (generation %d)", r.State, r.Holder, r.Generation)
+	if r.Server != "" {
+		s = fmt.Sprintf("%s by %s on server %s (generation %d)", r.State, r.Holder, r.Server, r.Generation)
+	}
 	if r.By != "" {
 		s += fmt.Sprintf(", written by %s", r.By)
 	}

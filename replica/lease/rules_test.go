@@ -2,64 +2,22 @@ package lease
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
-	"sync"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/internal/fakeclock"
+	"github.com/slum-fleet/slum/internal/replicamem"
 	"github.com/slum-fleet/slum/replica"
 )
 
 // memStore is a Store with S3's conditional semantics, for the rule tests;
 // the same behaviours run against the real store in s3_test.go.
-type memStore struct {
-	mu      sync.Mutex
-	objs    map[string]replica.Object
-	failing error // every call fails with it when set
-}
+type memStore = replicamem.Store
 
-func newMemStore() *memStore { return &memStore{objs: map[string]replica.Object{}} }
-
-func (m *memStore) Get(_ context.Context, key string) (replica.Object, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failing != nil {
-		return replica.Object{}, m.failing
-	}
-	o, ok := m.objs[key]
-	if !ok {
-		return replica.Object{}, replica.ErrNotExist
-	}
-	return o, nil
-}
-
-func (m *memStore) put(key string, body []byte, cond func(replica.Object, bool) bool) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failing != nil {
-		return "", m.failing
-	}
-	o, ok := m.objs[key]
-	if !cond(o, ok) {
-		return "", replica.ErrChanged
-	}
-	sum := md5.Sum(body)
-	etag := hex.EncodeToString(sum[:])
-	m.objs[key] = replica.Object{Body: append([]byte(nil), body...), ETag: etag}
-	return etag, nil
-}
-
-func (m *memStore) Create(_ context.Context, key string, body []byte) (string, error) {
-	return m.put(key, body, func(_ replica.Object, ok bool) bool { return !ok })
-}
-
-func (m *memStore) Replace(_ context.Context, key string, body []byte, etag string) (string, error) {
-	return m.put(key, body, func(o replica.Object, ok bool) bool { return ok && o.ETag == etag })
-}
+func newMemStore() *memStore { return replicamem.New() }
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -283,7 +241,7 @@ func TestUnreachableStoreIsTransientAndValidityRunsOut(t *testing.T) {
 	if want := t0.Add(DefaultTiming.RenewDeadline); !a.ValidUntil().Equal(want) {
 		t.Fatalf("valid until %v, want %v", a.ValidUntil(), want)
 	}
-	st.failing = errors.New("connection refused")
+	st.Fail(errors.New("connection refused"))
 	clk.Advance(500 * time.Millisecond)
 	if err := a.Renew(context.Background()); err == nil || errors.Is(err, ErrFenced) {
 		t.Fatalf("renew against a down store: %v, want transient", err)
@@ -291,11 +249,78 @@ func TestUnreachableStoreIsTransientAndValidityRunsOut(t *testing.T) {
 	if !a.ValidUntil().Equal(t0.Add(DefaultTiming.RenewDeadline)) {
 		t.Fatal("a failed renewal moved ValidUntil")
 	}
-	st.failing = nil
+	st.Fail(nil)
 	if err := a.Renew(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if want := t0.Add(500*time.Millisecond + DefaultTiming.RenewDeadline); !a.ValidUntil().Equal(want) {
 		t.Fatalf("valid until %v after renewing again, want %v", a.ValidUntil(), want)
+	}
+}
+
+// TestHolderNamesItsServerInEveryWrite: slum acts on a lease by the server
+// its record names, so the name is in the record from the take on, through
+// renewals and the release.
+func TestHolderNamesItsServerInEveryWrite(t *testing.T) {
+	ctx := context.Background()
+	st, clk := newMemStore(), fakeclock.New(t0)
+	h := newTestHolder(t, st, clk, "a--prod@host/pid1/x")
+	h.OnServer("eu-1")
+	w := NewWatcher(st, loc, clk)
+	check := func(step string, state State) {
+		t.Helper()
+		o, err := w.Observe(ctx)
+		if err != nil || o.Record.Server != "eu-1" || o.Record.State != state {
+			t.Fatalf("after %s: %+v %v", step, o.Record, err)
+		}
+		if d := o.Record.Describe(); !strings.Contains(d, "on server eu-1") {
+			t.Fatalf("after %s: %q does not name the server", step, d)
+		}
+	}
+	if _, err := h.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("acquire", StateHeld)
+	if err := h.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("renew", StateHeld)
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("release", StateReleased)
+}
+
+// TestHolderTakesAtOnceFromAHolderProvedGone: a lease whose holder the
+// caller proves gone is taken without waiting for the TTL; one it cannot
+// prove gone is waited for as ever.
+func TestHolderTakesAtOnceFromAHolderProvedGone(t *testing.T) {
+	ctx := context.Background()
+	st, clk := newMemStore(), fakeclock.New(t0)
+	old := newTestHolder(t, st, clk, "a--prod@host/pid1/x")
+	if _, err := old.Acquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waits := newTestHolder(t, st, clk, "a--prod@host/pid3/z")
+	waits.TakeFromGone(func(Record) bool { return false })
+	done := acquireAsync(waits)
+	clk.WaitForWaiters(1, time.Second)
+	select {
+	case err := <-done:
+		t.Fatalf("took a lease it could not prove gone at once (%v)", err)
+	default:
+	}
+	next := newTestHolder(t, st, clk, "a--prod@host/pid2/y")
+	var asked Record
+	next.TakeFromGone(func(r Record) bool { asked = r; return r.Holder == "a--prod@host/pid1/x" })
+	acq, err := next.Acquire(ctx) // no clock advance: at once
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acq.Generation != 2 || asked.Holder != "a--prod@host/pid1/x" {
+		t.Fatalf("acquired %+v after asking about %+v", acq, asked)
+	}
+	if err := old.Renew(ctx); !errors.Is(err, ErrFenced) {
+		t.Fatalf("the gone holder's renewal: %v", err)
 	}
 }
