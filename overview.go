@@ -15,10 +15,16 @@ type Overview struct {
 	Phases     map[Phase]int    `json:"phases"`
 	FailedOver int              `json:"failed_over"` // instances away from their home server
 	Holds      []Hold           `json:"holds"`       // plans held back, waiting for 'slum approve'
+	// Rollout is the rolling restart under way (or interrupted), or the
+	// last one if it ended within RolloutShown; nil otherwise.
+	Rollout *Rollout `json:"rollout,omitempty"`
 	// Controller is who leads the fleet's controllers and who stands by;
 	// nil when no controller ever ran on the fleet (or every one stopped).
 	Controller *Leadership `json:"controller"`
 }
+
+// RolloutShown is how long an overview shows a finished rollout.
+const RolloutShown = time.Hour
 
 // ServerOverview is one server in the overview.
 type ServerOverview struct {

@@ -38,14 +38,26 @@ type Settings struct {
 	// FailbackAfter: with failback "return", how long the home server
 	// must be healthy before instances return.
 	FailbackAfter time.Duration `json:"failback_after"`
+	// Rebalance on: the controller evens out the fleet by itself, one
+	// move at a time at most every RebalanceEvery, when nothing else moves.
+	Rebalance      RebalancePolicy `json:"rebalance"`
+	RebalanceEvery time.Duration   `json:"rebalance_every"`
 }
+
+// RebalancePolicy says whether the controller rebalances by itself.
+type RebalancePolicy string
+
+const (
+	RebalanceOff RebalancePolicy = "off"
+	RebalanceOn  RebalancePolicy = "on"
+)
 
 // DefaultSettings are a new fleet's settings: probe every second, dead
 // after three misses.
 func DefaultSettings() Settings {
 	return Settings{ProbeInterval: time.Second, ProbeTimeout: 800 * time.Millisecond, DeadAfter: 3,
 		PartitionFraction: 0.55, FailoverRate: 5, StableAfter: 30 * time.Second,
-		Failback: FailbackStay, FailbackAfter: 5 * time.Minute}
+		Failback: FailbackStay, FailbackAfter: 5 * time.Minute, Rebalance: RebalanceOff, RebalanceEvery: 10 * time.Minute}
 }
 
 // Validate checks every setting.
@@ -79,5 +91,13 @@ func (s Settings) Validate() error {
 	default:
 		return invalid("failback", string(s.Failback), "must be stay or return")
 	}
-	return between("failback_after", s.FailbackAfter, 0, 30*24*time.Hour)
+	if err := between("failback_after", s.FailbackAfter, 0, 30*24*time.Hour); err != nil {
+		return err
+	}
+	switch s.Rebalance {
+	case RebalanceOff, RebalanceOn:
+	default:
+		return invalid("rebalance", string(s.Rebalance), "must be off or on")
+	}
+	return between("rebalance_every", s.RebalanceEvery, 10*time.Second, 7*24*time.Hour)
 }

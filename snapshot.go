@@ -17,6 +17,9 @@ type Snapshot struct {
 	// Removed are instances removed on purpose whose copies may still run
 	// somewhere: stopping those is expected, not a mass stop.
 	Removed []InstanceKey
+	// Restarting are the copies a rolling restart restarts now: none is
+	// picked to serve while another copy of its tenant can.
+	Restarting []InstanceKey
 }
 
 // WithInstances returns a copy of the snapshot at revision with the given

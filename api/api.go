@@ -60,6 +60,9 @@ type Config struct {
 	Traffic *traffic.History
 	Clock   clock.Clock
 	Log     *slog.Logger
+	// Restarts runs the rolling restarts asked of the API (nil: it
+	// refuses them), with the store's server tokens.
+	Restarts slum.Restarts
 }
 
 // DefaultConfig is the API's configuration unless told otherwise.
@@ -141,7 +144,11 @@ type Server struct {
 // Serve runs.
 func New(st Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
-	s := &Server{store: st, fleet: trafficFleet{st, cfg.Traffic}, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
+	var fleet slum.Fleet = trafficFleet{st, cfg.Traffic}
+	if cfg.Restarts != nil {
+		fleet = fleetWithRestarts{trafficFleet: trafficFleet{st, cfg.Traffic}, restarts: cfg.Restarts}
+	}
+	s := &Server{store: st, fleet: fleet, bodies: semaphore.NewWeighted(cfg.BodyBudget), streams: newStreams(), cfg: cfg, log: cfg.Log, limiter: newFailLimiter(cfg.AuthLimit), closing: make(chan struct{})}
 	s.watch = newWatcher(st, cfg)
 	s.handler = s.routes()
 	return s

@@ -68,6 +68,11 @@ var endpoints = []struct {
 	{"POST", "/v1/tokens", map[string]any{"role": "read"}, wire.AccessAdmin},
 	{"POST", "/v1/holds/1/approve", map[string]any{"by": "ann"}, wire.AccessAdmin},
 	{"DELETE", "/v1/tokens/5", nil, wire.AccessAdmin}, // the spare token TestRolesOnEveryEndpoint makes
+	{"GET", "/v1/rollouts?last=5", nil, wire.AccessRead},
+	{"GET", "/v1/rollouts/1", nil, wire.AccessRead},
+	{"POST", "/v1/rollouts", map[string]any{"tenant": "alice"}, wire.AccessAdmin},
+	{"POST", "/v1/rollouts/1/resume", nil, wire.AccessAdmin},
+	{"POST", "/v1/rollouts/1/abandon", nil, wire.AccessAdmin},
 }
 
 // The list above covers every operation the API serves.

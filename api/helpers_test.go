@@ -38,6 +38,9 @@ func newTestAPI(t testing.TB, cfg Config) *testAPI {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	if cfg.Restarts == nil {
+		cfg.Restarts = noRestarts{}
+	}
 	if cfg.WatchEvery == 0 {
 		cfg.WatchEvery = 10 * time.Millisecond
 	}
@@ -166,4 +169,25 @@ func dbState(t testing.TB, path string) string {
 		rows.Close()
 	}
 	return out.String()
+}
+
+// noRestarts stands in for package rollout where a test is about the
+// API's access rules, not restarts: every call answers rollout 1 and
+// restarts nothing.
+type noRestarts struct{}
+
+func (noRestarts) Restart(context.Context, slum.RestartSpec) (slum.Rollout, error) {
+	return slum.Rollout{ID: 1}, nil
+}
+func (noRestarts) ResumeRollout(context.Context, int64) (slum.Rollout, error) {
+	return slum.Rollout{ID: 1}, nil
+}
+func (noRestarts) AbandonRollout(context.Context, int64) (slum.Rollout, error) {
+	return slum.Rollout{ID: 1}, nil
+}
+func (noRestarts) GetRollout(context.Context, int64) (slum.Rollout, error) {
+	return slum.Rollout{ID: 1}, nil
+}
+func (noRestarts) ListRollouts(context.Context, int64) ([]slum.Rollout, error) {
+	return []slum.Rollout{{ID: 1}}, nil
 }

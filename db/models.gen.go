@@ -50,6 +50,8 @@ type FleetSetting struct {
 	Failback          string
 	FailbackAfterMs   int64
 	UpdatedAt         int64
+	Rebalance         string
+	RebalanceEveryMs  int64
 }
 
 type Hold struct {
@@ -117,6 +119,18 @@ type Removal struct {
 type Revision struct {
 	ID    int64
 	Value int64
+}
+
+type Rollout struct {
+	ID          int64
+	Spec        string
+	State       string
+	Steps       string
+	Message     string
+	Runner      string
+	HeartbeatAt int64
+	CreatedAt   int64
+	UpdatedAt   int64
 }
 
 type Server struct {

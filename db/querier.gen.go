@@ -9,6 +9,7 @@ import (
 )
 
 type Querier interface {
+	AbandonRollout(ctx context.Context, arg AbandonRolloutParams) (int64, error)
 	ApproveHold(ctx context.Context, arg ApproveHoldParams) (int64, error)
 	// A controller says it runs: the first beat records when it started.
 	BeatController(ctx context.Context, arg BeatControllerParams) error
@@ -19,6 +20,7 @@ type Querier interface {
 	// Renews the caller's lease, or takes one that expired or whose holder is
 	// known to be dead. A change of holder starts a new epoch.
 	ClaimLease(ctx context.Context, arg ClaimLeaseParams) (int64, error)
+	ClaimRollout(ctx context.Context, arg ClaimRolloutParams) (int64, error)
 	ClearAPITokens(ctx context.Context) error
 	ClearEvents(ctx context.Context) error
 	ClearHolds(ctx context.Context) error
@@ -65,6 +67,7 @@ type Querier interface {
 	GetLease(ctx context.Context, name string) (Lease, error)
 	GetOpenHold(ctx context.Context, arg GetOpenHoldParams) (Hold, error)
 	GetRevision(ctx context.Context) (int64, error)
+	GetRollout(ctx context.Context, id int64) (Rollout, error)
 	GetServer(ctx context.Context, id string) (Server, error)
 	GetServerStatus(ctx context.Context, serverID string) (ServerStatus, error)
 	GetSettings(ctx context.Context) (FleetSetting, error)
@@ -80,6 +83,7 @@ type Querier interface {
 	InsertPlacement(ctx context.Context, arg InsertPlacementParams) error
 	InsertRemoval(ctx context.Context, arg InsertRemovalParams) error
 	InsertRemovalsOfTenant(ctx context.Context, arg InsertRemovalsOfTenantParams) error
+	InsertRollout(ctx context.Context, arg InsertRolloutParams) (int64, error)
 	InsertServer(ctx context.Context, arg InsertServerParams) error
 	InsertTenant(ctx context.Context, arg InsertTenantParams) error
 	// Keeps the status changes logged for another ms milliseconds (never
@@ -98,7 +102,9 @@ type Querier interface {
 	ListOpenHolds(ctx context.Context) ([]Hold, error)
 	ListPlacements(ctx context.Context) ([]Placement, error)
 	ListRecentHolds(ctx context.Context, limit int64) ([]Hold, error)
+	ListRecentRollouts(ctx context.Context, limit int64) ([]Rollout, error)
 	ListRemovals(ctx context.Context) ([]Removal, error)
+	ListRunningRollouts(ctx context.Context) ([]Rollout, error)
 	ListServerStatus(ctx context.Context) ([]ServerStatus, error)
 	ListServers(ctx context.Context) ([]Server, error)
 	ListServersInRegion(ctx context.Context, region string) ([]Server, error)
@@ -109,6 +115,7 @@ type Querier interface {
 	NextRank(ctx context.Context, tenantID string) (int64, error)
 	RecentEvents(ctx context.Context, limit int64) ([]Event, error)
 	ReleaseLease(ctx context.Context, arg ReleaseLeaseParams) error
+	ReleaseRollout(ctx context.Context, arg ReleaseRolloutParams) (int64, error)
 	// A failover move: only the current server changes, and only if nothing
 	// changed the instance since the controller planned it.
 	RescheduleInstance(ctx context.Context, arg RescheduleInstanceParams) (int64, error)
@@ -120,6 +127,7 @@ type Querier interface {
 	RestoreHold(ctx context.Context, arg RestoreHoldParams) error
 	RestoreInstance(ctx context.Context, arg RestoreInstanceParams) error
 	RevokeAPIToken(ctx context.Context, arg RevokeAPITokenParams) (int64, error)
+	SaveRollout(ctx context.Context, arg SaveRolloutParams) (int64, error)
 	ServerUsage(ctx context.Context) ([]ServerUsageRow, error)
 	ServerUsageOne(ctx context.Context, serverID string) (ServerUsageOneRow, error)
 	SetHoldState(ctx context.Context, arg SetHoldStateParams) error

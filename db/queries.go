@@ -24,6 +24,9 @@ func New(db DBTX) *Queries {
 func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	q := Queries{db: db}
 	var err error
+	if q.abandonRolloutStmt, err = db.PrepareContext(ctx, abandonRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query AbandonRollout: %w", err)
+	}
 	if q.approveHoldStmt, err = db.PrepareContext(ctx, approveHold); err != nil {
 		return nil, fmt.Errorf("error preparing query ApproveHold: %w", err)
 	}
@@ -41,6 +44,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.claimLeaseStmt, err = db.PrepareContext(ctx, claimLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ClaimLease: %w", err)
+	}
+	if q.claimRolloutStmt, err = db.PrepareContext(ctx, claimRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query ClaimRollout: %w", err)
 	}
 	if q.clearAPITokensStmt, err = db.PrepareContext(ctx, clearAPITokens); err != nil {
 		return nil, fmt.Errorf("error preparing query ClearAPITokens: %w", err)
@@ -156,6 +162,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.getRevisionStmt, err = db.PrepareContext(ctx, getRevision); err != nil {
 		return nil, fmt.Errorf("error preparing query GetRevision: %w", err)
 	}
+	if q.getRolloutStmt, err = db.PrepareContext(ctx, getRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query GetRollout: %w", err)
+	}
 	if q.getServerStmt, err = db.PrepareContext(ctx, getServer); err != nil {
 		return nil, fmt.Errorf("error preparing query GetServer: %w", err)
 	}
@@ -200,6 +209,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.insertRemovalsOfTenantStmt, err = db.PrepareContext(ctx, insertRemovalsOfTenant); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertRemovalsOfTenant: %w", err)
+	}
+	if q.insertRolloutStmt, err = db.PrepareContext(ctx, insertRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query InsertRollout: %w", err)
 	}
 	if q.insertServerStmt, err = db.PrepareContext(ctx, insertServer); err != nil {
 		return nil, fmt.Errorf("error preparing query InsertServer: %w", err)
@@ -249,8 +261,14 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.listRecentHoldsStmt, err = db.PrepareContext(ctx, listRecentHolds); err != nil {
 		return nil, fmt.Errorf("error preparing query ListRecentHolds: %w", err)
 	}
+	if q.listRecentRolloutsStmt, err = db.PrepareContext(ctx, listRecentRollouts); err != nil {
+		return nil, fmt.Errorf("error preparing query ListRecentRollouts: %w", err)
+	}
 	if q.listRemovalsStmt, err = db.PrepareContext(ctx, listRemovals); err != nil {
 		return nil, fmt.Errorf("error preparing query ListRemovals: %w", err)
+	}
+	if q.listRunningRolloutsStmt, err = db.PrepareContext(ctx, listRunningRollouts); err != nil {
+		return nil, fmt.Errorf("error preparing query ListRunningRollouts: %w", err)
 	}
 	if q.listServerStatusStmt, err = db.PrepareContext(ctx, listServerStatus); err != nil {
 		return nil, fmt.Errorf("error preparing query ListServerStatus: %w", err)
@@ -282,6 +300,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	if q.releaseLeaseStmt, err = db.PrepareContext(ctx, releaseLease); err != nil {
 		return nil, fmt.Errorf("error preparing query ReleaseLease: %w", err)
 	}
+	if q.releaseRolloutStmt, err = db.PrepareContext(ctx, releaseRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query ReleaseRollout: %w", err)
+	}
 	if q.rescheduleInstanceStmt, err = db.PrepareContext(ctx, rescheduleInstance); err != nil {
 		return nil, fmt.Errorf("error preparing query RescheduleInstance: %w", err)
 	}
@@ -299,6 +320,9 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 	}
 	if q.revokeAPITokenStmt, err = db.PrepareContext(ctx, revokeAPIToken); err != nil {
 		return nil, fmt.Errorf("error preparing query RevokeAPIToken: %w", err)
+	}
+	if q.saveRolloutStmt, err = db.PrepareContext(ctx, saveRollout); err != nil {
+		return nil, fmt.Errorf("error preparing query SaveRollout: %w", err)
 	}
 	if q.serverUsageStmt, err = db.PrepareContext(ctx, serverUsage); err != nil {
 		return nil, fmt.Errorf("error preparing query ServerUsage: %w", err)
@@ -347,6 +371,11 @@ func Prepare(ctx context.Context, db DBTX) (*Queries, error) {
 
 func (q *Queries) Close() error {
 	var err error
+	if q.abandonRolloutStmt != nil {
+		if cerr := q.abandonRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing abandonRolloutStmt: %w", cerr)
+		}
+	}
 	if q.approveHoldStmt != nil {
 		if cerr := q.approveHoldStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing approveHoldStmt: %w", cerr)
@@ -375,6 +404,11 @@ func (q *Queries) Close() error {
 	if q.claimLeaseStmt != nil {
 		if cerr := q.claimLeaseStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing claimLeaseStmt: %w", cerr)
+		}
+	}
+	if q.claimRolloutStmt != nil {
+		if cerr := q.claimRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing claimRolloutStmt: %w", cerr)
 		}
 	}
 	if q.clearAPITokensStmt != nil {
@@ -567,6 +601,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing getRevisionStmt: %w", cerr)
 		}
 	}
+	if q.getRolloutStmt != nil {
+		if cerr := q.getRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing getRolloutStmt: %w", cerr)
+		}
+	}
 	if q.getServerStmt != nil {
 		if cerr := q.getServerStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing getServerStmt: %w", cerr)
@@ -640,6 +679,11 @@ func (q *Queries) Close() error {
 	if q.insertRemovalsOfTenantStmt != nil {
 		if cerr := q.insertRemovalsOfTenantStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing insertRemovalsOfTenantStmt: %w", cerr)
+		}
+	}
+	if q.insertRolloutStmt != nil {
+		if cerr := q.insertRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing insertRolloutStmt: %w", cerr)
 		}
 	}
 	if q.insertServerStmt != nil {
@@ -722,9 +766,19 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing listRecentHoldsStmt: %w", cerr)
 		}
 	}
+	if q.listRecentRolloutsStmt != nil {
+		if cerr := q.listRecentRolloutsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listRecentRolloutsStmt: %w", cerr)
+		}
+	}
 	if q.listRemovalsStmt != nil {
 		if cerr := q.listRemovalsStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing listRemovalsStmt: %w", cerr)
+		}
+	}
+	if q.listRunningRolloutsStmt != nil {
+		if cerr := q.listRunningRolloutsStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing listRunningRolloutsStmt: %w", cerr)
 		}
 	}
 	if q.listServerStatusStmt != nil {
@@ -777,6 +831,11 @@ func (q *Queries) Close() error {
 			err = fmt.Errorf("error closing releaseLeaseStmt: %w", cerr)
 		}
 	}
+	if q.releaseRolloutStmt != nil {
+		if cerr := q.releaseRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing releaseRolloutStmt: %w", cerr)
+		}
+	}
 	if q.rescheduleInstanceStmt != nil {
 		if cerr := q.rescheduleInstanceStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing rescheduleInstanceStmt: %w", cerr)
@@ -805,6 +864,11 @@ func (q *Queries) Close() error {
 	if q.revokeAPITokenStmt != nil {
 		if cerr := q.revokeAPITokenStmt.Close(); cerr != nil {
 			err = fmt.Errorf("error closing revokeAPITokenStmt: %w", cerr)
+		}
+	}
+	if q.saveRolloutStmt != nil {
+		if cerr := q.saveRolloutStmt.Close(); cerr != nil {
+			err = fmt.Errorf("error closing saveRolloutStmt: %w", cerr)
 		}
 	}
 	if q.serverUsageStmt != nil {
@@ -916,12 +980,14 @@ func (q *Queries) queryRow(ctx context.Context, stmt *sql.Stmt, query string, ar
 type Queries struct {
 	db                          DBTX
 	tx                          *sql.Tx
+	abandonRolloutStmt          *sql.Stmt
 	approveHoldStmt             *sql.Stmt
 	beatControllerStmt          *sql.Stmt
 	bumpRevisionStmt            *sql.Stmt
 	bumpStatusRevisionStmt      *sql.Stmt
 	checkFenceStmt              *sql.Stmt
 	claimLeaseStmt              *sql.Stmt
+	claimRolloutStmt            *sql.Stmt
 	clearAPITokensStmt          *sql.Stmt
 	clearEventsStmt             *sql.Stmt
 	clearHoldsStmt              *sql.Stmt
@@ -960,6 +1026,7 @@ type Queries struct {
 	getLeaseStmt                *sql.Stmt
 	getOpenHoldStmt             *sql.Stmt
 	getRevisionStmt             *sql.Stmt
+	getRolloutStmt              *sql.Stmt
 	getServerStmt               *sql.Stmt
 	getServerStatusStmt         *sql.Stmt
 	getSettingsStmt             *sql.Stmt
@@ -975,6 +1042,7 @@ type Queries struct {
 	insertPlacementStmt         *sql.Stmt
 	insertRemovalStmt           *sql.Stmt
 	insertRemovalsOfTenantStmt  *sql.Stmt
+	insertRolloutStmt           *sql.Stmt
 	insertServerStmt            *sql.Stmt
 	insertTenantStmt            *sql.Stmt
 	keepChangeLogStmt           *sql.Stmt
@@ -991,7 +1059,9 @@ type Queries struct {
 	listOpenHoldsStmt           *sql.Stmt
 	listPlacementsStmt          *sql.Stmt
 	listRecentHoldsStmt         *sql.Stmt
+	listRecentRolloutsStmt      *sql.Stmt
 	listRemovalsStmt            *sql.Stmt
+	listRunningRolloutsStmt     *sql.Stmt
 	listServerStatusStmt        *sql.Stmt
 	listServersStmt             *sql.Stmt
 	listServersInRegionStmt     *sql.Stmt
@@ -1002,12 +1072,14 @@ type Queries struct {
 	nextRankStmt                *sql.Stmt
 	recentEventsStmt            *sql.Stmt
 	releaseLeaseStmt            *sql.Stmt
+	releaseRolloutStmt          *sql.Stmt
 	rescheduleInstanceStmt      *sql.Stmt
 	restoreAPITokenStmt         *sql.Stmt
 	restoreEventStmt            *sql.Stmt
 	restoreHoldStmt             *sql.Stmt
 	restoreInstanceStmt         *sql.Stmt
 	revokeAPITokenStmt          *sql.Stmt
+	saveRolloutStmt             *sql.Stmt
 	serverUsageStmt             *sql.Stmt
 	serverUsageOneStmt          *sql.Stmt
 	setHoldStateStmt            *sql.Stmt
@@ -1028,12 +1100,14 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 	return &Queries{
 		db:                          tx,
 		tx:                          tx,
+		abandonRolloutStmt:          q.abandonRolloutStmt,
 		approveHoldStmt:             q.approveHoldStmt,
 		beatControllerStmt:          q.beatControllerStmt,
 		bumpRevisionStmt:            q.bumpRevisionStmt,
 		bumpStatusRevisionStmt:      q.bumpStatusRevisionStmt,
 		checkFenceStmt:              q.checkFenceStmt,
 		claimLeaseStmt:              q.claimLeaseStmt,
+		claimRolloutStmt:            q.claimRolloutStmt,
 		clearAPITokensStmt:          q.clearAPITokensStmt,
 		clearEventsStmt:             q.clearEventsStmt,
 		clearHoldsStmt:              q.clearHoldsStmt,
@@ -1072,6 +1146,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		getLeaseStmt:                q.getLeaseStmt,
 		getOpenHoldStmt:             q.getOpenHoldStmt,
 		getRevisionStmt:             q.getRevisionStmt,
+		getRolloutStmt:              q.getRolloutStmt,
 		getServerStmt:               q.getServerStmt,
 		getServerStatusStmt:         q.getServerStatusStmt,
 		getSettingsStmt:             q.getSettingsStmt,
@@ -1087,6 +1162,7 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		insertPlacementStmt:         q.insertPlacementStmt,
 		insertRemovalStmt:           q.insertRemovalStmt,
 		insertRemovalsOfTenantStmt:  q.insertRemovalsOfTenantStmt,
+		insertRolloutStmt:           q.insertRolloutStmt,
 		insertServerStmt:            q.insertServerStmt,
 		insertTenantStmt:            q.insertTenantStmt,
 		keepChangeLogStmt:           q.keepChangeLogStmt,
@@ -1103,7 +1179,9 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		listOpenHoldsStmt:           q.listOpenHoldsStmt,
 		listPlacementsStmt:          q.listPlacementsStmt,
 		listRecentHoldsStmt:         q.listRecentHoldsStmt,
+		listRecentRolloutsStmt:      q.listRecentRolloutsStmt,
 		listRemovalsStmt:            q.listRemovalsStmt,
+		listRunningRolloutsStmt:     q.listRunningRolloutsStmt,
 		listServerStatusStmt:        q.listServerStatusStmt,
 		listServersStmt:             q.listServersStmt,
 		listServersInRegionStmt:     q.listServersInRegionStmt,
@@ -1114,12 +1192,14 @@ func (q *Queries) WithTx(tx *sql.Tx) *Queries {
 		nextRankStmt:                q.nextRankStmt,
 		recentEventsStmt:            q.recentEventsStmt,
 		releaseLeaseStmt:            q.releaseLeaseStmt,
+		releaseRolloutStmt:          q.releaseRolloutStmt,
 		rescheduleInstanceStmt:      q.rescheduleInstanceStmt,
 		restoreAPITokenStmt:         q.restoreAPITokenStmt,
 		restoreEventStmt:            q.restoreEventStmt,
 		restoreHoldStmt:             q.restoreHoldStmt,
 		restoreInstanceStmt:         q.restoreInstanceStmt,
 		revokeAPITokenStmt:          q.revokeAPITokenStmt,
+		saveRolloutStmt:             q.saveRolloutStmt,
 		serverUsageStmt:             q.serverUsageStmt,
 		serverUsageOneStmt:          q.serverUsageOneStmt,
 		setHoldStateStmt:            q.setHoldStateStmt,

@@ -10,7 +10,7 @@ import (
 )
 
 const getSettings = `-- name: GetSettings :one
-SELECT id, probe_interval_ms, probe_timeout_ms, dead_after, partition_fraction, failover_rate, stable_after_ms, failback, failback_after_ms, updated_at FROM fleet_settings WHERE id = 1
+SELECT id, probe_interval_ms, probe_timeout_ms, dead_after, partition_fraction, failover_rate, stable_after_ms, failback, failback_after_ms, updated_at, rebalance, rebalance_every_ms FROM fleet_settings WHERE id = 1
 `
 
 func (q *Queries) GetSettings(ctx context.Context) (FleetSetting, error) {
@@ -27,6 +27,8 @@ func (q *Queries) GetSettings(ctx context.Context) (FleetSetting, error) {
 		&i.Failback,
 		&i.FailbackAfterMs,
 		&i.UpdatedAt,
+		&i.Rebalance,
+		&i.RebalanceEveryMs,
 	)
 	return i, err
 }
@@ -34,7 +36,7 @@ func (q *Queries) GetSettings(ctx context.Context) (FleetSetting, error) {
 const updateSettings = `-- name: UpdateSettings :exec
 UPDATE fleet_settings
 SET probe_interval_ms = ?, probe_timeout_ms = ?, dead_after = ?, partition_fraction = ?, failover_rate = ?,
-    stable_after_ms = ?, failback = ?, failback_after_ms = ?, updated_at = ?
+    stable_after_ms = ?, failback = ?, failback_after_ms = ?, rebalance = ?, rebalance_every_ms = ?, updated_at = ?
 WHERE id = 1
 `
 
@@ -47,6 +49,8 @@ type UpdateSettingsParams struct {
 	StableAfterMs     int64
 	Failback          string
 	FailbackAfterMs   int64
+	Rebalance         string
+	RebalanceEveryMs  int64
 	UpdatedAt         int64
 }
 
@@ -60,6 +64,8 @@ func (q *Queries) UpdateSettings(ctx context.Context, arg UpdateSettingsParams) 
 		arg.StableAfterMs,
 		arg.Failback,
 		arg.FailbackAfterMs,
+		arg.Rebalance,
+		arg.RebalanceEveryMs,
 		arg.UpdatedAt,
 	)
 	return err

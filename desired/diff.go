@@ -527,5 +527,7 @@ func settingsChanges(old, want slum.Settings) []slum.FieldChange {
 	fc.add("stable_after", old.StableAfter.String(), want.StableAfter.String())
 	fc.add("failback", string(old.Failback), string(want.Failback))
 	fc.add("failback_after", old.FailbackAfter.String(), want.FailbackAfter.String())
+	fc.add("rebalance", string(old.Rebalance), string(want.Rebalance))
+	fc.add("rebalance_every", old.RebalanceEvery.String(), want.RebalanceEvery.String())
 	return fc
 }

@@ -399,6 +399,14 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.StableAfter })
 		case "failback_after":
 			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.FailbackAfter })
+		case "rebalance_every":
+			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.RebalanceEvery })
+		case "rebalance":
+			s, err := p.str(v, "settings.rebalance")
+			if err != nil {
+				return err
+			}
+			fs.given = append(fs.given, func(st *slum.Settings) { st.Rebalance = slum.RebalancePolicy(s) })
 		case "dead_after", "failover_rate":
 			n, err := p.num(v, "settings."+k.Value)
 			if err != nil {
@@ -430,7 +438,7 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 			fs.given = append(fs.given, func(st *slum.Settings) { st.Failback = slum.FailbackPolicy(s) })
 		default:
 			return p.unknown(k, "settings", k.Value, "probe_interval", "probe_timeout", "dead_after", "partition_fraction",
-				"failover_rate", "stable_after", "failback", "failback_after")
+				"failover_rate", "stable_after", "failback", "failback_after", "rebalance", "rebalance_every")
 		}
 		return nil
 	})

@@ -11,6 +11,11 @@ import (
 
 var _ db.Querier = querier{}
 
+func (q querier) AbandonRollout(ctx context.Context, arg db.AbandonRolloutParams) (int64, error) {
+	r, err := q.now.AbandonRollout(ctx, pgdb.AbandonRolloutParams(arg))
+	return r, pgErr(err)
+}
+
 func (q querier) ApproveHold(ctx context.Context, arg db.ApproveHoldParams) (int64, error) {
 	r, err := q.now.ApproveHold(ctx, pgdb.ApproveHoldParams(arg))
 	return r, pgErr(err)
@@ -35,6 +40,11 @@ func (q querier) CheckFence(ctx context.Context, arg db.CheckFenceParams) (int64
 
 func (q querier) ClaimLease(ctx context.Context, arg db.ClaimLeaseParams) (int64, error) {
 	r, err := q.now.ClaimLease(ctx, pgdb.ClaimLeaseParams(arg))
+	return r, pgErr(err)
+}
+
+func (q querier) ClaimRollout(ctx context.Context, arg db.ClaimRolloutParams) (int64, error) {
+	r, err := q.now.ClaimRollout(ctx, pgdb.ClaimRolloutParams(arg))
 	return r, pgErr(err)
 }
 
@@ -249,6 +259,11 @@ func (q querier) GetRevision(ctx context.Context) (int64, error) {
 	return r, pgErr(err)
 }
 
+func (q querier) GetRollout(ctx context.Context, id int64) (db.Rollout, error) {
+	r, err := q.now.GetRollout(ctx, id)
+	return db.Rollout(r), pgErr(err)
+}
+
 func (q querier) GetServer(ctx context.Context, id string) (db.Server, error) {
 	r, err := q.now.GetServer(ctx, id)
 	return db.Server(r), pgErr(err)
@@ -354,6 +369,11 @@ func (q querier) InsertRemoval(ctx context.Context, arg db.InsertRemovalParams) 
 
 func (q querier) InsertRemovalsOfTenant(ctx context.Context, arg db.InsertRemovalsOfTenantParams) error {
 	return pgErr(q.now.InsertRemovalsOfTenant(ctx, pgdb.InsertRemovalsOfTenantParams(arg)))
+}
+
+func (q querier) InsertRollout(ctx context.Context, arg db.InsertRolloutParams) (int64, error) {
+	r, err := q.now.InsertRollout(ctx, pgdb.InsertRolloutParams(arg))
+	return r, pgErr(err)
 }
 
 func (q querier) InsertServer(ctx context.Context, arg db.InsertServerParams) error {
@@ -518,6 +538,18 @@ func (q querier) ListRecentHolds(ctx context.Context, limit int64) ([]db.Hold, e
 	return out, nil
 }
 
+func (q querier) ListRecentRollouts(ctx context.Context, limit int64) ([]db.Rollout, error) {
+	rs, err := q.now.ListRecentRollouts(ctx, limit)
+	if err != nil {
+		return nil, pgErr(err)
+	}
+	out := make([]db.Rollout, len(rs))
+	for i, r := range rs {
+		out[i] = db.Rollout(r)
+	}
+	return out, nil
+}
+
 func (q querier) ListRemovals(ctx context.Context) ([]db.Removal, error) {
 	rs, err := q.now.ListRemovals(ctx)
 	if err != nil {
@@ -526,6 +558,18 @@ func (q querier) ListRemovals(ctx context.Context) ([]db.Removal, error) {
 	out := make([]db.Removal, len(rs))
 	for i, r := range rs {
 		out[i] = db.Removal(r)
+	}
+	return out, nil
+}
+
+func (q querier) ListRunningRollouts(ctx context.Context) ([]db.Rollout, error) {
+	rs, err := q.now.ListRunningRollouts(ctx)
+	if err != nil {
+		return nil, pgErr(err)
+	}
+	out := make([]db.Rollout, len(rs))
+	for i, r := range rs {
+		out[i] = db.Rollout(r)
 	}
 	return out, nil
 }
@@ -628,6 +672,11 @@ func (q querier) ReleaseLease(ctx context.Context, arg db.ReleaseLeaseParams) er
 	return pgErr(q.now.ReleaseLease(ctx, pgdb.ReleaseLeaseParams(arg)))
 }
 
+func (q querier) ReleaseRollout(ctx context.Context, arg db.ReleaseRolloutParams) (int64, error) {
+	r, err := q.now.ReleaseRollout(ctx, pgdb.ReleaseRolloutParams(arg))
+	return r, pgErr(err)
+}
+
 func (q querier) RescheduleInstance(ctx context.Context, arg db.RescheduleInstanceParams) (int64, error) {
 	r, err := q.now.RescheduleInstance(ctx, pgdb.RescheduleInstanceParams(arg))
 	return r, pgErr(err)
@@ -651,6 +700,11 @@ func (q querier) RestoreInstance(ctx context.Context, arg db.RestoreInstancePara
 
 func (q querier) RevokeAPIToken(ctx context.Context, arg db.RevokeAPITokenParams) (int64, error) {
 	r, err := q.now.RevokeAPIToken(ctx, pgdb.RevokeAPITokenParams(arg))
+	return r, pgErr(err)
+}
+
+func (q querier) SaveRollout(ctx context.Context, arg db.SaveRolloutParams) (int64, error) {
+	r, err := q.now.SaveRollout(ctx, pgdb.SaveRolloutParams(arg))
 	return r, pgErr(err)
 }
 

@@ -896,6 +896,22 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string, repli
 	return slum.CopyRef{}, false
 }
 
+// notRestarting drops from a tenant's copies that are up those a rolling
+// restart restarts now, unless none other is up: a copy about to restart
+// serves only as the last one.
+func (p *planning) notRestarting(tenant string, up []slum.CopyRef) []slum.CopyRef {
+	if len(p.f.Snapshot.Restarting) == 0 {
+		return up
+	}
+	restarting := func(c slum.CopyRef) bool {
+		return slices.Contains(p.f.Snapshot.Restarting, slum.KeyOf(tenant, c.Instance))
+	}
+	if !slices.ContainsFunc(up, func(c slum.CopyRef) bool { return !restarting(c) }) {
+		return up
+	}
+	return slices.DeleteFunc(up, restarting)
+}
+
 // serving decides who serves each tenant. With one serving copy, the
 // copy that served keeps serving while it is up; otherwise the
 // lowest-ranked copy that is up serves and the others are spares. With
@@ -947,6 +963,7 @@ func (p *planning) serving() {
 				up = append(up, c)
 			}
 		}
+		up = p.notRestarting(t.ID, up)
 		sv.Settling = false
 		switch {
 		case t.Serving == slum.ServingAll:

@@ -327,7 +327,8 @@ func instanceRow(i db.Instance) db.RestoreInstanceParams {
 func settingsRow(s db.FleetSetting) db.UpdateSettingsParams {
 	return db.UpdateSettingsParams{ProbeIntervalMs: s.ProbeIntervalMs, ProbeTimeoutMs: s.ProbeTimeoutMs, DeadAfter: s.DeadAfter,
 		PartitionFraction: s.PartitionFraction, FailoverRate: s.FailoverRate, StableAfterMs: s.StableAfterMs,
-		Failback: s.Failback, FailbackAfterMs: s.FailbackAfterMs, UpdatedAt: s.UpdatedAt}
+		Failback: s.Failback, FailbackAfterMs: s.FailbackAfterMs, Rebalance: s.Rebalance, RebalanceEveryMs: s.RebalanceEveryMs,
+		UpdatedAt: s.UpdatedAt}
 }
 
 // compareRows returns the first difference between a fleet and its copy,

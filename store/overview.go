@@ -48,6 +48,11 @@ func (s *Store) Overview(ctx context.Context) (*slum.Overview, error) {
 	if lead.Leader != "" || len(lead.Standbys) > 0 {
 		o.Controller = &lead
 	}
+	if last, err := s.ListRollouts(ctx, 1); err != nil {
+		return nil, err
+	} else if len(last) == 1 && (!last[0].State.Finished() || s.Rollouts.now().Sub(last[0].UpdatedAt) < slum.RolloutShown) {
+		o.Rollout = &last[0]
+	}
 	for _, r := range byPhase {
 		o.Phases[slum.Phase(r.Phase)] += int(r.Instances)
 		o.Instances += int(r.Instances)

@@ -15,7 +15,8 @@ func toSettings(r db.FleetSetting) slum.Settings {
 		ProbeTimeout: time.Duration(r.ProbeTimeoutMs) * time.Millisecond, DeadAfter: int(r.DeadAfter),
 		PartitionFraction: r.PartitionFraction, FailoverRate: int(r.FailoverRate),
 		StableAfter: time.Duration(r.StableAfterMs) * time.Millisecond, Failback: slum.FailbackPolicy(r.Failback),
-		FailbackAfter: time.Duration(r.FailbackAfterMs) * time.Millisecond}
+		FailbackAfter: time.Duration(r.FailbackAfterMs) * time.Millisecond,
+		Rebalance:     slum.RebalancePolicy(r.Rebalance), RebalanceEvery: time.Duration(r.RebalanceEveryMs) * time.Millisecond}
 }
 
 func getSettings(ctx context.Context, q db.Querier) (slum.Settings, error) {
@@ -58,7 +59,8 @@ func setSettings(ctx context.Context, q db.Querier, set slum.Settings, now int64
 		ProbeTimeoutMs: set.ProbeTimeout.Milliseconds(), DeadAfter: int64(set.DeadAfter),
 		PartitionFraction: set.PartitionFraction, FailoverRate: int64(set.FailoverRate),
 		StableAfterMs: set.StableAfter.Milliseconds(), Failback: string(set.Failback),
-		FailbackAfterMs: set.FailbackAfter.Milliseconds(), UpdatedAt: now})
+		FailbackAfterMs: set.FailbackAfter.Milliseconds(), Rebalance: string(set.Rebalance),
+		RebalanceEveryMs: set.RebalanceEvery.Milliseconds(), UpdatedAt: now})
 	if err != nil {
 		return fmt.Errorf("write fleet settings: %w", err)
 	}

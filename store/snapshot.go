@@ -53,5 +53,8 @@ func readSnapshot(ctx context.Context, q db.Querier) (*slum.Snapshot, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if snap.Restarting, err = restartingNow(ctx, q); err != nil {
+		return nil, err
+	}
 	return snap, nil
 }

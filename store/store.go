@@ -59,6 +59,7 @@ type Store struct {
 	Tokens
 	Leases
 	ChangeLog
+	Rollouts
 	eng Engine
 }
 
@@ -78,7 +79,7 @@ func NewWithClock(eng Engine, now func() time.Time) *Store {
 
 func build(b base) *Store {
 	eng := b.eng
-	return &Store{Desired: Desired{b}, Status: Status{b}, Tokens: Tokens{b}, Leases: Leases{b}, ChangeLog: ChangeLog{b}, eng: eng}
+	return &Store{Desired: Desired{b}, Status: Status{b}, Tokens: Tokens{b}, Leases: Leases{b}, ChangeLog: ChangeLog{b}, Rollouts: Rollouts{b}, eng: eng}
 }
 
 // Close closes the database.

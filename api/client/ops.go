@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -302,3 +303,58 @@ func (c *Client) Traffic(ctx context.Context, q traffic.Query) (*traffic.Window,
 }
 
 var _ wire.TrafficFleet = (*Client)(nil)
+
+// ---- rolling restarts, run by the API
+
+var _ slum.Restarts = (*Client)(nil)
+
+func (c *Client) Restart(ctx context.Context, spec slum.RestartSpec) (slum.Rollout, error) {
+	return send(ctx, c, wire.StartRestart, spec)
+}
+
+func (c *Client) ResumeRollout(ctx context.Context, id int64) (slum.Rollout, error) {
+	id, err := c.rolloutID(ctx, id, true, "resume")
+	if err != nil {
+		return slum.Rollout{}, err
+	}
+	return send(ctx, c, wire.ResumeRollout, wire.RolloutID{ID: id})
+}
+
+func (c *Client) AbandonRollout(ctx context.Context, id int64) (slum.Rollout, error) {
+	id, err := c.rolloutID(ctx, id, true, "abandon")
+	if err != nil {
+		return slum.Rollout{}, err
+	}
+	return send(ctx, c, wire.AbandonRollout, wire.RolloutID{ID: id})
+}
+
+func (c *Client) GetRollout(ctx context.Context, id int64) (slum.Rollout, error) {
+	id, err := c.rolloutID(ctx, id, false, "rollout")
+	if err != nil {
+		return slum.Rollout{}, err
+	}
+	return send(ctx, c, wire.GetRollout, wire.RolloutID{ID: id})
+}
+
+func (c *Client) ListRollouts(ctx context.Context, n int64) ([]slum.Rollout, error) {
+	return send(ctx, c, wire.ListRollouts, wire.Last{N: n})
+}
+
+// rolloutID is id, or for 0 the latest rollout's (unfinished: the
+// unfinished one's), as rollout.Service reads 0.
+func (c *Client) rolloutID(ctx context.Context, id int64, unfinished bool, what string) (int64, error) {
+	if id != 0 {
+		return id, nil
+	}
+	rs, err := c.ListRollouts(ctx, 1)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case len(rs) > 0 && (!unfinished || !rs[0].State.Finished()):
+		return rs[0].ID, nil
+	case unfinished:
+		return 0, fmt.Errorf("%s: %w: no rollout is unfinished", what, slum.ErrNotFound)
+	}
+	return 0, fmt.Errorf("%s: %w: there has been none", what, slum.ErrNotFound)
+}

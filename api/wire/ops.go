@@ -307,6 +307,55 @@ type ApproveReq struct {
 	Approve
 }
 
+// ---- rolling restarts: the API runs them, with the server tokens
+
+var (
+	// StartRestart plans a rolling restart and starts it in the API (a
+	// dry run only plans it); GetRollout follows it.
+	StartRestart = Op[slum.RestartSpec, slum.Rollout]{Method: "POST", Path: "/rollouts", Access: AccessAdmin, Body: SmallBody,
+		Call: func(ctx context.Context, f slum.Fleet, r slum.RestartSpec) (slum.Rollout, error) {
+			return withRestarts(f, func(rs slum.Restarts) (slum.Rollout, error) { return rs.Restart(ctx, r) })
+		}}
+	ResumeRollout = Op[RolloutID, slum.Rollout]{Method: "POST", Path: "/rollouts/{id}/resume", Access: AccessAdmin,
+		Call: func(ctx context.Context, f slum.Fleet, r RolloutID) (slum.Rollout, error) {
+			return withRestarts(f, func(rs slum.Restarts) (slum.Rollout, error) { return rs.ResumeRollout(ctx, r.ID) })
+		}}
+	AbandonRollout = Op[RolloutID, slum.Rollout]{Method: "POST", Path: "/rollouts/{id}/abandon", Access: AccessAdmin,
+		Call: func(ctx context.Context, f slum.Fleet, r RolloutID) (slum.Rollout, error) {
+			return withRestarts(f, func(rs slum.Restarts) (slum.Rollout, error) { return rs.AbandonRollout(ctx, r.ID) })
+		}}
+	GetRollout = Op[RolloutID, slum.Rollout]{Method: "GET", Path: "/rollouts/{id}", Access: AccessRead,
+		Call: func(ctx context.Context, f slum.Fleet, r RolloutID) (slum.Rollout, error) {
+			return withRestarts(f, func(rs slum.Restarts) (slum.Rollout, error) { return rs.GetRollout(ctx, r.ID) })
+		}}
+	ListRollouts = Op[Last, []slum.Rollout]{Method: "GET", Path: "/rollouts", Access: AccessRead,
+		Call: func(ctx context.Context, f slum.Fleet, r Last) ([]slum.Rollout, error) {
+			return withRestarts(f, func(rs slum.Restarts) ([]slum.Rollout, error) {
+				return rs.ListRollouts(ctx, min(r.orDefault(20), MaxList))
+			})
+		}}
+)
+
+// RolloutID names a rollout in the path (0: the unfinished one to resume
+// or abandon; the latest to get).
+type RolloutID struct {
+	ID int64 `path:"id" field:"rollout id" json:"-"`
+}
+
+// ErrNoRestarts: the fleet behind the API runs no rolling restarts.
+var ErrNoRestarts = fmt.Errorf("%w: this API runs no rolling restarts", slum.ErrConflict)
+
+// withRestarts calls fn with the fleet's rolling restarts, which only a
+// fleet holding the server tokens has.
+func withRestarts[T any](f slum.Fleet, fn func(slum.Restarts) (T, error)) (T, error) {
+	rs, ok := f.(slum.Restarts)
+	if !ok {
+		var zero T
+		return zero, ErrNoRestarts
+	}
+	return fn(rs)
+}
+
 // ---- tokens
 
 var (
@@ -332,6 +381,7 @@ var Ops = []Route{
 	ListInstances, SpawnInstance, GetInstance, RemoveInstance, StopInstance, MoveInstance, InstanceStatus, ListInstanceStatus,
 	Apply, Diff, Overview, Events, RecentEvents, RecentHolds, ApproveHold, GetSettings, SetSettings,
 	ListAPITokens, CreateAPIToken, RevokeAPIToken,
+	StartRestart, ResumeRollout, AbandonRollout, GetRollout, ListRollouts,
 	RecordTraffic, Traffic,
 }
 

@@ -155,6 +155,7 @@ Exit codes: 0 ok, 1 failure, 2 bad usage, 3 invalid input, 4 not found,
 	root.AddCommand(a.guardCommand())
 	root.AddCommand(a.copyCommand())
 	root.AddCommand(a.logsCommand())
+	root.AddCommand(a.restartCommand(), a.rebalanceCommand())
 	group(root)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/api"
+	"github.com/slum-fleet/slum/rollout"
 	"github.com/slum-fleet/slum/store"
 	"github.com/slum-fleet/slum/traffic"
 )
@@ -41,7 +42,10 @@ func (f *apiServeFlags) start(ctx context.Context, st *store.Store, log *slog.Lo
 	if err != nil {
 		return "", nil, err
 	}
-	srv := api.New(st, api.Config{NoAuth: f.listen.NoAuth, Traffic: f.traffic, Log: log})
+	// Rolling restarts asked through the API run here, with the store's
+	// server tokens; one interrupted by a stop is resumed with --resume.
+	restarts := rollout.NewService(ctx, st, rollout.HTTPDial(restartCallTimeout), rollout.Config{Log: log})
+	srv := api.New(st, api.Config{NoAuth: f.listen.NoAuth, Traffic: f.traffic, Log: log, Restarts: restarts})
 	ch := make(chan error, 1)
 	go func() { ch <- srv.Serve(ctx, ln) }()
 	log.Info("serving the fleet API and dashboard", "url", ln.URL+"/", "tls", ln.TLS)

@@ -31,6 +31,10 @@ command sees the same ones; a running controller applies a change at once.
   failback            stay: failed-over instances stay where they are;
                       return: they go home, make-before-break (stay)
   failback_after      with return, how long home must be healthy first (5m)
+  rebalance           on: the controller evens out the fleet by itself, as
+                      'slum rebalance --apply' does, one move at a time when
+                      nothing else moves (off)
+  rebalance_every     with on, at most one move this often (10m)
 
 With these defaults a crashed server (connections refused) is dead within
 about half a second and a hung or cut-off one within about three.`,
@@ -60,16 +64,19 @@ func (a *app) printSettings(s slum.Settings) error {
 		{"stable_after", s.StableAfter.String()},
 		{"failback", string(s.Failback)},
 		{"failback_after", s.FailbackAfter.String()},
+		{"rebalance", string(s.Rebalance)},
+		{"rebalance_every", s.RebalanceEvery.String()},
 	})
 }
 
 func (a *app) settingsSet() *cobra.Command {
-	var probeInterval, probeTimeout, stableAfter, failbackAfter time.Duration
+	var probeInterval, probeTimeout, stableAfter, failbackAfter, rebalanceEvery time.Duration
+	var rebalance string
 	var deadAfter, rate int
 	var fraction float64
 	var failback string
 	cmd := &cobra.Command{
-		Use:   "set [--probe-interval D] [--probe-timeout D] [--dead-after N] [--partition-fraction F] [--failover-rate N] [--stable-after D] [--failback stay|return] [--failback-after D]",
+		Use:   "set [--probe-interval D] [--probe-timeout D] [--dead-after N] [--partition-fraction F] [--failover-rate N] [--stable-after D] [--failback stay|return] [--failback-after D] [--rebalance off|on] [--rebalance-every D]",
 		Short: "Change some of the fleet's settings; the others stay as they are",
 		Example: `  slum settings set --probe-interval 2s --dead-after 5      # a slower, more patient fleet
   slum settings set --failback return --failback-after 10m`,
@@ -108,6 +115,12 @@ func (a *app) settingsSet() *cobra.Command {
 				if f.Changed("failback-after") {
 					s.FailbackAfter = failbackAfter
 				}
+				if f.Changed("rebalance") {
+					s.Rebalance = slum.RebalancePolicy(rebalance)
+				}
+				if f.Changed("rebalance-every") {
+					s.RebalanceEvery = rebalanceEvery
+				}
 				out, err := st.SetSettings(ctx, s)
 				if err != nil {
 					return err
@@ -126,5 +139,7 @@ func (a *app) settingsSet() *cobra.Command {
 	f.DurationVar(&stableAfter, "stable-after", d.StableAfter, "how long a server that died must be back before it takes instances")
 	f.StringVar(&failback, "failback", string(d.Failback), "stay or return")
 	f.DurationVar(&failbackAfter, "failback-after", d.FailbackAfter, "with --failback return, how long home must be healthy first")
+	f.StringVar(&rebalance, "rebalance", string(d.Rebalance), "on: the controller rebalances by itself; off")
+	f.DurationVar(&rebalanceEvery, "rebalance-every", d.RebalanceEvery, "with --rebalance on, at most one move this often")
 	return cmd
 }

@@ -13,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/dataguard"
 	"github.com/slum-fleet/slum/leader"
 	"github.com/slum-fleet/slum/leadmetrics"
+	"github.com/slum-fleet/slum/rebalance"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/routes"
@@ -144,6 +146,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 				cfg.MayAct = func() error { return el.MayAct(lease.Epoch) }
 				c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, metrics)
 				s.ctrl.Store(c)
+				go rebalance.NewAuto(st, clock.Real{}, o.log).Run(ctx) // off unless the fleet's rebalance setting is on
 				// The replicated tenants' single-writer leases, beside the
 				// controller, while it leads.
 				dctx, stopDG := context.WithCancel(ctx)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -70,6 +71,17 @@ func (a *app) statusCommand() *cobra.Command {
 			}
 			fmt.Fprintln(a.stdout)
 			printTraffic(a.stdout, tw)
+			if r := o.Rollout; r != nil {
+				c := r.Counts()
+				fmt.Fprintf(a.stdout, "\nrolling restart %d of %s: %s, %d of %d copies restarted", r.ID, r.Spec, r.State, c[slum.StepDone], len(r.Steps))
+				if now := r.Restarting(); len(now) > 0 {
+					fmt.Fprintf(a.stdout, ", restarting %s", strings.Join(keys(now), ", "))
+				}
+				if r.Message != "" {
+					fmt.Fprintf(a.stdout, " (%s)", r.Message)
+				}
+				fmt.Fprintln(a.stdout, "; 'slum restart --status'")
+			}
 			for _, h := range o.Holds {
 				state := "HELD"
 				if h.State == slum.HoldApproved {

@@ -80,6 +80,7 @@ func RunStore(t *testing.T, open StoreOpener) {
 		{"ChangedSinceReadsOnlyWhatChanged", ChangedSinceReadsOnlyWhatChanged},
 		{"ChangedSinceRefusesWhatItCannotTell", ChangedSinceRefusesWhatItCannotTell},
 		{"TokenNeverInJSON", TokenNeverInJSON},
+		{"Rollouts", Rollouts},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 const getSettings = `-- name: GetSettings :one
-SELECT id, probe_interval_ms, probe_timeout_ms, dead_after, partition_fraction, failover_rate, stable_after_ms, failback, failback_after_ms, updated_at FROM fleet_settings WHERE id = 1
+SELECT id, probe_interval_ms, probe_timeout_ms, dead_after, partition_fraction, failover_rate, stable_after_ms, failback, failback_after_ms, updated_at, rebalance, rebalance_every_ms FROM fleet_settings WHERE id = 1
 `
 
 func (q *Queries) GetSettings(ctx context.Context) (FleetSetting, error) {
@@ -27,6 +27,8 @@ func (q *Queries) GetSettings(ctx context.Context) (FleetSetting, error) {
 		&i.Failback,
 		&i.FailbackAfterMs,
 		&i.UpdatedAt,
+		&i.Rebalance,
+		&i.RebalanceEveryMs,
 	)
 	return i, err
 }
@@ -34,7 +36,7 @@ func (q *Queries) GetSettings(ctx context.Context) (FleetSetting, error) {
 const updateSettings = `-- name: UpdateSettings :exec
 UPDATE fleet_settings
 SET probe_interval_ms = $1, probe_timeout_ms = $2, dead_after = $3, partition_fraction = $4, failover_rate = $5,
-    stable_after_ms = $6, failback = $7, failback_after_ms = $8, updated_at = $9
+    stable_after_ms = $6, failback = $7, failback_after_ms = $8, rebalance = $9, rebalance_every_ms = $10, updated_at = $11
 WHERE id = 1
 `
 
@@ -47,6 +49,8 @@ type UpdateSettingsParams struct {
 	StableAfterMs     int64
 	Failback          string
 	FailbackAfterMs   int64
+	Rebalance         string
+	RebalanceEveryMs  int64
 	UpdatedAt         int64
 }
 
@@ -60,6 +64,8 @@ func (q *Queries) UpdateSettings(ctx context.Context, arg UpdateSettingsParams) 
 		arg.StableAfterMs,
 		arg.Failback,
 		arg.FailbackAfterMs,
+		arg.Rebalance,
+		arg.RebalanceEveryMs,
 		arg.UpdatedAt,
 	)
 	return err
