@@ -24,14 +24,8 @@ type guardExit struct{ *guard.Exit }
 
 func (e guardExit) ExitCode() int { return e.Code }
 
-func (a *app) guardCommand() *cobra.Command {
-	var db, replicaURL, instance, server, lsBin, lsConfig string
-	timing := lease.DefaultTiming
-	grace := 5 * time.Second
-	cmd := &cobra.Command{
-		Use:   "guard --db PATH --replica URL [flags] -- APP [ARGS...]",
-		Short: "Run a replicated tenant's app under its single-writer lease, with Litestream",
-		Long: `Guard runs one copy of a replicated tenant: the tenement service's command is
+// guardLong is 'slum guard --help': what the guard promises, step by step.
+const guardLong = `Guard runs one copy of a replicated tenant: the tenement service's command is
 'slum guard ... -- APP...'. It makes sure that only one copy of a tenant ever
 writes the tenant's replica, and that the copy that writes has the newest
 database.
@@ -92,7 +86,16 @@ exit code when the app exited by itself (lease released).
 
 Example (a tenement.toml service):
 
-  command = "slum guard --instance {id} --db {data_dir}/{name}/{id}/app.db --replica 's3://bucket/tenants/{tenant}?endpoint=http://127.0.0.1:8333' -- python3 app.py"`,
+  command = "slum guard --instance {id} --db {data_dir}/{name}/{id}/app.db --replica 's3://bucket/tenants/{tenant}?endpoint=http://127.0.0.1:8333' -- python3 app.py"`
+
+func (a *app) guardCommand() *cobra.Command {
+	var db, replicaURL, instance, server, lsBin, lsConfig string
+	timing := lease.DefaultTiming
+	grace := 5 * time.Second
+	cmd := &cobra.Command{
+		Use:   "guard --db PATH --replica URL [flags] -- APP [ARGS...]",
+		Short: "Run a replicated tenant's app under its single-writer lease, with Litestream",
+		Long:  guardLong,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("guard needs the app's command after --")}

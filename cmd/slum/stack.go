@@ -128,37 +128,49 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 	ectx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
 	if st.Engine() == "sqlite" {
-		mk, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
-		if err != nil {
-			o.log.Warn("could not note beside the database that this controller uses it", "err", err)
-		} else {
-			mctx, stopMarking := context.WithCancel(ectx)
-			marked := make(chan struct{})
-			go func() { defer close(marked); mark(mctx, el, mk) }()
-			s.cleanup = append(s.cleanup, func() { stopMarking(); <-marked; mk.Remove() })
-		}
+		s.markRuns(ectx, st, el, o.log)
 	}
 	o.log.Info("slum run", "db", st.Where(), "holder", el.Holder())
 	go func() {
 		s.done <- el.Run(ectx, leader.Hooks{
-			Lead: func(ctx context.Context, lease slum.Lease) error {
-				cfg := cfg
-				cfg.MayAct = func() error { return el.MayAct(lease.Epoch) }
-				c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, o.log, metrics)
-				s.ctrl.Store(c)
-				go rebalance.NewAuto(st, clock.Real{}, o.log).Run(ctx) // off unless the fleet's rebalance setting is on
-				// The replicated tenants' single-writer leases, beside the
-				// controller, while it leads.
-				dctx, stopDG := context.WithCancel(ctx)
-				dgDone := make(chan struct{})
-				go func() { defer close(dgDone); _ = dg.Run(dctx, lease.Fence()) }()
-				defer func() { stopDG(); <-dgDone }()
-				return c.Run(ctx, lease.Fence())
-			},
+			Lead:    s.lead(st, el, cfg, metrics, dg, o.log),
 			Standby: s.standby(st),
 		})
 	}()
 	return s, nil
+}
+
+// lead is a term of leadership: a fresh controller, acting only while
+// the elector may act under the term's lease, with the rebalancer and the
+// replicated tenants' data guard beside it.
+func (s *stack) lead(st *store.Store, el *leader.Elector, cfg reconcile.Config, metrics *reconcile.Metrics, dg *dataguard.Guard, log *slog.Logger) func(context.Context, slum.Lease) error {
+	return func(ctx context.Context, lease slum.Lease) error {
+		cfg := cfg
+		cfg.MayAct = func() error { return el.MayAct(lease.Epoch) }
+		c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, log, metrics)
+		s.ctrl.Store(c)
+		go rebalance.NewAuto(st, clock.Real{}, log).Run(ctx) // off unless the fleet's rebalance setting is on
+		dctx, stopDG := context.WithCancel(ctx)
+		dgDone := make(chan struct{})
+		go func() { defer close(dgDone); _ = dg.Run(dctx, lease.Fence()) }()
+		defer func() { stopDG(); <-dgDone }()
+		return c.Run(ctx, lease.Fence())
+	}
+}
+
+// markRuns keeps a run marker beside the SQLite database while the stack
+// runs, so no command creates (or suggests creating) a new database where
+// one was deleted under this controller.
+func (s *stack) markRuns(ctx context.Context, st *store.Store, el *leader.Elector, log *slog.Logger) {
+	mk, err := sqlite.WriteRunMarker(st.Where(), el.Holder(), leader.HolderGone)
+	if err != nil {
+		log.Warn("could not note beside the database that this controller uses it", "err", err)
+		return
+	}
+	mctx, stopMarking := context.WithCancel(ctx)
+	marked := make(chan struct{})
+	go func() { defer close(marked); mark(mctx, el, mk) }()
+	s.cleanup = append(s.cleanup, func() { stopMarking(); <-marked; mk.Remove() })
 }
 
 // trafficReportEvery is how often a router reports its counters to the

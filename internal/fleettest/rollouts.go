@@ -91,7 +91,14 @@ func Rollouts(t *testing.T, open StoreOpener) {
 		t.Fatalf("get a missing one: %v", err)
 	}
 
-	// A new one may start now; abandoned, it is finished.
+	releasedAndAbandonedRollouts(t, s, steps)
+}
+
+// releasedAndAbandonedRollouts: once the last rollout is done a new one may
+// start; released, another runner takes it at once; abandoned, it is
+// finished and its runner may no longer write.
+func releasedAndAbandonedRollouts(t *testing.T, s *store.Store, steps []slum.RolloutStep) {
+	ctx := context.Background()
 	c, err := s.CreateRollout(ctx, slum.RestartSpec{All: true}, steps, "c")
 	if err != nil {
 		t.Fatal(err)
