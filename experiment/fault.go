@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -28,13 +29,26 @@ const (
 	// FaultPartition cuts the links of most servers at once: the
 	// controller must assume it is the one cut off and move nothing.
 	FaultPartition Fault = "partition"
+	// FaultLeaderKill runs two controllers on a Postgres fleet, one
+	// leading and one standing by, and kills the leader with SIGKILL: the
+	// standby must take over while the routers keep serving.
+	FaultLeaderKill Fault = "leader-kill"
 	// FaultObserved is a fault an operator caused on an existing fleet,
 	// seen by Observe.
 	FaultObserved Fault = "observed"
 )
 
-// Faults lists every fault, in the order experiments run them.
+// Faults lists every fault on one controller, in the order experiments
+// run them ("all").
 var Faults = []Fault{FaultKill, FaultHang, FaultCut, FaultRestart, FaultControllerKill, FaultPartition}
+
+// LeaderFaults are the faults on several controllers over Postgres: they
+// need a Postgres database and are not part of "all".
+var LeaderFaults = []Fault{FaultLeaderKill}
+
+// NeedsPostgres reports whether the fault runs several controllers over
+// one Postgres database.
+func (f Fault) NeedsPostgres() bool { return f == FaultLeaderKill }
 
 // Title says what the fault is, for tables and pictures.
 func (f Fault) Title() string {
@@ -51,6 +65,8 @@ func (f Fault) Title() string {
 		return "kill -9 of a server, then of the controller mid-failover"
 	case FaultPartition:
 		return "partition: most servers cut off at once"
+	case FaultLeaderKill:
+		return "kill -9 of the leading controller (Postgres, one standby)"
 	case FaultObserved:
 		return "a fault caused by the operator, observed"
 	}
@@ -74,14 +90,11 @@ func ParseFaults(s string) ([]Fault, error) {
 	seen := map[Fault]bool{}
 	for _, part := range strings.Split(s, ",") {
 		f := Fault(strings.TrimSpace(part))
-		known := false
-		for _, k := range Faults {
-			known = known || k == f
-		}
+		known := slices.Contains(Faults, f) || slices.Contains(LeaderFaults, f)
 		if !known {
-			names := make([]string, len(Faults))
-			for i, k := range Faults {
-				names[i] = string(k)
+			var names []string
+			for _, k := range append(append([]Fault(nil), Faults...), LeaderFaults...) {
+				names = append(names, string(k))
 			}
 			return nil, fmt.Errorf("unknown fault %q: choose from %s, or all", part, strings.Join(names, ", "))
 		}

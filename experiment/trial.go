@@ -21,6 +21,7 @@ import (
 	"github.com/slum-fleet/slum/localfleet"
 	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 )
@@ -65,7 +66,11 @@ type Options struct {
 	// Settings are the fleet's failure detection and failover settings.
 	Settings slum.Settings
 	Backend  string // localfleet backend; "" picks real tenement when it can
-	Dir      string
+	// DB is the Postgres database (a postgres:// URL) in which the leader
+	// faults make each trial's fleet, in a schema of its own
+	// (slum_experiment_<fault>_<trial>, dropped and made again).
+	DB  string
+	Dir string
 	// Rate is the load per tenant, in requests a second; Timeout bounds
 	// each request.
 	Rate    float64
@@ -229,12 +234,12 @@ func (r *trialRun) fail(err error) Record {
 // has ended.
 func (r *trialRun) run(ctx context.Context) Record {
 	r.rec = Record{Fault: r.fault, Trial: r.k, Seed: r.opt.Seed, ReturnGrace: r.opt.ReturnGrace, AllowVictim: r.fault == FaultRestart}
-	st, err := r.prepare(ctx)
+	st, db, err := r.prepare(ctx)
 	if err != nil {
 		return r.fail(err)
 	}
 	defer st.Close()
-	t := &trial{st: st}
+	t := &trial{st: st, db: db}
 	defer t.cleanup(context.WithoutCancel(ctx), r)
 	if err := r.start(ctx, t); err != nil {
 		return r.fail(err)
@@ -254,8 +259,10 @@ func (r *trialRun) run(ctx context.Context) Record {
 // trial is what a trial holds while it runs.
 type trial struct {
 	st      *store.Store
+	db      string // where the controllers find the fleet: a file, or a URL with its password
 	spec    ControllerSpec
 	ctl     Controller
+	standby Controller // the second controller of a leader fault, until the leader is killed
 	listers map[string]Lister
 	targets []Target
 	victims []*localfleet.Member
@@ -281,24 +288,38 @@ func (t *trial) cleanup(ctx context.Context, r *trialRun) {
 	if t.ctl != nil {
 		_ = t.ctl.Stop()
 	}
+	if t.standby != nil {
+		_ = t.standby.Stop()
+	}
 }
 
-// prepare resets the servers and makes the trial's fleet database.
-func (r *trialRun) prepare(ctx context.Context) (*store.Store, error) {
+// prepare resets the servers and makes the trial's fleet database: a
+// SQLite file in the trial's directory, or for a leader fault a schema of
+// its own in the Postgres database. It returns where the controllers find
+// it.
+func (r *trialRun) prepare(ctx context.Context) (*store.Store, string, error) {
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	r.phase("restarting the tenement servers")
 	if err := reset(ctx, r.fleet); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(r.dir, "slum.db"))
+	db := filepath.Join(r.dir, "slum.db")
+	if r.fault.NeedsPostgres() {
+		var err error
+		schema := strings.ReplaceAll(fmt.Sprintf("slum_experiment_%s_%d", r.fault, r.k), "-", "_")
+		if db, err = postgres.FreshSchema(ctx, r.opt.DB, schema); err != nil {
+			return nil, "", err
+		}
+	}
+	st, err := openFleet(ctx, db)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if _, err := st.SetSettings(ctx, r.opt.Settings); err != nil {
 		st.Close()
-		return nil, err
+		return nil, "", err
 	}
 	src, err := desired.Send(r.file)
 	if err == nil {
@@ -306,16 +327,23 @@ func (r *trialRun) prepare(ctx context.Context) (*store.Store, error) {
 	}
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("apply the fleet: %w", err)
+		return nil, "", fmt.Errorf("apply the fleet: %w", err)
 	}
-	return st, nil
+	return st, db, nil
+}
+
+func openFleet(ctx context.Context, db string) (*store.Store, error) {
+	if postgres.IsURL(db) {
+		return postgres.Open(ctx, db)
+	}
+	return sqlite.Open(ctx, db)
 }
 
 // start starts the controller, lets the fleet converge, chooses the
 // victims and starts watching and loading the fleet.
 func (r *trialRun) start(ctx context.Context, t *trial) error {
 	r.phase("starting the controller and the router")
-	t.spec = ControllerSpec{DB: t.st.Where(), Separate: r.fault == FaultControllerKill, Log: filepath.Join(r.dir, "slum.log")}
+	t.spec = ControllerSpec{DB: t.db, Separate: r.fault == FaultControllerKill || r.fault.NeedsPostgres(), Log: filepath.Join(r.dir, "slum.log")}
 	ctl, err := r.opt.Launcher.Start(ctx, t.spec)
 	if err != nil {
 		return fmt.Errorf("start the controller: %w", err)
@@ -336,17 +364,49 @@ func (r *trialRun) start(ctx context.Context, t *trial) error {
 	if err := r.expectations(ctx, t.st); err != nil {
 		return err
 	}
+	routerAddr := ctl.RouterAddr()
+	if r.fault.NeedsPostgres() {
+		if err := r.startStandby(ctx, t); err != nil {
+			return err
+		}
+		// The load goes through the standby's router, which must keep
+		// serving while the leader dies and it takes over.
+		routerAddr = t.standby.RouterAddr()
+	}
 	clk := r.opt.Clock
 	t.obs = newObserver(t.st, clk, t.listers, r.rec.Victims, r.rec.AllowVictim)
 	t.obs.setPhase(listAll)
 	t.obs.start(ctx)
 	t.stopObs = sync.OnceValue(t.obs.stop)
 	r.phase("load")
-	t.load = StartLoad(ctx, LoadOptions{RouterAddr: ctl.RouterAddr(), Targets: t.targets, Rate: r.opt.Rate, Timeout: r.opt.Timeout,
+	t.load = StartLoad(ctx, LoadOptions{RouterAddr: routerAddr, Targets: t.targets, Rate: r.opt.Rate, Timeout: r.opt.Timeout,
 		Limit: 3 * time.Minute, Clock: clk})
 	t.stopLd = sync.OnceValue(t.load.Stop)
 	r.rec.LoadStart = clk.Now()
 	return nil
+}
+
+// startStandby starts a second controller on the fleet and waits until it
+// stands by.
+func (r *trialRun) startStandby(ctx context.Context, t *trial) error {
+	r.phase("starting a standby controller")
+	spec := t.spec
+	spec.Log = filepath.Join(r.dir, "slum-standby.log")
+	sb, err := r.opt.Launcher.Start(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("start the standby controller: %w", err)
+	}
+	t.standby = sb
+	deadline := r.opt.Clock.Now().Add(30 * time.Second)
+	for r.opt.Clock.Now().Before(deadline) {
+		if l, err := t.st.Leadership(ctx, slum.ControllerLease); err == nil && l.Live && len(l.Standbys) > 0 {
+			return nil
+		}
+		if !r.sleep(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return errors.New("the second controller did not stand by within 30s")
 }
 
 // serverListers are clients that list each server of the fleet.
@@ -385,6 +445,13 @@ func (r *trialRun) fault1(ctx context.Context, t *trial) error {
 	r.rec.Marks = append(r.rec.Marks, Mark{At: r.rec.FaultAt, Kind: MarkFault, Subject: strings.Join(r.rec.Victims, ",")})
 	if err := r.injectAll(ctx, t.victims); err != nil {
 		return fmt.Errorf("inject %s: %w", r.fault, err)
+	}
+	if r.fault == FaultLeaderKill {
+		if err := t.ctl.Kill(); err != nil {
+			return fmt.Errorf("kill the leader: %w", err)
+		}
+		r.rec.ControllerKilledAt = r.rec.FaultAt
+		t.ctl, t.standby = t.standby, nil
 	}
 	if r.fault == FaultRestart {
 		// Until the restart is done the server may still list what it
@@ -453,6 +520,8 @@ func (r *trialRun) faultText() string {
 		return "kill -9 of " + v + ", then of the controller"
 	case FaultPartition:
 		return "links of " + v + " cut"
+	case FaultLeaderKill:
+		return "kill -9 of the leading controller"
 	}
 	return string(r.fault)
 }
@@ -471,7 +540,9 @@ func (r *trialRun) sleep(ctx context.Context, d time.Duration) bool {
 func (r *trialRun) chooseVictims() []*localfleet.Member {
 	ms := r.fleet.Members
 	n := 1
-	if r.fault == FaultPartition {
+	if r.fault == FaultLeaderKill {
+		n = 0 // no server is hit: the controller is
+	} else if r.fault == FaultPartition {
 		n = min(len(ms), int(r.opt.Settings.PartitionFraction*float64(len(ms)))+1)
 	}
 	perm := r.rng.Perm(len(ms))
@@ -715,6 +786,11 @@ func (r *trialRun) waitRecovered(ctx context.Context, st *store.Store, obs *obse
 			// Nothing may move: hold the partition until the controller
 			// has said it holds back, and a while longer.
 			if at := firstReasonAfter(w.Events, r.rec.FaultAt, slum.ReasonHeld, slum.ReasonFailoverBlocked); !at.IsZero() && now.Sub(at) > 3*time.Second {
+				return
+			}
+		case r.fault == FaultLeaderKill:
+			// Done once another controller leads and the load is calm.
+			if at := takeoverAt(w.Leases); !at.IsZero() && now.Sub(at) > quiet && calm {
 				return
 			}
 		case len(r.rec.Displaced) == 0:
@@ -982,16 +1058,25 @@ func interpret(rec *Record, w Watch) {
 	if !rec.BackAt.IsZero() {
 		rec.Marks = append(rec.Marks, Mark{At: rec.BackAt, Kind: MarkBack, Subject: strings.Join(rec.Victims, ",")})
 	}
-	if !rec.ControllerKilledAt.IsZero() && len(w.Leases) > 0 {
-		for _, l := range w.Leases[1:] {
-			if l.Epoch != w.Leases[0].Epoch && l.Holder != "" {
-				rec.ControllerBackAt = l.Seen
-				rec.Marks = append(rec.Marks, Mark{At: l.Seen, Kind: MarkControllerBack})
-				break
-			}
-		}
+	if at := takeoverAt(w.Leases); !rec.ControllerKilledAt.IsZero() && !at.IsZero() {
+		rec.ControllerBackAt = at
+		rec.Marks = append(rec.Marks, Mark{At: at, Kind: MarkControllerBack})
 	}
 	rec.Rounds = w.Rounds
+}
+
+// takeoverAt is when the lease was first seen held under an epoch other
+// than the first one seen: another controller leads. Zero until then.
+func takeoverAt(ls []LeaseChange) time.Time {
+	if len(ls) == 0 {
+		return time.Time{}
+	}
+	for _, l := range ls[1:] {
+		if l.Epoch != ls[0].Epoch && l.Holder != "" {
+			return l.Seen
+		}
+	}
+	return time.Time{}
 }
 
 // markOf turns an event worth drawing into a Mark.

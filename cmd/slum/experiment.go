@@ -23,6 +23,7 @@ import (
 
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/experiment"
+	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
@@ -62,6 +63,14 @@ at every tenant, and injects faults, one trial at a time:
                    once (the controller runs as a 'slum run' process of its
                    own for this fault, so the SIGKILL is real)
   partition        the links of most servers cut at once: nothing may move
+and, on Postgres (--db postgres://..., or SLUM_DB_URL), not part of "all":
+  leader-kill      two controllers ('slum run' processes), one leading and
+                   one standing by; kill -9 of the leader. It measures when
+                   the standby leads and the requests that failed through
+                   the standby's router meanwhile. Each trial's fleet is a
+                   schema of its own in that database,
+                   slum_experiment_leader_kill_<trial>, dropped and made
+                   again: point --db at a throwaway database
 
 Each trial starts from a converged fleet on restarted servers and a new
 database, and measures from the experiment's own clock: when the controller
@@ -85,6 +94,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
   slum experiment --fault kill --trials 20 --seed 13 # the table in docs/experiments
   slum experiment --fault all --trials 3 -o json > results.json
   slum experiment --fault hang --probe-interval 500ms --dead-after 2
+  SLUM_DB_URL=postgres://slum:pw@127.0.0.1/scratch slum experiment --fault leader-kill
   slum experiment --observe --router 127.0.0.1:8080 --duration 2m`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -94,10 +104,15 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 			if e.observe {
 				return a.observeExperiment(cmd.Context(), e.routerAddr, e.out, e.duration, e.rate, e.timeout)
 			}
+			db, err := leaderFaultsDB(e.parsed, a.dbPath)
+			if err != nil {
+				return err
+			}
 			opt, err := e.options()
 			if err != nil {
 				return err
 			}
+			opt.DB = db
 			opt.Progress = newProgress(a.stderr).show
 			return a.finishExperiment(cmd.Context(), opt, opt.Dir)
 		},
@@ -107,7 +122,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 }
 
 func (e *experimentFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all")
+	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all; leader-kill on Postgres")
 	fl.IntVar(&e.trials, "trials", 5, "trials of each fault")
 	fl.Int64Var(&e.seed, "seed", 1, "seeds the choice of servers and moments, so a run can be repeated")
 	fl.IntVar(&e.servers, "servers", 3, "tenement servers in the local fleet")
@@ -196,6 +211,20 @@ func (e *experimentFlags) options() (experiment.Options, error) {
 	return experiment.Options{Faults: e.parsed, Trials: e.trials, Seed: e.seed, Servers: e.servers, Tenants: e.tenants, File: e.fleet,
 		Settings: e.set, Backend: e.backend, Dir: abs, Rate: e.rate, Timeout: e.timeout,
 		ReturnGrace: reconcile.DefaultConfig().PollInterval, Launcher: stackLauncher{cfg: reconcile.DefaultConfig()}}, nil
+}
+
+// leaderFaultsDB is the Postgres database the leader faults among faults
+// run on, db; "" when there are none. They refuse any other database.
+func leaderFaultsDB(faults []experiment.Fault, db string) (string, error) {
+	for _, f := range faults {
+		if f.NeedsPostgres() && !postgres.IsURL(db) {
+			return "", usageError{fmt.Errorf("--fault %s runs several controllers over Postgres: give --db postgres://... (or SLUM_DB_URL) naming a throwaway database", f)}
+		}
+		if f.NeedsPostgres() {
+			return db, nil
+		}
+	}
+	return "", nil
 }
 
 // overrideSettings keeps the settings given as flags and takes the rest
@@ -424,7 +453,15 @@ func startChild(spec experiment.ControllerSpec, logf *os.File) (*child, error) {
 			return nil, err
 		}
 	}
-	cmd := exec.Command(exe, "run", "--db", spec.DB, "--route-addr", addr, "--metrics-addr", "")
+	cmd := exec.Command(exe, "run", "--route-addr", addr, "--metrics-addr", "")
+	// The database in the environment: a Postgres URL's password stays
+	// off the command line.
+	cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL=")
+	if postgres.IsURL(spec.DB) {
+		cmd.Env = append(cmd.Env, "SLUM_DB_URL="+spec.DB)
+	} else {
+		cmd.Env = append(cmd.Env, "SLUM_DB="+spec.DB)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// It dies with the experiment, whatever ends the experiment.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
