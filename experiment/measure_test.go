@@ -323,7 +323,14 @@ func TestParseFaults(t *testing.T) {
 	if err != nil || !slices.Equal(got, []Fault{FaultKill, FaultPartition}) {
 		t.Fatalf("kill, partition,kill = %v, %v", got, err)
 	}
-	for _, bad := range []string{"", "kil", "kill,", "observed"} {
+	got, err = ParseFaults("leader-kill,kill")
+	if err != nil || !slices.Equal(got, []Fault{FaultLeaderKill, FaultKill}) || !got[0].NeedsPostgres() || got[1].NeedsPostgres() {
+		t.Fatalf("leader-kill,kill = %v, %v", got, err)
+	}
+	if slices.Contains(Faults, FaultLeaderKill) {
+		t.Errorf("all includes leader-kill, which needs a Postgres database")
+	}
+	for _, bad := range []string{"", "kil", "kill,", "observed", "leader"} {
 		if _, err := ParseFaults(bad); err == nil {
 			t.Errorf("ParseFaults(%q) accepted", bad)
 		}
@@ -363,5 +370,25 @@ func TestMeasureCountsFencedInstancesOnce(t *testing.T) {
 	}})
 	if tr.Fenced != 2 {
 		t.Fatalf("fenced %d, want 2", tr.Fenced)
+	}
+}
+
+func TestTakeoverAt(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, c := range []struct {
+		name   string
+		leases []LeaseChange
+		want   time.Time
+	}{
+		{"none seen", nil, time.Time{}},
+		{"the first leader only", []LeaseChange{{Epoch: 1, Holder: "a", Seen: at(0)}}, time.Time{}},
+		{"lapsed, nobody holds it yet", []LeaseChange{{Epoch: 1, Holder: "a", Seen: at(0)}, {Epoch: 1, Holder: "", Seen: at(1)}}, time.Time{}},
+		{"released, then taken", []LeaseChange{{Epoch: 1, Holder: "a", Seen: at(0)}, {Epoch: 2, Holder: "", Seen: at(1)}, {Epoch: 2, Holder: "b", Seen: at(2)}}, at(2)},
+		{"the first takeover counts", []LeaseChange{{Epoch: 1, Holder: "a", Seen: at(0)}, {Epoch: 2, Holder: "b", Seen: at(3)}, {Epoch: 3, Holder: "a", Seen: at(9)}}, at(3)},
+	} {
+		if got := takeoverAt(c.leases); !got.Equal(c.want) {
+			t.Errorf("%s: takeoverAt = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -616,3 +616,55 @@ func TestSessionsDoNotHoldTheWriteLockForLong(t *testing.T) {
 		}
 	}
 }
+
+func TestSchemaURL(t *testing.T) {
+	for _, c := range []struct {
+		url, schema, want string
+		bad               bool
+	}{
+		{url: "postgres://ann:pw@db/scratch", schema: "slum_experiment_leader_kill_1", want: "postgres://ann:pw@db/scratch?search_path=slum_experiment_leader_kill_1"},
+		{url: "postgres://ann@/scratch?host=/run/postgresql&search_path=public", schema: "x_1", want: "postgres://ann@/scratch?host=%2Frun%2Fpostgresql&search_path=x_1"},
+		{url: "postgres://db/scratch", schema: "Bad", bad: true},
+		{url: "postgres://db/scratch", schema: "a; DROP TABLE x", bad: true},
+		{url: "postgres://db/scratch", schema: "", bad: true},
+		{url: "/tmp/slum.db", schema: "x", bad: true},
+		{url: "host=db dbname=scratch", schema: "x", bad: true},
+	} {
+		got, err := SchemaURL(c.url, c.schema)
+		if c.bad {
+			if !errors.Is(err, slum.ErrInvalid) {
+				t.Errorf("SchemaURL(%q, %q) = %q, %v; want an ErrInvalid", c.url, c.schema, got, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "pw") {
+				t.Errorf("SchemaURL's error shows the password: %v", err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("SchemaURL(%q, %q) = %q, %v; want %q", c.url, c.schema, got, err, c.want)
+		}
+	}
+}
+
+func TestFreshSchemaStartsEmpty(t *testing.T) {
+	ctx := context.Background()
+	base := pgtest.URL(t)
+	u, err := FreshSchema(ctx, base, "slum_fresh_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.SetSettings(ctx, slum.DefaultSettings()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if u, err = FreshSchema(ctx, base, "slum_fresh_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(ctx, u); !errors.Is(err, ErrNotExist) {
+		t.Errorf("a fresh schema again holds a fleet: %v", err)
+	}
+}

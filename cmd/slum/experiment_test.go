@@ -33,6 +33,8 @@ func TestExperimentRefusesBadInput(t *testing.T) {
 		{[]string{"experiment", "--observe", "--router", "nowhere", "--out", out}, exitInvalid, "--router"},
 		{[]string{"experiment", "--observe", "--out", out}, exitNotFound, "slum init"},
 		{[]string{"experiment", "--backend", "simulator", "--out", notOurs}, exitConflict, "not an experiment's directory"},
+		{[]string{"experiment", "--fault", "leader-kill", "--out", out}, exitUsage, "give --db postgres://"},
+		{[]string{"experiment", "--fault", "kill,leader-kill", "--out", out}, exitUsage, "runs several controllers over Postgres"},
 	}
 	for _, c := range cases {
 		r := cli(t, db, "", c.args...)
