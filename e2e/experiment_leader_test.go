@@ -19,20 +19,23 @@ import (
 // leaderExpPort is the Postgres port of the leader-kill experiment's test.
 const leaderExpPort = 25433
 
-// TestExperimentLeaderKill runs the leader-kill fault as a user would, the
-// built binary against real tenement servers and a real Postgres (its URL,
-// password and all, in SLUM_DB_URL): two trials of two controllers, the
-// leader killed with SIGKILL. The standby leads, no request through its
-// router fails, nothing runs on two servers, and the password shows
-// nowhere in the output or the logs.
-func TestExperimentLeaderKill(t *testing.T) {
+// TestExperimentLeaderFaults runs the leader faults as a user would, the
+// built binary against real tenement servers and a real Postgres on
+// loopback (its URL, password and all, in SLUM_DB_URL): a trial of two
+// controllers with the leader killed with SIGKILL, and one of two
+// controllers in network namespaces with the leader's link cut. The
+// standby leads, no request through its router fails, nothing runs on two
+// servers, nothing is left behind, and the password shows nowhere in the
+// output or the logs. (One trial proves no percentile: the bound is a
+// sanity check; the README's table is made by hand.)
+func TestExperimentLeaderFaults(t *testing.T) {
 	harness.RequireTen(t)
 	harness.RequireNetns(t)
 	pg := pgtest.ServeTCP(t, []string{"127.0.0.1"}, leaderExpPort, "127.0.0.1/32")
 	out := filepath.Join(t.TempDir(), "exp")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, slumBin, "experiment", "--fault", "leader-kill", "--trials", "2", "--seed", "5", "--out", out, "-o", "json")
+	cmd := exec.CommandContext(ctx, slumBin, "experiment", "--fault", "leader-kill,leader-cut", "--trials", "1", "--seed", "5", "--out", out, "-o", "json")
 	cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL="+pg.URL("127.0.0.1"))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -48,19 +51,19 @@ func TestExperimentLeaderKill(t *testing.T) {
 	}
 	for _, tr := range rep.Trials {
 		if tr.Error != "" {
-			t.Fatalf("trial %d: %s\n%s", tr.Trial, tr.Error, stderr.String())
+			t.Fatalf("%s: %s\n%s", tr.Fault, tr.Error, stderr.String())
 		}
-		if tr.ControllerBack == nil || tr.ControllerBack.D() > 5*time.Second {
-			t.Errorf("trial %d: the standby led %v after the leader's kill, want within 5s", tr.Trial, tr.ControllerBack)
+		if tr.ControllerBack == nil || tr.ControllerBack.D() > 10*time.Second {
+			t.Errorf("%s: the standby led %v after the fault, want within 10s", tr.Fault, tr.ControllerBack)
 		}
 		if tr.Requests < 100 || tr.Failed != 0 {
-			t.Errorf("trial %d: %d of %d requests through the standby's router failed, want 0", tr.Trial, tr.Failed, tr.Requests)
+			t.Errorf("%s: %d of %d requests through the standby's router failed, want 0", tr.Fault, tr.Failed, tr.Requests)
 		}
 		if len(tr.OnTwoServers) > 0 || len(tr.LeftBehind) > 0 {
-			t.Errorf("trial %d: on two servers %v, left behind %v", tr.Trial, tr.OnTwoServers, tr.LeftBehind)
+			t.Errorf("%s: on two servers %v, left behind %v", tr.Fault, tr.OnTwoServers, tr.LeftBehind)
 		}
 		if tr.ControllerBack != nil {
-			figure(t, "experiment leader-kill: the standby leads (from the kill)", tr.ControllerBack.D())
+			figure(t, "experiment "+string(tr.Fault)+": the standby leads (from the fault)", tr.ControllerBack.D())
 		}
 	}
 	// The password is nowhere: output, progress, logs, results.

@@ -33,6 +33,10 @@ const (
 	// leading and one standing by, and kills the leader with SIGKILL: the
 	// standby must take over while the routers keep serving.
 	FaultLeaderKill Fault = "leader-kill"
+	// FaultLeaderCut is FaultLeaderKill with the leader's host cut off
+	// instead (the network link of its namespace down), then restored: it
+	// must rejoin as a standby.
+	FaultLeaderCut Fault = "leader-cut"
 	// FaultObserved is a fault an operator caused on an existing fleet,
 	// seen by Observe.
 	FaultObserved Fault = "observed"
@@ -44,11 +48,11 @@ var Faults = []Fault{FaultKill, FaultHang, FaultCut, FaultRestart, FaultControll
 
 // LeaderFaults are the faults on several controllers over Postgres: they
 // need a Postgres database and are not part of "all".
-var LeaderFaults = []Fault{FaultLeaderKill}
+var LeaderFaults = []Fault{FaultLeaderKill, FaultLeaderCut}
 
 // NeedsPostgres reports whether the fault runs several controllers over
 // one Postgres database.
-func (f Fault) NeedsPostgres() bool { return f == FaultLeaderKill }
+func (f Fault) NeedsPostgres() bool { return f == FaultLeaderKill || f == FaultLeaderCut }
 
 // Title says what the fault is, for tables and pictures.
 func (f Fault) Title() string {
@@ -67,6 +71,8 @@ func (f Fault) Title() string {
 		return "partition: most servers cut off at once"
 	case FaultLeaderKill:
 		return "kill -9 of the leading controller (Postgres, one standby)"
+	case FaultLeaderCut:
+		return "the leading controller's host cut off (Postgres, one standby)"
 	case FaultObserved:
 		return "a fault caused by the operator, observed"
 	}

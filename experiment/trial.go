@@ -37,6 +37,8 @@ type ControllerSpec struct {
 	RouterAddr string
 	// Log is the file its log goes to.
 	Log string
+	// Netns is the network namespace it runs in ("": this machine's).
+	Netns string
 }
 
 // Launcher starts the controller and its router, as 'slum run' does.
@@ -167,6 +169,12 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		fleet.Close()
 		return nil, err
 	}
+	hosts, relays, restore, err := controllerHosts(opt.Faults, fleet, opt.DB)
+	if err != nil {
+		fleet.Close()
+		return nil, err
+	}
+	defer restore()
 	defer func() {
 		fleet.Close()
 		rep.LeftBehind = append(rep.LeftBehind, namespacesLeft(fleet)...)
@@ -185,7 +193,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				return rep, nil
 			}
 			n++
-			r := trialRun{opt: opt, file: file, fleet: fleet, ids: ids, fault: f, k: k,
+			r := trialRun{opt: opt, file: file, fleet: fleet, ids: ids, hosts: hosts, relays: relays, fault: f, k: k,
 				rng: rand.New(rand.NewPCG(uint64(opt.Seed), uint64(n))), dir: filepath.Join(opt.Dir, fmt.Sprintf("%s-%d", f, k))}
 			rec := r.run(ctx)
 			if ctx.Err() != nil {
@@ -208,15 +216,17 @@ func (o Options) progress(p Progress) {
 
 // trialRun is one trial in progress.
 type trialRun struct {
-	opt   Options
-	file  *desired.File
-	fleet *localfleet.Fleet
-	ids   map[*localfleet.Member]string // each local server's id in the fleet file
-	fault Fault
-	k     int
-	rng   *rand.Rand
-	dir   string
-	rec   Record
+	opt    Options
+	file   *desired.File
+	fleet  *localfleet.Fleet
+	ids    map[*localfleet.Member]string // each local server's id in the fleet file
+	hosts  []*localfleet.Host            // the leader's and the standby's, for leader-cut
+	relays []*relay                      // the database, on each host's end of its link
+	fault  Fault
+	k      int
+	rng    *rand.Rand
+	dir    string
+	rec    Record
 }
 
 func (r *trialRun) phase(p string) {
@@ -285,6 +295,9 @@ func (t *trial) cleanup(ctx context.Context, r *trialRun) {
 	if t.stopObs != nil {
 		t.stopObs()
 	}
+	if r.fault == FaultLeaderCut && len(r.hosts) > 0 {
+		_ = r.hosts[0].SetLink(true)
+	}
 	if t.ctl != nil {
 		_ = t.ctl.Stop()
 	}
@@ -343,7 +356,10 @@ func openFleet(ctx context.Context, db string) (*store.Store, error) {
 // victims and starts watching and loading the fleet.
 func (r *trialRun) start(ctx context.Context, t *trial) error {
 	r.phase("starting the controller and the router")
-	t.spec = ControllerSpec{DB: t.db, Separate: r.fault == FaultControllerKill || r.fault.NeedsPostgres(), Log: filepath.Join(r.dir, "slum.log")}
+	var err error
+	if t.spec, err = r.controllerSpec(t.db, 0, "slum.log"); err != nil {
+		return err
+	}
 	ctl, err := r.opt.Launcher.Start(ctx, t.spec)
 	if err != nil {
 		return fmt.Errorf("start the controller: %w", err)
@@ -390,8 +406,10 @@ func (r *trialRun) start(ctx context.Context, t *trial) error {
 // stands by.
 func (r *trialRun) startStandby(ctx context.Context, t *trial) error {
 	r.phase("starting a standby controller")
-	spec := t.spec
-	spec.Log = filepath.Join(r.dir, "slum-standby.log")
+	spec, err := r.controllerSpec(t.db, 1, "slum-standby.log")
+	if err != nil {
+		return err
+	}
 	sb, err := r.opt.Launcher.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("start the standby controller: %w", err)
@@ -446,12 +464,18 @@ func (r *trialRun) fault1(ctx context.Context, t *trial) error {
 	if err := r.injectAll(ctx, t.victims); err != nil {
 		return fmt.Errorf("inject %s: %w", r.fault, err)
 	}
-	if r.fault == FaultLeaderKill {
+	switch r.fault {
+	case FaultLeaderKill:
 		if err := t.ctl.Kill(); err != nil {
 			return fmt.Errorf("kill the leader: %w", err)
 		}
 		r.rec.ControllerKilledAt = r.rec.FaultAt
 		t.ctl, t.standby = t.standby, nil
+	case FaultLeaderCut:
+		if err := r.hosts[0].SetLink(false); err != nil {
+			return fmt.Errorf("cut the leader off: %w", err)
+		}
+		r.rec.ControllerKilledAt = r.rec.FaultAt
 	}
 	if r.fault == FaultRestart {
 		// Until the restart is done the server may still list what it
@@ -485,6 +509,11 @@ func (r *trialRun) finish(ctx context.Context, t *trial) error {
 	t.healed = true
 	if err := r.healAll(ctx, t.victims); err != nil {
 		return fmt.Errorf("undo %s: %w", r.fault, err)
+	}
+	if r.fault == FaultLeaderCut {
+		if err := r.hosts[0].SetLink(true); err != nil {
+			return fmt.Errorf("undo %s: %w", r.fault, err)
+		}
 	}
 	r.phase("returning")
 	r.waitReturned(ctx, t.obs)
@@ -522,6 +551,8 @@ func (r *trialRun) faultText() string {
 		return "links of " + v + " cut"
 	case FaultLeaderKill:
 		return "kill -9 of the leading controller"
+	case FaultLeaderCut:
+		return "the leading controller's link cut"
 	}
 	return string(r.fault)
 }
@@ -540,7 +571,7 @@ func (r *trialRun) sleep(ctx context.Context, d time.Duration) bool {
 func (r *trialRun) chooseVictims() []*localfleet.Member {
 	ms := r.fleet.Members
 	n := 1
-	if r.fault == FaultLeaderKill {
+	if r.fault.NeedsPostgres() {
 		n = 0 // no server is hit: the controller is
 	} else if r.fault == FaultPartition {
 		n = min(len(ms), int(r.opt.Settings.PartitionFraction*float64(len(ms)))+1)
@@ -788,7 +819,7 @@ func (r *trialRun) waitRecovered(ctx context.Context, st *store.Store, obs *obse
 			if at := firstReasonAfter(w.Events, r.rec.FaultAt, slum.ReasonHeld, slum.ReasonFailoverBlocked); !at.IsZero() && now.Sub(at) > 3*time.Second {
 				return
 			}
-		case r.fault == FaultLeaderKill:
+		case r.fault.NeedsPostgres():
 			// Done once another controller leads and the load is calm.
 			if at := takeoverAt(w.Leases); !at.IsZero() && now.Sub(at) > quiet && calm {
 				return
@@ -881,7 +912,8 @@ func (r *trialRun) waitReturned(ctx context.Context, obs *observer) {
 	for clk.Now().Before(deadline) {
 		hs := obs.latest().Health
 		back := backAt(hs, r.rec.Victims, from)
-		if back.IsZero() && r.rec.HealAt.IsZero() && allOnline(hs, r.rec.Victims) {
+		if back.IsZero() && (len(r.rec.Victims) == 0 || r.rec.HealAt.IsZero() && allOnline(hs, r.rec.Victims)) {
+			// No server was hit (a leader fault), or none went away.
 			back = from
 		}
 		if !back.IsZero() && clk.Now().Sub(back) > r.opt.ReturnGrace+time.Second && obs.clean() {

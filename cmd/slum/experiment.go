@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -45,7 +46,7 @@ type experimentFlags struct {
 func (a *app) experimentCommand() *cobra.Command {
 	e := &experimentFlags{set: slum.DefaultSettings()}
 	cmd := &cobra.Command{
-		Use:   "experiment [--fault kill|hang|cut|restart|controller-kill|partition|all] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
+		Use:   "experiment [--fault kill|hang|cut|restart|controller-kill|partition|all|leader-kill|leader-cut] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
 		Short: "Measure what a failure costs: failover experiments on a local fleet, or observed on a real one",
 		Long: `Experiment starts a local fleet (real tenement servers, each in a network
 namespace of its own, when tenement is installed and this runs as root; slum's
@@ -71,6 +72,13 @@ and, on Postgres (--db postgres://..., or SLUM_DB_URL), not part of "all":
                    schema of its own in that database,
                    slum_experiment_leader_kill_<trial>, dropped and made
                    again: point --db at a throwaway database
+  leader-cut       the same, the leader's host cut off instead (the two
+                   controllers run in network namespaces of their own, and
+                   the leader's link goes down, then comes back: it must
+                   rejoin as a standby). Real tenement only; the controllers
+                   reach Postgres over TCP at the URL's port on this
+                   machine's end of their links (10.77.x.x), so Postgres
+                   must listen there and let 10.77.0.0/16 in
 
 Each trial starts from a converged fleet on restarted servers and a new
 database, and measures from the experiment's own clock: when the controller
@@ -108,6 +116,9 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 			if err != nil {
 				return err
 			}
+			if slices.Contains(e.parsed, experiment.FaultLeaderCut) && e.backend == "simulator" {
+				return usageError{errors.New("--fault leader-cut cuts a controller's network link: it needs real tenement servers, not --backend simulator")}
+			}
 			opt, err := e.options()
 			if err != nil {
 				return err
@@ -122,7 +133,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 }
 
 func (e *experimentFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all; leader-kill on Postgres")
+	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all; leader-kill, leader-cut on Postgres")
 	fl.IntVar(&e.trials, "trials", 5, "trials of each fault")
 	fl.Int64Var(&e.seed, "seed", 1, "seeds the choice of servers and moments, so a run can be repeated")
 	fl.IntVar(&e.servers, "servers", 3, "tenement servers in the local fleet")
@@ -454,6 +465,10 @@ func startChild(spec experiment.ControllerSpec, logf *os.File) (*child, error) {
 		}
 	}
 	cmd := exec.Command(exe, "run", "--route-addr", addr, "--metrics-addr", "")
+	if spec.Netns != "" {
+		// ip netns exec becomes slum itself: its pid is slum's.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", spec.Netns, exe}, cmd.Args[1:]...)...)
+	}
 	// The database in the environment: a Postgres URL's password stays
 	// off the command line.
 	cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL=")

@@ -35,6 +35,7 @@ func TestExperimentRefusesBadInput(t *testing.T) {
 		{[]string{"experiment", "--backend", "simulator", "--out", notOurs}, exitConflict, "not an experiment's directory"},
 		{[]string{"experiment", "--fault", "leader-kill", "--out", out}, exitUsage, "give --db postgres://"},
 		{[]string{"experiment", "--fault", "kill,leader-kill", "--out", out}, exitUsage, "runs several controllers over Postgres"},
+		{[]string{"experiment", "--db", "postgres://nobody@127.0.0.1:1/none", "--fault", "leader-cut", "--backend", "simulator", "--out", out}, exitUsage, "needs real tenement servers"},
 	}
 	for _, c := range cases {
 		r := cli(t, db, "", c.args...)
