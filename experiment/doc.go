@@ -1,7 +1,8 @@
 // Package experiment measures what a failure costs a slum fleet. It owns
 // failover experiments end to end: fault injection on a local fleet (kill -9,
 // a hang, a cut link, a tenement restart, a controller killed mid-failover,
-// a partition of most servers), steady HTTP load through slum's router at
+// a partition of most servers; on Postgres, the leading one of two
+// controllers killed or cut off), steady HTTP load through slum's router at
 // every tenant, the observation of the controller's view (the fleet
 // database) and tenement's own (its instance lists), the measurement of each
 // trial from the experiment's own clock, the results (a table of p50, p99

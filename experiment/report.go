@@ -60,8 +60,9 @@ func secs(m *Millis) (float64, bool) {
 func count(n int) (float64, bool) { return float64(n), true }
 
 var metrics = []metric{
-	{key: "detected", name: "detected: the controller declares it dead", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.Detected) }},
-	{key: "controller_back", name: "another controller holds the lease", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ControllerBack) }, only: []Fault{FaultControllerKill, FaultLeaderKill}},
+	{key: "detected", name: "detected: the controller declares it dead", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.Detected) },
+		only: []Fault{FaultKill, FaultHang, FaultCut, FaultRestart, FaultControllerKill, FaultPartition, FaultObserved}},
+	{key: "controller_back", name: "another controller holds the lease", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ControllerBack) }, only: []Fault{FaultControllerKill, FaultLeaderKill, FaultLeaderCut}},
 	{key: "running_at_controller_kill", name: "displaced instances running when it was killed", unit: Count, get: func(t Trial) (float64, bool) {
 		return count(t.RunningAtControllerKill)
 	}, only: []Fault{FaultControllerKill}},

@@ -134,12 +134,17 @@ func newHost(tag string, block, n int) (*Host, error) {
 // its route to the namespace, so packets for it are dropped on this
 // machine (they time out, as over a cut cable) and never take the default
 // route out.
+//
+// The link going down takes the namespace's route to the other
+// namespaces with it: restoring the link puts it back.
 func (h *Host) SetLink(up bool) error {
-	state := "down"
-	if up {
-		state = "up"
+	if !up {
+		return run("ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, "down")
 	}
-	return run("ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, state)
+	if err := run("ip", "netns", "exec", h.Netns, "ip", "link", "set", h.PeerIf, "up"); err != nil {
+		return err
+	}
+	return run("ip", "netns", "exec", h.Netns, "ip", "route", "replace", Subnet, "via", h.HostAddr)
 }
 
 // Remove ends every process left in the namespace (the instances of a

@@ -365,6 +365,9 @@ func trialLine(t *experiment.Trial) string {
 		return fmt.Sprintf("%.2fs", m.D().Seconds())
 	}
 	parts := []string{"detected " + f(t.Detected)}
+	if t.Fault.NeedsPostgres() {
+		parts = []string{"the standby leads " + f(t.ControllerBack)}
+	}
 	if t.Displaced > 0 {
 		parts = append(parts, fmt.Sprintf("%d displaced running again %s", t.Displaced, f(t.Replaced)))
 	}
