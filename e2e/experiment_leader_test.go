@@ -66,6 +66,14 @@ func TestExperimentLeaderFaults(t *testing.T) {
 			figure(t, "experiment "+string(tr.Fault)+": the standby leads (from the fault)", tr.ControllerBack.D())
 		}
 	}
+	if t.Failed() {
+		t.Logf("the experiment's progress:\n%s", stderr.String())
+		for _, log := range []string{"leader-kill-1/slum-standby.log", "leader-cut-1/slum.log", "leader-cut-1/slum-standby.log"} {
+			if b, err := os.ReadFile(filepath.Join(out, log)); err == nil {
+				t.Logf("%s (tail):\n%s", log, tail(strings.ReplaceAll(string(b), pg.Password, "xxxxx"), 40))
+			}
+		}
+	}
 	// The password is nowhere: output, progress, logs, results.
 	seen := stdout.String() + stderr.String()
 	_ = filepath.Walk(out, func(p string, fi os.FileInfo, err error) error {
