@@ -108,16 +108,7 @@ func dashboardFailover(t *testing.T, e *env, b *browser.Tab) {
 // Typing part of a tenant's name and Enter, keyboard only, opens its
 // page, with the tenant's own latency (p50, p99) as the router measured it.
 func dashboardSearch(t *testing.T, b *browser.Tab) {
-	b.Do("search", chromedp.KeyEvent("/"), chromedp.Sleep(50*time.Millisecond))
-	if b.Eval(`document.activeElement.id`) != "search" {
-		t.Fatal(`"/" does not focus the search box`)
-	}
-	b.Do("type", chromedp.KeyEvent("bo"))
-	b.Until("the search narrowing the tenants", `document.querySelectorAll("[data-tenant]").length === 1`, 3*time.Second)
-	b.Do("open", chromedp.KeyEvent("\r"))
-	b.Until("bob's page", `!document.getElementById("tenant-page").hidden && document.getElementById("tp-title").textContent === "bob" &&
-		!!document.querySelector('#tp-body [data-copy="bob:prod"]')`, 5*time.Second)
-	b.Until("bob's own p50 and p99", `[...document.querySelectorAll('[data-role="tenant-p50"], [data-role="tenant-p99"]')].every(e => /ms$/.test(e.textContent))`, 15*time.Second)
+	b.OpenTenantBySearch("bo", "bob", "bob:prod")
 	t.Logf("bob's page: %s requests, p50 %s, p99 %s; live log %s", b.Eval(`document.querySelector('[data-role="tenant-rps"]').textContent`),
 		b.Eval(`document.querySelector('[data-role="tenant-p50"]').textContent`), b.Eval(`document.querySelector('[data-role="tenant-p99"]').textContent`),
 		b.Eval(`document.getElementById("tp-log-state").textContent`))
