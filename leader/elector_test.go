@@ -217,10 +217,14 @@ func TestRenewDeadlineStopsActingBeforeTheLeaseLapses(t *testing.T) {
 func TestMayActOnlyWithinTheRenewDeadline(t *testing.T) {
 	clk := fakeclock.New(time.Unix(1_000_000, 0))
 	st := newStore(t, clk)
-	e, terms, _ := run(t, st, clk, "h/1/a", nil)
-	if err := e.MayAct(1); !errors.Is(err, ErrNotActing) {
-		t.Fatalf("before leading: %v", err)
+	idle, err := New(st, Config{Timing: timing, Holder: "h/2/b", Clock: clk})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := idle.MayAct(1); !errors.Is(err, ErrNotActing) {
+		t.Fatalf("an elector that never led: %v", err)
+	}
+	e, terms, _ := run(t, st, clk, "h/1/a", nil)
 	until(t, st, clk, "leads", got(terms))
 	tm := <-terms
 	if err := e.MayAct(tm.lease.Epoch); err != nil {
