@@ -38,7 +38,7 @@ func (s *Server) serveLogs(w http.ResponseWriter, r *http.Request) error {
 		writeJSON(w, http.StatusOK, res)
 		return nil
 	}
-	st := &logStream{w: w, rc: http.NewResponseController(w)}
+	st := &logStream{ctx: ctx, w: w, rc: http.NewResponseController(w)}
 	out := logs.Output{
 		Line:    func(l logs.Line) error { return st.send(wire.LogEventLine, l) },
 		Notice:  func(n logs.Notice) error { return st.send(wire.LogEventNotice, n) },
@@ -65,8 +65,11 @@ var errLogWrite = errors.New("writing the log stream failed")
 // logStream writes the events of a followed read; its keepalives come
 // from another goroutine.
 type logStream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	// ctx ends with the stream (its token revoked, the client gone): no
+	// event is written after, even one already on its way.
+	ctx context.Context
+	w   http.ResponseWriter
+	rc  *http.ResponseController
 
 	mu   sync.Mutex
 	open bool
@@ -101,6 +104,9 @@ func (st *logStream) send(event string, v any) error {
 	frame = append(append(frame, data...), "\n\n"...)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if err := st.ctx.Err(); err != nil {
+		return err
+	}
 	return st.writeLocked(frame)
 }
 

@@ -67,7 +67,8 @@ func missing(acked map[int]time.Time, cutoff time.Time, has map[int]bool) []int 
 // a copy's whole process tree dies (kill -9, as tenement kills an
 // instance's group, or the server dies); a copy elsewhere, with a data
 // directory of its own, waits out the lease, restores, and has every
-// write acknowledged more than a second before the kill.
+// write acknowledged more than the sync interval and one send before the
+// kill.
 func TestKillNineOfTheWholeTreeFailsOverWithTheData(t *testing.T) {
 	w := newWorld(t)
 	a := w.newCopy("prod", w.srv.Endpoint)
@@ -86,8 +87,12 @@ func TestKillNineOfTheWholeTreeFailsOverWithTheData(t *testing.T) {
 	b.startProcess()
 	served := b.waitServing(20 * time.Second)
 	has := b.ids()
-	if lost := missing(acked, killed.Add(-time.Second), has); len(lost) > 0 {
-		t.Fatalf("the new copy lacks %d writes acknowledged more than 1 s before the kill: %v", len(lost), lost)
+	// Litestream sends the WAL every second (the recipe's sync-interval):
+	// what it had not sent is lost, up to that second and the send's own
+	// time (1.54–1.71 s at worst measured on a loaded machine; the e2e
+	// bound is the same).
+	if lost := missing(acked, killed.Add(-2*time.Second), has); len(lost) > 0 {
+		t.Fatalf("the new copy lacks %d writes acknowledged more than 2 s before the kill (the sync interval and one send): %v", len(lost), lost)
 	}
 	var lostAll []int
 	var lastAck time.Time
