@@ -37,7 +37,7 @@ type Config struct {
 	// it is read, and a chunked one as it streams.
 	MaxBody, MaxFileBody, MaxReadFileBody int64
 	// MaxReportBody bounds a router's traffic report (about 60 bytes a
-	// tenant).
+	// tenant, 150 with its latency buckets).
 	MaxReportBody int64
 	// BodyBudget bounds the memory large bodies (over MaxBody) take at
 	// once, all requests together (twice a body's size: its bytes and

@@ -11,6 +11,7 @@ type Metrics struct {
 	Registry    *prometheus.Registry
 	requests    *prometheus.CounterVec
 	upstream    *prometheus.HistogramVec
+	tenantUp    *prometheus.HistogramVec
 	retries     prometheus.Counter
 	unavailable *prometheus.CounterVec
 	unknownHost prometheus.Counter
@@ -45,6 +46,10 @@ const (
 	errKindGone     upstreamErrorKind = "server_gone" // its server left the route table mid-exchange
 )
 
+// latencyBuckets are the upstream histograms' bounds, in seconds: the same
+// by server and by tenant, so one traffic report carries both.
+var latencyBuckets = prometheus.ExponentialBuckets(0.0001, 2.5, 14)
+
 // NewMetrics creates the router's metrics on a new registry.
 func NewMetrics() *Metrics {
 	r := prometheus.NewRegistry()
@@ -54,7 +59,10 @@ func NewMetrics() *Metrics {
 			Help: "Requests for known tenants, by tenant and status class."}, []string{"tenant", "class"}),
 		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "slum_router_upstream_duration_seconds",
 			Help:    "Time from sending a request to a tenement server until its response headers arrived, by server.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, []string{"server"}),
+			Buckets: latencyBuckets}, []string{"server"}),
+		tenantUp: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "slum_router_tenant_upstream_duration_seconds",
+			Help:    "Time from sending a request to a tenement server until its response headers arrived, by tenant.",
+			Buckets: latencyBuckets}, []string{"tenant"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_retries_total",
 			Help: "Requests retried on another copy after the first could not be connected to."}),
 		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_unavailable_total",
@@ -75,7 +83,7 @@ func NewMetrics() *Metrics {
 		Help: "Upstream exchanges ended because their server left the route table (declared dead or removed)."})
 	m.handedOff = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_fast_path_handoffs_total",
 		Help: "Client connections the fast path handed to net/http's server (a request it does not handle: upgrades, Expect, chunked bodies, HTTP/1.0...)."})
-	r.MustRegister(m.requests, m.upstream, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight,
+	r.MustRegister(m.requests, m.upstream, m.tenantUp, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight,
 		m.sourceUp, m.sourceFailures, m.deadEnded, m.handedOff)
 	return m
 }
@@ -91,14 +99,17 @@ func (m *Metrics) watchTable(p *Proxy) {
 	)
 }
 
-// tenantCounters are one tenant's request counters by class, looked up
-// once per table rather than per request.
-type tenantCounters [len(statusClasses)]prometheus.Counter
+// tenantCounters are one tenant's request counters by class and its
+// upstream latency, looked up once per table rather than per request.
+type tenantCounters struct {
+	byClass [len(statusClasses)]prometheus.Counter
+	latency prometheus.Observer
+}
 
 func (m *Metrics) countersFor(tenant string) *tenantCounters {
-	var c tenantCounters
+	c := tenantCounters{latency: m.tenantUp.WithLabelValues(tenant)}
 	for i, class := range statusClasses {
-		c[i] = m.requests.WithLabelValues(tenant, class)
+		c.byClass[i] = m.requests.WithLabelValues(tenant, class)
 	}
 	return &c
 }
@@ -107,4 +118,5 @@ func (m *Metrics) forgetTenant(tenant string) {
 	for _, class := range statusClasses {
 		m.requests.DeleteLabelValues(tenant, class)
 	}
+	m.tenantUp.DeleteLabelValues(tenant)
 }

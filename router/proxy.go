@@ -374,7 +374,7 @@ func (p *Proxy) finish(ex *exchange) {
 		ex.status = http.StatusInternalServerError
 	}
 	if ex.target != nil {
-		ex.target.counters[classIndex(ex.status)].Inc()
+		ex.target.counters.byClass[classIndex(ex.status)].Inc()
 	}
 	ctx := ex.r.Context()
 	if !p.log.Enabled(ctx, slog.LevelInfo) {

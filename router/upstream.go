@@ -155,7 +155,9 @@ func (p *Proxy) send(ex *exchange, b *backend, uc *upstreamConn) (*http.Response
 		if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			continue
 		}
-		b.latency.Observe(time.Since(sent).Seconds())
+		took := time.Since(sent).Seconds()
+		b.latency.Observe(took)
+		ex.target.counters.latency.Observe(took)
 		return resp, nil
 	}
 }

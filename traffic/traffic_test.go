@@ -155,7 +155,8 @@ func TestValidate(t *testing.T) {
 }
 
 // fillHour is an hour of 5-second reports of tenants tenants and
-// servers servers (with latency) from one router.
+// servers servers, all with latency (as the router reports), from one
+// router.
 func fillHour(h *History, clk *fakeclock.Clock, tenants, servers int) {
 	lat := make([]float64, 14)
 	for i := range lat {
@@ -165,7 +166,11 @@ func fillHour(h *History, clk *fakeclock.Clock, tenants, servers int) {
 	for step := range 720 {
 		for i := range tenants {
 			id := fmt.Sprintf("tenant-%d", i)
-			r.Tenants[id] = Counts{Requests: uint64(step * (i%50 + 1)), Errors: uint64(step)}
+			c := make([]uint64, len(lat))
+			for j := range c {
+				c[j] = uint64(step * (i%50 + 1) * (j + 1) / len(lat))
+			}
+			r.Tenants[id] = Counts{Requests: uint64(step * (i%50 + 1)), Errors: uint64(step), Latency: c}
 		}
 		for i := range servers {
 			c := make([]uint64, len(lat))

@@ -83,8 +83,10 @@ function drawTenantPage() {
       h("div", { class: "panel" }, h("h3", { text: "Traffic, last 10 minutes" }),
         h("div", { class: "chart-now" },
           h("span", { class: "k-rps" }, h("b", { "data-role": "tenant-rps", text: rate ? fmtRate(rate.rps) : "–" }), " requests"),
-          h("span", { class: "k-err" }, h("b", { text: rate ? fmtPct(rate.error_rate) : "–" }), " errors")),
-        sparkline(id, true), chartKey(["rps", "err"]))),
+          h("span", { class: "k-err" }, h("b", { text: rate ? fmtPct(rate.error_rate) : "–" }), " errors"),
+          h("span", { class: "k-p50" }, h("b", { "data-role": "tenant-p50", text: rate && rate.p50_ms ? fmtMs(rate.p50_ms) : "–" }), " p50"),
+          h("span", { class: "k-p99" }, h("b", { "data-role": "tenant-p99", text: rate && rate.p99_ms ? fmtMs(rate.p99_ms) : "–" }), " p99")),
+        sparkline(id, true), chartKey(["rps", "err", "p50", "p99"]))),
     h("div", { class: "panel" }, h("h3", { text: "Copies" }), h("table", { class: "copies" },
       h("thead", {}, h("tr", {}, ["copy", "process", "server", "phase", "role", "what slum says"].map((x) => h("th", { text: x })))),
       h("tbody", {}, insts.map((i) => {

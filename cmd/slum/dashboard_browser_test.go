@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,123 +17,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/slum-fleet/slum/api"
+	"github.com/slum-fleet/slum/internal/browser"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/reconcile"
 	"github.com/slum-fleet/slum/router"
 	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 )
-
-// findChromium is Debian's Chromium (or another Chrome) on PATH. In CI
-// (CI=true) a missing browser fails the test; elsewhere it skips, loudly.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	const why = "no Chromium on PATH (scripts/setup.sh installs Debian's chromium): the dashboard is not tested in a browser"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(why)
-	}
-	fmt.Fprintln(os.Stderr, "SKIP: "+why)
-	t.Skip(why)
-	return ""
-}
-
-// artifactDir is where screenshots go: $SLUM_TEST_ARTIFACTS, or the
-// test's temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("SLUM_TEST_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
-
-// browser is a headless Chromium tab.
-type browser struct {
-	t   *testing.T
-	ctx context.Context
-}
-
-func startBrowser(t *testing.T, path string) *browser {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 900),
-		chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first action starts the browser: no deadline on it, as one
-	// would stop the browser with it.
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start %s: %v", path, err)
-	}
-	return &browser{t: t, ctx: ctx}
-}
-
-func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		b.t.Fatalf("browser: %s: %v", what, err)
-	}
-}
-
-func (b *browser) eval(js string) string {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-	if err != nil {
-		b.t.Fatalf("browser: %s: %v", js, err)
-	}
-	return v
-}
-
-// until polls the page until js is "true", and returns when it was.
-func (b *browser) until(what, js string, limit time.Duration) time.Time {
-	b.t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		if b.eval("String(!!("+js+"))") == "true" {
-			return time.Now()
-		}
-		if time.Now().After(deadline) {
-			b.screenshot("failed")
-			b.t.Fatalf("the page did not show %s within %s", what, limit)
-		}
-		time.Sleep(15 * time.Millisecond)
-	}
-}
-
-func (b *browser) screenshot(name string) string {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	// Let the highlights of what just changed fade, for a picture of the
-	// page as a person sees it a moment later.
-	_ = chromedp.Do(ctx, chromedp.Sleep(1600*time.Millisecond))
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return ""
-	}
-	path := filepath.Join(artifactDir(b.t), "dashboard-"+name+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return ""
-	}
-	b.t.Logf("screenshot: %s", path)
-	return path
-}
 
 // dashFleet is a live fleet for the dashboard's browser tests: a
 // controller with its router and API ('slum run --route-addr --api-addr',
@@ -242,19 +130,19 @@ func (f *dashFleet) load(ctx context.Context, tenants ...string) {
 
 // openDashboard starts a live fleet with more extra tenants and a
 // browser signed in to its dashboard.
-func openDashboard(t *testing.T, more int) (*dashFleet, *browser) {
-	chromium := findChromium(t)
+func openDashboard(t *testing.T, more int) (*dashFleet, *browser.Tab) {
+	chromium := browser.FindChromium(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	f := startDashFleet(t, ctx, more)
-	b := startBrowser(t, chromium)
+	b := browser.Start(t, chromium)
 	f.signIn(b)
 	return f, b
 }
 
 // signIn opens the dashboard and signs in with the fleet's admin token.
-func (f *dashFleet) signIn(b *browser) {
-	b.do("sign in", chromedp.Navigate(f.stk.APIURL+"/"), chromedp.WaitVisible("#token"),
+func (f *dashFleet) signIn(b *browser.Tab) {
+	b.Do("sign in", chromedp.Navigate(f.stk.APIURL+"/"), chromedp.WaitVisible("#token"),
 		chromedp.SendKeys("#token", f.token), chromedp.Click("#login-form button"))
 }
 
@@ -270,46 +158,46 @@ func TestDashboardInABrowser(t *testing.T) {
 	dashboardShowsTraffic(t, b, f)
 	dashboardShowsFailover(t, b, f)
 	dashboardShowsMove(t, b, f)
-	dashboardOpensTenantBySearch(t, b)
+	dashboardOpensTenantBySearch(b)
 	dashboardFitsAPhone(t, b)
 	dashboardTakesEventsOnlyBatches(t, b, f)
 }
 
-func dashboardConverges(t *testing.T, b *browser, f *dashFleet) {
-	b.until("the three servers", `document.querySelectorAll("[data-server]").length === 3`, 10*time.Second)
-	b.until("every server online and every instance running",
+func dashboardConverges(t *testing.T, b *browser.Tab, f *dashFleet) {
+	b.Until("the three servers", `document.querySelectorAll("[data-server]").length === 3`, 10*time.Second)
+	b.Until("every server online and every instance running",
 		`[...document.querySelectorAll("[data-server]")].every(e => e.dataset.health === "online") &&
 		 [...document.querySelectorAll("[data-instance]")].length === 4 &&
 		 [...document.querySelectorAll("[data-instance]")].every(e => e.dataset.phase === "running")`, 15*time.Second)
-	if got := b.eval(`[...document.querySelectorAll("[data-server]")].map(e => e.dataset.server).join(",")`); got != "s1,s2,s3" {
+	if got := b.Eval(`[...document.querySelectorAll("[data-server]")].map(e => e.dataset.server).join(",")`); got != "s1,s2,s3" {
 		t.Fatalf("servers on the page: %s", got)
 	}
-	if sessionToken := b.eval(`sessionStorage.getItem("slum.token") || ""`); sessionToken != f.token || b.eval(`localStorage.length + ""`) != "0" {
+	if sessionToken := b.Eval(`sessionStorage.getItem("slum.token") || ""`); sessionToken != f.token || b.Eval(`localStorage.length + ""`) != "0" {
 		t.Fatal("the token is not kept in the session only")
 	}
-	b.screenshot("converged")
+	b.Screenshot("converged")
 }
 
 // Traffic sent through the router shows on the fleet's chart, on the
 // serving server's and as the tenant's rate.
-func dashboardShowsTraffic(t *testing.T, b *browser, f *dashFleet) {
+func dashboardShowsTraffic(t *testing.T, b *browser.Tab, f *dashFleet) {
 	lctx, stop := context.WithCancel(f.ctx)
 	t.Cleanup(stop)
 	f.load(lctx, "alice", "bob", "bob", "carol")
-	b.until("traffic on the fleet's chart", `+document.getElementById("fleet-chart").dataset.peak > 5`, 20*time.Second)
-	b.until("bob's rate", `(document.querySelector('[data-tenant="bob"] .rate-num') || {}).textContent?.endsWith("/s") &&
+	b.Until("traffic on the fleet's chart", `+document.getElementById("fleet-chart").dataset.peak > 5`, 20*time.Second)
+	b.Until("bob's rate", `(document.querySelector('[data-tenant="bob"] .rate-num') || {}).textContent?.endsWith("/s") &&
 		document.querySelector('[data-tenant="bob"] .rate-num').textContent !== "0/s"`, 10*time.Second)
-	b.until("s2's upstream rate", `!/^–/.test(document.querySelector('[data-server="s2"] .k-rps b').textContent)`, 10*time.Second)
-	t.Logf("traffic on the page: fleet %s, bob %s", b.eval(`document.querySelector('[data-role="fleet-rps"]').textContent`),
-		b.eval(`document.querySelector('[data-tenant="bob"] .rate-num').textContent`))
-	b.screenshot("traffic")
+	b.Until("s2's upstream rate", `!/^–/.test(document.querySelector('[data-server="s2"] .k-rps b').textContent)`, 10*time.Second)
+	t.Logf("traffic on the page: fleet %s, bob %s", b.Eval(`document.querySelector('[data-role="fleet-rps"]').textContent`),
+		b.Eval(`document.querySelector('[data-tenant="bob"] .rate-num').textContent`))
+	b.Screenshot("traffic")
 }
 
 // A server goes offline: the page shows it dead, the failover drawn on
 // the timeline, and what the dead server ran and where it went, all
 // without starting over.
-func dashboardShowsFailover(t *testing.T, b *browser, f *dashFleet) {
-	resets := b.eval(`document.getElementById("live").dataset.resets`)
+func dashboardShowsFailover(t *testing.T, b *browser.Tab, f *dashFleet) {
+	resets := b.Eval(`document.getElementById("live").dataset.resets`)
 	if err := f.sims["s2"].Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +205,7 @@ func dashboardShowsFailover(t *testing.T, b *browser, f *dashFleet) {
 		s, err := f.st.ServerStatus(f.ctx, "s2")
 		return err == nil && s.Health == "dead"
 	})
-	shown := b.until("s2 dead", `document.querySelector('[data-server="s2"]').dataset.health === "dead"`, 5*time.Second)
+	shown := b.Until("s2 dead", `document.querySelector('[data-server="s2"]').dataset.health === "dead"`, 5*time.Second)
 	if d := shown.Sub(dead); d > time.Second {
 		t.Errorf("the page showed s2 dead %s after the database", d)
 	} else {
@@ -328,83 +216,76 @@ func dashboardShowsFailover(t *testing.T, b *browser, f *dashFleet) {
 		return err == nil && in.ServerID != "s2"
 	})
 	in, _ := f.st.GetInstance(f.ctx, "bob:prod")
-	shown = b.until("bob on "+in.ServerID, `!!document.querySelector('[data-server="`+in.ServerID+`"] [data-instance="bob:prod"]')`, 5*time.Second)
+	shown = b.Until("bob on "+in.ServerID, `!!document.querySelector('[data-server="`+in.ServerID+`"] [data-instance="bob:prod"]')`, 5*time.Second)
 	if d := shown.Sub(moved); d > time.Second {
 		t.Errorf("the page showed bob's failover %s after the database", d)
 	} else {
 		t.Logf("bob failed over to %s: on the page %s after the database", in.ServerID, d.Round(time.Millisecond))
 	}
-	b.until("bob served again", `(document.querySelector('[data-tenant="bob"] [data-serving-copy]') || {}).dataset?.servingCopy === "prod@`+in.ServerID+`"`, 10*time.Second)
-	b.until("the failover on the timeline", `!!document.querySelector('[data-failover="s2"]') &&
+	b.Until("bob served again", `(document.querySelector('[data-tenant="bob"] [data-serving-copy]') || {}).dataset?.servingCopy === "prod@`+in.ServerID+`"`, 10*time.Second)
+	b.Until("the failover on the timeline", `!!document.querySelector('[data-failover="s2"]') &&
 		["suspect", "dead", "placed", "replaced", "served"].every(k => document.querySelector('#timeline [data-mark="' + k + '"]'))`, 5*time.Second)
-	b.until("what s2 ran, and where it went", `!!document.querySelector('[data-server="s2"] [data-went="bob:prod"]')`, 2*time.Second)
-	if got := b.eval(`document.getElementById("live").dataset.resets`); got != resets {
+	b.Until("what s2 ran, and where it went", `!!document.querySelector('[data-server="s2"] [data-went="bob:prod"]')`, 2*time.Second)
+	if got := b.Eval(`document.getElementById("live").dataset.resets`); got != resets {
 		t.Errorf("the failover made the page start over (%s resets, was %s)", got, resets)
 	}
-	t.Logf("timeline: %s", b.eval(`document.querySelector('[data-failover="s2"]').textContent`))
-	b.screenshot("failover")
+	t.Logf("timeline: %s", b.Eval(`document.querySelector('[data-failover="s2"]').textContent`))
+	b.Screenshot("failover")
 }
 
 // A tenant moved by hand.
-func dashboardShowsMove(t *testing.T, b *browser, f *dashFleet) {
+func dashboardShowsMove(t *testing.T, b *browser.Tab, f *dashFleet) {
 	start := time.Now()
 	if _, err := f.st.MoveInstance(f.ctx, "carol:prod", "s1"); err != nil {
 		t.Fatal(err)
 	}
-	shown := b.until("carol on s1", `!!document.querySelector('[data-server="s1"] [data-instance="carol:prod"]')`, 5*time.Second)
+	shown := b.Until("carol on s1", `!!document.querySelector('[data-server="s1"] [data-instance="carol:prod"]')`, 5*time.Second)
 	if d := shown.Sub(start); d > time.Second {
 		t.Errorf("the page showed carol's move %s after the commit", d)
 	} else {
 		t.Logf("carol moved: on the page %s after the commit", d.Round(time.Millisecond))
 	}
-	b.until("carol served from s1", `(document.querySelector('[data-tenant="carol"] [data-serving-copy]') || {}).dataset?.servingCopy === "prod@s1"`, 10*time.Second)
-	b.until("the events", `[...document.querySelectorAll("[data-event]")].some(e => e.dataset.event === "ServerDead")`, 2*time.Second)
-	if !regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3}$`).MatchString(b.eval(`document.querySelector("#events time").textContent`)) {
+	b.Until("carol served from s1", `(document.querySelector('[data-tenant="carol"] [data-serving-copy]') || {}).dataset?.servingCopy === "prod@s1"`, 10*time.Second)
+	b.Until("the events", `[...document.querySelectorAll("[data-event]")].some(e => e.dataset.event === "ServerDead")`, 2*time.Second)
+	if !regexp.MustCompile(`^\d\d:\d\d:\d\d\.\d{3}$`).MatchString(b.Eval(`document.querySelector("#events time").textContent`)) {
 		t.Error("events are not stamped to the millisecond")
 	}
-	if b.eval(`document.getElementById("live").dataset.state`) != "live" {
+	if b.Eval(`document.getElementById("live").dataset.state`) != "live" {
 		t.Error("the page does not say it is live")
 	}
-	b.screenshot("moved")
+	b.Screenshot("moved")
 }
 
 // Typing part of a tenant's name and Enter, keyboard only, opens its page:
-// its copies, traffic and live log; Escape closes it.
-func dashboardOpensTenantBySearch(t *testing.T, b *browser) {
-	b.do("search", chromedp.KeyEvent("/"), chromedp.Sleep(50*time.Millisecond))
-	if b.eval(`document.activeElement.id`) != "search" {
-		t.Fatal(`"/" does not focus the search box`)
-	}
-	b.do("type", chromedp.KeyEvent("car"))
-	b.until("the search narrowing the tenants", `document.querySelectorAll("[data-tenant]").length === 1`, 2*time.Second)
-	b.do("open", chromedp.KeyEvent("\r"))
-	b.until("carol's page", `!document.getElementById("tenant-page").hidden && document.getElementById("tp-title").textContent === "carol" &&
-		!!document.querySelector('#tp-body [data-copy="carol:prod"]')`, 3*time.Second)
-	b.until("carol's live log", `/following|ended|closed/.test(document.getElementById("tp-log-state").textContent) &&
+// its copies, traffic (its own p50 and p99 too) and live log; Escape
+// closes it.
+func dashboardOpensTenantBySearch(b *browser.Tab) {
+	b.OpenTenantBySearch("car", "carol", "carol:prod")
+	b.Until("carol's live log", `/following|ended|closed/.test(document.getElementById("tp-log-state").textContent) &&
 		document.querySelectorAll("#tp-log .logline").length > 0`, 10*time.Second)
-	b.screenshot("tenant")
-	b.do("close", chromedp.KeyEvent("\x1b"))
-	b.until("the page closed", `document.getElementById("tenant-page").hidden`, 2*time.Second)
-	b.do("clear the search", chromedp.Focus("#search"), chromedp.KeyEvent("\x1b"))
+	b.Screenshot("tenant")
+	b.Do("close", chromedp.KeyEvent("\x1b"))
+	b.Until("the page closed", `document.getElementById("tenant-page").hidden`, 2*time.Second)
+	b.Do("clear the search", chromedp.Focus("#search"), chromedp.KeyEvent("\x1b"))
 }
 
 // In a phone-sized window nothing is wider than the screen.
-func dashboardFitsAPhone(t *testing.T, b *browser) {
-	b.do("phone", chromedp.EmulateViewport(390, 844))
-	b.until("a layout that fits", `document.documentElement.scrollWidth <= window.innerWidth + 1`, 3*time.Second)
-	b.screenshot("phone")
-	b.do("desktop", chromedp.EmulateViewport(1400, 900))
+func dashboardFitsAPhone(t *testing.T, b *browser.Tab) {
+	b.Do("phone", chromedp.EmulateViewport(390, 844))
+	b.Until("a layout that fits", `document.documentElement.scrollWidth <= window.innerWidth + 1`, 3*time.Second)
+	b.Screenshot("phone")
+	b.Do("desktop", chromedp.EmulateViewport(1400, 900))
 }
 
 // A batch that carries only events (an API token made: no object
 // changes) is shown like any other, without the page starting over.
-func dashboardTakesEventsOnlyBatches(t *testing.T, b *browser, f *dashFleet) {
-	resets := b.eval(`document.getElementById("live").dataset.resets`)
+func dashboardTakesEventsOnlyBatches(t *testing.T, b *browser.Tab, f *dashFleet) {
+	resets := b.Eval(`document.getElementById("live").dataset.resets`)
 	if _, _, err := f.st.CreateAPIToken(f.ctx, slum.RoleRead, "events-only"); err != nil {
 		t.Fatal(err)
 	}
-	b.until("the token's event", `[...document.querySelectorAll("[data-event]")].some(e => e.textContent.includes("events-only"))`, 3*time.Second)
-	if got := b.eval(`document.getElementById("live").dataset.resets`); got != resets {
+	b.Until("the token's event", `[...document.querySelectorAll("[data-event]")].some(e => e.textContent.includes("events-only"))`, 3*time.Second)
+	if got := b.Eval(`document.getElementById("live").dataset.resets`); got != resets {
 		t.Errorf("an events-only batch made the page start over (%s resets, was %s)", got, resets)
 	}
 }
@@ -416,40 +297,40 @@ func dashboardTakesEventsOnlyBatches(t *testing.T, b *browser, f *dashFleet) {
 func TestDashboardWithAThousandTenants(t *testing.T) {
 	f, b := openDashboard(t, 1000)
 	ctx := f.ctx
-	b.until("1,003 tenants", `document.getElementById("tenant-count").textContent.includes("1003")`, 20*time.Second)
-	first := b.eval(`String(window.slumPerf.firstRender.toFixed(1))`)
-	t.Logf("1,003 tenants: first render %s ms after signing in (draw alone %s ms)", first, b.eval(`String(window.slumPerf.firstDraw.toFixed(1))`))
+	b.Until("1,003 tenants", `document.getElementById("tenant-count").textContent.includes("1003")`, 20*time.Second)
+	first := b.Eval(`String(window.slumPerf.firstRender.toFixed(1))`)
+	t.Logf("1,003 tenants: first render %s ms after signing in (draw alone %s ms)", first, b.Eval(`String(window.slumPerf.firstDraw.toFixed(1))`))
 	// Under the race detector the API's answer, not the page, is slow:
 	// then only the page's own drawing is held to the second.
 	limitOn := first
 	if raceEnabled {
-		limitOn = b.eval(`String(window.slumPerf.firstDraw.toFixed(1))`)
+		limitOn = b.Eval(`String(window.slumPerf.firstDraw.toFixed(1))`)
 	}
 	if ms, _ := strconv.ParseFloat(limitOn, 64); ms > 1000 {
 		t.Errorf("first render took %s ms, over 1 s", limitOn)
 	}
-	b.until("the controller settled", `[...state.objects.instance.values()].filter(i => i.status && i.status.phase === "running").length >= 1004`, 60*time.Second)
-	b.eval(`String(window.slumPerf.batches.length = window.slumPerf.shown.length = 0)`)
+	b.Until("the controller settled", `[...state.objects.instance.values()].filter(i => i.status && i.status.phase === "running").length >= 1004`, 60*time.Second)
+	b.Eval(`String(window.slumPerf.batches.length = window.slumPerf.shown.length = 0)`)
 	for i := range 10 {
 		if _, err := f.st.UpdateTenant(ctx, fmt.Sprintf("t%04d", i), slum.TenantUpdate{Region: ptr("eu")}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(150 * time.Millisecond)
 	}
-	b.until("ten batches", `window.slumPerf.batches.length >= 10`, 10*time.Second)
-	worst := b.eval(`String(Math.max(...window.slumPerf.batches).toFixed(1))`)
+	b.Until("ten batches", `window.slumPerf.batches.length >= 10`, 10*time.Second)
+	worst := b.Eval(`String(Math.max(...window.slumPerf.batches).toFixed(1))`)
 	t.Logf("1,003 tenants: a watch batch applied (read and drawn) in %s ms at worst, median %s ms, of %s; on screen %s ms after it arrived at worst (the browser's next frame included); the last draw by part (ms): %s",
-		worst, b.eval(`String(window.slumPerf.batches.slice().sort((a, b) => a - b)[window.slumPerf.batches.length >> 1].toFixed(1))`),
-		b.eval(`String(window.slumPerf.batches.length)`), b.eval(`String(Math.max(...window.slumPerf.shown).toFixed(1))`),
-		b.eval(`JSON.stringify(window.slumPerf.sections)`))
+		worst, b.Eval(`String(window.slumPerf.batches.slice().sort((a, b) => a - b)[window.slumPerf.batches.length >> 1].toFixed(1))`),
+		b.Eval(`String(window.slumPerf.batches.length)`), b.Eval(`String(Math.max(...window.slumPerf.shown).toFixed(1))`),
+		b.Eval(`JSON.stringify(window.slumPerf.sections)`))
 	// The median: a busy machine (CI's is not) stalls some batches' reads
 	// for reasons not the page's; the worst is in the log above. Under the
 	// race detector the figures are logged only.
-	median := b.eval(`String(window.slumPerf.batches.slice().sort((a, b) => a - b)[window.slumPerf.batches.length >> 1].toFixed(1))`)
+	median := b.Eval(`String(window.slumPerf.batches.slice().sort((a, b) => a - b)[window.slumPerf.batches.length >> 1].toFixed(1))`)
 	if ms, _ := strconv.ParseFloat(median, 64); ms > 50 && !raceEnabled {
 		t.Errorf("a batch took %s ms (median), over 50", median)
 	}
-	b.screenshot("thousand")
+	b.Screenshot("thousand")
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -470,7 +351,7 @@ func waitDB(t *testing.T, what string, cond func() bool) time.Time {
 // A held plan shows with its Approve button for admin tokens only, and the
 // button approves it once.
 func TestDashboardApprovesAHeldPlan(t *testing.T) {
-	chromium := findChromium(t)
+	chromium := browser.FindChromium(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
@@ -491,22 +372,22 @@ func TestDashboardApprovesAHeldPlan(t *testing.T) {
 	}
 	defer func() { cancel(); <-done }()
 
-	b := startBrowser(t, chromium)
-	b.do("sign in as a reader", chromedp.Navigate(url+"/"), chromedp.WaitVisible("#token"),
+	b := browser.Start(t, chromium)
+	b.Do("sign in as a reader", chromedp.Navigate(url+"/"), chromedp.WaitVisible("#token"),
 		chromedp.SendKeys("#token", reader), chromedp.Click("#login-form button"))
-	b.until("the held plan", `!!document.querySelector('[data-hold-id="1"]')`, 10*time.Second)
-	if b.eval(`String(!!document.querySelector('[data-hold="1"]'))`) != "false" {
+	b.Until("the held plan", `!!document.querySelector('[data-hold-id="1"]')`, 10*time.Second)
+	if b.Eval(`String(!!document.querySelector('[data-hold="1"]'))`) != "false" {
 		t.Fatal("a read token is offered the Approve button")
 	}
-	b.do("sign out", chromedp.Click("#signout"), chromedp.WaitVisible("#token"))
-	if b.eval(`sessionStorage.getItem("slum.token") || ""`) != "" {
+	b.Do("sign out", chromedp.Click("#signout"), chromedp.WaitVisible("#token"))
+	if b.Eval(`sessionStorage.getItem("slum.token") || ""`) != "" {
 		t.Fatal("signing out kept the token")
 	}
-	b.do("sign in as an admin", chromedp.SendKeys("#token", admin), chromedp.Click("#login-form button"))
-	b.until("the Approve button", `!!document.querySelector('[data-hold="1"]')`, 10*time.Second)
-	b.screenshot("held")
-	b.do("approve", chromedp.Click(`[data-hold="1"]`))
-	b.until("the plan approved", `document.querySelector('[data-hold-id="1"]').classList.contains("approved")`, 5*time.Second)
+	b.Do("sign in as an admin", chromedp.SendKeys("#token", admin), chromedp.Click("#login-form button"))
+	b.Until("the Approve button", `!!document.querySelector('[data-hold="1"]')`, 10*time.Second)
+	b.Screenshot("held")
+	b.Do("approve", chromedp.Click(`[data-hold="1"]`))
+	b.Until("the plan approved", `document.querySelector('[data-hold-id="1"]').classList.contains("approved")`, 5*time.Second)
 	holds, err := st.RecentHolds(ctx, 1)
 	if err != nil || len(holds) != 1 || holds[0].State != slum.HoldApproved || holds[0].ApprovedBy != "dashboard via API token 1 (ann)" {
 		t.Fatalf("the hold after the click: %+v %v", holds, err)
