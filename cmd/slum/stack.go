@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -149,11 +150,14 @@ func (s *stack) lead(st *store.Store, el *leader.Elector, cfg reconcile.Config, 
 		cfg.MayAct = func() error { return el.MayAct(lease.Epoch) }
 		c := reconcile.New(st, reconcile.HTTPClientFactory(cfg.ActionTimeout), cfg, log, metrics)
 		s.ctrl.Store(c)
-		go rebalance.NewAuto(st, clock.Real{}, log).Run(ctx) // off unless the fleet's rebalance setting is on
-		dctx, stopDG := context.WithCancel(ctx)
-		dgDone := make(chan struct{})
-		go func() { defer close(dgDone); _ = dg.Run(dctx, lease.Fence()) }()
-		defer func() { stopDG(); <-dgDone }()
+		// Beside the controller, for this term only: the rebalancer (off
+		// unless the fleet's setting is on) and the data guard. Both have
+		// stopped before the term is over, so neither acts after it.
+		bctx, stopBeside := context.WithCancel(ctx)
+		var beside sync.WaitGroup
+		beside.Go(func() { rebalance.NewAuto(st, clock.Real{}, log).Run(bctx) })
+		beside.Go(func() { _ = dg.Run(bctx, lease.Fence()) })
+		defer func() { stopBeside(); beside.Wait() }()
 		return c.Run(ctx, lease.Fence())
 	}
 }
