@@ -136,7 +136,15 @@ func openConns(ctx context.Context, path string, create bool) (*conns, error) {
 	// wait on the busy timeout instead of failing on a lock upgrade. The
 	// journal mode is set only once the file is known to be slum's: it is
 	// written into the file.
+	//
+	// mode=rw: prepareFile made the file if it was to be made, so no
+	// connection a pool opens later may create one. Without it a pool
+	// opening a connection after the file was deleted would put an empty
+	// database at the path, and the watch would read that as "replaced".
 	dsn := "file:" + path + "?_foreign_keys=on&_busy_timeout=10000&_synchronous=NORMAL&_txlock=immediate"
+	if path != ":memory:" {
+		dsn += "&mode=rw"
+	}
 	sqldb, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)

@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +58,18 @@ func TestCheckSeesTheFileDeletedOrReplaced(t *testing.T) {
 	}
 	if err := st.Check(ctx); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "deleted") {
 		t.Fatalf("deleted: %v", err)
+	}
+	// A connection the pools open now (their idle ones dropped) must not
+	// put a new empty database at the path.
+	c := e.cur.Load()
+	for _, p := range []*sql.DB{c.sql, c.read} {
+		p.SetMaxIdleConns(0)
+		if _, err := p.ExecContext(ctx, "SELECT 1"); err == nil {
+			t.Fatal("a fresh connection opened a deleted file")
+		}
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a connection made a new file at the deleted path: %v", err)
 	}
 	if err := st.Reopen(ctx); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("reopen with no file: %v", err)
