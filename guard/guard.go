@@ -6,11 +6,13 @@
 // `litestream replicate` as two children:
 //
 //   - It renews the lease every TTL/4. When it cannot renew by the renew
-//     deadline it kills Litestream at once (so this copy can no longer
-//     write the replica) and keeps the app serving; it restarts Litestream
-//     once a renewal of its unchanged lease succeeds again.
+//     deadline (shorter than the TTL another copy waits out) it kills
+//     Litestream and freezes the app (SIGSTOP, its whole tree), so this
+//     copy neither writes the replica nor acknowledges a write another
+//     copy could never see; once a renewal of its unchanged lease
+//     succeeds again it resumes the app and restarts Litestream.
 //   - When it learns that another copy holds the lease, or that the lease
-//     was revoked, it kills Litestream, stops the app and exits with
+//     was revoked, it kills Litestream and the app at once and exits with
 //     ExitFenced.
 //   - On SIGTERM, when the app exits, when an observer asks for a handover,
 //     and when its parent (tenement's `ten`) dies, it stops the app, lets

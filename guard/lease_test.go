@@ -2,6 +2,8 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,7 +123,45 @@ func TestRevokedHolderStopsItsApp(t *testing.T) {
 	t.Logf("FIGURE revoke → the holder's app stopped: %s", time.Since(revoked).Round(time.Millisecond))
 }
 
-func TestCutOffHolderKillsLitestreamByTheDeadlineAndKeepsServing(t *testing.T) {
+// appPID is the pid of the copy's app as its guard logged it.
+func (c *tenantCopy) appPID() int {
+	m := regexp.MustCompile(`app: started \S+ \(pid (\d+)`).FindAllStringSubmatch(c.log.String(), -1)
+	if len(m) == 0 {
+		return 0
+	}
+	pid, _ := strconv.Atoi(m[len(m)-1][1])
+	return pid
+}
+
+// processState is a process's state letter in /proc ("T": stopped).
+func processState(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// quick is a client that gives up fast: a frozen app answers nothing.
+var quick = &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// acked reports whether the copy acknowledged one write within quick's
+// timeout.
+func (c *tenantCopy) acked(body string) bool {
+	resp, err := quick.Post(c.url("/writes"), "text/plain", strings.NewReader(body))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var r struct{ ID int }
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&r) == nil && r.ID != 0
+}
+
+func TestCutOffHolderFreezesItsAppByTheDeadlineAndResumes(t *testing.T) {
 	w := newWorld(t)
 	px := w.srv.Proxy(t)
 	a := w.newCopy("prod", px.Endpoint)
@@ -130,27 +170,31 @@ func TestCutOffHolderKillsLitestreamByTheDeadlineAndKeepsServing(t *testing.T) {
 	if ok, _ := waitFor(5*time.Second, func() bool { return a.litestreamPID() != 0 }); !ok {
 		t.Fatal("litestream never started")
 	}
+	app := a.appPID()
 	cut := time.Now()
 	px.Cut()
-	ok, took := waitFor(3*time.Second, func() bool { return a.litestreamPID() == 0 })
+	ok, took := waitFor(3*time.Second, func() bool { return a.litestreamPID() == 0 && processState(app) == "T" })
 	if !ok {
-		t.Fatal("litestream still runs 3 s after the store became unreachable")
+		t.Fatalf("3 s after the store became unreachable: litestream pid %d, app state %q; log:\n%s", a.litestreamPID(), processState(app), a.log.String())
 	}
 	// the deadline counts from the last renewal sent, which was at most
 	// TTL/4 before the cut
 	if took > lease.DefaultTiming.RenewDeadline+100*time.Millisecond {
-		t.Fatalf("litestream was killed %s after the cut, later than the renew deadline %s", took, lease.DefaultTiming.RenewDeadline)
+		t.Fatalf("litestream killed and the app frozen %s after the cut, later than the renew deadline %s", took, lease.DefaultTiming.RenewDeadline)
 	}
-	if !a.serving() {
-		t.Fatal("a copy cut off from the store must keep serving")
+	if a.acked("while frozen") {
+		t.Fatal("a copy whose lease may lapse acknowledged a write")
 	}
-	a.mustWrite("while cut off")
 	time.Sleep(300 * time.Millisecond)
 	px.Restore() // within the TTL of no one else: the lease is still ours
-	if ok, _ := waitFor(5*time.Second, func() bool { return a.litestreamPID() != 0 }); !ok {
-		t.Fatalf("litestream did not restart once renewals succeeded again; log:\n%s", a.log.String())
+	if ok, _ := waitFor(5*time.Second, func() bool { return a.litestreamPID() != 0 && a.serving() }); !ok {
+		t.Fatalf("the app did not resume and litestream restart once renewals succeeded again; log:\n%s", a.log.String())
 	}
-	t.Logf("FIGURE store cut off → litestream killed after %s (deadline %s after the last renewal); app kept serving; restarted on reconnect (cut %s)",
+	if pid := a.appPID(); pid != app {
+		t.Fatalf("the app was restarted (pid %d, was %d), want the same process resumed", pid, app)
+	}
+	a.mustWrite("after the cut healed")
+	t.Logf("FIGURE store cut off → litestream killed and the app frozen after %s (deadline %s after the last renewal); resumed on reconnect (cut %s)",
 		took.Round(time.Millisecond), lease.DefaultTiming.RenewDeadline, time.Since(cut).Round(time.Millisecond))
 }
 
@@ -170,7 +214,7 @@ func TestStaleCopyNeverReplicatesOverTheNewHolder(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // replicated
 	px.Cut()
 	var stale []string
-	for i := range 5 { // the cut-off copy still acknowledges writes: they are its own
+	for i := range 5 { // until its renew deadline the cut-off copy still acknowledges writes: they are its own
 		resp := a.mustWrite("a-after-" + strconv.Itoa(i))
 		stale = append(stale, strconv.Itoa(resp))
 	}
@@ -180,6 +224,10 @@ func TestStaleCopyNeverReplicatesOverTheNewHolder(t *testing.T) {
 	var bIDs []int
 	for i := range 5 {
 		bIDs = append(bIDs, b.mustWrite("b-"+strconv.Itoa(i)))
+		// the attempt at a second writer: once b serves, a acknowledges nothing
+		if a.acked("a-while-b-serves-" + strconv.Itoa(i)) {
+			t.Fatalf("the cut-off copy acknowledged a write while the new holder serves: two writers")
+		}
 	}
 	time.Sleep(1500 * time.Millisecond) // b's writes replicated
 	px.Restore()

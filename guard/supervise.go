@@ -32,6 +32,7 @@ type supervisor struct {
 	cutSince   time.Time // when renewals began failing; zero while they succeed
 	stopping   *Exit     // set once a clean stop has begun
 	appKillAt  time.Time // SIGKILL for an app told to stop
+	frozenAt   time.Time // when the app was frozen (SIGSTOP) for a lease not renewed; zero while it runs
 	lsKillAt   time.Time // SIGKILL for a Litestream told to stop
 	finalSync  bool      // the last sync before release has been started (or skipped)
 	ready      bool      // the database was made the newest: only then may it be replicated
@@ -187,8 +188,11 @@ func (s *supervisor) enforce(cancelPrep func()) {
 	if s.ls != nil && !now.Before(s.validUntil) && !s.lsKilledHard() {
 		s.ls.signal(syscall.SIGKILL)
 		s.lsKilled, s.lsKillAt = true, time.Time{}
-		s.logf("lease: not renewed by the deadline (%s after the last renewal was sent): killed litestream so this copy no longer writes the replica; the app keeps serving",
+		s.logf("lease: not renewed by the deadline (%s after the last renewal was sent): killed litestream so this copy no longer writes the replica",
 			s.cfg.Timing.RenewDeadline)
+	}
+	if s.app != nil && s.frozenAt.IsZero() && !now.Before(s.validUntil) {
+		s.freezeApp(now)
 	}
 	if s.stopping == nil && s.parentGone() {
 		s.beginStop(&Exit{Code: ExitParentGone, Reason: "the parent process (tenement) died: this copy is unreachable and will be replaced"}, cancelPrep)
@@ -259,15 +263,47 @@ func (s *supervisor) renewed(r renewal) {
 		return
 	}
 	s.validUntil = r.validUntil
+	if s.app != nil && !s.frozenAt.IsZero() && now.Before(s.validUntil) && s.stopping == nil {
+		s.app.signalTree(syscall.SIGCONT)
+		s.logf("app: resumed after %s frozen: the lease is renewed, still generation %d", now.Sub(s.frozenAt).Round(time.Millisecond), s.acquired.Generation)
+		s.frozenAt = time.Time{}
+	}
 	if !s.cutSince.IsZero() {
 		s.logf("lease: renewed again after %s of failures (generation %d unchanged)", now.Sub(s.cutSince).Round(time.Millisecond), s.acquired.Generation)
 		s.cutSince = time.Time{}
 	}
 }
 
+// freezeApp stops the app (SIGSTOP, its whole tree) once the lease may
+// lapse: another copy may take it a TTL after the last renewal, and a
+// write this copy accepted after that could never reach the replica, so
+// it would be a second writer's. Frozen, it keeps its memory and its
+// connections and resumes at once if the lease is renewed unchanged; it
+// is killed, never resumed, if the lease is lost or the guard stops.
+func (s *supervisor) freezeApp(now time.Time) {
+	s.app.signalTree(syscall.SIGSTOP)
+	s.frozenAt = now
+	if s.stopping != nil {
+		// already told to stop: resuming it to finish would let it accept
+		// writes without a lease
+		s.killApp("it was stopping when its lease could no longer be renewed")
+		return
+	}
+	s.logf("app: frozen (SIGSTOP, pid %d and its children): the lease was not renewed by the deadline, so this copy takes no write another copy could not see; it resumes if a renewal succeeds",
+		s.app.cmd.Process.Pid)
+}
+
+// killApp kills the app's whole tree at once (it may be frozen: SIGTERM
+// would wait for a resume that must not come).
+func (s *supervisor) killApp(why string) {
+	s.app.signalTree(syscall.SIGKILL)
+	s.appKillAt = time.Time{}
+	s.logf("app: killed (SIGKILL, pid %d and its children): %s", s.app.cmd.Process.Pid, why)
+}
+
 func (s *supervisor) appExited() {
 	code := s.app.exitCode()
-	s.app = nil
+	s.app, s.frozenAt = nil, time.Time{}
 	if s.stopping == nil {
 		s.stopping = &Exit{Code: code, Reason: fmt.Sprintf("the app exited (%v)", exitText(code))}
 		s.logf("app: exited (%v): stopping", exitText(code))
@@ -351,7 +387,11 @@ func (s *supervisor) beginStop(e *Exit, cancelPrep func()) {
 	s.logf("stopping: %s", e.Reason)
 	s.lsWanted = false
 	cancelPrep()
-	if s.app != nil {
+	switch {
+	case s.app != nil && !s.frozenAt.IsZero():
+		s.killApp("it is frozen (its lease could not be renewed): killed rather than resumed to stop")
+		return
+	case s.app != nil:
 		s.app.signal(syscall.SIGTERM)
 		s.appKillAt = s.cfg.Clock.Now().Add(s.cfg.Grace)
 		return
@@ -365,13 +405,16 @@ func (s *supervisor) fence(fe *lease.FencedError, cancelPrep func(), prepDone <-
 		s.ls.kill()
 		s.ls = nil
 	}
-	s.logf("lease: lost: it is %s; litestream killed, stopping the app", fe.Now.Describe())
+	s.logf("lease: lost: it is %s; litestream killed, killing the app", fe.Now.Describe())
 	cancelPrep()
 	if prepDone != nil {
 		<-prepDone
 	}
 	if s.app != nil {
-		s.app.stop(s.cfg.Grace)
+		// No grace: another copy may be writing already, and a write this
+		// one acknowledged now would be lost to its client.
+		s.killApp("the lease is lost")
+		<-s.app.done
 		s.app = nil
 	}
 	return &Exit{Code: ExitFenced, Reason: "fenced: the lease is " + fe.Now.Describe()}

