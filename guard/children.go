@@ -97,20 +97,6 @@ func (c *child) exitCode() int {
 	return ee.ExitCode()
 }
 
-// stop sends SIGTERM, then SIGKILL after grace, and waits for the exit.
-func (c *child) stop(grace time.Duration) {
-	if c.exited() {
-		return
-	}
-	c.signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(grace):
-		c.signal(syscall.SIGKILL)
-		<-c.done
-	}
-}
-
 // kill sends SIGKILL and waits for the exit.
 func (c *child) kill() {
 	c.signal(syscall.SIGKILL)
