@@ -76,36 +76,45 @@ func (a *app) checkRemote(cmd *cobra.Command) error {
 
 // client makes the API client --api and its flags describe.
 func (a *app) client() (*client.Client, error) {
-	if a.api.tokenFile == "" {
-		return nil, usageError{errors.New("--api needs the API token: --api-token-file F (or SLUM_API_TOKEN_FILE); make one with 'slum token create'")}
+	return a.clientFor(a.api, apiFlagNames{url: "--api", token: "--api-token-file", env: " (or SLUM_API_TOKEN_FILE)", ca: "--api-ca"})
+}
+
+// apiFlagNames name the flags an API's URL, token file and CA came from,
+// for errors.
+type apiFlagNames struct{ url, token, env, ca string }
+
+// clientFor makes a client of the API f describes.
+func (a *app) clientFor(f apiFlags, names apiFlagNames) (*client.Client, error) {
+	if f.tokenFile == "" {
+		return nil, usageError{fmt.Errorf("%s needs the API token: %s F%s; make one with 'slum token create'", names.url, names.token, names.env)}
 	}
-	b, err := os.ReadFile(a.api.tokenFile)
+	b, err := os.ReadFile(f.tokenFile)
 	if err != nil {
-		return nil, &slum.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
+		return nil, &slum.FieldError{Field: names.token, Value: f.tokenFile, Reason: "cannot be read: " + pathErrorCause(err)}
 	}
-	if w := desired.TokenFileWarning(a.api.tokenFile); w != "" {
+	if w := desired.TokenFileWarning(f.tokenFile); w != "" {
 		a.warn("%s", w)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return nil, &slum.FieldError{Field: "--api-token-file", Value: a.api.tokenFile, Reason: "is empty; put the token 'slum token create' printed there"}
+		return nil, &slum.FieldError{Field: names.token, Value: f.tokenFile, Reason: "is empty; put the token 'slum token create' printed there"}
 	}
-	opt := client.Options{InsecureNoTLS: a.api.insecure, UserAgent: "slum-cli"}
-	if a.api.caFile != "" {
-		pem, err := os.ReadFile(a.api.caFile)
+	opt := client.Options{InsecureNoTLS: f.insecure, UserAgent: "slum-cli"}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
 		if err != nil {
-			return nil, &slum.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "cannot be read: " + pathErrorCause(err)}
+			return nil, &slum.FieldError{Field: names.ca, Value: f.caFile, Reason: "cannot be read: " + pathErrorCause(err)}
 		}
 		opt.RootCAs = x509.NewCertPool()
 		if !opt.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, &slum.FieldError{Field: "--api-ca", Value: a.api.caFile, Reason: "holds no PEM certificate"}
+			return nil, &slum.FieldError{Field: names.ca, Value: f.caFile, Reason: "holds no PEM certificate"}
 		}
 	}
-	c, err := client.New(a.api.url, tok, opt)
+	c, err := client.New(f.url, tok, opt)
 	if err != nil {
 		var fe *slum.FieldError
 		if errors.As(err, &fe) && fe.Field == "API URL" {
-			fe.Field = "--api"
+			fe.Field = names.url
 		}
 		return nil, err
 	}

@@ -451,3 +451,51 @@ func (letters) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// 'slum route --db --traffic-to' follows the database and reports its
+// traffic to the fleet's API, where 'slum status' shows it; the flags are
+// refused where they do not belong.
+func TestCLIRouteOnTheDatabaseReportsTrafficToTheAPI(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	srv := serveFor(t, db)
+	routerTok := filepath.Join(dir, "router.token")
+	expect(t, cliLocal(t, db, "", "token", "create", "--role", "router", "--out", routerTok), 0, "", "")
+	expect(t, cliLocal(t, db, "", "tenant", "add", "bob", "--domain", "bob.example.com"), 0, "added", "")
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--db", db, "route", "--traffic-to", srv.url}, 2, "--traffic-to needs a router token"},
+		{[]string{"--db", db, "route", "--traffic-token-file", routerTok}, 2, "go with --traffic-to"},
+		{[]string{"--api", srv.url, "--api-token-file", routerTok, "route", "--traffic-to", srv.url, "--traffic-token-file", routerTok}, 2, "--traffic-to goes with --db"},
+		{[]string{"--db", db, "route", "--listen", "127.0.0.1:0", "--metrics-addr", "", "--traffic-to", "http://192.0.2.1:1", "--traffic-token-file", routerTok}, 3, "--traffic-to"},
+		{[]string{"--db", db, "route", "--listen", "127.0.0.1:0", "--metrics-addr", "", "--traffic-to", srv.url, "--traffic-token-file", filepath.Join(dir, "none")}, 3, "--traffic-token-file"},
+	} {
+		expect(t, runSlum(t, "", tc.args...), tc.code, "", tc.says)
+	}
+	_, addr, _ := startProc(t, regexp.MustCompile(`routing tenants' traffic" addr=http://(\S+)`),
+		"--db", db, "route", "--listen", "127.0.0.1:0", "--metrics-addr", "", "--traffic-to", srv.url, "--traffic-token-file", routerTok)
+	for range 20 {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+		req.Host = "bob.example.com"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	start := time.Now()
+	for {
+		r := runSlum(t, "", "--api", srv.url, "--api-token-file", srv.tokenFile, "status")
+		if strings.Contains(r.stdout, "traffic (last 30 s)") && strings.Contains(r.stdout, "100.0% errors") {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the router's traffic did not reach the API in 10 s; status:\n%s%s", r.stdout, r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the database router's traffic reached the API in %s", time.Since(start).Round(time.Millisecond))
+}

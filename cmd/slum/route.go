@@ -94,6 +94,7 @@ func (a *app) routeCommand() *cobra.Command {
 	var rf routeFlags
 	var metricsAddr, logFormat, logLevel string
 	var profiling bool
+	var trafficTo apiFlags
 	every := 50 * time.Millisecond
 	cmd := &cobra.Command{
 		Use:         "route [--listen ADDR] [--tls-cert F --tls-key F]",
@@ -120,6 +121,9 @@ With --api (and a router token, 'slum token create --role router') it
 follows a fleet elsewhere through its API's watch, resuming where it left
 off when the connection breaks, and reports its traffic (requests, errors,
 latency) to that API every two seconds for the dashboard and 'slum status'.
+A router following --db reports its traffic to the API given by
+--traffic-to (with --traffic-token-file, a router token), so the API that
+draws the dashboard sees every router, wherever it follows the fleet from.
 When its source fails it keeps routing with the last good table, says so on
 /healthz, in slum_router_source_up and in its log, and follows again by
 itself. SIGTERM lets in-flight requests finish.`,
@@ -130,11 +134,22 @@ itself. SIGTERM lets in-flight requests finish.`,
 				return err
 			}
 			ctx := cmd.Context()
+			if err := checkTrafficTo(cmd, a.remote()); err != nil {
+				return err
+			}
 			src, err := a.routeSource(ctx, every)
 			if err != nil {
 				return err
 			}
 			defer src.close()
+			if trafficTo.url != "" {
+				c, err := a.clientFor(trafficTo, apiFlagNames{url: "--traffic-to", token: "--traffic-token-file", ca: "--traffic-ca"})
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				src.report, src.source = c.RecordTraffic, traffic.SourceName("route")
+			}
 			first, err := src.load(ctx)
 			if err != nil {
 				return err
@@ -175,7 +190,26 @@ itself. SIGTERM lets in-flight requests finish.`,
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&every, "follow-interval", every, "how often the database is checked for changes")
+	f.StringVar(&trafficTo.url, "traffic-to", "", "with --db: report this router's traffic to the fleet's API at this URL (https://host:port, or http:// on loopback)")
+	f.StringVar(&trafficTo.tokenFile, "traffic-token-file", "", "with --traffic-to: the file holding a router token ('slum token create --role router')")
+	f.StringVar(&trafficTo.caFile, "traffic-ca", "", "with --traffic-to: trust the API's certificate from this PEM file")
 	return cmd
+}
+
+// checkTrafficTo refuses the --traffic-* flags where they do not belong: a
+// router following --api reports to that API already.
+func checkTrafficTo(cmd *cobra.Command, remote bool) error {
+	f := cmd.Flags()
+	to := f.Changed("traffic-to")
+	switch {
+	case to && remote:
+		return usageError{errors.New("--traffic-to goes with --db: a router following --api reports its traffic to that API")}
+	case !to && (f.Changed("traffic-token-file") || f.Changed("traffic-ca")):
+		return usageError{errors.New("--traffic-token-file and --traffic-ca go with --traffic-to")}
+	case to && !f.Changed("traffic-token-file"):
+		return usageError{errors.New("--traffic-to needs a router token: --traffic-token-file F; make one with 'slum token create --role router'")}
+	}
+	return nil
 }
 
 // serveMetrics serves Prometheus metrics from the gatherers, /healthz (a

@@ -21,8 +21,9 @@ import (
 // database, or the fleet's API.
 type routeSource struct {
 	name string
-	// report sends the router's traffic to the fleet's API; nil when it
-	// follows the database (nothing to report to).
+	// report sends the router's traffic to the fleet's API: the one it
+	// follows, or for a router following the database the one --traffic-to
+	// names (nil without it: nothing to report to).
 	report func(ctx context.Context, r traffic.Report) error
 	source string // names this router's reports
 	load   func(ctx context.Context) (*routes.Table, error)
