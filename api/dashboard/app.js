@@ -117,6 +117,7 @@ async function signIn(token) {
   if (state.who.role !== "router") {
     loadHistory();
     pollTraffic();
+    pollRollouts();
   }
   route();
 }
@@ -244,6 +245,7 @@ function handle(name, msg) {
     for (const e of msg.events || []) { state.events.unshift(e); state.flash.add("event:" + e.id); }
     state.events.length = Math.min(state.events.length, 200);
     addHistory(msg.events);
+    rolloutEvents(msg.events);
   } else {
     return;
   }
@@ -290,7 +292,7 @@ function draw() {
   const t0 = performance.now();
   const sec = {};
   for (const [name, fn] of [["summary", drawSummary], ["holds", drawHolds], ["traffic", drawFleetTraffic], ["timeline", drawTimeline],
-    ["servers", drawServers], ["tenants", drawTenants], ["trouble", drawUnplaceable], ["events", drawEvents], ["page", drawTenantPage], ["charts", flushCharts]]) {
+    ["rollouts", drawRollouts], ["servers", drawServers], ["tenants", drawTenants], ["trouble", drawUnplaceable], ["events", drawEvents], ["page", drawTenantPage], ["charts", flushCharts]]) {
     const a = performance.now();
     fn();
     sec[name] = Math.round((performance.now() - a) * 10) / 10;
@@ -389,7 +391,9 @@ function drawLegend() {
       chip("c-serving", "serving (the router sends its traffic here)"), chip("c-spare", "warm spare"), chip("c-moved", "failed over, away from home")),
     h("div", { class: "legend-row" }, h("b", { text: "Charts" }), chartKey(["rps", "err", "p50", "p99"])),
     h("div", { class: "legend-row" }, h("b", { text: "Timeline" }),
-      Object.entries(MARKS).map(([k, m]) => chip("dot-" + k, m.label))));
+      Object.entries(MARKS).map(([k, m]) => chip("dot-" + k, m.label))),
+    h("div", { class: "legend-row" }, h("b", { text: "Restarts" }),
+      ["pending", "restarting", "done", "failed", "skipped"].map((k) => chip("ro-step " + k, STEP_TEXT[k]))));
 }
 
 function chartKey(keys) {

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/slum-fleet/slum/api"
+	"github.com/slum-fleet/slum/api/client"
 	"github.com/slum-fleet/slum/internal/browser"
 	"github.com/slum-fleet/slum/observed/sim"
 	"github.com/slum-fleet/slum/reconcile"
@@ -158,6 +159,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	dashboardShowsTraffic(t, b, f)
 	dashboardShowsFailover(t, b, f)
 	dashboardShowsMove(t, b, f)
+	dashboardShowsRollout(t, b, f)
 	dashboardOpensTenantBySearch(b)
 	dashboardFitsAPhone(t, b)
 	dashboardTakesEventsOnlyBatches(t, b, f)
@@ -254,6 +256,30 @@ func dashboardShowsMove(t *testing.T, b *browser.Tab, f *dashFleet) {
 		t.Error("the page does not say it is live")
 	}
 	b.Screenshot("moved")
+}
+
+// A rolling restart of alice's two copies, started through the API as
+// 'slum --api … restart alice' does: the page draws it and its steps
+// without a reload, and says when it is done.
+func dashboardShowsRollout(t *testing.T, b *browser.Tab, f *dashFleet) {
+	c, err := client.New(f.stk.APIURL, f.token, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ro, err := c.Restart(f.ctx, slum.RestartSpec{Tenant: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := fmt.Sprintf(`document.querySelector('[data-rollout="%d"]')`, ro.ID)
+	b.Until("the rollout on the page", `!!`+sel, 5*time.Second)
+	b.Until("the rollout done", sel+`.dataset.state === "done" &&
+		`+sel+`.querySelector('[data-role="ro-counts"]').textContent.startsWith("2 of 2 restarted") &&
+		[...`+sel+`.querySelectorAll("[data-step-state]")].every(e => e.dataset.stepState === "done")`, 30*time.Second)
+	if got := b.Eval(`[...` + sel + `.querySelectorAll("[data-step]")].map(e => e.dataset.step).join(",")`); got != "alice:backup,alice:prod" {
+		t.Errorf("the rollout's steps on the page: %s, want the spare first, then the copy that served", got)
+	}
+	b.Screenshot("rollout")
 }
 
 // Typing part of a tenant's name and Enter, keyboard only, opens its page:
