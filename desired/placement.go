@@ -2,6 +2,7 @@ package desired
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -18,6 +19,15 @@ type Placer struct {
 	// affinity lists, per tenant and process, the servers already running
 	// one of its instances: a handful, so place scans it, not a map.
 	affinity map[tenantProcess][]string
+
+	// ranked holds the servers that can take new instances (active and
+	// fit) in the order Place prefers them, byRegion the same per region,
+	// so Place looks at a few servers, not all. odd counts servers without
+	// a positive capacity, whose shares do not order: while there are any,
+	// Place scans every server.
+	ranked   []*slot
+	byRegion map[string][]*slot
+	odd      int
 }
 
 type slot struct {
@@ -32,13 +42,80 @@ type slot struct {
 	// wary: the server takes new instances only where no other can (it
 	// came back lately from an outage that made slum move instances).
 	wary bool
+	// ranked: the slot is in Placer.ranked; odd: it is counted in Placer.odd.
+	ranked, odd bool
 }
 
 type tenantProcess struct{ tenant, process string }
 
 // NewPlacer returns an empty Placer.
 func NewPlacer() *Placer {
-	return &Placer{byID: map[string]*slot{}, affinity: map[tenantProcess][]string{}}
+	return &Placer{byID: map[string]*slot{}, affinity: map[tenantProcess][]string{}, byRegion: map[string][]*slot{}}
+}
+
+// before is the order Place prefers servers in within a region (or
+// without one): not wary first, then least used share, then id.
+func before(a, b *slot) bool {
+	if a.wary != b.wary {
+		return !a.wary
+	}
+	return less(a, b)
+}
+
+// rank puts sl in the ranked lists when it can take new instances; every
+// change to a slot's state, capacity, use or wariness goes between unrank
+// and rank, so the lists stay in order.
+func (p *Placer) rank(sl *slot) {
+	if sl.state != slum.ServerActive || sl.unfit != "" {
+		return
+	}
+	if sl.capacity <= 0 {
+		sl.odd = true
+		p.odd++
+		return
+	}
+	sl.ranked = true
+	p.ranked = insertSlot(p.ranked, sl)
+	if sl.region != "" {
+		p.byRegion[sl.region] = insertSlot(p.byRegion[sl.region], sl)
+	}
+}
+
+// unrank takes sl out of the ranked lists.
+func (p *Placer) unrank(sl *slot) {
+	if sl.odd {
+		sl.odd = false
+		p.odd--
+	}
+	if !sl.ranked {
+		return
+	}
+	sl.ranked = false
+	p.ranked = removeSlot(p.ranked, sl)
+	if sl.region != "" {
+		if l := removeSlot(p.byRegion[sl.region], sl); len(l) > 0 {
+			p.byRegion[sl.region] = l
+		} else {
+			delete(p.byRegion, sl.region)
+		}
+	}
+}
+
+func insertSlot(list []*slot, sl *slot) []*slot {
+	i := sort.Search(len(list), func(i int) bool { return before(sl, list[i]) })
+	return slices.Insert(list, i, sl)
+}
+
+func removeSlot(list []*slot, sl *slot) []*slot {
+	// ids are unique, so the order is total and the search lands on sl.
+	i := sort.Search(len(list), func(i int) bool { return !before(list[i], sl) })
+	if i >= len(list) || list[i] != sl {
+		i = slices.Index(list, sl)
+	}
+	if i < 0 {
+		return list
+	}
+	return slices.Delete(list, i, i+1)
 }
 
 // runs reports whether server already runs an instance of tenant's process.
@@ -56,27 +133,34 @@ func (p *Placer) runs(tenant, process, server string) bool {
 // capacity and anti-affinity.
 func (p *Placer) AddServer(s slum.Server, unfit string) {
 	if sl, ok := p.byID[s.ID]; ok {
+		p.unrank(sl)
 		sl.region, sl.state, sl.capacity, sl.unfit = s.Region, s.State, s.CapacityMB, unfit
+		p.rank(sl)
 		return
 	}
 	sl := &slot{id: s.ID, region: s.Region, state: s.State, capacity: s.CapacityMB, unfit: unfit}
 	p.slots = append(p.slots, sl)
 	p.byID[s.ID] = sl
+	p.rank(sl)
 }
 
 // SetWary makes a server the last choice: Place picks it only when no
 // server that is not wary can take the instance (in the tenant's region
 // first, as always).
 func (p *Placer) SetWary(server string) {
-	if sl, ok := p.byID[server]; ok {
+	if sl, ok := p.byID[server]; ok && !sl.wary {
+		p.unrank(sl)
 		sl.wary = true
+		p.rank(sl)
 	}
 }
 
 // Take records that an instance occupies its server.
 func (p *Placer) Take(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
+		p.unrank(sl)
 		sl.used += i.MemoryMB
+		p.rank(sl)
 	}
 	k := tenantProcess{i.TenantID, i.Process}
 	p.affinity[k] = append(p.affinity[k], i.ServerID)
@@ -85,7 +169,9 @@ func (p *Placer) Take(i slum.Instance) {
 // Release undoes Take.
 func (p *Placer) Release(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
+		p.unrank(sl)
 		sl.used -= i.MemoryMB
+		p.rank(sl)
 	}
 	k := tenantProcess{i.TenantID, i.Process}
 	servers := p.affinity[k]
@@ -107,6 +193,37 @@ func (p *Placer) Release(i slum.Instance) {
 // being drained or failed over from). The error wraps ErrNoCapacity and
 // counts what ruled each server out.
 func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
+	if p.odd == 0 {
+		taken := p.affinity[tenantProcess{tenant, process}]
+		if region != "" {
+			if sl := firstFit(p.byRegion[region], taken, memoryMB, avoid); sl != nil {
+				return sl.id, nil
+			}
+		}
+		// The region's servers were all ruled out above, so the first that
+		// fits here is the best of the others.
+		if sl := firstFit(p.ranked, taken, memoryMB, avoid); sl != nil {
+			return sl.id, nil
+		}
+	}
+	return p.scan(tenant, region, process, memoryMB, avoid)
+}
+
+// firstFit is the first server of list, in its order, with room that is
+// neither avoid nor one of taken.
+func firstFit(list []*slot, taken []string, memoryMB int64, avoid string) *slot {
+	for _, sl := range list {
+		if sl.id == avoid || sl.capacity-sl.used < memoryMB || len(taken) > 0 && contains(taken, sl.id) {
+			continue
+		}
+		return sl
+	}
+	return nil
+}
+
+// scan is Place looking at every server, counting what rules each out for
+// the error when none fits.
+func (p *Placer) scan(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
 	var best *slot
 	bestInRegion := false
 	var notActive, unfit, sameProcess, full int
