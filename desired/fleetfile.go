@@ -49,6 +49,7 @@ func Load(name string, r io.Reader, dir string, lookupEnv func(string) (string, 
 		return nil, &slum.FieldError{Where: name + ":1", Field: "version", NoValue: true,
 			Reason: "is missing: a fleet file starts with version: 1"}
 	}
+	f.parsed, f.parsedText = f.clone(), string(data)
 	if err := f.ResolveTokens(lookupEnv, dir); err != nil {
 		return nil, err
 	}
@@ -739,6 +740,11 @@ type File struct {
 	Text []byte
 
 	versioned bool // the file gives its version
+	// parsed is the file as Parse returned it, before its tokens were
+	// resolved, and parsedText a copy of Text then: Send packs that
+	// text and remembers the parse for Receive (see rememberParse).
+	parsed     *File
+	parsedText string
 }
 
 // ServerIDs are the ids of the file's servers, in the file's order.
