@@ -22,12 +22,17 @@ type Placer struct {
 
 	// ranked holds the servers that can take new instances (active and
 	// fit) in the order Place prefers them, byRegion the same per region,
-	// so Place looks at a few servers, not all. odd counts servers without
+	// so Place looks at a few servers, not all (changes are put in order
+	// when Place next looks, see changed). odd counts servers without
 	// a positive capacity, whose shares do not order: while there are any,
 	// Place scans every server.
 	ranked   []*slot
 	byRegion map[string][]*slot
 	odd      int
+	// moved are servers changed since Place last looked, to put back in
+	// order; resort says too many changed, so the lists are sorted anew.
+	moved  []*slot
+	resort bool
 }
 
 type slot struct {
@@ -42,8 +47,9 @@ type slot struct {
 	// wary: the server takes new instances only where no other can (it
 	// came back lately from an outage that made slum move instances).
 	wary bool
-	// ranked: the slot is in Placer.ranked; odd: it is counted in Placer.odd.
-	ranked, odd bool
+	// ranked: the slot is in Placer.ranked; odd: it is counted in
+	// Placer.odd; moved: it is in Placer.moved.
+	ranked, odd, moved bool
 }
 
 type tenantProcess struct{ tenant, process string }
@@ -62,10 +68,65 @@ func before(a, b *slot) bool {
 	return less(a, b)
 }
 
-// rank puts sl in the ranked lists when it can take new instances; every
-// change to a slot's state, capacity, use or wariness goes between unrank
-// and rank, so the lists stay in order.
-func (p *Placer) rank(sl *slot) {
+// maxMoved is how many changed servers Place moves to their places in
+// the ranked lists one by one; past that it sorts the lists anew (taking
+// every instance of a fleet into a new Placer changes every server).
+const maxMoved = 16
+
+// changed notes that sl's state, capacity, use or wariness changed: Place
+// puts it back in order before it looks at the lists.
+func (p *Placer) changed(sl *slot) {
+	switch {
+	case p.resort || sl.moved:
+	case len(p.moved) < maxMoved:
+		sl.moved = true
+		p.moved = append(p.moved, sl)
+	default:
+		p.resort = true
+	}
+}
+
+// order brings the ranked lists and odd up to date with the changes
+// since Place last looked.
+func (p *Placer) order() {
+	if p.resort {
+		p.ranked, p.odd = p.ranked[:0], 0
+		clear(p.byRegion)
+		for _, sl := range p.slots {
+			sl.ranked, sl.odd, sl.moved = false, false, false
+			p.rank(sl, false)
+		}
+		slices.SortFunc(p.ranked, compareSlots)
+		for _, l := range p.byRegion {
+			slices.SortFunc(l, compareSlots)
+		}
+		p.resort, p.moved = false, p.moved[:0]
+		return
+	}
+	// All out first: the lists are in order only without changed servers.
+	for _, sl := range p.moved {
+		sl.moved = false
+		p.unrank(sl)
+	}
+	for _, sl := range p.moved {
+		p.rank(sl, true)
+	}
+	p.moved = p.moved[:0]
+}
+
+func compareSlots(a, b *slot) int {
+	switch {
+	case a == b:
+		return 0
+	case before(a, b):
+		return -1
+	}
+	return 1
+}
+
+// rank puts sl in the ranked lists when it can take new instances: in its
+// place when inOrder, else at the end, for the caller to sort.
+func (p *Placer) rank(sl *slot, inOrder bool) {
 	if sl.state != slum.ServerActive || sl.unfit != "" {
 		return
 	}
@@ -75,13 +136,19 @@ func (p *Placer) rank(sl *slot) {
 		return
 	}
 	sl.ranked = true
-	p.ranked = insertSlot(p.ranked, sl)
+	add := func(list []*slot) []*slot {
+		if !inOrder {
+			return append(list, sl)
+		}
+		return insertSlot(list, sl)
+	}
+	p.ranked = add(p.ranked)
 	if sl.region != "" {
-		p.byRegion[sl.region] = insertSlot(p.byRegion[sl.region], sl)
+		p.byRegion[sl.region] = add(p.byRegion[sl.region])
 	}
 }
 
-// unrank takes sl out of the ranked lists.
+// unrank takes sl out of the ranked lists, wherever its change put it.
 func (p *Placer) unrank(sl *slot) {
 	if sl.odd {
 		sl.odd = false
@@ -107,15 +174,10 @@ func insertSlot(list []*slot, sl *slot) []*slot {
 }
 
 func removeSlot(list []*slot, sl *slot) []*slot {
-	// ids are unique, so the order is total and the search lands on sl.
-	i := sort.Search(len(list), func(i int) bool { return !before(list[i], sl) })
-	if i >= len(list) || list[i] != sl {
-		i = slices.Index(list, sl)
+	if i := slices.Index(list, sl); i >= 0 {
+		return slices.Delete(list, i, i+1)
 	}
-	if i < 0 {
-		return list
-	}
-	return slices.Delete(list, i, i+1)
+	return list
 }
 
 // runs reports whether server already runs an instance of tenant's process.
@@ -133,15 +195,16 @@ func (p *Placer) runs(tenant, process, server string) bool {
 // capacity and anti-affinity.
 func (p *Placer) AddServer(s slum.Server, unfit string) {
 	if sl, ok := p.byID[s.ID]; ok {
+		// Out of its region's list before its region changes.
 		p.unrank(sl)
 		sl.region, sl.state, sl.capacity, sl.unfit = s.Region, s.State, s.CapacityMB, unfit
-		p.rank(sl)
+		p.changed(sl)
 		return
 	}
 	sl := &slot{id: s.ID, region: s.Region, state: s.State, capacity: s.CapacityMB, unfit: unfit}
 	p.slots = append(p.slots, sl)
 	p.byID[s.ID] = sl
-	p.rank(sl)
+	p.changed(sl)
 }
 
 // SetWary makes a server the last choice: Place picks it only when no
@@ -149,18 +212,16 @@ func (p *Placer) AddServer(s slum.Server, unfit string) {
 // first, as always).
 func (p *Placer) SetWary(server string) {
 	if sl, ok := p.byID[server]; ok && !sl.wary {
-		p.unrank(sl)
 		sl.wary = true
-		p.rank(sl)
+		p.changed(sl)
 	}
 }
 
 // Take records that an instance occupies its server.
 func (p *Placer) Take(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
-		p.unrank(sl)
 		sl.used += i.MemoryMB
-		p.rank(sl)
+		p.changed(sl)
 	}
 	k := tenantProcess{i.TenantID, i.Process}
 	p.affinity[k] = append(p.affinity[k], i.ServerID)
@@ -169,9 +230,8 @@ func (p *Placer) Take(i slum.Instance) {
 // Release undoes Take.
 func (p *Placer) Release(i slum.Instance) {
 	if sl, ok := p.byID[i.ServerID]; ok {
-		p.unrank(sl)
 		sl.used -= i.MemoryMB
-		p.rank(sl)
+		p.changed(sl)
 	}
 	k := tenantProcess{i.TenantID, i.Process}
 	servers := p.affinity[k]
@@ -193,6 +253,7 @@ func (p *Placer) Release(i slum.Instance) {
 // being drained or failed over from). The error wraps ErrNoCapacity and
 // counts what ruled each server out.
 func (p *Placer) Place(tenant, region, process string, memoryMB int64, avoid string) (string, error) {
+	p.order()
 	if p.odd == 0 {
 		taken := p.affinity[tenantProcess{tenant, process}]
 		if region != "" {
