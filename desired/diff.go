@@ -104,8 +104,10 @@ func newDiffer(f *File, cur Current, prune bool) *differ {
 	d := &differ{f: f, cur: cur, prune: prune, out: &Delta{File: f.Name},
 		oldServers: make(map[string]slum.Server, len(s.Servers)), oldTenants: make(map[string]slum.Tenant, len(s.Tenants)),
 		oldInstances: make(map[slum.InstanceKey]slum.Instance, len(s.Instances)),
-		final:        map[string]slum.Server{}, serverAt: map[string]string{}, finalTenants: map[string]slum.Tenant{},
-		tenantAt: map[string]string{}, inFile: map[slum.InstanceKey]bool{}, placer: NewPlacer(), firstOn: map[string]string{}}
+		final:        make(map[string]slum.Server, len(f.Servers)), serverAt: make(map[string]string, len(f.Servers)),
+		finalTenants: make(map[string]slum.Tenant, max(len(f.Tenants), len(s.Tenants))),
+		tenantAt:     make(map[string]string, len(f.Tenants)), inFile: make(map[slum.InstanceKey]bool, f.instances()),
+		placer: NewPlacer(), firstOn: map[string]string{}}
 	for _, srv := range s.Servers {
 		d.oldServers[srv.ID] = srv
 	}
@@ -116,6 +118,15 @@ func newDiffer(f *File, cur Current, prune bool) *differ {
 		d.oldInstances[in.Key()] = in
 	}
 	return d
+}
+
+// instances counts the instances the file names.
+func (f *File) instances() int {
+	n := 0
+	for _, t := range f.Tenants {
+		n += len(t.Instances)
+	}
+	return n
 }
 
 func (d *differ) where(line int) string { return fmt.Sprintf("%s:%d", d.f.Name, line) }

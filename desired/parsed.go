@@ -78,11 +78,7 @@ func (f *File) clone() *File {
 	c.parsed, c.parsedText = nil, ""
 	c.Servers = slices.Clone(f.Servers)
 	c.Tenants = slices.Clone(f.Tenants)
-	n := 0
-	for _, t := range f.Tenants {
-		n += len(t.Instances)
-	}
-	all := make([]FileInstance, 0, n) // one allocation for every tenant's instances
+	all := make([]FileInstance, 0, f.instances()) // one allocation for every tenant's instances
 	for i := range c.Tenants {
 		if len(f.Tenants[i].Instances) == 0 {
 			c.Tenants[i].Instances = f.Tenants[i].Instances[:0:0] // nil stays nil
