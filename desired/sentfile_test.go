@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/slum-fleet/slum"
 )
@@ -183,5 +185,37 @@ func TestReceiveOfASentFileIsItsParse(t *testing.T) {
 	}
 	if recallParse(sf2.Text) != nil {
 		t.Fatal("Send remembered the parse of a text that was changed after it was parsed")
+	}
+}
+
+// What Send remembers goes once no one holds the text it packed.
+func TestRememberedParseGoesWithItsText(t *testing.T) {
+	remembered := func(key uintptr) bool {
+		sentParses.Lock()
+		defer sentParses.Unlock()
+		_, ok := sentParses.m[key]
+		return ok
+	}
+	// The text's address only, which does not keep it.
+	key := func() uintptr {
+		loaded, err := Load("fleet.yaml", strings.NewReader("version: 1\n"), ".", func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, err := Send(loaded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uintptr(unsafe.Pointer(unsafe.StringData(sf.Text)))
+	}()
+	if !remembered(key) {
+		t.Fatal("Send did not remember the parse")
+	}
+	for i := 0; i < 1000 && remembered(key); i++ {
+		runtime.GC() // the text's cleanup runs after a collection finds it unreachable
+		runtime.Gosched()
+	}
+	if remembered(key) {
+		t.Fatal("the parse is still remembered after its text was dropped")
 	}
 }
