@@ -104,8 +104,10 @@ func newDiffer(f *File, cur Current, prune bool) *differ {
 	d := &differ{f: f, cur: cur, prune: prune, out: &Delta{File: f.Name},
 		oldServers: make(map[string]slum.Server, len(s.Servers)), oldTenants: make(map[string]slum.Tenant, len(s.Tenants)),
 		oldInstances: make(map[slum.InstanceKey]slum.Instance, len(s.Instances)),
-		final:        map[string]slum.Server{}, serverAt: map[string]string{}, finalTenants: map[string]slum.Tenant{},
-		tenantAt: map[string]string{}, inFile: map[slum.InstanceKey]bool{}, placer: NewPlacer(), firstOn: map[string]string{}}
+		final:        make(map[string]slum.Server, len(f.Servers)), serverAt: make(map[string]string, len(f.Servers)),
+		finalTenants: make(map[string]slum.Tenant, max(len(f.Tenants), len(s.Tenants))),
+		tenantAt:     make(map[string]string, len(f.Tenants)), inFile: make(map[slum.InstanceKey]bool, f.instances()),
+		placer: NewPlacer(), firstOn: map[string]string{}}
 	for _, srv := range s.Servers {
 		d.oldServers[srv.ID] = srv
 	}
@@ -116,6 +118,15 @@ func newDiffer(f *File, cur Current, prune bool) *differ {
 		d.oldInstances[in.Key()] = in
 	}
 	return d
+}
+
+// instances counts the instances the file names.
+func (f *File) instances() int {
+	n := 0
+	for _, t := range f.Tenants {
+		n += len(t.Instances)
+	}
+	return n
 }
 
 func (d *differ) where(line int) string { return fmt.Sprintf("%s:%d", d.f.Name, line) }
@@ -236,7 +247,7 @@ func (d *differ) tenants() error {
 		for rank, fi := range ft.Instances {
 			want := fi.Instance
 			want.Rank = int64(rank)
-			if err := d.instance(want, d.where(fi.Line)); err != nil {
+			if err := d.instance(want, fi.Line); err != nil {
 				return err
 			}
 		}
@@ -244,24 +255,27 @@ func (d *differ) tenants() error {
 	return nil
 }
 
-// instance works out one instance the file names.
-func (d *differ) instance(want slum.Instance, at string) error {
+// instance works out one instance the file names, at line of the file.
+// Its position and field names are made into text only for what is kept
+// (an edit, an error): most instances of a re-applied file change nothing.
+func (d *differ) instance(want slum.Instance, line int) error {
 	key := want.Key()
 	d.inFile[key] = true
-	serverField := "instance " + string(key) + " server"
+	serverField := func() string { return "instance " + string(key) + " server" }
 	if want.ServerID != "" {
 		if _, ok := d.final[want.ServerID]; !ok {
-			return &slum.FieldError{Where: at, Field: serverField, Value: want.ServerID, Reason: "is not a server of the fleet"}
+			return &slum.FieldError{Where: d.where(line), Field: serverField(), Value: want.ServerID, Reason: "is not a server of the fleet"}
 		}
 	}
 	takesNew := func(server string) error {
 		if st := d.final[server].State; st != slum.ServerActive {
-			return &slum.FieldError{Where: at, Field: serverField, Value: server, Reason: "is " + string(st) + " and takes no new instances"}
+			return &slum.FieldError{Where: d.where(line), Field: serverField(), Value: server, Reason: "is " + string(st) + " and takes no new instances"}
 		}
 		return nil
 	}
 	old, exists := d.oldInstances[key]
 	if !exists {
+		at := d.where(line)
 		if want.ServerID == "" {
 			d.toPlace = append(d.toPlace, InstanceEdit{Op: slum.OpCreate, Instance: want, Where: at})
 			return nil
@@ -269,7 +283,7 @@ func (d *differ) instance(want slum.Instance, at string) error {
 		if err := takesNew(want.ServerID); err != nil {
 			return err
 		}
-		if err := d.take(want, at); err != nil {
+		if err := d.take(want, line); err != nil {
 			return err
 		}
 		d.out.Instances = append(d.out.Instances, InstanceEdit{Op: slum.OpCreate, Instance: want, Where: at})
@@ -285,7 +299,7 @@ func (d *differ) instance(want slum.Instance, at string) error {
 	case want.ServerID == "":
 		want.ServerID = old.ServerID
 		if _, ok := d.final[want.ServerID]; !ok {
-			return &slum.FieldError{Where: at, Field: serverField, Value: "",
+			return &slum.FieldError{Where: d.where(line), Field: serverField(), Value: "",
 				Reason: "its current server " + want.ServerID + " is pruned; name the server to move it to"}
 		}
 	case old.FailedOver() && want.ServerID == old.HomeServerID:
@@ -301,15 +315,19 @@ func (d *differ) instance(want slum.Instance, at string) error {
 		}
 	}
 	want.Generation, want.CreatedAt = old.Generation, old.CreatedAt
-	if err := d.take(want, at); err != nil {
+	if err := d.take(want, line); err != nil {
 		return err
 	}
-	d.instanceUpdated(old, want, at)
+	d.instanceUpdated(old, want, line)
 	return nil
 }
 
 // instanceUpdated records the changes of an instance the fleet has.
-func (d *differ) instanceUpdated(old, want slum.Instance, at string) {
+func (d *differ) instanceUpdated(old, want slum.Instance, line int) {
+	if old.Process == want.Process && old.ServerID == want.ServerID && old.MemoryMB == want.MemoryMB && old.DesiredState == want.DesiredState &&
+		old.Mode == want.Mode && old.Rank == want.Rank && old.HomeServerID == want.HomeServerID {
+		return // the common case, without formatting the numbers
+	}
 	fc := fieldChanges{}
 	fc.add("process", old.Process, want.Process)
 	fc.add("server", old.ServerID, want.ServerID)
@@ -327,7 +345,7 @@ func (d *differ) instanceUpdated(old, want slum.Instance, at string) {
 		note = MoveNote
 		d.out.Stops = append(d.out.Stops, slum.StoppedCopy{Instance: want.Key(), Server: old.ServerID, Moved: true})
 	}
-	d.out.Instances = append(d.out.Instances, InstanceEdit{slum.OpUpdate, want, moved, at})
+	d.out.Instances = append(d.out.Instances, InstanceEdit{slum.OpUpdate, want, moved, d.where(line)})
 	d.instanceChanges = append(d.instanceChanges, slum.Change{Op: slum.OpUpdate, Kind: slum.ObjectInstance, ID: string(want.Key()), Fields: fc, Note: note})
 }
 
@@ -335,15 +353,20 @@ func (d *differ) instanceUpdated(old, want slum.Instance, at string) {
 const MoveNote = "moves: the old copy is stopped, which deletes its data where storage_persist = false"
 
 // take counts an instance on its server, refusing a second instance of a
-// tenant's process there.
-func (d *differ) take(in slum.Instance, where string) error {
+// tenant's process there. line is its line in the file, -1 for an
+// instance the file does not name.
+func (d *differ) take(in slum.Instance, line int) error {
 	if d.placer.runs(in.TenantID, in.Process, in.ServerID) {
+		where := ""
+		if line >= 0 {
+			where = d.where(line)
+		}
 		return &slum.FieldError{Where: where, Field: "instance " + string(in.Key()) + " server", Value: in.ServerID,
 			Reason: "already runs another instance of " + in.TenantID + "'s " + in.Process + " (a tenant's instances of one process never share a server)"}
 	}
 	d.placer.Take(in)
-	if _, ok := d.firstOn[in.ServerID]; !ok && where != "" {
-		d.firstOn[in.ServerID] = where
+	if _, ok := d.firstOn[in.ServerID]; !ok && line >= 0 {
+		d.firstOn[in.ServerID] = d.where(line)
 	}
 	return nil
 }
@@ -369,7 +392,7 @@ func (d *differ) unlisted() error {
 		}
 		if !d.prune {
 			d.out.Unlisted++
-			if err := d.take(in, ""); err != nil {
+			if err := d.take(in, -1); err != nil {
 				return err
 			}
 			continue

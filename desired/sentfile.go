@@ -18,7 +18,13 @@ func Send(f *File) (slum.FileSource, error) {
 	if f.Text == nil {
 		return slum.FileSource{}, fmt.Errorf("send fleet file %s: %w: it was not parsed from text", f.Name, slum.ErrInvalid)
 	}
-	sf := slum.FileSource{Name: f.Name, Text: string(f.Text)}
+	sf := slum.FileSource{Name: f.Name}
+	if f.parsed != nil && f.parsed.Name == f.Name && string(f.Text) == f.parsedText {
+		sf.Text = f.parsedText
+		rememberParse(sf.Text, f.parsed)
+	} else {
+		sf.Text = string(f.Text)
+	}
 	for _, s := range f.Servers {
 		if s.TokenEnv == "" && s.TokenFile == "" {
 			continue
@@ -45,9 +51,12 @@ func Receive(sf slum.FileSource) (*File, error) {
 	if len(sf.Text) > MaxFileSize {
 		return nil, &slum.FieldError{Where: sf.Name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
 	}
-	f, err := Parse(sf.Name, []byte(sf.Text))
-	if err != nil {
-		return nil, err
+	f := recallParse(sf.Text)
+	if f == nil || f.Name != sf.Name {
+		var err error
+		if f, err = Parse(sf.Name, []byte(sf.Text)); err != nil {
+			return nil, err
+		}
 	}
 	if !f.versioned {
 		return nil, &slum.FieldError{Where: sf.Name + ":1", Field: "version", NoValue: true,

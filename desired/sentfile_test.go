@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/slum-fleet/slum"
 )
@@ -130,4 +132,90 @@ func FuzzSentFileReceive(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Receive in the process that sent a file starts from the parse Load made
+// (see rememberParse); what it returns must still be what parsing the
+// sent text gives, whatever the sender or an earlier receiver changed in
+// their own copies since.
+func TestReceiveOfASentFileIsItsParse(t *testing.T) {
+	env := func(k string) (string, bool) { return "tok-1", k == "TOK_S1" }
+	text := strings.Replace(sentFleet, "    token_file: s2.token\n", "", 1)
+	loaded, err := Load("fleet.yaml", strings.NewReader(text), ".", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, err := Send(loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recallParse(sf.Text) == nil {
+		t.Fatal("Send did not remember the parse of the text it packed")
+	}
+	want, err := Parse("fleet.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Servers[0].Token = "tok-1"
+	// The sender changes its file after sending; a receiver its copy.
+	loaded.Tenants[0].Domain = "changed.example.com"
+	loaded.Tenants[0].Instances[0].Process = "changed"
+	for round := 0; round < 2; round++ {
+		got, err := Receive(sf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Servers, want.Servers) || !reflect.DeepEqual(got.Tenants, want.Tenants) ||
+			string(got.Text) != text || got.Settings.Over(slum.DefaultSettings()) != want.Settings.Over(slum.DefaultSettings()) {
+			t.Fatalf("round %d: received\n%+v\nparsing the text gives\n%+v", round, got, want)
+		}
+		got.Tenants[0].Instances[0].ID = "changed"
+		got.Servers[1].ID = "changed"
+	}
+	// A text Send did not pack (an equal copy, as the API receives) is parsed.
+	if recallParse(strings.Clone(sf.Text)) != nil {
+		t.Fatal("a text Send did not pack was taken for one it did")
+	}
+	// A file changed after Load is sent as its text, not remembered as parsed.
+	loaded.Text = append([]byte(nil), loaded.Text...)
+	loaded.Text[len(loaded.Text)-2] = 'x'
+	sf2, err := Send(loaded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recallParse(sf2.Text) != nil {
+		t.Fatal("Send remembered the parse of a text that was changed after it was parsed")
+	}
+}
+
+// What Send remembers goes once no one holds the text it packed.
+func TestRememberedParseGoesWithItsText(t *testing.T) {
+	remembered := func(key uintptr) bool {
+		sentParses.Lock()
+		defer sentParses.Unlock()
+		_, ok := sentParses.m[key]
+		return ok
+	}
+	// The text's address only, which does not keep it.
+	key := func() uintptr {
+		loaded, err := Load("fleet.yaml", strings.NewReader("version: 1\n"), ".", func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, err := Send(loaded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uintptr(unsafe.Pointer(unsafe.StringData(sf.Text)))
+	}()
+	if !remembered(key) {
+		t.Fatal("Send did not remember the parse")
+	}
+	for i := 0; i < 1000 && remembered(key); i++ {
+		runtime.GC() // the text's cleanup runs after a collection finds it unreachable
+		runtime.Gosched()
+	}
+	if remembered(key) {
+		t.Fatal("the parse is still remembered after its text was dropped")
+	}
 }

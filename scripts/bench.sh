@@ -6,28 +6,69 @@
 #     10k instances over 10 simulated servers converged on SQLite and on
 #     Postgres in one run, with a no-op pass each, Postgres' figures beside
 #     SQLite's and the target (within 1.5x).
-#  2. The controller as users run it: 'slum run' against 100 simulators in
-#     another process ('slum sim --count 100'), converging 1k, 10k and 100k
-#     instances; time to converge and the controller's RSS.
-# Usage: scripts/bench.sh [quick|process|soak]
-#   quick: skip the 100k process run; process: only the process runs.
+#  2. The controller as users run it: 'slum apply' of a fleet file of 1k,
+#     10k and 100k instances over 100 servers, first and again unchanged,
+#     then 'slum run' against 100 simulators in another process ('slum sim
+#     --count 100') converging them; time to converge and the controller's
+#     RSS. The 100k figures are printed beside their targets.
+# Usage: scripts/bench.sh [quick|process|apply|soak]
+#   quick: skip the 100k process run; process: only the process runs;
+#   apply: only the apply benchmark (BenchmarkApply in sqlite/).
 #   soak: only the soak run (scripts/soak.sh): 'slum run' against simulated
 #     servers under steady churn and faults for SLUM_SOAK_DURATION (default
 #     30m); its RSS, goroutines, heap, open files, database size and events
 #     rows must stay flat. E.g. SLUM_SOAK_DURATION=3m scripts/bench.sh soak
+# Before and after in one run: SLUM_BASELINE=DIR, a source tree of the
+# previous build (git worktree add /tmp/slum-base main), measures the apply
+# benchmark and the process runs for that build and this one, alternating,
+# SLUM_BENCH_ROUNDS times each (default 1); lines say which build
+# ("base" or "this"). SLUM_BENCH_SIZES="100000" limits the process runs
+# to those sizes. The run holds /tmp/slum-bench.lock (the machine is
+# shared: the load average is printed with each figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.tools/bin:$PATH"
 
 mode=${1:-all}
 case $mode in
-all | quick | process) ;;
+all | quick | process | apply) ;;
 soak) exec ./scripts/soak.sh ;;
-*) echo "bench.sh: unknown mode '$mode': give quick, process or soak, or nothing for all" >&2; exit 2 ;;
+*) echo "bench.sh: unknown mode '$mode': give quick, process, apply or soak, or nothing for all" >&2; exit 2 ;;
 esac
+base=${SLUM_BASELINE:-}
+if [ -n "$base" ] && [ ! -f "$base/go.mod" ]; then
+  echo "bench.sh: SLUM_BASELINE=$base is not a source tree of slum (no go.mod)" >&2; exit 2
+fi
+rounds=${SLUM_BENCH_ROUNDS:-1}
+exec 9>/tmp/slum-bench.lock
+flock 9
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+builds="this"
+mkdir -p "$work/this"
+go build -o "$work/this/slum" ./cmd/slum
+go test -c -o "$work/this/sqlite.test" ./sqlite/
+if [ -n "$base" ]; then
+  builds="base this"
+  mkdir -p "$work/base"
+  (cd "$base" && go build -o "$work/base/slum" ./cmd/slum && go test -c -o "$work/base/sqlite.test" ./sqlite/)
+fi
+
+if [ "$mode" != process ]; then
+echo "== first apply and re-apply of a fleet file over 1,000 servers (BenchmarkApply; target at 100,000: < 3 s and < 1 s)"
+for r in $(seq "$rounds"); do
+  for b in $builds; do
+    (cd sqlite && "$work/$b/sqlite.test" -test.run '^$' -test.bench 'Apply' -test.benchtime 1x -test.timeout 30m) |
+      grep -E '^Benchmark' | sed "s/^/$b (load $(load)): /"
+  done
+done
+fi
+[ "$mode" = apply ] && exit 0
 if [ "$mode" != process ]; then
 echo "== go test benchmarks"
-go test -run '^$' -bench 'Apply' -benchtime 1x -timeout 30m ./desired/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'Converge|NoopPass' -benchtime 1x -timeout 30m ./reconcile/ | grep -E '^Benchmark|^ok'
 go test -run '^$' -bench 'NoopPass' -benchtime 20x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
 go test -run '^$' -bench 'ReactToCommit' -benchtime 100x -timeout 30m ./reconcile/ | grep -E '^Benchmark'
@@ -40,40 +81,50 @@ go test -run '^$' -bench 'ConvergeEngines' -benchtime 1x -timeout 30m ./postgres
 		printf "no-op pass: postgres %.1f ms, sqlite %.1f ms: %.2fx (target within 1.5x)\n", n["pg"], n["sqlite"], n["pg"] / n["sqlite"] } }'
 fi
 
-echo "== slum run against 100 simulated servers in another process"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-go build -o "$work/slum" ./cmd/slum
+echo "== slum apply, then slum run against 100 simulated servers in another process"
 go build -o "$work/genfleet" ./scripts/genfleet
 printf 'bench-token' > "$work/token"
 export SLUM_BENCH_TOKEN=bench-token
+secs() { python3 -c "print(f'{$(date +%s.%N) - $1:.2f}')"; }
 sizes="1000 10000 100000"
 [ "$mode" = quick ] && sizes="1000 10000"
+sizes=${SLUM_BENCH_SIZES:-$sizes}
 port=21000
 for n in $sizes; do
-  "$work/slum" sim --listen "127.0.0.1:$port" --count 100 --token-file "$work/token" 2>/dev/null &
-  simpid=$!; pids+=("$simpid")
-  "$work/genfleet" -servers 100 -instances "$n" -port "$port" > "$work/fleet-$n.yaml"
-  db="$work/bench-$n.db"
-  sleep 1
-  "$work/slum" --db "$db" apply -f "$work/fleet-$n.yaml" >/dev/null
-  start=$(date +%s.%N)
-  # slum run keeps its own collector setting (GOGC 50), as users run it,
-  # unless SLUM_BENCH_GOGC is set.
-  env ${SLUM_BENCH_GOGC:+GOGC=$SLUM_BENCH_GOGC} "$work/slum" --db "$db" run --metrics-addr "" --log-level warn 2>"$work/run-$n.log" &
-  runpid=$!; pids+=("$runpid")
-  while :; do
-    running=$("$work/slum" --db "$db" -o json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["phases"].get("running",0))')
-    [ "$running" -ge "$n" ] && break
-    sleep 0.2
+  for r in $(seq "$rounds"); do
+    for b in $builds; do
+      slum="$work/$b/slum"
+      "$work/genfleet" -servers 100 -instances "$n" -port "$port" > "$work/fleet-$n.yaml"
+      "$slum" sim --listen "127.0.0.1:$port" --count 100 --token-file "$work/token" 2>/dev/null &
+      simpid=$!; pids+=("$simpid")
+      db="$work/bench-$b-$n-$r.db"
+      sleep 1
+      start=$(date +%s.%N)
+      "$slum" --db "$db" apply -f "$work/fleet-$n.yaml" >/dev/null
+      apply=$(secs "$start")
+      start=$(date +%s.%N)
+      "$slum" --db "$db" apply -f "$work/fleet-$n.yaml" >/dev/null
+      reapply=$(secs "$start")
+      start=$(date +%s.%N)
+      # slum run keeps its own collector setting (GOGC 50), as users run it,
+      # unless SLUM_BENCH_GOGC is set.
+      env ${SLUM_BENCH_GOGC:+GOGC=$SLUM_BENCH_GOGC} "$slum" --db "$db" run --metrics-addr "" --log-level warn 2>"$work/run-$n.log" &
+      runpid=$!; pids+=("$runpid")
+      while :; do
+        running=$("$slum" --db "$db" -o json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["phases"].get("running",0))')
+        [ "$running" -ge "$n" ] && break
+        sleep 0.2
+      done
+      took=$(secs "$start")
+      sleep 2 # a few no-op passes
+      rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$runpid/status")
+      hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$runpid/status")
+      target=""
+      [ "$n" = 100000 ] && target=" (targets: apply < 3 s, re-apply < 1 s, converge < 5 s, peak RSS < 150 MB)"
+      echo "$b instances=$n (load $(load)): slum apply ${apply}s, again ${reapply}s; converged (all running, as 'slum status' reports) in ${took}s; slum run RSS ${rss} MB, peak ${hwm} MB$target"
+      kill "$runpid" "$simpid"; wait "$runpid" "$simpid" 2>/dev/null || true
+      rm -f "$db" "$db"-*
+      port=$((port + 100))
+    done
   done
-  took=$(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')")
-  sleep 2 # a few no-op passes
-  rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$runpid/status")
-  hwm=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$runpid/status")
-  echo "instances=$n: converged (all running, as 'slum status' reports) in ${took}s; slum run RSS ${rss} MB, peak ${hwm} MB"
-  kill "$runpid" "$simpid"; wait "$runpid" "$simpid" 2>/dev/null || true
-  port=$((port + 100))
 done

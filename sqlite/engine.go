@@ -370,7 +370,7 @@ func inTx(ctx context.Context, pool *sql.DB, q *db.Queries, fn func(q db.Querier
 	if err != nil {
 		return fault(fmt.Errorf("begin transaction: %w", err))
 	}
-	if err := fn(q.WithTx(tx)); err != nil {
+	if err := fn(&txQueries{Queries: q.WithTx(tx), tx: tx}); err != nil {
 		_ = tx.Rollback()
 		return fault(err)
 	}

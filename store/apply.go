@@ -139,6 +139,7 @@ func execute(ctx context.Context, q db.Querier, plan *desired.Delta, now int64) 
 			}
 		}
 	}
+	var newTenants []desired.TenantEdit
 	for _, t := range plan.Tenants {
 		if t.Exists {
 			if _, err := q.UpdateTenant(ctx, updateTenantParams(t.Tenant, now)); err != nil {
@@ -146,9 +147,10 @@ func execute(ctx context.Context, q db.Querier, plan *desired.Delta, now int64) 
 			}
 			continue
 		}
-		if err := q.InsertTenant(ctx, insertTenantParams(t.Tenant, now)); err != nil {
-			return fmt.Errorf("%s: create tenant %s: %w", t.Where, t.ID, err)
-		}
+		newTenants = append(newTenants, t)
+	}
+	if err := createTenants(ctx, q, newTenants, now); err != nil {
+		return err
 	}
 	for _, ai := range plan.Instances {
 		if ai.Op == slum.OpUpdate && !ai.Moved {
@@ -166,21 +168,77 @@ func execute(ctx context.Context, q db.Querier, plan *desired.Delta, now int64) 
 			return fmt.Errorf("%s: move instance %s: %w", ai.Where, in.Key(), err)
 		}
 	}
-	for _, ai := range plan.Instances {
-		if ai.Op == slum.OpCreate {
-			if err := q.InsertInstance(ctx, insertInstanceParams(ai.Instance, now)); err != nil {
-				return fmt.Errorf("%s: create instance %s: %w", ai.Where, ai.Instance.Key(), err)
-			}
-			if err := q.DeleteRemoval(ctx, db.DeleteRemovalParams{TenantID: ai.Instance.TenantID, InstanceID: ai.Instance.ID}); err != nil {
-				return fmt.Errorf("create instance %s: %w", ai.Instance.Key(), err)
-			}
-		}
+	if err := createInstances(ctx, q, plan.Instances, now); err != nil {
+		return err
 	}
 	for _, as := range plan.Servers {
 		if as.Op == slum.OpDelete {
 			if _, err := q.DeleteServer(ctx, as.Server.ID); err != nil {
 				return fmt.Errorf("%s: prune server %s: %w", as.Where, as.Server.ID, err)
 			}
+		}
+	}
+	return nil
+}
+
+// createTenants inserts new tenants, many to a statement where the engine
+// can.
+func createTenants(ctx context.Context, q db.Querier, tenants []desired.TenantEdit, now int64) error {
+	rows := make([]db.InsertTenantParams, len(tenants))
+	for i, t := range tenants {
+		rows[i] = insertTenantParams(t.Tenant, now)
+	}
+	return insertAll(ctx, q, rows, BulkQuerier.InsertTenants, func(i int) error {
+		if err := q.InsertTenant(ctx, rows[i]); err != nil {
+			return fmt.Errorf("%s: create tenant %s: %w", tenants[i].Where, tenants[i].ID, err)
+		}
+		return nil
+	})
+}
+
+// createInstances inserts the plan's new instances, many to a statement
+// where the engine can, and drops the tombstones of those that were
+// removed before (read once, not deleted row by row: there are few).
+func createInstances(ctx context.Context, q db.Querier, edits []desired.InstanceEdit, now int64) error {
+	var created []desired.InstanceEdit
+	for _, ai := range edits {
+		if ai.Op == slum.OpCreate {
+			created = append(created, ai)
+		}
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	rows := make([]db.InsertInstanceParams, len(created))
+	for i, ai := range created {
+		rows[i] = insertInstanceParams(ai.Instance, now)
+	}
+	err := insertAll(ctx, q, rows, BulkQuerier.InsertInstances, func(i int) error {
+		if err := q.InsertInstance(ctx, rows[i]); err != nil {
+			return fmt.Errorf("%s: create instance %s: %w", created[i].Where, created[i].Instance.Key(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	removals, err := q.ListRemovals(ctx)
+	if err != nil {
+		return fmt.Errorf("read removed instances: %w", err)
+	}
+	if len(removals) == 0 {
+		return nil
+	}
+	removed := make(map[slum.InstanceKey]bool, len(removals))
+	for _, r := range removals {
+		removed[slum.KeyOf(r.TenantID, r.InstanceID)] = true
+	}
+	for _, ai := range created {
+		if !removed[ai.Instance.Key()] {
+			continue
+		}
+		if err := q.DeleteRemoval(ctx, db.DeleteRemovalParams{TenantID: ai.Instance.TenantID, InstanceID: ai.Instance.ID}); err != nil {
+			return fmt.Errorf("create instance %s: %w", ai.Instance.Key(), err)
 		}
 	}
 	return nil
