@@ -66,4 +66,9 @@ type FileSource struct {
 	Name   string            `json:"name"`
 	Text   string            `json:"text"`
 	Tokens map[string]string `json:"tokens,omitempty"` // by server id
+	// Parsed is what the sender's parse of Text was, for a fleet in the
+	// same process (a local 'slum apply'), which then need not parse a
+	// large file again; the fleet checks it is Text's. It never crosses
+	// the API, so a fleet over HTTP always parses the text itself.
+	Parsed any `json:"-"`
 }

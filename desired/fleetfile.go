@@ -745,7 +745,7 @@ type File struct {
 	versioned bool // the file gives its version
 	// parsed is the file as Parse returned it, before its tokens were
 	// resolved, and parsedText a copy of Text then: Send packs that
-	// text and remembers the parse for Receive (see rememberParse).
+	// text with the parse for Receive (see sentParse).
 	parsed     *File
 	parsedText string
 }

@@ -21,7 +21,7 @@ func Send(f *File) (slum.FileSource, error) {
 	sf := slum.FileSource{Name: f.Name}
 	if f.parsed != nil && f.parsed.Name == f.Name && string(f.Text) == f.parsedText {
 		sf.Text = f.parsedText
-		rememberParse(sf.Text, f.parsed)
+		sf.Parsed = &sentParse{name: f.Name, text: sf.Text, file: f.parsed}
 	} else {
 		sf.Text = string(f.Text)
 	}
@@ -51,8 +51,8 @@ func Receive(sf slum.FileSource) (*File, error) {
 	if len(sf.Text) > MaxFileSize {
 		return nil, &slum.FieldError{Where: sf.Name, Reason: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}
 	}
-	f := recallParse(sf.Text)
-	if f == nil || f.Name != sf.Name {
+	f := recallParse(sf)
+	if f == nil {
 		var err error
 		if f, err = Parse(sf.Name, []byte(sf.Text)); err != nil {
 			return nil, err

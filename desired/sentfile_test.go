@@ -1,14 +1,13 @@
 package desired
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
-	"unsafe"
 
 	"github.com/slum-fleet/slum"
 )
@@ -135,7 +134,7 @@ func FuzzSentFileReceive(f *testing.F) {
 }
 
 // Receive in the process that sent a file starts from the parse Load made
-// (see rememberParse); what it returns must still be what parsing the
+// (see sentParse); what it returns must still be what parsing the
 // sent text gives, whatever the sender or an earlier receiver changed in
 // their own copies since.
 func TestReceiveOfASentFileIsItsParse(t *testing.T) {
@@ -149,8 +148,8 @@ func TestReceiveOfASentFileIsItsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if recallParse(sf.Text) == nil {
-		t.Fatal("Send did not remember the parse of the text it packed")
+	if recallParse(sf) == nil {
+		t.Fatal("Send did not carry the parse of the text it packed")
 	}
 	want, err := Parse("fleet.yaml", []byte(text))
 	if err != nil {
@@ -172,9 +171,22 @@ func TestReceiveOfASentFileIsItsParse(t *testing.T) {
 		got.Tenants[0].Instances[0].ID = "changed"
 		got.Servers[1].ID = "changed"
 	}
-	// A text Send did not pack (an equal copy, as the API receives) is parsed.
-	if recallParse(strings.Clone(sf.Text)) != nil {
-		t.Fatal("a text Send did not pack was taken for one it did")
+	// What crosses the API carries no parse; a text changed after Send,
+	// or a name, is not taken for the one parsed.
+	b, err := json.Marshal(sf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var over slum.FileSource
+	if err := json.Unmarshal(b, &over); err != nil || over.Parsed != nil || recallParse(over) != nil {
+		t.Fatalf("a file sent over the API carried its parse: %+v %v", over.Parsed, err)
+	}
+	edited := sf
+	edited.Text = strings.Replace(sf.Text, "version: 1", "version: 1 ", 1)
+	renamed := sf
+	renamed.Name = "other.yaml"
+	if recallParse(edited) != nil || recallParse(renamed) != nil {
+		t.Fatal("a parse was taken for a different text or name")
 	}
 	// A file changed after Load is sent as its text, not remembered as parsed.
 	loaded.Text = append([]byte(nil), loaded.Text...)
@@ -183,39 +195,7 @@ func TestReceiveOfASentFileIsItsParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if recallParse(sf2.Text) != nil {
-		t.Fatal("Send remembered the parse of a text that was changed after it was parsed")
-	}
-}
-
-// What Send remembers goes once no one holds the text it packed.
-func TestRememberedParseGoesWithItsText(t *testing.T) {
-	remembered := func(key uintptr) bool {
-		sentParses.Lock()
-		defer sentParses.Unlock()
-		_, ok := sentParses.m[key]
-		return ok
-	}
-	// The text's address only, which does not keep it.
-	key := func() uintptr {
-		loaded, err := Load("fleet.yaml", strings.NewReader("version: 1\n"), ".", func(string) (string, bool) { return "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
-		sf, err := Send(loaded)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return uintptr(unsafe.Pointer(unsafe.StringData(sf.Text)))
-	}()
-	if !remembered(key) {
-		t.Fatal("Send did not remember the parse")
-	}
-	for i := 0; i < 1000 && remembered(key); i++ {
-		runtime.GC() // the text's cleanup runs after a collection finds it unreachable
-		runtime.Gosched()
-	}
-	if remembered(key) {
-		t.Fatal("the parse is still remembered after its text was dropped")
+	if recallParse(sf2) != nil || sf2.Parsed != nil {
+		t.Fatal("Send carried the parse of a text that was changed after it was parsed")
 	}
 }
