@@ -109,12 +109,12 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 		return err
 	}
 	ctx := cmd.Context()
-	st, done, err := a.applyTarget(ctx, src, opt)
+	st, fresh, done, err := a.applyTarget(ctx, src, opt)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if !opt.DryRun {
+	if !opt.DryRun && !fresh { // a new database has nothing to stop
 		a.warnStops(previewStops(ctx, st, src, opt))
 	}
 	plan, err := st.Apply(ctx, src, opt)
@@ -136,14 +136,15 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 
 // applyTarget is the fleet an apply or diff of f goes to: the API's, or
 // the database, which a dry run never creates (it compares with an empty
-// fleet instead) and an apply creates only for a file that applies.
-func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.ApplyOptions) (slum.Fleet, func(), error) {
+// fleet instead) and an apply creates only for a file that applies; fresh
+// says it was made just now, empty.
+func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.ApplyOptions) (_ slum.Fleet, fresh bool, _ func(), _ error) {
 	if a.remote() {
 		c, err := a.client()
 		if err != nil {
-			return nil, nil, err
+			return nil, false, nil, err
 		}
-		return c, func() { c.Close() }, nil
+		return c, false, func() { c.Close() }, nil
 	}
 	var st *store.Store
 	var err error
@@ -160,15 +161,15 @@ func (a *app) applyTarget(ctx context.Context, f slum.FileSource, opt slum.Apply
 			// A file apply would reject must not leave a new database
 			// behind: try it on an empty fleet first.
 			if err := rehearse(ctx, f, opt); err != nil {
-				return nil, nil, err
+				return nil, false, nil, err
 			}
 		}
 		st, err = a.open(ctx, dbMayCreate)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, false, nil, err
 	}
-	return st, func() { st.Close() }, nil
+	return st, st.Created(), func() { st.Close() }, nil
 }
 
 // rehearse applies f to an empty fleet in memory.
