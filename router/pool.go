@@ -35,7 +35,8 @@ type upstreamConn struct {
 	bw        *bufio.Writer
 	hw        *heldWriteConn // under br and bw, when not TLS; nil in tests
 	idleSince time.Time
-	pl        *pool // that opened it; nil in tests
+	readDL    time.Time // the read deadline the exchanges set last
+	pl        *pool     // that opened it; nil in tests
 	// The last response fastResponse read, and what it reuses.
 	resp http.Response
 	hdr  http.Header

@@ -107,6 +107,7 @@ func (ex *exchange) watch(uc *upstreamConn) {
 // watches its client, an abort may already have set a deadline in the
 // past; it must not be overridden, hence the check after setting.
 func (ex *exchange) readDeadline(uc *upstreamConn, t time.Time) error {
+	uc.readDL = t
 	if err := uc.conn.SetReadDeadline(t); err != nil {
 		return &upstreamError{kind: errKindProtocol, err: err}
 	}
@@ -170,10 +171,22 @@ func (p *Proxy) send(ex *exchange, b *backend, uc *upstreamConn) (*http.Response
 // watching for the client going away once the answer is not quick.
 func (p *Proxy) awaitResponse(ex *exchange, uc *upstreamConn, sent, deadline time.Time) error {
 	quick := sent.Add(quickAnswer)
-	if ex.stopWatch != nil || deadline.Before(quick) {
+	switch {
+	case ex.stopWatch != nil || !deadline.After(quick.Add(quickAnswer)):
 		quick = deadline
+	case !uc.readDL.Before(quick) && !uc.readDL.After(quick.Add(quickAnswer)):
+		// The deadline an earlier exchange on uc set will do: watching
+		// starts between one and two quickAnswers in, and moving a
+		// deadline costs a timer change.
+		quick = uc.readDL
+	default:
+		quick = quick.Add(quickAnswer)
 	}
-	if err := ex.readDeadline(uc, quick); err != nil {
+	if quick != uc.readDL {
+		if err := ex.readDeadline(uc, quick); err != nil {
+			return err
+		}
+	} else if err := ex.clientGone(); err != nil {
 		return err
 	}
 	_, err := uc.br.Peek(1)
