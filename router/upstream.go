@@ -39,7 +39,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // kept-alive connection the server had closed is replaced by a new one
 // once, when the request can be replayed.
 func (p *Proxy) roundTrip(ex *exchange, b *backend) (*http.Response, *upstreamConn, error) {
-	uc := b.pool.get(time.Now(), p.cfg.IdleConnTimeout, ex.r.ContentLength != 0 || !replayable(ex.r.Method))
+	now := ex.start // microseconds ago on a first try: a clock read less per request
+	if ex.retried {
+		now = time.Now()
+	}
+	uc := b.pool.get(now, p.cfg.IdleConnTimeout, ex.r.ContentLength != 0 || !replayable(ex.r.Method))
 	reused := uc != nil
 	for {
 		if uc == nil {
