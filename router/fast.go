@@ -34,6 +34,8 @@ type fastServer struct {
 	conns   map[*fastConn]struct{}
 	closing bool
 	idle    chan struct{} // closed when the last connection ended after closing
+	// closed is closing, read without the lock on every request.
+	closed atomic.Bool
 }
 
 func newFastServer(cfg ServerConfig, p *Proxy, log *slog.Logger, slow *handoff) *fastServer {
@@ -86,6 +88,7 @@ func (s *fastServer) forget(fc *fastConn) {
 func (s *fastServer) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	s.closed.Store(true)
 	if len(s.conns) == 0 {
 		close(s.idle)
 	}
@@ -108,11 +111,7 @@ func (s *fastServer) shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (s *fastServer) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+func (s *fastServer) isClosing() bool { return s.closed.Load() }
 
 // fastConn is one client connection on the fast path, with everything a
 // request needs allocated once.
@@ -127,6 +126,7 @@ type fastConn struct {
 	body   fastBody
 	vals   []string
 	busy   atomic.Bool // a request is being served
+	readDL time.Time   // the read deadline this goroutine set last
 	ctx    context.Context
 	cancel context.CancelFunc // the client went away
 	bg     backgroundRead
@@ -184,7 +184,7 @@ func (fc *fastConn) readHead(first bool) (reqHead, error) {
 		wait = fc.s.cfg.ReadHeaderTimeout
 	}
 	if fc.br.Buffered() == 0 {
-		fc.conn.SetReadDeadline(time.Now().Add(wait))
+		fc.idleDeadline(wait)
 		if _, err := fc.br.Peek(1); err != nil {
 			return reqHead{}, err
 		}
@@ -200,7 +200,7 @@ func (fc *fastConn) readHead(first bool) (reqHead, error) {
 			return reqHead{}, errFallback // a head larger than the buffer
 		}
 		if !more && !first {
-			fc.conn.SetReadDeadline(time.Now().Add(fc.s.cfg.ReadHeaderTimeout))
+			fc.setReadDeadline(time.Now().Add(fc.s.cfg.ReadHeaderTimeout))
 		}
 		if _, err := fc.br.Peek(fc.br.Buffered() + 1); err != nil {
 			return reqHead{}, err
@@ -208,12 +208,30 @@ func (fc *fastConn) readHead(first bool) (reqHead, error) {
 	}
 }
 
+// idleDeadline makes the connection wait at least wait, at most an
+// eighth more, for the next request. Moving a deadline costs a timer
+// change; on a busy connection this keeps one for many requests.
+func (fc *fastConn) idleDeadline(wait time.Duration) {
+	now := time.Now()
+	lo := now.Add(wait)
+	if fc.readDL.Before(lo) || fc.readDL.After(lo.Add(wait/8)) {
+		fc.setReadDeadline(lo.Add(wait / 8))
+	}
+}
+
+// setReadDeadline sets the client connection's read deadline and
+// remembers it (for idleDeadline).
+func (fc *fastConn) setReadDeadline(t time.Time) {
+	fc.readDL = t
+	fc.conn.SetReadDeadline(t)
+}
+
 // handOff gives the connection, and what was read of it, to net/http.
 func (fc *fastConn) handOff() bool {
 	n := fc.br.Buffered()
 	b, _ := fc.br.Peek(n)
 	prefix := append([]byte(nil), b...)
-	fc.conn.SetReadDeadline(time.Time{})
+	fc.setReadDeadline(time.Time{})
 	fc.s.proxy.metrics.handedOff.Inc()
 	return fc.s.slow.give(&prefixConn{Conn: fc.conn, prefix: prefix})
 }
@@ -222,7 +240,7 @@ func (fc *fastConn) handOff() bool {
 func (fc *fastConn) serveOne(rh reqHead) (ok bool) {
 	fc.br.Discard(rh.size)
 	if rh.length > 0 {
-		fc.conn.SetReadDeadline(time.Time{}) // an upload may take long; the idle deadline stays otherwise
+		fc.setReadDeadline(time.Time{}) // an upload may take long; the idle deadline stays otherwise
 	}
 	r := fc.req
 	r.Method, r.RequestURI, r.Host, r.ContentLength = rh.method, rh.uri, rh.host, rh.length
@@ -275,6 +293,7 @@ func (fc *fastConn) stopWatching() bool {
 		return fc.ctx.Err() == nil
 	}
 	fc.bg.stop(fc.conn)
+	fc.readDL = time.Time{}
 	return fc.ctx.Err() == nil
 }
 
@@ -291,7 +310,7 @@ func (b *backgroundRead) start(fc *fastConn) {
 	b.running = true
 	b.abort.Store(false)
 	b.done = make(chan struct{})
-	fc.conn.SetReadDeadline(time.Time{}) // a stream may outlast the idle deadline
+	fc.setReadDeadline(time.Time{}) // a stream may outlast the idle deadline
 	go func() {
 		defer close(b.done)
 		var one [1]byte

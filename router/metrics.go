@@ -1,6 +1,8 @@
 package router
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,7 +18,10 @@ type Metrics struct {
 	unavailable *prometheus.CounterVec
 	unknownHost prometheus.Counter
 	upstreamErr *prometheus.CounterVec
-	inFlight    prometheus.Gauge
+	// inFlight counts requests being proxied; a plain atomic add per
+	// request, read by a GaugeFunc (a Gauge's Inc is a compare-and-swap
+	// loop on a float, contended between cores).
+	inFlight atomic.Int64
 	// The route source: up or down, failed checks, and the age of the
 	// table in use (growing while the source is down).
 	sourceUp       prometheus.Gauge
@@ -71,9 +76,9 @@ func NewMetrics() *Metrics {
 			Help: "404 answers for hosts that are no tenant's domain."}),
 		upstreamErr: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "slum_router_upstream_errors_total",
 			Help: "Failed upstream attempts, by kind: connect, timeout, protocol or server_gone."}, []string{"kind"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slum_router_in_flight_requests",
-			Help: "Requests being proxied now (upgraded connections included)."}),
 	}
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "slum_router_in_flight_requests",
+		Help: "Requests being proxied now (upgraded connections included)."}, func() float64 { return float64(m.inFlight.Load()) })
 	m.sourceUp = prometheus.NewGauge(prometheus.GaugeOpts{Name: "slum_router_source_up",
 		Help: "1 while the route source (database, API, controller) answers, 0 while the router routes with its last good table."})
 	m.sourceUp.Set(1)
@@ -83,7 +88,7 @@ func NewMetrics() *Metrics {
 		Help: "Upstream exchanges ended because their server left the route table (declared dead or removed)."})
 	m.handedOff = prometheus.NewCounter(prometheus.CounterOpts{Name: "slum_router_fast_path_handoffs_total",
 		Help: "Client connections the fast path handed to net/http's server (a request it does not handle: upgrades, Expect, chunked bodies, HTTP/1.0...)."})
-	r.MustRegister(m.requests, m.upstream, m.tenantUp, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, m.inFlight,
+	r.MustRegister(m.requests, m.upstream, m.tenantUp, m.retries, m.unavailable, m.unknownHost, m.upstreamErr, inFlight,
 		m.sourceUp, m.sourceFailures, m.deadEnded, m.handedOff)
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -32,8 +33,10 @@ type upstreamConn struct {
 	raw       net.Conn // the TCP connection under conn (the same without TLS)
 	br        *bufio.Reader
 	bw        *bufio.Writer
+	hw        *heldWriteConn // under br and bw, when not TLS; nil in tests
 	idleSince time.Time
-	pl        *pool // that opened it; nil in tests
+	readDL    time.Time // the read deadline the exchanges set last
+	pl        *pool     // that opened it; nil in tests
 	// The last response fastResponse read, and what it reuses.
 	resp http.Response
 	hdr  http.Header
@@ -42,6 +45,18 @@ type upstreamConn struct {
 	// gone is set when the connection was closed because its server left
 	// the route table (declared dead): the exchange on it failed for that.
 	gone atomic.Bool
+}
+
+// flushRequest ends writing a request: on a plain connection its last
+// bytes go out with the read that waits for the answer.
+func (c *upstreamConn) flushRequest() error {
+	if c.hw == nil {
+		return c.bw.Flush()
+	}
+	c.hw.hold = true
+	err := c.bw.Flush()
+	c.hw.hold = false
+	return err
 }
 
 func (c *upstreamConn) close() {
@@ -235,7 +250,13 @@ func (p *Proxy) dial(ctx context.Context, pl *pool) (*upstreamConn, error) {
 		}
 		c = tc
 	}
-	uc := &upstreamConn{conn: c, raw: raw, br: bufio.NewReaderSize(c, 8<<10), bw: bufio.NewWriterSize(c, 8<<10)}
+	uc := &upstreamConn{conn: c, raw: raw}
+	var rw io.ReadWriter = c
+	if !pl.tls {
+		uc.hw = newHeldWriteConn(c)
+		rw = uc.hw
+	}
+	uc.br, uc.bw = bufio.NewReaderSize(rw, 8<<10), bufio.NewWriterSize(rw, 8<<10)
 	pl.track(uc)
 	return uc, nil
 }

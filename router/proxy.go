@@ -212,7 +212,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.serve(w, r
 // serve proxies one request; onWatch is the fast path's (see exchange).
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, onWatch func()) {
 	ex := &exchange{w: w, r: r, start: time.Now(), onWatch: onWatch}
-	p.metrics.inFlight.Inc()
+	p.metrics.inFlight.Add(1)
 	defer p.finish(ex)
 	ex.id, ex.newID = p.requestID(r)
 	if r.Method == http.MethodConnect {
@@ -366,7 +366,7 @@ func (p *Proxy) fail(ex *exchange, err error) {
 
 // finish counts and logs the exchange.
 func (p *Proxy) finish(ex *exchange) {
-	p.metrics.inFlight.Dec()
+	p.metrics.inFlight.Add(-1)
 	if ex.stopWatch != nil {
 		ex.stopWatch()
 	}

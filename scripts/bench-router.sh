@@ -8,6 +8,8 @@
 #   haproxy    haproxy as a plain reverse proxy (http-reuse always)
 #   slum-base  with SLUM_BASELINE=path/to/slum: that build of 'slum route',
 #              for before/after figures in one run
+#   slum-1p    with SLUM_ONE_PROC=1: 'slum route' with GOMAXPROCS=1, to see
+#              what the scheduler's wake-ups between threads cost
 # each with 1, 64 and 256 keep-alive connections (CONNS), then a table of
 # rps, p50, p99 and the CPU time the proxy's process (the backend's, for
 # direct) spent per request, and slum's figures beside the targets
@@ -21,6 +23,8 @@
 # Usage: scripts/bench-router.sh                  (3 rounds of 3 s per cell, ~2 minutes)
 #        ROUNDS=1 DURATION=5 scripts/bench-router.sh
 #        SLUM_BASELINE=/tmp/slum-main scripts/bench-router.sh
+#        PATHS="slum haproxy slum-base" SLUM_BASELINE=... scripts/bench-router.sh
+#          (only those paths; slum and haproxy always run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One benchmark at a time on the machine: figures from overlapping runs
@@ -34,6 +38,8 @@ ROUNDS=${ROUNDS:-3}
 BASE_PORT=${BASE_PORT:-18400}
 DOMAIN=bench.test
 SLUM_BASELINE=${SLUM_BASELINE:-}
+SLUM_ONE_PROC=${SLUM_ONE_PROC:-}
+PATHS=${PATHS:-}
 if [ -n "$SLUM_BASELINE" ] && [ ! -x "$SLUM_BASELINE" ]; then
   echo "bench-router: SLUM_BASELINE=$SLUM_BASELINE is not an executable" >&2; exit 1
 fi
@@ -60,7 +66,8 @@ port_httputil=$((BASE_PORT + 3))
 port_haproxy=$((BASE_PORT + 4))
 port_slumbase=$((BASE_PORT + 5))
 port_nethttp=$((BASE_PORT + 6))
-for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy $port_slumbase $port_nethttp; do
+port_slum1p=$((BASE_PORT + 7))
+for p in $port_backend $port_slum $port_slumlog $port_httputil $port_haproxy $port_slumbase $port_nethttp $port_slum1p; do
   if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
     echo "bench-router: port $p is in use; set BASE_PORT" >&2; exit 1
   fi
@@ -82,6 +89,11 @@ if [ -n "$SLUM_BASELINE" ]; then
   "$SLUM_BASELINE" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slumbase --metrics-addr "" --access-log=false 2>/dev/null & pids+=($!); pid[slum-base]=$!
   paths+=" slum-base"
   ports+=" $port_slumbase"
+fi
+if [ -n "$SLUM_ONE_PROC" ]; then
+  GOMAXPROCS=1 "$work/slum" --db "$work/fleet.db" route --listen 127.0.0.1:$port_slum1p --metrics-addr "" --access-log=false 2>/dev/null & pids+=($!); pid[slum-1p]=$!
+  paths+=" slum-1p"
+  ports+=" $port_slum1p"
 fi
 cat > "$work/haproxy.cfg" <<EOF
 global
@@ -138,7 +150,15 @@ run() { # name port conns round
 }
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-declare -A port=([direct]=$port_backend [slum]=$port_slum [slum+log]=$port_slumlog [slum-nethttp]=$port_nethttp [httputil]=$port_httputil [haproxy]=$port_haproxy [slum-base]=$port_slumbase)
+declare -A port=([direct]=$port_backend [slum]=$port_slum [slum+log]=$port_slumlog [slum-nethttp]=$port_nethttp [httputil]=$port_httputil [haproxy]=$port_haproxy [slum-base]=$port_slumbase [slum-1p]=$port_slum1p)
+if [ -n "$PATHS" ]; then # only the paths asked for (all were started and checked above)
+  chosen=""
+  for path in $paths; do
+    case " $PATHS slum haproxy " in *" $path "*) chosen+=" $path" ;; esac
+  done
+  paths=$chosen
+fi
+has_path() { case " $paths " in *" $1 "*) return 0 ;; esac; return 1; }
 echo "== router benchmark: wrk, $ROUNDS rounds of ${DURATION}s per cell; $(nproc) cores shared by wrk, proxy and backend"
 load_before=$(cut -d' ' -f1 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
@@ -192,12 +212,23 @@ for c in $CONNS; do
   printf '  %3d conns: rps %.0f %% of haproxy (target >= 100 %%: %s); cpu per request %.2fx haproxy'"'"'s (%s vs %s µs; target <= 1: %s)\n' \
     "$c" "$(awk -v r="$r" 'BEGIN{print 100*r}')" "$(verdict "$r" ">=" 1)" "$u" "${med[slum,$c,cpu]}" "${med[haproxy,$c,cpu]}" "$(verdict "$u" "<=" 1)"
 done
-echo "slum's fast path against its net/http server (same build, --route-fast-path=false):"
-for c in $CONNS; do
-  printf '  %3d conns: rps %sx, cpu per request %sx\n' "$c" "$(ratio_median "${rps[slum,$c]}" "${rps[slum-nethttp,$c]}")" \
-    "$(ratio_median "${cpu[slum,$c]}" "${cpu[slum-nethttp,$c]}")"
-done
-if [ -n "$SLUM_BASELINE" ]; then
+if has_path slum-nethttp; then
+  echo "slum's fast path against its net/http server (same build, --route-fast-path=false):"
+  for c in $CONNS; do
+    printf '  %3d conns: rps %sx, cpu per request %sx\n' "$c" "$(ratio_median "${rps[slum,$c]}" "${rps[slum-nethttp,$c]}")" \
+      "$(ratio_median "${cpu[slum,$c]}" "${cpu[slum-nethttp,$c]}")"
+  done
+fi
+if has_path slum-1p; then
+  echo "slum with GOMAXPROCS=1 (slum-1p) against haproxy and against slum:"
+  for c in $CONNS; do
+    printf '  %3d conns: rps %.0f %% of haproxy, cpu per request %sx haproxy'"'"'s (%s vs %s µs); against slum: rps %sx, cpu %sx\n' "$c" \
+      "$(awk -v r="$(ratio_median "${rps[slum-1p,$c]}" "${rps[haproxy,$c]}")" 'BEGIN{print 100*r}')" \
+      "$(ratio_median "${cpu[slum-1p,$c]}" "${cpu[haproxy,$c]}")" "${med[slum-1p,$c,cpu]}" "${med[haproxy,$c,cpu]}" \
+      "$(ratio_median "${rps[slum-1p,$c]}" "${rps[slum,$c]}")" "$(ratio_median "${cpu[slum-1p,$c]}" "${cpu[slum,$c]}")"
+  done
+fi
+if has_path slum-base; then
   echo "slum against the previous build (slum-base, SLUM_BASELINE=$SLUM_BASELINE):"
   for c in $CONNS; do
     printf '  %3d conns: rps %sx, cpu per request %sx (%s vs %s µs)\n' "$c" "$(ratio_median "${rps[slum,$c]}" "${rps[slum-base,$c]}")" \
@@ -208,5 +239,7 @@ load_after=$(cut -d' ' -f1 /proc/loadavg)
 echo "load average before $load_before, after $load_after (this run alone adds about 3 at 64 connections)"
 awk -v b="$load_before" 'BEGIN { exit !(b > 1.0) }' &&
   echo "WARNING: the machine was busy before the run started; figures are unreliable" >&2
-awk -v sp="${med[slum,1,p50]:-0}" -v dp="${med[direct,1,p50]:-0}" 'BEGIN {
-  printf "slum added p50 at 1 connection: %d µs over direct (target < 100 µs)\n", sp - dp }'
+if has_path direct; then
+  awk -v sp="${med[slum,1,p50]:-0}" -v dp="${med[direct,1,p50]:-0}" 'BEGIN {
+    printf "slum added p50 at 1 connection: %d µs over direct (target < 100 µs)\n", sp - dp }'
+fi
