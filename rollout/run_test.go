@@ -194,6 +194,27 @@ func TestRolloutRestartsInOrderWithServingMovedOff(t *testing.T) {
 	}
 }
 
+// What Restart returns is the caller's: reading its steps while the
+// rollout runs (as the API encodes them) races with nothing (-race).
+func TestRestartReturnsStepsOfItsOwn(t *testing.T) {
+	tf := newTestFleet(t)
+	s := tf.service(context.Background())
+	r, err := s.Restart(context.Background(), slum.RestartSpec{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 200 {
+		for _, st := range r.Steps {
+			if st.State != slum.StepPending {
+				t.Fatalf("the returned rollout's step %s changed under its caller: %s", st.Instance, st.State)
+			}
+		}
+	}
+	if r = wait(t, s, r.ID); r.State != slum.RolloutDone {
+		t.Fatalf("rollout %+v", r)
+	}
+}
+
 func TestRolloutHaltsOnTheFirstCopyNotHealthy(t *testing.T) {
 	tf := newTestFleet(t)
 	tf.tn.never["bob:a"] = true

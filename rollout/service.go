@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -118,7 +119,11 @@ func (s *Service) ListRollouts(ctx context.Context, n int64) ([]slum.Rollout, er
 	return s.st.ListRollouts(ctx, n)
 }
 
+// start runs r in the background. The runner gets its own copy of the
+// steps, which it changes as it goes: r, returned to the caller, must not
+// share them.
 func (s *Service) start(r slum.Rollout) {
+	r.Steps = slices.Clone(r.Steps)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
