@@ -35,6 +35,11 @@ func TestExperimentRefusesBadInput(t *testing.T) {
 		{[]string{"experiment", "--backend", "simulator", "--out", notOurs}, exitConflict, "not an experiment's directory"},
 		{[]string{"experiment", "--fault", "leader-kill", "--out", out}, exitUsage, "give --db postgres://"},
 		{[]string{"experiment", "--fault", "kill,leader-kill", "--out", out}, exitUsage, "runs several controllers over Postgres"},
+		{[]string{"experiment", "--data", "--fault", "partition", "--out", out}, exitUsage, `unknown fault "partition" with --data`},
+		{[]string{"experiment", "--data", "--tenants", "3", "--out", out}, exitUsage, "--tenants does not go with --data"},
+		{[]string{"experiment", "--data", "--backend", "simulator", "--out", out}, exitUsage, "--backend does not go with --data"},
+		{[]string{"experiment", "--data", "--observe", "--out", out}, exitUsage, "--observe does not go with --data"},
+		{[]string{"experiment", "--data", "--rate", "5", "--out", out}, exitUsage, "--rate does not go with --data"},
 		{[]string{"experiment", "--db", "postgres://nobody@127.0.0.1:1/none", "--fault", "leader-cut", "--backend", "simulator", "--out", out}, exitUsage, "needs real tenement servers"},
 	}
 	for _, c := range cases {
