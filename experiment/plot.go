@@ -159,7 +159,13 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 	p.Add(vline)
 	legend.Add("fault", vline)
 	out := band(0, 1, 0, colOutage, 9)
-	legend.Add("some tenant not served", out)
+	servedName := "every tenant served again (router)"
+	if r.Data {
+		servedName = "served again with its data"
+		legend.Add("not served with its data", out)
+	} else {
+		legend.Add("some tenant not served", out)
+	}
 	layers := []struct {
 		name  string
 		xys   plotter.XYs
@@ -172,7 +178,7 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 		{"failover held back (partition)", pts.held, draw.PlusGlyph{}, colFault, 6},
 		{"first instance placed elsewhere", pts.failover, draw.SquareGlyph{}, colFailover, 4},
 		{"displaced instance runs (tenement's list)", pts.replaced, draw.BoxGlyph{}, colReplaced, 3},
-		{"every tenant served again (router)", pts.served, draw.CircleGlyph{}, colServed, 5.5},
+		{servedName, pts.served, draw.CircleGlyph{}, colServed, 5.5},
 		{"controller killed", pts.ckill, draw.CrossGlyph{}, colFault, 6},
 		{"another controller took over", pts.cback, draw.RingGlyph{}, colFault, 6},
 		{"fault undone", pts.healed, draw.RingGlyph{}, colHealed, 4.5},
