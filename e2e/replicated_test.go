@@ -90,8 +90,8 @@ func checkDataTrial(t *testing.T, tr experiment.Trial, dir string) {
 	if d == nil || d.ServedWithData == nil {
 		t.Fatalf("never served again with its data: %+v", d)
 	}
-	t.Logf("FIGURE %s: served again with its data after %.2fs; %d acknowledged writes lost (%.2fs of writes); %d of the old copy's writes in the new copy's history (two writers); %d more accepted by the old copy on its own disk only; %d acknowledged in all",
-		tr.Fault, d.ServedWithData.D().Seconds(), d.Lost, d.LostSpan.D().Seconds(), d.TwoWriters, d.OldOnly, d.Acked)
+	t.Logf("FIGURE %s: served again with its data after %.2fs; %d acknowledged writes lost (%.2fs of writes); %d of the old copy's writes in the new copy's history (two writers); %d more accepted by the old copy on its own disk only (%d of all the old copy's after the new copy's first); %d acknowledged in all",
+		tr.Fault, d.ServedWithData.D().Seconds(), d.Lost, d.LostSpan.D().Seconds(), d.TwoWriters, d.OldOnly, d.AcceptedByTwo, d.Acked)
 	if d.Acked < 100 {
 		t.Errorf("only %d writes acknowledged: the trial did not write", d.Acked)
 	}

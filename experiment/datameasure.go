@@ -63,6 +63,11 @@ type DataTrial struct {
 	// OldWroteFor is how long after the fault it still acknowledged one.
 	OldOnly     int    `json:"old_copy_only_writes"`
 	OldWroteFor Millis `json:"old_copy_wrote_for_ms"`
+	// AcceptedByTwo counts writes the old copy acknowledged at or after
+	// the new copy's first: while two copies accepted writes (must be 0),
+	// whether they reached the new history (TwoWriters) or stayed on the
+	// old disk.
+	AcceptedByTwo int `json:"accepted_by_two_copies"`
 	// NewGone counts writes the new copy acknowledged that it no longer
 	// held at the end (must be 0: the returning server's stale copy must
 	// not replicate over it).
@@ -106,7 +111,11 @@ func MeasureData(r DataRecord) DataTrial {
 			}
 		case first != nil && !a.At.Before(first.At) && r.Final[a.Body]:
 			d.TwoWriters++
+			d.AcceptedByTwo++
 		case !r.Final[a.Body]:
+			if first != nil && !a.At.Before(first.At) {
+				d.AcceptedByTwo++
+			}
 			d.OldOnly++
 			d.OldWroteFor = max(d.OldWroteFor, Millis(a.At.Sub(r.FaultAt)))
 		}

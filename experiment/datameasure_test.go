@@ -43,7 +43,7 @@ func TestMeasureData(t *testing.T) {
 			rec: DataRecord{Old: "s1", FaultAt: t0,
 				Acks:     []Ack{ack("h1", "s1", -500), ack("h2", "s2", 3000), ack("o7", "s1", 3100), ack("o8", "s1", 3200)},
 				Restored: set("h1"), Final: set("h1", "h2", "o7")},
-			want: DataTrial{Old: "s1", New: "s2", Acked: 4, ServedWithData: ms(3000), TwoWriters: 1, OldOnly: 1, OldWroteFor: Millis(3200 * time.Millisecond)},
+			want: DataTrial{Old: "s1", New: "s2", Acked: 4, ServedWithData: ms(3000), TwoWriters: 1, OldOnly: 1, OldWroteFor: Millis(3200 * time.Millisecond), AcceptedByTwo: 2},
 		},
 		{
 			name: "the old copy's writes after the fault, replicated before the new copy restored, are one history",
@@ -108,7 +108,7 @@ func describeData(d DataTrial) string {
 	}
 	return strings.Join([]string{"old " + d.Old, "new " + d.New, "acked " + strconv.Itoa(d.Acked), "served " + m(d.ServedWithData),
 		"lost " + strconv.Itoa(d.Lost), "span " + d.LostSpan.D().String(), "two " + strconv.Itoa(d.TwoWriters), "oldOnly " + strconv.Itoa(d.OldOnly),
-		"oldFor " + d.OldWroteFor.D().String(), "gone " + strconv.Itoa(d.NewGone), "wait " + m(d.LeaseWait), "restore " + m(d.Restore)}, ", ")
+		"oldFor " + d.OldWroteFor.D().String(), "gone " + strconv.Itoa(d.NewGone), "byTwo " + strconv.Itoa(d.AcceptedByTwo), "wait " + m(d.LeaseWait), "restore " + m(d.Restore)}, ", ")
 }
 
 func TestParseOrphanAcks(t *testing.T) {

@@ -442,8 +442,8 @@ func trialLine(t *experiment.Trial) string {
 		return fmt.Sprintf("%.2fs", m.D().Seconds())
 	}
 	if d := t.Data; d != nil {
-		line := fmt.Sprintf("served again with its data %s, %d acknowledged writes lost (%.2fs of writes), %d accepted by two copies",
-			f(d.ServedWithData), d.Lost, d.LostSpan.D().Seconds(), d.TwoWriters)
+		line := fmt.Sprintf("served again with its data %s, %d acknowledged writes lost (%.2fs of writes), %d accepted by two copies (%d in the new history)",
+			f(d.ServedWithData), d.Lost, d.LostSpan.D().Seconds(), d.AcceptedByTwo, d.TwoWriters)
 		if d.OldOnly > 0 {
 			line += fmt.Sprintf(", %d on the old copy's disk only", d.OldOnly)
 		}
