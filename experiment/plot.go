@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -284,13 +285,15 @@ func distribution(r *Report, s Summary) (*plot.Plot, plot.Legend, vg.Length) {
 	grid.Horizontal.Color, grid.Vertical.Color = colGrid, colGrid
 	p.Add(grid)
 	colours := map[string]color.Color{"detected": colDetected, "failover_started": colFailover, "replaced": colReplaced,
-		"served_again": colServed, "served_after_heal": colServed, "longest_gap": colFailed, "controller_back": colFault}
+		"served_again": colServed, "served_after_heal": colServed, "longest_gap": colFailed, "controller_back": colFault,
+		"served_with_data": colServed, "lease_wait": colFailover, "restore": colReplaced, "lost_span": colFailed, "old_wrote_for": colDup,
+		"controller_killed": colFault}
 	labels := make([]string, len(figs))
 	rng := rand.New(rand.NewPCG(1, 2))
 	xmax := 0.0
 	for i, f := range figs {
 		y := float64(len(figs) - 1 - i)
-		labels[len(figs)-1-i] = fmt.Sprintf("%s\np50 %s  p99 %s  max %s", f.Name, formatValue(f.P50, f.Unit), formatValue(f.P99, f.Unit), formatValue(f.Max, f.Unit))
+		labels[len(figs)-1-i] = fmt.Sprintf("%s\np50 %s  p99 %s  max %s", strings.TrimSpace(f.Name), formatValue(f.P50, f.Unit), formatValue(f.P99, f.Unit), formatValue(f.Max, f.Unit))
 		c := colours[f.Key]
 		if c == nil {
 			c = colHealed

@@ -109,12 +109,15 @@ inside its server's namespace: a client on its side, the attempt at a second
 writer. Its faults are whole-kill, kill (only 'ten' dies, its tenants live on
 as orphans), hang, cut and controller-kill (ten killed, then the controller
 mid-failover); --fault all (the default with --data) runs the five. Per trial:
-the acknowledged writes lost (count, and the seconds they span back from the
-fault), writes accepted by two copies (the old copy's, acknowledged after the
-new copy's first, found in the new copy's history: must be 0), the old copy's
-writes after the fault kept on its own disk only, the time until the tenant is
-served again with its data (a new copy acknowledges a write), and of that the
-wait for the old writer's lease and the restore, where seen. It needs root,
+the acknowledged writes lost (those the old copy took before the fault that
+the new copy did not restore: count, and the seconds they span back from the
+fault), the old copy's writes after the fault kept on its own disk only (lost
+too), writes accepted by two copies (the old copy's, acknowledged at or after
+the new copy's first) and of those the ones found in the new copy's history
+(two writers of one history: must be 0), the new copy's writes gone after the
+old server returned (must be 0), the time until the tenant is served again
+with its data (a copy elsewhere acknowledges a write), and of that the wait
+for the old writer's lease and the restore, where seen. It needs root,
 tenement, litestream and weed (scripts/setup.sh installs them).
 
 With --observe it runs against an existing fleet instead (--db, and the
