@@ -33,9 +33,10 @@ type DataRecord struct {
 	// its new copy waiting for the old writer's lease and writing again
 	// (zero when not seen).
 	WaitingAt, TookOverAt time.Time
-	// Restore is how long the new copy's guard took to restore, from its
-	// own log; nil when it did not say.
-	Restore *time.Duration
+	// Restore is how long the new copy's guard took to restore, and
+	// GuardWait how long it waited for the lease, from its own log; nil
+	// when it did not say.
+	Restore, GuardWait *time.Duration
 }
 
 // DataTrial is a data trial's figures, every time measured from the fault.
@@ -72,11 +73,13 @@ type DataTrial struct {
 	// held at the end (must be 0: the returning server's stale copy must
 	// not replicate over it).
 	NewGone int `json:"new_copy_writes_gone"`
-	// LeaseWait: from the controller saying the new copy waits for the
-	// old writer to its saying the new copy writes; Restore: the new
-	// copy's restore, by its guard. Nil where not observed.
-	LeaseWait *Millis `json:"lease_wait_ms"`
-	Restore   *Millis `json:"restore_ms"`
+	// LeaseWait: how long the new copy's guard waited for the lease, by
+	// its own log. WriterWait: from the controller saying the new copy
+	// waits for the old writer to its saying the new copy writes. Restore:
+	// the new copy's restore, by its guard. Nil where not observed.
+	LeaseWait  *Millis `json:"lease_wait_ms"`
+	WriterWait *Millis `json:"writer_wait_ms"`
+	Restore    *Millis `json:"restore_ms"`
 }
 
 // MeasureData computes a data trial's figures from what it saw.
@@ -125,11 +128,16 @@ func MeasureData(r DataRecord) DataTrial {
 	}
 	if !r.WaitingAt.IsZero() && !r.TookOverAt.Before(r.WaitingAt) {
 		m := Millis(r.TookOverAt.Sub(r.WaitingAt))
-		d.LeaseWait = &m
+		d.WriterWait = &m
 	}
-	if r.Restore != nil {
-		m := Millis(*r.Restore)
-		d.Restore = &m
-	}
+	d.Restore, d.LeaseWait = millisOf(r.Restore), millisOf(r.GuardWait)
 	return d
+}
+
+func millisOf(d *time.Duration) *Millis {
+	if d == nil {
+		return nil
+	}
+	m := Millis(*d)
+	return &m
 }

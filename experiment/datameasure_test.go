@@ -1,6 +1,7 @@
 package experiment
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ func TestMeasureData(t *testing.T) {
 		return m
 	}
 	ms := func(n int) *Millis { m := Millis(time.Duration(n) * time.Millisecond); return &m }
+	dur := func(n int) *time.Duration { d := time.Duration(n) * time.Millisecond; return &d }
 	cases := []struct {
 		name string
 		rec  DataRecord
@@ -85,8 +87,13 @@ func TestMeasureData(t *testing.T) {
 		{
 			name: "the lease wait and the restore, where seen",
 			rec: DataRecord{Old: "s1", FaultAt: t0, Acks: []Ack{ack("h1", "s2", 3000)}, Final: set("h1"),
-				WaitingAt: at(900), TookOverAt: at(2300), Restore: func() *time.Duration { d := 120 * time.Millisecond; return &d }()},
-			want: DataTrial{Old: "s1", New: "s2", Acked: 1, ServedWithData: ms(3000), LeaseWait: ms(1400), Restore: ms(120)},
+				WaitingAt: at(900), TookOverAt: at(2300), Restore: dur(120), GuardWait: dur(1900)},
+			want: DataTrial{Old: "s1", New: "s2", Acked: 1, ServedWithData: ms(3000), WriterWait: ms(1400), LeaseWait: ms(1900), Restore: ms(120)},
+		},
+		{
+			name: "a took-over event before the waiting one is no wait",
+			rec:  DataRecord{Old: "s1", FaultAt: t0, Acks: []Ack{ack("h1", "s2", 3000)}, Final: set("h1"), WaitingAt: at(900), TookOverAt: at(800)},
+			want: DataTrial{Old: "s1", New: "s2", Acked: 1, ServedWithData: ms(3000)},
 		},
 	}
 	for _, c := range cases {
@@ -108,7 +115,7 @@ func describeData(d DataTrial) string {
 	}
 	return strings.Join([]string{"old " + d.Old, "new " + d.New, "acked " + strconv.Itoa(d.Acked), "served " + m(d.ServedWithData),
 		"lost " + strconv.Itoa(d.Lost), "span " + d.LostSpan.D().String(), "two " + strconv.Itoa(d.TwoWriters), "oldOnly " + strconv.Itoa(d.OldOnly),
-		"oldFor " + d.OldWroteFor.D().String(), "gone " + strconv.Itoa(d.NewGone), "byTwo " + strconv.Itoa(d.AcceptedByTwo), "wait " + m(d.LeaseWait), "restore " + m(d.Restore)}, ", ")
+		"oldFor " + d.OldWroteFor.D().String(), "gone " + strconv.Itoa(d.NewGone), "byTwo " + strconv.Itoa(d.AcceptedByTwo), "wait " + m(d.LeaseWait), "writerWait " + m(d.WriterWait), "restore " + m(d.Restore)}, ", ")
 }
 
 func TestParseOrphanAcks(t *testing.T) {
@@ -119,21 +126,25 @@ func TestParseOrphanAcks(t *testing.T) {
 	}
 }
 
-func TestRestoreTook(t *testing.T) {
+func TestDurationIn(t *testing.T) {
 	cases := []struct {
 		line string
+		re   *regexp.Regexp
 		want time.Duration
 		ok   bool
 	}{
-		{"guard: database: restored /d/data/t--prod/app.db from the replica in 143ms", 143 * time.Millisecond, true},
-		{"database: restored /x.db from the replica in 1.204s\n", 1204 * time.Millisecond, true},
-		{"database: the replica has no database yet; the app starts with none (3ms)", 0, false},
-		{"database: restored /x.db from the replica in soon", 0, false},
+		{"guard: database: restored /d/data/t--prod/app.db from the replica in 143ms", restoredIn, 143 * time.Millisecond, true},
+		{"database: restored /x.db from the replica in 1.204s\n", restoredIn, 1204 * time.Millisecond, true},
+		{"database: the replica has no database yet; the app starts with none (3ms)", restoredIn, 0, false},
+		{"database: restored /x.db from the replica in soon", restoredIn, 0, false},
+		{"lease: acquired generation 3 as d001--prod@s2 (it was lapsed; waited 1.873s)", acquiredAfter, 1873 * time.Millisecond, true},
+		{"lease: acquired generation 1 as d001--prod@s1 (it was absent; waited 0s)", acquiredAfter, 0, true},
+		{"lease: acquiring the lease of s3://b/x as d001--prod@s2", acquiredAfter, 0, false},
 	}
 	for _, c := range cases {
-		got := restoreTook(c.line)
+		got := durationIn(c.line, c.re)
 		if (got != nil) != c.ok || got != nil && *got != c.want {
-			t.Errorf("restoreTook(%q) = %v, want %v (ok %v)", c.line, got, c.want, c.ok)
+			t.Errorf("durationIn(%q) = %v, want %v (ok %v)", c.line, got, c.want, c.ok)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -306,6 +307,11 @@ func (r *dataRun) finish(ctx context.Context) error {
 	r.phase("checking what is left")
 	r.tr.LeftBehind = leftBehind(ctx, r.st, listers, r.fleet, r.ids, dataCopyProcesses)
 	r.observe(ctx, first.Server)
+	if raw, err := json.Marshal(r.rec); err == nil {
+		// Every acknowledged write and what each copy held: the trial
+		// can be measured again.
+		_ = os.WriteFile(filepath.Join(r.dir, "data-record.json"), raw, 0o644)
+	}
 	d := MeasureData(r.rec)
 	d.Tenant = r.tenant
 	r.tr.Data = &d
@@ -327,19 +333,30 @@ func (r *dataRun) observe(ctx context.Context, newServer string) {
 	r.rec.WaitingAt = r.firstEvent(ctx, slum.ReasonWaitingForWriter)
 	r.rec.TookOverAt = r.firstEvent(ctx, slum.ReasonWriterTookOver)
 	if c := r.clients[newServer]; c != nil {
-		lines, err := c.Logs(ctx, observed.LogQuery{LogFilter: observed.LogFilter{Process: dataProcess, ID: r.tenant + "--prod"},
-			Search: "database: restored"})
-		if err == nil && len(lines) > 0 {
-			r.rec.Restore = restoreTook(lines[len(lines)-1].Message)
-		}
+		r.rec.Restore = r.guardSays(ctx, c, "database: restored", restoredIn)
+		r.rec.GuardWait = r.guardSays(ctx, c, "lease: acquired", acquiredAfter)
 	}
 }
 
-var restoredIn = regexp.MustCompile(`database: restored .* from the replica in (\S+)$`)
+// guardSays reads a duration from the newest line of the tenant's copy on
+// c that contains search, by re's first group; nil when there is none.
+func (r *dataRun) guardSays(ctx context.Context, c *observed.Client, search string, re *regexp.Regexp) *time.Duration {
+	lines, err := c.Logs(ctx, observed.LogQuery{LogFilter: observed.LogFilter{Process: dataProcess, ID: r.tenant + "--prod"}, Search: search})
+	if err != nil || len(lines) == 0 {
+		return nil
+	}
+	return durationIn(lines[len(lines)-1].Message, re)
+}
 
-// restoreTook reads how long a restore took from the guard's line.
-func restoreTook(line string) *time.Duration {
-	m := restoredIn.FindStringSubmatch(strings.TrimSpace(line))
+// The guard's lines: its restore, and its wait for the lease.
+var (
+	restoredIn    = regexp.MustCompile(`database: restored .* from the replica in (\S+)$`)
+	acquiredAfter = regexp.MustCompile(`lease: acquired generation .*; waited (\S+)\)$`)
+)
+
+// durationIn reads the duration re's first group finds in line.
+func durationIn(line string, re *regexp.Regexp) *time.Duration {
+	m := re.FindStringSubmatch(strings.TrimSpace(line))
 	if m == nil {
 		return nil
 	}

@@ -286,7 +286,7 @@ func distribution(r *Report, s Summary) (*plot.Plot, plot.Legend, vg.Length) {
 	p.Add(grid)
 	colours := map[string]color.Color{"detected": colDetected, "failover_started": colFailover, "replaced": colReplaced,
 		"served_again": colServed, "served_after_heal": colServed, "longest_gap": colFailed, "controller_back": colFault,
-		"served_with_data": colServed, "lease_wait": colFailover, "restore": colReplaced, "lost_span": colFailed, "old_wrote_for": colDup,
+		"served_with_data": colServed, "lease_wait": colFailover, "writer_wait": colDetected, "restore": colReplaced, "lost_span": colFailed, "old_wrote_for": colDup,
 		"controller_killed": colFault}
 	labels := make([]string, len(figs))
 	rng := rand.New(rand.NewPCG(1, 2))
