@@ -13,6 +13,11 @@ const (
 	// FaultKill kills one tenement server with SIGKILL; it is launched
 	// again once the fleet has recovered (and then kills its leftovers).
 	FaultKill Fault = "kill"
+	// FaultWholeKill kills every process of one server's network
+	// namespace with SIGKILL, tenement and its instances alike: the whole
+	// machine dies. Its tenement is launched again once the fleet has
+	// recovered.
+	FaultWholeKill Fault = "whole-kill"
 	// FaultHang stops one tenement server with SIGSTOP (it accepts
 	// connections and answers nothing), then resumes it with SIGCONT.
 	FaultHang Fault = "hang"
@@ -42,9 +47,14 @@ const (
 	FaultObserved Fault = "observed"
 )
 
-// Faults lists every fault on one controller, in the order experiments
-// run them ("all").
+// Faults lists the faults on one controller that "all" runs, in order
+// (FaultWholeKill, made for data experiments, is asked for by name).
 var Faults = []Fault{FaultKill, FaultHang, FaultCut, FaultRestart, FaultControllerKill, FaultPartition}
+
+// DataFaults are the faults a data experiment (RunData) runs, in its
+// order ("all" with --data). Each hits the server the replicated tenant is
+// served from.
+var DataFaults = []Fault{FaultWholeKill, FaultKill, FaultHang, FaultCut, FaultControllerKill}
 
 // LeaderFaults are the faults on several controllers over Postgres: they
 // need a Postgres database and are not part of "all".
@@ -59,6 +69,8 @@ func (f Fault) Title() string {
 	switch f {
 	case FaultKill:
 		return "kill -9 of a tenement server"
+	case FaultWholeKill:
+		return "the whole server dies (every process of its namespace killed)"
 	case FaultHang:
 		return "hung tenement server (SIGSTOP)"
 	case FaultCut:
@@ -83,26 +95,44 @@ func (f Fault) Title() string {
 // servers (a partition must move nothing; a restart brings them back
 // wherever the controller places them).
 func (f Fault) Moves() bool {
+	return f == FaultKill || f == FaultWholeKill || f == FaultHang || f == FaultCut || f == FaultControllerKill
+}
+
+// OrphansLive reports whether the fault leaves the hit server's instances
+// running (a dead tenement's instances outlive it; a hung or cut-off one's
+// keep running): the old copy of a replicated tenant lives on and may try
+// to write.
+func (f Fault) OrphansLive() bool {
 	return f == FaultKill || f == FaultHang || f == FaultCut || f == FaultControllerKill
 }
 
 // ParseFaults reads a comma-separated list of faults, or "all".
 func ParseFaults(s string) ([]Fault, error) {
+	known := append(append([]Fault(nil), Faults...), FaultWholeKill)
+	return parseFaults(s, Faults, append(known, LeaderFaults...), "")
+}
+
+// ParseDataFaults reads a comma-separated list of a data experiment's
+// faults (DataFaults), or "all".
+func ParseDataFaults(s string) ([]Fault, error) {
+	return parseFaults(s, DataFaults, DataFaults, " with --data")
+}
+
+func parseFaults(s string, all, known []Fault, mode string) ([]Fault, error) {
 	s = strings.TrimSpace(s)
 	if s == "all" {
-		return append([]Fault(nil), Faults...), nil
+		return append([]Fault(nil), all...), nil
 	}
 	var out []Fault
 	seen := map[Fault]bool{}
 	for _, part := range strings.Split(s, ",") {
 		f := Fault(strings.TrimSpace(part))
-		known := slices.Contains(Faults, f) || slices.Contains(LeaderFaults, f)
-		if !known {
+		if !slices.Contains(known, f) {
 			var names []string
-			for _, k := range append(append([]Fault(nil), Faults...), LeaderFaults...) {
+			for _, k := range known {
 				names = append(names, string(k))
 			}
-			return nil, fmt.Errorf("unknown fault %q: choose from %s, or all", part, strings.Join(names, ", "))
+			return nil, fmt.Errorf("unknown fault %q%s: choose from %s, or all", part, mode, strings.Join(names, ", "))
 		}
 		if !seen[f] {
 			seen[f] = true

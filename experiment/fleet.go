@@ -89,7 +89,7 @@ func reset(ctx context.Context, fleet *localfleet.Fleet) error {
 func inject(ctx context.Context, f Fault, m *localfleet.Member) error {
 	if m.Sim != nil {
 		switch f {
-		case FaultKill, FaultControllerKill:
+		case FaultKill, FaultWholeKill, FaultControllerKill:
 			return m.Sim.Kill()
 		case FaultHang, FaultCut, FaultPartition:
 			// The simulator cannot cut a link: it hangs, which is what a
@@ -102,6 +102,9 @@ func inject(ctx context.Context, f Fault, m *localfleet.Member) error {
 	}
 	switch f {
 	case FaultKill, FaultControllerKill:
+		m.Ten.Kill()
+	case FaultWholeKill:
+		localfleet.KillAll(m.Host.Netns)
 		m.Ten.Kill()
 	case FaultHang:
 		return m.Ten.Signal(syscall.SIGSTOP)
@@ -117,7 +120,7 @@ func inject(ctx context.Context, f Fault, m *localfleet.Member) error {
 func heal(ctx context.Context, f Fault, m *localfleet.Member) error {
 	if m.Sim != nil {
 		switch f {
-		case FaultKill, FaultControllerKill:
+		case FaultKill, FaultWholeKill, FaultControllerKill:
 			return m.Sim.SetDown(false)
 		case FaultHang, FaultCut, FaultPartition:
 			m.Sim.SetHang(false)
@@ -125,7 +128,7 @@ func heal(ctx context.Context, f Fault, m *localfleet.Member) error {
 		return nil
 	}
 	switch f {
-	case FaultKill, FaultControllerKill:
+	case FaultKill, FaultWholeKill, FaultControllerKill:
 		if !m.Ten.Running() {
 			return m.Ten.Launch(ctx)
 		}

@@ -235,6 +235,9 @@ type Trial struct {
 	// Displaced means it died mid-failover.
 	RunningAtControllerKill int `json:"running_at_controller_kill,omitempty"`
 
+	// Data is a data trial's figures (RunData); nil for the others.
+	Data *DataTrial `json:"data,omitempty"`
+
 	LeftBehind []string  `json:"left_behind"`
 	Marks      []MarkAt  `json:"marks"`
 	FailedReqs []Request `json:"failed_requests"`

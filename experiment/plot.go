@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -159,7 +160,13 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 	p.Add(vline)
 	legend.Add("fault", vline)
 	out := band(0, 1, 0, colOutage, 9)
-	legend.Add("some tenant not served", out)
+	servedName := "every tenant served again (router)"
+	if r.Data {
+		servedName = "served again with its data"
+		legend.Add("not served with its data", out)
+	} else {
+		legend.Add("some tenant not served", out)
+	}
 	layers := []struct {
 		name  string
 		xys   plotter.XYs
@@ -172,7 +179,7 @@ func timeline(r *Report, f Fault, trials []Trial) (*plot.Plot, plot.Legend, vg.L
 		{"failover held back (partition)", pts.held, draw.PlusGlyph{}, colFault, 6},
 		{"first instance placed elsewhere", pts.failover, draw.SquareGlyph{}, colFailover, 4},
 		{"displaced instance runs (tenement's list)", pts.replaced, draw.BoxGlyph{}, colReplaced, 3},
-		{"every tenant served again (router)", pts.served, draw.CircleGlyph{}, colServed, 5.5},
+		{servedName, pts.served, draw.CircleGlyph{}, colServed, 5.5},
 		{"controller killed", pts.ckill, draw.CrossGlyph{}, colFault, 6},
 		{"another controller took over", pts.cback, draw.RingGlyph{}, colFault, 6},
 		{"fault undone", pts.healed, draw.RingGlyph{}, colHealed, 4.5},
@@ -278,13 +285,15 @@ func distribution(r *Report, s Summary) (*plot.Plot, plot.Legend, vg.Length) {
 	grid.Horizontal.Color, grid.Vertical.Color = colGrid, colGrid
 	p.Add(grid)
 	colours := map[string]color.Color{"detected": colDetected, "failover_started": colFailover, "replaced": colReplaced,
-		"served_again": colServed, "served_after_heal": colServed, "longest_gap": colFailed, "controller_back": colFault}
+		"served_again": colServed, "served_after_heal": colServed, "longest_gap": colFailed, "controller_back": colFault,
+		"served_with_data": colServed, "lease_wait": colFailover, "writer_wait": colDetected, "restore": colReplaced, "lost_span": colFailed, "old_wrote_for": colDup,
+		"controller_killed": colFault}
 	labels := make([]string, len(figs))
 	rng := rand.New(rand.NewPCG(1, 2))
 	xmax := 0.0
 	for i, f := range figs {
 		y := float64(len(figs) - 1 - i)
-		labels[len(figs)-1-i] = fmt.Sprintf("%s\np50 %s  p99 %s  max %s", f.Name, formatValue(f.P50, f.Unit), formatValue(f.P99, f.Unit), formatValue(f.Max, f.Unit))
+		labels[len(figs)-1-i] = fmt.Sprintf("%s\np50 %s  p99 %s  max %s", strings.TrimSpace(f.Name), formatValue(f.P50, f.Unit), formatValue(f.P99, f.Unit), formatValue(f.Max, f.Unit))
 		c := colours[f.Key]
 		if c == nil {
 			c = colHealed

@@ -61,22 +61,22 @@ func count(n int) (float64, bool) { return float64(n), true }
 
 var metrics = []metric{
 	{key: "detected", name: "detected: the controller declares it dead", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.Detected) },
-		only: []Fault{FaultKill, FaultHang, FaultCut, FaultRestart, FaultControllerKill, FaultPartition, FaultObserved}},
+		only: []Fault{FaultKill, FaultWholeKill, FaultHang, FaultCut, FaultRestart, FaultControllerKill, FaultPartition, FaultObserved}},
 	{key: "controller_back", name: "another controller holds the lease", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ControllerBack) }, only: []Fault{FaultControllerKill, FaultLeaderKill, FaultLeaderCut}},
 	{key: "running_at_controller_kill", name: "displaced instances running when it was killed", unit: Count, get: func(t Trial) (float64, bool) {
 		return count(t.RunningAtControllerKill)
 	}, only: []Fault{FaultControllerKill}},
-	{key: "failover_started", name: "first instance placed elsewhere", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.FailoverStarted) }, only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
+	{key: "failover_started", name: "first instance placed elsewhere", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.FailoverStarted) }, only: []Fault{FaultKill, FaultWholeKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
 	{key: "replaced", name: "every displaced instance runs again", unit: Seconds, get: func(t Trial) (float64, bool) {
 		if t.Displaced == 0 {
 			return 0, false
 		}
 		return secs(t.Replaced)
-	}, only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
+	}, only: []Fault{FaultKill, FaultWholeKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart}},
 	{key: "unplaceable", name: "displaced instances nowhere could take", unit: Count, get: func(t Trial) (float64, bool) { return count(len(t.Unplaceable)) },
-		only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill}},
+		only: []Fault{FaultKill, FaultWholeKill, FaultHang, FaultCut, FaultControllerKill}},
 	{key: "served_again", name: "every tenant served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) },
-		only: []Fault{FaultKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart, FaultObserved}},
+		only: []Fault{FaultKill, FaultWholeKill, FaultHang, FaultCut, FaultControllerKill, FaultRestart, FaultObserved}},
 	{key: "served_again", name: "tenants with a copy outside served again", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAgain) },
 		only: []Fault{FaultPartition}},
 	{key: "served_after_heal", name: "every tenant served again, from the partition's end", unit: Seconds, get: func(t Trial) (float64, bool) { return secs(t.ServedAfterHeal) }, only: []Fault{FaultPartition}},
@@ -147,7 +147,11 @@ func Summarize(trials []Trial) []Summary {
 			}
 		}
 		s.Trials = len(good)
-		for _, m := range metrics {
+		ms := metrics
+		if by[f][0].Data != nil {
+			ms = dataMetrics
+		}
+		for _, m := range ms {
 			if !m.applies(f) {
 				continue
 			}
@@ -207,9 +211,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 		backend = "an existing fleet, observed"
 	}
 	s := r.Settings
-	fmt.Fprintf(w, "slum experiment: %s; %d servers, %d tenants (%d with two copies or more)\n", backend, r.Servers, r.Tenants, r.WarmTenants)
-	fmt.Fprintf(w, "settings: probe_interval %s, probe_timeout %s, dead_after %d, partition_fraction %g, failover_rate %d/min; load %g requests/s per tenant; seed %d\n",
-		s.ProbeInterval, s.ProbeTimeout, s.DeadAfter, s.PartitionFraction, s.FailoverRate, r.Rate, r.Seed)
+	if r.Data {
+		fmt.Fprintf(w, "slum experiment --data: %s; %d servers, %s\n", backend, r.Servers, dataSetup())
+		fmt.Fprintf(w, "settings: probe_interval %s, probe_timeout %s, dead_after %d; writes as fast as the serving copy acknowledges them; seed %d\n",
+			s.ProbeInterval, s.ProbeTimeout, s.DeadAfter, r.Seed)
+	} else {
+		fmt.Fprintf(w, "slum experiment: %s; %d servers, %d tenants (%d with two copies or more)\n", backend, r.Servers, r.Tenants, r.WarmTenants)
+		fmt.Fprintf(w, "settings: probe_interval %s, probe_timeout %s, dead_after %d, partition_fraction %g, failover_rate %d/min; load %g requests/s per tenant; seed %d\n",
+			s.ProbeInterval, s.ProbeTimeout, s.DeadAfter, s.PartitionFraction, s.FailoverRate, r.Rate, r.Seed)
+	}
 	if len(r.LoadAverage) > 0 {
 		fmt.Fprintf(w, "this machine's load average (1, 5, 15 min) at the start and the end: %s (it has %d cores; other work skews the figures)\n",
 			strings.Join(r.LoadAverage, " -> "), runtime.NumCPU())
@@ -249,7 +259,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if checks := r.Targets(); len(checks) > 0 {
-		fmt.Fprintln(w, "\ntargets (issue 13; meant for default settings on three real tenement servers):")
+		head := "issue 13; meant for default settings on three real tenement servers"
+		if r.Data {
+			head = "issue 17; meant for default settings on real tenement servers"
+		}
+		fmt.Fprintf(w, "\ntargets (%s):\n", head)
 		for _, c := range checks {
 			verdict := "met"
 			if !c.Met {
@@ -284,6 +298,9 @@ type Check struct {
 
 // Targets checks issue 13's targets against the figures measured.
 func (r *Report) Targets() []Check {
+	if r.Data {
+		return r.dataTargets()
+	}
 	var out []Check
 	for _, s := range r.Summaries {
 		if s.Trials == 0 {

@@ -109,10 +109,12 @@ type Report struct {
 	Finished      time.Time     `json:"finished"`
 	Interrupted   bool          `json:"interrupted"`
 	Observe       bool          `json:"observe,omitempty"`
-	Trials        []Trial       `json:"trials"`
-	Summaries     []Summary     `json:"summaries"`
-	Pictures      []string      `json:"pictures"`
-	LeftBehind    []string      `json:"left_behind"`
+	// Data: a data experiment (RunData), whose trials carry Trial.Data.
+	Data       bool      `json:"data,omitempty"`
+	Trials     []Trial   `json:"trials"`
+	Summaries  []Summary `json:"summaries"`
+	Pictures   []string  `json:"pictures"`
+	LeftBehind []string  `json:"left_behind"`
 	// LoadAverage is this machine's load average (/proc/loadavg) as the
 	// experiment started and ended: others' work skews what it measures.
 	LoadAverage []string `json:"load_average"`
@@ -539,6 +541,8 @@ func (r *trialRun) faultText() string {
 	switch r.fault {
 	case FaultKill:
 		return "kill -9 of " + v
+	case FaultWholeKill:
+		return "every process of " + v + " killed"
 	case FaultHang:
 		return "SIGSTOP of " + v
 	case FaultCut:
@@ -967,6 +971,13 @@ func backAt(hs []HealthChange, victims []string, from time.Time) time.Time {
 // run where the desired state does not put them, instances that do not run
 // where it does, holds still open.
 func (r *trialRun) leftBehind(ctx context.Context, st *store.Store, listers map[string]Lister) []string {
+	return leftBehind(ctx, st, listers, r.fleet, r.ids, 1)
+}
+
+// leftBehind is trialRun.leftBehind for any fleet, whose servers have the
+// fleet file's ids, whose instances run perInstance processes at most (the
+// test app alone: 1).
+func leftBehind(ctx context.Context, st *store.Store, listers map[string]Lister, fleet *localfleet.Fleet, serverIDs map[*localfleet.Member]string, perInstance int) []string {
 	out := []string{}
 	ins, err := st.ListInstances(ctx)
 	if err != nil {
@@ -1019,7 +1030,7 @@ func (r *trialRun) leftBehind(ctx context.Context, st *store.Store, listers map[
 	}
 	// A killed tenement's instances outlive it; once it is back, nothing
 	// may run in its namespace beyond the server and what it lists.
-	for _, m := range r.fleet.Members {
+	for _, m := range fleet.Members {
 		n, err := processesIn(m)
 		if err != nil || m.Host == nil {
 			continue
@@ -1027,13 +1038,13 @@ func (r *trialRun) leftBehind(ctx context.Context, st *store.Store, listers map[
 		runs := 0
 		for _, servers := range listed {
 			for _, s := range servers {
-				if s == r.ids[m] {
+				if s == serverIDs[m] {
 					runs++
 				}
 			}
 		}
-		if extra := n - 1 - runs; extra > 0 {
-			out = append(out, fmt.Sprintf("%d process(es) in %s's namespace beyond its server and the %d instances it lists", extra, r.ids[m], runs))
+		if extra := n - 1 - perInstance*runs; extra > 0 {
+			out = append(out, fmt.Sprintf("%d process(es) in %s's namespace beyond its server and the %d instances it lists (%d each at most)", extra, serverIDs[m], runs, perInstance))
 		}
 	}
 	return out

@@ -37,7 +37,7 @@ type experimentFlags struct {
 	seed                                   int64
 	rate                                   float64
 	timeout, duration                      time.Duration
-	observe                                bool
+	observe, data                          bool
 	set                                    slum.Settings
 	parsed                                 []experiment.Fault // from faults, by check
 	fleet                                  *desired.File      // read from file, by check
@@ -46,7 +46,7 @@ type experimentFlags struct {
 func (a *app) experimentCommand() *cobra.Command {
 	e := &experimentFlags{set: slum.DefaultSettings()}
 	cmd := &cobra.Command{
-		Use:   "experiment [--fault kill|hang|cut|restart|controller-kill|partition|all|leader-kill|leader-cut] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
+		Use:   "experiment [--data] [--fault kill|whole-kill|hang|cut|restart|controller-kill|partition|all|leader-kill|leader-cut] [--trials N] [--seed S] [--servers N] [--tenants N] [-f fleet.yaml] [--out DIR]",
 		Short: "Measure what a failure costs: failover experiments on a local fleet, or observed on a real one",
 		Long: `Experiment starts a local fleet (real tenement servers, each in a network
 namespace of its own, when tenement is installed and this runs as root; slum's
@@ -55,7 +55,10 @@ simulator otherwise, and it says so), runs the controller and its router as
 servers pointed at the local ones), sends steady HTTP load through the router
 at every tenant, and injects faults, one trial at a time:
 
-  kill             kill -9 of a tenement server (launched again afterwards)
+  kill             kill -9 of a tenement server (launched again afterwards);
+                   its instances live on, reparented, until it starts again
+  whole-kill       the whole server dies: every process of its namespace
+                   killed, tenement and its instances (not part of "all")
   hang             SIGSTOP of a tenement server (SIGCONT afterwards)
   cut              its network link cut (packets dropped), then restored
   restart          a tenement restart, which loses every instance
@@ -94,11 +97,36 @@ The fleet's failover settings can be varied (--probe-interval, --dead-after,
 ...) to compare them; see 'slum settings'. Ctrl-C stops cleanly and reports the
 trials that finished.
 
+With --data it measures what a failover costs a tenant's data instead: a
+built-in fleet of --servers real tenement servers with one replicated tenant
+(examples/replicated's app under 'slum guard', real Litestream, its replica on
+a SeaweedFS server the experiment starts), a new tenant each trial, served from
+a server chosen at random, which the fault hits. The app acknowledges a write
+only once its transaction has committed; the experiment writes to the tenant
+through its serving copy as fast as it answers, and, for the faults that leave
+the old copy running (all but whole-kill), also to the old copy directly from
+inside its server's namespace: a client on its side, the attempt at a second
+writer. Its faults are whole-kill, kill (only 'ten' dies, its tenants live on
+as orphans), hang, cut and controller-kill (ten killed, then the controller
+mid-failover); --fault all (the default with --data) runs the five. Per trial:
+the acknowledged writes lost (those the old copy took before the fault that
+the new copy did not restore: count, and the seconds they span back from the
+fault), the old copy's writes after the fault kept on its own disk only (lost
+too), writes accepted by two copies (the old copy's, acknowledged at or after
+the new copy's first) and of those the ones found in the new copy's history
+(two writers of one history: must be 0), the new copy's writes gone after the
+old server returned (must be 0), the time until the tenant is served again
+with its data (a copy elsewhere acknowledges a write), and of that the wait
+for the old writer's lease and the restore, where seen. It needs root,
+tenement, litestream and weed (scripts/setup.sh installs them).
+
 With --observe it runs against an existing fleet instead (--db, and the
 router's address with --router): it sends the same load through that router
 and records the same figures from the router's and the controller's view
 while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 		Example: `  slum experiment                                   # 5 trials of kill -9 on three servers
+  slum experiment --data --trials 10                # a replicated tenant through the five data faults
+  slum experiment --data --fault whole-kill,cut --trials 3
   slum experiment --fault kill --trials 20 --seed 13 # the table in docs/experiments
   slum experiment --fault all --trials 3 -o json > results.json
   slum experiment --fault hang --probe-interval 500ms --dead-after 2
@@ -111,6 +139,9 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 			}
 			if e.observe {
 				return a.observeExperiment(cmd.Context(), e.routerAddr, e.out, e.duration, e.rate, e.timeout)
+			}
+			if e.data {
+				return a.dataExperiment(cmd.Context(), e)
 			}
 			db, err := leaderFaultsDB(e.parsed, a.dbPath)
 			if err != nil {
@@ -133,7 +164,7 @@ while you cause the fault yourself, until --duration ends or Ctrl-C.`,
 }
 
 func (e *experimentFlags) register(fl *pflag.FlagSet) {
-	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all; leader-kill, leader-cut on Postgres")
+	fl.StringVar(&e.faults, "fault", "kill", "the faults, comma-separated: kill, hang, cut, restart, controller-kill, partition, or all; whole-kill; leader-kill, leader-cut on Postgres; with --data: whole-kill, kill, hang, cut, controller-kill, or all")
 	fl.IntVar(&e.trials, "trials", 5, "trials of each fault")
 	fl.Int64Var(&e.seed, "seed", 1, "seeds the choice of servers and moments, so a run can be repeated")
 	fl.IntVar(&e.servers, "servers", 3, "tenement servers in the local fleet")
@@ -143,6 +174,7 @@ func (e *experimentFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&e.backend, "backend", "auto", "auto, tenement or simulator")
 	fl.Float64Var(&e.rate, "rate", 20, "requests a second per tenant, through the router")
 	fl.DurationVar(&e.timeout, "request-timeout", 5*time.Second, "a request not answered by then has failed")
+	fl.BoolVar(&e.data, "data", false, "measure a replicated tenant's data through failovers (built-in fleet; --fault defaults to all of whole-kill, kill, hang, cut, controller-kill)")
 	fl.BoolVar(&e.observe, "observe", false, "observe an existing fleet (--db, --router) while you cause the fault")
 	fl.StringVar(&e.routerAddr, "router", "127.0.0.1:8080", "with --observe: the router's address (host:port)")
 	fl.DurationVar(&e.duration, "duration", 5*time.Minute, "with --observe: how long to observe at most")
@@ -166,8 +198,15 @@ func (e *experimentFlags) check(flags *pflag.FlagSet) error {
 	} else if flags.Changed("router") || flags.Changed("duration") {
 		return usageError{errors.New("--router and --duration go with --observe")}
 	}
+	if err := e.checkData(flags); err != nil {
+		return err
+	}
 	var err error
-	if e.parsed, err = experiment.ParseFaults(e.faults); err != nil {
+	parse := experiment.ParseFaults
+	if e.data {
+		parse = experiment.ParseDataFaults
+	}
+	if e.parsed, err = parse(e.faults); err != nil {
 		return usageError{err}
 	}
 	if e.backend == "auto" {
@@ -207,6 +246,47 @@ func (e *experimentFlags) check(flags *pflag.FlagSet) error {
 		}
 	}
 	return e.set.Validate()
+}
+
+// checkData refuses what does not go with --data, and makes all the
+// faults its default.
+func (e *experimentFlags) checkData(flags *pflag.FlagSet) error {
+	if !e.data {
+		return nil
+	}
+	for _, name := range []string{"observe", "file", "tenants", "backend", "rate", "request-timeout"} {
+		if flags.Changed(name) {
+			return usageError{fmt.Errorf("--%s does not go with --data: it runs a built-in fleet of one replicated tenant on real tenement servers, and writes as fast as the tenant answers", name)}
+		}
+	}
+	if !flags.Changed("fault") {
+		e.faults = "all"
+	}
+	return nil
+}
+
+// dataExperiment runs 'slum experiment --data'.
+func (a *app) dataExperiment(ctx context.Context, e *experimentFlags) error {
+	if err := experiment.CheckDataTools(); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find slum's own binary, which every copy runs as its guard: %w", err)
+	}
+	abs, err := filepath.Abs(e.out)
+	if err != nil {
+		return err
+	}
+	if err := experiment.PrepareDir(abs); err != nil {
+		return err
+	}
+	rep, err := experiment.RunData(ctx, experiment.DataOptions{Faults: e.parsed, Trials: e.trials, Seed: e.seed, Servers: e.servers,
+		Settings: e.set, Dir: abs, Slum: self, Launcher: stackLauncher{cfg: reconcile.DefaultConfig()}, Progress: newProgress(a.stderr).show})
+	if err != nil {
+		return err
+	}
+	return a.writeExperiment(rep, abs)
 }
 
 // options are the experiment the checked flags describe, its directory
@@ -363,6 +443,20 @@ func trialLine(t *experiment.Trial) string {
 			return "never"
 		}
 		return fmt.Sprintf("%.2fs", m.D().Seconds())
+	}
+	if d := t.Data; d != nil {
+		line := fmt.Sprintf("served again with its data %s, %d acknowledged writes lost (%.2fs of writes), %d accepted by two copies (%d in the new history)",
+			f(d.ServedWithData), d.Lost, d.LostSpan.D().Seconds(), d.AcceptedByTwo, d.TwoWriters)
+		if d.OldOnly > 0 {
+			line += fmt.Sprintf(", %d on the old copy's disk only", d.OldOnly)
+		}
+		if d.NewGone > 0 {
+			line += fmt.Sprintf(", %d OF THE NEW COPY'S GONE", d.NewGone)
+		}
+		if len(t.LeftBehind) > 0 {
+			line += fmt.Sprintf(", %d left behind", len(t.LeftBehind))
+		}
+		return line + fmt.Sprintf(", %d acknowledged", d.Acked)
 	}
 	parts := []string{"detected " + f(t.Detected)}
 	if t.Fault.NeedsPostgres() {

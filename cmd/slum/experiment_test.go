@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/slum-fleet/slum/experiment"
 )
@@ -35,6 +36,11 @@ func TestExperimentRefusesBadInput(t *testing.T) {
 		{[]string{"experiment", "--backend", "simulator", "--out", notOurs}, exitConflict, "not an experiment's directory"},
 		{[]string{"experiment", "--fault", "leader-kill", "--out", out}, exitUsage, "give --db postgres://"},
 		{[]string{"experiment", "--fault", "kill,leader-kill", "--out", out}, exitUsage, "runs several controllers over Postgres"},
+		{[]string{"experiment", "--data", "--fault", "partition", "--out", out}, exitUsage, `unknown fault "partition" with --data`},
+		{[]string{"experiment", "--data", "--tenants", "3", "--out", out}, exitUsage, "--tenants does not go with --data"},
+		{[]string{"experiment", "--data", "--backend", "simulator", "--out", out}, exitUsage, "--backend does not go with --data"},
+		{[]string{"experiment", "--data", "--observe", "--out", out}, exitUsage, "--observe does not go with --data"},
+		{[]string{"experiment", "--data", "--rate", "5", "--out", out}, exitUsage, "--rate does not go with --data"},
 		{[]string{"experiment", "--db", "postgres://nobody@127.0.0.1:1/none", "--fault", "leader-cut", "--backend", "simulator", "--out", out}, exitUsage, "needs real tenement servers"},
 	}
 	for _, c := range cases {
@@ -84,5 +90,24 @@ func TestExperimentOnTheSimulator(t *testing.T) {
 	}
 	if len(rep.Pictures) != 8 {
 		t.Errorf("pictures %v", rep.Pictures)
+	}
+}
+
+func TestTrialLineOfADataTrial(t *testing.T) {
+	m := func(d time.Duration) *experiment.Millis { v := experiment.Millis(d); return &v }
+	cases := []struct {
+		data *experiment.DataTrial
+		left []string
+		want string
+	}{
+		{&experiment.DataTrial{ServedWithData: m(3500 * time.Millisecond), Lost: 4, LostSpan: experiment.Millis(250 * time.Millisecond), Acked: 160},
+			nil, "served again with its data 3.50s, 4 acknowledged writes lost (0.25s of writes), 0 accepted by two copies (0 in the new history), 160 acknowledged"},
+		{&experiment.DataTrial{AcceptedByTwo: 9, TwoWriters: 2, OldOnly: 7, NewGone: 1, Acked: 10},
+			[]string{"x"}, "served again with its data never, 0 acknowledged writes lost (0.00s of writes), 9 accepted by two copies (2 in the new history), 7 on the old copy's disk only, 1 OF THE NEW COPY'S GONE, 1 left behind, 10 acknowledged"},
+	}
+	for _, c := range cases {
+		if got := trialLine(&experiment.Trial{Fault: experiment.FaultCut, Data: c.data, LeftBehind: c.left}); got != c.want {
+			t.Errorf("trialLine =\n %s\nwant\n %s", got, c.want)
+		}
 	}
 }
