@@ -98,6 +98,12 @@ func checkDataTrial(t *testing.T, tr experiment.Trial, dir string) {
 	if d.TwoWriters != 0 {
 		t.Errorf("%d writes the old copy accepted after the new copy took over are in the new copy's history: two writers", d.TwoWriters)
 	}
+	// The old copy must not acknowledge a write once the new one does: cut
+	// off, its guard freezes it at the renew deadline, before its lease
+	// can lapse.
+	if d.AcceptedByTwo != 0 {
+		t.Errorf("%d writes the old copy acknowledged after the new copy's first: two copies accepted writes", d.AcceptedByTwo)
+	}
 	if d.NewGone != 0 {
 		t.Errorf("%d writes acknowledged by the new copy are gone after the old server returned", d.NewGone)
 	}
