@@ -120,7 +120,20 @@ func TestRevokedHolderStopsItsApp(t *testing.T) {
 	if a.litestreamPID() != 0 {
 		t.Fatal("the revoked copy's litestream still runs")
 	}
-	t.Logf("FIGURE revoke → the holder's app stopped: %s", time.Since(revoked).Round(time.Millisecond))
+	stopped := time.Since(revoked)
+	// Stopped, it says so in the lease: the next copy takes it at once,
+	// not a TTL after the revocation.
+	if o, err := w.watcher().Observe(context.Background()); err != nil || o.Record.State != lease.StateReleased || o.Record.By != "" {
+		t.Fatalf("after the revoked copy stopped the lease is %+v (%v), want released by it; its log:\n%s", o.Record, err, a.log.String())
+	}
+	b := w.newCopy("backup", w.srv.Endpoint)
+	b.startInProcess(lease.DefaultTiming)
+	served := b.waitServing(20 * time.Second)
+	if strings.Contains(b.log.String(), "waiting for it to stay unchanged") {
+		t.Fatalf("the next copy waited for a lease its revoked holder had released; its log:\n%s", b.log.String())
+	}
+	t.Logf("FIGURE revoke → the holder's app stopped: %s; the next copy serving %s after the revocation",
+		stopped.Round(time.Millisecond), served.Sub(revoked).Round(time.Millisecond))
 }
 
 // appPID is the pid of the copy's app as its guard logged it.
@@ -135,15 +148,8 @@ func (c *tenantCopy) appPID() int {
 
 // processState is a process's state letter in /proc ("T": stopped).
 func processState(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) == 0 {
-		return ""
-	}
-	return f[0]
+	st, _, _ := procStat(pid)
+	return st
 }
 
 // quick is a client that gives up fast: a frozen app answers nothing.

@@ -36,6 +36,7 @@ type supervisor struct {
 	lsKillAt   time.Time // SIGKILL for a Litestream told to stop
 	finalSync  bool      // the last sync before release has been started (or skipped)
 	ready      bool      // the database was made the newest: only then may it be replicated
+	revoked    bool      // fenced by a revocation of its own lease: confirm it once stopped
 }
 
 func (s *supervisor) logf(format string, args ...any) { s.logw.line(fmt.Sprintf(format, args...)) }
@@ -60,8 +61,11 @@ func (s *supervisor) run(ctx context.Context) *Exit {
 	cancelPrep()
 	stopRenewer()
 	<-renewerDone
-	if release {
+	switch {
+	case release:
 		s.release()
+	case s.revoked:
+		s.confirmRevoked()
 	}
 	s.logf("stopped: %s (exit %d)", exit.Reason, exit.Code)
 	return exit
@@ -295,10 +299,24 @@ func (s *supervisor) freezeApp(now time.Time) {
 
 // killApp kills the app's whole tree at once (it may be frozen: SIGTERM
 // would wait for a resume that must not come).
-func (s *supervisor) killApp(why string) {
-	s.app.signalTree(syscall.SIGKILL)
+func (s *supervisor) killApp(why string) (below []int) {
+	below = s.app.signalTree(syscall.SIGKILL)
 	s.appKillAt = time.Time{}
 	s.logf("app: killed (SIGKILL, pid %d and its children): %s", s.app.cmd.Process.Pid, why)
+	return below
+}
+
+// confirmRevoked tells the next copy, through the lease, that this one
+// has stopped (its Litestream and app are gone), so it takes the lease at
+// once rather than a TTL after the revocation.
+func (s *supervisor) confirmRevoked() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timing.RenewDeadline)
+	defer cancel()
+	if err := s.holder.ConfirmRevoked(ctx); err != nil {
+		s.logf("lease: revocation not confirmed (%v): it lapses %s after the revocation", err, s.cfg.Timing.TTL)
+		return
+	}
+	s.logf("lease: confirmed the revocation of generation %d: stopped, released for the next copy at once", s.acquired.Generation)
 }
 
 func (s *supervisor) appExited() {
@@ -413,10 +431,12 @@ func (s *supervisor) fence(fe *lease.FencedError, cancelPrep func(), prepDone <-
 	if s.app != nil {
 		// No grace: another copy may be writing already, and a write this
 		// one acknowledged now would be lost to its client.
-		s.killApp("the lease is lost")
+		below := s.killApp("the lease is lost")
 		<-s.app.done
+		waitGone(below, s.cfg.Grace)
 		s.app = nil
 	}
+	s.revoked = fe.Now.State == lease.StateRevoked
 	return &Exit{Code: ExitFenced, Reason: "fenced: the lease is " + fe.Now.Describe()}
 }
 

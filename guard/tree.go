@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The app is frozen and killed as a process tree: an app started through
@@ -24,7 +25,7 @@ func descendants(pid int) []int {
 		if err != nil {
 			continue
 		}
-		if pp, ok := parentOf(p); ok {
+		if _, pp, ok := procStat(p); ok {
 			children[pp] = append(children[pp], p)
 		}
 	}
@@ -36,34 +37,35 @@ func descendants(pid int) []int {
 	return out
 }
 
-// parentOf reads a process's parent pid from /proc/PID/stat, whose second
-// field (the command) may hold spaces and parentheses: the fields after
-// its last ')' are state, then the parent.
-func parentOf(pid int) (int, bool) {
+// procStat reads a process's state letter and parent pid from
+// /proc/PID/stat, whose second field (the command) may hold spaces and
+// parentheses: the fields after its last ')' are state, then the parent.
+func procStat(pid int) (state string, parent int, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return "", 0, false
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false
+		return "", 0, false
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 2 {
-		return 0, false
+		return "", 0, false
 	}
 	pp, err := strconv.Atoi(f[1])
-	return pp, err == nil
+	return f[0], pp, err == nil
 }
 
 // signalTree sends sig to the child and to every process below it. The
 // descendants are found before the child is signalled (once it is killed
 // they are reparented, no longer below it), and for SIGSTOP once more
 // after: a stopped child forks nothing new, but may have just forked.
-func (c *child) signalTree(sig syscall.Signal) {
+// It returns the descendants it signalled.
+func (c *child) signalTree(sig syscall.Signal) []int {
 	if c.exited() {
-		return
+		return nil
 	}
 	below := descendants(c.cmd.Process.Pid)
 	c.signal(sig)
@@ -72,5 +74,20 @@ func (c *child) signalTree(sig syscall.Signal) {
 	}
 	for _, p := range below {
 		_ = syscall.Kill(p, sig)
+	}
+	return below
+}
+
+// waitGone waits, at most limit, until none of pids runs (a zombie is
+// gone: it runs no code).
+func waitGone(pids []int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, p := range pids {
+		for time.Now().Before(deadline) {
+			if st, _, _ := procStat(p); st == "" || st == "Z" || st == "X" {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

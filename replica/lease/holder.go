@@ -248,6 +248,30 @@ func (h *Holder) Release(ctx context.Context) error {
 	return nil
 }
 
+// ConfirmRevoked writes this holder's revoked lease released, once the
+// holder has stopped writing the replica for good (its Litestream and app
+// are gone): the next copy then takes it at once instead of a TTL after
+// the revocation, as it would a lease released by a clean stop. Only a
+// revocation of this holder's own lease, of its generation, is confirmed;
+// anything else (another copy took it, slum released it) is left as it is
+// (replica.ErrChanged).
+func (h *Holder) ConfirmRevoked(ctx context.Context) error {
+	o, err := h.watch.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	if !o.Present || o.Record.State != StateRevoked || o.Record.Holder != h.id || o.Record.Generation != h.rec.Generation {
+		return fmt.Errorf("lease: confirm revocation: %w: the lease is %s", replica.ErrChanged, o.Describe(h.timing.TTL))
+	}
+	rec := o.Record
+	rec.State, rec.Renewal, rec.By, rec.Reason = StateReleased, rec.Renewal+1, "", ""
+	if _, err := h.store.Replace(ctx, h.key, rec.encode(), o.ETag); err != nil {
+		return fmt.Errorf("lease: confirm revocation: %w", err)
+	}
+	h.rec, h.held = rec, false
+	return nil
+}
+
 func (h *Holder) say(last *string, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	if msg != *last {

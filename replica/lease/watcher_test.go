@@ -84,6 +84,49 @@ func TestRevokeThenFencedRelease(t *testing.T) {
 	}
 }
 
+// A revoked holder that has stopped confirms it: the next copy takes the
+// lease at once, not a TTL after the revocation. Only its own revocation
+// is confirmed.
+func TestRevokedHolderConfirmsItStopped(t *testing.T) {
+	st, clk := newMemStore(), fakeclock.New(t0)
+	a := newTestHolder(t, st, clk, "a")
+	if _, err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ConfirmRevoked(context.Background()); !errors.Is(err, replica.ErrChanged) {
+		t.Fatalf("confirming a lease not revoked: %v, want ErrChanged", err)
+	}
+	w := NewWatcher(st, loc, clk)
+	if _, err := w.Observe(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Revoke(context.Background(), "slum", "server s1 is dead"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Renew(context.Background()); !errors.Is(err, ErrFenced) {
+		t.Fatalf("renew after revoke: %v, want fenced", err)
+	}
+	if err := a.ConfirmRevoked(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	o, err := w.Observe(context.Background())
+	if err != nil || o.Record.State != StateReleased || o.Record.Holder != "a" || o.Record.Generation != 1 || o.Record.By != "" {
+		t.Fatalf("after the confirmation the lease is %+v (%v), want released by its holder, generation 1", o.Record, err)
+	}
+	b := newTestHolder(t, st, clk, "b")
+	acq, err := b.Acquire(context.Background()) // the clock never moves: at once
+	if err != nil || acq.Generation != 2 || acq.Waited != 0 {
+		t.Fatalf("take after the confirmation: %+v %v", acq, err)
+	}
+	// a's revocation, already taken over: a confirmation changes nothing.
+	if err := a.ConfirmRevoked(context.Background()); !errors.Is(err, replica.ErrChanged) {
+		t.Fatalf("confirming a lease another holds: %v, want ErrChanged", err)
+	}
+	if o, _ := w.Observe(context.Background()); o.Record.Holder != "b" || o.Record.State != StateHeld {
+		t.Fatalf("b's lease after a's late confirmation: %+v", o.Record)
+	}
+}
+
 func TestRevokeOfAChangedLeaseFails(t *testing.T) {
 	st, clk := newMemStore(), fakeclock.New(t0)
 	a := newTestHolder(t, st, clk, "a")
