@@ -13,7 +13,8 @@
 //     succeeds again it resumes the app and restarts Litestream.
 //   - When it learns that another copy holds the lease, or that the lease
 //     was revoked, it kills Litestream and the app at once and exits with
-//     ExitFenced.
+//     ExitFenced; a revocation of its own lease it confirms once both are
+//     gone, writing the lease released, so the next copy takes it at once.
 //   - On SIGTERM, when the app exits, when an observer asks for a handover,
 //     and when its parent (tenement's `ten`) dies, it stops the app, lets
 //     Litestream send what it has not, and writes the lease released, so a

@@ -52,7 +52,9 @@ and its children), so it acknowledges no write another copy could never
 see; it resumes the app and restarts Litestream when a renewal of its
 unchanged lease succeeds again. When it learns that another copy holds the
 lease, or that slum revoked it, it kills Litestream and the app at once
-(SIGKILL: another copy may be writing already) and exits 5.
+(SIGKILL: another copy may be writing already) and exits 5; a revocation it
+confirms once both are gone, writing the lease released, so the next copy
+takes it at once.
 
 On SIGTERM or SIGINT, when the app exits, when slum asks for a handover (a
 planned move), and when its parent (tenement's 'ten') dies, it stops the
