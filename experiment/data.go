@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,25 +122,11 @@ func RunData(ctx context.Context, opt DataOptions) (*Report, error) {
 		rep.LoadAverage = append(rep.LoadAverage, loadAverage())
 	}()
 	opt.progress(Progress{Phase: fmt.Sprintf("using %d real tenement servers, each in a network namespace of its own", opt.Servers)})
-	n := 0
-	for _, f := range opt.Faults {
-		for k := 1; k <= opt.Trials; k++ {
-			if ctx.Err() != nil {
-				rep.Interrupted = true
-				return rep, nil
-			}
-			n++
-			r := &dataRun{opt: opt, fleet: fleet, fault: f, k: k, tenant: fmt.Sprintf("d%03d", n), endpoint: s3.Endpoint,
-				rng: rand.New(rand.NewPCG(uint64(opt.Seed), uint64(n))), dir: filepath.Join(opt.Dir, fmt.Sprintf("%s-%d", f, k))}
-			tr := r.run(ctx)
-			if ctx.Err() != nil {
-				rep.Interrupted = true
-				return rep, nil
-			}
-			rep.Trials = append(rep.Trials, tr)
-			opt.progress(Progress{Fault: f, Trial: k, Trials: opt.Trials, Phase: "done", Done: &tr})
-		}
-	}
+	runTrials(ctx, rep, opt.Faults, opt.Trials, opt.Seed, opt.Dir, opt.progress, func(t trialSpec) Trial {
+		r := &dataRun{opt: opt, fleet: fleet, fault: t.fault, k: t.k, tenant: fmt.Sprintf("d%03d", t.n), endpoint: s3.Endpoint,
+			rng: t.rng, dir: t.dir}
+		return r.run(ctx)
+	})
 	return rep, nil
 }
 

@@ -187,27 +187,45 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	for i, m := range fleet.Members {
 		ids[m] = file.Servers[i].ID
 	}
+	runTrials(ctx, rep, opt.Faults, opt.Trials, opt.Seed, opt.Dir, opt.progress, func(t trialSpec) Trial {
+		r := trialRun{opt: opt, file: file, fleet: fleet, ids: ids, hosts: hosts, relays: relays, fault: t.fault, k: t.k,
+			rng: t.rng, dir: t.dir}
+		return Measure(r.run(ctx))
+	})
+	return rep, nil
+}
+
+// trialSpec is one trial's place in an experiment: its fault, its number
+// among that fault's trials (k) and in the whole run (n), its own random
+// source and its directory.
+type trialSpec struct {
+	fault Fault
+	k, n  int
+	rng   *rand.Rand
+	dir   string
+}
+
+// runTrials runs each fault's trials in turn into rep, each reported as it
+// ends; when ctx ends it stops (rep.Interrupted) and keeps only the trials
+// that finished.
+func runTrials(ctx context.Context, rep *Report, faults []Fault, trials int, seed int64, dir string, progress func(Progress), run func(trialSpec) Trial) {
 	n := 0
-	for _, f := range opt.Faults {
-		for k := 1; k <= opt.Trials; k++ {
+	for _, f := range faults {
+		for k := 1; k <= trials; k++ {
 			if ctx.Err() != nil {
 				rep.Interrupted = true
-				return rep, nil
+				return
 			}
 			n++
-			r := trialRun{opt: opt, file: file, fleet: fleet, ids: ids, hosts: hosts, relays: relays, fault: f, k: k,
-				rng: rand.New(rand.NewPCG(uint64(opt.Seed), uint64(n))), dir: filepath.Join(opt.Dir, fmt.Sprintf("%s-%d", f, k))}
-			rec := r.run(ctx)
+			tr := run(trialSpec{fault: f, k: k, n: n, rng: rand.New(rand.NewPCG(uint64(seed), uint64(n))), dir: filepath.Join(dir, fmt.Sprintf("%s-%d", f, k))})
 			if ctx.Err() != nil {
 				rep.Interrupted = true
-				return rep, nil
+				return
 			}
-			tr := Measure(rec)
 			rep.Trials = append(rep.Trials, tr)
-			opt.progress(Progress{Fault: f, Trial: k, Trials: opt.Trials, Phase: "done", Done: &tr})
+			progress(Progress{Fault: f, Trial: k, Trials: trials, Phase: "done", Done: &tr})
 		}
 	}
-	return rep, nil
 }
 
 func (o Options) progress(p Progress) {

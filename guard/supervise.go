@@ -433,7 +433,7 @@ func (s *supervisor) fence(fe *lease.FencedError, cancelPrep func(), prepDone <-
 		// one acknowledged now would be lost to its client.
 		below := s.killApp("the lease is lost")
 		<-s.app.done
-		waitGone(below, s.cfg.Grace)
+		waitGone(s.cfg.Clock, below, s.cfg.Grace)
 		s.app = nil
 	}
 	s.revoked = fe.Now.State == lease.StateRevoked

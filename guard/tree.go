@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/slum-fleet/slum/clock"
 )
 
 // The app is frozen and killed as a process tree: an app started through
@@ -78,16 +80,16 @@ func (c *child) signalTree(sig syscall.Signal) []int {
 	return below
 }
 
-// waitGone waits, at most limit, until none of pids runs (a zombie is
-// gone: it runs no code).
-func waitGone(pids []int, limit time.Duration) {
-	deadline := time.Now().Add(limit)
+// waitGone waits, at most limit on clk, until none of pids runs (a
+// zombie is gone: it runs no code).
+func waitGone(clk clock.Clock, pids []int, limit time.Duration) {
+	deadline := clk.Now().Add(limit)
 	for _, p := range pids {
-		for time.Now().Before(deadline) {
+		for clk.Now().Before(deadline) {
 			if st, _, _ := procStat(p); st == "" || st == "Z" || st == "X" {
 				break
 			}
-			time.Sleep(5 * time.Millisecond)
+			<-clk.After(5 * time.Millisecond)
 		}
 	}
 }
