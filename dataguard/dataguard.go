@@ -45,8 +45,46 @@ type Guard struct {
 
 	revision int64
 	loaded   bool
-	snap     *slum.Snapshot
+	view     view
 	tenants  map[string]*tenant
+}
+
+// view is what the guard keeps of the desired state at its revision: the
+// servers, and the replicated tenants with where their instances run. It
+// is built once per revision and holds nothing of other tenants, so a
+// fleet of 100,000 instances with a few replicated tenants costs the
+// guard a few of them.
+type view struct {
+	servers    []string
+	replicated []replicatedTenant
+}
+
+type replicatedTenant struct {
+	tenant slum.Tenant
+	placed map[string]string // instance id → server id, of instances that should run
+}
+
+func viewOf(snap *slum.Snapshot) view {
+	v := view{servers: make([]string, 0, len(snap.Servers))}
+	for _, s := range snap.Servers {
+		v.servers = append(v.servers, s.ID)
+	}
+	index := map[string]int{}
+	for _, t := range snap.Tenants {
+		if t.Data == slum.DataReplicated {
+			index[t.ID] = len(v.replicated)
+			v.replicated = append(v.replicated, replicatedTenant{tenant: t, placed: map[string]string{}})
+		}
+	}
+	if len(index) == 0 {
+		return v
+	}
+	for _, in := range snap.Instances {
+		if i, ok := index[in.TenantID]; ok && in.DesiredState == slum.StateRunning {
+			v.replicated[i].placed[in.ID] = in.ServerID
+		}
+	}
+	return v
 }
 
 // tenant is what the guard keeps of one replicated tenant.
@@ -119,13 +157,17 @@ func (g *Guard) Tick(ctx context.Context) error {
 	if err := g.reload(ctx); err != nil {
 		return err
 	}
+	if len(g.view.replicated) == 0 {
+		g.metrics.waiting.Set(0)
+		return nil
+	}
 	statuses, err := g.src.ListServerStatus(ctx)
 	if err != nil {
 		return err
 	}
-	health := make(map[string]slum.Health, len(g.snap.Servers))
-	for _, s := range g.snap.Servers {
-		health[s.ID] = slum.HealthUnknown
+	health := make(map[string]slum.Health, len(g.view.servers))
+	for _, id := range g.view.servers {
+		health[id] = slum.HealthUnknown
 	}
 	deadFor := map[string]time.Duration{}
 	now := g.cfg.Clock.Now()
@@ -137,14 +179,10 @@ func (g *Guard) Tick(ctx context.Context) error {
 			}
 		}
 	}
-	placed := g.placements()
 	var events []slum.Event
 	waiting := 0
-	for _, t := range g.snap.Tenants {
-		if t.Data != slum.DataReplicated {
-			continue
-		}
-		ev, wait := g.tenant(ctx, t, Input{Tenant: t.ID, Placed: placed[t.ID], Health: health, DeadFor: deadFor, TTL: g.cfg.TTL})
+	for _, r := range g.view.replicated {
+		ev, wait := g.tenant(ctx, r.tenant, Input{Tenant: r.tenant.ID, Placed: r.placed, Health: health, DeadFor: deadFor, TTL: g.cfg.TTL})
 		events = append(events, ev...)
 		if wait {
 			waiting++
@@ -173,43 +211,17 @@ func (g *Guard) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	g.snap, g.revision, g.loaded = snap, rev, true
-	keep := map[string]bool{}
-	for _, t := range snap.Tenants {
-		if t.Data == slum.DataReplicated {
-			keep[t.ID] = true
-		}
+	g.view, g.revision, g.loaded = viewOf(snap), snap.Revision, true
+	replicas := make(map[string]string, len(g.view.replicated))
+	for _, r := range g.view.replicated {
+		replicas[r.tenant.ID] = r.tenant.Replica
 	}
 	for id, t := range g.tenants {
-		if !keep[id] || g.replicaOf(id) != t.replica {
+		if replica, ok := replicas[id]; !ok || replica != t.replica {
 			delete(g.tenants, id)
 		}
 	}
 	return nil
-}
-
-func (g *Guard) replicaOf(id string) string {
-	for _, t := range g.snap.Tenants {
-		if t.ID == id {
-			return t.Replica
-		}
-	}
-	return ""
-}
-
-// placements: tenant → instance → server, of instances that should run.
-func (g *Guard) placements() map[string]map[string]string {
-	out := map[string]map[string]string{}
-	for _, in := range g.snap.Instances {
-		if in.DesiredState != slum.StateRunning {
-			continue
-		}
-		if out[in.TenantID] == nil {
-			out[in.TenantID] = map[string]string{}
-		}
-		out[in.TenantID][in.ID] = in.ServerID
-	}
-	return out
 }
 
 // tenant looks at one tenant's lease, acts on it, and says what changed.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +57,7 @@ func (f *fleet) Snapshot(context.Context) (*slum.Snapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.snap
+	s.Revision = f.revision
 	return &s, nil
 }
 
@@ -312,4 +315,66 @@ func metric(t *testing.T, g *Guard, name string) float64 {
 		return total
 	}
 	return 0
+}
+
+// The guard keeps only replicated tenants, with the instances that should
+// run: a fleet of local tenants costs it nothing per instance.
+func TestViewKeepsReplicatedTenantsOnly(t *testing.T) {
+	snap := &slum.Snapshot{
+		Servers: []slum.Server{{ID: "s1"}, {ID: "s2"}},
+		Tenants: []slum.Tenant{
+			{ID: "alice", Data: slum.DataReplicated, Replica: aliceReplica},
+			{ID: "bob", Data: slum.DataLocal},
+		},
+		Instances: []slum.Instance{
+			{TenantID: "alice", ID: "backup", ServerID: "s2", DesiredState: slum.StateStopped},
+			{TenantID: "alice", ID: "prod", ServerID: "s1", DesiredState: slum.StateRunning},
+			{TenantID: "bob", ID: "prod", ServerID: "s1", DesiredState: slum.StateRunning},
+		},
+	}
+	v := viewOf(snap)
+	if !slices.Equal(v.servers, []string{"s1", "s2"}) {
+		t.Errorf("servers: %v", v.servers)
+	}
+	if len(v.replicated) != 1 || v.replicated[0].tenant.ID != "alice" || !maps.Equal(v.replicated[0].placed, map[string]string{"prod": "s1"}) {
+		t.Errorf("replicated: %+v, want alice with prod on s1 alone", v.replicated)
+	}
+	snap.Tenants[0].Data = slum.DataLocal
+	if v := viewOf(snap); len(v.replicated) != 0 {
+		t.Errorf("no replicated tenant: %+v", v.replicated)
+	}
+}
+
+// With no replicated tenant, a tick reads nothing but the revision.
+func TestTickWithoutReplicatedTenantsReadsNoStatus(t *testing.T) {
+	f := newFleet("s1", map[string]slum.Health{"s1": slum.HealthOnline})
+	f.snap.Tenants[0].Data = slum.DataLocal
+	src := &countingSource{fleet: f}
+	g := New(src, func(replica.Location) (replica.Store, error) {
+		t.Fatal("a replica opened with no replicated tenant")
+		return nil, nil
+	}, Config{Clock: fakeclock.New(time.Unix(0, 0))}, slog.New(slog.DiscardHandler))
+	for range 3 {
+		if err := g.Tick(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src.snapshots != 1 || src.statuses != 0 {
+		t.Errorf("%d snapshots and %d status reads over three ticks at one revision, want 1 and 0", src.snapshots, src.statuses)
+	}
+}
+
+type countingSource struct {
+	*fleet
+	snapshots, statuses int
+}
+
+func (c *countingSource) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
+	c.snapshots++
+	return c.fleet.Snapshot(ctx)
+}
+
+func (c *countingSource) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
+	c.statuses++
+	return c.fleet.ListServerStatus(ctx)
 }

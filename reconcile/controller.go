@@ -214,6 +214,17 @@ func (c *Controller) Status() Status { return *c.plans.status.Load() }
 // fleet is the desired state the loop works from.
 func (c *Controller) fleet() *Fleet { return c.intent.fleet.Load() }
 
+// Desired returns the desired state the controller works from, nil
+// before it has read one. The snapshot is shared and never modified: a
+// reader beside the controller (the data guard) looks at it rather than
+// reading a copy of its own.
+func (c *Controller) Desired() *slum.Snapshot {
+	if f := c.fleet(); f != nil {
+		return f.Snapshot
+	}
+	return nil
+}
+
 // start loads the ledger and the desired state and sets up the executor,
 // the reporter and a watcher per server. Every write is made under fence.
 func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
@@ -620,15 +631,22 @@ func (c *Controller) carryOut(ctx context.Context, plan *Plan, moved map[string]
 // first chunk, not after 100,000 rows. (Spawns come in the order of the
 // placements.) It returns how long recording took.
 func (c *Controller) offer(ctx context.Context, plan *Plan, now time.Time) time.Duration {
+	// Offered a chunk at a time: a plan of a large fleet's first pass
+	// holds 100,000 spawns, and a batch of them all would be copied anew
+	// by every pass until they run.
 	batch := make([]Offering, 0, min(len(plan.Spawns)+len(plan.Stops), recordChunk))
+	var send func()
 	add := func(a Action) {
 		rt := c.servers.byID[a.ServerID]
 		snap := c.servers.observed[a.ServerID]
 		if rt != nil && snap != nil {
 			batch = append(batch, Offering{Action: a, ObservedAt: snap.ListedAt, ServerKey: rt.key})
 		}
+		if len(batch) == cap(batch) {
+			send()
+		}
 	}
-	send := func() {
+	send = func() {
 		for i, queued := range c.run.exec.OfferAll(batch) {
 			if queued {
 				c.ledger.SetBusy(batch[i].Action.ServerID, batch[i].Action.Name, true)

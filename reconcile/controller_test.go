@@ -1295,3 +1295,23 @@ func TestSpawnEventsPastTheCapAreCounted(t *testing.T) {
 		t.Fatalf("%d spawns described and %d counted, want at most %d described and %d in all", described, counted, maxSpawnEvents, n)
 	}
 }
+
+// Desired hands out the snapshot the controller works from, the one its
+// plans use, and follows the controller's own commits.
+func TestDesiredIsTheControllersSnapshot(t *testing.T) {
+	f := newFixture(t, 2, testConfig())
+	if f.ctrl.Desired() != nil {
+		t.Fatal("a snapshot before the controller read one")
+	}
+	f.tenant("alice", spec("prod", "api", "s1"))
+	f.converge()
+	snap := f.ctrl.Desired()
+	if snap == nil || snap != f.ctrl.fleet().Snapshot || len(snap.Instances) != 1 || snap.Instances[0].ServerID != "s1" {
+		t.Fatalf("Desired: %+v, want the fleet's snapshot with alice:prod on s1", snap)
+	}
+	f.tenant("bob", spec("prod", "api", "s2"))
+	f.converge()
+	if next := f.ctrl.Desired(); next == snap || len(next.Instances) != 2 || next.Revision <= snap.Revision {
+		t.Fatalf("after a commit: %+v", next)
+	}
+}

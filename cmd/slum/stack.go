@@ -115,7 +115,7 @@ func startStack(ctx context.Context, st *store.Store, o stackOptions) (*stack, e
 		s.APIURL = url
 	}
 	metrics := reconcile.NewMetrics()
-	dg := dataguard.New(st, dataguard.S3FromEnv(os.LookupEnv), dataguard.Config{}, o.log)
+	dg := dataguard.New(guardSource{Store: st, ctrl: &s.ctrl}, dataguard.S3FromEnv(os.LookupEnv), dataguard.Config{}, o.log)
 	gatherers = append(gatherers, metrics.Registry, el.Metrics().Registry, dg.Metrics().Registry, leadmetrics.New(st).Registry())
 	if o.metricsAddr != "" {
 		srv, err := serveMetrics(o.metricsAddr, gatherers, s.readyz, o.profiling, health...)
@@ -289,4 +289,33 @@ func (s *stack) readyz(w http.ResponseWriter, _ *http.Request) {
 	default:
 		fmt.Fprintf(w, "ready: leading (epoch %d)\n", el.Lease.Epoch)
 	}
+}
+
+// guardSource is what the data guard reads: the desired state the term's
+// controller holds (one copy of a large fleet, not two), the store's
+// before a controller has read it, and the store for the rest.
+type guardSource struct {
+	*store.Store
+	ctrl *atomic.Pointer[reconcile.Controller]
+}
+
+func (g guardSource) desired() *slum.Snapshot {
+	if c := g.ctrl.Load(); c != nil {
+		return c.Desired()
+	}
+	return nil
+}
+
+func (g guardSource) Revision(ctx context.Context) (int64, error) {
+	if snap := g.desired(); snap != nil {
+		return snap.Revision, nil
+	}
+	return g.Store.Revision(ctx)
+}
+
+func (g guardSource) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
+	if snap := g.desired(); snap != nil {
+		return snap, nil
+	}
+	return g.Store.Snapshot(ctx)
 }

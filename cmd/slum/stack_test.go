@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,5 +143,43 @@ tenants:
 	routed("alice:backup")
 	if es := stk.Elector.Status(); es.Leading || !strings.Contains(es.Reason, "elsewhere/1/a leads") || stk.Controller() != nil {
 		t.Fatalf("the stack does not stand by: %+v", es)
+	}
+}
+
+// The data guard reads the desired state the term's controller holds,
+// and the store's before there is one.
+func TestGuardSourceIsTheControllersSnapshot(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.AddTenant(ctx, slum.Tenant{ID: "alice", Domain: "alice.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	var ctrl atomic.Pointer[reconcile.Controller]
+	src := guardSource{Store: st, ctrl: &ctrl}
+	fromStore, err := src.Snapshot(ctx)
+	if err != nil || len(fromStore.Tenants) != 1 {
+		t.Fatalf("without a controller: %+v %v, want the store's snapshot", fromStore, err)
+	}
+	if rev, err := src.Revision(ctx); err != nil || rev != fromStore.Revision {
+		t.Fatalf("without a controller: revision %d %v, want %d", rev, err, fromStore.Revision)
+	}
+	lease, err := st.AcquireLease(ctx, slum.ControllerLease, "test", "", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := reconcile.New(st, reconcile.HTTPClientFactory(time.Second), reconcile.DefaultConfig(), slog.New(slog.DiscardHandler), reconcile.NewMetrics())
+	ctrl.Store(c)
+	if snap, err := src.Snapshot(ctx); err != nil || snap == fromStore || len(snap.Tenants) != 1 {
+		t.Fatalf("a controller that has read nothing: %+v %v, want a snapshot from the store", snap, err)
+	}
+	if _, err := c.Sync(ctx, lease.Fence(), false); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err := src.Snapshot(ctx); err != nil || snap != c.Desired() {
+		t.Fatalf("got %p %v, want the controller's snapshot %p", snap, err, c.Desired())
 	}
 }
