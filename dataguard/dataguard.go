@@ -2,6 +2,7 @@ package dataguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -20,6 +21,11 @@ type Source interface {
 	ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error)
 	WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error
 }
+
+// ErrNotReady is a Source's answer before it has a desired state to give
+// (a controller that has not read its first): the guard waits for it
+// without a word.
+var ErrNotReady = errors.New("the desired state is not read yet")
 
 // OpenStore opens the replica store of one replica.
 type OpenStore func(loc replica.Location) (replica.Store, error)
@@ -140,7 +146,7 @@ func (g *Guard) Metrics() *Metrics { return g.metrics }
 func (g *Guard) Run(ctx context.Context, fence slum.Fence) error {
 	g.fence = fence
 	for {
-		if err := g.Tick(ctx); err != nil && ctx.Err() == nil {
+		if err := g.Tick(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotReady) {
 			g.metrics.errors.Inc()
 			g.log.Warn("data guard: cannot read the fleet; replicated tenants' leases are not watched meanwhile", "err", err)
 		}

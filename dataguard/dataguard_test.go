@@ -378,3 +378,47 @@ func (c *countingSource) ListServerStatus(ctx context.Context) ([]slum.ServerSta
 	c.statuses++
 	return c.fleet.ListServerStatus(ctx)
 }
+
+// A source with no desired state yet is waited for without a word.
+func TestRunWaitsQuietlyForTheDesiredState(t *testing.T) {
+	var logged bytes.Buffer
+	clk := fakeclock.New(time.Unix(0, 0))
+	g := New(notReady{}, nil, Config{Clock: clk}, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err := g.Tick(t.Context()); !errors.Is(err, ErrNotReady) {
+		t.Fatalf("Tick: %v, want ErrNotReady", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = g.Run(ctx, slum.Fence{}) }()
+	for range 3 {
+		if !clk.WaitForWaiters(1, 5*time.Second) {
+			t.Fatal("the guard did not wait on its clock")
+		}
+		clk.Advance(time.Second)
+	}
+	cancel()
+	<-done
+	if logged.Len() != 0 || errorsCounted(t, g) != 0 {
+		t.Errorf("waiting for the desired state was logged or counted as an error: %q", logged.String())
+	}
+}
+
+type notReady struct{ *fleet }
+
+func (notReady) Revision(context.Context) (int64, error)          { return 0, ErrNotReady }
+func (notReady) Snapshot(context.Context) (*slum.Snapshot, error) { return nil, ErrNotReady }
+
+func errorsCounted(t *testing.T, g *Guard) float64 {
+	t.Helper()
+	families, err := g.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "slum_replica_lease_errors_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no slum_replica_lease_errors_total")
+	return 0
+}

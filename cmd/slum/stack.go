@@ -292,30 +292,29 @@ func (s *stack) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // guardSource is what the data guard reads: the desired state the term's
-// controller holds (one copy of a large fleet, not two), the store's
-// before a controller has read it, and the store for the rest.
+// controller holds (one copy of a large fleet, not two: the guard reads
+// none of its own, not even while the controller reads its first), and
+// the store for the rest.
 type guardSource struct {
 	*store.Store
 	ctrl *atomic.Pointer[reconcile.Controller]
 }
 
-func (g guardSource) desired() *slum.Snapshot {
+func (g guardSource) desired() (*slum.Snapshot, error) {
 	if c := g.ctrl.Load(); c != nil {
-		return c.Desired()
+		if snap := c.Desired(); snap != nil {
+			return snap, nil
+		}
 	}
-	return nil
+	return nil, dataguard.ErrNotReady
 }
 
-func (g guardSource) Revision(ctx context.Context) (int64, error) {
-	if snap := g.desired(); snap != nil {
-		return snap.Revision, nil
+func (g guardSource) Revision(context.Context) (int64, error) {
+	snap, err := g.desired()
+	if err != nil {
+		return 0, err
 	}
-	return g.Store.Revision(ctx)
+	return snap.Revision, nil
 }
 
-func (g guardSource) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
-	if snap := g.desired(); snap != nil {
-		return snap, nil
-	}
-	return g.Store.Snapshot(ctx)
-}
+func (g guardSource) Snapshot(context.Context) (*slum.Snapshot, error) { return g.desired() }

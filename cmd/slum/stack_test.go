@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/slum-fleet/slum"
 	"github.com/spf13/cobra"
 
+	"github.com/slum-fleet/slum/dataguard"
 	"github.com/slum-fleet/slum/desired"
 	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/reconcile"
@@ -147,7 +149,7 @@ tenants:
 }
 
 // The data guard reads the desired state the term's controller holds,
-// and the store's before there is one.
+// and nothing of its own before the controller has read it.
 func TestGuardSourceIsTheControllersSnapshot(t *testing.T) {
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "fleet.db"))
@@ -160,26 +162,31 @@ func TestGuardSourceIsTheControllersSnapshot(t *testing.T) {
 	}
 	var ctrl atomic.Pointer[reconcile.Controller]
 	src := guardSource{Store: st, ctrl: &ctrl}
-	fromStore, err := src.Snapshot(ctx)
-	if err != nil || len(fromStore.Tenants) != 1 {
-		t.Fatalf("without a controller: %+v %v, want the store's snapshot", fromStore, err)
+	notReady := func(what string) {
+		t.Helper()
+		if snap, err := src.Snapshot(ctx); !errors.Is(err, dataguard.ErrNotReady) || snap != nil {
+			t.Errorf("%s: snapshot %+v, %v; want dataguard.ErrNotReady", what, snap, err)
+		}
+		if _, err := src.Revision(ctx); !errors.Is(err, dataguard.ErrNotReady) {
+			t.Errorf("%s: revision: %v; want dataguard.ErrNotReady", what, err)
+		}
 	}
-	if rev, err := src.Revision(ctx); err != nil || rev != fromStore.Revision {
-		t.Fatalf("without a controller: revision %d %v, want %d", rev, err, fromStore.Revision)
-	}
+	notReady("no controller")
 	lease, err := st.AcquireLease(ctx, slum.ControllerLease, "test", "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := reconcile.New(st, reconcile.HTTPClientFactory(time.Second), reconcile.DefaultConfig(), slog.New(slog.DiscardHandler), reconcile.NewMetrics())
 	ctrl.Store(c)
-	if snap, err := src.Snapshot(ctx); err != nil || snap == fromStore || len(snap.Tenants) != 1 {
-		t.Fatalf("a controller that has read nothing: %+v %v, want a snapshot from the store", snap, err)
-	}
+	notReady("a controller that has read nothing")
 	if _, err := c.Sync(ctx, lease.Fence(), false); err != nil {
 		t.Fatal(err)
 	}
-	if snap, err := src.Snapshot(ctx); err != nil || snap != c.Desired() {
+	snap, err := src.Snapshot(ctx)
+	if err != nil || snap != c.Desired() || len(snap.Tenants) != 1 {
 		t.Fatalf("got %p %v, want the controller's snapshot %p", snap, err, c.Desired())
+	}
+	if rev, err := src.Revision(ctx); err != nil || rev != snap.Revision {
+		t.Fatalf("revision %d %v, want %d", rev, err, snap.Revision)
 	}
 }
