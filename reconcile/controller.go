@@ -635,7 +635,14 @@ func (c *Controller) offer(ctx context.Context, plan *Plan, now time.Time) time.
 	// holds 100,000 spawns, and a batch of them all would be copied anew
 	// by every pass until they run.
 	batch := make([]Offering, 0, min(len(plan.Spawns)+len(plan.Stops), recordChunk))
-	var send func()
+	send := func() {
+		for i, queued := range c.run.exec.OfferAll(batch) {
+			if queued {
+				c.ledger.SetBusy(batch[i].Action.ServerID, batch[i].Action.Name, true)
+			}
+		}
+		batch = batch[:0]
+	}
 	add := func(a Action) {
 		rt := c.servers.byID[a.ServerID]
 		snap := c.servers.observed[a.ServerID]
@@ -645,14 +652,6 @@ func (c *Controller) offer(ctx context.Context, plan *Plan, now time.Time) time.
 		if len(batch) == cap(batch) {
 			send()
 		}
-	}
-	send = func() {
-		for i, queued := range c.run.exec.OfferAll(batch) {
-			if queued {
-				c.ledger.SetBusy(batch[i].Action.ServerID, batch[i].Action.Name, true)
-			}
-		}
-		batch = batch[:0]
 	}
 	pending := plan.Spawns
 	owned := func(a Action) bool { return c.ledger.Owns(a.ServerID, a.Name) }
