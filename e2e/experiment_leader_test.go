@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,30 +50,34 @@ func TestExperimentLeaderFaults(t *testing.T) {
 	if len(rep.Trials) != 2 || rep.Interrupted || len(rep.LeftBehind) > 0 {
 		t.Fatalf("%d trials, interrupted %v, left behind %v\n%s", len(rep.Trials), rep.Interrupted, rep.LeftBehind, stderr.String())
 	}
+	var wrong []string
 	for _, tr := range rep.Trials {
 		if tr.Error != "" {
 			t.Fatalf("%s: %s\n%s", tr.Fault, tr.Error, stderr.String())
 		}
 		if tr.ControllerBack == nil || tr.ControllerBack.D() > 10*time.Second {
-			t.Errorf("%s: the standby led %v after the fault, want within 10s", tr.Fault, tr.ControllerBack)
+			wrong = append(wrong, fmt.Sprintf("%s: the standby led %v after the fault, want within 10s", tr.Fault, tr.ControllerBack))
 		}
 		if tr.Requests < 100 || tr.Failed != 0 {
-			t.Errorf("%s: %d of %d requests through the standby's router failed, want 0", tr.Fault, tr.Failed, tr.Requests)
+			wrong = append(wrong, fmt.Sprintf("%s: %d of %d requests through the standby's router failed, want 0", tr.Fault, tr.Failed, tr.Requests))
 		}
 		if len(tr.OnTwoServers) > 0 || len(tr.LeftBehind) > 0 {
-			t.Errorf("%s: on two servers %v, left behind %v", tr.Fault, tr.OnTwoServers, tr.LeftBehind)
+			wrong = append(wrong, fmt.Sprintf("%s: on two servers %v, left behind %v", tr.Fault, tr.OnTwoServers, tr.LeftBehind))
 		}
 		if tr.ControllerBack != nil {
 			figure(t, "experiment "+string(tr.Fault)+": the standby leads (from the fault)", tr.ControllerBack.D())
 		}
 	}
-	if t.Failed() {
+	if len(wrong) > 0 {
+		// The controllers' logs without the routers' request lines, then
+		// what went wrong: last, where a truncated CI log still shows it.
 		t.Logf("the experiment's progress:\n%s", stderr.String())
 		for _, log := range []string{"leader-kill-1/slum-standby.log", "leader-cut-1/slum.log", "leader-cut-1/slum-standby.log"} {
 			if b, err := os.ReadFile(filepath.Join(out, log)); err == nil {
-				t.Logf("%s (tail):\n%s", log, tail(strings.ReplaceAll(string(b), pg.Password, "xxxxx"), 40))
+				t.Logf("%s (tail, without request lines):\n%s", log, tail(withoutRequests(strings.ReplaceAll(string(b), pg.Password, "xxxxx")), 40))
 			}
 		}
+		t.Error(strings.Join(wrong, "\n"))
 	}
 	// The password is nowhere: output, progress, logs, results.
 	seen := stdout.String() + stderr.String()
@@ -86,4 +91,15 @@ func TestExperimentLeaderFaults(t *testing.T) {
 	if strings.Contains(seen, pg.Password) {
 		t.Errorf("the database password shows in the experiment's output or logs")
 	}
+}
+
+// withoutRequests is a log without its "msg=request" lines.
+func withoutRequests(log string) string {
+	var keep []string
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, " msg=request ") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
 }

@@ -12,11 +12,14 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,10 +44,14 @@ type Engine struct {
 	// commits.
 	life context.Context
 	end  context.CancelFunc
+	// writer is the lease holder whose name write transactions carry
+	// (WriteAs), as their session's application_name; nil: none.
+	writer atomic.Pointer[string]
 }
 
 var _ store.Engine = (*Engine)(nil)
 var _ store.Notifier = (*Engine)(nil)
+var _ store.HolderWrites = (*Engine)(nil)
 
 // Errors OpenEngine returns for a database it will not use. Either way the
 // database is left exactly as it was.
@@ -273,8 +280,13 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	p := newPipe(tx)
-	// Queued, so the lock goes with the transaction's first statement.
+	// Queued, so they go with the transaction's first statement: the
+	// lock, then the holder's name for as long as the transaction lasts
+	// (sent together, the server runs both before it waits on the client).
 	p.queue(lockStatement)
+	if w := e.writer.Load(); w != nil {
+		p.queue(nameStatement, *w)
+	}
 	if err := fn(p.querier()); err != nil {
 		rollback(ctx, tx)
 		return err
@@ -290,6 +302,56 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 }
 
 const lockStatement = "-- name: slum_write_lock\nSELECT slum_write_lock(current_schema())"
+
+// nameStatement names the transaction's session until the transaction
+// ends (set_config's is_local), so that it shows in pg_stat_activity as
+// its holder's.
+const nameStatement = "-- name: slum_write_as\nSELECT set_config('application_name', $1, true)"
+
+// WriteAs names holder on the engine's write transactions from now on.
+func (e *Engine) WriteAs(holder string) {
+	if w := e.writer.Load(); w == nil || *w != writerName(holder) {
+		name := writerName(holder)
+		e.writer.Store(&name)
+	}
+}
+
+// EndWrites ends the open write transactions of holder's, on any client
+// of the database, with pg_terminate_backend: their connections close and
+// the transactions roll back. It needs the right to signal those sessions
+// (the same role, or pg_signal_backend).
+func (e *Engine) EndWrites(ctx context.Context, holder string) (int, error) {
+	var n int
+	err := e.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()`, writerName(holder)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("end the write transactions of %s: %w", holder, err)
+	}
+	return n, nil
+}
+
+// writerName is the application_name of holder's write transactions:
+// "slum " and the holder, or, where that would not survive the server's
+// 63 bytes of printable ASCII, the start of it and a digest of the rest.
+func writerName(holder string) string {
+	name := "slum " + holder
+	printable := strings.IndexFunc(name, func(r rune) bool { return r < ' ' || r > '~' }) < 0
+	if len(name) <= maxAppName && printable {
+		return name
+	}
+	sum := sha256.Sum256([]byte(holder))
+	digest := " " + hex.EncodeToString(sum[:8])
+	head := []byte(name[:min(len(name), maxAppName-len(digest))])
+	for i, c := range head {
+		if c < ' ' || c > '~' {
+			head[i] = '?'
+		}
+	}
+	return string(head) + digest
+}
+
+// maxAppName is the most bytes of application_name a server keeps.
+const maxAppName = 63
 
 // InReadTx runs fn in one REPEATABLE READ, READ ONLY transaction: one
 // consistent state, which takes no write lock.

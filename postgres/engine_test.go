@@ -668,3 +668,121 @@ func TestFreshSchemaStartsEmpty(t *testing.T) {
 		t.Errorf("a fresh schema again holds a fleet: %v", err)
 	}
 }
+
+// A holder cut off in the middle of a write holds the fleet's write lock
+// until the server gives up on it (keepalives, the idle timeout: tens of
+// seconds), and every writer waits, a standby taking the lease included.
+// Taking a lease that has expired ends the old holder's open write
+// transactions first: the takeover does not wait, and the old holder's
+// write is rolled back, never committed after the takeover. While the
+// lease is live nothing is ended: the claim waits, as every writer does.
+func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
+	ctx := context.Background()
+	url := fleetURL(t)
+	ea, eb := mustOpen(t, url), mustOpen(t, url)
+	defer ea.Close()
+	defer eb.Close()
+	const holderA, holderB = "host-a/1/aa", "host-b/2/bb"
+	t0 := time.UnixMilli(2_000_000_000_000)
+	at := func(e *Engine, d time.Duration) *store.Store {
+		return store.NewWithClock(e, func() time.Time { return t0.Add(d) })
+	}
+	lease, err := at(ea, 0).AcquireLease(ctx, slum.ControllerLease, holderA, "", 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev0, err := eb.Read().GetRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a's write, cut off: it holds the write lock, idle in its transaction.
+	holding, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- ea.InTx(ctx, func(q db.Querier) error {
+			if err := q.BumpRevision(ctx); err != nil {
+				return err
+			}
+			if _, err := q.GetLease(ctx, slum.ControllerLease); err != nil {
+				return err
+			}
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	<-holding
+	openWrites := func() int {
+		var n int
+		if err := eb.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, writerName(holderA)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := openWrites(); n != 1 {
+		t.Fatalf("%d sessions named as a's writes, want its open one", n)
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = at(eb, time.Second).AcquireLease(wctx, slum.ControllerLease, holderB, "", 4*time.Second)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("b claimed a's live lease while a writes: %v, want it to wait (deadline exceeded)", err)
+	}
+	if n := openWrites(); n != 1 {
+		t.Fatalf("a's write ended while its lease was live: %d open", n)
+	}
+
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	l, err := at(eb, 5*time.Second).AcquireLease(tctx, slum.ControllerLease, holderB, "", 4*time.Second)
+	cancel()
+	if err != nil || l.Holder != holderB || l.Epoch != lease.Epoch+1 {
+		t.Fatalf("b taking a's expired lease while a's write is open: %+v %v, want it at epoch %d at once", l, err, lease.Epoch+1)
+	}
+	close(release)
+	if err := <-done; err == nil {
+		t.Fatal("a's write committed after b took the lease")
+	}
+	if rev, err := eb.Read().GetRevision(ctx); err != nil || rev != rev0 {
+		t.Fatalf("revision %d (%v) after a's ended write, want %d: it must not have landed", rev, err, rev0)
+	}
+	evs, err := at(eb, 5*time.Second).Events(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for _, e := range evs {
+		if e.Reason == slum.ReasonTookOver {
+			said = append(said, e.Message)
+		}
+	}
+	if len(said) != 1 || !strings.Contains(said[0], "ended 1 of its write transactions") {
+		t.Fatalf("takeover events %q, want one that says it ended a's open write", said)
+	}
+}
+
+func TestWriterNameFitsTheServer(t *testing.T) {
+	long := strings.Repeat("h", 80) + "/42/beef"
+	for _, tc := range []struct{ holder, want string }{
+		{"vm/29424/ed8638f0", "slum vm/29424/ed8638f0"},
+		{long, ""},
+		{"hôte/1/ab", ""},
+	} {
+		got := writerName(tc.holder)
+		if tc.want != "" && got != tc.want {
+			t.Errorf("writerName(%q) = %q, want %q", tc.holder, got, tc.want)
+		}
+		if len(got) > maxAppName || strings.IndexFunc(got, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 || !strings.HasPrefix(got, "slum ") {
+			t.Errorf("writerName(%q) = %q: not 63 bytes of printable ASCII starting with \"slum \"", tc.holder, got)
+		}
+	}
+	if writerName(long) == writerName(long+"x") {
+		t.Errorf("two long holders share a name")
+	}
+}

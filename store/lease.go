@@ -46,6 +46,7 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 	if err != nil {
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: read the clock: %w", name, err)
 	}
+	ended, endErr := s.endExpiredWrites(ctx, name, holder, now)
 	var out db.Lease
 	held := false
 	err = s.eng.InTx(ctx, func(q db.Querier) error {
@@ -84,6 +85,9 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 			}
 		}
 		if reason, msg := leaseEvent(holder, prev, found, out.Epoch, now, deadHolder); reason != "" {
+			if ended > 0 {
+				msg += fmt.Sprintf("; ended %d of its write transactions left open on the database", ended)
+			}
 			return event(ctx, q, ms(now), slum.ControllerRef(holder), reason, msg)
 		}
 		return nil
@@ -92,9 +96,33 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 		return toLease(out), fmt.Errorf("%w: %s holds the %s lease for %s more", slum.ErrConflict, out.Holder, name, fromMS(out.ExpiresAt).Sub(now).Round(time.Second))
 	}
 	if err != nil {
+		if endErr != nil {
+			// Most likely what the claim waited for.
+			err = fmt.Errorf("%w (and the expired holder's open write transactions could not be ended: %w)", err, endErr)
+		}
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: %w", name, err)
 	}
 	return toLease(out), nil
+}
+
+// endExpiredWrites, on an engine that keeps a gone client's transactions
+// (HolderWrites), names holder on its write transactions and, when
+// another's lease on name expired by now, ends that holder's open write
+// transactions before the claim: a holder cut off mid-write would
+// otherwise hold the write lock, which the claim takes, until the server
+// gave up on it. Ending them is safe: an expired holder may not write,
+// and its renew deadline stopped it acting before expiry.
+func (s *Leases) endExpiredWrites(ctx context.Context, name, holder string, now time.Time) (int, error) {
+	hw, ok := s.eng.(HolderWrites)
+	if !ok {
+		return 0, nil
+	}
+	hw.WriteAs(holder)
+	cur, err := s.eng.Read().GetLease(ctx, name)
+	if err != nil || cur.Holder == holder || cur.ExpiresAt >= ms(now) {
+		return 0, nil // none, ours, or live: nothing to end (the claim reports errors)
+	}
+	return hw.EndWrites(ctx, cur.Holder)
 }
 
 func toLease(r db.Lease) slum.Lease {

@@ -52,6 +52,22 @@ type Notifier interface {
 	Changes(ctx context.Context) <-chan struct{}
 }
 
+// HolderWrites is an Engine whose server can keep a write transaction open
+// for a client that is gone: a network database, whose server learns of a
+// client host cut off mid-transaction only from its keepalives or its idle
+// timeout, tens of seconds later, while the transaction holds the fleet's
+// write lock and every writer, a standby taking the lease included, waits.
+// So a lease holder's write transactions carry its name, and whoever takes
+// a lease that has expired first ends the old holder's: no holder holds
+// the write lock past its lease. (SQLite's lock dies with its process.)
+type HolderWrites interface {
+	// WriteAs names holder on the write transactions made from now on.
+	WriteAs(holder string)
+	// EndWrites ends holder's open write transactions, wherever they were
+	// made, rolling them back, and says how many it ended.
+	EndWrites(ctx context.Context, holder string) (int, error)
+}
+
 // Store is one fleet's store.
 type Store struct {
 	Desired
