@@ -30,7 +30,7 @@ type faulty struct {
 	acquire  error // AcquireLease fails with it
 	// stall: this many AcquireLease calls wait for their context to end,
 	// as one waiting on a write lock that a cut-off writer holds does.
-	stall atomic.Int64
+	stall    atomic.Int64
 	check    error // Check fails with it
 	reopened int
 }
