@@ -46,7 +46,13 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 	if err != nil {
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: read the clock: %w", name, err)
 	}
-	ended, endErr := s.endExpiredWrites(ctx, name, holder, now)
+	pre, err := s.beforeClaim(ctx, name, holder, deadHolder, now)
+	if err != nil {
+		return slum.Lease{}, fmt.Errorf("acquire the %s lease: %w", name, err)
+	}
+	if pre.held != nil {
+		return toLease(*pre.held), heldError(name, *pre.held, now)
+	}
 	var out db.Lease
 	held := false
 	err = s.eng.InTx(ctx, func(q db.Querier) error {
@@ -85,44 +91,65 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 			}
 		}
 		if reason, msg := leaseEvent(holder, prev, found, out.Epoch, now, deadHolder); reason != "" {
-			if ended > 0 {
-				msg += fmt.Sprintf("; ended %d of its write transactions left open on the database", ended)
+			if pre.ended > 0 {
+				msg += fmt.Sprintf("; ended %d of its write transactions left open on the database", pre.ended)
 			}
 			return event(ctx, q, ms(now), slum.ControllerRef(holder), reason, msg)
 		}
 		return nil
 	})
 	if err == nil && held {
-		return toLease(out), fmt.Errorf("%w: %s holds the %s lease for %s more", slum.ErrConflict, out.Holder, name, fromMS(out.ExpiresAt).Sub(now).Round(time.Second))
+		return toLease(out), heldError(name, out, now)
 	}
 	if err != nil {
-		if endErr != nil {
+		if pre.endErr != nil {
 			// Most likely what the claim waited for.
-			err = fmt.Errorf("%w (and the expired holder's open write transactions could not be ended: %w)", err, endErr)
+			err = fmt.Errorf("%w (and the expired holder's open write transactions could not be ended: %w)", err, pre.endErr)
 		}
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: %w", name, err)
 	}
 	return toLease(out), nil
 }
 
-// endExpiredWrites, on an engine that keeps a gone client's transactions
-// (HolderWrites), names holder on its write transactions and, when
-// another's lease on name expired by now, ends that holder's open write
-// transactions before the claim: a holder cut off mid-write would
-// otherwise hold the write lock, which the claim takes, until the server
-// gave up on it. Ending them is safe: an expired holder may not write,
-// and its renew deadline stopped it acting before expiry.
-func (s *Leases) endExpiredWrites(ctx context.Context, name, holder string, now time.Time) (int, error) {
+// heldError says that another holds the lease.
+func heldError(name string, l db.Lease, now time.Time) error {
+	return fmt.Errorf("%w: %s holds the %s lease for %s more", slum.ErrConflict, l.Holder, name, fromMS(l.ExpiresAt).Sub(now).Round(time.Second))
+}
+
+// preClaim is what AcquireLease does before it takes the write lock.
+type preClaim struct {
+	held   *db.Lease // another's live lease: the caller's beat is recorded
+	ended  int       // the expired holder's write transactions ended
+	endErr error     // why they could not be
+}
+
+// beforeClaim, on an engine that keeps a gone client's transactions
+// (HolderWrites), names holder on its write transactions and keeps the
+// claim off the write lock that a holder cut off mid-write may keep: a
+// standby of a live lease records its beat in statements of their own
+// (the lock is for claims), and a claim of a lease that expired by now
+// first ends the old holder's open write transactions, which it would
+// otherwise wait for until the server gave up on them. Ending them is
+// safe: an expired holder may not write, and its renew deadline stopped
+// it acting before expiry.
+func (s *Leases) beforeClaim(ctx context.Context, name, holder, deadHolder string, now time.Time) (preClaim, error) {
 	hw, ok := s.eng.(HolderWrites)
 	if !ok {
-		return 0, nil
+		return preClaim{}, nil
 	}
 	hw.WriteAs(holder)
 	cur, err := s.eng.Read().GetLease(ctx, name)
-	if err != nil || cur.Holder == holder || cur.ExpiresAt >= ms(now) {
-		return 0, nil // none, ours, or live: nothing to end (the claim reports errors)
+	switch {
+	case err != nil || cur.Holder == holder || deadHolder != "" && cur.Holder == deadHolder:
+		return preClaim{}, nil // none, ours, or a gone holder's: up to the claim (which reports errors)
+	case cur.ExpiresAt >= ms(now):
+		if err := beat(ctx, s.eng.Read(), holder, now); err != nil {
+			return preClaim{}, err
+		}
+		return preClaim{held: &cur}, nil
 	}
-	return hw.EndWrites(ctx, cur.Holder)
+	n, err := hw.EndWrites(ctx, cur.Holder)
+	return preClaim{ended: n, endErr: err}, nil
 }
 
 func toLease(r db.Lease) slum.Lease {
