@@ -255,31 +255,9 @@ func isFault(err error) bool {
 	return errors.Is(err, store.ErrFault) || errors.Is(err, store.ErrMoved) || errors.Is(err, ErrDatabase)
 }
 
-// errAttemptTimedOut ends an attempt at the lease that took a whole TTL.
-var errAttemptTimedOut = errors.New("the attempt at the lease took longer than the lease lasts")
-
 // tryAcquire makes one attempt at the lease: on a usable database (a
-// replaced file reopened first), from a holder that is gone at once. An
-// attempt waits for the database's write lock, which a holder cut off in
-// the middle of a write keeps, on a network database, until the server
-// gives up on it (tens of seconds); the store ends such a holder's writes
-// when its lease has expired, before claiming it. So an attempt that has
-// waited a whole TTL, begun while the lease still ran, is given up, and
-// the next one ends what it waited for.
+// replaced file reopened first), from a holder that is gone at once.
 func (e *Elector) tryAcquire(ctx context.Context) (slum.Lease, error) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	timer := e.cfg.Clock.AfterFunc(e.cfg.Timing.TTL, func() { cancel(errAttemptTimedOut) })
-	defer timer.Stop()
-	lease, err := e.attempt(ctx)
-	if err != nil && errors.Is(context.Cause(ctx), errAttemptTimedOut) {
-		err = fmt.Errorf("%w (%s): %w", errAttemptTimedOut, e.cfg.Timing.TTL, err)
-	}
-	return lease, err
-}
-
-// attempt is tryAcquire's one attempt.
-func (e *Elector) attempt(ctx context.Context) (slum.Lease, error) {
 	if err := e.st.Check(ctx); err != nil {
 		if !errors.Is(err, store.ErrMoved) {
 			return slum.Lease{}, fmt.Errorf("%w: %w", ErrDatabase, err)

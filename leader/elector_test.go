@@ -28,9 +28,6 @@ type faulty struct {
 	inflight atomic.Int64 // and not yet returned
 	mu       sync.Mutex
 	acquire  error // AcquireLease fails with it
-	// stall: this many AcquireLease calls wait for their context to end,
-	// as one waiting on a write lock that a cut-off writer holds does.
-	stall    atomic.Int64
 	check    error // Check fails with it
 	reopened int
 }
@@ -60,10 +57,6 @@ func (f *faulty) settle() {
 }
 
 func (f *faulty) AcquireLease(ctx context.Context, name, holder, dead string, ttl time.Duration) (slum.Lease, error) {
-	if f.stall.Add(-1) >= 0 {
-		<-ctx.Done() // not in flight: settle does not wait for it
-		return slum.Lease{}, ctx.Err()
-	}
 	defer f.begin()()
 	f.mu.Lock()
 	err := f.acquire
@@ -301,20 +294,6 @@ func TestGoneHolderIsTakenOverAtOnce(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the lease of a gone holder was not taken at once")
-	}
-}
-
-// An attempt at the lease that waits (on a write lock a cut-off holder
-// keeps) is given up after a TTL by the elector's clock, and the next one
-// leads: a standby does not wait as long as the database would.
-func TestAnAttemptThatWaitsIsGivenUpAfterATTL(t *testing.T) {
-	clk := fakeclock.New(time.Unix(1_000_000, 0))
-	st := newStore(t, clk)
-	st.stall.Store(1)
-	_, terms, _ := run(t, st, clk, "h/1/a", nil)
-	took := until(t, st, clk, "leading after a stalled attempt", got(terms))
-	if took < timing.TTL-step || took > timing.TTL+timing.RetryPeriod+2*step {
-		t.Fatalf("led %s after the stalled attempt began, want a TTL (%s) and a retry (%s) later", took, timing.TTL, timing.RetryPeriod)
 	}
 }
 
