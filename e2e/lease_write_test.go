@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/internal/pgtest"
+	"github.com/slum-fleet/slum/postgres"
+	"github.com/slum-fleet/slum/store"
+)
+
+// openWritePort is the Postgres port of TestStandbyLeadsPastALeadersOpenWrite.
+const openWritePort = 25434
+
+// A leader cut off in the middle of a write leaves it open on the server,
+// holding the fleet's write lock, for as long as the server takes to give
+// up on the connection (here: never, the client is alive; over a cut
+// link 25-30 s). A `slum run` standing by, as a user starts it, takes the
+// lease when it expires all the same: it ends the old holder's open write
+// (the TookOver event says so) and leads; the old write is rolled back.
+func TestStandbyLeadsPastALeadersOpenWrite(t *testing.T) {
+	pg := pgtest.ServeTCP(t, []string{"127.0.0.1"}, openWritePort, "127.0.0.1/32")
+	url := pg.URL("127.0.0.1")
+	ctx := context.Background()
+	eng, err := postgres.OpenEngine(ctx, url, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	st := store.New(eng)
+	const cutOff = "elsewhere/1/cut"
+	lease, err := st.AcquireLease(ctx, slum.ControllerLease, cutOff, "", 4*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev0, err := eng.Read().GetRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holding, release, wrote := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		wrote <- eng.InTx(ctx, func(q db.Querier) error {
+			if err := q.BumpRevision(ctx); err != nil {
+				return err
+			}
+			if _, err := q.GetLease(ctx, slum.ControllerLease); err != nil { // sends both: the lock is held
+				return err
+			}
+			close(holding)
+			<-release // the link is cut: nothing more comes from this client
+			return nil
+		})
+	}()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	<-holding
+
+	logPath := filepath.Join(t.TempDir(), "run.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(slumBin, "run", "--metrics-addr", "", "--route-addr", "", "--log-level", "debug")
+	cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL="+url)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("slum run's log (tail):\n%s", tail(strings.ReplaceAll(string(b), pg.Password, "xxxxx"), 40))
+		}
+	}()
+
+	var l slum.Leadership
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) {
+		if l, err = st.Leadership(ctx, slum.ControllerLease); err == nil && l.Live && l.Leader != cutOff {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if l.Leader == cutOff || !l.Live {
+		t.Fatalf("slum run never led past the cut-off leader's open write: %+v", l)
+	}
+	after := time.Since(lease.ExpiresAt)
+	figure(t, "standby leads past the cut-off leader's open write (from its lease's expiry)", after)
+	if after > 3*time.Second {
+		t.Errorf("slum run led %s after the cut-off leader's lease expired, want within 3 s (it waited for the open write)", after.Round(time.Millisecond))
+	}
+	close(release)
+	released = true
+	if err := <-wrote; err == nil {
+		t.Error("the cut-off leader's write committed after slum run took the lease")
+	}
+	if rev, err := eng.Read().GetRevision(ctx); err != nil || rev != rev0 {
+		t.Errorf("revision %d (%v), want %d: the cut-off leader's write landed", rev, err, rev0)
+	}
+	evs, err := st.Events(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for _, e := range evs {
+		if e.Reason == slum.ReasonTookOver {
+			said = append(said, e.Message)
+		}
+	}
+	if len(said) != 1 || !strings.Contains(said[0], "ended 1 of its write transactions") {
+		t.Errorf("takeover events %q, want one that says it ended the open write", said)
+	}
+}
