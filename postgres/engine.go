@@ -44,8 +44,8 @@ type Engine struct {
 	// commits.
 	life context.Context
 	end  context.CancelFunc
-	// writer is the lease holder whose name write transactions carry
-	// (WriteAs), as their session's application_name; nil: none.
+	// writer is the application_name write transactions carry: their
+	// lease holder's (WriteAs, writerName); nil: none.
 	writer atomic.Pointer[string]
 }
 
@@ -281,12 +281,13 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 	}
 	p := newPipe(tx)
 	// Queued, so they go with the transaction's first statement: the
-	// lock, then the holder's name for as long as the transaction lasts
-	// (sent together, the server runs both before it waits on the client).
-	p.queue(lockStatement)
+	// holder's name for as long as the transaction lasts, then the lock.
+	// Named first, a write still waiting for the lock when its holder is
+	// cut off is ended with those holding it.
 	if w := e.writer.Load(); w != nil {
 		p.queue(nameStatement, *w)
 	}
+	p.queue(lockStatement)
 	if err := fn(p.querier()); err != nil {
 		rollback(ctx, tx)
 		return err
@@ -305,21 +306,22 @@ const lockStatement = "-- name: slum_write_lock\nSELECT slum_write_lock(current_
 
 // nameStatement names the transaction's session until the transaction
 // ends (set_config's is_local), so that it shows in pg_stat_activity as
-// its holder's.
-const nameStatement = "-- name: slum_write_as\nSELECT set_config('application_name', $1, true)"
+// its holder's. An error of its batch is the lock's (a wait cut short),
+// so it goes by the lock's name.
+const nameStatement = "-- name: slum_write_lock (named as its holder's)\nSELECT set_config('application_name', $1, true)"
 
 // WriteAs names holder on the engine's write transactions from now on.
 func (e *Engine) WriteAs(holder string) {
-	if w := e.writer.Load(); w == nil || *w != writerName(holder) {
-		name := writerName(holder)
+	name := writerName(holder)
+	if w := e.writer.Load(); w == nil || *w != name {
 		e.writer.Store(&name)
 	}
 }
 
-// EndWrites ends the open write transactions of holder's, on any client
-// of the database, with pg_terminate_backend: their connections close and
-// the transactions roll back. It needs the right to signal those sessions
-// (the same role, or pg_signal_backend).
+// EndWrites ends holder's open write transactions, on any client of the
+// database, with pg_terminate_backend: their connections close and the
+// transactions roll back. It needs the right to signal those sessions
+// (the same role, or pg_signal_backend; never a superuser's).
 func (e *Engine) EndWrites(ctx context.Context, holder string) (int, error) {
 	var n int
 	err := e.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int FROM pg_stat_activity

@@ -673,8 +673,9 @@ func TestFreshSchemaStartsEmpty(t *testing.T) {
 // until the server gives up on it (keepalives, the idle timeout: tens of
 // seconds), and every writer waits, a standby taking the lease included.
 // Taking a lease that has expired ends the old holder's open write
-// transactions first: the takeover does not wait, and the old holder's
-// write is rolled back, never committed after the takeover. While the
+// transactions first, one waiting for the lock too: the takeover does not
+// wait, and the old holder's writes are rolled back, never committed after
+// the takeover. While the
 // lease is live nothing is ended, and a standby does not wait: its beat
 // takes no write lock.
 func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
@@ -719,6 +720,14 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 		}
 	}()
 	<-holding
+	// And a second write of a's, waiting for the lock when a was cut off.
+	waiting := make(chan error, 1)
+	go func() {
+		waiting <- ea.InTx(ctx, func(q db.Querier) error {
+			_, err := q.GetLease(ctx, slum.ControllerLease)
+			return err
+		})
+	}()
 	openWrites := func() int {
 		var n int
 		if err := eb.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, writerName(holderA)).Scan(&n); err != nil {
@@ -726,8 +735,10 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 		}
 		return n
 	}
-	if n := openWrites(); n != 1 {
-		t.Fatalf("%d sessions named as a's writes, want its open one", n)
+	for deadline := time.Now().Add(5 * time.Second); openWrites() != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions named as a's writes, want its open one and the one waiting for the lock", openWrites())
+		}
 	}
 
 	// While a's lease runs, b stands by at once, its beat recorded
@@ -738,8 +749,8 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 	if !errors.Is(err, slum.ErrConflict) || !strings.Contains(err.Error(), holderA) {
 		t.Fatalf("b trying a's live lease while a writes: %v, want a conflict naming a, at once", err)
 	}
-	if n := openWrites(); n != 1 {
-		t.Fatalf("a's write ended while its lease was live: %d open", n)
+	if n := openWrites(); n != 2 {
+		t.Fatalf("a's writes ended while its lease was live: %d open, want 2", n)
 	}
 	if l, err := at(eb, time.Second).Leadership(ctx, slum.ControllerLease); err != nil || l.Leader != holderA || len(l.Standbys) != 1 || l.Standbys[0].Holder != holderB {
 		t.Fatalf("leadership while a writes: %+v %v, want a leading and b standing by", l, err)
@@ -755,6 +766,9 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("a's write committed after b took the lease")
 	}
+	if err := <-waiting; err == nil {
+		t.Fatal("a's write that waited for the lock ran after b took the lease")
+	}
 	if rev, err := eb.Read().GetRevision(ctx); err != nil || rev != rev0 {
 		t.Fatalf("revision %d (%v) after a's ended write, want %d: it must not have landed", rev, err, rev0)
 	}
@@ -768,8 +782,8 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 			said = append(said, e.Message)
 		}
 	}
-	if len(said) != 1 || !strings.Contains(said[0], "ended 1 of its write transactions") {
-		t.Fatalf("takeover events %q, want one that says it ended a's open write", said)
+	if len(said) != 1 || !strings.Contains(said[0], "ended 2 of its sessions with a write open") {
+		t.Fatalf("takeover events %q, want one that says it ended a's two open writes", said)
 	}
 }
 

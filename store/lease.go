@@ -42,11 +42,15 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 	if holder == "" || ttl <= 0 {
 		return slum.Lease{}, invalid("lease holder", holder, "must be named and have a positive ttl")
 	}
+	hw, _ := s.eng.(HolderWrites)
+	if hw != nil {
+		hw.WriteAs(holder)
+	}
 	now, err := s.leaseNow(ctx)
 	if err != nil {
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: read the clock: %w", name, err)
 	}
-	pre, err := s.beforeClaim(ctx, name, holder, deadHolder, now)
+	pre, err := s.beforeClaim(ctx, hw, name, holder, deadHolder, now)
 	if err != nil {
 		return slum.Lease{}, fmt.Errorf("acquire the %s lease: %w", name, err)
 	}
@@ -91,8 +95,8 @@ func (s *Leases) AcquireLease(ctx context.Context, name, holder, deadHolder stri
 			}
 		}
 		if reason, msg := leaseEvent(holder, prev, found, out.Epoch, now, deadHolder); reason != "" {
-			if pre.ended > 0 {
-				msg += fmt.Sprintf("; ended %d of its write transactions left open on the database", pre.ended)
+			if reason == slum.ReasonTookOver {
+				msg += pre.said()
 			}
 			return event(ctx, q, ms(now), slum.ControllerRef(holder), reason, msg)
 		}
@@ -116,35 +120,47 @@ func heldError(name string, l db.Lease, now time.Time) error {
 	return fmt.Errorf("%w: %s holds the %s lease for %s more", slum.ErrConflict, l.Holder, name, fromMS(l.ExpiresAt).Sub(now).Round(time.Second))
 }
 
-// preClaim is what AcquireLease does before it takes the write lock.
+// preClaim is what AcquireLease did before it took the write lock.
 type preClaim struct {
 	held   *db.Lease // another's live lease: the caller's beat is recorded
-	ended  int       // the expired holder's write transactions ended
+	ended  int       // the expired holder's sessions ended, each with a write open
 	endErr error     // why they could not be
 }
 
-// beforeClaim, on an engine that keeps a gone client's transactions
-// (HolderWrites), names holder on its write transactions and keeps the
-// claim off the write lock that a holder cut off mid-write may keep: a
-// standby of a live lease records its beat in statements of their own
-// (the lock is for claims), and a claim of a lease that expired by now
-// first ends the old holder's open write transactions, which it would
-// otherwise wait for until the server gave up on them. Ending them is
-// safe: an expired holder may not write, and its renew deadline stopped
-// it acting before expiry.
-func (s *Leases) beforeClaim(ctx context.Context, name, holder, deadHolder string, now time.Time) (preClaim, error) {
-	hw, ok := s.eng.(HolderWrites)
-	if !ok {
+// said is what the takeover's event adds about the old holder's writes.
+func (p preClaim) said() string {
+	switch {
+	case p.endErr != nil:
+		return fmt.Sprintf("; its open write transactions could not be ended (%v), so the takeover may have waited for them", p.endErr)
+	case p.ended > 0:
+		return fmt.Sprintf("; ended %d of its sessions with a write open on the database", p.ended)
+	}
+	return ""
+}
+
+// beforeClaim keeps the claim off the write lock, on an engine that keeps
+// a gone client's transactions (hw set), which a holder cut off mid-write
+// may hold: a standby of a live lease only records its beat, a statement
+// of its own, and a claim of a lease that expired by now first ends the
+// old holder's open write transactions, which it would otherwise wait for
+// until the server gave up on them. Ending them only rolls them back: a
+// holder past its renew deadline sends nothing (the elector's MayAct),
+// and one that renewed its lease in between loses those writes and
+// retries them.
+func (s *Leases) beforeClaim(ctx context.Context, hw HolderWrites, name, holder, deadHolder string, now time.Time) (preClaim, error) {
+	if hw == nil {
 		return preClaim{}, nil
 	}
-	hw.WriteAs(holder)
 	cur, err := s.eng.Read().GetLease(ctx, name)
 	switch {
 	case err != nil || cur.Holder == holder || deadHolder != "" && cur.Holder == deadHolder:
 		return preClaim{}, nil // none, ours, or a gone holder's: up to the claim (which reports errors)
 	case cur.ExpiresAt >= ms(now):
-		if err := beat(ctx, s.eng.Read(), holder, now); err != nil {
-			return preClaim{}, err
+		// Read runs statements on their own, writes too. Only the
+		// caller's row: forgetting old rows deletes rows that the
+		// holder's open write may have locked.
+		if err := s.eng.Read().BeatController(ctx, db.BeatControllerParams{Holder: holder, Now: ms(now)}); err != nil {
+			return preClaim{}, fmt.Errorf("record controller %s: %w", holder, err)
 		}
 		return preClaim{held: &cur}, nil
 	}

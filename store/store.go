@@ -58,8 +58,8 @@ type Notifier interface {
 // timeout, tens of seconds later, while the transaction holds the fleet's
 // write lock and every writer, a standby taking the lease included, waits.
 // So a lease holder's write transactions carry its name, and whoever takes
-// a lease that has expired first ends the old holder's: no holder holds
-// the write lock past its lease. (SQLite's lock dies with its process.)
+// a lease that has expired first ends the old holder's, rather than wait
+// for them. (SQLite's lock dies with its process.)
 type HolderWrites interface {
 	// WriteAs names holder on the write transactions made from now on.
 	WriteAs(holder string)
