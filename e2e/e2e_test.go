@@ -83,8 +83,7 @@ type env struct {
 	fleet *localfleet.Fleet
 	dir   string
 	db    string
-	run   *exec.Cmd
-	done  chan struct{}
+	run   *runProc
 	runs  int
 }
 
@@ -146,34 +145,57 @@ func (e *env) try(args ...string) (string, error) {
 func (e *env) startRun(extra ...string) {
 	e.t.Helper()
 	e.runs++
-	logf, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("run-%d.log", e.runs)))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	cmd := exec.Command(slumBin, append([]string{"--db", e.db, "run", "--metrics-addr", "", "--log-level", "debug",
-		"--backoff-max", "2s"}, extra...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.run, e.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { _ = cmd.Wait(); logf.Close(); close(done) }(e.done)
+	e.run = startRunProc(e.t, filepath.Join(e.dir, fmt.Sprintf("run-%d.log", e.runs)), nil,
+		append([]string{"--db", e.db, "run", "--metrics-addr", "", "--log-level", "debug", "--backoff-max", "2s"}, extra...)...)
 }
 
 func (e *env) stopRun(sig syscall.Signal) *os.ProcessState {
 	if e.run == nil {
 		return nil
 	}
-	_ = e.run.Process.Signal(sig)
-	select {
-	case <-e.done:
-	case <-time.After(15 * time.Second):
-		_ = e.run.Process.Kill()
-		<-e.done
-	}
-	st := e.run.ProcessState
+	st := e.run.stop(sig)
 	e.run = nil
 	return st
+}
+
+// runProc is a started slum process, logging to a file.
+type runProc struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+// startRunProc starts slum with args (and env added to this process's),
+// its output in the file log.
+func startRunProc(t testing.TB, log string, env []string, args ...string) *runProc {
+	t.Helper()
+	logf, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(slumBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &runProc{cmd: cmd, log: log, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	return p
+}
+
+// stop sends sig and waits for the process, killing it after 15 s.
+func (p *runProc) stop(sig syscall.Signal) *os.ProcessState {
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return p.cmd.ProcessState
 }
 
 func (e *env) member(id string) *localfleet.Member {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,7 +10,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
-	"github.com/slum-fleet/slum/db"
+	"github.com/slum-fleet/slum/internal/fleettest"
 	"github.com/slum-fleet/slum/internal/pgtest"
 	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/store"
@@ -35,7 +34,7 @@ func TestStandbyLeadsPastALeadersOpenWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
+	t.Cleanup(func() { eng.Close() }) // after the held write is released
 	st := store.New(eng)
 	const cutOff = "elsewhere/1/cut"
 	// Long enough for slum run to start and stand by on a busy machine.
@@ -47,51 +46,14 @@ func TestStandbyLeadsPastALeadersOpenWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holding, release, wrote := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		wrote <- eng.InTx(ctx, func(q db.Querier) error {
-			if err := q.BumpRevision(ctx); err != nil {
-				return err
-			}
-			if _, err := q.GetLease(ctx, slum.ControllerLease); err != nil { // sends both: the lock is held
-				return err
-			}
-			close(holding)
-			<-release // the link is cut: nothing more comes from this client
-			return nil
-		})
-	}()
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-	}()
-	<-holding
+	held := fleettest.HoldWrite(t, ctx, eng) // the leader, cut off mid-write
 
-	logPath := filepath.Join(t.TempDir(), "run.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(slumBin, "run", "--metrics-addr", "", "--route-addr", "", "--log-level", "debug")
-	cmd.Env = append(os.Environ(), "SLUM_DB=", "SLUM_DB_URL="+url)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	run := startRunProc(t, filepath.Join(t.TempDir(), "run.log"), []string{"SLUM_DB=", "SLUM_DB_URL=" + url},
+		"run", "--metrics-addr", "", "--route-addr", "", "--log-level", "debug")
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		run.stop(syscall.SIGTERM)
 		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
+			b, _ := os.ReadFile(run.log)
 			t.Logf("slum run's log (tail):\n%s", tail(strings.ReplaceAll(string(b), pg.Password, "xxxxx"), 40))
 		}
 	}()
@@ -119,9 +81,7 @@ func TestStandbyLeadsPastALeadersOpenWrite(t *testing.T) {
 	if after > 3*time.Second {
 		t.Errorf("slum run led %s after the cut-off leader's lease expired, want within 3 s (it waited for the open write)", after.Round(time.Millisecond))
 	}
-	close(release)
-	released = true
-	if err := <-wrote; err == nil {
+	if err := held.Release(); err == nil {
 		t.Error("the cut-off leader's write committed after slum run took the lease")
 	}
 	if rev, err := eng.Read().GetRevision(ctx); err != nil || rev != rev0 {

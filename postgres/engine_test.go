@@ -682,8 +682,8 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 	ctx := context.Background()
 	url := fleetURL(t)
 	ea, eb := mustOpen(t, url), mustOpen(t, url)
-	defer ea.Close()
-	defer eb.Close()
+	// Closed after the held write is released (cleanups run last first).
+	t.Cleanup(func() { ea.Close(); eb.Close() })
 	const holderA, holderB = "host-a/1/aa", "host-b/2/bb"
 	t0 := time.UnixMilli(2_000_000_000_000)
 	at := func(e *Engine, d time.Duration) *store.Store {
@@ -698,28 +698,7 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	// a's write, cut off: it holds the write lock, idle in its transaction.
-	holding, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- ea.InTx(ctx, func(q db.Querier) error {
-			if err := q.BumpRevision(ctx); err != nil {
-				return err
-			}
-			if _, err := q.GetLease(ctx, slum.ControllerLease); err != nil {
-				return err
-			}
-			close(holding)
-			<-release
-			return nil
-		})
-	}()
-	defer func() {
-		select {
-		case <-release:
-		default:
-			close(release)
-		}
-	}()
-	<-holding
+	held := fleettest.HoldWrite(t, ctx, ea)
 	// And a second write of a's, waiting for the lock when a was cut off.
 	waiting := make(chan error, 1)
 	go func() {
@@ -762,8 +741,7 @@ func TestTakingAnExpiredLeaseEndsTheOldHoldersWrites(t *testing.T) {
 	if err != nil || l.Holder != holderB || l.Epoch != lease.Epoch+1 {
 		t.Fatalf("b taking a's expired lease while a's write is open: %+v %v, want it at epoch %d at once", l, err, lease.Epoch+1)
 	}
-	close(release)
-	if err := <-done; err == nil {
+	if err := held.Release(); err == nil {
 		t.Fatal("a's write committed after b took the lease")
 	}
 	if err := <-waiting; err == nil {

@@ -20,12 +20,22 @@ const (
 
 // beat records that holder runs, at now (the engine's clock), and drops
 // the rows of controllers long silent. Every take, renewal and attempt to
-// take a lease beats, so standbys need no writes of their own.
+// take a lease beats (a standby of a live lease on a HolderWrites engine
+// only records its own: beforeClaim), so standbys need no writes of their
+// own.
 func beat(ctx context.Context, q db.Querier, holder string, now time.Time) error {
+	if err := recordBeat(ctx, q, holder, now); err != nil {
+		return err
+	}
+	return q.ForgetControllers(ctx, ms(now.Add(-forgetAfter)))
+}
+
+// recordBeat records that holder runs, at now.
+func recordBeat(ctx context.Context, q db.Querier, holder string, now time.Time) error {
 	if err := q.BeatController(ctx, db.BeatControllerParams{Holder: holder, Now: ms(now)}); err != nil {
 		return fmt.Errorf("record controller %s: %w", holder, err)
 	}
-	return q.ForgetControllers(ctx, ms(now.Add(-forgetAfter)))
+	return nil
 }
 
 // leaseEvent is the event of holder taking the lease from prev (found

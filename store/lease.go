@@ -159,8 +159,8 @@ func (s *Leases) beforeClaim(ctx context.Context, hw HolderWrites, name, holder,
 		// Read runs statements on their own, writes too. Only the
 		// caller's row: forgetting old rows deletes rows that the
 		// holder's open write may have locked.
-		if err := s.eng.Read().BeatController(ctx, db.BeatControllerParams{Holder: holder, Now: ms(now)}); err != nil {
-			return preClaim{}, fmt.Errorf("record controller %s: %w", holder, err)
+		if err := recordBeat(ctx, s.eng.Read(), holder, now); err != nil {
+			return preClaim{}, err
 		}
 		return preClaim{held: &cur}, nil
 	}
