@@ -83,14 +83,14 @@ type differ struct {
 
 	oldServers   map[string]slum.Server
 	oldTenants   map[string]slum.Tenant
-	oldInstances map[slum.InstanceKey]slum.Instance
+	oldInstances map[slum.InstanceKey]int // index in cur.Snapshot.Instances
+	named        []bool                   // by that index: the file names the instance
 
 	final         map[string]slum.Server // the servers after the apply
 	serverAt      map[string]string      // file position of each server the file names
 	deleteServers []string
 	finalTenants  map[string]slum.Tenant
-	tenantAt      map[string]string
-	inFile        map[slum.InstanceKey]bool
+	tenantAt      map[string]int // line of each tenant the file names
 	placer        *Placer
 	firstOn       map[string]string // file position of the first instance the file places on each server
 	toPlace       []InstanceEdit
@@ -103,19 +103,19 @@ func newDiffer(f *File, cur Current, prune bool) *differ {
 	s := cur.Snapshot
 	d := &differ{f: f, cur: cur, prune: prune, out: &Delta{File: f.Name},
 		oldServers: make(map[string]slum.Server, len(s.Servers)), oldTenants: make(map[string]slum.Tenant, len(s.Tenants)),
-		oldInstances: make(map[slum.InstanceKey]slum.Instance, len(s.Instances)),
-		final:        make(map[string]slum.Server, len(f.Servers)), serverAt: make(map[string]string, len(f.Servers)),
+		oldInstances: make(map[slum.InstanceKey]int, len(s.Instances)), named: make([]bool, len(s.Instances)),
+		final: make(map[string]slum.Server, len(f.Servers)), serverAt: make(map[string]string, len(f.Servers)),
 		finalTenants: make(map[string]slum.Tenant, max(len(f.Tenants), len(s.Tenants))),
-		tenantAt:     make(map[string]string, len(f.Tenants)), inFile: make(map[slum.InstanceKey]bool, f.instances()),
-		placer: NewPlacer(), firstOn: map[string]string{}}
+		tenantAt:     make(map[string]int, len(f.Tenants)),
+		placer:       NewPlacer(), firstOn: map[string]string{}}
 	for _, srv := range s.Servers {
 		d.oldServers[srv.ID] = srv
 	}
 	for _, t := range s.Tenants {
 		d.oldTenants[t.ID] = t
 	}
-	for _, in := range s.Instances {
-		d.oldInstances[in.Key()] = in
+	for i, in := range s.Instances {
+		d.oldInstances[in.Key()] = i
 	}
 	return d
 }
@@ -224,12 +224,11 @@ func (d *differ) tenants() error {
 	for _, ft := range d.f.Tenants {
 		t := ft.Tenant
 		NormalizeTenant(&t)
-		at := d.where(ft.Line)
-		d.finalTenants[t.ID], d.tenantAt[t.ID] = t, at
+		d.finalTenants[t.ID], d.tenantAt[t.ID] = t, ft.Line
 		old, exists := d.oldTenants[t.ID]
 		switch {
 		case !exists:
-			d.out.Tenants = append(d.out.Tenants, TenantEdit{Tenant: t, Where: at})
+			d.out.Tenants = append(d.out.Tenants, TenantEdit{Tenant: t, Where: d.where(ft.Line)})
 			d.tenantChanges = append(d.tenantChanges, slum.Change{Op: slum.OpCreate, Kind: slum.ObjectTenant, ID: t.ID, Fields: []slum.FieldChange{{Field: "domain", New: t.Domain}}})
 		default:
 			fc := fieldChanges{}
@@ -240,7 +239,7 @@ func (d *differ) tenants() error {
 			fc.add("data", string(old.Data), string(t.Data))
 			fc.add("replica", old.Replica, t.Replica)
 			if len(fc) > 0 {
-				d.out.Tenants = append(d.out.Tenants, TenantEdit{Tenant: t, Exists: true, Renamed: old.Domain != t.Domain, Where: at})
+				d.out.Tenants = append(d.out.Tenants, TenantEdit{Tenant: t, Exists: true, Renamed: old.Domain != t.Domain, Where: d.where(ft.Line)})
 				d.tenantChanges = append(d.tenantChanges, slum.Change{Op: slum.OpUpdate, Kind: slum.ObjectTenant, ID: t.ID, Fields: fc})
 			}
 		}
@@ -260,7 +259,6 @@ func (d *differ) tenants() error {
 // (an edit, an error): most instances of a re-applied file change nothing.
 func (d *differ) instance(want slum.Instance, line int) error {
 	key := want.Key()
-	d.inFile[key] = true
 	serverField := func() string { return "instance " + string(key) + " server" }
 	if want.ServerID != "" {
 		if _, ok := d.final[want.ServerID]; !ok {
@@ -273,7 +271,7 @@ func (d *differ) instance(want slum.Instance, line int) error {
 		}
 		return nil
 	}
-	old, exists := d.oldInstances[key]
+	i, exists := d.oldInstances[key]
 	if !exists {
 		at := d.where(line)
 		if want.ServerID == "" {
@@ -294,6 +292,8 @@ func (d *differ) instance(want slum.Instance, line int) error {
 	// have it running elsewhere for now. Naming its home again keeps it
 	// where it runs: re-applying a file must not move an instance back
 	// onto the server it failed over from.
+	d.named[i] = true
+	old := &d.cur.Snapshot.Instances[i]
 	want.HomeServerID = old.HomeServerID
 	switch {
 	case want.ServerID == "":
@@ -323,7 +323,7 @@ func (d *differ) instance(want slum.Instance, line int) error {
 }
 
 // instanceUpdated records the changes of an instance the fleet has.
-func (d *differ) instanceUpdated(old, want slum.Instance, line int) {
+func (d *differ) instanceUpdated(old *slum.Instance, want slum.Instance, line int) {
 	if old.Process == want.Process && old.ServerID == want.ServerID && old.MemoryMB == want.MemoryMB && old.DesiredState == want.DesiredState &&
 		old.Mode == want.Mode && old.Rank == want.Rank && old.HomeServerID == want.HomeServerID {
 		return // the common case, without formatting the numbers
@@ -385,11 +385,11 @@ func (d *differ) unlisted() error {
 		}
 	}
 	sort.Strings(d.out.DeleteTenants)
-	for _, in := range d.cur.Snapshot.Instances {
-		key := in.Key()
-		if d.inFile[key] {
+	for i, in := range d.cur.Snapshot.Instances {
+		if d.named[i] {
 			continue
 		}
+		key := in.Key()
 		if !d.prune {
 			d.out.Unlisted++
 			if err := d.take(in, -1); err != nil {
@@ -434,7 +434,7 @@ func (d *differ) check() error {
 	if err := checkCapacity(d.placer, d.f.Name, d.serverAt, d.firstOn); err != nil {
 		return err
 	}
-	return checkDomains(d.finalTenants, d.tenantAt)
+	return checkDomains(d.f.Name, d.finalTenants, d.tenantAt)
 }
 
 // settings works out the fleet's new settings, when the file has a
@@ -515,7 +515,7 @@ func checkCapacity(p *Placer, name string, serverAt, firstOn map[string]string) 
 
 // checkDomains fails when two tenants would have one domain, at the file
 // position of the one the file names (tenantAt).
-func checkDomains(tenants map[string]slum.Tenant, tenantAt map[string]string) error {
+func checkDomains(name string, tenants map[string]slum.Tenant, tenantAt map[string]int) error {
 	owner := make(map[string]string, len(tenants))
 	for _, t := range tenants {
 		if other, dup := owner[t.Domain]; dup {
@@ -523,9 +523,13 @@ func checkDomains(tenants map[string]slum.Tenant, tenantAt map[string]string) er
 			if a > b {
 				a, b = b, a
 			}
-			at := tenantAt[a]
-			if at == "" {
-				at = tenantAt[b]
+			line, ok := tenantAt[a]
+			if !ok {
+				line, ok = tenantAt[b]
+			}
+			at := name
+			if ok {
+				at = fmt.Sprintf("%s:%d", name, line)
 			}
 			return fmt.Errorf("%s: %w: tenants %s and %s would both have domain %s", at, slum.ErrConflict, a, b, t.Domain)
 		}

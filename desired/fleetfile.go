@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/desired/quickyaml"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -130,7 +132,22 @@ func pathErrorCause(err error) string {
 // given, is 1; Load and LoadFile, which read fleet files, also require
 // the version to be given.
 func Parse(name string, data []byte) (*File, error) {
+	return parse(name, data, true)
+}
+
+// parse is Parse, reading the YAML with quickyaml where it can when quick
+// is set (a test compares the two ways).
+func parse(name string, data []byte, quick bool) (*File, error) {
 	p := parser{name: name}
+	if quick {
+		if doc, ok := quickyaml.Parse(data); ok && !commentsInSettings(doc) {
+			f := &File{Name: name, Text: data}
+			if err := p.file(doc.Root.Content[0], f); err != nil {
+				return nil, err
+			}
+			return f, nil
+		}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err == io.EOF {
@@ -153,6 +170,32 @@ func Parse(name string, data []byte) (*File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// commentsInSettings says whether a comment stands among the settings
+// block's lines. quickyaml leaves comments out of its tree, and Encode
+// writes the settings block's tree back as it was read, comments and all;
+// nothing else the parser reads keeps them.
+func commentsInSettings(doc quickyaml.Doc) bool {
+	if len(doc.CommentLines) == 0 {
+		return false
+	}
+	top := doc.Root.Content[0].Content
+	for i := 0; i+1 < len(top); i += 2 {
+		if top[i].Value != "settings" {
+			continue
+		}
+		from, to := top[i].Line, math.MaxInt // up to the next key's line
+		if i+2 < len(top) {
+			to = top[i+2].Line
+		}
+		for _, l := range doc.CommentLines {
+			if l >= from && l < to {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func yamlError(name string, err error) error {
@@ -215,13 +258,23 @@ func (p parser) fields(n *yaml.Node, what string, fn func(k, v *yaml.Node) error
 	return nil
 }
 
-func (p parser) str(v *yaml.Node, field string) (string, error) {
-	at := v
+// fieldName is field name of the mapping at ("" for the file's top).
+// Field names are built only for errors: a fleet file has hundreds of
+// thousands of fields.
+func fieldName(at, name string) string {
+	if at == "" {
+		return name
+	}
+	return at + "." + name
+}
+
+func (p parser) str(v *yaml.Node, at, name string) (string, error) {
+	n := v
 	if v.Kind == yaml.AliasNode {
 		v = v.Alias
 	}
 	if v == nil || v.Kind != yaml.ScalarNode {
-		return "", p.fieldErr(at, field, "must be a single value")
+		return "", p.fieldErr(n, fieldName(at, name), "must be a single value")
 	}
 	if v.Tag == "!!null" {
 		return "", nil
@@ -229,14 +282,14 @@ func (p parser) str(v *yaml.Node, field string) (string, error) {
 	return v.Value, nil
 }
 
-func (p parser) num(v *yaml.Node, field string) (int64, error) {
-	s, err := p.str(v, field)
+func (p parser) num(v *yaml.Node, at, name string) (int64, error) {
+	s, err := p.str(v, at, name)
 	if err != nil {
 		return 0, err
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
-		return 0, p.errAt(v, field, s, "must be a positive integer")
+		return 0, p.errAt(v, fieldName(at, name), s, "must be a positive integer")
 	}
 	return n, nil
 }
@@ -256,8 +309,8 @@ func (p parser) list(v *yaml.Node, field string, fn func(i int, item *yaml.Node)
 	return nil
 }
 
-func (p parser) flag(v *yaml.Node, field string) (bool, error) {
-	s, err := p.str(v, field)
+func (p parser) flag(v *yaml.Node, at, name string) (bool, error) {
+	s, err := p.str(v, at, name)
 	if err != nil {
 		return false, err
 	}
@@ -267,7 +320,7 @@ func (p parser) flag(v *yaml.Node, field string) (bool, error) {
 	case "false", "":
 		return false, nil
 	}
-	return false, p.errAt(v, field, s, "must be true or false")
+	return false, p.errAt(v, fieldName(at, name), s, "must be true or false")
 }
 
 // unknown rejects the field key of the mapping at, naming it and, when
@@ -326,7 +379,7 @@ func (p parser) file(n *yaml.Node, f *File) error {
 	err := p.fields(n, "file", func(k, v *yaml.Node) error {
 		switch k.Value {
 		case "version":
-			s, err := p.str(v, "version")
+			s, err := p.str(v, "", "version")
 			if err != nil {
 				return err
 			}
@@ -335,7 +388,10 @@ func (p parser) file(n *yaml.Node, f *File) error {
 			}
 			version = true
 		case "servers":
-			ids := map[string]int{}
+			ids := make(map[string]int, len(v.Content))
+			if len(v.Content) > 0 {
+				f.Servers = make([]FileServer, 0, len(v.Content))
+			}
 			return p.list(v, "servers", func(i int, item *yaml.Node) error {
 				s, err := p.server(item, fmt.Sprintf("servers[%d]", i))
 				if err != nil {
@@ -349,10 +405,13 @@ func (p parser) file(n *yaml.Node, f *File) error {
 				return nil
 			})
 		case "tenants":
-			ids := map[string]int{}
-			domains := map[string]string{}
+			ids := make(map[string]int, len(v.Content))
+			domains := make(map[string]string, len(v.Content))
+			if len(v.Content) > 0 {
+				f.Tenants = make([]FileTenant, 0, len(v.Content))
+			}
 			return p.list(v, "tenants", func(i int, item *yaml.Node) error {
-				t, err := p.tenant(item, fmt.Sprintf("tenants[%d]", i))
+				t, err := p.tenant(item, "tenants["+strconv.Itoa(i)+"]")
 				if err != nil {
 					return err
 				}
@@ -382,7 +441,7 @@ func (p parser) file(n *yaml.Node, f *File) error {
 func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 	fs := &FileSettings{Line: n.Line, node: n}
 	dur := func(v *yaml.Node, field string, dst func(*slum.Settings) *time.Duration) error {
-		s, err := p.str(v, "settings."+field)
+		s, err := p.str(v, "settings", field)
 		if err != nil {
 			return err
 		}
@@ -406,13 +465,13 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 		case "rebalance_every":
 			return dur(v, k.Value, func(s *slum.Settings) *time.Duration { return &s.RebalanceEvery })
 		case "rebalance":
-			s, err := p.str(v, "settings.rebalance")
+			s, err := p.str(v, "settings", "rebalance")
 			if err != nil {
 				return err
 			}
 			fs.given = append(fs.given, func(st *slum.Settings) { st.Rebalance = slum.RebalancePolicy(s) })
 		case "dead_after", "failover_rate":
-			n, err := p.num(v, "settings."+k.Value)
+			n, err := p.num(v, "settings", k.Value)
 			if err != nil {
 				return err
 			}
@@ -425,7 +484,7 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 				}
 			})
 		case "partition_fraction":
-			s, err := p.str(v, "settings.partition_fraction")
+			s, err := p.str(v, "settings", "partition_fraction")
 			if err != nil {
 				return err
 			}
@@ -435,7 +494,7 @@ func (p parser) settings(n *yaml.Node) (*FileSettings, error) {
 			}
 			fs.given = append(fs.given, func(s *slum.Settings) { s.PartitionFraction = f })
 		case "failback":
-			s, err := p.str(v, "settings.failback")
+			s, err := p.str(v, "settings", "failback")
 			if err != nil {
 				return err
 			}
@@ -462,31 +521,31 @@ func (p parser) server(n *yaml.Node, at string) (FileServer, error) {
 		var err error
 		switch k.Value {
 		case "id":
-			s.ID, err = p.str(v, at+".id")
+			s.ID, err = p.str(v, at, "id")
 		case "url":
-			s.URL, err = p.str(v, at+".url")
+			s.URL, err = p.str(v, at, "url")
 		case "region":
-			s.Region, err = p.str(v, at+".region")
+			s.Region, err = p.str(v, at, "region")
 		case "capacity_mb":
-			s.CapacityMB, err = p.num(v, at+".capacity_mb")
+			s.CapacityMB, err = p.num(v, at, "capacity_mb")
 		case "domain":
-			s.Domain, err = p.str(v, at+".domain")
+			s.Domain, err = p.str(v, at, "domain")
 			s.DomainSet = s.Domain != ""
 		case "state":
 			var st string
-			st, err = p.str(v, at+".state")
+			st, err = p.str(v, at, "state")
 			if err == nil && st == "" {
 				err = p.fieldErr(v, at+".state", "is empty: give active, cordoned or draining, or leave it out")
 			}
 			s.State, s.StateSet = slum.ServerState(st), true
 		case "token_env":
-			s.TokenEnv, err = p.str(v, at+".token_env")
+			s.TokenEnv, err = p.str(v, at, "token_env")
 			s.TokenSet, s.tokenLine = true, k.Line
 		case "token_file":
-			s.TokenFile, err = p.str(v, at+".token_file")
+			s.TokenFile, err = p.str(v, at, "token_file")
 			s.TokenSet, s.tokenLine = true, k.Line
 		case "no_token":
-			s.NoToken, err = p.flag(v, at+".no_token")
+			s.NoToken, err = p.flag(v, at, "no_token")
 			s.TokenSet = s.TokenSet || s.NoToken
 		case "token":
 			return p.errAt(v, at+".token", "(hidden)", "tokens do not belong in a fleet file; use token_env or token_file")
@@ -547,25 +606,25 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 		var err error
 		switch k.Value {
 		case "id":
-			t.ID, err = p.str(v, at+".id")
+			t.ID, err = p.str(v, at, "id")
 		case "domain":
-			t.Domain, err = p.str(v, at+".domain")
+			t.Domain, err = p.str(v, at, "domain")
 		case "region":
-			t.Region, err = p.str(v, at+".region")
+			t.Region, err = p.str(v, at, "region")
 		case "failover":
 			var s string
-			s, err = p.str(v, at+".failover")
+			s, err = p.str(v, at, "failover")
 			t.Failover = slum.FailoverPolicy(s)
 		case "serving":
 			var s string
-			s, err = p.str(v, at+".serving")
+			s, err = p.str(v, at, "serving")
 			t.Serving = slum.ServingPolicy(s)
 		case "data":
 			var s string
-			s, err = p.str(v, at+".data")
+			s, err = p.str(v, at, "data")
 			t.Data = slum.DataPolicy(s)
 		case "replica":
-			t.Replica, err = p.str(v, at+".replica")
+			t.Replica, err = p.str(v, at, "replica")
 		case "instances":
 			instNodes = v
 		default:
@@ -583,16 +642,20 @@ func (p parser) tenant(n *yaml.Node, at string) (FileTenant, error) {
 	if instNodes == nil {
 		return t, nil
 	}
-	ids := map[string]int{}
+	if instNodes.Kind == yaml.SequenceNode && len(instNodes.Content) > 0 {
+		t.Instances = make([]FileInstance, 0, len(instNodes.Content))
+	}
 	err = p.list(instNodes, at+".instances", func(i int, item *yaml.Node) error {
-		in, err := p.instance(item, fmt.Sprintf("%s.instances[%d]", at, i), t.ID)
+		in, err := p.instance(item, at+".instances["+strconv.Itoa(i)+"]", t.ID)
 		if err != nil {
 			return err
 		}
-		if prev, dup := ids[in.ID]; dup {
-			return p.errAt(item, fmt.Sprintf("%s.instances[%d].id", at, i), in.ID, fmt.Sprintf("is already used at line %d", prev))
+		// A tenant has a few instances: a look back beats a map.
+		for _, prev := range t.Instances {
+			if prev.ID == in.ID {
+				return p.errAt(item, fmt.Sprintf("%s.instances[%d].id", at, i), in.ID, fmt.Sprintf("is already used at line %d", prev.Line))
+			}
 		}
-		ids[in.ID] = in.Line
 		t.Instances = append(t.Instances, in)
 		return nil
 	})
@@ -606,18 +669,18 @@ func (p parser) instance(n *yaml.Node, at, tenant string) (FileInstance, error) 
 		var s string
 		switch k.Value {
 		case "id":
-			in.ID, err = p.str(v, at+".id")
+			in.ID, err = p.str(v, at, "id")
 		case "process":
-			in.Process, err = p.str(v, at+".process")
+			in.Process, err = p.str(v, at, "process")
 		case "server":
-			in.ServerID, err = p.str(v, at+".server")
+			in.ServerID, err = p.str(v, at, "server")
 		case "memory_mb":
-			in.MemoryMB, err = p.num(v, at+".memory_mb")
+			in.MemoryMB, err = p.num(v, at, "memory_mb")
 		case "mode":
-			s, err = p.str(v, at+".mode")
+			s, err = p.str(v, at, "mode")
 			in.Mode = slum.Mode(s)
 		case "state":
-			s, err = p.str(v, at+".state")
+			s, err = p.str(v, at, "state")
 			in.DesiredState = slum.DesiredState(s)
 		default:
 			return p.unknown(k, at, k.Value, "id", "process", "server", "memory_mb", "mode", "state")

@@ -7,7 +7,9 @@ package replica
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/slum-fleet/slum"
@@ -55,7 +57,7 @@ func ParseLocation(s string) (Location, error) {
 	}
 	loc := Location{Bucket: u.Host, Path: strings.Trim(u.Path, "/"), raw: s}
 	q := u.Query()
-	for k := range q {
+	for _, k := range slices.Sorted(maps.Keys(q)) { // the same error for the same text
 		switch k {
 		case "endpoint", "region":
 		default:

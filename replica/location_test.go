@@ -28,6 +28,12 @@ func TestParseLocation(t *testing.T) {
 		{in: "s3://bkt/p?endpoint=ftp://x", bad: "http(s)://HOST"},
 		{in: "s3://bkt/p?endpoint=http://x/sub", bad: "http(s)://HOST"},
 		{in: "s3://bkt/p?sync-interval=1s", bad: "does not support"},
+		// Of several unsupported options, the first in order, every time
+		// (a map's order would pick one at random).
+		{in: "s3://bkt/p?zz=1&mm=2&aa=3&endpoint=x", bad: `option "aa"`},
+		{in: "s3://bkt/p?zz=1&mm=2&aa=3&endpoint=x", bad: `option "aa"`},
+		{in: "s3://bkt/p?zz=1&mm=2&aa=3&endpoint=x", bad: `option "aa"`},
+		{in: "s3://bkt/p?zz=1&mm=2&aa=3&endpoint=x", bad: `option "aa"`},
 		{in: "s3://bkt/p\x7f", bad: "is not a URL"},
 	}
 	for _, c := range cases {
