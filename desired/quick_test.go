@@ -51,12 +51,15 @@ func sameParse(t *testing.T, data []byte) {
 }
 
 // A big file's parse is quickyaml's: the example and the files the
-// benchmarks apply, with comments everywhere but the settings block.
+// benchmarks apply (BenchmarkApply's and scripts/genfleet's), with comments
+// everywhere but the settings block.
 func TestParseReadsFleetFilesQuickly(t *testing.T) {
 	bench := "version: 1\nservers:\n  - {id: s0, url: 'http://10.0.0.0:8080', region: r0, capacity_mb: 65536, token_env: TOK}\n" +
 		"tenants:\n  - id: t0\n    domain: t0.example.com\n    region: r0\n    instances:\n      - {id: prod, process: api, memory_mb: 128}\n      - {id: backup, process: api, memory_mb: 128}\n"
 	commented := "# fleet\nversion: 1  # the format\nsettings:\n  dead_after: 3\nservers:  # below\n  # the first\n  - id: s0\n    url: http://a:1\n    capacity_mb: 10\n    no_token: true\n"
-	for name, text := range map[string]string{"example": examples.Fleet, "bench": bench, "commented": commented} {
+	genfleet := "version: 1\nservers:\n  - {id: s0, url: 'http://127.0.0.1:21000', capacity_mb: 10000000, token_env: T}\n" +
+		"tenants:\n  - id: t0\n    domain: t0.example.com\n    instances: [{id: prod, process: api, server: s0, memory_mb: 1}]\n"
+	for name, text := range map[string]string{"example": examples.Fleet, "bench": bench, "commented": commented, "scripts/genfleet": genfleet} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := Parse("f.yaml", []byte(text)); err != nil {
 				t.Fatal(err)
@@ -93,6 +96,7 @@ func FuzzQuickParse(f *testing.F) {
 	f.Add([]byte("version: 1\ntenants:\n  - id: a\n    domain: x.com\n    instances:\n      - {id: p, process: api, memory_mb: 0}\n"))
 	f.Add([]byte("version: 1\ntenants:\n  - {id: a, domain: x.com, data: replicated, replica: 's3://b/t/a?endpoint=http://127.0.0.1:8333'}\n"))
 	f.Add([]byte("version: 2\nservers:\n  - id: s1\n    id: s2\n"))
+	f.Add([]byte("version: 1\nservers: []\ntenants:\n  - id: t0\n    domain: t0.example.com\n    instances: [{id: prod, process: api, server: s0, memory_mb: 1}, {id: b}]\n"))
 	if data, err := os.ReadFile("../examples/fleet.yaml"); err == nil {
 		f.Add(data)
 	}

@@ -115,7 +115,13 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 	}
 	defer done()
 	if !opt.DryRun && !fresh { // a new database has nothing to stop
-		a.warnStops(previewStops(ctx, st, src, opt))
+		stops, unchanged := previewApply(ctx, st, src, opt)
+		// Over the API the apply goes on: it is where an admin token is
+		// asked for, and the dry run takes a read token.
+		if unchanged != nil && !a.remote() {
+			return a.printPlan(unchanged, f.Name, false, detail, opt.Prune)
+		}
+		a.warnStops(stops)
 	}
 	plan, err := st.Apply(ctx, src, opt)
 	if opt.DryRun && plan != nil {

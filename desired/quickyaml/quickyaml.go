@@ -4,9 +4,9 @@
 // large allocations: at 100,000 instances yaml.v3's parse was most of an
 // apply's time.
 //
-// It reads block mappings and sequences, one-line flow mappings, one-line
-// plain and quoted scalars and comments, in ASCII. Anything else — anchors,
-// tags, multi-line and block scalars, flow sequences, empty values, tabs,
+// It reads block mappings and sequences, one-line flow collections,
+// one-line plain and quoted scalars and comments, in ASCII. Anything else —
+// anchors, tags, multi-line and block scalars, empty values, tabs,
 // several documents, and every error — it declines, and its caller hands
 // the text to yaml.v3, which reads all of YAML and words the errors. It
 // never decides that a text is invalid; a fuzz test holds it to yaml.v3's
@@ -308,8 +308,8 @@ func (p *parser) inline(li, pos, end int) (*yaml.Node, bool) {
 	var n *yaml.Node
 	var ok bool
 	switch p.data[pos] {
-	case '{':
-		n, pos, ok = p.flow(li, pos, end)
+	case '{', '[':
+		n, pos, ok = p.flow(li, pos, end, 0)
 	case '\'', '"':
 		n, pos, ok = p.quoted(li, pos, end)
 	default:
@@ -347,62 +347,95 @@ func (p *parser) inline(li, pos, end int) (*yaml.Node, bool) {
 	return n, true
 }
 
-// flow reads a one-line flow mapping of scalars at pos, returning it and
-// where it ends.
-func (p *parser) flow(li, pos, end int) (*yaml.Node, int, bool) {
-	m := p.node(yaml.MappingNode, "!!map", li, pos-p.lines[li].start)
-	m.Style = yaml.FlowStyle
+// maxFlowDepth bounds how deep flow collections nest here (yaml.v3 has
+// its own limit; this one is far below it).
+const maxFlowDepth = 16
+
+// flow reads a one-line flow collection or scalar at pos, depth flow
+// collections deep, returning it and where it ends.
+func (p *parser) flow(li, pos, end, depth int) (*yaml.Node, int, bool) {
+	switch c := p.data[pos]; {
+	case c == '{' || c == '[':
+		if depth == maxFlowDepth {
+			return nil, 0, false
+		}
+		return p.collection(li, pos, end, depth+1)
+	case c == '\'' || c == '"':
+		return p.quoted(li, pos, end)
+	case indicator(c):
+		return nil, 0, false
+	}
+	from := pos
+	for pos < end && p.data[pos] != ':' && !flowStop(p.data[pos]) {
+		pos++
+	}
+	e := pos
+	for e > from && p.data[e-1] == ' ' {
+		e--
+	}
+	if pos < end && p.data[pos] == ':' {
+		return nil, 0, false // a pair, or a colon in a scalar: yaml.v3's to read
+	}
+	n, ok := p.plain(li, from, e)
+	return n, pos, ok
+}
+
+// collection reads a one-line flow mapping (of plain keys) or sequence at
+// pos, returning it and where it ends.
+func (p *parser) collection(li, pos, end, depth int) (*yaml.Node, int, bool) {
+	open := p.data[pos]
+	n := p.node(yaml.SequenceNode, "!!seq", li, pos-p.lines[li].start)
+	closer := byte(']')
+	if open == '{' {
+		n.Kind, n.Tag, closer = yaml.MappingNode, "!!map", '}'
+	}
+	n.Style = yaml.FlowStyle
 	mark := len(p.stack)
-	pos++
+	pos = p.spaces(pos+1, end)
+	if pos < end && p.data[pos] == closer {
+		return n, pos + 1, true // empty: no Content, as yaml.v3 has it
+	}
 	for {
 		pos = p.spaces(pos, end)
-		// A key: plain, up to ': '.
-		from := pos
-		for pos < end && p.data[pos] != ':' && !flowStop(p.data[pos]) {
-			pos++
-		}
-		if pos == from || pos-from > maxKey || pos+1 >= end || p.data[pos] != ':' || p.data[pos+1] != ' ' || p.data[pos-1] == ' ' || indicator(p.data[from]) {
-			return nil, 0, false
-		}
-		k, ok := p.plain(li, from, pos)
-		if !ok {
-			return nil, 0, false
-		}
-		pos = p.spaces(pos+1, end)
 		if pos == end {
 			return nil, 0, false
 		}
-		var v *yaml.Node
-		if c := p.data[pos]; c == '\'' || c == '"' {
-			v, pos, ok = p.quoted(li, pos, end)
-		} else {
-			from = pos
+		if open == '{' {
+			// A key: plain, up to ': '.
+			from := pos
 			for pos < end && p.data[pos] != ':' && !flowStop(p.data[pos]) {
 				pos++
 			}
-			e := pos
-			for e > from && p.data[e-1] == ' ' {
-				e--
-			}
-			if e == from || (pos < end && p.data[pos] == ':') || indicator(p.data[from]) {
+			if pos == from || pos-from > maxKey || pos+1 >= end || p.data[pos] != ':' || p.data[pos+1] != ' ' || p.data[pos-1] == ' ' || indicator(p.data[from]) {
 				return nil, 0, false
 			}
-			v, ok = p.plain(li, from, e)
+			k, ok := p.plain(li, from, pos)
+			if !ok {
+				return nil, 0, false
+			}
+			p.stack = append(p.stack, k)
+			if pos = p.spaces(pos+1, end); pos == end {
+				return nil, 0, false
+			}
 		}
+		v, next, ok := p.flow(li, pos, end, depth)
 		if !ok {
 			return nil, 0, false
 		}
-		p.stack = append(p.stack, k, v)
-		pos = p.spaces(pos, end)
+		p.stack = append(p.stack, v)
+		pos = p.spaces(next, end)
 		if pos == end {
 			return nil, 0, false
 		}
 		switch p.data[pos] {
-		case '}':
-			m.Content = p.content(mark)
-			return m, pos + 1, true
+		case closer:
+			n.Content = p.content(mark)
+			return n, pos + 1, true
 		case ',':
 			pos++
+			if q := p.spaces(pos, end); q < end && p.data[q] == closer {
+				return nil, 0, false // a trailing comma
+			}
 		default:
 			return nil, 0, false
 		}

@@ -112,6 +112,7 @@ func TestReadsFleetFiles(t *testing.T) {
 		"flow":              "a: {x: 1, y: 'two', z: \"3\"}\nb: { x: 1 ,y: 2 }\n",
 		"indentless":        "a:\n- 1\n- 2\nb: 3\n",
 		"sequence of flows": "a:\n  - {x: 1}\n  - {x: 2}  # c\n",
+		"flow sequences":    "a: [1, 'two', \"3\"]\nb: [{id: p, m: 1}, {id: q, s: [x, y]}]\nc: []\nd: {}\ne: {f: {g: []}}\nf:\n- [x]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			data := []byte(text)
@@ -148,10 +149,10 @@ func TestDeclinesWhatItDoesNotRead(t *testing.T) {
 		"multi-line quoted":  "a: 'one\n  two'\n",
 		"escape":             "a: \"x\\ty\"\n",
 		"empty value":        "a:\nb: 1\n",
-		"flow sequence":      "a: [1, 2]\n",
-		"nested flow":        "a: {b: {c: 1}}\n",
+		"trailing comma":     "a: [1, 2,]\n",
+		"pair in sequence":   "a: [b: 1]\n",
+		"deep flow":          "a: " + strings.Repeat("[", 40) + strings.Repeat("]", 40) + "\n",
 		"open flow":          "a: {b: 1,\n  c: 2}\n",
-		"empty flow":         "a: {}\n",
 		"tab":                "a:\t1\n",
 		"crlf":               "a: 1\r\n",
 		"non-ASCII":          "a: café\n",
@@ -177,5 +178,6 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(fleetFile))
 	f.Add([]byte("a: {x: 1, y: 'two'}\nb:\n- c: 1\n  d: [x]\n"))
 	f.Add([]byte("a: 'it''s' # c\nb: \"q\"\n"))
+	f.Add([]byte("a: [{id: p, m: 1}, [x, 'y'], {}]\nb: []\n"))
 	f.Fuzz(func(t *testing.T, data []byte) { check(t, data) })
 }
