@@ -138,14 +138,23 @@ func Parse(name string, data []byte) (*File, error) {
 // parse is Parse, reading the YAML with quickyaml where it can when quick
 // is set (a test compares the two ways).
 func parse(name string, data []byte, quick bool) (*File, error) {
+	root, err := readYAML(name, data, quick)
+	if err != nil {
+		return nil, err
+	}
+	f := &File{Name: name, Text: data}
 	p := parser{name: name}
+	if err := p.file(root, f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// readYAML returns the top node of data's one YAML document.
+func readYAML(name string, data []byte, quick bool) (*yaml.Node, error) {
 	if quick {
 		if doc, ok := quickyaml.Parse(data); ok && !commentsInSettings(doc) {
-			f := &File{Name: name, Text: data}
-			if err := p.file(doc.Root.Content[0], f); err != nil {
-				return nil, err
-			}
-			return f, nil
+			return doc.Root.Content[0], nil
 		}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -165,11 +174,7 @@ func parse(name string, data []byte, quick bool) (*File, error) {
 	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
 		return nil, &slum.FieldError{Where: name, Reason: "the file is empty; a fleet file starts with version: 1 and names servers and tenants"}
 	}
-	f := &File{Name: name, Text: data}
-	if err := p.file(root.Content[0], f); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return root.Content[0], nil
 }
 
 // commentsInSettings says whether a comment stands among the settings

@@ -62,10 +62,16 @@ type parser struct {
 	nodes    []yaml.Node  // the current chunk nodes are handed out of
 	children []*yaml.Node // the current chunk Content slices are cut from
 	stack    []*yaml.Node // children of the collections being read
+	depth    int          // block collections being read
 	asked    map[string]string
 }
 
 const chunk = 4096
+
+// maxBlockDepth bounds how deep block collections nest here: fleet files
+// nest a handful deep, and yaml.v3 refuses past 10,000 with an error of
+// its own, which it is left to word.
+const maxBlockDepth = 64
 
 // maxKey bounds a key's length: yaml.v3 reads no key of over 1,024
 // characters on one line.
@@ -168,6 +174,10 @@ func (p *parser) document() (*yaml.Node, bool) {
 // at from on line li (inside a sequence item's line, from is past its
 // dash; otherwise the line's indent is col).
 func (p *parser) mapping(li, col, from int) (*yaml.Node, bool) {
+	if !p.enter() {
+		return nil, false
+	}
+	defer p.leave()
 	m := p.node(yaml.MappingNode, "!!map", li, col)
 	mark := len(p.stack)
 	first := true
@@ -225,6 +235,14 @@ func (p *parser) mapping(li, col, from int) (*yaml.Node, bool) {
 	return m, true
 }
 
+// enter counts a block collection in, declining past maxBlockDepth.
+func (p *parser) enter() bool {
+	p.depth++
+	return p.depth <= maxBlockDepth
+}
+
+func (p *parser) leave() { p.depth-- }
+
 // block reads the block collection that starts line li.
 func (p *parser) block(li int) (*yaml.Node, bool) {
 	l := p.lines[li]
@@ -243,6 +261,10 @@ func (p *parser) item(li int) bool {
 
 // sequence reads a block sequence whose dashes stand at column col.
 func (p *parser) sequence(li, col int) (*yaml.Node, bool) {
+	if !p.enter() {
+		return nil, false
+	}
+	defer p.leave()
 	s := p.node(yaml.SequenceNode, "!!seq", li, col)
 	mark := len(p.stack)
 	for {

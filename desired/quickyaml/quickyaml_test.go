@@ -164,12 +164,30 @@ func TestDeclinesWhatItDoesNotRead(t *testing.T) {
 		"nested sequence":    "a:\n- - 1\n",
 		"indented document":  "  a: 1\n",
 		"empty entry":        "a:\n-\n- 1\n",
+		"deep block":         nested(maxBlockDepth + 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, ok := Parse([]byte(text)); ok {
 				t.Fatalf("read %q, which it should leave to yaml.v3", text)
 			}
 		})
+	}
+}
+
+// nested is depth block mappings, each the value of the one before.
+func nested(depth int) string {
+	var b strings.Builder
+	for i := range depth - 1 {
+		b.WriteString(strings.Repeat(" ", i) + "a:\n")
+	}
+	b.WriteString(strings.Repeat(" ", depth-1) + "a: 1\n")
+	return b.String()
+}
+
+func TestReadsNestingUpToItsLimit(t *testing.T) {
+	check(t, []byte(nested(maxBlockDepth)))
+	if _, ok := Parse([]byte(nested(maxBlockDepth))); !ok {
+		t.Fatalf("declined %d nested mappings", maxBlockDepth)
 	}
 }
 
