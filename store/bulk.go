@@ -7,8 +7,9 @@ import (
 )
 
 // BulkQuerier is what an engine's transaction may offer besides
-// db.Querier: many new rows in one statement, which a large fleet file's
-// first apply spends most of its writing time on otherwise. A call that
+// db.Querier: many rows in one statement, which a large fleet file's
+// first apply, and a controller's first placements and status of a large
+// fleet, spend most of their writing time on otherwise. A call that
 // fails must change nothing and leave the transaction usable (SQLite
 // undoes just the statement), so that the store can insert the same rows
 // one by one to name the row at fault. Engines without it (Postgres,
@@ -17,6 +18,9 @@ import (
 type BulkQuerier interface {
 	InsertInstances(ctx context.Context, rows []db.InsertInstanceParams) error
 	InsertTenants(ctx context.Context, rows []db.InsertTenantParams) error
+	InsertPlacements(ctx context.Context, rows []db.InsertPlacementParams) error
+	UpsertInstanceStatuses(ctx context.Context, rows []db.UpsertInstanceStatusParams) error
+	UpsertTenantStatuses(ctx context.Context, rows []db.UpsertTenantStatusParams) error
 }
 
 // bulkRows is how many rows the store hands a BulkQuerier at once.

@@ -64,14 +64,22 @@ func splitReport(r slum.Report, n int) []slum.Report {
 }
 
 func writeReport(ctx context.Context, q db.Querier, r slum.Report) error {
-	for _, st := range r.Instances {
-		if err := q.UpsertInstanceStatus(ctx, db.UpsertInstanceStatusParams{
+	instances := make([]db.UpsertInstanceStatusParams, len(r.Instances))
+	for i, st := range r.Instances {
+		instances[i] = db.UpsertInstanceStatusParams{
 			TenantID: st.TenantID, InstanceID: st.InstanceID, ServerID: st.ServerID, Phase: string(st.Phase),
 			Health: string(st.Health), LastError: st.LastError, Message: st.Message, Attempts: st.Attempts,
 			ObservedGeneration: st.ObservedGeneration, UpdatedAt: ms(st.UpdatedAt),
-		}); err != nil {
-			return fmt.Errorf("write status of %s: %w", st.Key(), err)
 		}
+	}
+	err := insertAll(ctx, q, instances, BulkQuerier.UpsertInstanceStatuses, func(i int) error {
+		if err := q.UpsertInstanceStatus(ctx, instances[i]); err != nil {
+			return fmt.Errorf("write status of %s: %w", r.Instances[i].Key(), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, key := range r.DropInstances {
 		tenant, id := key.Split()
@@ -94,13 +102,21 @@ func writeReport(ctx context.Context, q db.Querier, r slum.Report) error {
 			return fmt.Errorf("drop status of server %s: %w", id, err)
 		}
 	}
-	for _, st := range r.Tenants {
-		if err := q.UpsertTenantStatus(ctx, db.UpsertTenantStatusParams{
+	tenants := make([]db.UpsertTenantStatusParams, len(r.Tenants))
+	for i, st := range r.Tenants {
+		tenants[i] = db.UpsertTenantStatusParams{
 			TenantID: st.TenantID, Serving: joinCopies(st.Serving), Spares: joinCopies(st.Spares),
 			Reason: st.Reason, ChangedAt: ms(st.ChangedAt), UpdatedAt: ms(st.UpdatedAt),
-		}); err != nil {
-			return fmt.Errorf("write status of tenant %s: %w", st.TenantID, err)
 		}
+	}
+	err = insertAll(ctx, q, tenants, BulkQuerier.UpsertTenantStatuses, func(i int) error {
+		if err := q.UpsertTenantStatus(ctx, tenants[i]); err != nil {
+			return fmt.Errorf("write status of tenant %s: %w", tenants[i].TenantID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, id := range r.DropTenants {
 		if err := q.DeleteTenantStatus(ctx, id); err != nil {
@@ -304,14 +320,19 @@ func (s *Status) ListPlacements(ctx context.Context) ([]slum.Placement, error) {
 func (s *Status) RecordPlacements(ctx context.Context, f slum.Fence, ps []slum.Placement) error {
 	now := ms(s.now())
 	for batch := range slices.Chunk(ps, reportBatch) {
+		rows := make([]db.InsertPlacementParams, len(batch))
+		for i, p := range batch {
+			rows[i] = db.InsertPlacementParams{ServerID: p.ServerID, Name: p.Name, TenantID: p.TenantID, InstanceID: p.InstanceID, CreatedAt: now}
+		}
 		err := s.fenced(ctx, f, func(q db.Querier) error {
-			for _, p := range batch {
-				if err := q.InsertPlacement(ctx, db.InsertPlacementParams{ServerID: p.ServerID, Name: p.Name,
-					TenantID: p.TenantID, InstanceID: p.InstanceID, CreatedAt: now}); err != nil && !isForeignKey(err) {
-					return fmt.Errorf("record placement %s on %s: %w", p.Name, p.ServerID, err)
+			// A placement whose instance was deleted meanwhile is left out
+			// (its batch, refused as a whole, goes in row by row).
+			return insertAll(ctx, q, rows, BulkQuerier.InsertPlacements, func(i int) error {
+				if err := q.InsertPlacement(ctx, rows[i]); err != nil && !isForeignKey(err) {
+					return fmt.Errorf("record placement %s on %s: %w", rows[i].Name, rows[i].ServerID, err)
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if err != nil {
 			return err
