@@ -20,6 +20,7 @@ import (
 
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/names"
+	"github.com/slum-fleet/slum/observed/keepalive"
 )
 
 // Instance is one entry of a tenement server's instance list.
@@ -182,12 +183,17 @@ const DefaultTimeout = 10 * time.Second
 // token is replaced (a new Client): retrying a bad token would lock every
 // client of that server out.
 type Client struct {
-	base    string
-	token   string
-	http    *http.Client
-	timeout time.Duration
-	now     func() time.Time
-	bufs    *BufferPool // nil: a new buffer per answer
+	base  string
+	token string
+	http  *http.Client    // streams, TLS, and every call when conns is nil
+	conns *keepalive.Pool // short calls over plain HTTP
+	// what sendKept sends: the server's host:port, its URL's path, the
+	// token's header line alone and with the JSON body's
+	hostPort, prefix           string
+	authHeader, authJSONHeader []byte
+	timeout                    time.Duration
+	now                        func() time.Time
+	bufs                       *BufferPool // nil: a new buffer per answer
 
 	mu          sync.Mutex
 	authErr     *Error
@@ -200,6 +206,12 @@ type Option func(*Client)
 // WithHTTPClient shares one http.Client (and its connection pool) among
 // Clients.
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithConnPool sends short calls over plain HTTP on connections of pool,
+// shared among Clients, instead of through net/http (which still carries
+// streams, TLS and a base URL with credentials or a query). Without
+// WithConnPool or WithHTTPClient a Client keeps a pool of its own.
+func WithConnPool(pool *keepalive.Pool) Option { return func(c *Client) { c.conns = pool } }
 
 // WithBufferPool reads answers into buffers from pool, shared among
 // Clients: a controller lists every server every few seconds, and lists
@@ -235,8 +247,38 @@ func NewClient(baseURL, token string, opts ...Option) (*Client, error) {
 	}
 	if c.http == nil {
 		c.http = &http.Client{Transport: NewTransport()}
+		if c.conns == nil {
+			c.conns = keepalive.NewPool()
+		}
+	}
+	if c.conns != nil && !c.keepable(u) {
+		c.conns = nil
 	}
 	return c, nil
+}
+
+// keepable reports whether calls to u can go on kept connections, setting
+// what they send: plain HTTP to a URL without credentials, query or
+// fragment (net/http turns those into headers or refuses them), with a
+// token that is a valid header value (net/http refuses any other, and so
+// does every call of a Client that has one).
+func (c *Client) keepable(u *url.URL) bool {
+	if u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	for i := range len(c.token) {
+		if b := c.token[i]; b < ' ' && b != '\t' || b == 0x7f {
+			return false
+		}
+	}
+	c.hostPort = u.Host
+	if u.Port() == "" {
+		c.hostPort = net.JoinHostPort(u.Hostname(), "80")
+	}
+	c.prefix = strings.TrimSuffix(u.EscapedPath(), "/")
+	c.authHeader = []byte("Authorization: Bearer " + c.token + "\r\n")
+	c.authJSONHeader = append(append([]byte(nil), jsonHeader...), c.authHeader...)
+	return true
 }
 
 // URL is the server's base URL.
@@ -334,15 +376,32 @@ func (c *Client) doWithin(ctx context.Context, timeout time.Duration, op, method
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	buf := c.bufs.get()
+	defer c.bufs.put(buf)
+	var status int
+	var err error
+	if c.conns != nil {
+		status, err = c.sendKept(ctx, time.Now().Add(timeout), op, method, path, body, auth, buf)
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		status, err = c.sendHTTP(ctx, op, method, path, body, auth, buf)
+		cancel()
+	}
+	if err != nil {
+		return err
+	}
+	return c.answer(op, status, buf.Bytes(), out)
+}
+
+// sendHTTP sends a call through net/http, reading the answer into buf.
+func (c *Client) sendHTTP(ctx context.Context, op, method, path string, body []byte, auth bool, buf *bytes.Buffer) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return &Error{Op: op, Server: c.base, Class: ErrBadRequest, Message: err.Error()}
+		return 0, &Error{Op: op, Server: c.base, Class: ErrBadRequest, Message: err.Error()}
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -352,18 +411,46 @@ func (c *Client) doWithin(ctx context.Context, timeout time.Duration, op, method
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &Error{Op: op, Server: c.base, Class: ErrUnavailable, Message: transportMessage(err)}
+		return 0, &Error{Op: op, Server: c.base, Class: ErrUnavailable, Message: transportMessage(err)}
 	}
 	defer resp.Body.Close()
-	buf := c.bufs.get()
-	defer c.bufs.put(buf)
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBody))
-	data := buf.Bytes()
-	if err != nil {
-		return &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrUnavailable, Message: "reading the answer: " + transportMessage(err)}
+	if _, err = buf.ReadFrom(io.LimitReader(resp.Body, maxBody)); err != nil {
+		return 0, &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrUnavailable, Message: "reading the answer: " + transportMessage(err)}
 	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if out == nil || resp.StatusCode == http.StatusNoContent {
+	return resp.StatusCode, nil
+}
+
+// sendKept sends a call on a connection of c.conns, reading the answer
+// into buf; the call ends at deadline or with ctx.
+func (c *Client) sendKept(ctx context.Context, deadline time.Time, op, method, path string, body []byte, auth bool, buf *bytes.Buffer) (int, error) {
+	var hdr []byte
+	switch {
+	case auth && body != nil:
+		hdr = c.authJSONHeader
+	case auth:
+		hdr = c.authHeader
+	case body != nil:
+		hdr = jsonHeader
+	}
+	req := keepalive.Request{Method: method, Host: c.hostPort, Path: c.prefix + path, Header: hdr, Body: body, Deadline: deadline,
+		Idempotent: op != "restart"} // a spawn of a running instance and a stop of a stopped one change nothing
+	status, err := c.conns.Do(ctx, &req, buf, maxBody)
+	switch {
+	case errors.Is(err, keepalive.ErrMalformed), errors.Is(err, keepalive.ErrTooLarge):
+		return 0, &Error{Op: op, Server: c.base, Status: status, Class: ErrMalformed, Message: err.Error()}
+	case err != nil:
+		return 0, &Error{Op: op, Server: c.base, Class: ErrUnavailable, Message: transportMessage(err)}
+	}
+	return status, nil
+}
+
+var jsonHeader = []byte("Content-Type: application/json\r\n")
+
+// answer classifies a server's answer and decodes a successful one into
+// out.
+func (c *Client) answer(op string, status int, data []byte, out any) error {
+	if status >= 200 && status < 300 {
+		if out == nil || status == http.StatusNoContent {
 			return nil
 		}
 		var err error
@@ -373,13 +460,13 @@ func (c *Client) doWithin(ctx context.Context, timeout time.Duration, op, method
 			err = json.Unmarshal(data, out)
 		}
 		if err != nil {
-			return &Error{Op: op, Server: c.base, Status: resp.StatusCode, Class: ErrMalformed, Message: err.Error()}
+			return &Error{Op: op, Server: c.base, Status: status, Class: ErrMalformed, Message: err.Error()}
 		}
 		return nil
 	}
-	e := &Error{Op: op, Server: c.base, Status: resp.StatusCode, Message: errorText(data)}
+	e := &Error{Op: op, Server: c.base, Status: status, Message: errorText(data)}
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		e.Class = ErrUnauthorized
 		if e.Message == "" {
 			e.Message = "the server rejected slum's token; set the server's admin token with 'slum server update --token-file'"
@@ -387,7 +474,7 @@ func (c *Client) doWithin(ctx context.Context, timeout time.Duration, op, method
 		c.mu.Lock()
 		c.authErr = e
 		c.mu.Unlock()
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests:
 		e.Class, e.RetryAfter = ErrRateLimited, LockoutWait
 		if e.Message == "" {
 			e.Message = "the server is refusing authenticated requests after repeated bad tokens"
@@ -395,13 +482,13 @@ func (c *Client) doWithin(ctx context.Context, timeout time.Duration, op, method
 		c.mu.Lock()
 		c.lockedUntil = c.now().Add(LockoutWait)
 		c.mu.Unlock()
-	case (op == "spawn" || op == "restart") && resp.StatusCode == http.StatusInternalServerError && strings.HasPrefix(e.Message, "Unknown process"):
+	case (op == "spawn" || op == "restart") && status == http.StatusInternalServerError && strings.HasPrefix(e.Message, "Unknown process"):
 		e.Class = ErrUnknownProcess
-	case resp.StatusCode == http.StatusBadRequest:
+	case status == http.StatusBadRequest:
 		e.Class = ErrBadRequest
-	case resp.StatusCode == http.StatusNotFound && op == "storage":
+	case status == http.StatusNotFound && op == "storage":
 		e.Class = ErrNoInstance
-	case resp.StatusCode == http.StatusNotFound:
+	case status == http.StatusNotFound:
 		e.Class = ErrBadRequest
 		if op == "list" {
 			e.Class = ErrMalformed

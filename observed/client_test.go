@@ -1,9 +1,12 @@
 package observed
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,7 +15,23 @@ import (
 	"time"
 )
 
+// transports are the two ways a Client sends a call: its own kept-alive
+// connections (the default for plain HTTP) and net/http.
+var transports = []struct {
+	name string
+	opts []Option
+}{
+	{"kept", nil},
+	{"net/http", []Option{WithHTTPClient(&http.Client{Transport: NewTransport()})}},
+}
+
 func TestClientClassifiesFailures(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testClientClassifiesFailures(t, tr.opts) })
+	}
+}
+
+func testClientClassifiesFailures(t *testing.T, opts []Option) {
 	for _, tc := range []struct {
 		name      string
 		status    int
@@ -39,7 +58,7 @@ func TestClientClassifiesFailures(t *testing.T) {
 				w.Write([]byte(tc.body))
 			}))
 			defer srv.Close()
-			c, err := NewClient(srv.URL, "secret-token")
+			c, err := NewClient(srv.URL, "secret-token", opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,6 +98,12 @@ func TestClientClassifiesFailures(t *testing.T) {
 }
 
 func TestClientTimesOutAndRefusesBadNames(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { testClientTimesOutAndRefusesBadNames(t, tr.opts) })
+	}
+}
+
+func testClientTimesOutAndRefusesBadNames(t *testing.T, opts []Option) {
 	block := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -88,7 +113,7 @@ func TestClientTimesOutAndRefusesBadNames(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(block)
-	c, _ := NewClient(srv.URL, "t", WithTimeout(100*time.Millisecond))
+	c, _ := NewClient(srv.URL, "t", append(opts, WithTimeout(100*time.Millisecond))...)
 	start := time.Now()
 	_, err := c.List(context.Background())
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "timed out") || time.Since(start) > 2*time.Second {
@@ -102,6 +127,121 @@ func TestClientTimesOutAndRefusesBadNames(t *testing.T) {
 	if _, err := NewClient("ftp://x", "t"); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("bad URL: %v", err)
 	}
+}
+
+// TestClientKeptCallsAsNetHTTPSendsThem: on kept connections a call
+// reaches the server as net/http sent it (the base URL's path, the token,
+// the body), and what net/http would refuse or turn into other headers
+// still goes through net/http.
+func TestClientKeptCallsAsNetHTTPSendsThem(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		user, _, _ := r.BasicAuth()
+		fmt.Fprintf(w, `{"instance":%q}`, r.Method+" "+r.URL.Path+" "+r.Header.Get("Content-Type")+" "+r.Header.Get("Authorization")+" "+user+" "+string(b))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		base, token string
+		kept        bool
+		want        string
+	}{
+		{srv.URL, "t0k", true, `POST /api/instances/spawn application/json Bearer t0k  {"process":"api","id":"a--b"}`},
+		{srv.URL + "/tenement/", "t0k", true, `POST /tenement/api/instances/spawn application/json Bearer t0k  {"process":"api","id":"a--b"}`},
+		{strings.Replace(srv.URL, "http://", "http://ann:pw@", 1), "t0k", false, `POST /api/instances/spawn application/json Bearer t0k  {"process":"api","id":"a--b"}`},
+	} {
+		c, err := NewClient(tc.base, tc.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := c.conns != nil; kept != tc.kept {
+			t.Fatalf("%s: kept connections %v, want %v", tc.base, kept, tc.kept)
+		}
+		res, err := c.Spawn(ctx, "api", "a--b")
+		if err != nil || res.Instance != tc.want {
+			t.Fatalf("%s: the server saw %q (%v), want %q", tc.base, res.Instance, err, tc.want)
+		}
+	}
+	bad, _ := NewClient(srv.URL, "t0k\r\nX-Injected: 1")
+	if bad.conns != nil {
+		t.Fatal("a token that is no header value would go on kept connections")
+	}
+	if _, err := bad.Spawn(ctx, "api", "a--b"); err == nil || strings.Contains(err.Error(), "t0k") {
+		t.Fatalf("a token that is no header value: %v, want an error without it", err)
+	}
+	c, _ := NewClient(srv.URL, "t0k")
+	before := conns.Load()
+	for range 10 {
+		if _, err := c.Spawn(ctx, "api", "a--b"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load() - before; n != 1 {
+		t.Fatalf("10 spawns in turn opened %d connections, want 1", n)
+	}
+}
+
+// BenchmarkSpawn is the client's side of one spawn, against a server that
+// answers with a canned reply (so the figures are mostly the client's), on
+// kept connections and through net/http, 8 calls in flight per core.
+func BenchmarkSpawn(b *testing.B) {
+	const answer = `{"instance":"api:a--b","socket":"/tmp/x","port":3}`
+	addr := cannedServer(b, fmt.Sprintf("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(answer), answer))
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			c, _ := NewClient("http://"+addr, "t0k", append(tr.opts, WithBufferPool(NewBufferPool()))...)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Spawn(ctx, "api", "a--b"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// cannedServer answers every request on a kept connection with answer.
+func cannedServer(b *testing.B, answer string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				br := bufio.NewReader(nc)
+				for {
+					r, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, r.Body)
+					if _, err := io.WriteString(nc, answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // listOf is a server's answer listing n instances, as tenement writes it.

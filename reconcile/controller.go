@@ -38,6 +38,7 @@ import (
 
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/observed"
+	"github.com/slum-fleet/slum/observed/keepalive"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -63,14 +64,19 @@ type Client interface {
 // ClientFactory makes the client for a server.
 type ClientFactory func(url, token string) (Client, error)
 
-// HTTPClientFactory makes observed.Clients that share one connection pool,
-// so connections are reused across calls, and one pool of buffers for
-// reading answers (lists of a large fleet, every few seconds).
+// HTTPClientFactory makes observed.Clients that share their connections,
+// so connections are reused across calls and across a server's clients
+// (a new token makes a new client), and one pool of buffers for reading
+// answers (lists of a large fleet, every few seconds). Spawns, stops and
+// lists go on kept-alive connections of their own (observed/keepalive);
+// log streams and TLS go through net/http.
 func HTTPClientFactory(timeout time.Duration) ClientFactory {
 	shared := &http.Client{Transport: observed.NewTransport()}
+	conns := keepalive.NewPool()
 	bufs := observed.NewBufferPool()
 	return func(url, token string) (Client, error) {
-		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithBufferPool(bufs), observed.WithTimeout(timeout))
+		return observed.NewClient(url, token, observed.WithHTTPClient(shared), observed.WithConnPool(conns),
+			observed.WithBufferPool(bufs), observed.WithTimeout(timeout))
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+
+	"github.com/slum-fleet/slum/http1"
 )
 
 // The fast path parses only plain HTTP/1.1 request heads it is sure of;
@@ -65,7 +67,7 @@ func parseHead(b []byte, h http.Header, vals []string) (reqHead, []string, error
 			rh.host = v
 			continue // net/http keeps it in Request.Host only
 		case "Content-Length":
-			n, ok := parseLength(v)
+			n, ok := http1.ParseLength(v)
 			if seenLength || !ok {
 				return reqHead{}, vals, errFallback
 			}
@@ -93,7 +95,7 @@ func parseHead(b []byte, h http.Header, vals []string) (reqHead, []string, error
 // parseRequestLine takes "METHOD /path HTTP/1.1" and nothing else.
 func parseRequestLine(line string, rh *reqHead) bool {
 	m, rest, ok := strings.Cut(line, " ")
-	if !ok || !validToken(m) || m == http.MethodConnect {
+	if !ok || !http1.IsToken(m) || m == http.MethodConnect {
 		return false
 	}
 	uri, proto, ok := strings.Cut(rest, " ")
@@ -134,49 +136,10 @@ func internMethod(m string) string {
 // it was not canonical already), the value without surrounding blanks.
 func parseField(line string) (string, string, bool) {
 	k, v, ok := strings.Cut(line, ":")
-	if !ok || !validToken(k) {
+	if !ok || !http1.IsToken(k) || !http1.IsFieldValue(v) {
 		return "", "", false // also a folded line, which starts with a blank
 	}
-	v = strings.Trim(v, " \t")
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return "", "", false
-		}
-	}
-	return textproto.CanonicalMIMEHeaderKey(k), v, true
-}
-
-// validToken reports whether s is a non-empty RFC 9110 token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// parseLength takes 1 to 18 digits: no sign, no blanks, no overflow.
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
+	return textproto.CanonicalMIMEHeaderKey(k), http1.TrimBlanks(v), true
 }
 
 // connectionTokens notes Connection: close; an upgrade is not for the

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+
+	"github.com/slum-fleet/slum/http1"
 )
 
 // fastResponse reads the common upstream answer itself: an HTTP/1.1
@@ -44,7 +46,7 @@ func (c *upstreamConn) fastResponse(method string) (*http.Response, bool) {
 		case "Transfer-Encoding", "Trailer":
 			return nil, false
 		case "Content-Length":
-			n, ok := parseLength(v)
+			n, ok := http1.ParseLength(v)
 			if !ok || length >= 0 {
 				return nil, false
 			}
@@ -78,25 +80,9 @@ func (c *upstreamConn) fastResponse(method string) (*http.Response, bool) {
 
 // parseStatusLine takes "HTTP/1.1 NNN reason" for a status with a body.
 func parseStatusLine(line string) (int, bool) {
-	rest, ok := strings.CutPrefix(line, "HTTP/1.1 ")
-	if !ok || len(rest) < 3 || (len(rest) > 3 && rest[3] != ' ') {
+	code, ok := http1.ParseStatusLine(line)
+	if !ok || code == http.StatusNoContent || code == http.StatusNotModified {
 		return 0, false
-	}
-	code := 0
-	for i := 0; i < 3; i++ {
-		c := rest[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		code = code*10 + int(c-'0')
-	}
-	if code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
-		return 0, false
-	}
-	for i := 3; i < len(rest); i++ {
-		if c := rest[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return 0, false // a line break inside: net/http reads other lines
-		}
 	}
 	return code, true
 }

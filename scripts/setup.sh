@@ -45,10 +45,10 @@ if ! command -v ip >/dev/null; then
   as_root apt-get update -qq
   as_root apt-get install -y -qq iproute2 >/dev/null
 fi
-if ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null; then
-  log "wrk and haproxy (scripts/bench-router.sh)"
+if ! command -v wrk >/dev/null || ! command -v haproxy >/dev/null || ! command -v curl >/dev/null; then
+  log "wrk and haproxy (scripts/bench-router.sh), curl (scripts/bench.sh)"
   as_root apt-get update -qq
-  as_root apt-get install -y -qq wrk haproxy >/dev/null
+  as_root apt-get install -y -qq wrk haproxy curl >/dev/null
 fi
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -10,6 +10,7 @@
 package sim
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -226,7 +227,10 @@ func (s *Server) Terminate() {
 	defer s.lnMu.Unlock()
 	if !s.down {
 		s.down = true
-		_ = s.ln.Close()
+		// As tenement's server shuts down: no new connection, idle
+		// kept-alive ones closed, open ones closed after their answer,
+		// an open log stream served until its client leaves.
+		go func(srv *http.Server) { _ = srv.Shutdown(context.Background()) }(s.server)
 	}
 }
 
