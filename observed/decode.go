@@ -309,3 +309,68 @@ func internHealth(h string) slum.InstanceHealth {
 	}
 	return slum.InstanceHealth(strings.Clone(h))
 }
+
+// decode reads a spawn's answer, one per instance a controller starts:
+// the common flat object by the scanner, anything else (escapes, other or
+// repeated keys) by encoding/json, whose result the scanner must equal
+// (FuzzDecodeSpawn).
+func (r *SpawnResult) decode(data []byte) error {
+	if out, ok := scanSpawn(data); ok {
+		*r = out
+		return nil
+	}
+	*r = SpawnResult{}
+	return json.Unmarshal(data, r)
+}
+
+func scanSpawn(data []byte) (SpawnResult, bool) {
+	var out SpawnResult
+	s := &scanner{b: string(data)}
+	if !s.eat('{') {
+		return out, false
+	}
+	if !s.eat('}') {
+		seen := 0
+		for {
+			key, err := s.str()
+			if err != nil || !s.eat(':') {
+				return out, false
+			}
+			var bit int
+			switch key {
+			case "instance":
+				bit = 1
+				out.Instance, err = s.str()
+			case "socket":
+				bit = 2
+				out.Socket, err = s.str()
+			case "port":
+				bit = 4
+				var v uint64
+				var null bool
+				if v, null, err = s.num(); err == nil && !null {
+					if v > 1<<31-1 {
+						return out, false
+					}
+					port := int(v)
+					out.Port = &port
+				}
+			default:
+				return out, false
+			}
+			if err != nil || seen&bit != 0 {
+				return out, false
+			}
+			seen |= bit
+			if s.eat(',') {
+				continue
+			}
+			if s.eat('}') {
+				break
+			}
+			return out, false
+		}
+	}
+	s.ws()
+	return out, s.i == len(s.b)
+}

@@ -49,6 +49,39 @@ func FuzzDecodeList(f *testing.F) {
 	})
 }
 
+func FuzzDecodeSpawn(f *testing.F) {
+	f.Add([]byte(`{"instance":"api:a--b","socket":"/tmp/tenement/api-a--b.sock","port":30001}`))
+	f.Add([]byte(`{"instance":"api:a--b","socket":"x","port":null}`))
+	f.Add([]byte(`{"instance":"a","instance":"b"}`))
+	f.Add([]byte(`{"Port":1,"socket":"\u00e9"}`))
+	f.Add([]byte(` { } `))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got SpawnResult
+		err := got.decode(data)
+		var want SpawnResult
+		werr := json.Unmarshal(data, &want)
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("decode error %v, encoding/json error %v", err, werr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decode = %+v, encoding/json = %+v", got, want)
+		}
+	})
+}
+
+func TestDecodeSpawn(t *testing.T) {
+	var r SpawnResult
+	if err := r.decode([]byte(`{"instance":"api:a--b","socket":"/s","port":30001}`)); err != nil || r.Instance != "api:a--b" || r.Socket != "/s" || r.Port == nil || *r.Port != 30001 {
+		t.Fatalf("decode = %+v, %v", r, err)
+	}
+	if _, ok := scanSpawn([]byte(`{"instance":"api:a--b","socket":"/s","port":30001}`)); !ok {
+		t.Fatal("tenement's spawn answer went to encoding/json")
+	}
+	if err := r.decode([]byte(`{"instance":`)); err == nil {
+		t.Fatal("a broken answer decoded")
+	}
+}
+
 // namesOf is what a watcher should keep of a list, by way of encoding/json.
 func namesOf(t testing.TB, data []byte) (map[string]slum.InstanceHealth, error) {
 	var list []Instance
