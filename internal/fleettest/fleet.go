@@ -78,6 +78,28 @@ func ServerIntegrity(t *testing.T, open Opener) {
 	if err := s.RemoveServer(ctx, "s1", false); !errors.Is(err, slum.ErrNotFound) {
 		t.Fatalf("removing a removed server: %v", err)
 	}
+	// The controller records a batch planned before the server left: its
+	// placements there are left out, the rest are recorded.
+	mustServer(t, s, "s2", "", 1000)
+	batch := []slum.Placement{
+		{ServerID: "s2", Name: "api:bob--a", TenantID: "bob", InstanceID: "a"},
+		{ServerID: "s1", Name: "api:bob--b", TenantID: "bob", InstanceID: "b"},
+		{ServerID: "s2", Name: "api:bob--c", TenantID: "bob", InstanceID: "c"},
+	}
+	if err := s.Store.RecordPlacements(ctx, lease.Fence(), batch); err != nil {
+		t.Fatalf("recording placements on a server that left: %v", err)
+	}
+	got, err := s.Store.ListPlacements(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, p := range got {
+		names = append(names, p.ServerID+"/"+p.Name)
+	}
+	if strings.Join(names, " ") != "s2/api:bob--a s2/api:bob--c" {
+		t.Fatalf("placements recorded: %v, want s2/api:bob--a s2/api:bob--c", names)
+	}
 }
 
 func TenantIntegrity(t *testing.T, open Opener) {
