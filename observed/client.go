@@ -187,9 +187,9 @@ type Client struct {
 	token string
 	http  *http.Client    // streams, TLS, and every call when conns is nil
 	conns *keepalive.Pool // short calls over plain HTTP
-	// what sendKept sends: the server's host:port, its URL's path, the
-	// token's header line alone and with the JSON body's
-	hostPort, prefix           string
+	// what sendKept sends: the server's host:port, its URL's host and
+	// path, the token's header line alone and with the JSON body's
+	hostPort, host, prefix     string
 	authHeader, authJSONHeader []byte
 	timeout                    time.Duration
 	now                        func() time.Time
@@ -271,7 +271,7 @@ func (c *Client) keepable(u *url.URL) bool {
 			return false
 		}
 	}
-	c.hostPort = u.Host
+	c.hostPort, c.host = u.Host, u.Host
 	if u.Port() == "" {
 		c.hostPort = net.JoinHostPort(u.Hostname(), "80")
 	}
@@ -432,7 +432,7 @@ func (c *Client) sendKept(ctx context.Context, deadline time.Time, op, method, p
 	case body != nil:
 		hdr = jsonHeader
 	}
-	req := keepalive.Request{Method: method, Host: c.hostPort, Path: c.prefix + path, Header: hdr, Body: body, Deadline: deadline,
+	req := keepalive.Request{Method: method, Addr: c.hostPort, Host: c.host, Path: c.prefix + path, Header: hdr, Body: body, Deadline: deadline,
 		Idempotent: op != "restart"} // a spawn of a running instance and a stop of a stopped one change nothing
 	status, err := c.conns.Do(ctx, &req, buf, maxBody)
 	switch {

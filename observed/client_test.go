@@ -169,6 +169,9 @@ func TestClientKeptCallsAsNetHTTPSendsThem(t *testing.T) {
 			t.Fatalf("%s: the server saw %q (%v), want %q", tc.base, res.Instance, err, tc.want)
 		}
 	}
+	if c, _ := NewClient("http://tenement.test/", "t0k"); c.hostPort != "tenement.test:80" || c.host != "tenement.test" || c.prefix != "" {
+		t.Fatalf("http://tenement.test/: connects to %q, sends Host %q and path prefix %q; want tenement.test:80, tenement.test, none", c.hostPort, c.host, c.prefix)
+	}
 	bad, _ := NewClient(srv.URL, "t0k\r\nX-Injected: 1")
 	if bad.conns != nil {
 		t.Fatal("a token that is no header value would go on kept connections")

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum/http1"
 )
 
 // heldPair returns a held-write wrapper for one end of a loopback TCP
@@ -78,7 +80,7 @@ func TestHeldWriteGoesOutWithTheRead(t *testing.T) {
 func TestHeldWriteToAClosedServerFails(t *testing.T) {
 	hc, s := heldPair(t)
 	s.Close()
-	for deadline := time.Now().Add(10 * time.Second); !readable(hc.Conn); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !http1.Readable(hc.Conn); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the server's close never arrived")
 		}

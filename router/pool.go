@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum/clock"
+	"github.com/slum-fleet/slum/http1"
 )
 
 // probeAfter is how long a pooled connection may sit idle before it is
@@ -69,7 +70,7 @@ func (c *upstreamConn) close() {
 // alive checks, without blocking, that the server has not closed an idle
 // connection: there must be nothing to read, not even an EOF.
 func (c *upstreamConn) alive() bool {
-	return c.br.Buffered() == 0 && !readable(c.raw)
+	return c.br.Buffered() == 0 && !http1.Readable(c.raw)
 }
 
 // pool keeps idle connections to one tenement server. A buffered channel

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum/http1"
 )
 
 // connPair returns a pooled-connection wrapper for one end of a loopback
@@ -49,12 +51,12 @@ func TestPoolProbesLongIdleConnections(t *testing.T) {
 	dead, deadServer := connPair(t)
 	deadServer.Close()
 	// Wait until the close has arrived, without consuming it.
-	for deadline := time.Now().Add(10 * time.Second); !readable(dead.conn); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !http1.Readable(dead.conn); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the server's close never arrived")
 		}
 	}
-	if readable(live.conn) {
+	if http1.Readable(live.conn) {
 		t.Fatal("an idle live connection reads as readable")
 	}
 	pl.put(dead, now.Add(-2*probeAfter))
@@ -74,7 +76,7 @@ func TestPoolProbesLongIdleConnections(t *testing.T) {
 	// probe (requests that cannot be replayed).
 	dead2, dead2Server := connPair(t)
 	dead2Server.Close()
-	for deadline := time.Now().Add(10 * time.Second); !readable(dead2.conn); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); !http1.Readable(dead2.conn); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the server's close never arrived")
 		}

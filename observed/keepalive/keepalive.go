@@ -23,7 +23,10 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/slum-fleet/slum/http1"
 )
 
 // Defaults of a Pool.
@@ -32,6 +35,10 @@ const (
 	DefaultIdleTimeout    = 90 * time.Second
 	DefaultDialTimeout    = 3 * time.Second
 )
+
+// maxGrow bounds what an answer's Content-Length reserves before its
+// bytes arrive.
+const maxGrow = 1 << 20
 
 // ErrMalformed is an answer that is not HTTP/1.x.
 var ErrMalformed = errors.New("malformed HTTP answer")
@@ -68,7 +75,8 @@ func NewPool() *Pool {
 // written by Do.
 type Request struct {
 	Method string
-	Host   string // host:port, also sent as the Host header
+	Addr   string // host:port to connect to
+	Host   string // the Host header: the URL's host, as net/http sends it
 	Path   string // absolute path with any query, already escaped
 	Header []byte
 	Body   []byte
@@ -89,8 +97,9 @@ func (p *Pool) Do(ctx context.Context, req *Request, body *bytes.Buffer, limit i
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	for attempt := 0; ; attempt++ {
-		c, err := p.get(ctx, req.Host, req.Deadline)
+	fresh := false
+	for {
+		c, err := p.get(ctx, req.Addr, req.Deadline, fresh)
 		if err != nil {
 			return 0, err
 		}
@@ -106,12 +115,29 @@ func (p *Pool) Do(ctx context.Context, req *Request, body *bytes.Buffer, limit i
 		c.nc.Close()
 		var stale *staleError
 		if errors.As(err, &stale) {
-			if c.reused && req.Idempotent && attempt == 0 && ctx.Err() == nil {
-				continue
+			if c.reused {
+				// The server closed it under us; its other idle
+				// connections are likely closed too.
+				p.dropIdle(req.Addr)
+				if req.Idempotent && ctx.Err() == nil {
+					fresh = true
+					continue
+				}
 			}
 			err = stale.err
 		}
 		return 0, err
+	}
+}
+
+// dropIdle closes every idle connection to addr.
+func (p *Pool) dropIdle(addr string) {
+	p.mu.Lock()
+	list := p.idle[addr]
+	delete(p.idle, addr)
+	p.mu.Unlock()
+	for _, c := range list {
+		c.nc.Close()
 	}
 }
 
@@ -135,24 +161,23 @@ func (p *Pool) Idle(host string) int {
 	return len(p.idle[host])
 }
 
-func (p *Pool) get(ctx context.Context, host string, deadline time.Time) (*conn, error) {
-	now := p.now()
-	p.mu.Lock()
-	list := p.idle[host]
-	for len(list) > 0 {
-		c := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		if now.Sub(c.idleSince) < p.idleTimeout {
-			p.idle[host] = list
-			p.mu.Unlock()
+// get hands out an idle connection to host that is still open, or a new
+// one (always, when fresh).
+func (p *Pool) get(ctx context.Context, host string, deadline time.Time, fresh bool) (*conn, error) {
+	for !fresh {
+		c := p.takeIdle(host)
+		if c == nil {
+			break
+		}
+		// Whatever is there to read while no call is out (the server's
+		// close, or bytes nobody asked for) ends the connection: the next
+		// answer read on it must be the next call's.
+		if !http1.Readable(c.nc) {
 			c.reused = true
 			return c, nil
 		}
 		c.nc.Close()
 	}
-	p.idle[host] = list
-	p.mu.Unlock()
 	dctx := ctx
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -167,6 +192,26 @@ func (p *Pool) get(ctx context.Context, host string, deadline time.Time) (*conn,
 		return nil, err
 	}
 	return &conn{nc: nc, host: host, br: bufio.NewReaderSize(nc, 4096), out: make([]byte, 0, 512)}, nil
+}
+
+// takeIdle takes host's most recently used idle connection, closing
+// those idle past the timeout on the way.
+func (p *Pool) takeIdle(host string) *conn {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.idle[host]
+	for len(list) > 0 {
+		c := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		p.idle[host] = list
+		if now.Sub(c.idleSince) < p.idleTimeout {
+			return c
+		}
+		c.nc.Close()
+	}
+	return nil
 }
 
 func (p *Pool) put(c *conn) {
@@ -333,7 +378,7 @@ func (c *conn) readAnswer(method string, body *bytes.Buffer, limit int64) (int, 
 		h.length = 0
 	}
 	if h.length > 0 {
-		body.Grow(int(h.length))
+		body.Grow(int(min(h.length, maxGrow))) // a length is a claim until the bytes come
 		if _, err := io.CopyN(body, c.br, h.length); err != nil {
 			return 0, false, unexpectedEOF(err)
 		}
@@ -349,6 +394,10 @@ func (c *conn) buffered() []byte {
 func (c *conn) readAnswerSlowly(method string, body *bytes.Buffer, limit int64) (int, bool, error) {
 	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return 0, false, unexpectedEOF(err) // the connection failed, not the answer
+		}
 		return 0, false, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	defer resp.Body.Close()

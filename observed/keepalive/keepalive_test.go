@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/slum-fleet/slum/http1"
 )
 
 // server is an httptest server that counts the connections it accepts.
@@ -57,10 +59,10 @@ func TestSendsRequestsOnOneKeptConnection(t *testing.T) {
 	p := NewPool()
 	defer p.CloseIdle()
 	for i := range 20 {
-		req := &Request{Method: http.MethodPost, Host: s.host(), Path: "/api/instances/spawn?x=1",
+		req := &Request{Method: http.MethodPost, Addr: s.host(), Host: s.host(), Path: "/api/instances/spawn?x=1",
 			Header: []byte("Authorization: Bearer t0k\r\n"), Body: []byte(`{"id":"a"}`)}
 		if i%2 == 1 {
-			req = &Request{Method: http.MethodGet, Host: s.host(), Path: "/health"}
+			req = &Request{Method: http.MethodGet, Addr: s.host(), Host: s.host(), Path: "/health"}
 		}
 		status, body, err := call(t, p, req)
 		if err != nil {
@@ -107,7 +109,7 @@ func TestReadsAnyOtherAnswerAsNetHTTPDoes(t *testing.T) {
 		{"/empty", "", 204, 1},
 		{"/close", "bye", 200, 0},
 	} {
-		status, body, err := call(t, p, &Request{Method: http.MethodGet, Host: s.host(), Path: tc.path})
+		status, body, err := call(t, p, &Request{Method: http.MethodGet, Addr: s.host(), Host: s.host(), Path: tc.path})
 		if err != nil || status != tc.status || body != tc.body {
 			t.Fatalf("%s: %d %q %v, want %d %q", tc.path, status, body, err, tc.status, tc.body)
 		}
@@ -156,60 +158,157 @@ func readRequest(br *bufio.Reader) (*http.Request, error) {
 	return r, nil
 }
 
-// TestSendsAgainOnlyWhatMayBeSentTwice: a server that closes each
-// connection after one answer, without saying so, turns every kept
-// connection stale. An idempotent call goes out again on a new one; any
-// other fails without being sent twice.
+// TestSendsAgainOnlyWhatMayBeSentTwice: a server that takes a second
+// request on a kept connection and closes it unanswered (as a server
+// closing an idle connection just as the request arrives does). An
+// idempotent call goes out again on a new connection; any other fails,
+// sent once.
 func TestSendsAgainOnlyWhatMayBeSentTwice(t *testing.T) {
 	var requests atomic.Int64
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
-		if _, err := readRequest(br); err != nil {
-			return
+		for n := 0; ; n++ {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			requests.Add(1)
+			if n == 1 {
+				return // closes without an answer
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-		requests.Add(1)
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		// closes without Connection: close
 	})
 	p := NewPool()
 	defer p.CloseIdle()
-	get := &Request{Method: http.MethodGet, Host: addr, Path: "/", Idempotent: true}
-	if _, _, err := call(t, p, get); err != nil {
-		t.Fatal(err)
-	}
-	waitClosed(t, p, addr)
-	status, body, err := call(t, p, get)
-	if err != nil || status != 200 || body != "ok" {
-		t.Fatalf("idempotent call on a stale connection: %d %q %v, want it sent again", status, body, err)
-	}
-	if n := requests.Load(); n != 2 {
-		t.Fatalf("server saw %d requests, want 2", n)
-	}
-	waitClosed(t, p, addr)
-	once := &Request{Method: http.MethodPost, Host: addr, Path: "/restart", Body: []byte("{}")}
-	if _, _, err := call(t, p, once); err == nil {
-		t.Fatal("a call that may not be sent twice succeeded on a stale connection: was it sent again?")
-	}
-	if n := requests.Load(); n != 2 {
-		t.Fatalf("server saw %d requests, want still 2", n)
+	get := &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: "/", Idempotent: true}
+	once := &Request{Method: http.MethodPost, Addr: addr, Host: addr, Path: "/restart", Body: []byte("{}")}
+	for _, tc := range []struct {
+		req      *Request
+		ok       bool
+		requests int64
+	}{
+		{get, true, 3},   // the first call, then the second sent twice
+		{once, false, 2}, // the first call, then the second sent once
+	} {
+		requests.Store(0)
+		p.CloseIdle()
+		if _, _, err := call(t, p, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		status, body, err := call(t, p, tc.req)
+		if ok := err == nil && status == 200 && body == "ok"; ok != tc.ok {
+			t.Fatalf("%s on a connection closed unanswered: %d %q %v; want success %v", tc.req.Method, status, body, err, tc.ok)
+		}
+		if n := requests.Load(); n != tc.requests {
+			t.Fatalf("%s: the server saw %d requests, want %d", tc.req.Method, n, tc.requests)
+		}
 	}
 }
 
-// waitClosed waits until the server's close of the idle connection to
-// addr has reached this side (a read would see it).
-func waitClosed(t *testing.T, p *Pool, addr string) {
-	t.Helper()
-	p.mu.Lock()
-	list := p.idle[addr]
-	p.mu.Unlock()
-	if len(list) != 1 {
-		t.Fatalf("%d idle connections, want 1", len(list))
+// TestTakesNoIdleConnectionWithSomethingToRead: a kept connection the
+// server has closed, or sent bytes on unasked, while it sat idle is not
+// used again, for any call: every idle connection goes stale when a
+// server restarts.
+func TestTakesNoIdleConnectionWithSomethingToRead(t *testing.T) {
+	var conns atomic.Int64
+	three := make(chan struct{}) // closed once three connections are open
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		n := conns.Add(1)
+		if n == 3 {
+			close(three)
+		}
+		if _, err := readRequest(br); err != nil {
+			return
+		}
+		if n <= 3 {
+			<-three // so that the three calls in flight take three connections
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if n%2 == 0 {
+			time.Sleep(20 * time.Millisecond) // after the answer was read
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
+			br.Peek(1) // stays open
+		}
+		// odd ones close after one answer, without saying so
+	})
+	p := NewPool()
+	defer p.CloseIdle()
+	// Three calls in flight at once leave three connections in the pool.
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := call(t, p, &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: "/"}); err != nil {
+				t.Error(err)
+			}
+		}()
 	}
-	c := list[0]
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.br.Peek(1); err == nil {
-		t.Fatal("the server sent bytes nobody asked for")
+	wg.Wait()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		idle, readable := len(p.idle[addr]), 0
+		for _, c := range p.idle[addr] {
+			if http1.Readable(c.nc) {
+				readable++
+			}
+		}
+		p.mu.Unlock()
+		if idle == 3 && readable == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle connections, %d of them closed or written to; want 3 and 3", idle, readable)
+		}
 	}
-	c.nc.SetReadDeadline(time.Time{})
+	once := &Request{Method: http.MethodPost, Addr: addr, Host: addr, Path: "/restart", Body: []byte("{}")}
+	status, body, err := call(t, p, once)
+	if err != nil || status != 200 || body != "ok" {
+		t.Fatalf("a call with every idle connection stale: %d %q %v, want it sent on a new one", status, body, err)
+	}
+	if n := conns.Load(); n != 4 {
+		t.Fatalf("%d connections, want 4 (the three stale ones, then a new one)", n)
+	}
+}
+
+func TestSendsTheURLsHostAndConnectsToItsAddress(t *testing.T) {
+	var got atomic.Value
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { got.Store(r.Host) })
+	p := NewPool()
+	defer p.CloseIdle()
+	if _, _, err := call(t, p, &Request{Method: http.MethodGet, Addr: s.host(), Host: "tenement.example", Path: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	if h := got.Load(); h != "tenement.example" {
+		t.Fatalf("Host %q, want tenement.example", h)
+	}
+}
+
+// TestAFailedConnectionIsNoMalformedAnswer: a head that arrives in parts
+// (read by net/http) and then stalls ends as the deadline says, and one
+// cut short ends as a failed connection, not as a malformed answer.
+func TestAFailedConnectionIsNoMalformedAnswer(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		r, err := readRequest(br)
+		if err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		if r.URL.Path == "/stall" {
+			br.Peek(1) // until the client leaves
+		}
+	})
+	p := NewPool()
+	defer p.CloseIdle()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := p.Do(ctx, &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: "/stall"}, new(bytes.Buffer), 1<<20)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrMalformed) {
+		t.Fatalf("a stalled head: %v, want context.DeadlineExceeded", err)
+	}
+	_, err = p.Do(context.Background(), &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: "/cut"}, new(bytes.Buffer), 1<<20)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ErrMalformed) {
+		t.Fatalf("a head cut short: %v, want io.ErrUnexpectedEOF", err)
+	}
 }
 
 func TestEndsAtTheDeadlineOrCancellation(t *testing.T) {
@@ -223,7 +322,7 @@ func TestEndsAtTheDeadlineOrCancellation(t *testing.T) {
 	})
 	p := NewPool()
 	defer p.CloseIdle()
-	req := &Request{Method: http.MethodGet, Host: s.host(), Path: "/", Idempotent: true}
+	req := &Request{Method: http.MethodGet, Addr: s.host(), Host: s.host(), Path: "/", Idempotent: true}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -273,7 +372,7 @@ func TestRefusesWhatItCannotRead(t *testing.T) {
 		{"/interim", ErrMalformed},
 	} {
 		var body bytes.Buffer
-		_, err := p.Do(context.Background(), &Request{Method: http.MethodGet, Host: addr, Path: tc.path}, &body, 10)
+		_, err := p.Do(context.Background(), &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: tc.path}, &body, 10)
 		if !errors.Is(err, tc.want) {
 			t.Fatalf("%s: %v, want %v", tc.path, err, tc.want)
 		}
@@ -289,7 +388,7 @@ func TestDropsConnectionsIdlePastTheTimeout(t *testing.T) {
 	defer p.CloseIdle()
 	now := time.Unix(1000, 0)
 	p.now = func() time.Time { return now }
-	req := &Request{Method: http.MethodGet, Host: s.host(), Path: "/"}
+	req := &Request{Method: http.MethodGet, Addr: s.host(), Host: s.host(), Path: "/"}
 	for _, step := range []time.Duration{0, DefaultIdleTimeout - time.Second, DefaultIdleTimeout} {
 		now = now.Add(step)
 		if _, _, err := call(t, p, req); err != nil {
@@ -308,7 +407,7 @@ func TestDialErrorNamesTheAddress(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	_, _, err = call(t, NewPool(), &Request{Method: http.MethodGet, Host: addr, Path: "/"})
+	_, _, err = call(t, NewPool(), &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: "/"})
 	if err == nil || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("dialing a closed port: %v, want connection refused naming %s", err, addr)
 	}
@@ -333,7 +432,7 @@ func TestDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
 	})
 	p := NewPool()
 	defer p.CloseIdle()
-	req := &Request{Method: http.MethodGet, Host: addr, Path: "/", Idempotent: true}
+	req := &Request{Method: http.MethodGet, Addr: addr, Host: addr, Path: "/", Idempotent: true}
 	for _, want := range []string{"ok", "fresh"} {
 		if _, body, err := call(t, p, req); err != nil || body != want {
 			t.Fatalf("got %q, %v; want %q", body, err, want)

@@ -230,6 +230,7 @@ func (s *Server) Terminate() {
 		// As tenement's server shuts down: no new connection, idle
 		// kept-alive ones closed, open ones closed after their answer,
 		// an open log stream served until its client leaves.
+		_ = s.ln.Close() // at once: a relaunch listens on the same address
 		go func(srv *http.Server) { _ = srv.Shutdown(context.Background()) }(s.server)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package router
+package http1
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 	"syscall"
 )
 
-// readable reports whether a read on c would return at once: data, an
+// Readable reports whether a read on c would return at once: data, an
 // EOF or an error. It peeks without consuming and without blocking.
-func readable(c net.Conn) bool {
+func Readable(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
