@@ -322,15 +322,32 @@ func (e *Engine) WriteAs(holder string) {
 // database, with pg_terminate_backend: their connections close and the
 // transactions roll back. It needs the right to signal those sessions
 // (the same role, or pg_signal_backend; never a superuser's).
+//
+// Those waiting for the write lock end first, each waited for until its
+// process is gone, and only then the one holding it: a waiter still
+// exiting when the holder's end frees the lock could take it, and commit,
+// before it reads its own end (seen under load, in about one takeover in
+// twenty).
 func (e *Engine) EndWrites(ctx context.Context, holder string) (int, error) {
-	var n int
-	err := e.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int FROM pg_stat_activity
-		WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()`, writerName(holder)).Scan(&n)
+	name := writerName(holder)
+	var waiters, rest int
+	err := e.pool.QueryRow(ctx, endWritesStatement+` AND wait_event_type = 'Lock'`, name, endWaitMS).Scan(&waiters)
+	if err == nil {
+		err = e.pool.QueryRow(ctx, endWritesStatement, name, endWaitMS).Scan(&rest)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("end the write transactions of %s: %w", holder, err)
 	}
-	return n, nil
+	return waiters + rest, nil
 }
+
+// endWritesStatement ends the sessions named $1, waiting up to $2 ms for
+// each to exit, and counts those that did.
+const endWritesStatement = `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, $2))::int FROM pg_stat_activity
+		WHERE application_name = $1 AND datname = current_database() AND pid <> pg_backend_pid()`
+
+// endWaitMS bounds the wait for one ended session's process to exit.
+const endWaitMS = 2000
 
 // writerName is the application_name of holder's write transactions:
 // "slum " and the holder, or, where that would not survive the server's
