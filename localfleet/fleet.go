@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -137,9 +138,25 @@ func (f *Fleet) startTen(ctx context.Context, opt Options) error {
 var fleets atomic.Int64
 
 // newTag names a fleet's namespaces and links: this process's id and a
-// count, both in base 36, so a later run can tell whose they were.
+// count, so a later run can tell whose they were (tagPID).
 func newTag() string {
-	return strconv.FormatInt(int64(os.Getpid()), 36) + "x" + strconv.FormatInt(fleets.Add(1), 36)
+	return strconv.FormatInt(int64(os.Getpid()), tagBase) + "x" + strconv.FormatInt(fleets.Add(1), tagBase)
+}
+
+// tagBase writes a tag's numbers with the digits 0-9a-w: never an "x",
+// which parts them. (In base 36 a pid such as 11409, "8sx", held one, and
+// a run took a live fleet's namespaces for those of a dead process.)
+const tagBase = 33
+
+// tagPID is the id of the process that made tag, from its start up to the
+// "x".
+func tagPID(tag string) (int, bool) {
+	pid33, _, ok := strings.Cut(tag, "x")
+	pid, err := strconv.ParseInt(pid33, tagBase, 32)
+	if !ok || err != nil || pid <= 0 {
+		return 0, false
+	}
+	return int(pid), true
 }
 
 func (f *Fleet) startSim(opt Options) error {

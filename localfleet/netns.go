@@ -186,12 +186,8 @@ func RemoveBlackhole() {
 // process left in them.
 func RemoveStale() {
 	stale := func(tag string) bool {
-		pid36, _, ok := strings.Cut(tag, "x")
-		pid, err := strconv.ParseInt(pid36, 36, 64)
-		if !ok || err != nil || pid <= 0 {
-			return false
-		}
-		return errors.Is(syscall.Kill(int(pid), 0), syscall.ESRCH)
+		pid, ok := tagPID(tag)
+		return ok && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 	}
 	out, _ := exec.Command("ip", "netns", "list").Output()
 	for _, line := range strings.Split(string(out), "\n") {
@@ -199,9 +195,7 @@ func RemoveStale() {
 		if len(f) == 0 || !strings.HasPrefix(f[0], "slum-") {
 			continue
 		}
-		tag := strings.TrimPrefix(f[0], "slum-")
-		tag = tag[:max(strings.LastIndexByte(tag, '-'), 0)]
-		if stale(tag) {
+		if stale(netnsTag(f[0])) {
 			KillAll(f[0])
 			_ = exec.Command("ip", "netns", "del", f[0]).Run()
 		}
@@ -213,16 +207,27 @@ func RemoveStale() {
 			continue
 		}
 		name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]
-		if !strings.HasPrefix(name, "sl") || !strings.HasSuffix(name, "h") {
-			continue
-		}
-		// sl<tag><n>h: the tag ends at the host number's digits.
-		body := strings.TrimSuffix(strings.TrimPrefix(name, "sl"), "h")
-		tag := strings.TrimRight(body, "0123456789")
-		if strings.Contains(tag, "x") && stale(tag) {
+		if tag, ok := linkTag(name); ok && stale(tag) {
 			_ = exec.Command("ip", "link", "del", name).Run()
 		}
 	}
+}
+
+// netnsTag is the tag in a namespace's name, slum-<tag>-<n>.
+func netnsTag(name string) string {
+	tag := strings.TrimPrefix(name, "slum-")
+	return tag[:max(strings.LastIndexByte(tag, '-'), 0)]
+}
+
+// linkTag is the start of the tag in a host-side link's name,
+// sl<tag><n>h, up to the host number's digits (which may take some of the
+// tag's count with them: the process id before the "x" is what counts).
+func linkTag(name string) (string, bool) {
+	if !strings.HasPrefix(name, "sl") || !strings.HasSuffix(name, "h") {
+		return "", false
+	}
+	tag := strings.TrimRight(strings.TrimSuffix(strings.TrimPrefix(name, "sl"), "h"), "0123456789")
+	return tag, strings.Contains(tag, "x")
 }
 
 // Forwarding turns the host's IPv4 forwarding on, so that namespaces reach
