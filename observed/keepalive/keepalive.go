@@ -154,18 +154,18 @@ func (p *Pool) CloseIdle() {
 	}
 }
 
-// Idle is how many connections to host wait for a call.
-func (p *Pool) Idle(host string) int {
+// Idle is how many connections to addr (host:port) wait for a call.
+func (p *Pool) Idle(addr string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle[host])
+	return len(p.idle[addr])
 }
 
-// get hands out an idle connection to host that is still open, or a new
+// get hands out an idle connection to addr that is still open, or a new
 // one (always, when fresh).
-func (p *Pool) get(ctx context.Context, host string, deadline time.Time, fresh bool) (*conn, error) {
+func (p *Pool) get(ctx context.Context, addr string, deadline time.Time, fresh bool) (*conn, error) {
 	for !fresh {
-		c := p.takeIdle(host)
+		c := p.takeIdle(addr)
 		if c == nil {
 			break
 		}
@@ -184,28 +184,28 @@ func (p *Pool) get(ctx context.Context, host string, deadline time.Time, fresh b
 		dctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	nc, err := p.dialer.DialContext(dctx, "tcp", host)
+	nc, err := p.dialer.DialContext(dctx, "tcp", addr)
 	if err != nil {
 		if ctxErr := dctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("dial tcp %s: %w", host, ctxErr)
+			return nil, fmt.Errorf("dial tcp %s: %w", addr, ctxErr)
 		}
 		return nil, err
 	}
-	return &conn{nc: nc, host: host, br: bufio.NewReaderSize(nc, 4096), out: make([]byte, 0, 512)}, nil
+	return &conn{nc: nc, addr: addr, br: bufio.NewReaderSize(nc, 4096), out: make([]byte, 0, 512)}, nil
 }
 
-// takeIdle takes host's most recently used idle connection, closing
+// takeIdle takes addr's most recently used idle connection, closing
 // those idle past the timeout on the way.
-func (p *Pool) takeIdle(host string) *conn {
+func (p *Pool) takeIdle(addr string) *conn {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	list := p.idle[host]
+	list := p.idle[addr]
 	for len(list) > 0 {
 		c := list[len(list)-1]
 		list[len(list)-1] = nil
 		list = list[:len(list)-1]
-		p.idle[host] = list
+		p.idle[addr] = list
 		if now.Sub(c.idleSince) < p.idleTimeout {
 			return c
 		}
@@ -228,12 +228,12 @@ func (p *Pool) put(c *conn) {
 		p.lastSweep = now
 		stale = p.sweepLocked(now)
 	}
-	list := p.idle[c.host]
+	list := p.idle[c.addr]
 	if len(list) >= p.maxIdlePerHost {
 		p.mu.Unlock()
 		c.nc.Close()
 	} else {
-		p.idle[c.host] = append(list, c)
+		p.idle[c.addr] = append(list, c)
 		p.mu.Unlock()
 	}
 	for _, s := range stale {
@@ -242,10 +242,10 @@ func (p *Pool) put(c *conn) {
 }
 
 // sweepLocked takes out connections idle past the timeout, of every
-// host: a server removed from the fleet is never asked for again.
+// address: a server removed from the fleet is never asked for again.
 func (p *Pool) sweepLocked(now time.Time) []*conn {
 	var stale []*conn
-	for host, list := range p.idle {
+	for addr, list := range p.idle {
 		keep := list[:0]
 		for _, c := range list {
 			if now.Sub(c.idleSince) < p.idleTimeout {
@@ -256,9 +256,9 @@ func (p *Pool) sweepLocked(now time.Time) []*conn {
 		}
 		clear(list[len(keep):])
 		if len(keep) == 0 {
-			delete(p.idle, host)
+			delete(p.idle, addr)
 		} else {
-			p.idle[host] = keep
+			p.idle[addr] = keep
 		}
 	}
 	return stale
@@ -267,7 +267,7 @@ func (p *Pool) sweepLocked(now time.Time) []*conn {
 // conn is one connection, owned by one call at a time.
 type conn struct {
 	nc        net.Conn
-	host      string
+	addr      string // host:port, the pool's key
 	br        *bufio.Reader
 	out       []byte // the request being written
 	reused    bool
