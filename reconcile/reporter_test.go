@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -121,5 +123,94 @@ func TestReporterWritesTenantsThatChanged(t *testing.T) {
 	}
 	if len(rep.Events) != 1 || rep.Events[0].Object != "tenant/carol" {
 		t.Fatalf("events %+v, want carol's loss only", rep.Events)
+	}
+}
+
+// partStore records every report and fails the writes it is told to.
+type partStore struct {
+	slowStore
+	reports []slum.Report
+	writes  int
+	failAt  map[int]bool // by write number, from 0
+}
+
+func (s *partStore) WriteReport(_ context.Context, _ slum.Fence, r slum.Report) error {
+	n := s.writes
+	s.writes++
+	s.reports = append(s.reports, r)
+	if s.failAt[n] {
+		return errors.New("database is locked")
+	}
+	return nil
+}
+
+// A large fleet's status is written in parts of at most reportRows rows,
+// each row once; a part that fails is written again at the next flush,
+// and what the parts before it wrote is not.
+func TestReporterWritesALargeFleetInParts(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	const n = 2*reportRows + 100
+	snap := &slum.Snapshot{Revision: 1, Servers: []slum.Server{{ID: "s1"}}}
+	for i := range n {
+		id := fmt.Sprintf("t%05d", i)
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
+		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: "s1", DesiredState: slum.StateRunning})
+	}
+	f := NewFleet(snap)
+	plan := &Plan{Revision: 1}
+	for i := range f.Desired {
+		d := &f.Desired[i]
+		plan.Observations = append(plan.Observations, Observation{Instance: d, Phase: slum.PhaseRunning, Converged: true})
+		plan.Serving = append(plan.Serving, Serving{Tenant: d.TenantID, Serving: []slum.CopyRef{{Instance: "prod", Server: "s1"}}})
+	}
+	st := &partStore{failAt: map[int]bool{2: true}}
+	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	r.Merge(Update{Fleet: f, Plan: plan, Events: eventLog{events: []slum.Event{{At: clk.Now(), Object: "fleet", Message: "one"}}}})
+	if err := r.Flush(context.Background()); err == nil {
+		t.Fatal("a flush whose third part failed returned no error")
+	}
+	if len(st.reports) != 3 {
+		t.Fatalf("%d writes, want 3: two parts, then the one that failed", len(st.reports))
+	}
+	for i, rep := range st.reports {
+		if rows := len(rep.Instances) + len(rep.Tenants); rows > reportRows {
+			t.Fatalf("part %d holds %d rows, more than %d", i, rows, reportRows)
+		}
+		if want := map[bool]int{true: 1, false: 0}[i == 0]; len(rep.Events) != want {
+			t.Fatalf("part %d holds %d events, want %d (the events go with the first part)", i, len(rep.Events), want)
+		}
+	}
+	// The next flush writes what the failed part held and what followed,
+	// and nothing the first two wrote.
+	st.reports = nil
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	instances, tenants := map[slum.InstanceKey]int{}, map[string]int{}
+	for _, rep := range st.reports {
+		for _, s := range rep.Instances {
+			instances[s.Key()]++
+		}
+		for _, s := range rep.Tenants {
+			tenants[s.TenantID]++
+		}
+	}
+	if want := n - 2*reportRows; len(instances) != want {
+		t.Fatalf("the retry wrote %d instance rows, want the %d the first flush did not", len(instances), want)
+	}
+	if len(tenants) != n {
+		t.Fatalf("the retry wrote %d tenant rows, want all %d (none was written before)", len(tenants), n)
+	}
+	for k, c := range instances {
+		if c != 1 {
+			t.Fatalf("%s written %d times", k, c)
+		}
+	}
+	st.reports = nil
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.reports) != 1 || !st.reports[0].Empty() {
+		t.Fatalf("a flush of the same plan wrote %+v, want one empty report", st.reports)
 	}
 }
