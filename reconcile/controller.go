@@ -61,7 +61,11 @@ type Client interface {
 	Stop(ctx context.Context, process, id string) error
 }
 
-// ClientFactory makes the client for a server.
+// ClientFactory makes the client for a server. Its clients bound every
+// call with a timeout of their own (HTTPClientFactory's: the timeout it is
+// given, Config.ActionTimeout for 'slum run'): the controller's spawns and
+// stops are sent on a context that never ends, so a controller stopping
+// lets them finish.
 type ClientFactory func(url, token string) (Client, error)
 
 // HTTPClientFactory makes observed.Clients that share their connections,
@@ -261,7 +265,7 @@ func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
 	}
 	run := &session{fence: fence, items: map[slum.InstanceKey]ItemState{},
 		exec: NewExecutor(ctx, ExecutorConfig{Concurrency: c.cfg.Concurrency, PerServer: c.cfg.PerServer,
-			Timeout: c.cfg.ActionTimeout, Backoff: c.cfg.Backoff}, c.cfg.Clock, c.send, c.checkAction,
+			Backoff: c.cfg.Backoff}, c.cfg.Clock, c.send, c.checkAction,
 			c.in.results.put, c.in.wake),
 		rep: NewReporter(c.store, fence, c.cfg.Clock, c.log, c.cfg.FlushInterval)}
 	run.rep.Seed(written)

@@ -95,7 +95,7 @@ func newExecFixture(t *testing.T, r *recorder, concurrency, perServer int) *exec
 		}
 		return nil
 	}
-	x.e = NewExecutor(ctx, ExecutorConfig{Concurrency: concurrency, PerServer: perServer, Timeout: time.Second,
+	x.e = NewExecutor(ctx, ExecutorConfig{Concurrency: concurrency, PerServer: perServer,
 		Backoff: BackoffPolicy{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond}}, x.clock, r.send, check,
 		func(res Result) {
 			x.mu.Lock()
