@@ -306,6 +306,18 @@ func BenchmarkListNames(b *testing.B) {
 			}
 		}
 	})
+	// Cold: no pooled buffer (as after a collection emptied the pool):
+	// the buffer is made the last answer's size at once.
+	b.Run("ListNamesCold", func(b *testing.B) {
+		c, _ := NewClient(srv.URL, "t")
+		prev, _, _ := c.ListNames(ctx, nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, changed, err := c.ListNames(ctx, prev); err != nil || changed {
+				b.Fatal(err, changed)
+			}
+		}
+	})
 	b.Run("ListNames", func(b *testing.B) {
 		c, _ := NewClient(srv.URL, "t", WithBufferPool(NewBufferPool()))
 		prev, _, _ := c.ListNames(ctx, nil)

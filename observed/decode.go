@@ -3,6 +3,7 @@ package observed
 import (
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -238,7 +239,12 @@ func decodeNames(data []byte, prev map[string]slum.InstanceHealth) (m map[string
 	// name repeats (prev {a,b}, list [a,a] is not). Names listed in
 	// increasing order cannot repeat; in any other order the names are
 	// counted in a map.
-	same, increasing, n, last := true, true, 0, ""
+	// In any other order (tenement's, the simulator's), a keyed digest of
+	// the names, summed, tells the same set from one with a name repeated
+	// in place of another without a map: a repeat is taken for prev only
+	// if its digests sum to the missing names', odds of 2^-64 against a
+	// seed the server cannot know.
+	same, increasing, n, last, sum := true, true, 0, "", uint64(0)
 	ok := scanEach(view, func(in Instance) {
 		if h, found := prev[in.Name]; !found || string(h) != in.Health {
 			same = false
@@ -247,9 +253,10 @@ func decodeNames(data []byte, prev map[string]slum.InstanceHealth) (m map[string
 			increasing = false
 		}
 		last = in.Name // a view of data, like in.Name: valid for this call
+		sum += maphash.String(namesSeed, in.Name)
 		n++
 	})
-	if ok && same && n == len(prev) && prev != nil && increasing {
+	if ok && same && n == len(prev) && prev != nil && (increasing || sum == digestOf(prev)) {
 		return prev, false, nil
 	}
 	if ok {
@@ -269,6 +276,18 @@ func decodeNames(data []byte, prev map[string]slum.InstanceHealth) (m map[string
 		m[in.Name] = internHealth(in.Health)
 	}
 	return m, true, nil
+}
+
+// namesSeed keys the digests decodeNames sums.
+var namesSeed = maphash.MakeSeed()
+
+// digestOf sums the digests of a list's names.
+func digestOf(m map[string]slum.InstanceHealth) uint64 {
+	var sum uint64
+	for name := range m {
+		sum += maphash.String(namesSeed, name)
+	}
+	return sum
 }
 
 // scanEach runs the scanner over a list, handing each instance to visit

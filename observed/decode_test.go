@@ -146,6 +146,12 @@ func TestDecodeNames(t *testing.T) {
 			t.Errorf("%s: decodeNames = %v, changed %v, %v; want %v, unchanged", list, got, changed, err, want)
 		}
 	}
+	// Out of order and unchanged, as tenement and the simulator list:
+	// nothing allocated either.
+	unordered := []byte(`[{"id":"api:bob--prod","health":"degraded"},{"id":"api:alice--prod","health":"healthy"}]`)
+	if n := testing.AllocsPerRun(100, func() { decodeNames(unordered, first) }); n != 0 {
+		t.Errorf("an unchanged list out of order allocated %v times", n)
+	}
 	for _, bad := range []string{``, `[`, `[{"id":}]`, `{"id":"x"}`, `[1]`, `[{"id":"x"}] x`} {
 		if _, _, err := decodeNames([]byte(bad), first); err == nil {
 			t.Errorf("decodeNames(%q) accepted", bad)
