@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/slum-fleet/slum"
@@ -50,6 +51,7 @@ func NewFleet(s *slum.Snapshot) *Fleet {
 	for i, c := range count {
 		f.OnServer[i] = make([]int32, 0, c)
 	}
+	all := make([]*Desired, n)
 	for i := range s.Instances {
 		in := &s.Instances[i]
 		d := &f.Desired[i]
@@ -58,7 +60,23 @@ func NewFleet(s *slum.Snapshot) *Fleet {
 		f.OnServer[d.Srv] = append(f.OnServer[d.Srv], int32(i))
 		f.ByKey[d.Key] = d
 		f.ByName[d.Name] = d
-		f.ByTenant[d.TenantID] = append(f.ByTenant[d.TenantID], d)
+		all[i] = d
+	}
+	// A tenant's instances are a run of the snapshot's (by tenant): its
+	// list is that run of one shared array, not an array of its own per
+	// tenant (100,000 of them at 100,000 tenants).
+	for start := 0; start < n; {
+		t := all[start].TenantID
+		end := start + 1
+		for end < n && all[end].TenantID == t {
+			end++
+		}
+		if prev, ok := f.ByTenant[t]; ok { // not in the snapshot's order
+			f.ByTenant[t] = append(slices.Clip(prev), all[start:end]...)
+		} else {
+			f.ByTenant[t] = all[start:end:end]
+		}
+		start = end
 	}
 	for _, ds := range f.ByTenant {
 		sort.Slice(ds, func(i, j int) bool {
