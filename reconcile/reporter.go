@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/slum-fleet/slum"
 
@@ -87,8 +88,20 @@ type Reporter struct {
 	servers    map[string]serverMemo
 	tenants    map[string]tenantMemo
 	holds      string // fingerprint of the hold specs last synced
-	lastPlan   *Plan  // the plan of the last flush, for plan-to-plan events
+	written    writtenPlan
 }
+
+// writtenPlan is what the reporter keeps of the plan it last wrote: which
+// plan it was, and the parts the next flush compares with, not the whole
+// plan (its actions, at 100,000 spawns ~20 MB, are the executor's then).
+type writtenPlan struct {
+	plan         weak.Pointer[Plan]
+	revision     int64
+	observations []Observation
+	serving      []Serving
+}
+
+func (w *writtenPlan) is(p *Plan) bool { return w.plan == weak.Make(p) }
 
 type memo struct {
 	hash   uint64
@@ -280,7 +293,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	// instances and tenants (a flush every tick between plans of a large
 	// fleet).
 	var cur statusCursor
-	if r.plan == nil || r.plan == r.lastPlan && !r.itemsDirty {
+	if r.plan == nil || r.written.is(r.plan) && !r.itemsDirty {
 		cur = statusCursor{obsDone: true, servingDone: true}
 	}
 	for part := 0; ; part++ {
@@ -318,7 +331,9 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		}
 	}
 	if r.plan != nil {
-		r.lastPlan, r.itemsDirty = r.plan, false
+		r.written = writtenPlan{plan: weak.Make(r.plan), revision: r.plan.Revision,
+			observations: r.plan.Observations, serving: r.plan.Serving}
+		r.itemsDirty = false
 	}
 	return nil
 }
@@ -365,8 +380,8 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 	// observation is an unchanged status: most of a large fleet, most of
 	// the time.
 	var last []Observation
-	if lp := r.lastPlan; lp != nil && !r.itemsDirty && lp.Revision == r.plan.Revision && len(lp.Observations) == len(r.plan.Observations) {
-		last = lp.Observations
+	if w := &r.written; !r.itemsDirty && w.revision == r.plan.Revision && len(w.observations) == len(r.plan.Observations) {
+		last = w.observations
 	}
 	for ; cur.obs < len(r.plan.Observations); cur.obs++ {
 		if len(rep.Instances) == reportRows {
@@ -438,12 +453,12 @@ func (r *Reporter) serverStatus(now time.Time, rep *slum.Report, out map[string]
 // the drops of tenants that left the fleet.
 func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]tenantMemo, cur *statusCursor, room int) {
 	var last []Serving
-	if lp := r.lastPlan; lp != nil && lp.Revision == r.plan.Revision && len(lp.Serving) == len(r.plan.Serving) {
-		if len(lp.Serving) > 0 && &lp.Serving[0] == &r.plan.Serving[0] {
+	if w := &r.written; w.revision == r.plan.Revision && w.serving != nil && len(w.serving) == len(r.plan.Serving) {
+		if len(w.serving) > 0 && &w.serving[0] == &r.plan.Serving[0] {
 			cur.servingDone = true
 			return // the very same decisions
 		}
-		last = lp.Serving
+		last = w.serving
 	}
 	for ; cur.serving < len(r.plan.Serving); cur.serving++ {
 		if len(rep.Tenants) >= room {
