@@ -53,7 +53,8 @@ type ItemState struct {
 	Parked   bool // failed permanently; waits for its desired state or server to change
 }
 
-// item is the work-queue state of one instance on one server.
+// item is the work-queue state of one instance on one server, from the
+// moment its action is queued until it succeeds.
 type item struct {
 	action   Action
 	queued   bool
@@ -64,7 +65,14 @@ type item struct {
 	nextAt   time.Time // earliest retry after a failure
 	parked   bool      // a permanent failure: waits for parkKey to change
 	parkKey  parkKey
-	doneAt   time.Time // last success: not repeated until observed after it
+}
+
+// doneMark is what is left of an item that succeeded: not repeated until
+// its server is observed after it. A converging fleet holds one for every
+// spawn made until its lists show them all: a fraction of an item's size.
+type doneMark struct {
+	kind Kind
+	at   time.Time
 }
 
 func (it *item) state() ItemState {
@@ -72,8 +80,9 @@ func (it *item) state() ItemState {
 }
 
 type serverQueue struct {
-	items   map[string]*item // by tenement name
-	busy    int              // items queued or in flight
+	items   map[string]*item    // by tenement name
+	done    map[string]doneMark // by tenement name; never also in items
+	busy    int                 // items queued or in flight
 	pending []*item
 	signal  chan struct{}
 	gone    chan struct{} // closed when the server leaves the fleet
@@ -118,7 +127,7 @@ func NewExecutor(ctx context.Context, cfg ExecutorConfig, clk clock.Clock, send 
 func (e *Executor) server(id string) *serverQueue {
 	sq, ok := e.servers[id]
 	if !ok {
-		sq = &serverQueue{items: map[string]*item{}, signal: make(chan struct{}, 1), gone: make(chan struct{})}
+		sq = &serverQueue{items: map[string]*item{}, done: map[string]doneMark{}, signal: make(chan struct{}, 1), gone: make(chan struct{})}
 		e.servers[id] = sq
 		for i := 0; i < e.cfg.PerServer; i++ {
 			e.wg.Add(1)
@@ -175,12 +184,19 @@ func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (Item
 	sq := e.server(a.ServerID)
 	it, ok := sq.items[a.Name]
 	if !ok {
+		if d, done := sq.done[a.Name]; done {
+			if d.kind == a.Kind && !observedAt.After(d.at) {
+				return ItemState{}, false
+			}
+			// Observed since, or the opposite action now.
+			delete(sq.done, a.Name)
+		}
 		it = &item{}
 		sq.items[a.Name] = it
 	}
 	if ok && it.action.Kind != a.Kind {
 		// The opposite action: the other one's history does not apply.
-		it.doneAt, it.attempts, it.lastErr, it.nextAt, it.parked = time.Time{}, 0, "", time.Time{}, false
+		it.attempts, it.lastErr, it.nextAt, it.parked = 0, "", time.Time{}, false
 		if it.bo != nil {
 			it.bo.Reset()
 		}
@@ -191,8 +207,6 @@ func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (Item
 	case it.queued || it.inFlight:
 		return it.state(), false
 	case it.parked && it.parkKey == park:
-		return it.state(), false
-	case !it.doneAt.IsZero() && !observedAt.After(it.doneAt):
 		return it.state(), false
 	case !it.parked && e.clock.Now().Before(it.nextAt):
 		return it.state(), false
@@ -223,6 +237,9 @@ func (e *Executor) State(server, name string) (ItemState, bool) {
 		if it, ok := sq.items[name]; ok {
 			return it.state(), true
 		}
+		if _, ok := sq.done[name]; ok {
+			return ItemState{}, true
+		}
 	}
 	return ItemState{}, false
 }
@@ -241,10 +258,18 @@ func (e *Executor) Retain(server string, keep map[string]bool) {
 			delete(sq.items, name)
 		}
 	}
+	for name := range sq.done {
+		if !keep[name] {
+			delete(sq.done, name)
+		}
+	}
+	// A map keeps its size once emptied: a fleet that converged from
+	// empty would hold a table for every instance it ever spawned.
 	if len(sq.items) == 0 {
-		// A map keeps its size once emptied: a fleet that converged from
-		// empty would hold a table for every instance it ever spawned.
 		sq.items = map[string]*item{}
+	}
+	if len(sq.done) == 0 {
+		sq.done = map[string]doneMark{}
 	}
 }
 
@@ -346,10 +371,12 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 	case err == errSkipped:
 		err = nil
 	case err == nil:
-		it.attempts, it.lastErr, it.nextAt, it.doneAt = 0, "", time.Time{}, now
-		if it.bo != nil {
-			it.bo.Reset()
-		}
+		// Its history ends; what is left is when, in a mark of its own.
+		// (Nothing queues an item in flight: the offers meanwhile only
+		// set its action, whose kind the mark keeps.)
+		delete(sq.items, it.action.Name)
+		sq.done[it.action.Name] = doneMark{kind: it.action.Kind, at: now}
+		it.attempts, it.lastErr, it.nextAt = 0, "", time.Time{}
 	default:
 		it.attempts++
 		it.lastErr = err.Error()

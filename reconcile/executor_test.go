@@ -180,6 +180,47 @@ func TestExecutorBackoffResetsOnSuccess(t *testing.T) {
 	}
 }
 
+// What a success leaves is a mark of when: the same action waits for a
+// newer observation, the opposite one goes at once, and Retain forgets it.
+func TestExecutorMarksDoneWork(t *testing.T) {
+	r := newRecorder()
+	x := newExecFixture(t, r, 4, 2)
+	a := spawnOf("a--p", 1)
+	obs := x.clock.Now()
+	offerOne(x.e, a, obs, "k")
+	x.idle(t)
+	x.e.mu.Lock()
+	_, item := x.e.servers["s1"].items[a.Name]
+	_, mark := x.e.servers["s1"].done[a.Name]
+	x.e.mu.Unlock()
+	if item || !mark {
+		t.Fatalf("after a success: an item %v, a mark %v; want only a mark", item, mark)
+	}
+	if st, known := x.e.State("s1", a.Name); !known || st != (ItemState{}) {
+		t.Fatalf("state of done work %+v, known %v", st, known)
+	}
+	if _, queued := offerOne(x.e, a, obs, "k"); queued {
+		t.Fatal("done work queued again on an observation from before it")
+	}
+	stop := a
+	stop.Kind = Stop
+	if _, queued := offerOne(x.e, stop, obs, "k"); !queued {
+		t.Fatal("the opposite action waited for the done one's observation")
+	}
+	x.idle(t)
+	if n := r.count(a.Name); n != 2 {
+		t.Fatalf("%d calls, want the spawn and the stop", n)
+	}
+	x.e.Retain("s1", nil)
+	if _, known := x.e.State("s1", a.Name); known {
+		t.Fatal("Retain kept the mark of work no longer wanted")
+	}
+	if _, queued := offerOne(x.e, stop, obs, "k"); !queued {
+		t.Fatal("after Retain forgot it, the action was not queued")
+	}
+	x.idle(t)
+}
+
 func TestExecutorParksPermanentFailures(t *testing.T) {
 	perm := &observed.Error{Class: observed.ErrUnknownProcess, Message: "Unknown process: api"}
 	r := newRecorder()
