@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +104,45 @@ func BenchmarkApply(b *testing.B) {
 // on Postgres is postgres' BenchmarkStore.
 func BenchmarkStore(b *testing.B) {
 	fleettest.Bench(b, 10000, func(t testing.TB) *store.Store { return openStore(t) })
+}
+
+// BenchmarkSnapshot reads the whole desired state of 100,000 instances on
+// 1,000 servers, as the controller does at start and on every change of
+// revision. Figures: ms per read; retained_MB, what the snapshot holds
+// once read.
+func BenchmarkSnapshot(b *testing.B) {
+	b.Setenv("TOK", "bench-token")
+	dir := b.TempDir()
+	path := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(path, fleetText(1000, 100000), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(dir, "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Apply(ctx, loadFleet(b, path), slum.ApplyOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	var snap *slum.Snapshot
+	b.ReportAllocs()
+	for b.Loop() {
+		snap = nil
+		if snap, err = s.Snapshot(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	runtime.GC()
+	var with runtime.MemStats
+	runtime.ReadMemStats(&with)
+	runtime.KeepAlive(snap)
+	snap = nil
+	runtime.GC()
+	var without runtime.MemStats
+	runtime.ReadMemStats(&without)
+	b.ReportMetric(float64(with.HeapAlloc-without.HeapAlloc)/(1<<20), "retained_MB")
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/read")
 }

@@ -73,8 +73,10 @@ func readSnapshot(ctx context.Context, q db.Querier) (*slum.Snapshot, error) {
 
 // interner hands out one copy of each distinct string it is given: server
 // ids, process names and policy words repeat on every row, and a
-// 100,000-instance snapshot held 100,000 copies of each (~14 MB). Past
-// maxInterned values it hands back what it is given.
+// 100,000-instance snapshot held 100,000 copies of each (BenchmarkSnapshot
+// in sqlite/: 33.9 MB held after a read, 28.9 MB with one copy each, for
+// ~1 % more time per read). Past maxInterned values it hands back what it
+// is given.
 type interner map[string]string
 
 const maxInterned = 1 << 14
