@@ -237,13 +237,12 @@ func decodeNames(data []byte, prev map[string]slum.InstanceHealth) (m map[string
 	view := unsafe.String(unsafe.SliceData(data), len(data))
 	// Every name in prev and as many entries as prev is prev only if no
 	// name repeats (prev {a,b}, list [a,a] is not). Names listed in
-	// increasing order cannot repeat; in any other order the names are
-	// counted in a map.
-	// In any other order (tenement's, the simulator's), a keyed digest of
-	// the names, summed, tells the same set from one with a name repeated
-	// in place of another without a map: a repeat is taken for prev only
-	// if its digests sum to the missing names', odds of 2^-64 against a
-	// seed the server cannot know.
+	// increasing order cannot repeat. In any other order (tenement's, the
+	// simulator's), a keyed digest of the names, summed, tells the same
+	// set from one with a name repeated in place of another without a
+	// map: a repeat is taken for prev only if its digests sum to the
+	// missing names', odds of 2^-64 against a seed the server cannot
+	// know.
 	same, increasing, n, last, sum := true, true, 0, "", uint64(0)
 	ok := scanEach(view, func(in Instance) {
 		if h, found := prev[in.Name]; !found || string(h) != in.Health {

@@ -92,7 +92,7 @@ type Config struct {
 	PollTimeout   time.Duration // one list call
 	ProbeRetry    time.Duration // the wait before probing again after a failed probe
 	RevisionPoll  time.Duration // how often the database is checked for changes
-	ActionTimeout time.Duration // one spawn or stop call
+	ActionTimeout time.Duration // one spawn or stop call: the timeout 'slum run' gives HTTPClientFactory
 	FlushInterval time.Duration // how often status is written
 	Concurrency   int           // actions in flight overall
 	PerServer     int           // actions in flight per server

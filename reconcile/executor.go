@@ -371,11 +371,12 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 	case err == errSkipped:
 		err = nil
 	case err == nil:
-		// Its history ends; what is left is when, in a mark of its own.
-		// (Nothing queues an item in flight: the offers meanwhile only
-		// set its action, whose kind the mark keeps.)
-		delete(sq.items, it.action.Name)
-		sq.done[it.action.Name] = doneMark{kind: it.action.Kind, at: now}
+		// Its history ends; what is left is when, and what was sent, in
+		// a mark of its own. (Nothing queues an item in flight: an offer
+		// meanwhile only sets its action; an opposite one, offered again,
+		// goes at once.)
+		delete(sq.items, a.Name)
+		sq.done[a.Name] = doneMark{kind: a.Kind, at: now}
 		it.attempts, it.lastErr, it.nextAt = 0, "", time.Time{}
 	default:
 		it.attempts++

@@ -221,6 +221,36 @@ func TestExecutorMarksDoneWork(t *testing.T) {
 	x.idle(t)
 }
 
+// The mark is of what was sent: a stop offered while a spawn was in
+// flight does not make a later offer of the spawn, on a list from before
+// it finished, look like the opposite action.
+func TestExecutorMarksWhatWasSent(t *testing.T) {
+	r := newRecorder()
+	r.hold = make(chan struct{})
+	x := newExecFixture(t, r, 4, 2)
+	a := spawnOf("a--p", 1)
+	obs := x.clock.Now()
+	offerOne(x.e, a, obs, "k")
+	r.started(t, 1)
+	stop := a
+	stop.Kind = Stop
+	if _, queued := offerOne(x.e, stop, obs, "k"); queued {
+		t.Fatal("a stop was queued while the spawn was in flight")
+	}
+	r.release()
+	x.idle(t)
+	if _, queued := offerOne(x.e, a, obs, "k"); queued {
+		t.Fatal("the spawn was queued again on a list from before it finished")
+	}
+	if _, queued := offerOne(x.e, stop, obs, "k"); !queued {
+		t.Fatal("the stop, the opposite of what was sent, waited")
+	}
+	x.idle(t)
+	if n := r.count(a.Name); n != 2 {
+		t.Fatalf("%d calls, want the spawn and the stop", n)
+	}
+}
+
 func TestExecutorParksPermanentFailures(t *testing.T) {
 	perm := &observed.Error{Class: observed.ErrUnknownProcess, Message: "Unknown process: api"}
 	r := newRecorder()

@@ -301,11 +301,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		newMemo := map[slum.InstanceKey]memo{}
 		newServers := map[string]serverMemo{}
 		newTenants := map[string]tenantMemo{}
-		if !cur.obsDone {
-			r.instanceStatus(now, &rep, newMemo, &cur)
+		// Who serves whom first: routers reading the database wait for
+		// it, not for every instance's row.
+		if !cur.servingDone {
+			r.tenantStatus(now, &rep, newTenants, &cur, reportRows)
 		}
-		if cur.obsDone && !cur.servingDone {
-			r.tenantStatus(now, &rep, newTenants, &cur, reportRows-len(rep.Instances))
+		if cur.servingDone && !cur.obsDone {
+			r.instanceStatus(now, &rep, newMemo, &cur, reportRows-len(rep.Tenants))
 		}
 		if part == 0 {
 			if r.plan != nil {
@@ -316,6 +318,13 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		}
 		wstart := r.clock.Now()
 		if err := r.store.WriteReport(ctx, r.fence, rep); err != nil {
+			if part > 0 {
+				// The parts written are in the memo and the database,
+				// and no longer match the plan last written whole: the
+				// next flush compares with the memo alone (a plan that
+				// went back to that one would otherwise skip them).
+				r.written = writtenPlan{}
+			}
 			return r.failed(ctx, "write status", err)
 		}
 		if n := len(rep.Instances) + len(rep.Tenants) + len(rep.Servers); n > 0 {
@@ -373,9 +382,9 @@ func (r *Reporter) failed(ctx context.Context, what string, err error) error {
 }
 
 // instanceStatus adds the status rows of observations that changed, from
-// the cursor on, until a part holds reportRows of them; at the end of the
-// plan it adds the drops of instances that left the fleet.
-func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.InstanceKey]memo, cur *statusCursor) {
+// the cursor on, at most room of them; at the end of the plan it adds the
+// drops of instances that left the fleet.
+func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.InstanceKey]memo, cur *statusCursor, room int) {
 	// Against the last plan written, at the same revision, an unchanged
 	// observation is an unchanged status: most of a large fleet, most of
 	// the time.
@@ -384,7 +393,7 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 		last = w.observations
 	}
 	for ; cur.obs < len(r.plan.Observations); cur.obs++ {
-		if len(rep.Instances) == reportRows {
+		if len(rep.Instances) >= room {
 			return
 		}
 		i := cur.obs

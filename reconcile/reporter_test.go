@@ -195,11 +195,11 @@ func TestReporterWritesALargeFleetInParts(t *testing.T) {
 			tenants[s.TenantID]++
 		}
 	}
-	if want := n - 2*reportRows; len(instances) != want {
-		t.Fatalf("the retry wrote %d instance rows, want the %d the first flush did not", len(instances), want)
+	if want := n - 2*reportRows; len(tenants) != want {
+		t.Fatalf("the retry wrote %d tenant rows, want the %d the first flush did not (tenants go first)", len(tenants), want)
 	}
-	if len(tenants) != n {
-		t.Fatalf("the retry wrote %d tenant rows, want all %d (none was written before)", len(tenants), n)
+	if len(instances) != n {
+		t.Fatalf("the retry wrote %d instance rows, want all %d (none was written before)", len(instances), n)
 	}
 	for k, c := range instances {
 		if c != 1 {
@@ -212,5 +212,61 @@ func TestReporterWritesALargeFleetInParts(t *testing.T) {
 	}
 	if len(st.reports) != 1 || !st.reports[0].Empty() {
 		t.Fatalf("a flush of the same plan wrote %+v, want one empty report", st.reports)
+	}
+}
+
+// A flush that failed after writing some parts leaves rows that match
+// neither the plan written whole before nor the one it was writing: a
+// later plan like the first one writes them back.
+func TestReporterRewritesWhatAFailedFlushLeftBehind(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	const n = reportRows + 100
+	snap := &slum.Snapshot{Revision: 1, Servers: []slum.Server{{ID: "s1"}, {ID: "s2"}}}
+	for i := range n {
+		id := fmt.Sprintf("t%05d", i)
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
+		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: "s1", DesiredState: slum.StateRunning})
+	}
+	f := NewFleet(snap)
+	planOf := func(health slum.InstanceHealth, server string) *Plan {
+		p := &Plan{Revision: 1}
+		for i := range f.Desired {
+			d := &f.Desired[i]
+			p.Observations = append(p.Observations, Observation{Instance: d, Phase: slum.PhaseRunning, Health: health, Converged: true})
+			p.Serving = append(p.Serving, Serving{Tenant: d.TenantID, Serving: []slum.CopyRef{{Instance: "prod", Server: server}}})
+		}
+		return p
+	}
+	st := &partStore{failAt: map[int]bool{}}
+	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	flush := func(p *Plan) error {
+		r.Merge(Update{Fleet: f, Plan: p})
+		st.reports = nil
+		return r.Flush(context.Background())
+	}
+	if err := flush(planOf(slum.InstanceHealthy, "s1")); err != nil {
+		t.Fatal(err)
+	}
+	// The next plan moves every tenant and degrades every copy; its
+	// second part fails: the first part's tenant rows are written.
+	st.failAt[st.writes+1] = true
+	if err := flush(planOf(slum.InstanceDegraded, "s2")); err == nil {
+		t.Fatal("a flush whose second part failed returned no error")
+	}
+	// Back to the first plan's state, in a plan of its own.
+	if err := flush(planOf(slum.InstanceHealthy, "s1")); err != nil {
+		t.Fatal(err)
+	}
+	tenants := 0
+	for _, rep := range st.reports {
+		for _, ts := range rep.Tenants {
+			if len(ts.Serving) != 1 || ts.Serving[0].Server != "s1" {
+				t.Fatalf("tenant %s written as served by %v", ts.TenantID, ts.Serving)
+			}
+			tenants++
+		}
+	}
+	if tenants != reportRows {
+		t.Fatalf("%d tenant rows written back to s1, want the %d the failed flush moved to s2", tenants, reportRows)
 	}
 }
