@@ -56,7 +56,8 @@ func (Planner) Plan(in Input) *Plan {
 	f := in.Fleet
 	p := &planning{in: in, f: f, set: f.Settings, plan: &Plan{Revision: f.Revision, At: in.Now},
 		health: make([]slum.HealthState, len(f.Snapshot.Servers)), snaps: make([]*observed.Snapshot, len(f.Snapshot.Servers)),
-		obs: make([]Observation, len(f.Desired)), parts: make([]*part, len(f.Snapshot.Servers))}
+		parts: make([]*part, len(f.Snapshot.Servers))}
+	p.startObservations()
 	p.classifyServers()
 	p.failover()
 	p.failback()
@@ -86,15 +87,22 @@ type planning struct {
 	snaps  []*observed.Snapshot // by server position; nil: never observed
 	// dead lists the dead servers, by id; moving says which of them fail
 	// over in this plan, held which are held back and why.
-	dead    []string
-	moving  map[string]bool
-	held    map[string]string
-	obs     []Observation // by instance position
-	reports []*ServerReport
-	parts   []*part
-	reused  int // parts taken from the previous plan
-	placer  *desired.Placer
-	away    map[string]int // see awayFrom
+	dead   []string
+	moving map[string]bool
+	held   map[string]string
+	// obs is by instance position: what this plan observed of each
+	// instance, once seen says so. It starts as the previous plan's
+	// array, shared, at the same revision, and is copied at the first
+	// observation that differs: a plan of a fleet where nothing happens
+	// allocates no array of 100,000 observations.
+	obs       []Observation
+	seen      []uint64 // bit per instance position
+	obsShared bool
+	reports   []*ServerReport
+	parts     []*part
+	reused    int // parts taken from the previous plan
+	placer    *desired.Placer
+	away      map[string]int // see awayFrom
 	// prevServing is the previous plan's serving copies by tenant, made
 	// when first needed.
 	prevServing map[string][]slum.CopyRef
@@ -518,10 +526,42 @@ func (p *planning) failback() {
 }
 
 func (p *planning) observe(d *Desired, phase slum.Phase, health slum.InstanceHealth, msg string, converged bool) {
-	if p.obs[d.Index].Instance != nil {
+	if p.observed(d.Index) {
 		return // the first word on an instance stands
 	}
-	p.obs[d.Index] = Observation{Instance: d, Phase: phase, Health: health, Message: msg, Converged: converged}
+	if msg == "" && d.FailedOver() {
+		msg = "failed over from " + d.HomeServerID
+	}
+	p.setObservation(d.Index, Observation{Instance: d, Phase: phase, Health: health, Message: msg, Converged: converged})
+}
+
+// startObservations shares the previous plan's observations when they
+// are of this plan's fleet (the same revision, the same instances).
+func (p *planning) startObservations() {
+	n := len(p.f.Desired)
+	p.seen = make([]uint64, (n+63)/64)
+	if prev := p.in.Prev; prev != nil && n > 0 && prev.Revision == p.f.Revision && len(prev.Observations) == n &&
+		prev.Observations[0].Instance == &p.f.Desired[0] {
+		p.obs, p.obsShared = prev.Observations, true
+		return
+	}
+	p.obs = make([]Observation, n)
+}
+
+// observed reports whether this plan has its word on instance i.
+func (p *planning) observed(i int) bool { return p.seen[i/64]&(1<<(i%64)) != 0 }
+
+// setObservation is this plan's word on instance i; a shared array is
+// copied before it is first written to differ.
+func (p *planning) setObservation(i int, o Observation) {
+	p.seen[i/64] |= 1 << (i % 64)
+	if p.obsShared {
+		if p.obs[i] == o {
+			return
+		}
+		p.obs, p.obsShared = slices.Clone(p.obs), false
+	}
+	p.obs[i] = o
 }
 
 // diffServer compares one listed server's desired instances with what it
@@ -569,7 +609,9 @@ func (p *planning) diffServer(si int) {
 		pt.report = *report
 		pt.obs = make([]Observation, len(p.f.OnServer[si]))
 		for j, di := range p.f.OnServer[si] {
-			pt.obs[j] = p.obs[di]
+			if p.observed(int(di)) {
+				pt.obs[j] = p.obs[di]
+			}
 		}
 	}
 }
@@ -734,8 +776,8 @@ func (p *planning) take(si int, pt *part) {
 	for j, di := range p.f.OnServer[si] {
 		o := pt.obs[j]
 		o.Instance = &p.f.Desired[di]
-		if p.obs[di].Instance == nil {
-			p.obs[di] = o
+		if !p.observed(int(di)) {
+			p.setObservation(int(di), o)
 		}
 	}
 }
@@ -805,11 +847,6 @@ func (p *planning) observeTheRest() {
 				}
 				p.observe(d, slum.PhaseUnknown, "", msg, false)
 			}
-		}
-	}
-	for i := range p.obs {
-		if o := &p.obs[i]; o.Message == "" && o.Instance.FailedOver() {
-			o.Message = "failed over from " + o.Instance.HomeServerID
 		}
 	}
 }

@@ -790,6 +790,44 @@ func TestPlannerReuseIsInvisible(t *testing.T) {
 	}
 }
 
+// A plan where nothing changed shares the previous plan's observations
+// (no array per plan of a quiet fleet); one where something did has its
+// own, and the previous plan's are left as they were.
+func TestPlannerSharesObservationsWhileNothingChanges(t *testing.T) {
+	a, b := name("a:prod", ""), name("b:prod", "")
+	in := scenario{servers: []srv{{id: "s1", runs: []string{a}}, {id: "s2", runs: []string{b}}},
+		instances: []ins{{key: "a:prod", server: "s1"}, {key: "b:prod", server: "s2", home: "s1"}},
+		ledger:    []string{"s1/" + a, "s2/" + b}}.input()
+	first := Planner{}.Plan(in)
+	in.Prev = first
+	again := Planner{}.Plan(in)
+	if &again.Observations[0] != &first.Observations[0] {
+		t.Fatal("a plan where nothing changed made observations of its own")
+	}
+	if got := again.Observations[in.Fleet.ByKey["b:prod"].Index].Message; got != "failed over from s1" {
+		t.Fatalf("b's message %q", got)
+	}
+	before := slices.Clone(first.Observations)
+	in.Observed["s1"] = &observed.Snapshot{Server: "s1", Health: in.Observed["s1"].Health, Listed: true, ListedAt: t0, Content: in.Observed["s1"].Content + 1,
+		Instances: map[string]slum.InstanceHealth{a: slum.InstanceDegraded}}
+	in.Prev = first
+	changed := Planner{}.Plan(in)
+	in.Prev = nil
+	fresh := Planner{}.Plan(in)
+	if show(changed) != show(fresh) {
+		t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(changed), show(fresh))
+	}
+	if &changed.Observations[0] == &first.Observations[0] {
+		t.Fatal("a plan that observed a change shares the previous plan's observations")
+	}
+	if got := changed.Observations[in.Fleet.ByKey["a:prod"].Index].Health; got != slum.InstanceDegraded {
+		t.Fatalf("a's health %q, want degraded", got)
+	}
+	if !slices.Equal(first.Observations, before) {
+		t.Fatal("the next plan changed the previous plan's observations")
+	}
+}
+
 // Every change of the ledger between two plans is seen by the second,
 // reuse or not: the ledger counts its own changes.
 func TestPlannerReuseFollowsTheLedger(t *testing.T) {
