@@ -47,7 +47,8 @@ func (r *recorder) started(t *testing.T, n int) {
 }
 
 func (r *recorder) send(_ context.Context, a Action) error {
-	r.began <- a.Name
+	// Counted in flight before it is said to have begun: a test that
+	// waits for n calls to begin sees them all in the peak.
 	n := r.inFly.Add(1)
 	for {
 		p := r.peak.Load()
@@ -55,6 +56,7 @@ func (r *recorder) send(_ context.Context, a Action) error {
 			break
 		}
 	}
+	r.began <- a.Name
 	if r.hold != nil {
 		<-r.hold
 	}
