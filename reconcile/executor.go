@@ -377,7 +377,7 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 		// goes at once.)
 		delete(sq.items, a.Name)
 		sq.done[a.Name] = doneMark{kind: a.Kind, at: now}
-		it.attempts, it.lastErr, it.nextAt = 0, "", time.Time{}
+		it = nil
 	default:
 		it.attempts++
 		it.lastErr = err.Error()
@@ -394,7 +394,10 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 			it.nextAt = now.Add(retryIn)
 		}
 	}
-	st := it.state()
+	var st ItemState // finished work has no history
+	if it != nil {
+		st = it.state()
+	}
 	e.mu.Unlock()
 	if retryIn > 0 && e.wake != nil {
 		e.clock.AfterFunc(retryIn, e.wake)

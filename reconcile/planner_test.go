@@ -762,6 +762,19 @@ func TestPlannerIsPure(t *testing.T) {
 	}
 }
 
+// planReused plans in with prev as the previous plan, fails unless the
+// plan is the one made without it, and returns it.
+func planReused(t *testing.T, in Input, prev *Plan) *Plan {
+	t.Helper()
+	in.Prev = prev
+	reused := Planner{}.Plan(in)
+	in.Prev = nil
+	if fresh := (Planner{}).Plan(in); show(reused) != show(fresh) {
+		t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
+	}
+	return reused
+}
+
 // Reusing the previous plan's shares changes nothing in the result.
 func TestPlannerReuseIsInvisible(t *testing.T) {
 	var runs []string
@@ -779,14 +792,7 @@ func TestPlannerReuseIsInvisible(t *testing.T) {
 		{servers: []srv{{id: "s1", runs: runs}, {id: "s2", health: slum.HealthDead}}, instances: append(insts, ins{key: "x:prod", server: "s2"}), ledger: ledger},
 	} {
 		in := sc.input()
-		first := Planner{}.Plan(in)
-		in.Prev = first
-		reused := Planner{}.Plan(in)
-		in.Prev = nil
-		fresh := Planner{}.Plan(in)
-		if show(reused) != show(fresh) {
-			t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
-		}
+		planReused(t, in, Planner{}.Plan(in))
 	}
 }
 
@@ -810,13 +816,7 @@ func TestPlannerSharesObservationsWhileNothingChanges(t *testing.T) {
 	before := slices.Clone(first.Observations)
 	in.Observed["s1"] = &observed.Snapshot{Server: "s1", Health: in.Observed["s1"].Health, Listed: true, ListedAt: t0, Content: in.Observed["s1"].Content + 1,
 		Instances: map[string]slum.InstanceHealth{a: slum.InstanceDegraded}}
-	in.Prev = first
-	changed := Planner{}.Plan(in)
-	in.Prev = nil
-	fresh := Planner{}.Plan(in)
-	if show(changed) != show(fresh) {
-		t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(changed), show(fresh))
-	}
+	changed := planReused(t, in, first)
 	if &changed.Observations[0] == &first.Observations[0] {
 		t.Fatal("a plan that observed a change shares the previous plan's observations")
 	}
@@ -852,12 +852,7 @@ func TestPlannerReuseFollowsTheLedger(t *testing.T) {
 				instances: []ins{{key: "a:prod", server: "s1"}}, ledger: []string{"s1/" + a}}.input()
 			first := Planner{}.Plan(in)
 			c.change(in.Ledger)
-			in.Prev = first
-			reused := Planner{}.Plan(in)
-			in.Prev = nil
-			if fresh := (Planner{}).Plan(in); show(reused) != show(fresh) {
-				t.Fatalf("with the previous plan:\n%s\nwithout:\n%s", show(reused), show(fresh))
-			}
+			planReused(t, in, first)
 		})
 	}
 }
