@@ -356,3 +356,31 @@ func BenchmarkPlanServerDies(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNewFleet indexes a snapshot of 100,000 tenants of one instance
+// each on 100 servers, as the controller does at every revision. Figure:
+// held_MB, what the index keeps beyond the snapshot.
+func BenchmarkNewFleet(b *testing.B) {
+	snap := &slum.Snapshot{}
+	for i := 0; i < 100; i++ {
+		snap.Servers = append(snap.Servers, slum.Server{ID: fmt.Sprintf("s%d", i)})
+	}
+	for i := 0; i < 100000; i++ {
+		id := fmt.Sprintf("t%d", i)
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id, Domain: id + ".example.com"})
+		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: snap.Servers[i%100].ID})
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f := NewFleet(snap)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(f)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		NewFleet(snap)
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "held_MB")
+}

@@ -1,8 +1,9 @@
 package reconcile
 
 import (
+	"cmp"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/slum-fleet/slum"
 )
@@ -11,38 +12,45 @@ import (
 // per revision and never modified, so plans and the executor's send-time
 // checks can share it. Servers, tenants and instances have positions
 // (their index in the snapshot's slices), which plans use in place of
-// string-keyed lookups on the hot path.
+// string-keyed lookups on the hot path; the lookups by key that remain go
+// through position indexes (posIndex), not maps holding a copy of every
+// key.
 type Fleet struct {
 	*slum.Snapshot
 	Servers     map[string]*slum.Server
 	ServerIndex map[string]int // position in Snapshot.Servers
-	Tenants     map[string]*slum.Tenant
 	// Desired holds every instance, in the snapshot's order; Desired[i]
 	// has Index i.
 	Desired  []Desired
 	OnServer [][]int32 // by server position: positions in Desired, in order
-	ByKey    map[slum.InstanceKey]*Desired
-	ByName   map[string]*Desired   // by tenement name (process:tenant--instance)
-	ByTenant map[string][]*Desired // by tenant, in rank order
 	// Removed holds the keys of instances removed on purpose whose copies
 	// may still run.
 	Removed map[slum.InstanceKey]bool
+
+	tenants posIndex // positions in Snapshot.Tenants, by id
+	byKey   posIndex // positions in Desired, by key
+	byName  posIndex // positions in Desired, by tenement name
+	// Each tenant's instances, in rank order, are a run of byTenant:
+	// run r is byTenant[runStart[r]:runStart[r+1]], found by tenant id
+	// in runs.
+	byTenant []*Desired
+	runStart []int32
+	runs     posIndex
 }
 
 // NewFleet indexes a snapshot.
 func NewFleet(s *slum.Snapshot) *Fleet {
 	n := len(s.Instances)
 	f := &Fleet{Snapshot: s, Servers: make(map[string]*slum.Server, len(s.Servers)),
-		ServerIndex: make(map[string]int, len(s.Servers)), Tenants: make(map[string]*slum.Tenant, len(s.Tenants)),
-		Desired: make([]Desired, n), OnServer: make([][]int32, len(s.Servers)),
-		ByKey: make(map[slum.InstanceKey]*Desired, n), ByName: make(map[string]*Desired, n),
-		ByTenant: make(map[string][]*Desired, len(s.Tenants)), Removed: make(map[slum.InstanceKey]bool, len(s.Removed))}
+		ServerIndex: make(map[string]int, len(s.Servers)), Desired: make([]Desired, n),
+		OnServer: make([][]int32, len(s.Servers)), Removed: make(map[slum.InstanceKey]bool, len(s.Removed))}
 	for i := range s.Servers {
 		f.Servers[s.Servers[i].ID] = &s.Servers[i]
 		f.ServerIndex[s.Servers[i].ID] = i
 	}
+	f.tenants = newPosIndex(len(s.Tenants), func(i int32) string { return s.Tenants[i].ID })
 	for i := range s.Tenants {
-		f.Tenants[s.Tenants[i].ID] = &s.Tenants[i]
+		f.tenants.put(int32(i))
 	}
 	count := make([]int, len(s.Servers))
 	for i := range s.Instances {
@@ -51,45 +59,104 @@ func NewFleet(s *slum.Snapshot) *Fleet {
 	for i, c := range count {
 		f.OnServer[i] = make([]int32, 0, c)
 	}
-	all := make([]*Desired, n)
+	f.byKey = newPosIndex(n, func(i int32) string { return string(f.Desired[i].Key) })
+	f.byName = newPosIndex(n, func(i int32) string { return f.Desired[i].Name })
 	for i := range s.Instances {
 		in := &s.Instances[i]
 		d := &f.Desired[i]
 		*d = NewDesired(in)
 		d.Index, d.Srv = i, f.ServerIndex[in.ServerID]
 		f.OnServer[d.Srv] = append(f.OnServer[d.Srv], int32(i))
-		f.ByKey[d.Key] = d
-		f.ByName[d.Name] = d
-		all[i] = d
+		f.byKey.put(int32(i))
+		f.byName.put(int32(i))
 	}
-	// A tenant's instances are a run of the snapshot's (by tenant): its
-	// list is that run of one shared array, not an array of its own per
-	// tenant (100,000 of them at 100,000 tenants).
-	for start := 0; start < n; {
-		t := all[start].TenantID
-		end := start + 1
-		for end < n && all[end].TenantID == t {
-			end++
-		}
-		if prev, ok := f.ByTenant[t]; ok { // not in the snapshot's order
-			f.ByTenant[t] = append(slices.Clip(prev), all[start:end]...)
-		} else {
-			f.ByTenant[t] = all[start:end:end]
-		}
-		start = end
-	}
-	for _, ds := range f.ByTenant {
-		sort.Slice(ds, func(i, j int) bool {
-			if ds[i].Rank != ds[j].Rank {
-				return ds[i].Rank < ds[j].Rank
-			}
-			return ds[i].ID < ds[j].ID
-		})
-	}
+	f.indexTenantRuns()
 	for _, k := range s.Removed {
 		f.Removed[k] = true
 	}
 	return f
+}
+
+// indexTenantRuns lists each tenant's instances as a run of one array, in
+// rank order. The store reads instances by tenant, so a tenant's are
+// usually together in the snapshot already; they need not be.
+func (f *Fleet) indexTenantRuns() {
+	n := len(f.Desired)
+	// run[i] is instance i's run; a run is numbered by its tenant's first
+	// instance, whose TenantID is the run's key.
+	run := make([]int32, n)
+	var first []int32
+	f.runs = newPosIndex(n, func(r int32) string { return f.Desired[first[r]].TenantID })
+	for i := range f.Desired {
+		t := f.Desired[i].TenantID
+		if i > 0 && f.Desired[i-1].TenantID == t {
+			run[i] = run[i-1]
+			continue
+		}
+		r, ok := f.runs.find(t)
+		if !ok {
+			r = int32(len(first))
+			first = append(first, int32(i))
+			f.runs.put(r)
+		}
+		run[i] = r
+	}
+	f.runStart = make([]int32, len(first)+1)
+	for _, r := range run {
+		f.runStart[r+1]++
+	}
+	for r := range first {
+		f.runStart[r+1] += f.runStart[r]
+	}
+	f.byTenant = make([]*Desired, n)
+	next := slices.Clone(f.runStart[:len(first)])
+	for i, r := range run {
+		f.byTenant[next[r]] = &f.Desired[i]
+		next[r]++
+	}
+	for r := range first {
+		if ds := f.byTenant[f.runStart[r]:f.runStart[r+1]]; len(ds) > 1 {
+			slices.SortFunc(ds, func(a, b *Desired) int {
+				return cmp.Or(cmp.Compare(a.Rank, b.Rank), strings.Compare(a.ID, b.ID))
+			})
+		}
+	}
+}
+
+// Instance returns the desired instance with key k.
+func (f *Fleet) Instance(k slum.InstanceKey) (*Desired, bool) {
+	if i, ok := f.byKey.find(string(k)); ok {
+		return &f.Desired[i], true
+	}
+	return nil, false
+}
+
+// Named returns the desired instance with tenement name name
+// (process:tenant--instance).
+func (f *Fleet) Named(name string) (*Desired, bool) {
+	if i, ok := f.byName.find(name); ok {
+		return &f.Desired[i], true
+	}
+	return nil, false
+}
+
+// Tenant returns the tenant with id, or nil.
+func (f *Fleet) Tenant(id string) *slum.Tenant {
+	if i, ok := f.tenants.find(id); ok {
+		return &f.Snapshot.Tenants[i]
+	}
+	return nil
+}
+
+// InstancesOf lists a tenant's desired instances in rank order (best
+// first). The list is the fleet's: append to a copy.
+func (f *Fleet) InstancesOf(tenant string) []*Desired {
+	r, ok := f.runs.find(tenant)
+	if !ok {
+		return nil
+	}
+	start, end := f.runStart[r], f.runStart[r+1]
+	return f.byTenant[start:end:end]
 }
 
 // Approved returns the id of the approved hold of kind with fingerprint,

@@ -23,7 +23,7 @@ func TestFleetListsATenantsInstancesInRankOrder(t *testing.T) {
 		f := NewFleet(&slum.Snapshot{Servers: []slum.Server{{ID: "s1"}}, Instances: tc.instances})
 		ids := func(tenant string) []string {
 			var out []string
-			for _, d := range f.ByTenant[tenant] {
+			for _, d := range f.InstancesOf(tenant) {
 				out = append(out, d.ID)
 			}
 			return out
@@ -35,7 +35,7 @@ func TestFleetListsATenantsInstancesInRankOrder(t *testing.T) {
 			t.Errorf("%s: bob's instances %v", tc.name, got)
 		}
 		// Appending to one tenant's list leaves the next tenant's alone.
-		_ = append(f.ByTenant["alice"], &Desired{})
+		_ = append(f.InstancesOf("alice"), &Desired{})
 		if got := ids("bob"); !slices.Equal(got, []string{"a"}) {
 			t.Errorf("%s: bob's instances %v after alice's list grew", tc.name, got)
 		}

@@ -73,7 +73,7 @@ waiting:
 		}
 		f = in.fleet.Load()
 	}
-	d, ok := f.ByKey[a.Instance]
+	d, ok := f.Instance(a.Instance)
 	wantedHere := ok && d.ServerID == a.ServerID && d.Name == a.Name && d.DesiredState == slum.StateRunning
 	switch a.Kind {
 	case Spawn:

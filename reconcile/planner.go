@@ -252,7 +252,7 @@ func (p *planning) placement() *desired.Placer {
 
 // movable reports whether an instance on a dead server fails over.
 func (p *planning) movable(d *Desired) bool {
-	t := p.f.Tenants[d.TenantID]
+	t := p.f.Tenant(d.TenantID)
 	return d.DesiredState == slum.StateRunning && t != nil && t.Failover == slum.FailoverMove
 }
 
@@ -458,7 +458,7 @@ func (p *planning) place(from string, ds []*Desired, commit bool) ([]slum.Resche
 	unplaceable := 0
 	for _, d := range ds {
 		region := ""
-		if t := p.f.Tenants[d.TenantID]; t != nil {
+		if t := p.f.Tenant(d.TenantID); t != nil {
 			region = t.Region
 		}
 		to, err := p.placement().Place(d.TenantID, region, d.Process, d.MemoryMB, from)
@@ -632,7 +632,7 @@ func (p *planning) diffDesired(si int, pt *part, running map[string]slum.Instanc
 			Instance: d.Key, Generation: d.Generation}
 		switch {
 		case present && d.DesiredState == slum.StateRunning:
-			if t := p.f.Tenants[d.TenantID]; t != nil && t.Data == slum.DataReplicated && health != slum.InstanceHealthy {
+			if t := p.f.Tenant(d.TenantID); t != nil && t.Data == slum.DataReplicated && health != slum.InstanceHealthy {
 				pt.awaitsWriter = true
 			}
 			phase := slum.PhaseRunning
@@ -677,7 +677,7 @@ func (p *planning) diffRunning(si int, pt *part, running map[string]slum.Instanc
 	s := &p.f.Snapshot.Servers[si]
 	report := p.reports[si]
 	for name := range running {
-		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID {
+		if d, ok := p.f.Named(name); ok && d.ServerID == s.ID {
 			continue
 		}
 		_, isOwned := owned[name]
@@ -688,7 +688,7 @@ func (p *planning) diffRunning(si int, pt *part, running map[string]slum.Instanc
 		}
 		key := slum.KeyOf(tenant, inst)
 		act := Action{Kind: Stop, ServerID: s.ID, Name: name, Process: process, ID: names.TenementID(tenant, inst), Instance: key}
-		d, exists := p.f.ByKey[key]
+		d, exists := p.f.Instance(key)
 		desiredElsewhere := exists && d.DesiredState == slum.StateRunning && d.ServerID != s.ID
 		switch {
 		case desiredElsewhere && p.fences(report.Health, d):
@@ -739,7 +739,7 @@ func (p *planning) forgettable(si int, pt *part, snap *observed.Snapshot, owned 
 	s := &p.f.Snapshot.Servers[si]
 	report := p.reports[si]
 	for name, e := range owned {
-		if d, ok := p.f.ByName[name]; ok && d.ServerID == s.ID && d.DesiredState == slum.StateRunning {
+		if d, ok := p.f.Named(name); ok && d.ServerID == s.ID && d.DesiredState == slum.StateRunning {
 			continue // a placement of the desired state: kept while it is desired here
 		}
 		report.PendingStops++
@@ -760,7 +760,7 @@ func (p *planning) forgettable(si int, pt *part, snap *observed.Snapshot, owned 
 func (p *planning) pendingStops(server string, owned map[string]LedgerEntry) int {
 	n := 0
 	for name := range owned {
-		if d, ok := p.f.ByName[name]; !ok || d.ServerID != server || d.DesiredState != slum.StateRunning {
+		if d, ok := p.f.Named(name); !ok || d.ServerID != server || d.DesiredState != slum.StateRunning {
 			n++
 		}
 	}
@@ -885,7 +885,7 @@ func (p *planning) servingCopy(tenant string, up []slum.CopyRef, prev Serving) i
 
 // preferred is the tenant's best ranked copy desired running, or nil.
 func (p *planning) preferred(tenant string) *Desired {
-	for _, d := range p.f.ByTenant[tenant] {
+	for _, d := range p.f.InstancesOf(tenant) {
 		if d.DesiredState == slum.StateRunning {
 			return d
 		}
@@ -995,7 +995,7 @@ func (p *planning) serving() {
 		}
 		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
 		up = up[:0]
-		for _, d := range p.f.ByTenant[t.ID] {
+		for _, d := range p.f.InstancesOf(t.ID) {
 			if c, ok := p.upCopy(d, waiting, t.Data == slum.DataReplicated); ok {
 				up = append(up, c)
 			}
@@ -1095,7 +1095,7 @@ func (pl *Plan) settling() bool {
 }
 
 func (p *planning) whyNotServed(t *slum.Tenant) string {
-	ds := p.f.ByTenant[t.ID]
+	ds := p.f.InstancesOf(t.ID)
 	if len(ds) == 0 {
 		return "it has no instances"
 	}

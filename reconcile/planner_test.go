@@ -757,13 +757,23 @@ func TestPlannerIsPure(t *testing.T) {
 			t.Fatalf("the same input planned differently:\n%s\n%s", first, again)
 		}
 	}
-	if in.Fleet.ByKey["a:prod"].ServerID != "s1" || len(in.Ledger.Owned("s2")) != 1 {
+	if desiredIn(t, in.Fleet, "a:prod").ServerID != "s1" || len(in.Ledger.Owned("s2")) != 1 {
 		t.Fatal("Plan changed its input")
 	}
 }
 
 // planReused plans in with prev as the previous plan, fails unless the
 // plan is the one made without it, and returns it.
+// desiredIn returns the fleet's instance with key k.
+func desiredIn(t *testing.T, f *Fleet, k slum.InstanceKey) *Desired {
+	t.Helper()
+	d, ok := f.Instance(k)
+	if !ok {
+		t.Fatalf("the fleet has no instance %s", k)
+	}
+	return d
+}
+
 func planReused(t *testing.T, in Input, prev *Plan) *Plan {
 	t.Helper()
 	in.Prev = prev
@@ -810,7 +820,7 @@ func TestPlannerSharesObservationsWhileNothingChanges(t *testing.T) {
 	if &again.Observations[0] != &first.Observations[0] {
 		t.Fatal("a plan where nothing changed made observations of its own")
 	}
-	if got := again.Observations[in.Fleet.ByKey["b:prod"].Index].Message; got != "failed over from s1" {
+	if got := again.Observations[desiredIn(t, in.Fleet, "b:prod").Index].Message; got != "failed over from s1" {
 		t.Fatalf("b's message %q", got)
 	}
 	before := slices.Clone(first.Observations)
@@ -820,7 +830,7 @@ func TestPlannerSharesObservationsWhileNothingChanges(t *testing.T) {
 	if &changed.Observations[0] == &first.Observations[0] {
 		t.Fatal("a plan that observed a change shares the previous plan's observations")
 	}
-	if got := changed.Observations[in.Fleet.ByKey["a:prod"].Index].Health; got != slum.InstanceDegraded {
+	if got := changed.Observations[desiredIn(t, in.Fleet, "a:prod").Index].Health; got != slum.InstanceDegraded {
 		t.Fatalf("a's health %q, want degraded", got)
 	}
 	if !slices.Equal(first.Observations, before) {

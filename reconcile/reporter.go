@@ -430,7 +430,7 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 		return // same revision: no instance left
 	}
 	for k := range r.memo {
-		if _, ok := r.fleet.ByKey[k]; !ok {
+		if _, ok := r.fleet.Instance(k); !ok {
 			rep.DropInstances = append(rep.DropInstances, k)
 		}
 	}
@@ -513,7 +513,7 @@ func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]
 		return
 	}
 	for id := range r.tenants {
-		if _, ok := r.fleet.Tenants[id]; !ok {
+		if r.fleet.Tenant(id) == nil {
 			rep.DropTenants = append(rep.DropTenants, id)
 		}
 	}
