@@ -1200,7 +1200,7 @@ type recordingStore struct {
 
 func (s *recordingStore) WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error {
 	s.mu.Lock()
-	s.reports = append(s.reports, r)
+	s.reports = append(s.reports, kept(r))
 	s.mu.Unlock()
 	err := s.Store.WriteReport(ctx, f, r)
 	select {

@@ -20,6 +20,8 @@ import (
 
 // ReportStore is what the reporter needs of the desired state.
 type ReportStore interface {
+	// WriteReport must not keep r's slices once it returns: the reporter
+	// writes its next part from the same arrays.
 	WriteReport(ctx context.Context, f slum.Fence, r slum.Report) error
 	SyncHolds(ctx context.Context, f slum.Fence, specs []slum.HoldSpec) ([]slum.Hold, error)
 	FinishHold(ctx context.Context, f slum.Fence, id int64) error
@@ -89,6 +91,40 @@ type Reporter struct {
 	tenants    map[string]tenantMemo
 	holds      string // fingerprint of the hold specs last synced
 	written    writtenPlan
+	// part is the arrays and maps one part of a flush is built in, reused
+	// from part to part: a converging 100,000-instance fleet allocated
+	// ~150 MB of them anew, a seventh of all the controller allocated.
+	part reportPart
+}
+
+// reportPart is one part of a flush being built: the rows to write and
+// what the reporter will remember of them once they are written.
+type reportPart struct {
+	instances  []slum.InstanceStatus
+	tenants    []slum.TenantStatus
+	memo       map[slum.InstanceKey]memo
+	tenantMemo map[string]tenantMemo
+	servers    map[string]serverMemo
+}
+
+// start returns an empty report on the part's arrays, and empties its
+// maps.
+func (p *reportPart) start() slum.Report {
+	if p.memo == nil {
+		p.memo, p.tenantMemo, p.servers = map[slum.InstanceKey]memo{}, map[string]tenantMemo{}, map[string]serverMemo{}
+	}
+	clear(p.memo)
+	clear(p.tenantMemo)
+	clear(p.servers)
+	return slum.Report{Instances: p.instances[:0], Tenants: p.tenants[:0]}
+}
+
+// keep takes back a written report's arrays for the next part, dropping
+// what their rows pointed to (a plan's serving copies, messages).
+func (p *reportPart) keep(rep *slum.Report) {
+	clear(rep.Instances)
+	clear(rep.Tenants)
+	p.instances, p.tenants = rep.Instances[:0], rep.Tenants[:0]
 }
 
 // writtenPlan is what the reporter keeps of the plan it last wrote: which
@@ -297,10 +333,8 @@ func (r *Reporter) Flush(ctx context.Context) error {
 		cur = statusCursor{obsDone: true, servingDone: true}
 	}
 	for part := 0; ; part++ {
-		var rep slum.Report
-		newMemo := map[slum.InstanceKey]memo{}
-		newServers := map[string]serverMemo{}
-		newTenants := map[string]tenantMemo{}
+		rep := r.part.start()
+		newMemo, newServers, newTenants := r.part.memo, r.part.servers, r.part.tenantMemo
 		// Who serves whom first: routers reading the database wait for
 		// it, not for every instance's row.
 		if !cur.servingDone {
@@ -325,6 +359,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 				// went back to that one would otherwise skip them).
 				r.written = writtenPlan{}
 			}
+			r.part.keep(&rep)
 			return r.failed(ctx, "write status", err)
 		}
 		if n := len(rep.Instances) + len(rep.Tenants) + len(rep.Servers); n > 0 {
@@ -332,6 +367,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 				"servers", len(rep.Servers), "events", len(rep.Events), "took", r.clock.Now().Sub(now), "writing", r.clock.Now().Sub(wstart))
 		}
 		r.remember(&rep, newMemo, newServers, newTenants)
+		r.part.keep(&rep)
 		if part == 0 {
 			r.events, r.forget = eventLog{}, nil
 		}

@@ -23,8 +23,15 @@ type slowStore struct {
 
 func (s *slowStore) WriteReport(_ context.Context, _ slum.Fence, r slum.Report) error {
 	s.clock.Advance(s.writeTook)
-	s.writes <- r
+	s.writes <- kept(r)
 	return nil
+}
+
+// kept is a copy of a report that a store may keep: the reporter reuses
+// the arrays of the report it wrote.
+func kept(r slum.Report) slum.Report {
+	r.Instances, r.Tenants = slices.Clone(r.Instances), slices.Clone(r.Tenants)
+	return r
 }
 
 func (s *slowStore) SyncHolds(context.Context, slum.Fence, []slum.HoldSpec) ([]slum.Hold, error) {
@@ -137,7 +144,7 @@ type partStore struct {
 func (s *partStore) WriteReport(_ context.Context, _ slum.Fence, r slum.Report) error {
 	n := s.writes
 	s.writes++
-	s.reports = append(s.reports, r)
+	s.reports = append(s.reports, kept(r))
 	if s.failAt[n] {
 		return errors.New("database is locked")
 	}
