@@ -14,6 +14,10 @@ var (
 	ErrInvalid          = errors.New("invalid")
 	ErrHasActiveTenants = errors.New("server has active tenants")
 	ErrNoCapacity       = errors.New("no capacity")
+	// ErrUnavailable: the fleet's database cannot be used now (its file
+	// was deleted or replaced, or it is read-only, full or failing). The
+	// request changed nothing; it may succeed once that is mended.
+	ErrUnavailable = errors.New("unavailable")
 )
 
 // FieldError says which field of which input was rejected, and why.

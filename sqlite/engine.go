@@ -352,10 +352,22 @@ func (e *Engine) Created() bool { return e.created }
 // Read runs single statements outside a transaction.
 func (e *Engine) Read() db.Querier { return e.cur.Load().q }
 
-// InTx runs fn in one write transaction, committing when fn returns nil.
+// InTx runs fn in one write transaction, committing when fn returns nil
+// and the file open is still the one at the path. A write to a file
+// deleted or replaced there is refused (store.ErrMoved): SQLite would
+// commit it to the file open, which no other process sees and a restore
+// at the path overwrites, so it would be lost while looking done.
 func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 	c := e.cur.Load()
-	return inTx(ctx, c.sql, c.q, fn)
+	return inTx(ctx, c.sql, c.q, func(q db.Querier) error {
+		if err := fn(q); err != nil {
+			return err
+		}
+		if err := e.moved(c); errors.Is(err, store.ErrMoved) {
+			return fmt.Errorf("%w; nothing was written", err)
+		}
+		return nil // a failing stat says nothing of the file; SQLite's own errors do
+	})
 }
 
 // InReadTx runs fn in one deferred transaction: a consistent read that

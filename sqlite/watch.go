@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 	"golang.org/x/sys/unix"
@@ -39,15 +40,8 @@ func (e *Engine) Check(context.Context) error {
 	if e.path == ":memory:" {
 		return nil
 	}
-	c := e.cur.Load()
-	now, err := statFile(e.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: %s was deleted (the old file is still open here; no other process sees it)", store.ErrMoved, e.path)
-	case err != nil:
-		return fmt.Errorf("%w: %s: %v", store.ErrFault, e.path, err)
-	case now != c.file:
-		return fmt.Errorf("%w: %s was replaced by another file", store.ErrMoved, e.path)
+	if err := e.moved(e.cur.Load()); err != nil {
+		return err
 	}
 	for _, p := range []string{e.path, e.path + "-wal"} {
 		if err := unix.Access(p, unix.W_OK); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -63,6 +57,25 @@ func (e *Engine) Check(context.Context) error {
 		if free == 0 {
 			return fmt.Errorf("%w: the disk of %s is full", store.ErrFault, e.path)
 		}
+	}
+	return nil
+}
+
+// moved fails, wrapping store.ErrMoved, when the file c opened is no
+// longer the one at the engine's path (store.ErrFault when the path
+// cannot be looked at): one stat.
+func (e *Engine) moved(c *conns) error {
+	if e.path == ":memory:" {
+		return nil
+	}
+	now, err := statFile(e.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s was deleted (the old file is still open here; no other process sees it)", store.ErrMoved, e.path)
+	case err != nil:
+		return fmt.Errorf("%w: %s: %v", store.ErrFault, e.path, err)
+	case now != c.file:
+		return fmt.Errorf("%w: %s was replaced by another file", store.ErrMoved, e.path)
 	}
 	return nil
 }
@@ -87,6 +100,9 @@ func (e *Engine) Reopen(ctx context.Context) error {
 	// and until an opening succeeds, the engine's calls fail.
 	old := e.cur.Load()
 	_ = old.close()
+	if err := old.drained(ctx); err != nil {
+		return fmt.Errorf("reopen %s: %w", e.path, err)
+	}
 	for p, id := range old.side {
 		// SQLite leaves them when the file was renamed or deleted.
 		if now, err := statFile(p); err == nil && now == id {
@@ -117,4 +133,32 @@ func fault(err error) error {
 		return classed{err, store.ErrFault}
 	}
 	return err
+}
+
+// drainWait bounds how long Reopen waits for the old file's transactions.
+const drainWait = 15 * time.Second
+
+// drained waits until the closed pools' last connections are closed: a
+// connection in use when its pool closes is closed only when its
+// transaction ends, and the last to close removes DB-wal and DB-shm by
+// name, which must not be the new file's by then.
+func (c *conns) drained(ctx context.Context) error {
+	limit := time.Now().Add(drainWait)
+	for {
+		open := c.sql.Stats().OpenConnections
+		if c.read != c.sql {
+			open += c.read.Stats().OpenConnections
+		}
+		if open == 0 {
+			return nil
+		}
+		if time.Now().After(limit) {
+			return fmt.Errorf("%d connections to the old file are still in use after %s", open, drainWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }

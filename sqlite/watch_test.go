@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/db"
 	"github.com/slum-fleet/slum/store"
 )
 
@@ -189,5 +191,115 @@ func TestCheckSeesTheDiskFull(t *testing.T) {
 	}
 	if _, err := st.AddServer(ctx, slum.Server{ID: "late", URL: "http://late.test:8080", CapacityMB: 100}); err != nil {
 		t.Fatalf("a write once there is room: %v", err)
+	}
+}
+
+// A write to a file deleted or replaced at the path is refused, not
+// committed where nobody will see it; the file put back takes writes
+// again, and Reopen opens a replacement.
+func TestWritesToAMovedFileAreRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.db")
+	e, err := OpenEngine(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(e)
+	defer func() { st.Close() }()
+	add := func(id string) error {
+		_, err := st.AddServer(ctx, slum.Server{ID: id, URL: "http://" + id + ".test:8080", CapacityMB: 100})
+		return err
+	}
+	if err := add("s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("s2"); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "deleted") || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("a write while the file is deleted: %v", err)
+	}
+	if err := os.Rename(path+".away", path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetServer(ctx, "s2"); !errors.Is(err, slum.ErrNotFound) {
+		t.Fatalf("the refused write is in the file: %v", err)
+	}
+	if err := add("s3"); err != nil {
+		t.Fatalf("a write once the same file is back: %v", err)
+	}
+	// Another fleet in its place.
+	other, err := Open(ctx, filepath.Join(dir, "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("s4"); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "replaced") {
+		t.Fatalf("a write while the file is replaced: %v", err)
+	}
+	if err := st.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("s4"); err != nil {
+		t.Fatalf("a write after reopening: %v", err)
+	}
+	if _, err := st.GetServer(ctx, "s1"); !errors.Is(err, slum.ErrNotFound) {
+		t.Fatalf("the reopened store reads the old file: %v", err)
+	}
+}
+
+// Reopen waits for a transaction open on the old file to end before it
+// opens the new one (the old file's last connection removes DB-wal and
+// DB-shm by name); that transaction's write is refused.
+func TestReopenWaitsForTransactionsOnTheOldFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.db")
+	e, err := OpenEngine(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.Close() }()
+	inside, release := make(chan struct{}), make(chan struct{})
+	txDone := make(chan error, 1)
+	go func() {
+		txDone <- e.InTx(ctx, func(q db.Querier) error {
+			close(inside)
+			<-release
+			return q.BumpRevision(ctx)
+		})
+	}()
+	<-inside
+	other, err := Open(ctx, filepath.Join(dir, "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.AddServer(ctx, slum.Server{ID: "s9", URL: "http://s9.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
+		t.Fatal(err)
+	}
+	reopened := make(chan error, 1)
+	go func() { reopened <- e.Reopen(ctx) }()
+	select {
+	case err := <-reopened:
+		t.Fatalf("Reopen returned (%v) while a transaction on the old file was open", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	if err := <-txDone; !errors.Is(err, store.ErrMoved) {
+		t.Fatalf("the old file's transaction: %v", err)
+	}
+	if err := <-reopened; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.New(e).GetServer(ctx, "s9"); err != nil {
+		t.Fatalf("the reopened engine does not read the new file: %v", err)
 	}
 }

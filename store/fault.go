@@ -2,19 +2,26 @@ package store
 
 import (
 	"context"
-	"errors"
+
+	"github.com/slum-fleet/slum"
 )
 
 // Faults of the database itself, as opposed to a rejected request. A
-// controller stops acting on either: it cannot record what it does.
+// controller stops acting on either: it cannot record what it does. Both
+// are slum.ErrUnavailable to errors.Is (the API answers them 503).
 var (
 	// ErrFault: the database cannot take writes as it is (read-only,
 	// full, failing) and will not until someone fixes it.
-	ErrFault = errors.New("the fleet database cannot be used")
+	ErrFault error = faultError("the fleet database cannot be used")
 	// ErrMoved: the database's file is no longer the one opened (deleted,
 	// or replaced by another file); Reopen may open what is there now.
-	ErrMoved = errors.New("the fleet database's file changed under it")
+	ErrMoved error = faultError("the fleet database's file changed under it")
 )
+
+type faultError string
+
+func (e faultError) Error() string        { return string(e) }
+func (e faultError) Is(target error) bool { return target == slum.ErrUnavailable }
 
 // Checker is an Engine that can tell, without writing, whether its
 // database is still usable, and open it again when its file was replaced.

@@ -24,7 +24,7 @@ const (
 	KindRateLimited      ErrorKind = "rate_limited"       // 429: too many failed authentications from this address
 	KindTooLarge         ErrorKind = "too_large"          // 413: the request body is too large
 	KindUnsupported      ErrorKind = "unsupported"        // 405 or 415: wrong method or content type
-	KindUnavailable      ErrorKind = "unavailable"        // 503: the API is shutting down
+	KindUnavailable      ErrorKind = "unavailable"        // 503: the API is busy or shutting down, or the fleet database cannot be used now (slum.ErrUnavailable)
 	KindInternal         ErrorKind = "internal"           // 500
 )
 
@@ -33,7 +33,7 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
 	ErrRateLimited  = errors.New("rate limited")
-	ErrUnavailable  = errors.New("unavailable")
+	ErrUnavailable  = slum.ErrUnavailable
 )
 
 // kinds maps each kind to its HTTP status and the sentinel errors.Is
@@ -77,6 +77,8 @@ func KindOf(err error) ErrorKind {
 		return KindNoCapacity
 	case errors.Is(err, slum.ErrConflict):
 		return KindConflict
+	case errors.Is(err, slum.ErrUnavailable):
+		return KindUnavailable
 	}
 	return KindInternal
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/slum-fleet/slum/api"
+	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/rollout"
+	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 	"github.com/slum-fleet/slum/traffic"
 )
@@ -91,6 +94,7 @@ on loopback addresses only. SIGTERM lets requests in flight finish.`,
 			if err != nil {
 				return err
 			}
+			go followDatabase(ctx, st, log, clock.Real{}, time.Second)
 			if err := <-done; err != nil {
 				return fmt.Errorf("serve the API: %w", err)
 			}
@@ -102,4 +106,44 @@ on loopback addresses only. SIGTERM lets requests in flight finish.`,
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// followDatabase checks the fleet database every interval until ctx ends,
+// for a process with no controller (whose elector does the same): it says
+// loudly when the file was deleted or replaced (writes are refused
+// meanwhile, 503 through the API, while reads answer from the file open)
+// and opens a file put in its place (restored, say) by itself.
+func followDatabase(ctx context.Context, st *store.Store, log *slog.Logger, clk clock.Clock, every time.Duration) {
+	t := clk.NewTicker(every)
+	defer t.Stop()
+	var down time.Time // since when the file is unusable; zero while it is fine
+	var told time.Time
+	for {
+		err := st.Check(ctx)
+		if errors.Is(err, store.ErrMoved) {
+			if rerr := st.Reopen(ctx); rerr == nil {
+				log.Warn("opened the fleet database again: its file had changed", "was", err.Error())
+				err = nil
+			} else if !errors.Is(rerr, sqlite.ErrNotExist) {
+				err = fmt.Errorf("%w (and what is there now cannot be opened: %v)", err, rerr)
+			}
+		}
+		now := clk.Now()
+		switch {
+		case err == nil && !down.IsZero():
+			log.Info("the fleet database can be written again", "after", now.Sub(down).Round(time.Millisecond))
+			down = time.Time{}
+		case err != nil && ctx.Err() == nil && (down.IsZero() || now.Sub(told) >= time.Minute):
+			if down.IsZero() {
+				down = now
+			}
+			log.Warn("the fleet database cannot be written: the API refuses changes until it can", "err", err.Error(), "since", down)
+			told = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+	}
 }
