@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/slum-fleet/slum/leader"
 	"github.com/slum-fleet/slum/postgres"
 	"github.com/slum-fleet/slum/sqlite"
+	"github.com/slum-fleet/slum/store"
 
 	"github.com/spf13/cobra"
 
@@ -131,11 +134,33 @@ func (a *app) eventsCommand() *cobra.Command {
 				}
 			}
 			show(evs)
+			file, _ := st.(fileFollower)
+			gone := false
 			for follow {
 				select {
 				case <-ctx.Done():
 					return nil
 				case <-time.After(500 * time.Millisecond):
+				}
+				if file != nil {
+					var moved bool
+					if moved, gone, err = followFile(ctx, file, gone, a.stderr); err != nil {
+						return err
+					}
+					if moved {
+						// A restored file may hold fewer events than were
+						// shown: go on from its newest.
+						newest, err := st.RecentEvents(ctx, 1)
+						if err != nil {
+							return err
+						}
+						if len(newest) == 0 || newest[0].ID < last {
+							last = 0
+							if len(newest) > 0 {
+								last = newest[0].ID
+							}
+						}
+					}
 				}
 				evs, err := st.Events(ctx, last, 1000)
 				if err != nil {
@@ -149,6 +174,31 @@ func (a *app) eventsCommand() *cobra.Command {
 	cmd.Flags().Int64VarP(&n, "lines", "n", 50, "how many recent events")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events until interrupted")
 	return cmd
+}
+
+// fileFollower is a local fleet database whose file can be deleted or
+// replaced under a command that follows it.
+type fileFollower interface {
+	Check(ctx context.Context) error
+	Reopen(ctx context.Context) error
+}
+
+// followFile checks a followed database once: it says on stderr when the
+// file was deleted (once; gone says it was already), and opens a file put
+// in its place, reporting moved.
+func followFile(ctx context.Context, f fileFollower, gone bool, stderr io.Writer) (moved, stillGone bool, err error) {
+	cerr := f.Check(ctx)
+	if !errors.Is(cerr, store.ErrMoved) {
+		return false, false, nil // usable, or unusable in ways reads survive
+	}
+	if rerr := f.Reopen(ctx); rerr != nil {
+		if !gone {
+			fmt.Fprintf(stderr, "slum: %s; no new events until a file is back at the path\n", oneLine(cerr.Error()))
+		}
+		return false, true, nil
+	}
+	fmt.Fprintln(stderr, "slum: the fleet database's file changed; following the file now at the path")
+	return true, false, nil
 }
 
 // printController says who leads (its epoch, how long since it renewed

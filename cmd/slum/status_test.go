@@ -2,7 +2,12 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,4 +48,60 @@ func testCLIStatusNamesTheLeader(t *testing.T) {
 		t.Fatalf("leadership %+v", l)
 	}
 	expect(t, cli(t, db, "", "events", "-n", "1"), 0, "host-a/1/aa leads (epoch 1)", "")
+}
+
+// 'slum events --follow' says when its database file is deleted, follows
+// a backup put back in its place, and shows what happens there even
+// though the backup holds fewer events than were shown.
+func TestEventsFollowAFileRestoredFromABackup(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	addServer := func(id string) {
+		t.Helper()
+		expect(t, cliLocal(t, db, "", "server", "add", id, "--url", "http://"+id+".test:8080", "--capacity-mb", "100", "--no-token"), 0, "", "")
+	}
+	addServer("s1")
+	backup := filepath.Join(dir, "backup.db")
+	raw, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec("VACUUM INTO ?", backup); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	out, errf := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
+	outFile, _ := os.Create(out)
+	errFile, _ := os.Create(errf)
+	follow := exec.Command(slumBin, "--db", db, "events", "--follow")
+	follow.Stdout, follow.Stderr = outFile, errFile
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill(); _ = follow.Wait() }()
+	waitFor := func(file, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for time.Now().Before(deadline) {
+			if b, _ := os.ReadFile(file); strings.Contains(string(b), want) {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b, _ := os.ReadFile(file)
+		t.Fatalf("%s never said %q:\n%s", filepath.Base(file), want, b)
+	}
+	waitFor(out, "server/s1")
+	addServer("s2") // lost with the file
+	waitFor(out, "server/s2")
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(errf, "was deleted")
+	if err := os.Rename(backup, db); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(errf, "following the file now at the path")
+	addServer("s3") // its event has the id s2's had
+	waitFor(out, "server/s3")
 }
