@@ -117,6 +117,14 @@ func TenementName(process, tenant, instance string) string {
 	return process + ":" + TenementID(tenant, instance)
 }
 
+// SplitTenementName cuts a tenement instance name at its first ':' into
+// the process and the instance id ("tenant--instance" for slum's names);
+// a process name, a DNS label, has no ':'.
+func SplitTenementName(name string) (process, id string) {
+	process, id, _ = strings.Cut(name, ":")
+	return process, id
+}
+
 // ParseTenementName reverses TenementName. ok is false for any name slum's
 // naming could not have produced; such instances are never slum's.
 func ParseTenementName(name string) (process, tenant, instance string, ok bool) {

@@ -134,6 +134,10 @@ func FuzzTenementName(f *testing.F) {
 		if ok && (p != process || ten != tenant || in != instance) {
 			t.Fatalf("ParseTenementName(%q) = %q %q %q", name, p, ten, in)
 		}
+		// The split every action uses gives the parts of a valid name.
+		if sp, id := SplitTenementName(name); valid && (sp != process || id != TenementID(tenant, instance)) {
+			t.Fatalf("SplitTenementName(%q) = %q %q", name, sp, id)
+		}
 		// Whatever parses is exactly what slum would have made of its parts.
 		raw := process + tenant + instance
 		if p, ten, in, ok := ParseTenementName(raw); ok && TenementName(p, ten, in) != raw {

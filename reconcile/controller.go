@@ -500,10 +500,10 @@ func (c *Controller) send(ctx context.Context, a Action) error {
 	}
 	switch a.Kind {
 	case Spawn:
-		_, err := client.Spawn(ctx, a.Process, a.ID)
+		_, err := client.Spawn(ctx, a.Process(), a.ID())
 		return err
 	case Stop:
-		return client.Stop(ctx, a.Process, a.ID)
+		return client.Stop(ctx, a.Process(), a.ID())
 	}
 	return fmt.Errorf("unknown action %q", a.Kind)
 }

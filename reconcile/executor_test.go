@@ -137,7 +137,7 @@ func offerOne(e *Executor, a Action, observedAt time.Time, serverKey string) (It
 }
 
 func spawnOf(name string, gen int64) Action {
-	return Action{Kind: Spawn, ServerID: "s1", Name: "api:" + name, Process: "api", ID: name, Generation: gen}
+	return Action{Kind: Spawn, ServerID: "s1", Name: "api:" + name, Generation: gen}
 }
 
 func TestExecutorBackoffResetsOnSuccess(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/names"
 	"github.com/slum-fleet/slum/routes"
 )
 
@@ -19,9 +20,7 @@ const (
 type Action struct {
 	Kind     Kind
 	ServerID string
-	Name     string // process:tenant--instance
-	Process  string
-	ID       string           // tenant--instance
+	Name     string           // process:tenant--instance (Process and ID are its parts)
 	Instance slum.InstanceKey // "" for a copy that is no instance of the fleet's
 	// Generation of the desired instance a spawn serves.
 	Generation int64
@@ -35,6 +34,12 @@ type Action struct {
 	Fence  bool
 	Reason string
 }
+
+// Process is the tenement process (service) of the action's copy.
+func (a Action) Process() string { p, _ := names.SplitTenementName(a.Name); return p }
+
+// ID is the tenement instance id of the action's copy: tenant--instance.
+func (a Action) ID() string { _, id := names.SplitTenementName(a.Name); return id }
 
 // RelistAfter is how soon a server in Plan.Relist is listed again.
 const RelistAfter = 250 * time.Millisecond

@@ -628,8 +628,7 @@ func (p *planning) diffDesired(si int, pt *part, running map[string]slum.Instanc
 		if !isOwned && d.DesiredState == slum.StateRunning {
 			pt.record = append(pt.record, slum.Placement{ServerID: s.ID, Name: d.Name, TenantID: d.TenantID, InstanceID: d.ID})
 		}
-		act := Action{ServerID: s.ID, Name: d.Name, Process: d.Process, ID: d.Name[len(d.Process)+1:],
-			Instance: d.Key, Generation: d.Generation}
+		act := Action{ServerID: s.ID, Name: d.Name, Instance: d.Key, Generation: d.Generation}
 		switch {
 		case present && d.DesiredState == slum.StateRunning:
 			if t := p.f.Tenant(d.TenantID); t != nil && t.Data == slum.DataReplicated && health != slum.InstanceHealthy {
@@ -681,13 +680,13 @@ func (p *planning) diffRunning(si int, pt *part, running map[string]slum.Instanc
 			continue
 		}
 		_, isOwned := owned[name]
-		process, tenant, inst, ok := names.ParseTenementName(name)
+		_, tenant, inst, ok := names.ParseTenementName(name)
 		if !isOwned || !ok {
 			report.Unmanaged = append(report.Unmanaged, name)
 			continue
 		}
 		key := slum.KeyOf(tenant, inst)
-		act := Action{Kind: Stop, ServerID: s.ID, Name: name, Process: process, ID: names.TenementID(tenant, inst), Instance: key}
+		act := Action{Kind: Stop, ServerID: s.ID, Name: name, Instance: key}
 		d, exists := p.f.Instance(key)
 		desiredElsewhere := exists && d.DesiredState == slum.StateRunning && d.ServerID != s.ID
 		switch {
