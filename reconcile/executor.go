@@ -59,12 +59,17 @@ type item struct {
 	action   Action
 	queued   bool
 	inFlight bool
+	parkKey  parkKey  // of the offer that queued it
+	fail     *failure // nil until a send fails: most items never do
+}
+
+// failure is an item's history of failed sends.
+type failure struct {
 	attempts int64
 	lastErr  string
 	bo       *backoff.ExponentialBackOff
-	nextAt   time.Time // earliest retry after a failure
+	nextAt   time.Time // earliest retry
 	parked   bool      // a permanent failure: waits for parkKey to change
-	parkKey  parkKey
 }
 
 // doneMark is what is left of an item that succeeded: not repeated until
@@ -76,8 +81,13 @@ type doneMark struct {
 }
 
 func (it *item) state() ItemState {
-	return ItemState{Attempts: it.attempts, LastErr: it.lastErr, Parked: it.parked}
+	if f := it.fail; f != nil {
+		return ItemState{Attempts: f.attempts, LastErr: f.lastErr, Parked: f.parked}
+	}
+	return ItemState{}
 }
+
+func (it *item) parked() bool { return it.fail != nil && it.fail.parked }
 
 type serverQueue struct {
 	items   map[string]*item    // by tenement name
@@ -196,26 +206,22 @@ func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (Item
 	}
 	if ok && it.action.Kind != a.Kind {
 		// The opposite action: the other one's history does not apply.
-		it.attempts, it.lastErr, it.nextAt, it.parked = 0, "", time.Time{}, false
-		if it.bo != nil {
-			it.bo.Reset()
-		}
+		it.fail = nil
 	}
 	it.action = a
 	park := parkKey{a.Kind, a.Generation, serverKey}
 	switch {
 	case it.queued || it.inFlight:
 		return it.state(), false
-	case it.parked && it.parkKey == park:
+	case it.parked() && it.parkKey == park:
 		return it.state(), false
-	case !it.parked && e.clock.Now().Before(it.nextAt):
+	case it.fail != nil && !it.fail.parked && e.clock.Now().Before(it.fail.nextAt):
 		return it.state(), false
 	}
-	if it.parked {
-		it.parked, it.attempts, it.nextAt = false, 0, time.Time{}
-		if it.bo != nil {
-			it.bo.Reset()
-		}
+	if it.parked() {
+		// What it waited for changed: a fresh start, its last error
+		// shown until the next attempt.
+		it.fail = &failure{lastErr: it.fail.lastErr}
 	}
 	it.parkKey = park
 	it.queued = true
@@ -379,19 +385,23 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 		sq.done[a.Name] = doneMark{kind: a.Kind, at: now}
 		it = nil
 	default:
-		it.attempts++
-		it.lastErr = err.Error()
+		if it.fail == nil {
+			it.fail = &failure{}
+		}
+		f := it.fail
+		f.attempts++
+		f.lastErr = err.Error()
 		if observed.IsPermanent(err) {
-			it.parked = true
+			f.parked = true
 		} else {
-			if it.bo == nil {
-				it.bo = e.newBackoff()
+			if f.bo == nil {
+				f.bo = e.newBackoff()
 			}
-			retryIn = it.bo.NextBackOff()
+			retryIn = f.bo.NextBackOff()
 			if ra := observed.RetryAfter(err); ra > retryIn {
 				retryIn = ra
 			}
-			it.nextAt = now.Add(retryIn)
+			f.nextAt = now.Add(retryIn)
 		}
 	}
 	var st ItemState // finished work has no history
