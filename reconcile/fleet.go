@@ -32,10 +32,12 @@ type Fleet struct {
 	byName  posIndex // positions in Desired, by tenement name
 	// Each tenant's instances, in rank order, are a run of byTenant:
 	// run r is byTenant[runStart[r]:runStart[r+1]], found by tenant id
-	// in runs.
-	byTenant []*Desired
-	runStart []int32
-	runs     posIndex
+	// in runs, or by the tenant's position in tenantRun (-1: none), which
+	// a plan's pass over every tenant reads without hashing an id.
+	byTenant  []*Desired
+	runStart  []int32
+	runs      posIndex
+	tenantRun []int32
 }
 
 // NewFleet indexes a snapshot.
@@ -114,6 +116,14 @@ func (f *Fleet) indexTenantRuns() {
 		f.byTenant[next[r]] = &f.Desired[i]
 		next[r]++
 	}
+	f.tenantRun = make([]int32, len(f.Snapshot.Tenants))
+	for i := range f.Snapshot.Tenants {
+		r, ok := f.runs.find(f.Snapshot.Tenants[i].ID)
+		if !ok {
+			r = -1
+		}
+		f.tenantRun[i] = r
+	}
 	for r := range first {
 		if ds := f.byTenant[f.runStart[r]:f.runStart[r+1]]; len(ds) > 1 {
 			slices.SortFunc(ds, func(a, b *Desired) int {
@@ -155,6 +165,19 @@ func (f *Fleet) InstancesOf(tenant string) []*Desired {
 	if !ok {
 		return nil
 	}
+	return f.run(r)
+}
+
+// InstancesAt is InstancesOf the tenant at position i of the snapshot's
+// tenants.
+func (f *Fleet) InstancesAt(i int) []*Desired {
+	if r := f.tenantRun[i]; r >= 0 {
+		return f.run(r)
+	}
+	return nil
+}
+
+func (f *Fleet) run(r int32) []*Desired {
 	start, end := f.runStart[r], f.runStart[r+1]
 	return f.byTenant[start:end:end]
 }

@@ -994,7 +994,7 @@ func (p *planning) serving() {
 		}
 		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
 		up = up[:0]
-		for _, d := range p.f.InstancesOf(t.ID) {
+		for _, d := range p.f.InstancesAt(i) {
 			if c, ok := p.upCopy(d, waiting, t.Data == slum.DataReplicated); ok {
 				up = append(up, c)
 			}

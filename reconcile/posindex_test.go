@@ -106,6 +106,9 @@ func TestFleetFindsEveryRowByKey(t *testing.T) {
 		if got := f.InstancesOf(snap.Tenants[i].ID); len(got) != 2 || got[0].TenantID != snap.Tenants[i].ID {
 			t.Fatalf("InstancesOf(%s) = %v", snap.Tenants[i].ID, got)
 		}
+		if got := f.InstancesAt(i); !slices.Equal(got, f.InstancesOf(snap.Tenants[i].ID)) {
+			t.Fatalf("InstancesAt(%d) = %v", i, got)
+		}
 	}
 	if _, ok := f.Instance("t300:prod"); ok {
 		t.Error("found an instance the snapshot does not hold")
@@ -118,5 +121,9 @@ func TestFleetFindsEveryRowByKey(t *testing.T) {
 	}
 	if f.Tenant("t300") != nil || f.InstancesOf("t300") != nil {
 		t.Error("found a tenant the snapshot does not hold")
+	}
+	lone := NewFleet(&slum.Snapshot{Tenants: []slum.Tenant{{ID: "idle"}}})
+	if got := lone.InstancesAt(0); got != nil {
+		t.Errorf("a tenant with no instances has %v", got)
 	}
 }
