@@ -111,14 +111,23 @@ func (f *Fleet) indexTenantRuns() {
 		f.runStart[r+1] += f.runStart[r]
 	}
 	f.byTenant = make([]*Desired, n)
-	next := slices.Clone(f.runStart[:len(first)])
+	at := slices.Clone(f.runStart[:len(first)])
 	for i, r := range run {
-		f.byTenant[next[r]] = &f.Desired[i]
-		next[r]++
+		f.byTenant[at[r]] = &f.Desired[i]
+		at[r]++
 	}
+	// Tenants and runs are both in tenant order as the store reads them:
+	// a tenant is matched with the next run without a lookup, when it is.
 	f.tenantRun = make([]int32, len(f.Snapshot.Tenants))
+	next := int32(0)
 	for i := range f.Snapshot.Tenants {
-		r, ok := f.runs.find(f.Snapshot.Tenants[i].ID)
+		id := f.Snapshot.Tenants[i].ID
+		if int(next) < len(first) && f.Desired[first[next]].TenantID == id {
+			f.tenantRun[i] = next
+			next++
+			continue
+		}
+		r, ok := f.runs.find(id)
 		if !ok {
 			r = -1
 		}

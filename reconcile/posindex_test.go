@@ -122,8 +122,14 @@ func TestFleetFindsEveryRowByKey(t *testing.T) {
 	if f.Tenant("t300") != nil || f.InstancesOf("t300") != nil {
 		t.Error("found a tenant the snapshot does not hold")
 	}
-	lone := NewFleet(&slum.Snapshot{Tenants: []slum.Tenant{{ID: "idle"}}})
-	if got := lone.InstancesAt(0); got != nil {
-		t.Errorf("a tenant with no instances has %v", got)
+	// Tenants in another order than the instances, one with none.
+	mixed := &slum.Snapshot{Servers: snap.Servers, Instances: snap.Instances,
+		Tenants: []slum.Tenant{{ID: "t2"}, {ID: "idle"}, {ID: "t0"}, {ID: "t1"}}}
+	g := NewFleet(mixed)
+	for i, want := range []string{"t2", "", "t0", "t1"} {
+		got := g.InstancesAt(i)
+		if want == "" && got != nil || want != "" && (len(got) != 2 || got[0].TenantID != want) {
+			t.Errorf("InstancesAt(%d) of %s = %v", i, mixed.Tenants[i].ID, got)
+		}
 	}
 }
