@@ -14,9 +14,11 @@ var (
 	ErrInvalid          = errors.New("invalid")
 	ErrHasActiveTenants = errors.New("server has active tenants")
 	ErrNoCapacity       = errors.New("no capacity")
-	// ErrUnavailable: the fleet's database cannot be used now (its file
-	// was deleted or replaced, or it is read-only, full or failing). The
-	// request changed nothing; it may succeed once that is mended.
+	// ErrUnavailable: the fleet cannot be served now. From a store: its
+	// database cannot be used (its file was deleted or replaced, or it is
+	// read-only, full or failing), and the request changed nothing. From
+	// the API: that, or the API is busy or shutting down (any 503). It
+	// may succeed later.
 	ErrUnavailable = errors.New("unavailable")
 )
 

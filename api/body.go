@@ -106,8 +106,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	kind := wire.KindOf(err)
-	if kind == wire.KindInternal {
+	switch kind {
+	case wire.KindInternal:
 		s.log.Error("API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case wire.KindUnavailable:
+		s.log.Warn("API request refused: the fleet database cannot be used", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeJSON(w, kind.Status(), wire.Error{Error: wire.ErrorBody{Kind: kind, Message: err.Error()}})
 }

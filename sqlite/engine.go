@@ -33,6 +33,7 @@ import (
 type Engine struct {
 	cur     atomic.Pointer[conns]
 	reopen  sync.Mutex
+	done    atomic.Bool // Close was called
 	path    string
 	created bool
 }
@@ -50,6 +51,7 @@ type conns struct {
 
 	closing sync.Once
 	closed  error
+	shut    atomic.Bool // close was called: its calls fail with store.ErrMoved
 }
 
 var (
@@ -322,11 +324,25 @@ func listSome(names []string) string {
 }
 
 // Close closes the database.
-func (e *Engine) Close() error { return e.cur.Load().close() }
+func (e *Engine) Close() error {
+	e.done.Store(true)
+	return e.cur.Load().close()
+}
 
 func (c *conns) close() error {
-	c.closing.Do(func() { c.closed = c.closeOnce() })
+	c.closing.Do(func() { c.shut.Store(true); c.closed = c.closeOnce() })
 	return c.closed
+}
+
+func (c *conns) isClosed() bool { return c.shut.Load() }
+
+// errReopening: the engine let go of a file that changed under it and
+// has not opened the one at the path yet.
+func (e *Engine) errReopening() error {
+	if e.done.Load() {
+		return fmt.Errorf("the fleet database %s is closed", e.path)
+	}
+	return fmt.Errorf("%w: %s is being opened again (it had been replaced)", store.ErrMoved, e.path)
 }
 
 func (c *conns) closeOnce() error {
@@ -353,12 +369,17 @@ func (e *Engine) Created() bool { return e.created }
 func (e *Engine) Read() db.Querier { return e.cur.Load().q }
 
 // InTx runs fn in one write transaction, committing when fn returns nil
-// and the file open is still the one at the path. A write to a file
-// deleted or replaced there is refused (store.ErrMoved): SQLite would
-// commit it to the file open, which no other process sees and a restore
-// at the path overwrites, so it would be lost while looking done.
+// and the file open is still the one at the path, as a stat just before
+// the commit sees it. A write to a file deleted or replaced there is
+// refused (store.ErrMoved): SQLite would commit it to the file open,
+// which no other process sees and a restore at the path overwrites, so it
+// would be lost while looking done. (A file moved during the commit
+// itself is not seen: the stat and the commit are not one step.)
 func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 	c := e.cur.Load()
+	if c.isClosed() {
+		return e.errReopening()
+	}
 	return inTx(ctx, c.sql, c.q, func(q db.Querier) error {
 		if err := fn(q); err != nil {
 			return err
@@ -374,6 +395,9 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 // takes no write lock.
 func (e *Engine) InReadTx(ctx context.Context, fn func(q db.Querier) error) error {
 	c := e.cur.Load()
+	if c.isClosed() {
+		return e.errReopening()
+	}
 	return inTx(ctx, c.read, c.rq, fn)
 }
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -71,7 +72,7 @@ func (e *Engine) moved(c *conns) error {
 	now, err := statFile(e.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: %s was deleted (the old file is still open here; no other process sees it)", store.ErrMoved, e.path)
+		return fmt.Errorf("%w: %s was deleted (the old file is still open in this process; no other process sees it)", store.ErrMoved, e.path)
 	case err != nil:
 		return fmt.Errorf("%w: %s: %v", store.ErrFault, e.path, err)
 	case now != c.file:
@@ -91,14 +92,23 @@ func (e *Engine) Reopen(ctx context.Context) error {
 	}
 	e.reopen.Lock()
 	defer e.reopen.Unlock()
+	old := e.cur.Load()
+	if !old.isClosed() && e.moved(old) == nil {
+		return nil // the file open is the one at the path (reopened already, or put back)
+	}
 	if _, err := prepareFile(e.path, false); err != nil {
+		return err
+	}
+	// What is there must be a fleet before the old file is let go: one
+	// that cannot be opened leaves the old one serving reads.
+	if err := checkFleetFile(ctx, e.path); err != nil {
 		return err
 	}
 	// The old file's connections close first: the last one folds the old
 	// WAL into the old file and removes DB-wal and DB-shm, which SQLite
 	// would otherwise read as the new file's (and corrupt it). Meanwhile,
-	// and until an opening succeeds, the engine's calls fail.
-	old := e.cur.Load()
+	// and until an opening succeeds, the engine's calls fail with
+	// store.ErrMoved.
 	_ = old.close()
 	if err := old.drained(ctx); err != nil {
 		return fmt.Errorf("reopen %s: %w", e.path, err)
@@ -133,6 +143,29 @@ func fault(err error) error {
 		return classed{err, store.ErrFault}
 	}
 	return err
+}
+
+// checkFleetFile reads the schema of the file at path without writing to
+// it or to its -wal and -shm (immutable: no locks, no WAL): a slum fleet,
+// of a schema this build knows, or an error saying what it is.
+func checkFleetFile(ctx context.Context, path string) error {
+	ro, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&immutable=1")
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", path, err)
+	}
+	defer ro.Close()
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	empty, err := checkSchema(ctx, ro, ms)
+	switch {
+	case err != nil:
+		return fmt.Errorf("open database %s: %w", path, err)
+	case empty:
+		return fmt.Errorf("open database %s: %w: the file holds no fleet yet", path, ErrNotExist)
+	}
+	return nil
 }
 
 // drainWait bounds how long Reopen waits for the old file's transactions.

@@ -303,3 +303,49 @@ func TestReopenWaitsForTransactionsOnTheOldFile(t *testing.T) {
 		t.Fatalf("the reopened engine does not read the new file: %v", err)
 	}
 }
+
+// Reopen lets go of the old file only for a fleet it can open: a file
+// that is not one leaves the old one answering reads; once reopened, a
+// second Reopen changes nothing.
+func TestReopenKeepsTheOldFileForOneItCannotOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fleet.db")
+	e, err := OpenEngine(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(e)
+	defer func() { st.Close() }()
+	if _, err := st.AddServer(ctx, slum.Server{ID: "s1", URL: "http://s1.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	notes := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notes, []byte("not a fleet"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(notes, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Reopen(ctx); !errors.Is(err, ErrForeign) {
+		t.Fatalf("reopen onto a text file: %v", err)
+	}
+	if _, err := st.GetServer(ctx, "s1"); err != nil {
+		t.Fatalf("a read after a reopen that failed: %v", err)
+	}
+	other, err := Open(ctx, filepath.Join(dir, "other.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	opened := e.cur.Load()
+	if err := st.Reopen(ctx); err != nil || e.cur.Load() != opened || opened.isClosed() {
+		t.Fatalf("a second Reopen of the same file: %v (connections replaced: %v)", err, e.cur.Load() != opened)
+	}
+}

@@ -12,16 +12,16 @@ import (
 var (
 	// ErrFault: the database cannot take writes as it is (read-only,
 	// full, failing) and will not until someone fixes it.
-	ErrFault error = faultError("the fleet database cannot be used")
+	ErrFault error = &faultError{"the fleet database cannot be used"}
 	// ErrMoved: the database's file is no longer the one opened (deleted,
 	// or replaced by another file); Reopen may open what is there now.
-	ErrMoved error = faultError("the fleet database's file changed under it")
+	ErrMoved error = &faultError{"the fleet database's file changed under it"}
 )
 
-type faultError string
+type faultError struct{ msg string }
 
-func (e faultError) Error() string        { return string(e) }
-func (e faultError) Is(target error) bool { return target == slum.ErrUnavailable }
+func (e *faultError) Error() string        { return e.msg }
+func (e *faultError) Is(target error) bool { return target == slum.ErrUnavailable }
 
 // Checker is an Engine that can tell, without writing, whether its
 // database is still usable, and open it again when its file was replaced.

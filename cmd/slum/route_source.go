@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -45,7 +42,7 @@ func (a *app) routeSource(ctx context.Context, every time.Duration) (*routeSourc
 	if err != nil {
 		return nil, err
 	}
-	db := newWatchedDB(ctx, a, st)
+	db := newWatchedDB(st)
 	return &routeSource{name: st.Where(),
 		load: func(ctx context.Context) (*routes.Table, error) { return routes.Load(ctx, db) },
 		follow: func(ctx context.Context, p *router.Proxy) {
@@ -85,68 +82,33 @@ func followAPI(ctx context.Context, c *client.Client, p *router.Proxy, every tim
 // that is deleted or replaced under the router is noticed: reading the
 // deleted file would go on "succeeding" with stale rows. Until a file is
 // there again, every read fails (the router keeps its table and says
-// so); a replaced file is reopened.
+// so); a replaced file is opened in its place by the store (Reopen), so
+// whoever holds the store reads the new one.
 type watchedDB struct {
-	a    *app
-	path string // "" for Postgres: nothing to watch
-	mu   sync.Mutex
-	st   *store.Store
-	ino  uint64
+	st     *store.Store
+	follow bool // a SQLite file: Postgres has none to watch
 }
 
-func newWatchedDB(ctx context.Context, a *app, st *store.Store) *watchedDB {
-	w := &watchedDB{a: a, st: st}
-	if st.Engine() == "sqlite" {
-		if ino, err := inode(a.dbPath); err == nil {
-			w.path, w.ino = a.dbPath, ino
-		}
-	}
-	return w
+func newWatchedDB(st *store.Store) *watchedDB {
+	return &watchedDB{st: st, follow: st.Engine() == "sqlite"}
 }
-
-func inode(path string) (uint64, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	sys, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, errors.New("no inode")
-	}
-	return sys.Ino, nil
-}
-
-// errDBGone: the database file is not where it was opened.
-var errDBGone = errors.New("the fleet database file is gone")
 
 // store checks the file and returns the store to read.
 func (w *watchedDB) store(ctx context.Context) (*store.Store, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.path == "" {
+	if !w.follow {
 		return w.st, nil
 	}
-	ino, err := inode(w.path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", errDBGone, w.path, err)
+	err := w.st.Check(ctx)
+	if !errors.Is(err, store.ErrMoved) {
+		return w.st, nil // usable, or unusable only for writes (read-only, full)
 	}
-	if ino == w.ino {
-		return w.st, nil
+	if rerr := w.st.Reopen(ctx); rerr != nil {
+		return nil, fmt.Errorf("%w (and it cannot be opened again: %v)", err, rerr)
 	}
-	st, err := openStore(ctx, w.path, false)
-	if err != nil {
-		return nil, fmt.Errorf("the fleet database %s was replaced and cannot be opened: %w", w.path, err)
-	}
-	w.st.Close()
-	w.st, w.ino = st, ino
-	return st, nil
+	return w.st, nil
 }
 
-func (w *watchedDB) close() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.st.Close()
-}
+func (w *watchedDB) close() { w.st.Close() }
 
 func (w *watchedDB) Revision(ctx context.Context) (int64, error) {
 	st, err := w.store(ctx)

@@ -94,7 +94,12 @@ on loopback addresses only. SIGTERM lets requests in flight finish.`,
 			if err != nil {
 				return err
 			}
-			go followDatabase(ctx, st, log, clock.Real{}, time.Second)
+			if st.Engine() == "sqlite" { // Postgres has no file to follow
+				fctx, stop := context.WithCancel(ctx)
+				followed := make(chan struct{})
+				go func() { followDatabase(fctx, st, log, clock.Real{}, time.Second); close(followed) }()
+				defer func() { stop(); <-followed }() // before the store closes
+			}
 			if err := <-done; err != nil {
 				return fmt.Errorf("serve the API: %w", err)
 			}
@@ -110,14 +115,17 @@ on loopback addresses only. SIGTERM lets requests in flight finish.`,
 
 // followDatabase checks the fleet database every interval until ctx ends,
 // for a process with no controller (whose elector does the same): it says
-// loudly when the file was deleted or replaced (writes are refused
-// meanwhile, 503 through the API, while reads answer from the file open)
-// and opens a file put in its place (restored, say) by itself.
+// loudly when the file cannot be written (deleted or replaced: writes are
+// refused, 503 through the API, while reads answer from the file open;
+// read-only or full: writes fail), once a minute while that lasts and
+// whenever the cause changes, and opens a file put in its place
+// (restored, say) by itself.
 func followDatabase(ctx context.Context, st *store.Store, log *slog.Logger, clk clock.Clock, every time.Duration) {
 	t := clk.NewTicker(every)
 	defer t.Stop()
 	var down time.Time // since when the file is unusable; zero while it is fine
 	var told time.Time
+	var last string // the error last logged
 	for {
 		err := st.Check(ctx)
 		if errors.Is(err, store.ErrMoved) {
@@ -133,12 +141,12 @@ func followDatabase(ctx context.Context, st *store.Store, log *slog.Logger, clk 
 		case err == nil && !down.IsZero():
 			log.Info("the fleet database can be written again", "after", now.Sub(down).Round(time.Millisecond))
 			down = time.Time{}
-		case err != nil && ctx.Err() == nil && (down.IsZero() || now.Sub(told) >= time.Minute):
+		case err != nil && ctx.Err() == nil && (down.IsZero() || now.Sub(told) >= time.Minute || err.Error() != last):
 			if down.IsZero() {
 				down = now
 			}
-			log.Warn("the fleet database cannot be written: the API refuses changes until it can", "err", err.Error(), "since", down)
-			told = now
+			log.Warn("the fleet database cannot be written: changes through the API fail until it can", "err", err.Error(), "since", down)
+			told, last = now, err.Error()
 		}
 		select {
 		case <-ctx.Done():

@@ -144,10 +144,7 @@ func (a *app) eventsCommand() *cobra.Command {
 				}
 				if file != nil {
 					var moved bool
-					if moved, gone, err = followFile(ctx, file, gone, a.stderr); err != nil {
-						return err
-					}
-					if moved {
+					if moved, gone = followFile(ctx, file, gone, a.stderr); moved {
 						// A restored file may hold fewer events than were
 						// shown: go on from its newest.
 						newest, err := st.RecentEvents(ctx, 1)
@@ -184,21 +181,25 @@ type fileFollower interface {
 }
 
 // followFile checks a followed database once: it says on stderr when the
-// file was deleted (once; gone says it was already), and opens a file put
-// in its place, reporting moved.
-func followFile(ctx context.Context, f fileFollower, gone bool, stderr io.Writer) (moved, stillGone bool, err error) {
+// file was deleted or replaced by what cannot be opened (once; gone says
+// it was already) and when it is back, and opens a file put in its place,
+// reporting moved.
+func followFile(ctx context.Context, f fileFollower, gone bool, stderr io.Writer) (moved, stillGone bool) {
 	cerr := f.Check(ctx)
 	if !errors.Is(cerr, store.ErrMoved) {
-		return false, false, nil // usable, or unusable in ways reads survive
+		if gone {
+			fmt.Fprintln(stderr, "slum: the fleet database's file is back; following it again")
+		}
+		return false, false // usable, or unusable only for writes
 	}
 	if rerr := f.Reopen(ctx); rerr != nil {
 		if !gone {
-			fmt.Fprintf(stderr, "slum: %s; no new events until a file is back at the path\n", oneLine(cerr.Error()))
+			fmt.Fprintf(stderr, "slum: %s; no new events until a fleet database is back at the path (%s)\n", oneLine(cerr.Error()), oneLine(rerr.Error()))
 		}
-		return false, true, nil
+		return false, true
 	}
 	fmt.Fprintln(stderr, "slum: the fleet database's file changed; following the file now at the path")
-	return true, false, nil
+	return true, false
 }
 
 // printController says who leads (its epoch, how long since it renewed
