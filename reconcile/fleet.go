@@ -12,9 +12,9 @@ import (
 // per revision and never modified, so plans and the executor's send-time
 // checks can share it. Servers, tenants and instances have positions
 // (their index in the snapshot's slices), which plans use in place of
-// string-keyed lookups on the hot path; the lookups by key that remain go
-// through position indexes (posIndex), not maps holding a copy of every
-// key.
+// string-keyed lookups on the hot path; instances and tenants are found by
+// key through position indexes (posIndex), not maps holding a copy of
+// every key (servers, a few, are in maps).
 type Fleet struct {
 	*slum.Snapshot
 	Servers     map[string]*slum.Server
@@ -180,8 +180,8 @@ func (f *Fleet) InstancesOf(tenant string) []*Desired {
 // InstancesAt is InstancesOf the tenant at position i of the snapshot's
 // tenants.
 func (f *Fleet) InstancesAt(i int) []*Desired {
-	if r := f.tenantRun[i]; r >= 0 {
-		return f.run(r)
+	if i < len(f.tenantRun) && f.tenantRun[i] >= 0 {
+		return f.run(f.tenantRun[i])
 	}
 	return nil
 }

@@ -30,10 +30,10 @@ func (m *mailbox[T]) put(v T) {
 // results (100,000 spawns' results grew ~40 MB of new arrays without), and
 // one grown past keepCap by a burst is let go.
 func (m *mailbox[T]) take(spare []T) []T {
-	clear(spare)
 	if cap(spare) > keepCap {
 		spare = nil
 	}
+	clear(spare)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := m.items

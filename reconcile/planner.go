@@ -861,7 +861,7 @@ const servingSettle = 10 * time.Second
 // on a server online now) for less than servingSettle, nothing serves
 // (-1), rather than another copy serving and giving way to it a moment
 // later.
-func (p *planning) servingCopy(tenant string, up []slum.CopyRef, prev Serving) int {
+func (p *planning) servingCopy(ds []*Desired, up []slum.CopyRef, prev Serving) int {
 	if len(prev.Serving) > 0 {
 		for j, c := range up {
 			if c.Instance == prev.Serving[0].Instance {
@@ -870,7 +870,7 @@ func (p *planning) servingCopy(tenant string, up []slum.CopyRef, prev Serving) i
 		}
 		return 0
 	}
-	pref := p.preferred(tenant)
+	pref := preferred(ds)
 	if pref == nil || up[0].Instance == pref.ID {
 		return 0
 	}
@@ -882,9 +882,10 @@ func (p *planning) servingCopy(tenant string, up []slum.CopyRef, prev Serving) i
 	return 0
 }
 
-// preferred is the tenant's best ranked copy desired running, or nil.
-func (p *planning) preferred(tenant string) *Desired {
-	for _, d := range p.f.InstancesOf(tenant) {
+// preferred is the best ranked of a tenant's instances (in rank order)
+// desired running, or nil.
+func preferred(ds []*Desired) *Desired {
+	for _, d := range ds {
 		if d.DesiredState == slum.StateRunning {
 			return d
 		}
@@ -994,7 +995,8 @@ func (p *planning) serving() {
 		}
 		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
 		up = up[:0]
-		for _, d := range p.f.InstancesAt(i) {
+		ds := p.f.InstancesAt(i)
+		for _, d := range ds {
 			if c, ok := p.upCopy(d, waiting, t.Data == slum.DataReplicated); ok {
 				up = append(up, c)
 			}
@@ -1005,7 +1007,7 @@ func (p *planning) serving() {
 		case t.Serving == slum.ServingAll:
 			sv.Serving = slices.Clone(up)
 		case len(up) > 0:
-			first := p.servingCopy(t.ID, up, prev)
+			first := p.servingCopy(ds, up, prev)
 			if first < 0 {
 				// Nothing served yet and the preferred copy is on its way:
 				// it serves from the start, nothing flips once it is up.
@@ -1042,9 +1044,9 @@ func (p *planning) serving() {
 		}
 		switch {
 		case sv.Settling:
-			sv.Reason = fmt.Sprintf("waiting up to %s for its preferred copy %s to come up", servingSettle, p.preferred(t.ID).ID)
+			sv.Reason = fmt.Sprintf("waiting up to %s for its preferred copy %s to come up", servingSettle, preferred(ds).ID)
 		case len(sv.Serving) == 0:
-			sv.Reason = p.whyNotServed(t)
+			sv.Reason = p.whyNotServed(t, ds)
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)
 	}
@@ -1093,8 +1095,8 @@ func (pl *Plan) settling() bool {
 	return false
 }
 
-func (p *planning) whyNotServed(t *slum.Tenant) string {
-	ds := p.f.InstancesOf(t.ID)
+// whyNotServed says why nothing serves t, whose instances are ds.
+func (p *planning) whyNotServed(t *slum.Tenant, ds []*Desired) string {
 	if len(ds) == 0 {
 		return "it has no instances"
 	}

@@ -762,8 +762,6 @@ func TestPlannerIsPure(t *testing.T) {
 	}
 }
 
-// planReused plans in with prev as the previous plan, fails unless the
-// plan is the one made without it, and returns it.
 // desiredIn returns the fleet's instance with key k.
 func desiredIn(t *testing.T, f *Fleet, k slum.InstanceKey) *Desired {
 	t.Helper()
@@ -774,6 +772,8 @@ func desiredIn(t *testing.T, f *Fleet, k slum.InstanceKey) *Desired {
 	return d
 }
 
+// planReused plans in with prev as the previous plan, fails unless the
+// plan is the one made without it, and returns it.
 func planReused(t *testing.T, in Input, prev *Plan) *Plan {
 	t.Helper()
 	in.Prev = prev
