@@ -74,10 +74,11 @@ type failure struct {
 
 // doneMark is what is left of an item that succeeded: not repeated until
 // its server is observed after it. A converging fleet holds one for every
-// spawn made until its lists show them all: a fraction of an item's size.
+// spawn made until its lists show them all, so it is small: 16 bytes, an
+// entry of 32 with its name (56 with a Kind and a time.Time).
 type doneMark struct {
-	kind Kind
-	at   time.Time
+	at   time.Duration // when it finished, from the executor's epoch
+	stop bool          // a stop was sent, not a spawn
 }
 
 func (it *item) state() ItemState {
@@ -121,9 +122,23 @@ type Executor struct {
 	ctx     context.Context // ends the workers
 	wg      sync.WaitGroup
 
+	// epoch is where done marks count their time from: its monotonic
+	// reading carries over to the times they give back (epoch.Add).
+	epoch time.Time
+
 	mu      sync.Mutex
 	servers map[string]*serverQueue
 	busy    int // queued + in flight
+}
+
+func (e *Executor) mark(kind Kind, at time.Time) doneMark {
+	return doneMark{at: at.Sub(e.epoch), stop: kind == Stop}
+}
+
+// seen reports whether a list taken at observedAt may show the effect of
+// what m marks: it started after the call finished.
+func (e *Executor) seen(m doneMark, observedAt time.Time) bool {
+	return observedAt.After(e.epoch.Add(m.at))
 }
 
 // NewExecutor returns an executor whose workers run until ctx ends. results
@@ -131,7 +146,7 @@ type Executor struct {
 func NewExecutor(ctx context.Context, cfg ExecutorConfig, clk clock.Clock, send SendFunc, check CheckFunc,
 	results func(Result), wake func()) *Executor {
 	return &Executor{cfg: cfg, send: send, check: check, results: results, wake: wake, clock: clk,
-		sem: semaphore.NewWeighted(int64(cfg.Concurrency)), ctx: ctx, servers: map[string]*serverQueue{}}
+		sem: semaphore.NewWeighted(int64(cfg.Concurrency)), ctx: ctx, servers: map[string]*serverQueue{}, epoch: clk.Now()}
 }
 
 func (e *Executor) server(id string) *serverQueue {
@@ -195,7 +210,7 @@ func (e *Executor) offer(a Action, observedAt time.Time, serverKey string) (Item
 	it, ok := sq.items[a.Name]
 	if !ok {
 		if d, done := sq.done[a.Name]; done {
-			if d.kind == a.Kind && !observedAt.After(d.at) {
+			if d.stop == (a.Kind == Stop) && !e.seen(d, observedAt) {
 				return ItemState{}, false
 			}
 			// Observed since, or the opposite action now.
@@ -382,7 +397,7 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 		// meanwhile only sets its action; an opposite one, offered again,
 		// goes at once.)
 		delete(sq.items, a.Name)
-		sq.done[a.Name] = doneMark{kind: a.Kind, at: now}
+		sq.done[a.Name] = e.mark(a.Kind, now)
 		it = nil
 	default:
 		if it.fail == nil {
