@@ -32,3 +32,25 @@ func TestTagsNameTheirProcess(t *testing.T) {
 		}
 	}
 }
+
+// A by-hand start command survives the shell: plain words as they are,
+// anything else single-quoted, a quote in it too.
+func TestShellQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"ten":             "ten",
+		"/tmp/a-b/c.db":   "/tmp/a-b/c.db",
+		"eu-1.fleet.test": "eu-1.fleet.test",
+		"":                "''",
+		"a b":             "'a b'",
+		"it's":            `'it'\''s'`,
+		"$(rm -rf /)":     "'$(rm -rf /)'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+	ten := &Ten{ten: "ten", Data: "/d/data", Opt: TenOptions{Dir: "/d", Port: 8080, Domain: "eu-1.fleet.test", Netns: "slum-x-1"}}
+	if got, want := ten.StartCommand(), "cd /d && ip netns exec slum-x-1 ten --data-dir /d/data serve --port 8080 --domain eu-1.fleet.test"; got != want {
+		t.Errorf("StartCommand() = %s\nwant %s", got, want)
+	}
+}

@@ -163,12 +163,38 @@ func StartTen(ctx context.Context, opt TenOptions) (*Ten, error) {
 	return t, nil
 }
 
-// Launch starts the server process (again) and waits for /health.
-func (t *Ten) Launch(ctx context.Context) error {
+// serveArgs is the command line of the server process, run in Opt.Dir.
+func (t *Ten) serveArgs() []string {
 	args := []string{t.ten, "--data-dir", t.Data, "serve", "--port", fmt.Sprint(t.Opt.Port), "--domain", t.Opt.Domain}
 	if t.Opt.Netns != "" {
 		args = append([]string{"ip", "netns", "exec", t.Opt.Netns}, args...)
 	}
+	return args
+}
+
+// StartCommand is a shell command that starts the server process again
+// by hand, as Launch does (without its log file).
+func (t *Ten) StartCommand() string {
+	quoted := []string{"cd", shellQuote(t.Opt.Dir), "&&"}
+	for _, a := range t.serveArgs() {
+		quoted = append(quoted, shellQuote(a))
+	}
+	return strings.Join(quoted, " ")
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@,+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Launch starts the server process (again) and waits for /health.
+func (t *Ten) Launch(ctx context.Context) error {
+	args := t.serveArgs()
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = t.Opt.Dir
 	cmd.Env = append(os.Environ(), "RUST_LOG=warn", "NO_COLOR=1")

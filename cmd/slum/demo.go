@@ -244,6 +244,7 @@ func (a *app) printDemoHints(ctx context.Context, d *demoRun, converged time.Dur
 		for _, m := range d.fleet.Members {
 			if m.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
 				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), m.ID)
+				fmt.Fprintf(tw, "  %s\t# %s back again: online within a second; what failed over stays where it runs (failback: stay)\n", m.Ten.StartCommand(), m.ID)
 			}
 		}
 	}
