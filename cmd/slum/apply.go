@@ -83,7 +83,12 @@ func (a *app) loadFleetFile(path string) (*desired.File, error) {
 	} else {
 		r, oerr := os.Open(path)
 		if oerr != nil {
-			return nil, fmt.Errorf("read fleet file: %w", oerr)
+			// Bad input, as a --token-file that cannot be read is.
+			reason := oerr.Error()
+			if pe, ok := errors.AsType[*fs.PathError](oerr); ok {
+				reason = pe.Err.Error()
+			}
+			return nil, &slum.FieldError{Field: "-f", Value: path, Reason: "cannot be read: " + reason}
 		}
 		defer r.Close()
 		f, err = desired.Load(path, r, filepath.Dir(path), a.lookupEnv)

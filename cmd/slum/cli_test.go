@@ -177,7 +177,7 @@ func testCLIApplyAndDiff(t *testing.T) {
 	data, _ := os.ReadFile(example)
 	os.WriteFile(bad, []byte(strings.Replace(string(data), "domain: bob.example.com", "domain: bob..example.com", 1)), 0o644)
 	expect(t, cli(t, db, "", "apply", "-f", bad), 3, "", bad+":38: tenants[1].domain \"bob..example.com\"")
-	expect(t, cli(t, db, "", "apply", "-f", filepath.Join(dir, "missing.yaml")), 1, "", "no such file")
+	expect(t, cli(t, db, "", "apply", "-f", filepath.Join(dir, "missing.yaml")), 3, "", "cannot be read: no such file")
 
 	small := filepath.Join(dir, "small.yaml")
 	os.WriteFile(small, []byte(strings.Split(string(data), "  - id: bob")[0]), 0o644)
