@@ -77,17 +77,7 @@ func TestCheckSeesTheFileDeletedOrReplaced(t *testing.T) {
 		t.Fatalf("reopen with no file: %v", err)
 	}
 	// Another fleet put in its place: seen, and reopened.
-	other, err := Open(ctx, filepath.Join(dir, "other.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.AddServer(ctx, slum.Server{ID: "s9", URL: "http://s9.test:8080", CapacityMB: 100}); err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
-		t.Fatal(err)
-	}
+	putFleetAt(t, path, "s9")
 	if err := st.Check(ctx); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "replaced") {
 		t.Fatalf("replaced: %v", err)
 	}
@@ -230,14 +220,7 @@ func TestWritesToAMovedFileAreRefused(t *testing.T) {
 		t.Fatalf("a write once the same file is back: %v", err)
 	}
 	// Another fleet in its place.
-	other, err := Open(ctx, filepath.Join(dir, "other.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
-		t.Fatal(err)
-	}
+	putFleetAt(t, path)
 	if err := add("s4"); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "replaced") {
 		t.Fatalf("a write while the file is replaced: %v", err)
 	}
@@ -274,17 +257,7 @@ func TestReopenWaitsForTransactionsOnTheOldFile(t *testing.T) {
 		})
 	}()
 	<-inside
-	other, err := Open(ctx, filepath.Join(dir, "other.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.AddServer(ctx, slum.Server{ID: "s9", URL: "http://s9.test:8080", CapacityMB: 100}); err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
-		t.Fatal(err)
-	}
+	putFleetAt(t, path, "s9")
 	reopened := make(chan error, 1)
 	go func() { reopened <- e.Reopen(ctx) }()
 	select {
@@ -333,19 +306,33 @@ func TestReopenKeepsTheOldFileForOneItCannotOpen(t *testing.T) {
 	if _, err := st.GetServer(ctx, "s1"); err != nil {
 		t.Fatalf("a read after a reopen that failed: %v", err)
 	}
-	other, err := Open(ctx, filepath.Join(dir, "other.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
-		t.Fatal(err)
-	}
+	putFleetAt(t, path)
 	if err := st.Reopen(ctx); err != nil {
 		t.Fatal(err)
 	}
 	opened := e.cur.Load()
 	if err := st.Reopen(ctx); err != nil || e.cur.Load() != opened || opened.isClosed() {
 		t.Fatalf("a second Reopen of the same file: %v (connections replaced: %v)", err, e.cur.Load() != opened)
+	}
+}
+
+// putFleetAt puts another fleet database, with servers of these ids, at
+// path in place of what is there: a restore, as a user makes one.
+func putFleetAt(t *testing.T, path string, servers ...string) {
+	t.Helper()
+	ctx := context.Background()
+	made := path + ".new"
+	other, err := Open(ctx, made)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range servers {
+		if _, err := other.AddServer(ctx, slum.Server{ID: id, URL: "http://" + id + ".test:8080", CapacityMB: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other.Close()
+	if err := os.Rename(made, path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,20 @@ func runSlum(t *testing.T, stdin string, args ...string) result {
 		t.Fatal(err)
 	}
 	return result{out.String(), errb.String(), code}
+}
+
+// backupDB writes a backup of the fleet database db to the file to, as a
+// user makes one (VACUUM INTO: one file, whatever its -wal holds).
+func backupDB(t *testing.T, db, to string) {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec("VACUUM INTO ?", to); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func expect(t *testing.T, r result, code int, stdout, stderr string) {

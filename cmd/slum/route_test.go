@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -66,14 +65,7 @@ func TestRouteOutlivesItsDatabase(t *testing.T) {
 	}
 
 	backup := db + ".backup"
-	raw, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec("VACUUM INTO ?", backup); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	backupDB(t, db, backup)
 	if err := os.Remove(db); err != nil {
 		t.Fatal(err)
 	}

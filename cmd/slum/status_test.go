@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -62,14 +61,7 @@ func TestEventsFollowAFileRestoredFromABackup(t *testing.T) {
 	}
 	addServer("s1")
 	backup := filepath.Join(dir, "backup.db")
-	raw, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec("VACUUM INTO ?", backup); err != nil {
-		t.Fatal(err)
-	}
-	raw.Close()
+	backupDB(t, db, backup)
 	out, errf := filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
 	outFile, _ := os.Create(out)
 	errFile, _ := os.Create(errf)
