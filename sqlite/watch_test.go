@@ -44,13 +44,7 @@ func TestFaultClassesWhatStopsWrites(t *testing.T) {
 // writing unseen) and Reopen opens what is at the path now.
 func TestCheckSeesTheFileDeletedOrReplaced(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fleet.db")
-	e, err := OpenEngine(ctx, path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { e.Close() }()
+	e, path := engineAt(t)
 	st := store.New(e)
 	if err := st.Check(ctx); err != nil {
 		t.Fatalf("a good file: %v", err)
@@ -189,14 +183,8 @@ func TestCheckSeesTheDiskFull(t *testing.T) {
 // again, and Reopen opens a replacement.
 func TestWritesToAMovedFileAreRefused(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fleet.db")
-	e, err := OpenEngine(ctx, path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, path := engineAt(t)
 	st := store.New(e)
-	defer func() { st.Close() }()
 	add := func(id string) error {
 		_, err := st.AddServer(ctx, slum.Server{ID: id, URL: "http://" + id + ".test:8080", CapacityMB: 100})
 		return err
@@ -240,13 +228,7 @@ func TestWritesToAMovedFileAreRefused(t *testing.T) {
 // DB-shm by name); that transaction's write is refused.
 func TestReopenWaitsForTransactionsOnTheOldFile(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fleet.db")
-	e, err := OpenEngine(ctx, path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { e.Close() }()
+	e, path := engineAt(t)
 	inside, release := make(chan struct{}), make(chan struct{})
 	txDone := make(chan error, 1)
 	go func() {
@@ -282,14 +264,9 @@ func TestReopenWaitsForTransactionsOnTheOldFile(t *testing.T) {
 // second Reopen changes nothing.
 func TestReopenKeepsTheOldFileForOneItCannotOpen(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	path := filepath.Join(dir, "fleet.db")
-	e, err := OpenEngine(ctx, path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, path := engineAt(t)
+	dir := filepath.Dir(path)
 	st := store.New(e)
-	defer func() { st.Close() }()
 	if _, err := st.AddServer(ctx, slum.Server{ID: "s1", URL: "http://s1.test:8080", CapacityMB: 100}); err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +312,17 @@ func putFleetAt(t *testing.T, path string, servers ...string) {
 	if err := os.Rename(made, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// engineAt opens a new fleet database in a directory of its own, closed
+// when the test ends.
+func engineAt(t *testing.T) (*Engine, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	e, err := OpenEngine(context.Background(), path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e, path
 }
