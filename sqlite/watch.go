@@ -92,6 +92,9 @@ func (e *Engine) Reopen(ctx context.Context) error {
 	}
 	e.reopen.Lock()
 	defer e.reopen.Unlock()
+	if e.done.Load() {
+		return e.errReopening() // closed for good: nothing is opened again
+	}
 	old := e.cur.Load()
 	if !old.isClosed() && e.moved(old) == nil {
 		return nil // the file open is the one at the path (reopened already, or put back)

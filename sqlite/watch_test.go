@@ -291,6 +291,11 @@ func TestReopenKeepsTheOldFileForOneItCannotOpen(t *testing.T) {
 	if err := st.Reopen(ctx); err != nil || e.cur.Load() != opened || opened.isClosed() {
 		t.Fatalf("a second Reopen of the same file: %v (connections replaced: %v)", err, e.cur.Load() != opened)
 	}
+	st.Close()
+	putFleetAt(t, path)
+	if err := st.Reopen(ctx); err == nil || e.cur.Load() != opened {
+		t.Fatalf("Reopen of a closed store: %v (connections replaced: %v)", err, e.cur.Load() != opened)
+	}
 }
 
 // putFleetAt puts another fleet database, with servers of these ids, at

@@ -116,7 +116,8 @@ on loopback addresses only. SIGTERM lets requests in flight finish.`,
 // followDatabase checks the fleet database every interval until ctx ends,
 // for a process with no controller (whose elector does the same): it says
 // loudly when the file cannot be written (deleted or replaced: writes are
-// refused, 503 through the API, while reads answer from the file open;
+// refused, 503 through the API, while reads answer from the connections
+// open to the old file;
 // read-only or full: writes fail), once a minute while that lasts and
 // whenever the cause changes, and opens a file put in its place
 // (restored, say) by itself.
