@@ -49,6 +49,10 @@ func TestCheckSeesTheFileDeletedOrReplaced(t *testing.T) {
 	if err := st.Check(ctx); err != nil {
 		t.Fatalf("a good file: %v", err)
 	}
+	_, token, err := st.CreateAPIToken(ctx, slum.RoleRead, "reader")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Rename(path, path+".away"); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +70,11 @@ func TestCheckSeesTheFileDeletedOrReplaced(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a connection made a new file at the deleted path: %v", err)
+	}
+	// An API request's token check, which needs a connection now, is
+	// "unavailable" (503), not an internal error.
+	if _, err := st.VerifyAPIToken(ctx, token); !errors.Is(err, slum.ErrUnavailable) || errors.Is(err, slum.ErrBadToken) {
+		t.Fatalf("a token check with the file deleted: %v", err)
 	}
 	if err := st.Reopen(ctx); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("reopen with no file: %v", err)

@@ -120,7 +120,15 @@ func (s *Tokens) VerifyAPIToken(ctx context.Context, token string) (slum.APIToke
 		return slum.APIToken{}, fmt.Errorf("%w: not a slum API token", slum.ErrBadToken)
 	}
 	want := apiTokenDigest(token)
-	r, err := s.eng.Read().GetAPITokenByDigest(ctx, want)
+	// In a read transaction, not a lone statement: the engine classes its
+	// errors, so a request while the database cannot be opened (its file
+	// deleted, say) is answered 503, not 500.
+	var r db.ApiToken
+	err := s.eng.InReadTx(ctx, func(q db.Querier) error {
+		var err error
+		r, err = q.GetAPITokenByDigest(ctx, want)
+		return err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return slum.APIToken{}, fmt.Errorf("%w: no such token", slum.ErrBadToken)
 	}
