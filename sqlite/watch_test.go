@@ -340,3 +340,26 @@ func engineAt(t *testing.T) (*Engine, string) {
 	t.Cleanup(func() { e.Close() })
 	return e, path
 }
+
+// Refresh reopens a replaced file, and only that.
+func TestRefreshReopensOnlyAReplacedFile(t *testing.T) {
+	ctx := context.Background()
+	e, path := engineAt(t)
+	st := store.New(e)
+	if reopened, err := st.Refresh(ctx); reopened || err != nil {
+		t.Fatalf("a good file: %v, %v", reopened, err)
+	}
+	if err := os.Rename(path, path+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if reopened, err := st.Refresh(ctx); reopened || !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "cannot be opened") {
+		t.Fatalf("deleted: %v, %v", reopened, err)
+	}
+	putFleetAt(t, path, "s9")
+	if reopened, err := st.Refresh(ctx); !reopened || err != nil {
+		t.Fatalf("replaced: %v, %v", reopened, err)
+	}
+	if _, err := st.GetServer(ctx, "s9"); err != nil {
+		t.Fatalf("the refreshed store does not read the new file: %v", err)
+	}
+}

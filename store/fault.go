@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/slum-fleet/slum"
 )
@@ -51,4 +53,22 @@ func (s *Store) Reopen(ctx context.Context) error {
 		return c.Reopen(ctx)
 	}
 	return nil
+}
+
+// Refresh is Check, and when the database's file changed under it (a
+// restore put another at its place), Reopen: for a process that follows
+// the file. It reports whether it opened the database again; an error
+// wrapping ErrMoved means the file is gone, or what is there now cannot
+// be opened (the message says which), and the store still reads the old
+// one. A fault that only writes suffer (ErrFault) is returned as Check
+// returns it.
+func (s *Store) Refresh(ctx context.Context) (reopened bool, err error) {
+	err = s.Check(ctx)
+	if !errors.Is(err, ErrMoved) {
+		return false, err
+	}
+	if rerr := s.Reopen(ctx); rerr != nil {
+		return false, fmt.Errorf("%w (and what is there now cannot be opened: %v)", err, rerr)
+	}
+	return true, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -93,59 +92,39 @@ func newWatchedDB(st *store.Store) *watchedDB {
 	return &watchedDB{st: st, follow: st.Engine() == "sqlite"}
 }
 
-// store checks the file and returns the store to read.
-func (w *watchedDB) store(ctx context.Context) (*store.Store, error) {
+// refresh checks the file, reopening a replaced one; a deleted file, or
+// one that cannot be opened, fails the read.
+func (w *watchedDB) refresh(ctx context.Context) error {
 	if !w.follow {
-		return w.st, nil
+		return nil
 	}
-	err := w.st.Check(ctx)
-	if !errors.Is(err, store.ErrMoved) {
-		return w.st, nil // usable, or unusable only for writes (read-only, full)
+	if _, err := w.st.Refresh(ctx); errors.Is(err, store.ErrMoved) {
+		return err
 	}
-	if rerr := w.st.Reopen(ctx); rerr != nil {
-		return nil, fmt.Errorf("%w (and it cannot be opened again: %v)", err, rerr)
-	}
-	return w.st, nil
+	return nil // usable, or unusable only for writes (read-only, full)
 }
 
 func (w *watchedDB) close() { w.st.Close() }
 
+// Revision is where every poll of the router starts: the file is checked
+// here, once a poll, and the reads that follow use the store it left.
 func (w *watchedDB) Revision(ctx context.Context) (int64, error) {
-	st, err := w.store(ctx)
-	if err != nil {
+	if err := w.refresh(ctx); err != nil {
 		return 0, err
 	}
-	return st.Revision(ctx)
+	return w.st.Revision(ctx)
 }
 
 func (w *watchedDB) StatusRevision(ctx context.Context) (int64, error) {
-	st, err := w.store(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return st.StatusRevision(ctx)
+	return w.st.StatusRevision(ctx)
 }
 
-func (w *watchedDB) Snapshot(ctx context.Context) (*slum.Snapshot, error) {
-	st, err := w.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.Snapshot(ctx)
-}
+func (w *watchedDB) Snapshot(ctx context.Context) (*slum.Snapshot, error) { return w.st.Snapshot(ctx) }
 
 func (w *watchedDB) ListServerStatus(ctx context.Context) ([]slum.ServerStatus, error) {
-	st, err := w.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.ListServerStatus(ctx)
+	return w.st.ListServerStatus(ctx)
 }
 
 func (w *watchedDB) ListTenantStatus(ctx context.Context) ([]slum.TenantStatus, error) {
-	st, err := w.store(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return st.ListTenantStatus(ctx)
+	return w.st.ListTenantStatus(ctx)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/slum-fleet/slum/api"
 	"github.com/slum-fleet/slum/clock"
 	"github.com/slum-fleet/slum/rollout"
-	"github.com/slum-fleet/slum/sqlite"
 	"github.com/slum-fleet/slum/store"
 	"github.com/slum-fleet/slum/traffic"
 )
@@ -128,14 +127,9 @@ func followDatabase(ctx context.Context, st *store.Store, log *slog.Logger, clk 
 	var told time.Time
 	var last string // the error last logged
 	for {
-		err := st.Check(ctx)
-		if errors.Is(err, store.ErrMoved) {
-			if rerr := st.Reopen(ctx); rerr == nil {
-				log.Warn("opened the fleet database again: its file had changed", "was", err.Error())
-				err = nil
-			} else if !errors.Is(rerr, sqlite.ErrNotExist) {
-				err = fmt.Errorf("%w (and what is there now cannot be opened: %v)", err, rerr)
-			}
+		reopened, err := st.Refresh(ctx)
+		if reopened {
+			log.Warn("opened the fleet database again: its file had changed")
 		}
 		now := clk.Now()
 		switch {

@@ -176,8 +176,7 @@ func (a *app) eventsCommand() *cobra.Command {
 // fileFollower is a local fleet database whose file can be deleted or
 // replaced under a command that follows it.
 type fileFollower interface {
-	Check(ctx context.Context) error
-	Reopen(ctx context.Context) error
+	Refresh(ctx context.Context) (reopened bool, err error)
 }
 
 // followFile checks a followed database once: it says on stderr when the
@@ -185,21 +184,19 @@ type fileFollower interface {
 // it was already) and when it is back, and opens a file put in its place,
 // reporting moved.
 func followFile(ctx context.Context, f fileFollower, gone bool, stderr io.Writer) (moved, stillGone bool) {
-	cerr := f.Check(ctx)
-	if !errors.Is(cerr, store.ErrMoved) {
-		if gone {
-			fmt.Fprintln(stderr, "slum: the fleet database's file is back; following it again")
-		}
-		return false, false // usable, or unusable only for writes
-	}
-	if rerr := f.Reopen(ctx); rerr != nil {
+	reopened, err := f.Refresh(ctx)
+	switch {
+	case reopened:
+		fmt.Fprintln(stderr, "slum: the fleet database's file changed; following the file now at the path")
+	case errors.Is(err, store.ErrMoved):
 		if !gone {
-			fmt.Fprintf(stderr, "slum: %s; no new events until a fleet database is back at the path (%s)\n", oneLine(cerr.Error()), oneLine(rerr.Error()))
+			fmt.Fprintf(stderr, "slum: %s; no new events until a fleet database is back at the path\n", oneLine(err.Error()))
 		}
 		return false, true
+	case gone: // usable again, or unusable only for writes
+		fmt.Fprintln(stderr, "slum: the fleet database's file is back; following it again")
 	}
-	fmt.Fprintln(stderr, "slum: the fleet database's file changed; following the file now at the path")
-	return true, false
+	return reopened, false
 }
 
 // printController says who leads (its epoch, how long since it renewed
