@@ -257,7 +257,7 @@ func (c *Controller) start(ctx context.Context, fence slum.Fence) error {
 		return fmt.Errorf("load who serves each tenant: %w", err)
 	}
 	for _, st := range sts {
-		c.plans.serving[st.TenantID] = Serving{Tenant: st.TenantID, Serving: st.Serving, Spares: st.Spares, Since: st.ChangedAt}
+		c.plans.serving[st.TenantID] = NewServing(st.TenantID, st.Serving, st.Spares, st.ChangedAt)
 	}
 	written, err := c.store.ListInstanceStatus(ctx)
 	if err != nil {
@@ -704,7 +704,7 @@ func (c *Controller) foundSpawned(plan *Plan, now time.Time) []slum.Event {
 	}
 	var out []slum.Event
 	for _, o := range plan.Observations {
-		if o.Instance == nil || o.Phase != slum.PhaseRunning {
+		if o.Instance == nil || o.Phase() != slum.PhaseRunning {
 			continue
 		}
 		if server, ok := c.run.pending[o.Instance.Key]; ok && server == o.Instance.ServerID {
@@ -755,7 +755,7 @@ func (c *Controller) observeMetrics(plan *Plan) {
 	}
 	phases := map[slum.Phase]int{}
 	for _, o := range plan.Observations {
-		phases[o.Phase]++
+		phases[o.Phase()]++
 	}
 	for _, ph := range slum.Phases {
 		c.metrics.instances.WithLabelValues(string(ph)).Set(float64(phases[ph]))

@@ -80,12 +80,12 @@ func (f *failovers) replaced(plan *Plan, now time.Time) (took []time.Duration, e
 			continue
 		}
 		switch {
-		case o.Phase == slum.PhaseRunning && o.Instance.ServerID != dead.server: // elsewhere, home included
+		case o.Phase() == slum.PhaseRunning && o.Instance.ServerID != dead.server: // elsewhere, home included
 			took = append(took, now.Sub(dead.at))
 			events = append(events, slum.Event{At: now, Object: slum.InstanceRef(o.Instance.Key), Reason: slum.ReasonReplaced,
 				Message: fmt.Sprintf("runs on %s, %.2fs after %s was declared dead", o.Instance.ServerID, now.Sub(dead.at).Seconds(), dead.server)})
 			delete(f.deadAt, o.Instance.Key)
-		case o.Phase == slum.PhaseRunning, now.Sub(dead.at) > time.Hour:
+		case o.Phase() == slum.PhaseRunning, now.Sub(dead.at) > time.Hour:
 			delete(f.deadAt, o.Instance.Key)
 		}
 	}

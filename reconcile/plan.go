@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"slices"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -57,12 +58,41 @@ type Wait struct {
 // Observation is what the plan says of one desired instance.
 type Observation struct {
 	Instance *Desired
-	Phase    slum.Phase
 	Health   slum.InstanceHealth // when seen
 	Message  string
+	phase    phaseCode
 	// Converged: what runs matches the desired state at
 	// Instance.Generation.
 	Converged bool
+}
+
+func observation(d *Desired, phase slum.Phase, health slum.InstanceHealth, msg string, converged bool) Observation {
+	return Observation{Instance: d, phase: phaseCodeOf(phase), Health: health, Message: msg, Converged: converged}
+}
+
+// Phase is where the instance is.
+func (o Observation) Phase() slum.Phase { return o.phase.Phase() }
+
+// phaseCode is a phase in a byte: a plan holds an observation of every
+// instance (48 bytes, where the phase's word made it 64). 0 is no phase
+// (an instance not observed); n is slum.Phases[n-1].
+type phaseCode uint8
+
+func phaseCodeOf(ph slum.Phase) phaseCode {
+	if ph == "" {
+		return 0
+	}
+	if i := slices.Index(slum.Phases, ph); i >= 0 {
+		return phaseCode(i + 1)
+	}
+	return phaseCodeOf(slum.PhaseUnknown) // never: the planner's phases are slum's
+}
+
+func (c phaseCode) Phase() slum.Phase {
+	if c == 0 {
+		return ""
+	}
+	return slum.Phases[c-1]
 }
 
 // ServerReport is what the plan says of one server.
@@ -77,19 +107,53 @@ type ServerReport struct {
 	Reason       string
 }
 
-// Serving is who serves one tenant.
+// Serving is who serves one tenant. A plan holds one per tenant, so it is
+// kept small (72 bytes): the serving copies and the spares are one slice,
+// and the time is Unix nanoseconds (what a settle of seconds needs).
 type Serving struct {
-	Tenant  string
-	Serving []slum.CopyRef // preferred first
-	Spares  []slum.CopyRef // running copies that do not serve
-	Reason  string         // why nothing serves, when nothing does
-	Since   time.Time      // when Serving last changed
+	Tenant string
+	copies []slum.CopyRef // the serving copies (preferred first), then the spares
+	Reason string         // why nothing serves, when nothing does
+	since  int64          // when the serving copies last changed, Unix nanoseconds; 0: never
+	serves int32          // how many of copies serve
 	// Settling: nothing served the tenant yet, and it waits (since
 	// Since, for at most servingSettle) for its preferred copy to come up
 	// rather than have another copy serve and give way a moment later
 	// (the order copies come up in is an accident). Once a copy serves,
 	// it serves while it is up.
 	Settling bool
+}
+
+// NewServing is tenant served by serving, with spares running beside
+// them, since the time given.
+func NewServing(tenant string, serving, spares []slum.CopyRef, since time.Time) Serving {
+	s := Serving{Tenant: tenant, serves: int32(len(serving))}
+	if len(serving)+len(spares) > 0 {
+		s.copies = slices.Concat(serving, spares)
+	}
+	s.setSince(since)
+	return s
+}
+
+// Serving lists the copies that serve, preferred first.
+func (s Serving) Serving() []slum.CopyRef { return s.copies[:s.serves:s.serves] }
+
+// Spares lists the running copies that do not serve.
+func (s Serving) Spares() []slum.CopyRef { return s.copies[s.serves:] }
+
+// Since is when the serving copies last changed (zero: never).
+func (s Serving) Since() time.Time {
+	if s.since == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, s.since)
+}
+
+func (s *Serving) setSince(t time.Time) {
+	s.since = 0
+	if !t.IsZero() {
+		s.since = t.UnixNano()
+	}
 }
 
 // Held is a part of the plan a safety rule holds back until the operator
@@ -185,7 +249,7 @@ func (d planRoutes) Health(i int) slum.Health { return d.p.Servers[i].Health.Hea
 func (d planRoutes) Tenants() int             { return len(d.p.Serving) }
 func (d planRoutes) Choice(i int) routes.Choice {
 	s := &d.p.Serving[i]
-	return routes.Choice{Tenant: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason}
+	return routes.Choice{Tenant: s.Tenant, Serving: s.Serving(), Spares: s.Spares(), Reason: s.Reason}
 }
 
 // routeTable builds the route table a plan on f implies.

@@ -532,7 +532,7 @@ func (p *planning) observe(d *Desired, phase slum.Phase, health slum.InstanceHea
 	if msg == "" && d.FailedOver() {
 		msg = "failed over from " + d.HomeServerID
 	}
-	p.setObservation(d.Index, Observation{Instance: d, Phase: phase, Health: health, Message: msg, Converged: converged})
+	p.setObservation(d.Index, observation(d, phase, health, msg, converged))
 }
 
 // startObservations shares the previous plan's observations when they
@@ -797,12 +797,12 @@ func (p *planning) servedFrom(d *Desired, server string) bool {
 		if p.prevServing == nil {
 			p.prevServing = make(map[string][]slum.CopyRef, len(pp.Serving))
 			for _, sv := range pp.Serving {
-				p.prevServing[sv.Tenant] = sv.Serving
+				p.prevServing[sv.Tenant] = sv.Serving()
 			}
 		}
 		prev = p.prevServing[d.TenantID]
 	} else {
-		prev = p.in.Serving[d.TenantID].Serving
+		prev = p.in.Serving[d.TenantID].Serving()
 	}
 	return slices.Contains(prev, slum.CopyRef{Instance: d.ID, Server: server})
 }
@@ -862,9 +862,9 @@ const servingSettle = 10 * time.Second
 // (-1), rather than another copy serving and giving way to it a moment
 // later.
 func (p *planning) servingCopy(ds []*Desired, up []slum.CopyRef, prev Serving) int {
-	if len(prev.Serving) > 0 {
+	if prev.serves > 0 {
 		for j, c := range up {
-			if c.Instance == prev.Serving[0].Instance {
+			if c.Instance == prev.copies[0].Instance {
 				return j
 			}
 		}
@@ -874,8 +874,8 @@ func (p *planning) servingCopy(ds []*Desired, up []slum.CopyRef, prev Serving) i
 	if pref == nil || up[0].Instance == pref.ID {
 		return 0
 	}
-	waited := prev.Settling && p.in.Now.Sub(prev.Since) >= servingSettle
-	coming := p.health[pref.Srv].Health == slum.HealthOnline && p.obs[pref.Index].Phase == slum.PhasePending
+	waited := prev.Settling && p.in.Now.Sub(prev.Since()) >= servingSettle
+	coming := p.health[pref.Srv].Health == slum.HealthOnline && p.obs[pref.Index].Phase() == slum.PhasePending
 	if coming && !waited {
 		return -1
 	}
@@ -912,8 +912,9 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string, repli
 		// The copy on its own server, as this plan observed it (or as
 		// last listed, while its server cannot be listed).
 		o := p.obs[d.Index]
-		health, running := o.Health, o.Phase == slum.PhaseRunning || o.Phase == slum.PhaseFailed
-		if o.Phase == slum.PhaseUnknown {
+		phase := o.Phase()
+		health, running := o.Health, phase == slum.PhaseRunning || phase == slum.PhaseFailed
+		if phase == slum.PhaseUnknown {
 			health, running = p.snaps[d.Srv].Running(d.Name)
 		}
 		if running && servesData(health, replicated) {
@@ -984,7 +985,7 @@ func (p *planning) serving() {
 		}
 	}
 	p.plan.Serving = make([]Serving, 0, len(p.f.Snapshot.Tenants))
-	var up []slum.CopyRef
+	var up, copies []slum.CopyRef
 	for i := range p.f.Snapshot.Tenants {
 		t := &p.f.Snapshot.Tenants[i]
 		var prev Serving
@@ -993,7 +994,7 @@ func (p *planning) serving() {
 		} else {
 			prev = prevServing[t.ID]
 		}
-		sv := Serving{Tenant: t.ID, Since: prev.Since, Settling: prev.Settling}
+		sv := Serving{Tenant: t.ID, since: prev.since}
 		up = up[:0]
 		ds := p.f.InstancesAt(i)
 		for _, d := range ds {
@@ -1002,10 +1003,11 @@ func (p *planning) serving() {
 			}
 		}
 		up = p.notRestarting(t.ID, up)
-		sv.Settling = false
+		// copies: the serving ones, then the spares.
+		copies, serves := copies[:0], 0
 		switch {
 		case t.Serving == slum.ServingAll:
-			sv.Serving = slices.Clone(up)
+			copies, serves = append(copies, up...), len(up)
 		case len(up) > 0:
 			first := p.servingCopy(ds, up, prev)
 			if first < 0 {
@@ -1013,39 +1015,32 @@ func (p *planning) serving() {
 				// it serves from the start, nothing flips once it is up.
 				sv.Settling = true
 				if !prev.Settling {
-					sv.Since = p.in.Now
+					sv.setSince(p.in.Now)
 				}
 				break
 			}
-			// The same decision as before shares the previous slices: no
-			// allocation per tenant per plan in a quiet fleet.
-			if len(prev.Serving) == 1 && prev.Serving[0] == up[first] {
-				sv.Serving = prev.Serving
-			} else {
-				sv.Serving = []slum.CopyRef{up[first]}
-			}
-			if sparesAre(prev.Spares, up, first) {
-				sv.Spares = prev.Spares
-			} else {
-				for j, c := range up {
-					if j != first {
-						sv.Spares = append(sv.Spares, c)
-					}
+			copies, serves = append(copies, up[first]), 1
+			for j, c := range up {
+				if j != first {
+					copies = append(copies, c)
 				}
 			}
 		}
-		if slices.Equal(sv.Serving, prev.Serving) {
-			sv.Serving = prev.Serving // share, rather than hold two copies
-		} else {
-			sv.Since = p.in.Now
+		sv.serves = int32(serves)
+		// The same decision as before shares the previous slice: no
+		// allocation per tenant per plan in a quiet fleet.
+		if int(prev.serves) == serves && slices.Equal(copies, prev.copies) {
+			sv.copies = prev.copies
+		} else if len(copies) > 0 {
+			sv.copies = slices.Clone(copies)
 		}
-		if slices.Equal(sv.Spares, prev.Spares) {
-			sv.Spares = prev.Spares
+		if !slices.Equal(sv.Serving(), prev.Serving()) {
+			sv.setSince(p.in.Now)
 		}
 		switch {
 		case sv.Settling:
 			sv.Reason = fmt.Sprintf("waiting up to %s for its preferred copy %s to come up", servingSettle, preferred(ds).ID)
-		case len(sv.Serving) == 0:
+		case serves == 0:
 			sv.Reason = p.whyNotServed(t, ds)
 		}
 		p.plan.Serving = append(p.plan.Serving, sv)
@@ -1063,25 +1058,6 @@ func servesData(h slum.InstanceHealth, replicated bool) bool {
 		return h == slum.InstanceHealthy
 	}
 	return h.Serves()
-}
-
-// sparesAre reports whether spares lists the copies of up but up[skip],
-// in order.
-func sparesAre(spares, up []slum.CopyRef, skip int) bool {
-	if len(spares) != len(up)-1 {
-		return false
-	}
-	k := 0
-	for j, c := range up {
-		if j == skip {
-			continue
-		}
-		if spares[k] != c {
-			return false
-		}
-		k++
-	}
-	return true
 }
 
 // settling reports whether any tenant's serving copy may still give way

@@ -210,19 +210,19 @@ func (sc scenario) ledgerOf() *Ledger {
 func (sc scenario) servingOf(snap *slum.Snapshot) map[string]Serving {
 	serving := map[string]Serving{}
 	for tenant, ids := range sc.serving {
-		sv := Serving{Tenant: tenant, Since: t0.Add(-time.Hour)}
+		var copies []slum.CopyRef
 		for _, id := range ids {
 			if inst, server, ok := strings.Cut(id, "@"); ok {
-				sv.Serving = append(sv.Serving, slum.CopyRef{Instance: inst, Server: server})
+				copies = append(copies, slum.CopyRef{Instance: inst, Server: server})
 				continue
 			}
 			for _, in := range snap.Instances {
 				if in.TenantID == tenant && in.ID == id {
-					sv.Serving = append(sv.Serving, slum.CopyRef{Instance: id, Server: in.ServerID})
+					copies = append(copies, slum.CopyRef{Instance: id, Server: in.ServerID})
 				}
 			}
 		}
-		serving[tenant] = sv
+		serving[tenant] = NewServing(tenant, copies, nil, t0.Add(-time.Hour))
 	}
 	return serving
 }
@@ -250,7 +250,7 @@ func moves(rs []slum.Reschedule) []string {
 func phases(p *Plan) map[string]slum.Phase {
 	out := map[string]slum.Phase{}
 	for _, o := range p.Observations {
-		out[string(o.Instance.Key)] = o.Phase
+		out[string(o.Instance.Key)] = o.Phase()
 	}
 	return out
 }
@@ -265,7 +265,7 @@ func servingOf(p *Plan, tenant string) string {
 	}
 	for _, s := range p.Serving {
 		if s.Tenant == tenant {
-			return ids(s.Serving) + "|" + ids(s.Spares)
+			return ids(s.Serving()) + "|" + ids(s.Spares())
 		}
 	}
 	return "?"

@@ -179,7 +179,8 @@ func (r *Reporter) Seed(sts []slum.InstanceStatus) {
 // tenants whose serving copies changed, not every tenant of the fleet.
 func (r *Reporter) SeedTenants(sts []slum.TenantStatus) {
 	for _, st := range sts {
-		s := Serving{Tenant: st.TenantID, Serving: st.Serving, Spares: st.Spares, Reason: st.Reason}
+		s := NewServing(st.TenantID, st.Serving, st.Spares, time.Time{})
+		s.Reason = st.Reason
 		r.tenants[st.TenantID] = tenantMemo{serving: st.Serving, hash: servingHash(s)}
 	}
 }
@@ -442,11 +443,11 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 		if o.Converged {
 			m.obsGen = d.Generation
 		}
-		st := slum.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: o.Phase,
+		st := slum.InstanceStatus{TenantID: d.TenantID, InstanceID: d.ID, ServerID: d.ServerID, Phase: o.Phase(),
 			Health: o.Health, Message: o.Message, ObservedGeneration: m.obsGen}
 		if it, ok := r.items[d.Key]; ok {
 			st.Attempts, st.LastError = it.Attempts, it.LastErr
-			if it.Parked && o.Phase == slum.PhasePending {
+			if it.Parked && o.Phase() == slum.PhasePending {
 				st.Phase = slum.PhaseFailed
 			}
 		}
@@ -514,8 +515,9 @@ func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]
 		if last != nil && sameServing(s, last[i]) {
 			continue
 		}
+		serving := s.Serving()
 		prev, ok := r.tenants[s.Tenant]
-		if !ok && len(s.Serving) == 0 && len(s.Spares) == 0 && s.Reason == reasonNoCopyYet {
+		if !ok && len(s.copies) == 0 && s.Reason == reasonNoCopyYet {
 			// Never served, and its copies are on their way: a fleet
 			// converging from empty writes each tenant once, when it is
 			// served, not twice. Any other reason (its server is dead, it
@@ -523,19 +525,19 @@ func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]
 			// every router say why.
 			continue
 		}
-		m := tenantMemo{serving: s.Serving, hash: servingHash(s)}
-		if ok && prev.hash == m.hash && slices.Equal(prev.serving, s.Serving) {
+		m := tenantMemo{serving: serving, hash: servingHash(s)}
+		if ok && prev.hash == m.hash && slices.Equal(prev.serving, serving) {
 			continue
 		}
-		st := slum.TenantStatus{TenantID: s.Tenant, Serving: s.Serving, Spares: s.Spares, Reason: s.Reason,
-			ChangedAt: s.Since, UpdatedAt: now}
-		if !ok || !slices.Equal(prev.serving, s.Serving) {
+		st := slum.TenantStatus{TenantID: s.Tenant, Serving: serving, Spares: s.Spares(), Reason: s.Reason,
+			ChangedAt: s.Since(), UpdatedAt: now}
+		if !ok || !slices.Equal(prev.serving, serving) {
 			if ok {
-				msg := "now served by " + orNothing(copies(s.Serving))
+				msg := "now served by " + orNothing(copies(serving))
 				if len(prev.serving) > 0 {
 					msg += " (was " + copies(prev.serving) + ")"
 				}
-				if len(s.Serving) == 0 {
+				if len(serving) == 0 {
 					msg += ": " + s.Reason
 				}
 				rep.Events = append(rep.Events, slum.Event{At: now, Object: slum.TenantRef(s.Tenant), Reason: slum.ReasonServingChanged, Message: msg})
@@ -558,10 +560,8 @@ func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]
 // sameServing reports whether two decisions are the same, cheaply: the
 // planner shares the slices of a decision that did not change.
 func sameServing(a, b Serving) bool {
-	same := func(x, y []slum.CopyRef) bool {
-		return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0] || slices.Equal(x, y))
-	}
-	return a.Tenant == b.Tenant && a.Reason == b.Reason && same(a.Serving, b.Serving) && same(a.Spares, b.Spares)
+	return a.Tenant == b.Tenant && a.Reason == b.Reason && a.serves == b.serves && len(a.copies) == len(b.copies) &&
+		(len(a.copies) == 0 || &a.copies[0] == &b.copies[0] || slices.Equal(a.copies, b.copies))
 }
 
 func copies(cs []slum.CopyRef) string {
@@ -619,7 +619,7 @@ func statusHash(st slum.InstanceStatus) uint64 {
 // servingHash digests what a tenant's status row holds.
 func servingHash(s Serving) uint64 {
 	var h fnv
-	for _, list := range [2][]slum.CopyRef{s.Serving, s.Spares} {
+	for _, list := range [2][]slum.CopyRef{s.Serving(), s.Spares()} {
 		h.num(int64(len(list)))
 		for _, c := range list {
 			h.str(c.Instance)

@@ -115,16 +115,16 @@ func TestReporterWritesTenantsThatChanged(t *testing.T) {
 		return ids
 	}
 	erin := Serving{Tenant: "erin", Reason: "its server s9 is dead"}
-	rep := flush(Serving{Tenant: "alice", Reason: reasonNoCopyYet}, Serving{Tenant: "bob", Serving: on("s1")},
-		Serving{Tenant: "carol", Serving: on("s1")}, Serving{Tenant: "dave", Serving: on("s3")}, erin)
+	rep := flush(Serving{Tenant: "alice", Reason: reasonNoCopyYet}, NewServing("bob", on("s1"), nil, time.Time{}),
+		NewServing("carol", on("s1"), nil, time.Time{}), NewServing("dave", on("s3"), nil, time.Time{}), erin)
 	if got := tenants(rep); !slices.Equal(got, []string{"bob", "dave", "erin"}) {
 		t.Fatalf("first write after a restart wrote tenants %v, want bob (newly served), dave (moved) and erin (why nothing serves her); alice's copy is on its way and she has no row yet", got)
 	}
 	if len(rep.Events) != 1 || rep.Events[0].Object != "tenant/dave" {
 		t.Fatalf("events %+v, want dave's move only", rep.Events)
 	}
-	rep = flush(Serving{Tenant: "alice", Serving: on("s2")}, Serving{Tenant: "bob", Serving: on("s1")},
-		Serving{Tenant: "carol", Reason: "s1 is dead"}, Serving{Tenant: "dave", Serving: on("s3")}, erin)
+	rep = flush(NewServing("alice", on("s2"), nil, time.Time{}), NewServing("bob", on("s1"), nil, time.Time{}),
+		Serving{Tenant: "carol", Reason: "s1 is dead"}, NewServing("dave", on("s3"), nil, time.Time{}), erin)
 	if got := tenants(rep); !slices.Equal(got, []string{"alice", "carol"}) {
 		t.Fatalf("second write wrote tenants %v, want alice (served now) and carol (served by nothing now)", got)
 	}
@@ -167,8 +167,8 @@ func TestReporterWritesALargeFleetInParts(t *testing.T) {
 	plan := &Plan{Revision: 1}
 	for i := range f.Desired {
 		d := &f.Desired[i]
-		plan.Observations = append(plan.Observations, Observation{Instance: d, Phase: slum.PhaseRunning, Converged: true})
-		plan.Serving = append(plan.Serving, Serving{Tenant: d.TenantID, Serving: []slum.CopyRef{{Instance: "prod", Server: "s1"}}})
+		plan.Observations = append(plan.Observations, observation(d, slum.PhaseRunning, "", "", true))
+		plan.Serving = append(plan.Serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: "s1"}}, nil, time.Time{}))
 	}
 	st := &partStore{failAt: map[int]bool{2: true}}
 	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
@@ -239,8 +239,8 @@ func TestReporterRewritesWhatAFailedFlushLeftBehind(t *testing.T) {
 		p := &Plan{Revision: 1}
 		for i := range f.Desired {
 			d := &f.Desired[i]
-			p.Observations = append(p.Observations, Observation{Instance: d, Phase: slum.PhaseRunning, Health: health, Converged: true})
-			p.Serving = append(p.Serving, Serving{Tenant: d.TenantID, Serving: []slum.CopyRef{{Instance: "prod", Server: server}}})
+			p.Observations = append(p.Observations, observation(d, slum.PhaseRunning, health, "", true))
+			p.Serving = append(p.Serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: server}}, nil, time.Time{}))
 		}
 		return p
 	}
