@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 	"weak"
 
 	"github.com/slum-fleet/slum"
@@ -130,11 +131,15 @@ func (p *reportPart) keep(rep *slum.Report) {
 // writtenPlan is what the reporter keeps of the plan it last wrote: which
 // plan it was, and the parts the next flush compares with, not the whole
 // plan (its actions, at 100,000 spawns ~20 MB, are the executor's then).
+// It keeps none of them alive: a plan the controller has let go of, and
+// whose arrays no newer plan shares, is not worth its memory (a plan's
+// observations and serving decisions are ~12 MB at 100,000 instances);
+// the next flush then compares with what the memo says was written.
 type writtenPlan struct {
 	plan         weak.Pointer[Plan]
 	revision     int64
-	observations []Observation
-	serving      []Serving
+	observations weakSlice[Observation]
+	serving      weakSlice[Serving]
 }
 
 func (w *writtenPlan) is(p *Plan) bool { return w.plan == weak.Make(p) }
@@ -378,7 +383,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	}
 	if r.plan != nil {
 		r.written = writtenPlan{plan: weak.Make(r.plan), revision: r.plan.Revision,
-			observations: r.plan.Observations, serving: r.plan.Serving}
+			observations: weakSliceOf(r.plan.Observations), serving: weakSliceOf(r.plan.Serving)}
 		r.itemsDirty = false
 	}
 	return nil
@@ -426,8 +431,8 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 	// observation is an unchanged status: most of a large fleet, most of
 	// the time.
 	var last []Observation
-	if w := &r.written; !r.itemsDirty && w.revision == r.plan.Revision && len(w.observations) == len(r.plan.Observations) {
-		last = w.observations
+	if w := &r.written; !r.itemsDirty && w.revision == r.plan.Revision && w.observations.n == len(r.plan.Observations) {
+		last = w.observations.get()
 	}
 	for ; cur.obs < len(r.plan.Observations); cur.obs++ {
 		if len(rep.Instances) >= room {
@@ -499,12 +504,11 @@ func (r *Reporter) serverStatus(now time.Time, rep *slum.Report, out map[string]
 // the drops of tenants that left the fleet.
 func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]tenantMemo, cur *statusCursor, room int) {
 	var last []Serving
-	if w := &r.written; w.revision == r.plan.Revision && w.serving != nil && len(w.serving) == len(r.plan.Serving) {
-		if len(w.serving) > 0 && &w.serving[0] == &r.plan.Serving[0] {
+	if w := &r.written; w.revision == r.plan.Revision && w.serving.n > 0 && w.serving.n == len(r.plan.Serving) {
+		if last = w.serving.get(); last != nil && &last[0] == &r.plan.Serving[0] {
 			cur.servingDone = true
 			return // the very same decisions
 		}
-		last = w.serving
 	}
 	for ; cur.serving < len(r.plan.Serving); cur.serving++ {
 		if len(rep.Tenants) >= room {
@@ -660,3 +664,25 @@ func (h *fnv) num(v int64) {
 
 // sum never returns 0, which means "never written".
 func (h fnv) sum() uint64 { return uint64(h) | 1 }
+
+// weakSlice is a slice that does not keep its array alive.
+type weakSlice[T any] struct {
+	first weak.Pointer[T]
+	n     int
+}
+
+func weakSliceOf[T any](s []T) weakSlice[T] {
+	if len(s) == 0 {
+		return weakSlice[T]{}
+	}
+	return weakSlice[T]{first: weak.Make(&s[0]), n: len(s)}
+}
+
+// get returns the slice while its array is alive, else nil.
+func (w weakSlice[T]) get() []T {
+	p := w.first.Value()
+	if p == nil {
+		return nil
+	}
+	return unsafe.Slice(p, w.n)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -275,5 +276,64 @@ func TestReporterRewritesWhatAFailedFlushLeftBehind(t *testing.T) {
 	}
 	if tenants != reportRows {
 		t.Fatalf("%d tenant rows written back to s1, want the %d the failed flush moved to s2", tenants, reportRows)
+	}
+}
+
+// The reporter does not keep the plan it last wrote alive: once the
+// controller has let go of it, the next plan is compared with what the
+// memo says was written, and only what changed is written.
+func TestReporterLetsGoOfTheLastPlanWritten(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	const n = 100
+	snap := &slum.Snapshot{Revision: 1, Servers: []slum.Server{{ID: "s1"}, {ID: "s2"}}}
+	for i := range n {
+		id := fmt.Sprintf("t%03d", i)
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
+		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: "s1", DesiredState: slum.StateRunning})
+	}
+	f := NewFleet(snap)
+	// planOf is every copy healthy and on s1 but tenant odd's, degraded
+	// and served from s2.
+	planOf := func(odd int) *Plan {
+		p := &Plan{Revision: 1}
+		for i := range f.Desired {
+			d := &f.Desired[i]
+			health, server := slum.InstanceHealthy, "s1"
+			if i == odd {
+				health, server = slum.InstanceDegraded, "s2"
+			}
+			p.Observations = append(p.Observations, observation(d, slum.PhaseRunning, health, "", true))
+			p.Serving = append(p.Serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: server}}, nil, time.Time{}))
+		}
+		return p
+	}
+	st := &partStore{failAt: map[int]bool{}}
+	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	r.Merge(Update{Fleet: f, Plan: planOf(-1)})
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The next plan replaces it in the reporter; nothing else holds the
+	// first plan's arrays.
+	r.Merge(Update{Fleet: f, Plan: planOf(7)})
+	runtime.GC()
+	if r.written.observations.get() != nil || r.written.serving.get() != nil {
+		t.Fatal("the reporter keeps the arrays of a plan nobody else holds")
+	}
+	st.reports = nil
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var instances, tenants []string
+	for _, rep := range st.reports {
+		for _, s := range rep.Instances {
+			instances = append(instances, s.TenantID)
+		}
+		for _, s := range rep.Tenants {
+			tenants = append(tenants, s.TenantID)
+		}
+	}
+	if !slices.Equal(instances, []string{"t007"}) || !slices.Equal(tenants, []string{"t007"}) {
+		t.Fatalf("wrote instances %v and tenants %v, want t007's only", instances, tenants)
 	}
 }
