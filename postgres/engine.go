@@ -30,7 +30,7 @@ import (
 	"github.com/slum-fleet/slum/store"
 )
 
-//go:generate go run ./internal/genquerier -db ../db -pgdb pgdb -out querier.gen.go
+//go:generate go run ../internal/genquerier -db ../db -pgdb pgdb -out querier.gen.go
 
 // Engine is an open slum database on a Postgres server.
 type Engine struct {

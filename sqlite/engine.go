@@ -365,8 +365,36 @@ func (e *Engine) Where() string { return e.path }
 // Created reports whether opening it created the database file.
 func (e *Engine) Created() bool { return e.created }
 
-// Read runs single statements outside a transaction.
-func (e *Engine) Read() db.Querier { return e.cur.Load().q }
+// Read runs single statements outside a transaction. Their errors are
+// classed as a transaction's are: a file that cannot be read is
+// store.ErrFault, and a statement that ran into a Reopen letting go of
+// the file it was on is store.ErrMoved, both slum.ErrUnavailable.
+func (e *Engine) Read() db.Querier {
+	c := e.cur.Load()
+	return classified{q: c.q, c: c, e: e}
+}
+
+//go:generate go run ../internal/genquerier -db ../db -classify sqlite -out classified.gen.go
+
+// classified is the db.Querier of Read: c's queries, whose errors pass
+// through fault (classified.gen.go has its methods).
+type classified struct {
+	q db.Querier
+	c *conns
+	e *Engine
+}
+
+func (c classified) fault(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case c.c.isClosed():
+		// database/sql's "statement is closed" or "database is closed":
+		// say why.
+		return c.e.errReopening()
+	}
+	return fault(err)
+}
 
 // InTx runs fn in one write transaction, committing when fn returns nil
 // and the file open is still the one at the path, as a stat just before

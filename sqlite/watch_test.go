@@ -363,3 +363,41 @@ func TestRefreshReopensOnlyAReplacedFile(t *testing.T) {
 		t.Fatalf("the refreshed store does not read the new file: %v", err)
 	}
 }
+
+// A single statement (Engine.Read) that cannot reach the file is
+// unavailable, as a transaction's error is: a read that needs a new
+// connection while the file is deleted, and one on connections a Reopen
+// let go of.
+func TestReadsThatCannotReachTheFileAreUnavailable(t *testing.T) {
+	ctx := context.Background()
+	e, path := engineAt(t)
+	st := store.New(e)
+	if _, err := st.AddServer(ctx, slum.Server{ID: "s1", URL: "http://s1.test:8080", CapacityMB: 100}); err != nil {
+		t.Fatal(err)
+	}
+	old := e.cur.Load()
+	if err := os.Rename(path, path+".away"); err != nil {
+		t.Fatal(err)
+	}
+	old.sql.SetMaxIdleConns(0) // every statement opens the file anew
+	_, err := st.ListServers(ctx)
+	if !errors.Is(err, slum.ErrUnavailable) || !errors.Is(err, store.ErrFault) {
+		t.Fatalf("a read that opens the deleted file: %v", err)
+	}
+	if _, err := st.GetServer(ctx, "s1"); errors.Is(err, slum.ErrNotFound) || !errors.Is(err, slum.ErrUnavailable) {
+		t.Fatalf("a lookup that opens the deleted file: %v", err)
+	}
+	// A read begun on the old connections, ending after Reopen let them
+	// go.
+	reads := e.Read()
+	putFleetAt(t, path, "s9")
+	if err := st.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reads.ListServers(ctx); !errors.Is(err, store.ErrMoved) || !strings.Contains(err.Error(), "being opened again") {
+		t.Fatalf("a read on connections let go of: %v", err)
+	}
+	if got, err := st.ListServers(ctx); err != nil || len(got) != 1 || got[0].ID != "s9" {
+		t.Fatalf("a read after the reopen: %v %v", got, err)
+	}
+}

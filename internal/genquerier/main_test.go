@@ -10,11 +10,11 @@ import (
 // The adapter in the repository is what the generator writes from
 // today's db.Querier: run 'go generate ./postgres' when this fails.
 func TestAdapterIsFresh(t *testing.T) {
-	want, err := generate("../../../db", "../../pgdb")
+	want, err := generate("../../db", "../../postgres/pgdb")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := os.ReadFile("../../querier.gen.go")
+	got, err := os.ReadFile("../../postgres/querier.gen.go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,14 +23,39 @@ func TestAdapterIsFresh(t *testing.T) {
 	}
 }
 
-// Every method of db.Querier is adapted, and the controller's bulk
-// statements are queued.
-func TestEveryMethodIsAdapted(t *testing.T) {
-	ms, _, err := readQuerier("../../../db")
+// The SQLite engine's classifier in the repository is what the generator
+// writes from today's db.Querier, and wraps every method.
+func TestClassifierIsFresh(t *testing.T) {
+	want, err := generateClassifier("../../db", "sqlite")
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := generate("../../../db", "../../pgdb")
+	got, err := os.ReadFile("../../sqlite/classified.gen.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("sqlite/classified.gen.go is stale: run 'go generate ./sqlite' and commit the result")
+	}
+	ms, _, err := readQuerier("../../db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if !strings.Contains(string(want), "func (c classified) "+m.name+"(") || !strings.Contains(string(want), "c.q."+m.name+"(ctx") {
+			t.Errorf("%s is not wrapped", m.name)
+		}
+	}
+}
+
+// Every method of db.Querier is adapted, and the controller's bulk
+// statements are queued.
+func TestEveryMethodIsAdapted(t *testing.T) {
+	ms, _, err := readQuerier("../../db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := generate("../../db", "../../postgres/pgdb")
 	if err != nil {
 		t.Fatal(err)
 	}
