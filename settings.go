@@ -101,3 +101,16 @@ func (s Settings) Validate() error {
 	}
 	return between("rebalance_every", s.RebalanceEvery, 10*time.Second, 7*24*time.Hour)
 }
+
+// Warnings lists settings that are valid but likely not what was meant.
+func (s Settings) Warnings() []string {
+	var out []string
+	if s.ProbeTimeout > s.ProbeInterval {
+		// A server's probes never overlap: the next starts once the last
+		// has answered or timed out.
+		out = append(out, fmt.Sprintf("probe_timeout %s is longer than probe_interval %s: a server's probes never overlap, "+
+			"so one that hangs is found dead only after dead_after × probe_timeout (%s), not %s", s.ProbeTimeout, s.ProbeInterval,
+			time.Duration(s.DeadAfter)*s.ProbeTimeout, time.Duration(s.DeadAfter)*s.ProbeInterval))
+	}
+	return out
+}

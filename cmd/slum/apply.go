@@ -142,6 +142,12 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 	if err != nil {
 		return err
 	}
+	if f.Settings != nil && !opt.DryRun {
+		// What the file's settings made of the fleet's.
+		if set, err := st.Settings(ctx); err == nil {
+			a.warnSettings(set)
+		}
+	}
 	return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
 }
 

@@ -276,3 +276,31 @@ func testCLIWarnsBeforeStopping(t *testing.T) {
 		t.Errorf("drain does not warn of bob:prod: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// Settings that are valid but likely not meant are applied, with a
+// warning on stderr, by 'settings set', 'settings' and an apply that sets
+// them.
+func TestCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) { bothWays(t, testCLIWarnsOfSettingsLikelyNotMeant) }
+
+func testCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	expect(t, cliLocal(t, db, "", "init"), 0, "", "")
+	const warning = "slum: warning: probe_timeout 5s is longer than probe_interval 1s"
+	r := cli(t, db, "", "settings", "set", "--probe-timeout", "5s")
+	expect(t, r, 0, "probe_timeout       5s", warning)
+	if !strings.Contains(r.stderr, "dead_after × probe_timeout (15s), not 3s") {
+		t.Fatalf("the warning does not say what it costs: %q", r.stderr)
+	}
+	expect(t, cli(t, db, "", "settings"), 0, "probe_timeout", warning)
+	r = cli(t, db, "", "settings", "set", "--probe-timeout", "500ms")
+	expect(t, r, 0, "probe_timeout       500ms", "")
+	if strings.Contains(r.stderr, "warning") {
+		t.Fatalf("a warning for settings that are fine: %q", r.stderr)
+	}
+	file := filepath.Join(dir, "fleet.yaml")
+	if err := os.WriteFile(file, []byte("version: 1\nsettings:\n  probe_interval: 500ms\n  probe_timeout: 2s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, cli(t, db, "", "apply", "-f", file), 0, "applied", "slum: warning: probe_timeout 2s is longer than probe_interval 500ms")
+}

@@ -52,6 +52,7 @@ about half a second and a hung or cut-off one within about three.`,
 }
 
 func (a *app) printSettings(s slum.Settings) error {
+	a.warnSettings(s)
 	if a.json() {
 		return a.printJSON(s)
 	}
@@ -67,6 +68,13 @@ func (a *app) printSettings(s slum.Settings) error {
 		{"rebalance", string(s.Rebalance)},
 		{"rebalance_every", s.RebalanceEvery.String()},
 	})
+}
+
+// warnSettings warns of settings that are valid but likely not meant.
+func (a *app) warnSettings(s slum.Settings) {
+	for _, w := range s.Warnings() {
+		a.warn("%s", w)
+	}
 }
 
 func (a *app) settingsSet() *cobra.Command {
