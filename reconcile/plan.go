@@ -139,7 +139,7 @@ func NewServing(tenant string, serving, spares []slum.CopyRef, since time.Time) 
 func (s Serving) Serving() []slum.CopyRef { return s.copies[:s.serves:s.serves] }
 
 // Spares lists the running copies that do not serve.
-func (s Serving) Spares() []slum.CopyRef { return s.copies[s.serves:] }
+func (s Serving) Spares() []slum.CopyRef { return s.copies[s.serves:len(s.copies):len(s.copies)] }
 
 // Since is when the serving copies last changed (zero: never).
 func (s Serving) Since() time.Time {

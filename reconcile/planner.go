@@ -874,7 +874,10 @@ func (p *planning) servingCopy(ds []*Desired, up []slum.CopyRef, prev Serving) i
 	if pref == nil || up[0].Instance == pref.ID {
 		return 0
 	}
-	waited := prev.Settling && p.in.Now.Sub(prev.Since()) >= servingSettle
+	// Since has no monotonic reading: a wall clock stepped back ends
+	// the wait rather than stretching it.
+	d := p.in.Now.Sub(prev.Since())
+	waited := prev.Settling && (d < 0 || d >= servingSettle)
 	coming := p.health[pref.Srv].Health == slum.HealthOnline && p.obs[pref.Index].Phase() == slum.PhasePending
 	if coming && !waited {
 		return -1
@@ -1004,7 +1007,8 @@ func (p *planning) serving() {
 		}
 		up = p.notRestarting(t.ID, up)
 		// copies: the serving ones, then the spares.
-		copies, serves := copies[:0], 0
+		copies = copies[:0]
+		serves := 0
 		switch {
 		case t.Serving == slum.ServingAll:
 			copies, serves = append(copies, up...), len(up)

@@ -900,6 +900,7 @@ func TestPlannerServingIsStableFromTheStart(t *testing.T) {
 		{"still waiting 5s later", at(onlyBackup, 5*time.Second, first), "|"},
 		{"prod not up after servingSettle: the backup serves", at(onlyBackup, servingSettle, first), "backup@s2|"},
 		{"and keeps serving when prod comes up", at(both, servingSettle+time.Second, at(onlyBackup, servingSettle, first)), "backup@s2|prod@s1"},
+		{"the clock stepped back a minute: the wait ends, the backup serves", at(onlyBackup, -time.Minute, first), "backup@s2|"},
 		{"prod's server dead: the backup serves at once", at(prodDead, 0, nil), "backup@s2|"},
 		{"prod up first: it serves at once", at(both, 0, nil), "prod@s1|backup@s2"},
 	} {

@@ -388,6 +388,8 @@ func (c classified) fault(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, sql.ErrNoRows), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
 	case c.c.isClosed():
 		// database/sql's "statement is closed" or "database is closed":
 		// say why.

@@ -119,6 +119,12 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 		return err
 	}
 	defer done()
+	if f.Settings != nil {
+		// What the file's settings make (or would make) of the fleet's.
+		if cur, err := st.Settings(ctx); err == nil {
+			a.warnSettings(f.Settings.Over(cur))
+		}
+	}
 	if !opt.DryRun && !fresh { // a new database has nothing to stop
 		stops, unchanged := previewApply(ctx, st, src, opt)
 		// Over the API the apply goes on: it is where an admin token is
@@ -141,12 +147,6 @@ func (a *app) applyFile(cmd *cobra.Command, file string, opt slum.ApplyOptions, 
 	}
 	if err != nil {
 		return err
-	}
-	if f.Settings != nil && !opt.DryRun {
-		// What the file's settings made of the fleet's.
-		if set, err := st.Settings(ctx); err == nil {
-			a.warnSettings(set)
-		}
 	}
 	return a.printPlan(plan, f.Name, opt.DryRun, detail, opt.Prune)
 }

@@ -278,8 +278,8 @@ func testCLIWarnsBeforeStopping(t *testing.T) {
 }
 
 // Settings that are valid but likely not meant are applied, with a
-// warning on stderr, by 'settings set', 'settings' and an apply that sets
-// them.
+// warning on stderr, by 'settings set', 'settings', and a diff or apply
+// of a file that sets them.
 func TestCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) { bothWays(t, testCLIWarnsOfSettingsLikelyNotMeant) }
 
 func testCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) {
@@ -302,5 +302,9 @@ func testCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) {
 	if err := os.WriteFile(file, []byte("version: 1\nsettings:\n  probe_interval: 500ms\n  probe_timeout: 2s\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, cli(t, db, "", "apply", "-f", file), 0, "applied", "slum: warning: probe_timeout 2s is longer than probe_interval 500ms")
+	const fileWarning = "slum: warning: probe_timeout 2s is longer than probe_interval 500ms"
+	expect(t, cli(t, db, "", "diff", "-f", file), 0, "", fileWarning)
+	expect(t, cli(t, db, "", "apply", "-f", file), 0, "applied", fileWarning)
+	// Applied again, it changes nothing and says the same.
+	expect(t, cli(t, db, "", "apply", "-f", file), 0, "", fileWarning)
 }
