@@ -158,13 +158,7 @@ func (s *partStore) WriteReport(_ context.Context, _ slum.Fence, r slum.Report) 
 func TestReporterWritesALargeFleetInParts(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	const n = 2*reportRows + 100
-	snap := &slum.Snapshot{Revision: 1, Servers: []slum.Server{{ID: "s1"}}}
-	for i := range n {
-		id := fmt.Sprintf("t%05d", i)
-		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
-		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: "s1", DesiredState: slum.StateRunning})
-	}
-	f := NewFleet(snap)
+	f := oneCopyEach(n, "s1")
 	plan := &Plan{Revision: 1}
 	for i := range f.Desired {
 		d := &f.Desired[i]
@@ -229,13 +223,7 @@ func TestReporterWritesALargeFleetInParts(t *testing.T) {
 func TestReporterRewritesWhatAFailedFlushLeftBehind(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	const n = reportRows + 100
-	snap := &slum.Snapshot{Revision: 1, Servers: []slum.Server{{ID: "s1"}, {ID: "s2"}}}
-	for i := range n {
-		id := fmt.Sprintf("t%05d", i)
-		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
-		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: "s1", DesiredState: slum.StateRunning})
-	}
-	f := NewFleet(snap)
+	f := oneCopyEach(n, "s1", "s2")
 	planOf := func(health slum.InstanceHealth, server string) *Plan {
 		p := &Plan{Revision: 1}
 		for i := range f.Desired {
@@ -284,14 +272,7 @@ func TestReporterRewritesWhatAFailedFlushLeftBehind(t *testing.T) {
 // memo says was written, and only what changed is written.
 func TestReporterLetsGoOfTheLastPlanWritten(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	const n = 100
-	snap := &slum.Snapshot{Revision: 1, Servers: []slum.Server{{ID: "s1"}, {ID: "s2"}}}
-	for i := range n {
-		id := fmt.Sprintf("t%03d", i)
-		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
-		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: "s1", DesiredState: slum.StateRunning})
-	}
-	f := NewFleet(snap)
+	f := oneCopyEach(100, "s1", "s2")
 	// planOf is every copy healthy and on s1 but tenant odd's, degraded
 	// and served from s2.
 	planOf := func(odd int) *Plan {
@@ -333,7 +314,22 @@ func TestReporterLetsGoOfTheLastPlanWritten(t *testing.T) {
 			tenants = append(tenants, s.TenantID)
 		}
 	}
-	if !slices.Equal(instances, []string{"t007"}) || !slices.Equal(tenants, []string{"t007"}) {
-		t.Fatalf("wrote instances %v and tenants %v, want t007's only", instances, tenants)
+	if !slices.Equal(instances, []string{"t00007"}) || !slices.Equal(tenants, []string{"t00007"}) {
+		t.Fatalf("wrote instances %v and tenants %v, want t00007's only", instances, tenants)
 	}
+}
+
+// oneCopyEach is a fleet of n tenants (t00000, t00001, ...) of one running
+// instance, prod, each on the first of servers.
+func oneCopyEach(n int, servers ...string) *Fleet {
+	snap := &slum.Snapshot{Revision: 1}
+	for _, id := range servers {
+		snap.Servers = append(snap.Servers, slum.Server{ID: id})
+	}
+	for i := range n {
+		id := fmt.Sprintf("t%05d", i)
+		snap.Tenants = append(snap.Tenants, slum.Tenant{ID: id})
+		snap.Instances = append(snap.Instances, slum.Instance{TenantID: id, ID: "prod", Process: "api", ServerID: servers[0], DesiredState: slum.StateRunning})
+	}
+	return NewFleet(snap)
 }
