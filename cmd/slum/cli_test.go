@@ -280,7 +280,9 @@ func testCLIWarnsBeforeStopping(t *testing.T) {
 // Settings that are valid but likely not meant are applied, with a
 // warning on stderr, by 'settings set', 'settings', and a diff or apply
 // of a file that sets them.
-func TestCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) { bothWays(t, testCLIWarnsOfSettingsLikelyNotMeant) }
+func TestCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) {
+	bothWays(t, testCLIWarnsOfSettingsLikelyNotMeant)
+}
 
 func testCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) {
 	dir := t.TempDir()
