@@ -189,10 +189,25 @@ func (w *watcher) run(ctx context.Context) {
 			st.lastEvent = evs[len(evs)-1].ID
 		}
 	}
-	if err := w.poll(ctx, st); err != nil && ctx.Err() == nil {
-		w.log.Warn("watch: read the fleet", "err", err)
+	var faults pollFaults
+	poll := func() {
+		err := w.poll(ctx, st)
+		if ctx.Err() != nil {
+			return
+		}
+		now := w.clock.Now()
+		if err != nil {
+			if faults.fail(now, err) {
+				w.log.Warn("watch: cannot read the fleet: streams show nothing new until it can", "err", err, "since", faults.since)
+			}
+			return
+		}
+		if d, was := faults.recover(now); was {
+			w.log.Info("watch: reading the fleet again", "after", d.Round(time.Millisecond))
+		}
 	}
-	tick := w.clock.After(w.every)
+	poll()
+	tick := w.clock.After(faults.wait(w.every))
 	feed := slum.Changes(ctx, w.st) // a commit is looked at once, not at the next tick
 	for {
 		select {
@@ -201,21 +216,64 @@ func (w *watcher) run(ctx context.Context) {
 		case req := <-w.subs:
 			// Catch up first: a client that just changed something sees
 			// it in its first message.
-			if err := w.poll(ctx, st); err != nil && ctx.Err() == nil {
-				w.log.Warn("watch: read the fleet", "err", err)
-			}
+			poll()
 			req.reply <- w.answer(st, req)
 		case <-tick:
-			if err := w.poll(ctx, st); err != nil && ctx.Err() == nil {
-				w.log.Warn("watch: read the fleet", "err", err)
-			}
-			tick = w.clock.After(w.every)
+			poll()
+			tick = w.clock.After(faults.wait(w.every))
 		case <-feed:
-			if err := w.poll(ctx, st); err != nil && ctx.Err() == nil {
-				w.log.Warn("watch: read the fleet", "err", err)
+			if faults.n == 0 { // while polls fail, the tick retries them
+				poll()
 			}
 		}
 	}
+}
+
+// pollFaults is a run of the watcher's polls that failed (the database
+// cannot be read, or its file is gone and the change log cannot be kept):
+// logged when it starts, when its cause changes and once a minute, and
+// polled less often while it lasts (every 10 ms, each a failed write,
+// would flood the log and take a core).
+type pollFaults struct {
+	n           int // polls failed in a row
+	since, told time.Time
+	last        string // the error last logged
+}
+
+// maxPollWait bounds the wait between polls while they fail.
+const maxPollWait = time.Second
+
+// fail counts a failed poll and says whether to log it.
+func (f *pollFaults) fail(now time.Time, err error) (tell bool) {
+	if f.n == 0 {
+		f.since = now
+	}
+	f.n++
+	if tell = f.n == 1 || err.Error() != f.last || now.Sub(f.told) >= time.Minute; tell {
+		f.told, f.last = now, err.Error()
+	}
+	return tell
+}
+
+// recover ends a run of failures, if there was one, and says how long it
+// lasted.
+func (f *pollFaults) recover(now time.Time) (time.Duration, bool) {
+	if f.n == 0 {
+		return 0, false
+	}
+	d := now.Sub(f.since)
+	*f = pollFaults{}
+	return d, true
+}
+
+// wait is how long until the next poll: every, doubled for each failure
+// in a row, at most maxPollWait.
+func (f *pollFaults) wait(every time.Duration) time.Duration {
+	d := every
+	for i := 0; i < f.n && d < maxPollWait; i++ {
+		d *= 2
+	}
+	return min(d, max(every, maxPollWait))
 }
 
 // answer starts a stream: after the client's last message when the
