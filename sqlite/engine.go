@@ -22,7 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 	"github.com/slum-fleet/slum"
 	"github.com/slum-fleet/slum/db"
 	"github.com/slum-fleet/slum/store"
@@ -395,7 +395,7 @@ func (c classified) fault(err error) error {
 		// say why.
 		return c.e.errReopening()
 	}
-	return fault(err)
+	return c.e.explain(fault(err))
 }
 
 // InTx runs fn in one write transaction, committing when fn returns nil
@@ -410,7 +410,7 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 	if c.isClosed() {
 		return e.errReopening()
 	}
-	return inTx(ctx, c.sql, c.q, func(q db.Querier) error {
+	return e.explain(inTx(ctx, c.sql, c.q, func(q db.Querier) error {
 		if err := fn(q); err != nil {
 			return err
 		}
@@ -418,7 +418,7 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 			return fmt.Errorf("%w; nothing was written", err)
 		}
 		return nil // a failing stat says nothing of the file; SQLite's own errors do
-	})
+	}))
 }
 
 // InReadTx runs fn in one deferred transaction: a consistent read that
@@ -428,7 +428,18 @@ func (e *Engine) InReadTx(ctx context.Context, fn func(q db.Querier) error) erro
 	if c.isClosed() {
 		return e.errReopening()
 	}
-	return inTx(ctx, c.read, c.rq, fn)
+	return e.explain(inTx(ctx, c.read, c.rq, fn))
+}
+
+// explain says which file a connection could not open, and what that
+// likely means: SQLite says only "unable to open database file", which
+// through the API reads like slum's own bug. Its class is kept.
+func (e *Engine) explain(err error) error {
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrCantOpen {
+		return err
+	}
+	return classed{fmt.Errorf("the fleet database %s cannot be opened (was its file deleted or moved?): %w", e.path, err), store.ErrFault}
 }
 
 func inTx(ctx context.Context, pool *sql.DB, q *db.Queries, fn func(q db.Querier) error) error {

@@ -72,7 +72,7 @@ func (e *Engine) moved(c *conns) error {
 	now, err := statFile(e.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: %s was deleted (the old file is still open in this process; no other process sees it)", store.ErrMoved, e.path)
+		return fmt.Errorf("%w: %s was deleted or moved away (the old file is still open in this process; no other process sees it)", store.ErrMoved, e.path)
 	case err != nil:
 		return fmt.Errorf("%w: %s: %v", store.ErrFault, e.path, err)
 	case now != c.file:

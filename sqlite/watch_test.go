@@ -381,7 +381,7 @@ func TestReadsThatCannotReachTheFileAreUnavailable(t *testing.T) {
 	}
 	old.sql.SetMaxIdleConns(0) // every statement opens the file anew
 	_, err := st.ListServers(ctx)
-	if !errors.Is(err, slum.ErrUnavailable) || !errors.Is(err, store.ErrFault) {
+	if !errors.Is(err, slum.ErrUnavailable) || !errors.Is(err, store.ErrFault) || !strings.Contains(err.Error(), "the fleet database "+path+" cannot be opened (was its file deleted or moved?)") {
 		t.Fatalf("a read that opens the deleted file: %v", err)
 	}
 	if _, err := st.GetServer(ctx, "s1"); errors.Is(err, slum.ErrNotFound) || !errors.Is(err, slum.ErrUnavailable) {
