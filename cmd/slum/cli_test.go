@@ -310,3 +310,25 @@ func testCLIWarnsOfSettingsLikelyNotMeant(t *testing.T) {
 	// Applied again, it changes nothing and says the same.
 	expect(t, cli(t, db, "", "apply", "-f", file), 0, "", fileWarning)
 }
+
+// 'server add --token-file' is the server's token: with --api, the error
+// for two token sources says so, since elsewhere --token-file names the
+// API's.
+func TestCLIServerTokenFileIsTheServers(t *testing.T) {
+	bothWays(t, testCLIServerTokenFileIsTheServers)
+}
+
+func testCLIServerTokenFileIsTheServers(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	expect(t, cliLocal(t, db, "", "init"), 0, "", "")
+	tok := filepath.Join(dir, "server-token")
+	if err := os.WriteFile(tok, []byte("tenement-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := cli(t, db, "", "server", "add", "s1", "--url", "http://10.0.0.1:8080", "--capacity-mb", "100", "--no-token", "--token-file", tok)
+	expect(t, r, 2, "", "give one of --token-file, --token-env, --token-stdin and --no-token")
+	if hint := "name the API's with --api-token-file"; strings.Contains(r.stderr, hint) != isRemote(t) {
+		t.Fatalf("with --api %v, the hint %q is in %q", isRemote(t), hint, r.stderr)
+	}
+}

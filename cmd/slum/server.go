@@ -56,7 +56,13 @@ func (a *app) readToken(cmd *cobra.Command, t *tokenFlags) (string, error) {
 		}
 	}
 	if n > 1 {
-		return "", usageError{fmt.Errorf("give one of --token-file, --token-env, --token-stdin and --no-token")}
+		msg := "give one of --token-file, --token-env, --token-stdin and --no-token"
+		if a.remote() && cmd.Flags().Changed("token-file") {
+			// The global --token-file (the API's, elsewhere) is the
+			// server's here.
+			msg += " (here --token-file is the server's tenement token; name the API's with --api-token-file)"
+		}
+		return "", usageError{errors.New(msg)}
 	}
 	if (cmd.Flags().Changed("no-token") && !t.none) || (cmd.Flags().Changed("token-stdin") && !t.stdin) {
 		return "", usageError{errors.New("--no-token and --token-stdin take no value: leave out the one that is false")}
