@@ -99,11 +99,13 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) count(s string) int {
+func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
+	return l.b.String()
 }
+
+func (l *lockedBuffer) count(s string) int { return strings.Count(l.String(), s) }
 
 // While the watch cannot read the fleet it polls less often and logs the
 // fault once (not every 10 ms), and says when it reads the fleet again.
@@ -165,12 +167,12 @@ func TestWatchBacksOffWhileTheFleetCannotBeRead(t *testing.T) {
 		t.Fatalf("polls came %v apart while failing, want %v", gaps, want)
 	}
 	if n := logs.count("cannot read the fleet"); n != 1 {
-		t.Fatalf("the fault logged %d times, want once\n%s", n, logs.b.String())
+		t.Fatalf("the fault logged %d times, want once\n%s", n, logs.String())
 	}
 	fs.err.Store(nil)
 	gap()
 	if n := logs.count("reading the fleet again"); n != 1 {
-		t.Fatalf("the recovery logged %d times, want once\n%s", n, logs.b.String())
+		t.Fatalf("the recovery logged %d times, want once\n%s", n, logs.String())
 	}
 	if d := gap(); d != 10*time.Millisecond {
 		t.Fatalf("after the recovery the watch polls %s apart, want its 10ms", d)

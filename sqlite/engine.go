@@ -40,11 +40,12 @@ type Engine struct {
 
 // conns are the pools and queries of one opening of the file.
 type conns struct {
-	sql  *sql.DB     // writes: transactions take the write lock up front
-	read *sql.DB     // read transactions, which take no lock
-	q    *db.Queries // prepared on sql
-	rq   *db.Queries // prepared on read
-	file fileID      // of the file opened
+	sql   *sql.DB     // writes: transactions take the write lock up front
+	read  *sql.DB     // read transactions, which take no lock
+	q     *db.Queries // prepared on sql
+	rq    *db.Queries // prepared on read
+	reads db.Querier  // q, its errors classed: what Read hands out
+	file  fileID      // of the file opened
 	// Its -wal and -shm, as they were when opened: once the file is
 	// replaced they are the old file's, never the new one's.
 	side map[string]fileID
@@ -127,7 +128,7 @@ func OpenEngine(ctx context.Context, path string, create bool) (*Engine, error) 
 		return nil, err
 	}
 	e := &Engine{path: path, created: created}
-	e.cur.Store(c)
+	e.use(c)
 	return e, nil
 }
 
@@ -369,9 +370,13 @@ func (e *Engine) Created() bool { return e.created }
 // classed as a transaction's are: a file that cannot be read is
 // store.ErrFault, and a statement that ran into a Reopen letting go of
 // the file it was on is store.ErrMoved, both slum.ErrUnavailable.
-func (e *Engine) Read() db.Querier {
-	c := e.cur.Load()
-	return classified{q: c.q, c: c, e: e}
+func (e *Engine) Read() db.Querier { return e.cur.Load().reads }
+
+// use makes c the connections calls go to, with its Read made once (a
+// value in an interface would be made again on every statement).
+func (e *Engine) use(c *conns) {
+	c.reads = classified{q: c.q, c: c, e: e}
+	e.cur.Store(c)
 }
 
 //go:generate go run ../internal/genquerier -db ../db -classify sqlite -out classified.gen.go

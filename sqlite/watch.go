@@ -128,7 +128,7 @@ func (e *Engine) Reopen(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.cur.Store(c)
+	e.use(c)
 	return nil
 }
 
