@@ -400,7 +400,7 @@ func (c classified) fault(err error) error {
 		// say why.
 		return c.e.errReopening()
 	}
-	return c.e.explain(fault(err))
+	return c.c.dropReadOnly(c.e.explain(fault(err)))
 }
 
 // InTx runs fn in one write transaction, committing when fn returns nil
@@ -415,7 +415,7 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 	if c.isClosed() {
 		return e.errReopening()
 	}
-	return e.explain(inTx(ctx, c.sql, c.q, func(q db.Querier) error {
+	return c.dropReadOnly(e.explain(inTx(ctx, c.sql, c.q, func(q db.Querier) error {
 		if err := fn(q); err != nil {
 			return err
 		}
@@ -423,8 +423,26 @@ func (e *Engine) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 			return fmt.Errorf("%w; nothing was written", err)
 		}
 		return nil // a failing stat says nothing of the file; SQLite's own errors do
-	}))
+	})))
 }
+
+// dropReadOnly lets go of the write pool's idle connections after err, a
+// write refused as read-only: SQLite opens a connection read-only, for
+// good, when the file cannot be written at that moment (made immutable,
+// say), and a pool keeping it would refuse every write after the file is
+// writable again. The next write opens a connection afresh.
+func (c *conns) dropReadOnly(err error) error {
+	var se sqlite3.Error
+	// (":memory:" has one pool, whose one connection is the database.)
+	if errors.As(err, &se) && se.Code == sqlite3.ErrReadonly && c.read != c.sql {
+		c.sql.SetMaxIdleConns(0)
+		c.sql.SetMaxIdleConns(idleConns)
+	}
+	return err
+}
+
+// idleConns is database/sql's default, which the pools keep.
+const idleConns = 2
 
 // InReadTx runs fn in one deferred transaction: a consistent read that
 // takes no write lock.

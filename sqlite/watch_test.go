@@ -401,3 +401,43 @@ func TestReadsThatCannotReachTheFileAreUnavailable(t *testing.T) {
 		t.Fatalf("a read after the reopen: %v %v", got, err)
 	}
 }
+
+// A connection opened while the file cannot be written is read-only for
+// good (SQLite falls back to that when it opens): the pool lets go of it
+// once a write fails on it, so writes work again once the file does.
+func TestWritesRecoverFromAConnectionOpenedReadOnly(t *testing.T) {
+	ctx := context.Background()
+	e, path := engineAt(t)
+	st := store.New(e)
+	add := func(id string) error {
+		_, err := st.AddServer(ctx, slum.Server{ID: id, URL: "http://" + id + ".test:8080", CapacityMB: 100})
+		return err
+	}
+	if err := add("s1"); err != nil {
+		t.Fatal(err)
+	}
+	chattr := func(flag string) error {
+		return exec.Command("chattr", flag, path, path+"-wal").Run()
+	}
+	if err := chattr("+i"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chattr +i (needs root and a file system with attributes): %v", err)
+		}
+		t.Skipf("SKIPPED: chattr +i needs root and a file system with attributes: %v", err)
+	}
+	defer func() { _ = chattr("-i") }()
+	// The pool's connection is let go and a new one opened, read-only,
+	// while the file is immutable.
+	pool := e.cur.Load().sql
+	pool.SetMaxIdleConns(0)
+	pool.SetMaxIdleConns(2)
+	if err := add("s2"); !errors.Is(err, store.ErrFault) {
+		t.Fatalf("a write to an immutable database: %v", err)
+	}
+	if err := chattr("-i"); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("s2"); err != nil {
+		t.Fatalf("a write once writable again: %v", err)
+	}
+}
