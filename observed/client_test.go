@@ -329,3 +329,25 @@ func BenchmarkListNames(b *testing.B) {
 		}
 	})
 }
+
+// A short answer never takes a buffer a list grew: spawns in flight by
+// the dozen would each hold one (and lists one of the short ones, grown
+// again).
+func TestBufferPoolKeepsListBuffersForLists(t *testing.T) {
+	bp := NewBufferPool()
+	for range 8 {
+		b := bp.get(0)
+		b.Grow(256 << 10) // as a server's list grows it
+		bp.put(b)
+	}
+	for range 8 {
+		if b := bp.get(0); b.Cap() >= longAnswer {
+			t.Fatalf("a short answer got a buffer of %d bytes", b.Cap())
+		}
+	}
+	if b := bp.get(5 << 20); b.Cap() != 0 && b.Cap() < longAnswer {
+		t.Fatalf("a list got a short answer's buffer (%d bytes)", b.Cap())
+	}
+	var nilPool *BufferPool
+	nilPool.put(nilPool.get(longAnswer)) // a nil pool hands out new buffers and keeps none
+}
