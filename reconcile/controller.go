@@ -374,6 +374,9 @@ func (c *Controller) onSnapshot(s *observed.Snapshot) (urgent, news bool) {
 	if !ok {
 		return false, false
 	}
+	if s.Listed {
+		c.run.exec.Listed(s.Server, s.ListedAt)
+	}
 	f := c.fleet()
 	urgent = prev == nil || keyOf(prev.Health) != keyOf(s.Health)
 	news = prev == nil || prev.Content != s.Content

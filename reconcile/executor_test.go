@@ -365,3 +365,41 @@ func TestExecutorChecksEachActionWhenItIsSent(t *testing.T) {
 		t.Fatalf("skipped %v", skipped)
 	}
 }
+
+// A list taken after work finished lets go of its mark; one taken before
+// keeps it, and with it the rule that the work is not repeated.
+func TestExecutorListedLetsGoOfMarksItShows(t *testing.T) {
+	r := newRecorder()
+	x := newExecFixture(t, r, 4, 2)
+	a, b := spawnOf("a--p", 1), spawnOf("b--p", 1)
+	before := x.clock.Now()
+	offerOne(x.e, a, before, "k")
+	x.idle(t)
+	x.clock.Advance(time.Second)
+	offerOne(x.e, b, before, "k")
+	x.idle(t)
+	marks := func() int {
+		x.e.mu.Lock()
+		defer x.e.mu.Unlock()
+		return len(x.e.servers["s1"].done)
+	}
+	x.e.Listed("s1", before)
+	if n := marks(); n != 2 {
+		t.Fatalf("a list from before both finished left %d marks, want 2", n)
+	}
+	if _, queued := offerOne(x.e, a, before, "k"); queued {
+		t.Fatal("done work queued again on a list from before it")
+	}
+	x.e.Listed("s1", before.Add(500*time.Millisecond)) // after a, before b
+	if _, known := x.e.State("s1", a.Name); known || marks() != 1 {
+		t.Fatalf("after a list that may show a: its mark known %v, %d marks left; want only b's", known, marks())
+	}
+	if _, queued := offerOne(x.e, b, before.Add(500*time.Millisecond), "k"); queued {
+		t.Fatal("b queued again on a list from before it finished")
+	}
+	x.e.Listed("s1", x.clock.Now().Add(time.Millisecond))
+	x.e.Listed("nowhere", x.clock.Now()) // a server with no queue: nothing to do
+	if n := marks(); n != 0 {
+		t.Fatalf("%d marks left after a list from after all the work", n)
+	}
+}
