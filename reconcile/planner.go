@@ -745,7 +745,7 @@ func (p *planning) forgettable(si int, pt *part, snap *observed.Snapshot, owned 
 		if _, present := snap.Instances[name]; present {
 			continue
 		}
-		if p.in.Ledger.Busy(s.ID, name) || !snap.ListedAt.After(e.Touched) {
+		if p.in.Ledger.Busy(s.ID, name) || !snap.ListedAt.After(p.in.Ledger.Touched(e)) {
 			waitsForList = true
 			continue // an action on it may not show in this list yet
 		}

@@ -1,0 +1,47 @@
+package reconcile
+
+import (
+	"testing"
+	"time"
+
+	"github.com/slum-fleet/slum"
+)
+
+// Entries keep when each copy was last touched as an offset from the
+// ledger's first time; the times they give back are the ones put in,
+// with the monotonic reading the planner compares lists' times by.
+func TestLedgerKeepsWhenEachCopyWasTouched(t *testing.T) {
+	now := time.Now() // with a monotonic reading
+	tests := []struct {
+		name  string
+		added time.Time
+		touch time.Duration // after added; 0: not touched again
+	}{
+		{"added, wall clock only", t0, 0},
+		{"touched later", t0, 90 * time.Second},
+		{"monotonic", now, 0},
+		{"monotonic, touched later", now, time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger()
+			l.Add(slum.Placement{ServerID: "s1", Name: "other"}, tt.added.Add(-time.Hour)) // the epoch, before
+			l.Add(slum.Placement{ServerID: "s1", Name: "api:a--prod"}, tt.added)
+			want := tt.added
+			if tt.touch > 0 {
+				want = tt.added.Add(tt.touch)
+				l.Touch("s1", "api:a--prod", want)
+			}
+			got := l.Touched(l.Owned("s1")["api:a--prod"])
+			if !got.Equal(want) {
+				t.Fatalf("touched %v, want %v", got, want)
+			}
+			if listed := want.Add(-time.Nanosecond); listed.After(got) {
+				t.Fatal("a list from just before the touch reads as after it")
+			}
+			if listed := want.Add(time.Nanosecond); !listed.After(got) {
+				t.Fatal("a list from just after the touch reads as before it")
+			}
+		})
+	}
+}
