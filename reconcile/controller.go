@@ -706,7 +706,7 @@ func (c *Controller) foundSpawned(plan *Plan, now time.Time) []slum.Event {
 		return nil
 	}
 	var out []slum.Event
-	for _, o := range plan.Observations {
+	for _, o := range plan.Observations.All() {
 		if o.Instance == nil || o.Phase() != slum.PhaseRunning {
 			continue
 		}
@@ -757,7 +757,7 @@ func (c *Controller) observeMetrics(plan *Plan) {
 		c.metrics.servers.WithLabelValues(string(h)).Set(float64(servers[h]))
 	}
 	phases := map[slum.Phase]int{}
-	for _, o := range plan.Observations {
+	for _, o := range plan.Observations.All() {
 		phases[o.Phase()]++
 	}
 	for _, ph := range slum.Phases {

@@ -74,7 +74,7 @@ func (f *failovers) replaced(plan *Plan, now time.Time) (took []time.Duration, e
 	if len(f.deadAt) == 0 {
 		return nil, nil
 	}
-	for _, o := range plan.Observations {
+	for _, o := range plan.Observations.All() {
 		dead, ok := f.deadAt[o.Instance.Key]
 		if !ok {
 			continue

@@ -135,6 +135,12 @@ func NewServing(tenant string, serving, spares []slum.CopyRef, since time.Time) 
 	return s
 }
 
+// identical reports whether s and o are the same decision, to the time.
+func (s *Serving) identical(o *Serving) bool {
+	return s.Tenant == o.Tenant && s.Reason == o.Reason && s.since == o.since && s.serves == o.serves &&
+		s.Settling == o.Settling && slices.Equal(s.copies, o.copies)
+}
+
 // Serving lists the copies that serve, preferred first.
 func (s Serving) Serving() []slum.CopyRef { return s.copies[:s.serves:s.serves] }
 
@@ -205,9 +211,9 @@ type Plan struct {
 
 	// Observations has one entry per desired instance, in the order of
 	// Fleet.Desired.
-	Observations []Observation
-	Servers      []ServerReport // in the order of the snapshot's servers
-	Serving      []Serving      // in the order of the snapshot's tenants
+	Observations Chunked[Observation]
+	Servers      []ServerReport   // in the order of the snapshot's servers
+	Serving      Chunked[Serving] // in the order of the snapshot's tenants
 
 	// parts are the per-server shares of the plan the next plan may reuse.
 	parts []*part
@@ -246,9 +252,9 @@ var _ routes.Decision = planRoutes{}
 func (d planRoutes) Revision() int64          { return d.p.Revision }
 func (d planRoutes) Servers() int             { return len(d.p.Servers) }
 func (d planRoutes) Health(i int) slum.Health { return d.p.Servers[i].Health.Health }
-func (d planRoutes) Tenants() int             { return len(d.p.Serving) }
+func (d planRoutes) Tenants() int             { return d.p.Serving.Len() }
 func (d planRoutes) Choice(i int) routes.Choice {
-	s := &d.p.Serving[i]
+	s := d.p.Serving.At(i)
 	return routes.Choice{Tenant: s.Tenant, Serving: s.Serving(), Spares: s.Spares(), Reason: s.Reason}
 }
 

@@ -1,12 +1,15 @@
 package reconcile
 
 import (
+	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/slum-fleet/slum"
+	"github.com/slum-fleet/slum/observed"
 )
 
 func TestPhaseCodeKeepsEveryPhase(t *testing.T) {
@@ -58,5 +61,48 @@ func TestPlanRecordsStaySmall(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(Serving{}); n > 72 {
 		t.Errorf("a Serving is %d bytes, more than 72", n)
+	}
+}
+
+// A plan that changes one instance's observation and one tenant's
+// serving shares every other array of records with the plan before it,
+// which stays as it was.
+func TestPlanSharesWhatDidNotChange(t *testing.T) {
+	const n = 2*chunkLen + 100
+	var sc scenario
+	var runs []string
+	for i := range n {
+		key := fmt.Sprintf("t%05d:prod", i)
+		sc.instances = append(sc.instances, ins{key: key, server: "s1"})
+		runs = append(runs, name(key, ""))
+		sc.ledger = append(sc.ledger, "s1/"+name(key, ""))
+	}
+	sc.servers = []srv{{id: "s1", runs: runs}}
+	in := sc.input()
+	first := Planner{}.Plan(in)
+	gone := chunkLen + 5 // its copy is no longer listed
+	s1 := in.Observed["s1"]
+	listed := maps.Clone(s1.Instances)
+	delete(listed, name(sc.instances[gone].key, ""))
+	in.Observed["s1"] = &observed.Snapshot{Server: "s1", Health: s1.Health, Listed: true, ListedAt: t0, Content: s1.Content + 1, Instances: listed}
+	before := first.Observations.Slice()
+	in.Prev = first
+	next := Planner{}.Plan(in)
+	if got := next.Observations.At(gone).Phase(); got != slum.PhasePending {
+		t.Fatalf("the unlisted copy is %s, want pending", got)
+	}
+	if got := servingOf(next, fmt.Sprintf("t%05d", gone)); got != "|" {
+		t.Fatalf("its tenant is served by %q, want nothing", got)
+	}
+	for k := range first.Observations.arrays {
+		if same := &next.Observations.arrays[k][0] == &first.Observations.arrays[k][0]; same != (k != 1) {
+			t.Errorf("observations array %d shared: %v, want only array 1 of its own", k, same)
+		}
+		if same := &next.Serving.arrays[k][0] == &first.Serving.arrays[k][0]; same != (k != 1) {
+			t.Errorf("serving array %d shared: %v, want only array 1 of its own", k, same)
+		}
+	}
+	if !slices.Equal(first.Observations.Slice(), before) {
+		t.Fatal("the next plan changed the one before")
 	}
 }

@@ -91,18 +91,18 @@ type planning struct {
 	moving map[string]bool
 	held   map[string]string
 	// obs is by instance position: what this plan observed of each
-	// instance, once seen says so. It starts as the previous plan's
-	// array, shared, at the same revision, and is copied at the first
-	// observation that differs: a plan of a fleet where nothing happens
-	// allocates no array of 100,000 observations.
-	obs       []Observation
-	seen      []uint64 // bit per instance position
-	obsShared bool
-	reports   []*ServerReport
-	parts     []*part
-	reused    int // parts taken from the previous plan
-	placer    *desired.Placer
-	away      map[string]int // see awayFrom
+	// instance, once seen says so. At the same revision it starts as the
+	// previous plan's arrays, each shared until an observation in it
+	// differs: a plan of a fleet where nothing happens allocates no
+	// observations, one where a few things do an array of chunkLen for
+	// each.
+	obs     *chunkedWriter[Observation]
+	seen    []uint64 // bit per instance position
+	reports []*ServerReport
+	parts   []*part
+	reused  int // parts taken from the previous plan
+	placer  *desired.Placer
+	away    map[string]int // see awayFrom
 	// prevServing is the previous plan's serving copies by tenant, made
 	// when first needed.
 	prevServing map[string][]slum.CopyRef
@@ -540,12 +540,12 @@ func (p *planning) observe(d *Desired, phase slum.Phase, health slum.InstanceHea
 func (p *planning) startObservations() {
 	n := len(p.f.Desired)
 	p.seen = make([]uint64, (n+63)/64)
-	if prev := p.in.Prev; prev != nil && n > 0 && prev.Revision == p.f.Revision && len(prev.Observations) == n &&
-		prev.Observations[0].Instance == &p.f.Desired[0] {
-		p.obs, p.obsShared = prev.Observations, true
+	if prev := p.in.Prev; prev != nil && n > 0 && prev.Revision == p.f.Revision && prev.Observations.Len() == n &&
+		prev.Observations.At(0).Instance == &p.f.Desired[0] {
+		p.obs = sharingChunked(prev.Observations)
 		return
 	}
-	p.obs = make([]Observation, n)
+	p.obs = newChunkedWriter[Observation](n)
 }
 
 // observed reports whether this plan has its word on instance i.
@@ -555,13 +555,10 @@ func (p *planning) observed(i int) bool { return p.seen[i/64]&(1<<(i%64)) != 0 }
 // copied before it is first written to differ.
 func (p *planning) setObservation(i int, o Observation) {
 	p.seen[i/64] |= 1 << (i % 64)
-	if p.obsShared {
-		if p.obs[i] == o {
-			return
-		}
-		p.obs, p.obsShared = slices.Clone(p.obs), false
+	if p.obs.shared(i) && *p.obs.get(i) == o {
+		return
 	}
-	p.obs[i] = o
+	*p.obs.at(i) = o
 }
 
 // diffServer compares one listed server's desired instances with what it
@@ -610,7 +607,7 @@ func (p *planning) diffServer(si int) {
 		pt.obs = make([]Observation, len(p.f.OnServer[si]))
 		for j, di := range p.f.OnServer[si] {
 			if p.observed(int(di)) {
-				pt.obs[j] = p.obs[di]
+				pt.obs[j] = *p.obs.get(int(di))
 			}
 		}
 	}
@@ -795,8 +792,8 @@ func (p *planning) servedFrom(d *Desired, server string) bool {
 	var prev []slum.CopyRef
 	if pp := p.in.Prev; pp != nil {
 		if p.prevServing == nil {
-			p.prevServing = make(map[string][]slum.CopyRef, len(pp.Serving))
-			for _, sv := range pp.Serving {
+			p.prevServing = make(map[string][]slum.CopyRef, pp.Serving.Len())
+			for _, sv := range pp.Serving.All() {
 				p.prevServing[sv.Tenant] = sv.Serving()
 			}
 		}
@@ -878,7 +875,7 @@ func (p *planning) servingCopy(ds []*Desired, up []slum.CopyRef, prev Serving) i
 	// the wait rather than stretching it.
 	d := p.in.Now.Sub(prev.Since())
 	waited := prev.Settling && (d < 0 || d >= servingSettle)
-	coming := p.health[pref.Srv].Health == slum.HealthOnline && p.obs[pref.Index].Phase() == slum.PhasePending
+	coming := p.health[pref.Srv].Health == slum.HealthOnline && p.obs.get(pref.Index).Phase() == slum.PhasePending
 	if coming && !waited {
 		return -1
 	}
@@ -914,7 +911,7 @@ func (p *planning) upCopy(d *Desired, waiting map[slum.InstanceKey]string, repli
 		}
 		// The copy on its own server, as this plan observed it (or as
 		// last listed, while its server cannot be listed).
-		o := p.obs[d.Index]
+		o := *p.obs.get(d.Index)
 		phase := o.Phase()
 		health, running := o.Health, phase == slum.PhaseRunning || phase == slum.PhaseFailed
 		if phase == slum.PhaseUnknown {
@@ -960,7 +957,7 @@ func (p *planning) notRestarting(tenant string, up []slum.CopyRef) []slum.CopyRe
 // changed since the previous plan, that plan's decisions stand.
 func (p *planning) serving() {
 	if prev := p.in.Prev; prev != nil && p.reused == len(p.f.Snapshot.Servers) && prev.Revision == p.f.Revision &&
-		len(prev.Serving) == len(p.f.Snapshot.Tenants) && !prev.settling() {
+		prev.Serving.Len() == len(p.f.Snapshot.Tenants) && !prev.settling() {
 		p.plan.Serving = prev.Serving
 		return
 	}
@@ -977,23 +974,28 @@ func (p *planning) serving() {
 		}
 	}
 	// Who served before: the previous plan's decisions, by position when
-	// the tenants are the same, else by tenant.
+	// the tenants are the same, else by tenant. By position, a decision
+	// the same as before stays the previous plan's, in an array shared
+	// with it.
 	pp := p.in.Prev
-	aligned := pp != nil && pp.Revision == p.f.Revision && len(pp.Serving) == len(p.f.Snapshot.Tenants)
+	aligned := pp != nil && pp.Revision == p.f.Revision && pp.Serving.Len() == len(p.f.Snapshot.Tenants)
 	prevServing := p.in.Serving
-	if pp != nil && !aligned {
-		prevServing = make(map[string]Serving, len(pp.Serving))
-		for _, sv := range pp.Serving {
-			prevServing[sv.Tenant] = sv
+	out := newChunkedWriter[Serving](len(p.f.Snapshot.Tenants))
+	switch {
+	case aligned:
+		out = sharingChunked(pp.Serving)
+	case pp != nil:
+		prevServing = make(map[string]Serving, pp.Serving.Len())
+		for _, sv := range pp.Serving.All() {
+			prevServing[sv.Tenant] = *sv
 		}
 	}
-	p.plan.Serving = make([]Serving, 0, len(p.f.Snapshot.Tenants))
 	var up, copies []slum.CopyRef
 	for i := range p.f.Snapshot.Tenants {
 		t := &p.f.Snapshot.Tenants[i]
 		var prev Serving
 		if aligned {
-			prev = pp.Serving[i]
+			prev = *pp.Serving.At(i)
 		} else {
 			prev = prevServing[t.ID]
 		}
@@ -1047,8 +1049,11 @@ func (p *planning) serving() {
 		case serves == 0:
 			sv.Reason = p.whyNotServed(t, ds)
 		}
-		p.plan.Serving = append(p.plan.Serving, sv)
+		if !aligned || !sv.identical(&prev) {
+			*out.at(i) = sv
+		}
 	}
+	p.plan.Serving = out.done()
 }
 
 // servesData reports whether a running copy in this health may take
@@ -1067,8 +1072,8 @@ func servesData(h slum.InstanceHealth, replicated bool) bool {
 // settling reports whether any tenant's serving copy may still give way
 // to a better one.
 func (pl *Plan) settling() bool {
-	for i := range pl.Serving {
-		if pl.Serving[i].Settling {
+	for _, s := range pl.Serving.All() {
+		if s.Settling {
 			return true
 		}
 	}
@@ -1157,7 +1162,7 @@ func (p *planning) guardStops() {
 
 // assemble gathers the per-server shares into the plan's sets.
 func (p *planning) assemble() {
-	p.plan.Observations = p.obs
+	p.plan.Observations = p.obs.done()
 	// A share with work in it is never reused; the next plan only asks
 	// whether it had any. Its actions are in the plan's sets: the share
 	// is not kept alive twice (at 100,000 spawns, 20 MB per plan held).

@@ -249,7 +249,7 @@ func moves(rs []slum.Reschedule) []string {
 
 func phases(p *Plan) map[string]slum.Phase {
 	out := map[string]slum.Phase{}
-	for _, o := range p.Observations {
+	for _, o := range p.Observations.All() {
 		out[string(o.Instance.Key)] = o.Phase()
 	}
 	return out
@@ -263,7 +263,7 @@ func servingOf(p *Plan, tenant string) string {
 		}
 		return strings.Join(out, ",")
 	}
-	for _, s := range p.Serving {
+	for _, s := range p.Serving.All() {
 		if s.Tenant == tenant {
 			return ids(s.Serving()) + "|" + ids(s.Spares())
 		}
@@ -396,8 +396,8 @@ func TestPlannerConverges(t *testing.T) {
 		name: "a failed-over instance is spawned where it now is, saying so",
 		sc:   scenario{servers: []srv{{id: "s1"}, {id: "s2"}}, instances: []ins{{key: "a:prod", server: "s2", home: "s1"}}},
 		check: func(t *testing.T, p *Plan) {
-			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "failed over from s1" || p.Observations[0].Message != "failed over from s1" {
-				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations)
+			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "failed over from s1" || p.Observations.At(0).Message != "failed over from s1" {
+				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations.Slice())
 			}
 		},
 		spawns: []string{"s2/" + a},
@@ -407,7 +407,7 @@ func TestPlannerConverges(t *testing.T) {
 			ledger: []string{"s2/" + a}},
 		check: func(t *testing.T, p *Plan) {
 			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "desired running and absent" {
-				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations)
+				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations.Slice())
 			}
 		},
 		spawns: []string{"s2/" + a},
@@ -514,8 +514,8 @@ func TestPlannerFailover(t *testing.T) {
 		failingOver: []string{"s1"},
 		phases:      map[string]slum.Phase{"a:prod": slum.PhaseUnplaceable},
 		check: func(t *testing.T, p *Plan) {
-			if !strings.Contains(p.Observations[0].Message, "2 without 500 MB free") {
-				t.Errorf("message %q", p.Observations[0].Message)
+			if !strings.Contains(p.Observations.At(0).Message, "2 without 500 MB free") {
+				t.Errorf("message %q", p.Observations.At(0).Message)
 			}
 		},
 	}, {
@@ -641,8 +641,8 @@ func TestPlannerFailover(t *testing.T) {
 		sc:      scenario{servers: three("s1"), tenants: []tnt{{id: "a", failover: slum.FailoverNone}}, instances: []ins{{key: "a:prod", server: "s1"}}},
 		serving: map[string]string{"a": "|"},
 		check: func(t *testing.T, p *Plan) {
-			if p.Serving[0].Reason != "its server s1 is dead" {
-				t.Errorf("reason %q", p.Serving[0].Reason)
+			if p.Serving.At(0).Reason != "its server s1 is dead" {
+				t.Errorf("reason %q", p.Serving.At(0).Reason)
 			}
 		},
 	}, {
@@ -817,23 +817,23 @@ func TestPlannerSharesObservationsWhileNothingChanges(t *testing.T) {
 	first := Planner{}.Plan(in)
 	in.Prev = first
 	again := Planner{}.Plan(in)
-	if &again.Observations[0] != &first.Observations[0] {
+	if again.Observations.At(0) != first.Observations.At(0) {
 		t.Fatal("a plan where nothing changed made observations of its own")
 	}
-	if got := again.Observations[desiredIn(t, in.Fleet, "b:prod").Index].Message; got != "failed over from s1" {
+	if got := again.Observations.At(desiredIn(t, in.Fleet, "b:prod").Index).Message; got != "failed over from s1" {
 		t.Fatalf("b's message %q", got)
 	}
-	before := slices.Clone(first.Observations)
+	before := first.Observations.Slice()
 	in.Observed["s1"] = &observed.Snapshot{Server: "s1", Health: in.Observed["s1"].Health, Listed: true, ListedAt: t0, Content: in.Observed["s1"].Content + 1,
 		Instances: map[string]slum.InstanceHealth{a: slum.InstanceDegraded}}
 	changed := planReused(t, in, first)
-	if &changed.Observations[0] == &first.Observations[0] {
+	if changed.Observations.At(0) == first.Observations.At(0) {
 		t.Fatal("a plan that observed a change shares the previous plan's observations")
 	}
-	if got := changed.Observations[desiredIn(t, in.Fleet, "a:prod").Index].Health; got != slum.InstanceDegraded {
+	if got := changed.Observations.At(desiredIn(t, in.Fleet, "a:prod").Index).Health; got != slum.InstanceDegraded {
 		t.Fatalf("a's health %q, want degraded", got)
 	}
-	if !slices.Equal(first.Observations, before) {
+	if !slices.Equal(first.Observations.Slice(), before) {
 		t.Fatal("the next plan changed the previous plan's observations")
 	}
 }
@@ -883,13 +883,13 @@ func TestPlannerServingIsStableFromTheStart(t *testing.T) {
 		in := sc.input()
 		in.Now = t0.Add(after)
 		if prev != nil {
-			in.Serving = map[string]Serving{"a": prev.Serving[0]}
+			in.Serving = map[string]Serving{"a": *prev.Serving.At(0)}
 		}
 		return Planner{}.Plan(in)
 	}
 	first := at(onlyBackup, 0, nil)
-	if got := servingOf(first, "a"); got != "|" || !first.Serving[0].Settling || !strings.Contains(first.Serving[0].Reason, "preferred copy prod") {
-		t.Fatalf("only the backup runs, prod on its way: %s %+v", got, first.Serving[0])
+	if got := servingOf(first, "a"); got != "|" || !first.Serving.At(0).Settling || !strings.Contains(first.Serving.At(0).Reason, "preferred copy prod") {
+		t.Fatalf("only the backup runs, prod on its way: %s %+v", got, first.Serving.At(0))
 	}
 	for _, c := range []struct {
 		name string
@@ -907,7 +907,7 @@ func TestPlannerServingIsStableFromTheStart(t *testing.T) {
 		if got := servingOf(c.plan, "a"); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
-		if c.want != "|" && c.plan.Serving[0].Settling {
+		if c.want != "|" && c.plan.Serving.At(0).Settling {
 			t.Errorf("%s: still settling", c.name)
 		}
 	}
@@ -959,8 +959,8 @@ func TestPlannerReplicatedServesOnlyHealthyCopies(t *testing.T) {
 			if got := servingOf(p, "r"); got != tc.serving {
 				t.Errorf("serving|spares %q, want %q", got, tc.serving)
 			}
-			if p.Serving[0].Reason != tc.reason {
-				t.Errorf("reason %q, want %q", p.Serving[0].Reason, tc.reason)
+			if p.Serving.At(0).Reason != tc.reason {
+				t.Errorf("reason %q, want %q", p.Serving.At(0).Reason, tc.reason)
 			}
 			if got := strings.Join(p.Relist, ","); got != tc.relist {
 				t.Errorf("relist %q, want %q", got, tc.relist)

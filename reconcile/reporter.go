@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 	"weak"
 
 	"github.com/slum-fleet/slum"
@@ -138,8 +137,8 @@ func (p *reportPart) keep(rep *slum.Report) {
 type writtenPlan struct {
 	plan         weak.Pointer[Plan]
 	revision     int64
-	observations weakSlice[Observation]
-	serving      weakSlice[Serving]
+	observations weakChunked[Observation]
+	serving      weakChunked[Serving]
 }
 
 func (w *writtenPlan) is(p *Plan) bool { return w.plan == weak.Make(p) }
@@ -383,7 +382,7 @@ func (r *Reporter) Flush(ctx context.Context) error {
 	}
 	if r.plan != nil {
 		r.written = writtenPlan{plan: weak.Make(r.plan), revision: r.plan.Revision,
-			observations: weakSliceOf(r.plan.Observations), serving: weakSliceOf(r.plan.Serving)}
+			observations: weakChunkedOf(r.plan.Observations), serving: weakChunkedOf(r.plan.Serving)}
 		r.itemsDirty = false
 	}
 	return nil
@@ -429,18 +428,27 @@ func (r *Reporter) failed(ctx context.Context, what string, err error) error {
 func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.InstanceKey]memo, cur *statusCursor, room int) {
 	// Against the last plan written, at the same revision, an unchanged
 	// observation is an unchanged status: most of a large fleet, most of
-	// the time.
-	var last []Observation
-	if w := &r.written; !r.itemsDirty && w.revision == r.plan.Revision && w.observations.n == len(r.plan.Observations) {
-		last = w.observations.get()
-	}
-	for ; cur.obs < len(r.plan.Observations); cur.obs++ {
+	// the time. An array the plan shares with that plan is unchanged
+	// whole.
+	obs := r.plan.Observations
+	w := &r.written
+	compare := !r.itemsDirty && w.revision == r.plan.Revision && w.observations.of(obs)
+	var last []Observation // the written plan's array of the observation at hand, while alive
+	lastK := -1
+	for ; cur.obs < obs.Len(); cur.obs++ {
 		if len(rep.Instances) >= room {
 			return
 		}
 		i := cur.obs
-		o := &r.plan.Observations[i]
-		if last != nil && *o == last[i] {
+		if k := i / chunkLen; compare && k != lastK {
+			if lastK = k; w.observations.same(obs, k) {
+				cur.obs = min((k+1)*chunkLen, obs.Len()) - 1
+				continue
+			}
+			last = w.observations.array(obs, k)
+		}
+		o := obs.At(i)
+		if last != nil && *o == last[i%chunkLen] {
 			continue
 		}
 		d := o.Instance
@@ -468,7 +476,7 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 		rep.Instances = append(rep.Instances, st)
 	}
 	cur.obsDone = true
-	if last != nil {
+	if w.revision == r.plan.Revision && w.observations.of(obs) {
 		return // same revision: no instance left
 	}
 	for k := range r.memo {
@@ -503,20 +511,27 @@ func (r *Reporter) serverStatus(now time.Time, rep *slum.Report, out map[string]
 // from the cursor on, at most room of them; at the end of the plan it adds
 // the drops of tenants that left the fleet.
 func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]tenantMemo, cur *statusCursor, room int) {
+	// As for instances: an array shared with the plan last written is
+	// the very same decisions.
+	sv := r.plan.Serving
+	w := &r.written
+	compare := w.revision == r.plan.Revision && w.serving.of(sv)
 	var last []Serving
-	if w := &r.written; w.revision == r.plan.Revision && w.serving.n > 0 && w.serving.n == len(r.plan.Serving) {
-		if last = w.serving.get(); last != nil && &last[0] == &r.plan.Serving[0] {
-			cur.servingDone = true
-			return // the very same decisions
-		}
-	}
-	for ; cur.serving < len(r.plan.Serving); cur.serving++ {
+	lastK := -1
+	for ; cur.serving < sv.Len(); cur.serving++ {
 		if len(rep.Tenants) >= room {
 			return
 		}
 		i := cur.serving
-		s := r.plan.Serving[i]
-		if last != nil && sameServing(s, last[i]) {
+		if k := i / chunkLen; compare && k != lastK {
+			if lastK = k; w.serving.same(sv, k) {
+				cur.serving = min((k+1)*chunkLen, sv.Len()) - 1
+				continue
+			}
+			last = w.serving.array(sv, k)
+		}
+		s := *sv.At(i)
+		if last != nil && sameServing(s, last[i%chunkLen]) {
 			continue
 		}
 		serving := s.Serving()
@@ -551,8 +566,8 @@ func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]
 		rep.Tenants = append(rep.Tenants, st)
 	}
 	cur.servingDone = true
-	if last != nil {
-		return
+	if compare {
+		return // same revision: no tenant left
 	}
 	for id := range r.tenants {
 		if r.fleet.Tenant(id) == nil {
@@ -664,25 +679,3 @@ func (h *fnv) num(v int64) {
 
 // sum never returns 0, which means "never written".
 func (h fnv) sum() uint64 { return uint64(h) | 1 }
-
-// weakSlice is a slice that does not keep its array alive.
-type weakSlice[T any] struct {
-	first weak.Pointer[T]
-	n     int
-}
-
-func weakSliceOf[T any](s []T) weakSlice[T] {
-	if len(s) == 0 {
-		return weakSlice[T]{}
-	}
-	return weakSlice[T]{first: weak.Make(&s[0]), n: len(s)}
-}
-
-// get returns the slice while its array is alive, else nil.
-func (w weakSlice[T]) get() []T {
-	p := w.first.Value()
-	if p == nil {
-		return nil
-	}
-	return unsafe.Slice(p, w.n)
-}

@@ -102,7 +102,7 @@ func TestReporterWritesTenantsThatChanged(t *testing.T) {
 	f := NewFleet(&slum.Snapshot{Revision: 1, Tenants: []slum.Tenant{{ID: "alice"}, {ID: "bob"}, {ID: "carol"}, {ID: "dave"}, {ID: "erin"}}})
 	flush := func(serving ...Serving) slum.Report {
 		t.Helper()
-		r.Merge(Update{Fleet: f, Plan: &Plan{Revision: 1, Serving: serving}})
+		r.Merge(Update{Fleet: f, Plan: &Plan{Revision: 1, Serving: ChunkedOf(serving)}})
 		if err := r.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -159,12 +159,14 @@ func TestReporterWritesALargeFleetInParts(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	const n = 2*reportRows + 100
 	f := oneCopyEach(n, "s1")
-	plan := &Plan{Revision: 1}
+	var obs []Observation
+	var serving []Serving
 	for i := range f.Desired {
 		d := &f.Desired[i]
-		plan.Observations = append(plan.Observations, observation(d, slum.PhaseRunning, "", "", true))
-		plan.Serving = append(plan.Serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: "s1"}}, nil, time.Time{}))
+		obs = append(obs, observation(d, slum.PhaseRunning, "", "", true))
+		serving = append(serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: "s1"}}, nil, time.Time{}))
 	}
+	plan := &Plan{Revision: 1, Observations: ChunkedOf(obs), Serving: ChunkedOf(serving)}
 	st := &partStore{failAt: map[int]bool{2: true}}
 	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
 	r.Merge(Update{Fleet: f, Plan: plan, Events: eventLog{events: []slum.Event{{At: clk.Now(), Object: "fleet", Message: "one"}}}})
@@ -225,13 +227,14 @@ func TestReporterRewritesWhatAFailedFlushLeftBehind(t *testing.T) {
 	const n = reportRows + 100
 	f := oneCopyEach(n, "s1", "s2")
 	planOf := func(health slum.InstanceHealth, server string) *Plan {
-		p := &Plan{Revision: 1}
+		var obs []Observation
+		var serving []Serving
 		for i := range f.Desired {
 			d := &f.Desired[i]
-			p.Observations = append(p.Observations, observation(d, slum.PhaseRunning, health, "", true))
-			p.Serving = append(p.Serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: server}}, nil, time.Time{}))
+			obs = append(obs, observation(d, slum.PhaseRunning, health, "", true))
+			serving = append(serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: server}}, nil, time.Time{}))
 		}
-		return p
+		return &Plan{Revision: 1, Observations: ChunkedOf(obs), Serving: ChunkedOf(serving)}
 	}
 	st := &partStore{failAt: map[int]bool{}}
 	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
@@ -276,17 +279,18 @@ func TestReporterLetsGoOfTheLastPlanWritten(t *testing.T) {
 	// planOf is every copy healthy and on s1 but tenant odd's, degraded
 	// and served from s2.
 	planOf := func(odd int) *Plan {
-		p := &Plan{Revision: 1}
+		var obs []Observation
+		var serving []Serving
 		for i := range f.Desired {
 			d := &f.Desired[i]
 			health, server := slum.InstanceHealthy, "s1"
 			if i == odd {
 				health, server = slum.InstanceDegraded, "s2"
 			}
-			p.Observations = append(p.Observations, observation(d, slum.PhaseRunning, health, "", true))
-			p.Serving = append(p.Serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: server}}, nil, time.Time{}))
+			obs = append(obs, observation(d, slum.PhaseRunning, health, "", true))
+			serving = append(serving, NewServing(d.TenantID, []slum.CopyRef{{Instance: "prod", Server: server}}, nil, time.Time{}))
 		}
-		return p
+		return &Plan{Revision: 1, Observations: ChunkedOf(obs), Serving: ChunkedOf(serving)}
 	}
 	st := &partStore{failAt: map[int]bool{}}
 	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
@@ -298,7 +302,7 @@ func TestReporterLetsGoOfTheLastPlanWritten(t *testing.T) {
 	// first plan's arrays.
 	r.Merge(Update{Fleet: f, Plan: planOf(7)})
 	runtime.GC()
-	if r.written.observations.get() != nil || r.written.serving.get() != nil {
+	if r.written.observations.arrays[0].Value() != nil || r.written.serving.arrays[0].Value() != nil {
 		t.Fatal("the reporter keeps the arrays of a plan nobody else holds")
 	}
 	st.reports = nil
