@@ -1315,3 +1315,26 @@ func TestDesiredIsTheControllersSnapshot(t *testing.T) {
 		t.Fatalf("after a commit: %+v", next)
 	}
 }
+
+// Once a plan is carried out, what the controller keeps of it (the next
+// plan's Prev, the plan events and routes compare with, the reporter's)
+// holds none of its actions: the executor has them. The plan returned
+// still tells what was done.
+func TestControllerKeepsNoActionsOfAPlanCarriedOut(t *testing.T) {
+	f := newFixture(t, 1, testConfig())
+	f.tenant("alice", spec("prod", "api", "s1"))
+	p := f.sync()
+	if len(p.Spawns) != 1 || len(p.Record) != 1 {
+		t.Fatalf("the plan returned has %d spawns and %d placements, want 1 and 1", len(p.Spawns), len(p.Record))
+	}
+	for what, kept := range map[string]*Plan{"last": f.ctrl.plans.last, "reported": f.ctrl.plans.reported} {
+		if kept == nil || kept.Spawns != nil || kept.Record != nil || kept.Stops != nil {
+			t.Fatalf("the %s plan kept holds actions: %+v", what, kept)
+		}
+		if kept.Revision != p.Revision || kept.Observations.Len() != 1 || kept.Serving.Len() != 1 {
+			t.Fatalf("the %s plan kept lost more than its actions: %+v", what, kept)
+		}
+	}
+	f.converge()
+	wantActions(t, &f.acts, "spawn s1 api:alice--prod")
+}

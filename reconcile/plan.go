@@ -224,6 +224,15 @@ func (p *Plan) Counts() (spawns, stops, waits, reschedules int) {
 	return len(p.Spawns), len(p.Stops), len(p.Waits), len(p.Reschedules)
 }
 
+// withoutActions is a copy of the plan without its spawns, stops and
+// placements to record, sharing the rest: what is kept of a plan once
+// the executor holds its actions.
+func (p *Plan) withoutActions() *Plan {
+	k := *p
+	k.Spawns, k.Stops, k.Record = nil, nil, nil
+	return &k
+}
+
 // Idle reports whether the plan acts on nothing.
 func (p *Plan) Idle() bool {
 	return len(p.Spawns)+len(p.Stops)+len(p.Reschedules)+len(p.Record)+len(p.Forget) == 0
