@@ -619,8 +619,11 @@ function eventRow(e) {
 
 let eventsSig = "";
 function drawEvents() {
-  const top = state.events.slice(0, 150);
-  const sig = top.length + ":" + (top[0] ? top[0].id : 0) + ":" + top.filter((e) => state.flash.has("event:" + e.id)).length;
+  // Newest first by time, then by id: a flush writes the health event
+  // that caused some placements after them, with a later id.
+  const at = (e) => e.t ?? (e.t = Date.parse(e.at));
+  const top = state.events.slice().sort((a, b) => at(b) - at(a) || b.id - a.id).slice(0, 150);
+  const sig = top.length + ":" + (state.events[0] ? state.events[0].id : 0) + ":" + top.filter((e) => state.flash.has("event:" + e.id)).length;
   if (sig === eventsSig) return;
   eventsSig = sig;
   $("events").replaceChildren(...top.map(eventRow));

@@ -40,9 +40,17 @@ function row(ep, key, label) {
 
 function mark(ep, key, label, kind, e, text) {
   const at = e.t;
-  row(ep, key, label).marks.push({ kind, at, text: text || e.message, id: e.id });
+  const r = row(ep, key, label);
+  const m = { kind, at, text: text || e.message, id: e.id };
+  // A tenant served by another copy with nothing serving it in between
+  // (a warm spare took over) had no gap to be "served again" after.
+  if (kind === "served" && !r.marks.some((x) => x.kind === "unserved")) m.gapless = true;
+  r.marks.push(m);
   ep.end = Math.max(ep.end, at);
 }
+
+// markLabel is what a mark says it is.
+function markLabel(m) { return m.gapless ? "served by another copy" : (MARKS[m.kind] || {}).label; }
 
 // failoverEpisodes reads events into episodes, newest last. Events are
 // taken in the order of their times, not their ids: the controller's
@@ -173,7 +181,7 @@ function timelineHead(ep, i, n) {
   const bits = [h("b", { text: "Server " + ep.server }), " · began " + fmtTimeMs(ep.start)];
   if (ep.dead) bits.push(" · declared dead after ", h("b", { text: fmtDur(ep.dead - ep.start) }));
   if (replaced.length) bits.push(" · last copy running again after ", h("b", { text: fmtDur(Math.max(...replaced.map((m) => m.at)) - ep.start) }));
-  if (served.length) bits.push(" · every tenant served again after ", h("b", { text: fmtDur(Math.max(...served.map((m) => m.at)) - ep.start) }));
+  if (served.length) bits.push(served.every((m) => m.gapless) ? " · every tenant served by another copy after " : " · every tenant served again after ", h("b", { text: fmtDur(Math.max(...served.map((m) => m.at)) - ep.start) }));
   bits.push(ep.closed ? " · server back online" : " · still open");
   return h("div", { class: "fo-head", "data-failover": ep.server, "data-open": ep.closed ? "no" : "yes" }, h("span", { class: "muted", text: (i + 1) + " of " + n + " · " }), bits);
 }
@@ -186,7 +194,8 @@ function timelineSVG(ep, rows) {
   const svg = s("svg", { viewBox: "0 0 " + W + " " + H, class: "tl-svg", role: "img", "aria-label": "failover of " + ep.server + " on a time axis" });
   for (let k = 0; k <= 5; k++) {
     const t = ep.start + (span * k) / 5;
-    svg.append(s("line", { x1: x(t), x2: x(t), y1: top - 6, y2: H, class: "tl-grid" }), s("text", { x: x(t), y: 12, class: "tl-tick", "text-anchor": "middle" }, "+" + fmtDur(t - ep.start)));
+    // The last label ends at its line, inside the chart, not across its edge.
+    svg.append(s("line", { x1: x(t), x2: x(t), y1: top - 6, y2: H, class: "tl-grid" }), s("text", { x: x(t), y: 12, class: "tl-tick", "text-anchor": k === 5 ? "end" : "middle" }, "+" + fmtDur(t - ep.start)));
   }
   rows.forEach((r, j) => {
     const y = top + j * lane + lane / 2;
@@ -196,7 +205,7 @@ function timelineSVG(ep, rows) {
     r.marks.forEach((m, k) => {
       const c = (MARKS[m.kind] || {}).color || "#a5b4fc";
       const g = s("g", { class: "tl-mark", "data-mark": m.kind },
-        s("title", {}, fmtTimeMs(m.at) + " · " + (MARKS[m.kind] || {}).label + " · " + m.text),
+        s("title", {}, fmtTimeMs(m.at) + " · " + markLabel(m) + " · " + m.text),
         s("circle", { cx: x(m.at), cy: y, r: 6, fill: c }));
       if (k === r.marks.length - 1 || x(r.marks[k + 1].at) - x(m.at) > 60) g.append(s("text", { x: x(m.at) + 9, y: y - 7, class: "tl-dur" }, "+" + fmtDur(m.at - ep.start)));
       svg.append(g);
@@ -213,5 +222,5 @@ function timelineList(ep, rows) {
   return h("details", { class: "tl-list" }, h("summary", { text: "Every step, in order (" + all.length + ")" }),
     h("ol", {}, all.map(({ r, m }) => h("li", {},
       h("time", { text: fmtTimeMs(m.at) }), h("span", { class: "tl-plus", text: "+" + fmtDur(m.at - ep.start) }),
-      h("i", { class: "dot-" + m.kind }), h("b", { text: r.label }), " " + (MARKS[m.kind] || {}).label + " — " + m.text))));
+      h("i", { class: "dot-" + m.kind }), h("b", { text: r.label }), " " + markLabel(m) + " — " + m.text))));
 }
