@@ -87,8 +87,9 @@ func NewBufferPool() *BufferPool {
 // than kept for answers that rarely need them.
 const maxPooled = 4 << 20
 
-// longAnswer is the size from which a buffer goes back to the lists'
-// pool, whatever answer grew it.
+// longAnswer divides the pools: get hands a buffer from the lists' pool
+// for an answer expected this long or longer, and a buffer this large,
+// whatever answer grew it, goes back to the lists' pool.
 const longAnswer = 32 << 10
 
 // get hands out a buffer for an answer of about want bytes (0: short).

@@ -13,9 +13,9 @@ const chunkLen = 1024
 // arrays of chunkLen. A plan shares each array of the previous plan's
 // that it leaves unchanged, so plans that follow one another differ by
 // the arrays of what changed, not by a copy of every record: at 100,000
-// instances an array of observations is 4.8 MB and one of serving
-// decisions 7.2 MB, and up to three plans are alive at once (the newest,
-// the one the loop compares with, the one the reporter is writing).
+// instances a plan's observations are 4.8 MB and its serving decisions
+// 7.2 MB, and up to three plans are alive at once (the newest, the one
+// the loop compares with, the one the reporter is writing).
 // Records are read in place and never modified once the plan is made.
 type Chunked[T any] struct {
 	arrays [][]T
@@ -105,20 +105,23 @@ func (w *chunkedWriter[T]) done() Chunked[T] { return w.c }
 // reporter remembers of the plan it last wrote, to skip what did not
 // change since without holding a whole old plan.
 type weakChunked[T any] struct {
-	arrays []weak.Pointer[T] // each array's first record
+	arrays []weak.Pointer[T] // each array's first record; nil: nothing seen yet
 	n      int
 }
 
 func weakChunkedOf[T any](c Chunked[T]) weakChunked[T] {
-	w := weakChunked[T]{arrays: make([]weak.Pointer[T], len(c.arrays)), n: c.n}
+	w := weakChunked[T]{arrays: make([]weak.Pointer[T], len(c.arrays)), n: c.n} // not nil, even empty
 	for k, a := range c.arrays {
 		w.arrays[k] = weak.Make(&a[0])
 	}
 	return w
 }
 
-// of reports whether w is a view of c's shape: as many records.
-func (w weakChunked[T]) of(c Chunked[T]) bool { return w.n == c.n && len(w.arrays) == len(c.arrays) }
+// of reports whether w is a view of c's shape: as many records. The zero
+// view, of nothing yet, is of no shape.
+func (w weakChunked[T]) of(c Chunked[T]) bool {
+	return w.arrays != nil && w.n == c.n && len(w.arrays) == len(c.arrays)
+}
 
 // same reports whether array k of c is the very array w saw.
 func (w weakChunked[T]) same(c Chunked[T], k int) bool {

@@ -28,7 +28,8 @@ type Ledger struct {
 	changes uint64 // every change so far, so a version is never reused
 	// epoch is the first time an entry was touched; entries count from
 	// it, and its monotonic reading carries over to Touched's times.
-	epoch time.Time
+	epoch    time.Time
+	epochSet bool
 }
 
 type ledgerServer struct {
@@ -53,8 +54,8 @@ func (l *Ledger) server(id string) *ledgerServer {
 
 // entry is an entry touched at t.
 func (l *Ledger) entry(t time.Time) LedgerEntry {
-	if l.epoch.IsZero() {
-		l.epoch = t
+	if !l.epochSet {
+		l.epoch, l.epochSet = t, true
 	}
 	return LedgerEntry{touched: t.Sub(l.epoch)}
 }
@@ -67,16 +68,18 @@ func (l *Ledger) Add(p slum.Placement, t time.Time) {
 	l.server(p.ServerID).owned[p.Name] = l.entry(t)
 }
 
-// Touch notes that an action on a placed copy finished at t.
+// Touch notes that an action on a placed copy finished at t. A server
+// that left the fleet meanwhile (an action's result can come after) has
+// nothing to touch, nor to forget or be busy with below.
 func (l *Ledger) Touch(server, name string, t time.Time) {
-	if _, ok := l.servers[server].owned[name]; ok {
+	if _, ok := l.Owned(server)[name]; ok {
 		l.server(server).owned[name] = l.entry(t)
 	}
 }
 
 // Forget drops a placement.
 func (l *Ledger) Forget(server, name string) {
-	if _, ok := l.servers[server].owned[name]; ok {
+	if _, ok := l.Owned(server)[name]; ok {
 		delete(l.server(server).owned, name)
 	}
 }
@@ -94,7 +97,7 @@ func (l *Ledger) SetBusy(server, name string, busy bool) {
 		s.busy[name] = true
 		return
 	}
-	if !l.servers[server].busy[name] {
+	if !l.Busy(server, name) {
 		return
 	}
 	s := l.server(server)

@@ -45,3 +45,21 @@ func TestLedgerKeepsWhenEachCopyWasTouched(t *testing.T) {
 		})
 	}
 }
+
+// A result can come after its server left the fleet: touching, forgetting
+// or clearing the busy mark of a copy on a server the ledger no longer
+// has changes nothing, and does not bring the server back.
+func TestLedgerIgnoresServersItDropped(t *testing.T) {
+	l := NewLedger()
+	l.Add(slum.Placement{ServerID: "s1", Name: "api:a--prod"}, t0)
+	l.SetBusy("s1", "api:a--prod", true)
+	l.DropServer("s1")
+	v := l.version("s1")
+	l.Touch("s1", "api:a--prod", t0.Add(time.Second))
+	l.SetBusy("s1", "api:a--prod", false)
+	l.Forget("s1", "api:a--prod")
+	l.Touch("never", "x", t0)
+	if l.Owns("s1", "api:a--prod") || l.Busy("s1", "api:a--prod") || l.Size() != 0 || l.version("s1") != v {
+		t.Fatalf("the dropped server is back: owns %v, busy %v, %d placements", l.Owns("s1", "api:a--prod"), l.Busy("s1", "api:a--prod"), l.Size())
+	}
+}

@@ -980,14 +980,16 @@ func (p *planning) serving() {
 	pp := p.in.Prev
 	aligned := pp != nil && pp.Revision == p.f.Revision && pp.Serving.Len() == len(p.f.Snapshot.Tenants)
 	prevServing := p.in.Serving
-	out := newChunkedWriter[Serving](len(p.f.Snapshot.Tenants))
-	switch {
-	case aligned:
+	var out *chunkedWriter[Serving]
+	if aligned {
 		out = sharingChunked(pp.Serving)
-	case pp != nil:
-		prevServing = make(map[string]Serving, pp.Serving.Len())
-		for _, sv := range pp.Serving.All() {
-			prevServing[sv.Tenant] = *sv
+	} else {
+		out = newChunkedWriter[Serving](len(p.f.Snapshot.Tenants))
+		if pp != nil {
+			prevServing = make(map[string]Serving, pp.Serving.Len())
+			for _, sv := range pp.Serving.All() {
+				prevServing[sv.Tenant] = *sv
+			}
 		}
 	}
 	var up, copies []slum.CopyRef

@@ -337,3 +337,80 @@ func oneCopyEach(n int, servers ...string) *Fleet {
 	}
 	return NewFleet(snap)
 }
+
+// A plan that shares arrays with the plan last written has only its own
+// arrays' records compared and written: each changed row once, over
+// parts whose cursor resumes mid-array, whether or not the arrays it
+// replaced are still alive.
+func TestReporterWritesOnlyWhatAPlanDoesNotShare(t *testing.T) {
+	for _, collected := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replaced arrays collected %v", collected), func(t *testing.T) {
+			clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			const n = 2*reportRows + 100
+			f := oneCopyEach(n, "s1", "s2")
+			on := func(server string) []slum.CopyRef { return []slum.CopyRef{{Instance: "prod", Server: server}} }
+			var obs []Observation
+			var serving []Serving
+			for i := range f.Desired {
+				d := &f.Desired[i]
+				obs = append(obs, observation(d, slum.PhaseRunning, slum.InstanceHealthy, "", true))
+				serving = append(serving, NewServing(d.TenantID, on("s1"), nil, time.Time{}))
+			}
+			first := &Plan{Revision: 1, Observations: ChunkedOf(obs), Serving: ChunkedOf(serving)}
+			st := &partStore{failAt: map[int]bool{}}
+			r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+			r.Merge(Update{Fleet: f, Plan: first})
+			if err := r.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// The next plan: arrays 0 to 4 changed whole, one record in
+			// each of arrays 6 (its first) and 7, the rest shared.
+			ow, sw := sharingChunked(first.Observations), sharingChunked(first.Serving)
+			changed := map[string]bool{}
+			for i := range n {
+				if i < 5*chunkLen || i == 6*chunkLen || i == 7*chunkLen+9 {
+					d := &f.Desired[i]
+					*ow.at(i) = observation(d, slum.PhaseRunning, slum.InstanceDegraded, "", true)
+					*sw.at(i) = NewServing(d.TenantID, on("s2"), nil, time.Time{})
+					changed[d.TenantID] = true
+				}
+			}
+			next := &Plan{Revision: 1, Observations: ow.done(), Serving: sw.done()}
+			r.Merge(Update{Fleet: f, Plan: next})
+			if collected {
+				first = nil
+				runtime.GC()
+				if r.written.observations.array(next.Observations, 0) != nil {
+					t.Fatal("the first plan's replaced array is still alive")
+				}
+			}
+			st.reports = nil
+			if err := r.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			instances, tenants := map[string]int{}, map[string]int{}
+			for _, rep := range st.reports {
+				for _, s := range rep.Instances {
+					instances[s.TenantID]++
+				}
+				for _, s := range rep.Tenants {
+					tenants[s.TenantID]++
+				}
+			}
+			if len(st.reports) < 3 {
+				t.Fatalf("%d parts, want the rows over three at least", len(st.reports))
+			}
+			for what, rows := range map[string]map[string]int{"instance": instances, "tenant": tenants} {
+				if len(rows) != len(changed) {
+					t.Errorf("%d %s rows written, want the %d changed", len(rows), what, len(changed))
+				}
+				for id, k := range rows {
+					if !changed[id] || k != 1 {
+						t.Fatalf("%s %s written %d times (changed: %v)", what, id, k, changed[id])
+					}
+				}
+			}
+			runtime.KeepAlive(first)
+		})
+	}
+}
