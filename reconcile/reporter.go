@@ -353,6 +353,11 @@ func (r *Reporter) Flush(ctx context.Context) error {
 				r.serverStatus(now, &rep, newServers)
 			}
 			rep.Events = append(rep.Events, r.events.written(now)...)
+			// In the order they happened, so that their ids are too: the
+			// serving changes this flush found come before the
+			// controller's events (a server declared dead) that caused
+			// them, but happened after.
+			slices.SortStableFunc(rep.Events, func(a, b slum.Event) int { return a.At.Compare(b.At) })
 			rep.Forget = r.forget
 		}
 		wstart := r.clock.Now()

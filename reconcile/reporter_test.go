@@ -414,3 +414,29 @@ func TestReporterWritesOnlyWhatAPlanDoesNotShare(t *testing.T) {
 		})
 	}
 }
+
+// A flush writes its events in the order they happened: a serving change
+// it finds is written after the controller's event that caused it (a
+// server declared dead a moment before), so their ids follow time.
+func TestReporterWritesEventsInTheOrderTheyHappened(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := &slowStore{clock: clk, writes: make(chan slum.Report, 8)}
+	r := NewReporter(st, slum.Fence{}, clk, slog.New(slog.DiscardHandler), time.Hour)
+	on := func(server string) []slum.CopyRef { return []slum.CopyRef{{Instance: "prod", Server: server}} }
+	r.SeedTenants([]slum.TenantStatus{{TenantID: "alice", Serving: on("s1")}})
+	f := NewFleet(&slum.Snapshot{Revision: 1, Tenants: []slum.Tenant{{ID: "alice"}}})
+	dead := slum.Event{At: clk.Now().Add(-time.Millisecond), Object: slum.ServerRef("s1"), Reason: slum.ReasonServerDead, Message: "server is dead"}
+	r.Merge(Update{Fleet: f, Plan: &Plan{Revision: 1, Serving: ChunkedOf([]Serving{NewServing("alice", on("s2"), nil, time.Time{})})},
+		Events: eventLog{events: []slum.Event{dead}}})
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rep := <-st.writes
+	var reasons []slum.EventReason
+	for _, e := range rep.Events {
+		reasons = append(reasons, e.Reason)
+	}
+	if !slices.Equal(reasons, []slum.EventReason{slum.ReasonServerDead, slum.ReasonServingChanged}) {
+		t.Fatalf("events written in the order %v, want the server's death, then the serving change it caused", reasons)
+	}
+}

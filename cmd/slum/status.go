@@ -128,7 +128,7 @@ func (a *app) eventsCommand() *cobra.Command {
 					if a.json() {
 						_ = a.printJSON(e)
 					} else {
-						fmt.Fprintf(a.stdout, "%s  %-28s %-14s %s\n", e.At.Local().Format("15:04:05.000"), e.Object, e.Reason, e.Message)
+						fmt.Fprintf(a.stdout, "%s  %-28s %-18s %s\n", e.At.Local().Format("15:04:05.000"), e.Object, e.Reason, e.Message) // the longest reason: ServerUnauthorized
 					}
 					last = e.ID
 				}
