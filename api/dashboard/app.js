@@ -588,7 +588,7 @@ function tenantRow(t) {
   return h("a", { class: "tenant" + (state.flash.has("tenant:" + t.id) ? " flash" : ""), "data-tenant": t.id, href: "#tenant/" + encodeURIComponent(t.id) },
     h("span", { class: "tid" }, t.id,
       t.data === "replicated" ? h("span", { class: "badge", "data-data": "replicated", text: "replicated", title: "data replicated to " + t.replica }) : null),
-    h("span", { class: "dom", text: t.domain }),
+    h("span", { class: "dom", text: t.domain, title: t.domain }),
     h("span", { class: "rate" }, sparkline(t.id), h("span", { class: "rate-num", text: r ? fmtRate(r.rps) : "–" })), srv);
 }
 
