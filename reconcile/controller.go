@@ -583,7 +583,7 @@ func (c *Controller) plan() *Plan {
 // input is what the next plan is made from.
 func (c *Controller) input(now time.Time) Input {
 	return Input{Now: now, Fleet: c.fleet(), Observed: c.servers.observed, Ledger: c.ledger,
-		Serving: c.plans.serving, Failovers: c.failovers.recent(now), Guard: c.cfg.Guard, Prev: c.plans.last}
+		Serving: c.plans.serving, Failovers: c.failovers.recent(now), DiedOn: c.failovers.diedOn, Guard: c.cfg.Guard, Prev: c.plans.last}
 }
 
 // carryOut acts on a plan, made after moved instances (by server they

@@ -56,6 +56,13 @@ func (f *failovers) start(servers []string, now time.Time) {
 	}
 }
 
+// diedOn is the server instance k ran on when that server died, until it
+// runs again.
+func (f *failovers) diedOn(k slum.InstanceKey) (string, bool) {
+	d, ok := f.deadAt[k]
+	return d.server, ok
+}
+
 // died remembers the death of the server instances ran on.
 func (f *failovers) died(keys []slum.InstanceKey, server string, at time.Time) {
 	if f.deadAt == nil {

@@ -38,6 +38,10 @@ type Input struct {
 	// does not flap.
 	Serving   map[string]Serving
 	Failovers []FailoverRecord // failovers started lately, for the rate limit
+	// DiedOn is the server an instance ran on when that server died, for
+	// instances not running again since (nil: none): where a failover's
+	// copy came from, which is not its home after a second failover.
+	DiedOn func(slum.InstanceKey) (server string, ok bool)
 	Guard     Guard
 	// Prev is the previous plan, whose per-server shares are reused for
 	// servers whose inputs did not change (see partKey): a fleet where
@@ -656,7 +660,13 @@ func (p *planning) diffDesired(si int, pt *part, running map[string]slum.Instanc
 				// Its first copy here: a failover's. A copy slum placed
 				// here before that is gone (tenement restarted, say) is
 				// only respawned.
-				act.Reason = "failed over from " + d.HomeServerID
+				from := d.HomeServerID
+				if p.in.DiedOn != nil {
+					if s, ok := p.in.DiedOn(d.Key); ok {
+						from = s
+					}
+				}
+				act.Reason = "failed over from " + from
 				msg = act.Reason
 			}
 			pt.spawns = append(pt.spawns, act)

@@ -56,6 +56,7 @@ type scenario struct {
 	removed   []string // instance keys removed on purpose
 	settings  func(*slum.Settings)
 	guard     *Guard
+	diedOn    map[string]string // instance key → the server it ran on when that died
 }
 
 func name(key, process string) string {
@@ -82,8 +83,12 @@ func (sc scenario) input() Input {
 	if sc.guard != nil {
 		guard = *sc.guard
 	}
-	return Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Serving: sc.servingOf(snap),
+	in := Input{Now: t0, Fleet: NewFleet(snap), Observed: obs, Ledger: ledger, Serving: sc.servingOf(snap),
 		Failovers: sc.failovers, Guard: guard}
+	if sc.diedOn != nil {
+		in.DiedOn = func(k slum.InstanceKey) (string, bool) { s, ok := sc.diedOn[string(k)]; return s, ok }
+	}
+	return in
 }
 
 // observe adds the scenario's servers to snap and returns what each was
@@ -397,6 +402,16 @@ func TestPlannerConverges(t *testing.T) {
 		sc:   scenario{servers: []srv{{id: "s1"}, {id: "s2"}}, instances: []ins{{key: "a:prod", server: "s2", home: "s1"}}},
 		check: func(t *testing.T, p *Plan) {
 			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "failed over from s1" || p.Observations.At(0).Message != "failed over from s1" {
+				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations.Slice())
+			}
+		},
+		spawns: []string{"s2/" + a},
+	}, {
+		name: "failed over a second time, it says from where it ran, not from its home",
+		sc: scenario{servers: []srv{{id: "s1"}, {id: "s2"}, {id: "s3", health: slum.HealthDead}},
+			instances: []ins{{key: "a:prod", server: "s2", home: "s1"}}, diedOn: map[string]string{"a:prod": "s3"}},
+		check: func(t *testing.T, p *Plan) {
+			if len(p.Spawns) != 1 || p.Spawns[0].Reason != "failed over from s3" || p.Observations.At(0).Message != "failed over from s3" {
 				t.Errorf("spawns %+v obs %+v", p.Spawns, p.Observations.Slice())
 			}
 		},

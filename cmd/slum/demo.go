@@ -240,17 +240,28 @@ func (a *app) printDemoHints(ctx context.Context, d *demoRun, converged time.Dur
 	} {
 		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
 	}
-	var restart string
+	// How to start each tenement server again once it is killed: any of
+	// them may be, not only the one the hint names.
+	var restart strings.Builder
 	if in, err := d.st.GetInstance(ctx, "alice:prod"); err == nil {
 		for _, m := range d.fleet.Members {
 			if m.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
 				fmt.Fprintf(tw, "  kill -9 %d\t# %s's tenement server dies: alice's backup serves at once, the rest runs elsewhere within seconds\n", m.Ten.Pid(), m.ID)
-				restart = fmt.Sprintf("\nand to start %s again (online within a second; what failed over stays where it runs, failback: stay):\n\n  %s\n", m.ID, m.Ten.StartCommand())
 			}
 		}
 	}
+	for _, m := range d.fleet.Members {
+		if m.Ten != nil {
+			fmt.Fprintf(&restart, "  %s\t# %s\n", m.Ten.StartCommand(), m.ID)
+		}
+	}
 	_ = tw.Flush()
-	fmt.Fprint(a.stdout, restart)
+	if restart.Len() > 0 {
+		fmt.Fprint(a.stdout, "\nand to start a tenement server again once it is killed (online within a second; what failed over stays where it runs, failback: stay):\n\n")
+		rw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprint(rw, restart.String())
+		_ = rw.Flush()
+	}
 	if d.stk.APIURL != "" {
 		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or use it from the CLI:\n\n", d.stk.APIURL, d.tokenPath)
 		fmt.Fprintf(a.stdout, "  %s --api %s --api-token-file %s status\n", exe, d.stk.APIURL, d.tokenPath)
