@@ -42,7 +42,7 @@ type Input struct {
 	// instances not running again since (nil: none): where a failover's
 	// copy came from, which is not its home after a second failover.
 	DiedOn func(slum.InstanceKey) (server string, ok bool)
-	Guard     Guard
+	Guard  Guard
 	// Prev is the previous plan, whose per-server shares are reused for
 	// servers whose inputs did not change (see partKey): a fleet where
 	// nothing happens is planned in time proportional to what changed,
