@@ -108,7 +108,7 @@ func (r *runFlags) register(cmd *cobra.Command) {
 	f.DurationVar(&r.leaseTTL, "lease-ttl", 0, "how long the controller's lease on the database outlives a controller that dies without releasing it (a leader that cannot renew stops acting after 2/3 of it); default 15s on SQLite, 4s on Postgres")
 	r.route.register(cmd, "route-addr", "")
 	r.api.register(cmd, "api-", "api-addr", "")
-	f.Int64Var(&r.memoryLimitMB, "memory-limit-mb", 0, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); keep it above twice the live heap (~1.5 KB per instance), or the collector takes the CPU")
+	f.Int64Var(&r.memoryLimitMB, "memory-limit-mb", 0, "soft memory limit for the Go runtime, in MB (0: none; GOMEMLIMIT overrides); keep it above twice the live heap (~1.2 KB per instance at the height of a converge), or the collector takes the CPU")
 }
 
 // run runs the controller as r says, with what runs beside it.
