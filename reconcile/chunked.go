@@ -128,6 +128,44 @@ func (w weakChunked[T]) same(c Chunked[T], k int) bool {
 	return w.arrays[k].Value() == &c.arrays[k][0]
 }
 
+// besideWritten walks c record by record beside w, the view of what
+// was written last (compare false: beside nothing), an array at a time.
+func besideWritten[T any](c Chunked[T], w weakChunked[T], compare bool) *beside[T] {
+	return &beside[T]{c: c, w: w, on: compare, k: -1}
+}
+
+// beside is a walk of a Chunked beside the one written last: an array
+// the two share is skipped whole; in any other, each record is compared
+// with the one written last, while that array is alive.
+type beside[T any] struct {
+	c    Chunked[T]
+	w    weakChunked[T]
+	on   bool
+	k    int // the array at hand
+	last []T // that array as written last; nil when gone
+}
+
+// at tells of record i: until > i says records i to until-1 are in an
+// array shared whole with what was written last (skip them); otherwise
+// last is the record written last at i, or nil when there is none to
+// compare with.
+func (b *beside[T]) at(i int) (until int, last *T) {
+	if !b.on {
+		return i, nil
+	}
+	if k := i / chunkLen; k != b.k {
+		b.k, b.last = k, nil
+		if b.w.same(b.c, k) {
+			return min((k+1)*chunkLen, b.c.Len()), nil
+		}
+		b.last = b.w.array(b.c, k)
+	}
+	if b.last == nil {
+		return i, nil
+	}
+	return i, &b.last[i%chunkLen]
+}
+
 // array is array k while it is alive, else nil; c gives its length.
 func (w weakChunked[T]) array(c Chunked[T], k int) []T {
 	p := w.arrays[k].Value()

@@ -97,6 +97,19 @@ type serverQueue struct {
 	pending []*item
 	signal  chan struct{}
 	gone    chan struct{} // closed when the server leaves the fleet
+	listed  time.Time     // the newest list the done marks were let go by
+}
+
+// shrink lets go of emptied maps' tables: a map keeps its size once
+// emptied, and a server's grown to a whole converge (~5 MB of items and
+// as much of marks over 100 servers of 1,000) would be held for good.
+func (sq *serverQueue) shrink() {
+	if len(sq.items) == 0 {
+		sq.items = map[string]*item{}
+	}
+	if len(sq.done) == 0 {
+		sq.done = map[string]doneMark{}
+	}
 }
 
 // ExecutorConfig tunes an Executor.
@@ -284,36 +297,30 @@ func (e *Executor) Retain(server string, keep map[string]bool) {
 			delete(sq.done, name)
 		}
 	}
-	// A map keeps its size once emptied: a fleet that converged from
-	// empty would hold a table for every instance it ever spawned.
-	if len(sq.items) == 0 {
-		sq.items = map[string]*item{}
-	}
-	if len(sq.done) == 0 {
-		sq.done = map[string]doneMark{}
-	}
+	sq.shrink()
 }
 
 // Listed lets go of a server's marks of finished work that a list taken
 // at listedAt may show: from that list on, every offer would clear them
 // anyway (the loop offers with the newest list it has). Until then a
 // converging fleet kept a mark for every spawn made (~6 MB at 100,000),
-// until a plan found nothing at all to do.
+// until a plan found nothing at all to do. The same list again (every
+// probe's snapshot carries it) lets go of nothing more: the marks left
+// are of work that finished after it began.
 func (e *Executor) Listed(server string, listedAt time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sq, ok := e.servers[server]
-	if !ok || len(sq.done) == 0 {
+	if !ok || len(sq.done) == 0 || !listedAt.After(sq.listed) {
 		return
 	}
+	sq.listed = listedAt
 	for name, m := range sq.done {
 		if e.seen(m, listedAt) {
 			delete(sq.done, name)
 		}
 	}
-	if len(sq.done) == 0 {
-		sq.done = map[string]doneMark{} // an emptied map keeps its size
-	}
+	sq.shrink()
 }
 
 // DropServer forgets a server that left the fleet: its workers end once
@@ -419,12 +426,7 @@ func (e *Executor) run(sq *serverQueue, it *item) {
 		// meanwhile only sets its action; an opposite one, offered again,
 		// goes at once.)
 		delete(sq.items, a.Name)
-		if len(sq.items) == 0 {
-			// An emptied map keeps its size: a server's table grown to
-			// its whole converge (~5 MB over 100 servers of 1,000) is
-			// let go once its work is done, not at the next idle plan.
-			sq.items = map[string]*item{}
-		}
+		sq.shrink() // its work done, not at the next idle plan
 		sq.done[a.Name] = e.mark(a.Kind, now)
 		it = nil
 	default:

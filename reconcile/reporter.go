@@ -437,23 +437,19 @@ func (r *Reporter) instanceStatus(now time.Time, rep *slum.Report, out map[slum.
 	// whole.
 	obs := r.plan.Observations
 	w := &r.written
-	compare := !r.itemsDirty && w.revision == r.plan.Revision && w.observations.of(obs)
-	var last []Observation // the written plan's array of the observation at hand, while alive
-	lastK := -1
+	written := besideWritten(obs, w.observations, !r.itemsDirty && w.revision == r.plan.Revision && w.observations.of(obs))
 	for ; cur.obs < obs.Len(); cur.obs++ {
 		if len(rep.Instances) >= room {
 			return
 		}
 		i := cur.obs
-		if k := i / chunkLen; compare && k != lastK {
-			if lastK = k; w.observations.same(obs, k) {
-				cur.obs = min((k+1)*chunkLen, obs.Len()) - 1
-				continue
-			}
-			last = w.observations.array(obs, k)
+		until, last := written.at(i)
+		if until > i {
+			cur.obs = until - 1
+			continue
 		}
 		o := obs.At(i)
-		if last != nil && *o == last[i%chunkLen] {
+		if last != nil && *o == *last {
 			continue
 		}
 		d := o.Instance
@@ -521,22 +517,19 @@ func (r *Reporter) tenantStatus(now time.Time, rep *slum.Report, out map[string]
 	sv := r.plan.Serving
 	w := &r.written
 	compare := w.revision == r.plan.Revision && w.serving.of(sv)
-	var last []Serving
-	lastK := -1
+	written := besideWritten(sv, w.serving, compare)
 	for ; cur.serving < sv.Len(); cur.serving++ {
 		if len(rep.Tenants) >= room {
 			return
 		}
 		i := cur.serving
-		if k := i / chunkLen; compare && k != lastK {
-			if lastK = k; w.serving.same(sv, k) {
-				cur.serving = min((k+1)*chunkLen, sv.Len()) - 1
-				continue
-			}
-			last = w.serving.array(sv, k)
+		until, last := written.at(i)
+		if until > i {
+			cur.serving = until - 1
+			continue
 		}
 		s := *sv.At(i)
-		if last != nil && sameServing(s, last[i%chunkLen]) {
+		if last != nil && sameServing(s, *last) {
 			continue
 		}
 		serving := s.Serving()

@@ -240,9 +240,6 @@ func (a *app) printDemoHints(ctx context.Context, d *demoRun, converged time.Dur
 	} {
 		fmt.Fprintf(tw, "  %s %s\t# %s\n", exe, c[0], c[1])
 	}
-	// How to start each tenement server again once it is killed: any of
-	// them may be, not only the one the hint names.
-	var restart strings.Builder
 	if in, err := d.st.GetInstance(ctx, "alice:prod"); err == nil {
 		for _, m := range d.fleet.Members {
 			if m.ID == in.ServerID && m.Ten != nil && m.Ten.Pid() > 0 {
@@ -250,18 +247,21 @@ func (a *app) printDemoHints(ctx context.Context, d *demoRun, converged time.Dur
 			}
 		}
 	}
+	_ = tw.Flush()
+	// How to start each tenement server again once it is killed: any of
+	// them may be, not only the one the hint names.
+	told := false
 	for _, m := range d.fleet.Members {
-		if m.Ten != nil {
-			fmt.Fprintf(&restart, "  %s\t# %s\n", m.Ten.StartCommand(), m.ID)
+		if m.Ten == nil {
+			continue
 		}
+		if !told {
+			told = true
+			fmt.Fprint(a.stdout, "\nand to start a tenement server again once it is killed (online within a second; what failed over stays where it runs, failback: stay):\n\n")
+		}
+		fmt.Fprintf(tw, "  %s\t# %s\n", m.Ten.StartCommand(), m.ID)
 	}
 	_ = tw.Flush()
-	if restart.Len() > 0 {
-		fmt.Fprint(a.stdout, "\nand to start a tenement server again once it is killed (online within a second; what failed over stays where it runs, failback: stay):\n\n")
-		rw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprint(rw, restart.String())
-		_ = rw.Flush()
-	}
 	if d.stk.APIURL != "" {
 		fmt.Fprintf(a.stdout, "\nThe fleet's API and dashboard: open %s/ and sign in with the token in %s, or use it from the CLI:\n\n", d.stk.APIURL, d.tokenPath)
 		fmt.Fprintf(a.stdout, "  %s --api %s --api-token-file %s status\n", exe, d.stk.APIURL, d.tokenPath)
