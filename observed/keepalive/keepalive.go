@@ -57,6 +57,44 @@ type Pool struct {
 	mu        sync.Mutex
 	idle      map[string][]*conn // most recently used last
 	lastSweep time.Time
+
+	// buffers are the read and write buffers of connections out on a
+	// call. An idle connection holds none: a controller keeps up to
+	// --per-server idle connections to every server, and buffers for
+	// each would be ~5 MB at 100 servers, of which only the calls in
+	// flight use any.
+	buffers sync.Pool // of *buffers
+}
+
+// buffers is what one connection reads and writes through while on a call.
+type buffers struct {
+	br  *bufio.Reader
+	out []byte // the request being written
+}
+
+// maxKeptRequest bounds the request buffer a connection gives back: one
+// grown by a large body is let go.
+const maxKeptRequest = 4 << 10
+
+// lend gives c buffers for a call.
+func (p *Pool) lend(c *conn) {
+	b, _ := p.buffers.Get().(*buffers)
+	if b == nil {
+		b = &buffers{br: bufio.NewReaderSize(nil, 4096), out: make([]byte, 0, 512)}
+	}
+	b.br.Reset(c.nc)
+	c.buf = b
+}
+
+// reclaim takes back c's buffers, which hold nothing c still needs.
+func (p *Pool) reclaim(c *conn) {
+	b := c.buf
+	c.buf = nil
+	b.br.Reset(nil)
+	if cap(b.out) > maxKeptRequest {
+		b.out = make([]byte, 0, 512)
+	}
+	p.buffers.Put(b)
 }
 
 // NewPool returns a pool with the defaults above.
@@ -174,6 +212,7 @@ func (p *Pool) get(ctx context.Context, addr string, deadline time.Time, fresh b
 		// answer read on it must be the next call's.
 		if !http1.Readable(c.nc) {
 			c.reused = true
+			p.lend(c)
 			return c, nil
 		}
 		c.nc.Close()
@@ -191,7 +230,9 @@ func (p *Pool) get(ctx context.Context, addr string, deadline time.Time, fresh b
 		}
 		return nil, err
 	}
-	return &conn{nc: nc, addr: addr, br: bufio.NewReaderSize(nc, 4096), out: make([]byte, 0, 512)}, nil
+	c := &conn{nc: nc, addr: addr}
+	p.lend(c)
+	return c, nil
 }
 
 // takeIdle takes addr's most recently used idle connection, closing
@@ -215,11 +256,12 @@ func (p *Pool) takeIdle(addr string) *conn {
 }
 
 func (p *Pool) put(c *conn) {
-	if c.br.Buffered() > 0 {
+	if c.buf.br.Buffered() > 0 {
 		// Bytes past the answer: the next call would read them as its own.
 		c.nc.Close()
 		return
 	}
+	p.reclaim(c)
 	now := p.now()
 	c.idleSince = now
 	p.mu.Lock()
@@ -267,9 +309,8 @@ func (p *Pool) sweepLocked(now time.Time) []*conn {
 // conn is one connection, owned by one call at a time.
 type conn struct {
 	nc        net.Conn
-	addr      string // host:port, the pool's key
-	br        *bufio.Reader
-	out       []byte // the request being written
+	addr      string   // host:port, the pool's key
+	buf       *buffers // while on a call, lent by the pool
 	reused    bool
 	idleSince time.Time
 }
@@ -306,11 +347,11 @@ func (c *conn) exchange(ctx context.Context, req *Request, body *bytes.Buffer, l
 			}
 		}()
 	}
-	c.out = appendRequest(c.out[:0], req)
-	if _, err := c.nc.Write(c.out); err != nil {
+	c.buf.out = appendRequest(c.buf.out[:0], req)
+	if _, err := c.nc.Write(c.buf.out); err != nil {
 		return 0, false, notAnswered(ctx, err)
 	}
-	if _, err := c.br.Peek(1); err != nil {
+	if _, err := c.buf.br.Peek(1); err != nil {
 		return 0, false, notAnswered(ctx, err)
 	}
 	status, reuse, err = c.readAnswer(req.Method, body, limit)
@@ -373,13 +414,13 @@ func (c *conn) readAnswer(method string, body *bytes.Buffer, limit int64) (int, 
 	if h.length > limit {
 		return 0, false, fmt.Errorf("%w: %d bytes, at most %d are read", ErrTooLarge, h.length, limit)
 	}
-	c.br.Discard(h.size)
+	c.buf.br.Discard(h.size)
 	if method == http.MethodHead {
 		h.length = 0
 	}
 	if h.length > 0 {
 		body.Grow(int(min(h.length, maxGrow))) // a length is a claim until the bytes come
-		if _, err := io.CopyN(body, c.br, h.length); err != nil {
+		if _, err := io.CopyN(body, c.buf.br, h.length); err != nil {
 			return 0, false, unexpectedEOF(err)
 		}
 	}
@@ -387,12 +428,12 @@ func (c *conn) readAnswer(method string, body *bytes.Buffer, limit int64) (int, 
 }
 
 func (c *conn) buffered() []byte {
-	b, _ := c.br.Peek(c.br.Buffered())
+	b, _ := c.buf.br.Peek(c.buf.br.Buffered())
 	return b
 }
 
 func (c *conn) readAnswerSlowly(method string, body *bytes.Buffer, limit int64) (int, bool, error) {
-	resp, err := http.ReadResponse(c.br, &http.Request{Method: method})
+	resp, err := http.ReadResponse(c.buf.br, &http.Request{Method: method})
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {

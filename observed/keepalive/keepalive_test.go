@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -440,5 +441,66 @@ func TestDropsAConnectionWithBytesPastTheAnswer(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+// TestIdleConnectionsHoldNoBuffers: a connection waiting for a call has
+// given its buffers back, the request buffer of a large body is not kept,
+// and calls on kept connections read and write through lent ones.
+func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
+	release := make(chan struct{})
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/wait" {
+			<-release
+		}
+		io.WriteString(w, r.URL.Path+" "+strconv.Itoa(len(b)))
+	})
+	p := NewPool()
+	defer p.CloseIdle()
+	// Four calls at once leave four idle connections.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, body, err := call(t, p, &Request{Method: http.MethodGet, Addr: s.host(), Host: s.host(), Path: "/wait"}); err != nil || body != "/wait 0" {
+				t.Errorf("call: %q %v", body, err)
+			}
+		}()
+	}
+	for s.conns.Load() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	big := &Request{Method: http.MethodPost, Addr: s.host(), Host: s.host(), Path: "/big", Body: bytes.Repeat([]byte("x"), 64<<10)}
+	if _, body, err := call(t, p, big); err != nil || body != "/big 65536" {
+		t.Fatalf("large call: %q %v", body, err)
+	}
+	p.mu.Lock()
+	idle := p.idle[s.host()]
+	for _, c := range idle {
+		if c.buf != nil {
+			t.Errorf("an idle connection holds buffers of %d and %d bytes", c.buf.br.Size(), cap(c.buf.out))
+		}
+	}
+	p.mu.Unlock()
+	if len(idle) != 4 || s.conns.Load() != 4 {
+		t.Fatalf("%d idle of %d connections, want 4 of 4", len(idle), s.conns.Load())
+	}
+	for range 3 {
+		b, _ := p.buffers.Get().(*buffers)
+		if b != nil && cap(b.out) > maxKeptRequest {
+			t.Fatalf("the pool kept a request buffer of %d bytes", cap(b.out))
+		}
+	}
+	for i := range 8 {
+		if _, body, err := call(t, p, &Request{Method: http.MethodPost, Addr: s.host(), Host: s.host(), Path: "/again", Body: []byte("abc")}); err != nil || body != "/again 3" {
+			t.Fatalf("call %d on a kept connection: %q %v", i, body, err)
+		}
+	}
+	if n := s.conns.Load(); n != 4 {
+		t.Fatalf("the calls took %d connections, want the 4 kept", n)
 	}
 }
