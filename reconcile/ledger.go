@@ -9,12 +9,26 @@ import (
 // LedgerEntry is one copy slum placed on a server, under its tenement
 // name (which says whose it is: see desired.ParseTenementName).
 type LedgerEntry struct {
-	// touched is when slum last acted on the copy (recorded it, or a
-	// spawn or stop of it finished), from the ledger's epoch: a list
-	// that started before then cannot tell whether the copy is gone.
-	// (An offset, not a time.Time: 8 bytes an entry, not 24, in maps
-	// that hold every placement.)
-	touched time.Duration
+	// stamp is when slum last acted on the copy (recorded it, or a spawn
+	// or stop of it finished), in nanoseconds from the ledger's epoch,
+	// shifted left by one, and in its lowest bit whether an action on
+	// the copy is queued or in flight that the loop has not heard back
+	// from. A list that started before the touch cannot tell whether the
+	// copy is gone. (One int64, not a time.Time and a bool in a second
+	// map: 8 bytes an entry in maps that hold every placement, all of them
+	// busy at once while a fleet converges.)
+	stamp int64
+}
+
+func (e LedgerEntry) touched() time.Duration { return time.Duration(e.stamp >> 1) }
+func (e LedgerEntry) busy() bool             { return e.stamp&1 == 1 }
+
+func (e LedgerEntry) withBusy(busy bool) LedgerEntry {
+	e.stamp &^= 1
+	if busy {
+		e.stamp |= 1
+	}
+	return e
 }
 
 // Ledger is what slum placed on each server (the copies it may stop) and
@@ -34,7 +48,6 @@ type Ledger struct {
 
 type ledgerServer struct {
 	owned   map[string]LedgerEntry // by tenement name
-	busy    map[string]bool        // by tenement name
 	version uint64                 // the ledger's change count at its last change
 }
 
@@ -57,23 +70,25 @@ func (l *Ledger) entry(t time.Time) LedgerEntry {
 	if !l.epochSet {
 		l.epoch, l.epochSet = t, true
 	}
-	return LedgerEntry{touched: t.Sub(l.epoch)}
+	return LedgerEntry{stamp: int64(t.Sub(l.epoch)) << 1}
 }
 
 // Touched is when slum last acted on the copy of e.
-func (l *Ledger) Touched(e LedgerEntry) time.Time { return l.epoch.Add(e.touched) }
+func (l *Ledger) Touched(e LedgerEntry) time.Time { return l.epoch.Add(e.touched()) }
 
-// Add records a placement, touched at t.
+// Add records a placement, touched at t. Recorded again, a copy keeps
+// its busy mark.
 func (l *Ledger) Add(p slum.Placement, t time.Time) {
-	l.server(p.ServerID).owned[p.Name] = l.entry(t)
+	s := l.server(p.ServerID)
+	s.owned[p.Name] = l.entry(t).withBusy(s.owned[p.Name].busy())
 }
 
 // Touch notes that an action on a placed copy finished at t. A server
 // that left the fleet meanwhile (an action's result can come after) has
 // nothing to touch, nor to forget or be busy with below.
 func (l *Ledger) Touch(server, name string, t time.Time) {
-	if _, ok := l.Owned(server)[name]; ok {
-		l.server(server).owned[name] = l.entry(t)
+	if old, ok := l.Owned(server)[name]; ok {
+		l.server(server).owned[name] = l.entry(t).withBusy(old.busy())
 	}
 }
 
@@ -87,26 +102,16 @@ func (l *Ledger) Forget(server, name string) {
 // DropServer forgets a server that left the fleet, with its placements.
 func (l *Ledger) DropServer(id string) { delete(l.servers, id) }
 
-// SetBusy marks whether an action on a copy is queued or in flight.
+// SetBusy marks whether an action on a placed copy is queued or in
+// flight. A copy slum did not place has no mark: the planner asks only of
+// its placements (it stops nothing else, and a spawn goes out only once
+// its placement is recorded).
 func (l *Ledger) SetBusy(server, name string, busy bool) {
-	if busy {
-		s := l.server(server)
-		if s.busy == nil {
-			s.busy = map[string]bool{}
-		}
-		s.busy[name] = true
+	e, ok := l.Owned(server)[name]
+	if !ok || e.busy() == busy {
 		return
 	}
-	if !l.Busy(server, name) {
-		return
-	}
-	s := l.server(server)
-	delete(s.busy, name)
-	if len(s.busy) == 0 {
-		// An emptied map keeps its size: let go of the table a server
-		// filling up grew.
-		s.busy = nil
-	}
+	l.server(server).owned[name] = e.withBusy(busy)
 }
 
 // Owned is what slum placed on a server, by tenement name. It must not be
@@ -125,10 +130,7 @@ func (l *Ledger) Owns(server, name string) bool {
 }
 
 // Busy reports whether an action on a copy is queued or in flight.
-func (l *Ledger) Busy(server, name string) bool {
-	s := l.servers[server]
-	return s != nil && s.busy[name]
-}
+func (l *Ledger) Busy(server, name string) bool { return l.Owned(server)[name].busy() }
 
 // version changes with every change of a server's entries and is never
 // the same for two states of them.

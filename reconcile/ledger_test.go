@@ -63,3 +63,46 @@ func TestLedgerIgnoresServersItDropped(t *testing.T) {
 		t.Fatalf("the dropped server is back: owns %v, busy %v, %d placements", l.Owns("s1", "api:a--prod"), l.Busy("s1", "api:a--prod"), l.Size())
 	}
 }
+
+// A placed copy's busy mark lasts until it is cleared: recording the
+// placement again or touching it keeps it, forgetting the copy drops it.
+// A copy slum did not place has none.
+func TestLedgerKeepsBusyMarksOfPlacedCopies(t *testing.T) {
+	const a, b = "api:a--prod", "api:b--prod"
+	l := NewLedger()
+	l.Add(slum.Placement{ServerID: "s1", Name: a}, t0)
+	l.SetBusy("s1", a, true)
+	l.SetBusy("s1", b, true) // not placed
+	steps := []struct {
+		what    string
+		do      func()
+		busyA   bool
+		changes bool // the server's version moves
+	}{
+		{"recorded again", func() { l.Add(slum.Placement{ServerID: "s1", Name: a}, t0.Add(time.Second)) }, true, true},
+		{"touched", func() { l.Touch("s1", a, t0.Add(2*time.Second)) }, true, true},
+		{"marked busy again", func() { l.SetBusy("s1", a, true) }, true, false},
+		{"cleared", func() { l.SetBusy("s1", a, false) }, false, true},
+		{"cleared again", func() { l.SetBusy("s1", a, false) }, false, false},
+		{"busy, then forgotten", func() { l.SetBusy("s1", a, true); l.Forget("s1", a) }, false, true},
+		{"placed anew, before the ledger's first time", func() { l.Add(slum.Placement{ServerID: "s1", Name: a}, t0.Add(-time.Hour-time.Nanosecond)) }, false, true},
+		{"busy again", func() { l.SetBusy("s1", a, true) }, true, true},
+	}
+	if l.Busy("s1", b) || l.Owns("s1", b) {
+		t.Fatal("a copy slum did not place is busy or placed")
+	}
+	for _, st := range steps {
+		v := l.version("s1")
+		st.do()
+		if got := l.Busy("s1", a); got != st.busyA {
+			t.Errorf("%s: busy %v, want %v", st.what, got, st.busyA)
+		}
+		if moved := l.version("s1") != v; moved != st.changes {
+			t.Errorf("%s: the server's version moved: %v, want %v", st.what, moved, st.changes)
+		}
+	}
+	// The mark shares the entry with the time, which stays exact.
+	if e, want := l.Owned("s1")[a], t0.Add(-time.Hour-time.Nanosecond); !l.Touched(e).Equal(want) {
+		t.Fatalf("placed anew at %v, touched %v", want, l.Touched(e))
+	}
+}
