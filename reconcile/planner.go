@@ -123,7 +123,6 @@ type part struct {
 	record []slum.Placement
 	forget []slum.Placement
 	report ServerReport
-	obs    []Observation // for OnServer's instances, in order
 	quiet  bool
 	// awaitsWriter: a replicated tenant's copy here runs but is not yet
 	// healthy (it waits for the old writer's lease, or restores): the
@@ -582,9 +581,9 @@ func (p *planning) diffServer(si int) {
 		return
 	}
 	key := p.key(si)
-	if prev := p.in.Prev; prev != nil && si < len(prev.parts) && prev.Revision == p.f.Revision {
+	if prev := p.in.Prev; prev != nil && si < len(prev.parts) && prev.Revision == p.f.Revision && prev.Observations.Len() == len(p.f.Desired) {
 		if pt := prev.parts[si]; pt != nil && pt.quiet && pt.key == key {
-			p.take(si, pt)
+			p.take(si, pt, prev)
 			p.reused++
 			return
 		}
@@ -608,12 +607,6 @@ func (p *planning) diffServer(si int) {
 	if pt.quiet {
 		sort.Strings(report.Unmanaged)
 		pt.report = *report
-		pt.obs = make([]Observation, len(p.f.OnServer[si]))
-		for j, di := range p.f.OnServer[si] {
-			if p.observed(int(di)) {
-				pt.obs[j] = *p.obs.get(int(di))
-			}
-		}
 	}
 }
 
@@ -773,14 +766,17 @@ func (p *planning) pendingStops(server string, owned map[string]LedgerEntry) int
 	return n
 }
 
-// take reuses a quiet part of the previous plan.
-func (p *planning) take(si int, pt *part) {
+// take reuses a quiet part of the previous plan, prev, of the same
+// revision: its instances' observations are prev's (a quiet part's
+// server has its word on each of its instances, and the first word on an
+// instance stands).
+func (p *planning) take(si int, pt *part, prev *Plan) {
 	p.parts[si] = pt
 	r := pt.report
 	r.Health = p.health[si] // its latest probes, which do not change the part
 	*p.reports[si] = r
-	for j, di := range p.f.OnServer[si] {
-		o := pt.obs[j]
+	for _, di := range p.f.OnServer[si] {
+		o := *prev.Observations.At(int(di))
 		o.Instance = &p.f.Desired[di]
 		if !p.observed(int(di)) {
 			p.setObservation(int(di), o)
