@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/slum-fleet/slum"
 )
 
 func TestInternerKeepsOneCopyOfEachValue(t *testing.T) {
@@ -27,5 +29,45 @@ func TestInternerKeepsOneCopyOfEachValue(t *testing.T) {
 	}
 	if got := w.of(strings.Clone("s1")); unsafe.StringData(got) != unsafe.StringData(a) {
 		t.Fatal("a full interner lost the values it held")
+	}
+}
+
+// Instances read in the tenants' order share their tenant's copy of its
+// id, past tenants with no instances; an id the cursor does not find
+// (out of order, unknown, too far ahead) is kept as read, and the cursor
+// stays where it was.
+func TestTenantIDsShareTheTenantsCopy(t *testing.T) {
+	var tenants []slum.Tenant
+	for i := range 200 {
+		tenants = append(tenants, slum.Tenant{ID: "t" + strconv.Itoa(1000+i)})
+	}
+	id := func(i int) string { return strings.Clone(tenants[i].ID) }
+	for _, tc := range []struct {
+		name  string
+		reads []string
+		share []bool
+	}{
+		{"each tenant's instances in turn", []string{id(0), id(0), id(1), id(2), id(2)}, []bool{true, true, true, true, true}},
+		{"past tenants with none", []string{id(0), id(5), id(5 + tenantLookahead - 1)}, []bool{true, true, true}},
+		{"too far ahead", []string{id(0), id(tenantLookahead), id(1)}, []bool{true, false, true}},
+		{"unknown, then on", []string{id(0), "t9", id(1)}, []bool{true, false, true}},
+		{"behind the cursor", []string{id(3), id(1), id(4)}, []bool{true, false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := tenantIDs{tenants: tenants}
+			for i, read := range tc.reads {
+				got := ids.of(read)
+				if got != read {
+					t.Fatalf("read %q, got %q", read, got)
+				}
+				shared := false
+				for _, tn := range tenants {
+					shared = shared || unsafe.StringData(got) == unsafe.StringData(tn.ID)
+				}
+				if shared != tc.share[i] {
+					t.Errorf("read %d (%q): shares a tenant's copy %v, want %v", i, read, shared, tc.share[i])
+				}
+			}
+		})
 	}
 }
