@@ -33,9 +33,8 @@ func TestInternerKeepsOneCopyOfEachValue(t *testing.T) {
 }
 
 // Instances read in the tenants' order share their tenant's copy of its
-// id, past tenants with no instances; an id the cursor does not find
-// (out of order, unknown, too far ahead) is kept as read, and the cursor
-// stays where it was.
+// id, past any run of tenants with no instances; an id not among the
+// tenants, or behind the cursor, is kept as read, and the cursor stays.
 func TestTenantIDsShareTheTenantsCopy(t *testing.T) {
 	var tenants []slum.Tenant
 	for i := range 200 {
@@ -48,10 +47,11 @@ func TestTenantIDsShareTheTenantsCopy(t *testing.T) {
 		share []bool
 	}{
 		{"each tenant's instances in turn", []string{id(0), id(0), id(1), id(2), id(2)}, []bool{true, true, true, true, true}},
-		{"past tenants with none", []string{id(0), id(5), id(5 + tenantLookahead - 1)}, []bool{true, true, true}},
-		{"too far ahead", []string{id(0), id(tenantLookahead), id(1)}, []bool{true, false, true}},
-		{"unknown, then on", []string{id(0), "t9", id(1)}, []bool{true, false, true}},
-		{"behind the cursor", []string{id(3), id(1), id(4)}, []bool{true, false, true}},
+		{"past a few tenants with none", []string{id(0), id(tenantLookahead - 1), id(tenantLookahead)}, []bool{true, true, true}},
+		{"past a long run of tenants with none", []string{id(0), id(150), id(151), id(199)}, []bool{true, true, true, true}},
+		{"unknown, then on", []string{id(0), "t9", "t1000x", id(1)}, []bool{true, false, false, true}},
+		{"behind the cursor", []string{id(30), id(1), id(31)}, []bool{true, false, true}},
+		{"past the last", []string{id(199), "t9999", id(199)}, []bool{true, false, true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ids := tenantIDs{tenants: tenants}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open Opener) {
 		{"APITokens", APITokens},
 		{"APITokenInputIsChecked", APITokenInputIsChecked},
 		{"OverviewCounts", OverviewCounts},
+		{"SnapshotSharesRepeatedStrings", SnapshotSharesRepeatedStrings},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, open) })
 	}
