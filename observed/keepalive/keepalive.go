@@ -6,8 +6,8 @@
 // Go's http.Transport spends most of the client's CPU on what these calls
 // do not need (a reader and a writer goroutine per connection, channel
 // hand-offs and a cancellation watcher per request). Here the caller's
-// goroutine writes the request and reads the answer itself, with the
-// connection's reused buffers. TLS, streams and anything else stay with
+// goroutine writes the request and reads the answer itself, through
+// buffers the pool lends each call. TLS, streams and anything else stay with
 // net/http; an answer whose head is not the common kind (a Content-Length,
 // no Transfer-Encoding) is read by http.ReadResponse from the same bytes.
 package keepalive
@@ -86,7 +86,14 @@ func (p *Pool) lend(c *conn) {
 	c.buf = b
 }
 
-// reclaim takes back c's buffers, which hold nothing c still needs.
+// discard closes c, off a call, and takes back its buffers.
+func (p *Pool) discard(c *conn) {
+	p.reclaim(c)
+	c.nc.Close()
+}
+
+// reclaim takes back c's buffers, which hold nothing c still needs (what
+// is left in them is dropped).
 func (p *Pool) reclaim(c *conn) {
 	b := c.buf
 	c.buf = nil
@@ -146,11 +153,11 @@ func (p *Pool) Do(ctx context.Context, req *Request, body *bytes.Buffer, limit i
 			if reuse {
 				p.put(c)
 			} else {
-				c.nc.Close()
+				p.discard(c)
 			}
 			return status, nil
 		}
-		c.nc.Close()
+		p.discard(c)
 		var stale *staleError
 		if errors.As(err, &stale) {
 			if c.reused {
@@ -258,7 +265,7 @@ func (p *Pool) takeIdle(addr string) *conn {
 func (p *Pool) put(c *conn) {
 	if c.buf.br.Buffered() > 0 {
 		// Bytes past the answer: the next call would read them as its own.
-		c.nc.Close()
+		p.discard(c)
 		return
 	}
 	p.reclaim(c)

@@ -489,11 +489,15 @@ func TestIdleConnectionsHoldNoBuffers(t *testing.T) {
 	if len(idle) != 4 || s.conns.Load() != 4 {
 		t.Fatalf("%d idle of %d connections, want 4 of 4", len(idle), s.conns.Load())
 	}
-	for range 3 {
-		b, _ := p.buffers.Get().(*buffers)
-		if b != nil && cap(b.out) > maxKeptRequest {
-			t.Fatalf("the pool kept a request buffer of %d bytes", cap(b.out))
-		}
+	// The pool may drop what it is given (it does at random under -race),
+	// so what it keeps is checked as it is given back.
+	c := &conn{}
+	p.lend(c)
+	b := c.buf
+	b.out = append(b.out, big.Body...)
+	p.reclaim(c)
+	if c.buf != nil || cap(b.out) > maxKeptRequest {
+		t.Fatalf("reclaimed, a connection still holds buffers (%v) or the pool a request buffer of %d bytes", c.buf != nil, cap(b.out))
 	}
 	for i := range 8 {
 		if _, body, err := call(t, p, &Request{Method: http.MethodPost, Addr: s.host(), Host: s.host(), Path: "/again", Body: []byte("abc")}); err != nil || body != "/again 3" {
