@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"math"
 	"time"
 
 	"github.com/slum-fleet/slum"
@@ -70,7 +71,10 @@ func (l *Ledger) entry(t time.Time) LedgerEntry {
 	if !l.epochSet {
 		l.epoch, l.epochSet = t, true
 	}
-	return LedgerEntry{stamp: int64(t.Sub(l.epoch)) << 1}
+	// Shifted, a stamp holds ±146 years: a time beyond (a zero time.Time)
+	// reads as that far, not wrapped around.
+	const limit = time.Duration(math.MaxInt64 >> 1)
+	return LedgerEntry{stamp: int64(max(-limit, min(t.Sub(l.epoch), limit))) << 1}
 }
 
 // Touched is when slum last acted on the copy of e.

@@ -101,6 +101,11 @@ func TestLedgerKeepsBusyMarksOfPlacedCopies(t *testing.T) {
 			t.Errorf("%s: the server's version moved: %v, want %v", st.what, moved, st.changes)
 		}
 	}
+	// A time too far to hold reads as long ago, not wrapped around.
+	l.Add(slum.Placement{ServerID: "s1", Name: b}, time.Time{})
+	if e := l.Owned("s1")[b]; !l.Touched(e).Before(t0.AddDate(-100, 0, 0)) || e.busy() {
+		t.Fatalf("placed at the zero time, read as touched at %v (busy %v)", l.Touched(e), e.busy())
+	}
 	// The mark shares the entry with the time, which stays exact.
 	if e, want := l.Owned("s1")[a], t0.Add(-time.Hour-time.Nanosecond); !l.Touched(e).Equal(want) {
 		t.Fatalf("placed anew at %v, touched %v", want, l.Touched(e))

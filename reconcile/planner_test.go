@@ -819,6 +819,31 @@ func TestPlannerReuseIsInvisible(t *testing.T) {
 		in := sc.input()
 		planReused(t, in, Planner{}.Plan(in))
 	}
+	// A quiet server whose instances all read differently, with the fleet
+	// indexed anew at the same revision (the previous plan's observations
+	// point into the old index): a part taken from the previous plan has
+	// each instance's own observation, on the new index.
+	deg, failed, moved, onDemand := name("d:prod", ""), name("f:prod", ""), name("m:prod", ""), name("o:prod", "")
+	in := scenario{servers: []srv{{id: "s1", runs: []string{runs[0], deg + "=degraded", failed + "=failed", moved}}, {id: "s2"}},
+		instances: []ins{insts[0], {key: "d:prod", server: "s1"}, {key: "f:prod", server: "s1"}, {key: "m:prod", server: "s1", home: "s2"},
+			{key: "o:prod", server: "s1", onDemand: true}, {key: "s:prod", server: "s1", stopped: true}},
+		ledger: []string{ledger[0], "s1/" + deg, "s1/" + failed, "s1/" + moved, "s1/" + onDemand}}.input()
+	first := Planner{}.Plan(in)
+	in.Fleet = NewFleet(in.Fleet.Snapshot)
+	again := planReused(t, in, first)
+	if again.Serving.At(0) != first.Serving.At(0) {
+		t.Fatal("the plan took none of the previous plan's shares") // it takes every server's, so its decisions too
+	}
+	seen := map[string]bool{}
+	for i, o := range again.Observations.All() {
+		if o.Instance != &in.Fleet.Desired[i] {
+			t.Fatalf("observation %d is of %v, not of the new index's %s", i, o.Instance, in.Fleet.Desired[i].Key)
+		}
+		seen[fmt.Sprintf("%s %s %q", o.Phase(), o.Health, o.Message)] = true
+	}
+	if len(seen) != 6 {
+		t.Fatalf("%d kinds of observation, want 6: %v", len(seen), seen)
+	}
 }
 
 // A plan where nothing changed shares the previous plan's observations
