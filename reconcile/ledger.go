@@ -133,7 +133,7 @@ func (l *Ledger) Owns(server, name string) bool {
 	return ok
 }
 
-// Busy reports whether an action on a copy is queued or in flight.
+// Busy reports whether an action on a placed copy is queued or in flight.
 func (l *Ledger) Busy(server, name string) bool { return l.Owned(server)[name].busy() }
 
 // version changes with every change of a server's entries and is never
